@@ -1,0 +1,171 @@
+"""The Nucleus error tree.
+
+Every error raised by Nucleus or a well-behaved plugin derives from :class:`NucleusError`.
+Each class carries a stable machine-readable ``code`` (used by the HTTP server and the CLI's
+``--json`` output) so callers never have to match on message text. Messages never contain
+secrets (tokens, key material, session ids).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class NucleusError(Exception):
+    """Root of every Nucleus error."""
+
+    code: ClassVar[str] = "nucleus_error"
+
+
+class ConfigurationError(NucleusError):
+    """The ledger or a plugin was configured wrongly (bad URL, unknown option, bad path...)."""
+
+    code = "configuration_error"
+
+
+class PluginError(NucleusError):
+    """A plugin could not be found, imported or validated."""
+
+    code = "plugin_error"
+
+    def __init__(self, message: str, *, plugin_name: str, distribution: str | None = None) -> None:
+        dist = f" (distribution {distribution})" if distribution else ""
+        super().__init__(f"plugin {plugin_name!r}{dist}: {message}")
+        self.plugin_name = plugin_name
+        self.distribution = distribution
+
+
+class ValidationError(NucleusError, ValueError):
+    """An input value is not acceptable. ``field`` names the offending field."""
+
+    code = "validation_error"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+
+
+class RecordValidationError(ValidationError):
+    """A record (id, stream, timestamp, payload or meta) is not acceptable."""
+
+    code = "invalid_record"
+
+
+class RecordTooLargeError(RecordValidationError):
+    """A record's canonical encoding is larger than the ledger allows."""
+
+    code = "record_too_large"
+
+
+class QueryError(ValidationError):
+    """A query's filters, limit or cursor are not acceptable."""
+
+    code = "invalid_query"
+
+
+class StorageError(NucleusError):
+    """The storage backend failed."""
+
+    code = "storage_error"
+
+
+class StorageUnavailableError(StorageError):
+    """The storage backend cannot be reached (server down, file not openable)."""
+
+    code = "storage_unavailable"
+
+
+class IntegrityError(StorageError):
+    """Stored history does not verify. ``seq`` is the first bad sequence number."""
+
+    code = "integrity_error"
+
+    def __init__(self, message: str, *, seq: int | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.seq = seq
+        self.reason = reason or message
+
+
+class ConflictError(StorageError):
+    """A write conflicted with another writer or with existing data."""
+
+    code = "conflict"
+
+
+class DuplicateRecordError(ConflictError):
+    """A record id already exists in the ledger (ids are unique and never overwritten)."""
+
+    code = "duplicate_record"
+
+    def __init__(self, record_id: str) -> None:
+        super().__init__(f"record id {record_id!r} already exists in this ledger")
+        self.record_id = record_id
+
+
+class ReadOnlyLedgerError(StorageError):
+    """A write was attempted on a ledger opened read-only (for example without verification)."""
+
+    code = "read_only"
+
+
+class LedgerClosedError(NucleusError):
+    """The ledger was used after ``close()``."""
+
+    code = "ledger_closed"
+
+
+class AuthenticationError(NucleusError):
+    """Who is asking could not be established."""
+
+    code = "unauthenticated"
+
+
+class MissingRequesterError(AuthenticationError):
+    """A read or write did not name its requester (no context, or an empty principal)."""
+
+    code = "missing_requester"
+
+
+class TokenInvalidError(AuthenticationError):
+    """A token is of a parser's kind but is not valid. The message never contains the token."""
+
+    code = "invalid_token"
+
+
+class TokenExpiredError(TokenInvalidError):
+    """A token is of a parser's kind, was valid, and has expired."""
+
+    code = "token_expired"
+
+
+class AuthorizationError(NucleusError):
+    """The requester is known but not allowed to do this."""
+
+    code = "forbidden"
+
+
+class AccessDeniedError(AuthorizationError):
+    """Access control refused an action on a resource."""
+
+    code = "access_denied"
+
+
+class ModuleError(NucleusError):
+    """A module failed in a lifecycle hook or refused a record. ``module_id`` names it."""
+
+    code = "module_error"
+
+    def __init__(self, message: str, *, module_id: str) -> None:
+        super().__init__(f"module {module_id!r}: {message}")
+        self.module_id = module_id
+
+
+class RecordRejectedError(ModuleError, ValidationError):
+    """A module refused a record in one of its streams; nothing was written."""
+
+    code = "record_rejected"
+
+    def __init__(self, message: str, *, module_id: str, record_id: str | None = None) -> None:
+        ModuleError.__init__(self, message, module_id=module_id)
+        self.field = None
+        self.record_id = record_id

@@ -1,0 +1,508 @@
+"""The ledger: hash-chained records in named streams, on a pluggable storage backend."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+import pluggy
+
+from .access import AccessPolicy, AuthenticatedPolicy
+from .context import RequestContext, require_context
+from .errors import (
+    ConfigurationError,
+    DuplicateRecordError,
+    IntegrityError,
+    LedgerClosedError,
+    NucleusError,
+    PluginError,
+    ReadOnlyLedgerError,
+    RecordTooLargeError,
+    RecordValidationError,
+    ValidationError,
+)
+from .hashing import GENESIS_HASH, entry_hash_with_prefix, is_hash, preimage_prefix, validate_ledger_id
+from .modules import LedgerRuntime, Module, ModuleContext, ModuleRegistry
+from .plugins import ENTRY_POINT_GROUP, _entry_points, build_plugin_manager, call_registration, load_entry_point_plugin
+from .query import QueryFilters, QueryResult, filters_from, page
+from .records import DEFAULT_MAX_RECORD_BYTES, Entry, Record, validate_stream
+from .specs import AclProviderSpec, ModuleSpec, PluginContext, StorageBackendSpec, TokenParserSpec
+from .storage import ChainHead, MemoryStorage, StorageBackend, StoredEntry, WriteTransaction
+from .verify import VerificationReport, verify_entries
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH_SIZE = 10000
+"""Most records one ``append_batch`` may carry."""
+
+DEFAULT_SQLITE_FILE = "nucleus.db"
+"""The embedded default: ``sqlite:///./nucleus.db`` in the working directory."""
+
+DEVELOPMENT = "development"
+PRODUCTION = "production"
+
+
+def current_environment(value: str | None = None) -> str:
+    """``"development"`` only when ``value`` (or ``NUCLEUS_ENV``) is exactly ``development``;
+    anything else, unset included, is production."""
+    raw = value if value is not None else os.environ.get("NUCLEUS_ENV")
+    return DEVELOPMENT if raw == DEVELOPMENT else PRODUCTION
+
+
+@attrs.frozen(kw_only=True)
+class LedgerConfig:
+    """Everything a ledger is opened with.
+
+    ``storage``: a URL (``memory://``, ``sqlite:///path``, ``postgresql://...``), an unopened
+    backend (e.g. ``sqlite_storage(path)``) or None for the embedded default. ``plugins``:
+    entry-point names (or plugin objects) to enable, nothing else is loaded. ``settings``: per
+    plugin / module settings keyed by name. ``verify_on_open``: verify the stored chain when
+    opening (default); without it a persistent ledger opens read-only. ``admins``: principal OIDs
+    an access-control provider treats as administrators. ``environment``: ``development`` or
+    ``production`` (default from ``NUCLEUS_ENV``; unset means production).
+    """
+
+    id: str = attrs.field(validator=lambda _i, _a, v: validate_ledger_id(v))
+    storage: str | StorageBackend | None = None
+    plugins: tuple[Any, ...] = attrs.field(default=(), converter=tuple)
+    settings: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    verify_on_open: bool = True
+    max_record_bytes: int = attrs.field(default=DEFAULT_MAX_RECORD_BYTES)
+    admins: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    environment: str = attrs.field(default=None, converter=current_environment)
+    storage_options: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @max_record_bytes.validator
+    def _check_max(self, _a: object, value: int) -> None:
+        if type(value) is not int or not 64 <= value <= 64 * 1024 * 1024:
+            raise ConfigurationError("max_record_bytes must be an integer from 64 to 64 MiB")
+
+
+def create_ledger(**kwargs: Any) -> Ledger:
+    """Open (creating if needed) a ledger. Keyword arguments are the fields of :class:`LedgerConfig`.
+
+    The ledger is a context manager; leaving the block closes it.
+    """
+    try:
+        config = LedgerConfig(**kwargs)
+    except TypeError as err:
+        raise ConfigurationError(str(err)) from None
+    return Ledger(config)
+
+
+def _resolve_storage_url(url: str | None) -> str:
+    if url is None:
+        return f"sqlite:///{DEFAULT_SQLITE_FILE}"
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigurationError(f"storage must be a URL such as memory://, sqlite:///path or postgresql://...; got {url!r}")
+    return url
+
+
+SCHEME_DISTRIBUTIONS = {"sqlite": "nucleus-storage-sqlite", "postgresql": "nucleus-storage-postgres", "postgres": "nucleus-storage-postgres"}
+
+
+class Ledger:
+    """A verifiable ledger. Create it with :func:`create_ledger`.
+
+    Thread-safe: appends are serialized; reads may run concurrently.
+    """
+
+    def __init__(self, config: LedgerConfig) -> None:
+        self.config = config
+        self.id = config.id
+        self._lock = threading.RLock()
+        self._closed = False
+        self._prefix = preimage_prefix(config.id)
+        self._read_only = False
+        self.plugin_manager: pluggy.PluginManager = build_plugin_manager(config.plugins)
+        self._storage = self._open_storage()
+        self._registry = ModuleRegistry()
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+        try:
+            self._storage.open(config.id, read_only=False)
+            if self._storage.persistent and config.verify_on_open:
+                report = self.verify()
+                if not report.ok:
+                    raise IntegrityError(
+                        f"ledger {config.id!r} does not verify at entry {report.first_bad_seq}: {report.reason}",
+                        seq=report.first_bad_seq,
+                        reason=report.reason,
+                    )
+            elif self._storage.persistent:
+                self._read_only = True
+                log.warning("ledger %r opened without verification: read-only", config.id)
+            self._policy = self._build_policy()
+            self.token_parsers = self._build_token_parser_specs()
+            self._build_modules()
+            self._policy.bind(self)
+            self._registry.init_all()
+            self._registry.start_all()
+        except BaseException:
+            self._registry.stop_all()
+            self._storage.close()
+            raise
+        self._finalizer = weakref.finalize(self, _shutdown, self._registry, self._storage)
+        try:
+            self.plugin_manager.hook.nucleus_ledger_opened(ledger=self)
+        except Exception:
+            self.close()
+            raise
+
+    # construction ------------------------------------------------------------------------
+    def plugin_context(self, name: str) -> PluginContext:
+        """The context handed to the factory of the plugin or module called ``name``."""
+        return PluginContext(
+            ledger_id=self.id,
+            environment=self.config.environment,
+            settings=dict(self.config.settings.get(name, {})),
+            storage=self._storage,
+        )
+
+    def _open_storage(self) -> StorageBackend:
+        storage = self.config.storage
+        if storage is not None and not isinstance(storage, str):
+            if not isinstance(storage, StorageBackend):
+                raise ConfigurationError(f"storage {type(storage).__name__} is not a StorageBackend")
+            return storage
+        url = _resolve_storage_url(storage)
+        scheme = urlsplit(url).scheme.lower()
+        if scheme == "memory":
+            return MemoryStorage(url)
+        pm = self.plugin_manager
+        specs = [s for s, _, _ in call_registration(pm, "nucleus_register_storage_backends", StorageBackendSpec)]
+        matching = [s for s in specs if scheme in s.schemes]
+        if not matching:
+            # The storage URL names its backend: load the entry point of that name (and only it).
+            ep_name = "postgresql" if scheme == "postgres" else scheme
+            available = _entry_points(ENTRY_POINT_GROUP)
+            if ep_name not in available:
+                dist = SCHEME_DISTRIBUTIONS.get(scheme)
+                what = "the embedded default (SQLite)" if storage is None else f"storage {scheme}://"
+                hint = f"; install it with: pip install {dist}" if dist else ""
+                raise ConfigurationError(f"{what} needs a storage plugin for {scheme}:// that is not installed{hint}")
+            load_entry_point_plugin(pm, ep_name, available=available)
+            specs = [s for s, _, _ in call_registration(pm, "nucleus_register_storage_backends", StorageBackendSpec)]
+            matching = [s for s in specs if scheme in s.schemes]
+            if not matching:
+                raise PluginError(f"registers no storage backend for {scheme}://", plugin_name=ep_name)
+        if len(matching) > 1:
+            raise ConfigurationError(f"several storage backends claim {scheme}://: {', '.join(s.name for s in matching)}")
+        try:
+            backend = matching[0].factory(url, dict(self.config.storage_options))
+        except NucleusError:
+            raise
+        except (ValueError, TypeError, OSError) as err:
+            raise ConfigurationError(f"storage {matching[0].name}: {err}") from err
+        return backend
+
+    def _build_policy(self) -> AccessPolicy:
+        specs = call_registration(self.plugin_manager, "nucleus_register_acl_providers", AclProviderSpec)
+        if not specs:
+            return AuthenticatedPolicy()
+        if len(specs) > 1:
+            names = ", ".join(s.name for s, _, _ in specs)
+            raise ConfigurationError(f"at most one access-control provider per ledger; enabled: {names}")
+        spec = specs[0][0]
+        policy = spec.factory(self.plugin_context(spec.name))
+        if not isinstance(policy, AccessPolicy):
+            raise PluginError("factory did not return an AccessPolicy", plugin_name=spec.name)
+        return policy
+
+    def _build_token_parser_specs(self) -> list[TokenParserSpec]:
+        specs = [s for s, _, _ in call_registration(self.plugin_manager, "nucleus_register_token_parsers", TokenParserSpec)]
+        names = [s.name for s in specs]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ConfigurationError(f"token parser(s) registered twice: {', '.join(sorted(dupes))}")
+        return specs
+
+    def _build_modules(self) -> None:
+        for spec, plugin_name, _ in call_registration(self.plugin_manager, "nucleus_register_modules", ModuleSpec):
+            try:
+                module = spec.factory(self.plugin_context(spec.id))
+            except NucleusError:
+                raise
+            except Exception as err:
+                raise PluginError(f"module {spec.id!r} factory failed: {type(err).__name__}: {err}", plugin_name=plugin_name) from err
+            if not isinstance(module, Module):
+                raise PluginError(f"module {spec.id!r} factory did not return a Module", plugin_name=plugin_name)
+            ctx = ModuleContext(
+                ledger=self,
+                settings=dict(self.config.settings.get(spec.id, {})),
+                logger=logging.getLogger(f"nucleus.module.{spec.id}"),
+            )
+            self._registry.register(module, ctx)
+
+    # properties ---------------------------------------------------------------------------
+    @property
+    def storage(self) -> StorageBackend:
+        """The storage backend (for plugins that keep their tables beside the ledger)."""
+        return self._storage
+
+    @property
+    def modules(self) -> ModuleRegistry:
+        """This ledger's module registry."""
+        return self._registry
+
+    @property
+    def runtime(self) -> LedgerRuntime:
+        """A read-only view of the modules: list and get only."""
+        return self._registry.runtime()
+
+    @property
+    def policy(self) -> AccessPolicy:
+        """The access policy in force (the ACL provider's, or any-authenticated-requester)."""
+        return self._policy
+
+    @property
+    def read_only(self) -> bool:
+        return self._read_only
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # lifecycle ----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop modules (each exactly once, errors logged) and close storage. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            self.plugin_manager.hook.nucleus_ledger_closing(ledger=self)
+        except Exception:  # noqa: BLE001 - close never raises on plugin failures
+            log.exception("a plugin failed in nucleus_ledger_closing")
+        if self._finalizer is not None:
+            self._finalizer()
+        else:
+            _shutdown(self._registry, self._storage)
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LedgerClosedError(f"ledger {self.id!r} is closed")
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self._read_only:
+            raise ReadOnlyLedgerError(
+                f"ledger {self.id!r} was opened without verification and is read-only; open it with verify_on_open=True to write"
+            )
+
+    # writes -------------------------------------------------------------------------------
+    def append(self, record: Record, context: RequestContext) -> Entry:
+        """Append one record; returns its entry. See :meth:`append_batch`."""
+        return self.append_batch([record], context)[0]
+
+    def append_batch(self, records: Sequence[Record], context: RequestContext) -> list[Entry]:
+        """Append records atomically, in order: all are committed or none is.
+
+        Refused before anything is written: no requester, a record that is not a :class:`Record`,
+        a system stream, a record over the size limit, ids repeated in the batch or already in
+        the ledger, a module's refusal, access control's refusal.
+        """
+        ctx = require_context(context)
+        self._check_writable()
+        batch = self._check_batch(records)
+        for record in batch:
+            validate_stream(record.stream)
+        return self._write(batch, ctx, within=None)
+
+    def append_system(
+        self,
+        records: Sequence[Record],
+        context: RequestContext,
+        *,
+        within: Callable[[WriteTransaction], None] | None = None,
+    ) -> list[Entry]:
+        """For plugins: append records to system streams (leading ``_``), calling ``within(tx)`` in the
+        same storage transaction before commit. Access control and modules are not consulted: the
+        calling plugin is responsible for its own checks. Everything commits together or not at all."""
+        ctx = require_context(context)
+        self._check_writable()
+        batch = self._check_batch(records)
+        for record in batch:
+            if not record.stream.startswith("_"):
+                raise RecordValidationError(f"{record.stream!r} is not a system stream", field="stream")
+        return self._write(batch, ctx, within=within, system=True)
+
+    def _check_batch(self, records: Sequence[Record]) -> list[Record]:
+        if isinstance(records, (Record, str, bytes, Mapping)):
+            raise ValidationError("append_batch takes a list of Record", field="records")
+        batch = list(records)
+        if not batch:
+            raise ValidationError("a batch needs at least one record", field="records")
+        if len(batch) > MAX_BATCH_SIZE:
+            raise ValidationError(f"a batch holds at most {MAX_BATCH_SIZE} records, got {len(batch)}", field="records")
+        seen: set[str] = set()
+        limit = self.config.max_record_bytes
+        for i, record in enumerate(batch):
+            if not isinstance(record, Record):
+                raise ValidationError(f"item {i} is a {type(record).__name__}, not a Record", field="records")
+            if record.id in seen:
+                raise DuplicateRecordError(record.id)
+            seen.add(record.id)
+            if record.size > limit:
+                raise RecordTooLargeError(
+                    f"record {record.id!r} is {record.size} bytes canonical; this ledger allows {limit}", field="record"
+                )
+        return batch
+
+    def _write(
+        self,
+        batch: list[Record],
+        ctx: RequestContext,
+        *,
+        within: Callable[[WriteTransaction], None] | None,
+        system: bool = False,
+    ) -> list[Entry]:
+        with self._lock:
+            self._check_writable()
+            if not system:
+                self._registry.validate(batch, ctx)
+            with self._storage.write() as tx:
+                existing = tx.existing_ids([r.id for r in batch])
+                if existing:
+                    raise DuplicateRecordError(sorted(existing)[0])
+                if not system:
+                    self._policy.authorize_append(batch, ctx, tx)
+                entries = self._chain(tx.head(), batch)
+                tx.insert([_stored(e) for e in entries])
+                if within is not None:
+                    within(tx)
+                if not system:
+                    self._policy.after_append(entries, ctx, tx)
+        self._registry.after_append(entries, ctx)
+        return entries
+
+    def _chain(self, head: ChainHead | None, batch: list[Record]) -> list[Entry]:
+        seq = head.seq if head else 0
+        prev = head.hash if head else GENESIS_HASH
+        prefix = self._prefix
+        out: list[Entry] = []
+        for record in batch:
+            seq += 1
+            canonical = record.canonical
+            h = entry_hash_with_prefix(prefix, seq, prev, canonical)
+            out.append(Entry(seq=seq, hash=h, prev_hash=prev, record=record, canonical=canonical))
+            prev = h
+        return out
+
+    # reads --------------------------------------------------------------------------------
+    def get(self, entry_hash: str, context: RequestContext) -> Entry | None:
+        """The entry with this hash, or None when absent or not readable by the requester."""
+        ctx = require_context(context)
+        self._check_open()
+        if not is_hash(entry_hash):
+            raise ValidationError("must be 64 lowercase hex characters", field="hash")
+        return self._readable(self._storage.get_by_hash(entry_hash), ctx)
+
+    def get_by_id(self, record_id: str, context: RequestContext) -> Entry | None:
+        """The entry of this record id, or None when absent or not readable by the requester."""
+        ctx = require_context(context)
+        self._check_open()
+        if not isinstance(record_id, str) or not record_id:
+            raise ValidationError("must be a non-empty string", field="record_id")
+        return self._readable(self._storage.get_by_id(record_id), ctx)
+
+    def query(self, filters: QueryFilters | Mapping[str, Any] | None, context: RequestContext) -> QueryResult:
+        """Entries matching ``filters`` that the requester may read, a page at a time in seq order."""
+        ctx = require_context(context)
+        self._check_open()
+        parsed = filters_from(filters)
+        squery = parsed.to_storage_query()
+        rows = self._policy.query(self._storage, squery, ctx)
+        return page([entry_from_stored(r) for r in rows], parsed.limit)
+
+    def _readable(self, row: StoredEntry | None, ctx: RequestContext) -> Entry | None:
+        if row is None or not self._policy.can_read(row, ctx):
+            return None
+        return entry_from_stored(row)
+
+    def iter_entries(self, context: RequestContext, *, from_seq: int = 1) -> Iterable[Entry]:
+        """Every entry the requester may read, in seq order, streamed (for export)."""
+        ctx = require_context(context)
+        self._check_open()
+        for row in self._storage.iter_entries(from_seq):
+            if self._policy.can_read(row, ctx):
+                yield entry_from_stored(row)
+
+    # chain state --------------------------------------------------------------------------
+    def length(self) -> int:
+        """Number of entries (the seq of the latest entry), as committed in storage now."""
+        self._check_open()
+        head = self._storage.head()
+        return head.seq if head else 0
+
+    def latest_hash(self) -> str | None:
+        """Hash of the latest entry, or None for an empty ledger."""
+        self._check_open()
+        head = self._storage.head()
+        return head.hash if head else None
+
+    def has_storage(self) -> bool:
+        """True when entries outlive the process (a persistent backend)."""
+        return bool(self._storage.persistent)
+
+    def verify(self, *, progress: Callable[[int], None] | None = None) -> VerificationReport:
+        """Re-check the whole stored chain, streaming, in constant memory."""
+        if self._closed:
+            raise LedgerClosedError(f"ledger {self.id!r} is closed")
+        return verify_entries(self.id, self._storage.iter_entries(1), expected_count=self._storage.count(), progress=progress)
+
+    def verify_storage(self) -> VerificationReport:
+        """:meth:`verify`, then check that storage's head matches the last verified entry."""
+        report = self.verify()
+        if not report.ok:
+            return report
+        head = self._storage.head()
+        if (head.hash if head else None) != report.head_hash:
+            return VerificationReport(
+                ok=False,
+                entries_checked=report.entries_checked,
+                first_bad_seq=(head.seq if head else 1),
+                reason="storage head does not match the verified chain",
+                head_hash=report.head_hash,
+            )
+        return report
+
+
+def entry_from_stored(row: StoredEntry) -> Entry:
+    """Rebuild an :class:`Entry` from a stored row (the bytes are re-parsed and must be canonical)."""
+    record = Record.from_canonical(row.canonical, seq=row.seq)
+    return Entry(seq=row.seq, hash=row.hash, prev_hash=row.prev_hash, record=record, canonical=row.canonical)
+
+
+def _stored(entry: Entry) -> StoredEntry:
+    r = entry.record
+    return StoredEntry(
+        seq=entry.seq,
+        hash=entry.hash,
+        prev_hash=entry.prev_hash,
+        record_id=r.id,
+        stream=r.stream,
+        timestamp=r.timestamp,
+        canonical=entry.canonical,
+    )
+
+
+def _shutdown(registry: ModuleRegistry, storage: StorageBackend) -> None:
+    try:
+        registry.stop_all()
+    finally:
+        try:
+            storage.close()
+        except Exception:  # noqa: BLE001 - close is best effort
+            log.exception("closing storage failed")

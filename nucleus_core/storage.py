@@ -1,0 +1,245 @@
+"""The storage interface every backend implements, and the in-memory backend.
+
+A backend stores rows of :class:`StoredEntry` for one ledger. The ledger computes hashes; the
+backend keeps the bytes verbatim and serializes writers: :meth:`StorageBackend.write` opens an
+exclusive write transaction (across threads, processes and hosts, as far as the backend reaches)
+in which the ledger re-reads the head, chains the new entries and inserts them. Either the whole
+transaction commits or nothing does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+
+from .errors import ConfigurationError, DuplicateRecordError, ReadOnlyLedgerError, StorageError
+
+MAX_QUERY_LIMIT = 1000
+"""The largest page a query may ask for."""
+
+DEFAULT_QUERY_LIMIT = 100
+
+
+@attrs.frozen(kw_only=True)
+class StoredEntry:
+    """One stored row: the hashed bytes plus columns derived from them for indexes.
+
+    ``record_id``, ``stream`` and ``timestamp`` must equal the values inside ``canonical``;
+    verification checks that.
+    """
+
+    seq: int
+    hash: str
+    prev_hash: str
+    record_id: str
+    stream: str
+    timestamp: int
+    canonical: bytes = attrs.field(repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class ChainHead:
+    """The last committed entry: its sequence number and hash."""
+
+    seq: int
+    hash: str
+
+
+@attrs.frozen(kw_only=True)
+class StorageQuery:
+    """A validated query, as backends receive it. All filters are combined with AND.
+
+    ``streams`` / ``record_ids``: match any of them (None: no filter). ``since`` / ``until``:
+    timestamp range, ``since <= timestamp < until``. ``after_seq``: only entries with a larger
+    seq (the cursor). ``limit``: at most this many, in ascending seq order.
+    """
+
+    streams: tuple[str, ...] | None = None
+    record_ids: tuple[str, ...] | None = None
+    since: int | None = None
+    until: int | None = None
+    after_seq: int = 0
+    limit: int = DEFAULT_QUERY_LIMIT
+
+
+class WriteTransaction(Protocol):
+    """An open, exclusive write transaction. Obtained from :meth:`StorageBackend.write`."""
+
+    def head(self) -> ChainHead | None:
+        """The head as committed in storage, read inside this transaction (None when empty)."""
+
+    def insert(self, entries: Sequence[StoredEntry]) -> None:
+        """Insert entries (contiguous seqs after the head). A record id that exists already raises
+        :class:`~nucleus_core.errors.DuplicateRecordError`; the caller then lets the transaction roll back."""
+
+    def existing_ids(self, record_ids: Sequence[str]) -> set[str]:
+        """Which of ``record_ids`` are already stored, read inside this transaction."""
+
+
+@runtime_checkable
+class StorageBackend(Protocol):
+    """What a storage plugin provides. One instance serves one ledger."""
+
+    url: str
+    """A display form of where the data lives (never containing a password)."""
+
+    persistent: bool
+    """True when data outlives the process."""
+
+    def open(self, ledger_id: str, *, read_only: bool = False) -> None:
+        """Connect, create or migrate the schema, and bind to ``ledger_id``."""
+
+    def close(self) -> None:
+        """Release connections. Idempotent."""
+
+    def write(self) -> contextlib.AbstractContextManager[WriteTransaction]:
+        """An exclusive write transaction: commits when the block exits normally, rolls back otherwise."""
+
+    def head(self) -> ChainHead | None:
+        """The last committed entry (None when the ledger is empty)."""
+
+    def count(self) -> int:
+        """Number of stored entries."""
+
+    def get_by_hash(self, entry_hash: str) -> StoredEntry | None: ...
+
+    def get_by_id(self, record_id: str) -> StoredEntry | None: ...
+
+    def get_by_seq(self, seq: int) -> StoredEntry | None: ...
+
+    def range(self, from_seq: int, limit: int) -> list[StoredEntry]:
+        """Up to ``limit`` entries with ``seq >= from_seq`` in seq order."""
+
+    def iter_entries(self, from_seq: int = 1) -> Iterator[StoredEntry]:
+        """Every entry with ``seq >= from_seq`` in seq order, streamed in constant memory."""
+
+    def query(self, query: StorageQuery) -> list[StoredEntry]:
+        """Entries matching ``query`` in ascending seq order, at most ``query.limit``."""
+
+
+class MemoryStorage:
+    """Keeps entries in process memory: fast, and gone when the process ends (``memory://``)."""
+
+    persistent = False
+
+    def __init__(self, url: str = "memory://") -> None:
+        self.url = url
+        self._entries: list[StoredEntry] = []
+        self._by_hash: dict[str, StoredEntry] = {}
+        self._by_id: dict[str, StoredEntry] = {}
+        self._lock = threading.RLock()
+        self._ledger_id: str | None = None
+        self._read_only = False
+        self.extensions: dict[str, Any] = {}
+
+    def open(self, ledger_id: str, *, read_only: bool = False) -> None:
+        if self._ledger_id is not None and self._ledger_id != ledger_id:
+            raise ConfigurationError(
+                f"this memory storage belongs to ledger {self._ledger_id!r}, not {ledger_id!r}"
+            )
+        self._ledger_id = ledger_id
+        self._read_only = read_only
+
+    def close(self) -> None:
+        pass
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[_MemoryTransaction]:
+        if self._read_only:
+            raise ReadOnlyLedgerError("this ledger was opened read-only")
+        with self._lock:
+            tx = _MemoryTransaction(self)
+            yield tx
+            # Commit: only reached when the block did not raise.
+            for entry in tx.pending:
+                self._entries.append(entry)
+                self._by_hash[entry.hash] = entry
+                self._by_id[entry.record_id] = entry
+
+    def head(self) -> ChainHead | None:
+        with self._lock:
+            if not self._entries:
+                return None
+            last = self._entries[-1]
+            return ChainHead(seq=last.seq, hash=last.hash)
+
+    def count(self) -> int:
+        return len(self._entries)
+
+    def get_by_hash(self, entry_hash: str) -> StoredEntry | None:
+        return self._by_hash.get(entry_hash)
+
+    def get_by_id(self, record_id: str) -> StoredEntry | None:
+        return self._by_id.get(record_id)
+
+    def get_by_seq(self, seq: int) -> StoredEntry | None:
+        entries = self._entries
+        if 1 <= seq <= len(entries):
+            return entries[seq - 1]
+        return None
+
+    def range(self, from_seq: int, limit: int) -> list[StoredEntry]:
+        start = max(from_seq, 1) - 1
+        return self._entries[start : start + limit]
+
+    def iter_entries(self, from_seq: int = 1) -> Iterator[StoredEntry]:
+        i = max(from_seq, 1) - 1
+        entries = self._entries
+        while i < len(entries):
+            yield entries[i]
+            i += 1
+
+    def query(self, query: StorageQuery) -> list[StoredEntry]:
+        streams = set(query.streams) if query.streams is not None else None
+        if query.record_ids is not None:
+            candidates: Iterator[StoredEntry] | list[StoredEntry] = sorted(
+                (e for e in (self._by_id.get(r) for r in set(query.record_ids)) if e is not None),
+                key=lambda e: e.seq,
+            )
+        else:
+            candidates = self.iter_entries(query.after_seq + 1)
+        out: list[StoredEntry] = []
+        for e in candidates:
+            if e.seq <= query.after_seq:
+                continue
+            if streams is not None and e.stream not in streams:
+                continue
+            if query.since is not None and e.timestamp < query.since:
+                continue
+            if query.until is not None and e.timestamp >= query.until:
+                continue
+            out.append(e)
+            if len(out) >= query.limit:
+                break
+        return out
+
+
+class _MemoryTransaction:
+    def __init__(self, storage: MemoryStorage) -> None:
+        self._storage = storage
+        self.pending: list[StoredEntry] = []
+
+    def head(self) -> ChainHead | None:
+        if self.pending:
+            last = self.pending[-1]
+            return ChainHead(seq=last.seq, hash=last.hash)
+        return self._storage.head()
+
+    def existing_ids(self, record_ids: Sequence[str]) -> set[str]:
+        pending = {e.record_id for e in self.pending}
+        return {r for r in record_ids if r in self._storage._by_id or r in pending}
+
+    def insert(self, entries: Sequence[StoredEntry]) -> None:
+        known = self.existing_ids([e.record_id for e in entries])
+        if known:
+            raise DuplicateRecordError(sorted(known)[0])
+        expected = (self.head().seq if self.head() else 0) + 1
+        for e in entries:
+            if e.seq != expected:
+                raise StorageError(f"entry seq {e.seq} does not follow the head (expected {expected})")
+            expected += 1
+        self.pending.extend(entries)

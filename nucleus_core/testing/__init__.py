@@ -1,0 +1,16 @@
+"""Test helpers for plugin authors: the storage conformance suite.
+
+A storage backend distribution runs the same suite as every other backend::
+
+    from nucleus_core.testing import StorageConformance
+
+    class TestMyBackend(StorageConformance):
+        @pytest.fixture
+        def storage_factory(self, tmp_path):
+            # return a callable making a fresh, unopened backend over the SAME data each call
+            return lambda: MyBackend(tmp_path / "x")
+"""
+
+from .conformance import StorageConformance, make_context, make_record
+
+__all__ = ["StorageConformance", "make_context", "make_record"]

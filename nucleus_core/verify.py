@@ -1,0 +1,84 @@
+"""Streaming verification of a stored chain, in constant memory."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+
+import attrs
+
+from .hashing import GENESIS_HASH, entry_hash_with_prefix, preimage_prefix
+from .storage import StoredEntry
+
+
+@attrs.frozen(kw_only=True)
+class VerificationReport:
+    """The outcome of verifying a chain.
+
+    ``ok``: everything checked out. ``entries_checked``: entries that verified before the first
+    problem (all of them when ok). ``first_bad_seq`` / ``reason``: where and what the first problem
+    is (None when ok). ``head_hash``: hash of the last good entry (None for an empty ledger).
+    """
+
+    ok: bool
+    entries_checked: int
+    first_bad_seq: int | None = None
+    reason: str | None = None
+    head_hash: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return attrs.asdict(self)
+
+
+def verify_entries(
+    ledger_id: str,
+    rows: Iterable[StoredEntry],
+    *,
+    expected_count: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    progress_every: int = 10000,
+) -> VerificationReport:
+    """Check seq continuity, hash links, every hash, and that the derived columns match the bytes.
+
+    ``rows`` must come in seq order. ``expected_count``, when given, is the count storage reports;
+    entries it claims but the stream lacks are reported as missing.
+    """
+    prefix = preimage_prefix(ledger_id)
+    prev = GENESIS_HASH
+    expected = 1
+    loads = json.loads
+    head: str | None = None
+
+    def bad(seq: int, reason: str) -> VerificationReport:
+        return VerificationReport(
+            ok=False, entries_checked=seq - 1, first_bad_seq=seq, reason=reason, head_hash=head
+        )
+
+    for row in rows:
+        seq = row.seq
+        if seq != expected:
+            if seq > expected:
+                return bad(expected, f"entry {expected} is missing (next stored entry is {seq})")
+            return bad(seq, f"entry {seq} appears again or out of order after entry {expected - 1}")
+        if row.prev_hash != prev:
+            return bad(seq, f"prev_hash does not link to entry {seq - 1}")
+        canonical = row.canonical
+        if entry_hash_with_prefix(prefix, seq, prev, canonical) != row.hash:
+            return bad(seq, "hash mismatch: the stored bytes or position of this entry changed")
+        try:
+            doc = loads(canonical)
+            if doc["id"] != row.record_id:
+                return bad(seq, "record id column does not match the stored bytes")
+            if doc["stream"] != row.stream:
+                return bad(seq, "stream column does not match the stored bytes")
+            if doc["timestamp"] != row.timestamp or type(doc["timestamp"]) is not int:
+                return bad(seq, "timestamp column does not match the stored bytes")
+        except (ValueError, KeyError, TypeError):
+            return bad(seq, "stored bytes are not a record")
+        prev = head = row.hash
+        expected += 1
+        if progress is not None and seq % progress_every == 0:
+            progress(seq)
+    if expected_count is not None and expected_count != expected - 1:
+        return bad(expected, f"storage counts {expected_count} entries but the chain has {expected - 1}")
+    return VerificationReport(ok=True, entries_checked=expected - 1, head_hash=head)

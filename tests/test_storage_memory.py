@@ -1,0 +1,14 @@
+"""The in-memory backend passes the storage conformance suite."""
+
+from __future__ import annotations
+
+import pytest
+
+from nucleus_core import MemoryStorage
+from nucleus_core.testing import StorageConformance
+
+
+class TestMemoryStorage(StorageConformance):
+    @pytest.fixture
+    def storage_factory(self):
+        return lambda: MemoryStorage()

@@ -72,7 +72,9 @@ def nucleus_register_commands(cli: click.Group) -> None:
 
     :param cli: the root click group; call ``cli.add_command(...)``.
 
-    Called only for plugins the CLI invocation enabled (``--plugin``) or, for listing, installed.
+    Called by the ``nucleus`` command for every installed plugin of the entry-point group
+    ``nucleus.cli`` (command plugins are active once installed), each with its own group: commands
+    that already exist are not replaced, and a plugin that fails is reported by name.
 
     .. versionadded:: 0.1
     """

@@ -10,6 +10,7 @@ and its distribution.
 from __future__ import annotations
 
 import importlib.metadata as md
+import inspect
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -41,17 +42,42 @@ def _dist_name(ep: md.EntryPoint) -> str | None:
     return dist.metadata["Name"] if dist is not None else None
 
 
-def new_plugin_manager() -> pluggy.PluginManager:
+HOOK_PREFIX = "nucleus_"
+"""Every Nucleus hook name starts with this prefix."""
+
+
+class NucleusPluginManager(pluggy.PluginManager):
+    """A pluggy manager with the Nucleus hookspecs that also remembers, for error messages, which
+    distribution each plugin was loaded from. One per ledger (and one per CLI invocation)."""
+
+    def __init__(self) -> None:
+        super().__init__(hookspecs.PROJECT_NAME)
+        self.add_hookspecs(hookspecs)
+        self.distributions: dict[str, str | None] = {}
+
+    def distribution_of(self, name: str) -> str | None:
+        """The distribution the plugin registered as ``name`` came from (None when not from an entry point)."""
+        return self.distributions.get(name)
+
+
+def new_plugin_manager() -> NucleusPluginManager:
     """A fresh manager with the Nucleus hookspecs and nothing registered."""
-    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
-    pm.add_hookspecs(hookspecs)
-    return pm
+    return NucleusPluginManager()
 
 
 def load_entry_point_plugin(
-    pm: pluggy.PluginManager, name: str, *, group: str = ENTRY_POINT_GROUP, available: dict[str, list[md.EntryPoint]] | None = None
+    pm: pluggy.PluginManager,
+    name: str,
+    *,
+    group: str = ENTRY_POINT_GROUP,
+    available: dict[str, list[md.EntryPoint]] | None = None,
 ) -> Any:
-    """Import the entry point ``name`` of ``group`` and register it on ``pm`` under that name."""
+    """Import the entry point ``name`` of ``group`` and register it on ``pm`` under that name.
+
+    Raises :class:`PluginError` naming the plugin (and its distribution when known) when the entry
+    point is not installed, is provided by several distributions, fails to import, or does not
+    validate against the hookspecs.
+    """
     if pm.get_plugin(name) is not None:
         return pm.get_plugin(name)
     eps = (available if available is not None else _entry_points(group)).get(name)
@@ -66,28 +92,63 @@ def load_entry_point_plugin(
     dist = _dist_name(ep)
     try:
         plugin = ep.load()
-    except Exception as err:  # noqa: BLE001 - any import failure must name the plugin
-        raise PluginError(f"failed to import {ep.value}: {type(err).__name__}: {err}", plugin_name=name, distribution=dist) from err
+    except Exception as err:
+        raise PluginError(
+            f"failed to import {ep.value}: {type(err).__name__}: {err}", plugin_name=name, distribution=dist
+        ) from err
     register_plugin(pm, plugin, name=name, distribution=dist)
     return plugin
 
 
-def register_plugin(pm: pluggy.PluginManager, plugin: Any, *, name: str | None = None, distribution: str | None = None) -> None:
-    """Register an already-imported plugin object, validating its hooks against the specs."""
+def _undecorated_hooks(pm: pluggy.PluginManager, plugin: Any) -> list[str]:
+    """Functions named like hooks (``nucleus_...``) that lack the ``@hookimpl`` marker: pluggy would
+    silently ignore them, which hides a forgotten decorator."""
+    found = []
+    for attr in dir(plugin):
+        if not attr.startswith(HOOK_PREFIX):
+            continue
+        value = getattr(plugin, attr, None)
+        if inspect.isroutine(value) and pm.parse_hookimpl_opts(plugin, attr) is None:
+            found.append(attr)
+    return found
+
+
+def register_plugin(
+    pm: pluggy.PluginManager, plugin: Any, *, name: str | None = None, distribution: str | None = None
+) -> None:
+    """Register an already-imported plugin object, validating its hooks against the specs.
+
+    Refused with :class:`PluginError`: a ``nucleus_`` function without ``@hookimpl``, a hookimpl
+    whose name is not a Nucleus hook, a hookimpl asking for arguments the hook does not have, and
+    an object registered twice.
+    """
     label = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+    undecorated = _undecorated_hooks(pm, plugin)
+    if undecorated:
+        raise PluginError(
+            f"{', '.join(undecorated)} look like hooks but are not decorated with @nucleus_core.hookimpl",
+            plugin_name=label,
+            distribution=distribution,
+        )
     try:
         pm.register(plugin, name=name)
         pm.check_pending()
     except (ValueError, pluggy.PluginValidationError) as err:
         if pm.is_registered(plugin):
             pm.unregister(plugin)
-        raise PluginError(f"is not a valid Nucleus plugin: {err}", plugin_name=label, distribution=distribution) from err
-    if distribution:
-        log.debug("registered plugin %s from %s", label, distribution)
+        raise PluginError(
+            f"is not a valid Nucleus plugin: {err}", plugin_name=label, distribution=distribution
+        ) from err
+    registered_as = pm.get_name(plugin)
+    if isinstance(pm, NucleusPluginManager) and registered_as is not None:
+        pm.distributions[registered_as] = distribution
+    log.debug("registered plugin %s (distribution %s)", label, distribution or "none")
 
 
-def build_plugin_manager(plugins: Iterable[str | Any]) -> pluggy.PluginManager:
-    """A new manager holding exactly ``plugins``: entry-point names (imported now) or plugin objects."""
+def build_plugin_manager(plugins: Iterable[str | Any]) -> NucleusPluginManager:
+    """A new manager holding exactly ``plugins``: entry-point names (imported now) or plugin objects.
+
+    Entry points that are not named are never imported."""
     pm = new_plugin_manager()
     available = _entry_points(ENTRY_POINT_GROUP)
     for item in plugins:
@@ -99,25 +160,37 @@ def build_plugin_manager(plugins: Iterable[str | Any]) -> pluggy.PluginManager:
 
 
 def call_registration(pm: pluggy.PluginManager, hook_name: str, spec_type: type) -> list[tuple[Any, str, Any]]:
-    """Call a registration hook and return ``(spec, plugin_name, distribution)`` triples, checking types."""
+    """Call a registration hook and return ``(spec, plugin_name, distribution)`` triples, checking types.
+
+    Each implementation is called on its own so that a failure, or a result that is not a list of
+    ``spec_type``, raises :class:`PluginError` naming the plugin that caused it."""
     out: list[tuple[Any, str, Any]] = []
     hook = getattr(pm.hook, hook_name)
     for impl in hook.get_hookimpls():
         plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)
+        dist = pm.distribution_of(plugin_name) if isinstance(pm, NucleusPluginManager) else None
         try:
             result = impl.function()
-        except Exception as err:  # noqa: BLE001 - a failing registration must name its plugin
-            raise PluginError(f"{hook_name} failed: {type(err).__name__}: {err}", plugin_name=plugin_name) from err
+        except Exception as err:
+            raise PluginError(
+                f"{hook_name} failed: {type(err).__name__}: {err}", plugin_name=plugin_name, distribution=dist
+            ) from err
         if result is None:
             continue
         if not isinstance(result, (list, tuple)):
-            raise PluginError(f"{hook_name} must return a list of {spec_type.__name__}", plugin_name=plugin_name)
+            raise PluginError(
+                f"{hook_name} must return a list of {spec_type.__name__}, got {type(result).__name__}",
+                plugin_name=plugin_name,
+                distribution=dist,
+            )
         for spec in result:
             if not isinstance(spec, spec_type):
                 raise PluginError(
-                    f"{hook_name} returned {type(spec).__name__}, expected {spec_type.__name__}", plugin_name=plugin_name
+                    f"{hook_name} returned {type(spec).__name__}, expected {spec_type.__name__}",
+                    plugin_name=plugin_name,
+                    distribution=dist,
                 )
-            out.append((spec, plugin_name, None))
+            out.append((spec, plugin_name, dist))
     return out
 
 
@@ -164,4 +237,22 @@ def installed_plugins(*, inspect_hooks: bool = True, group: str = ENTRY_POINT_GR
 
 
 def plugin_names(pm: pluggy.PluginManager) -> Sequence[str]:
+    """Names of the plugins registered on ``pm``, in registration order."""
     return [name for name, _ in pm.list_name_plugin()]
+
+
+def build_cli_plugin_manager() -> tuple[NucleusPluginManager, list[PluginError]]:
+    """A manager holding every installed command plugin (entry-point group ``nucleus.cli``).
+
+    Command plugins only add CLI commands, so installing one is what enables it. Each is loaded on
+    its own: one that fails is returned as a :class:`PluginError` (naming it) and the others load.
+    """
+    pm = new_plugin_manager()
+    errors: list[PluginError] = []
+    available = _entry_points(CLI_ENTRY_POINT_GROUP)
+    for name in sorted(available):
+        try:
+            load_entry_point_plugin(pm, name, group=CLI_ENTRY_POINT_GROUP, available=available)
+        except PluginError as err:
+            errors.append(err)
+    return pm, errors

@@ -1,0 +1,703 @@
+"""The ``nucleus`` command line (also ``python -m nucleus_core``).
+
+Every command that opens a ledger takes ``--ledger URL`` (env ``NUCLEUS_LEDGER``; default the
+embedded SQLite file ``./nucleus.db``), ``--ledger-id`` (env ``NUCLEUS_LEDGER_ID``; default
+``default``) and ``--plugin NAME`` (repeatable; env ``NUCLEUS_PLUGINS``, comma-separated). Reads
+and writes also need the requester, ``--as OID`` (env ``NUCLEUS_AS``). ``--json`` switches every
+command to machine-readable output; errors are then a JSON object on stderr.
+
+Exit codes (see :data:`EXIT_CODES`): 0 success; 1 any other Nucleus error; 2 usage (bad options,
+no requester); 3 configuration; 4 plugin; 5 invalid input (record, query, value); 6 not found;
+7 conflict (duplicate record id); 8 integrity (the ledger does not verify); 9 storage; 10 denied
+(authentication or authorization).
+
+Commands from other distributions are added through the ``nucleus_register_commands`` hook of
+plugins in the entry-point group ``nucleus.cli``. They are loaded only when a command that is not
+built in is asked for (or for ``--help``); one that fails is reported by name and the rest work.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import IO, Any, NoReturn, TypeVar
+from urllib.parse import urlsplit
+
+import attrs
+import click
+
+from .context import RequestContext, TokenSource
+from .errors import (
+    AuthenticationError,
+    AuthorizationError,
+    ConfigurationError,
+    ConflictError,
+    IntegrityError,
+    MissingRequesterError,
+    NucleusError,
+    PluginError,
+    StorageError,
+    ValidationError,
+)
+from .ledger import DEFAULT_SQLITE_FILE, MAX_BATCH_SIZE, Ledger, create_ledger
+from .plugins import (
+    CLI_ENTRY_POINT_GROUP,
+    ENTRY_POINT_GROUP,
+    InstalledPlugin,
+    build_cli_plugin_manager,
+    build_plugin_manager,
+    call_registration,
+    installed_plugins,
+)
+from .query import QueryFilters
+from .records import Entry, Record
+from .specs import StorageBackendSpec
+from .storage import DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_CONFIGURATION = 3
+EXIT_PLUGIN = 4
+EXIT_INVALID = 5
+EXIT_NOT_FOUND = 6
+EXIT_CONFLICT = 7
+EXIT_INTEGRITY = 8
+EXIT_STORAGE = 9
+EXIT_DENIED = 10
+
+EXIT_CODES: tuple[tuple[type[NucleusError], int], ...] = (
+    (MissingRequesterError, EXIT_USAGE),
+    (AuthenticationError, EXIT_DENIED),
+    (AuthorizationError, EXIT_DENIED),
+    (IntegrityError, EXIT_INTEGRITY),
+    (ConflictError, EXIT_CONFLICT),
+    (PluginError, EXIT_PLUGIN),
+    (ConfigurationError, EXIT_CONFIGURATION),
+    (ValidationError, EXIT_INVALID),
+    (StorageError, EXIT_STORAGE),
+    (NucleusError, EXIT_FAILURE),
+)
+"""Which exit code an error gets: the first class in this list that the error is an instance of."""
+
+_JSON_META = "nucleus.json"
+_ENV_LEDGER = "NUCLEUS_LEDGER"
+_ENV_LEDGER_ID = "NUCLEUS_LEDGER_ID"
+_ENV_PLUGINS = "NUCLEUS_PLUGINS"
+_ENV_AS = "NUCLEUS_AS"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def exit_code_for(error: NucleusError) -> int:
+    """The exit code the CLI uses for ``error``."""
+    for kind, code in EXIT_CODES:
+        if isinstance(error, kind):
+            return code
+    return EXIT_FAILURE
+
+
+class CommandError(click.ClickException):
+    """An expected failure: a one-line message on stderr (a JSON object with ``--json``), no traceback."""
+
+    def __init__(self, message: str, *, exit_code: int, code: str, as_json: bool = False) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.code = code
+        self.as_json = as_json
+
+    @classmethod
+    def from_error(cls, error: NucleusError, *, as_json: bool) -> CommandError:
+        return cls(str(error), exit_code=exit_code_for(error), code=error.code, as_json=as_json)
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        stream = file if file is not None else click.get_text_stream("stderr")
+        if self.as_json:
+            click.echo(json.dumps({"error": {"code": self.code, "message": self.message}}), file=stream)
+        else:
+            click.echo(f"Error: {self.message}", file=stream)
+
+
+def _json_wanted(ctx: click.Context | None) -> bool:
+    return bool(ctx is not None and ctx.meta.get(_JSON_META))
+
+
+def _fail(message: str, *, exit_code: int, code: str) -> NoReturn:
+    raise CommandError(
+        message, exit_code=exit_code, code=code, as_json=_json_wanted(click.get_current_context(silent=True))
+    )
+
+
+# options ---------------------------------------------------------------------------------------
+def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.meta[_JSON_META] = True
+    return value
+
+
+json_option = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    is_eager=True,
+    callback=_set_json,
+    help="Machine-readable output (JSON); errors become a JSON object on stderr.",
+)
+
+
+@attrs.frozen(kw_only=True)
+class LedgerOptions:
+    """Where the ledger is and how to open it, as given on the command line or in the environment."""
+
+    storage: str | None
+    ledger_id: str
+    plugins: tuple[str, ...]
+    requester: str | None = None
+
+    def context(self) -> RequestContext:
+        """The requester as a :class:`RequestContext`; refused (exit 2) when missing or malformed."""
+        if self.requester is None or not self.requester.strip():
+            _fail(
+                f"no requester: pass --as OID or set {_ENV_AS} (for example --as oid:acme:user:alice)",
+                exit_code=EXIT_USAGE,
+                code=MissingRequesterError.code,
+            )
+        try:
+            # The CLI runs with direct access to the storage; --as states who is acting, it does not
+            # authenticate anyone (whoever can open the database can write it anyway).
+            return RequestContext(oid=self.requester, source=TokenSource.SERVICE)
+        except ValidationError as err:
+            _fail(f"--as: {err}", exit_code=EXIT_USAGE, code=err.code)
+
+    def open(self, *, verify: bool = True) -> Ledger:
+        """Open the ledger (verifying a persistent one unless ``verify`` is false: then read-only)."""
+        return create_ledger(id=self.ledger_id, storage=self.storage, plugins=self.plugins, verify_on_open=verify)
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{DEFAULT_SQLITE_FILE}"
+
+
+def _split_plugins(values: Iterable[str]) -> tuple[str, ...]:
+    names: list[str] = []
+    for value in values:
+        for name in value.split(","):
+            name = name.strip()
+            if name and name not in names:
+                names.append(name)
+    return tuple(names)
+
+
+def ledger_options(*, requester: bool) -> Callable[[F], F]:
+    """Add --ledger, --ledger-id, --plugin (and --as when ``requester``) and --json to a command; the
+    command receives them as one :class:`LedgerOptions` argument called ``target``."""
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(
+            ledger_url: str | None,
+            ledger_id: str,
+            plugins: tuple[str, ...],
+            as_json: bool,
+            as_oid: str | None = None,
+            **kwargs: Any,
+        ) -> Any:
+            names = _split_plugins(plugins) if plugins else _split_plugins([os.environ.get(_ENV_PLUGINS, "")])
+            target = LedgerOptions(storage=ledger_url or None, ledger_id=ledger_id, plugins=names, requester=as_oid)
+            return func(target=target, as_json=as_json, **kwargs)
+
+        options = [
+            click.option(
+                "--ledger",
+                "ledger_url",
+                envvar=_ENV_LEDGER,
+                metavar="URL",
+                help=f"Storage URL: memory://, sqlite:///PATH, postgresql://... [env {_ENV_LEDGER}; "
+                f"default sqlite:///{DEFAULT_SQLITE_FILE}]",
+            ),
+            click.option(
+                "--ledger-id",
+                envvar=_ENV_LEDGER_ID,
+                default="default",
+                show_default=True,
+                help=f"Ledger id (part of every hash) [env {_ENV_LEDGER_ID}].",
+            ),
+            click.option(
+                "--plugin",
+                "plugins",
+                multiple=True,
+                metavar="NAME",
+                help=f"Enable a plugin on the ledger (repeatable, or comma-separated) [env {_ENV_PLUGINS}].",
+            ),
+            json_option,
+        ]
+        if requester:
+            options.append(
+                click.option("--as", "as_oid", envvar=_ENV_AS, metavar="OID", help=f"The requester [env {_ENV_AS}].")
+            )
+        command: Any = wrapper
+        for option in reversed(options):
+            command = option(command)
+        return command  # type: ignore[no-any-return]
+
+    return decorate
+
+
+class TimeParam(click.ParamType):  # type: ignore[type-arg]
+    """Unix milliseconds, or an ISO 8601 date-time with a time zone (``2024-05-01T12:00:00Z``)."""
+
+    name = "time"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        if text.isdigit():
+            return int(text)
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            self.fail(f"{value!r} is neither Unix milliseconds nor an ISO 8601 date-time", param, ctx)
+        if moment.tzinfo is None:
+            self.fail(f"{value!r} has no time zone; add one, e.g. Z or +02:00", param, ctx)
+        return int(moment.timestamp() * 1000)
+
+
+# output ----------------------------------------------------------------------------------------
+def _entry_json(entry: Entry) -> str:
+    return json.dumps(entry.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+
+def _entry_line(entry: Entry) -> str:
+    r = entry.record
+    return f"{entry.seq:>8}  {entry.hash}  {r.timestamp}  {r.stream}  {r.id}"
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False))
+
+
+# the group -------------------------------------------------------------------------------------
+class NucleusGroup(click.Group):
+    """The root group: maps Nucleus errors to exit codes and loads command plugins lazily."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._plugins_loaded = False
+        self.plugin_errors: list[PluginError] = []
+
+    def load_command_plugins(self) -> None:
+        """Load every installed ``nucleus.cli`` plugin and add its commands (once per group).
+
+        A plugin that fails to import, whose hook raises, or that tries to replace an existing
+        command is reported on stderr by name; the other plugins and all built-in commands work."""
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        pm, errors = build_cli_plugin_manager()
+        for impl in pm.hook.nucleus_register_commands.get_hookimpls():
+            name = pm.get_name(impl.plugin) or repr(impl.plugin)
+            dist = pm.distribution_of(name)
+            staging = click.Group(name=self.name)
+            try:
+                impl.function(cli=staging)
+            except Exception as err:  # noqa: BLE001 - a broken plugin must not break unrelated commands
+                errors.append(
+                    PluginError(
+                        f"nucleus_register_commands failed: {type(err).__name__}: {err}",
+                        plugin_name=name,
+                        distribution=dist,
+                    )
+                )
+                continue
+            for cmd_name, command in staging.commands.items():
+                if cmd_name in self.commands:
+                    errors.append(
+                        PluginError(
+                            f"command {cmd_name!r} already exists; not replaced", plugin_name=name, distribution=dist
+                        )
+                    )
+                    continue
+                self.add_command(command, cmd_name)
+        self.plugin_errors = errors
+        for error in errors:
+            click.echo(f"Warning: {error}", err=True)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            self.load_command_plugins()
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self.load_command_plugins()
+        return super().list_commands(ctx)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NucleusError as err:
+            raise CommandError.from_error(err, as_json=_json_wanted(ctx)) from err
+
+
+def _configure_logging(verbose: int) -> None:
+    level = logging.ERROR if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("nucleus_core")
+    root.handlers[:] = [h for h in root.handlers if not getattr(h, "_nucleus_cli", False)]
+    handler._nucleus_cli = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+_ROOT_HELP = """Nucleus: a verifiable, hash-chained ledger.
+
+    Exit codes: 0 ok, 1 other error, 2 usage or no requester, 3 configuration, 4 plugin,
+    5 invalid input, 6 not found, 7 conflict, 8 integrity, 9 storage, 10 denied.
+    """
+
+
+# commands --------------------------------------------------------------------------------------
+@click.command("init")
+@ledger_options(requester=False)
+def init_command(target: LedgerOptions, as_json: bool) -> None:
+    """Create the ledger's storage if needed, verify it and show where it is."""
+    with target.open() as ledger:
+        info = {
+            "ledger_id": ledger.id,
+            "storage": ledger.storage.url,
+            "persistent": ledger.has_storage(),
+            "entries": ledger.length(),
+            "head": ledger.latest_hash(),
+            "plugins": list(target.plugins),
+        }
+    if as_json:
+        _echo_json(info)
+    else:
+        click.echo(f"ledger {info['ledger_id']!r} ready at {info['storage']} ({info['entries']} entries)")
+        if not info["persistent"]:
+            click.echo("note: this storage is not persistent; it is gone when the command ends", err=True)
+
+
+def _read_record(text: str, *, where: str) -> Record:
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        _fail(f"{where}: not JSON: {err}", exit_code=EXIT_INVALID, code="invalid_record")
+    if isinstance(data, dict) and "timestamp" not in data:
+        data["timestamp"] = time.time_ns() // 1_000_000
+    try:
+        return Record.from_dict(data)
+    except ValidationError as err:
+        _fail(f"{where}: {err}", exit_code=EXIT_INVALID, code=err.code)
+
+
+def _read_batch(stream: IO[str]) -> list[Record]:
+    records: list[Record] = []
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        if len(records) >= MAX_BATCH_SIZE:
+            _fail(
+                f"--batch: more than {MAX_BATCH_SIZE} records; one atomic batch holds at most that many",
+                exit_code=EXIT_INVALID,
+                code="invalid_record",
+            )
+        records.append(_read_record(line, where=f"line {number}"))
+    if not records:
+        _fail("--batch: the file holds no records", exit_code=EXIT_INVALID, code="invalid_record")
+    return records
+
+
+@click.command("append")
+@click.argument("record", required=False)
+@click.option(
+    "--batch",
+    "batch_file",
+    type=click.File("r", encoding="utf-8"),
+    metavar="FILE.jsonl",
+    help="Append every line of FILE (one record per line, '-' for stdin) in one atomic batch.",
+)
+@ledger_options(requester=True)
+def append_command(target: LedgerOptions, as_json: bool, record: str | None, batch_file: IO[str] | None) -> None:
+    """Append a RECORD given as JSON (or read from stdin when RECORD is omitted or '-').
+
+    A record is {"id", "stream", "payload", "timestamp"?, "meta"?}; a missing timestamp is now.
+    With --batch all records are appended atomically: all or none.
+    """
+    ctx = target.context()
+    if batch_file is not None and record is not None:
+        _fail("give either RECORD or --batch, not both", exit_code=EXIT_USAGE, code="usage")
+    if batch_file is not None:
+        records = _read_batch(batch_file)
+    else:
+        text = click.get_text_stream("stdin").read() if record is None or record == "-" else record
+        records = [_read_record(text, where="record")]
+    with target.open() as ledger:
+        entries = ledger.append_batch(records, ctx)
+    if as_json:
+        _echo_json([e.to_dict() for e in entries] if batch_file is not None else entries[0].to_dict())
+    else:
+        for entry in entries:
+            click.echo(f"appended seq {entry.seq} {entry.hash} {entry.record.id}")
+
+
+@click.command("get")
+@click.argument("entry_hash", metavar="HASH", required=False)
+@click.option("--id", "record_id", metavar="RECORD_ID", help="Look the entry up by record id instead of hash.")
+@click.option("--no-verify", is_flag=True, help="Do not verify the chain when opening (read-only).")
+@ledger_options(requester=True)
+def get_command(
+    target: LedgerOptions, as_json: bool, entry_hash: str | None, record_id: str | None, no_verify: bool
+) -> None:
+    """Show the entry with this HASH (or --id RECORD_ID). Exit code 6 when there is none."""
+    if (entry_hash is None) == (record_id is None):
+        _fail("give either HASH or --id RECORD_ID", exit_code=EXIT_USAGE, code="usage")
+    ctx = target.context()
+    with target.open(verify=not no_verify) as ledger:
+        entry = ledger.get(entry_hash, ctx) if entry_hash is not None else ledger.get_by_id(record_id or "", ctx)
+    if entry is None:
+        what = f"hash {entry_hash}" if entry_hash is not None else f"record id {record_id!r}"
+        _fail(f"no entry with {what}", exit_code=EXIT_NOT_FOUND, code="not_found")
+    if as_json:
+        _echo_json(entry.to_dict())
+    else:
+        click.echo(json.dumps(entry.to_dict(), ensure_ascii=False, indent=2))
+
+
+@click.command("query")
+@click.option("--stream", "streams", multiple=True, metavar="NAME", help="Only these streams (repeatable).")
+@click.option("--id", "record_ids", multiple=True, metavar="RECORD_ID", help="Only these record ids (repeatable).")
+@click.option("--since", type=TimeParam(), help="Record timestamp >= this (Unix ms or ISO 8601).")
+@click.option("--until", type=TimeParam(), help="Record timestamp < this (Unix ms or ISO 8601).")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, MAX_QUERY_LIMIT),
+    default=DEFAULT_QUERY_LIMIT,
+    show_default=True,
+    help=f"Page size (at most {MAX_QUERY_LIMIT}).",
+)
+@click.option("--cursor", help="Continue after the previous page (its next cursor).")
+@click.option("--no-verify", is_flag=True, help="Do not verify the chain when opening (read-only).")
+@ledger_options(requester=True)
+def query_command(
+    target: LedgerOptions,
+    as_json: bool,
+    streams: tuple[str, ...],
+    record_ids: tuple[str, ...],
+    since: int | None,
+    until: int | None,
+    limit: int,
+    cursor: str | None,
+    no_verify: bool,
+) -> None:
+    """Entries matching the filters, one page in seq order, with the cursor of the next page."""
+    ctx = target.context()
+    filters = QueryFilters(
+        stream=list(streams) or None,
+        record_ids=list(record_ids) or None,
+        since=since,
+        until=until,
+        limit=limit,
+        cursor=cursor,
+    )
+    with target.open(verify=not no_verify) as ledger:
+        result = ledger.query(filters, ctx)
+    if as_json:
+        _echo_json({"entries": [e.to_dict() for e in result.entries], "next_cursor": result.next_cursor})
+        return
+    for entry in result.entries:
+        click.echo(_entry_line(entry))
+    if result.next_cursor is not None:
+        click.echo(f"next page: --cursor {result.next_cursor}", err=True)
+
+
+@click.command("verify")
+@ledger_options(requester=False)
+def verify_command(target: LedgerOptions, as_json: bool) -> None:
+    """Re-check every hash and link of the stored chain. Exit code 8 and the first bad seq on failure."""
+    with target.open(verify=False) as ledger:
+        if ledger.has_storage() and not as_json:
+            total = ledger.storage.count()
+            with click.progressbar(
+                length=total, label="verifying", file=click.get_text_stream("stderr"), show_pos=True
+            ) as bar:
+                done = 0
+
+                def progress(seq: int) -> None:
+                    nonlocal done
+                    bar.update(seq - done)
+                    done = seq
+
+                report = ledger.verify(progress=progress)
+                bar.update(max(0, report.entries_checked - done))
+        else:
+            report = ledger.verify()
+    if as_json:
+        _echo_json(report.to_dict())
+    elif report.ok:
+        click.echo(f"ok: {report.entries_checked} entries verified; head {report.head_hash or '(empty)'}")
+    if not report.ok:
+        message = f"ledger {target.ledger_id!r} does not verify: first bad seq {report.first_bad_seq}: {report.reason}"
+        if as_json:
+            raise click.exceptions.Exit(EXIT_INTEGRITY)
+        _fail(message, exit_code=EXIT_INTEGRITY, code=IntegrityError.code)
+
+
+@click.command("export")
+@click.option("--from-seq", type=click.IntRange(min=1), default=1, show_default=True, help="First seq to export.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.File("w", encoding="utf-8", lazy=True),
+    default="-",
+    help="Write here (default stdout).",
+)
+@ledger_options(requester=True)
+def export_command(target: LedgerOptions, as_json: bool, from_seq: int, output: IO[str]) -> None:
+    """Every entry the requester may read, as JSON lines in seq order, streamed.
+
+    Each line is {"seq", "hash", "prev_hash", "record"}; the output is the same with or without --json.
+    """
+    ctx = target.context()
+    with target.open() as ledger:
+        for entry in ledger.iter_entries(ctx, from_seq=from_seq):
+            output.write(_entry_json(entry))
+            output.write("\n")
+    output.flush()
+
+
+def _enabled_plugins(target: LedgerOptions) -> tuple[dict[str, str], str | None]:
+    """Which ``nucleus`` entry points a ledger with these options would load, and why; plus an
+    error when a listed plugin cannot be loaded."""
+    enabled = {name: "listed" for name in target.plugins}
+    try:
+        scheme = urlsplit(target.storage_url).scheme.lower()
+    except ValueError:
+        return enabled, None
+    if scheme in ("", "memory"):
+        return enabled, None
+    try:
+        pm = build_plugin_manager(target.plugins)
+        specs = call_registration(pm, "nucleus_register_storage_backends", StorageBackendSpec)
+    except PluginError as err:
+        return enabled, str(err)
+    if not any(scheme in spec.schemes for spec, _, _ in specs):
+        # Mirrors the ledger: with no listed plugin for the URL's scheme it loads the plugin named after it.
+        name = "postgresql" if scheme == "postgres" else scheme
+        enabled.setdefault(name, f"storage for {scheme}://")
+    return enabled, None
+
+
+@click.command("plugins")
+@ledger_options(requester=False)
+def plugins_command(target: LedgerOptions, as_json: bool) -> None:
+    """Installed plugin distributions, versions, the hooks they implement, and whether each is
+    enabled for the ledger given by --ledger / --plugin (or the environment).
+
+    Listing imports each installed plugin into a throw-away manager to find its hooks; no ledger
+    uses that manager. Command plugins (group nucleus.cli) are active whenever installed.
+    """
+    enabled, error = _enabled_plugins(target)
+    rows: list[dict[str, Any]] = []
+    for group in (ENTRY_POINT_GROUP, CLI_ENTRY_POINT_GROUP):
+        for plugin in installed_plugins(group=group):
+            rows.append(_plugin_row(plugin, group, enabled))
+    listed_missing = [
+        n for n in target.plugins if not any(r["name"] == n and r["group"] == ENTRY_POINT_GROUP for r in rows)
+    ]
+    if as_json:
+        _echo_json(
+            {
+                "ledger": {
+                    "storage": target.storage_url,
+                    "ledger_id": target.ledger_id,
+                    "plugins": list(target.plugins),
+                },
+                "plugins": rows,
+                "missing": listed_missing,
+                "error": error,
+            }
+        )
+    else:
+        if not rows:
+            click.echo("no Nucleus plugins are installed")
+        for row in rows:
+            state = f"enabled ({row['why']})" if row["enabled"] else "not enabled"
+            version = f" {row['version']}" if row["version"] else ""
+            click.echo(f"{row['name']} [{row['group']}] {row['distribution'] or '?'}{version}: {state}")
+            if row["hooks"]:
+                click.echo(f"    hooks: {', '.join(row['hooks'])}")
+            if row["error"]:
+                click.echo(f"    error: {row['error']}")
+        for name in listed_missing:
+            click.echo(f"{name}: listed for this ledger but not installed", err=True)
+        if error:
+            click.echo(f"Warning: {error}", err=True)
+    if listed_missing or error or any(r["error"] and r["enabled"] for r in rows):
+        raise click.exceptions.Exit(EXIT_PLUGIN)
+
+
+def _plugin_row(plugin: InstalledPlugin, group: str, enabled: dict[str, str]) -> dict[str, Any]:
+    is_cli = group == CLI_ENTRY_POINT_GROUP
+    on = is_cli or plugin.name in enabled
+    return {
+        "name": plugin.name,
+        "group": group,
+        "distribution": plugin.distribution,
+        "version": plugin.version,
+        "entry_point": plugin.value,
+        "hooks": list(plugin.hooks),
+        "enabled": on,
+        "why": "command plugin" if is_cli else enabled.get(plugin.name),
+        "error": plugin.error,
+    }
+
+
+BUILTIN_COMMANDS: tuple[click.Command, ...] = (
+    init_command,
+    append_command,
+    get_command,
+    query_command,
+    verify_command,
+    plugins_command,
+    export_command,
+)
+
+
+def make_cli() -> NucleusGroup:
+    """A fresh root group with the built-in commands (command plugins are added to it on demand).
+
+    Built per invocation so that plugin commands never leak into a module-level object."""
+
+    @click.group(
+        cls=NucleusGroup, name="nucleus", help=_ROOT_HELP, context_settings={"help_option_names": ["-h", "--help"]}
+    )
+    @click.version_option(package_name="nucleus-core", prog_name="nucleus")
+    @click.option("-v", "--verbose", count=True, help="Log more to stderr (-v info, -vv debug).")
+    def root(verbose: int) -> None:
+        _configure_logging(verbose)
+
+    for command in BUILTIN_COMMANDS:
+        root.add_command(command)
+    assert isinstance(root, NucleusGroup)
+    return root
+
+
+def main(argv: Iterable[str] | None = None) -> None:
+    """Run the ``nucleus`` command line (the console script and ``python -m nucleus_core``)."""
+    try:
+        make_cli().main(args=list(argv) if argv is not None else None, prog_name="nucleus")
+    except BrokenPipeError:
+        # The reader went away (``nucleus export | head``): stop quietly, as other Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(EXIT_FAILURE)

@@ -1,0 +1,433 @@
+"""The base class of the peewee-based storage backends (SQLite, PostgreSQL).
+
+A subclass supplies the database (:meth:`SqlStorageBackend._make_database`) and, where its engine
+needs it, the way an exclusive write transaction starts (:meth:`SqlStorageBackend._begin_write`),
+the schema lock (:meth:`SqlStorageBackend._begin_schema`), the driver's exception classes
+(:attr:`SqlStorageBackend.driver_errors`) and finer error messages
+(:meth:`SqlStorageBackend._classify_error`). Everything else (schema and migrations, inserts,
+lookups, queries, streaming iteration, error wrapping, tables of other plugins) is here.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
+
+import peewee
+
+from nucleus_core.errors import (
+    ConfigurationError,
+    ConflictError,
+    DuplicateRecordError,
+    LedgerClosedError,
+    NucleusError,
+    ReadOnlyLedgerError,
+    StorageError,
+    StorageUnavailableError,
+)
+from nucleus_core.hashing import GENESIS_HASH, validate_ledger_id
+from nucleus_core.storage import ChainHead, StorageQuery, StoredEntry
+
+from .models import ENTRIES_TABLE, ENTRY_COLUMNS, SCHEMA_TABLE, EntryModels, entry_to_row, make_models, row_to_entry
+from .schema import CURRENT_VERSION, read_version, upgrade
+
+DEFAULT_ITER_BATCH = 2000
+"""Rows fetched per round trip by :meth:`SqlStorageBackend.iter_entries`."""
+
+ID_CHUNK = 500
+"""Record ids per ``IN (...)`` list (well below every engine's parameter limit)."""
+
+_TABLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def _dbapi_kind(err: BaseException) -> str | None:
+    """The DB-API exception class name of ``err`` (peewee and drivers share these names)."""
+    for cls in type(err).__mro__:
+        if cls.__name__ in {"IntegrityError", "OperationalError", "InterfaceError", "DataError", "ProgrammingError",
+                            "InternalError", "NotSupportedError"}:
+            return cls.__name__
+    return None
+
+
+class SqlStorageBackend(abc.ABC):
+    """A :class:`~nucleus_core.storage.StorageBackend` on a peewee database.
+
+    Many ledgers may share one database: every row is keyed by ``ledger_id`` and each ledger
+    verifies on its own. After :meth:`open`, plugins that keep tables beside the ledger use
+    :attr:`database`, :attr:`entries_model`, :attr:`ledger_id` and :meth:`ensure_tables`.
+    """
+
+    persistent: ClassVar[bool] = True
+
+    driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    """The DB-API driver's base exception class(es); they are wrapped like peewee's own."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        entries_table: str = ENTRIES_TABLE,
+        schema_table: str = SCHEMA_TABLE,
+        iter_batch_size: int = DEFAULT_ITER_BATCH,
+    ) -> None:
+        for name, value in (("entries_table", entries_table), ("schema_table", schema_table)):
+            if not isinstance(value, str) or not _TABLE_NAME.fullmatch(value):
+                raise ConfigurationError(f"{name}: {value!r} is not a plain lowercase SQL table name")
+        if type(iter_batch_size) is not int or not 1 <= iter_batch_size <= 100_000:
+            raise ConfigurationError("iter_batch_size must be an integer from 1 to 100000")
+        self.url = url
+        self._entries_table = entries_table
+        self._schema_table = schema_table
+        self._iter_batch = iter_batch_size
+        self._database: peewee.Database | None = None
+        self._models: EntryModels | None = None
+        self._ledger_id: str | None = None
+        self._read_only = False
+        self._closed = False
+        self._sql: dict[str, str] = {}
+
+    # hooks for subclasses ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def _make_database(self) -> peewee.Database:
+        """A new, unconnected peewee database for this backend (called once, by :meth:`open`)."""
+
+    def _writable(self) -> bool:
+        """Whether the database can be written (False opens it read-only). Checked by :meth:`open`."""
+        return True
+
+    def _begin_write(self) -> contextlib.AbstractContextManager[Any]:
+        """Start the exclusive write transaction (nested calls become savepoints).
+
+        Subclasses make it exclusive across processes: SQLite with ``BEGIN IMMEDIATE``,
+        PostgreSQL with a lock held until commit.
+        """
+        return self.database.atomic()
+
+    def _begin_schema(self) -> contextlib.AbstractContextManager[Any]:
+        """The transaction in which tables are created and migrated (excludes other openers)."""
+        return self._begin_write()
+
+    def _classify_error(self, err: BaseException, action: str) -> StorageError:
+        """The Nucleus error for a database error ``err`` raised while doing ``action``."""
+        kind = _dbapi_kind(err)
+        detail = str(err) or type(err).__name__
+        if kind == "IntegrityError":
+            return ConflictError(f"{action}: refused by a database constraint ({detail}); nothing was written")
+        if kind == "InterfaceError":
+            return StorageUnavailableError(f"{action}: the database is not reachable ({detail})")
+        return StorageError(f"{action}: database error ({detail})")
+
+    # wiring -----------------------------------------------------------------------------------
+    @property
+    def _errors(self) -> tuple[type[BaseException], ...]:
+        return (peewee.PeeweeException, *self.driver_errors)
+
+    def _wrap(self, err: BaseException, action: str) -> NucleusError:
+        if isinstance(err, NucleusError):
+            return err
+        return self._classify_error(err, action)
+
+    @property
+    def database(self) -> peewee.Database:
+        """The peewee database (open). Writes on it from the thread inside :meth:`write` join that transaction."""
+        if self._database is None or self._closed:
+            raise LedgerClosedError(f"storage {self.url} is not open")
+        return self._database
+
+    @property
+    def models(self) -> EntryModels:
+        """This instance's bound model classes."""
+        if self._models is None or self._closed:
+            raise LedgerClosedError(f"storage {self.url} is not open")
+        return self._models
+
+    @property
+    def entries_model(self) -> type[peewee.Model]:
+        """The entries model class, bound to :attr:`database` (for joins by other plugins)."""
+        return self.models.entries
+
+    @property
+    def ledger_id(self) -> str:
+        """The ledger this backend serves (set by :meth:`open`)."""
+        if self._ledger_id is None:
+            raise LedgerClosedError(f"storage {self.url} is not open")
+        return self._ledger_id
+
+    @property
+    def read_only(self) -> bool:
+        """True when writes are refused (opened read-only, or the database is not writable)."""
+        return self._read_only
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version stored in the database."""
+        try:
+            return read_version(self.models)
+        except self._errors as err:
+            raise self._wrap(err, "reading the schema version") from err
+
+    def _quote(self, name: str) -> str:
+        q = self.database.quote
+        return f"{q[0]}{name}{q[1]}"
+
+    def _prepare_statements(self) -> None:
+        db = self.database
+        p = db.param
+        table = self._quote(self._entries_table)
+        cols = ", ".join(self._quote(c) for c in ENTRY_COLUMNS)
+        lid, seq = self._quote("ledger_id"), self._quote("seq")
+        values = ", ".join([p] * (len(ENTRY_COLUMNS) + 1))
+        # Hot paths run as raw SQL on the cursor: peewee's per-row model overhead dominated them
+        # (insert of a batch, streaming every row during verification, reading the head).
+        # Identifiers are fixed or checked against _TABLE_NAME; every value is a bound parameter.
+        self._sql = {
+            "insert": f"INSERT INTO {table} ({lid}, {cols}) VALUES ({values})",  # noqa: S608
+            "iter": f"SELECT {cols} FROM {table} WHERE {lid} = {p} AND {seq} >= {p} ORDER BY {seq} LIMIT {p}",  # noqa: S608
+            "head": f"SELECT {seq}, {self._quote('hash')} FROM {table} WHERE {lid} = {p} ORDER BY {seq} DESC LIMIT 1",  # noqa: S608
+        }
+
+    # lifecycle --------------------------------------------------------------------------------
+    def open(self, ledger_id: str, *, read_only: bool = False) -> None:
+        """Connect, create or migrate the schema (in the schema transaction) and bind to ``ledger_id``."""
+        validate_ledger_id(ledger_id)
+        if self._closed:
+            raise LedgerClosedError(f"storage {self.url} was closed; create a new backend to reopen")
+        if self._ledger_id is not None:
+            if self._ledger_id != ledger_id:
+                raise ConfigurationError(f"this storage is open for ledger {self._ledger_id!r}, not {ledger_id!r}")
+            return
+        database = self._make_database()
+        self._database = database
+        try:
+            database.connect(reuse_if_open=True)
+            self._models = make_models(database, entries_table=self._entries_table, schema_table=self._schema_table)
+            self._read_only = read_only or not self._writable()
+            if self._read_only:
+                found = read_version(self._models)
+                if found != CURRENT_VERSION:
+                    raise ConfigurationError(
+                        f"storage {self.url} has schema version {found} (current: {CURRENT_VERSION}) and is opened "
+                        "read-only, so it cannot be created or migrated; open it writable once"
+                    )
+            else:
+                with self._begin_schema():
+                    upgrade(self._models)
+            self._prepare_statements()
+        except BaseException as err:
+            self._database = None
+            self._models = None
+            with contextlib.suppress(*self._errors):
+                database.close()
+            if isinstance(err, self._errors):
+                raise self._wrap(err, f"opening {self.url}") from err
+            raise
+        self._ledger_id = ledger_id
+
+    def close(self) -> None:
+        """Close this thread's connection. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._database is not None:
+            with contextlib.suppress(*self._errors):
+                self._database.close()
+
+    # writes -----------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def write(self) -> Iterator[SqlWriteTransaction]:
+        """The exclusive write transaction: commits when the block exits normally, rolls back otherwise.
+
+        Nested use (from the same thread) becomes a savepoint of the outer transaction.
+        """
+        self.database  # noqa: B018 - raises when closed
+        if self._read_only:
+            raise ReadOnlyLedgerError(f"storage {self.url} is read-only")
+        try:
+            with self._begin_write():
+                yield SqlWriteTransaction(self)
+        except self._errors as err:
+            raise self._wrap(err, "write") from err
+
+    def ensure_tables(self, models: Sequence[type[peewee.Model]]) -> None:
+        """Bind a plugin's model classes to :attr:`database` and create their tables if missing.
+
+        The classes must be made for this backend (e.g. by a factory, as :func:`make_models`
+        does): binding is class-level, so a class already bound to another database is refused.
+        """
+        db = self.database
+        for model in models:
+            bound = model._meta.database
+            if bound is not None and bound is not db:
+                raise ConfigurationError(
+                    f"model {model.__name__} is already bound to another database; build model classes per backend"
+                )
+        db.bind(list(models), bind_refs=False, bind_backrefs=False)
+        try:
+            if self._read_only:
+                missing = [m._meta.table_name for m in models if not db.table_exists(m._meta.table_name)]
+                if missing:
+                    raise ConfigurationError(f"storage {self.url} is read-only and lacks table(s) {', '.join(missing)}")
+                return
+            with self._begin_schema():
+                db.create_tables(list(models), safe=True)
+        except self._errors as err:
+            raise self._wrap(err, "creating tables") from err
+
+    # reads ------------------------------------------------------------------------------------
+    def _fetch(self, query: peewee.Select, action: str) -> list[StoredEntry]:
+        try:
+            return [row_to_entry(row) for row in query.tuples()]
+        except self._errors as err:
+            raise self._wrap(err, action) from err
+
+    def select_entries(self) -> peewee.Select:
+        """A select of this ledger's entries (the :data:`ENTRY_COLUMNS`), to refine and pass to :meth:`fetch`."""
+        e = self.entries_model
+        return e.select(*(getattr(e, c) for c in ENTRY_COLUMNS)).where(e.ledger_id == self.ledger_id)
+
+    def build_query(self, query: StorageQuery) -> peewee.Select:
+        """:meth:`select_entries` with the filters, cursor, order and limit of ``query``.
+
+        Access-control providers add their EXISTS / join condition to it and call :meth:`fetch`.
+        """
+        e = self.entries_model
+        sel = self.select_entries()
+        if query.streams is not None:
+            streams = list(dict.fromkeys(query.streams))
+            sel = sel.where(e.stream == streams[0]) if len(streams) == 1 else sel.where(e.stream.in_(streams))
+        if query.record_ids is not None:
+            ids = list(dict.fromkeys(query.record_ids))
+            sel = sel.where(e.record_id == ids[0]) if len(ids) == 1 else sel.where(e.record_id.in_(ids))
+        if query.since is not None:
+            sel = sel.where(e.timestamp >= query.since)
+        if query.until is not None:
+            sel = sel.where(e.timestamp < query.until)
+        if query.after_seq:
+            sel = sel.where(e.seq > query.after_seq)
+        return sel.order_by(e.seq).limit(query.limit)
+
+    def fetch(self, query: peewee.Select) -> list[StoredEntry]:
+        """Run a select of :data:`ENTRY_COLUMNS` (see :meth:`select_entries`) and return stored entries."""
+        return self._fetch(query, "query")
+
+    def head(self) -> ChainHead | None:
+        """The last committed entry of this ledger."""
+        try:
+            row = self.database.execute_sql(self._sql["head"], (self.ledger_id,)).fetchone()
+        except self._errors as err:
+            raise self._wrap(err, "reading the head") from err
+        return None if row is None else ChainHead(seq=row[0], hash=row[1])
+
+    def count(self) -> int:
+        """Number of stored entries of this ledger."""
+        e = self.entries_model
+        try:
+            return int(e.select().where(e.ledger_id == self.ledger_id).count())
+        except self._errors as err:
+            raise self._wrap(err, "counting entries") from err
+
+    def _get_one(self, condition: peewee.Expression, action: str) -> StoredEntry | None:
+        rows = self._fetch(self.select_entries().where(condition).limit(1), action)
+        return rows[0] if rows else None
+
+    def get_by_hash(self, entry_hash: str) -> StoredEntry | None:
+        """The entry with this hash, or None."""
+        return self._get_one(self.entries_model.hash == entry_hash, "get by hash")
+
+    def get_by_id(self, record_id: str) -> StoredEntry | None:
+        """The entry of this record id, or None."""
+        return self._get_one(self.entries_model.record_id == record_id, "get by id")
+
+    def get_by_seq(self, seq: int) -> StoredEntry | None:
+        """The entry at ``seq``, or None."""
+        return self._get_one(self.entries_model.seq == seq, "get by seq")
+
+    def range(self, from_seq: int, limit: int) -> list[StoredEntry]:
+        """Up to ``limit`` entries with ``seq >= from_seq`` in seq order."""
+        e = self.entries_model
+        return self._fetch(self.select_entries().where(e.seq >= from_seq).order_by(e.seq).limit(limit), "range")
+
+    def iter_entries(self, from_seq: int = 1) -> Iterator[StoredEntry]:
+        """Every entry with ``seq >= from_seq`` in seq order, fetched in batches by seq (constant memory)."""
+        db = self.database
+        sql = self._sql["iter"]
+        ledger_id = self.ledger_id
+        size = self._iter_batch
+        nxt = max(from_seq, 1)
+        make = row_to_entry
+        while True:
+            try:
+                rows = db.execute_sql(sql, (ledger_id, nxt, size)).fetchall()
+            except self._errors as err:
+                raise self._wrap(err, "reading entries") from err
+            for row in rows:
+                yield make(row)
+            if len(rows) < size:
+                return
+            nxt = rows[-1][0] + 1
+
+    def query(self, query: StorageQuery) -> list[StoredEntry]:
+        """Entries matching ``query`` in ascending seq order, at most ``query.limit``."""
+        return self._fetch(self.build_query(query), "query")
+
+
+class SqlWriteTransaction:
+    """The write transaction handed out by :meth:`SqlStorageBackend.write`."""
+
+    def __init__(self, backend: SqlStorageBackend) -> None:
+        self._backend = backend
+
+    @property
+    def database(self) -> peewee.Database:
+        """The database of the transaction (writes on it from this thread are part of it)."""
+        return self._backend.database
+
+    def head(self) -> ChainHead | None:
+        """The head as committed, read inside this transaction (sees this transaction's inserts)."""
+        return self._backend.head()
+
+    def existing_ids(self, record_ids: Sequence[str]) -> set[str]:
+        """Which of ``record_ids`` this ledger already holds."""
+        backend = self._backend
+        e = backend.entries_model
+        unique = list(dict.fromkeys(record_ids))
+        found: set[str] = set()
+        try:
+            for i in range(0, len(unique), ID_CHUNK):
+                chunk = unique[i : i + ID_CHUNK]
+                sel = e.select(e.record_id).where((e.ledger_id == backend.ledger_id) & e.record_id.in_(chunk))
+                found.update(r for (r,) in sel.tuples())
+        except backend._errors as err:
+            raise backend._wrap(err, "checking record ids") from err
+        return found
+
+    def insert(self, entries: Sequence[StoredEntry]) -> None:
+        """Insert contiguous entries after the head, all or none."""
+        if not entries:
+            return
+        backend = self._backend
+        head = self.head()
+        expected, prev = (head.seq + 1, head.hash) if head else (1, GENESIS_HASH)
+        if entries[0].prev_hash != prev:
+            raise StorageError(f"entry seq {entries[0].seq} does not link to the head (seq {expected - 1})")
+        for entry in entries:
+            if entry.seq != expected:
+                raise StorageError(f"entry seq {entry.seq} does not follow the head (expected {expected})")
+            expected += 1
+        ledger_id = backend.ledger_id
+        rows = [entry_to_row(ledger_id, entry) for entry in entries]
+        db = backend.database
+        try:
+            # A savepoint: a failed statement leaves the outer transaction usable (PostgreSQL
+            # aborts a transaction on any error), so the caller may still roll back cleanly.
+            with db.atomic():
+                db.cursor().executemany(backend._sql["insert"], rows)
+        except backend._errors as err:
+            if _dbapi_kind(err) == "IntegrityError":
+                known = self.existing_ids([entry.record_id for entry in entries])
+                if known:
+                    raise DuplicateRecordError(sorted(known)[0]) from err
+            raise backend._wrap(err, "insert") from err

@@ -1,0 +1,108 @@
+"""Schema versions and the migration runner (``playhouse.migrate``).
+
+A database records its schema version in the schema-version table (component ``entries``). A new
+database is created by running every migration from version 1, so a new database and a migrated
+old one go through the same steps and end up identical. The runner must be called inside a
+transaction that excludes other writers (the backend's schema transaction), so two processes
+opening one new database at the same time cannot both create or migrate it.
+
+Versions:
+
+1. the entries table with its primary key (ledger_id, seq) and indexes by hash, by record id
+   and by (stream, seq); the schema-version table.
+2. an index on (ledger_id, timestamp), for time-range queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+import peewee
+from playhouse.migrate import SchemaMigrator, migrate
+
+from nucleus_core.errors import ConfigurationError
+
+from .models import EntryModels
+
+SCHEMA_COMPONENT = "entries"
+"""The key of the entries schema in the schema-version table."""
+
+
+@attrs.frozen(kw_only=True)
+class Migration:
+    """One schema step: ``apply(models, migrator)`` brings a database at ``version - 1`` to ``version``."""
+
+    version: int
+    description: str
+    apply: Callable[[EntryModels, SchemaMigrator], None]
+
+
+def _create_v1(models: EntryModels, _migrator: SchemaMigrator) -> None:
+    database = models.entries._meta.database
+    database.create_tables([models.schema_version, models.entries], safe=True)
+
+
+def _add_timestamp_index(models: EntryModels, migrator: SchemaMigrator) -> None:
+    migrate(migrator.add_index(models.entries._meta.table_name, ("ledger_id", "timestamp"), False))
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(version=1, description="entries table, lookups by hash, record id and stream", apply=_create_v1),
+    Migration(
+        version=2, description="index on (ledger_id, timestamp) for time-range queries", apply=_add_timestamp_index
+    ),
+)
+
+CURRENT_VERSION = MIGRATIONS[-1].version
+"""The schema version this code writes."""
+
+
+def read_version(models: EntryModels) -> int:
+    """The schema version stored in the database (0 for an empty database)."""
+    database = models.entries._meta.database
+    version_table = models.schema_version._meta.table_name
+    entries_table = models.entries._meta.table_name
+    if not database.table_exists(version_table):
+        if database.table_exists(entries_table):
+            raise ConfigurationError(
+                f"the database has a table {entries_table!r} but no {version_table!r}: it was not written by Nucleus"
+            )
+        return 0
+    row = models.schema_version.get_or_none(models.schema_version.component == SCHEMA_COMPONENT)
+    return 0 if row is None else int(row.version)
+
+
+def upgrade(models: EntryModels, *, target: int = CURRENT_VERSION) -> int:
+    """Bring the database to schema ``target`` (default: current) and return the version it was at.
+
+    Refuses a database whose version is newer than this code knows. Call it inside an exclusive
+    transaction; every step and the version update then commit together.
+    """
+    if not 1 <= target <= CURRENT_VERSION:
+        raise ConfigurationError(f"schema version must be 1..{CURRENT_VERSION}, got {target}")
+    found = read_version(models)
+    if found > CURRENT_VERSION:
+        raise ConfigurationError(
+            f"the database has schema version {found}, newer than this nucleus-storage-sql supports "
+            f"({CURRENT_VERSION}); upgrade the Nucleus packages"
+        )
+    if found >= target:
+        return found
+    database = models.entries._meta.database
+    migrator = SchemaMigrator.from_database(database)
+    for step in MIGRATIONS:
+        if found < step.version <= target:
+            step.apply(models, migrator)
+    sv = models.schema_version
+    (
+        sv.insert(component=SCHEMA_COMPONENT, version=target)
+        .on_conflict(conflict_target=[sv.component], preserve=[sv.version])
+        .execute()
+    )
+    return found
+
+
+def schema_indexes(database: peewee.Database, table: str) -> set[tuple[str, ...]]:
+    """The column tuples of every index on ``table`` (for tests and diagnostics)."""
+    return {tuple(ix.columns) for ix in database.get_indexes(table)}

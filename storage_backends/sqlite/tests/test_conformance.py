@@ -1,0 +1,17 @@
+"""The SQLite backend passes the core's storage conformance suite, at both durability levels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from nucleus_storage_sqlite import sqlite_storage
+
+from nucleus_core.testing import StorageConformance
+
+
+class TestSqliteConformance(StorageConformance):
+    @pytest.fixture(params=["full", "normal"])
+    def storage_factory(self, tmp_path: Path, request: pytest.FixtureRequest):
+        path = tmp_path / "conformance.db"
+        return lambda: sqlite_storage(path, durability=request.param)

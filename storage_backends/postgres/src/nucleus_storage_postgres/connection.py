@@ -1,0 +1,158 @@
+"""Connecting to PostgreSQL: DSN parsing, the pooled peewee database, and error translation.
+
+Driver: psycopg 3 (``psycopg``), through peewee's ``PooledPsycopg3Database``. psycopg 3 is the
+maintained PostgreSQL driver for Python (psycopg2 receives fixes only); it has server-side cursors
+that stream inside a transaction, and per-connection ``connect_timeout``. peewee 4 drives it
+natively (``playhouse.postgres_ext.Psycopg3Database``), so the entries model and queries are the
+same peewee code the SQLite backend uses.
+
+Pooling: peewee's pool hands each thread its own connection; every backend operation checks one out
+and returns it when it ends (``connection_context``), so idle threads hold no connection. A
+connection that died (server restart, ``pg_terminate_backend``) is discarded on check-in or
+check-out and replaced by a fresh one.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+import peewee
+import psycopg
+from playhouse.postgres_ext import PooledPsycopg3Database
+from psycopg.conninfo import conninfo_to_dict
+
+from nucleus_core.errors import (
+    ConfigurationError,
+    ConflictError,
+    StorageError,
+    StorageUnavailableError,
+)
+
+SCHEMA_PATTERN = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+"""Schema names the backend accepts: lowercase SQL identifiers that never need quoting."""
+
+DEFAULT_CONNECT_TIMEOUT = 10
+"""Seconds libpq waits for a connection before giving up (``connect_timeout``)."""
+
+# SQLSTATE classes: 08 connection exception, 57P0x operator intervention (admin shutdown,
+# crash shutdown, cannot connect now), 53 insufficient resources (too many connections).
+_UNAVAILABLE_PREFIXES = ("08", "57P", "53")
+# 40001 serialization failure, 40P01 deadlock, 55P03 lock not available.
+_CONFLICT_STATES = frozenset({"40001", "40P01", "55P03"})
+_UNIQUE_VIOLATION = "23505"
+
+
+def parse_dsn(dsn: str) -> tuple[dict[str, Any], str]:
+    """Split a libpq DSN (``postgresql://`` / ``postgres://`` URL or ``key=value`` string) into
+    connection parameters and a display URL that never contains the password."""
+    if not isinstance(dsn, str) or not dsn.strip():
+        raise ConfigurationError("dsn: must be a non-empty PostgreSQL connection string")
+    try:
+        params: dict[str, Any] = dict(conninfo_to_dict(dsn))
+    except psycopg.ProgrammingError as err:
+        # libpq's message quotes the offending part only, never the whole DSN (which may hold a password).
+        raise ConfigurationError(f"dsn: not a valid PostgreSQL connection string ({_first_line(err)})") from None
+    return params, display_url(params)
+
+
+def display_url(params: dict[str, Any]) -> str:
+    """``postgresql://user@host:port/dbname`` for logs and ``backend.url``; no password, no options."""
+    user = params.get("user")
+    host = params.get("host") or "localhost"
+    port = params.get("port")
+    netloc = (quote(str(user), safe="") + "@" if user else "") + str(host) + (f":{port}" if port else "")
+    return f"postgresql://{netloc}/{quote(str(params.get('dbname', '')), safe='')}"
+
+
+def check_schema(schema: object) -> str | None:
+    """Return ``schema`` if it is None or a plain lowercase identifier; raise otherwise."""
+    if schema is None:
+        return None
+    if not isinstance(schema, str) or SCHEMA_PATTERN.fullmatch(schema) is None:
+        raise ConfigurationError(
+            f"schema: {schema!r} is not a schema name (1-63 of a-z, 0-9, '_', not starting with a digit)"
+        )
+    return schema
+
+
+def connect_kwargs(
+    params: dict[str, Any], *, schema: str | None, connect_timeout: int, application_name: str
+) -> dict[str, Any]:
+    """Keyword arguments for ``psycopg.connect``: the DSN's parameters plus the backend's defaults.
+
+    With ``schema``, every connection's ``search_path`` is that schema, so the entries table and the
+    tables of plugins live there.
+    """
+    connect = dict(params)
+    connect.setdefault("connect_timeout", connect_timeout)
+    connect.setdefault("application_name", application_name)
+    if schema is not None:
+        extra = f"-c search_path={schema}"
+        connect["options"] = f"{connect['options']} {extra}" if connect.get("options") else extra
+    return connect
+
+
+def make_database(
+    connect: dict[str, Any], *, pool_size: int, pool_timeout: float, stale_timeout: int
+) -> PooledPsycopg3Database:
+    """A pooled peewee database (psycopg 3) connecting with ``connect`` (see :func:`connect_kwargs`)."""
+    kwargs = dict(connect)
+    dbname = kwargs.pop("dbname", None) or kwargs.get("user") or "postgres"
+    return PooledPsycopg3Database(
+        dbname,
+        max_connections=pool_size,
+        timeout=pool_timeout,
+        stale_timeout=stale_timeout,
+        **kwargs,
+    )
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _driver_error(err: BaseException) -> BaseException:
+    """The psycopg error behind a peewee wrapper (peewee passes it as the first argument)."""
+    if isinstance(err, psycopg.Error):
+        return err
+    for candidate in (*getattr(err, "args", ())[:1], err.__cause__, err.__context__):
+        if isinstance(candidate, psycopg.Error):
+            return candidate
+    return err
+
+
+def sqlstate(err: BaseException) -> str | None:
+    """The SQLSTATE of a psycopg error (directly or wrapped by peewee), or None."""
+    driver = _driver_error(err)
+    return getattr(driver, "sqlstate", None)
+
+
+def connection_lost(err: BaseException) -> bool:
+    """True when ``err`` means the connection is gone or the server cannot serve it."""
+    driver = _driver_error(err)
+    state = getattr(driver, "sqlstate", None)
+    if state is not None:
+        return state.startswith(_UNAVAILABLE_PREFIXES)
+    # Errors without a SQLSTATE come from the client side: closed socket, failed connect, timeout.
+    return isinstance(driver, (psycopg.OperationalError, psycopg.InterfaceError)) or isinstance(
+        err, (peewee.OperationalError, peewee.InterfaceError)
+    )
+
+
+def translate(err: BaseException, action: str, where: str) -> StorageError:
+    """A Nucleus storage error for a driver/peewee error that happened while doing ``action``.
+
+    The message names the action and the server (never the password) and the SQLSTATE; the caller
+    raises it ``from err``.
+    """
+    state = sqlstate(err)
+    detail = _first_line(_driver_error(err))
+    code = f" [SQLSTATE {state}]" if state else ""
+    if connection_lost(err):
+        return StorageUnavailableError(f"PostgreSQL at {where}: connection lost or refused while {action}{code}: {detail}")
+    if state in _CONFLICT_STATES or state == _UNIQUE_VIOLATION:
+        return ConflictError(f"PostgreSQL at {where}: conflicting write while {action}{code}: {detail}")
+    return StorageError(f"PostgreSQL at {where}: {action} failed{code}: {detail}")

@@ -1,0 +1,18 @@
+"""The core storage conformance suite, against a real PostgreSQL server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from nucleus_core.testing import StorageConformance
+from nucleus_storage_postgres import PostgresStorage
+
+pytestmark = pytest.mark.postgres
+
+
+class TestPostgresConformance(StorageConformance):
+    @pytest.fixture
+    def storage_factory(self, make_storage: Callable[..., PostgresStorage]) -> Callable[[], PostgresStorage]:
+        return make_storage

@@ -1,0 +1,5 @@
+"""Nucleus domain module ``connect_grant``: consent a subject gives an application, and its revocation."""
+
+from .module import ConnectGrantModule, Granted, GrantInfo, Revoked
+
+__all__ = ["ConnectGrantModule", "GrantInfo", "Granted", "Revoked"]

@@ -1,0 +1,175 @@
+"""The connect-grant module: consent a subject gives an application, with scopes.
+
+Payloads (stream ``connect_grant``; a grant's id is the id of the record that gave it):
+
+* ``{"type": "granted", "subject": OID, "app": OID, "scopes": [scope, ...], "expires_at"?: int}``
+  - the requester must be ``subject``; ``subject`` and ``app`` differ; 1-64 distinct scopes;
+  ``expires_at`` (Unix ms) must be later than the record's timestamp.
+* ``{"type": "revoked", "grant_id", "by": OID}`` - the grant exists and is not revoked; ``by`` is
+  its subject or its app, and the requester.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import attrs
+
+from nucleus_core import Record, RequestContext
+from nucleus_core.modules import MAX_SAFE_INT, DerivedState, PayloadReader, SeedGrant, StatefulModule
+
+SCOPE_PATTERN = re.compile(r"[a-z][a-z0-9_.:/-]{0,63}")
+"""Scopes: 1-64 of lowercase ASCII letters, digits and ``_ . : / -``, starting with a letter."""
+
+
+@attrs.frozen(kw_only=True)
+class Granted:
+    subject: str
+    app: str
+    scopes: tuple[str, ...]
+    expires_at: int | None
+
+
+@attrs.frozen(kw_only=True)
+class Revoked:
+    grant_id: str
+    by: str
+
+
+GrantEvent = Granted | Revoked
+
+
+@attrs.frozen(kw_only=True)
+class GrantInfo:
+    """A connect grant as derived from the chain; ``scopes`` are sorted."""
+
+    grant_id: str
+    subject: str
+    app: str
+    scopes: tuple[str, ...]
+    expires_at: int | None
+    revoked: bool
+    seq: int
+
+    def is_active(self, now_ms: int | None = None) -> bool:
+        """Not revoked and not expired at ``now_ms`` (default: now)."""
+        if self.revoked:
+            return False
+        now = now_ms if now_ms is not None else int(time.time() * 1000)
+        return self.expires_at is None or self.expires_at > now
+
+
+_KEYS = {
+    "granted": {"type", "subject", "app", "scopes", "expires_at"},
+    "revoked": {"type", "grant_id", "by"},
+}
+
+
+class ConnectGrantModule(StatefulModule[GrantEvent]):
+    """Connect grants. Handle queries take a :class:`RequestContext` and return only grants whose
+    ``granted`` entry the ledger's access policy lets the requester read."""
+
+    id = "connect_grant"
+    version = "0.1.0"
+    streams = ("connect_grant",)
+    resource_kind = "connect_grant"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._by_subject: dict[str, list[str]] = {}
+        self._by_app: dict[str, list[str]] = {}
+
+    def parse(self, record: Record) -> GrantEvent:
+        r = PayloadReader(self, record)
+        kind = r.choice("type", tuple(_KEYS))
+        r.only(_KEYS[kind])
+        if kind == "revoked":
+            return Revoked(grant_id=str(r.text("grant_id", max_length=256)), by=str(r.oid("by")))
+        subject, app = str(r.oid("subject")), str(r.oid("app"))
+        if subject == app:
+            r.reject("must differ from 'subject'", "app")
+        expires_at = r.integer("expires_at", minimum=1, maximum=MAX_SAFE_INT, optional=True)
+        if expires_at is not None and expires_at <= record.timestamp:
+            r.reject("must be later than the record's timestamp", "expires_at")
+        scopes = r.texts("scopes", pattern=SCOPE_PATTERN) or ()
+        return Granted(subject=subject, app=app, scopes=scopes, expires_at=expires_at)
+
+    def check(self, state: DerivedState, event: GrantEvent, record: Record) -> None:
+        if isinstance(event, Granted):
+            return
+        grant: GrantInfo | None = state.get("grant", event.grant_id)
+        if grant is None:
+            self.reject(record, f"no connect grant {event.grant_id!r}", "grant_id")
+        if grant.revoked:
+            self.reject(record, f"connect grant {event.grant_id!r} is already revoked", "grant_id")
+        if event.by not in (grant.subject, grant.app):
+            self.reject(record, f"only the grant's subject or app may revoke {event.grant_id!r}", "by")
+
+    def authorize(self, state: DerivedState, event: GrantEvent, record: Record, context: RequestContext) -> None:
+        if isinstance(event, Granted):
+            self.require_requester(record, context, event.subject, "subject")
+        else:
+            self.require_requester(record, context, event.by, "by")
+
+    def fold(self, state: DerivedState, event: GrantEvent, record: Record, seq: int | None) -> None:
+        if isinstance(event, Granted):
+            info = GrantInfo(
+                grant_id=record.id,
+                subject=event.subject,
+                app=event.app,
+                scopes=event.scopes,
+                expires_at=event.expires_at,
+                revoked=False,
+                seq=seq or 0,
+            )
+            state.set("grant", record.id, info)
+        else:
+            state.set("grant", event.grant_id, attrs.evolve(state.get("grant", event.grant_id), revoked=True))
+
+    def index(self, event: GrantEvent, record: Record, seq: int) -> None:
+        if isinstance(event, Granted):
+            self._by_subject.setdefault(event.subject, []).append(record.id)
+            self._by_app.setdefault(event.app, []).append(record.id)
+
+    # access-control contract ------------------------------------------------------------------
+    def resource_id(self, record: Record) -> str | None:
+        """A grant's id is the id of its ``granted`` record; a revocation belongs to that grant."""
+        payload = record.payload if isinstance(record.payload, dict) else {}
+        if payload.get("type") == "revoked":
+            value = payload.get("grant_id")
+            return value if isinstance(value, str) else None
+        return record.id
+
+    def seed_grants(self, record: Record) -> list[SeedGrant]:
+        """The subject holds ``full`` on its connect grant."""
+        payload = record.payload if isinstance(record.payload, dict) else {}
+        subject = payload.get("subject")
+        if payload.get("type") == "granted" and isinstance(subject, str):
+            return [SeedGrant(principal_oid=subject, scope="full")]
+        return []
+
+    # handle -------------------------------------------------------------------------------------
+    def get(self, grant_id: str, context: RequestContext) -> GrantInfo | None:
+        """The grant, or None when unknown or unreadable."""
+        ctx = self.reader(context)
+        grant: GrantInfo | None = self.state.get("grant", grant_id)
+        if grant is None or not self.can_read(grant.seq, ctx):
+            return None
+        return grant
+
+    def _active(self, ids: list[str], context: RequestContext, now_ms: int | None) -> list[GrantInfo]:
+        ctx = self.reader(context)
+        now = now_ms if now_ms is not None else int(time.time() * 1000)
+        grants: list[GrantInfo] = [self.state.get("grant", gid) for gid in list(ids)]
+        return [g for g in grants if g.is_active(now) and self.can_read(g.seq, ctx)]
+
+    def active_for_subject(
+        self, subject: str, context: RequestContext, *, now_ms: int | None = None
+    ) -> list[GrantInfo]:
+        """Readable grants ``subject`` gave that are neither revoked nor expired, oldest first."""
+        return self._active(self._by_subject.get(subject, []), context, now_ms)
+
+    def active_for_app(self, app: str, context: RequestContext, *, now_ms: int | None = None) -> list[GrantInfo]:
+        """Readable grants given to ``app`` that are neither revoked nor expired, oldest first."""
+        return self._active(self._by_app.get(app, []), context, now_ms)

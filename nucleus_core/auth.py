@@ -1,0 +1,411 @@
+"""Authentication: the token-parser contract, the per-ledger token registry, and shared helpers.
+
+A *token parser* turns a credential into a :class:`~nucleus_core.context.RequestContext`. Parsers
+come from the ``nucleus_register_token_parsers`` hook; a ledger builds one instance per enabled
+spec and keeps them in a :class:`TokenRegistry`, exposed as ``ledger.auth``.
+
+The registry's rule, for every token:
+
+1. it is offered only to parsers whose :meth:`TokenParser.validate_format` accepts it;
+2. a parser returning ``None`` means "not my kind of token": the next matching parser is asked;
+3. a parser raising :class:`~nucleus_core.errors.TokenInvalidError` (or
+   :class:`~nucleus_core.errors.TokenExpiredError`) means "mine, but bad": the token is refused
+   and is **never** offered to another parser;
+4. a token no parser claims is refused with :class:`~nucleus_core.errors.TokenInvalidError`.
+
+Nothing here writes a token into a message or a log line; :func:`token_fingerprint` gives a
+short, non-reversible label for correlating log lines instead.
+
+The JWT helpers at the end (:func:`decode_jwt`, :func:`jwt_header`, :func:`load_public_key`) are
+shared by the ``connect`` and ``service`` parsers. They import PyJWT lazily, so the core itself
+does not depend on it; the distributions that call them declare ``pyjwt[crypto]>=2.15``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import attrs
+import blake3
+
+from .context import RequestContext, get_requester_oid, require_context
+from .errors import (
+    AuthenticationError,
+    ConfigurationError,
+    NucleusError,
+    PluginError,
+    TokenExpiredError,
+    TokenInvalidError,
+)
+from .specs import PluginContext, TokenParserSpec
+
+if TYPE_CHECKING:
+    import jwt
+
+log = logging.getLogger(__name__)
+
+MAX_TOKEN_LENGTH = 8192
+"""Longest token (in characters) the registry offers to any parser."""
+
+__all__ = [
+    "MAX_TOKEN_LENGTH",
+    "SERVICE_TOKEN_TYPE",
+    "KeySourceUnavailableError",
+    "TokenParser",
+    "TokenRegistry",
+    "build_token_registry",
+    "decode_jwt",
+    "get_requester_oid",
+    "jwt_header",
+    "jwt_unverified_claims",
+    "load_public_key",
+    "looks_like_jwt",
+    "plugin_database",
+    "require_context",
+    "setting",
+    "token_fingerprint",
+]
+
+
+class KeySourceUnavailableError(AuthenticationError):
+    """The keys needed to check a token could not be obtained (for example the identity provider's
+    JWKS endpoint is down and the cached keys are past their lifespan). Authentication fails closed;
+    HTTP maps this to 503, never to "allow"."""
+
+    code = "auth_unavailable"
+
+
+@runtime_checkable
+class TokenParser(Protocol):
+    """What a token-parser plugin's factory returns.
+
+    ``validate_format`` is a cheap syntactic check (no I/O, no cryptography). ``parse`` returns a
+    context, ``None`` for "not my kind of token", or raises
+    :class:`~nucleus_core.errors.TokenInvalidError` / :class:`~nucleus_core.errors.TokenExpiredError`
+    when the token is of its kind but not acceptable. Messages never contain the token.
+    """
+
+    def validate_format(self, token: str) -> bool:
+        """True when ``token`` has this parser's syntax."""
+
+    def parse(self, token: str) -> RequestContext | None:
+        """The verified context of ``token``; None when the token is not of this parser's kind."""
+
+
+def token_fingerprint(token: str) -> str:
+    """A 12-hex-character label for ``token`` that is safe in logs (a BLAKE3 digest prefix; not
+    reversible, and too short to confirm a guess offline for a high-entropy secret)."""
+    return blake3.blake3(
+        token.encode("utf-8", "surrogatepass"), derive_key_context="nucleus token fingerprint"
+    ).hexdigest()[:12]
+
+
+@attrs.define
+class TokenRegistry:
+    """The token parsers of one ledger, in the order the ledger enabled them.
+
+    Use :meth:`authenticate` to turn a token into a context; :meth:`parser` gives a parser by its
+    spec name (e.g. ``ledger.auth.parser("auth.session").create_session(...)``).
+    """
+
+    _parsers: list[tuple[str, TokenParser]] = attrs.field(factory=list, alias="parsers")
+
+    def __attrs_post_init__(self) -> None:
+        names = [name for name, _ in self._parsers]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ConfigurationError(f"token parser(s) registered twice: {', '.join(dupes)}")
+        for name, parser in self._parsers:
+            if not isinstance(parser, TokenParser):
+                raise PluginError("factory did not return a TokenParser (validate_format, parse)", plugin_name=name)
+
+    @property
+    def names(self) -> list[str]:
+        """Spec names of the enabled parsers, in dispatch order."""
+        return [name for name, _ in self._parsers]
+
+    def __len__(self) -> int:
+        return len(self._parsers)
+
+    def __iter__(self) -> Iterator[tuple[str, TokenParser]]:
+        return iter(list(self._parsers))
+
+    def parser(self, name: str) -> Any:
+        """The parser enabled under spec ``name``; :class:`ConfigurationError` when not enabled."""
+        for pname, parser in self._parsers:
+            if pname == name:
+                return parser
+        enabled = ", ".join(self.names) or "none"
+        raise ConfigurationError(f"token parser {name!r} is not enabled on this ledger (enabled: {enabled})")
+
+    def authenticate(self, token: object) -> RequestContext:
+        """The verified context for ``token``.
+
+        :raises TokenInvalidError: the token is empty, too long, claimed and rejected by a parser,
+            or claimed by none.
+        :raises TokenExpiredError: the claiming parser found it expired.
+        :raises KeySourceUnavailableError: the claiming parser could not obtain keys (fail closed).
+        """
+        if not isinstance(token, str) or not token:
+            raise TokenInvalidError("no token given")
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise TokenInvalidError(f"token is longer than {MAX_TOKEN_LENGTH} characters")
+        for name, parser in self._parsers:
+            if not self._call(name, parser.validate_format, token):
+                continue
+            context = self._call(name, parser.parse, token)
+            if context is None:
+                continue
+            if not isinstance(context, RequestContext):
+                raise PluginError("parse() returned something other than a RequestContext or None", plugin_name=name)
+            return context
+        raise TokenInvalidError("no enabled token parser accepts this token")
+
+    @staticmethod
+    def _call(name: str, fn: Callable[[str], Any], token: str) -> Any:
+        try:
+            return fn(token)
+        except NucleusError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a parser bug must not leak the token through its message
+            # The original message may quote the token: do not carry it over.
+            raise PluginError(f"token parser failed with {type(err).__name__}", plugin_name=name) from None
+
+
+def build_token_registry(
+    specs: Iterable[TokenParserSpec], context_for: Callable[[str], PluginContext]
+) -> TokenRegistry:
+    """Build one parser per spec with ``spec.factory(context_for(spec.name))``, in order.
+
+    A factory's :class:`NucleusError` (e.g. the dev parser refusing a production ledger) propagates
+    unchanged; any other exception becomes a :class:`PluginError` naming the parser.
+    """
+    parsers: list[tuple[str, TokenParser]] = []
+    for spec in specs:
+        try:
+            parser = spec.factory(context_for(spec.name))
+        except NucleusError:
+            raise
+        except Exception as err:
+            raise PluginError(f"factory failed: {type(err).__name__}: {err}", plugin_name=spec.name) from err
+        parsers.append((spec.name, parser))
+    return TokenRegistry(parsers=parsers)
+
+
+# --- settings -------------------------------------------------------------------------------
+
+_MISSING = object()
+
+
+def setting(
+    settings: Mapping[str, Any],
+    key: str,
+    kind: type | tuple[type, ...],
+    *,
+    plugin: str,
+    default: Any = _MISSING,
+) -> Any:
+    """``settings[key]`` checked against ``kind``; a clear :class:`ConfigurationError` naming the
+    plugin and key when it is missing (and has no default) or of the wrong type. ``bool`` never
+    passes for ``int``."""
+    if key not in settings:
+        if default is _MISSING:
+            raise ConfigurationError(f"{plugin}: setting {key!r} is required")
+        return default
+    value = settings[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) and bool not in kinds:
+        raise ConfigurationError(f"{plugin}: setting {key!r} must be {_kind_names(kinds)}, not a boolean")
+    if not isinstance(value, kinds):
+        raise ConfigurationError(f"{plugin}: setting {key!r} must be {_kind_names(kinds)}, got {type(value).__name__}")
+    return value
+
+
+def _kind_names(kinds: Sequence[type]) -> str:
+    return " or ".join(k.__name__ for k in kinds)
+
+
+def check_unknown_settings(settings: Mapping[str, Any], known: Iterable[str], *, plugin: str) -> None:
+    """Refuse settings keys a plugin does not know (a typo must not silently weaken security)."""
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        raise ConfigurationError(f"{plugin}: unknown setting(s) {', '.join(map(repr, unknown))}")
+
+
+def plugin_database(context: PluginContext, *, plugin: str) -> Any | None:
+    """The peewee ``Database`` of the ledger's storage (``storage.database``) for plugins that keep
+    their own tables beside the ledger; None for non-persistent storage (``memory://``), where such
+    plugins keep their data in memory. A persistent backend without a database is refused."""
+    storage = context.storage
+    database = getattr(storage, "database", None)
+    if database is not None and callable(getattr(database, "atomic", None)):
+        return database
+    if storage is None or not getattr(storage, "persistent", False):
+        return None
+    raise ConfigurationError(
+        f"{plugin}: storage {getattr(storage, 'url', type(storage).__name__)} keeps no SQL database this plugin can use"
+    )
+
+
+# --- JWT helpers (PyJWT, imported lazily) ---------------------------------------------------
+
+_JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]{2,4096}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*")
+MAX_JWT_HEADER_CHARS = 4096
+
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES256K", "ES384", "ES512", "EdDSA"}
+)
+"""The only JWT algorithms a Nucleus parser may be configured with: no ``none``, no HMAC."""
+
+REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub")
+
+SERVICE_TOKEN_TYPE = "nucleus-service+jwt"  # noqa: S105 - a media type, not a secret
+"""The ``typ`` header of service-to-service tokens (RFC 8725 explicit typing): the service parser
+claims only tokens of this type, and the connect parser never accepts them."""
+
+
+def looks_like_jwt(token: str) -> bool:
+    """True when ``token`` has JWS compact shape: three base64url segments (the last may be empty)."""
+    return _JWT_SHAPE.fullmatch(token) is not None
+
+
+def jwt_header(token: str) -> dict[str, Any]:
+    """The *unverified* JOSE header of ``token``, for choosing a key and a parser only.
+
+    :raises TokenInvalidError: the header is not base64url JSON object of bounded size.
+    """
+    segment = token.split(".", 1)[0]
+    if len(segment) > MAX_JWT_HEADER_CHARS:
+        raise TokenInvalidError("token header is too large")
+    try:
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        header = json.loads(raw)
+    except (binascii.Error, ValueError) as err:
+        raise TokenInvalidError("token header is not base64url-encoded JSON") from err
+    if not isinstance(header, dict):
+        raise TokenInvalidError("token header is not a JSON object")
+    return header
+
+
+def jwt_unverified_claims(token: str) -> dict[str, Any]:
+    """The *unverified* payload of ``token``, for dispatch decisions only (never for trust)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise TokenInvalidError("token is not a compact JWS")
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (binascii.Error, ValueError) as err:
+        raise TokenInvalidError("token payload is not base64url-encoded JSON") from err
+    if not isinstance(payload, dict):
+        raise TokenInvalidError("token payload is not a JSON object")
+    return payload
+
+
+def check_algorithms(value: object, *, plugin: str) -> tuple[str, ...]:
+    """Validate a configured algorithm allow-list: non-empty, asymmetric algorithms only."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
+        raise ConfigurationError(f"{plugin}: setting 'algorithms' must be a non-empty list, e.g. ['RS256']")
+    bad = [a for a in value if a not in ASYMMETRIC_ALGORITHMS]
+    if bad:
+        allowed = ", ".join(sorted(ASYMMETRIC_ALGORITHMS))
+        raise ConfigurationError(
+            f"{plugin}: algorithm(s) {', '.join(map(repr, bad))} are not allowed (no 'none', no HMAC); use {allowed}"
+        )
+    return tuple(value)
+
+
+def load_public_key(value: object, *, plugin: str, field: str, algorithm: str | None = None) -> jwt.PyJWK:
+    """A verification key from configuration: a public JWK (a mapping) or a PEM public key.
+
+    ``algorithm`` pins the key's algorithm (required for PEM keys, optional for JWKs that carry
+    ``alg``). Private key material is refused: configuration must hold public keys only.
+    """
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+
+    jwk: dict[str, Any]
+    if isinstance(value, Mapping):
+        jwk = dict(value)
+        if any(k in jwk for k in ("d", "p", "q", "k")):
+            raise ConfigurationError(
+                f"{plugin}: {field} must be a public key; it holds private or symmetric key material"
+            )
+    elif isinstance(value, str) and value.lstrip().startswith("-----BEGIN"):
+        if algorithm is None:
+            raise ConfigurationError(f"{plugin}: {field} is a PEM key and needs an explicit algorithm")
+        try:
+            key = serialization.load_pem_public_key(value.encode("ascii"))
+        except (ValueError, UnicodeEncodeError) as err:
+            raise ConfigurationError(f"{plugin}: {field} is not a PEM public key") from err
+        try:
+            alg_obj = jwt.get_algorithm_by_name(algorithm)
+            jwk = json.loads(alg_obj.to_jwk(key))  # type: ignore[arg-type]
+        except (jwt.exceptions.PyJWTError, NotImplementedError, TypeError, ValueError) as err:
+            raise ConfigurationError(f"{plugin}: {field} does not fit algorithm {algorithm!r}") from err
+    else:
+        raise ConfigurationError(f"{plugin}: {field} must be a public JWK (mapping) or a PEM public key")
+    if algorithm is not None:
+        if jwk.get("alg", algorithm) != algorithm:
+            raise ConfigurationError(f"{plugin}: {field} has alg {jwk.get('alg')!r} but {algorithm!r} is configured")
+        jwk["alg"] = algorithm
+    try:
+        return jwt.PyJWK(jwk, algorithm=jwk.get("alg"))
+    except jwt.exceptions.PyJWTError as err:
+        raise ConfigurationError(f"{plugin}: {field} is not a usable public key: {err}") from err
+
+
+def decode_jwt(
+    token: str,
+    key: Any,
+    *,
+    algorithms: Sequence[str],
+    issuer: str,
+    audience: str,
+    leeway: float,
+    required: Sequence[str] = REQUIRED_CLAIMS,
+) -> dict[str, Any]:
+    """Verify ``token`` with ``key`` and return its claims.
+
+    Always passes the configured ``algorithms``, ``issuer`` and ``audience`` (exact match,
+    ``strict_aud``), requires ``required`` claims, enforces minimum key lengths, and maps PyJWT's
+    errors to :class:`TokenExpiredError` / :class:`TokenInvalidError` with messages that name the
+    failed check, never a claim value or the token.
+    """
+    import jwt
+    from jwt import exceptions as jx
+
+    try:
+        return jwt.decode(
+            token,
+            key,
+            algorithms=list(algorithms),
+            audience=audience,
+            issuer=issuer,
+            leeway=leeway,
+            options={"require": list(required), "strict_aud": True, "enforce_minimum_key_length": True},
+        )
+    except jx.ExpiredSignatureError as err:
+        raise TokenExpiredError("token has expired") from err
+    except jx.ImmatureSignatureError as err:
+        raise TokenInvalidError("token is not valid yet (nbf or iat in the future)") from err
+    except jx.MissingRequiredClaimError as err:
+        raise TokenInvalidError(f"token lacks the required claim {err.claim!r}") from err
+    except jx.InvalidAudienceError as err:
+        raise TokenInvalidError("token audience is not accepted") from err
+    except jx.InvalidIssuerError as err:
+        raise TokenInvalidError("token issuer is not accepted") from err
+    except jx.InvalidAlgorithmError as err:
+        raise TokenInvalidError("token algorithm is not accepted for this key") from err
+    except jx.InvalidSignatureError as err:
+        raise TokenInvalidError("token signature does not verify") from err
+    except jx.InvalidKeyError as err:
+        log.warning("PyJWT refused the verification key for a token (check the parser's key configuration)")
+        raise TokenInvalidError("token cannot be verified with the configured key") from err
+    except jx.PyJWTError as err:
+        raise TokenInvalidError(f"token is malformed or not acceptable ({type(err).__name__})") from err

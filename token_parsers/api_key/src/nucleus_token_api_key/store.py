@@ -1,0 +1,171 @@
+"""Where API key records live: in memory (``memory://`` ledgers) or in the ledger's SQL database.
+
+Both stores implement :class:`KeyStore`. The SQL store keeps one table, ``nucleus_api_keys``, in
+the ledger's own database (next to the entries), with a ``ledger_id`` column so ledgers sharing a
+database never see each other's keys. Models are built per store instance, bound to that
+database only (no module-level binding).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any, Protocol
+
+import attrs
+import peewee
+
+from nucleus_core.errors import ConflictError, StorageError
+
+from .keys import ApiKey
+
+TABLE_NAME = "nucleus_api_keys"
+
+
+class KeyStore(Protocol):
+    """Storage of :class:`ApiKey` records for one ledger."""
+
+    def add(self, key: ApiKey) -> None:
+        """Store a new key; :class:`ConflictError` when its id exists."""
+
+    def get(self, key_id: str) -> ApiKey | None:
+        """The key with this id, or None."""
+
+    def list(self) -> list[ApiKey]:
+        """Every key, oldest first."""
+
+    def revoke(self, key_id: str, at: float) -> bool:
+        """Mark the key revoked at ``at``; False when it does not exist or was already revoked."""
+
+
+class MemoryKeyStore:
+    """Keys in process memory (gone with the process)."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, ApiKey] = {}
+        self._lock = threading.Lock()
+
+    def add(self, key: ApiKey) -> None:
+        with self._lock:
+            if key.key_id in self._keys:
+                raise ConflictError(f"API key id {key.key_id!r} exists already")
+            self._keys[key.key_id] = key
+
+    def get(self, key_id: str) -> ApiKey | None:
+        return self._keys.get(key_id)
+
+    def list(self) -> list[ApiKey]:
+        return sorted(self._keys.values(), key=lambda k: (k.created_at, k.key_id))
+
+    def revoke(self, key_id: str, at: float) -> bool:
+        with self._lock:
+            key = self._keys.get(key_id)
+            if key is None or key.revoked_at is not None:
+                return False
+            self._keys[key_id] = attrs.evolve(key, revoked_at=at)
+            return True
+
+
+def _fields(key: ApiKey) -> dict[str, Any]:
+    return {
+        "key_id": key.key_id,
+        "principal": key.principal,
+        "role": key.role,
+        "scopes": key.scopes,
+        "name": key.name,
+        "created_at": key.created_at,
+        "expires_at": key.expires_at,
+        "revoked_at": key.revoked_at,
+        "secret_hash": key.secret_hash,
+        "pepper_id": key.pepper_id,
+    }
+
+
+def _model(database: peewee.Database) -> type[peewee.Model]:
+    class ApiKeyRow(peewee.Model):
+        ledger_id = peewee.CharField(max_length=128)
+        key_id = peewee.CharField(max_length=32)
+        principal = peewee.CharField(max_length=512)
+        role = peewee.CharField(max_length=128, null=True)
+        scopes = peewee.TextField(default="[]")
+        name = peewee.CharField(max_length=256, default="")
+        created_at = peewee.DoubleField()
+        expires_at = peewee.DoubleField(null=True)
+        revoked_at = peewee.DoubleField(null=True)
+        secret_hash = peewee.CharField(max_length=64)
+        pepper_id = peewee.CharField(max_length=16)
+
+        class Meta:
+            table_name = TABLE_NAME
+            indexes = ((("ledger_id", "key_id"), True),)
+
+    ApiKeyRow.bind(database, bind_refs=False, bind_backrefs=False)
+    return ApiKeyRow
+
+
+class SqlKeyStore:
+    """Keys in the ledger's peewee database (SQLite or PostgreSQL), table ``nucleus_api_keys``."""
+
+    def __init__(self, database: peewee.Database, ledger_id: str) -> None:
+        self._db = database
+        self._ledger_id = ledger_id
+        self._model: Any = _model(database)
+        try:
+            with self._db.atomic():
+                self._db.create_tables([self._model], safe=True)
+        except peewee.PeeweeException as err:
+            raise StorageError(f"cannot create table {TABLE_NAME}: {type(err).__name__}") from err
+
+    def _row_to_key(self, row: Any) -> ApiKey:
+        return ApiKey(
+            key_id=row.key_id,
+            principal=row.principal,
+            role=row.role,
+            scopes=tuple(json.loads(row.scopes)),
+            name=row.name,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            revoked_at=row.revoked_at,
+            secret_hash=row.secret_hash,
+            pepper_id=row.pepper_id,
+        )
+
+    def add(self, key: ApiKey) -> None:
+        data = _fields(key)
+        data["scopes"] = json.dumps(list(key.scopes))
+        try:
+            with self._db.atomic():
+                self._model.insert(ledger_id=self._ledger_id, **data).execute()
+        except peewee.IntegrityError as err:
+            raise ConflictError(f"API key id {key.key_id!r} exists already") from err
+        except peewee.PeeweeException as err:
+            raise StorageError(f"storing an API key failed: {type(err).__name__}") from err
+
+    def get(self, key_id: str) -> ApiKey | None:
+        m = self._model
+        try:
+            row = m.get_or_none((m.ledger_id == self._ledger_id) & (m.key_id == key_id))
+        except peewee.PeeweeException as err:
+            raise StorageError(f"reading an API key failed: {type(err).__name__}") from err
+        return None if row is None else self._row_to_key(row)
+
+    def list(self) -> list[ApiKey]:
+        m = self._model
+        try:
+            rows = list(m.select().where(m.ledger_id == self._ledger_id).order_by(m.created_at, m.key_id))
+        except peewee.PeeweeException as err:
+            raise StorageError(f"listing API keys failed: {type(err).__name__}") from err
+        return [self._row_to_key(r) for r in rows]
+
+    def revoke(self, key_id: str, at: float) -> bool:
+        m = self._model
+        try:
+            with self._db.atomic():
+                n = (
+                    m.update(revoked_at=at)
+                    .where((m.ledger_id == self._ledger_id) & (m.key_id == key_id) & m.revoked_at.is_null())
+                    .execute()
+                )
+        except peewee.PeeweeException as err:
+            raise StorageError(f"revoking an API key failed: {type(err).__name__}") from err
+        return bool(n)

@@ -642,7 +642,7 @@ def plugins_command(target: LedgerOptions, as_json: bool) -> None:
             click.echo(f"{name}: listed for this ledger but not installed", err=True)
         if error:
             click.echo(f"Warning: {error}", err=True)
-    if listed_missing or error or any(r["error"] and r["enabled"] for r in rows):
+    if listed_missing or error or any(r["error"] and r["enabled"] and r["group"] == ENTRY_POINT_GROUP for r in rows):
         raise click.exceptions.Exit(EXIT_PLUGIN)
 
 

@@ -194,6 +194,24 @@ def call_registration(pm: pluggy.PluginManager, hook_name: str, spec_type: type)
     return out
 
 
+def call_each(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[PluginError]:
+    """Call every implementation of a notification hook on its own, most recently registered first.
+
+    A failing implementation does not stop the others: its exception is returned as a
+    :class:`PluginError` naming the plugin (the original exception is its ``__cause__``)."""
+    errors: list[PluginError] = []
+    for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
+        try:
+            impl.function(*(kwargs[arg] for arg in impl.argnames))
+        except Exception as err:  # noqa: BLE001 - reported to the caller, naming the plugin
+            name = pm.get_name(impl.plugin) or repr(impl.plugin)
+            dist = pm.distribution_of(name) if isinstance(pm, NucleusPluginManager) else None
+            error = PluginError(f"{hook_name} failed: {type(err).__name__}: {err}", plugin_name=name, distribution=dist)
+            error.__cause__ = err
+            errors.append(error)
+    return errors
+
+
 @attrs.frozen(kw_only=True)
 class InstalledPlugin:
     """An installed entry point of the ``nucleus`` group, for ``nucleus plugins``."""

@@ -14,6 +14,7 @@ import attrs
 import pluggy
 
 from .access import AccessPolicy, AuthenticatedPolicy
+from .auth import TokenRegistry, build_token_registry
 from .context import RequestContext, require_context
 from .errors import (
     ConfigurationError,
@@ -129,7 +130,7 @@ class Ledger:
         self._read_only = False
         self.plugin_manager: pluggy.PluginManager = build_plugin_manager(config.plugins)
         self._storage = self._open_storage()
-        self._registry = ModuleRegistry()
+        self._registry = ModuleRegistry(self._storage)
         self._finalizer: weakref.finalize[Any, Any] | None = None
         try:
             self._storage.open(config.id, read_only=False)
@@ -146,8 +147,12 @@ class Ledger:
                 log.warning("ledger %r opened without verification: read-only", config.id)
             self._policy = self._build_policy()
             self.token_parsers = self._build_token_parser_specs()
+            self.auth: TokenRegistry = build_token_registry(self.token_parsers, self.plugin_context)
             self._build_modules()
             self._policy.bind(self)
+            problem = self._policy.check_consistency()
+            if problem is not None and config.verify_on_open:
+                raise IntegrityError(f"ledger {config.id!r}: access control state does not match the chain: {problem}")
             self._registry.init_all()
             self._registry.start_all()
         except BaseException:
@@ -239,8 +244,12 @@ class Ledger:
                 raise PluginError(f"module {spec.id!r} factory failed: {type(err).__name__}: {err}", plugin_name=plugin_name) from err
             if not isinstance(module, Module):
                 raise PluginError(f"module {spec.id!r} factory did not return a Module", plugin_name=plugin_name)
+            if module.id != spec.id:
+                raise PluginError(f"module spec {spec.id!r} built a module with id {module.id!r}", plugin_name=plugin_name)
             ctx = ModuleContext(
-                ledger=self,
+                # A weak proxy: a module keeping its context must not keep an unclosed ledger alive
+                # (the finalizer that stops modules at garbage collection or exit would never run early).
+                ledger=weakref.proxy(self),
                 settings=dict(self.config.settings.get(spec.id, {})),
                 logger=logging.getLogger(f"nucleus.module.{spec.id}"),
             )
@@ -265,6 +274,14 @@ class Ledger:
     @property
     def policy(self) -> AccessPolicy:
         """The access policy in force (the ACL provider's, or any-authenticated-requester)."""
+        return self._policy
+
+    @property
+    def acl(self) -> AccessPolicy:
+        """The access-control provider's API (e.g. the UAL's grant/revoke/check/require/list).
+        Raises :class:`ConfigurationError` when the ledger has no access-control provider."""
+        if isinstance(self._policy, AuthenticatedPolicy):
+            raise ConfigurationError(f"ledger {self.id!r} has no access-control provider; enable one (e.g. plugins=['ual'])")
         return self._policy
 
     @property
@@ -376,21 +393,29 @@ class Ledger:
     ) -> list[Entry]:
         with self._lock:
             self._check_writable()
-            if not system:
-                self._registry.validate(batch, ctx)
             with self._storage.write() as tx:
+                head = tx.head()
                 existing = tx.existing_ids([r.id for r in batch])
                 if existing:
                     raise DuplicateRecordError(sorted(existing)[0])
                 if not system:
                     self._policy.authorize_append(batch, ctx, tx)
-                entries = self._chain(tx.head(), batch)
+                    # Inside the exclusive transaction, after the head was re-read: modules first
+                    # fold in entries other writers committed, so validation sees the latest state.
+                    self._registry.catch_up()
+                    self._registry.validate(batch, ctx)
+                entries = self._chain(head, batch)
                 tx.insert([_stored(e) for e in entries])
                 if within is not None:
                     within(tx)
                 if not system:
-                    self._policy.after_append(entries, ctx, tx)
-        self._registry.after_append(entries, ctx)
+                    # The policy may add system records (its audit trail) to the same transaction.
+                    extra = list(self._policy.after_append(entries, ctx, tx) or ())
+                    if extra:
+                        last = entries[-1]
+                        audit = self._chain(ChainHead(seq=last.seq, hash=last.hash), self._check_batch(extra))
+                        tx.insert([_stored(e) for e in audit])
+        self._registry.committed(entries, ctx)
         return entries
 
     def _chain(self, head: ChainHead | None, batch: list[Record]) -> list[Entry]:
@@ -466,7 +491,15 @@ class Ledger:
         """Re-check the whole stored chain, streaming, in constant memory."""
         if self._closed:
             raise LedgerClosedError(f"ledger {self.id!r} is closed")
-        return verify_entries(self.id, self._storage.iter_entries(1), expected_count=self._storage.count(), progress=progress)
+        report = verify_entries(
+            self.id, self._storage.iter_entries(1), expected_count=self._storage.count(), progress=progress
+        )
+        policy = getattr(self, "_policy", None)
+        if report.ok and policy is not None:
+            problem = policy.check_consistency()
+            if problem is not None:
+                return attrs.evolve(report, ok=False, reason=f"access control state: {problem}")
+        return report
 
     def verify_storage(self) -> VerificationReport:
         """:meth:`verify`, then check that storage's head matches the last verified entry."""

@@ -28,9 +28,12 @@ class AccessPolicy(Protocol):
         """Raise :class:`~nucleus_core.errors.AccessDeniedError` if ``context`` may not append ``records``.
         Runs inside the write transaction, before anything is inserted."""
 
-    def after_append(self, entries: Sequence[Entry], context: RequestContext, tx: WriteTransaction) -> None:
+    def after_append(
+        self, entries: Sequence[Entry], context: RequestContext, tx: WriteTransaction
+    ) -> Sequence[Record] | None:
         """Runs inside the same write transaction after the entries were inserted (e.g. to seed grants).
-        Raising rolls the whole append back."""
+        May return system records (streams starting with ``_``, e.g. an audit trail) that the ledger
+        chains right after ``entries`` in the same transaction. Raising rolls the whole append back."""
 
     def can_read(self, entry: StoredEntry, context: RequestContext) -> bool:
         """Whether ``context`` may read ``entry`` (for get by hash or id)."""
@@ -38,6 +41,10 @@ class AccessPolicy(Protocol):
     def query(self, storage: StorageBackend, query: StorageQuery, context: RequestContext) -> list[StoredEntry]:
         """Run ``query`` returning only entries ``context`` may read. Must filter inside the storage
         (a join or EXISTS), never after fetching."""
+
+    def check_consistency(self) -> str | None:
+        """Compare the provider's stored state with what the chain says; a description of the first
+        difference, or None. Called when the ledger opens and by ``Ledger.verify()``."""
 
 
 class AuthenticatedPolicy:
@@ -50,10 +57,13 @@ class AuthenticatedPolicy:
         pass
 
     def after_append(self, entries: Sequence[Entry], context: RequestContext, tx: WriteTransaction) -> None:
-        pass
+        return None
 
     def can_read(self, entry: StoredEntry, context: RequestContext) -> bool:
         return True
 
     def query(self, storage: StorageBackend, query: StorageQuery, context: RequestContext) -> list[StoredEntry]:
         return storage.query(query)
+
+    def check_consistency(self) -> str | None:
+        return None

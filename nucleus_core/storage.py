@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
@@ -153,7 +153,12 @@ class MemoryStorage:
             raise ReadOnlyLedgerError("this ledger was opened read-only")
         with self._lock:
             tx = _MemoryTransaction(self)
-            yield tx
+            try:
+                yield tx
+            except BaseException:
+                for undo in reversed(tx.rollback_actions):
+                    undo()
+                raise
             # Commit: only reached when the block did not raise.
             for entry in tx.pending:
                 self._entries.append(entry)
@@ -222,6 +227,12 @@ class _MemoryTransaction:
     def __init__(self, storage: MemoryStorage) -> None:
         self._storage = storage
         self.pending: list[StoredEntry] = []
+        self.rollback_actions: list[Callable[[], None]] = []
+
+    def on_rollback(self, undo: Callable[[], None]) -> None:
+        """Run ``undo`` if this transaction rolls back (for plugins keeping state in memory beside
+        the memory backend; SQL backends roll their tables back themselves)."""
+        self.rollback_actions.append(undo)
 
     def head(self) -> ChainHead | None:
         if self.pending:

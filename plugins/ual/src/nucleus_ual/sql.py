@@ -1,0 +1,230 @@
+"""Grants and the resource index in the ledger's own SQL database (SQLite or PostgreSQL).
+
+Two tables beside the entries table, keyed by ledger id like it:
+
+* ``nucleus_ual_grants`` (ledger_id, principal_oid, resource_kind, resource_id) -> scope,
+  granted_by, expires_at. Primary key on the four key columns; the ``check`` lookup is one
+  primary-key probe for the resource and one for ``*``.
+* ``nucleus_ual_resources`` (ledger_id, seq) -> kind, resource_id: which resource each entry
+  belongs to, with an index on (ledger_id, kind, resource_id).
+
+``list`` and the filtered ``query`` are one SELECT over the entries joined to the resource index
+with an ``EXISTS`` on the grants table carrying the expiry predicate: nothing is filtered in Python.
+Writes go through the backend's database on the writing thread, so they are part of the ledger's
+write transaction.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import peewee
+
+from nucleus_core.storage import StorageQuery, StoredEntry
+
+from .model import WILDCARD, Grant, Scope
+from .store import IndexedResource
+
+T = TypeVar("T")
+
+GRANTS_TABLE = "nucleus_ual_grants"
+RESOURCES_TABLE = "nucleus_ual_resources"
+
+
+def make_ual_models() -> tuple[type[peewee.Model], type[peewee.Model]]:
+    """Fresh (unbound) model classes for one backend."""
+
+    class GrantRow(peewee.Model):
+        ledger_id = peewee.CharField(max_length=128)
+        principal_oid = peewee.CharField(max_length=256)
+        resource_kind = peewee.CharField(max_length=96)
+        resource_id = peewee.CharField(max_length=256)
+        scope = peewee.SmallIntegerField()
+        granted_by = peewee.CharField(max_length=256, null=True)
+        expires_at = peewee.BigIntegerField(null=True)
+
+        class Meta:
+            table_name = GRANTS_TABLE
+            primary_key = peewee.CompositeKey("ledger_id", "principal_oid", "resource_kind", "resource_id")
+
+    class ResourceRow(peewee.Model):
+        ledger_id = peewee.CharField(max_length=128)
+        seq = peewee.BigIntegerField()
+        kind = peewee.CharField(max_length=96)
+        resource_id = peewee.CharField(max_length=256)
+
+        class Meta:
+            table_name = RESOURCES_TABLE
+            primary_key = peewee.CompositeKey("ledger_id", "seq")
+            indexes = ((("ledger_id", "kind", "resource_id"), False),)
+
+    return GrantRow, ResourceRow
+
+
+def _wrapped(method: Callable[..., T]) -> Callable[..., T]:
+    """Turn database errors into the backend's StorageError subclasses (raised ``from`` the original)."""
+
+    @functools.wraps(method)
+    def run(self: SqlGrantStore, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except self._storage_errors as err:
+            raise self._storage._wrap(err, f"access control: {method.__name__}") from err
+
+    return run
+
+
+class SqlGrantStore:
+    """A :class:`~nucleus_ual.store.GrantStore` in the ledger's SQL database."""
+
+    def __init__(self, storage: Any) -> None:
+        self._storage = storage
+        self._storage_errors: tuple[type[BaseException], ...] = (peewee.PeeweeException, *storage.driver_errors)
+        self._grants, self._resources = make_ual_models()
+
+    def setup(self) -> None:
+        self._storage.ensure_tables([self._grants, self._resources])
+
+    def track(self, tx: Any) -> None:
+        """Nothing to do: these tables are in the ledger's transaction and roll back with it."""
+
+    @property
+    def _lid(self) -> str:
+        return str(self._storage.ledger_id)
+
+    @_wrapped
+    def best_scope(self, principal: str, kind: str, resource_id: str, now: int) -> Scope | None:
+        g = self._grants
+        ids = [resource_id] if resource_id == WILDCARD else [resource_id, WILDCARD]
+        query = (
+            g.select(peewee.fn.MAX(g.scope))
+            .where(
+                (g.ledger_id == self._lid)
+                & (g.principal_oid == principal)
+                & (g.resource_kind == kind)
+                & (g.resource_id.in_(ids))
+                & (g.expires_at.is_null() | (g.expires_at > now))
+            )
+        )
+        value = query.scalar()
+        return Scope(value) if value is not None else None
+
+    @_wrapped
+    def get_grant(self, principal: str, kind: str, resource_id: str) -> Grant | None:
+        g = self._grants
+        row = (
+            g.select()
+            .where(
+                (g.ledger_id == self._lid) & (g.principal_oid == principal) & (g.resource_kind == kind) & (g.resource_id == resource_id)
+            )
+            .first()
+        )
+        return _to_grant(row) if row is not None else None
+
+    @_wrapped
+    def put_grant(self, grant: Grant) -> None:
+        g = self._grants
+        data = {
+            "ledger_id": self._lid,
+            "principal_oid": grant.principal_oid,
+            "resource_kind": grant.resource_kind,
+            "resource_id": grant.resource_id,
+            "scope": int(grant.scope),
+            "granted_by": grant.granted_by,
+            "expires_at": grant.expires_at,
+        }
+        g.insert(**data).on_conflict(
+            conflict_target=[g.ledger_id, g.principal_oid, g.resource_kind, g.resource_id],
+            update={g.scope: data["scope"], g.granted_by: data["granted_by"], g.expires_at: data["expires_at"]},
+        ).execute()
+
+    @_wrapped
+    def delete_grant(self, principal: str, kind: str, resource_id: str) -> bool:
+        g = self._grants
+        n = (
+            g.delete()
+            .where(
+                (g.ledger_id == self._lid) & (g.principal_oid == principal) & (g.resource_kind == kind) & (g.resource_id == resource_id)
+            )
+            .execute()
+        )
+        return bool(n)
+
+    def grants(self) -> Iterator[Grant]:
+        g = self._grants
+        query = g.select().where(g.ledger_id == self._lid).order_by(g.principal_oid, g.resource_kind, g.resource_id)
+        for row in query.iterator():
+            yield _to_grant(row)
+
+    @_wrapped
+    def clear(self) -> None:
+        self._grants.delete().where(self._grants.ledger_id == self._lid).execute()
+        self._resources.delete().where(self._resources.ledger_id == self._lid).execute()
+
+    @_wrapped
+    def index(self, rows: Sequence[IndexedResource]) -> None:
+        if not rows:
+            return
+        r = self._resources
+        data = [(self._lid, row.seq, row.kind, row.resource_id) for row in rows]
+        for start in range(0, len(data), 500):
+            r.insert_many(data[start : start + 500], fields=[r.ledger_id, r.seq, r.kind, r.resource_id]).execute()
+
+    @_wrapped
+    def resource_of(self, seq: int) -> IndexedResource | None:
+        r = self._resources
+        row = r.select(r.kind, r.resource_id).where((r.ledger_id == self._lid) & (r.seq == seq)).tuples().first()
+        return IndexedResource(seq=seq, kind=row[0], resource_id=row[1]) if row else None
+
+    @_wrapped
+    def resource_exists(self, kind: str, resource_id: str) -> bool:
+        r = self._resources
+        return bool(
+            r.select(peewee.SQL("1")).where((r.ledger_id == self._lid) & (r.kind == kind) & (r.resource_id == resource_id)).exists()
+        )
+
+    @_wrapped
+    def max_indexed_seq(self) -> int:
+        r = self._resources
+        value = r.select(peewee.fn.MAX(r.seq)).where(r.ledger_id == self._lid).scalar()
+        return int(value or 0)
+
+    def _joined(self, query: StorageQuery, kinds: tuple[str, ...] | None) -> peewee.Select:
+        e = self._storage.entries_model
+        r = self._resources
+        sel = self._storage.build_query(query).join(r, on=((r.ledger_id == e.ledger_id) & (r.seq == e.seq)))
+        if kinds is not None:
+            sel = sel.where(r.kind.in_(list(kinds)))
+        return sel
+
+    @_wrapped
+    def query_visible(
+        self, storage: Any, query: StorageQuery, principal: str, now: int, kinds: tuple[str, ...] | None
+    ) -> list[StoredEntry]:
+        g, r = self._grants, self._resources
+        allowed = g.select(peewee.SQL("1")).where(
+            (g.ledger_id == r.ledger_id)
+            & (g.principal_oid == principal)
+            & (g.resource_kind == r.kind)
+            & ((g.resource_id == r.resource_id) | (g.resource_id == WILDCARD))
+            & (g.expires_at.is_null() | (g.expires_at > now))
+        )
+        sel = self._joined(query, kinds).where(peewee.fn.EXISTS(allowed))
+        return list(self._storage.fetch(sel))
+
+    @_wrapped
+    def query_kinds(self, storage: Any, query: StorageQuery, kinds: tuple[str, ...]) -> list[StoredEntry]:
+        return list(self._storage.fetch(self._joined(query, kinds)))
+
+
+def _to_grant(row: Any) -> Grant:
+    return Grant(
+        resource_kind=row.resource_kind,
+        resource_id=row.resource_id,
+        principal_oid=row.principal_oid,
+        scope=Scope(row.scope),
+        granted_by=row.granted_by,
+        expires_at=row.expires_at,
+    )

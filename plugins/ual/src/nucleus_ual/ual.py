@@ -1,0 +1,382 @@
+"""The Unified Access Layer: grants on resources, enforced on every ledger read and write.
+
+Rules:
+
+* Access is denied by default. Administrators named in the ledger configuration (``admins``) hold
+  ``full`` on everything.
+* Reading needs any active grant (read, write or full) on the entry's resource or on ``*`` of its kind.
+* Appending a record that creates a resource needs ``write`` on ``<kind>/*``; appending to an
+  existing resource (an asset's next event) needs ``write`` on it.
+* The appender of a record that creates a resource holds ``full`` on it; modules seed further
+  grants (see each module's ``seed_grants``).
+* Only a principal holding ``full`` on a resource (or on ``*`` of its kind) may grant or revoke on it.
+* Expiry is checked inside every lookup and query; a revoke takes effect immediately.
+* Every grant, revoke and seeded grant is appended to the ``_acl`` system stream in the same
+  transaction as the grants-table change, so the table can be rebuilt from the chain and is
+  checked against it when the ledger opens and by ``verify()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from nucleus_core.context import RequestContext, require_context
+from nucleus_core.errors import AccessDeniedError, ConfigurationError, QueryError, ValidationError
+from nucleus_core.oid import validate_oid
+from nucleus_core.query import QueryFilters, filters_from, page
+from nucleus_core.records import Entry, Record
+from nucleus_core.storage import StorageBackend, StorageQuery, StoredEntry, WriteTransaction
+
+from .model import WILDCARD, Grant, Resource, Scope, validate_kind
+from .store import GrantStore, IndexedResource, MemoryGrantStore
+
+log = logging.getLogger(__name__)
+
+ACL_STREAM = "_acl"
+"""The system stream holding every grant change."""
+
+Clock = Callable[[], int]
+
+_NO_HEAD = attrs.make_class("_NoHead", {"seq": attrs.field(default=0)})()
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@attrs.frozen(kw_only=True)
+class ListResult:
+    """A page of entries the principal may read; ``next_cursor`` is None on the last page."""
+
+    entries: list[Entry]
+    next_cursor: str | None = None
+
+    def __iter__(self) -> Any:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+def _as_resource(value: Resource | tuple[str, str] | Mapping[str, str]) -> Resource:
+    if isinstance(value, Resource):
+        return value
+    if isinstance(value, tuple) and len(value) == 2:
+        return Resource(kind=value[0], id=value[1])
+    if isinstance(value, Mapping):
+        try:
+            return Resource(kind=value["kind"], id=value["id"])
+        except KeyError as err:
+            raise ValidationError(f"missing {err.args[0]!r}", field="resource") from None
+    raise ValidationError("a resource is Resource(kind, id), a (kind, id) tuple or {kind, id}", field="resource")
+
+
+def _principal_of(value: RequestContext | str) -> str:
+    if isinstance(value, RequestContext):
+        return value.oid
+    return validate_oid(value, field="principal")
+
+
+class UnifiedAccessLayer:
+    """The UAL for one ledger (``ledger.acl``). Built by the ``ual`` plugin; also usable directly
+    as ``UnifiedAccessLayer(store=..., admins=...)`` bound to a ledger with :meth:`bind`."""
+
+    def __init__(self, *, store: GrantStore, admins: Iterable[str] = (), clock: Clock = _now_ms) -> None:
+        self._store = store
+        self._admins = frozenset(validate_oid(a, field="admins") for a in admins)
+        self._clock = clock
+        self._ledger: Any = None
+
+    # binding --------------------------------------------------------------------------------
+    def bind(self, ledger: Any) -> None:
+        self._ledger = ledger
+        self._admins = self._admins | frozenset(validate_oid(a, field="admins") for a in ledger.config.admins)
+        self._store.setup()
+        self._catch_up_index()
+
+    def _catch_up_index(self) -> None:
+        """Index the resources of entries appended while this store was not watching (UAL enabled on
+        an existing ledger, or written by a process without the UAL)."""
+        if self._store.max_indexed_seq() >= (self._ledger.storage.head() or _NO_HEAD).seq:
+            return
+        if self._ledger.read_only:
+            raise ConfigurationError(
+                "ual: the resource index lags the chain and the ledger is read-only; open it verified once to index"
+            )
+        with self._ledger.storage.write() as tx:
+            self._store.track(tx)
+            self._index_from(self._store.max_indexed_seq() + 1)
+
+    def _index_from(self, start: int) -> None:
+        rows: list[IndexedResource] = []
+        for stored in self._ledger.storage.iter_entries(start):
+            if stored.stream.startswith("_"):
+                continue
+            record = Record.from_canonical(stored.canonical, seq=stored.seq)
+            kind, rid = self.resource_of(record)
+            rows.append(IndexedResource(seq=stored.seq, kind=kind, resource_id=rid))
+            if len(rows) >= 1000:
+                self._store.index(rows)
+                rows = []
+        if rows:
+            self._store.index(rows)
+
+    @property
+    def admins(self) -> frozenset[str]:
+        return self._admins
+
+    # resources ------------------------------------------------------------------------------
+    def resource_of(self, record: Record) -> tuple[str, str]:
+        """(kind, resource id) of a record: from the module owning its stream, else
+        ``stream:<name>`` and the record id."""
+        module = self._ledger.modules.owner_of(record.stream) if self._ledger is not None else None
+        kind = getattr(module, "resource_kind", None) if module is not None else None
+        if kind:
+            return kind, module.resource_id(record)  # type: ignore[union-attr]
+        return f"stream:{record.stream}", record.id
+
+    def _seeds(self, record: Record) -> list[tuple[str, Scope]]:
+        module = self._ledger.modules.owner_of(record.stream)
+        seeder = getattr(module, "seed_grants", None) if module is not None else None
+        if seeder is None:
+            return []
+        return [(validate_oid(p, field="seed principal"), Scope.parse(s)) for p, s in seeder(record)]
+
+    # decisions ------------------------------------------------------------------------------
+    def _scope(self, principal: str, kind: str, resource_id: str) -> Scope | None:
+        if principal in self._admins:
+            return Scope.FULL
+        return self._store.best_scope(principal, kind, resource_id, self._clock())
+
+    def check(self, principal: RequestContext | str, action: Scope | str, resource: Resource | tuple[str, str]) -> bool:
+        """Whether ``principal`` may do ``action`` (read, write or full) on ``resource``."""
+        who = _principal_of(principal)
+        need = Scope.parse(action, field="action")
+        res = _as_resource(resource)
+        have = self._scope(who, res.kind, res.id)
+        return have is not None and have >= need
+
+    def require(
+        self, principal: RequestContext | str, action: Scope | str, resource: Resource | tuple[str, str]
+    ) -> Resource:
+        """Return the resource if ``principal`` may do ``action`` on it; raise AccessDeniedError otherwise."""
+        res = _as_resource(resource)
+        if not self.check(principal, action, res):
+            raise AccessDeniedError(f"{Scope.parse(action, field='action')} access to {res.kind}/{res.id} denied")
+        return res
+
+    # the AccessPolicy contract -------------------------------------------------------------------
+    def authorize_append(self, records: Sequence[Record], context: RequestContext, tx: WriteTransaction) -> None:
+        who = context.oid
+        if who in self._admins:
+            return
+        created: set[tuple[str, str]] = set()
+        for record in records:
+            kind, rid = self.resource_of(record)
+            if (kind, rid) in created:
+                continue
+            if self._store.resource_exists(kind, rid):
+                have = self._store.best_scope(who, kind, rid, self._clock())
+                if have is None or have < Scope.WRITE:
+                    raise AccessDeniedError(f"record {record.id!r}: write access to {kind}/{rid} denied")
+            else:
+                have = self._store.best_scope(who, kind, WILDCARD, self._clock())
+                if have is None or have < Scope.WRITE:
+                    raise AccessDeniedError(f"record {record.id!r}: creating a {kind} needs write on {kind}/*")
+                created.add((kind, rid))
+
+    def after_append(self, entries: Sequence[Entry], context: RequestContext, tx: WriteTransaction) -> list[Record]:
+        self._store.track(tx)
+        rows: list[IndexedResource] = []
+        seeds: dict[tuple[str, str, str], Scope] = {}
+        for entry in entries:
+            kind, rid = self.resource_of(entry.record)
+            if not self._store.resource_exists(kind, rid) and not any(
+                r.kind == kind and r.resource_id == rid for r in rows
+            ):
+                key = (context.oid, kind, rid)
+                seeds[key] = Scope.FULL
+            for principal, scope in self._seeds(entry.record):
+                key = (principal, kind, rid)
+                seeds[key] = max(scope, seeds.get(key, scope))
+            rows.append(IndexedResource(seq=entry.seq, kind=kind, resource_id=rid))
+        self._store.index(rows)
+        if not seeds:
+            return []
+        seeded = [
+            Grant(resource_kind=k, resource_id=r, principal_oid=p, scope=s, granted_by=context.oid)
+            for (p, k, r), s in seeds.items()
+        ]
+        for grant in seeded:
+            self._apply_seed(grant)
+        return [self._audit_record("seed", context.oid, [g.to_dict() for g in seeded])]
+
+    def can_read(self, entry: StoredEntry, context: RequestContext) -> bool:
+        if context.oid in self._admins:
+            return True
+        res = self._store.resource_of(entry.seq)
+        if res is None:
+            return False
+        return self._store.best_scope(context.oid, res.kind, res.resource_id, self._clock()) is not None
+
+    def query(self, storage: StorageBackend, query: StorageQuery, context: RequestContext) -> list[StoredEntry]:
+        if context.oid in self._admins:
+            return storage.query(query)
+        return self._store.query_visible(storage, query, context.oid, self._clock(), None)
+
+    def check_consistency(self) -> str | None:
+        """Rebuild the grants table from the ``_acl`` stream in memory and compare it with the store."""
+        expected = self._replay()
+        actual = {(g.principal_oid, g.resource_kind, g.resource_id): g for g in self._store.grants()}
+        for key in sorted(set(expected) | set(actual)):
+            if expected.get(key) != actual.get(key):
+                p, k, r = key
+                return f"grant of {p} on {k}/{r} differs from the {ACL_STREAM} stream"
+        return None
+
+    # grants -----------------------------------------------------------------------------------
+    def grant(self, grants: Iterable[Grant | Mapping[str, Any]], context: RequestContext) -> list[Grant]:
+        """Give grants. The requester must hold ``full`` on each grant's resource (or on ``*`` of its
+        kind). All or nothing; recorded in the ``_acl`` stream in the same transaction."""
+        ctx = require_context(context)
+        batch = [self._normalize(g, ctx.oid) for g in grants]
+        if not batch:
+            raise ValidationError("grant needs at least one grant", field="grants")
+
+        def apply(tx: WriteTransaction) -> None:
+            self._store.track(tx)
+            for g in batch:
+                self._require_full(ctx.oid, g.resource_kind, g.resource_id)
+            for g in batch:
+                self._store.put_grant(g)
+
+        self._ledger.append_system([self._audit_record("grant", ctx.oid, [g.to_dict() for g in batch])], ctx, within=apply)
+        return batch
+
+    def revoke(self, grants: Iterable[Grant | Mapping[str, Any]], context: RequestContext) -> int:
+        """Remove grants of (principal, kind, resource id). The requester must hold ``full`` on each
+        resource. Every named grant must exist; all or nothing. Returns how many were revoked."""
+        ctx = require_context(context)
+        keys: list[tuple[str, str, str]] = []
+        for item in grants:
+            data = item.to_dict() if isinstance(item, Grant) else dict(item)
+            for extra in set(data) - {"resource_kind", "resource_id", "principal_oid", "scope", "granted_by", "expires_at"}:
+                raise ValidationError(f"unknown field {extra!r}", field="revoke")
+            try:
+                keys.append(
+                    (
+                        validate_oid(data["principal_oid"], field="principal_oid"),
+                        validate_kind(data["resource_kind"]),
+                        Resource(kind=data["resource_kind"], id=data["resource_id"]).id,
+                    )
+                )
+            except KeyError as err:
+                raise ValidationError(f"missing {err.args[0]!r}", field="revoke") from None
+        if not keys:
+            raise ValidationError("revoke needs at least one grant", field="grants")
+
+        def apply(tx: WriteTransaction) -> None:
+            self._store.track(tx)
+            for p, k, r in keys:
+                self._require_full(ctx.oid, k, r)
+            for p, k, r in keys:
+                if not self._store.delete_grant(p, k, r):
+                    raise ValidationError(f"{p} holds no grant on {k}/{r}", field="revoke")
+
+        payload = [{"principal_oid": p, "resource_kind": k, "resource_id": r} for p, k, r in keys]
+        self._ledger.append_system([self._audit_record("revoke", ctx.oid, payload)], ctx, within=apply)
+        return len(keys)
+
+    def list(self, context: RequestContext, filters: QueryFilters | Mapping[str, Any] | None = None) -> ListResult:
+        """Entries the requester may read, with the filters of ``query`` plus ``kind`` (a resource kind
+        or a list of them), a page at a time in seq order. Filtering happens inside the store."""
+        ctx = require_context(context)
+        raw = dict(filters) if isinstance(filters, Mapping) else {}
+        kind = raw.pop("kind", None)
+        parsed = filters_from(raw if isinstance(filters, Mapping) else filters)
+        kinds: tuple[str, ...] | None = None
+        if kind is not None:
+            names = [kind] if isinstance(kind, str) else kind
+            if not isinstance(names, list) or not names:
+                raise QueryError("must be a resource kind or a list of them", field="kind")
+            try:
+                kinds = tuple(validate_kind(k, field="kind") for k in names)
+            except ValidationError as err:
+                raise QueryError(str(err), field="kind") from None
+        squery = parsed.to_storage_query()
+        storage = self._ledger.storage
+        if ctx.oid in self._admins:
+            rows = storage.query(squery) if kinds is None else self._store.query_kinds(storage, squery, kinds)
+        else:
+            rows = self._store.query_visible(storage, squery, ctx.oid, self._clock(), kinds)
+        from nucleus_core.ledger import entry_from_stored
+
+        result = page([entry_from_stored(r) for r in rows], parsed.limit)
+        return ListResult(entries=result.entries, next_cursor=result.next_cursor)
+
+    # internals --------------------------------------------------------------------------------
+    def _normalize(self, item: Grant | Mapping[str, Any], granted_by: str) -> Grant:
+        grant = item if isinstance(item, Grant) else Grant.from_dict(dict(item))
+        return attrs.evolve(grant, granted_by=granted_by)
+
+    def _require_full(self, who: str, kind: str, resource_id: str) -> None:
+        have = self._scope(who, kind, resource_id)
+        if have is None or have < Scope.FULL:
+            raise AccessDeniedError(f"granting or revoking on {kind}/{resource_id} needs full access")
+
+    def _apply_seed(self, seed: Grant) -> None:
+        current = self._store.get_grant(seed.principal_oid, seed.resource_kind, seed.resource_id)
+        self._store.put_grant(_merge_seed(current, seed))
+
+    def _audit_record(self, op: str, by: str, grants: list[dict[str, Any]]) -> Record:
+        return Record(
+            id=f"acl-{uuid.uuid4().hex}",
+            stream=ACL_STREAM,
+            timestamp=self._clock(),
+            payload={"op": op, "by": by, "grants": grants},
+        )
+
+    def _replay(self) -> dict[tuple[str, str, str], Grant]:
+        state: dict[tuple[str, str, str], Grant] = {}
+        for stored in self._ledger.storage.iter_entries(1):
+            if stored.stream != ACL_STREAM:
+                continue
+            doc = Record.from_canonical(stored.canonical, seq=stored.seq).payload
+            assert isinstance(doc, dict)
+            op = doc.get("op")
+            for item in doc.get("grants", []):
+                key = (item["principal_oid"], item["resource_kind"], item["resource_id"])
+                if op == "revoke":
+                    state.pop(key, None)
+                    continue
+                grant = Grant.from_dict(item)
+                state[key] = grant if op == "grant" else _merge_seed(state.get(key), grant)
+        return state
+
+
+def _merge_seed(current: Grant | None, seed: Grant) -> Grant:
+    """A seeded grant never lowers what the principal already holds."""
+    if current is None or seed.scope >= current.scope:
+        return seed
+    return current
+
+
+def build_ual(ledger_id: str, settings: Mapping[str, Any], storage: StorageBackend | None) -> UnifiedAccessLayer:
+    """Build the UAL for a ledger: grants in the ledger's SQL database, or in memory for memory ledgers."""
+    unknown = set(settings) - {"admins"}
+    if unknown:
+        raise ConfigurationError(f"ual: unknown setting(s) {sorted(unknown)}")
+    store: GrantStore
+    if storage is not None and getattr(storage, "database", None) is not None:
+        from .sql import SqlGrantStore
+
+        store = SqlGrantStore(storage)
+    else:
+        store = MemoryGrantStore()
+    return UnifiedAccessLayer(store=store, admins=settings.get("admins", ()))

@@ -138,7 +138,8 @@ class UnifiedAccessLayer:
         module = self._ledger.modules.owner_of(record.stream) if self._ledger is not None else None
         kind = getattr(module, "resource_kind", None) if module is not None else None
         if kind:
-            return kind, module.resource_id(record)  # type: ignore[union-attr]
+            rid = module.resource_id(record)  # type: ignore[union-attr]
+            return kind, rid if rid is not None else record.id
         return f"stream:{record.stream}", record.id
 
     def _seeds(self, record: Record) -> list[tuple[str, Scope]]:
@@ -146,7 +147,11 @@ class UnifiedAccessLayer:
         seeder = getattr(module, "seed_grants", None) if module is not None else None
         if seeder is None:
             return []
-        return [(validate_oid(p, field="seed principal"), Scope.parse(s)) for p, s in seeder(record)]
+        out: list[tuple[str, Scope]] = []
+        for seed in seeder(record):
+            principal, scope = (seed.principal_oid, seed.scope) if hasattr(seed, "principal_oid") else seed
+            out.append((validate_oid(principal, field="seed principal"), Scope.parse(scope)))
+        return out
 
     # decisions ------------------------------------------------------------------------------
     def _scope(self, principal: str, kind: str, resource_id: str) -> Scope | None:

@@ -29,7 +29,7 @@ def main(argv: list[str]) -> int:
         i = 0
         while i < n:
             records = [
-                Record(id=f"{prefix}-{j}", stream="w", timestamp=j, payload={"writer": prefix, "j": j})
+                Record(id=f"{prefix}-{j}", stream="w", timestamp=1_700_000_000_000 + j, payload={"writer": prefix, "j": j})
                 for j in range(i, min(i + batch, n))
             ]
             entries = ledger.append_batch(records, ctx)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from nucleus_storage_postgres import PostgresStorage
 
 from nucleus_core.testing import StorageConformance
-from nucleus_storage_postgres import PostgresStorage
 
 pytestmark = pytest.mark.postgres
 

@@ -184,13 +184,12 @@ class PostgresStorage(SqlStorageBackend):
         super()._prepare_statements()
         table = self._quote(self._ledgers_table)
         cols = ", ".join(self._quote(c) for c in ENTRY_COLUMNS)
+        entries = self._quote(self._entries_table)
+        # Only table and column names are interpolated, all validated identifiers; values are parameters.
         self._sql.update(
-            lock=f'SELECT 1 FROM {table} WHERE "ledger_id" = %s FOR UPDATE',
-            add_ledger=f'INSERT INTO {table} ("ledger_id", "created_ms") VALUES (%s, %s) ON CONFLICT DO NOTHING',
-            stream=(
-                f"SELECT {cols} FROM {self._quote(self._entries_table)} "
-                'WHERE "ledger_id" = %s AND "seq" >= %s ORDER BY "seq"'
-            ),
+            lock=f'SELECT 1 FROM {table} WHERE "ledger_id" = %s FOR UPDATE',  # noqa: S608
+            add_ledger=f'INSERT INTO {table} ("ledger_id", "created_ms") VALUES (%s, %s) ON CONFLICT DO NOTHING',  # noqa: S608
+            stream=f'SELECT {cols} FROM {entries} WHERE "ledger_id" = %s AND "seq" >= %s ORDER BY "seq"',  # noqa: S608
         )
 
     def _ensure_ledgers_table(self) -> None:
@@ -199,7 +198,8 @@ class PostgresStorage(SqlStorageBackend):
         sv = self.models.schema_version
         with self._begin_schema():
             db.execute_sql(
-                f'CREATE TABLE IF NOT EXISTS {table} ("ledger_id" VARCHAR(128) PRIMARY KEY, "created_ms" BIGINT NOT NULL)'
+                f"CREATE TABLE IF NOT EXISTS {table} "
+                '("ledger_id" VARCHAR(128) PRIMARY KEY, "created_ms" BIGINT NOT NULL)'
             )
             (
                 sv.insert(component=LEDGERS_COMPONENT, version=LEDGERS_VERSION)

@@ -152,7 +152,9 @@ def translate(err: BaseException, action: str, where: str) -> StorageError:
     detail = _first_line(_driver_error(err))
     code = f" [SQLSTATE {state}]" if state else ""
     if connection_lost(err):
-        return StorageUnavailableError(f"PostgreSQL at {where}: connection lost or refused while {action}{code}: {detail}")
+        return StorageUnavailableError(
+            f"PostgreSQL at {where}: connection lost or refused while {action}{code}: {detail}"
+        )
     if state in _CONFLICT_STATES or state == _UNIQUE_VIOLATION:
         return ConflictError(f"PostgreSQL at {where}: conflicting write while {action}{code}: {detail}")
     return StorageError(f"PostgreSQL at {where}: {action} failed{code}: {detail}")

@@ -40,6 +40,9 @@ DEFAULT_ITER_BATCH = 2000
 ID_CHUNK = 500
 """Record ids per ``IN (...)`` list (well below every engine's parameter limit)."""
 
+_MIN_SEQ = -(2**63)
+"""The smallest BIGINT: where a scan "from the start" begins."""
+
 _TABLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
@@ -351,12 +354,16 @@ class SqlStorageBackend(abc.ABC):
         return self._fetch(self.select_entries().where(e.seq >= from_seq).order_by(e.seq).limit(limit), "range")
 
     def iter_entries(self, from_seq: int = 1) -> Iterator[StoredEntry]:
-        """Every entry with ``seq >= from_seq`` in seq order, fetched in batches by seq (constant memory)."""
+        """Every entry with ``seq >= from_seq`` in seq order, fetched in batches by seq (constant memory).
+
+        From the start (``from_seq <= 1``) rows with a seq below 1, which only tampering can
+        create, are yielded too, so that verification names them.
+        """
         db = self.database
         sql = self._sql["iter"]
         ledger_id = self.ledger_id
         size = self._iter_batch
-        nxt = max(from_seq, 1)
+        nxt = from_seq if from_seq > 1 else _MIN_SEQ
         make = row_to_entry
         while True:
             try:

@@ -34,7 +34,7 @@ import attrs
 from .context import RequestContext, require_context
 from .errors import LedgerClosedError, ModuleError, NucleusError, RecordRejectedError, ValidationError
 from .oid import is_oid
-from .records import Entry, Record
+from .records import Entry, Record, validate_stream
 from .storage import MAX_QUERY_LIMIT, StorageBackend, StorageQuery, StoredEntry
 
 log = logging.getLogger(__name__)
@@ -196,6 +196,10 @@ class ModuleRegistry:
         if mid in self._modules:
             raise ModuleError("is registered twice", module_id=mid)
         for stream in module.streams:
+            try:
+                validate_stream(stream)
+            except ValidationError as err:
+                raise ModuleError(f"cannot own stream {stream!r}: {err}", module_id=mid) from None
             owner = self._stream_owner.get(stream)
             if owner is not None:
                 raise ModuleError(f"stream {stream!r} is already owned by module {owner!r}", module_id=mid)
@@ -404,9 +408,8 @@ class ModuleRegistry:
         """After a commit: fold the new entries into derived state, then run after-append hooks.
         Failures are logged; committed entries are never undone."""
         if self._stateful_streams():
+            # The write caught up inside its transaction, so these follow every applied entry.
             with self._state_lock:
-                if entries and entries[0].seq > self._applied_seq + 1:
-                    self.catch_up()
                 for entry in entries:
                     if entry.seq > self._applied_seq:
                         self._apply_one(entry, strict=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import logging
 import re
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
@@ -34,6 +35,8 @@ from nucleus_core.storage import ChainHead, StorageQuery, StoredEntry
 from .models import ENTRIES_TABLE, ENTRY_COLUMNS, SCHEMA_TABLE, EntryModels, entry_to_row, make_models, row_to_entry
 from .schema import CURRENT_VERSION, read_version, upgrade
 
+log = logging.getLogger(__name__)
+
 DEFAULT_ITER_BATCH = 2000
 """Rows fetched per round trip by :meth:`SqlStorageBackend.iter_entries`."""
 
@@ -44,6 +47,24 @@ _MIN_SEQ = -(2**63)
 """The smallest BIGINT: where a scan "from the start" begins."""
 
 _TABLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+@contextlib.contextmanager
+def _guarded(cm: contextlib.AbstractContextManager[Any], errors: tuple[type[BaseException], ...]) -> Iterator[None]:
+    """Run the block inside a transaction or savepoint context manager ``cm``. When the block
+    raises and rolling back fails too (SQLite has already rolled the whole transaction back after
+    SQLITE_FULL, for example), the block's exception is the one that propagates, not the failed
+    rollback's."""
+    cm.__enter__()
+    try:
+        yield
+    except BaseException as exc:
+        try:
+            cm.__exit__(type(exc), exc, exc.__traceback__)
+        except errors:
+            log.debug("rollback after %s failed: the database had already rolled back", type(exc).__name__)
+        raise
+    cm.__exit__(None, None, None)
 
 
 def _dbapi_kind(err: BaseException) -> str | None:
@@ -249,7 +270,7 @@ class SqlStorageBackend(abc.ABC):
         if self._read_only:
             raise ReadOnlyLedgerError(f"storage {self.url} is read-only")
         try:
-            with self._begin_write():
+            with _guarded(self._begin_write(), self._errors):
                 yield SqlWriteTransaction(self)
         except self._errors as err:
             raise self._wrap(err, "write") from err
@@ -430,7 +451,7 @@ class SqlWriteTransaction:
         try:
             # A savepoint: a failed statement leaves the outer transaction usable (PostgreSQL
             # aborts a transaction on any error), so the caller may still roll back cleanly.
-            with db.atomic():
+            with _guarded(db.atomic(), backend._errors):
                 db.cursor().executemany(backend._sql["insert"], rows)
         except backend._errors as err:
             if _dbapi_kind(err) == "IntegrityError":

@@ -17,6 +17,8 @@ from nucleus_storage_postgres import postgres_storage
 from nucleus_core import Record, create_ledger
 from nucleus_core.context import RequestContext
 
+T0 = 1_700_000_000_000
+
 
 def main(argv: list[str]) -> int:
     dsn, schema, ledger_id, prefix, count, ack_path = argv[:6]
@@ -29,7 +31,7 @@ def main(argv: list[str]) -> int:
         i = 0
         while i < n:
             records = [
-                Record(id=f"{prefix}-{j}", stream="w", timestamp=1_700_000_000_000 + j, payload={"writer": prefix, "j": j})
+                Record(id=f"{prefix}-{j}", stream="w", timestamp=T0 + j, payload={"writer": prefix, "j": j})
                 for j in range(i, min(i + batch, n))
             ]
             entries = ledger.append_batch(records, ctx)

@@ -178,7 +178,8 @@ def test_writers_queue_on_the_ledger_row_lock(
         with psycopg.connect(pg_dsn, autocommit=True) as watch:
             while True:  # until the append is seen waiting for the lock
                 row = watch.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'writer-a' AND wait_event_type = 'Lock'"
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE application_name = 'writer-a' AND wait_event_type = 'Lock'"
                 ).fetchone()
                 assert waiter.is_alive() and not done
                 if row and row[0] == 1:

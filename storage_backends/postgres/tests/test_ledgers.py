@@ -103,7 +103,9 @@ def test_plugin_tables_share_the_write_transaction(make_storage: Callable[..., P
             raise RuntimeError("plugin failed after writing")
 
         with pytest.raises(RuntimeError):
-            ledger.append_system([Record(id="g1", stream="_grants", timestamp=1, payload={})], ctx, within=add_then_fail)
+            ledger.append_system(
+                [Record(id="g1", stream="_grants", timestamp=1, payload={})], ctx, within=add_then_fail
+            )
         with storage.connection():
             assert Grant.select().count() == 0
         assert ledger.length() == 0

@@ -88,7 +88,9 @@ def _flip_byte(conn: psycopg.Connection) -> None:
 def _set_column(column: str, value: object) -> Callable[[psycopg.Connection], None]:
     def tamper(conn: psycopg.Connection) -> None:
         conn.execute(
-            sql.SQL("UPDATE nucleus_entries SET {} = %s WHERE ledger_id = %s AND seq = %s").format(sql.Identifier(column)),
+            sql.SQL("UPDATE nucleus_entries SET {} = %s WHERE ledger_id = %s AND seq = %s").format(
+                sql.Identifier(column)
+            ),
             (value, LEDGER, K),
         )
 
@@ -211,7 +213,9 @@ def test_truncating_the_tail_is_seen_as_a_shorter_ledger(
         assert ledger.verify().ok
 
 
-def test_an_exact_duplicate_row_is_refused_by_the_database(copy_of: Callable[[], tuple[str, psycopg.Connection]]) -> None:
+def test_an_exact_duplicate_row_is_refused_by_the_database(
+    copy_of: Callable[[], tuple[str, psycopg.Connection]],
+) -> None:
     _, conn = copy_of()
     with pytest.raises(psycopg.errors.UniqueViolation):
         conn.execute(

@@ -220,7 +220,7 @@ class PostgresStorage(SqlStorageBackend):
         except BaseException as err:
             self.close()
             if isinstance(err, self._errors):
-                raise self._wrap(err, f"opening {self.url}") from err
+                raise self._wrap(err, "opening the ledger") from err
             raise
 
     def close(self) -> None:

@@ -39,9 +39,8 @@ DEFAULT_CONNECT_TIMEOUT = 10
 # SQLSTATE classes: 08 connection exception, 57P0x operator intervention (admin shutdown,
 # crash shutdown, cannot connect now), 53 insufficient resources (too many connections).
 _UNAVAILABLE_PREFIXES = ("08", "57P", "53")
-# 40001 serialization failure, 40P01 deadlock, 55P03 lock not available.
+# 40001 serialization failure, 40P01 deadlock, 55P03 lock not available; class 23 (constraints) too.
 _CONFLICT_STATES = frozenset({"40001", "40P01", "55P03"})
-_UNIQUE_VIOLATION = "23505"
 
 
 def parse_dsn(dsn: str) -> tuple[dict[str, Any], str]:
@@ -115,13 +114,29 @@ def _first_line(err: BaseException) -> str:
 
 
 def _driver_error(err: BaseException) -> BaseException:
-    """The psycopg error behind a peewee wrapper (peewee passes it as the first argument)."""
-    if isinstance(err, psycopg.Error):
-        return err
-    for candidate in (*getattr(err, "args", ())[:1], err.__cause__, err.__context__):
-        if isinstance(candidate, psycopg.Error):
-            return candidate
-    return err
+    """The most telling psycopg error behind ``err``.
+
+    peewee passes the driver's error as its first argument; and when a commit fails on a dead
+    connection, peewee's rollback fails too and hides the first error in ``__context__``. The chain
+    is searched for an error carrying a SQLSTATE, else the first psycopg error, else ``err``.
+    """
+    found: list[BaseException] = []
+    seen: set[int] = set()
+    todo: list[BaseException] = [err]
+    while todo and len(seen) < 16:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, psycopg.Error):
+            if getattr(current, "sqlstate", None):
+                return current
+            found.append(current)
+        todo.extend(
+            c for c in (*getattr(current, "args", ())[:1], current.__cause__, current.__context__)
+            if isinstance(c, BaseException)
+        )
+    return found[0] if found else err
 
 
 def sqlstate(err: BaseException) -> str | None:
@@ -152,9 +167,16 @@ def translate(err: BaseException, action: str, where: str) -> StorageError:
     detail = _first_line(_driver_error(err))
     code = f" [SQLSTATE {state}]" if state else ""
     if connection_lost(err):
+        hint = ""
+        if action == "write":
+            action = "writing"
+            hint = (
+                "; the transaction was rolled back unless the connection broke during COMMIT itself, so look the "
+                "record ids up before retrying (a retry of an append that did commit fails as a duplicate)"
+            )
         return StorageUnavailableError(
-            f"PostgreSQL at {where}: connection lost or refused while {action}{code}: {detail}"
+            f"PostgreSQL at {where}: connection lost or refused while {action}{code}: {detail}{hint}"
         )
-    if state in _CONFLICT_STATES or state == _UNIQUE_VIOLATION:
+    if state in _CONFLICT_STATES or (state or "").startswith("23"):
         return ConflictError(f"PostgreSQL at {where}: conflicting write while {action}{code}: {detail}")
     return StorageError(f"PostgreSQL at {where}: {action} failed{code}: {detail}")

@@ -1,0 +1,159 @@
+"""Faults: the connection killed mid-append (``pg_terminate_backend``) and an unreachable server."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+
+import psycopg
+import pytest
+from nucleus_storage_postgres import PostgresStorage, postgres_storage
+
+from nucleus_core import Record, StorageError, StorageUnavailableError, create_ledger
+from nucleus_core.testing import make_context, make_record
+
+pytestmark = pytest.mark.postgres
+
+
+def _terminate(admin: psycopg.Connection, pid: int) -> None:
+    assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (True,)
+
+
+def test_connection_killed_mid_append(
+    pg_admin: psycopg.Connection, make_storage: Callable[..., PostgresStorage]
+) -> None:
+    ctx = make_context()
+    with create_ledger(id="killed", storage=make_storage()) as ledger:
+        before = ledger.append_batch([make_record(i) for i in range(5)], ctx)
+        storage = ledger.storage
+        assert isinstance(storage, PostgresStorage)
+
+        def kill_own_connection(_tx: object) -> None:
+            # Inside the write transaction, after the entries were inserted, before commit.
+            pid = storage.database.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+            _terminate(pg_admin, pid)
+
+        records = [Record(id=f"sys-{i}", stream="_audit", timestamp=1, payload={"i": i}) for i in range(3)]
+        with pytest.raises(StorageError) as info:
+            ledger.append_system(records, ctx, within=kill_own_connection)
+        assert isinstance(info.value, StorageUnavailableError)
+        assert "connection lost" in str(info.value) and storage.url in str(info.value)
+        # Nothing half-written: neither the entries nor anything else of that transaction.
+        assert ledger.length() == 5 and ledger.latest_hash() == before[-1].hash
+        assert all(ledger.get_by_id(r.id, ctx) is None for r in records)
+        # The next append reconnects and chains onto the committed head.
+        entry = ledger.append(make_record(5), ctx)
+        assert entry.seq == 6 and entry.prev_hash == before[-1].hash
+        assert ledger.verify().ok
+
+
+def test_connection_killed_while_waiting_for_the_ledger_lock(
+    pg_dsn: str, pg_schema: str, pg_admin: psycopg.Connection, make_storage: Callable[..., PostgresStorage]
+) -> None:
+    ctx = make_context()
+    with create_ledger(id="waiting", storage=make_storage(application_name="kill-waiter")) as ledger:
+        ledger.append(make_record(0), ctx)
+        with psycopg.connect(pg_dsn) as holder:
+            holder.execute(f"SELECT 1 FROM {pg_schema}.nucleus_ledgers WHERE ledger_id = 'waiting' FOR UPDATE")
+            failures: list[BaseException] = []
+
+            def append() -> None:
+                try:
+                    ledger.append(make_record(1), ctx)
+                except StorageError as err:
+                    failures.append(err)
+
+            waiter = threading.Thread(target=append)
+            waiter.start()
+            while True:
+                row = pg_admin.execute(
+                    "SELECT pid FROM pg_stat_activity "
+                    "WHERE application_name = 'kill-waiter' AND wait_event_type = 'Lock'"
+                ).fetchone()
+                assert waiter.is_alive()
+                if row:
+                    break
+                threading.Event().wait(0.02)
+            _terminate(pg_admin, row[0])
+            waiter.join()
+            assert len(failures) == 1 and isinstance(failures[0], StorageUnavailableError)
+        assert ledger.length() == 1
+        assert ledger.append(make_record(1), ctx).seq == 2
+        assert ledger.verify().ok
+
+
+def test_idle_pooled_connections_killed_between_appends(
+    pg_admin: psycopg.Connection, make_storage: Callable[..., PostgresStorage]
+) -> None:
+    """A server restart or an idle timeout kills pooled connections; the pool replaces them unnoticed."""
+    ctx = make_context()
+    with create_ledger(id="idle", storage=make_storage(application_name="idle-pool")) as ledger:
+        ledger.append(make_record(0), ctx)
+        pids = [r[0] for r in pg_admin.execute("SELECT pid FROM pg_stat_activity WHERE application_name = 'idle-pool'")]
+        assert pids
+        for pid in pids:
+            _terminate(pg_admin, pid)
+        assert ledger.append(make_record(1), ctx).seq == 2
+        assert ledger.verify().ok
+
+
+@pytest.fixture
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_unreachable_server_at_open(closed_port: int) -> None:
+    dsn = f"postgresql://nucleus:pw-never-shown@127.0.0.1:{closed_port}/nowhere"
+    with pytest.raises(StorageUnavailableError) as info:
+        create_ledger(id="down", storage=postgres_storage(dsn, connect_timeout=2))
+    message = str(info.value)
+    assert f"127.0.0.1:{closed_port}" in message and "connection lost or refused" in message
+    assert "pw-never-shown" not in message
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A TCP port that accepts connections and never answers (a hung server or a black-holed route)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield int(server.getsockname()[1])
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    server.close()
+
+
+def test_silent_server_at_open_fails_after_connect_timeout(silent_server: int) -> None:
+    """Bounded by connect_timeout: the open fails instead of hanging (the join is only a safety net)."""
+    outcome: list[BaseException] = []
+
+    def open_ledger() -> None:
+        try:
+            dsn = f"postgresql://u@127.0.0.1:{silent_server}/db"
+            create_ledger(id="hung", storage=postgres_storage(dsn, connect_timeout=2))
+        except BaseException as err:
+            outcome.append(err)
+
+    thread = threading.Thread(target=open_ledger, daemon=True)
+    thread.start()
+    thread.join(120)
+    assert not thread.is_alive(), "opening against a silent server did not give up"
+    assert len(outcome) == 1 and isinstance(outcome[0], StorageUnavailableError), outcome

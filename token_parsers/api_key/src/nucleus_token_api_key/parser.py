@@ -79,7 +79,13 @@ class ApiKeyParser:
         self._clock = clock
         if store is None:
             database = plugin_database(context, plugin=NAME)
-            store = MemoryKeyStore() if database is None else SqlKeyStore(database, context.ledger_id)
+            store = (
+                MemoryKeyStore()
+                if database is None
+                else SqlKeyStore(
+                    database, context.ledger_id, ensure_tables=getattr(context.storage, "ensure_tables", None)
+                )
+            )
         self._store = store
         self._dummy_hash = secret_hash(self._pepper, "0" * 12, "0" * 43)
 

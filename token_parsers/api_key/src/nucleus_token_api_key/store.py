@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import attrs
@@ -106,10 +107,21 @@ def _model(database: peewee.Database) -> type[peewee.Model]:
 class SqlKeyStore:
     """Keys in the ledger's peewee database (SQLite or PostgreSQL), table ``nucleus_api_keys``."""
 
-    def __init__(self, database: peewee.Database, ledger_id: str) -> None:
+    def __init__(
+        self,
+        database: peewee.Database,
+        ledger_id: str,
+        *,
+        ensure_tables: Callable[[list[type[peewee.Model]]], None] | None = None,
+    ) -> None:
+        """``ensure_tables`` is the storage backend's way to create plugin tables
+        (``backend.ensure_tables``); without it the table is created with ``create_tables``."""
         self._db = database
         self._ledger_id = ledger_id
         self._model: Any = _model(database)
+        if ensure_tables is not None:
+            ensure_tables([self._model])
+            return
         try:
             with self._db.atomic():
                 self._db.create_tables([self._model], safe=True)

@@ -59,7 +59,13 @@ class SessionParser:
         self._clock = clock
         if store is None:
             database = plugin_database(context, plugin=NAME)
-            store = MemorySessionStore() if database is None else SqlSessionStore(database, context.ledger_id)
+            store = (
+                MemorySessionStore()
+                if database is None
+                else SqlSessionStore(
+                    database, context.ledger_id, ensure_tables=getattr(context.storage, "ensure_tables", None)
+                )
+            )
         self._store = store
 
     # TokenParser -----------------------------------------------------------------------------

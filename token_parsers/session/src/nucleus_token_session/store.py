@@ -8,6 +8,7 @@ Models are built and bound per store instance (no module-level binding).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import attrs
@@ -49,7 +50,7 @@ class SessionStore(Protocol):
         """Revoke every live session of ``principal``; returns how many."""
 
     def purge(self, before: float) -> int:
-        """Delete sessions whose absolute expiry is before ``before`` or that were revoked before it."""
+        """Delete sessions whose absolute expiry is at or before ``before`` or that were revoked by then."""
 
 
 class MemorySessionStore:
@@ -92,7 +93,7 @@ class MemorySessionStore:
             dead = [
                 h
                 for h, s in self._sessions.items()
-                if s.absolute_expires_at < before or (s.revoked_at is not None and s.revoked_at < before)
+                if s.absolute_expires_at <= before or (s.revoked_at is not None and s.revoked_at <= before)
             ]
             for h in dead:
                 del self._sessions[h]
@@ -121,11 +122,22 @@ def _model(database: peewee.Database) -> Any:
 class SqlSessionStore:
     """Sessions in the ledger's peewee database (SQLite or PostgreSQL), table ``nucleus_sessions``."""
 
-    def __init__(self, database: peewee.Database, ledger_id: str) -> None:
+    def __init__(
+        self,
+        database: peewee.Database,
+        ledger_id: str,
+        *,
+        ensure_tables: Callable[[list[type[peewee.Model]]], None] | None = None,
+    ) -> None:
+        """``ensure_tables`` is the storage backend's way to create plugin tables
+        (``backend.ensure_tables``); without it the table is created with ``create_tables``."""
         self._db = database
         self._ledger_id = ledger_id
         self._model = _model(database)
-        self._run("creating table " + TABLE_NAME, lambda: self._db.create_tables([self._model], safe=True))
+        if ensure_tables is not None:
+            ensure_tables([self._model])
+        else:
+            self._run("creating table " + TABLE_NAME, lambda: self._db.create_tables([self._model], safe=True))
 
     def _run(self, what: str, fn: Any) -> Any:
         try:
@@ -172,7 +184,7 @@ class SqlSessionStore:
 
     def purge(self, before: float) -> int:
         m = self._model
-        dead = (m.absolute_expires_at < before) | (m.revoked_at.is_null(False) & (m.revoked_at < before))
+        dead = (m.absolute_expires_at <= before) | (m.revoked_at.is_null(False) & (m.revoked_at <= before))
         return int(
             self._run("purging sessions", lambda: m.delete().where((m.ledger_id == self._ledger_id) & dead).execute())
         )

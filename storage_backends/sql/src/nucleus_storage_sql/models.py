@@ -69,13 +69,14 @@ def make_models(
         class Meta:
             table_name = entries_table
             primary_key = peewee.CompositeKey("ledger_id", "seq")
-            # Version-1 indexes. Later indexes are added by migrations (see schema.py), so a new
-            # database and a migrated old one end up identical.
-            indexes = (
-                (("ledger_id", "hash"), True),
-                (("ledger_id", "record_id"), True),
-                (("ledger_id", "stream", "seq"), False),
-            )
+
+    # Version-1 indexes, named after the table. Later indexes are added by migrations (see
+    # schema.py), so a new database and a migrated old one end up identical.
+    Entry.add_index(Entry.index(Entry.ledger_id, Entry.hash, unique=True, name=f"{entries_table}_ledger_hash"))
+    Entry.add_index(
+        Entry.index(Entry.ledger_id, Entry.record_id, unique=True, name=f"{entries_table}_ledger_record_id")
+    )
+    Entry.add_index(Entry.index(Entry.ledger_id, Entry.stream, Entry.seq, name=f"{entries_table}_ledger_stream_seq"))
 
     class SchemaVersion(peewee.Model):
         component = peewee.CharField(max_length=64, primary_key=True)

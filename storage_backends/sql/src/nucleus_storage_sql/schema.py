@@ -44,7 +44,8 @@ def _create_v1(models: EntryModels, _migrator: SchemaMigrator) -> None:
 
 
 def _add_timestamp_index(models: EntryModels, migrator: SchemaMigrator) -> None:
-    migrate(migrator.add_index(models.entries._meta.table_name, ("ledger_id", "timestamp"), False))
+    table = models.entries._meta.table_name
+    migrate(migrator.add_index(table, ("ledger_id", "timestamp"), False, name=f"{table}_ledger_timestamp"))
 
 
 MIGRATIONS: tuple[Migration, ...] = (

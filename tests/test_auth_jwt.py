@@ -18,12 +18,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+from nucleus_token_connect import ConnectParser
+from nucleus_token_service import ServiceParser
 
 from nucleus_core import PluginContext, TokenSource, create_ledger
 from nucleus_core.auth import SERVICE_TOKEN_TYPE, KeySourceUnavailableError, TokenRegistry, decode_jwt
 from nucleus_core.errors import ConfigurationError, TokenExpiredError, TokenInvalidError
-from nucleus_token_connect import ConnectParser
-from nucleus_token_service import ServiceParser
 
 ISSUER = "https://id.example.com"
 AUDIENCE = "nucleus-books"
@@ -50,7 +50,9 @@ def claims(**over: Any) -> dict[str, Any]:
     return {k: v for k, v in base.items() if v is not None}
 
 
-def sign(payload: dict[str, Any], key: Any = RSA_KEY, alg: str = "RS256", kid: str | None = "rsa1", **headers: Any) -> str:
+def sign(
+    payload: dict[str, Any], key: Any = RSA_KEY, alg: str = "RS256", kid: str | None = "rsa1", **headers: Any
+) -> str:
     hdr = {"kid": kid, **headers} if kid is not None else dict(headers)
     return jwt.encode(payload, key, algorithm=alg, headers=hdr)
 
@@ -106,7 +108,9 @@ class JwksServer:
 
 @pytest.fixture
 def jwks() -> Iterator[JwksServer]:
-    server = JwksServer([jwk_of(RSA_KEY, "rsa1", "RS256"), jwk_of(EC_KEY, "ec1", "ES256"), jwk_of(ED_KEY, "ed1", "EdDSA")])
+    server = JwksServer(
+        [jwk_of(RSA_KEY, "rsa1", "RS256"), jwk_of(EC_KEY, "ec1", "ES256"), jwk_of(ED_KEY, "ed1", "EdDSA")]
+    )
     yield server
     server.close()
 
@@ -138,7 +142,9 @@ def registry(*parsers: Any) -> TokenRegistry:
 # --- happy paths ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("key", "alg", "kid"), [(RSA_KEY, "RS256", "rsa1"), (EC_KEY, "ES256", "ec1"), (ED_KEY, "EdDSA", "ed1")])
+@pytest.mark.parametrize(
+    ("key", "alg", "kid"), [(RSA_KEY, "RS256", "rsa1"), (EC_KEY, "ES256", "ec1"), (ED_KEY, "EdDSA", "ed1")]
+)
 def test_connect_accepts_valid_tokens_of_each_key_type(parser: ConnectParser, key: Any, alg: str, kid: str) -> None:
     ctx = parser.parse(sign(claims(), key, alg, kid))
     assert ctx is not None
@@ -162,7 +168,9 @@ def test_connect_principal_prefix_builds_the_oid(jwks: JwksServer) -> None:
 
 @pytest.mark.parametrize("signature", ["", "AAAA"])
 def test_case01_alg_none_is_refused(parser: ConnectParser, signature: str) -> None:
-    token = f"{b64(json.dumps({'alg': 'none', 'kid': 'rsa1'}).encode())}.{b64(json.dumps(claims()).encode())}.{signature}"
+    token = (
+        f"{b64(json.dumps({'alg': 'none', 'kid': 'rsa1'}).encode())}.{b64(json.dumps(claims()).encode())}.{signature}"
+    )
     with pytest.raises(TokenInvalidError):
         registry(parser).authenticate(token)
 
@@ -245,7 +253,9 @@ def test_case06_wrong_audience_is_refused(parser: ConnectParser, aud: Any) -> No
         parser.parse(sign(claims(aud=aud)))
 
 
-@pytest.mark.parametrize("iss", ["https://id.example.co", "id.example.com", "https://id.example.com.evil", "example", "h"])
+@pytest.mark.parametrize(
+    "iss", ["https://id.example.co", "id.example.com", "https://id.example.com.evil", "example", "h"]
+)
 def test_case06_issuer_prefix_suffix_substring_is_refused(parser: ConnectParser, iss: str) -> None:
     with pytest.raises(TokenInvalidError, match="issuer"):
         parser.parse(sign(claims(iss=iss)))
@@ -265,11 +275,20 @@ def service_parser(clock: Clock | None = None, **over: Any) -> ServiceParser:
     settings = {
         "audience": "books",
         "services": {
-            "billing": {"principal": "oid:acme:service:billing", "role": "writer", "algorithm": "EdDSA", "keys": {"ed1": jwk_of(ED_KEY, "ed1", "EdDSA")}},
+            "billing": {
+                "principal": "oid:acme:service:billing",
+                "role": "writer",
+                "algorithm": "EdDSA",
+                "keys": {"ed1": jwk_of(ED_KEY, "ed1", "EdDSA")},
+            },
             "reports": {
                 "principal": "oid:acme:service:reports",
                 "algorithm": "ES256",
-                "keys": {"ec1": EC_KEY.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()},
+                "keys": {
+                    "ec1": EC_KEY.public_key()
+                    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+                    .decode()
+                },
             },
         },
         **over,
@@ -278,7 +297,9 @@ def service_parser(clock: Clock | None = None, **over: Any) -> ServiceParser:
     return ServiceParser(ctx, clock=clock) if clock else ServiceParser(ctx)
 
 
-def service_token(service: str = "billing", key: Any = ED_KEY, alg: str = "EdDSA", kid: str = "ed1", **over: Any) -> str:
+def service_token(
+    service: str = "billing", key: Any = ED_KEY, alg: str = "EdDSA", kid: str = "ed1", **over: Any
+) -> str:
     now = int(time.time())
     payload = {"iss": service, "sub": service, "aud": "books", "iat": now, "exp": now + 60, "jti": uuid.uuid4().hex}
     payload.update(over)
@@ -289,7 +310,11 @@ def service_token(service: str = "billing", key: Any = ED_KEY, alg: str = "EdDSA
 def test_service_accepts_pinned_eddsa_and_es256_tokens() -> None:
     p = service_parser()
     ctx = p.parse(service_token())
-    assert ctx is not None and (ctx.oid, ctx.source, ctx.role) == ("oid:acme:service:billing", TokenSource.SERVICE, "writer")
+    assert ctx is not None and (ctx.oid, ctx.source, ctx.role) == (
+        "oid:acme:service:billing",
+        TokenSource.SERVICE,
+        "writer",
+    )
     ctx2 = p.parse(service_token("reports", EC_KEY, "ES256", "ec1"))
     assert ctx2 is not None and ctx2.oid == "oid:acme:service:reports"
 
@@ -444,7 +469,9 @@ def test_case12_pyjwt_is_at_least_2_15() -> None:
 
 def test_connect_through_a_ledger(jwks: JwksServer) -> None:
     settings = {"issuer": ISSUER, "audience": AUDIENCE, "algorithms": ["RS256"], "jwks_url": jwks.url}
-    with create_ledger(id="books", storage="memory://", plugins=["auth.connect"], settings={"auth.connect": settings}) as ledger:
+    with create_ledger(
+        id="books", storage="memory://", plugins=["auth.connect"], settings={"auth.connect": settings}
+    ) as ledger:
         assert ledger.auth.authenticate(sign(claims())).oid == SUB
         with pytest.raises(TokenInvalidError):
             ledger.auth.authenticate(sign(claims(aud="x")))

@@ -11,13 +11,13 @@ from typing import Any
 import peewee
 import pytest
 from click.testing import CliRunner
-
-from nucleus_core import PluginContext, TokenSource, create_ledger
-from nucleus_core.errors import ConfigurationError, TokenExpiredError, TokenInvalidError, ValidationError
 from nucleus_token_api_key import ApiKeyParser, MemoryKeyStore, SqlKeyStore
 from nucleus_token_api_key import keys as keymod
 from nucleus_token_api_key.cli import keys as keys_cli
 from nucleus_token_session import MemorySessionStore, SessionParser, SqlSessionStore
+
+from nucleus_core import PluginContext, TokenSource, create_ledger
+from nucleus_core.errors import ConfigurationError, TokenExpiredError, TokenInvalidError, ValidationError
 
 PEPPER = "p" * 16 + "epper-for-tests-only-0123456789"
 ALICE = "oid:acme:user:alice"
@@ -91,7 +91,7 @@ def test_case18_malformed_or_bad_checksum_is_refused_without_a_query(key_store: 
 
 def test_case19_wrong_secret_is_refused(key_store: Any) -> None:
     p = api_parser(key_store)
-    key, rec = p.create_key(ALICE)
+    _key, rec = p.create_key(ALICE)
     body = f"nuk_{rec.key_id}_{keymod.random_base62(43)}_"
     forged = body + keymod.checksum(body)  # valid shape and checksum, wrong secret
     with pytest.raises(TokenInvalidError, match="not valid"):
@@ -150,11 +150,15 @@ def test_api_key_pepper_rotation_and_configuration() -> None:
     key, _ = old.create_key(ALICE)
     new_pepper = "n" * 40
     rotated = ApiKeyParser(
-        PluginContext(ledger_id="b", environment="production", settings={"pepper": new_pepper, "previous_peppers": [PEPPER]}),
+        PluginContext(
+            ledger_id="b", environment="production", settings={"pepper": new_pepper, "previous_peppers": [PEPPER]}
+        ),
         store=store,
     )
     assert rotated.parse(key).oid == ALICE
-    dropped = ApiKeyParser(PluginContext(ledger_id="b", environment="production", settings={"pepper": new_pepper}), store=store)
+    dropped = ApiKeyParser(
+        PluginContext(ledger_id="b", environment="production", settings={"pepper": new_pepper}), store=store
+    )
     with pytest.raises(TokenInvalidError):
         dropped.parse(key)
     for settings in ({}, {"pepper": "short"}, {"pepper": PEPPER, "pepper_env": "X"}, {"pepper": PEPPER, "peper": 1}):
@@ -185,7 +189,9 @@ def session_store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
 
 def session_parser(store: Any, clock: Clock, **settings: Any) -> SessionParser:
     base = {"idle_timeout": 600, "absolute_timeout": 3600, "touch_interval": 10, **settings}
-    return SessionParser(PluginContext(ledger_id="books", environment="production", settings=base), clock=clock, store=store)
+    return SessionParser(
+        PluginContext(ledger_id="books", environment="production", settings=base), clock=clock, store=store
+    )
 
 
 def test_session_round_trip_and_activity_extends_idle_expiry(session_store: Any) -> None:
@@ -289,9 +295,10 @@ def test_keys_cli_create_list_revoke(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert [r["key_id"] for r in json.loads(listed.output)] == [info["key_id"]]
     revoked = runner.invoke(keys_cli, ["revoke", *base, info["key_id"]])
     assert revoked.exit_code == 0, revoked.output
-    with create_ledger(id="books", storage=url, plugins=["auth.api_key"], settings={"auth.api_key": {"pepper": PEPPER}}) as ledger:
-        with pytest.raises(TokenInvalidError, match="revoked"):
-            ledger.auth.authenticate(info["key"])
+    with create_ledger(
+        id="books", storage=url, plugins=["auth.api_key"], settings={"auth.api_key": {"pepper": PEPPER}}
+    ) as ledger, pytest.raises(TokenInvalidError, match="revoked"):
+        ledger.auth.authenticate(info["key"])
     again = runner.invoke(keys_cli, ["revoke", *base, info["key_id"]])
     assert again.exit_code != 0
     monkeypatch.delenv("NUCLEUS_API_KEY_PEPPER")

@@ -6,6 +6,7 @@ from typing import Any
 
 import attrs
 import pytest
+from nucleus_token_dev import DevTokenParser
 
 from nucleus_core import PluginContext, RequestContext, TokenParserSpec, TokenSource, create_ledger, hookimpl
 from nucleus_core.auth import TokenRegistry, build_token_registry, token_fingerprint
@@ -18,7 +19,6 @@ from nucleus_core.errors import (
     ValidationError,
 )
 from nucleus_core.ledger import current_environment
-from nucleus_token_dev import DevTokenParser
 
 
 class Recorder:
@@ -97,8 +97,11 @@ def test_build_token_registry_names_a_failing_factory() -> None:
     def factory(_ctx: PluginContext) -> Any:
         raise RuntimeError("boom")
 
-    with pytest.raises(PluginError, match="auth.broken"):
-        build_token_registry([TokenParserSpec(name="auth.broken", factory=factory)], lambda n: PluginContext(ledger_id="l", environment="production"))
+    with pytest.raises(PluginError, match=r"auth\.broken"):
+        build_token_registry(
+            [TokenParserSpec(name="auth.broken", factory=factory)],
+            lambda n: PluginContext(ledger_id="l", environment="production"),
+        )
 
 
 def test_fingerprint_is_short_stable_and_not_the_token() -> None:
@@ -120,7 +123,9 @@ def test_dev_token_authenticates_in_development() -> None:
 
 
 @pytest.mark.parametrize("env", [None, "production", "Production ", "development ", "Development", "dev", ""])
-def test_case14_dev_parser_refuses_to_open_outside_development(monkeypatch: pytest.MonkeyPatch, env: str | None) -> None:
+def test_case14_dev_parser_refuses_to_open_outside_development(
+    monkeypatch: pytest.MonkeyPatch, env: str | None
+) -> None:
     if env is None:
         monkeypatch.delenv("NUCLEUS_ENV", raising=False)
     else:
@@ -130,11 +135,13 @@ def test_case14_dev_parser_refuses_to_open_outside_development(monkeypatch: pyte
         dev_ledger()
 
 
-def test_case14_dev_token_is_refused_by_a_production_ledger_without_the_dev_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_case14_dev_token_is_refused_by_a_production_ledger_without_the_dev_parser(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("NUCLEUS_ENV", raising=False)
-    with create_ledger(id="books", storage="memory://", plugins=["auth.session"]) as ledger:
-        with pytest.raises(TokenInvalidError):
-            ledger.auth.authenticate("dev:oid:acme:user:alice")
+    ledger = create_ledger(id="books", storage="memory://", plugins=["auth.session"])
+    with ledger, pytest.raises(TokenInvalidError):
+        ledger.auth.authenticate("dev:oid:acme:user:alice")
 
 
 def test_case14_dev_parser_constructed_for_production_refuses() -> None:
@@ -144,13 +151,22 @@ def test_case14_dev_parser_constructed_for_production_refuses() -> None:
 
 @pytest.mark.parametrize(
     "token",
-    ["dev:oid:", "dev:oid:alice", "dev:oid:a:b", "dev:", "dev:oid:acme:user:", "dev:oid:acme:user:ａlice",
-     "dev:oid:acme:usеr:alice", "dev:oid:ACME:user:alice", "dev: oid:acme:user:alice", "dev:oid:acme:user:alice\n"],
+    [
+        "dev:oid:",
+        "dev:oid:alice",
+        "dev:oid:a:b",
+        "dev:",
+        "dev:oid:acme:user:",
+        "dev:oid:acme:user:\uff41lice",
+        "dev:oid:acme:us\u0435r:alice",
+        "dev:oid:ACME:user:alice",
+        "dev: oid:acme:user:alice",
+        "dev:oid:acme:user:alice\n",
+    ],
 )
 def test_case15_malformed_or_look_alike_dev_tokens_are_refused(token: str) -> None:
-    with dev_ledger(environment="development") as ledger:
-        with pytest.raises(TokenInvalidError):
-            ledger.auth.authenticate(token)
+    with dev_ledger(environment="development") as ledger, pytest.raises(TokenInvalidError):
+        ledger.auth.authenticate(token)
 
 
 # --- case 16: unlisted plugins ----------------------------------------------------------------------
@@ -174,7 +190,10 @@ def test_case16_parser_from_a_plugin_object_is_per_ledger() -> None:
         def nucleus_register_token_parsers(self) -> list[TokenParserSpec]:
             return [TokenParserSpec(name="auth.test", factory=lambda ctx: Recorder("t", ALICE))]
 
-    with create_ledger(id="a", storage="memory://", plugins=[Plugin()]) as one, create_ledger(id="b", storage="memory://") as two:
+    with (
+        create_ledger(id="a", storage="memory://", plugins=[Plugin()]) as one,
+        create_ledger(id="b", storage="memory://") as two,
+    ):
         assert one.auth.authenticate("t1") is ALICE
         with pytest.raises(TokenInvalidError):
             two.auth.authenticate("t1")

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from nucleus_storage_postgres import PostgresStorage, postgres_storage
 
-from nucleus_core import ConfigurationError, IntegrityError, Record, create_ledger
+from nucleus_core import ConfigurationError, IntegrityError, ReadOnlyLedgerError, Record, create_ledger
 from nucleus_core.storage import StorageQuery
 from nucleus_core.testing import make_context, make_record
 
@@ -117,3 +117,20 @@ def test_plugin_tables_share_the_write_transaction(make_storage: Callable[..., P
         with storage.connection():
             assert [g.principal for g in Grant.select()] == ["oid:test:user:carol"]
         assert ledger.length() == 1 and ledger.verify().ok
+
+
+def test_read_only_server_opens_read_only(
+    pg_dsn: str, make_storage: Callable[..., PostgresStorage], pg_schema: str
+) -> None:
+    """A hot standby (read replica) refuses writes; a read-only session stands in for one here."""
+    ctx = make_context()
+    with create_ledger(id="replica", storage=make_storage()) as primary:
+        entries = primary.append_batch([make_record(i) for i in range(10)], ctx)
+    read_only_dsn = f"{pg_dsn} options='-c default_transaction_read_only=on'"
+    with create_ledger(id="replica", storage=postgres_storage(read_only_dsn, schema=pg_schema)) as replica:
+        assert replica.storage.read_only  # type: ignore[attr-defined]
+        assert replica.length() == 10 and replica.verify().ok
+        assert replica.get_by_id(entries[4].record.id, ctx) == entries[4]
+        assert len(replica.query({"limit": 5}, ctx)) == 5
+        with pytest.raises(ReadOnlyLedgerError):
+            replica.append(make_record(99), ctx)

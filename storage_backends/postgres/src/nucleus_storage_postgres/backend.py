@@ -126,6 +126,13 @@ class PostgresStorage(SqlStorageBackend):
             self._connect, pool_size=self._pool_size, pool_timeout=self._pool_timeout, stale_timeout=self._stale_timeout
         )
 
+    def _writable(self) -> bool:
+        """False on a hot standby (read replica) or a read-only session: the ledger opens read-only."""
+        row = self.database.execute_sql(
+            "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')"
+        ).fetchone()
+        return bool(row is not None and not row[0] and row[1] == "off")
+
     @contextlib.contextmanager
     def _begin_write(self) -> Iterator[Any]:
         db = self.database

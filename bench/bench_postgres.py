@@ -1,0 +1,268 @@
+"""Benchmarks of the PostgreSQL backend, each against a baseline measured in the same run.
+
+    python bench/bench_postgres.py [--dsn DSN] [--verify-entries 1000000] [--singles 1000]
+                                   [--batches 20] [--per-writer 300]
+
+1. ``append_batch`` of 1000 records and single ``append`` calls, entries/s, against raw psycopg
+   inserting the same precomputed rows (one transaction per batch / per row).
+2. Concurrent writer processes (1, 2, 4, 8) appending single records to one ledger: total
+   entries/s and p99 append latency, against one raw psycopg process inserting single rows.
+3. Open (with verification) of a ledger of ``--verify-entries`` entries, built by a bulk COPY of
+   precomputed valid entries: entries/s and peak RSS of the opening process, against a raw psycopg
+   server-side-cursor read of the same rows (no verification) and that process's peak RSS.
+
+A fresh database is created for the run and dropped at the end. Figures go to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import multiprocessing as mp
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+from nucleus_storage_postgres import postgres_storage
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from nucleus_core import Record, create_ledger
+from nucleus_core.context import RequestContext
+from nucleus_core.hashing import GENESIS_HASH, entry_hash_with_prefix, preimage_prefix
+
+CTX = RequestContext(oid="oid:bench:service:writer", source="service")
+T0 = 1_700_000_000_000
+INSERT = (
+    "INSERT INTO nucleus_entries (ledger_id, seq, hash, prev_hash, record_id, stream, timestamp, canonical) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+def record(prefix: str, i: int) -> Record:
+    return Record(
+        id=f"{prefix}-{i:08d}",
+        stream=("orders", "payments", "audit")[i % 3],
+        timestamp=T0 + i,
+        payload={"n": i, "customer": f"oid:bench:user:u{i % 977}", "amount": i % 10_000, "note": "benchmark entry"},
+    )
+
+
+def chain_rows(ledger_id: str, records: list[Record], start_seq: int = 1, prev: str = GENESIS_HASH) -> list[tuple]:
+    """The exact rows the ledger would store for ``records``, hashes included."""
+    prefix = preimage_prefix(ledger_id)
+    rows = []
+    seq = start_seq
+    for r in records:
+        h = entry_hash_with_prefix(prefix, seq, prev, r.canonical)
+        rows.append((ledger_id, seq, h, prev, r.id, r.stream, r.timestamp, r.canonical))
+        prev = h
+        seq += 1
+    return rows
+
+
+def rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds > 0 else float("inf")
+
+
+# 1. batches and single appends ---------------------------------------------------------------
+def bench_appends(dsn: str, batches: int, singles: int) -> None:
+    ledger_id, raw_id = "bench-appends", "bench-appends-raw"
+    batch_records = [[record(f"b{b}", i) for i in range(1000)] for b in range(batches)]
+    single_records = [record("s", i) for i in range(singles)]
+    flat = [r for batch in batch_records for r in batch]
+    raw_rows = chain_rows(raw_id, flat + single_records)
+    with create_ledger(id=ledger_id, storage=postgres_storage(dsn, schema="bench")) as ledger:
+        t = time.perf_counter()
+        for batch in batch_records:
+            ledger.append_batch(batch, CTX)
+        nucleus_batch = time.perf_counter() - t
+        t = time.perf_counter()
+        for r in single_records:
+            ledger.append(r, CTX)
+        nucleus_single = time.perf_counter() - t
+    with psycopg.connect(dsn, options="-c search_path=bench") as conn:
+        t = time.perf_counter()
+        for b in range(batches):
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(INSERT, raw_rows[b * 1000 : (b + 1) * 1000])
+        raw_batch = time.perf_counter() - t
+        conn.autocommit = True
+        t = time.perf_counter()
+        for row in raw_rows[batches * 1000 :]:
+            conn.execute(INSERT, row)
+        raw_single = time.perf_counter() - t
+    nb, rb = rate(batches * 1000, nucleus_batch), rate(batches * 1000, raw_batch)
+    ns, rs = rate(singles, nucleus_single), rate(singles, raw_single)
+    print(f"append_batch(1000) x{batches}: nucleus {nb:,.0f} entries/s, raw psycopg {rb:,.0f} entries/s, "
+          f"ratio {nb / rb:.2f}")
+    print(f"single append x{singles}: nucleus {ns:,.0f} entries/s, raw psycopg {rs:,.0f} entries/s, "
+          f"ratio {ns / rs:.2f}")
+
+
+# 2. concurrent writers -----------------------------------------------------------------------
+def _writer(dsn: str, ledger_id: str, prefix: str, count: int, start: mp.synchronize.Event, out: mp.Queue) -> None:
+    records = [record(prefix, i) for i in range(count)]
+    latencies = []
+    with create_ledger(id=ledger_id, storage=postgres_storage(dsn, schema="bench", pool_size=2)) as ledger:
+        start.wait()
+        for r in records:
+            t = time.perf_counter()
+            ledger.append(r, CTX)
+            latencies.append(time.perf_counter() - t)
+    out.put(latencies)
+
+
+def _raw_writer(dsn: str, rows: list[tuple], start: mp.synchronize.Event, out: mp.Queue) -> None:
+    latencies = []
+    with psycopg.connect(dsn, options="-c search_path=bench", autocommit=True) as conn:
+        start.wait()
+        for row in rows:
+            t = time.perf_counter()
+            conn.execute(INSERT, row)
+            latencies.append(time.perf_counter() - t)
+    out.put(latencies)
+
+
+def _run_processes(targets: list[tuple]) -> tuple[float, list[float]]:
+    ctx = mp.get_context("spawn")
+    start = ctx.Event()
+    out = ctx.Queue()
+    procs = [ctx.Process(target=fn, args=(*args, start, out)) for fn, args in targets]
+    for p in procs:
+        p.start()
+    time.sleep(3.0)  # let every process import and open its ledger before the clock starts
+    t = time.perf_counter()
+    start.set()
+    latencies: list[float] = []
+    for _ in procs:
+        latencies += out.get()
+    wall = time.perf_counter() - t
+    for p in procs:
+        p.join()
+        assert p.exitcode == 0
+    return wall, latencies
+
+
+def p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100)[98]
+
+
+def bench_writers(dsn: str, per_writer: int) -> None:
+    raw_rows = chain_rows("bench-writers-raw", [record("raw", i) for i in range(per_writer)])
+    wall, lat = _run_processes([(_raw_writer, (dsn, raw_rows))])
+    base = rate(per_writer, wall)
+    print(f"raw psycopg, 1 process, single-row inserts: {base:,.0f} entries/s, p99 {p99(lat) * 1000:.2f} ms")
+    for n in (1, 2, 4, 8):
+        ledger_id = f"bench-writers-{n}"
+        targets = [(_writer, (dsn, ledger_id, f"w{w}", per_writer)) for w in range(n)]
+        wall, lat = _run_processes(targets)
+        total = rate(n * per_writer, wall)
+        print(
+            f"{n} writer process(es): {total:,.0f} entries/s total (ratio to raw 1 process {total / base:.2f}), "
+            f"p99 append latency {p99(lat) * 1000:.2f} ms, median {statistics.median(lat) * 1000:.2f} ms"
+        )
+        with create_ledger(id=ledger_id, storage=postgres_storage(dsn, schema="bench")) as ledger:
+            assert ledger.length() == n * per_writer
+
+
+# 3. open + verify ----------------------------------------------------------------------------
+def build_by_copy(dsn: str, ledger_id: str, n: int) -> float:
+    with create_ledger(id=ledger_id, storage=postgres_storage(dsn, schema="bench")):
+        pass  # creates the tables and registers the ledger
+    prefix = preimage_prefix(ledger_id)
+    t = time.perf_counter()
+    with psycopg.connect(dsn, options="-c search_path=bench") as conn, conn.cursor() as cur:
+        with cur.copy(
+            "COPY nucleus_entries (ledger_id, seq, hash, prev_hash, record_id, stream, timestamp, canonical) FROM STDIN"
+        ) as copy:
+            prev = GENESIS_HASH
+            for i in range(n):
+                r = record("v", i)
+                h = entry_hash_with_prefix(prefix, i + 1, prev, r.canonical)
+                copy.write_row((ledger_id, i + 1, h, prev, r.id, r.stream, r.timestamp, r.canonical))
+                prev = h
+        conn.commit()
+        conn.autocommit = True
+        conn.execute("ANALYZE nucleus_entries")
+    return time.perf_counter() - t
+
+
+CHILD_OPEN = """
+import json, resource, sys, time
+from nucleus_core import create_ledger
+from nucleus_storage_postgres import postgres_storage
+dsn, ledger_id, mode = sys.argv[1:4]
+t = time.perf_counter()
+if mode == "nucleus":
+    with create_ledger(id=ledger_id, storage=postgres_storage(dsn, schema="bench")) as ledger:
+        n = ledger.length()
+else:
+    import psycopg
+    n = 0
+    with psycopg.connect(dsn, options="-c search_path=bench") as conn, conn.cursor(name="raw") as cur:
+        cur.execute("SELECT seq, hash, prev_hash, record_id, stream, timestamp, canonical FROM nucleus_entries "
+                    "WHERE ledger_id = %s ORDER BY seq", (ledger_id,))
+        while rows := cur.fetchmany(2000):
+            n += len(rows)
+print(json.dumps({"seconds": time.perf_counter() - t, "n": n,
+                  "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+def _child(dsn: str, ledger_id: str, mode: str) -> dict[str, float]:
+    out = subprocess.run([sys.executable, "-c", CHILD_OPEN, dsn, ledger_id, mode], check=True, capture_output=True)
+    return json.loads(out.stdout)
+
+
+def bench_verify(dsn: str, n: int) -> None:
+    ledger_id = f"bench-verify-{n}"
+    built = build_by_copy(dsn, ledger_id, n)
+    print(f"built {n:,} entries by COPY in {built:.1f} s")
+    raw = _child(dsn, ledger_id, "raw")
+    nuc = _child(dsn, ledger_id, "nucleus")
+    assert nuc["n"] == raw["n"] == n
+    nr, rr = rate(n, nuc["seconds"]), rate(n, raw["seconds"])
+    print(
+        f"open+verify {n:,} entries: nucleus {nr:,.0f} entries/s ({nuc['seconds']:.1f} s), peak RSS "
+        f"{nuc['maxrss_kib'] / 1024:.0f} MiB; raw server-side cursor read {rr:,.0f} entries/s, peak RSS "
+        f"{raw['maxrss_kib'] / 1024:.0f} MiB; ratio {nr / rr:.2f}"
+    )
+
+
+@contextlib.contextmanager
+def bench_database(server_dsn: str) -> Iterator[str]:
+    name = f"nucleus_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            yield make_conninfo(server_dsn, dbname=name)
+        finally:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dsn", default=os.environ.get("NUCLEUS_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"))
+    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--singles", type=int, default=1000)
+    parser.add_argument("--per-writer", type=int, default=300)
+    parser.add_argument("--verify-entries", type=int, default=1_000_000)
+    args = parser.parse_args()
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    with bench_database(args.dsn) as dsn:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            print(conn.execute("SELECT version()").fetchone()[0].split(" on ")[0])
+        bench_appends(dsn, args.batches, args.singles)
+        bench_writers(dsn, args.per_writer)
+        bench_verify(dsn, args.verify_entries)
+
+
+if __name__ == "__main__":
+    main()

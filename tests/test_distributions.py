@@ -1,0 +1,64 @@
+"""Meta-tests over the repository's distributions: lockstep versions, unique import packages,
+declared entry points, typed packages, and the dev requirements listing every one of them."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+import nucleus_core
+
+ROOT = Path(__file__).resolve().parents[1]
+DIST_DIRS = sorted(
+    p.parent for folder in ("storage_backends", "plugins", "token_parsers") for p in (ROOT / folder).glob("*/pyproject.toml")
+)
+
+
+def _project(path: Path) -> dict:
+    return tomllib.loads((path / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+
+
+def test_there_are_plugin_distributions() -> None:
+    assert len(DIST_DIRS) >= 10
+
+
+def test_plugin_folders_are_not_python_packages() -> None:
+    for folder in ("storage_backends", "plugins", "token_parsers"):
+        assert not (ROOT / folder / "__init__.py").exists()
+
+
+@pytest.mark.parametrize("dist", DIST_DIRS, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_distribution_layout(dist: Path) -> None:
+    project = _project(dist)
+    assert project["version"] == nucleus_core.__version__, "versions move in lockstep while 0.x"
+    assert re.fullmatch(r"nucleus-[a-z0-9-]+", project["name"])
+    assert any(d.startswith("nucleus-core") for d in project["dependencies"]), "must depend on nucleus-core"
+    assert (dist / "README.md").is_file()
+    packages = [p for p in (dist / "src").iterdir() if p.is_dir() and (p / "__init__.py").exists()]
+    assert len(packages) == 1, "one import package per distribution"
+    package = packages[0]
+    assert package.name.startswith("nucleus_") and package.name != "nucleus_core"
+    assert (package / "py.typed").is_file()
+    assert any((dist / "tests").glob("test_*.py")), "every distribution has its own tests"
+    for target in project.get("entry-points", {}).get("nucleus", {}).values():
+        assert target.split(":")[0].split(".")[0] == package.name, "entry points point into the own package"
+
+
+def test_import_packages_are_unique() -> None:
+    names = [p.name for d in DIST_DIRS for p in (d / "src").iterdir() if (p / "__init__.py").exists()]
+    assert len(names) == len(set(names))
+
+
+def test_core_version_matches_pyproject() -> None:
+    core = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert core["version"] == nucleus_core.__version__
+
+
+def test_dev_requirements_list_every_distribution() -> None:
+    lines = (ROOT / "requirements-dev.txt").read_text(encoding="utf-8").splitlines()
+    listed = {line.split()[1].rstrip("/") for line in lines if line.startswith("-e ") and not line.startswith("-e .")}
+    expected = {d.relative_to(ROOT).as_posix() for d in DIST_DIRS}
+    assert expected <= listed, f"missing from requirements-dev.txt: {sorted(expected - listed)}"

@@ -107,7 +107,7 @@ class AuthPolicy:
 
     registry: TokenRegistry
     realm: str = "nucleus"
-    public_paths: frozenset[str] = attrs.field(factory=frozenset, converter=frozenset)
+    public_paths: frozenset[str] = attrs.field(factory=frozenset)
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
 
     def __attrs_post_init__(self) -> None:

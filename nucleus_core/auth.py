@@ -345,7 +345,7 @@ def load_public_key(value: object, *, plugin: str, field: str, algorithm: str | 
             raise ConfigurationError(f"{plugin}: {field} is not a PEM public key") from err
         try:
             alg_obj = jwt.get_algorithm_by_name(algorithm)
-            jwk = json.loads(alg_obj.to_jwk(key))  # type: ignore[arg-type]
+            jwk = json.loads(alg_obj.to_jwk(key))
         except (jwt.exceptions.PyJWTError, NotImplementedError, TypeError, ValueError) as err:
             raise ConfigurationError(f"{plugin}: {field} does not fit algorithm {algorithm!r}") from err
     else:

@@ -87,7 +87,7 @@ class ApiKey:
     key_id: str
     principal: str
     role: str | None = None
-    scopes: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    scopes: tuple[str, ...] = ()
     name: str = ""
     created_at: float
     expires_at: float | None = None

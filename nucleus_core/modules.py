@@ -22,6 +22,7 @@ transaction after the chain head was re-read:
 from __future__ import annotations
 
 import abc
+import builtins
 import enum
 import logging
 import re
@@ -447,7 +448,7 @@ class ModuleRegistry:
         """Ids of the registered modules, in registration order."""
         return list(self._modules)
 
-    def metadata(self) -> list[ModuleMetadata]:
+    def metadata(self) -> builtins.list[ModuleMetadata]:
         """Id, version, state, streams, dependencies and resource kind of every module."""
         return [
             ModuleMetadata(
@@ -520,7 +521,7 @@ class LedgerRuntime:
         """Ids of the ledger's modules."""
         return self._list()
 
-    def metadata(self) -> list[ModuleMetadata]:
+    def metadata(self) -> builtins.list[ModuleMetadata]:
         """Id, version and state of every module."""
         return self._metadata()
 
@@ -599,9 +600,10 @@ class PayloadReader:
     def __init__(self, module: Module, record: Record) -> None:
         self.module_id = module.id
         self.record = record
-        if not isinstance(record.payload, dict):
-            self.reject("must be a JSON object", "payload")
-        self.payload: dict[str, Any] = record.payload
+        payload = record.payload
+        if not isinstance(payload, dict):
+            raise self.reject("must be a JSON object", "payload")
+        self.payload: dict[str, Any] = payload
 
     def reject(self, reason: str, field: str | None = None) -> RecordRejectedError:
         """Raise the refusal (typed as returning it so callers can write ``raise r.reject(...)``)."""

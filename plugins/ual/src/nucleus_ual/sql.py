@@ -31,6 +31,7 @@ T = TypeVar("T")
 
 GRANTS_TABLE = "nucleus_ual_grants"
 RESOURCES_TABLE = "nucleus_ual_resources"
+_INDEX_BATCH = 5000
 
 
 def make_ual_models() -> tuple[type[peewee.Model], type[peewee.Model]]:
@@ -98,15 +99,12 @@ class SqlGrantStore:
     def best_scope(self, principal: str, kind: str, resource_id: str, now: int) -> Scope | None:
         g = self._grants
         ids = [resource_id] if resource_id == WILDCARD else [resource_id, WILDCARD]
-        query = (
-            g.select(peewee.fn.MAX(g.scope))
-            .where(
-                (g.ledger_id == self._lid)
-                & (g.principal_oid == principal)
-                & (g.resource_kind == kind)
-                & (g.resource_id.in_(ids))
-                & (g.expires_at.is_null() | (g.expires_at > now))
-            )
+        query = g.select(peewee.fn.MAX(g.scope)).where(
+            (g.ledger_id == self._lid)
+            & (g.principal_oid == principal)
+            & (g.resource_kind == kind)
+            & (g.resource_id.in_(ids))
+            & (g.expires_at.is_null() | (g.expires_at > now))
         )
         value = query.scalar()
         return Scope(value) if value is not None else None
@@ -117,7 +115,10 @@ class SqlGrantStore:
         row = (
             g.select()
             .where(
-                (g.ledger_id == self._lid) & (g.principal_oid == principal) & (g.resource_kind == kind) & (g.resource_id == resource_id)
+                (g.ledger_id == self._lid)
+                & (g.principal_oid == principal)
+                & (g.resource_kind == kind)
+                & (g.resource_id == resource_id)
             )
             .first()
         )
@@ -146,7 +147,10 @@ class SqlGrantStore:
         n = (
             g.delete()
             .where(
-                (g.ledger_id == self._lid) & (g.principal_oid == principal) & (g.resource_kind == kind) & (g.resource_id == resource_id)
+                (g.ledger_id == self._lid)
+                & (g.principal_oid == principal)
+                & (g.resource_kind == kind)
+                & (g.resource_id == resource_id)
             )
             .execute()
         )
@@ -182,7 +186,9 @@ class SqlGrantStore:
     def resource_exists(self, kind: str, resource_id: str) -> bool:
         r = self._resources
         return bool(
-            r.select(peewee.SQL("1")).where((r.ledger_id == self._lid) & (r.kind == kind) & (r.resource_id == resource_id)).exists()
+            r.select(peewee.SQL("1"))
+            .where((r.ledger_id == self._lid) & (r.kind == kind) & (r.resource_id == resource_id))
+            .exists()
         )
 
     @_wrapped
@@ -190,6 +196,26 @@ class SqlGrantStore:
         r = self._resources
         value = r.select(peewee.fn.MAX(r.seq)).where(r.ledger_id == self._lid).scalar()
         return int(value or 0)
+
+    def iter_index(self) -> Iterator[IndexedResource]:
+        r = self._resources
+        after = 0
+        while True:
+            try:
+                rows = list(
+                    r.select(r.seq, r.kind, r.resource_id)
+                    .where((r.ledger_id == self._lid) & (r.seq > after))
+                    .order_by(r.seq)
+                    .limit(_INDEX_BATCH)
+                    .tuples()
+                )
+            except self._storage_errors as err:
+                raise self._storage._wrap(err, "access control: reading the resource index") from err
+            for seq, kind, rid in rows:
+                yield IndexedResource(seq=seq, kind=kind, resource_id=rid)
+            if len(rows) < _INDEX_BATCH:
+                return
+            after = rows[-1][0]
 
     def _joined(self, query: StorageQuery, kinds: tuple[str, ...] | None) -> peewee.Select:
         e = self._storage.entries_model

@@ -53,6 +53,9 @@ class GrantStore(Protocol):
 
     def max_indexed_seq(self) -> int: ...
 
+    def iter_index(self) -> Iterator[IndexedResource]:
+        """Every row of the resource index in seq order, streamed (for verification)."""
+
     def query_visible(
         self, storage: StorageBackend, query: StorageQuery, principal: str, now: int, kinds: tuple[str, ...] | None
     ) -> list[StoredEntry]:
@@ -140,13 +143,21 @@ class MemoryGrantStore:
     def max_indexed_seq(self) -> int:
         return max(self._by_seq, default=0)
 
+    def iter_index(self) -> Iterator[IndexedResource]:
+        for seq in sorted(self._by_seq):
+            yield self._by_seq[seq]
+
     def _scan(self, storage: StorageBackend, query: StorageQuery, keep: Any) -> list[StoredEntry]:
         # The memory backend has no query engine: the predicate is applied inside the scan, so
         # pages are filled with visible entries only and cursors never skip or leak.
         out: list[StoredEntry] = []
         batch = StorageQuery(
-            streams=query.streams, record_ids=query.record_ids, since=query.since, until=query.until,
-            after_seq=query.after_seq, limit=1000,
+            streams=query.streams,
+            record_ids=query.record_ids,
+            since=query.since,
+            until=query.until,
+            after_seq=query.after_seq,
+            limit=1000,
         )
         while len(out) < query.limit:
             rows = storage.query(batch)

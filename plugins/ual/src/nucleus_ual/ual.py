@@ -31,7 +31,7 @@ from nucleus_core.errors import AccessDeniedError, ConfigurationError, QueryErro
 from nucleus_core.oid import validate_oid
 from nucleus_core.query import QueryFilters, filters_from, page
 from nucleus_core.records import Entry, Record
-from nucleus_core.storage import StorageBackend, StorageQuery, StoredEntry, WriteTransaction
+from nucleus_core.storage import MemoryStorage, StorageBackend, StorageQuery, StoredEntry, WriteTransaction
 
 from .model import WILDCARD, Grant, Resource, Scope, validate_kind
 from .store import GrantStore, IndexedResource, MemoryGrantStore
@@ -46,7 +46,8 @@ Clock = Callable[[], int]
 _NO_HEAD = attrs.make_class("_NoHead", {"seq": attrs.field(default=0)})()
 
 
-def _now_ms() -> int:
+def system_clock() -> int:
+    """Now, in Unix milliseconds."""
     return time.time_ns() // 1_000_000
 
 
@@ -87,7 +88,7 @@ class UnifiedAccessLayer:
     """The UAL for one ledger (``ledger.acl``). Built by the ``ual`` plugin; also usable directly
     as ``UnifiedAccessLayer(store=..., admins=...)`` bound to a ledger with :meth:`bind`."""
 
-    def __init__(self, *, store: GrantStore, admins: Iterable[str] = (), clock: Clock = _now_ms) -> None:
+    def __init__(self, *, store: GrantStore, admins: Iterable[str] = (), clock: Clock = system_clock) -> None:
         self._store = store
         self._admins = frozenset(validate_oid(a, field="admins") for a in admins)
         self._clock = clock
@@ -102,8 +103,9 @@ class UnifiedAccessLayer:
 
     def _catch_up_index(self) -> None:
         """Index the resources of entries appended while this store was not watching (UAL enabled on
-        an existing ledger, or written by a process without the UAL)."""
-        if self._store.max_indexed_seq() >= (self._ledger.storage.head() or _NO_HEAD).seq:
+        an existing ledger, or written by a process without the UAL). System entries (``_acl`` and
+        others) are never indexed, so a ledger whose last entries are system entries does not lag."""
+        if not self._unindexed(self._store.max_indexed_seq() + 1, None):
             return
         if self._ledger.read_only:
             raise ConfigurationError(
@@ -111,21 +113,27 @@ class UnifiedAccessLayer:
             )
         with self._ledger.storage.write() as tx:
             self._store.track(tx)
-            self._index_from(self._store.max_indexed_seq() + 1)
+            self._store.index(self._unindexed(self._store.max_indexed_seq() + 1, None))
 
-    def _index_from(self, start: int) -> None:
+    def _unindexed(self, start: int, stop: int | None) -> list[IndexedResource]:
+        """Index rows of the user entries with ``start <= seq`` (``< stop`` when given)."""
         rows: list[IndexedResource] = []
-        for stored in self._ledger.storage.iter_entries(start):
-            if stored.stream.startswith("_"):
-                continue
-            record = Record.from_canonical(stored.canonical, seq=stored.seq)
-            kind, rid = self.resource_of(record)
-            rows.append(IndexedResource(seq=stored.seq, kind=kind, resource_id=rid))
-            if len(rows) >= 1000:
-                self._store.index(rows)
-                rows = []
-        if rows:
-            self._store.index(rows)
+        storage = self._ledger.storage
+        if stop is None:
+            scan: Iterable[StoredEntry] = storage.iter_entries(start)
+        else:
+            scan = (row for at in range(start, stop, 1000) for row in storage.range(at, min(1000, stop - at)))
+        for stored in scan:
+            if not stored.stream.startswith("_"):
+                kind, rid = self._resource_of_stored(stored)
+                rows.append(IndexedResource(seq=stored.seq, kind=kind, resource_id=rid))
+        return rows
+
+    def _resource_of_stored(self, stored: StoredEntry) -> tuple[str, str]:
+        # Only module streams need the record itself; otherwise the (verified) columns suffice.
+        if self._ledger.modules.owner_of(stored.stream) is None:
+            return f"stream:{stored.stream}", stored.record_id
+        return self.resource_of(Record.from_canonical(stored.canonical, seq=stored.seq))
 
     @property
     def admins(self) -> frozenset[str]:
@@ -198,15 +206,17 @@ class UnifiedAccessLayer:
 
     def after_append(self, entries: Sequence[Entry], context: RequestContext, tx: WriteTransaction) -> list[Record]:
         self._store.track(tx)
-        rows: list[IndexedResource] = []
+        # Entries committed by a writer without the UAL since this store last indexed: index them
+        # first, so no entry is ever left out of the index (they get no appender grant).
+        rows: list[IndexedResource] = self._unindexed(self._store.max_indexed_seq() + 1, entries[0].seq)
+        seen = {(r.kind, r.resource_id) for r in rows}
         seeds: dict[tuple[str, str, str], Scope] = {}
         for entry in entries:
             kind, rid = self.resource_of(entry.record)
-            if not self._store.resource_exists(kind, rid) and not any(
-                r.kind == kind and r.resource_id == rid for r in rows
-            ):
-                key = (context.oid, kind, rid)
-                seeds[key] = Scope.FULL
+            if (kind, rid) not in seen and not self._store.resource_exists(kind, rid):
+                # The appender of the record that creates a resource holds full on it.
+                seeds[(context.oid, kind, rid)] = Scope.FULL
+            seen.add((kind, rid))
             for principal, scope in self._seeds(entry.record):
                 key = (principal, kind, rid)
                 seeds[key] = max(scope, seeds.get(key, scope))
@@ -236,13 +246,45 @@ class UnifiedAccessLayer:
         return self._store.query_visible(storage, query, context.oid, self._clock(), None)
 
     def check_consistency(self) -> str | None:
-        """Rebuild the grants table from the ``_acl`` stream in memory and compare it with the store."""
-        expected = self._replay()
+        """Compare the stored state with the chain: the resource index with the resource of every
+        user entry, and the grants table with the grants rebuilt from the ``_acl`` stream. Returns the
+        first difference, or None."""
+        problem = self._check_index()
+        if problem is not None:
+            return problem
+        try:
+            expected = self._replay()
+        except ValidationError as err:
+            return str(err)
         actual = {(g.principal_oid, g.resource_kind, g.resource_id): g for g in self._store.grants()}
         for key in sorted(set(expected) | set(actual)):
             if expected.get(key) != actual.get(key):
                 p, k, r = key
                 return f"grant of {p} on {k}/{r} differs from the {ACL_STREAM} stream"
+        return None
+
+    def _check_index(self) -> str | None:
+        """Walk the user entries and the resource index side by side, in seq order."""
+        head = self._ledger.storage.head()
+        last = head.seq if head is not None else 0
+        index = (row for row in self._store.iter_index() if row.seq <= last)
+        row = next(index, None)
+        for stored in self._ledger.storage.iter_entries(1):
+            if stored.seq > last:
+                break
+            if stored.stream.startswith("_"):
+                continue
+            if row is not None and row.seq < stored.seq:
+                return f"the resource index holds seq {row.seq}, which is no user entry"
+            if row is None or row.seq != stored.seq:
+                return f"entry {stored.seq} is missing from the resource index"
+            kind, rid = self._resource_of_stored(stored)
+            if (row.kind, row.resource_id) != (kind, rid):
+                said = f"{row.kind}/{row.resource_id}"
+                return f"the resource index puts entry {stored.seq} in {said}, the chain in {kind}/{rid}"
+            row = next(index, None)
+        if row is not None:
+            return f"the resource index holds seq {row.seq}, which is no user entry"
         return None
 
     # grants -----------------------------------------------------------------------------------
@@ -261,7 +303,9 @@ class UnifiedAccessLayer:
             for g in batch:
                 self._store.put_grant(g)
 
-        self._ledger.append_system([self._audit_record("grant", ctx.oid, [g.to_dict() for g in batch])], ctx, within=apply)
+        self._ledger.append_system(
+            [self._audit_record("grant", ctx.oid, [g.to_dict() for g in batch])], ctx, within=apply
+        )
         return batch
 
     def revoke(self, grants: Iterable[Grant | Mapping[str, Any]], context: RequestContext) -> int:
@@ -271,7 +315,14 @@ class UnifiedAccessLayer:
         keys: list[tuple[str, str, str]] = []
         for item in grants:
             data = item.to_dict() if isinstance(item, Grant) else dict(item)
-            for extra in set(data) - {"resource_kind", "resource_id", "principal_oid", "scope", "granted_by", "expires_at"}:
+            for extra in set(data) - {
+                "resource_kind",
+                "resource_id",
+                "principal_oid",
+                "scope",
+                "granted_by",
+                "expires_at",
+            }:
                 raise ValidationError(f"unknown field {extra!r}", field="revoke")
             try:
                 keys.append(
@@ -288,7 +339,7 @@ class UnifiedAccessLayer:
 
         def apply(tx: WriteTransaction) -> None:
             self._store.track(tx)
-            for p, k, r in keys:
+            for _p, k, r in keys:
                 self._require_full(ctx.oid, k, r)
             for p, k, r in keys:
                 if not self._store.delete_grant(p, k, r):
@@ -348,21 +399,37 @@ class UnifiedAccessLayer:
         )
 
     def _replay(self) -> dict[tuple[str, str, str], Grant]:
+        """The grants table as the ``_acl`` stream says it should be (read through the stream index)."""
         state: dict[tuple[str, str, str], Grant] = {}
-        for stored in self._ledger.storage.iter_entries(1):
-            if stored.stream != ACL_STREAM:
-                continue
-            doc = Record.from_canonical(stored.canonical, seq=stored.seq).payload
-            assert isinstance(doc, dict)
-            op = doc.get("op")
-            for item in doc.get("grants", []):
+        storage = self._ledger.storage
+        after = 0
+        while True:
+            rows = storage.query(StorageQuery(streams=(ACL_STREAM,), after_seq=after, limit=1000))
+            for stored in rows:
+                self._replay_one(state, stored)
+            if len(rows) < 1000:
+                return state
+            after = rows[-1].seq
+
+    @staticmethod
+    def _replay_one(state: dict[tuple[str, str, str], Grant], stored: StoredEntry) -> None:
+        doc = Record.from_canonical(stored.canonical, seq=stored.seq).payload
+        op = doc.get("op") if isinstance(doc, dict) else None
+        items = doc.get("grants") if isinstance(doc, dict) else None
+        if op not in ("grant", "revoke", "seed") or not isinstance(items, list):
+            raise ValidationError(f"entry {stored.seq} of {ACL_STREAM} is not a grant change", field=ACL_STREAM)
+        for item in items:
+            try:
                 key = (item["principal_oid"], item["resource_kind"], item["resource_id"])
-                if op == "revoke":
-                    state.pop(key, None)
-                    continue
-                grant = Grant.from_dict(item)
+                grant = None if op == "revoke" else Grant.from_dict(item)
+            except (KeyError, TypeError, ValidationError) as err:
+                raise ValidationError(
+                    f"entry {stored.seq} of {ACL_STREAM} holds a malformed grant", field=ACL_STREAM
+                ) from err
+            if grant is None:
+                state.pop(key, None)
+            else:
                 state[key] = grant if op == "grant" else _merge_seed(state.get(key), grant)
-        return state
 
 
 def _merge_seed(current: Grant | None, seed: Grant) -> Grant:
@@ -372,16 +439,33 @@ def _merge_seed(current: Grant | None, seed: Grant) -> Grant:
     return current
 
 
-def build_ual(ledger_id: str, settings: Mapping[str, Any], storage: StorageBackend | None) -> UnifiedAccessLayer:
-    """Build the UAL for a ledger: grants in the ledger's SQL database, or in memory for memory ledgers."""
+MEMORY_STORE_KEY = "nucleus_ual"
+"""Where a memory ledger keeps its grant store (``MemoryStorage.extensions``), so a second ledger
+opened on the same memory storage finds the grants the first one made."""
+
+
+def build_ual(
+    ledger_id: str, settings: Mapping[str, Any], storage: StorageBackend | None, *, clock: Clock = system_clock
+) -> UnifiedAccessLayer:
+    """Build the UAL for a ledger: grants in the ledger's SQL database, or in memory for memory
+    ledgers. ``settings`` (the ledger's ``settings["ual"]``) may hold ``admins``: principal OIDs
+    that hold full on everything, beside the ledger's own ``admins``."""
     unknown = set(settings) - {"admins"}
     if unknown:
         raise ConfigurationError(f"ual: unknown setting(s) {sorted(unknown)}")
+    admins = settings.get("admins", ())
+    if isinstance(admins, str) or not isinstance(admins, (list, tuple)):
+        raise ConfigurationError("ual: admins must be a list of principal OIDs")
     store: GrantStore
     if storage is not None and getattr(storage, "database", None) is not None:
         from .sql import SqlGrantStore
 
         store = SqlGrantStore(storage)
+    elif isinstance(storage, MemoryStorage):
+        store = storage.extensions.setdefault(MEMORY_STORE_KEY, MemoryGrantStore())
     else:
-        store = MemoryGrantStore()
-    return UnifiedAccessLayer(store=store, admins=settings.get("admins", ()))
+        where = getattr(storage, "url", type(storage).__name__)
+        raise ConfigurationError(
+            f"ual: storage {where} is neither SQL (SQLite, PostgreSQL) nor memory://; grants cannot be kept beside it"
+        )
+    return UnifiedAccessLayer(store=store, admins=admins, clock=clock)

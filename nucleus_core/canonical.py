@@ -3,138 +3,286 @@
 Canonicalization is on the hot path of every append, so it is done in two steps:
 
 1. :func:`check_ijson` walks the value once, refusing anything that is not I-JSON (NaN,
-   infinities, integers beyond +/-(2**53-1), non-string keys, lone surrogates, non-JSON types,
-   nesting deeper than the limit) and noting whether the value holds anything whose JCS form the
-   standard library would get wrong: floats (JCS prints numbers as ECMAScript does) and object keys
-   outside the Basic Multilingual Plane (JCS sorts keys by UTF-16 code units, Python by code point).
-2. Values without those go through the C-accelerated ``json`` encoder with sorted keys, compact
-   separators and raw UTF-8, which then produces exactly the JCS bytes. The rest go through
-   :func:`_jcs`, a direct implementation of RFC 8785.
+   infinities, integers beyond +/-(2**53-1), non-string keys, lone surrogates, non-JSON types such
+   as bytes, sets, tuples, datetimes or Decimal, nesting deeper than the limit). It also notes
+   whether the value holds a float that Python's ``repr`` prints differently from ECMAScript:
+   integral floats such as ``2.0`` (JCS: ``2``) and magnitudes below 1e-4 (``repr`` switches to
+   exponent form earlier than ECMAScript) or from 1e16 up (those are all integral). Every other
+   finite float is non-integral with 1e-4 <= |x| < 2**52, where ``repr`` and ECMAScript both print
+   the shortest round-tripping digits in plain positional form, identically.
+2. :func:`encode_checked` encodes with the C-accelerated ``json`` encoder (sorted keys, compact
+   separators, raw UTF-8). For strings, integers, booleans, null and the floats above this is
+   exactly JCS: the encoder escapes ``"``, ``\\`` and U+0000 to U+001F with the same short forms and
+   lowercase ``\\u00xx`` that RFC 8785 3.2.2.2 prescribes, and nothing else. Two cases go through
+   :func:`_emit`, a direct implementation of RFC 8785, instead: a float flagged in step 1, and an
+   object key outside the Basic Multilingual Plane (JCS sorts keys by UTF-16 code units, Python by
+   code point). The latter can only occur when the encoded text contains such a character, which
+   CPython answers in O(1) for ASCII text.
 
-Both paths are property-tested against an independent RFC 8785 implementation.
+Lone surrogates make the final UTF-8 encoding fail, so :func:`canonical_json` and
+:class:`~nucleus_core.records.Record` skip the per-string check on the way in and, only when that
+encoding fails, walk again strictly to name the field.
+
+Both paths are property-tested against the independent ``rfc8785`` package.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from .errors import ValidationError
 
 MAX_SAFE_INTEGER = 2**53 - 1
 DEFAULT_MAX_DEPTH = 64
+"""Deepest nesting of objects and arrays accepted in a value (the value itself is level 1)."""
 
-_encoder = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":"), check_circular=False
-)
-_encode_fast = _encoder.encode
+_MIN_SAFE = -MAX_SAFE_INTEGER
+_MAX_SAFE = MAX_SAFE_INTEGER
+_BMP_MAX = "\uffff"
+_TWO_53 = 9007199254740992.0
+
 _encode_string: Any = json.encoder.encode_basestring  # C version; escapes exactly as JCS requires
 
 
-def _path(parent: str, key: object) -> str:
-    if isinstance(key, int):
-        return f"{parent}[{key}]"
-    return f"{parent}.{key}" if str(key).isidentifier() else f"{parent}[{json.dumps(str(key))}]"
+def _refuse_default(value: object) -> NoReturn:
+    # Only reached if a value skipped check_ijson: never encode something we did not validate.
+    raise TypeError(f"{type(value).__name__} is not a JSON type")
 
 
-def _check_string(value: str, where: str) -> None:
+def _make_fast_encoder() -> Callable[[Any], str]:
+    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if c_make_encoder is None:  # pragma: no cover - interpreters without the C accelerator
+        return json.JSONEncoder(
+            ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":"), check_circular=False
+        ).encode
+    # CPython: build the C encoder once (it keeps no per-call state) and call it directly; this
+    # skips JSONEncoder.encode's per-call setup. Arguments: markers, default, string encoder,
+    # indent, key separator, item separator, sort_keys, skipkeys, allow_nan.
+    c_encoder = c_make_encoder(None, _refuse_default, _encode_string, None, ":", ",", True, False, False)
+
+    def encode(value: Any) -> str:
+        return "".join(c_encoder(value, 0))
+
+    return encode
+
+
+_encode_fast = _make_fast_encoder()
+
+
+class _Invalid(Exception):
+    """Raised inside the walk; carries the reason and the path (innermost key first)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.path: list[str | int] = []
+
+
+def _format_path(field: str, keys: list[str | int]) -> str:
+    out = field
+    for key in reversed(keys):
+        if isinstance(key, int):
+            out += f"[{key}]"
+        elif key.isidentifier():
+            out += f".{key}"
+        else:
+            out += "[" + json.dumps(key) + "]"
+    return out
+
+
+def check_ijson(
+    value: Any,
+    *,
+    field: str = "value",
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    error: type[ValidationError] = ValidationError,
+    strings: bool = True,
+) -> bool:
+    """Validate that ``value`` is I-JSON (RFC 7493) built from dict, list, str, int, float, bool, None.
+
+    Returns True when the value holds a float whose JCS form differs from ``repr`` (see the module
+    docstring); pass it on to :func:`encode_checked`.
+    Raises ``error`` (a :class:`ValidationError`) whose ``field`` is the path of the first offending
+    value, for example ``payload.items[2].price``. With ``strings=False`` strings and keys are not
+    checked for lone surrogates: only for callers that UTF-8-encode the result and handle
+    ``UnicodeEncodeError`` (as :func:`canonical_json` does).
+    """
+    try:
+        t = type(value)
+        if t is dict:
+            return _walk_dict(value, 1, max_depth, strings)
+        if t is list:
+            return _walk_list(value, 1, max_depth, strings)
+        return _scalar(value, strings)
+    except _Invalid as bad:
+        raise error(bad.reason, field=_format_path(field, bad.path)) from None
+
+
+def _too_deep(max_depth: int) -> _Invalid:
+    return _Invalid(f"nested deeper than {max_depth} levels")
+
+
+def _walk_dict(value: dict[Any, Any], depth: int, max_depth: int, strings: bool) -> bool:
+    if depth > max_depth:
+        raise _too_deep(max_depth)
+    exact = False
+    for key, item in value.items():
+        if type(key) is not str:
+            raise _Invalid(f"object keys must be strings, got {type(key).__name__} {key!r}")
+        if strings and not key.isascii():
+            try:
+                _check_string(key)
+            except _Invalid as bad:
+                bad.reason = "object key " + bad.reason
+                bad.path.append(key)  # shown JSON-escaped, e.g. ["k\\ud83d"]
+                raise
+        t = type(item)
+        try:
+            if t is str:
+                if strings and not item.isascii():
+                    _check_string(item)
+            elif t is int:
+                if not _MIN_SAFE <= item <= _MAX_SAFE:
+                    raise _out_of_range()
+            elif t is dict:
+                if _walk_dict(item, depth + 1, max_depth, strings):
+                    exact = True
+            elif t is list:
+                if _walk_list(item, depth + 1, max_depth, strings):
+                    exact = True
+            elif t is bool or item is None:
+                pass
+            elif _scalar(item, strings):
+                exact = True
+        except _Invalid as bad:
+            bad.path.append(key)
+            raise
+    return exact
+
+
+def _walk_list(value: list[Any], depth: int, max_depth: int, strings: bool) -> bool:
+    if depth > max_depth:
+        raise _too_deep(max_depth)
+    exact = False
+    for index, item in enumerate(value):
+        t = type(item)
+        try:
+            if t is str:
+                if strings and not item.isascii():
+                    _check_string(item)
+            elif t is int:
+                if not _MIN_SAFE <= item <= _MAX_SAFE:
+                    raise _out_of_range()
+            elif t is dict:
+                if _walk_dict(item, depth + 1, max_depth, strings):
+                    exact = True
+            elif t is list:
+                if _walk_list(item, depth + 1, max_depth, strings):
+                    exact = True
+            elif t is bool or item is None:
+                pass
+            elif _scalar(item, strings):
+                exact = True
+        except _Invalid as bad:
+            bad.path.append(index)
+            raise
+    return exact
+
+
+def _check_string(value: str) -> None:
     # Lone surrogates cannot be encoded as UTF-8; I-JSON forbids them.
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValidationError("contains a lone surrogate (not valid Unicode)", field=where) from None
+        raise _Invalid("contains a lone surrogate (not valid Unicode)") from None
 
 
-def check_ijson(value: Any, *, field: str = "value", max_depth: int = DEFAULT_MAX_DEPTH) -> bool:
-    """Validate that ``value`` is I-JSON (RFC 7493) built from dict, list, str, int, float, bool, None.
-
-    Returns True when the value needs the exact RFC 8785 serializer (it holds a float or an object
-    key outside the BMP), False when the standard encoder produces the canonical form.
-    Raises :class:`ValidationError` naming the path of the first offending value.
-    """
-    return _walk(value, field, 0, max_depth)
+def _out_of_range() -> _Invalid:
+    return _Invalid("integer outside +/-(2**53-1) cannot be represented exactly in JSON")
 
 
-def _walk(value: Any, where: str, depth: int, max_depth: int) -> bool:
+def _scalar(value: Any, strings: bool) -> bool:
+    """Check a value that is not a dict or list; True for a float that ``repr`` would print wrongly."""
     t = type(value)
     if t is str:
-        if not value.isascii():
-            _check_string(value, where)
+        if strings and not value.isascii():
+            _check_string(value)
         return False
-    if t is dict:
-        items = value.items()
-    elif t is list:
-        items = enumerate(value)
-    else:
-        return _scalar(value, t, where)
-    if depth >= max_depth:
-        raise ValidationError(f"nested deeper than {max_depth} levels", field=where)
-    exact = False
-    for key, item in items:
-        if t is dict:
-            if type(key) is not str:
-                raise ValidationError(
-                    f"object keys must be strings, got {type(key).__name__} {key!r}", field=where
-                )
-            if not key.isascii():
-                _check_string(key, _path(where, key))
-                if max(key) > "\uffff":
-                    exact = True
-        it = type(item)
-        if it is str:
-            if not item.isascii():
-                _check_string(item, _path(where, key))
-        elif it is bool or item is None:
-            pass
-        elif it is int:
-            if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
-                raise ValidationError(
-                    "integer outside +/-(2**53-1) cannot be represented exactly in JSON",
-                    field=_path(where, key),
-                )
-        elif it is dict or it is list:
-            if _walk(item, _path(where, key), depth + 1, max_depth):
-                exact = True
-        else:
-            if _scalar(item, it, _path(where, key)):
-                exact = True
-    return exact
-
-
-def _scalar(value: Any, t: type, where: str) -> bool:
     if t is bool or value is None:
         return False
     if t is int:
-        if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        if _MIN_SAFE <= value <= _MAX_SAFE:
             return False
-        raise ValidationError("integer outside +/-(2**53-1) cannot be represented exactly in JSON", field=where)
+        raise _out_of_range()
     if t is float:
         if math.isfinite(value):
-            return True
-        raise ValidationError(f"{value!r} is not allowed in JSON", field=where)
+            return bool(value.is_integer() or -1e-4 < value < 1e-4)
+        raise _Invalid(f"{value!r} is not allowed in JSON")
     if t is tuple:
-        raise ValidationError("tuples are not JSON arrays here; use a list", field=where)
-    raise ValidationError(f"{t.__name__} is not a JSON type", field=where)
+        raise _Invalid("tuples are not JSON arrays here; use a list")
+    raise _Invalid(f"{t.__name__} is not a JSON type")
 
 
-def canonical_json(value: Any, *, field: str = "value", max_depth: int = DEFAULT_MAX_DEPTH) -> bytes:
-    """Validate ``value`` as I-JSON and return its RFC 8785 canonical UTF-8 bytes."""
-    exact = check_ijson(value, field=field, max_depth=max_depth)
-    return encode_checked(value, exact)
+def canonical_json(
+    value: Any,
+    *,
+    field: str = "value",
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    error: type[ValidationError] = ValidationError,
+) -> bytes:
+    """Validate ``value`` as I-JSON and return its RFC 8785 canonical UTF-8 bytes.
+
+    Raises ``error`` naming the path of the first offending value.
+    """
+    exact = check_ijson(value, field=field, max_depth=max_depth, error=error, strings=False)
+    try:
+        return encode_checked(value, exact)
+    except UnicodeEncodeError:
+        check_ijson(value, field=field, max_depth=max_depth, error=error)  # raises, naming the field
+        raise error("contains a lone surrogate (not valid Unicode)", field=field) from None
 
 
 def encode_checked(value: Any, exact: bool) -> bytes:
-    """Encode a value already accepted by :func:`check_ijson` (``exact`` is what it returned)."""
-    if exact:
-        return "".join(_jcs(value)).encode("utf-8")
-    return _encode_fast(value).encode("utf-8")
+    """RFC 8785 bytes of a value already accepted by :func:`check_ijson` (``exact`` is what it returned).
+
+    Raises ``UnicodeEncodeError`` when a string or key holds a lone surrogate (only possible when
+    the check ran with ``strings=False``).
+    """
+    if not exact:
+        text = _encode_fast(value)
+        if text.isascii() or max(text) <= _BMP_MAX or not _has_astral_key(value):
+            return text.encode("utf-8")
+    out: list[str] = []
+    _emit(value, out)
+    return "".join(out).encode("utf-8")
+
+
+def _has_astral_key(value: Any) -> bool:
+    """True when some object key inside ``value`` holds a character outside the BMP."""
+    if type(value) is dict:
+        for key, item in value.items():
+            if (not key.isascii() and max(key) > _BMP_MAX) or _has_astral_key(item):
+                return True
+    elif type(value) is list:
+        for item in value:
+            if _has_astral_key(item):
+                return True
+    return False
 
 
 def format_number(value: float) -> str:
-    """Serialize a finite float the way ECMAScript's Number.prototype.toString does (RFC 8785 3.2.2.3)."""
+    """Serialize a finite float the way ECMAScript's Number.prototype.toString does (RFC 8785 3.2.2.3).
+
+    ``repr`` gives the shortest digit string that round-trips (the same digits ECMAScript picks);
+    only the layout (plain or exponent form, where the point goes) differs.
+    """
     if value == 0:
-        return "0"
+        return "0"  # also for -0.0, as RFC 8785 requires
+    if -_TWO_53 < value < _TWO_53 and value.is_integer():
+        return str(int(value))  # exact below 2**53, and then also the shortest digits
     text = repr(value)
     sign = ""
     if text[0] == "-":
@@ -143,11 +291,11 @@ def format_number(value: float) -> str:
     exponent = int(exp_text) if exp_text else 0
     int_part, _, frac_part = mantissa.partition(".")
     digits = int_part + frac_part
-    # value = 0.digits * 10**n before stripping zeros
+    # value = 0.<digits> * 10**n
     n = len(int_part) + exponent
     stripped = digits.lstrip("0")
     n -= len(digits) - len(stripped)
-    digits = stripped.rstrip("0") or "0"
+    digits = stripped.rstrip("0")
     k = len(digits)
     if k <= n <= 21:
         return sign + digits + "0" * (n - k)
@@ -162,14 +310,26 @@ def format_number(value: float) -> str:
     return sign + digits[0] + "." + digits[1:] + "e" + exp_str
 
 
+def _parse_int(text: str) -> int | float:
+    value = int(text)
+    if _MIN_SAFE <= value <= _MAX_SAFE:
+        return value
+    return float(text)  # JCS wrote a double (e.g. 1e16 as 10000000000000000): read it back as one
+
+
+def parse_json(data: bytes | str) -> Any:
+    """Parse JSON the way RFC 8785 reads numbers: every number is an IEEE 754 double.
+
+    The standard parser turns ``10000000000000000`` (how JCS writes the double 1e16) into a Python
+    int beyond 2**53-1, which I-JSON refuses; here such integers come back as the floats they
+    denote, so ``canonical_json(parse_json(canonical_json(v))) == canonical_json(v)`` for every
+    valid ``v``. Raises ``ValueError`` (``json.JSONDecodeError``) on malformed input.
+    """
+    return json.loads(data, parse_int=_parse_int)
+
+
 def _utf16_key(key: str) -> bytes:
-    return key.encode("utf-16-be", "surrogatepass")
-
-
-def _jcs(value: Any) -> list[str]:
-    out: list[str] = []
-    _emit(value, out)
-    return out
+    return key.encode("utf-16-be")
 
 
 def _emit(value: Any, out: list[str]) -> None:

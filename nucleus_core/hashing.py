@@ -36,6 +36,7 @@ HASH_PATTERN = re.compile(r"[0-9a-f]{64}")
 
 _u64 = struct.Struct(">Q")
 _u16 = struct.Struct(">H")
+_fromhex = bytes.fromhex
 
 
 def validate_ledger_id(value: object) -> str:
@@ -61,12 +62,7 @@ def preimage_prefix(ledger_id: str) -> bytes:
 
 def entry_hash_with_prefix(prefix: bytes, seq: int, prev_hash: str, canonical: bytes) -> str:
     """Hash of one entry, given :func:`preimage_prefix` of its ledger (the hot path)."""
-    h = blake3(prefix)
-    h.update(_u64.pack(seq))
-    h.update(bytes.fromhex(prev_hash))
-    h.update(_u64.pack(len(canonical)))
-    h.update(canonical)
-    return h.hexdigest()
+    return blake3(prefix + _u64.pack(seq) + _fromhex(prev_hash) + _u64.pack(len(canonical)) + canonical).hexdigest()
 
 
 def entry_hash(ledger_id: str, seq: int, prev_hash: str, canonical: bytes) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from .canonical import DEFAULT_MAX_DEPTH, MAX_SAFE_INTEGER, check_ijson, encode_checked
+from .canonical import MAX_SAFE_INTEGER, check_ijson, encode_checked, parse_json
 from .errors import IntegrityError, RecordValidationError, ValidationError
 
 MAX_RECORD_ID_LENGTH = 256
@@ -20,6 +20,8 @@ STREAM_PATTERN = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
 SYSTEM_STREAM_PATTERN = re.compile(r"_[a-z][a-z0-9_.-]{0,62}")
 """System streams start with ``_`` and are written only by the ledger and its plugins."""
 
+_stream_match = STREAM_PATTERN.fullmatch
+
 DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
 """Default limit on a record's canonical encoding (configurable per ledger)."""
 
@@ -27,6 +29,15 @@ _ID_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _check_id(value: object) -> None:
+    if (
+        type(value) is str
+        and value.isascii()
+        and value.isprintable()  # so no control characters
+        and 0 < len(value) <= MAX_RECORD_ID_LENGTH
+        and value[0] != " "
+        and value[-1] != " "
+    ):
+        return  # the common case: printable ASCII, not padded
     if not isinstance(value, str):
         raise RecordValidationError(f"must be a string, got {type(value).__name__}", field="id")
     if not value:
@@ -92,7 +103,8 @@ class Record:
 
     def __attrs_post_init__(self) -> None:
         _check_id(self.id)
-        validate_stream(self.stream, allow_system=True)
+        if type(self.stream) is not str or _stream_match(self.stream) is None:
+            validate_stream(self.stream, allow_system=True)
         _check_timestamp(self.timestamp)
         if type(self.payload) not in (dict, list):
             raise RecordValidationError(
@@ -100,25 +112,26 @@ class Record:
             )
         if self.meta is not None and type(self.meta) is not dict:
             raise RecordValidationError(f"must be a JSON object or None, got {type(self.meta).__name__}", field="meta")
-        doc: dict[str, Any] = {
-            "id": self.id,
-            "payload": self.payload,
-            "stream": self.stream,
-            "timestamp": self.timestamp,
-        }
-        if self.meta is not None:
-            doc["meta"] = self.meta
+        payload, meta = self.payload, self.meta
+        # Strings are checked for lone surrogates by the final UTF-8 encoding (see canonical.py).
+        exact = check_ijson(payload, field="payload", error=RecordValidationError, strings=False)
+        # Keys in JCS order already (the encoder sorts anyway); meta is omitted when None.
+        rid, stream, ts = self.id, self.stream, self.timestamp
+        if meta is None:
+            doc: dict[str, Any] = {"id": rid, "payload": payload, "stream": stream, "timestamp": ts}
+        else:
+            if check_ijson(meta, field="meta", error=RecordValidationError, strings=False):
+                exact = True
+            doc = {"id": rid, "meta": meta, "payload": payload, "stream": stream, "timestamp": ts}
         try:
-            exact = check_ijson(self.payload, field="payload", max_depth=DEFAULT_MAX_DEPTH)
-            if self.meta is not None:
-                exact = check_ijson(self.meta, field="meta", max_depth=DEFAULT_MAX_DEPTH) or exact
-        except RecordValidationError:
-            raise
-        except ValidationError as err:
-            raise RecordValidationError(str(err).split(": ", 1)[-1], field=err.field) from None
-        if not exact and not self.id.isascii() and max(self.id) > "\uffff":
-            exact = True
-        object.__setattr__(self, "_canonical", encode_checked(doc, exact))
+            canonical = encode_checked(doc, exact)
+        except UnicodeEncodeError:
+            # Raises naming the field; the id was checked already, the stream is ASCII.
+            check_ijson(payload, field="payload", error=RecordValidationError)
+            if meta is not None:
+                check_ijson(meta, field="meta", error=RecordValidationError)
+            raise RecordValidationError("contains a lone surrogate", field="record") from None
+        object.__setattr__(self, "_canonical", canonical)
 
     @property
     def canonical(self) -> bytes:
@@ -171,13 +184,21 @@ class Record:
         try:
             doc = json.loads(data)
         except (ValueError, UnicodeDecodeError) as err:
-            raise IntegrityError(f"entry {seq}: stored bytes are not JSON ({err})", seq=seq, reason="not JSON") from None
+            raise IntegrityError(
+                f"entry {seq}: stored bytes are not JSON ({err})", seq=seq, reason="not JSON"
+            ) from None
         if type(doc) is not dict:
             raise IntegrityError(f"entry {seq}: stored bytes are not a record object", seq=seq, reason="not a record")
         try:
-            record = cls.from_dict(doc)
+            try:
+                record = cls.from_dict(doc)
+            except RecordValidationError:
+                # Integers beyond 2**53-1 in canonical bytes are doubles JCS wrote (e.g. 1e16).
+                record = cls.from_dict(parse_json(data))
         except ValidationError as err:
-            raise IntegrityError(f"entry {seq}: stored record is invalid ({err})", seq=seq, reason="invalid record") from None
+            raise IntegrityError(
+                f"entry {seq}: stored record is invalid ({err})", seq=seq, reason="invalid record"
+            ) from None
         if record.canonical != bytes(data):
             raise IntegrityError(
                 f"entry {seq}: stored bytes are not in canonical form", seq=seq, reason="not canonical"

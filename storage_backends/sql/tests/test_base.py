@@ -238,3 +238,38 @@ def test_reads_from_other_threads_use_their_own_connection(tmp_path: Path) -> No
         t.start()
         t.join()
         assert seen == [10]
+
+
+def test_cached_query_sql_matches_the_memory_backend(tmp_path: Path) -> None:
+    """Every query shape (cached SQL after the first use) answers like the reference backend."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from nucleus_core import MemoryStorage
+
+    ctx = make_context()
+    records = [make_record(i, stream=f"s{i % 4}") for i in range(80)]
+    sql_ledger = create_ledger(id="cache", storage=PlainSqlite(tmp_path / "cache.db"))
+    mem_ledger = create_ledger(id="cache", storage=MemoryStorage())
+    for ledger in (sql_ledger, mem_ledger):
+        ledger.append_batch(records, ctx)
+    t0 = records[0].timestamp
+    streams = ["s0", "s1", "s2", "s3", "zz"]
+    ids = [r.id for r in records[:20]] + ["nope"]
+    queries = st.builds(
+        StorageQuery,
+        streams=st.none() | st.lists(st.sampled_from(streams), min_size=1, max_size=4).map(tuple),
+        record_ids=st.none() | st.lists(st.sampled_from(ids), min_size=1, max_size=5).map(tuple),
+        since=st.none() | st.integers(t0 - 5, t0 + 90),
+        until=st.none() | st.integers(t0 - 5, t0 + 90),
+        after_seq=st.integers(0, 85),
+        limit=st.integers(1, 30),
+    )
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(queries)
+    def check(q: StorageQuery) -> None:
+        assert sql_ledger.storage.query(q) == mem_ledger.storage.query(q)
+
+    with sql_ledger, mem_ledger:
+        check()

@@ -212,6 +212,10 @@ class SqlStorageBackend(abc.ABC):
             "iter": f"SELECT {cols} FROM {table} WHERE {lid} = {p} AND {seq} >= {p} ORDER BY {seq} LIMIT {p}",  # noqa: S608
             "head": f"SELECT {seq}, {self._quote('hash')} FROM {table} WHERE {lid} = {p} ORDER BY {seq} DESC LIMIT 1",  # noqa: S608
         }
+        for column in ("hash", "record_id", "seq"):
+            self._sql[f"by_{column}"] = (
+                f"SELECT {cols} FROM {table} WHERE {lid} = {p} AND {self._quote(column)} = {p} LIMIT 1"  # noqa: S608
+            )
 
     def _ids_sql(self, n: int) -> str:
         """``SELECT record_id ... IN (n placeholders)``; raw because peewee spent ~40 us per value
@@ -316,8 +320,19 @@ class SqlStorageBackend(abc.ABC):
 
     # reads ------------------------------------------------------------------------------------
     def _fetch(self, query: peewee.Select, action: str) -> list[StoredEntry]:
+        """Run a peewee select of :data:`ENTRY_COLUMNS` (built SQL goes through :meth:`_fetch_raw`)."""
         try:
-            return [row_to_entry(row) for row in query.tuples()]
+            sql, params = query.sql()
+        except self._errors as err:
+            raise self._wrap(err, action) from err
+        return self._fetch_raw(sql, params, action)
+
+    def _fetch_raw(self, sql: str, params: Sequence[Any], action: str) -> list[StoredEntry]:
+        """Run a select of :data:`ENTRY_COLUMNS`. Every entry read except :meth:`iter_entries`,
+        :meth:`head` and :meth:`count` ends here: subclasses that manage connections per operation
+        wrap this method."""
+        try:
+            return [row_to_entry(row) for row in self.database.execute_sql(sql, params).fetchall()]
         except self._errors as err:
             raise self._wrap(err, action) from err
 
@@ -367,26 +382,25 @@ class SqlStorageBackend(abc.ABC):
         except self._errors as err:
             raise self._wrap(err, "counting entries") from err
 
-    def _get_one(self, condition: peewee.Expression, action: str) -> StoredEntry | None:
-        rows = self._fetch(self.select_entries().where(condition).limit(1), action)
+    def _get_one(self, column: str, value: object, action: str) -> StoredEntry | None:
+        rows = self._fetch_raw(self._sql[f"by_{column}"], (self.ledger_id, value), action)
         return rows[0] if rows else None
 
     def get_by_hash(self, entry_hash: str) -> StoredEntry | None:
         """The entry with this hash, or None."""
-        return self._get_one(self.entries_model.hash == entry_hash, "get by hash")
+        return self._get_one("hash", entry_hash, "get by hash")
 
     def get_by_id(self, record_id: str) -> StoredEntry | None:
         """The entry of this record id, or None."""
-        return self._get_one(self.entries_model.record_id == record_id, "get by id")
+        return self._get_one("record_id", record_id, "get by id")
 
     def get_by_seq(self, seq: int) -> StoredEntry | None:
         """The entry at ``seq``, or None."""
-        return self._get_one(self.entries_model.seq == seq, "get by seq")
+        return self._get_one("seq", seq, "get by seq")
 
     def range(self, from_seq: int, limit: int) -> list[StoredEntry]:
         """Up to ``limit`` entries with ``seq >= from_seq`` in seq order."""
-        e = self.entries_model
-        return self._fetch(self.select_entries().where(e.seq >= from_seq).order_by(e.seq).limit(limit), "range")
+        return self._fetch_raw(self._sql["iter"], (self.ledger_id, from_seq, limit), "range")
 
     def iter_entries(self, from_seq: int = 1) -> Iterator[StoredEntry]:
         """Every entry with ``seq >= from_seq`` in seq order, fetched in batches by seq (constant memory).
@@ -412,8 +426,32 @@ class SqlStorageBackend(abc.ABC):
             nxt = rows[-1][0] + 1
 
     def query(self, query: StorageQuery) -> list[StoredEntry]:
-        """Entries matching ``query`` in ascending seq order, at most ``query.limit``."""
-        return self._fetch(self.build_query(query), "query")
+        """Entries matching ``query`` in ascending seq order, at most ``query.limit``.
+
+        The SQL peewee builds (:meth:`build_query`) is cached per shape of query (how many streams
+        and ids, which bounds): building it took ~1 ms, most of a small query's time.
+        """
+        streams = list(dict.fromkeys(query.streams)) if query.streams is not None else []
+        ids = list(dict.fromkeys(query.record_ids)) if query.record_ids is not None else []
+        params: list[Any] = [self.ledger_id, *streams, *ids]
+        shape = [len(streams) if query.streams is not None else -1, len(ids) if query.record_ids is not None else -1]
+        for value, present in ((query.since, query.since is not None), (query.until, query.until is not None),
+                               (query.after_seq, bool(query.after_seq))):
+            shape.append(int(present))
+            if present:
+                params.append(value)
+        params.append(query.limit)
+        key = "query:" + ",".join(map(str, shape))
+        sql = self._sql.get(key)
+        if sql is None:
+            try:
+                sql, built = self.build_query(query).sql()
+            except self._errors as err:
+                raise self._wrap(err, "query") from err
+            if list(built) != params:  # never cache what does not match the parameter order above
+                return self._fetch_raw(sql, built, "query")
+            self._sql[key] = sql
+        return self._fetch_raw(sql, params, "query")
 
 
 class SqlWriteTransaction:

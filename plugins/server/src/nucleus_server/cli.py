@@ -1,0 +1,186 @@
+"""``nucleus serve``: run a ledger as an HTTP service with uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+import attrs
+import click
+
+from nucleus_core.ledger import DEFAULT_SQLITE_FILE, DEVELOPMENT, current_environment
+
+from .config import ServeConfig, load_config
+
+DEV_PARSER = "auth.dev"
+
+DEV_BANNER = """
+################################################################################
+#  NUCLEUS DEVELOPMENT MODE                                                    #
+#  Anyone can act as any principal with a token "dev:oid:<ns>:<type>:<id>".    #
+#  NEVER use this in production: no real authentication is performed.          #
+################################################################################
+"""
+
+
+def apply_flags(
+    config: ServeConfig,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    storage: str | None = None,
+    ledger_id: str | None = None,
+    plugins: tuple[str, ...] = (),
+    admins: tuple[str, ...] = (),
+    public_paths: tuple[str, ...] = (),
+    log_level: str | None = None,
+    dev: bool = False,
+) -> ServeConfig:
+    """The configuration with command-line flags applied on top (flags win). ``--plugin`` and
+    ``--admin`` add to the file's lists; ``--public-path`` replaces its list. ``dev`` adds the
+    development token parser and, without another storage, uses ``./nucleus.db``."""
+    ledger = config.ledger
+    server = config.server
+    enabled = dict(config.plugins)
+    for name in plugins:
+        enabled.setdefault(name, {})
+    if dev:
+        enabled.setdefault(DEV_PARSER, {})
+        if storage is None and ledger.storage is None:
+            storage = f"sqlite:///{DEFAULT_SQLITE_FILE}"
+    ledger = attrs.evolve(
+        ledger,
+        id=ledger_id if ledger_id is not None else ledger.id,
+        storage=storage if storage is not None else ledger.storage,
+        admins=tuple(dict.fromkeys((*ledger.admins, *admins))),
+    )
+    server = attrs.evolve(
+        server,
+        host=host if host is not None else server.host,
+        port=port if port is not None else server.port,
+        public_paths=public_paths or server.public_paths,
+        log_level=log_level or server.log_level,
+    )
+    return attrs.evolve(config, ledger=ledger, server=server, plugins=enabled).check()
+
+
+def open_ledger(config: ServeConfig) -> Any:
+    """Open the configured ledger (verifying its chain)."""
+    from nucleus_core import create_ledger
+
+    kwargs: dict[str, Any] = {
+        "id": config.ledger.id,
+        "storage": config.ledger.storage,
+        "plugins": list(config.plugins),
+        "settings": {name: settings for name, settings in config.plugins.items() if settings},
+        "admins": config.ledger.admins,
+        "verify_on_open": config.ledger.verify_on_open,
+        "storage_options": config.ledger.storage_options,
+    }
+    if config.ledger.max_record_bytes is not None:
+        kwargs["max_record_bytes"] = config.ledger.max_record_bytes
+    return create_ledger(**kwargs)
+
+
+def _configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    for name in ("nucleus_core", "nucleus_server", "nucleus"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [h for h in logger.handlers if not getattr(h, "_nucleus_serve", False)]
+        handler._nucleus_serve = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.setLevel(level.upper())
+
+
+def serve(config: ServeConfig, *, dev: bool = False) -> None:
+    """Open the ledger and serve it until SIGINT/SIGTERM; in-flight requests finish, then modules
+    stop and storage closes."""
+    import uvicorn
+
+    from .app import create_app
+
+    if dev:
+        os.environ["NUCLEUS_ENV"] = DEVELOPMENT
+    _configure_logging(config.server.log_level)
+    if dev or current_environment() == DEVELOPMENT or DEV_PARSER in config.plugins:
+        click.echo(DEV_BANNER, err=True)
+    ledger = open_ledger(config)
+    app = create_app(ledger, config.server.settings(), owns_ledger=True)
+    try:
+        if len(ledger.auth) == 0:
+            click.echo(
+                "warning: no token parser is enabled; every request to a ledger route will get 401 "
+                '(enable one, e.g. [plugins."auth.api_key"], or use --dev on a development machine)',
+                err=True,
+            )
+        click.echo(
+            f"nucleus: ledger {ledger.id!r} at {ledger.storage.url} ({ledger.length()} entries); "
+            f"plugins: {', '.join(config.plugins) or 'none'}; "
+            f"listening on http://{config.server.host}:{config.server.port}",
+            err=True,
+        )
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=config.server.host,
+                port=config.server.port,
+                lifespan="on",
+                log_level=config.server.log_level,
+                timeout_graceful_shutdown=config.server.shutdown_timeout,
+                server_header=False,
+            )
+        )
+        server.run()
+    finally:
+        app.close()  # idempotent: the lifespan shutdown normally did it already
+    click.echo(f"nucleus: ledger {ledger.id!r} closed", err=True)
+
+
+@click.command("serve")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML configuration file.")
+@click.option("--host", help="Interface to listen on [default from the file, else 127.0.0.1].")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port [default from the file, else 8080].")
+@click.option("--ledger", "storage", metavar="URL", help="Storage URL (overrides [ledger] storage).")
+@click.option("--ledger-id", help="Ledger id (overrides [ledger] id).")
+@click.option(
+    "--plugin", "plugins", multiple=True, metavar="NAME", help="Enable a plugin (repeatable; adds to the file's)."
+)
+@click.option("--admin", "admins", multiple=True, metavar="OID", help="An administrator OID (repeatable; adds).")
+@click.option(
+    "--public-path", "public_paths", multiple=True, metavar="PATH", help="Exact public path (repeatable; replaces)."
+)
+@click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@click.option(
+    "--dev",
+    is_flag=True,
+    help="Development mode: NUCLEUS_ENV=development, dev:oid:<oid> tokens, ./nucleus.db. Never in production.",
+)
+def serve_command(
+    config_path: str | None,
+    host: str | None,
+    port: int | None,
+    storage: str | None,
+    ledger_id: str | None,
+    plugins: tuple[str, ...],
+    admins: tuple[str, ...],
+    public_paths: tuple[str, ...],
+    log_level: str | None,
+    dev: bool,
+) -> None:
+    """Serve a ledger over HTTP (JSON API, OpenAPI at /openapi.json) until interrupted."""
+    config = apply_flags(
+        load_config(config_path),
+        host=host,
+        port=port,
+        storage=storage,
+        ledger_id=ledger_id,
+        plugins=tuple(p.strip() for value in plugins for p in value.split(",") if p.strip()),
+        admins=admins,
+        public_paths=public_paths,
+        log_level=log_level,
+        dev=dev,
+    )
+    serve(config, dev=dev)

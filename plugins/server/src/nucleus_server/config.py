@@ -1,0 +1,162 @@
+"""``nucleus serve`` configuration: a TOML file, structured strictly, then overridden by flags.
+
+Example (every key is optional; unknown keys are refused)::
+
+    [ledger]
+    id = "main"
+    storage = "sqlite:////var/lib/nucleus/main.db"
+    admins = ["oid:acme:user:root"]
+    # max_record_bytes = 1048576
+    # verify_on_open = true
+    # storage_options = {}
+
+    # Enabled plugins, in this order (token parsers are tried in it), each with its settings.
+    [plugins."auth.api_key"]
+    pepper_env = "NUCLEUS_API_KEY_PEPPER"
+    [plugins.ual]
+    [plugins.proof]
+
+    [server]
+    host = "127.0.0.1"
+    port = 8080
+    public_paths = ["/health", "/openapi.json"]
+    # realm = "nucleus"
+    # max_body_bytes = 8388608
+    # max_batch_records = 1000
+    # threads = 8
+    # shutdown_timeout = 30
+    # log_level = "info"
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+
+from nucleus_core.errors import ConfigurationError
+
+from .app import DEFAULT_MAX_BATCH_RECORDS, DEFAULT_MAX_BODY_BYTES, DEFAULT_PUBLIC_PATHS, ServerSettings
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+@attrs.frozen(kw_only=True)
+class LedgerSection:
+    """``[ledger]``: which ledger to open."""
+
+    id: str = "default"
+    storage: str | None = None
+    admins: tuple[str, ...] = ()
+    max_record_bytes: int | None = None
+    verify_on_open: bool = True
+    storage_options: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class ServerSection:
+    """``[server]``: where to listen and the HTTP limits."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    realm: str = "nucleus"
+    public_paths: tuple[str, ...] = DEFAULT_PUBLIC_PATHS
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_batch_records: int = DEFAULT_MAX_BATCH_RECORDS
+    threads: int = 8
+    max_header_bytes: int = 8192
+    shutdown_timeout: int = 30
+    log_level: str = "info"
+
+    def settings(self) -> ServerSettings:
+        """The HTTP layer's settings (validated)."""
+        return ServerSettings(
+            realm=self.realm,
+            public_paths=self.public_paths,
+            max_body_bytes=self.max_body_bytes,
+            max_batch_records=self.max_batch_records,
+            threads=self.threads,
+            max_header_bytes=self.max_header_bytes,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class ServeConfig:
+    """The whole file: ``[ledger]``, ``[plugins.<name>]`` (settings per enabled plugin) and ``[server]``."""
+
+    ledger: LedgerSection = attrs.field(factory=LedgerSection)
+    plugins: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    server: ServerSection = attrs.field(factory=ServerSection)
+
+    def check(self) -> ServeConfig:
+        """Validate values the types alone do not cover; returns self."""
+        port = self.server.port
+        if not 0 <= port <= 65535:
+            raise ConfigurationError(f"server.port must be from 0 to 65535, got {port}")
+        if not 1 <= self.server.shutdown_timeout <= 3600:
+            raise ConfigurationError("server.shutdown_timeout must be from 1 to 3600 seconds")
+        if self.server.log_level not in LOG_LEVELS:
+            raise ConfigurationError(f"server.log_level must be one of {', '.join(LOG_LEVELS)}")
+        if not self.server.host:
+            raise ConfigurationError("server.host must not be empty")
+        self.server.settings()
+        return self
+
+
+def _strict(kind: type) -> Any:
+    def structure(value: Any, _type: Any) -> Any:
+        if type(value) is not kind:
+            raise TypeError(f"must be {kind.__name__}, got {type(value).__name__}")
+        return value
+
+    return structure
+
+
+def _converter() -> cattrs.Converter:
+    """A private converter: unknown keys refused, no silent coercion (``"false"`` is not a bool)."""
+    converter = cattrs.Converter(forbid_extra_keys=True)
+    for kind in (str, int, bool):
+        converter.register_structure_hook(kind, _strict(kind))
+
+    def plugin_table(value: Any, _type: Any) -> dict[str, dict[str, Any]]:
+        if not isinstance(value, dict):
+            raise TypeError("[plugins] must be a table of plugin names")
+        for name, settings in value.items():
+            if not isinstance(settings, dict):
+                raise TypeError(f"plugins.{name} must be a table of settings (write [plugins.{name}])")
+        return {name: dict(settings) for name, settings in value.items()}
+
+    converter.register_structure_hook(dict[str, dict[str, Any]], plugin_table)
+    return converter
+
+
+def structure_config(data: Any, *, source: str = "configuration") -> ServeConfig:
+    """Build a :class:`ServeConfig` from parsed TOML; a :class:`ConfigurationError` naming every bad key."""
+    try:
+        config = _converter().structure(data, ServeConfig)
+    except cattrs.BaseValidationError as err:
+        problems = "; ".join(cattrs.transform_error(err, path=""))
+        raise ConfigurationError(f"{source}: {problems}") from None
+    return config.check()
+
+
+def load_config(path: str | Path | None) -> ServeConfig:
+    """Read the TOML file at ``path`` (defaults for everything when None)."""
+    if path is None:
+        return ServeConfig().check()
+    file = Path(path)
+    try:
+        with file.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigurationError(f"configuration file {str(file)!r} does not exist") from None
+    except OSError as err:
+        raise ConfigurationError(f"configuration file {str(file)!r} cannot be read: {err.strerror}") from err
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigurationError(f"configuration file {str(file)!r} is not valid TOML: {err}") from err
+    return structure_config(data, source=str(file))

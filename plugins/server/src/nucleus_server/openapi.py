@@ -1,0 +1,270 @@
+"""The route table's records and the OpenAPI 3.1 document generated from them.
+
+The router and ``/openapi.json`` read the same :class:`Route` records, so a route cannot exist
+without being documented (a test checks the served document against the routes too).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from nucleus_core import __version__
+
+PUBLIC_OPERATIONS = frozenset({"health", "openapi"})
+"""Operations that answer without a requester (when their path is a configured public path)."""
+
+
+@attrs.frozen
+class Route:
+    """One HTTP route: ``method`` and ``path`` (``{name}`` marks a path parameter), ``name`` (the
+    operation id and handler), a summary, the request and response schema names, the success
+    status and the query parameters it takes."""
+
+    method: str
+    path: str
+    name: str
+    summary: str
+    request: str | None = attrs.field(default=None, kw_only=True)
+    response: str = attrs.field(default="Empty", kw_only=True)
+    status: int = attrs.field(default=200, kw_only=True)
+    query: tuple[str, ...] = attrs.field(default=(), kw_only=True)
+
+    def segments(self) -> tuple[str, ...]:
+        """The path split at ``/`` (without the leading empty segment)."""
+        return tuple(self.path.split("/")[1:])
+
+    def path_params(self) -> list[str]:
+        return [s[1:-1] for s in self.segments() if s.startswith("{")]
+
+
+_HASH = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+_OID = {"type": "string", "pattern": "^oid:[^:]+:[^:]+:.+$"}
+_INT = {"type": "integer", "minimum": 0, "maximum": 2**53 - 1}
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string", "description": "the code of a nucleus_core.errors class"},
+                    "message": {"type": "string"},
+                    "field": {"type": "string"},
+                    "seq": {"type": "integer"},
+                    "reason": {"type": "string"},
+                    "record_id": {"type": "string"},
+                    "module_id": {"type": "string"},
+                    "plugin_name": {"type": "string"},
+                    "distribution": {"type": "string"},
+                },
+            }
+        },
+    },
+    "Health": {"type": "object", "properties": {"status": {"const": "ok"}}},
+    "OpenAPI": {"type": "object"},
+    "Requester": {
+        "type": "object",
+        "properties": {"oid": _OID, "source": {"type": "string"}, "role": {"type": ["string", "null"]}},
+    },
+    "LedgerInfo": {
+        "type": "object",
+        "properties": {
+            "ledger_id": {"type": "string"},
+            "length": _INT,
+            "head": {"oneOf": [_HASH, {"type": "null"}]},
+            "persistent": {"type": "boolean"},
+            "read_only": {"type": "boolean"},
+        },
+    },
+    "Record": {
+        "type": "object",
+        "required": ["id", "stream", "timestamp", "payload"],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string", "minLength": 1, "maxLength": 256},
+            "stream": {"type": "string", "pattern": "^[a-z][a-z0-9_.-]{0,63}$"},
+            "timestamp": {"type": "integer", "minimum": 1, "maximum": 2**53 - 1, "description": "Unix ms"},
+            "payload": {"type": ["object", "array"]},
+            "meta": {"type": "object"},
+        },
+    },
+    "Entry": {
+        "type": "object",
+        "required": ["seq", "hash", "prev_hash", "record"],
+        "properties": {
+            "seq": {"type": "integer", "minimum": 1},
+            "hash": _HASH,
+            "prev_hash": _HASH,
+            "record": {"$ref": "#/components/schemas/Record"},
+        },
+    },
+    "Batch": {
+        "type": "object",
+        "required": ["records"],
+        "additionalProperties": False,
+        "properties": {"records": {"type": "array", "items": {"$ref": "#/components/schemas/Record"}}},
+    },
+    "EntryList": {
+        "type": "object",
+        "properties": {"entries": {"type": "array", "items": {"$ref": "#/components/schemas/Entry"}}},
+    },
+    "EntryPage": {
+        "type": "object",
+        "properties": {
+            "entries": {"type": "array", "items": {"$ref": "#/components/schemas/Entry"}},
+            "next_cursor": {"type": ["string", "null"], "description": "pass as cursor for the next page"},
+        },
+    },
+    "QueryFilters": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "stream": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+            "record_ids": {"type": "array", "items": {"type": "string"}},
+            "since": _INT,
+            "until": _INT,
+            "limit": {"type": "integer", "minimum": 1},
+            "cursor": {"type": "string"},
+        },
+    },
+    "VerificationReport": {
+        "type": "object",
+        "properties": {
+            "ok": {"type": "boolean"},
+            "entries_checked": _INT,
+            "first_bad_seq": {"type": ["integer", "null"]},
+            "reason": {"type": ["string", "null"]},
+            "head_hash": {"oneOf": [_HASH, {"type": "null"}]},
+        },
+    },
+    "ModuleMetadata": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "version": {"type": "string"},
+            "state": {"enum": ["registered", "initialized", "started", "stopped", "failed"]},
+            "streams": {"type": "array", "items": {"type": "string"}},
+            "depends_on": {"type": "array", "items": {"type": "string"}},
+            "resource_kind": {"type": ["string", "null"]},
+        },
+    },
+    "ModuleList": {
+        "type": "object",
+        "properties": {"modules": {"type": "array", "items": {"$ref": "#/components/schemas/ModuleMetadata"}}},
+    },
+    "Grant": {
+        "type": "object",
+        "required": ["resource_kind", "resource_id", "principal_oid"],
+        "properties": {
+            "resource_kind": {"type": "string"},
+            "resource_id": {"type": "string", "description": "or * for every resource of the kind"},
+            "principal_oid": _OID,
+            "scope": {"enum": ["read", "write", "full"]},
+            "granted_by": {"type": ["string", "null"], "description": "set by the server from the requester"},
+            "expires_at": {"type": ["integer", "null"], "description": "Unix ms, exclusive"},
+        },
+    },
+    "Grants": {
+        "type": "object",
+        "required": ["grants"],
+        "properties": {"grants": {"type": "array", "items": {"$ref": "#/components/schemas/Grant"}}},
+    },
+    "Revoked": {"type": "object", "properties": {"revoked": {"type": "integer"}}},
+    "AclCheck": {
+        "type": "object",
+        "required": ["action", "resource"],
+        "additionalProperties": False,
+        "properties": {
+            "action": {"enum": ["read", "write", "full"]},
+            "resource": {
+                "type": "object",
+                "required": ["kind", "id"],
+                "properties": {"kind": {"type": "string"}, "id": {"type": "string"}},
+            },
+            "principal": {"allOf": [_OID], "description": "default: the requester; others need full on the resource"},
+        },
+    },
+    "AclDecision": {"type": "object", "properties": {"allowed": {"type": "boolean"}}},
+}
+
+_ERROR_STATUSES = {
+    "400": "Malformed request (not JSON, wrong shape, token in the query string)",
+    "401": "No or invalid bearer token (see WWW-Authenticate)",
+    "403": "Authenticated, but access control refuses (error=insufficient_scope)",
+    "404": "No such route, entry, record or module (or not visible to the requester)",
+    "409": "Conflict: duplicate record id, read-only ledger",
+    "413": "Body, record or batch too large",
+    "422": "Invalid record, query, grant or value (the message names the field)",
+    "503": "Storage unavailable, authentication keys unavailable, or shutting down",
+}
+_QUERY_DOCS = {
+    "stream": "a stream name (repeat for several)",
+    "record_id": "a record id (repeat for several)",
+    "since": "records with timestamp >= since (Unix ms)",
+    "until": "records with timestamp < until (Unix ms)",
+    "limit": "page size",
+    "cursor": "next_cursor of the previous page",
+    "kind": "a resource kind (repeat for several)",
+}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def build_openapi(routes: tuple[Route, ...], *, title: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document describing ``routes``."""
+    paths: dict[str, dict[str, Any]] = {}
+    error_response = {"content": {"application/json": {"schema": _ref("Error")}}}
+    for route in routes:
+        parameters: list[dict[str, Any]] = [
+            {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in route.path_params()
+        ]
+        multi = {"stream", "record_id", "kind"}
+        parameters += [
+            {
+                "name": q,
+                "in": "query",
+                "required": False,
+                "description": _QUERY_DOCS[q],
+                "schema": {"type": "array", "items": {"type": "string"}} if q in multi else {"type": "string"},
+                **({"explode": True} if q in multi else {}),
+            }
+            for q in route.query
+        ]
+        operation: dict[str, Any] = {
+            "operationId": route.name,
+            "summary": route.summary,
+            "responses": {
+                str(route.status): {
+                    "description": "success",
+                    "content": {"application/json": {"schema": _ref(route.response)}},
+                },
+                **{code: {"description": text, **error_response} for code, text in _ERROR_STATUSES.items()},
+            },
+        }
+        if parameters:
+            operation["parameters"] = parameters
+        if route.request is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": _ref(route.request)}},
+            }
+        if route.name in PUBLIC_OPERATIONS:
+            operation["security"] = [{}, {"bearer": []}]
+        paths.setdefault(route.path, {})[route.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": __version__},
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }

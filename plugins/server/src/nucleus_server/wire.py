@@ -1,0 +1,102 @@
+"""JSON on the wire: strict request parsing, entry encoding, and entry decoding in the client.
+
+An entry travels as ``{"seq", "hash", "prev_hash", "record"}`` where ``record`` is the record's
+stored canonical bytes (RFC 8785 JSON) copied verbatim, so the server never re-encodes a record
+and the client can recompute the entry hash from what it received.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from nucleus_core.errors import IntegrityError, ValidationError
+from nucleus_core.hashing import entry_hash, is_hash
+from nucleus_core.records import Entry, Record
+
+from .errors import MalformedRequestError
+
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON."""
+    return _encoder.encode(value).encode("utf-8")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise MalformedRequestError(f"duplicate key {key[:64]!r} in a JSON object", field="body")
+            seen.add(key)
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise MalformedRequestError(f"{name} is not JSON", field="body")
+
+
+def loads_body(raw: bytes) -> Any:
+    """Parse a request body: UTF-8 JSON without duplicate keys, NaN or infinities.
+
+    :raises MalformedRequestError: anything else, naming what is wrong.
+    """
+    if not raw:
+        raise MalformedRequestError("the request needs a JSON body", field="body")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedRequestError("is not UTF-8", field="body") from None
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except RecursionError:
+        raise MalformedRequestError("JSON nested too deeply", field="body") from None
+    except ValueError as err:
+        if isinstance(err, ValidationError):
+            raise
+        raise MalformedRequestError(f"not JSON: {err}", field="body") from None
+
+
+def entry_json(entry: Entry) -> bytes:
+    """One entry as JSON bytes, the record being its canonical bytes."""
+    return b'{"seq":%d,"hash":"%s","prev_hash":"%s","record":%s}' % (
+        entry.seq,
+        entry.hash.encode("ascii"),
+        entry.prev_hash.encode("ascii"),
+        entry.canonical,
+    )
+
+
+def entries_json(entries: Iterable[Entry], *, next_cursor: str | None = None, paged: bool = False) -> bytes:
+    """``{"entries": [...]}`` and, when ``paged``, ``"next_cursor"``."""
+    body = b'{"entries":[' + b",".join(entry_json(e) for e in entries) + b"]"
+    if paged:
+        body += b',"next_cursor":' + dumps(next_cursor)
+    return body + b"}"
+
+
+def entry_from_json(doc: object, *, ledger_id: str) -> Entry:
+    """Rebuild an entry the server sent and check its hash against ``ledger_id``.
+
+    :raises IntegrityError: the document is not an entry, or its hash does not match its seq,
+        previous hash and record (a server or proxy changed something).
+    """
+    if not isinstance(doc, dict) or set(doc) != {"seq", "hash", "prev_hash", "record"}:
+        raise IntegrityError("the server sent something that is not an entry")
+    seq, digest, prev = doc["seq"], doc["hash"], doc["prev_hash"]
+    if type(seq) is not int or seq < 1 or not is_hash(digest) or not is_hash(prev):
+        raise IntegrityError("the server sent an entry with a malformed seq or hash")
+    try:
+        record = Record.from_dict(doc["record"])
+    except ValidationError as err:
+        raise IntegrityError(f"entry {seq}: the server sent an invalid record ({err})", seq=seq) from None
+    canonical = record.canonical
+    if entry_hash(ledger_id, seq, prev, canonical) != digest:
+        raise IntegrityError(
+            f"entry {seq}: hash does not match the record the server sent", seq=seq, reason="hash mismatch"
+        )
+    return Entry(seq=seq, hash=digest, prev_hash=prev, record=record, canonical=canonical)

@@ -84,7 +84,7 @@ class SqlStorageBackend(abc.ABC):
     :attr:`database`, :attr:`entries_model`, :attr:`ledger_id` and :meth:`ensure_tables`.
     """
 
-    persistent: ClassVar[bool] = True
+    persistent: bool = True
 
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
     """The DB-API driver's base exception class(es); they are wrapped like peewee's own."""

@@ -44,7 +44,10 @@ _MAX_SAFE = MAX_SAFE_INTEGER
 _BMP_MAX = "\uffff"
 _TWO_53 = 9007199254740992.0
 
-_encode_string: Any = json.encoder.encode_basestring  # C version; escapes exactly as JCS requires
+encode_string: Callable[[str], str] = json.encoder.encode_basestring
+"""The JCS form of a string, quotes included (RFC 8785 3.2.2.2): the C encoder's, which escapes exactly
+``"``, ``\\`` and U+0000 to U+001F, with the short forms and lowercase ``\\u00xx``."""
+_encode_string = encode_string
 
 
 def _refuse_default(value: object) -> NoReturn:

@@ -39,7 +39,7 @@ from .plugins import (
     load_entry_point_plugin,
 )
 from .query import QueryFilters, QueryResult, filters_from, page
-from .records import DEFAULT_MAX_RECORD_BYTES, Entry, Record, validate_stream
+from .records import _ID_FORBIDDEN, DEFAULT_MAX_RECORD_BYTES, Entry, Record, validate_stream
 from .specs import AclProviderSpec, ModuleSpec, PluginContext, StorageBackendSpec, TokenParserSpec
 from .storage import ChainHead, MemoryStorage, StorageBackend, StoredEntry, WriteTransaction
 from .verify import VerificationReport, verify_entries
@@ -446,6 +446,8 @@ class Ledger:
         self._check_open()
         if not isinstance(record_id, str) or not record_id:
             raise ValidationError("must be a non-empty string", field="record_id")
+        if _ID_FORBIDDEN.search(record_id):
+            raise ValidationError("record ids never contain control characters", field="record_id")
         return self._readable(self._storage.get_by_id(record_id), ctx)
 
     def query(self, filters: QueryFilters | Mapping[str, Any] | None, context: RequestContext) -> QueryResult:

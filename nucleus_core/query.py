@@ -9,7 +9,7 @@ import attrs
 import cattrs
 
 from .errors import QueryError, ValidationError
-from .records import Entry, validate_stream
+from .records import _ID_FORBIDDEN, Entry, validate_stream
 from .storage import DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT, StorageQuery
 
 MAX_FILTER_VALUES = 1000
@@ -51,6 +51,9 @@ class QueryFilters:
                 raise QueryError(f"must be a list of 1-{MAX_FILTER_VALUES} record ids", field="record_ids")
             if not all(isinstance(r, str) and r for r in self.record_ids):
                 raise QueryError("every record id must be a non-empty string", field="record_ids")
+            if any(_ID_FORBIDDEN.search(r) for r in self.record_ids):
+                # No record id holds one, and PostgreSQL cannot even receive NUL: refuse, on every backend.
+                raise QueryError("record ids never contain control characters", field="record_ids")
             ids = tuple(self.record_ids)
         for name in ("since", "until"):
             value = getattr(self, name)

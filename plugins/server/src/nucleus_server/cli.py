@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
@@ -95,12 +99,36 @@ def _configure_logging(level: str) -> None:
         logger.setLevel(level.upper())
 
 
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, exiting normally (status 0) after a graceful shutdown on SIGINT or
+        SIGTERM instead of re-raising the signal, so the command reports that the ledger closed."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return Server
+
+
 def serve(config: ServeConfig, *, dev: bool = False) -> None:
     """Open the ledger and serve it until SIGINT/SIGTERM; in-flight requests finish, then modules
     stop and storage closes."""
     import uvicorn
 
     from .app import create_app
+
+    _Server = _server_class()
 
     if dev:
         os.environ["NUCLEUS_ENV"] = DEVELOPMENT
@@ -122,7 +150,7 @@ def serve(config: ServeConfig, *, dev: bool = False) -> None:
             f"listening on http://{config.server.host}:{config.server.port}",
             err=True,
         )
-        server = uvicorn.Server(
+        server = _Server(
             uvicorn.Config(
                 app,
                 host=config.server.host,

@@ -123,6 +123,13 @@ def _converter() -> cattrs.Converter:
     for kind in (str, int, bool):
         converter.register_structure_hook(kind, _strict(kind))
 
+    def string_list(value: Any, _type: Any) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise TypeError("must be a list of strings")
+        return tuple(value)
+
+    converter.register_structure_hook_func(lambda t: t == tuple[str, ...], string_list)
+
     def plugin_table(value: Any, _type: Any) -> dict[str, dict[str, Any]]:
         if not isinstance(value, dict):
             raise TypeError("[plugins] must be a table of plugin names")
@@ -131,7 +138,7 @@ def _converter() -> cattrs.Converter:
                 raise TypeError(f"plugins.{name} must be a table of settings (write [plugins.{name}])")
         return {name: dict(settings) for name, settings in value.items()}
 
-    converter.register_structure_hook(dict[str, dict[str, Any]], plugin_table)
+    converter.register_structure_hook_func(lambda t: t == dict[str, dict[str, Any]], plugin_table)
     return converter
 
 
@@ -140,7 +147,7 @@ def structure_config(data: Any, *, source: str = "configuration") -> ServeConfig
     try:
         config = _converter().structure(data, ServeConfig)
     except cattrs.BaseValidationError as err:
-        problems = "; ".join(cattrs.transform_error(err, path=""))
+        problems = "; ".join(cattrs.transform_error(err, path="config"))
         raise ConfigurationError(f"{source}: {problems}") from None
     return config.check()
 

@@ -111,6 +111,9 @@ def test_constraint_violation_writes_nothing(tmp_path: Path) -> None:
         assert info.value.code in {"conflict", "storage_error"}
         assert state(ledger) == before
         assert ledger.get_by_id(make_record(10).id, CTX) is None
+        with pytest.raises(StorageError, match="constraint"):  # a single append (no savepoint on that path)
+            ledger.append(make_record(12), CTX)
+        assert state(ledger) == before
         entry = ledger.append(make_record(20), CTX)
         assert entry.seq == 4 and entry.prev_hash == before[1]
     assert rows_on_disk(path) == 4

@@ -89,6 +89,10 @@ class SqlStorageBackend(abc.ABC):
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
     """The DB-API driver's base exception class(es); they are wrapped like peewee's own."""
 
+    statement_rollback_keeps_transaction: ClassVar[bool] = False
+    """True when a failed statement is undone on its own and the transaction stays usable (SQLite):
+    a one-row insert then needs no savepoint. False for PostgreSQL (an error aborts the transaction)."""
+
     def __init__(
         self,
         url: str,
@@ -459,6 +463,8 @@ class SqlWriteTransaction:
 
     def __init__(self, backend: SqlStorageBackend) -> None:
         self._backend = backend
+        self._head: ChainHead | None = None
+        self._head_read = False
 
     @property
     def database(self) -> peewee.Database:
@@ -466,8 +472,12 @@ class SqlWriteTransaction:
         return self._backend.database
 
     def head(self) -> ChainHead | None:
-        """The head as committed, read inside this transaction (sees this transaction's inserts)."""
-        return self._backend.head()
+        """The head, read inside this transaction (once; :meth:`insert` advances it). The write
+        lock is held, so no other writer can move it meanwhile; the primary key guards the rest."""
+        if not self._head_read:
+            self._head = self._backend.head()
+            self._head_read = True
+        return self._head
 
     def existing_ids(self, record_ids: Sequence[str]) -> set[str]:
         """Which of ``record_ids`` this ledger already holds."""
@@ -502,13 +512,18 @@ class SqlWriteTransaction:
         rows = [entry_to_row(ledger_id, entry) for entry in entries]
         db = backend.database
         try:
-            # A savepoint: a failed statement leaves the outer transaction usable (PostgreSQL
-            # aborts a transaction on any error), so the caller may still roll back cleanly.
-            with _guarded(db.atomic(), backend._errors):
-                db.cursor().executemany(backend._sql["insert"], rows)
+            if len(rows) == 1 and backend.statement_rollback_keeps_transaction:
+                db.execute_sql(backend._sql["insert"], rows[0])
+            else:
+                # A savepoint: a failed statement leaves the outer transaction usable (PostgreSQL
+                # aborts a transaction on any error) and no part of the batch behind.
+                with _guarded(db.atomic(), backend._errors):
+                    db.cursor().executemany(backend._sql["insert"], rows)
         except backend._errors as err:
             if _dbapi_kind(err) == "IntegrityError":
                 known = self.existing_ids([entry.record_id for entry in entries])
                 if known:
                     raise DuplicateRecordError(sorted(known)[0]) from err
             raise backend._wrap(err, "insert") from err
+        last = entries[-1]
+        self._head, self._head_read = ChainHead(seq=last.seq, hash=last.hash), True

@@ -119,6 +119,7 @@ class SqliteStorage(SqlStorageBackend):
     """
 
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = (sqlite3.Error,)
+    statement_rollback_keeps_transaction: ClassVar[bool] = True
 
     def __init__(
         self,

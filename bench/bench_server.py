@@ -1,0 +1,292 @@
+"""HTTP server cost: authenticated GET by record id and batch append, against a bare endpoint.
+
+Two servers run as subprocesses under uvicorn on loopback:
+
+* ``nucleus serve`` on a SQLite ledger with API-key authentication (``auth.api_key``: a keyed
+  hash and a key lookup per request), and
+* a bare pure-ASGI app (the same "framework": raw ASGI under uvicorn) answering the same paths
+  with the same JSON bytes, with no authentication, no ledger and no validation.
+
+The load comes from a third process (asyncio + httpx, ``--concurrency`` requests in flight),
+bounded by ``--requests`` and ``--seconds``. Printed per scenario: requests/s, p50 and p99 latency,
+and the ratio to the bare endpoint measured in the same run.
+
+    python bench/bench_server.py [--requests 1000] [--seconds 10] [--concurrency 8] [--batch 100] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- the bare endpoint (run with --bare) ---------------------------------------------------------
+def run_bare(port: int, bodies_file: str) -> None:
+    import uvicorn
+
+    bodies = json.loads(Path(bodies_file).read_text())
+    get_body = bodies["get"].encode()
+    batch_body = bodies["batch"].encode()
+    headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                await send({"type": message["type"] + ".complete"})
+                if message["type"] == "lifespan.shutdown":
+                    return
+        if scope["type"] != "http":
+            return
+        more = True
+        while more:  # read the request body as the real server does
+            message = await receive()
+            more = message.get("more_body", False)
+        if scope["path"] == "/health":
+            body, status = b'{"status":"ok"}', 200
+        elif scope["method"] == "POST":
+            body, status = batch_body, 201
+        else:
+            body, status = get_body, 200
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [*headers, (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+
+
+# --- the load generator (run with --load) -------------------------------------------------------
+def run_load(url: str, token: str, kind: str, requests: int, seconds: float, concurrency: int, batch: int) -> None:
+    import httpx
+
+    async def main() -> dict[str, Any]:
+        latencies: list[float] = []
+        errors = 0
+        counter = iter(range(requests))
+        deadline = time.perf_counter() + seconds
+        run_id = secrets.token_hex(4)
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+            headers = {"authorization": f"Bearer {token}"}
+
+            async def worker() -> None:
+                nonlocal errors
+                for n in counter:
+                    if time.perf_counter() > deadline:
+                        return
+                    if kind == "get":
+                        start = time.perf_counter()
+                        response = await client.get(f"/records/seed-{n % 1000}", headers=headers)
+                    else:
+                        records = [
+                            {"id": f"b-{run_id}-{n}-{i}", "stream": "bench", "timestamp": 1, "payload": {"i": i}}
+                            for i in range(batch)
+                        ]
+                        content = json.dumps({"records": records}).encode()
+                        start = time.perf_counter()
+                        response = await client.post(
+                            "/entries/batch", content=content, headers={**headers, "content-type": "application/json"}
+                        )
+                    latencies.append(time.perf_counter() - start)
+                    if response.status_code >= 300:
+                        errors += 1
+
+            began = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            elapsed = time.perf_counter() - began
+        latencies.sort()
+        return {
+            "requests": len(latencies),
+            "errors": errors,
+            "rps": len(latencies) / elapsed,
+            "p50_ms": latencies[len(latencies) // 2] * 1000,
+            "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        }
+
+    print(json.dumps(asyncio.run(main())))
+
+
+# --- the driver -----------------------------------------------------------------------------------
+def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+    import httpx
+
+    for _ in range(600):
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise SystemExit("server did not start")
+
+
+def load(url: str, token: str, kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--load",
+            url,
+            "--token",
+            token,
+            "--kind",
+            kind,
+            "--requests",
+            str(args.requests),
+            "--seconds",
+            str(args.seconds),
+            "--concurrency",
+            str(args.concurrency),
+            "--batch",
+            str(args.batch),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "NUCLEUS_API_KEY_PEPPER"},
+    )
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
+
+
+def drive(args: argparse.Namespace) -> None:
+    import httpx
+
+    from nucleus_core import Record, RequestContext, create_ledger
+
+    workdir = Path(tempfile.mkdtemp(prefix="nucleus-bench-server-"))
+    db = workdir / "bench.db"
+    env = {**os.environ, "NUCLEUS_API_KEY_PEPPER": secrets.token_urlsafe(32)}
+    os.environ["NUCLEUS_API_KEY_PEPPER"] = env["NUCLEUS_API_KEY_PEPPER"]
+    settings = {"auth.api_key": {"pepper_env": "NUCLEUS_API_KEY_PEPPER"}}
+    with create_ledger(id="bench", storage=f"sqlite:///{db}", plugins=["auth.api_key"], settings=settings) as ledger:
+        token, _ = ledger.auth.parser("auth.api_key").create_key("oid:bench:user:loader", name="bench")
+        who = RequestContext(oid="oid:bench:user:loader", source="api_key")
+        ledger.append_batch(
+            [
+                Record(id=f"seed-{i}", stream="bench", timestamp=1, payload={"i": i, "text": "x" * 64})
+                for i in range(1000)
+            ],
+            who,
+        )
+    config = workdir / "bench.toml"
+    config.write_text(
+        f'[ledger]\nid = "bench"\nstorage = "sqlite:///{db}"\n'
+        '[plugins."auth.api_key"]\npepper_env = "NUCLEUS_API_KEY_PEPPER"\n'
+        f"[server]\nmax_batch_records = {max(args.batch, 1)}\n"
+    )
+    nucleus_port, bare_port = free_port(), free_port()
+    nucleus_url, bare_url = f"http://127.0.0.1:{nucleus_port}", f"http://127.0.0.1:{bare_port}"
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "nucleus_core",
+            "serve",
+            "--config",
+            str(config),
+            "--port",
+            str(nucleus_port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=workdir,
+        stderr=subprocess.DEVNULL,
+    )
+    bare: subprocess.Popen[bytes] | None = None
+    try:
+        wait_ready(nucleus_url, server)
+        auth = {"authorization": f"Bearer {token}"}
+        get_body = httpx.get(f"{nucleus_url}/records/seed-1", headers=auth).text
+        probe = [
+            {"id": f"probe-{i}", "stream": "bench", "timestamp": 1, "payload": {"i": i}} for i in range(args.batch)
+        ]
+        batch_body = httpx.post(f"{nucleus_url}/entries/batch", json={"records": probe}, headers=auth).text
+        bodies = workdir / "bodies.json"
+        bodies.write_text(json.dumps({"get": get_body, "batch": batch_body}))
+        bare = subprocess.Popen([sys.executable, __file__, "--bare", str(bare_port), "--bodies", str(bodies)])
+        wait_ready(bare_url, bare)
+        print(
+            f"nucleus-server vs bare pure-ASGI endpoint (uvicorn, loopback, load from a separate process; "
+            f"concurrency {args.concurrency}, {args.rounds} interleaved runs of at most {args.requests} requests / "
+            f"{args.seconds:g} s; median run shown)"
+        )
+        for kind, label in (
+            ("get", "GET /records/{id} (API key auth)"),
+            ("batch", f"POST /entries/batch ({args.batch} records)"),
+        ):
+            # Interleaved rounds (bare, nucleus, bare, ...) so load from other processes on the machine
+            # hits both alike; the median round of each is reported.
+            runs: dict[str, list[dict[str, Any]]] = {"bare": [], "nucleus": []}
+            for _ in range(args.rounds):
+                runs["bare"].append(load(bare_url, token, kind, args))
+                runs["nucleus"].append(load(nucleus_url, token, kind, args))
+            base, real = (sorted(runs[k], key=lambda r: r["rps"])[len(runs[k]) // 2] for k in ("bare", "nucleus"))
+            if any(r["errors"] for rs in runs.values() for r in rs):
+                raise SystemExit(f"{label}: some requests failed")
+            pad = " " * 40
+            print(
+                f"{label:40} nucleus {real['rps']:8.0f} req/s  p50 {real['p50_ms']:6.1f} ms"
+                f"  p99 {real['p99_ms']:6.1f} ms  ({real['requests']} requests)"
+            )
+            print(
+                f"{pad} bare    {base['rps']:8.0f} req/s  p50 {base['p50_ms']:6.1f} ms"
+                f"  p99 {base['p99_ms']:6.1f} ms  ({base['requests']} requests)"
+            )
+            ratio_rps, ratio_p99 = real["rps"] / base["rps"], real["p99_ms"] / base["p99_ms"]
+            print(f"{pad} ratio   {ratio_rps:.2f}x throughput, {ratio_p99:.1f}x p99")
+            if kind == "batch":
+                print(f"{'':40} = {real['rps'] * args.batch:,.0f} records/s appended over HTTP")
+    finally:
+        for proc in (server, bare):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(60)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=1000, help="most requests per run")
+    parser.add_argument("--seconds", type=float, default=10.0, help="longest run")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved runs per target; the median is shown")
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--bare", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--bodies", help=argparse.SUPPRESS)
+    parser.add_argument("--load", help=argparse.SUPPRESS)
+    parser.add_argument("--token", help=argparse.SUPPRESS)
+    parser.add_argument("--kind", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare is not None:
+        run_bare(args.bare, args.bodies)
+    elif args.load is not None:
+        run_load(args.load, args.token, args.kind, args.requests, args.seconds, args.concurrency, args.batch)
+    else:
+        drive(args)
+
+
+if __name__ == "__main__":
+    main()

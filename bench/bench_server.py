@@ -7,7 +7,7 @@ Two servers run as subprocesses under uvicorn on loopback:
 * a bare pure-ASGI app (the same "framework": raw ASGI under uvicorn) answering the same paths
   with the same JSON bytes, with no authentication, no ledger and no validation.
 
-The load comes from a third process (asyncio + httpx, ``--concurrency`` requests in flight),
+The load comes from a third process (``--concurrency`` threads, one keep-alive connection each),
 bounded by ``--requests`` and ``--seconds``. Printed per scenario: requests/s, p50 and p99 latency,
 and the ratio to the bare endpoint measured in the same run.
 
@@ -17,7 +17,6 @@ and the ratio to the bare endpoint measured in the same run.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import secrets
@@ -78,53 +77,67 @@ def run_bare(port: int, bodies_file: str) -> None:
 
 # --- the load generator (run with --load) -------------------------------------------------------
 def run_load(url: str, token: str, kind: str, requests: int, seconds: float, concurrency: int, batch: int) -> None:
-    import httpx
+    """``concurrency`` threads, each with one keep-alive connection (http.client: the lightest
+    client in the standard library, so the generator is not the bottleneck)."""
+    import http.client
+    import itertools
+    import threading
+    from urllib.parse import urlsplit
 
-    async def main() -> dict[str, Any]:
-        latencies: list[float] = []
-        errors = 0
-        counter = iter(range(requests))
-        deadline = time.perf_counter() + seconds
-        run_id = secrets.token_hex(4)
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
-            headers = {"authorization": f"Bearer {token}"}
+    target = urlsplit(url)
+    latencies: list[float] = []
+    errors = [0]
+    counter = itertools.count()
+    lock = threading.Lock()
+    deadline = time.perf_counter() + seconds
+    run_id = secrets.token_hex(4)
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
 
-            async def worker() -> None:
-                nonlocal errors
-                for n in counter:
-                    if time.perf_counter() > deadline:
-                        return
-                    if kind == "get":
-                        start = time.perf_counter()
-                        response = await client.get(f"/records/seed-{n % 1000}", headers=headers)
-                    else:
-                        records = [
-                            {"id": f"b-{run_id}-{n}-{i}", "stream": "bench", "timestamp": 1, "payload": {"i": i}}
-                            for i in range(batch)
-                        ]
-                        content = json.dumps({"records": records}).encode()
-                        start = time.perf_counter()
-                        response = await client.post(
-                            "/entries/batch", content=content, headers={**headers, "content-type": "application/json"}
-                        )
-                    latencies.append(time.perf_counter() - start)
-                    if response.status_code >= 300:
-                        errors += 1
+    def worker() -> None:
+        conn = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port or 80, timeout=60)
+        mine: list[float] = []
+        failed = 0
+        while True:
+            with lock:
+                n = next(counter)
+            if n >= requests or time.perf_counter() > deadline:
+                break
+            if kind == "get":
+                method, path, body = "GET", f"/records/seed-{n % 1000}", None
+            else:
+                records = [
+                    {"id": f"b-{run_id}-{n}-{i}", "stream": "bench", "timestamp": 1, "payload": {"i": i}}
+                    for i in range(batch)
+                ]
+                method, path, body = "POST", "/entries/batch", json.dumps({"records": records}).encode()
+            start = time.perf_counter()
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            mine.append(time.perf_counter() - start)
+            if response.status >= 300:
+                failed += 1
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+            errors[0] += failed
 
-            began = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-            elapsed = time.perf_counter() - began
-        latencies.sort()
-        return {
-            "requests": len(latencies),
-            "errors": errors,
-            "rps": len(latencies) / elapsed,
-            "p50_ms": latencies[len(latencies) // 2] * 1000,
-            "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
-        }
-
-    print(json.dumps(asyncio.run(main())))
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    began = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - began
+    latencies.sort()
+    result = {
+        "requests": len(latencies),
+        "errors": errors[0],
+        "rps": len(latencies) / elapsed,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+    }
+    print(json.dumps(result))
 
 
 # --- the driver -----------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import asyncio
 import concurrent.futures
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote
 
@@ -60,8 +60,8 @@ from .openapi import Route, build_openapi
 
 log = logging.getLogger(__name__)
 
-Scope = dict[str, Any]
-Message = dict[str, Any]
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
@@ -76,6 +76,10 @@ def _check_range(low: int, high: int) -> Callable[[Any, attrs.Attribute[Any], An
             raise ConfigurationError(f"server setting {attr.name!r} must be an integer from {low} to {high}")
 
     return check
+
+
+def _to_tuple(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
 
 
 def _check_paths(_inst: Any, _attr: Any, value: tuple[str, ...]) -> None:
@@ -100,7 +104,9 @@ class ServerSettings:
     """
 
     realm: str = attrs.field(default="nucleus", validator=_check_realm)
-    public_paths: tuple[str, ...] = attrs.field(default=DEFAULT_PUBLIC_PATHS, converter=tuple, validator=_check_paths)
+    public_paths: tuple[str, ...] = attrs.field(
+        default=DEFAULT_PUBLIC_PATHS, converter=_to_tuple, validator=_check_paths
+    )
     max_body_bytes: int = attrs.field(default=DEFAULT_MAX_BODY_BYTES, validator=_check_range(1024, 1024**3))
     max_batch_records: int = attrs.field(default=DEFAULT_MAX_BATCH_RECORDS, validator=_check_range(1, MAX_BATCH_SIZE))
     threads: int = attrs.field(default=8, validator=_check_range(1, 256))

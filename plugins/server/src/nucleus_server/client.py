@@ -110,7 +110,7 @@ class RemoteLedger:
         token: str | None,
         *,
         body: Any = None,
-        params: list[tuple[str, str]] | None = None,
+        params: list[tuple[str, str | int | float | bool | None]] | None = None,
     ) -> Any:
         headers = {"authorization": f"Bearer {token}"} if token is not None else {}
         content = None
@@ -396,8 +396,8 @@ def _filters_doc(filters: QueryFilters | Mapping[str, Any] | None) -> dict[str, 
     return dict(filters)
 
 
-def _query_params(filters: dict[str, Any]) -> list[tuple[str, str]]:
-    params: list[tuple[str, str]] = []
+def _query_params(filters: dict[str, Any]) -> list[tuple[str, str | int | float | bool | None]]:
+    params: list[tuple[str, str | int | float | bool | None]] = []
     for key, value in filters.items():
         name = "record_id" if key == "record_ids" else key
         values = value if isinstance(value, (list, tuple)) else [value]
@@ -414,7 +414,7 @@ def _resource_doc(resource: Any) -> dict[str, str]:
     if isinstance(resource, tuple) and len(resource) == 2:
         return {"kind": resource[0], "id": resource[1]}
     if isinstance(resource, Mapping):
-        return {"kind": resource.get("kind"), "id": resource.get("id")}
+        return {"kind": str(resource.get("kind", "")), "id": str(resource.get("id", ""))}
     if hasattr(resource, "kind") and hasattr(resource, "id"):
         return {"kind": resource.kind, "id": resource.id}
     raise ValidationError("a resource is Resource(kind, id), a (kind, id) tuple or {kind, id}", field="resource")

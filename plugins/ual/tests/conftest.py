@@ -45,7 +45,8 @@ class Backend:
     """One place a ledger lives; :meth:`open` (re)opens a ledger there, :meth:`sql` runs SQL behind its back."""
 
     name: str
-    make_storage: Callable[[], Any]
+    make_storage: Callable[[str], Any]
+    """A new storage for the ledger id (memory: the same MemoryStorage for the same id)."""
     run_sql: Callable[[str], list[tuple[Any, ...]]] | None
     clock: Clock = attrs.field(factory=Clock)
     admin: str = ADMIN
@@ -54,7 +55,8 @@ class Backend:
     def open(self, *, plugins: tuple[Any, ...] = (), ual: bool = True, **kwargs: Any) -> Ledger:
         kwargs.setdefault("admins", (self.admin,))
         enabled = (*plugins, UalPlugin(clock=self.clock)) if ual else plugins
-        ledger = create_ledger(id="acl", storage=self.make_storage(), plugins=enabled, **kwargs)
+        kwargs.setdefault("id", "acl")
+        ledger = create_ledger(storage=self.make_storage(kwargs["id"]), plugins=enabled, **kwargs)
         self.opened.append(ledger)
         return ledger
 
@@ -119,14 +121,14 @@ def _backend(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Itera
     schema = f"u_{uuid.uuid4().hex[:12]}"
     dsn = ""
     if name == "memory":
-        storage = MemoryStorage()
-        made = Backend(name, lambda: storage, None)
+        memory: dict[str, MemoryStorage] = {}
+        made = Backend(name, lambda lid: memory.setdefault(lid, MemoryStorage()), None)
     elif name == "sqlite":
         path = tmp_path / "x.db"
-        made = Backend(name, lambda: f"sqlite:///{path}", _sqlite_runner(path))
+        made = Backend(name, lambda _lid: f"sqlite:///{path}", _sqlite_runner(path))
     else:
         dsn = request.getfixturevalue("pg_dsn")
-        made = Backend(name, lambda: postgres_storage(dsn, schema=schema), _postgres_runner(dsn, schema))
+        made = Backend(name, lambda _lid: postgres_storage(dsn, schema=schema), _postgres_runner(dsn, schema))
     try:
         yield made
     finally:

@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from nucleus_ual import ACL_STREAM, Grant, Resource, UalPlugin
+
 from nucleus_core import (
     AccessDeniedError,
     ConfigurationError,
@@ -18,8 +20,6 @@ from nucleus_core import (
     create_ledger,
 )
 from nucleus_core.ledger import Ledger
-
-from nucleus_ual import ACL_STREAM, Grant, Resource, UalPlugin
 
 ALICE = "oid:test:user:alice"
 BOB = "oid:test:user:bob"
@@ -111,8 +111,12 @@ def test_26_grant_or_revoke_without_full_is_refused_and_writes_nothing(backend: 
         lambda: acl.grant([grant("stream:notes", "*", BOB, "read")], ctx(ALICE)),
         lambda: acl.grant([grant("stream:other", "*", ALICE, "full")], ctx(ALICE)),
         # A batch with one allowed and one refused grant is refused whole.
-        lambda: acl.grant([grant("stream:notes", "n1", MALLORY, "read"), grant("stream:notes", "n2", MALLORY, "read")], ctx(ALICE)),
-        lambda: acl.revoke([grant("stream:notes", "n1", BOB, "write"), grant("stream:notes", "n2", ADMIN_FULL, "full")], ctx(ALICE)),
+        lambda: acl.grant(
+            [grant("stream:notes", "n1", MALLORY, "read"), grant("stream:notes", "n2", MALLORY, "read")], ctx(ALICE)
+        ),
+        lambda: acl.revoke(
+            [grant("stream:notes", "n1", BOB, "write"), grant("stream:notes", "n2", ADMIN_FULL, "full")], ctx(ALICE)
+        ),
     ]
     for attempt in attempts:
         with pytest.raises(AccessDeniedError, match="needs full access"):
@@ -169,7 +173,13 @@ def test_reads_through_every_path_show_only_granted_entries(backend: Any, ledger
     assert ledger.get_by_id("n2", ctx(ALICE)) is None
     assert ledger.get(n2.hash, ctx(ALICE)) is None
     assert ledger.get(n1.hash, ctx(MALLORY)) is None and ledger.get_by_id("n1", ctx(MALLORY)) is None
-    for filters in ({}, {"record_ids": ["n1", "n2"]}, {"stream": "notes"}, {"stream": ["notes", ACL_STREAM]}, {"since": 0}):
+    for filters in (
+        {},
+        {"record_ids": ["n1", "n2"]},
+        {"stream": "notes"},
+        {"stream": ["notes", ACL_STREAM]},
+        {"since": 0},
+    ):
         assert visible(ledger, ALICE, **filters) == ["n1"]
         assert visible(ledger, MALLORY, **filters) == []
     assert visible(ledger, ALICE, stream=ACL_STREAM) == []  # the audit stream is for admins only
@@ -183,7 +193,9 @@ def test_reads_through_every_path_show_only_granted_entries(backend: Any, ledger
 
 def test_check_and_require(ledger: Ledger) -> None:
     acl = ledger.acl
-    assert acl.require(ctx(ALICE), "full", Resource(kind="stream:notes", id="n1")) == Resource(kind="stream:notes", id="n1")
+    assert acl.require(ctx(ALICE), "full", Resource(kind="stream:notes", id="n1")) == Resource(
+        kind="stream:notes", id="n1"
+    )
     assert not acl.check(ALICE, "write", {"kind": "stream:notes", "id": "new"})
     acl.grant([grant("stream:notes", "*", BOB, "write")], ctx(ADMIN_FULL))
     assert acl.check(BOB, "write", {"kind": "stream:notes", "id": "new"})  # via write on '*'
@@ -312,7 +324,9 @@ APP = "oid:test:app:budget"
 def test_module_seeds(backend: Any) -> None:
     ledger = backend.open(plugins=MODULES)
     admin = ctx(backend.admin)
-    ledger.acl.grant([grant(kind, "*", ISSUER, "write") for kind in ("proof", "asset", "connect_grant", "token")], admin)
+    ledger.acl.grant(
+        [grant(kind, "*", ISSUER, "write") for kind in ("proof", "asset", "connect_grant", "token")], admin
+    )
 
     def rec(rid: str, stream: str, **payload: Any) -> Record:
         return Record(id=rid, stream=stream, timestamp=1000, payload=payload)

@@ -253,7 +253,7 @@ class UnifiedAccessLayer:
         if problem is not None:
             return problem
         try:
-            expected = self._replay()
+            expected = self.grants_from_chain()
         except ValidationError as err:
             return str(err)
         actual = {(g.principal_oid, g.resource_kind, g.resource_id): g for g in self._store.grants()}
@@ -398,8 +398,9 @@ class UnifiedAccessLayer:
             payload={"op": op, "by": by, "grants": grants},
         )
 
-    def _replay(self) -> dict[tuple[str, str, str], Grant]:
-        """The grants table as the ``_acl`` stream says it should be (read through the stream index)."""
+    def grants_from_chain(self) -> dict[tuple[str, str, str], Grant]:
+        """The grants table rebuilt from the ``_acl`` stream, keyed by (principal, kind, resource id).
+        ``verify()`` compares it with the stored table. Raises ValidationError on a malformed entry."""
         state: dict[tuple[str, str, str], Grant] = {}
         storage = self._ledger.storage
         after = 0

@@ -59,6 +59,8 @@ def test_core_version_matches_pyproject() -> None:
 
 def test_dev_requirements_list_every_distribution() -> None:
     lines = (ROOT / "requirements-dev.txt").read_text(encoding="utf-8").splitlines()
-    listed = {line.split()[1].rstrip("/") for line in lines if line.startswith("-e ") and not line.startswith("-e .")}
+    listed = {
+        line.split()[1].split("[")[0].rstrip("/") for line in lines if line.startswith("-e ") and not line.startswith("-e .")
+    }
     expected = {d.relative_to(ROOT).as_posix() for d in DIST_DIRS}
     assert expected <= listed, f"missing from requirements-dev.txt: {sorted(expected - listed)}"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from nucleus_storage_sqlite import sqlite_storage
 
-from nucleus_core import ReadOnlyLedgerError, Record, StorageError, create_ledger
+from nucleus_core import ReadOnlyLedgerError, Record, StorageError, StorageUnavailableError, create_ledger
 from nucleus_core.ledger import Ledger
 from nucleus_core.testing import make_context, make_record
 
@@ -37,22 +37,25 @@ def rows_on_disk(path: Path) -> int:
 
 
 @contextlib.contextmanager
-def read_only_file(path: Path) -> Iterator[None]:
-    """Make ``path`` really unwritable for this process: immutable for root, mode 0444 otherwise."""
+def read_only_file(*paths: Path) -> Iterator[None]:
+    """Make ``paths`` really unwritable for this process: immutable for root, mode 0444/0555 otherwise."""
     if os.geteuid() == 0:
         chattr = shutil.which("chattr")
-        if chattr is None or subprocess.run([chattr, "+i", str(path)], capture_output=True).returncode:
+        if chattr is None or subprocess.run([chattr, "+i", *map(str, paths)], capture_output=True).returncode:
             pytest.skip("running as root without chattr +i: cannot make a file read-only")
         try:
             yield
         finally:
-            subprocess.run(["chattr", "-i", str(path)], check=True)
+            subprocess.run([chattr, "-i", *map(str, paths)], check=True)
     else:
-        path.chmod(0o444)
+        modes = [p.stat().st_mode for p in paths]
+        for p in paths:
+            p.chmod(0o555 if p.is_dir() else 0o444)
         try:
             yield
         finally:
-            path.chmod(0o644)
+            for p, mode in zip(paths, modes, strict=True):
+                p.chmod(mode)
 
 
 def test_read_only_file_opens_for_reading_and_refuses_writes(tmp_path: Path) -> None:
@@ -71,6 +74,15 @@ def test_read_only_file_opens_for_reading_and_refuses_writes(tmp_path: Path) -> 
     assert rows_on_disk(path) == 5
     with create_ledger(id="ro", storage=sqlite_storage(path)) as ledger:  # writable again
         assert ledger.append(make_record(10), CTX).seq == 6
+
+
+def test_read_only_wal_file_in_a_read_only_directory_is_a_clear_error(tmp_path: Path) -> None:
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    path = folder / "ro.db"
+    create_ledger(id="ro", storage=sqlite_storage(path)).close()
+    with read_only_file(path, folder), pytest.raises(StorageUnavailableError, match="cannot open"):
+        create_ledger(id="ro", storage=sqlite_storage(path))  # WAL needs a -shm file it cannot create
 
 
 def test_disk_full_writes_nothing(tmp_path: Path) -> None:

@@ -84,6 +84,7 @@ class SqlGrantStore:
         self._storage = storage
         self._storage_errors: tuple[type[BaseException], ...] = (peewee.PeeweeException, *storage.driver_errors)
         self._grants, self._resources = make_ual_models()
+        self._sql: tuple[Any, str] | None = None
 
     def setup(self) -> None:
         self._storage.ensure_tables([self._grants, self._resources])
@@ -95,19 +96,27 @@ class SqlGrantStore:
     def _lid(self) -> str:
         return str(self._storage.ledger_id)
 
+    def _best_scope_sql(self) -> str:
+        # The hot path of every check, get and append: raw SQL on the cursor, since peewee's query
+        # building cost more than the primary-key probe itself. Fixed identifiers, bound values.
+        db = self._storage.database
+        if self._sql is None or self._sql[0] is not db:
+            q, p = db.quote, db.param
+            col = lambda name: f"{q[0]}{name}{q[1]}"  # noqa: E731
+            self._sql = (
+                db,
+                f"SELECT MAX({col('scope')}) FROM {col(GRANTS_TABLE)} WHERE {col('ledger_id')} = {p} "  # noqa: S608
+                f"AND {col('principal_oid')} = {p} AND {col('resource_kind')} = {p} AND {col('resource_id')} IN ({p}, {p}) "
+                f"AND ({col('expires_at')} IS NULL OR {col('expires_at')} > {p})",
+            )
+        return self._sql[1]
+
     @_wrapped
     def best_scope(self, principal: str, kind: str, resource_id: str, now: int) -> Scope | None:
-        g = self._grants
-        ids = [resource_id] if resource_id == WILDCARD else [resource_id, WILDCARD]
-        query = g.select(peewee.fn.MAX(g.scope)).where(
-            (g.ledger_id == self._lid)
-            & (g.principal_oid == principal)
-            & (g.resource_kind == kind)
-            & (g.resource_id.in_(ids))
-            & (g.expires_at.is_null() | (g.expires_at > now))
-        )
-        value = query.scalar()
-        return Scope(value) if value is not None else None
+        row = self._storage.database.execute_sql(
+            self._best_scope_sql(), (self._lid, principal, kind, resource_id, WILDCARD, now)
+        ).fetchone()
+        return Scope(row[0]) if row is not None and row[0] is not None else None
 
     @_wrapped
     def get_grant(self, principal: str, kind: str, resource_id: str) -> Grant | None:
@@ -229,15 +238,36 @@ class SqlGrantStore:
     def query_visible(
         self, storage: Any, query: StorageQuery, principal: str, now: int, kinds: tuple[str, ...] | None
     ) -> list[StoredEntry]:
+        """One SELECT of the entries whose resource ``principal`` holds an active grant on.
+
+        Two shapes, chosen by a first primary-key-prefix lookup of the principal's active ``*``
+        grants (the same expiry predicate): without any, the explicit grants drive the query
+        (``seq IN`` the resources they name, a few index probes however long the ledger is); with
+        some, the entries are walked in seq order and kept when their kind is one of those or the
+        resource is explicitly granted. Either way the filtering happens in the database."""
         g, r = self._grants, self._resources
-        allowed = g.select(peewee.SQL("1")).where(
-            (g.ledger_id == r.ledger_id)
+        r2 = r.alias("r2")
+        active = (
+            (g.ledger_id == self._lid)
             & (g.principal_oid == principal)
-            & (g.resource_kind == r.kind)
-            & ((g.resource_id == r.resource_id) | (g.resource_id == WILDCARD))
             & (g.expires_at.is_null() | (g.expires_at > now))
         )
-        sel = self._joined(query, kinds).where(peewee.fn.EXISTS(allowed))
+        if kinds is not None:
+            active = active & g.resource_kind.in_(list(kinds))
+        wild_kinds = [k for (k,) in g.select(g.resource_kind).where(active & (g.resource_id == WILDCARD)).tuples()]
+        explicit = (
+            g.select(r2.seq)
+            .join(
+                r2,
+                on=((r2.ledger_id == g.ledger_id) & (r2.kind == g.resource_kind) & (r2.resource_id == g.resource_id)),
+            )
+            .where(active & (g.resource_id != WILDCARD) & (r2.seq > query.after_seq))
+        )
+        e = storage.entries_model
+        if wild_kinds:
+            sel = self._joined(query, kinds).where(r.kind.in_(wild_kinds) | e.seq.in_(explicit))
+        else:
+            sel = storage.build_query(query).where(e.seq.in_(explicit))
         return list(self._storage.fetch(sel))
 
     @_wrapped

@@ -197,6 +197,10 @@ class SqlStorageBackend(abc.ABC):
         except self._errors as err:
             raise self._wrap(err, "reading the schema version") from err
 
+    def _execute(self, sql: str, params: Sequence[Any]) -> Any:
+        """Run ``sql`` on this thread's connection and return the DB-API cursor."""
+        return self.database.execute_sql(sql, params)  # type: ignore[no-untyped-call]
+
     def _quote(self, name: str) -> str:
         q = self.database.quote
         return f"{q[0]}{name}{q[1]}"
@@ -336,21 +340,22 @@ class SqlStorageBackend(abc.ABC):
         :meth:`head` and :meth:`count` ends here: subclasses that manage connections per operation
         wrap this method."""
         try:
-            return [row_to_entry(row) for row in self.database.execute_sql(sql, params).fetchall()]
+            return [row_to_entry(row) for row in self._execute(sql, params).fetchall()]
         except self._errors as err:
             raise self._wrap(err, action) from err
 
     def select_entries(self) -> peewee.Select:
         """A select of this ledger's entries (the :data:`ENTRY_COLUMNS`), to refine and pass to :meth:`fetch`."""
-        e = self.entries_model
-        return e.select(*(getattr(e, c) for c in ENTRY_COLUMNS)).where(e.ledger_id == self.ledger_id)
+        e: Any = self.entries_model
+        select: peewee.Select = e.select(*(getattr(e, c) for c in ENTRY_COLUMNS)).where(e.ledger_id == self.ledger_id)
+        return select
 
     def build_query(self, query: StorageQuery) -> peewee.Select:
         """:meth:`select_entries` with the filters, cursor, order and limit of ``query``.
 
         Access-control providers add their EXISTS / join condition to it and call :meth:`fetch`.
         """
-        e = self.entries_model
+        e: Any = self.entries_model
         sel = self.select_entries()
         if query.streams is not None:
             streams = list(dict.fromkeys(query.streams))
@@ -373,14 +378,14 @@ class SqlStorageBackend(abc.ABC):
     def head(self) -> ChainHead | None:
         """The last committed entry of this ledger."""
         try:
-            row = self.database.execute_sql(self._sql["head"], (self.ledger_id,)).fetchone()
+            row = self._execute(self._sql["head"], (self.ledger_id,)).fetchone()
         except self._errors as err:
             raise self._wrap(err, "reading the head") from err
         return None if row is None else ChainHead(seq=row[0], hash=row[1])
 
     def count(self) -> int:
         """Number of stored entries of this ledger."""
-        e = self.entries_model
+        e: Any = self.entries_model
         try:
             return int(e.select().where(e.ledger_id == self.ledger_id).count())
         except self._errors as err:
@@ -412,7 +417,8 @@ class SqlStorageBackend(abc.ABC):
         From the start (``from_seq <= 1``) rows with a seq below 1, which only tampering can
         create, are yielded too, so that verification names them.
         """
-        db = self.database
+        self.database  # noqa: B018 - raises when closed
+        execute = self._execute
         sql = self._sql["iter"]
         ledger_id = self.ledger_id
         size = self._iter_batch
@@ -420,7 +426,7 @@ class SqlStorageBackend(abc.ABC):
         make = row_to_entry
         while True:
             try:
-                rows = db.execute_sql(sql, (ledger_id, nxt, size)).fetchall()
+                rows = execute(sql, (ledger_id, nxt, size)).fetchall()
             except self._errors as err:
                 raise self._wrap(err, "reading entries") from err
             for row in rows:
@@ -482,14 +488,13 @@ class SqlWriteTransaction:
     def existing_ids(self, record_ids: Sequence[str]) -> set[str]:
         """Which of ``record_ids`` this ledger already holds."""
         backend = self._backend
-        db = backend.database
         ledger_id = backend.ledger_id
         unique = list(dict.fromkeys(record_ids))
         found: set[str] = set()
         try:
             for i in range(0, len(unique), ID_CHUNK):
                 chunk = unique[i : i + ID_CHUNK]
-                cursor = db.execute_sql(backend._ids_sql(len(chunk)), (ledger_id, *chunk))
+                cursor = backend._execute(backend._ids_sql(len(chunk)), (ledger_id, *chunk))
                 found.update(r for (r,) in cursor.fetchall())
         except backend._errors as err:
             raise backend._wrap(err, "checking record ids") from err
@@ -513,12 +518,12 @@ class SqlWriteTransaction:
         db = backend.database
         try:
             if len(rows) == 1 and backend.statement_rollback_keeps_transaction:
-                db.execute_sql(backend._sql["insert"], rows[0])
+                backend._execute(backend._sql["insert"], rows[0])
             else:
                 # A savepoint: a failed statement leaves the outer transaction usable (PostgreSQL
                 # aborts a transaction on any error) and no part of the batch behind.
                 with _guarded(db.atomic(), backend._errors):
-                    db.cursor().executemany(backend._sql["insert"], rows)
+                    db.cursor().executemany(backend._sql["insert"], rows)  # type: ignore[no-untyped-call]
         except backend._errors as err:
             if _dbapi_kind(err) == "IntegrityError":
                 known = self.existing_ids([entry.record_id for entry in entries])

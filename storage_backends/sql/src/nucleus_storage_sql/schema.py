@@ -16,10 +16,11 @@ Versions:
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 import peewee
-from playhouse.migrate import SchemaMigrator, migrate
+from playhouse.migrate import SchemaMigrator, migrate  # type: ignore[import-untyped]
 
 from nucleus_core.errors import ConfigurationError
 
@@ -70,7 +71,8 @@ def read_version(models: EntryModels) -> int:
                 f"the database has a table {entries_table!r} but no {version_table!r}: it was not written by Nucleus"
             )
         return 0
-    row = models.schema_version.get_or_none(models.schema_version.component == SCHEMA_COMPONENT)
+    sv: Any = models.schema_version
+    row = sv.get_or_none(sv.component == SCHEMA_COMPONENT)
     return 0 if row is None else int(row.version)
 
 
@@ -95,7 +97,7 @@ def upgrade(models: EntryModels, *, target: int = CURRENT_VERSION) -> int:
     for step in MIGRATIONS:
         if found < step.version <= target:
             step.apply(models, migrator)
-    sv = models.schema_version
+    sv: Any = models.schema_version
     (
         sv.insert(component=SCHEMA_COMPONENT, version=target)
         .on_conflict(conflict_target=[sv.component], preserve=[sv.version])

@@ -29,10 +29,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from nucleus_ual import ACL_STREAM
+
 from nucleus_core import Record, RequestContext, create_ledger
 from nucleus_core.hashing import GENESIS_HASH, entry_hash_with_prefix, preimage_prefix
-
-from nucleus_ual import ACL_STREAM
 
 LEDGER = "bench"
 ADMIN = "oid:bench:user:admin"
@@ -103,7 +103,7 @@ def bulk_sqlite(path: Path, tables: dict[str, list[tuple[Any, ...]]]) -> None:
     with conn:
         for table, rows in tables.items():
             marks = ", ".join("?" * len(rows[0]))
-            conn.executemany(f"INSERT INTO {table} {INSERTS[table]} VALUES ({marks})", rows)  # noqa: S608
+            conn.executemany(f"INSERT INTO {table} {INSERTS[table]} VALUES ({marks})", rows)
     conn.execute("ANALYZE")
     conn.close()
 
@@ -205,7 +205,8 @@ def run(args: argparse.Namespace) -> None:
         post = timed(lambda: postfilter(ledger, next(pit)), args.postfilter_samples)
         report("list(kind, limit=50)", listing, post, f"post-filter (capped at {POSTFILTER_MAX:,} entries)")
         print(
-            f"  (list returned {statistics.mean(found):.1f} entries on average: each principal holds ~{len(grants) / args.principals:.0f} grants)"
+            f"  (list returned {statistics.mean(found):.1f} entries on average: "
+            f"each principal holds ~{len(grants) / args.principals:.0f} grants)"
         )
         wild = principal(0)
         acl.grant(

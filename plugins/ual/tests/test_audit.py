@@ -200,14 +200,15 @@ OTHER = "'oid:test:user:mallory'"
 TAMPERING = {
     "raise-scope": "UPDATE nucleus_ual_grants SET scope = 3 WHERE principal_oid = 'oid:test:user:bob'",
     "drop-expiry": "UPDATE nucleus_ual_grants SET expires_at = NULL WHERE principal_oid = 'oid:test:user:bob'",
-    "forge-grant": "INSERT INTO nucleus_ual_grants (ledger_id, principal_oid, resource_kind, resource_id, scope, granted_by, "
-    f"expires_at) VALUES ('acl', {OTHER}, 'stream:notes', '*', 1, {OTHER}, NULL)",
+    "forge-grant": "INSERT INTO nucleus_ual_grants (ledger_id, principal_oid, resource_kind, resource_id, scope, "
+    f"granted_by, expires_at) VALUES ('acl', {OTHER}, 'stream:notes', '*', 1, {OTHER}, NULL)",
     "delete-grant": "DELETE FROM nucleus_ual_grants WHERE principal_oid = 'oid:test:user:alice'",
     "move-entry": "UPDATE nucleus_ual_resources SET resource_id = 'n1' WHERE resource_id = 'n2'",
     # (Index rows missing after the last indexed entry look like entries of a writer without the UAL:
     # opening indexes them again from the chain. A row missing before it is tampering.)
     "unindex-entry": "DELETE FROM nucleus_ual_resources WHERE resource_id = 'n1'",
-    "forge-index": "INSERT INTO nucleus_ual_resources (ledger_id, seq, kind, resource_id) VALUES ('acl', 3, 'stream:notes', 'n1')",
+    "forge-index": "INSERT INTO nucleus_ual_resources (ledger_id, seq, kind, resource_id) "
+    "VALUES ('acl', 3, 'stream:notes', 'n1')",
 }
 
 

@@ -106,7 +106,8 @@ class SqlGrantStore:
             self._sql = (
                 db,
                 f"SELECT MAX({col('scope')}) FROM {col(GRANTS_TABLE)} WHERE {col('ledger_id')} = {p} "  # noqa: S608
-                f"AND {col('principal_oid')} = {p} AND {col('resource_kind')} = {p} AND {col('resource_id')} IN ({p}, {p}) "
+                f"AND {col('principal_oid')} = {p} AND {col('resource_kind')} = {p} "
+                f"AND {col('resource_id')} IN ({p}, {p}) "
                 f"AND ({col('expires_at')} IS NULL OR {col('expires_at')} > {p})",
             )
         return self._sql[1]

@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 from nucleus_storage_sqlite import sqlite_storage
 
-from nucleus_core import ReadOnlyLedgerError, Record, StorageError, StorageUnavailableError, create_ledger
+from nucleus_core import (
+    ConflictError,
+    ReadOnlyLedgerError,
+    Record,
+    StorageError,
+    StorageUnavailableError,
+    create_ledger,
+)
 from nucleus_core.ledger import Ledger
 from nucleus_core.testing import make_context, make_record
 
@@ -142,3 +149,17 @@ def test_failure_in_a_later_step_rolls_back_the_insert(tmp_path: Path) -> None:
             ledger.storage.database.execute_sql("insert into nucleus_entries (ledger_id) values ('x')")
         assert state(ledger) == before
     assert rows_on_disk(path) == 1
+
+
+def test_lock_held_by_another_writer_is_a_conflict(tmp_path: Path) -> None:
+    path = tmp_path / "locked.db"
+    with create_ledger(id="lk", storage=sqlite_storage(path, busy_timeout=0.2)) as ledger:
+        ledger.append(make_record(0), CTX)
+        before = state(ledger)
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as other:
+            other.execute("begin immediate")  # another process's write transaction
+            with pytest.raises(ConflictError, match="locked by another writer"):
+                ledger.append(make_record(1), CTX)
+            other.execute("rollback")
+        assert state(ledger) == before
+        assert ledger.append(make_record(1), CTX).seq == 2

@@ -105,7 +105,7 @@ def run(n: int, rounds: int, *, with_floats: bool) -> None:
         rounds,
     )
     base = rates["baseline"]
-    label = "with 2 floats each (exact RFC 8785 number path)" if with_floats else "no floats (C encoder path)"
+    label = "with 2 non-integral floats each" if with_floats else "no floats"
     print(f"\nrecords: {n}, {label}, canonical size {min(sizes)}-{max(sizes)} B (mean {sum(sizes) / n:.0f})")
     rows = [
         ("baseline", "json.dumps(sort_keys=True) + blake3 (not canonical)"),

@@ -16,8 +16,8 @@ Canonicalization is on the hot path of every append, so it is done in two steps:
    lowercase ``\\u00xx`` that RFC 8785 3.2.2.2 prescribes, and nothing else. Two cases go through
    :func:`_emit`, a direct implementation of RFC 8785, instead: a float flagged in step 1, and an
    object key outside the Basic Multilingual Plane (JCS sorts keys by UTF-16 code units, Python by
-   code point). The latter can only occur when the encoded text contains such a character, which
-   CPython answers in O(1) for ASCII text.
+   code point). The latter can only occur when the encoded bytes contain such a character (a
+   4-byte UTF-8 sequence), which a one-byte-class regex search answers at C speed.
 
 Lone surrogates make the final UTF-8 encoding fail, so :func:`canonical_json` and
 :class:`~nucleus_core.records.Record` skip the per-string check on the way in and, only when that
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -43,6 +44,7 @@ _MIN_SAFE = -MAX_SAFE_INTEGER
 _MAX_SAFE = MAX_SAFE_INTEGER
 _BMP_MAX = "\uffff"
 _TWO_53 = 9007199254740992.0
+_ASTRAL_UTF8 = re.compile(rb"[\xf0-\xf4]")
 
 encode_string: Callable[[str], str] = json.encoder.encode_basestring
 """The JCS form of a string, quotes included (RFC 8785 3.2.2.2): the C encoder's, which escapes exactly
@@ -255,9 +257,10 @@ def encode_checked(value: Any, exact: bool) -> bytes:
     the check ran with ``strings=False``).
     """
     if not exact:
-        text = _encode_fast(value)
-        if text.isascii() or max(text) <= _BMP_MAX or not _has_astral_key(value):
-            return text.encode("utf-8")
+        data = _encode_fast(value).encode("utf-8")
+        # Characters outside the BMP are exactly the 4-byte UTF-8 sequences (lead bytes F0-F4).
+        if data.isascii() or _ASTRAL_UTF8.search(data) is None or not _has_astral_key(value):
+            return data
     out: list[str] = []
     _emit(value, out)
     return "".join(out).encode("utf-8")

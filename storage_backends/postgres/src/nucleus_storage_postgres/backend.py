@@ -254,6 +254,12 @@ class PostgresStorage(SqlStorageBackend):
         with self.connection():
             return super()._fetch(query, action)
 
+    def _fetch_raw(self, sql: str, params: Sequence[Any], action: str) -> list[StoredEntry]:
+        # Every entry read of the base (lookups, range, query) goes through here: hold a pooled
+        # connection only while it runs.
+        with self.connection():
+            return super()._fetch_raw(sql, params, action)
+
     # PostgreSQL text cannot hold NUL; no record id, stream or hash contains one, so such a value
     # matches nothing (it is answered here instead of failing in the driver).
     def query(self, query: StorageQuery) -> list[StoredEntry]:

@@ -41,7 +41,7 @@ def _freeze_claims(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(value))
 
 
-def _check_oid(_inst: object, _attr: object, value: object) -> None:
+def _check_oid(_inst: object, _attr: object, value: str) -> None:
     if not isinstance(value, str) or not value.strip():
         raise MissingRequesterError("a request context needs a non-empty principal OID")
     if OID_PATTERN.fullmatch(value) is None:

@@ -108,11 +108,17 @@ def _resolve_storage_url(url: str | None) -> str:
     if url is None:
         return f"sqlite:///{DEFAULT_SQLITE_FILE}"
     if not isinstance(url, str) or "://" not in url:
-        raise ConfigurationError(f"storage must be a URL such as memory://, sqlite:///path or postgresql://...; got {url!r}")
+        raise ConfigurationError(
+            f"storage must be a URL such as memory://, sqlite:///path or postgresql://...; got {url!r}"
+        )
     return url
 
 
-SCHEME_DISTRIBUTIONS = {"sqlite": "nucleus-storage-sqlite", "postgresql": "nucleus-storage-postgres", "postgres": "nucleus-storage-postgres"}
+SCHEME_DISTRIBUTIONS = {
+    "sqlite": "nucleus-storage-sqlite",
+    "postgresql": "nucleus-storage-postgres",
+    "postgres": "nucleus-storage-postgres",
+}
 
 
 class Ledger:
@@ -204,13 +210,17 @@ class Ledger:
             if not matching:
                 raise PluginError(f"registers no storage backend for {scheme}://", plugin_name=ep_name)
         if len(matching) > 1:
-            raise ConfigurationError(f"several storage backends claim {scheme}://: {', '.join(s.name for s in matching)}")
+            raise ConfigurationError(
+                f"several storage backends claim {scheme}://: {', '.join(s.name for s in matching)}"
+            )
         try:
-            backend = matching[0].factory(url, dict(self.config.storage_options))
+            backend: object = matching[0].factory(url, dict(self.config.storage_options))
         except NucleusError:
             raise
         except (ValueError, TypeError, OSError) as err:
             raise ConfigurationError(f"storage {matching[0].name}: {err}") from err
+        if not isinstance(backend, StorageBackend):
+            raise PluginError("storage factory did not return a StorageBackend", plugin_name=matching[0].name)
         return backend
 
     def _build_policy(self) -> AccessPolicy:
@@ -227,7 +237,9 @@ class Ledger:
         return policy
 
     def _build_token_parser_specs(self) -> list[TokenParserSpec]:
-        specs = [s for s, _, _ in call_registration(self.plugin_manager, "nucleus_register_token_parsers", TokenParserSpec)]
+        specs = [
+            s for s, _, _ in call_registration(self.plugin_manager, "nucleus_register_token_parsers", TokenParserSpec)
+        ]
         names = [s.name for s in specs]
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
@@ -241,11 +253,15 @@ class Ledger:
             except NucleusError:
                 raise
             except Exception as err:
-                raise PluginError(f"module {spec.id!r} factory failed: {type(err).__name__}: {err}", plugin_name=plugin_name) from err
+                raise PluginError(
+                    f"module {spec.id!r} factory failed: {type(err).__name__}: {err}", plugin_name=plugin_name
+                ) from err
             if not isinstance(module, Module):
                 raise PluginError(f"module {spec.id!r} factory did not return a Module", plugin_name=plugin_name)
             if module.id != spec.id:
-                raise PluginError(f"module spec {spec.id!r} built a module with id {module.id!r}", plugin_name=plugin_name)
+                raise PluginError(
+                    f"module spec {spec.id!r} built a module with id {module.id!r}", plugin_name=plugin_name
+                )
             ctx = ModuleContext(
                 # A weak proxy: a module keeping its context must not keep an unclosed ledger alive
                 # (the finalizer that stops modules at garbage collection or exit would never run early).
@@ -281,7 +297,9 @@ class Ledger:
         """The access-control provider's API (e.g. the UAL's grant/revoke/check/require/list).
         Raises :class:`ConfigurationError` when the ledger has no access-control provider."""
         if isinstance(self._policy, AuthenticatedPolicy):
-            raise ConfigurationError(f"ledger {self.id!r} has no access-control provider; enable one (e.g. plugins=['ual'])")
+            raise ConfigurationError(
+                f"ledger {self.id!r} has no access-control provider; enable one (e.g. plugins=['ual'])"
+            )
         return self._policy
 
     @property
@@ -321,7 +339,8 @@ class Ledger:
         self._check_open()
         if self._read_only:
             raise ReadOnlyLedgerError(
-                f"ledger {self.id!r} was opened without verification and is read-only; open it with verify_on_open=True to write"
+                f"ledger {self.id!r} was opened without verification and is read-only; "
+                "open it with verify_on_open=True to write"
             )
 
     # writes -------------------------------------------------------------------------------
@@ -545,5 +564,5 @@ def _shutdown(registry: ModuleRegistry, storage: StorageBackend) -> None:
     finally:
         try:
             storage.close()
-        except Exception:  # noqa: BLE001 - close is best effort
+        except Exception:
             log.exception("closing storage failed")

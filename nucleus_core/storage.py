@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 from .errors import ConfigurationError, DuplicateRecordError, ReadOnlyLedgerError, StorageError
+from .hashing import GENESIS_HASH
 
 MAX_QUERY_LIMIT = 1000
 """The largest page a query may ask for."""
@@ -248,9 +249,14 @@ class _MemoryTransaction:
         known = self.existing_ids([e.record_id for e in entries])
         if known:
             raise DuplicateRecordError(sorted(known)[0])
-        expected = (self.head().seq if self.head() else 0) + 1
+        head = self.head()
+        expected = (head.seq if head else 0) + 1
+        prev = head.hash if head else GENESIS_HASH
         for e in entries:
             if e.seq != expected:
                 raise StorageError(f"entry seq {e.seq} does not follow the head (expected {expected})")
+            if e.prev_hash != prev:
+                raise StorageError(f"entry {e.seq} does not link to the head (prev_hash mismatch)")
             expected += 1
+            prev = e.hash
         self.pending.extend(entries)

@@ -13,7 +13,9 @@ import nucleus_core
 
 ROOT = Path(__file__).resolve().parents[1]
 DIST_DIRS = sorted(
-    p.parent for folder in ("storage_backends", "plugins", "token_parsers") for p in (ROOT / folder).glob("*/pyproject.toml")
+    p.parent
+    for folder in ("storage_backends", "plugins", "token_parsers")
+    for p in (ROOT / folder).glob("*/pyproject.toml")
 )
 
 
@@ -60,7 +62,9 @@ def test_core_version_matches_pyproject() -> None:
 def test_dev_requirements_list_every_distribution() -> None:
     lines = (ROOT / "requirements-dev.txt").read_text(encoding="utf-8").splitlines()
     listed = {
-        line.split()[1].split("[")[0].rstrip("/") for line in lines if line.startswith("-e ") and not line.startswith("-e .")
+        line.split()[1].split("[")[0].rstrip("/")
+        for line in lines
+        if line.startswith("-e ") and not line.startswith("-e .")
     }
     expected = {d.relative_to(ROOT).as_posix() for d in DIST_DIRS}
     assert expected <= listed, f"missing from requirements-dev.txt: {sorted(expected - listed)}"

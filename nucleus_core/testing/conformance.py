@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -65,7 +66,7 @@ class StorageConformance:
             entries += ledger.append_batch([make_record(i) for i in range(5, 25)], ctx)
             assert [e.seq for e in entries] == list(range(1, 26))
             assert entries[0].prev_hash == GENESIS_HASH
-            for a, b in zip(entries, entries[1:], strict=False):
+            for a, b in itertools.pairwise(entries):
                 assert b.prev_hash == a.hash
             stored = list(ledger.storage.iter_entries())
             assert [s.seq for s in stored] == list(range(1, 26))
@@ -82,7 +83,9 @@ class StorageConformance:
             assert ids == [f"same-{i}" for i in reversed(range(10))]
 
     # atomicity and duplicates -------------------------------------------------------------
-    def test_duplicate_id_refused_and_nothing_written(self, storage_factory: StorageFactory, ctx: RequestContext) -> None:
+    def test_duplicate_id_refused_and_nothing_written(
+        self, storage_factory: StorageFactory, ctx: RequestContext
+    ) -> None:
         with self.open_ledger(storage_factory) as ledger:
             ledger.append_batch([make_record(i) for i in range(3)], ctx)
             before = (ledger.length(), ledger.latest_hash())
@@ -107,7 +110,10 @@ class StorageConformance:
 
             with pytest.raises(RuntimeError):
                 ledger.append_system(
-                    [Record(id="sys-1", stream="_system", timestamp=1, payload={}), Record(id="sys-2", stream="_system", timestamp=1, payload={})],
+                    [
+                        Record(id="sys-1", stream="_system", timestamp=1, payload={}),
+                        Record(id="sys-2", stream="_system", timestamp=1, payload={}),
+                    ],
                     ctx,
                     within=boom,
                 )
@@ -123,7 +129,13 @@ class StorageConformance:
             stored = ledger.storage.get_by_seq(1)
             assert stored is not None
             forged = type(stored)(
-                seq=1, hash="ab" * 32, prev_hash=entry.hash, record_id="other", stream="events", timestamp=1, canonical=b"{}"
+                seq=1,
+                hash="ab" * 32,
+                prev_hash=entry.hash,
+                record_id="other",
+                stream="events",
+                timestamp=1,
+                canonical=b"{}",
             )
             with pytest.raises(StorageError), ledger.storage.write() as tx:
                 tx.insert([forged])

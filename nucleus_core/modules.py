@@ -163,6 +163,17 @@ class Module:
         """Grants a new record seeds on its resource, beyond the appender's own ``full``."""
         return []
 
+    def withdraw_grants(self, record: Record) -> list[str]:
+        """Principal OIDs whose grant on the record's resource this record withdraws (e.g. an
+        asset's previous owner on transfer). Default: none.
+
+        The access-control layer calls it inside the write transaction, after the batch was
+        validated (so a module may answer from what its ``validate`` saw), in batch order, and
+        removes each principal's grant on exactly this resource (never a ``*`` grant), whatever its
+        scope or origin, before it applies the record's :meth:`seed_grants`. Withdrawals are
+        recorded with the other grant changes, so the grants can still be rebuilt from the chain."""
+        return []
+
 
 def _is_stateful(module: Module) -> bool:
     return type(module).apply is not Module.apply
@@ -442,6 +453,18 @@ class ModuleRegistry:
         """Grants the owning module seeds for ``record`` (empty when no module owns its stream)."""
         module = self.owner_of(record.stream)
         return list(module.seed_grants(record)) if module is not None else []
+
+    def withdraw_grants(self, record: Record) -> list[str]:
+        """Principal OIDs whose grant on ``record``'s resource the owning module withdraws (empty
+        when no module owns its stream). A value that is not an OID raises :class:`ModuleError`."""
+        module = self.owner_of(record.stream)
+        if module is None:
+            return []
+        found = list(module.withdraw_grants(record))
+        for oid in found:
+            if not is_oid(oid):
+                raise ModuleError(f"withdraw_grants returned {str(oid)[:80]!r}, not an OID", module_id=module.id)
+        return found
 
     # views --------------------------------------------------------------------------------
     def list(self) -> list[str]:

@@ -101,3 +101,19 @@ def test_resource_contract():
     assert module.seed_grants(issued()) == [SeedGrant(principal_oid=ALICE.oid, scope="full")]
     assert module.seed_grants(transferred("t1", ALICE.oid, BOB.oid)) == [SeedGrant(principal_oid=BOB.oid, scope="full")]
     assert module.seed_grants(revoked("r1")) == []
+
+
+def test_withdrawals_name_the_dispossessed_owner_never_the_issuer(ledger):
+    assets = ledger.modules.get("asset", AssetModule)
+    mint_owned = issued("i2", asset_id="car-2", owner=ISSUER.oid)
+    ledger.append_batch([issued(), mint_owned], ISSUER)
+    assert assets.withdraw_grants(issued()) == []
+    to_bob = transferred("t1", ALICE.oid, BOB.oid)
+    ledger.append(to_bob, ALICE)
+    assert assets.withdraw_grants(to_bob) == [ALICE.oid]
+    # The issuer keeps its grant: handing on an asset it owns withdraws nobody; a revocation
+    # withdraws the owner at that point of the batch.
+    batch = [transferred("t2", ISSUER.oid, ALICE.oid, asset_id="car-2"), revoked("r2", asset_id="car-2")]
+    ledger.append_batch(batch, ISSUER)
+    assert [assets.withdraw_grants(r) for r in batch] == [[], [ALICE.oid]]
+    assert ledger.modules.withdraw_grants(batch[1]) == [ALICE.oid]

@@ -84,6 +84,8 @@ class AssetModule(StatefulModule[AssetEvent]):
         super().__init__()
         self._history: dict[str, list[int]] = {}
         self._by_owner: dict[str, set[str]] = {}
+        # record id -> principals whose grant it withdraws, noted while the current batch is validated
+        self._withdrawn: dict[str, list[str]] = {}
 
     def parse(self, record: Record) -> AssetEvent:
         r = PayloadReader(self, record)
@@ -129,7 +131,16 @@ class AssetModule(StatefulModule[AssetEvent]):
         else:
             self.require_requester(record, context, event.by, "by")
 
+    def begin_batch(self) -> None:
+        super().begin_batch()
+        self._withdrawn = {}
+
     def fold(self, state: DerivedState, event: AssetEvent, record: Record, seq: int | None) -> None:
+        if seq is None and not isinstance(event, Issued):
+            # Validating a new record: note the owner it dispossesses (see withdraw_grants).
+            current: AssetInfo = state.get("asset", event.asset_id)
+            if current.owner != current.issuer:
+                self._withdrawn[record.id] = [current.owner]
         if isinstance(event, Issued):
             info = AssetInfo(
                 asset_id=event.asset_id,
@@ -170,6 +181,13 @@ class AssetModule(StatefulModule[AssetEvent]):
         kind = payload.get("type")
         holder = payload.get("owner") if kind == "issued" else payload.get("to") if kind == "transferred" else None
         return [SeedGrant(principal_oid=holder, scope="full")] if isinstance(holder, str) else []
+
+    def withdraw_grants(self, record: Record) -> list[str]:
+        """A transfer withdraws the previous owner's grant on the asset, a revocation the owner's;
+        the issuer keeps the ``full`` it holds as the appender of the ``issued`` record (it may
+        still revoke), so an owner who is the issuer is never withdrawn. Answered from what
+        :meth:`validate` saw, so it is right for any position in a batch."""
+        return list(self._withdrawn.get(record.id, ()))
 
     # handle -------------------------------------------------------------------------------------
     def get(self, asset_id: str, context: RequestContext) -> AssetInfo | None:

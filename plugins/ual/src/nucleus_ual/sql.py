@@ -8,34 +8,48 @@ Two tables beside the entries table, keyed by ledger id like it:
 * ``nucleus_ual_resources`` (ledger_id, seq) -> kind, resource_id: which resource each entry
   belongs to, with an index on (ledger_id, kind, resource_id).
 
-``list`` and the filtered ``query`` are one SELECT over the entries joined to the resource index
-with an ``EXISTS`` on the grants table carrying the expiry predicate: nothing is filtered in Python.
-Writes go through the backend's database on the writing thread, so they are part of the ledger's
-write transaction.
+Every statement is raw SQL on the cursor, built once per backend (and, for ``list`` and the filtered
+``query``, once per query shape: how many streams, ids and kinds, which bounds) and cached: peewee's
+query building cost more than the queries themselves (about 65% of a ``list`` call). Only fixed
+identifiers are put into the text; every value is a bound parameter. peewee models remain for
+creating the tables.
+
+``list`` and the filtered ``query`` are one SELECT over the entries with the grants (and their
+expiry predicate) inside it: nothing is filtered in Python. Writes go through the backend's
+database on the writing thread, so they are part of the ledger's write transaction. Reads outside
+a write hold a pooled connection only while they run (the backend's ``connection()`` context, where
+it has one: PostgreSQL).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import peewee
+from nucleus_storage_sql import ENTRY_COLUMNS, SqlStorageBackend, row_to_entry
 
-from nucleus_core.storage import StorageQuery, StoredEntry
+from nucleus_core.storage import StorageBackend, StorageQuery, StoredEntry
 
 from .model import WILDCARD, Grant, Scope
 from .store import IndexedResource
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 GRANTS_TABLE = "nucleus_ual_grants"
 RESOURCES_TABLE = "nucleus_ual_resources"
 _INDEX_BATCH = 5000
+_GRANT_COLUMNS = ("principal_oid", "resource_kind", "resource_id", "scope", "granted_by", "expires_at")
+
+Shape = tuple[int, ...]
+"""What a list/query statement depends on besides values: see :meth:`SqlGrantStore._shape`."""
 
 
 def make_ual_models() -> tuple[type[peewee.Model], type[peewee.Model]]:
-    """Fresh (unbound) model classes for one backend."""
+    """Fresh (unbound) model classes for one backend; used to create the tables."""
 
     class GrantRow(peewee.Model):
         ledger_id = peewee.CharField(max_length=128)
@@ -64,15 +78,17 @@ def make_ual_models() -> tuple[type[peewee.Model], type[peewee.Model]]:
     return GrantRow, ResourceRow
 
 
-def _wrapped(method: Callable[..., T]) -> Callable[..., T]:
+def _wrapped(method: Callable[P, T]) -> Callable[P, T]:
     """Turn database errors into the backend's StorageError subclasses (raised ``from`` the original)."""
 
     @functools.wraps(method)
-    def run(self: SqlGrantStore, *args: Any, **kwargs: Any) -> T:
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        store = args[0]
+        assert isinstance(store, SqlGrantStore)
         try:
-            return method(self, *args, **kwargs)
-        except self._storage_errors as err:
-            raise self._storage._wrap(err, f"access control: {method.__name__}") from err
+            return method(*args, **kwargs)
+        except store._storage_errors as err:
+            raise store._storage._wrap(err, f"access control: {method.__name__}") from err
 
     return run
 
@@ -80,208 +96,305 @@ def _wrapped(method: Callable[..., T]) -> Callable[..., T]:
 class SqlGrantStore:
     """A :class:`~nucleus_ual.store.GrantStore` in the ledger's SQL database."""
 
-    def __init__(self, storage: Any) -> None:
+    def __init__(self, storage: SqlStorageBackend) -> None:
         self._storage = storage
         self._storage_errors: tuple[type[BaseException], ...] = (peewee.PeeweeException, *storage.driver_errors)
         self._grants, self._resources = make_ual_models()
-        self._sql: tuple[Any, str] | None = None
+        self._sql: dict[str, str] = {}
+        self._shapes: dict[Shape, str] = {}
+        self._db: Any = None
 
     def setup(self) -> None:
         self._storage.ensure_tables([self._grants, self._resources])
+        self._prepare()
 
     def track(self, tx: Any) -> None:
         """Nothing to do: these tables are in the ledger's transaction and roll back with it."""
 
+    def session(self) -> contextlib.AbstractContextManager[Any]:
+        """Hold one database connection for a read made of several statements (PostgreSQL: a pooled
+        connection, returned to the pool when the block ends; nested blocks and a surrounding write
+        transaction share it). A no-op where the backend has no such context (SQLite)."""
+        connection: Callable[[], contextlib.AbstractContextManager[Any]] | None = getattr(
+            self._storage, "connection", None
+        )
+        return connection() if connection is not None else contextlib.nullcontext()
+
+    # statements ---------------------------------------------------------------------------------
+    def _q(self, name: str) -> str:
+        quote: str = self._db.quote
+        return f"{quote[0]}{name}{quote[1]}"
+
+    def _prepare(self) -> None:
+        """Build the fixed statements (identifiers are constants; values are parameters)."""
+        self._db = self._storage.database
+        self._shapes = {}
+        q, p = self._q, self._db.param
+        grants, resources = q(GRANTS_TABLE), q(RESOURCES_TABLE)
+        lid, principal, kind, rid = q("ledger_id"), q("principal_oid"), q("resource_kind"), q("resource_id")
+        key = f"{lid} = {p} AND {principal} = {p} AND {kind} = {p} AND {rid} = {p}"
+        gcols = ", ".join(q(c) for c in _GRANT_COLUMNS)
+        seq, rkind = q("seq"), q("kind")
+        rcols = f"{seq}, {rkind}, {rid}"
+        self._sql = {
+            # The hot path of every check, get and append: two primary-key probes.
+            "best_scope": f"SELECT MAX({q('scope')}) FROM {grants} WHERE {lid} = {p} AND {principal} = {p} "  # noqa: S608
+            f"AND {kind} = {p} AND {rid} IN ({p}, {p}) AND ({q('expires_at')} IS NULL OR {q('expires_at')} > {p})",
+            "get_grant": f"SELECT {gcols} FROM {grants} WHERE {key}",  # noqa: S608
+            "put_grant": f"INSERT INTO {grants} ({lid}, {gcols}) VALUES ({', '.join([p] * 7)}) "  # noqa: S608
+            f"ON CONFLICT ({lid}, {principal}, {kind}, {rid}) DO UPDATE SET "
+            + ", ".join(f"{q(c)} = excluded.{q(c)}" for c in ("scope", "granted_by", "expires_at")),
+            "delete_grant": f"DELETE FROM {grants} WHERE {key}",  # noqa: S608
+            "grants": f"SELECT {gcols} FROM {grants} WHERE {lid} = {p} ORDER BY {principal}, {kind}, {rid}",  # noqa: S608
+            "clear_grants": f"DELETE FROM {grants} WHERE {lid} = {p}",  # noqa: S608
+            "clear_index": f"DELETE FROM {resources} WHERE {lid} = {p}",  # noqa: S608
+            "index": f"INSERT INTO {resources} ({lid}, {rcols}) VALUES ({p}, {p}, {p}, {p})",  # noqa: S608
+            "resource_of": f"SELECT {rcols} FROM {resources} WHERE {lid} = {p} AND {seq} = {p}",  # noqa: S608
+            "resource_exists": f"SELECT 1 FROM {resources} WHERE {lid} = {p} AND {rkind} = {p} "  # noqa: S608
+            f"AND {rid} = {p} LIMIT 1",
+            "max_indexed": f"SELECT MAX({seq}) FROM {resources} WHERE {lid} = {p}",  # noqa: S608
+            "iter_index": f"SELECT {rcols} FROM {resources} WHERE {lid} = {p} AND {seq} > {p} "  # noqa: S608
+            f"ORDER BY {seq} LIMIT {p}",
+        }
+
+    def _exec(self, name: str, params: Sequence[Any]) -> Any:
+        """Run a prepared statement on this thread's connection; the DB-API cursor (untyped)."""
+        return self._db.execute_sql(self._sql[name], params)
+
     @property
     def _lid(self) -> str:
-        return str(self._storage.ledger_id)
+        return self._storage.ledger_id
 
-    def _best_scope_sql(self) -> str:
-        # The hot path of every check, get and append: raw SQL on the cursor, since peewee's query
-        # building cost more than the primary-key probe itself. Fixed identifiers, bound values.
-        db = self._storage.database
-        if self._sql is None or self._sql[0] is not db:
-            q, p = db.quote, db.param
-            col = lambda name: f"{q[0]}{name}{q[1]}"  # noqa: E731
-            self._sql = (
-                db,
-                f"SELECT MAX({col('scope')}) FROM {col(GRANTS_TABLE)} WHERE {col('ledger_id')} = {p} "  # noqa: S608
-                f"AND {col('principal_oid')} = {p} AND {col('resource_kind')} = {p} "
-                f"AND {col('resource_id')} IN ({p}, {p}) "
-                f"AND ({col('expires_at')} IS NULL OR {col('expires_at')} > {p})",
-            )
-        return self._sql[1]
-
+    # grants -------------------------------------------------------------------------------------
     @_wrapped
     def best_scope(self, principal: str, kind: str, resource_id: str, now: int) -> Scope | None:
-        row = self._storage.database.execute_sql(
-            self._best_scope_sql(), (self._lid, principal, kind, resource_id, WILDCARD, now)
-        ).fetchone()
+        with self.session():
+            row = self._exec("best_scope", (self._lid, principal, kind, resource_id, WILDCARD, now)).fetchone()
         return Scope(row[0]) if row is not None and row[0] is not None else None
 
     @_wrapped
     def get_grant(self, principal: str, kind: str, resource_id: str) -> Grant | None:
-        g = self._grants
-        row = (
-            g.select()
-            .where(
-                (g.ledger_id == self._lid)
-                & (g.principal_oid == principal)
-                & (g.resource_kind == kind)
-                & (g.resource_id == resource_id)
-            )
-            .first()
-        )
+        with self.session():
+            row = self._exec("get_grant", (self._lid, principal, kind, resource_id)).fetchone()
         return _to_grant(row) if row is not None else None
 
     @_wrapped
     def put_grant(self, grant: Grant) -> None:
-        g = self._grants
-        data = {
-            "ledger_id": self._lid,
-            "principal_oid": grant.principal_oid,
-            "resource_kind": grant.resource_kind,
-            "resource_id": grant.resource_id,
-            "scope": int(grant.scope),
-            "granted_by": grant.granted_by,
-            "expires_at": grant.expires_at,
-        }
-        g.insert(**data).on_conflict(
-            conflict_target=[g.ledger_id, g.principal_oid, g.resource_kind, g.resource_id],
-            update={g.scope: data["scope"], g.granted_by: data["granted_by"], g.expires_at: data["expires_at"]},
-        ).execute()
+        g = grant
+        params = (self._lid, g.principal_oid, g.resource_kind, g.resource_id, int(g.scope), g.granted_by, g.expires_at)
+        self._exec("put_grant", params)
 
     @_wrapped
     def delete_grant(self, principal: str, kind: str, resource_id: str) -> bool:
-        g = self._grants
-        n = (
-            g.delete()
-            .where(
-                (g.ledger_id == self._lid)
-                & (g.principal_oid == principal)
-                & (g.resource_kind == kind)
-                & (g.resource_id == resource_id)
-            )
-            .execute()
-        )
-        return bool(n)
+        return bool(self._exec("delete_grant", (self._lid, principal, kind, resource_id)).rowcount)
 
+    @_wrapped
     def grants(self) -> Iterator[Grant]:
-        g = self._grants
-        query = g.select().where(g.ledger_id == self._lid).order_by(g.principal_oid, g.resource_kind, g.resource_id)
-        for row in query.iterator():
-            yield _to_grant(row)
+        with self.session():
+            rows: list[Any] = self._exec("grants", (self._lid,)).fetchall()
+        return iter([_to_grant(row) for row in rows])
 
     @_wrapped
     def clear(self) -> None:
-        self._grants.delete().where(self._grants.ledger_id == self._lid).execute()
-        self._resources.delete().where(self._resources.ledger_id == self._lid).execute()
+        self._exec("clear_grants", (self._lid,))
+        self._exec("clear_index", (self._lid,))
 
+    # the resource index -------------------------------------------------------------------------
     @_wrapped
     def index(self, rows: Sequence[IndexedResource]) -> None:
         if not rows:
             return
-        r = self._resources
-        data = [(self._lid, row.seq, row.kind, row.resource_id) for row in rows]
-        for start in range(0, len(data), 500):
-            r.insert_many(data[start : start + 500], fields=[r.ledger_id, r.seq, r.kind, r.resource_id]).execute()
+        lid = self._lid
+        data = [(lid, row.seq, row.kind, row.resource_id) for row in rows]
+        if len(data) == 1:
+            self._exec("index", data[0])
+            return
+        cursor: Any = self._db.cursor()
+        cursor.executemany(self._sql["index"], data)
 
     @_wrapped
     def resource_of(self, seq: int) -> IndexedResource | None:
-        r = self._resources
-        row = r.select(r.kind, r.resource_id).where((r.ledger_id == self._lid) & (r.seq == seq)).tuples().first()
-        return IndexedResource(seq=seq, kind=row[0], resource_id=row[1]) if row else None
+        with self.session():
+            row = self._exec("resource_of", (self._lid, seq)).fetchone()
+        return IndexedResource(seq=row[0], kind=row[1], resource_id=row[2]) if row is not None else None
 
     @_wrapped
     def resource_exists(self, kind: str, resource_id: str) -> bool:
-        r = self._resources
-        return bool(
-            r.select(peewee.SQL("1"))
-            .where((r.ledger_id == self._lid) & (r.kind == kind) & (r.resource_id == resource_id))
-            .exists()
-        )
+        with self.session():
+            return self._exec("resource_exists", (self._lid, kind, resource_id)).fetchone() is not None
 
     @_wrapped
     def max_indexed_seq(self) -> int:
-        r = self._resources
-        value = r.select(peewee.fn.MAX(r.seq)).where(r.ledger_id == self._lid).scalar()
-        return int(value or 0)
+        with self.session():
+            row = self._exec("max_indexed", (self._lid,)).fetchone()
+        return int(row[0]) if row is not None and row[0] is not None else 0
 
     def iter_index(self) -> Iterator[IndexedResource]:
-        r = self._resources
+        """Every index row in seq order, a batch at a time (a connection is held per batch only)."""
         after = 0
         while True:
-            try:
-                rows = list(
-                    r.select(r.seq, r.kind, r.resource_id)
-                    .where((r.ledger_id == self._lid) & (r.seq > after))
-                    .order_by(r.seq)
-                    .limit(_INDEX_BATCH)
-                    .tuples()
-                )
-            except self._storage_errors as err:
-                raise self._storage._wrap(err, "access control: reading the resource index") from err
+            rows = self._index_batch(after)
             for seq, kind, rid in rows:
                 yield IndexedResource(seq=seq, kind=kind, resource_id=rid)
             if len(rows) < _INDEX_BATCH:
                 return
             after = rows[-1][0]
 
-    def _joined(self, query: StorageQuery, kinds: tuple[str, ...] | None) -> peewee.Select:
-        e = self._storage.entries_model
-        r = self._resources
-        sel = self._storage.build_query(query).join(r, on=((r.ledger_id == e.ledger_id) & (r.seq == e.seq)))
-        if kinds is not None:
-            sel = sel.where(r.kind.in_(list(kinds)))
-        return sel
+    @_wrapped
+    def _index_batch(self, after: int) -> list[tuple[int, str, str]]:
+        with self.session():
+            rows: list[Any] = self._exec("iter_index", (self._lid, after, _INDEX_BATCH)).fetchall()
+        return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+    # list and the filtered query ----------------------------------------------------------------
+    @staticmethod
+    def _shape(
+        query: StorageQuery, mode: int, kinds: tuple[str, ...] | None, wild: int
+    ) -> tuple[Shape, list[Any], list[Any]]:
+        """The statement's shape and its parameters: those of the entry filters (in the order
+        :meth:`_statement` writes them) and the rest of the query's, without the ledger ids.
+
+        ``mode``: 0 an administrator's kinds-only query, 1 a principal without ``*`` grants on the
+        listed kinds, 2 a principal with ``wild`` of them."""
+        streams = list(dict.fromkeys(query.streams)) if query.streams is not None else None
+        ids = list(dict.fromkeys(query.record_ids)) if query.record_ids is not None else None
+        entry: list[Any] = [*(streams or ()), *(ids or ())]
+        for value in (query.since, query.until):
+            if value is not None:
+                entry.append(value)
+        after = query.after_seq or 0
+        if after:
+            entry.append(after)
+        shape = (
+            mode,
+            -1 if streams is None else len(streams),
+            -1 if ids is None else len(ids),
+            int(query.since is not None),
+            int(query.until is not None),
+            int(bool(after)),
+            -1 if kinds is None else len(kinds),
+            wild,
+        )
+        return shape, entry, [*(kinds or ())]
+
+    def _statement(self, shape: Shape) -> str:
+        """The SQL text of one shape (cached). Parameter order: the ledger id, the entry filters
+        (streams, ids, since, until, after), then by mode:
+
+        0. the kinds, the limit;
+        1. the ledger id, the principal, now, ``*``, the kinds, the cursor (when set), the limit;
+        2. the kinds, the ``wild`` wildcard kinds, then as 1.
+        """
+        sql = self._shapes.get(shape)
+        if sql is not None:
+            return sql
+        mode, n_streams, n_ids, since, until, after, n_kinds, wild = shape
+        q, p = self._q, self._db.param
+
+        def marks(n: int) -> str:
+            return ", ".join([p] * n)
+
+        e_cols = ", ".join(f"e.{q(c)}" for c in ENTRY_COLUMNS)
+        lid, seq = q("ledger_id"), q("seq")
+        where = [f"e.{lid} = {p}"]
+        if n_streams >= 0:
+            where.append(f"e.{q('stream')} IN ({marks(n_streams)})")
+        if n_ids >= 0:
+            where.append(f"e.{q('record_id')} IN ({marks(n_ids)})")
+        if since:
+            where.append(f"e.{q('timestamp')} >= {p}")
+        if until:
+            where.append(f"e.{q('timestamp')} < {p}")
+        if after:
+            where.append(f"e.{seq} > {p}")
+        source = f"{q(self._storage.entries_model._meta.table_name)} e"  # type: ignore[attr-defined]
+        joined = f"{source} JOIN {q(RESOURCES_TABLE)} r ON r.{lid} = e.{lid} AND r.{seq} = e.{seq}"
+        if mode == 0 or mode == 2:
+            source = joined
+            if n_kinds >= 0:
+                where.append(f"r.{q('kind')} IN ({marks(n_kinds)})")
+        if mode in (1, 2):
+            # The resources the principal holds an active explicit grant on (index probes from its
+            # primary-key prefix), never more than the cursor lets through.
+            explicit = (
+                f"SELECT r2.{seq} FROM {q(GRANTS_TABLE)} g JOIN {q(RESOURCES_TABLE)} r2 "  # noqa: S608
+                f"ON r2.{lid} = g.{lid} AND r2.{q('kind')} = g.{q('resource_kind')} "
+                f"AND r2.{q('resource_id')} = g.{q('resource_id')} "
+                f"WHERE g.{lid} = {p} AND g.{q('principal_oid')} = {p} "
+                f"AND (g.{q('expires_at')} IS NULL OR g.{q('expires_at')} > {p}) AND g.{q('resource_id')} <> {p}"
+            )
+            if n_kinds >= 0:
+                explicit += f" AND g.{q('resource_kind')} IN ({marks(n_kinds)})"
+            if after:
+                explicit += f" AND r2.{seq} > {p}"
+            if mode == 1:
+                where.append(f"e.{seq} IN ({explicit})")
+            else:
+                where.append(f"(r.{q('kind')} IN ({marks(wild)}) OR e.{seq} IN ({explicit}))")
+        sql = f"SELECT {e_cols} FROM {source} WHERE {' AND '.join(where)} ORDER BY e.{seq} LIMIT {p}"  # noqa: S608
+        self._shapes[shape] = sql
+        return sql
+
+    def _run(self, shape: Shape, params: Sequence[Any]) -> list[StoredEntry]:
+        rows: list[Any] = self._db.execute_sql(self._statement(shape), params).fetchall()
+        return [row_to_entry(row) for row in rows]
 
     @_wrapped
     def query_visible(
-        self, storage: Any, query: StorageQuery, principal: str, now: int, kinds: tuple[str, ...] | None
+        self, storage: StorageBackend, query: StorageQuery, principal: str, now: int, kinds: tuple[str, ...] | None
     ) -> list[StoredEntry]:
-        """One SELECT of the entries whose resource ``principal`` holds an active grant on.
+        """Entries matching ``query`` whose resource ``principal`` holds an active grant on.
 
-        Two shapes, chosen by a first primary-key-prefix lookup of the principal's active ``*``
-        grants (the same expiry predicate): without any, the explicit grants drive the query
-        (``seq IN`` the resources they name, a few index probes however long the ledger is); with
-        some, the entries are walked in seq order and kept when their kind is one of those or the
+        A primary-key-prefix probe of the principal's active ``*`` grants (on the listed kinds)
+        picks one of two statements: without any, the explicit grants drive it (``seq IN`` the
+        resources they name, a few index probes however long the ledger is); with some, the
+        entries are walked in seq order and kept when their kind is one of those or their
         resource is explicitly granted. Either way the filtering happens in the database."""
-        g, r = self._grants, self._resources
-        r2 = r.alias("r2")
-        active = (
-            (g.ledger_id == self._lid)
-            & (g.principal_oid == principal)
-            & (g.expires_at.is_null() | (g.expires_at > now))
-        )
-        if kinds is not None:
-            active = active & g.resource_kind.in_(list(kinds))
-        wild_kinds = [k for (k,) in g.select(g.resource_kind).where(active & (g.resource_id == WILDCARD)).tuples()]
-        explicit = (
-            g.select(r2.seq)
-            .join(
-                r2,
-                on=((r2.ledger_id == g.ledger_id) & (r2.kind == g.resource_kind) & (r2.resource_id == g.resource_id)),
+        lid = self._lid
+        with self.session():
+            wild = self._wild_kinds(principal, now, kinds)
+            shape, entry, kind_params = self._shape(query, 2 if wild else 1, kinds, len(wild))
+            tail = [lid, principal, now, WILDCARD, *kind_params]
+            if query.after_seq:
+                tail.append(query.after_seq)
+            if wild:
+                params = [lid, *entry, *kind_params, *wild, *tail, query.limit]
+            else:
+                params = [lid, *entry, *tail, query.limit]
+            return self._run(shape, params)
+
+    def _wild_kinds(self, principal: str, now: int, kinds: tuple[str, ...] | None) -> list[str]:
+        n = -1 if kinds is None else len(kinds)
+        name = f"wild:{n}"
+        sql = self._sql.get(name)
+        if sql is None:
+            q, p = self._q, self._db.param
+            sql = (
+                f"SELECT {q('resource_kind')} FROM {q(GRANTS_TABLE)} WHERE {q('ledger_id')} = {p} "  # noqa: S608
+                f"AND {q('principal_oid')} = {p} AND {q('resource_id')} = {p} "
+                f"AND ({q('expires_at')} IS NULL OR {q('expires_at')} > {p})"
             )
-            .where(active & (g.resource_id != WILDCARD) & (r2.seq > query.after_seq))
-        )
-        e = storage.entries_model
-        if wild_kinds:
-            sel = self._joined(query, kinds).where(r.kind.in_(wild_kinds) | e.seq.in_(explicit))
-        else:
-            sel = storage.build_query(query).where(e.seq.in_(explicit))
-        return list(self._storage.fetch(sel))
+            if n >= 0:
+                sql += f" AND {q('resource_kind')} IN ({', '.join([p] * n)})"
+            self._sql[name] = sql
+        rows: list[Any] = self._db.execute_sql(sql, (self._lid, principal, WILDCARD, now, *(kinds or ()))).fetchall()
+        return [str(row[0]) for row in rows]
 
     @_wrapped
-    def query_kinds(self, storage: Any, query: StorageQuery, kinds: tuple[str, ...]) -> list[StoredEntry]:
-        return list(self._storage.fetch(self._joined(query, kinds)))
+    def query_kinds(self, storage: StorageBackend, query: StorageQuery, kinds: tuple[str, ...]) -> list[StoredEntry]:
+        """Entries matching ``query`` whose resource kind is in ``kinds`` (an administrator's list)."""
+        shape, entry, kind_params = self._shape(query, 0, kinds, 0)
+        with self.session():
+            return self._run(shape, [self._lid, *entry, *kind_params, query.limit])
 
 
-def _to_grant(row: Any) -> Grant:
+def _to_grant(row: Sequence[Any]) -> Grant:
+    principal, kind, rid, scope, granted_by, expires_at = row
     return Grant(
-        resource_kind=row.resource_kind,
-        resource_id=row.resource_id,
-        principal_oid=row.principal_oid,
-        scope=Scope(row.scope),
-        granted_by=row.granted_by,
-        expires_at=row.expires_at,
+        resource_kind=kind,
+        resource_id=rid,
+        principal_oid=principal,
+        scope=Scope(scope),
+        granted_by=granted_by,
+        expires_at=None if expires_at is None else int(expires_at),
     )

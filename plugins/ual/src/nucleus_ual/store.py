@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
@@ -29,6 +30,9 @@ class GrantStore(Protocol):
 
     def track(self, tx: Any) -> None:
         """Called at the start of every change made inside the write transaction ``tx``."""
+
+    def session(self) -> contextlib.AbstractContextManager[Any]:
+        """A block in which several reads share one database connection (and return it after)."""
 
     def best_scope(self, principal: str, kind: str, resource_id: str, now: int) -> Scope | None:
         """The highest active scope ``principal`` holds on the resource (its own grant or ``*``)."""
@@ -76,6 +80,10 @@ class MemoryGrantStore:
 
     def setup(self) -> None:
         pass
+
+    def session(self) -> contextlib.AbstractContextManager[Any]:
+        """Nothing to hold: the grants are in memory."""
+        return contextlib.nullcontext()
 
     def track(self, tx: Any) -> None:
         """Undo this store's changes if ``tx`` (a memory transaction) rolls back: grants and the

@@ -161,6 +161,12 @@ class UnifiedAccessLayer:
             out.append((validate_oid(principal, field="seed principal"), Scope.parse(scope)))
         return out
 
+    def _withdrawals(self, record: Record) -> list[str]:
+        """Principals whose grant on ``record``'s resource the record withdraws (the owning module's
+        ``withdraw_grants``; e.g. an asset's previous owner on transfer)."""
+        found: list[str] = self._ledger.modules.withdraw_grants(record)
+        return found
+
     # decisions ------------------------------------------------------------------------------
     def _scope(self, principal: str, kind: str, resource_id: str) -> Scope | None:
         if principal in self._admins:
@@ -172,7 +178,8 @@ class UnifiedAccessLayer:
         who = _principal_of(principal)
         need = Scope.parse(action, field="action")
         res = _as_resource(resource)
-        have = self._scope(who, res.kind, res.id)
+        with self._store.session():
+            have = self._scope(who, res.kind, res.id)
         return have is not None and have >= need
 
     def require(
@@ -210,35 +217,46 @@ class UnifiedAccessLayer:
         # first, so no entry is ever left out of the index (they get no appender grant).
         rows: list[IndexedResource] = self._unindexed(self._store.max_indexed_seq() + 1, entries[0].seq)
         seen = {(r.kind, r.resource_id) for r in rows}
-        seeds: dict[tuple[str, str, str], Scope] = {}
+        # Grant changes in batch order: for each record its withdrawals, then its seeds.
+        changes: list[tuple[str, str, str, str, Scope]] = []
         for entry in entries:
             kind, rid = self.resource_of(entry.record)
             if (kind, rid) not in seen and not self._store.resource_exists(kind, rid):
                 # The appender of the record that creates a resource holds full on it.
-                seeds[(context.oid, kind, rid)] = Scope.FULL
+                changes.append(("seed", context.oid, kind, rid, Scope.FULL))
             seen.add((kind, rid))
+            for principal in self._withdrawals(entry.record):
+                changes.append(("withdraw", principal, kind, rid, Scope.READ))
             for principal, scope in self._seeds(entry.record):
-                key = (principal, kind, rid)
-                seeds[key] = max(scope, seeds.get(key, scope))
+                changes.append(("seed", principal, kind, rid, scope))
             rows.append(IndexedResource(seq=entry.seq, kind=kind, resource_id=rid))
         self._store.index(rows)
-        if not seeds:
-            return []
-        seeded = [
-            Grant(resource_kind=k, resource_id=r, principal_oid=p, scope=s, granted_by=context.oid)
-            for (p, k, r), s in seeds.items()
-        ]
-        for grant in seeded:
-            self._apply_seed(grant)
-        return [self._audit_record("seed", context.oid, [g.to_dict() for g in seeded])]
+        # Applied in order; recorded as one _acl record per run of seeds or withdrawals, in order,
+        # so replaying the chain reproduces the table.
+        audit: list[tuple[str, list[dict[str, Any]]]] = []
+        for op, principal, kind, rid, scope in changes:
+            if op == "seed":
+                grant = Grant(resource_kind=kind, resource_id=rid, principal_oid=principal, scope=scope,
+                              granted_by=context.oid)
+                self._apply_seed(grant)
+                item = grant.to_dict()
+            else:
+                self._store.delete_grant(principal, kind, rid)
+                item = {"principal_oid": principal, "resource_kind": kind, "resource_id": rid}
+            if audit and audit[-1][0] == op:
+                audit[-1][1].append(item)
+            else:
+                audit.append((op, [item]))
+        return [self._audit_record(op, context.oid, items) for op, items in audit]
 
     def can_read(self, entry: StoredEntry, context: RequestContext) -> bool:
         if context.oid in self._admins:
             return True
-        res = self._store.resource_of(entry.seq)
-        if res is None:
-            return False
-        return self._store.best_scope(context.oid, res.kind, res.resource_id, self._clock()) is not None
+        with self._store.session():
+            res = self._store.resource_of(entry.seq)
+            if res is None:
+                return False
+            return self._store.best_scope(context.oid, res.kind, res.resource_id, self._clock()) is not None
 
     def query(self, storage: StorageBackend, query: StorageQuery, context: RequestContext) -> list[StoredEntry]:
         if context.oid in self._admins:
@@ -417,12 +435,12 @@ class UnifiedAccessLayer:
         doc = Record.from_canonical(stored.canonical, seq=stored.seq).payload
         op = doc.get("op") if isinstance(doc, dict) else None
         items = doc.get("grants") if isinstance(doc, dict) else None
-        if op not in ("grant", "revoke", "seed") or not isinstance(items, list):
+        if op not in ("grant", "revoke", "seed", "withdraw") or not isinstance(items, list):
             raise ValidationError(f"entry {stored.seq} of {ACL_STREAM} is not a grant change", field=ACL_STREAM)
         for item in items:
             try:
                 key = (item["principal_oid"], item["resource_kind"], item["resource_id"])
-                grant = None if op == "revoke" else Grant.from_dict(item)
+                grant = None if op in ("revoke", "withdraw") else Grant.from_dict(item)
             except (KeyError, TypeError, ValidationError) as err:
                 raise ValidationError(
                     f"entry {stored.seq} of {ACL_STREAM} holds a malformed grant", field=ACL_STREAM

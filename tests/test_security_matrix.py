@@ -784,3 +784,42 @@ def test_tampered_entries_table_names_the_first_bad_seq(place: Place, statement:
     expected = {"r-x": 2, "other": 3, "seq + 100": 5, "DELETE": 1}
     seq = next(v for k, v in expected.items() if k in statement)
     assert bad.value.seq == seq, str(bad.value)
+
+
+# --- order and plugin state -----------------------------------------------------------------------
+
+
+def test_equal_timestamps_keep_append_order_across_reopen(place: Place) -> None:
+    """Order is the seq the ledger assigned, never the timestamp: records sharing one timestamp, and
+    records with timestamps going backwards, come back in append order after a reopen."""
+    ctx = RequestContext(oid=ALICE, source="dev")
+    records = [Record(id=f"t-{i}", stream="notes", timestamp=ts, payload={}) for i, ts in enumerate([5, 5, 5, 1, 9, 2])]
+    with create_ledger(id="sec", storage=place.storage()) as ledger:
+        for record in records:
+            ledger.append(record, ctx)
+    with create_ledger(id="sec", storage=place.storage()) as ledger:
+        assert ledger.verify().ok
+        assert [e.record.id for e in ledger.iter_entries(ctx)] == [r.id for r in records]
+        assert [e.record.id for e in ledger.query({"stream": "notes"}, ctx)] == [r.id for r in records]
+
+
+def test_plugin_modules_hold_no_mutable_module_state() -> None:
+    """Every installed plugin of this repository: no module-level list, dict, set or bytearray in
+    the entry-point module or its package (they would be shared by every ledger of a process)."""
+    import importlib
+    import importlib.metadata as md
+
+    checked = []
+    for ep in md.entry_points(group="nucleus"):
+        dist = ep.dist.metadata["Name"] if ep.dist is not None else ""
+        if not dist.startswith("nucleus-"):
+            continue
+        module = importlib.import_module(ep.value.split(":")[0])
+        package = importlib.import_module(module.__name__.rsplit(".", 1)[0])
+        for mod in (module, package):
+            for name, value in vars(mod).items():
+                if name.startswith("__") or isinstance(value, type(md)):
+                    continue
+                assert not isinstance(value, list | dict | set | bytearray), f"{mod.__name__}.{name}"
+        checked.append(ep.name)
+    assert {"auth.dev", "auth.api_key", "ual", "sqlite"} <= set(checked)

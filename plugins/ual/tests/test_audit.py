@@ -228,3 +228,29 @@ def test_tampering_with_the_ual_tables_fails_verify_and_open(sql_backend: Any, s
     ledger.close()
     with pytest.raises(IntegrityError, match="access control state does not match the chain"):
         sql_backend.open()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("sql_backend", ["postgres"], indirect=True)
+def test_reads_outside_a_write_return_the_pooled_connection(sql_backend: Any) -> None:
+    """check, can_read (get, get_by_id), list and query hold a PostgreSQL connection only while they run."""
+    ledger = sql_backend.open()
+    admin = ctx(sql_backend.admin)
+    ledger.acl.grant([grant("*", ALICE, "write")], admin)
+    entry = ledger.append(note("n1"), ctx(ALICE))
+    database = ledger.storage.database
+    reads: list[Callable[[], object]] = [
+        lambda: ledger.acl.check(ALICE, "read", ("stream:notes", "n1")),
+        lambda: ledger.acl.require(ALICE, "read", ("stream:notes", "n1")),
+        lambda: ledger.get_by_id("n1", ctx(BOB)),
+        lambda: ledger.get(entry.hash, ctx(ALICE)),
+        lambda: ledger.acl.list(ctx(ALICE), {"kind": "stream:notes"}),
+        lambda: ledger.acl.list(ctx(sql_backend.admin), {"kind": ["stream:notes"]}),
+        lambda: ledger.query({"stream": "notes"}, ctx(BOB)),
+        lambda: ledger.acl.check_consistency(),
+    ]
+    for read in reads:
+        database.close()
+        assert database.is_closed()
+        read()
+        assert database.is_closed(), read

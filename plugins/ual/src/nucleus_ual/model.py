@@ -62,7 +62,11 @@ class Resource:
     id: str = attrs.field(validator=lambda _i, _a, v: validate_resource_id(v))
 
 
-def _check_expiry(_inst: object, _attr: object, value: object) -> None:
+def _to_scope(value: Scope | str) -> Scope:
+    return Scope.parse(value)
+
+
+def _check_expiry(_inst: object, _attr: attrs.Attribute[int | None], value: int | None) -> None:
     if value is not None and (type(value) is not int or value <= 0):
         raise ValidationError("must be a positive integer (Unix milliseconds) or None", field="expires_at")
 
@@ -75,7 +79,7 @@ class Grant:
     resource_kind: str = attrs.field(validator=lambda _i, _a, v: validate_kind(v))
     resource_id: str = attrs.field(validator=lambda _i, _a, v: validate_resource_id(v))
     principal_oid: str = attrs.field(validator=lambda _i, _a, v: validate_oid(v, field="principal_oid"))
-    scope: Scope = attrs.field(converter=Scope.parse)
+    scope: Scope = attrs.field(converter=_to_scope)
     granted_by: str | None = None
     expires_at: int | None = attrs.field(default=None, validator=_check_expiry)
 

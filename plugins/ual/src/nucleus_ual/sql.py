@@ -307,7 +307,7 @@ class SqlGrantStore:
             where.append(f"e.{q('timestamp')} < {p}")
         if after:
             where.append(f"e.{seq} > {p}")
-        source = f"{q(self._storage.entries_model._meta.table_name)} e"  # type: ignore[attr-defined]
+        source = f"{q(self._storage.entries_model._meta.table_name)} e"
         joined = f"{source} JOIN {q(RESOURCES_TABLE)} r ON r.{lid} = e.{lid} AND r.{seq} = e.{seq}"
         if mode == 0 or mode == 2:
             source = joined

@@ -113,7 +113,14 @@ class MemoryGrantStore:
     def _remember(self, key: tuple[str, str, str]) -> None:
         old = self._grants.get(key)
         grants = self._grants
-        self._journal.append(lambda: grants.__setitem__(key, old) if old is not None else grants.pop(key, None))
+
+        def undo() -> None:
+            if old is not None:
+                grants[key] = old
+            else:
+                grants.pop(key, None)
+
+        self._journal.append(undo)
 
     def put_grant(self, grant: Grant) -> None:
         key = (grant.principal_oid, grant.resource_kind, grant.resource_id)
@@ -134,13 +141,21 @@ class MemoryGrantStore:
         self._resources.clear()
 
     def index(self, rows: Sequence[IndexedResource]) -> None:
+        added: list[tuple[str, str]] = []
         for row in rows:
             res = (row.kind, row.resource_id)
             if res not in self._resources:
                 self._resources.add(res)
-                self._journal.append(lambda res=res: self._resources.discard(res))  # type: ignore[misc]
+                added.append(res)
             self._by_seq[row.seq] = row
-            self._journal.append(lambda seq=row.seq: self._by_seq.pop(seq, None))  # type: ignore[misc]
+        seqs = [row.seq for row in rows]
+
+        def undo() -> None:
+            self._resources.difference_update(added)
+            for seq in seqs:
+                self._by_seq.pop(seq, None)
+
+        self._journal.append(undo)
 
     def resource_of(self, seq: int) -> IndexedResource | None:
         return self._by_seq.get(seq)

@@ -18,6 +18,7 @@ Rules:
 
 from __future__ import annotations
 
+import builtins
 import logging
 import time
 import uuid
@@ -408,7 +409,7 @@ class UnifiedAccessLayer:
         current = self._store.get_grant(seed.principal_oid, seed.resource_kind, seed.resource_id)
         self._store.put_grant(_merge_seed(current, seed))
 
-    def _audit_record(self, op: str, by: str, grants: list[dict[str, Any]]) -> Record:
+    def _audit_record(self, op: str, by: str, grants: builtins.list[dict[str, Any]]) -> Record:
         return Record(
             id=f"acl-{uuid.uuid4().hex}",
             stream=ACL_STREAM,
@@ -477,8 +478,12 @@ def build_ual(
         raise ConfigurationError("ual: admins must be a list of principal OIDs")
     store: GrantStore
     if storage is not None and getattr(storage, "database", None) is not None:
+        from nucleus_storage_sql import SqlStorageBackend
+
         from .sql import SqlGrantStore
 
+        if not isinstance(storage, SqlStorageBackend):
+            raise ConfigurationError(f"ual: storage {type(storage).__name__} is not a nucleus-storage-sql backend")
         store = SqlGrantStore(storage)
     elif isinstance(storage, MemoryStorage):
         store = storage.extensions.setdefault(MEMORY_STORE_KEY, MemoryGrantStore())

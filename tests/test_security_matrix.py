@@ -238,7 +238,10 @@ def test_other_principals_records_are_invisible_on_every_route(
         alice_cursor = page["next_cursor"]
     assert alice_cursor is not None
     with httpx.Client(base_url=server.url, headers=dev(BOB)) as http:
-        ids = lambda r: [e["record"]["id"] for e in r.json()["entries"]]  # noqa: E731
+
+        def ids(response: httpx.Response) -> list[str]:
+            return [e["record"]["id"] for e in response.json()["entries"]]
+
         assert ids(http.get("/entries")) == ["r-3"]
         assert ids(http.get("/entries", params={"stream": "notes"})) == []
         assert ids(http.get("/entries", params=[("record_id", "r-1"), ("record_id", "r-2")])) == []
@@ -362,7 +365,7 @@ def _jwk(key: Any, kid: str, alg: str) -> dict[str, Any]:
     algo = ECAlgorithm if alg == "ES256" else OKPAlgorithm
     data = json.loads(algo.to_jwk(key.public_key()))
     data.update(kid=kid, alg=alg, use="sig")
-    return data
+    return dict(data)
 
 
 def test_no_parser_puts_a_secret_in_a_log_or_an_error_body(
@@ -750,6 +753,7 @@ def test_truncating_the_newest_entries_is_caught_by_a_kept_head(place: Place) ->
     with create_ledger(id="sec", storage=place.storage()) as ledger:
         ledger.append_batch([rec(i) for i in range(1, 6)], ctx)
         anchor = ledger.latest_hash()
+        assert anchor is not None
         anchor_entry = ledger.get(anchor, ctx)
     assert anchor_entry is not None
     place.sql("DELETE FROM nucleus_entries WHERE seq >= 4")

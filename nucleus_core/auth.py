@@ -23,13 +23,16 @@ does not depend on it; the distributions that call them declare ``pyjwt[crypto]>
 
 from __future__ import annotations
 
+import abc
 import base64
 import binascii
+import contextlib
 import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
 import attrs
 import blake3
@@ -40,6 +43,7 @@ from .errors import (
     ConfigurationError,
     NucleusError,
     PluginError,
+    StorageError,
     TokenExpiredError,
     TokenInvalidError,
 )
@@ -56,6 +60,7 @@ MAX_TOKEN_LENGTH = 8192
 __all__ = [
     "MAX_TOKEN_LENGTH",
     "SERVICE_TOKEN_TYPE",
+    "SqlPluginStore",
     "KeySourceUnavailableError",
     "TokenParser",
     "TokenRegistry",
@@ -66,6 +71,7 @@ __all__ = [
     "jwt_unverified_claims",
     "load_public_key",
     "looks_like_jwt",
+    "plugin_connection",
     "plugin_database",
     "require_context",
     "setting",
@@ -251,6 +257,90 @@ def plugin_database(context: PluginContext, *, plugin: str) -> Any | None:
     raise ConfigurationError(
         f"{plugin}: storage {getattr(storage, 'url', type(storage).__name__)} keeps no SQL database this plugin can use"
     )
+
+
+def plugin_connection(context: PluginContext) -> Callable[[], AbstractContextManager[Any]]:
+    """How a plugin with tables beside the ledger holds a database connection while its work runs.
+
+    The storage's ``connection()`` when it offers one (PostgreSQL: a pooled connection is checked
+    out for the block and returned afterwards, instead of staying with the calling thread);
+    otherwise a no-op (SQLite keeps one connection per thread anyway; memory has none). Use it as
+    ``with connection(): ...`` around every query on :func:`plugin_database`.
+    """
+    connection = getattr(context.storage, "connection", None)
+    return connection if callable(connection) else contextlib.nullcontext
+
+
+class SqlPluginStore(abc.ABC):
+    """Base of the stores that keep one plugin table in the ledger's SQL database (peewee).
+
+    A subclass sets :attr:`label` (for error messages) and :meth:`make_model` (a model class built
+    per database: binding is class-level). The base creates the table (through the backend's
+    ``ensure_tables`` when given), and :meth:`_run` runs each unit of work in one transaction while
+    holding a connection (see :func:`plugin_connection`), turning peewee errors into
+    :class:`~nucleus_core.errors.StorageError` that name the action, never a value. peewee is
+    imported lazily: the core itself does not depend on it, the distributions using this do.
+    """
+
+    label: str = "plugin store"
+
+    def __init__(
+        self,
+        database: Any,
+        ledger_id: str,
+        *,
+        ensure_tables: Callable[[list[Any]], None] | None = None,
+        connection: Callable[[], AbstractContextManager[Any]] | None = None,
+    ) -> None:
+        """``database`` is the ledger's peewee database; ``ensure_tables`` the backend's way to
+        create plugin tables (``backend.ensure_tables``; without it ``create_tables``);
+        ``connection`` is held around every unit of work (default: nothing to hold)."""
+        self._db = database
+        self._ledger_id = ledger_id
+        self._connection = connection or contextlib.nullcontext
+        self._model: Any = self.make_model(database)
+        if ensure_tables is not None:
+            ensure_tables([self._model])
+        else:
+            self._run(
+                f"creating table {self._model._meta.table_name}",
+                lambda: self._db.create_tables([self._model], safe=True),
+            )
+
+    @classmethod
+    def for_plugin(cls, context: PluginContext, *, plugin: str, **options: Any) -> Self | None:
+        """A store over the ledger's database (see :func:`plugin_database`), or None when the
+        ledger has no SQL storage (the plugin then keeps its data in memory)."""
+        database = plugin_database(context, plugin=plugin)
+        if database is None:
+            return None
+        return cls(
+            database,
+            context.ledger_id,
+            ensure_tables=getattr(context.storage, "ensure_tables", None),
+            connection=plugin_connection(context),
+            **options,
+        )
+
+    @staticmethod
+    @abc.abstractmethod
+    def make_model(database: Any) -> Any:
+        """The peewee model class of this store's table, bound to ``database``."""
+
+    def _run(self, what: str, fn: Callable[[], Any], *, conflict: Callable[[], NucleusError] | None = None) -> Any:
+        """``fn()`` in one transaction, holding a connection. A uniqueness violation raises
+        ``conflict()`` when given; any other database error a :class:`StorageError`."""
+        import peewee
+
+        try:
+            with self._connection(), self._db.atomic():
+                return fn()
+        except peewee.IntegrityError as err:
+            if conflict is not None:
+                raise conflict() from None
+            raise StorageError(f"{self.label}: {what} failed ({type(err).__name__})") from err
+        except peewee.PeeweeException as err:
+            raise StorageError(f"{self.label}: {what} failed ({type(err).__name__})") from err
 
 
 # --- JWT helpers (PyJWT, imported lazily) ---------------------------------------------------

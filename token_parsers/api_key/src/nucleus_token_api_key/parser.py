@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from nucleus_core import PluginContext, RequestContext, TokenSource
-from nucleus_core.auth import check_unknown_settings, plugin_database, setting
+from nucleus_core.auth import check_unknown_settings, setting
 from nucleus_core.errors import ConfigurationError, TokenExpiredError, TokenInvalidError, ValidationError
 from nucleus_core.oid import validate_oid
 
@@ -78,14 +78,8 @@ class ApiKeyParser:
             raise ConfigurationError(f"{NAME}: setting 'max_lifetime' must be positive")
         self._clock = clock
         if store is None:
-            database = plugin_database(context, plugin=NAME)
-            store = (
-                MemoryKeyStore()
-                if database is None
-                else SqlKeyStore(
-                    database, context.ledger_id, ensure_tables=getattr(context.storage, "ensure_tables", None)
-                )
-            )
+            sql_store = SqlKeyStore.for_plugin(context, plugin=NAME)
+            store = MemoryKeyStore() if sql_store is None else sql_store
         self._store = store
         self._dummy_hash = secret_hash(self._pepper, "0" * 12, "0" * 43)
 

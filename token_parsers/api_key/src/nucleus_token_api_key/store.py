@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
 from typing import Any, Protocol
 
 import attrs
 import peewee
 
-from nucleus_core.errors import ConflictError, StorageError
+from nucleus_core.auth import SqlPluginStore
+from nucleus_core.errors import ConflictError
 
 from .keys import ApiKey
 
@@ -104,29 +104,18 @@ def _model(database: peewee.Database) -> type[peewee.Model]:
     return ApiKeyRow
 
 
-class SqlKeyStore:
-    """Keys in the ledger's peewee database (SQLite or PostgreSQL), table ``nucleus_api_keys``."""
+class SqlKeyStore(SqlPluginStore):
+    """Keys in the ledger's peewee database (SQLite or PostgreSQL), table ``nucleus_api_keys``.
 
-    def __init__(
-        self,
-        database: peewee.Database,
-        ledger_id: str,
-        *,
-        ensure_tables: Callable[[list[type[peewee.Model]]], None] | None = None,
-    ) -> None:
-        """``ensure_tables`` is the storage backend's way to create plugin tables
-        (``backend.ensure_tables``); without it the table is created with ``create_tables``."""
-        self._db = database
-        self._ledger_id = ledger_id
-        self._model: Any = _model(database)
-        if ensure_tables is not None:
-            ensure_tables([self._model])
-            return
-        try:
-            with self._db.atomic():
-                self._db.create_tables([self._model], safe=True)
-        except peewee.PeeweeException as err:
-            raise StorageError(f"cannot create table {TABLE_NAME}: {type(err).__name__}") from err
+    Build it with ``SqlKeyStore.for_plugin(context, plugin=...)`` or from a database directly
+    (see :class:`~nucleus_core.auth.SqlPluginStore` for the arguments)."""
+
+    label = "API keys"
+    make_model = staticmethod(_model)
+
+    def _mine(self, key_id: str) -> Any:
+        m = self._model
+        return (m.ledger_id == self._ledger_id) & (m.key_id == key_id)
 
     def _row_to_key(self, row: Any) -> ApiKey:
         return ApiKey(
@@ -145,39 +134,23 @@ class SqlKeyStore:
     def add(self, key: ApiKey) -> None:
         data = _fields(key)
         data["scopes"] = json.dumps(list(key.scopes))
-        try:
-            with self._db.atomic():
-                self._model.insert(ledger_id=self._ledger_id, **data).execute()
-        except peewee.IntegrityError as err:
-            raise ConflictError(f"API key id {key.key_id!r} exists already") from err
-        except peewee.PeeweeException as err:
-            raise StorageError(f"storing an API key failed: {type(err).__name__}") from err
+        self._run(
+            "storing an API key",
+            lambda: self._model.insert(ledger_id=self._ledger_id, **data).execute(),
+            conflict=lambda: ConflictError(f"API key id {key.key_id!r} exists already"),
+        )
 
     def get(self, key_id: str) -> ApiKey | None:
-        m = self._model
-        try:
-            row = m.get_or_none((m.ledger_id == self._ledger_id) & (m.key_id == key_id))
-        except peewee.PeeweeException as err:
-            raise StorageError(f"reading an API key failed: {type(err).__name__}") from err
+        row = self._run("reading an API key", lambda: self._model.get_or_none(self._mine(key_id)))
         return None if row is None else self._row_to_key(row)
 
     def list(self) -> list[ApiKey]:
         m = self._model
-        try:
-            rows = list(m.select().where(m.ledger_id == self._ledger_id).order_by(m.created_at, m.key_id))
-        except peewee.PeeweeException as err:
-            raise StorageError(f"listing API keys failed: {type(err).__name__}") from err
+        query = m.select().where(m.ledger_id == self._ledger_id).order_by(m.created_at, m.key_id)
+        rows = self._run("listing API keys", lambda: list(query))
         return [self._row_to_key(r) for r in rows]
 
     def revoke(self, key_id: str, at: float) -> bool:
         m = self._model
-        try:
-            with self._db.atomic():
-                n = (
-                    m.update(revoked_at=at)
-                    .where((m.ledger_id == self._ledger_id) & (m.key_id == key_id) & m.revoked_at.is_null())
-                    .execute()
-                )
-        except peewee.PeeweeException as err:
-            raise StorageError(f"revoking an API key failed: {type(err).__name__}") from err
-        return bool(n)
+        where = self._mine(key_id) & m.revoked_at.is_null()
+        return bool(self._run("revoking an API key", lambda: m.update(revoked_at=at).where(where).execute()))

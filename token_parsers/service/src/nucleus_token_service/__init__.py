@@ -5,6 +5,6 @@ from __future__ import annotations
 from nucleus_core.auth import SERVICE_TOKEN_TYPE
 
 from .parser import PinnedService, ServiceParser
-from .replay import ReplayCache
+from .replay import ReplayCache, ReplayStore, SqlReplayStore
 
-__all__ = ["SERVICE_TOKEN_TYPE", "PinnedService", "ReplayCache", "ServiceParser"]
+__all__ = ["SERVICE_TOKEN_TYPE", "PinnedService", "ReplayCache", "ReplayStore", "ServiceParser", "SqlReplayStore"]

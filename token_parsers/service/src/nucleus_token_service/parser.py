@@ -22,7 +22,7 @@ from nucleus_core.auth import (
 from nucleus_core.errors import ConfigurationError, TokenInvalidError
 from nucleus_core.oid import is_oid
 
-from .replay import ReplayCache
+from .replay import ReplayCache, ReplayStore, SqlReplayStore
 
 NAME = "auth.service"
 SETTINGS = ("audience", "services", "max_lifetime", "leeway", "replay_cache_size")
@@ -77,7 +77,9 @@ class ServiceParser:
     Settings: ``services`` (required: ``{service_id: {"principal": OID, "role": ..., "algorithm":
     "EdDSA"|"ES256", "keys": {kid: JWK or PEM public key}}}``), ``audience`` (default: the ledger
     id), ``max_lifetime`` (``exp - iat`` limit in seconds, default 300, at most 3600), ``leeway``
-    (default 30, at most 60), ``replay_cache_size`` (default 100000). Each ``jti`` is accepted once.
+    (default 30, at most 60), ``replay_cache_size`` (default 100000; memory ledgers only). Each
+    ``jti`` is accepted once: remembered in the ledger's SQL database when it has one (shared by
+    every process using that database), in memory otherwise.
     """
 
     def __init__(self, context: PluginContext, *, clock: Callable[[], float] = time.time) -> None:
@@ -97,7 +99,8 @@ class ServiceParser:
         if not services:
             raise ConfigurationError(f"{NAME}: 'services' must configure at least one service")
         self.services = {sid: _service(sid, raw) for sid, raw in services.items()}
-        self.replay = ReplayCache(size)
+        sql_store = SqlReplayStore.for_plugin(context, plugin=NAME)
+        self.replay: ReplayStore = ReplayCache(size) if sql_store is None else sql_store
         self._clock = clock
 
     def validate_format(self, token: str) -> bool:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from nucleus_core import PluginContext, RequestContext, TokenSource
-from nucleus_core.auth import check_unknown_settings, plugin_database, setting
+from nucleus_core.auth import check_unknown_settings, setting
 from nucleus_core.errors import ConfigurationError, TokenExpiredError, TokenInvalidError, ValidationError
 from nucleus_core.oid import validate_oid
 
@@ -58,14 +58,8 @@ class SessionParser:
             raise ConfigurationError(f"{NAME}: idle_timeout must not exceed absolute_timeout")
         self._clock = clock
         if store is None:
-            database = plugin_database(context, plugin=NAME)
-            store = (
-                MemorySessionStore()
-                if database is None
-                else SqlSessionStore(
-                    database, context.ledger_id, ensure_tables=getattr(context.storage, "ensure_tables", None)
-                )
-            )
+            sql_store = SqlSessionStore.for_plugin(context, plugin=NAME)
+            store = MemorySessionStore() if sql_store is None else sql_store
         self._store = store
 
     # TokenParser -----------------------------------------------------------------------------

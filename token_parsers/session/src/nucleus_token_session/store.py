@@ -8,13 +8,12 @@ Models are built and bound per store instance (no module-level binding).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import Any, Protocol
 
 import attrs
 import peewee
 
-from nucleus_core.errors import StorageError
+from nucleus_core.auth import SqlPluginStore
 
 TABLE_NAME = "nucleus_sessions"
 
@@ -119,32 +118,14 @@ def _model(database: peewee.Database) -> Any:
     return SessionRow
 
 
-class SqlSessionStore:
-    """Sessions in the ledger's peewee database (SQLite or PostgreSQL), table ``nucleus_sessions``."""
+class SqlSessionStore(SqlPluginStore):
+    """Sessions in the ledger's peewee database (SQLite or PostgreSQL), table ``nucleus_sessions``.
 
-    def __init__(
-        self,
-        database: peewee.Database,
-        ledger_id: str,
-        *,
-        ensure_tables: Callable[[list[type[peewee.Model]]], None] | None = None,
-    ) -> None:
-        """``ensure_tables`` is the storage backend's way to create plugin tables
-        (``backend.ensure_tables``); without it the table is created with ``create_tables``."""
-        self._db = database
-        self._ledger_id = ledger_id
-        self._model = _model(database)
-        if ensure_tables is not None:
-            ensure_tables([self._model])
-        else:
-            self._run("creating table " + TABLE_NAME, lambda: self._db.create_tables([self._model], safe=True))
+    Build it with ``SqlSessionStore.for_plugin(context, plugin=...)`` or from a database directly
+    (see :class:`~nucleus_core.auth.SqlPluginStore` for the arguments)."""
 
-    def _run(self, what: str, fn: Any) -> Any:
-        try:
-            with self._db.atomic():
-                return fn()
-        except peewee.PeeweeException as err:
-            raise StorageError(f"sessions: {what} failed ({type(err).__name__})") from err
+    label = "sessions"
+    make_model = staticmethod(_model)
 
     def _mine(self, token_hash: str) -> Any:
         m = self._model

@@ -24,7 +24,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import IO, Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
@@ -128,10 +128,16 @@ def _json_wanted(ctx: click.Context | None) -> bool:
     return bool(ctx is not None and ctx.meta.get(_JSON_META))
 
 
-def _fail(message: str, *, exit_code: int, code: str) -> NoReturn:
+def fail(message: str, *, exit_code: int, code: str) -> NoReturn:
+    """Stop the running command with ``message`` on stderr (a JSON error object under ``--json``)
+    and ``exit_code`` (one of the ``EXIT_*`` constants); ``code`` is the machine-readable error code.
+    For commands added by plugins as much as for the built-in ones."""
     raise CommandError(
         message, exit_code=exit_code, code=code, as_json=_json_wanted(click.get_current_context(silent=True))
     )
+
+
+_fail = fail
 
 
 # options ---------------------------------------------------------------------------------------
@@ -175,9 +181,21 @@ class LedgerOptions:
         except ValidationError as err:
             _fail(f"--as: {err}", exit_code=EXIT_USAGE, code=err.code)
 
-    def open(self, *, verify: bool = True) -> Ledger:
-        """Open the ledger (verifying a persistent one unless ``verify`` is false: then read-only)."""
-        return create_ledger(id=self.ledger_id, storage=self.storage, plugins=self.plugins, verify_on_open=verify)
+    def open(
+        self,
+        *,
+        verify: bool = True,
+        plugins: Iterable[str] = (),
+        settings: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> Ledger:
+        """Open the ledger (verifying a persistent one unless ``verify`` is false: then read-only).
+
+        ``plugins`` are enabled in addition to the listed ones (a command plugin enabling itself);
+        ``settings`` are per-plugin settings, as for :func:`~nucleus_core.create_ledger`."""
+        names = _split_plugins([*self.plugins, *plugins])
+        return create_ledger(
+            id=self.ledger_id, storage=self.storage, plugins=names, settings=settings or {}, verify_on_open=verify
+        )
 
     @property
     def storage_url(self) -> str:

@@ -10,10 +10,8 @@ from typing import Any
 
 import peewee
 import pytest
-from click.testing import CliRunner
 from nucleus_token_api_key import ApiKeyParser, MemoryKeyStore, SqlKeyStore
 from nucleus_token_api_key import keys as keymod
-from nucleus_token_api_key.cli import keys as keys_cli
 from nucleus_token_session import MemorySessionStore, SessionParser, SqlSessionStore
 
 from nucleus_core import PluginContext, TokenSource, create_ledger
@@ -278,29 +276,3 @@ def test_keys_and_sessions_persist_in_a_sqlite_ledger(tmp_path: Path) -> None:
         assert ledger.auth.authenticate(session).source is TokenSource.SESSION
     dump = "\n".join(sqlite3.connect(tmp_path / "books.db").iterdump())
     assert key not in dump and session not in dump
-
-
-def test_keys_cli_create_list_revoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NUCLEUS_API_KEY_PEPPER", PEPPER)
-    url = f"sqlite:///{tmp_path / 'books.db'}"
-    base = ["--ledger", "books", "--storage", url]
-    runner = CliRunner()
-    created = runner.invoke(keys_cli, ["create", *base, "--principal", ALICE, "--scope", "read", "--json"])
-    assert created.exit_code == 0, created.output
-    import json
-
-    info = json.loads(created.stdout)
-    listed = runner.invoke(keys_cli, ["list", *base, "--json"])
-    assert listed.exit_code == 0 and info["key"] not in listed.output
-    assert [r["key_id"] for r in json.loads(listed.output)] == [info["key_id"]]
-    revoked = runner.invoke(keys_cli, ["revoke", *base, info["key_id"]])
-    assert revoked.exit_code == 0, revoked.output
-    with create_ledger(
-        id="books", storage=url, plugins=["auth.api_key"], settings={"auth.api_key": {"pepper": PEPPER}}
-    ) as ledger, pytest.raises(TokenInvalidError, match="revoked"):
-        ledger.auth.authenticate(info["key"])
-    again = runner.invoke(keys_cli, ["revoke", *base, info["key_id"]])
-    assert again.exit_code != 0
-    monkeypatch.delenv("NUCLEUS_API_KEY_PEPPER")
-    missing = runner.invoke(keys_cli, ["list", *base])
-    assert missing.exit_code != 0 and "NUCLEUS_API_KEY_PEPPER" in missing.output

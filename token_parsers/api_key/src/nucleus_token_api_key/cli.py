@@ -1,49 +1,52 @@
 """``nucleus keys create|list|revoke``: manage a ledger's API keys from the command line.
 
-Each command opens the ledger named by ``--ledger``/``--storage`` with only this plugin enabled,
-reads the pepper from the environment variable named by ``--pepper-env`` (never from a command
-line argument, which other users could see in the process list) and closes the ledger again.
+The commands take the options every ``nucleus`` command takes (``--ledger``/``NUCLEUS_LEDGER``,
+``--ledger-id``/``NUCLEUS_LEDGER_ID``, ``--plugin``/``NUCLEUS_PLUGINS``, ``--as``/``NUCLEUS_AS``,
+``--json``) through :func:`nucleus_core.cli.ledger_options`, and exit with the same codes. The
+ledger is opened with the listed plugins plus ``auth.api_key``. The pepper is read from the
+environment variable named by ``--pepper-env`` (never from a command line argument, which other
+users could see in the process list). A key is printed once, by ``create``, and never again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from collections.abc import Iterator
-from typing import Any
 
 import click
 
-from nucleus_core import create_ledger
+from nucleus_core.cli import EXIT_NOT_FOUND, CommandError, LedgerOptions, fail, ledger_options
 from nucleus_core.errors import NucleusError
 
 from .parser import NAME, ApiKeyParser
 
+log = logging.getLogger(__name__)
+
 DEFAULT_PEPPER_ENV = "NUCLEUS_API_KEY_PEPPER"
 
-
-def _ledger_options(fn: Any) -> Any:
-    fn = click.option(
-        "--pepper-env",
-        default=DEFAULT_PEPPER_ENV,
-        show_default=True,
-        help="Environment variable holding the server-side pepper (32+ characters).",
-    )(fn)
-    fn = click.option("--storage", required=True, help="Storage URL of the ledger, e.g. sqlite:///books.db.")(fn)
-    fn = click.option("--ledger", "ledger_id", required=True, help="Ledger id.")(fn)
-    return fn
+pepper_env_option = click.option(
+    "--pepper-env",
+    default=DEFAULT_PEPPER_ENV,
+    show_default=True,
+    metavar="VAR",
+    help="Environment variable holding the server-side pepper (32+ characters).",
+)
 
 
 @contextlib.contextmanager
-def _parser(ledger_id: str, storage: str, pepper_env: str) -> Iterator[ApiKeyParser]:
+def _parser(target: LedgerOptions, pepper_env: str, *, as_json: bool) -> Iterator[ApiKeyParser]:
+    """The API key parser of the ledger ``target`` names (opened, verified, closed afterwards).
+
+    Nucleus errors become :class:`CommandError` with the CLI's exit code here, so the commands
+    behave the same when the ``keys`` group is used outside the ``nucleus`` root group."""
     try:
-        with create_ledger(
-            id=ledger_id, storage=storage, plugins=[NAME], settings={NAME: {"pepper_env": pepper_env}}
-        ) as ledger:
+        with target.open(plugins=[NAME], settings={NAME: {"pepper_env": pepper_env}}) as ledger:
             parser: ApiKeyParser = ledger.auth.parser(NAME)
             yield parser
     except NucleusError as err:
-        raise click.ClickException(str(err)) from err
+        raise CommandError.from_error(err, as_json=as_json) from err
 
 
 @click.group(name="keys")
@@ -52,45 +55,45 @@ def keys() -> None:
 
 
 @keys.command("create")
-@_ledger_options
 @click.option("--principal", required=True, help="OID the key authenticates as (oid:<ns>:<type>:<id>).")
 @click.option("--role", default=None, help="Role name carried by the key's requests.")
 @click.option("--scope", "scopes", multiple=True, help="A scope (repeatable).")
 @click.option("--expires-in", type=click.FloatRange(min=1), default=None, help="Lifetime in seconds.")
 @click.option("--name", default="", help="A label for the key.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pepper_env_option
+@ledger_options(requester=True)
 def create(
-    ledger_id: str,
-    storage: str,
+    target: LedgerOptions,
+    as_json: bool,
     pepper_env: str,
     principal: str,
     role: str | None,
     scopes: tuple[str, ...],
     expires_in: float | None,
     name: str,
-    as_json: bool,
 ) -> None:
     """Create a key and print it once. It cannot be shown again."""
-    with _parser(ledger_id, storage, pepper_env) as parser:
-        try:
-            key, record = parser.create_key(principal, role=role, scopes=scopes, expires_in=expires_in, name=name)
-        except NucleusError as err:
-            raise click.ClickException(str(err)) from err
-        if as_json:
-            click.echo(json.dumps({"key": key, **record.public_dict(parser.now())}))
-        else:
-            click.echo(f"key id: {record.key_id}")
-            click.echo(f"key:    {key}")
-            click.echo("Store the key now: it is not kept anywhere and cannot be shown again.", err=True)
+    actor = target.context().oid
+    with _parser(target, pepper_env, as_json=as_json) as parser:
+        key, record = parser.create_key(principal, role=role, scopes=scopes, expires_in=expires_in, name=name)
+        info = record.public_dict(parser.now())
+    log.info("API key %s for %s created by %s", record.key_id, principal, actor)
+    if as_json:
+        click.echo(json.dumps({"key": key, **info}))
+    else:
+        click.echo(f"key id: {record.key_id}")
+        click.echo(f"key:    {key}")
+        click.echo("Store the key now: it is not kept anywhere and cannot be shown again.", err=True)
 
 
 @keys.command("list")
-@_ledger_options
 @click.option("--active", is_flag=True, help="Only keys that are neither revoked nor expired.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def list_(ledger_id: str, storage: str, pepper_env: str, active: bool, as_json: bool) -> None:
+@pepper_env_option
+@ledger_options(requester=True)
+def list_(target: LedgerOptions, as_json: bool, pepper_env: str, active: bool) -> None:
     """List keys (ids and metadata; never secrets)."""
-    with _parser(ledger_id, storage, pepper_env) as parser:
+    target.context()
+    with _parser(target, pepper_env, as_json=as_json) as parser:
         now = parser.now()
         rows = [k.public_dict(now) for k in parser.list_keys(include_inactive=not active)]
     if as_json:
@@ -104,15 +107,18 @@ def list_(ledger_id: str, storage: str, pepper_env: str, active: bool, as_json: 
 
 
 @keys.command("revoke")
-@_ledger_options
 @click.argument("key_id")
-def revoke(ledger_id: str, storage: str, pepper_env: str, key_id: str) -> None:
-    """Revoke the key KEY_ID immediately."""
-    with _parser(ledger_id, storage, pepper_env) as parser:
-        try:
-            done = parser.revoke_key(key_id)
-        except NucleusError as err:
-            raise click.ClickException(str(err)) from err
+@pepper_env_option
+@ledger_options(requester=True)
+def revoke(target: LedgerOptions, as_json: bool, pepper_env: str, key_id: str) -> None:
+    """Revoke the key KEY_ID immediately. Exit code 6 when there is no such active key."""
+    actor = target.context().oid
+    with _parser(target, pepper_env, as_json=as_json) as parser:
+        done = parser.revoke_key(key_id)
     if not done:
-        raise click.ClickException(f"no active API key {key_id!r}")
-    click.echo(f"revoked {key_id}")
+        fail(f"no active API key {key_id!r}", exit_code=EXIT_NOT_FOUND, code="not_found")
+    log.info("API key %s revoked by %s", key_id, actor)
+    if as_json:
+        click.echo(json.dumps({"key_id": key_id, "revoked": True}))
+    else:
+        click.echo(f"revoked {key_id}")

@@ -117,7 +117,7 @@ class CommandError(click.ClickException):
         return cls(str(error), exit_code=exit_code_for(error), code=error.code, as_json=as_json)
 
     def show(self, file: IO[Any] | None = None) -> None:
-        stream = file if file is not None else click.get_text_stream("stderr")
+        stream = file if file is not None else sys.stderr
         if self.as_json:
             click.echo(json.dumps({"error": {"code": self.code, "message": self.message}}), file=stream)
         else:
@@ -457,7 +457,7 @@ def append_command(target: LedgerOptions, as_json: bool, record: str | None, bat
     if batch_file is not None:
         records = _read_batch(batch_file)
     else:
-        text = click.get_text_stream("stdin").read() if record is None or record == "-" else record
+        text = sys.stdin.read() if record is None or record == "-" else record
         records = [_read_record(text, where="record")]
     with target.open() as ledger:
         entries = ledger.append_batch(records, ctx)
@@ -546,7 +546,7 @@ def verify_command(target: LedgerOptions, as_json: bool) -> None:
         if ledger.has_storage() and not as_json:
             total = ledger.storage.count()
             with click.progressbar(
-                length=total, label="verifying", file=click.get_text_stream("stderr"), show_pos=True
+                length=total, label="verifying", file=sys.stderr, show_pos=True
             ) as bar:
                 done = 0
 

@@ -6,6 +6,8 @@ Run: python bench/bench_auth.py [--n 20000]
    computing one HMAC-SHA256 (the unavoidable core of an API key check).
 2. Middleware: a direct ASGI call through AuthMiddleware (inline and threaded) against the same
    call to the bare app.
+3. SQL stores: service tokens (each jti recorded once) and API keys on a SQLite ledger (and on
+   PostgreSQL with --postgres DSN), against the same tokens on a memory:// ledger.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ import asyncio
 import hashlib
 import hmac
 import json
+import tempfile
 import time
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -41,7 +46,9 @@ def per_op(fn: Callable[[], Any], n: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=20000)
-    n = ap.parse_args().n
+    ap.add_argument("--postgres", metavar="DSN", help="also measure the stores on this PostgreSQL database")
+    args = ap.parse_args()
+    n = args.n
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     ed_key = ed25519.Ed25519PrivateKey.generate()
     jwks = [
@@ -111,6 +118,51 @@ def main() -> None:
     print(f"AuthMiddleware inline   (api key) {i * 1e6:8.2f} us = {i / b:6.1f} x bare app")
     print(f"AuthMiddleware threaded (api key) {th * 1e6:8.2f} us = {th / b:6.1f} x bare app")
     ledger.close()
+    sql_stores(n // 10, args.postgres)
+
+
+def sql_stores(n: int, postgres: str | None) -> None:
+    """Service tokens (a jti insert each) and API keys on SQL ledgers against a memory:// ledger."""
+    ed_key = ed25519.Ed25519PrivateKey.generate()
+    jwk = {**json.loads(OKPAlgorithm.to_jwk(ed_key.public_key())), "kid": "e"}
+    settings = {
+        "auth.api_key": {"pepper": PEPPER},
+        "auth.service": {"services": {"svc": {"principal": "oid:acme:service:svc", "keys": {"e": jwk}}}},
+    }
+    now = int(time.time())
+
+    def token() -> str:
+        claims = {"iss": "svc", "sub": "svc", "aud": "bench", "iat": now, "exp": now + 300, "jti": uuid.uuid4().hex}
+        return jwt.encode(claims, ed_key, algorithm="EdDSA", headers={"kid": "e", "typ": "nucleus-service+jwt"})
+
+    def measure(storage: Any) -> tuple[float, float]:
+        with create_ledger(
+            id="bench", storage=storage, plugins=["auth.api_key", "auth.service"], settings=settings
+        ) as ledger:
+            tokens = iter([token() for _ in range(n + min(n // 10, 1000))])
+            key, _ = ledger.auth.parser("auth.api_key").create_key("oid:acme:user:a")
+            service = per_op(lambda: ledger.auth.authenticate(next(tokens)), n)
+            api_key = per_op(lambda: ledger.auth.authenticate(key), n)
+        return service, api_key
+
+    with tempfile.TemporaryDirectory() as tmp:
+        mem_service, mem_key = measure("memory://")
+        print(f"service token, memory:// (jti in memory){mem_service * 1e6:8.2f} us = 1 x")
+        print(f"api key, memory://                     {mem_key * 1e6:8.2f} us = 1 x")
+        results = [("SQLite", *measure(f"sqlite:///{Path(tmp) / 'bench.db'}"))]
+    if postgres:
+        from nucleus_storage_postgres import postgres_storage
+
+        from nucleus_core.testing.postgres import drop_schema
+
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        try:
+            results.append(("PostgreSQL", *measure(postgres_storage(postgres, schema=schema))))
+        finally:
+            drop_schema(postgres, schema)
+    for label, service, api_key in results:
+        print(f"service token, {label:<10} (jti row) {service * 1e6:8.2f} us = {service / mem_service:5.1f} x memory")
+        print(f"api key, {label:<10}               {api_key * 1e6:8.2f} us = {api_key / mem_key:5.1f} x memory")
 
 
 if __name__ == "__main__":

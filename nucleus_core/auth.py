@@ -327,13 +327,21 @@ class SqlPluginStore(abc.ABC):
     def make_model(database: Any) -> Any:
         """The peewee model class of this store's table, bound to ``database``."""
 
-    def _run(self, what: str, fn: Callable[[], Any], *, conflict: Callable[[], NucleusError] | None = None) -> Any:
-        """``fn()`` in one transaction, holding a connection. A uniqueness violation raises
-        ``conflict()`` when given; any other database error a :class:`StorageError`."""
+    def _run(
+        self,
+        what: str,
+        fn: Callable[[], Any],
+        *,
+        conflict: Callable[[], NucleusError] | None = None,
+        read: bool = False,
+    ) -> Any:
+        """``fn()`` in one transaction (a single-statement ``read`` runs without one), holding a
+        connection. A uniqueness violation raises ``conflict()`` when given; any other database
+        error a :class:`StorageError`."""
         import peewee
 
         try:
-            with self._connection(), self._db.atomic():
+            with self._connection(), contextlib.nullcontext() if read else self._db.atomic():
                 return fn()
         except peewee.IntegrityError as err:
             if conflict is not None:

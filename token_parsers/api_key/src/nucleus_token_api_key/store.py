@@ -141,13 +141,13 @@ class SqlKeyStore(SqlPluginStore):
         )
 
     def get(self, key_id: str) -> ApiKey | None:
-        row = self._run("reading an API key", lambda: self._model.get_or_none(self._mine(key_id)))
+        row = self._run("reading an API key", lambda: self._model.get_or_none(self._mine(key_id)), read=True)
         return None if row is None else self._row_to_key(row)
 
     def list(self) -> list[ApiKey]:
         m = self._model
         query = m.select().where(m.ledger_id == self._ledger_id).order_by(m.created_at, m.key_id)
-        rows = self._run("listing API keys", lambda: list(query))
+        rows = self._run("listing API keys", lambda: list(query), read=True)
         return [self._row_to_key(r) for r in rows]
 
     def revoke(self, key_id: str, at: float) -> bool:

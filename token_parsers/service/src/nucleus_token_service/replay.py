@@ -136,4 +136,6 @@ class SqlReplayStore(SqlPluginStore):
 
     def __len__(self) -> int:
         m = self._model
-        return int(self._run("counting token ids", lambda: m.select().where(m.ledger_id == self._ledger_id).count()))
+        return int(
+            self._run("counting token ids", lambda: m.select().where(m.ledger_id == self._ledger_id).count(), read=True)
+        )

@@ -138,7 +138,7 @@ class SqlSessionStore(SqlPluginStore):
         )
 
     def get(self, token_hash: str) -> Session | None:
-        row = self._run("reading a session", lambda: self._model.get_or_none(self._mine(token_hash)))
+        row = self._run("reading a session", lambda: self._model.get_or_none(self._mine(token_hash)), read=True)
         if row is None:
             return None
         return Session(**{f.name: getattr(row, f.name) for f in attrs.fields(Session)})

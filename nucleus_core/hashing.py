@@ -61,8 +61,19 @@ def preimage_prefix(ledger_id: str) -> bytes:
 
 
 def entry_hash_with_prefix(prefix: bytes, seq: int, prev_hash: str, canonical: bytes) -> str:
-    """Hash of one entry, given :func:`preimage_prefix` of its ledger (the hot path)."""
+    """Hash of one entry, given :func:`preimage_prefix` of its ledger."""
     return blake3(prefix + _u64.pack(seq) + _fromhex(prev_hash) + _u64.pack(len(canonical)) + canonical).hexdigest()
+
+
+def preimage_header(prefix: bytes) -> struct.Struct:
+    """A struct packing everything before the canonical bytes in one call, for hot loops:
+    ``header.pack(prefix, seq, prev_digest, len(canonical)) + canonical`` is the preimage, where
+    ``prev_digest`` is the previous entry's 32-byte raw digest (``bytes(32)`` before the first).
+
+    Chaining loops keep the raw digest of each entry (``blake3(...).digest()``) for the next one
+    instead of converting hex back to bytes per entry.
+    """
+    return struct.Struct(f">{len(prefix)}sQ32sQ")
 
 
 def entry_hash(ledger_id: str, seq: int, prev_hash: str, canonical: bytes) -> str:

@@ -41,8 +41,8 @@ from .plugins import (
 from .query import QueryFilters, QueryResult, filters_from, page
 from .records import _ID_FORBIDDEN, DEFAULT_MAX_RECORD_BYTES, Entry, Record, validate_stream
 from .specs import AclProviderSpec, ModuleSpec, PluginContext, StorageBackendSpec, TokenParserSpec
-from .storage import ChainHead, MemoryStorage, StorageBackend, StoredEntry, WriteTransaction
-from .verify import VerificationReport, verify_entries
+from .storage import ChainHead, MemoryStorage, StorageBackend, StoredEntry, WriteTransaction, entry_rows
+from .verify import VerificationReport, verify_rows
 
 log = logging.getLogger(__name__)
 
@@ -512,8 +512,8 @@ class Ledger:
         """Re-check the whole stored chain, streaming, in constant memory."""
         if self._closed:
             raise LedgerClosedError(f"ledger {self.id!r} is closed")
-        report = verify_entries(
-            self.id, self._storage.iter_entries(1), expected_count=self._storage.count(), progress=progress
+        report = verify_rows(
+            self.id, entry_rows(self._storage, 1), expected_count=self._storage.count(), progress=progress
         )
         policy = getattr(self, "_policy", None)
         if report.ok and policy is not None:

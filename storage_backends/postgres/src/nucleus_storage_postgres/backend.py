@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import attrs
 import peewee
 import psycopg
-from nucleus_storage_sql import ENTRIES_TABLE, ENTRY_COLUMNS, SCHEMA_TABLE, SqlStorageBackend, row_to_entry
+from nucleus_storage_sql import ENTRIES_TABLE, ENTRY_COLUMNS, SCHEMA_TABLE, SqlStorageBackend
 from nucleus_storage_sql.backend import DEFAULT_ITER_BATCH, SqlWriteTransaction
 from playhouse.pool import MaxConnectionsExceeded
 
@@ -299,8 +299,10 @@ class PostgresStorage(SqlStorageBackend):
         with self.connection():
             return super().schema_version
 
-    def iter_entries(self, from_seq: int = 1) -> Iterator[StoredEntry]:
-        """Every entry with ``seq >= from_seq`` in seq order, streamed through a server-side cursor.
+    def iter_entry_rows(self, from_seq: int = 1) -> Iterator[tuple[Any, ...]]:
+        """Every entry with ``seq >= from_seq`` in seq order as row tuples, streamed through a
+        server-side cursor (:meth:`iter_entries` builds its entries from these; verification reads
+        the tuples directly).
 
         Runs on a dedicated connection in one ``REPEATABLE READ READ ONLY`` transaction, taken when
         iteration starts: it sees one consistent snapshot, holds ``iter_batch_size`` rows in memory
@@ -309,7 +311,6 @@ class PostgresStorage(SqlStorageBackend):
         ledger_id = self.ledger_id
         sql = self._sql["stream"]
         size = self._iter_batch
-        make = row_to_entry
         try:
             conn = psycopg.connect(**self._connect)
         except psycopg.Error as err:
@@ -323,8 +324,7 @@ class PostgresStorage(SqlStorageBackend):
                     rows = cur.fetchmany(size)
                     if not rows:
                         break
-                    for row in rows:
-                        yield make(row)
+                    yield from rows
         except psycopg.Error as err:
             raise self._wrap(err, "streaming entries") from err
         finally:

@@ -417,20 +417,24 @@ class SqlStorageBackend(abc.ABC):
         From the start (``from_seq <= 1``) rows with a seq below 1, which only tampering can
         create, are yielded too, so that verification names them.
         """
+        return map(row_to_entry, self.iter_entry_rows(from_seq))
+
+    def iter_entry_rows(self, from_seq: int = 1) -> Iterator[tuple[Any, ...]]:
+        """:meth:`iter_entries` as the driver's row tuples (:data:`ENTRY_COLUMNS` order), without
+        building a :class:`~nucleus_core.storage.StoredEntry` per row: what verification reads
+        (see :func:`nucleus_core.storage.entry_rows`)."""
         self.database  # noqa: B018 - raises when closed
         execute = self._execute
         sql = self._sql["iter"]
         ledger_id = self.ledger_id
         size = self._iter_batch
         nxt = from_seq if from_seq > 1 else _MIN_SEQ
-        make = row_to_entry
         while True:
             try:
                 rows = execute(sql, (ledger_id, nxt, size)).fetchall()
             except self._errors as err:
                 raise self._wrap(err, "reading entries") from err
-            for row in rows:
-                yield make(row)
+            yield from rows
             if len(rows) < size:
                 return
             nxt = rows[-1][0] + 1

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from nucleus_ual import ACL_STREAM, Grant
 
-from nucleus_core import IntegrityError, Record, RequestContext, StorageError
+from nucleus_core import IntegrityError, LedgerClosedError, Record, RequestContext, StorageError
 from nucleus_core import storage as core_storage
 from nucleus_core.ledger import Ledger
 
@@ -254,3 +254,13 @@ def test_reads_outside_a_write_return_the_pooled_connection(sql_backend: Any) ->
         assert database.is_closed()
         read()
         assert database.is_closed(), read
+
+
+def test_the_acl_of_a_closed_sql_ledger_refuses_instead_of_reconnecting(sql_backend: Any) -> None:
+    ledger = sql_backend.open()
+    acl = ledger.acl
+    ledger.close()
+    with pytest.raises(LedgerClosedError):
+        acl.check(ALICE, "read", ("stream:notes", "n1"))
+    with pytest.raises(LedgerClosedError):
+        acl.list(ctx(ALICE), {"kind": "stream:notes"})

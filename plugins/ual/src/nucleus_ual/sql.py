@@ -157,9 +157,14 @@ class SqlGrantStore:
             f"ORDER BY {seq} LIMIT {p}",
         }
 
+    @property
+    def _open_db(self) -> Any:
+        """The backend's database (peewee, untyped); raises LedgerClosedError once the storage closed."""
+        return self._storage.database
+
     def _exec(self, name: str, params: Sequence[Any]) -> Any:
         """Run a prepared statement on this thread's connection; the DB-API cursor (untyped)."""
-        return self._db.execute_sql(self._sql[name], params)
+        return self._open_db.execute_sql(self._sql[name], params)
 
     @property
     def _lid(self) -> str:
@@ -209,7 +214,7 @@ class SqlGrantStore:
         if len(data) == 1:
             self._exec("index", data[0])
             return
-        cursor: Any = self._db.cursor()
+        cursor: Any = self._open_db.cursor()
         cursor.executemany(self._sql["index"], data)
 
     @_wrapped
@@ -336,7 +341,7 @@ class SqlGrantStore:
         return sql
 
     def _run(self, shape: Shape, params: Sequence[Any]) -> list[StoredEntry]:
-        rows: list[Any] = self._db.execute_sql(self._statement(shape), params).fetchall()
+        rows: list[Any] = self._open_db.execute_sql(self._statement(shape), params).fetchall()
         return [row_to_entry(row) for row in rows]
 
     @_wrapped
@@ -377,7 +382,8 @@ class SqlGrantStore:
             if n >= 0:
                 sql += f" AND {q('resource_kind')} IN ({', '.join([p] * n)})"
             self._sql[name] = sql
-        rows: list[Any] = self._db.execute_sql(sql, (self._lid, principal, WILDCARD, now, *(kinds or ()))).fetchall()
+        params = (self._lid, principal, WILDCARD, now, *(kinds or ()))
+        rows: list[Any] = self._open_db.execute_sql(sql, params).fetchall()
         return [str(row[0]) for row in rows]
 
     @_wrapped

@@ -12,8 +12,10 @@ no requester); 3 configuration; 4 plugin; 5 invalid input (record, query, value)
 (authentication or authorization).
 
 Commands from other distributions are added through the ``nucleus_register_commands`` hook of
-plugins in the entry-point group ``nucleus.cli``. They are loaded only when a command that is not
-built in is asked for (or for ``--help``); one that fails is reported by name and the rest work.
+plugins in the entry-point group ``nucleus.cli``, each entry point named after the command it adds.
+Only the plugin of the command asked for is imported (never for built-in commands, never for
+``--help``, which lists plugin commands from their entry points); one that fails is reported by
+name, with exit code 4.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ from .plugins import (
     CLI_ENTRY_POINT_GROUP,
     ENTRY_POINT_GROUP,
     InstalledPlugin,
-    build_cli_plugin_manager,
+    cli_command_entry_points,
+    load_cli_command,
     build_plugin_manager,
     call_registration,
     installed_plugins,
@@ -297,66 +300,83 @@ def _entry_line(entry: Entry) -> str:
     return f"{entry.seq:>8}  {entry.hash}  {r.timestamp}  {r.stream}  {r.id}"
 
 
+def _distribution_label(ep: Any) -> str:
+    dist = getattr(ep, "dist", None)
+    return f"{dist.metadata['Name']} {dist.version}" if dist is not None else ep.value
+
+
 def _echo_json(value: Any) -> None:
     click.echo(json.dumps(value, ensure_ascii=False))
 
 
 # the group -------------------------------------------------------------------------------------
 class NucleusGroup(click.Group):
-    """The root group: maps Nucleus errors to exit codes and loads command plugins lazily."""
+    """The root group: maps Nucleus errors to exit codes and adds commands from command plugins.
+
+    A command plugin's entry point (group ``nucleus.cli``) is named after the command it adds.
+    Only the entry point named by the command asked for is imported; ``--help`` lists plugin
+    commands from their entry points without importing any. Built-in commands always win: an
+    entry point named like one is never loaded."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._plugins_loaded = False
         self.plugin_errors: list[PluginError] = []
 
-    def load_command_plugins(self) -> None:
-        """Load every installed ``nucleus.cli`` plugin and add its commands (once per group).
-
-        A plugin that fails to import, whose hook raises, or that tries to replace an existing
-        command is reported on stderr by name; the other plugins and all built-in commands work."""
-        if self._plugins_loaded:
-            return
-        self._plugins_loaded = True
-        pm, errors = build_cli_plugin_manager()
+    def _plugin_command(self, cmd_name: str) -> click.Command | None:
+        available = cli_command_entry_points()
+        if cmd_name not in available:
+            return None
+        pm = load_cli_command(cmd_name, available)
+        dist = pm.distribution_of(cmd_name)
+        staging = click.Group(name=self.name)
         for impl in pm.hook.nucleus_register_commands.get_hookimpls():
-            name = pm.get_name(impl.plugin) or repr(impl.plugin)
-            dist = pm.distribution_of(name)
-            staging = click.Group(name=self.name)
             try:
                 impl.function(cli=staging)
-            except Exception as err:  # noqa: BLE001 - a broken plugin must not break unrelated commands
-                errors.append(
-                    PluginError(
-                        f"nucleus_register_commands failed: {type(err).__name__}: {err}",
-                        plugin_name=name,
-                        distribution=dist,
-                    )
-                )
-                continue
-            for cmd_name, command in staging.commands.items():
-                if cmd_name in self.commands:
-                    errors.append(
-                        PluginError(
-                            f"command {cmd_name!r} already exists; not replaced", plugin_name=name, distribution=dist
-                        )
-                    )
-                    continue
-                self.add_command(command, cmd_name)
-        self.plugin_errors = errors
-        for error in errors:
-            click.echo(f"Warning: {error}", err=True)
+            except Exception as err:  # noqa: BLE001 - a broken plugin is reported by name
+                raise PluginError(
+                    f"nucleus_register_commands failed: {type(err).__name__}: {err}",
+                    plugin_name=cmd_name,
+                    distribution=dist,
+                ) from err
+        command = staging.commands.get(cmd_name)
+        if command is None:
+            raise PluginError(
+                f"adds no command named {cmd_name!r} (a command plugin's entry point is named after its command)",
+                plugin_name=cmd_name,
+                distribution=dist,
+            )
+        return command
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
-        if command is None:
-            self.load_command_plugins()
-            command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        try:
+            command = self._plugin_command(cmd_name)
+        except PluginError as err:
+            self.plugin_errors.append(err)
+            raise CommandError.from_error(err, as_json=_json_wanted(ctx)) from err
+        if command is not None:
+            self.add_command(command, cmd_name)
         return command
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        self.load_command_plugins()
-        return super().list_commands(ctx)
+        return sorted(set(super().list_commands(ctx)) | set(cli_command_entry_points()))
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows: list[tuple[str, str]] = []
+        plugins = cli_command_entry_points()
+        for name in self.list_commands(ctx):
+            command = self.commands.get(name)
+            if command is not None:
+                if not command.hidden:
+                    rows.append((name, command.get_short_help_str(limit=formatter.width - 6 - len(name))))
+                continue
+            dists = sorted({_distribution_label(ep) for ep in plugins.get(name, [])})
+            rows.append((name, f"(command plugin from {', '.join(dists)}; 'nucleus {name} --help' for more)"))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

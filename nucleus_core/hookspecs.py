@@ -72,9 +72,10 @@ def nucleus_register_commands(cli: click.Group) -> None:
 
     :param cli: the root click group; call ``cli.add_command(...)``.
 
-    Called by the ``nucleus`` command for every installed plugin of the entry-point group
-    ``nucleus.cli`` (command plugins are active once installed), each with its own group: commands
-    that already exist are not replaced, and a plugin that fails is reported by name.
+    Implemented by command plugins: entry points of the group ``nucleus.cli``, each named after
+    the command it adds. The ``nucleus`` program imports only the entry point named by the command
+    asked for (never for built-in commands or ``--help``) and takes from the hook the command of
+    that name; built-in commands are never replaced, and a plugin that fails is reported by name.
 
     .. versionadded:: 0.1
     """

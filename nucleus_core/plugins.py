@@ -259,18 +259,20 @@ def plugin_names(pm: pluggy.PluginManager) -> Sequence[str]:
     return [name for name, _ in pm.list_name_plugin()]
 
 
-def build_cli_plugin_manager() -> tuple[NucleusPluginManager, list[PluginError]]:
-    """A manager holding every installed command plugin (entry-point group ``nucleus.cli``).
+def cli_command_entry_points() -> dict[str, list[md.EntryPoint]]:
+    """Installed command plugins (entry-point group ``nucleus.cli``) by entry-point name, which is
+    the name of the command the plugin adds. Nothing is imported."""
+    return _entry_points(CLI_ENTRY_POINT_GROUP)
 
-    Command plugins only add CLI commands, so installing one is what enables it. Each is loaded on
-    its own: one that fails is returned as a :class:`PluginError` (naming it) and the others load.
+
+def load_cli_command(name: str, available: dict[str, list[md.EntryPoint]] | None = None) -> NucleusPluginManager:
+    """Import only the command plugin whose entry point is called ``name`` into a fresh manager.
+
+    Raises :class:`PluginError` (naming the plugin and its distribution) when it is missing, provided
+    twice, fails to import or is not a valid plugin.
     """
     pm = new_plugin_manager()
-    errors: list[PluginError] = []
-    available = _entry_points(CLI_ENTRY_POINT_GROUP)
-    for name in sorted(available):
-        try:
-            load_entry_point_plugin(pm, name, group=CLI_ENTRY_POINT_GROUP, available=available)
-        except PluginError as err:
-            errors.append(err)
-    return pm, errors
+    load_entry_point_plugin(pm, name, group=CLI_ENTRY_POINT_GROUP, available=available)
+    return pm
+
+

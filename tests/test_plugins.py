@@ -403,31 +403,48 @@ def test_hook_nucleus_ledger_closing(caplog: pytest.LogCaptureFixture) -> None:
 
 # command plugins -------------------------------------------------------------------------------
 def test_broken_command_plugins_do_not_break_other_commands(plugin_target: Path, tmp_path: Path) -> None:
-    # Built-in commands never load command plugins.
+    # Built-in commands never load command plugins: an entry point named "append" would fail to import.
     init = _nucleus(plugin_target, "init", "--ledger", "memory://", cwd=tmp_path)
     assert init.returncode == 0, init.stderr
     assert "broken" not in init.stderr
 
+    # --help lists plugin commands from their entry points without importing any of them.
     listing = _nucleus(plugin_target, "--help", cwd=tmp_path)
     assert listing.returncode == 0
-    assert "Warning: plugin 'broken-cli' (distribution nucleus-broken-plugins): failed to import" in listing.stderr
-    assert (
-        "plugin 'raising-cli' (distribution nucleus-broken-plugins): nucleus_register_commands failed" in listing.stderr
-    )
-    assert (
-        "plugin 'clashing-cli' (distribution nucleus-broken-plugins): command 'verify' already exists" in listing.stderr
-    )
-    commands = listing.stdout.split("Commands:")[1].split()
-    for name in ("notes", "clash-ok", "verify", "append"):
-        assert name in commands
+    assert "Warning" not in listing.stderr and "broken" not in listing.stderr
+    commands = listing.stdout.split("Commands:")[1]
+    for name in ("notes", "clash-ok", "broken-cli", "raising-cli", "verify", "append"):
+        assert f"\n  {name} " in commands
+    assert "command plugin from nucleus-broken-plugins 0.1.0" in commands
 
-    # A plugin command still runs next to the broken ones; the clashing plugin did not replace verify.
+    # Each broken plugin fails by name, with the plugin exit code, only when its command is asked for.
+    broken = _nucleus(plugin_target, "broken-cli", cwd=tmp_path)
+    assert broken.returncode == 4
+    assert "plugin 'broken-cli' (distribution nucleus-broken-plugins): failed to import" in broken.stderr
+    raising = _nucleus(plugin_target, "raising-cli", cwd=tmp_path)
+    assert raising.returncode == 4
+    assert "plugin 'raising-cli' (distribution nucleus-broken-plugins): nucleus_register_commands failed" in (
+        raising.stderr
+    )
+    misnamed = _nucleus(plugin_target, "misnamed-cli", cwd=tmp_path)
+    assert misnamed.returncode == 4 and "adds no command named 'misnamed-cli'" in misnamed.stderr
+
+    # The plugin adding "clash-ok" also tries "verify": only the command its entry point names is taken.
     assert _nucleus(plugin_target, "clash-ok", cwd=tmp_path).stdout.strip() == "clash-ok ran"
     verify = _nucleus(plugin_target, "verify", "--ledger", "memory://", cwd=tmp_path)
     assert verify.returncode == 0 and verify.stdout.startswith("ok: 0 entries verified")
+    append = _nucleus(plugin_target, "append", "--ledger", "memory://", cwd=tmp_path)
+    assert "broken" not in append.stderr and "import" not in append.stderr
 
     unknown = _nucleus(plugin_target, "no-such-command", cwd=tmp_path)
     assert unknown.returncode == 2 and "No such command 'no-such-command'" in unknown.stderr
+
+
+def test_running_a_plugin_command_imports_no_other_command_plugin(plugin_target: Path, tmp_path: Path) -> None:
+    # A marker-free check: with the broken plugins installed, running "notes" would fail or warn if
+    # any other command plugin were imported along with it.
+    result = _nucleus(plugin_target, "notes", "hi", cwd=tmp_path)
+    assert result.returncode == 0 and result.stderr == ""
 
 
 def test_plugins_command_lists_distributions_hooks_and_enabled(plugin_target: Path, tmp_path: Path) -> None:
@@ -442,8 +459,8 @@ def test_plugins_command_lists_distributions_hooks_and_enabled(plugin_target: Pa
     broken = rows[(ENTRY_POINT_GROUP, "broken-import")]
     assert broken["enabled"] is False and "ModuleNotFoundError" in broken["error"]
     assert rows[(ENTRY_POINT_GROUP, "wrong-type")]["hooks"] == ["nucleus_register_modules"]
-    assert rows[(CLI_ENTRY_POINT_GROUP, "example")]["hooks"] == ["nucleus_register_commands"]
-    assert rows[(CLI_ENTRY_POINT_GROUP, "example")]["enabled"] is True
+    assert rows[(CLI_ENTRY_POINT_GROUP, "notes")]["hooks"] == ["nucleus_register_commands"]
+    assert rows[(CLI_ENTRY_POINT_GROUP, "notes")]["enabled"] is True
     assert data["missing"] == []
 
     human = _nucleus(plugin_target, "plugins", "--ledger", "memory://", "--plugin", "example", cwd=tmp_path)

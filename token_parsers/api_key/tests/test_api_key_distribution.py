@@ -24,7 +24,7 @@ def test_version_is_in_lockstep_with_the_core() -> None:
 def test_cli_entry_point_adds_the_keys_group() -> None:
     import click
 
-    (ep,) = [e for e in entry_points(group="nucleus.cli") if e.name == "auth.api_key"]
+    (ep,) = [e for e in entry_points(group="nucleus.cli") if e.name == "keys"]
     root = click.Group("nucleus")
     ep.load().nucleus_register_commands(root)
     assert sorted(root.commands["keys"].commands) == ["create", "list", "revoke"]  # type: ignore[attr-defined]

@@ -52,11 +52,11 @@ from .plugins import (
     CLI_ENTRY_POINT_GROUP,
     ENTRY_POINT_GROUP,
     InstalledPlugin,
-    cli_command_entry_points,
-    load_cli_command,
     build_plugin_manager,
     call_registration,
+    cli_command_entry_points,
     installed_plugins,
+    load_cli_command,
 )
 from .query import QueryFilters
 from .records import Entry, Record
@@ -332,7 +332,7 @@ class NucleusGroup(click.Group):
         for impl in pm.hook.nucleus_register_commands.get_hookimpls():
             try:
                 impl.function(cli=staging)
-            except Exception as err:  # noqa: BLE001 - a broken plugin is reported by name
+            except Exception as err:
                 raise PluginError(
                     f"nucleus_register_commands failed: {type(err).__name__}: {err}",
                     plugin_name=cmd_name,

@@ -7,43 +7,21 @@ the reason, unless ``NUCLEUS_REQUIRE_POSTGRES=1`` (CI), in which case they fail.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
 from nucleus_storage_postgres import PostgresStorage, postgres_storage
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def _server_dsn() -> str:
-    return os.environ.get("NUCLEUS_TEST_POSTGRES_DSN", DEFAULT_DSN)
+from nucleus_core.testing.postgres import drop_schema, temporary_database
 
 
 @pytest.fixture(scope="session")
 def pg_dsn() -> Iterator[str]:
     """A conninfo string for a database created for this test session (dropped at the end)."""
-    dsn = _server_dsn()
-    try:
-        admin = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
-    except psycopg.Error as err:
-        params = conninfo_to_dict(dsn)
-        where = f"{params.get('host', 'local socket')}:{params.get('port', 5432)}"
-        reason = f"PostgreSQL is not reachable at {where} ({type(err).__name__}); set NUCLEUS_TEST_POSTGRES_DSN"
-        if os.environ.get("NUCLEUS_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"{reason} (NUCLEUS_REQUIRE_POSTGRES=1: PostgreSQL tests must not be skipped)")
-        pytest.skip(reason)
-    name = f"nucleus_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield make_conninfo(dsn, dbname=name)
-        finally:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with temporary_database("nucleus_test") as dsn:
+        yield dsn
 
 
 @pytest.fixture
@@ -58,8 +36,7 @@ def pg_schema(pg_dsn: str) -> Iterator[str]:
     """A schema of its own for one test (created by the backend on open, dropped afterwards)."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     yield name
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+    drop_schema(pg_dsn, name)
 
 
 @pytest.fixture

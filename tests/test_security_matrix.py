@@ -35,7 +35,6 @@ from nucleus_server.client import RemoteLedger
 from nucleus_storage_postgres import postgres_storage
 from nucleus_token_service.parser import SERVICE_TOKEN_TYPE
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from nucleus_core import Ledger, Record, RequestContext, create_ledger
 from nucleus_core.errors import (
@@ -43,6 +42,7 @@ from nucleus_core.errors import (
     IntegrityError,
     PluginError,
 )
+from nucleus_core.testing.postgres import temporary_database
 
 ROOT = "oid:sec:user:root"
 ALICE = "oid:sec:user:alice"
@@ -88,21 +88,8 @@ def servers() -> Iterator[Callable[..., Any]]:
 @pytest.fixture(scope="module")
 def pg_dsn() -> Iterator[str]:
     """A database of its own for this module on the real PostgreSQL (dropped at the end)."""
-    dsn = os.environ.get("NUCLEUS_TEST_POSTGRES_DSN", DEFAULT_DSN)
-    try:
-        admin = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
-    except psycopg.Error as err:
-        reason = f"PostgreSQL not reachable at {conninfo_to_dict(dsn).get('host')} ({type(err).__name__})"
-        if os.environ.get("NUCLEUS_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"{reason}; NUCLEUS_REQUIRE_POSTGRES=1 forbids skipping")
-        pytest.skip(reason)
-    name = f"nucleus_secmatrix_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield make_conninfo(dsn, dbname=name)
-        finally:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with temporary_database("nucleus_secmatrix") as dsn:
+        yield dsn
 
 
 class Place:

@@ -306,6 +306,24 @@ class SqlPluginStore(abc.ABC):
                 f"creating table {self._model._meta.table_name}",
                 lambda: self._db.create_tables([self._model], safe=True),
             )
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Add the nullable columns a newer version of the model declares to a table an older
+        version created (``ALTER TABLE ... ADD COLUMN``; rows keep NULL there, and the store
+        decides what such rows mean). Any other difference is left to the store."""
+        from playhouse.migrate import SchemaMigrator, migrate
+
+        table = self._model._meta.table_name
+
+        def add() -> None:
+            present = {c.name for c in self._db.get_columns(table)}
+            missing = [f for f in self._model._meta.sorted_fields if f.column_name not in present and f.null]
+            if missing:
+                migrator = SchemaMigrator.from_database(self._db)
+                migrate(*(migrator.add_column(table, f.column_name, f) for f in missing))
+
+        self._run(f"adding missing columns to table {table}", add)
 
     @classmethod
     def for_plugin(cls, context: PluginContext, *, plugin: str, **options: Any) -> Self | None:

@@ -149,13 +149,13 @@ def test_api_key_pepper_rotation_and_configuration() -> None:
     new_pepper = "n" * 40
     rotated = ApiKeyParser(
         PluginContext(
-            ledger_id="b", environment="production", settings={"pepper": new_pepper, "previous_peppers": [PEPPER]}
+            ledger_id="books", environment="production", settings={"pepper": new_pepper, "previous_peppers": [PEPPER]}
         ),
         store=store,
     )
     assert rotated.parse(key).oid == ALICE
     dropped = ApiKeyParser(
-        PluginContext(ledger_id="b", environment="production", settings={"pepper": new_pepper}), store=store
+        PluginContext(ledger_id="books", environment="production", settings={"pepper": new_pepper}), store=store
     )
     with pytest.raises(TokenInvalidError):
         dropped.parse(key)

@@ -261,7 +261,7 @@ def test_api_key_store_conflicts_and_expiry(place: Place) -> None:
     clock.now += 61
     with pytest.raises(TokenExpiredError):
         parser.parse(key)
-    assert isinstance(store.list()[0], ApiKey) and store.revoke(record.key_id, clock.now)
+    assert isinstance(store.list()[0], ApiKey) and store.revoke(record.key_id, clock.now, None)
 
 
 def test_session_store_expiry_touch_and_purge(place: Place) -> None:

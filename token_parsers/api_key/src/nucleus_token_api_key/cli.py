@@ -73,9 +73,12 @@ def create(
     name: str,
 ) -> None:
     """Create a key and print it once. It cannot be shown again."""
-    actor = target.context().oid
+    requester = target.context()
+    actor = requester.oid
     with _parser(target, pepper_env, as_json=as_json) as parser:
-        key, record = parser.create_key(principal, role=role, scopes=scopes, expires_in=expires_in, name=name)
+        key, record = parser.create_key(
+            principal, role=role, scopes=scopes, expires_in=expires_in, name=name, context=requester
+        )
         info = record.public_dict(parser.now())
     log.info("API key %s for %s created by %s", record.key_id, principal, actor)
     if as_json:
@@ -112,9 +115,10 @@ def list_(target: LedgerOptions, as_json: bool, pepper_env: str, active: bool) -
 @ledger_options(requester=True)
 def revoke(target: LedgerOptions, as_json: bool, pepper_env: str, key_id: str) -> None:
     """Revoke the key KEY_ID immediately. Exit code 6 when there is no such active key."""
-    actor = target.context().oid
+    requester = target.context()
+    actor = requester.oid
     with _parser(target, pepper_env, as_json=as_json) as parser:
-        done = parser.revoke_key(key_id)
+        done = parser.revoke_key(key_id, context=requester)
     if not done:
         fail(f"no active API key {key_id!r}", exit_code=EXIT_NOT_FOUND, code="not_found")
     log.info("API key %s revoked by %s", key_id, actor)

@@ -7,8 +7,16 @@ A key looks like ``nuk_<key id>_<secret>_<checksum>``:
 * ``checksum``: CRC32 of everything before it, 6 base62 characters, so malformed or mistyped keys
   are refused without touching the database and secret scanners can recognise real keys.
 
-Only ``HMAC-SHA256(pepper, key_id ":" secret)`` is stored. The pepper is a server-side secret from
-the plugin's settings, never in the database, so a database dump alone cannot confirm a guess.
+Two keyed MACs are stored per key, both HMAC-SHA256 with the pepper (a server-side secret from the
+plugin's settings, never in the database):
+
+* ``secret_hash`` over the ledger id, key id and secret, so a database dump cannot confirm a guess;
+* ``mac`` over the RFC 8785 encoding of every field that decides what the key may do (ledger id,
+  key id, ``secret_hash``, principal, role, scopes, name, creation, expiry, revocation, pepper id).
+
+Someone who can write the database but does not know the pepper cannot change a single field of a
+row (or move it to another ledger) without the MAC failing, so an edited row never authenticates.
+Rows of the first format (no ``mac``) are refused: their fields cannot be trusted (see the README).
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ import secrets
 import zlib
 
 import attrs
+
+from nucleus_core.canonical import canonical_json
 
 PREFIX = "nuk_"
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -74,9 +84,14 @@ def pepper_id(pepper: bytes) -> str:
     return hmac.new(pepper, b"nucleus api key pepper id", hashlib.sha256).hexdigest()[:8]
 
 
-def secret_hash(pepper: bytes, key_id: str, secret: str) -> str:
-    """The keyed hash stored for a key (lowercase hex HMAC-SHA256)."""
-    return hmac.new(pepper, f"{key_id}:{secret}".encode("ascii"), hashlib.sha256).hexdigest()
+_SECRET_LABEL = b"nucleus api key secret v2\x00"
+_ROW_LABEL = b"nucleus api key row v2\x00"
+
+
+def secret_hash(pepper: bytes, ledger_id: str, key_id: str, secret: str) -> str:
+    """The keyed hash of a key's secret (lowercase hex HMAC-SHA256 over ledger id, key id, secret)."""
+    message = _SECRET_LABEL + "\x00".join((ledger_id, key_id, secret)).encode("utf-8")
+    return hmac.new(pepper, message, hashlib.sha256).hexdigest()
 
 
 @attrs.frozen(kw_only=True)
@@ -94,9 +109,22 @@ class ApiKey:
     revoked_at: float | None = None
     secret_hash: str = attrs.field(repr=False)
     pepper_id: str
+    mac: str | None = attrs.field(default=None, repr=False)
+    """The row MAC (:func:`row_mac`); None for a row of the first format, which never authenticates."""
+
+    def sealed(self, pepper: bytes, ledger_id: str) -> ApiKey:
+        """This record with its :attr:`mac` computed for ``ledger_id`` with ``pepper``."""
+        return attrs.evolve(self, mac=row_mac(pepper, ledger_id, self))
+
+    def mac_matches(self, pepper: bytes, ledger_id: str) -> bool:
+        """True when :attr:`mac` is this record's MAC for ``ledger_id`` (constant-time comparison)."""
+        return self.mac is not None and hmac.compare_digest(self.mac, row_mac(pepper, ledger_id, self))
 
     def status(self, now: float) -> str:
-        """``active``, ``revoked`` or ``expired`` at time ``now``."""
+        """``legacy`` (first format, never authenticates), ``active``, ``revoked`` or ``expired``
+        at time ``now``."""
+        if self.mac is None:
+            return "legacy"
         if self.revoked_at is not None:
             return "revoked"
         if self.expires_at is not None and now >= self.expires_at:
@@ -116,3 +144,25 @@ class ApiKey:
             "revoked_at": self.revoked_at,
             "status": self.status(now),
         }
+
+
+def authorizing_fields(key: ApiKey) -> dict[str, object]:
+    """The fields of ``key`` that its MAC binds and the ``_api_keys`` stream records (no secret hash)."""
+    return {
+        "key_id": key.key_id,
+        "principal": key.principal,
+        "role": key.role,
+        "scopes": list(key.scopes),
+        "name": key.name,
+        "created_at": key.created_at,
+        "expires_at": key.expires_at,
+        "revoked_at": key.revoked_at,
+        "pepper_id": key.pepper_id,
+    }
+
+
+def row_mac(pepper: bytes, ledger_id: str, key: ApiKey) -> str:
+    """The MAC of a stored key row: HMAC-SHA256 with the pepper over the RFC 8785 encoding of the
+    ledger id, the secret's keyed hash and :func:`authorizing_fields` (lowercase hex)."""
+    document = {"ledger_id": ledger_id, "secret_hash": key.secret_hash, **authorizing_fields(key)}
+    return hmac.new(pepper, _ROW_LABEL + canonical_json(document, field="api key"), hashlib.sha256).hexdigest()

@@ -1,4 +1,12 @@
-"""The API key parser: checks keys and creates, lists and revokes them."""
+"""The API key parser: checks keys and creates, lists and revokes them.
+
+Tamper evidence (see the package README and ``docs/SECURITY.md``): every stored row carries a MAC
+keyed with the pepper over all its authorizing fields, and every creation and revocation is also
+appended to the ledger's ``_api_keys`` system stream in the same transaction as the table change.
+A ledger binds its parser when it opens (the plugin's ``nucleus_ledger_opened`` hook calls
+:meth:`ApiKeyParser.bind`): the parser then learns the revocations the chain holds, compares the
+table with the chain, and refuses a key whose revocation is in the chain whatever its row says.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +17,46 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import attrs
+
 from nucleus_core import PluginContext, RequestContext, TokenSource
 from nucleus_core.auth import check_unknown_settings, setting
-from nucleus_core.errors import ConfigurationError, TokenExpiredError, TokenInvalidError, ValidationError
+from nucleus_core.errors import (
+    ConfigurationError,
+    DuplicateRecordError,
+    TokenExpiredError,
+    TokenInvalidError,
+    ValidationError,
+)
 from nucleus_core.oid import validate_oid
+from nucleus_core.records import Record
+from nucleus_core.storage import MemoryStorage, StorageQuery
 
-from .keys import KEY_ID_PATTERN, MIN_PEPPER_LENGTH, PREFIX, ApiKey, new_key, pepper_id, secret_hash, split_key
+from .keys import (
+    KEY_ID_PATTERN,
+    MIN_PEPPER_LENGTH,
+    PREFIX,
+    ApiKey,
+    authorizing_fields,
+    new_key,
+    pepper_id,
+    secret_hash,
+    split_key,
+)
 from .store import KeyStore, MemoryKeyStore, SqlKeyStore
 
 log = logging.getLogger(__name__)
 
 NAME = "auth.api_key"
 SETTINGS = ("pepper", "pepper_env", "previous_peppers", "max_lifetime")
+STREAM = "_api_keys"
+"""The system stream recording every key creation and revocation."""
+SYSTEM_OID = "oid:nucleus:service:auth.api_key"
+"""The requester of ``_api_keys`` records written without a caller's context (recorded as ``by: null``)."""
+MEMORY_STORE_KEY = "nucleus_token_api_key"
+"""Where a memory ledger keeps its keys (``MemoryStorage.extensions``), beside its chain."""
+MAX_REPORTED = 20
+"""Most consistency problems logged at open (all are counted)."""
 _SCOPE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:._-*/")
 
 
@@ -50,6 +86,20 @@ def load_peppers(settings: Mapping[str, Any]) -> tuple[bytes, dict[str, bytes]]:
     return current, peppers
 
 
+def create_record_id(key_id: str) -> str:
+    """The id of the ``_api_keys`` record of a key's creation (one per key and ledger)."""
+    return f"api-key-create-{key_id}"
+
+
+def revoke_record_id(key_id: str) -> str:
+    """The id of the ``_api_keys`` record of a key's revocation (one per key and ledger)."""
+    return f"api-key-revoke-{key_id}"
+
+
+class _NothingToRevoke(Exception):
+    """Rolls the revocation's ledger transaction back when the row was revoked meanwhile."""
+
+
 def _check_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
     out = tuple(scopes)
     for s in out:
@@ -64,6 +114,11 @@ class ApiKeyParser:
     Settings: ``pepper`` or ``pepper_env`` (required server-side secret, 32+ characters),
     ``previous_peppers`` (older peppers still accepted, for rotation), ``max_lifetime`` (seconds;
     when set, every new key must expire within it).
+
+    A parser built by a ledger is bound to it when the ledger opens (:meth:`bind`); from then on
+    creations and revocations are recorded in the ``_api_keys`` stream. A parser built directly
+    (``ApiKeyParser(context, store=...)``, without a ledger) still seals every row with its MAC but
+    has no chain to record in or to consult.
     """
 
     def __init__(
@@ -77,11 +132,21 @@ class ApiKeyParser:
         if self._max_lifetime is not None and self._max_lifetime <= 0:
             raise ConfigurationError(f"{NAME}: setting 'max_lifetime' must be positive")
         self._clock = clock
+        self._ledger_id = context.ledger_id
         if store is None:
             sql_store = SqlKeyStore.for_plugin(context, plugin=NAME)
-            store = MemoryKeyStore() if sql_store is None else sql_store
+            if sql_store is not None:
+                store = sql_store
+            elif isinstance(context.storage, MemoryStorage):
+                store = context.storage.extensions.setdefault(MEMORY_STORE_KEY, MemoryKeyStore())
+            else:
+                store = MemoryKeyStore()
         self._store = store
-        self._dummy_hash = secret_hash(self._pepper, "0" * 12, "0" * 43)
+        self._ledger: Any = None
+        # Key ids the chain says are revoked, and ids whose row differed from the chain at open.
+        self._revoked: set[str] = set()
+        self._quarantined: set[str] = set()
+        self._dummy_hash = secret_hash(self._pepper, self._ledger_id, "0" * 12, "0" * 43)
 
     # TokenParser -----------------------------------------------------------------------------
     def validate_format(self, token: str) -> bool:
@@ -89,7 +154,11 @@ class ApiKeyParser:
         return token.startswith(PREFIX)
 
     def parse(self, token: str) -> RequestContext:
-        """Verify the key. Malformed keys and bad checksums are refused before any storage access."""
+        """Verify the key. Malformed keys and bad checksums are refused before any storage access.
+
+        A key is refused (:class:`TokenInvalidError`, the same message for every reason below) when
+        its secret is wrong, its row fails its MAC (edited in the database), its row has the first
+        format, or the ``_api_keys`` stream holds its revocation whatever the row says."""
         parts = split_key(token)
         if parts is None:
             raise TokenInvalidError("API key is malformed")
@@ -98,17 +167,29 @@ class ApiKeyParser:
             raise TokenInvalidError("API key checksum does not match")
         record = self._store.get(key_id)
         pepper = self._peppers.get(record.pepper_id) if record is not None else None
-        if record is None or pepper is None:
+        if record is None or pepper is None or record.mac is None:
             # Same work as for a real key, so timing does not tell whether the id exists.
-            hmac.compare_digest(self._dummy_hash, secret_hash(self._pepper, key_id, secret))
-            if record is not None:
+            hmac.compare_digest(self._dummy_hash, secret_hash(self._pepper, self._ledger_id, key_id, secret))
+            if record is not None and record.mac is None:
+                log.warning("API key %s is stored in the first format and cannot authenticate; re-issue it", key_id)
+            elif record is not None:
                 log.warning("API key %s was hashed with a pepper that is no longer configured", key_id)
             raise TokenInvalidError("API key is not valid")
-        if not hmac.compare_digest(record.secret_hash, secret_hash(pepper, key_id, secret)):
+        secret_ok = hmac.compare_digest(record.secret_hash, secret_hash(pepper, self._ledger_id, key_id, secret))
+        if not secret_ok:
             raise TokenInvalidError("API key is not valid")
-        now = self._clock()
+        if not record.mac_matches(pepper, self._ledger_id):
+            log.warning("API key %s: its stored row fails its MAC (changed in the database); refused", key_id)
+            raise TokenInvalidError("API key is not valid")
         if record.revoked_at is not None:
             raise TokenInvalidError("API key was revoked")
+        if self._revoked_in_chain(key_id):
+            log.warning("API key %s: the %s stream holds its revocation but its row does not; refused", key_id, STREAM)
+            raise TokenInvalidError("API key is not valid")
+        if key_id in self._quarantined:
+            log.warning("API key %s: its row differed from the %s stream at open; refused", key_id, STREAM)
+            raise TokenInvalidError("API key is not valid")
+        now = self._clock()
         if record.expires_at is not None and now >= record.expires_at:
             raise TokenExpiredError("API key has expired")
         return RequestContext(
@@ -117,6 +198,111 @@ class ApiKeyParser:
             role=record.role,
             claims={"key_id": key_id, "scopes": list(record.scopes)},
         )
+
+    def _revoked_in_chain(self, key_id: str) -> bool:
+        """True when the chain holds the key's revocation: known since open or since this parser
+        revoked it, else looked up by its record id (an index lookup), which also sees revocations
+        other processes appended since."""
+        if key_id in self._revoked:
+            return True
+        if self._ledger is None:
+            return False
+        if self._ledger.storage.get_by_id(revoke_record_id(key_id)) is None:
+            return False
+        self._revoked.add(key_id)
+        return True
+
+    # binding to a ledger ---------------------------------------------------------------------
+    def bind(self, ledger: Any) -> list[str]:
+        """Record creations and revocations in ``ledger``'s ``_api_keys`` stream from now on, learn
+        the revocations it holds and compare the table with it. Returns the differences found (also
+        logged); the keys concerned are refused until re-issued. Called by the plugin's
+        ``nucleus_ledger_opened`` hook."""
+        if ledger.id != self._ledger_id:
+            raise ConfigurationError(f"{NAME}: parser of ledger {self._ledger_id!r} cannot bind ledger {ledger.id!r}")
+        self._ledger = ledger
+        problems = self.check_consistency()
+        for problem in problems[:MAX_REPORTED]:
+            log.error("%s: %s", NAME, problem)
+        if len(problems) > MAX_REPORTED:
+            log.error("%s: %d more API key rows differ from the %s stream", NAME, len(problems) - MAX_REPORTED, STREAM)
+        legacy = [k.key_id for k in self._store.list() if k.mac is None and k.revoked_at is None]
+        if legacy:
+            log.warning(
+                "%s: %d API key(s) are stored in the first format and can no longer authenticate; "
+                "re-issue them (nucleus keys create) and revoke the old ids (nucleus keys revoke)",
+                NAME,
+                len(legacy),
+            )
+        return problems
+
+    def keys_from_chain(self) -> dict[str, dict[str, Any]]:
+        """Every key's authorizing fields as the ``_api_keys`` stream records them, by key id
+        (revocations applied). Needs a bound ledger."""
+        if self._ledger is None:
+            raise ConfigurationError(f"{NAME}: the parser is not bound to a ledger")
+        state: dict[str, dict[str, Any]] = {}
+        storage = self._ledger.storage
+        after = 0
+        while True:
+            rows = storage.query(StorageQuery(streams=(STREAM,), after_seq=after, limit=1000))
+            for stored in rows:
+                doc = Record.from_canonical(stored.canonical, seq=stored.seq).payload
+                op = doc.get("op") if isinstance(doc, dict) else None
+                key_id = doc.get("key_id") if isinstance(doc, dict) else None
+                if op == "create" and isinstance(doc, dict) and isinstance(doc.get("key"), dict):
+                    state[str(key_id)] = dict(doc["key"])
+                elif op == "revoke" and isinstance(doc, dict):
+                    # A revocation of a key created before the stream existed still counts.
+                    state.setdefault(str(key_id), {"key_id": key_id})["revoked_at"] = doc.get("revoked_at")
+                else:
+                    raise ValidationError(f"entry {stored.seq} of {STREAM} is not a key change", field=STREAM)
+            if len(rows) < 1000:
+                return state
+            after = rows[-1].seq
+
+    def check_consistency(self) -> list[str]:
+        """Compare the key table with the ``_api_keys`` stream and every row with its MAC; return
+        the differences (key ids and field names only, never a secret or hash). Keys concerned are
+        refused from now on; revocations in the chain are remembered. Needs a bound ledger."""
+        try:
+            chain = self.keys_from_chain()
+        except ValidationError as err:
+            return [str(err)]
+        self._revoked |= {k for k, fields in chain.items() if fields.get("revoked_at") is not None}
+        problems: dict[str, str] = {}
+        rows = {k.key_id: k for k in self._store.list()}
+        for key_id, row in rows.items():
+            recorded = chain.get(key_id)
+            if recorded is None:
+                if row.mac is not None:
+                    problems[key_id] = f"API key {key_id} is not in the {STREAM} stream"
+                continue
+            if "principal" not in recorded:
+                continue  # first-format key revoked through the stream: nothing else to compare
+            if row.mac is None:
+                problems[key_id] = f"API key {key_id} lost its MAC"
+                continue
+            fields = authorizing_fields(row)
+            differing = sorted(f for f in fields if fields[f] != recorded.get(f))
+            if differing:
+                problems[key_id] = f"API key {key_id}: {', '.join(differing)} differ(s) from the {STREAM} stream"
+                continue
+            pepper = self._peppers.get(row.pepper_id)
+            if pepper is not None and not row.mac_matches(pepper, self._ledger_id):
+                problems[key_id] = f"API key {key_id}: its row fails its MAC"
+        for key_id, recorded in chain.items():
+            if key_id not in rows and "principal" in recorded and recorded.get("revoked_at") is None:
+                problems[key_id] = f"API key {key_id} of the {STREAM} stream is missing from the table"
+        self._quarantined = set(problems)
+        return [problems[k] for k in sorted(problems)]
+
+    def _append(self, record: Record, context: RequestContext | None, within: Callable[[Any], None]) -> None:
+        requester = context if context is not None else RequestContext(oid=SYSTEM_OID, source=TokenSource.API_KEY)
+        self._ledger.append_system([record], requester, within=within)
+
+    def _change_record(self, record_id: str, payload: dict[str, Any]) -> Record:
+        return Record(id=record_id, stream=STREAM, timestamp=int(self._clock() * 1000), payload=payload)
 
     # management ------------------------------------------------------------------------------
     def create_key(
@@ -127,9 +313,11 @@ class ApiKeyParser:
         scopes: Iterable[str] = (),
         expires_in: float | None = None,
         name: str = "",
+        context: RequestContext | None = None,
     ) -> tuple[str, ApiKey]:
         """Create a key for ``principal``. Returns ``(key, record)``: the key is shown only here and
-        is not stored anywhere; keep it safe."""
+        is not stored anywhere; keep it safe. ``context`` (who creates it) is recorded in the
+        ``_api_keys`` stream together with the key's fields, in the same transaction as the row."""
         validate_oid(principal, field="principal")
         if role is not None and (not isinstance(role, str) or not role.strip() or len(role) > 128):
             raise ValidationError("must be a non-empty string of at most 128 characters", field="role")
@@ -154,26 +342,67 @@ class ApiKeyParser:
             name=name,
             created_at=now,
             expires_at=None if expires_in is None else now + expires_in,
-            secret_hash=secret_hash(self._pepper, key_id, secret),
+            secret_hash=secret_hash(self._pepper, self._ledger_id, key_id, secret),
             pepper_id=self._current_pepper_id,
-        )
-        self._store.add(record)
+        ).sealed(self._pepper, self._ledger_id)
+        if self._ledger is None:
+            self._store.add(record)
+        else:
+
+            def within(tx: Any) -> None:
+                self._store.add(record)
+                if isinstance(self._store, MemoryKeyStore) and hasattr(tx, "on_rollback"):
+                    tx.on_rollback(lambda: self._store.remove(key_id))  # type: ignore[attr-defined]
+
+            payload = {"op": "create", "key_id": key_id, "key": authorizing_fields(record), "by": _by(context)}
+            self._append(self._change_record(create_record_id(key_id), payload), context, within)
         log.info("created API key %s for %s", key_id, principal)
         return key, record
 
     def list_keys(self, *, include_inactive: bool = True) -> list[ApiKey]:
-        """Stored keys, oldest first (revoked and expired ones too unless ``include_inactive`` is False)."""
+        """Stored keys, oldest first (revoked, expired and first-format ones too unless
+        ``include_inactive`` is False)."""
         keys = self._store.list()
         if include_inactive:
             return keys
         now = self._clock()
-        return [k for k in keys if k.status(now) == "active"]
+        return [k for k in keys if k.status(now) == "active" and k.key_id not in self._revoked | self._quarantined]
 
-    def revoke_key(self, key_id: str) -> bool:
-        """Revoke a key by id; False when there is no such active key. Takes effect immediately."""
+    def revoke_key(self, key_id: str, *, context: RequestContext | None = None) -> bool:
+        """Revoke a key by id; False when there is no such active key. Takes effect immediately.
+        The revocation is recorded in the ``_api_keys`` stream in the same transaction, so restoring
+        an older copy of the row later does not bring the key back."""
         if not isinstance(key_id, str) or KEY_ID_PATTERN.fullmatch(key_id) is None:
             raise ValidationError("must be a 12-character API key id", field="key_id")
-        done = self._store.revoke(key_id, self._clock())
+        current = self._store.get(key_id)
+        if current is None or current.revoked_at is not None:
+            return False
+        at = self._clock()
+        revoked = attrs.evolve(current, revoked_at=at)
+        pepper = self._peppers.get(current.pepper_id)
+        mac = revoked.sealed(pepper, self._ledger_id).mac if pepper is not None and current.mac is not None else None
+        if self._ledger is None:
+            done = self._store.revoke(key_id, at, mac)
+        else:
+
+            def within(tx: Any) -> None:
+                if not self._store.revoke(key_id, at, mac):
+                    raise _NothingToRevoke
+                if isinstance(self._store, MemoryKeyStore) and hasattr(tx, "on_rollback"):
+                    tx.on_rollback(lambda: self._store.restore(current))  # type: ignore[attr-defined]
+
+            payload = {"op": "revoke", "key_id": key_id, "revoked_at": at, "by": _by(context)}
+            try:
+                self._append(self._change_record(revoke_record_id(key_id), payload), context, within)
+                done = True
+            except _NothingToRevoke:
+                done = False
+            except DuplicateRecordError:
+                # Revoked in the chain already (the row was restored behind the ledger's back):
+                # bring the row back in line; the key was refused all along.
+                self._store.revoke(key_id, at, mac)
+                done = False
+            self._revoked.add(key_id)
         if done:
             log.info("revoked API key %s", key_id)
         return done
@@ -181,3 +410,7 @@ class ApiKeyParser:
     def now(self) -> float:
         """The parser's clock (Unix seconds)."""
         return self._clock()
+
+
+def _by(context: RequestContext | None) -> str | None:
+    return context.oid if context is not None else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from nucleus_core import TokenParserSpec, hookimpl
@@ -20,3 +22,13 @@ def nucleus_register_token_parsers() -> list[TokenParserSpec]:
 def nucleus_register_commands(cli: click.Group) -> None:
     """Add ``nucleus keys create|list|revoke``."""
     cli.add_command(keys)
+
+
+@hookimpl
+def nucleus_ledger_opened(ledger: Any) -> None:
+    """Bind the ledger's API key parser to it: creations and revocations go to its ``_api_keys``
+    stream, and the key table is compared with that stream (differences are logged and the keys
+    concerned refused). The parser is the ledger's own (``ledger.auth``), so nothing is kept here."""
+    if NAME in ledger.auth.names:
+        parser: ApiKeyParser = ledger.auth.parser(NAME)
+        parser.bind(ledger)

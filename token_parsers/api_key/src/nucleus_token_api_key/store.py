@@ -3,7 +3,9 @@
 Both stores implement :class:`KeyStore`. The SQL store keeps one table, ``nucleus_api_keys``, in
 the ledger's own database (next to the entries), with a ``ledger_id`` column so ledgers sharing a
 database never see each other's keys. Models are built per store instance, bound to that
-database only (no module-level binding).
+database only (no module-level binding). Each row carries its MAC (``mac``, see
+:mod:`nucleus_token_api_key.keys`); a table made by the first version gains that column when the
+store opens it, and its old rows (``mac`` NULL) never authenticate.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ class KeyStore(Protocol):
     def list(self) -> list[ApiKey]:
         """Every key, oldest first."""
 
-    def revoke(self, key_id: str, at: float) -> bool:
-        """Mark the key revoked at ``at``; False when it does not exist or was already revoked."""
+    def revoke(self, key_id: str, at: float, mac: str | None) -> bool:
+        """Mark the key revoked at ``at`` with the row MAC ``mac`` of its revoked state; False when
+        it does not exist or was already revoked."""
 
 
 class MemoryKeyStore:
@@ -58,13 +61,23 @@ class MemoryKeyStore:
     def list(self) -> list[ApiKey]:
         return sorted(self._keys.values(), key=lambda k: (k.created_at, k.key_id))
 
-    def revoke(self, key_id: str, at: float) -> bool:
+    def revoke(self, key_id: str, at: float, mac: str | None) -> bool:
         with self._lock:
             key = self._keys.get(key_id)
             if key is None or key.revoked_at is not None:
                 return False
-            self._keys[key_id] = attrs.evolve(key, revoked_at=at)
+            self._keys[key_id] = attrs.evolve(key, revoked_at=at, mac=mac)
             return True
+
+    def remove(self, key_id: str) -> None:
+        """Forget a key (undoes :meth:`add` when the surrounding ledger transaction rolls back)."""
+        with self._lock:
+            self._keys.pop(key_id, None)
+
+    def restore(self, key: ApiKey) -> None:
+        """Put back a previous state of a key (undoes :meth:`revoke` on rollback)."""
+        with self._lock:
+            self._keys[key.key_id] = key
 
 
 def _fields(key: ApiKey) -> dict[str, Any]:
@@ -79,6 +92,7 @@ def _fields(key: ApiKey) -> dict[str, Any]:
         "revoked_at": key.revoked_at,
         "secret_hash": key.secret_hash,
         "pepper_id": key.pepper_id,
+        "mac": key.mac,
     }
 
 
@@ -95,6 +109,7 @@ def _model(database: peewee.Database) -> type[peewee.Model]:
         revoked_at = peewee.DoubleField(null=True)
         secret_hash = peewee.CharField(max_length=64)
         pepper_id = peewee.CharField(max_length=16)
+        mac = peewee.CharField(max_length=64, null=True)
 
         class Meta:
             table_name = TABLE_NAME
@@ -129,6 +144,7 @@ class SqlKeyStore(SqlPluginStore):
             revoked_at=row.revoked_at,
             secret_hash=row.secret_hash,
             pepper_id=row.pepper_id,
+            mac=row.mac,
         )
 
     def add(self, key: ApiKey) -> None:
@@ -150,7 +166,7 @@ class SqlKeyStore(SqlPluginStore):
         rows = self._run("listing API keys", lambda: list(query), read=True)
         return [self._row_to_key(r) for r in rows]
 
-    def revoke(self, key_id: str, at: float) -> bool:
+    def revoke(self, key_id: str, at: float, mac: str | None) -> bool:
         m = self._model
         where = self._mine(key_id) & m.revoked_at.is_null()
-        return bool(self._run("revoking an API key", lambda: m.update(revoked_at=at).where(where).execute()))
+        return bool(self._run("revoking an API key", lambda: m.update(revoked_at=at, mac=mac).where(where).execute()))

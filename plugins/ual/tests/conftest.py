@@ -9,7 +9,6 @@ tests are skipped with the reason, unless ``NUCLEUS_REQUIRE_POSTGRES=1`` (CI), w
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,11 +21,10 @@ import pytest
 from nucleus_storage_postgres import postgres_storage
 from nucleus_ual import UalPlugin
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from nucleus_core import Ledger, MemoryStorage, create_ledger
+from nucleus_core.testing.postgres import temporary_database
 
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 ADMIN = "oid:test:user:admin"
 
 
@@ -72,22 +70,8 @@ class Backend:
 @pytest.fixture(scope="session")
 def pg_dsn() -> Iterator[str]:
     """A conninfo string for a database created for this test session (dropped at the end)."""
-    dsn = os.environ.get("NUCLEUS_TEST_POSTGRES_DSN", DEFAULT_DSN)
-    try:
-        admin = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
-    except psycopg.Error as err:
-        params = conninfo_to_dict(dsn)
-        reason = f"PostgreSQL not reachable at {params.get('host')}:{params.get('port', 5432)} ({type(err).__name__})"
-        if os.environ.get("NUCLEUS_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"{reason}; NUCLEUS_REQUIRE_POSTGRES=1 forbids skipping")
-        pytest.skip(reason)
-    name = f"nucleus_ual_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield make_conninfo(dsn, dbname=name)
-        finally:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with temporary_database("nucleus_ual") as dsn:
+        yield dsn
 
 
 def _sqlite_runner(path: Path) -> Callable[[str], list[tuple[Any, ...]]]:

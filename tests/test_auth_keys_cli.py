@@ -108,7 +108,13 @@ def test_options_come_from_the_environment_like_every_command(url: str) -> None:
     flagged = run("list", "--plugin", "no-such-plugin", env=env)
     assert flagged.exit_code == EXIT_PLUGIN
     # Listing auth.api_key itself, or another parser, works.
-    both = run("list", "--json", "--plugin", "auth.api_key,auth.session", env=env)
+    both = run(
+        "list",
+        "--json",
+        "--plugin",
+        "auth.api_key,auth.session",
+        env=env | {"NUCLEUS_SESSION_SECRET": "cli-session-secret-for-tests-0123456789"},
+    )
     assert both.exit_code == 0, both.output
     assert len(json.loads(both.stdout)) == 1
 

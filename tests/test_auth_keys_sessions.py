@@ -18,6 +18,7 @@ from nucleus_core import PluginContext, TokenSource, create_ledger
 from nucleus_core.errors import ConfigurationError, TokenExpiredError, TokenInvalidError, ValidationError
 
 PEPPER = "p" * 16 + "epper-for-tests-only-0123456789"
+SESSION_SECRET = "session-secret-for-tests-only-0123456789"
 ALICE = "oid:acme:user:alice"
 
 
@@ -266,7 +267,7 @@ def test_keys_and_sessions_persist_in_a_sqlite_ledger(tmp_path: Path) -> None:
         "id": "books",
         "storage": url,
         "plugins": ["auth.api_key", "auth.session"],
-        "settings": {"auth.api_key": {"pepper": PEPPER}},
+        "settings": {"auth.api_key": {"pepper": PEPPER}, "auth.session": {"secret": SESSION_SECRET}},
     }
     with create_ledger(**cfg) as ledger:
         key, _ = ledger.auth.parser("auth.api_key").create_key(ALICE, scopes=["read"])

@@ -34,11 +34,12 @@ from nucleus_core.errors import ConflictError, TokenExpiredError, TokenInvalidEr
 from nucleus_core.testing.postgres import drop_schema, temporary_database
 
 PEPPER = "sql-store-pepper-for-tests-only-0123456789"
+SESSION_SECRET = "sql-store-session-secret-for-tests-0123456789"
 ALICE = "oid:acme:user:alice"
 ED_KEY = ed25519.Ed25519PrivateKey.generate()
 SETTINGS: dict[str, dict[str, Any]] = {
     "auth.api_key": {"pepper": PEPPER},
-    "auth.session": {"idle_timeout": 600, "absolute_timeout": 3600},
+    "auth.session": {"idle_timeout": 600, "absolute_timeout": 3600, "secret": SESSION_SECRET},
     "auth.service": {
         "services": {
             "billing": {

@@ -724,6 +724,7 @@ def test_installed_but_unlisted_rogue_plugin_is_never_imported_by_a_ledger_or_th
     env = {
         **os.environ,
         "SEC_MARKER_DIR": str(marker),
+        "NUCLEUS_SESSION_SECRET": "session-secret-for-tests-only-0123456789",
         "PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
     }
     env.pop("NUCLEUS_ENV", None)

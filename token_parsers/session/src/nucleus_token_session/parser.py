@@ -1,17 +1,30 @@
-"""The session parser: opaque server-side sessions with idle and absolute expiry."""
+"""The session parser: opaque server-side sessions with idle and absolute expiry.
+
+Each stored session carries a MAC (HMAC-SHA256 keyed with the server-side session secret, which is
+never in the database) over the RFC 8785 encoding of the session id, ledger id, principal, role,
+creation and absolute expiry. A database writer who does not know the secret cannot change who a
+session authenticates as, for how long at most, or on which ledger: an edited row is refused. What
+it can still do (delete sessions, bring back a row it copied before logout until the row's absolute
+expiry, move the idle expiry) is written down in the README and ``docs/SECURITY.md``.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
+import os
 import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import attrs
+
 from nucleus_core import PluginContext, RequestContext, TokenSource
 from nucleus_core.auth import check_unknown_settings, setting
+from nucleus_core.canonical import canonical_json
 from nucleus_core.errors import ConfigurationError, TokenExpiredError, TokenInvalidError, ValidationError
 from nucleus_core.oid import validate_oid
 
@@ -22,13 +35,77 @@ log = logging.getLogger(__name__)
 NAME = "auth.session"
 PREFIX = "nss_"
 TOKEN_PATTERN = re.compile(r"nss_[A-Za-z0-9_-]{43}")
-SETTINGS = ("idle_timeout", "absolute_timeout", "touch_interval")
+SETTINGS = ("idle_timeout", "absolute_timeout", "touch_interval", "secret", "secret_env", "previous_secrets")
+DEFAULT_SECRET_ENV = "NUCLEUS_SESSION_SECRET"  # noqa: S105 - the name of a variable, not a secret
+"""Read for the session secret when neither ``secret`` nor ``secret_env`` is set."""
+MIN_SECRET_LENGTH = 32
+_MAC_LABEL = b"nucleus session v2\x00"
 
 
 def token_hash(token: str) -> str:
     """The stored form of a session token: SHA-256, lowercase hex. The token has 256 random bits,
     so a plain hash cannot be reversed or brute-forced."""
     return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+def session_mac(secret: bytes, ledger_id: str, token: str, session: Session) -> str:
+    """The MAC stored with a session: HMAC-SHA256 keyed with the session secret over the RFC 8785
+    encoding of the session id (the token), ledger id, principal, role, creation and absolute
+    expiry (lowercase hex)."""
+    document = {
+        "ledger_id": ledger_id,
+        "session_id": token,
+        "principal": session.principal,
+        "role": session.role,
+        "created_at": session.created_at,
+        "absolute_expires_at": session.absolute_expires_at,
+    }
+    return hmac.new(secret, _MAC_LABEL + canonical_json(document, field="session"), hashlib.sha256).hexdigest()
+
+
+def _secret_bytes(value: object, what: str) -> bytes:
+    if not isinstance(value, str) or len(value) < MIN_SECRET_LENGTH:
+        raise ConfigurationError(f"{NAME}: {what} must be a string of at least {MIN_SECRET_LENGTH} characters")
+    return value.encode("utf-8")
+
+
+def load_secrets(context: PluginContext) -> list[bytes]:
+    """The session secrets, current first: ``secret`` or ``secret_env`` (an environment variable's
+    name), else the variable ``NUCLEUS_SESSION_SECRET``, then ``previous_secrets`` (still accepted,
+    for rotation). Without any: a random secret for this parser only when the storage does not
+    outlive the process (memory) or in development (with a warning: sessions end on restart);
+    a :class:`ConfigurationError` in production with persistent storage."""
+    settings = context.settings
+    if "secret" in settings and "secret_env" in settings:
+        raise ConfigurationError(f"{NAME}: set at most one of 'secret' and 'secret_env'")
+    current: bytes | None
+    if "secret" in settings:
+        current = _secret_bytes(settings["secret"], "setting 'secret'")
+    else:
+        var = setting(settings, "secret_env", str, plugin=NAME, default=DEFAULT_SECRET_ENV)
+        raw = os.environ.get(var)
+        if raw is None and "secret_env" in settings:
+            raise ConfigurationError(f"{NAME}: environment variable {var!r} (secret_env) is not set")
+        current = None if raw is None else _secret_bytes(raw, f"the value of {var}")
+    if current is None:
+        persistent = bool(getattr(context.storage, "persistent", False))
+        if persistent and not context.is_development:
+            raise ConfigurationError(
+                f"{NAME}: a session secret is required in production (setting 'secret' or 'secret_env', "
+                f"or the environment variable {DEFAULT_SECRET_ENV}; 32+ random characters)"
+            )
+        if persistent:
+            log.warning(
+                "%s: NO SESSION SECRET CONFIGURED - using a random one for this process (development only); "
+                "every session ends when the process stops. Set %s in any real deployment.",
+                NAME,
+                DEFAULT_SECRET_ENV,
+            )
+        current = secrets.token_bytes(32)
+    out = [current]
+    for i, old in enumerate(setting(settings, "previous_secrets", (list, tuple), plugin=NAME, default=())):
+        out.append(_secret_bytes(old, f"previous_secrets[{i}]"))
+    return out
 
 
 def _positive(settings: Mapping[str, Any], key: str, default: float) -> float:
@@ -43,7 +120,10 @@ class SessionParser:
 
     Settings: ``idle_timeout`` (seconds without activity, default 1800), ``absolute_timeout``
     (seconds from creation, default 43200), ``touch_interval`` (activity is written at most this
-    often, default 60; never more than the idle timeout).
+    often, default 60; never more than the idle timeout), ``secret`` or ``secret_env`` (the
+    server-side key of the session MACs, 32+ characters; default: the environment variable
+    ``NUCLEUS_SESSION_SECRET``; required in production with persistent storage) and
+    ``previous_secrets`` (older secrets still accepted, for rotation).
     """
 
     def __init__(
@@ -56,6 +136,8 @@ class SessionParser:
         self.touch_interval = min(_positive(settings, "touch_interval", 60), self.idle_timeout)
         if self.idle_timeout > self.absolute_timeout:
             raise ConfigurationError(f"{NAME}: idle_timeout must not exceed absolute_timeout")
+        self._secrets = load_secrets(context)
+        self._ledger_id = context.ledger_id
         self._clock = clock
         if store is None:
             sql_store = SqlSessionStore.for_plugin(context, plugin=NAME)
@@ -75,6 +157,14 @@ class SessionParser:
         session = self._store.get(h)
         if session is None:
             raise TokenInvalidError("session is not known")
+        if session.mac is None:
+            log.warning("a session stored in the first format was refused (sessions now carry a MAC; log in again)")
+            raise TokenInvalidError("session is not valid")
+        if not any(
+            hmac.compare_digest(session.mac, session_mac(key, self._ledger_id, token, session)) for key in self._secrets
+        ):
+            log.warning("a session row failed its MAC (changed in the database?); refused")
+            raise TokenInvalidError("session is not valid")
         if session.revoked_at is not None:
             raise TokenInvalidError("session was ended")
         now = self._clock()
@@ -104,6 +194,7 @@ class SessionParser:
             last_seen_at=now,
             absolute_expires_at=now + self.absolute_timeout,
         )
+        session = attrs.evolve(session, mac=session_mac(self._secrets[0], self._ledger_id, token, session))
         self._store.add(session)
         return token, session
 

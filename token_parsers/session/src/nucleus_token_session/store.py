@@ -2,7 +2,9 @@
 
 Sessions are keyed by the SHA-256 of the session token; the token itself is never stored. The SQL
 store keeps table ``nucleus_sessions`` in the ledger's own database, with a ``ledger_id`` column.
-Models are built and bound per store instance (no module-level binding).
+Models are built and bound per store instance (no module-level binding). Each row carries the
+session's MAC (``mac``, see :func:`nucleus_token_session.parser.session_mac`); a table made by the
+first version gains that column when the store opens it, and its old rows never authenticate.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class Session:
     last_seen_at: float
     absolute_expires_at: float
     revoked_at: float | None = None
+    mac: str | None = attrs.field(default=None, repr=False)
+    """The session MAC; None for a row of the first format, which never authenticates."""
 
 
 class SessionStore(Protocol):
@@ -109,6 +113,7 @@ def _model(database: peewee.Database) -> Any:
         last_seen_at = peewee.DoubleField()
         absolute_expires_at = peewee.DoubleField()
         revoked_at = peewee.DoubleField(null=True)
+        mac = peewee.CharField(max_length=64, null=True)
 
         class Meta:
             table_name = TABLE_NAME

@@ -36,7 +36,13 @@ from nucleus_storage_sql import ENTRIES_TABLE, ENTRY_COLUMNS, SCHEMA_TABLE, SqlS
 from nucleus_storage_sql.backend import DEFAULT_ITER_BATCH, SqlWriteTransaction
 from playhouse.pool import MaxConnectionsExceeded
 
-from nucleus_core.errors import ConfigurationError, StorageError, StorageUnavailableError
+from nucleus_core.errors import (
+    ConfigurationError,
+    ConflictError,
+    DuplicateRecordError,
+    StorageError,
+    StorageUnavailableError,
+)
 from nucleus_core.storage import ChainHead, StorageQuery, StoredEntry
 
 from .connection import (
@@ -197,7 +203,39 @@ class PostgresStorage(SqlStorageBackend):
             lock=f'SELECT 1 FROM {table} WHERE "ledger_id" = %s FOR UPDATE',  # noqa: S608
             add_ledger=f'INSERT INTO {table} ("ledger_id", "created_ms") VALUES (%s, %s) ON CONFLICT DO NOTHING',  # noqa: S608
             stream=f'SELECT {cols} FROM {entries} WHERE "ledger_id" = %s AND "seq" >= %s ORDER BY "seq"',  # noqa: S608
+            # One statement per batch whatever its size: each id probes the unique
+            # (ledger_id, record_id) index. A long IN list was planned as a bitmap scan of all the
+            # ledger's rows whenever the statistics were stale (a new or fast-growing ledger).
+            ids=(
+                f'SELECT e."record_id" FROM unnest(%s::text[]) AS u(id) '  # noqa: S608
+                f'JOIN {entries} AS e ON e."ledger_id" = %s AND e."record_id" = u.id'
+            ),
         )
+
+    def _insert_rows(self, rows: list[tuple[Any, ...]]) -> None:
+        # No savepoint (two round trips per append): the ledger checked the ids inside this locked
+        # transaction already, so a unique violation is a rare race with a writer that ignores the
+        # lock. The aborted transaction is rolled back by the caller; the duplicate id is named from
+        # the server's error detail.
+        cursor = self.database.cursor()
+        try:
+            if len(rows) == 1:
+                cursor.execute(self._sql["insert"], rows[0])
+            else:
+                cursor.executemany(self._sql["insert"], rows)
+        except psycopg.errors.UniqueViolation as err:
+            record_id = _duplicate_record_id(err, self.ledger_id)
+            if record_id is not None:
+                raise DuplicateRecordError(record_id) from err
+            constraint = err.diag.constraint_name
+            raise ConflictError(f"insert: refused by a unique constraint ({constraint}); nothing was written") from err
+
+    def _find_record_ids(self, unique_ids: list[str]) -> set[str]:
+        ids = [r for r in unique_ids if "\x00" not in r]  # PostgreSQL text cannot hold NUL: such ids are absent
+        if not ids:
+            return set()
+        cursor = self._execute(self._sql["ids"], (ids, self.ledger_id))
+        return {r for (r,) in cursor.fetchall()}
 
     def _ensure_ledgers_table(self) -> None:
         db = self.database
@@ -364,3 +402,15 @@ def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
             f"known: {', '.join(sorted(OPTIONS))}"
         )
     return dict(options)
+
+
+def _duplicate_record_id(err: psycopg.errors.UniqueViolation, ledger_id: str) -> str | None:
+    """The record id named by a unique violation on (ledger_id, record_id), else None.
+
+    The server's detail reads ``Key (ledger_id, record_id)=(<ledger id>, <record id>) already exists.``
+    """
+    detail = err.diag.message_detail or ""
+    head = f"=({ledger_id}, "
+    if "record_id" not in detail.split("=", 1)[0] or head not in detail or not detail.endswith(") already exists."):
+        return None
+    return detail[detail.index(head) + len(head) : -len(") already exists.")]

@@ -467,6 +467,28 @@ class SqlStorageBackend(abc.ABC):
             self._sql[key] = sql
         return self._fetch_raw(sql, params, "query")
 
+    def _insert_rows(self, rows: list[tuple[Any, ...]]) -> None:
+        """Insert rows of (ledger_id, *ENTRY_COLUMNS) inside the write transaction, all or none.
+
+        Default: a savepoint around the batch, so a failed statement leaves the outer transaction
+        usable (to name the duplicate record id afterwards) and no part of the batch behind."""
+        db = self.database
+        if len(rows) == 1 and self.statement_rollback_keeps_transaction:
+            self._execute(self._sql["insert"], rows[0])
+            return
+        with _guarded(db.atomic(), self._errors):
+            db.cursor().executemany(self._sql["insert"], rows)  # type: ignore[no-untyped-call]
+
+    def _find_record_ids(self, unique_ids: list[str]) -> set[str]:
+        """Which of ``unique_ids`` this ledger holds (inside the write transaction). Default: chunked
+        ``IN`` lists on the unique (ledger_id, record_id) index; engines may probe it better."""
+        found: set[str] = set()
+        for i in range(0, len(unique_ids), ID_CHUNK):
+            chunk = unique_ids[i : i + ID_CHUNK]
+            cursor = self._execute(self._ids_sql(len(chunk)), (self.ledger_id, *chunk))
+            found.update(r for (r,) in cursor.fetchall())
+        return found
+
 
 class SqlWriteTransaction:
     """The write transaction handed out by :meth:`SqlStorageBackend.write`."""
@@ -492,17 +514,10 @@ class SqlWriteTransaction:
     def existing_ids(self, record_ids: Sequence[str]) -> set[str]:
         """Which of ``record_ids`` this ledger already holds."""
         backend = self._backend
-        ledger_id = backend.ledger_id
-        unique = list(dict.fromkeys(record_ids))
-        found: set[str] = set()
         try:
-            for i in range(0, len(unique), ID_CHUNK):
-                chunk = unique[i : i + ID_CHUNK]
-                cursor = backend._execute(backend._ids_sql(len(chunk)), (ledger_id, *chunk))
-                found.update(r for (r,) in cursor.fetchall())
+            return backend._find_record_ids(list(dict.fromkeys(record_ids)))
         except backend._errors as err:
             raise backend._wrap(err, "checking record ids") from err
-        return found
 
     def insert(self, entries: Sequence[StoredEntry]) -> None:
         """Insert contiguous entries after the head, all or none."""
@@ -519,15 +534,8 @@ class SqlWriteTransaction:
             expected += 1
         ledger_id = backend.ledger_id
         rows = [entry_to_row(ledger_id, entry) for entry in entries]
-        db = backend.database
         try:
-            if len(rows) == 1 and backend.statement_rollback_keeps_transaction:
-                backend._execute(backend._sql["insert"], rows[0])
-            else:
-                # A savepoint: a failed statement leaves the outer transaction usable (PostgreSQL
-                # aborts a transaction on any error) and no part of the batch behind.
-                with _guarded(db.atomic(), backend._errors):
-                    db.cursor().executemany(backend._sql["insert"], rows)  # type: ignore[no-untyped-call]
+            backend._insert_rows(rows)
         except backend._errors as err:
             if _dbapi_kind(err) == "IntegrityError":
                 known = self.existing_ids([entry.record_id for entry in entries])

@@ -352,7 +352,7 @@ class ApiKeyParser:
             def within(tx: Any) -> None:
                 self._store.add(record)
                 if isinstance(self._store, MemoryKeyStore) and hasattr(tx, "on_rollback"):
-                    tx.on_rollback(lambda: self._store.remove(key_id))  # type: ignore[attr-defined]
+                    tx.on_rollback(lambda: self._store.remove(key_id))
 
             payload = {"op": "create", "key_id": key_id, "key": authorizing_fields(record), "by": _by(context)}
             self._append(self._change_record(create_record_id(key_id), payload), context, within)
@@ -378,9 +378,7 @@ class ApiKeyParser:
         if current is None or current.revoked_at is not None:
             return False
         at = self._clock()
-        revoked = attrs.evolve(current, revoked_at=at)
-        pepper = self._peppers.get(current.pepper_id)
-        mac = revoked.sealed(pepper, self._ledger_id).mac if pepper is not None and current.mac is not None else None
+        mac = self._revoked_mac(current, at)
         if self._ledger is None:
             done = self._store.revoke(key_id, at, mac)
         else:
@@ -389,7 +387,7 @@ class ApiKeyParser:
                 if not self._store.revoke(key_id, at, mac):
                     raise _NothingToRevoke
                 if isinstance(self._store, MemoryKeyStore) and hasattr(tx, "on_rollback"):
-                    tx.on_rollback(lambda: self._store.restore(current))  # type: ignore[attr-defined]
+                    tx.on_rollback(lambda: self._store.restore(current))
 
             payload = {"op": "revoke", "key_id": key_id, "revoked_at": at, "by": _by(context)}
             try:
@@ -399,13 +397,25 @@ class ApiKeyParser:
                 done = False
             except DuplicateRecordError:
                 # Revoked in the chain already (the row was restored behind the ledger's back):
-                # bring the row back in line; the key was refused all along.
-                self._store.revoke(key_id, at, mac)
+                # bring the row back in line with the chain; the key was refused all along.
+                stored = self._ledger.storage.get_by_id(revoke_record_id(key_id))
+                doc: Any = Record.from_canonical(stored.canonical, seq=stored.seq).payload if stored else {}
+                recorded = doc.get("revoked_at") if isinstance(doc, dict) else None
+                if isinstance(recorded, (int, float)) and not isinstance(recorded, bool):
+                    self._store.revoke(key_id, recorded, self._revoked_mac(current, recorded))
                 done = False
             self._revoked.add(key_id)
         if done:
             log.info("revoked API key %s", key_id)
         return done
+
+    def _revoked_mac(self, current: ApiKey, at: float) -> str | None:
+        """The row MAC of ``current`` revoked at ``at``; None when its pepper is gone or the row has
+        the first format (such rows never authenticate anyway)."""
+        pepper = self._peppers.get(current.pepper_id)
+        if pepper is None or current.mac is None:
+            return None
+        return attrs.evolve(current, revoked_at=at).sealed(pepper, self._ledger_id).mac
 
     def now(self) -> float:
         """The parser's clock (Unix seconds)."""

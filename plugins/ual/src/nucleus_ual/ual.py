@@ -30,7 +30,7 @@ import attrs
 from nucleus_core.context import RequestContext, require_context
 from nucleus_core.errors import AccessDeniedError, ConfigurationError, QueryError, ValidationError
 from nucleus_core.oid import validate_oid
-from nucleus_core.query import QueryFilters, filters_from, page
+from nucleus_core.query import QueryFilters, QueryResult, filters_from, page
 from nucleus_core.records import Entry, Record
 from nucleus_core.storage import MemoryStorage, StorageBackend, StorageQuery, StoredEntry, WriteTransaction
 
@@ -53,17 +53,8 @@ def system_clock() -> int:
 
 
 @attrs.frozen(kw_only=True)
-class ListResult:
+class ListResult(QueryResult):
     """A page of entries the principal may read; ``next_cursor`` is None on the last page."""
-
-    entries: list[Entry]
-    next_cursor: str | None = None
-
-    def __iter__(self) -> Any:
-        return iter(self.entries)
-
-    def __len__(self) -> int:
-        return len(self.entries)
 
 
 def _as_resource(value: Resource | tuple[str, str] | Mapping[str, str]) -> Resource:

@@ -203,13 +203,11 @@ class PostgresStorage(SqlStorageBackend):
             lock=f'SELECT 1 FROM {table} WHERE "ledger_id" = %s FOR UPDATE',  # noqa: S608
             add_ledger=f'INSERT INTO {table} ("ledger_id", "created_ms") VALUES (%s, %s) ON CONFLICT DO NOTHING',  # noqa: S608
             stream=f'SELECT {cols} FROM {entries} WHERE "ledger_id" = %s AND "seq" >= %s ORDER BY "seq"',  # noqa: S608
-            # One statement per batch whatever its size: each id probes the unique
-            # (ledger_id, record_id) index. A long IN list was planned as a bitmap scan of all the
-            # ledger's rows whenever the statistics were stale (a new or fast-growing ledger).
-            ids=(
-                f'SELECT e."record_id" FROM unnest(%s::text[]) AS u(id) '  # noqa: S608
-                f'JOIN {entries} AS e ON e."ledger_id" = %s AND e."record_id" = u.id'
-            ),
+            # One statement per batch whatever its size, probing the unique (ledger_id, record_id)
+            # index with an array. A long IN list was planned as a bitmap scan of all the ledger's
+            # rows while the statistics were stale (a new or fast-growing ledger); an unnest join
+            # got a generic plan scanning the table once psycopg prepared it (after 5 executions).
+            ids=f'SELECT "record_id" FROM {entries} WHERE "record_id" = ANY(%s) AND "ledger_id" = %s',  # noqa: S608
         )
 
     def _insert_rows(self, rows: list[tuple[Any, ...]]) -> None:

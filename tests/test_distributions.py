@@ -68,3 +68,12 @@ def test_dev_requirements_list_every_distribution() -> None:
     }
     expected = {d.relative_to(ROOT).as_posix() for d in DIST_DIRS}
     assert expected <= listed, f"missing from requirements-dev.txt: {sorted(expected - listed)}"
+
+
+def test_uv_workspace_knows_every_distribution() -> None:
+    root = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    sources = root["tool"]["uv"]["sources"]
+    names = {_project(d)["name"] for d in DIST_DIRS} | {"nucleus-core"}
+    assert names == {name for name, src in sources.items() if src == {"workspace": True}}
+    dev = {req.split("[")[0].split(">")[0] for req in root["dependency-groups"]["dev"]}
+    assert names - {"nucleus-core"} <= dev

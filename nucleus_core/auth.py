@@ -312,7 +312,7 @@ class SqlPluginStore(abc.ABC):
         """Add the nullable columns a newer version of the model declares to a table an older
         version created (``ALTER TABLE ... ADD COLUMN``; rows keep NULL there, and the store
         decides what such rows mean). Any other difference is left to the store."""
-        from playhouse.migrate import SchemaMigrator, migrate
+        from playhouse.migrate import SchemaMigrator, migrate  # type: ignore[import-untyped]
 
         table = self._model._meta.table_name
 

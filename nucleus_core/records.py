@@ -91,7 +91,9 @@ class Record:
     ``id`` is unique in the ledger; ``stream`` names the stream; ``timestamp`` is Unix
     milliseconds (data, never order); ``payload`` is a JSON object or array; ``meta`` an optional
     JSON object. All of it is validated on construction: an invalid record cannot exist.
-    The canonical bytes (RFC 8785) are computed once, on construction.
+    The canonical bytes (RFC 8785) are computed once, on construction: they are what is hashed and
+    stored, so do not mutate ``payload`` or ``meta`` afterwards (build a new record instead; a
+    mutation would not reach the ledger, and entries read back hold the appended content).
     """
 
     id: str

@@ -111,7 +111,9 @@ class CommandError(click.ClickException):
 
     def __init__(self, message: str, *, exit_code: int, code: str, as_json: bool = False) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        # click reads ``exit_code`` from the instance; click >= 8.5 types it as a class variable,
+        # so it is set in the instance dict (the same at run time, accepted by every click's types).
+        self.__dict__["exit_code"] = exit_code
         self.code = code
         self.as_json = as_json
 

@@ -95,6 +95,10 @@ class TokenParser(Protocol):
     context, ``None`` for "not my kind of token", or raises
     :class:`~nucleus_core.errors.TokenInvalidError` / :class:`~nucleus_core.errors.TokenExpiredError`
     when the token is of its kind but not acceptable. Messages never contain the token.
+
+    A parser that keeps state beside the ledger (API keys) may also offer
+    ``check_consistency() -> list[str]``: the differences between that state and the chain.
+    ``Ledger.verify()`` reports the first one (the parser refuses the tokens concerned).
     """
 
     def validate_format(self, token: str) -> bool:

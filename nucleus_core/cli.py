@@ -586,7 +586,8 @@ def verify_command(target: LedgerOptions, as_json: bool) -> None:
     elif report.ok:
         click.echo(f"ok: {report.entries_checked} entries verified; head {report.head_hash or '(empty)'}")
     if not report.ok:
-        message = f"ledger {target.ledger_id!r} does not verify: first bad seq {report.first_bad_seq}: {report.reason}"
+        where = f"first bad seq {report.first_bad_seq}: " if report.first_bad_seq is not None else ""
+        message = f"ledger {target.ledger_id!r} does not verify: {where}{report.reason}"
         if as_json:
             raise click.exceptions.Exit(EXIT_INTEGRITY)
         _fail(message, exit_code=EXIT_INTEGRITY, code=IntegrityError.code)

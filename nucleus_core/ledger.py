@@ -520,6 +520,15 @@ class Ledger:
             problem = policy.check_consistency()
             if problem is not None:
                 return attrs.evolve(report, ok=False, reason=f"access control state: {problem}")
+        # Token parsers keeping state beside the ledger (API keys) compare it with the chain too.
+        # (While the ledger opens, the registry does not exist yet; parsers check themselves on bind.)
+        if report.ok:
+            for name, parser in getattr(self, "auth", ()):
+                check = getattr(parser, "check_consistency", None)
+                problems = check() if check is not None else ()
+                if problems:
+                    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+                    return attrs.evolve(report, ok=False, reason=f"{name} state: {problems[0]}{more}")
         return report
 
     def verify_storage(self) -> VerificationReport:

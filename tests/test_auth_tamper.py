@@ -169,7 +169,10 @@ def test_every_edited_field_fails_to_authenticate(db: Db, field: str, caplog: py
             assert message in ("API key is not valid", "session is not valid"), message
         for name in {"key", "session"} - set(broken):
             assert ledger.auth.authenticate(tokens[name]).oid == ALICE
-    assert ledger.verify().ok  # the chain itself is intact; the key table is checked by the parser
+    # The chain itself is intact; verify() also compares the key table with the _api_keys stream.
+    report = ledger.verify()
+    assert not report.ok and report.first_bad_seq is None
+    assert report.reason is not None and report.reason.startswith("auth.api_key state: API key ")
     for token in (*tokens.values(), PEPPER, SESSION_SECRET):
         assert token not in caplog.text
 
@@ -243,6 +246,18 @@ def test_the_consistency_check_reports_tampering_at_open(db: Db, caplog: pytest.
         assert problem in caplog.text
     refused(ledger, tokens["key"])
     refused(ledger, kept)
+    report = ledger.verify()
+    assert not report.ok and report.reason is not None
+    assert report.reason.startswith("auth.api_key state: API key ") and "(and 2 more)" in report.reason
+    assert report.first_bad_seq is None or report.first_bad_seq > 0
+
+
+def test_verify_is_ok_when_the_key_table_matches_the_chain(db: Db) -> None:
+    ledger = db.open()
+    setup_tokens(ledger)
+    assert ledger.verify().ok
+    ledger.close()
+    assert db.open().verify().ok
 
 
 def test_untampered_keys_and_sessions_work_across_reopen_and_instances(db: Db) -> None:

@@ -77,3 +77,53 @@ def test_uv_workspace_knows_every_distribution() -> None:
     assert names == {name for name, src in sources.items() if src == {"workspace": True}}
     dev = {req.split("[")[0].split(">")[0] for req in root["dependency-groups"]["dev"]}
     assert names - {"nucleus-core"} <= dev
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _imported_modules(package_dir: Path) -> set[str]:
+    import ast
+
+    found: set[str] = set()
+    for path in package_dir.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+    return found
+
+
+@pytest.mark.parametrize("dist", [Path(ROOT), *DIST_DIRS], ids=lambda p: p.relative_to(ROOT).as_posix() or "core")
+def test_every_imported_distribution_is_declared(dist: Path) -> None:
+    """A distribution's own code imports only the standard library, itself and what it declares
+    (as a dependency or an extra): an undeclared dependency cannot hide behind the shared dev install."""
+    import importlib.metadata as md
+    import sys
+
+    project = _project(dist)
+    declared = {_normalize(re.split(r"[\s\[<>=!~;]", req, maxsplit=1)[0]) for req in project["dependencies"]}
+    for extra in project.get("optional-dependencies", {}).values():
+        declared |= {_normalize(re.split(r"[\s\[<>=!~;]", req, maxsplit=1)[0]) for req in extra}
+    declared.add(_normalize(project["name"]))
+    owners = md.packages_distributions()
+    source = dist / "nucleus_core" if dist == ROOT else next(p for p in (dist / "src").iterdir() if p.is_dir())
+    undeclared = {}
+    for module in _imported_modules(source) - set(sys.stdlib_module_names) - {"__future__"}:
+        dists = {_normalize(d) for d in owners.get(module, [])}
+        if not dists:
+            if (ROOT / module).is_dir() or any((d / "src" / module).is_dir() for d in DIST_DIRS):
+                dists = {_normalize(module.replace("_", "-"))}
+            else:
+                continue  # not installed here: an optional import guarded at run time
+        if not dists & declared:
+            undeclared[module] = sorted(dists)
+    # The core imports these lazily, only when a SQL storage plugin (which declares peewee) or a JWT
+    # parser (which declares pyjwt[crypto]) is in use, or for its test helpers (pytest, psycopg).
+    if dist == ROOT:
+        for optional in ("peewee", "playhouse", "jwt", "cryptography", "pytest", "psycopg"):
+            undeclared.pop(optional, None)
+    assert not undeclared, f"{project['name']} imports undeclared distributions: {undeclared}"

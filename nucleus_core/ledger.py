@@ -414,9 +414,8 @@ class Ledger:
             self._check_writable()
             with self._storage.write() as tx:
                 head = tx.head()
-                existing = tx.existing_ids([r.id for r in batch])
-                if existing:
-                    raise DuplicateRecordError(sorted(existing)[0])
+                # Record ids already stored are refused by ``tx.insert`` (DuplicateRecordError, the
+                # storage contract), which rolls the whole transaction back: no separate look-up.
                 if not system:
                     self._policy.authorize_append(batch, ctx, tx)
                     # Inside the exclusive transaction, after the head was re-read: modules first

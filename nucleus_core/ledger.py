@@ -114,6 +114,12 @@ def _resolve_storage_url(url: str | None) -> str:
     return url
 
 
+def storage_entry_point(scheme: str) -> str:
+    """The ``nucleus`` entry point a storage URL's scheme names (loaded when no listed plugin
+    handles the scheme): the scheme itself, ``postgres`` being an alias of ``postgresql``."""
+    return "postgresql" if scheme == "postgres" else scheme
+
+
 SCHEME_DISTRIBUTIONS = {
     "sqlite": "nucleus-storage-sqlite",
     "postgresql": "nucleus-storage-postgres",
@@ -197,7 +203,7 @@ class Ledger:
         matching = [s for s in specs if scheme in s.schemes]
         if not matching:
             # The storage URL names its backend: load the entry point of that name (and only it).
-            ep_name = "postgresql" if scheme == "postgres" else scheme
+            ep_name = storage_entry_point(scheme)
             available = _entry_points(ENTRY_POINT_GROUP)
             if ep_name not in available:
                 dist = SCHEME_DISTRIBUTIONS.get(scheme)

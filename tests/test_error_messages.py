@@ -359,3 +359,44 @@ def test_other_refused_paths_in_the_cli_are_one_line(tmp_path: Path) -> None:
     assert out.returncode == EXIT_USAGE and "Traceback" not in out.stderr
     out = nucleus("export", "-o", "o" * 5000, "--ledger", "memory://", cwd=tmp_path, NUCLEUS_AS=ALICE.oid)
     assert out.returncode != 0 and "Traceback" not in out.stderr and "File name too long" in out.stderr
+
+
+# Module.apply and entries its module never validated (docs/MODULES.md, "What apply sees") ---------
+class _Strict(Module):
+    id = "strict"
+    version = "1"
+    streams = ("strict",)
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def apply(self, entry: Any) -> None:
+        if entry.record.payload != {"ok": True}:
+            raise ValueError("not a payload this module writes")
+        self.seen.append(entry.seq)
+
+
+class _StrictPlugin:
+    @hookimpl
+    def nucleus_register_modules(self) -> list[ModuleSpec]:
+        return [ModuleSpec(id="strict", factory=lambda _ctx: _Strict())]
+
+
+def test_apply_sees_entries_written_without_the_module_and_a_raise_stops_opening(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    with create_ledger(id="m", storage=url) as ledger:  # the module is not enabled: nothing validates
+        ledger.append(Record(id="a", stream="strict", timestamp=1, payload={"ok": True}), ALICE)
+        ledger.append(Record(id="b", stream="strict", timestamp=1, payload={"ok": False}), ALICE)
+    with pytest.raises(ModuleError, match=r"module 'strict': apply failed at entry 2: ValueError: not a payload"):
+        create_ledger(id="m", storage=url, plugins=[_StrictPlugin()])
+    with create_ledger(id="m", storage=url) as ledger:  # the chain itself is fine without the module
+        assert ledger.verify().ok and ledger.length() == 2
+
+
+def test_stateful_modules_skip_entries_they_would_refuse(tmp_path: Path) -> None:
+    pytest.importorskip("nucleus_module_proof")
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    with create_ledger(id="p", storage=url) as ledger:
+        ledger.append(Record(id="junk", stream="proof", timestamp=1, payload={"type": "nonsense"}), ALICE)
+    with create_ledger(id="p", storage=url, plugins=["proof"]) as ledger:
+        assert ledger.length() == 1

@@ -189,24 +189,34 @@ class DocSession:
     def start_server(self) -> None:
         if self.server is not None:
             return
-        self.port = DOC_PORT if _port_free(DOC_PORT) else _free_port()
-        command = ["nucleus", "serve", "--dev"] + ([] if self.port == DOC_PORT else ["--port", str(self.port)])
-        with (self.scratch / "server.log").open("w", encoding="utf-8") as log:
+        # 8080 as printed when it is free; another free port otherwise, or when 8080 was taken
+        # between the check and the server's bind (the server then exits).
+        for port in (DOC_PORT if _port_free(DOC_PORT) else _free_port(), _free_port()):
+            if self._serve_on(port):
+                return
+        pytest.fail(f"nucleus serve --dev did not come up: {(self.scratch / 'server.log').read_text()}")
+
+    def _serve_on(self, port: int) -> bool:
+        self.port = port
+        command = ["nucleus", "serve", "--dev"] + ([] if port == DOC_PORT else ["--port", str(port)])
+        log_file = self.scratch / "server.log"
+        with log_file.open("w", encoding="utf-8") as log:
             self.server = subprocess.Popen(
                 command, cwd=self.folder, env=self.env, stdout=log, stderr=subprocess.STDOUT, text=True
             )
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.server.poll() is not None:
-                break
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.2)
+        while time.monotonic() < deadline and self.server.poll() is None:
+            # Ours only once uvicorn says it bound the port (another server may answer there).
+            if f"Uvicorn running on http://127.0.0.1:{port}" in log_file.read_text(encoding="utf-8"):
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
+                        if answer.status == 200:
+                            return True
+                except OSError:
+                    pass
+            time.sleep(0.2)
         self.stop_server()
-        pytest.fail(f"nucleus serve --dev did not come up: {(self.scratch / 'server.log').read_text()}")
+        return False
 
     def stop_server(self) -> None:
         if self.server is None:

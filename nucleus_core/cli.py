@@ -24,10 +24,12 @@ import functools
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from typing import IO, Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
@@ -46,6 +48,7 @@ from .errors import (
     PluginError,
     StorageError,
     ValidationError,
+    prefixed,
 )
 from .ledger import DEFAULT_SQLITE_FILE, MAX_BATCH_SIZE, Ledger, create_ledger, storage_entry_point
 from .plugins import (
@@ -273,7 +276,8 @@ def ledger_options(*, requester: bool) -> Callable[[F], F]:
 
 
 class TimeParam(click.ParamType):  # type: ignore[type-arg]
-    """Unix milliseconds, or an ISO 8601 date-time with a time zone (``2024-05-01T12:00:00Z``)."""
+    """Unix milliseconds, an ISO 8601 date (``2026-12-01``: midnight UTC) or an ISO 8601 date-time
+    with a time zone (``2026-12-01T12:00:00Z``, ``2026-12-01T12:00:00+02:00``)."""
 
     name = "time"
 
@@ -284,12 +288,24 @@ class TimeParam(click.ParamType):  # type: ignore[type-arg]
         if text.isdigit():
             return int(text)
         try:
-            moment = datetime.fromisoformat(text)
+            if _ISO_DATE.fullmatch(text):
+                moment = datetime.combine(date.fromisoformat(text), dt_time(), tzinfo=UTC)
+            else:
+                moment = datetime.fromisoformat(text)
         except ValueError:
-            self.fail(f"{value!r} is neither Unix milliseconds nor an ISO 8601 date-time", param, ctx)
+            self.fail(
+                f"{value!r} is neither Unix milliseconds nor an ISO 8601 date (2026-12-01) or date-time "
+                "(2026-12-01T12:00:00Z)",
+                param,
+                ctx,
+            )
         if moment.tzinfo is None:
             self.fail(f"{value!r} has no time zone; add one, e.g. Z or +02:00", param, ctx)
-        return int(moment.timestamp() * 1000)
+        return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # output ----------------------------------------------------------------------------------------
@@ -323,6 +339,40 @@ class NucleusGroup(click.Group):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.plugin_errors: list[PluginError] = []
+        self._argv_json = False
+
+    def main(self, args: Any = None, *pargs: Any, **kwargs: Any) -> Any:
+        argv = list(args) if args is not None else sys.argv[1:]
+        # --json is known before parsing so that a usage error found while parsing (an unknown
+        # option, a bad value) is rendered as JSON too; "--" ends the options.
+        self._argv_json = "--json" in (argv[: argv.index("--")] if "--" in argv else argv)
+        return super().main(argv, *pargs, **kwargs)
+
+    def _as_json(self, ctx: click.Context | None) -> bool:
+        return self._argv_json or _json_wanted(ctx)
+
+    def _usage_error(self, err: click.UsageError, ctx: click.Context | None) -> click.ClickException:
+        """A usage error as a JSON error object under --json (click's own rendering otherwise)."""
+        if not self._as_json(ctx):
+            return err
+        return CommandError(err.format_message(), exit_code=err.exit_code, code="usage", as_json=True)
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as err:
+            raise self._usage_error(err, None) from None
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        name = click.utils.make_str(args[0]) if args else ""
+        if name in PLUGIN_COMMANDS and name not in self.commands and name not in cli_command_entry_points():
+            distribution = PLUGIN_COMMANDS[name]
+            raise click.UsageError(
+                f"No such command {name!r}: it comes with the distribution {distribution}, which is not "
+                f"installed (pip install {distribution}).",
+                ctx,
+            )
+        return super().resolve_command(ctx, args)
 
     def _plugin_command(self, cmd_name: str) -> click.Command | None:
         available = cli_command_entry_points()
@@ -384,7 +434,32 @@ class NucleusGroup(click.Group):
         try:
             return super().invoke(ctx)
         except NucleusError as err:
-            raise CommandError.from_error(err, as_json=_json_wanted(ctx)) from err
+            raise CommandError.from_error(err, as_json=self._as_json(ctx)) from None
+        except click.UsageError as err:
+            raise self._usage_error(err, ctx) from None
+        except OSError as err:
+            if err.filename is None:
+                raise
+            # A path given by the user that the system refuses (too long, no permission...): one line.
+            raise CommandError(
+                f"{shorten_path(err.filename)}: {err.strerror or err}",
+                exit_code=EXIT_STORAGE,
+                code=StorageError.code,
+                as_json=self._as_json(ctx),
+            ) from None
+
+
+PLUGIN_COMMANDS: dict[str, str] = {"serve": "nucleus-server", "keys": "nucleus-token-api-key"}
+"""Commands of this project's own distributions, by the distribution that adds them: asked for
+while it is not installed, the error says what to install."""
+
+
+def shorten_path(path: object, limit: int = 120) -> str:
+    """``path`` quoted for a message, its middle cut out when it is longer than ``limit``."""
+    text = os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else str(path)
+    if len(text) > limit:
+        text = f"{text[: limit // 2]}...{text[-(limit // 2) :]} ({len(text)} characters)"
+    return repr(text)
 
 
 def _configure_logging(verbose: int) -> None:
@@ -437,7 +512,7 @@ def _read_record(text: str, *, where: str) -> Record:
     try:
         return Record.from_dict(data)
     except ValidationError as err:
-        _fail(f"{where}: {err}", exit_code=EXIT_INVALID, code=err.code)
+        _fail(prefixed(where, str(err)), exit_code=EXIT_INVALID, code=err.code)
 
 
 def _read_batch(stream: IO[str]) -> list[Record]:
@@ -516,8 +591,16 @@ def get_command(
 @click.command("query")
 @click.option("--stream", "streams", multiple=True, metavar="NAME", help="Only these streams (repeatable).")
 @click.option("--id", "record_ids", multiple=True, metavar="RECORD_ID", help="Only these record ids (repeatable).")
-@click.option("--since", type=TimeParam(), help="Record timestamp >= this (Unix ms or ISO 8601).")
-@click.option("--until", type=TimeParam(), help="Record timestamp < this (Unix ms or ISO 8601).")
+@click.option(
+    "--since",
+    type=TimeParam(),
+    help="Record timestamp >= this (Unix ms, an ISO 8601 date (UTC midnight) or date-time with a zone).",
+)
+@click.option(
+    "--until",
+    type=TimeParam(),
+    help="Record timestamp < this (Unix ms, an ISO 8601 date (UTC midnight) or date-time with a zone).",
+)
 @click.option(
     "--limit",
     type=click.IntRange(1, MAX_QUERY_LIMIT),

@@ -11,6 +11,13 @@ from __future__ import annotations
 from typing import ClassVar
 
 
+def prefixed(prefix: str, message: str) -> str:
+    """``message`` behind ``prefix: ``, once: a message that already starts with that prefix (an
+    error re-raised by a caller naming the same place) is returned as it is. Every error that names
+    where it happened (a field, a plugin, a module, a CLI input) builds its text with this."""
+    return message if message.startswith(f"{prefix}: ") else f"{prefix}: {message}"
+
+
 class NucleusError(Exception):
     """Root of every Nucleus error."""
 
@@ -30,7 +37,7 @@ class PluginError(NucleusError):
 
     def __init__(self, message: str, *, plugin_name: str, distribution: str | None = None) -> None:
         dist = f" (distribution {distribution})" if distribution else ""
-        super().__init__(f"plugin {plugin_name!r}{dist}: {message}")
+        super().__init__(prefixed(f"plugin {plugin_name!r}{dist}", message))
         self.plugin_name = plugin_name
         self.distribution = distribution
 
@@ -41,7 +48,7 @@ class ValidationError(NucleusError, ValueError):
     code = "validation_error"
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(f"{field}: {message}" if field else message)
+        super().__init__(prefixed(field, message) if field else message)
         self.field = field
 
 
@@ -156,16 +163,19 @@ class ModuleError(NucleusError):
     code = "module_error"
 
     def __init__(self, message: str, *, module_id: str) -> None:
-        super().__init__(f"module {module_id!r}: {message}")
+        super().__init__(prefixed(f"module {module_id!r}", message))
         self.module_id = module_id
 
 
 class RecordRejectedError(ModuleError, ValidationError):
-    """A module refused a record in one of its streams; nothing was written."""
+    """A module refused a record in one of its streams; nothing was written. ``record_id`` and
+    ``field`` (the payload field at fault) are given when known; a ``field`` is named in the message."""
 
     code = "record_rejected"
 
-    def __init__(self, message: str, *, module_id: str, record_id: str | None = None) -> None:
-        ModuleError.__init__(self, message, module_id=module_id)
-        self.field = None
+    def __init__(
+        self, message: str, *, module_id: str, record_id: str | None = None, field: str | None = None
+    ) -> None:
+        ModuleError.__init__(self, prefixed(field, message) if field else message, module_id=module_id)
+        self.field = field
         self.record_id = record_id

@@ -28,6 +28,18 @@ DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
 _ID_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
+class _Required:
+    """The default of a required :class:`Record` field: a call that leaves one out gets a
+    :class:`RecordValidationError` naming every missing field, not a bare ``TypeError``."""
+
+    def __repr__(self) -> str:
+        return "<required>"
+
+
+_REQUIRED: Any = _Required()
+_REQUIRED_FIELDS = ("id", "stream", "timestamp", "payload")
+
+
 def _check_id(value: object) -> None:
     if (
         type(value) is str
@@ -96,22 +108,29 @@ class Record:
     mutation would not reach the ledger, and entries read back hold the appended content).
     """
 
-    id: str
-    stream: str
-    timestamp: int
-    payload: dict[str, Any] | list[Any]
+    id: str = _REQUIRED
+    stream: str = _REQUIRED
+    timestamp: int = _REQUIRED
+    payload: dict[str, Any] | list[Any] = _REQUIRED
     meta: dict[str, Any] | None = None
     _canonical: bytes = attrs.field(init=False, repr=False, eq=False, hash=False, alias="_canonical")
 
     def __attrs_post_init__(self) -> None:
-        _check_id(self.id)
-        if type(self.stream) is not str or _stream_match(self.stream) is None:
-            validate_stream(self.stream, allow_system=True)
-        _check_timestamp(self.timestamp)
-        if type(self.payload) not in (dict, list):
-            raise RecordValidationError(
-                f"must be a JSON object or array, got {type(self.payload).__name__}", field="payload"
-            )
+        try:
+            _check_id(self.id)
+            if type(self.stream) is not str or _stream_match(self.stream) is None:
+                validate_stream(self.stream, allow_system=True)
+            _check_timestamp(self.timestamp)
+            if type(self.payload) not in (dict, list):
+                raise RecordValidationError(
+                    f"must be a JSON object or array, got {type(self.payload).__name__}", field="payload"
+                )
+        except RecordValidationError:
+            # A left-out field fails its check: name every one that is missing instead.
+            missing = [name for name in _REQUIRED_FIELDS if getattr(self, name) is _REQUIRED]
+            if missing:
+                raise RecordValidationError(f"missing field(s) {missing}", field="record") from None
+            raise
         if self.meta is not None and type(self.meta) is not dict:
             raise RecordValidationError(f"must be a JSON object or None, got {type(self.meta).__name__}", field="meta")
         payload, meta = self.payload, self.meta

@@ -133,9 +133,11 @@ def serve(config: ServeConfig, *, dev: bool = False) -> None:
     if dev:
         os.environ["NUCLEUS_ENV"] = DEVELOPMENT
     _configure_logging(config.server.log_level)
+    # Opened first: a configuration the environment refuses (auth.dev in production) fails
+    # before anything claims development mode.
+    ledger = open_ledger(config)
     if dev or current_environment() == DEVELOPMENT or DEV_PARSER in config.plugins:
         click.echo(DEV_BANNER, err=True)
-    ledger = open_ledger(config)
     app = create_app(ledger, config.server.settings(), owns_ledger=True)
     try:
         if len(ledger.auth) == 0:

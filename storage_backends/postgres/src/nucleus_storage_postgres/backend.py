@@ -224,7 +224,7 @@ class PostgresStorage(SqlStorageBackend):
         except psycopg.errors.UniqueViolation as err:
             record_id = _duplicate_record_id(err, self.ledger_id)
             if record_id is not None:
-                raise DuplicateRecordError(record_id) from err
+                raise DuplicateRecordError(record_id) from None  # expected: one clear error
             constraint = err.diag.constraint_name
             raise ConflictError(f"insert: refused by a unique constraint ({constraint}); nothing was written") from err
 

@@ -540,7 +540,7 @@ class SqlWriteTransaction:
             if _dbapi_kind(err) == "IntegrityError":
                 known = self.existing_ids([entry.record_id for entry in entries])
                 if known:
-                    raise DuplicateRecordError(sorted(known)[0]) from err
+                    raise DuplicateRecordError(sorted(known)[0]) from None  # expected: one clear error
             raise backend._wrap(err, "insert") from err
         last = entries[-1]
         self._head, self._head_read = ChainHead(seq=last.seq, hash=last.hash), True

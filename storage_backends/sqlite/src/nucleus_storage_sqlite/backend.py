@@ -162,8 +162,15 @@ class SqliteStorage(SqlStorageBackend):
         return os.access(self.path.parent, os.W_OK)
 
     def _make_database(self) -> peewee.Database:
-        self._check_file()
-        if not self._writable():
+        try:
+            self._check_file()
+            writable = self._writable()
+        except OSError as err:
+            # The system refuses the path itself (too long, a loop of symlinks...): a clear error.
+            text = str(self.path)
+            label = f"{text[:60]}...{text[-60:]} ({len(text)} characters)" if len(text) > 120 else text
+            raise ConfigurationError(f"sqlite path {label!r} cannot be used: {err.strerror or err}") from None
+        if not writable:
             if not self.path.exists():
                 raise ConfigurationError(
                     f"sqlite path {str(self.path)!r}: cannot create the file (directory not writable)"

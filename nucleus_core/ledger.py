@@ -39,7 +39,14 @@ from .plugins import (
     load_entry_point_plugin,
 )
 from .query import QueryFilters, QueryResult, filters_from, page
-from .records import _ID_FORBIDDEN, DEFAULT_MAX_RECORD_BYTES, Entry, Record, validate_stream
+from .records import (
+    _ID_FORBIDDEN,
+    DEFAULT_MAX_RECORD_BYTES,
+    Entry,
+    Record,
+    validate_stream,
+    validate_user_record_id,
+)
 from .specs import AclProviderSpec, ModuleSpec, PluginContext, StorageBackendSpec, TokenParserSpec
 from .storage import ChainHead, MemoryStorage, StorageBackend, StoredEntry, WriteTransaction, entry_rows
 from .verify import VerificationReport, verify_rows
@@ -358,14 +365,16 @@ class Ledger:
         """Append records atomically, in order: all are committed or none is.
 
         Refused before anything is written: no requester, a record that is not a :class:`Record`,
-        a system stream, a record over the size limit, ids repeated in the batch or already in
-        the ledger, a module's refusal, access control's refusal.
+        a system stream, an id reserved for system streams (starting with ``_``), a record over the
+        size limit, ids repeated in the batch or already in the ledger, a module's refusal, access
+        control's refusal.
         """
         ctx = require_context(context)
         self._check_writable()
         batch = self._check_batch(records)
         for record in batch:
             validate_stream(record.stream)
+            validate_user_record_id(record.id)
         return self._write(batch, ctx, within=None)
 
     def append_system(

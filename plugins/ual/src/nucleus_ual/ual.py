@@ -31,7 +31,7 @@ from nucleus_core.context import RequestContext, require_context
 from nucleus_core.errors import AccessDeniedError, ConfigurationError, QueryError, ValidationError
 from nucleus_core.oid import validate_oid
 from nucleus_core.query import QueryFilters, QueryResult, filters_from, page
-from nucleus_core.records import Entry, Record
+from nucleus_core.records import Entry, Record, system_record_id
 from nucleus_core.storage import MemoryStorage, StorageBackend, StorageQuery, StoredEntry, WriteTransaction
 
 from .model import WILDCARD, Grant, Resource, Scope, validate_kind
@@ -402,7 +402,7 @@ class UnifiedAccessLayer:
 
     def _audit_record(self, op: str, by: str, grants: builtins.list[dict[str, Any]]) -> Record:
         return Record(
-            id=f"acl-{uuid.uuid4().hex}",
+            id=system_record_id(ACL_STREAM, uuid.uuid4().hex),
             stream=ACL_STREAM,
             timestamp=self._clock(),
             payload={"op": op, "by": by, "grants": grants},

@@ -17,6 +17,7 @@ from .access import AccessPolicy, AuthenticatedPolicy
 from .auth import TokenRegistry, build_token_registry
 from .context import RequestContext, require_context
 from .errors import (
+    AccessDeniedError,
     ConfigurationError,
     DuplicateRecordError,
     IntegrityError,
@@ -375,7 +376,11 @@ class Ledger:
         for record in batch:
             validate_stream(record.stream)
             validate_user_record_id(record.id)
-        return self._write(batch, ctx, within=None)
+        try:
+            return self._write(batch, ctx, within=None)
+        except DuplicateRecordError:
+            self._refuse_unreadable_duplicate(batch, ctx)
+            raise
 
     def append_system(
         self,
@@ -394,6 +399,19 @@ class Ledger:
             if not record.stream.startswith("_"):
                 raise RecordValidationError(f"{record.stream!r} is not a system stream", field="stream")
         return self._write(batch, ctx, within=within, system=True)
+
+    def _refuse_unreadable_duplicate(self, batch: list[Record], ctx: RequestContext) -> None:
+        """An id of the batch is stored already. When the requester may not read that entry, a
+        ``duplicate_record`` answer would tell her it exists: refuse with the policy's denial
+        instead, the very error a requester without the right to write gets (the transaction was
+        rolled back already; this is the error path only)."""
+        for record in batch:
+            row = self._storage.get_by_id(record.id)
+            if row is not None and not self._policy.can_read(row, ctx):
+                denial = getattr(self._policy, "denial", None)
+                if denial is not None:
+                    raise denial(record) from None
+                raise AccessDeniedError(f"record {record.id!r}: write access denied") from None
 
     def _check_batch(self, records: Sequence[Record]) -> list[Record]:
         if isinstance(records, (Record, str, bytes, Mapping)):

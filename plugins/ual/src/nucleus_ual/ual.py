@@ -6,7 +6,8 @@ Rules:
   ``full`` on everything.
 * Reading needs any active grant (read, write or full) on the entry's resource or on ``*`` of its kind.
 * Appending a record that creates a resource needs ``write`` on ``<kind>/*``; appending to an
-  existing resource (an asset's next event) needs ``write`` on it.
+  existing resource (an asset's next event) needs ``write`` on it. Every refusal of an append is the
+  same error with the same message, whether the resource exists or not (:meth:`denial`).
 * The appender of a record that creates a resource holds ``full`` on it; modules seed further
   grants (see each module's ``seed_grants``).
 * Only a principal holding ``full`` on a resource (or on ``*`` of its kind) may grant or revoke on it.
@@ -193,15 +194,23 @@ class UnifiedAccessLayer:
             kind, rid = self.resource_of(record)
             if (kind, rid) in created:
                 continue
+            # One refusal, whether the resource exists or not: a denial never tells which.
             if self._store.resource_exists(kind, rid):
                 have = self._store.best_scope(who, kind, rid, self._clock())
                 if have is None or have < Scope.WRITE:
-                    raise AccessDeniedError(f"record {record.id!r}: write access to {kind}/{rid} denied")
+                    raise self.denial(record)
             else:
                 have = self._store.best_scope(who, kind, WILDCARD, self._clock())
                 if have is None or have < Scope.WRITE:
-                    raise AccessDeniedError(f"record {record.id!r}: creating a {kind} needs write on {kind}/*")
+                    raise self.denial(record)
                 created.add((kind, rid))
+
+    def denial(self, record: Record) -> AccessDeniedError:
+        """The refusal of appending ``record``: the same error and message whatever the reason (no
+        grant, a grant too weak, a resource that exists or not), naming only what the requester sent.
+        The ledger also raises it for an id already stored that the requester may not read."""
+        kind, rid = self.resource_of(record)
+        return AccessDeniedError(f"record {record.id!r}: write access to {kind}/{rid} denied")
 
     def after_append(self, entries: Sequence[Entry], context: RequestContext, tx: WriteTransaction) -> list[Record]:
         self._store.track(tx)

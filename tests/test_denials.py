@@ -222,3 +222,34 @@ def test_a_token_refusal_never_names_another_tokens_record(storage: Callable[[],
         again = rec("b-2", type="transferred", token_id="USD", tx_id="tx-2", to=ALICE, amount=1, **{"from": BOB})
         with pytest.raises(RecordRejectedError, match="usd-mint"):
             ledger.append(again, ctx(BOB))
+
+
+def test_the_create_right_over_http_keeps_two_issuers_apart(served: tuple[Ledger, httpx.Client]) -> None:
+    """Issue #11, item 4 over the real server: ``create`` on ``proof/*`` granted over ``/acl/grant``;
+    each issuer creates proofs, sees only her own through every HTTP read route, and a proof of the
+    other is denied like anything else."""
+    from nucleus_server.client import RemoteLedger
+
+    _ledger, http = served
+    granted = http.post("/acl/grant", json={"grants": [grant("proof", "*", who, "create") for who in (ALICE, BOB)]},
+                        headers=dev(ROOT))
+    assert granted.status_code == 201 and {g["scope"] for g in granted.json()["grants"]} == {"create"}
+    alice = RemoteLedger(str(http.base_url), token=f"dev:{ALICE}", ledger_id="den")
+    bob = RemoteLedger(str(http.base_url), token=f"dev:{BOB}", ledger_id="den")
+    try:
+        for remote, who, rid in ((alice, ALICE, "pa"), (bob, BOB, "pb")):
+            remote.append(Record(id=rid, stream="proof", timestamp=TS, payload={
+                "type": "issued", "subject": MALLORY, "issuer": who, "proof_type": "kyc.basic", "target": ROOT,
+                "data": {}}))
+        for remote, who, own, other in ((alice, ALICE, "pa", "pb"), (bob, BOB, "pb", "pa")):
+            assert remote.acl.check(ctx(who), "create", ("proof", "*"))
+            assert not remote.acl.check(ctx(who), "read", ("proof", other))
+            assert [e.record.id for e in remote.acl.list(filters={"kind": "proof"}).entries] == [own]
+            assert [e.record.id for e in remote.query({"stream": "proof"}).entries] == [own]
+            assert remote.get_by_id(own) is not None and remote.get_by_id(other) is None
+            with pytest.raises(AccessDeniedError, match=f"write access to proof/{other} denied"):
+                remote.append(Record(id=f"rv-{who[-3:]}", stream="proof", timestamp=TS, payload={
+                    "type": "revoked", "proof_id": other, "by": who}))
+    finally:
+        alice.close()
+        bob.close()

@@ -17,6 +17,7 @@ from .access import AccessPolicy, AuthenticatedPolicy
 from .auth import TokenRegistry, build_token_registry
 from .context import RequestContext, require_context
 from .errors import (
+    AccessDeniedError,
     ConfigurationError,
     DuplicateRecordError,
     IntegrityError,
@@ -39,7 +40,14 @@ from .plugins import (
     load_entry_point_plugin,
 )
 from .query import QueryFilters, QueryResult, filters_from, page
-from .records import _ID_FORBIDDEN, DEFAULT_MAX_RECORD_BYTES, Entry, Record, validate_stream
+from .records import (
+    _ID_FORBIDDEN,
+    DEFAULT_MAX_RECORD_BYTES,
+    Entry,
+    Record,
+    validate_stream,
+    validate_user_record_id,
+)
 from .specs import AclProviderSpec, ModuleSpec, PluginContext, StorageBackendSpec, TokenParserSpec
 from .storage import ChainHead, MemoryStorage, StorageBackend, StoredEntry, WriteTransaction, entry_rows
 from .verify import VerificationReport, verify_rows
@@ -358,15 +366,21 @@ class Ledger:
         """Append records atomically, in order: all are committed or none is.
 
         Refused before anything is written: no requester, a record that is not a :class:`Record`,
-        a system stream, a record over the size limit, ids repeated in the batch or already in
-        the ledger, a module's refusal, access control's refusal.
+        a system stream, an id reserved for system streams (starting with ``_``), a record over the
+        size limit, ids repeated in the batch or already in the ledger, a module's refusal, access
+        control's refusal.
         """
         ctx = require_context(context)
         self._check_writable()
         batch = self._check_batch(records)
         for record in batch:
             validate_stream(record.stream)
-        return self._write(batch, ctx, within=None)
+            validate_user_record_id(record.id)
+        try:
+            return self._write(batch, ctx, within=None)
+        except DuplicateRecordError:
+            self._refuse_unreadable_duplicate(batch, ctx)
+            raise
 
     def append_system(
         self,
@@ -385,6 +399,19 @@ class Ledger:
             if not record.stream.startswith("_"):
                 raise RecordValidationError(f"{record.stream!r} is not a system stream", field="stream")
         return self._write(batch, ctx, within=within, system=True)
+
+    def _refuse_unreadable_duplicate(self, batch: list[Record], ctx: RequestContext) -> None:
+        """An id of the batch is stored already. When the requester may not read that entry, a
+        ``duplicate_record`` answer would tell her it exists: refuse with the policy's denial
+        instead, the very error a requester without the right to write gets (the transaction was
+        rolled back already; this is the error path only)."""
+        for record in batch:
+            row = self._storage.get_by_id(record.id)
+            if row is not None and not self._policy.can_read(row, ctx):
+                denial = getattr(self._policy, "denial", None)
+                if denial is not None:
+                    raise denial(record) from None
+                raise AccessDeniedError(f"record {record.id!r}: write access denied") from None
 
     def _check_batch(self, records: Sequence[Record]) -> list[Record]:
         if isinstance(records, (Record, str, bytes, Mapping)):

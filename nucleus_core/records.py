@@ -27,6 +27,11 @@ DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
 
 _ID_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
+SYSTEM_ID_PREFIX = "_"
+"""Record ids starting with ``_`` are reserved for records in system streams: the ids plugins derive
+for their chain state (``_api_keys:revoke:<key id>``, see :func:`system_record_id`) can never be
+taken by a user record. The ledger refuses such an id in a user stream (:func:`validate_user_record_id`)."""
+
 
 class _Required:
     """The default of a required :class:`Record` field: a call that leaves one out gets a
@@ -85,6 +90,28 @@ def validate_stream(value: object, *, allow_system: bool = False) -> str:
         "starting with a letter",
         field="stream",
     )
+
+
+def validate_user_record_id(value: str) -> str:
+    """Return ``value`` if it may be the id of a record in a user stream; ids starting with
+    :data:`SYSTEM_ID_PREFIX` are reserved for system streams (:class:`RecordValidationError` naming ``id``)."""
+    if value.startswith(SYSTEM_ID_PREFIX):
+        raise RecordValidationError(
+            f"{value[:80]!r} starts with {SYSTEM_ID_PREFIX!r}: such ids are reserved for system streams", field="id"
+        )
+    return value
+
+
+def system_record_id(stream: str, name: str) -> str:
+    """The id a plugin derives for a record of its system stream ``stream``: ``<stream>:<name>``
+    (e.g. ``_api_keys:revoke:<key id>``). It starts with the stream's ``_``, so no user record can
+    hold it (see :data:`SYSTEM_ID_PREFIX`)."""
+    validate_stream(stream, allow_system=True)
+    if not stream.startswith("_"):
+        raise RecordValidationError(f"{stream!r} is not a system stream", field="stream")
+    record_id = f"{stream}:{name}"
+    _check_id(record_id)
+    return record_id
 
 
 def _check_timestamp(value: object) -> None:

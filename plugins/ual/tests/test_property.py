@@ -28,7 +28,7 @@ grant_op = st.tuples(
     st.sampled_from(PRINCIPALS),
     st.sampled_from(KINDS),
     st.sampled_from(RESOURCE_IDS),
-    st.sampled_from(["read", "write", "full"]),
+    st.sampled_from(["create", "read", "write", "full"]),  # create is only on "*" (see below)
     st.sampled_from([None, 500, 1000, 1500]),  # expiry, ms after now (ticks land on and around it)
 )
 revoke_op = st.tuples(st.just("revoke"), st.integers(min_value=0, max_value=50))
@@ -74,6 +74,7 @@ def test_28_list_is_exactly_what_check_allows(
         for op in ops:
             if op[0] == "grant":
                 _, who, res_kind, rid, scope, expiry = op
+                rid = "*" if scope == "create" else rid
                 expires_at = backend.clock.now + expiry if expiry is not None else None
                 ledger.acl.grant(
                     [

@@ -541,7 +541,7 @@ class NucleusApp:
         doc = await self._json_body(request)
         if not isinstance(doc, dict) or not {"action", "resource"} <= set(doc) <= {"action", "resource", "principal"}:
             raise MalformedRequestError(
-                'this route takes {"action": "read|write|full", "resource": {"kind", "id"}, "principal"?}',
+                'this route takes {"action": "create|read|write|full", "resource": {"kind", "id"}, "principal"?}',
                 field="body",
             )
         resource = doc["resource"]

@@ -164,7 +164,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "resource_kind": {"type": "string"},
             "resource_id": {"type": "string", "description": "or * for every resource of the kind"},
             "principal_oid": _OID,
-            "scope": {"enum": ["read", "write", "full"]},
+            "scope": {"enum": ["create", "read", "write", "full"]},
             "granted_by": {"type": ["string", "null"], "description": "set by the server from the requester"},
             "expires_at": {"type": ["integer", "null"], "description": "Unix ms, exclusive"},
         },
@@ -180,7 +180,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["action", "resource"],
         "additionalProperties": False,
         "properties": {
-            "action": {"enum": ["read", "write", "full"]},
+            "action": {"enum": ["create", "read", "write", "full"]},
             "resource": {
                 "type": "object",
                 "required": ["kind", "id"],

@@ -13,7 +13,8 @@ Payloads (stream ``token``; every amount is an integer count of the smallest uni
 
 ``tx_id`` makes mint, transfer and burn idempotent: a transaction id already used anywhere on the
 ledger is refused (:class:`~nucleus_core.errors.RecordRejectedError`, naming the record that used
-it); a client retrying after an unknown outcome looks the original up with :meth:`transaction`.
+it when that record is of the same token, never a record of another token); a client retrying after
+an unknown outcome looks the original up with :meth:`transaction`.
 """
 
 from __future__ import annotations
@@ -143,7 +144,11 @@ class TokenModule(StatefulModule[TokenEvent]):
             self.reject(record, f"no token {event.token_id!r}", "token_id")
         original = state.get("tx", event.tx_id)
         if original is not None:
-            self.reject(record, f"transaction {event.tx_id!r} was already applied by record {original!r}", "tx_id")
+            used_on, used_by = original
+            if used_on != event.token_id:
+                # Another token's transaction: its record (and that token) may be unreadable here.
+                self.reject(record, f"transaction {event.tx_id!r} is already used on this ledger", "tx_id")
+            self.reject(record, f"transaction {event.tx_id!r} was already applied by record {used_by!r}", "tx_id")
         if isinstance(event, Minted):
             limit = token.cap if token.cap is not None else MAX_SAFE_INT
             if token.supply + event.amount > limit:
@@ -179,7 +184,7 @@ class TokenModule(StatefulModule[TokenEvent]):
             state.set("token", event.token_id, info)
             return
         token: TokenInfo = state.get("token", event.token_id)
-        state.set("tx", event.tx_id, record.id)
+        state.set("tx", event.tx_id, (event.token_id, record.id))
         if isinstance(event, Minted):
             state.set("token", event.token_id, attrs.evolve(token, supply=token.supply + event.amount))
             self._credit(state, event.token_id, event.to, event.amount)

@@ -16,14 +16,21 @@ KIND_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,31}(:[a-z][a-z0-9_.-]{0,63})?")
 ``stream:<name>`` for records in streams no module owns."""
 
 WILDCARD = "*"
-"""A grant on resource id ``*`` covers every resource of its kind, including creating new ones."""
+"""A grant on resource id ``*`` covers every resource of its kind, including creating new ones
+(``create`` on ``*`` allows creating them only)."""
 
 MAX_RESOURCE_ID_LENGTH = 256
 
 
 class Scope(enum.IntEnum):
-    """What a grant allows. Ordered: read < write < full. ``full`` also allows granting and revoking."""
+    """What a grant allows. ``read < write < full``; ``full`` also allows granting and revoking.
 
+    ``create`` (only on ``<kind>/*``) allows creating new resources of the kind and nothing else: no
+    read, no write on what exists. ``write`` and ``full`` on ``*`` allow creating too; ``read`` does
+    not. Its value is below ``read``, so every ``>= READ`` test (reads, ``list``, queries) and every
+    ``>= WRITE`` test leaves it out; :meth:`allows` is the one comparison to use."""
+
+    CREATE = 0
     READ = 1
     WRITE = 2
     FULL = 3
@@ -32,12 +39,23 @@ class Scope(enum.IntEnum):
     def parse(cls, value: Scope | str, *, field: str = "scope") -> Scope:
         if isinstance(value, Scope):
             return value
-        if isinstance(value, str) and value in ("read", "write", "full"):
+        if isinstance(value, str) and value in SCOPE_NAMES:
             return cls[value.upper()]
-        raise ValidationError(f"{value!r} is not a scope; one of read, write, full", field=field)
+        raise ValidationError(f"{value!r} is not a scope; one of {', '.join(SCOPE_NAMES)}", field=field)
+
+    def allows(self, action: Scope) -> bool:
+        """Whether holding this scope allows ``action``: ``create`` is allowed by create, write and
+        full; read, write and full by themselves and anything above."""
+        if action is Scope.CREATE:
+            return self is not Scope.READ
+        return self >= action
 
     def __str__(self) -> str:
         return self.name.lower()
+
+
+SCOPE_NAMES = ("create", "read", "write", "full")
+"""The scopes by name, as grants, ``check`` and the ``_acl`` stream spell them."""
 
 
 def validate_kind(value: object, *, field: str = "resource_kind") -> str:
@@ -82,6 +100,14 @@ class Grant:
     scope: Scope = attrs.field(converter=_to_scope)
     granted_by: str | None = None
     expires_at: int | None = attrs.field(default=None, validator=_check_expiry)
+
+    def __attrs_post_init__(self) -> None:
+        if self.scope is Scope.CREATE and self.resource_id != WILDCARD:
+            raise ValidationError(
+                f"'create' is a right on {self.resource_kind}/* only (creating new resources of the kind); "
+                f"got resource id {self.resource_id[:80]!r}",
+                field="scope",
+            )
 
     @property
     def resource(self) -> Resource:

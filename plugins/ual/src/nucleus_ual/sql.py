@@ -326,7 +326,8 @@ class SqlGrantStore:
                 f"ON r2.{lid} = g.{lid} AND r2.{q('kind')} = g.{q('resource_kind')} "
                 f"AND r2.{q('resource_id')} = g.{q('resource_id')} "
                 f"WHERE g.{lid} = {p} AND g.{q('principal_oid')} = {p} "
-                f"AND (g.{q('expires_at')} IS NULL OR g.{q('expires_at')} > {p}) AND g.{q('resource_id')} <> {p}"
+                f"AND (g.{q('expires_at')} IS NULL OR g.{q('expires_at')} > {p}) AND g.{q('resource_id')} <> {p} "
+                f"AND g.{q('scope')} >= {int(Scope.READ)}"
             )
             if n_kinds >= 0:
                 explicit += f" AND g.{q('resource_kind')} IN ({marks(n_kinds)})"
@@ -377,7 +378,8 @@ class SqlGrantStore:
             sql = (
                 f"SELECT {q('resource_kind')} FROM {q(GRANTS_TABLE)} WHERE {q('ledger_id')} = {p} "  # noqa: S608
                 f"AND {q('principal_oid')} = {p} AND {q('resource_id')} = {p} "
-                f"AND ({q('expires_at')} IS NULL OR {q('expires_at')} > {p})"
+                f"AND ({q('expires_at')} IS NULL OR {q('expires_at')} > {p}) "
+                f"AND {q('scope')} >= {int(Scope.READ)}"  # create on * reads nothing
             )
             if n >= 0:
                 sql += f" AND {q('resource_kind')} IN ({', '.join([p] * n)})"

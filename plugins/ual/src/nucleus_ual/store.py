@@ -201,7 +201,8 @@ class MemoryGrantStore:
             res = self._by_seq.get(row.seq)
             if res is None or (kinds is not None and res.kind not in kinds):
                 return False
-            return self.best_scope(principal, res.kind, res.resource_id, now) is not None
+            best = self.best_scope(principal, res.kind, res.resource_id, now)
+            return best is not None and best >= Scope.READ  # create on * reads nothing
 
         return self._scan(storage, query, keep)
 

@@ -4,9 +4,11 @@ Rules:
 
 * Access is denied by default. Administrators named in the ledger configuration (``admins``) hold
   ``full`` on everything.
-* Reading needs any active grant (read, write or full) on the entry's resource or on ``*`` of its kind.
-* Appending a record that creates a resource needs ``write`` on ``<kind>/*``; appending to an
-  existing resource (an asset's next event) needs ``write`` on it.
+* Reading needs an active grant of read, write or full on the entry's resource or on ``*`` of its
+  kind (``create`` on ``*`` reads nothing).
+* Appending a record that creates a resource needs ``create``, ``write`` or ``full`` on ``<kind>/*``; appending to an
+  existing resource (an asset's next event) needs ``write`` on it. Every refusal of an append is the
+  same error with the same message, whether the resource exists or not (:meth:`denial`).
 * The appender of a record that creates a resource holds ``full`` on it; modules seed further
   grants (see each module's ``seed_grants``).
 * Only a principal holding ``full`` on a resource (or on ``*`` of its kind) may grant or revoke on it.
@@ -31,7 +33,7 @@ from nucleus_core.context import RequestContext, require_context
 from nucleus_core.errors import AccessDeniedError, ConfigurationError, QueryError, ValidationError
 from nucleus_core.oid import validate_oid
 from nucleus_core.query import QueryFilters, QueryResult, filters_from, page
-from nucleus_core.records import Entry, Record
+from nucleus_core.records import Entry, Record, system_record_id
 from nucleus_core.storage import MemoryStorage, StorageBackend, StorageQuery, StoredEntry, WriteTransaction
 
 from .model import WILDCARD, Grant, Resource, Scope, validate_kind
@@ -170,9 +172,11 @@ class UnifiedAccessLayer:
         who = _principal_of(principal)
         need = Scope.parse(action, field="action")
         res = _as_resource(resource)
+        # Creating is a right on the kind: only the grant on ``<kind>/*`` decides it.
+        rid = WILDCARD if need is Scope.CREATE else res.id
         with self._store.session():
-            have = self._scope(who, res.kind, res.id)
-        return have is not None and have >= need
+            have = self._scope(who, res.kind, rid)
+        return have is not None and have.allows(need)
 
     def require(
         self, principal: RequestContext | str, action: Scope | str, resource: Resource | tuple[str, str]
@@ -186,22 +190,37 @@ class UnifiedAccessLayer:
     # the AccessPolicy contract -------------------------------------------------------------------
     def authorize_append(self, records: Sequence[Record], context: RequestContext, tx: WriteTransaction) -> None:
         who = context.oid
-        if who in self._admins:
-            return
+        admin = who in self._admins
         created: set[tuple[str, str]] = set()
         for record in records:
             kind, rid = self.resource_of(record)
-            if (kind, rid) in created:
+            if rid == WILDCARD:
+                # '*' names every resource of the kind in a grant: no record may be that resource
+                # (its creator would be seeded full on the whole kind).
+                raise ValidationError(
+                    f"record {record.id!r}: resource id '*' is reserved (it means every resource of its kind)",
+                    field="id",
+                )
+            if admin or (kind, rid) in created:
                 continue
+            # One refusal, whether the resource exists or not: a denial never tells which.
             if self._store.resource_exists(kind, rid):
                 have = self._store.best_scope(who, kind, rid, self._clock())
                 if have is None or have < Scope.WRITE:
-                    raise AccessDeniedError(f"record {record.id!r}: write access to {kind}/{rid} denied")
+                    raise self.denial(record)
             else:
+                # Creating needs create, write or full on <kind>/* (read on it is not enough).
                 have = self._store.best_scope(who, kind, WILDCARD, self._clock())
-                if have is None or have < Scope.WRITE:
-                    raise AccessDeniedError(f"record {record.id!r}: creating a {kind} needs write on {kind}/*")
+                if have is None or not have.allows(Scope.CREATE):
+                    raise self.denial(record)
                 created.add((kind, rid))
+
+    def denial(self, record: Record) -> AccessDeniedError:
+        """The refusal of appending ``record``: the same error and message whatever the reason (no
+        grant, a grant too weak, a resource that exists or not), naming only what the requester sent.
+        The ledger also raises it for an id already stored that the requester may not read."""
+        kind, rid = self.resource_of(record)
+        return AccessDeniedError(f"record {record.id!r}: write access to {kind}/{rid} denied")
 
     def after_append(self, entries: Sequence[Entry], context: RequestContext, tx: WriteTransaction) -> list[Record]:
         self._store.track(tx)
@@ -248,7 +267,8 @@ class UnifiedAccessLayer:
             res = self._store.resource_of(entry.seq)
             if res is None:
                 return False
-            return self._store.best_scope(context.oid, res.kind, res.resource_id, self._clock()) is not None
+            have = self._store.best_scope(context.oid, res.kind, res.resource_id, self._clock())
+            return have is not None and have >= Scope.READ  # create on * reads nothing
 
     def query(self, storage: StorageBackend, query: StorageQuery, context: RequestContext) -> list[StoredEntry]:
         if context.oid in self._admins:
@@ -402,7 +422,7 @@ class UnifiedAccessLayer:
 
     def _audit_record(self, op: str, by: str, grants: builtins.list[dict[str, Any]]) -> Record:
         return Record(
-            id=f"acl-{uuid.uuid4().hex}",
+            id=system_record_id(ACL_STREAM, uuid.uuid4().hex),
             stream=ACL_STREAM,
             timestamp=self._clock(),
             payload={"op": op, "by": by, "grants": grants},

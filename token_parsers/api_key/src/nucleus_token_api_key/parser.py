@@ -29,8 +29,8 @@ from nucleus_core.errors import (
     ValidationError,
 )
 from nucleus_core.oid import validate_oid
-from nucleus_core.records import Record
-from nucleus_core.storage import MemoryStorage, StorageQuery
+from nucleus_core.records import Record, system_record_id
+from nucleus_core.storage import MemoryStorage, StorageQuery, StoredEntry
 
 from .keys import (
     KEY_ID_PATTERN,
@@ -87,12 +87,19 @@ def load_peppers(settings: Mapping[str, Any]) -> tuple[bytes, dict[str, bytes]]:
 
 
 def create_record_id(key_id: str) -> str:
-    """The id of the ``_api_keys`` record of a key's creation (one per key and ledger)."""
-    return f"api-key-create-{key_id}"
+    """The id of the ``_api_keys`` record of a key's creation (one per key and ledger): in the
+    namespace of system-stream ids (leading ``_``), which no user record can take."""
+    return system_record_id(STREAM, f"create:{key_id}")
 
 
 def revoke_record_id(key_id: str) -> str:
     """The id of the ``_api_keys`` record of a key's revocation (one per key and ledger)."""
+    return system_record_id(STREAM, f"revoke:{key_id}")
+
+
+def legacy_revoke_record_id(key_id: str) -> str:
+    """The id older versions gave a key's revocation record. Any user record could take such an
+    id, so it counts only when the record found is in the ``_api_keys`` stream."""
     return f"api-key-revoke-{key_id}"
 
 
@@ -207,10 +214,20 @@ class ApiKeyParser:
             return True
         if self._ledger is None:
             return False
-        if self._ledger.storage.get_by_id(revoke_record_id(key_id)) is None:
+        if self._chain_revocation(key_id) is None:
             return False
         self._revoked.add(key_id)
         return True
+
+    def _chain_revocation(self, key_id: str) -> StoredEntry | None:
+        """The ``_api_keys`` entry revoking ``key_id`` (its id in either form), or None. A record
+        found under such an id in any other stream is someone else's record and means nothing."""
+        storage = self._ledger.storage
+        for record_id in (revoke_record_id(key_id), legacy_revoke_record_id(key_id)):
+            stored: StoredEntry | None = storage.get_by_id(record_id)
+            if stored is not None and stored.stream == STREAM:
+                return stored
+        return None
 
     # binding to a ledger ---------------------------------------------------------------------
     def bind(self, ledger: Any) -> list[str]:
@@ -377,6 +394,8 @@ class ApiKeyParser:
         current = self._store.get(key_id)
         if current is None or current.revoked_at is not None:
             return False
+        if self._ledger is not None and self._realign_revoked(key_id, current):
+            return False
         at = self._clock()
         mac = self._revoked_mac(current, at)
         if self._ledger is None:
@@ -396,18 +415,27 @@ class ApiKeyParser:
             except _NothingToRevoke:
                 done = False
             except DuplicateRecordError:
-                # Revoked in the chain already (the row was restored behind the ledger's back):
-                # bring the row back in line with the chain; the key was refused all along.
-                stored = self._ledger.storage.get_by_id(revoke_record_id(key_id))
-                doc: Any = Record.from_canonical(stored.canonical, seq=stored.seq).payload if stored else {}
-                recorded = doc.get("revoked_at") if isinstance(doc, dict) else None
-                if isinstance(recorded, (int, float)) and not isinstance(recorded, bool):
-                    self._store.revoke(key_id, recorded, self._revoked_mac(current, recorded))
+                # Revoked in the chain meanwhile (by another process): the row follows the chain.
+                self._realign_revoked(key_id, current)
                 done = False
             self._revoked.add(key_id)
         if done:
             log.info("revoked API key %s", key_id)
         return done
+
+    def _realign_revoked(self, key_id: str, current: ApiKey) -> bool:
+        """When the ``_api_keys`` stream holds the key's revocation already (the row was restored
+        behind the ledger's back, or another process revoked it), bring the row back in line with
+        the chain, with the time the chain records, and return True; the key was refused all along."""
+        stored = self._chain_revocation(key_id)
+        if stored is None:
+            return False
+        doc: Any = Record.from_canonical(stored.canonical, seq=stored.seq).payload
+        recorded = doc.get("revoked_at") if isinstance(doc, dict) else None
+        if isinstance(recorded, (int, float)) and not isinstance(recorded, bool):
+            self._store.revoke(key_id, recorded, self._revoked_mac(current, recorded))
+        self._revoked.add(key_id)
+        return True
 
     def _revoked_mac(self, current: ApiKey, at: float) -> str | None:
         """The row MAC of ``current`` revoked at ``at``; None when its pepper is gone or the row has

@@ -35,6 +35,34 @@ URL_OPTIONS = frozenset({"durability", "busy_timeout"})
 """Options a ``sqlite://`` URL may carry in its query string (``data_dir`` may not: it is policy)."""
 
 
+class _Savepoint(peewee._savepoint):  # type: ignore[misc]
+    """peewee's savepoint, except that rolling back to it after SQLite has already rolled the whole
+    transaction back (SQLITE_FULL, SQLITE_IOERR...) is a no-op instead of "no such savepoint"."""
+
+    def rollback(self, begin: bool = True) -> None:
+        if self.db.connection().in_transaction:
+            super().rollback(begin)
+
+
+class _SqliteDatabase(peewee.SqliteDatabase):
+    """peewee's SqliteDatabase whose rollbacks never hide the error that caused them.
+
+    After SQLITE_FULL (a full disk at COMMIT, in WAL mode) or an I/O error SQLite has already
+    rolled the transaction back; peewee then rolls back again, fails with "cannot rollback - no
+    transaction is active" and that error replaces the real one. Here a rollback with no open
+    transaction does nothing, for every transaction on the database (the ledger's, schema changes,
+    plugins' own ``atomic()`` blocks), so the first error is the one reported.
+    """
+
+    def rollback(self) -> None:
+        if not self.is_closed() and not self.connection().in_transaction:
+            return
+        super().rollback()
+
+    def savepoint(self) -> _Savepoint:
+        return _Savepoint(self)
+
+
 def _refuse(path: str, why: str) -> ConfigurationError:
     return ConfigurationError(f"sqlite path {path!r}: {why}")
 
@@ -170,13 +198,13 @@ class SqliteStorage(SqlStorageBackend):
                 )
             # Read-only: a URI opened with mode=ro (built here from a checked path, never from input).
             uri = f"file:{quote(str(self.path))}?mode=ro"
-            return peewee.SqliteDatabase(uri, timeout=self.busy_timeout, uri=True, autoconnect=True)
+            return _SqliteDatabase(uri, timeout=self.busy_timeout, uri=True, autoconnect=True)
         pragmas = [
             ("journal_mode", "wal"),
             ("synchronous", SYNCHRONOUS[self.durability]),
             ("cache_size", -16_000),
         ]
-        return peewee.SqliteDatabase(str(self.path), pragmas=pragmas, timeout=self.busy_timeout, autoconnect=True)
+        return _SqliteDatabase(str(self.path), pragmas=pragmas, timeout=self.busy_timeout, autoconnect=True)
 
     def _begin_write(self) -> contextlib.AbstractContextManager[Any]:
         # BEGIN IMMEDIATE takes the write lock up front: the head read inside is the real head.

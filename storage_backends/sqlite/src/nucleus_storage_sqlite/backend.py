@@ -283,6 +283,22 @@ class SqliteStorage(SqlStorageBackend):
         self._wal_held = held
         return not held
 
+    def backup(self, dest: str | os.PathLike[str], *, overwrite: bool = False) -> Any:
+        """Write a verified copy of this database file to ``dest`` (SQLite's online backup API,
+        one consistent snapshot while writers go on); see :func:`nucleus_storage_sqlite.backup.backup`.
+        Returns a :class:`~nucleus_storage_sqlite.backup.CopyReport`."""
+        from .backup import backup
+
+        return backup(self, dest, overwrite=overwrite)
+
+    def restore(self, src: str | os.PathLike[str]) -> Any:
+        """Replace this database file's content with the backup ``src``, verified before anything is
+        replaced; see :func:`nucleus_storage_sqlite.backup.restore`. Returns a
+        :class:`~nucleus_storage_sqlite.backup.CopyReport` of the restored file."""
+        from .backup import restore
+
+        return restore(self, src)
+
     def _classify_error(self, err: BaseException, action: str) -> StorageError:
         text = str(err).lower()
         where = f"the SQLite file {str(self.path)!r}"

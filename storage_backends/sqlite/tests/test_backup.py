@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 from nucleus_storage_sqlite import sqlite_storage
 
-from nucleus_core import create_ledger
+from nucleus_core import Record, create_ledger
 from nucleus_core.cli import EXIT_CONFIGURATION, EXIT_INTEGRITY, EXIT_NOT_FOUND, make_cli
 from nucleus_core.testing import make_context, make_record
 
@@ -199,3 +199,47 @@ def test_storage_that_cannot_copy_itself_is_refused_with_what_to_do(
     result = run(command, str(src), "--ledger", url)
     assert result.exit_code == EXIT_CONFIGURATION, result.output  # never a connection attempt (that would be 9)
     assert says in result.output
+
+
+@pytest.mark.slow
+def test_a_restore_killed_midway_leaves_the_old_ledger_or_the_restored_one(tmp_path: Path) -> None:
+    """SIGKILL while the backup is being written into the ledger file (its WAL growing): the file
+    then holds the old ledger, verifying, never a mix."""
+    target = tmp_path / "target.db"
+    with create_ledger(id="main", storage=sqlite_storage(target)) as ledger:
+        ledger.append_batch([make_record(i) for i in range(10)], CTX)
+        old = (ledger.length(), ledger.latest_hash())
+    big = tmp_path / "big.db"
+    with create_ledger(id="main", storage=sqlite_storage(big, durability="normal")) as ledger:
+        for start in range(0, 6000, 1000):
+            ledger.append_batch(
+                [Record(id=f"b{i}", stream="s", timestamp=1 + i, payload={"pad": "p" * 4000})
+                 for i in range(start, start + 1000)],
+                CTX,
+            )
+        new = (ledger.length(), ledger.latest_hash())
+    backup_file = tmp_path / "backup.db"
+    assert run("backup", str(backup_file), "--ledger", f"sqlite:///{big}", "--ledger-id", "main").exit_code == 0
+    wal = target.with_name(target.name + "-wal")
+    outcomes: list[str] = []
+    for _ in range(3):
+        base = wal.stat().st_size if wal.exists() else 0
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "nucleus_core", "restore", str(backup_file), "--ledger", f"sqlite:///{target}",
+             "--ledger-id", "main"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        while proc.poll() is None and (wal.stat().st_size if wal.exists() else 0) < base + 4_000_000:
+            time.sleep(0.001)
+        proc.kill()
+        proc.wait()
+        with create_ledger(id="main", storage=sqlite_storage(target)) as ledger:
+            assert ledger.verify().ok
+            state = (ledger.length(), ledger.latest_hash())
+        assert state in (old, new)
+        outcomes.append("old" if state == old else "new")
+    for leftover in leftovers(tmp_path):  # a killed restore may leave its temporary copy behind
+        (tmp_path / leftover).unlink()
+    assert run("restore", str(backup_file), "--ledger", f"sqlite:///{target}", "--ledger-id", "main").exit_code == 0
+    with create_ledger(id="main", storage=sqlite_storage(target)) as ledger:
+        assert (ledger.length(), ledger.latest_hash()) == new and ledger.verify().ok

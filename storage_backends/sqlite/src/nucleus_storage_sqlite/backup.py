@@ -206,7 +206,17 @@ def backup(storage: SqliteStorage, dest: str | os.PathLike[str], *, overwrite: b
             raise StorageError(f"backing up {str(source)!r} to {str(target)!r} failed: {err}") from err
         report = check_copy(temp, expect=expect)
         _fsync(temp)
-        os.replace(temp, target)
+        if overwrite:
+            os.replace(temp, target)
+        else:
+            try:
+                os.link(temp, target)  # never replaces a file that appeared meanwhile
+            except FileExistsError:
+                raise ConfigurationError(f"backup destination {str(target)!r} appeared while copying") from None
+            except OSError:  # a filesystem without hard links
+                if target.exists():
+                    raise ConfigurationError(f"backup destination {str(target)!r} appeared while copying") from None
+                os.replace(temp, target)
     _fsync(target.parent)
     return attrs.evolve(report, path=str(target))
 

@@ -24,7 +24,8 @@ from nucleus_core.ledger import Ledger
 from nucleus_core.testing import make_context, make_record
 
 CTX = make_context()
-SIZE = "2m"
+SIZE_BYTES = 2 * 1024 * 1024
+SIZE = f"{SIZE_BYTES // 1024}k"
 
 
 class FullDisk:
@@ -114,3 +115,15 @@ def test_creating_a_ledger_on_a_full_filesystem_is_reported(full_disk: FullDisk)
     with pytest.raises(StorageError) as info:
         create_ledger(id="new", storage=sqlite_storage(full_disk.root / "new.db"))
     assert "full" in str(info.value) and "rollback" not in str(info.value), str(info.value)
+
+
+def test_backup_to_a_full_filesystem_fails_cleanly(tmp_path: Path, full_disk: FullDisk) -> None:
+    path = tmp_path / "source.db"
+    with create_ledger(id="src", storage=sqlite_storage(path)) as ledger:
+        ledger.append_batch(big("src", 200), CTX)  # ~700 KB: more than the 256 KiB left free below
+        full_disk.filler.write_bytes(b"\0" * (SIZE_BYTES - 256 * 1024))
+        dest = full_disk.root / "copy.db"
+        with pytest.raises(StorageError, match="full"):
+            ledger.storage.backup(dest)  # type: ignore[attr-defined]
+        assert sorted(p.name for p in full_disk.root.iterdir()) == ["filler"]  # no copy, no temporary file
+        assert ledger.verify().ok and ledger.length() == 200

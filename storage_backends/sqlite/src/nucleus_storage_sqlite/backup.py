@@ -180,6 +180,24 @@ def _head(storage: SqliteStorage) -> dict[str, tuple[int, str]]:
 
 
 def backup(storage: SqliteStorage, dest: str | os.PathLike[str], *, overwrite: bool = False) -> CopyReport:
+    """Write a checked copy of the whole file of ``storage`` (every ledger in it) to ``dest``; see
+    :func:`_backup`. File-system errors become :class:`~nucleus_core.errors.StorageError`."""
+    try:
+        return _backup(storage, dest, overwrite=overwrite)
+    except OSError as err:
+        raise StorageError(f"backing up {str(storage.path)!r} to {os.fspath(dest)!r} failed: {err}") from err
+
+
+def restore(storage: SqliteStorage, src: str | os.PathLike[str]) -> CopyReport:
+    """Replace the whole file of ``storage`` with the backup ``src``, checked first; see
+    :func:`_restore`. File-system errors become :class:`~nucleus_core.errors.StorageError`."""
+    try:
+        return _restore(storage, src)
+    except OSError as err:
+        raise StorageError(f"restoring {os.fspath(src)!r} into {str(storage.path)!r} failed: {err}") from err
+
+
+def _backup(storage: SqliteStorage, dest: str | os.PathLike[str], *, overwrite: bool = False) -> CopyReport:
     """Write a checked copy of the whole file of ``storage`` (every ledger in it) to ``dest``.
 
     ``dest`` must not exist unless ``overwrite``; it is replaced only by a copy that passed
@@ -221,7 +239,7 @@ def backup(storage: SqliteStorage, dest: str | os.PathLike[str], *, overwrite: b
     return attrs.evolve(report, path=str(target))
 
 
-def restore(storage: SqliteStorage, src: str | os.PathLike[str]) -> CopyReport:
+def _restore(storage: SqliteStorage, src: str | os.PathLike[str]) -> CopyReport:
     """Replace the whole file of ``storage`` (every ledger in it) with the backup ``src``, checked first.
 
     ``src`` is copied beside the target and checked (:func:`check_copy`; it must hold entries of

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -17,7 +19,7 @@ from click.testing import CliRunner, Result
 from nucleus_storage_sqlite import sqlite_storage
 
 from nucleus_core import Record, create_ledger
-from nucleus_core.cli import EXIT_CONFIGURATION, EXIT_INTEGRITY, EXIT_NOT_FOUND, make_cli
+from nucleus_core.cli import EXIT_CONFIGURATION, EXIT_INTEGRITY, EXIT_NOT_FOUND, EXIT_STORAGE, make_cli
 from nucleus_core.testing import make_context, make_record
 
 CTX = make_context()
@@ -243,3 +245,23 @@ def test_a_restore_killed_midway_leaves_the_old_ledger_or_the_restored_one(tmp_p
     assert run("restore", str(backup_file), "--ledger", f"sqlite:///{target}", "--ledger-id", "main").exit_code == 0
     with create_ledger(id="main", storage=sqlite_storage(target)) as ledger:
         assert (ledger.length(), ledger.latest_hash()) == new and ledger.verify().ok
+
+
+def test_backup_into_a_directory_it_cannot_write_is_a_storage_error(ledger_file: Path) -> None:
+    folder = ledger_file.parent / "locked"
+    folder.mkdir()
+    if os.geteuid() == 0:  # root writes through modes: make the directory immutable instead
+        chattr = shutil.which("chattr")
+        if chattr is None or subprocess.run([chattr, "+i", str(folder)], capture_output=True).returncode:
+            pytest.skip("running as root without chattr +i")
+        undo = [chattr, "-i", str(folder)]
+    else:
+        folder.chmod(0o555)
+        undo = ["chmod", "755", str(folder)]
+    try:
+        result = run("backup", str(folder / "copy.db"), "--ledger", f"sqlite:///{ledger_file}", "--ledger-id", "main")
+    finally:
+        subprocess.run(undo, check=True)
+    assert result.exit_code == EXIT_STORAGE, result.output
+    assert "failed" in result.output and "Traceback" not in result.output
+    assert list(folder.iterdir()) == []

@@ -8,6 +8,10 @@
 3. open + verify of an N-entry file (default 1,000,000) in a fresh subprocess: entries/s and peak
    RSS, vs a raw sqlite3 batched scan of the same rows in a subprocess.
 4. get_by_id and query by stream (limit 50) on that file: p50 / p99 latency vs the same raw SQL.
+5. (``--wal-only`` runs just this) the WAL bound's cost: single appends and append_batch(1000) on
+   the backend as it is (a stat of the WAL after each commit, a truncating checkpoint past
+   ``wal_size_limit``) vs the same backend with that after-commit step switched off (as before the
+   bound), interleaved.
 
 Records are ~300 bytes canonical throughout.
 """
@@ -27,7 +31,7 @@ import time
 from pathlib import Path
 
 from nucleus_storage_sql import entry_to_row
-from nucleus_storage_sqlite import sqlite_storage
+from nucleus_storage_sqlite import SqliteStorage, sqlite_storage
 
 from nucleus_core import Ledger, MemoryStorage, Record, RequestContext, create_ledger
 
@@ -125,6 +129,42 @@ def bench_single(work: Path, count: int) -> dict[str, float]:
     return {"single_ledger": count / t_ledger, "single_raw": count / t_raw}
 
 
+class UnboundedWal(SqliteStorage):
+    """The backend without the after-commit WAL check: the baseline of :func:`bench_wal`."""
+
+    def _after_commit(self) -> None:
+        return None
+
+
+def bench_wal(work: Path, batches: int, singles: int) -> dict[str, float]:
+    records = [record(i, "w") for i in range(batches * 1000 + singles)]
+    times = {"bounded": [0.0, 0.0], "unbounded": [0.0, 0.0]}
+    ledgers = {
+        "bounded": create_ledger(id=LEDGER, storage=sqlite_storage(work / "wal_bounded.db", durability="full")),
+        "unbounded": create_ledger(id=LEDGER, storage=UnboundedWal(work / "wal_unbounded.db", durability="full")),
+    }
+    try:
+        order = list(ledgers.items())
+        for i in range(singles):
+            for name, ledger in order if i % 2 else order[::-1]:  # alternate who goes first
+                t0 = time.perf_counter()
+                ledger.append(records[batches * 1000 + i], CTX)
+                times[name][0] += time.perf_counter() - t0
+        for b in range(batches):
+            for name, ledger in order if b % 2 else order[::-1]:
+                t0 = time.perf_counter()
+                ledger.append_batch(records[b * 1000 : (b + 1) * 1000], CTX)
+                times[name][1] += time.perf_counter() - t0
+    finally:
+        for ledger in ledgers.values():
+            ledger.close()
+    (bs, bb), (us, ub) = times["bounded"], times["unbounded"]
+    print(f"WAL bound, durability=full: single append x{singles} {rate(singles, bs)} vs without the after-commit "
+          f"check {rate(singles, us)}, ratio {us / bs:.2f}; append_batch(1000) x{batches} "
+          f"{rate(batches * 1000, bb)} vs {rate(batches * 1000, ub)}, ratio {ub / bb:.2f}")
+    return {"wal_single_ratio": us / bs, "wal_batch_ratio": ub / bb}
+
+
 def build_big(path: Path, entries: int) -> None:
     if path.exists():
         with contextlib.closing(sqlite3.connect(path)) as db:
@@ -145,7 +185,7 @@ def build_big(path: Path, entries: int) -> None:
 OPEN_CHILD = """
 import json, resource, sys, time
 from nucleus_core import create_ledger
-from nucleus_storage_sqlite import sqlite_storage
+from nucleus_storage_sqlite import SqliteStorage, sqlite_storage
 t0 = time.perf_counter()
 with create_ledger(id=sys.argv[2], storage=sqlite_storage(sys.argv[1])) as ledger:
     n = ledger.length()
@@ -267,21 +307,27 @@ def main() -> None:
     parser.add_argument("--singles", type=int, default=300, help="single appends")
     parser.add_argument("--samples", type=int, default=2000, help="lookups for the latency figures")
     parser.add_argument("--dir", type=Path, default=None, help="work directory (the big file is reused if present)")
+    parser.add_argument("--wal-only", action="store_true", help="run only section 5 (the WAL bound's cost)")
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
         work = args.dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench_sqlite_")))
         work.mkdir(parents=True, exist_ok=True)
-        for name in ("batch_ledger.db", "batch_raw.db", "single_ledger.db", "single_raw.db"):
+        for name in ("batch_ledger.db", "batch_raw.db", "single_ledger.db", "single_raw.db", "wal_bounded.db",
+                     "wal_unbounded.db"):
             for suffix in ("", "-wal", "-shm"):
                 (work / f"{name}{suffix}").unlink(missing_ok=True)
         print(f"python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}, canonical record size "
               f"{record(1).size} bytes, work dir {work}")
+        if args.wal_only:
+            bench_wal(work, args.batches, args.singles)
+            return
         bench_batches(work, args.batches)
         bench_single(work, args.singles)
         big = work / f"big_{args.entries}.db"
         build_big(big, args.entries)
         bench_open(big)
         bench_reads(big, args.entries, args.samples)
+        bench_wal(work, args.batches, args.singles)
 
 
 if __name__ == "__main__":

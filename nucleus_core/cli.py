@@ -812,6 +812,10 @@ def make_cli() -> NucleusGroup:
 
     for command in BUILTIN_COMMANDS:
         root.add_command(command)
+    from .cli_backup import COMMANDS as COPY_COMMANDS  # here: that module imports this one
+
+    for command in COPY_COMMANDS:
+        root.add_command(command)
     assert isinstance(root, NucleusGroup)
     return root
 

@@ -157,3 +157,43 @@ def test_silent_server_at_open_fails_after_connect_timeout(silent_server: int) -
     thread.join(120)
     assert not thread.is_alive(), "opening against a silent server did not give up"
     assert len(outcome) == 1 and isinstance(outcome[0], StorageUnavailableError), outcome
+
+
+@pytest.mark.parametrize("fault", ["terminate", "refuse"])
+def test_commit_that_fails_is_reported_as_the_commit(
+    pg_admin: psycopg.Connection, pg_schema: str, make_storage: Callable[..., PostgresStorage], fault: str
+) -> None:
+    """COMMIT itself fails (a deferred trigger runs at commit: it kills its own connection, or
+    refuses): the error is the commit's, not that of peewee's rollback after it; nothing is
+    written and the ledger goes on."""
+    ctx = make_context()
+    with create_ledger(id="commit", storage=make_storage()) as ledger:
+        before = ledger.append_batch([make_record(i) for i in range(3)], ctx)
+        action = (
+            "PERFORM pg_terminate_backend(pg_backend_pid());"
+            if fault == "terminate"
+            else "RAISE EXCEPTION 'refused at commit' USING ERRCODE = 'check_violation';"
+        )
+        pg_admin.execute(
+            f"CREATE FUNCTION {pg_schema}.at_commit() RETURNS trigger LANGUAGE plpgsql AS "
+            f"$$ BEGIN IF NEW.record_id = 'doomed' THEN {action} END IF; RETURN NULL; END $$"
+        )
+        pg_admin.execute(
+            f"CREATE CONSTRAINT TRIGGER at_commit AFTER INSERT ON {pg_schema}.nucleus_entries "
+            f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {pg_schema}.at_commit()"
+        )
+        with pytest.raises(StorageError) as info:
+            ledger.append(Record(id="doomed", stream="s", timestamp=1, payload={}), ctx)
+        message = str(info.value)
+        assert "committing" in message and "rollback" not in message.lower(), message
+        if fault == "terminate":
+            assert isinstance(info.value, StorageUnavailableError)
+            assert "may or may not have committed" in message
+        else:
+            assert "while committing" in message and "refused at commit" in message
+        assert ledger.length() == 3 and ledger.latest_hash() == before[-1].hash
+        assert ledger.get_by_id("doomed", ctx) is None
+        pg_admin.execute(f"DROP TRIGGER at_commit ON {pg_schema}.nucleus_entries")
+        entry = ledger.append(make_record(3), ctx)
+        assert entry.seq == 4 and entry.prev_hash == before[-1].hash
+        assert ledger.verify().ok

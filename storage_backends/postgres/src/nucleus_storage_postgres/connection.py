@@ -166,17 +166,21 @@ def translate(err: BaseException, action: str, where: str) -> StorageError:
     state = sqlstate(err)
     detail = _first_line(_driver_error(err))
     code = f" [SQLSTATE {state}]" if state else ""
+    committing = action == "commit"
+    doing = "committing" if committing else action
     if connection_lost(err):
         hint = ""
         if action == "write":
-            action = "writing"
+            doing = "writing"
+            hint = "; the transaction was rolled back, nothing was written"
+        elif committing:
             hint = (
-                "; the transaction was rolled back unless the connection broke during COMMIT itself, so look the "
-                "record ids up before retrying (a retry of an append that did commit fails as a duplicate)"
+                "; the connection broke during COMMIT itself, so the write may or may not have committed: look "
+                "the record ids up before retrying (a retry of an append that did commit fails as a duplicate)"
             )
         return StorageUnavailableError(
-            f"PostgreSQL at {where}: connection lost or refused while {action}{code}: {detail}{hint}"
+            f"PostgreSQL at {where}: connection lost or refused while {doing}{code}: {detail}{hint}"
         )
     if state in _CONFLICT_STATES or (state or "").startswith("23"):
-        return ConflictError(f"PostgreSQL at {where}: conflicting write while {action}{code}: {detail}")
+        return ConflictError(f"PostgreSQL at {where}: conflicting write while {doing}{code}: {detail}")
     return StorageError(f"PostgreSQL at {where}: {action} failed{code}: {detail}")

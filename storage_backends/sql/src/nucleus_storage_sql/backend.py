@@ -14,7 +14,8 @@ import abc
 import contextlib
 import logging
 import re
-from collections.abc import Iterator, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import peewee
@@ -50,11 +51,20 @@ _TABLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 @contextlib.contextmanager
-def _guarded(cm: contextlib.AbstractContextManager[Any], errors: tuple[type[BaseException], ...]) -> Iterator[None]:
-    """Run the block inside a transaction or savepoint context manager ``cm``. When the block
-    raises and rolling back fails too (SQLite has already rolled the whole transaction back after
-    SQLITE_FULL, for example), the block's exception is the one that propagates, not the failed
-    rollback's."""
+def _guarded(
+    cm: contextlib.AbstractContextManager[Any],
+    errors: tuple[type[BaseException], ...],
+    wrap: Callable[[BaseException, str], BaseException] | None = None,
+) -> Iterator[None]:
+    """Run the block inside a transaction or savepoint context manager ``cm``.
+
+    Every phase is accounted for. When the block raises and rolling back fails too (SQLite has
+    already rolled the whole transaction back after SQLITE_FULL, for example), the block's
+    exception is the one that propagates, not the failed rollback's. When the block succeeds but
+    ending the transaction fails (COMMIT on a full disk, a dead connection), peewee rolls back, and
+    if that rollback fails as well its error hides the commit's: the commit's error is dug out
+    (:func:`_first_failure`) and, with ``wrap``, raised as ``wrap(error, "commit")``.
+    """
     cm.__enter__()
     try:
         yield
@@ -64,7 +74,33 @@ def _guarded(cm: contextlib.AbstractContextManager[Any], errors: tuple[type[Base
         except errors:
             log.debug("rollback after %s failed: the database had already rolled back", type(exc).__name__)
         raise
-    cm.__exit__(None, None, None)
+    ambient = sys.exc_info()[1]
+    try:
+        cm.__exit__(None, None, None)
+    except errors as exc:
+        first = _first_failure(exc, ambient, errors)
+        if wrap is None:
+            if first is exc:
+                raise
+            raise first from None
+        raise wrap(first, "commit") from first
+
+
+def _first_failure(
+    err: BaseException, ambient: BaseException | None, errors: tuple[type[BaseException], ...]
+) -> BaseException:
+    """The first database error in ``err``'s context chain, stopping at ``ambient`` (the exception
+    being handled before the transaction ended, if any, which is none of its business): what failed
+    first when ending a transaction, e.g. the COMMIT whose failure peewee's failing rollback hides."""
+    first = err
+    seen = {id(err)}
+    current = err.__context__
+    while current is not None and current is not ambient and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, errors):
+            first = current
+        current = current.__context__
+    return first
 
 
 def _dbapi_kind(err: BaseException) -> str | None:
@@ -137,6 +173,11 @@ class SqlStorageBackend(abc.ABC):
     def _begin_schema(self) -> contextlib.AbstractContextManager[Any]:
         """The transaction in which tables are created and migrated (excludes other openers)."""
         return self._begin_write()
+
+    def _after_commit(self) -> None:
+        """Called after the outermost write transaction committed (housekeeping such as bounding
+        SQLite's WAL). The write is durable by then: this must not raise."""
+        return None
 
     def _classify_error(self, err: BaseException, action: str) -> StorageError:
         """The Nucleus error for a database error ``err`` raised while doing ``action``."""
@@ -296,10 +337,12 @@ class SqlStorageBackend(abc.ABC):
         if self._read_only:
             raise ReadOnlyLedgerError(f"storage {self.url} is read-only")
         try:
-            with _guarded(self._begin_write(), self._errors):
+            with _guarded(self._begin_write(), self._errors, self._wrap):
                 yield SqlWriteTransaction(self)
         except self._errors as err:
             raise self._wrap(err, "write") from err
+        if self.database.transaction_depth() == 0:
+            self._after_commit()
 
     def ensure_tables(self, models: Sequence[type[peewee.Model]]) -> None:
         """Bind a plugin's model classes to :attr:`database` and create their tables if missing.

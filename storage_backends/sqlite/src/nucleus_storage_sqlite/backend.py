@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 from collections.abc import Mapping
@@ -21,6 +22,8 @@ from nucleus_core.errors import (
     StorageUnavailableError,
 )
 
+log = logging.getLogger(__name__)
+
 Durability = Literal["full", "normal"]
 
 SYNCHRONOUS: Mapping[str, str] = {"full": "FULL", "normal": "NORMAL"}
@@ -29,10 +32,44 @@ SYNCHRONOUS: Mapping[str, str] = {"full": "FULL", "normal": "NORMAL"}
 DEFAULT_BUSY_TIMEOUT = 30.0
 """Seconds a writer waits for another process's write transaction before giving up."""
 
+DEFAULT_WAL_SIZE_LIMIT = 64 * 1024 * 1024
+"""Bytes the WAL file may keep once no reader holds an old snapshot (``wal_size_limit``)."""
+
+MIN_WAL_SIZE_LIMIT = 1024 * 1024
+MAX_WAL_SIZE_LIMIT = 1 << 40
+
 SQLITE_HEADER = b"SQLite format 3\x00"
 
-URL_OPTIONS = frozenset({"durability", "busy_timeout"})
+URL_OPTIONS = frozenset({"durability", "busy_timeout", "wal_size_limit"})
 """Options a ``sqlite://`` URL may carry in its query string (``data_dir`` may not: it is policy)."""
+
+
+class _Savepoint(peewee._savepoint):  # type: ignore[misc]
+    """peewee's savepoint, except that rolling back to it after SQLite has already rolled the whole
+    transaction back (SQLITE_FULL, SQLITE_IOERR...) is a no-op instead of "no such savepoint"."""
+
+    def rollback(self, begin: bool = True) -> None:
+        if self.db.connection().in_transaction:
+            super().rollback(begin)
+
+
+class _SqliteDatabase(peewee.SqliteDatabase):
+    """peewee's SqliteDatabase whose rollbacks never hide the error that caused them.
+
+    After SQLITE_FULL (a full disk at COMMIT, in WAL mode) or an I/O error SQLite has already
+    rolled the transaction back; peewee then rolls back again, fails with "cannot rollback - no
+    transaction is active" and that error replaces the real one. Here a rollback with no open
+    transaction does nothing, for every transaction on the database (the ledger's, schema changes,
+    plugins' own ``atomic()`` blocks), so the first error is the one reported.
+    """
+
+    def rollback(self) -> None:
+        if not self.is_closed() and not self.connection().in_transaction:
+            return
+        super().rollback()
+
+    def savepoint(self) -> _Savepoint:
+        return _Savepoint(self)
 
 
 def _refuse(path: str, why: str) -> ConfigurationError:
@@ -105,6 +142,21 @@ def _check_timeout(value: object) -> float:
     return timeout
 
 
+def _check_wal_limit(value: object) -> int:
+    try:
+        limit = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"wal_size_limit must be a number of bytes, got {value!r}") from None
+    if isinstance(value, bool) or str(limit) != str(value).strip() or not (
+        MIN_WAL_SIZE_LIMIT <= limit <= MAX_WAL_SIZE_LIMIT
+    ):
+        raise ConfigurationError(
+            f"wal_size_limit must be a whole number of bytes from {MIN_WAL_SIZE_LIMIT} (1 MiB) to "
+            f"{MAX_WAL_SIZE_LIMIT} (1 TiB), got {value!r}"
+        )
+    return limit
+
+
 class SqliteStorage(SqlStorageBackend):
     """A ledger in one SQLite file (``sqlite:///path``). Use :func:`sqlite_storage` to make one.
 
@@ -116,6 +168,13 @@ class SqliteStorage(SqlStorageBackend):
 
     A file this process may not write opens read-only: reads and verification work, writes raise
     :class:`~nucleus_core.errors.ReadOnlyLedgerError`.
+
+    The WAL is bounded by ``wal_size_limit`` (bytes, default 64 MiB): SQLite's own checkpoints
+    copy the WAL into the database after commits; when the WAL file is still larger than the limit
+    after a commit, a ``wal_checkpoint(TRUNCATE)`` that never waits (busy timeout 0) empties it,
+    and ``journal_size_limit`` caps what a restarted WAL keeps. Neither can shrink the WAL while a
+    reader holds a snapshot older than its frames (a long read transaction, in any process): it
+    grows by every write meanwhile and is truncated at the first commit after that reader ends.
     """
 
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = (sqlite3.Error,)
@@ -129,10 +188,14 @@ class SqliteStorage(SqlStorageBackend):
         data_dir: str | os.PathLike[str] | None = None,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         iter_batch_size: int = DEFAULT_ITER_BATCH,
+        wal_size_limit: int = DEFAULT_WAL_SIZE_LIMIT,
     ) -> None:
         self.path = resolve_path(path, data_dir)
         self.durability = _check_durability(durability)
         self.busy_timeout = _check_timeout(busy_timeout)
+        self.wal_size_limit = _check_wal_limit(wal_size_limit)
+        self._wal_path = self.path.with_name(self.path.name + "-wal")
+        self._wal_held = False
         super().__init__(f"sqlite:///{self.path}", iter_batch_size=iter_batch_size)
 
     # hooks --------------------------------------------------------------------------------------
@@ -177,17 +240,71 @@ class SqliteStorage(SqlStorageBackend):
                 )
             # Read-only: a URI opened with mode=ro (built here from a checked path, never from input).
             uri = f"file:{quote(str(self.path))}?mode=ro"
-            return peewee.SqliteDatabase(uri, timeout=self.busy_timeout, uri=True, autoconnect=True)
+            return _SqliteDatabase(uri, timeout=self.busy_timeout, uri=True, autoconnect=True)
         pragmas = [
             ("journal_mode", "wal"),
             ("synchronous", SYNCHRONOUS[self.durability]),
             ("cache_size", -16_000),
+            ("journal_size_limit", self.wal_size_limit),
         ]
-        return peewee.SqliteDatabase(str(self.path), pragmas=pragmas, timeout=self.busy_timeout, autoconnect=True)
+        return _SqliteDatabase(str(self.path), pragmas=pragmas, timeout=self.busy_timeout, autoconnect=True)
 
     def _begin_write(self) -> contextlib.AbstractContextManager[Any]:
         # BEGIN IMMEDIATE takes the write lock up front: the head read inside is the real head.
         return self.database.atomic("IMMEDIATE")
+
+    def _after_commit(self) -> None:
+        # One stat per commit; a checkpoint only when the WAL outgrew its limit.
+        try:
+            size = self._wal_path.stat().st_size
+        except OSError:
+            return
+        if size > self.wal_size_limit:
+            self.truncate_wal()
+
+    def truncate_wal(self) -> bool:
+        """Checkpoint the WAL into the database and truncate it to zero bytes, if no reader and no
+        writer is in the way; never waits for them (SQLite's busy handler is off meanwhile).
+        Returns True when the WAL was emptied. A failure is logged, never raised: it runs after
+        commits, whose writes are durable already."""
+        db = self.database
+        try:
+            db.execute_sql("PRAGMA busy_timeout = 0")
+            try:
+                busy, _frames, _copied = db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                db.execute_sql(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        except self._errors as err:
+            log.warning("checkpointing the WAL of %s failed: %s", self.path, err)
+            return False
+        held = bool(busy)
+        if held and not self._wal_held:
+            log.info(
+                "the WAL of %s is over its limit (%d bytes) and cannot be truncated: a reader holds an older "
+                "snapshot (or another process is writing); retried after each commit",
+                self.path,
+                self.wal_size_limit,
+            )
+        elif self._wal_held and not held:
+            log.info("the WAL of %s was truncated", self.path)
+        self._wal_held = held
+        return not held
+
+    def backup(self, dest: str | os.PathLike[str], *, overwrite: bool = False) -> Any:
+        """Write a verified copy of this database file to ``dest`` (SQLite's online backup API,
+        one consistent snapshot while writers go on); see :func:`nucleus_storage_sqlite.backup.backup`.
+        Returns a :class:`~nucleus_storage_sqlite.backup.CopyReport`."""
+        from .backup import backup
+
+        return backup(self, dest, overwrite=overwrite)
+
+    def restore(self, src: str | os.PathLike[str]) -> Any:
+        """Replace this database file's content with the backup ``src``, verified before anything is
+        replaced; see :func:`nucleus_storage_sqlite.backup.restore`. Returns a
+        :class:`~nucleus_storage_sqlite.backup.CopyReport` of the restored file."""
+        from .backup import restore
+
+        return restore(self, src)
 
     def _classify_error(self, err: BaseException, action: str) -> StorageError:
         text = str(err).lower()
@@ -213,18 +330,23 @@ def sqlite_storage(
     durability: Durability = "full",
     data_dir: str | os.PathLike[str] | None = None,
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+    wal_size_limit: int = DEFAULT_WAL_SIZE_LIMIT,
 ) -> SqliteStorage:
     """An unopened SQLite backend for ``create_ledger(storage=...)``.
 
     ``durability``: ``"full"`` (default, survives power loss) or ``"normal"`` (survives a process
     crash). ``data_dir``: when given, the file must lie inside it (no ``..``, no symlink out).
-    ``busy_timeout``: seconds to wait for another process's write.
+    ``busy_timeout``: seconds to wait for another process's write. ``wal_size_limit``: bytes the
+    WAL file keeps once no reader holds an old snapshot (default 64 MiB; see :class:`SqliteStorage`).
     """
-    return SqliteStorage(path, durability=durability, data_dir=data_dir, busy_timeout=busy_timeout)
+    return SqliteStorage(
+        path, durability=durability, data_dir=data_dir, busy_timeout=busy_timeout, wal_size_limit=wal_size_limit
+    )
 
 
 def storage_from_url(url: str, options: Mapping[str, Any]) -> SqliteStorage:
-    """The factory behind ``sqlite://`` URLs. ``options``: ``durability``, ``busy_timeout``, ``data_dir``."""
+    """The factory behind ``sqlite://`` URLs. ``options``: ``durability``, ``busy_timeout``,
+    ``wal_size_limit``, ``data_dir``."""
     path, url_options = parse_sqlite_url(url)
     allowed = URL_OPTIONS | {"data_dir"}
     unknown = set(options) - allowed
@@ -240,4 +362,5 @@ def storage_from_url(url: str, options: Mapping[str, Any]) -> SqliteStorage:
         durability=merged.get("durability", "full"),
         data_dir=merged.get("data_dir"),
         busy_timeout=_check_timeout(merged.get("busy_timeout", DEFAULT_BUSY_TIMEOUT)),
+        wal_size_limit=_check_wal_limit(merged.get("wal_size_limit", DEFAULT_WAL_SIZE_LIMIT)),
     )

@@ -1,0 +1,112 @@
+"""``nucleus backup DEST`` and ``nucleus restore SRC``: verified copies of a ledger's storage.
+
+The work is the storage backend's: a backend that can copy itself offers ``backup(dest, *,
+overwrite)`` and ``restore(src)`` (the SQLite backend does, with SQLite's online backup API; both
+check the copy before it counts and return a report with ``to_dict()``). For a backend without them
+(PostgreSQL: use ``pg_dump``; ``memory://``: nothing persists) the commands say what to do instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NoReturn, Protocol, runtime_checkable
+
+import click
+
+from .cli import EXIT_CONFIGURATION, EXIT_NOT_FOUND, LedgerOptions, _echo_json, fail, ledger_options
+from .ledger import Ledger
+
+
+@runtime_checkable
+class CopyableStorage(Protocol):
+    """A storage backend that makes and restores verified copies of itself."""
+
+    def backup(self, dest: str, *, overwrite: bool = False) -> Any:
+        """Write a verified copy to ``dest``; returns a report with ``to_dict()``."""
+
+    def restore(self, src: str) -> Any:
+        """Replace the stored data with the verified backup ``src``; returns a report with ``to_dict()``."""
+
+
+def _unsupported(command: str, why: str) -> NoReturn:
+    fail(f"nucleus {command}: {why}", exit_code=EXIT_CONFIGURATION, code="unsupported_storage")
+
+
+def _check_scheme(target: LedgerOptions, command: str) -> None:
+    """Refuse, before connecting to anything, storage that is known not to copy itself."""
+    url = target.storage_url
+    scheme = url.split(":", 1)[0].lower()
+    if scheme == "memory":
+        _unsupported(command, f"{url} keeps nothing beyond the process: there is nothing to {_VERBS[command]}")
+    if scheme in ("postgresql", "postgres"):
+        _unsupported(
+            command,
+            "PostgreSQL ledgers are backed up with pg_dump and restored with pg_restore, then the restored "
+            "copy is checked with 'nucleus verify' (docs/DEPLOYMENT.md, 'Backups')",
+        )
+
+
+def _copyable(ledger: Ledger, command: str) -> CopyableStorage:
+    storage = ledger.storage
+    if not isinstance(storage, CopyableStorage):
+        kind = type(storage).__name__
+        _unsupported(command, f"the storage backend of {storage.url} cannot copy itself ({kind} has no {command}())")
+    return storage
+
+
+_VERBS = {"backup": "back up", "restore": "restore"}
+
+
+def _report(as_json: bool, verb: str, report: Any) -> None:
+    data = report.to_dict()
+    if as_json:
+        _echo_json(data)
+        return
+    click.echo(f"{verb} {data['path']} ({data['bytes']} bytes), verified:")
+    for ledger_id, info in data["ledgers"].items():
+        click.echo(f"  ledger {ledger_id!r}: {info['entries']} entries, head {info['head'] or '(empty)'}")
+
+
+@click.command("backup")
+@click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--overwrite", is_flag=True, help="Replace DEST if it exists (only with a copy that verified).")
+@ledger_options(requester=False)
+def backup_command(target: LedgerOptions, as_json: bool, dest: Path, overwrite: bool) -> None:
+    """Write a verified copy of the ledger's storage to DEST while writers go on.
+
+    For SQLite: the whole file (every ledger in it) with SQLite's online backup API, then checked
+    (integrity check, every ledger's chain, and the head the ledger had when the copy began) before
+    it is renamed to DEST; a copy that fails is removed. PostgreSQL: see docs/DEPLOYMENT.md.
+    """
+    _check_scheme(target, "backup")
+    with target.open(verify=False) as ledger:
+        storage = _copyable(ledger, "backup")
+        if ledger.length() == 0:
+            fail(
+                f"ledger {ledger.id!r} at {ledger.storage.url} has no entries: nothing to back up "
+                "(check --ledger and --ledger-id)",
+                exit_code=EXIT_NOT_FOUND,
+                code="not_found",
+            )
+        report = storage.backup(str(dest), overwrite=overwrite)
+    _report(as_json, "backup written to", report)
+
+
+@click.command("restore")
+@click.argument("src", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@ledger_options(requester=False)
+def restore_command(target: LedgerOptions, as_json: bool, src: Path) -> None:
+    """Replace the ledger's storage with the backup SRC, verified before anything is replaced.
+
+    For SQLite: SRC is copied and checked like a backup (it must hold entries of --ledger-id), then
+    written into the ledger's file in one transaction, every ledger of the file at once, and checked
+    again. Stop every process that has the ledger open first. PostgreSQL: see docs/DEPLOYMENT.md.
+    """
+    _check_scheme(target, "restore")
+    with target.open(verify=False) as ledger:
+        report = _copyable(ledger, "restore").restore(str(src))
+    _report(as_json, "restored", report)
+
+
+COMMANDS: tuple[click.Command, ...] = (backup_command, restore_command)
+"""The commands of this module, registered by :mod:`nucleus_core.cli`."""

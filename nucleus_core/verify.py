@@ -136,8 +136,6 @@ _STREAM_CACHE = 4096
 _loads = orjson.loads
 _dumps = orjson.dumps
 _SORTED_53 = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
-_KEYS4 = frozenset(("id", "payload", "stream", "timestamp"))
-_KEYS5 = frozenset(("id", "meta", "payload", "stream", "timestamp"))
 _MAX_CONTAINERS = DEFAULT_MAX_DEPTH + 1  # the record object plus payload's 64 levels
 _DIGITS = bytes.maketrans(b"0123456789", b"0000000000")
 _ESCAPE_NOT_JCS = re.compile(rb'\\(?!["\\bfnrt]|u00(?:0[0-7bef]|1[0-9a-f]))')
@@ -184,12 +182,10 @@ def _fast_record(canonical: bytes, streams: dict[str, None]) -> dict[str, Any] |
         or (b"\\" in canonical and _ESCAPE_NOT_JCS.search(canonical) is not None)
     ):
         return None
-    keys = doc.keys()
-    if keys == _KEYS4:
-        pass
-    elif keys != _KEYS5 or type(doc["meta"]) is not dict:
+    size = len(doc)
+    if not (size == 4 or (size == 5 and type(doc.get("meta")) is dict)):
         return None
-    rid = doc["id"]
+    rid = doc.get("id")
     if not (
         type(rid) is str
         and rid.isascii()
@@ -199,16 +195,16 @@ def _fast_record(canonical: bytes, streams: dict[str, None]) -> dict[str, Any] |
         and rid[-1] != " "
     ):
         return None  # ids outside printable ASCII: checked in full by the reference parse
-    stream = doc["stream"]
+    stream = doc.get("stream")
+    if type(stream) is not str:
+        return None
     if stream not in streams:
-        if type(stream) is not str or (STREAM_PATTERN.fullmatch(stream) is None and (
-            SYSTEM_STREAM_PATTERN.fullmatch(stream) is None
-        )):
+        if STREAM_PATTERN.fullmatch(stream) is None and SYSTEM_STREAM_PATTERN.fullmatch(stream) is None:
             return None
         if len(streams) >= _STREAM_CACHE:
             streams.clear()
         streams[stream] = None
-    ts = doc["timestamp"]
-    if type(ts) is not int or not 0 < ts <= MAX_SAFE_INTEGER or type(doc["payload"]) not in (dict, list):
+    ts = doc.get("timestamp")
+    if type(ts) is not int or not 0 < ts <= MAX_SAFE_INTEGER or type(doc.get("payload")) not in (dict, list):
         return None
     return doc

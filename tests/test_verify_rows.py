@@ -257,3 +257,30 @@ def test_orjson_sorted_output_is_compact_code_point_ordered_and_escapes_as_jcs(v
     out = orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER)
     assert out == json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     assert out == canonical_json(value)  # BMP keys, no floats: RFC 8785 exactly
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"id": "r1", "payload": {}, "stream": [], "timestamp": 5},
+        {"id": "r1", "payload": {}, "stream": "s", "x": 5},
+        {"id": "r1", "meta": {}, "stream": "s", "timestamp": 5},
+        {"id": "r1", "payload": {}, "stream": "s", "timestamp": 5, "x": {}},
+        {"id": "r1", "meta": [], "payload": {}, "stream": "s", "timestamp": 5},
+        {"id": 1, "payload": {}, "stream": "s", "timestamp": 5},
+        {"id": "r1", "payload": 3, "stream": "s", "timestamp": 5},
+        {"id": "r1", "payload": {}, "stream": "S", "timestamp": 5},
+        {"id": "r1", "payload": {}, "stream": "s", "timestamp": 0},
+        {"id": " r1", "payload": {}, "stream": "s", "timestamp": 5},
+    ],
+)
+def test_compact_sorted_json_that_breaks_a_record_rule_is_refused_with_a_reason(doc: dict[str, Any]) -> None:
+    import json
+
+    from nucleus_core.verify import _fast_record
+
+    data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    assert _fast_record(data, {}) is None
+    report = verify_rows(LEDGER, rehash([(1, "", "", "r1", "s", 5, data)]))
+    assert (report.ok, report.first_bad_seq) == (False, 1)
+    assert report.reason is not None and report.reason.startswith("stored")

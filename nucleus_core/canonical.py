@@ -316,11 +316,16 @@ def format_number(value: float) -> str:
     return sign + digits[0] + "." + digits[1:] + "e" + exp_str
 
 
-def _parse_int(text: str) -> int | float:
+def parse_int(text: str) -> int | float:
+    """How RFC 8785 reads an integer text: exactly when it is within +/-(2**53-1), else as the double
+    it denotes (JCS writes the double 1e16 as ``10000000000000000``). A ``parse_int`` hook for ``json``."""
     value = int(text)
     if _MIN_SAFE <= value <= _MAX_SAFE:
         return value
-    return float(text)  # JCS wrote a double (e.g. 1e16 as 10000000000000000): read it back as one
+    return float(text)
+
+
+_parse_int = parse_int
 
 
 def parse_json(data: bytes | str) -> Any:
@@ -329,8 +334,13 @@ def parse_json(data: bytes | str) -> Any:
     The standard parser turns ``10000000000000000`` (how JCS writes the double 1e16) into a Python
     int beyond 2**53-1, which I-JSON refuses; here such integers come back as the floats they
     denote, so ``canonical_json(parse_json(canonical_json(v))) == canonical_json(v)`` for every
-    valid ``v``. Raises ``ValueError`` (``json.JSONDecodeError``) on malformed input.
+    valid ``v``. Bytes must be UTF-8 without a byte order mark (no other encoding is guessed).
+    Raises ``ValueError`` (``json.JSONDecodeError``, ``UnicodeDecodeError``) on malformed input.
     """
+    if isinstance(data, bytes):
+        if data.startswith(b"\xef\xbb\xbf"):
+            raise ValueError("JSON text starts with a UTF-8 byte order mark")
+        data = data.decode("utf-8")
     return json.loads(data, parse_int=_parse_int)
 
 

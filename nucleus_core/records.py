@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 
-from .canonical import MAX_SAFE_INTEGER, check_ijson, encode_checked, parse_json
+from .canonical import MAX_SAFE_INTEGER, check_ijson, encode_checked, parse_int
 from .errors import IntegrityError, RecordValidationError, ValidationError
 
 MAX_RECORD_ID_LENGTH = 256
@@ -223,35 +223,95 @@ class Record:
         )
 
     @classmethod
-    def from_canonical(cls, data: bytes, *, seq: int | None = None) -> Record:
-        """Rebuild a record from stored canonical bytes.
+    def from_canonical(cls, data: object, *, seq: int | None = None) -> Record:
+        """Rebuild a record from stored canonical bytes, parsing them strictly (``docs/FORMAT.md``
+        section 5): UTF-8 only (no byte order mark, no UTF-16/32), one JSON object with no
+        duplicate keys and no NaN or infinities, a valid record (section 2), and bytes exactly
+        equal to the record's own canonical form.
 
-        The bytes must parse to a valid record whose canonical form is exactly ``data``;
-        anything else raises :class:`IntegrityError` (with ``seq`` when given).
+        Anything else raises :class:`IntegrityError` (with ``seq`` when given) whose ``reason``
+        says what is wrong, for example ``stored as TEXT, not bytes`` when the column holds a string.
         """
-        try:
-            doc = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as err:
-            raise IntegrityError(
-                f"entry {seq}: stored bytes are not JSON ({err})", seq=seq, reason="not JSON"
-            ) from None
-        if type(doc) is not dict:
-            raise IntegrityError(f"entry {seq}: stored bytes are not a record object", seq=seq, reason="not a record")
-        try:
-            try:
-                record = cls.from_dict(doc)
-            except RecordValidationError:
-                # Integers beyond 2**53-1 in canonical bytes are doubles JCS wrote (e.g. 1e16).
-                record = cls.from_dict(parse_json(data))
-        except ValidationError as err:
-            raise IntegrityError(
-                f"entry {seq}: stored record is invalid ({err})", seq=seq, reason="invalid record"
-            ) from None
-        if record.canonical != bytes(data):
-            raise IntegrityError(
-                f"entry {seq}: stored bytes are not in canonical form", seq=seq, reason="not canonical"
-            )
+        record, reason = parse_stored_record(data)
+        if record is None:
+            raise IntegrityError(f"entry {seq}: {reason}", seq=seq, reason=reason)
         return record
+
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+_SQL_KINDS = {str: "TEXT", int: "INTEGER", float: "REAL", type(None): "NULL"}
+
+
+def stored_bytes(data: object) -> tuple[bytes | None, str]:
+    """``data`` as bytes when it is bytes-like (bytes, bytearray, memoryview); else None and the
+    reason, which names what the column holds instead (``stored as TEXT, not bytes``)."""
+    if type(data) is bytes:
+        return data, ""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data), ""
+    kind = _SQL_KINDS.get(type(data)) or type(data).__name__
+    return None, f"canonical bytes stored as {kind}, not bytes"
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    doc = dict(pairs)
+    if len(doc) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(f"duplicate key {json.dumps(key)} in an object")
+            seen.add(key)
+    return doc
+
+
+def _no_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+_STRICT_DECODER = json.JSONDecoder(
+    object_pairs_hook=_unique_object, parse_constant=_no_constant, parse_int=parse_int
+)
+"""Stateless: every number text is read as RFC 8785 reads it (see :func:`~nucleus_core.canonical.parse_int`)."""
+
+
+def parse_stored_record(data: object) -> tuple[Record | None, str]:
+    """Parse stored canonical bytes strictly: ``(record, "")``, or ``(None, reason)`` naming the
+    first rule of ``docs/FORMAT.md`` section 5 they break. Never raises for any input."""
+    raw, reason = stored_bytes(data)
+    if raw is None:
+        return None, reason
+    if raw.startswith(_UTF8_BOM):
+        return None, "stored bytes start with a UTF-8 byte order mark"
+    try:
+        text = raw.decode("utf-8")  # strict: no other encoding is guessed, no surrogates
+    except UnicodeDecodeError as err:
+        return None, f"stored bytes are not UTF-8 ({err.reason} at byte {err.start})"
+    try:
+        doc = _STRICT_DECODER.decode(text)
+    except _DuplicateKey as err:
+        return None, f"stored bytes are not a record: {err}"
+    except (ValueError, RecursionError) as err:
+        return None, f"stored bytes are not JSON ({err})"
+    if type(doc) is not dict:
+        return None, "stored bytes are not a record object"
+    if "meta" in doc and doc["meta"] is None:
+        return None, "stored record is invalid (meta: null; a record without meta has no meta key)"
+    try:
+        record = Record.from_dict(doc)
+    except ValidationError as err:
+        return None, f"stored record is invalid ({err})"
+    canonical = record.canonical
+    if canonical != raw:
+        pairs = enumerate(zip(canonical, raw, strict=False))
+        at = next((i for i, (a, b) in pairs if a != b), min(len(canonical), len(raw)))
+        return None, f"stored bytes are not in canonical form (RFC 8785): they differ from it at byte {at}"
+    object.__setattr__(record, "_canonical", raw)  # the same bytes; keep the stored object
+    return record, ""
 
 
 @attrs.frozen(kw_only=True)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import attrs
+import orjson
 from blake3 import blake3
 
-from .canonical import encode_string as _encode_string
+from .canonical import _ASTRAL_UTF8, DEFAULT_MAX_DEPTH, MAX_SAFE_INTEGER
 from .hashing import GENESIS_HASH, preimage_header, preimage_prefix
+from .records import MAX_RECORD_ID_LENGTH, STREAM_PATTERN, SYSTEM_STREAM_PATTERN, parse_stored_record, stored_bytes
 from .storage import EntryRow, StoredEntry, _as_row
 
 
@@ -67,16 +70,17 @@ def verify_rows(
     # The per-entry work of opening a ledger: written for speed at a lower level than the rest of
     # the core. Each entry is one tuple unpack, one struct pack plus one BLAKE3 call (the previous
     # entry's raw digest is kept for the next preimage instead of decoding prev_hash from hex),
-    # and two string comparisons for the derived columns. Every check of the straightforward
-    # version stays; see the comments below for why each shortcut is exact.
+    # then the strict parse of the stored bytes (see _fast_record) and three comparisons for the
+    # derived columns. Every check of the straightforward version stays; see the comments below
+    # for why each shortcut is exact.
     prefix = preimage_prefix(ledger_id)
     pack = preimage_header(prefix).pack
     prev = GENESIS_HASH
     prev_digest = bytes(32)
     expected = 1
     head: str | None = None
-    encode = _encode_string
-    suffixes: dict[str, str] = {}
+    streams: dict[str, None] = {}
+    fast = _fast_record
     every = progress_every if progress is not None else 0
 
     def bad(seq: int, reason: str) -> VerificationReport:
@@ -92,41 +96,29 @@ def verify_rows(
         if prev_hash != prev:
             return bad(seq, f"prev_hash does not link to entry {seq - 1}")
         if type(canonical) is not bytes:
-            try:
-                canonical = bytes(canonical)
-            except TypeError:
-                return bad(seq, "stored bytes are not a record")
+            raw, why = stored_bytes(canonical)
+            if raw is None:
+                return bad(seq, why)
+            canonical = raw
         # prev_digest is the raw digest whose hex is prev (== prev_hash, checked above), so this is
         # exactly the preimage of docs/FORMAT.md; seq == expected >= 1 here, so it packs.
         digest = blake3(pack(prefix, seq, prev_digest, len(canonical)) + canonical).digest()
         if digest.hex() != entry_hash:
             return bad(seq, "hash mismatch: the stored bytes or position of this entry changed")
-        # Derived columns. Canonical record bytes start with {"id":<id>, and end with
-        # ,"stream":<stream>,"timestamp":<ts>} (keys sorted), so a prefix and suffix comparison
-        # settles the common case; anything else is decided by parsing. The comparison runs on the
-        # decoded text: UTF-8 (with surrogatepass both ways) maps whole characters to whole byte
-        # sequences one to one, so the text has the prefix/suffix exactly when the bytes have
-        # their encoding; bytes that do not decode go to the parse. The stream part of the
-        # suffix repeats, so it is kept per stream (bounded, so memory stays constant).
-        suffix = suffixes.get(stream)
-        if suffix is None:
-            if len(suffixes) >= _SUFFIX_CACHE:
-                suffixes.clear()
-            suffix = suffixes[stream] = ',"stream":' + encode(stream) + ',"timestamp":' if type(stream) is str else ""
-        try:
-            text = canonical.decode("utf-8", "surrogatepass")
-        except UnicodeDecodeError:
-            text = ""
-        if not (
-            type(ts) is int
-            and suffix
-            and type(record_id) is str
-            and text.startswith('{"id":' + encode(record_id) + ",")
-            and text.endswith(suffix + str(ts) + "}")
-        ):
-            reason = _column_mismatch(canonical, record_id, stream, ts)
-            if reason is not None:
-                return bad(seq, reason)
+        # The stored bytes must be a canonical record (FORMAT.md section 5), whatever the hashes say.
+        doc = fast(canonical, streams)
+        if doc is None:
+            record, why = parse_stored_record(canonical)  # the reference parse: decides, and says why
+            if record is None:
+                return bad(seq, why)
+            doc = record.to_dict()
+        # Derived columns.
+        if doc["id"] != record_id:
+            return bad(seq, "record id column does not match the stored bytes")
+        if doc["stream"] != stream:
+            return bad(seq, "stream column does not match the stored bytes")
+        if type(ts) is not int or doc["timestamp"] != ts:
+            return bad(seq, "timestamp column does not match the stored bytes")
         prev = head = entry_hash
         prev_digest = digest
         expected += 1
@@ -137,20 +129,82 @@ def verify_rows(
     return VerificationReport(ok=True, entries_checked=expected - 1, head_hash=head)
 
 
-_SUFFIX_CACHE = 4096
-"""Most distinct streams whose suffix text :func:`verify_rows` keeps at once."""
+_STREAM_CACHE = 4096
+"""Most distinct valid stream names :func:`verify_rows` remembers at once (memory stays constant)."""
 
 
-def _column_mismatch(canonical: bytes, record_id: object, stream: object, timestamp: object) -> str | None:
-    """Compare the derived columns with the values parsed from the bytes; None when they match."""
+_loads = orjson.loads
+_dumps = orjson.dumps
+_SORTED_53 = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
+_MAX_CONTAINERS = DEFAULT_MAX_DEPTH + 1  # the record object plus payload's 64 levels
+_DIGITS = bytes.maketrans(b"0123456789", b"0000000000")
+_ESCAPE_NOT_JCS = re.compile(rb'\\(?!["\\bfnrt]|u00(?:0[0-7bef]|1[0-9a-f]))')
+"""A backslash that does not start one of the escapes RFC 8785 writes (``\\u0041``, ``\\/``, ``\\u00E9``...)."""
+
+
+def _may_hold_float(canonical: bytes) -> bool:
+    """True when orjson's encoding ``canonical`` may hold a float: orjson writes every float with a
+    digit followed by ``.`` or by ``e+`` / ``e-`` (strings can hold these too; then the reference
+    parse decides)."""
+    digits = canonical.translate(_DIGITS)
+    return b"0." in digits or b"0e-" in digits or b"0e+" in digits
+
+
+def _fast_record(canonical: bytes, streams: dict[str, None]) -> dict[str, Any] | None:
+    """The record object of ``canonical`` when the bytes are certainly a canonical record; None when
+    they are not, or when this shortcut cannot tell: then :func:`parse_stored_record` decides.
+
+    Exact, by these steps (each assumption about orjson is pinned by ``tests/test_verify_rows.py``):
+    orjson parses only UTF-8 JSON (no byte order mark, no UTF-16/32, no NaN, no lone surrogates,
+    no raw control characters), and re-encoding the value with sorted keys and integers limited to
+    +/-(2**53-1) gives the same bytes. That equality rules out whitespace, repeated keys (the
+    re-encoding has each key once), unsorted keys (orjson sorts by code point, which is RFC 8785's
+    UTF-16 order when no key leaves the BMP: bytes F0-F4 send the record to the reference parse),
+    other integer forms (``-0``, larger integers) and every escape RFC 8785 does not write (checked
+    by a pattern, not left to orjson). Floats are the one thing orjson writes its own way, so bytes
+    that may hold one (a digit then ``.`` or ``e+``/``e-``, inside strings too) go to the
+    reference parse, as do deeper nesting than allowed and records outside FORMAT.md section 2's
+    common case.
+    """
     try:
-        doc = json.loads(canonical)
-        if doc["id"] != record_id:
-            return "record id column does not match the stored bytes"
-        if doc["stream"] != stream:
-            return "stream column does not match the stored bytes"
-        if type(doc["timestamp"]) is not int or type(timestamp) is not int or doc["timestamp"] != timestamp:
-            return "timestamp column does not match the stored bytes"
-    except (ValueError, KeyError, TypeError):
-        return "stored bytes are not a record"
-    return None
+        doc = _loads(canonical)
+        same = _dumps(doc, option=_SORTED_53) == canonical
+    except (ValueError, TypeError, RecursionError):
+        return None
+    if not same or type(doc) is not dict:
+        return None
+    find = canonical.find
+    if (find(b".") >= 0 or find(b"+") >= 0 or find(b"e-") >= 0) and _may_hold_float(canonical):
+        return None
+    if (
+        (len(canonical) > 2 * _MAX_CONTAINERS and canonical.count(b"{") + canonical.count(b"[") > _MAX_CONTAINERS)
+        or not (canonical.isascii() or _ASTRAL_UTF8.search(canonical) is None)
+        or (b"\\" in canonical and _ESCAPE_NOT_JCS.search(canonical) is not None)
+    ):
+        return None
+    size = len(doc)
+    if not (size == 4 or (size == 5 and type(doc.get("meta")) is dict)):
+        return None
+    rid = doc.get("id")
+    if not (
+        type(rid) is str
+        and rid.isascii()
+        and rid.isprintable()
+        and 0 < len(rid) <= MAX_RECORD_ID_LENGTH
+        and rid[0] != " "
+        and rid[-1] != " "
+    ):
+        return None  # ids outside printable ASCII: checked in full by the reference parse
+    stream = doc.get("stream")
+    if type(stream) is not str:
+        return None
+    if stream not in streams:
+        if STREAM_PATTERN.fullmatch(stream) is None and SYSTEM_STREAM_PATTERN.fullmatch(stream) is None:
+            return None
+        if len(streams) >= _STREAM_CACHE:
+            streams.clear()
+        streams[stream] = None
+    ts = doc.get("timestamp")
+    if type(ts) is not int or not 0 < ts <= MAX_SAFE_INTEGER or type(doc.get("payload")) not in (dict, list):
+        return None
+    return doc

@@ -348,3 +348,15 @@ def test_lone_surrogates_anywhere_are_refused(surrogate: str, before: str, after
 def test_unsafe_integers_are_refused(n: int) -> None:
     with pytest.raises(ValidationError, match=r"2\*\*53-1"):
         canonical_json({"n": n})
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b'\xef\xbb\xbf{"n":1}', '{"n":1}'.encode("utf-16"), '{"n":1}'.encode("utf-32"), '{"n":1}'.encode("utf-16-le")],
+)
+def test_parse_json_reads_bytes_as_utf8_only(data: bytes) -> None:
+    """json.loads(bytes) would guess UTF-16/32 and skip a BOM; parse_json never guesses."""
+    assert json.loads(data) == {"n": 1}
+    with pytest.raises(ValueError):
+        parse_json(data)
+    assert parse_json(b'{"n":1}') == {"n": 1}

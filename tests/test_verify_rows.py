@@ -102,21 +102,31 @@ def test_bytes_like_canonical_columns_verify_and_other_types_are_refused() -> No
     as_arrays = [(*row[:6], bytearray(row[6])) for row in rows]
     assert verify_rows(LEDGER, as_views).ok
     assert verify_rows(LEDGER, as_arrays).ok
-    rows[1] = (*rows[1][:6], rows[1][6].decode())
-    report = verify_rows(LEDGER, rows)
-    assert (report.ok, report.first_bad_seq, report.reason) == (False, 2, "stored bytes are not a record")
+    for value, kind in ((rows[1][6].decode(), "TEXT"), (None, "NULL"), (7, "INTEGER"), (1.5, "REAL")):
+        bad = [rows[0], (*rows[1][:6], value), rows[2]]
+        report, reference = both(bad)
+        assert report == reference
+        assert (report.ok, report.first_bad_seq, report.reason) == (
+            False, 2, f"canonical bytes stored as {kind}, not bytes"
+        )
 
 
 def test_bytes_that_are_not_utf8_or_not_a_record_fail_even_with_a_forged_hash_chain() -> None:
     rows = chain([Record(id=f"r{i}", stream="s", timestamp=5, payload={"i": i}) for i in range(3)])
     good = rows[1][6]
     assert isinstance(good, bytes)
-    for bad_bytes in (good.replace(b'"i":1', b'"i":"\xff"'), good[:-1], b"[]", b'{"id":"r1",'):
+    cases = [
+        (good.replace(b'"i":1', b'"i":"\xff"'), "stored bytes are not UTF-8 (invalid start byte at byte 27)"),
+        (good[:-1], "stored bytes are not JSON (Expecting ',' delimiter: line 1 column 56 (char 55))"),
+        (b"[]", "stored bytes are not a record object"),
+        (b'{"id":"r1",', "stored bytes are not JSON (Expecting property name enclosed in double quotes: "
+         "line 1 column 12 (char 11))"),
+    ]
+    for bad_bytes, reason in cases:
         forged = rehash([*rows[:1], (*rows[1][:6], bad_bytes), *rows[2:]])
         report, reference = both(forged)
         assert report == reference
-        assert (report.ok, report.first_bad_seq) == (False, 2)
-        assert report.reason == "stored bytes are not a record"
+        assert (report.ok, report.first_bad_seq, report.reason) == (False, 2, reason)
 
 
 def test_more_streams_than_the_suffix_cache_holds() -> None:
@@ -147,3 +157,130 @@ def test_entry_rows_match_iter_entries_on_memory_and_sqlite(tmp_path: Path) -> N
             assert [tuple(r) for r in entry_rows(storage, 4)] == expected
             assert [r[0] for r in entry_rows(storage)] == list(range(1, 31))
             assert ledger.verify().entries_checked == 30
+
+
+# -- the strict parse: verify_rows' shortcut against the reference parse ---------------------------
+
+json_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**60), 2**60), st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=6), st.sampled_from(["\U0001f600", "\uff61", "\\", '"', "\x00\x1f\x7f", "/", "\u2028"]),
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.text(max_size=4) | st.sampled_from(["\U0001f600", "\uff61", "a"]), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+def lenient_encodings(doc: dict[str, Any]) -> list[bytes]:
+    """Encodings of ``doc`` that are valid JSON of the same data but need not be RFC 8785."""
+    import json
+
+    return [
+        json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass"),
+        json.dumps(doc, sort_keys=True, separators=(",", ":")).encode(),
+        json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass"),
+        json.dumps(doc, sort_keys=True, ensure_ascii=False).encode("utf-8", "surrogatepass"),
+    ]
+
+
+@settings(max_examples=400, deadline=None)
+@given(payload=st.dictionaries(st.text(max_size=4), json_values, max_size=4) | st.lists(json_values, max_size=3),
+       meta=st.none() | st.dictionaries(st.text(max_size=3), json_values, max_size=2))
+def test_shortcut_never_accepts_what_the_reference_parse_refuses(payload: Any, meta: Any) -> None:
+    from nucleus_core.records import parse_stored_record
+    from nucleus_core.verify import _fast_record
+
+    doc: dict[str, Any] = {"id": "r1", "payload": payload, "stream": "s", "timestamp": 5}
+    if meta is not None:
+        doc["meta"] = meta
+    for data in lenient_encodings(doc):
+        record, _reason = parse_stored_record(data)
+        fast = _fast_record(data, {})
+        if fast is not None:
+            assert record is not None, data
+            assert fast == record.to_dict()
+        report = verify_rows(LEDGER, rehash([(1, "", "", "r1", "s", 5, data)]))
+        assert report.ok == (record is not None)
+    try:
+        valid = Record.from_dict(doc)
+    except ValueError:
+        return
+    assert _fast_record(valid.canonical, {}) in (None, valid.to_dict())
+    assert verify_rows(LEDGER, chain([valid])).ok
+
+
+# -- what the shortcut assumes of orjson (docstring of nucleus_core.verify._fast_record) ----------
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_orjson_writes_every_float_with_a_digit_then_a_point_or_a_signed_exponent(value: float) -> None:
+    import re
+
+    import orjson
+
+    assert re.search(rb"[0-9](\.[0-9]|e[-+][0-9])", orjson.dumps(value))
+
+
+def test_orjson_strict_integer_is_exactly_the_safe_range() -> None:
+    import orjson
+
+    option = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
+    for ok in (2**53 - 1, -(2**53 - 1), 0):
+        assert orjson.dumps(ok, option=option) == str(ok).encode()
+    for big in (2**53, -(2**53), 2**63):
+        with pytest.raises(TypeError):
+            orjson.dumps(big, option=option)
+
+
+no_float_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1)
+    | st.text(st.characters(max_codepoint=0xFFFF, exclude_categories=("Cs",)), max_size=6),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.text(st.characters(max_codepoint=0xFFFF, exclude_categories=("Cs",)), max_size=4), inner,
+                      max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(no_float_values)
+def test_orjson_sorted_output_is_compact_code_point_ordered_and_escapes_as_jcs(value: Any) -> None:
+    import json
+
+    import orjson
+
+    from nucleus_core.canonical import canonical_json
+
+    out = orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER)
+    assert out == json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert out == canonical_json(value)  # BMP keys, no floats: RFC 8785 exactly
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"id": "r1", "payload": {}, "stream": [], "timestamp": 5},
+        {"id": "r1", "payload": {}, "stream": "s", "x": 5},
+        {"id": "r1", "meta": {}, "stream": "s", "timestamp": 5},
+        {"id": "r1", "payload": {}, "stream": "s", "timestamp": 5, "x": {}},
+        {"id": "r1", "meta": [], "payload": {}, "stream": "s", "timestamp": 5},
+        {"id": 1, "payload": {}, "stream": "s", "timestamp": 5},
+        {"id": "r1", "payload": 3, "stream": "s", "timestamp": 5},
+        {"id": "r1", "payload": {}, "stream": "S", "timestamp": 5},
+        {"id": "r1", "payload": {}, "stream": "s", "timestamp": 0},
+        {"id": " r1", "payload": {}, "stream": "s", "timestamp": 5},
+    ],
+)
+def test_compact_sorted_json_that_breaks_a_record_rule_is_refused_with_a_reason(doc: dict[str, Any]) -> None:
+    import json
+
+    from nucleus_core.verify import _fast_record
+
+    data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    assert _fast_record(data, {}) is None
+    report = verify_rows(LEDGER, rehash([(1, "", "", "r1", "s", 5, data)]))
+    assert (report.ok, report.first_bad_seq) == (False, 1)
+    assert report.reason is not None and report.reason.startswith("stored")

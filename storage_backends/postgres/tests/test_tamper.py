@@ -224,3 +224,62 @@ def test_an_exact_duplicate_row_is_refused_by_the_database(
             "WHERE ledger_id = %s AND seq = %s",
             (N + 1, LEDGER, K),
         )
+
+
+def _recode_last(recode: Callable[[bytes], bytes]) -> Callable[[psycopg.Connection], None]:
+    """Re-encode the last entry's record and recompute its hash, as a forger with write access would."""
+
+    def tamper(conn: psycopg.Connection) -> None:
+        prev_hash, canonical = _row(conn, N)[1], _row(conn, N)[5]
+        data = recode(bytes(canonical))
+        conn.execute(
+            "UPDATE nucleus_entries SET canonical = %s, hash = %s WHERE ledger_id = %s AND seq = %s",
+            (data, entry_hash(LEDGER, N, prev_hash, data), LEDGER, N),
+        )
+
+    return tamper
+
+
+STRICT_CASES = [
+    ("byte order mark", _recode_last(lambda b: b"\xef\xbb\xbf" + b), "stored bytes start with a UTF-8 byte order mark"),
+    ("utf-16", _recode_last(lambda b: b.decode().encode("utf-16")), "stored bytes are not UTF-8"),
+    ("repeated key", _recode_last(lambda b: b.replace(b'{"id":', b'{"id":"x","id":', 1)), 'duplicate key "id"'),
+    ("whitespace", _recode_last(lambda b: b.replace(b",", b", ", 1)), "not in canonical form"),
+]
+
+
+@pytest.mark.parametrize(("tamper", "reason"), [c[1:] for c in STRICT_CASES], ids=[c[0] for c in STRICT_CASES])
+def test_bytes_that_are_not_a_canonical_record_fail_open_though_hashed(
+    pg_dsn: str,
+    copy_of: Callable[[], tuple[str, psycopg.Connection]],
+    tamper: Callable[[psycopg.Connection], None],
+    reason: str,
+) -> None:
+    schema, conn = copy_of()
+    tamper(conn)
+    with pytest.raises(IntegrityError) as info:
+        create_ledger(id=LEDGER, storage=postgres_storage(pg_dsn, schema=schema))
+    assert info.value.seq == N
+    assert f"does not verify at entry {N}: " in str(info.value) and reason in str(info.value)
+    with create_ledger(id=LEDGER, storage=postgres_storage(pg_dsn, schema=schema), verify_on_open=False) as ro:
+        last = _row(conn, N)
+        with pytest.raises(IntegrityError) as read:
+            ro.get_by_id(last[2], make_context())
+        assert read.value.seq == N and reason in str(read.value)
+
+
+def test_canonical_column_as_text_is_named_and_reads_raise_integrity_errors(
+    pg_dsn: str, copy_of: Callable[[], tuple[str, psycopg.Connection]]
+) -> None:
+    schema, conn = copy_of()
+    conn.execute("ALTER TABLE nucleus_entries ALTER COLUMN canonical TYPE text USING convert_from(canonical, 'UTF8')")
+    reason = "canonical bytes stored as TEXT, not bytes"
+    with pytest.raises(IntegrityError) as info:
+        create_ledger(id=LEDGER, storage=postgres_storage(pg_dsn, schema=schema))
+    assert info.value.seq == 1
+    assert str(info.value) == f"ledger {LEDGER!r} does not verify at entry 1: {reason}"
+    with create_ledger(id=LEDGER, storage=postgres_storage(pg_dsn, schema=schema), verify_on_open=False) as ro:
+        record_id = _row(conn, K)[2]
+        with pytest.raises(IntegrityError) as read:
+            ro.get_by_id(record_id, make_context())
+        assert (read.value.seq, read.value.reason) == (K, reason)

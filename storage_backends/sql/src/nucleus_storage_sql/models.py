@@ -102,6 +102,14 @@ def _slot_setters() -> tuple[Callable[[Any, Any], None], ...] | None:
     return tuple(slot.__set__ for slot in slots)  # type: ignore[union-attr]
 
 
+def _as_bytes(value: Any) -> Any:
+    """Blobs as bytes (drivers may return memoryview or bytearray); anything else (a TEXT value, say,
+    after tampering) unchanged, so that reading the entry names it instead of failing here."""
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    return value
+
+
 def _make_row_to_entry() -> Callable[[tuple[Any, ...] | list[Any]], StoredEntry]:
     setters = _slot_setters()
 
@@ -114,7 +122,7 @@ def _make_row_to_entry() -> Callable[[tuple[Any, ...] | list[Any]], StoredEntry]
             record_id=record_id,
             stream=stream,
             timestamp=timestamp,
-            canonical=canonical if type(canonical) is bytes else bytes(canonical),
+            canonical=canonical if type(canonical) is bytes else _as_bytes(canonical),
         )
 
     if setters is None:
@@ -134,7 +142,7 @@ def _make_row_to_entry() -> Callable[[tuple[Any, ...] | list[Any]], StoredEntry]
         s_id(entry, record_id)
         s_stream(entry, stream)
         s_ts(entry, timestamp)
-        s_canonical(entry, canonical if type(canonical) is bytes else bytes(canonical))
+        s_canonical(entry, canonical if type(canonical) is bytes else _as_bytes(canonical))
         return entry
 
     return via_slots

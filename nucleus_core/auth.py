@@ -29,6 +29,7 @@ import binascii
 import contextlib
 import json
 import logging
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -65,6 +66,7 @@ __all__ = [
     "TokenParser",
     "TokenRegistry",
     "build_token_registry",
+    "check_numeric_dates",
     "decode_jwt",
     "get_requester_oid",
     "jwt_header",
@@ -385,6 +387,12 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 
 REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub")
 
+NUMERIC_DATE_CLAIMS = ("exp", "iat", "nbf")
+"""Claims that are NumericDate values (RFC 7519 section 2): JSON numbers of seconds since the epoch."""
+
+MAX_NUMERIC_DATE = 253402300799
+"""Latest NumericDate accepted in a token (9999-12-31T23:59:59Z); larger values are refused."""
+
 SERVICE_TOKEN_TYPE = "nucleus-service+jwt"  # noqa: S105 - a media type, not a secret
 """The ``typ`` header of service-to-service tokens (RFC 8725 explicit typing): the service parser
 claims only tokens of this type, and the connect parser never accepts them."""
@@ -425,6 +433,23 @@ def jwt_unverified_claims(token: str) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise TokenInvalidError("token payload is not a JSON object")
     return payload
+
+
+def check_numeric_dates(claims: Mapping[str, Any]) -> None:
+    """Refuse a token whose ``exp``, ``iat`` or ``nbf`` is present but not a JSON number: a string,
+    a boolean, null, NaN or an infinity, a negative value or one after :data:`MAX_NUMERIC_DATE`.
+    (PyJWT converts with ``int()``, which takes ``"9999999999"`` and ``True``.)
+
+    :raises TokenInvalidError: naming the claim, never its value.
+    """
+    for name in NUMERIC_DATE_CLAIMS:
+        if name not in claims:
+            continue
+        value = claims[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TokenInvalidError(f"token claim {name!r} must be a JSON number")
+        if not math.isfinite(value) or not 0 <= value <= MAX_NUMERIC_DATE:
+            raise TokenInvalidError(f"token claim {name!r} is not a date between 1970 and 9999")
 
 
 def check_algorithms(value: object, *, plugin: str) -> tuple[str, ...]:
@@ -493,13 +518,16 @@ def decode_jwt(
     """Verify ``token`` with ``key`` and return its claims.
 
     Always passes the configured ``algorithms``, ``issuer`` and ``audience`` (exact match,
-    ``strict_aud``), requires ``required`` claims, enforces minimum key lengths, and maps PyJWT's
-    errors to :class:`TokenExpiredError` / :class:`TokenInvalidError` with messages that name the
-    failed check, never a claim value or the token.
+    ``strict_aud``), requires ``required`` claims, enforces minimum key lengths, refuses numeric
+    date claims that are not JSON numbers (:func:`check_numeric_dates`, checked on the payload
+    before the signature, so a malformed value never reaches PyJWT), and maps PyJWT's errors to
+    :class:`TokenExpiredError` / :class:`TokenInvalidError` with messages that name the failed
+    check, never a claim value or the token.
     """
     import jwt
     from jwt import exceptions as jx
 
+    check_numeric_dates(jwt_unverified_claims(token))
     try:
         return jwt.decode(
             token,

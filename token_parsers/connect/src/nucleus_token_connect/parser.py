@@ -39,10 +39,14 @@ SETTINGS = (
     "jwks_lifespan",
     "jwks_cooldown",
     "jwks_timeout",
+    "max_lifetime",
 )
 DEFAULT_TOKEN_TYPES = ("jwt", "at+jwt")
 MAX_LEEWAY = 300
 MAX_TIMEOUT = 10
+DEFAULT_MAX_LIFETIME = 86400
+"""Default longest ``exp - iat`` (seconds) of a connect token: one day."""
+MAX_MAX_LIFETIME = 7 * 86400
 
 
 def _number(settings: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:
@@ -67,9 +71,12 @@ class ConnectParser:
     ``principal_prefix`` (prepended to the claim to form the OID; default none, so the claim must
     be an OID), ``role_claim``, ``token_types`` (accepted ``typ`` headers, default ``JWT`` and
     ``at+jwt``; tokens without ``typ`` are accepted), ``jwks_lifespan`` (300), ``jwks_cooldown``
-    (30), ``jwks_timeout`` (3, at most 10).
+    (30), ``jwks_timeout`` (3, at most 10: the deadline of a whole JWKS fetch), ``max_lifetime``
+    (longest ``exp - iat`` in seconds, default 86400, at most 7 days).
 
-    ``exp``, ``iat``, ``iss``, ``aud`` and ``sub`` are required in every token. Tokens typed
+    ``exp``, ``iat``, ``iss``, ``aud`` and ``sub`` are required in every token; ``exp``, ``iat``
+    and ``nbf`` must be JSON numbers (see :func:`nucleus_core.auth.check_numeric_dates`), and a
+    token living longer than ``max_lifetime`` is refused. Tokens typed
     ``nucleus-service+jwt`` are not this parser's (it returns None).
     """
 
@@ -82,6 +89,7 @@ class ConnectParser:
             raise ConfigurationError(f"{NAME}: 'issuer' and 'audience' must be non-empty")
         self.algorithms = check_algorithms(setting(s, "algorithms", (list, tuple), plugin=NAME), plugin=NAME)
         self.leeway = _number(s, "leeway", 30, 0, MAX_LEEWAY)
+        self.max_lifetime = _number(s, "max_lifetime", DEFAULT_MAX_LIFETIME, 1, MAX_MAX_LIFETIME)
         self.principal_claim: str = setting(s, "principal_claim", str, plugin=NAME, default="sub")
         self.principal_prefix: str = setting(s, "principal_prefix", str, plugin=NAME, default="")
         self.role_claim: str | None = setting(s, "role_claim", str, plugin=NAME, default=None)
@@ -149,6 +157,8 @@ class ConnectParser:
             audience=self.audience,
             leeway=self.leeway,
         )
+        if claims["exp"] - claims["iat"] > self.max_lifetime:
+            raise TokenInvalidError(f"token lifetime exceeds {self.max_lifetime:g} seconds")
         value = claims.get(self.principal_claim)
         if not isinstance(value, str) or not value:
             raise TokenInvalidError(f"token claim {self.principal_claim!r} is missing or not a string")

@@ -133,7 +133,8 @@ class ServiceParser:
         if claims["sub"] != service.service_id:
             raise TokenInvalidError("token subject must equal its issuer")
         exp, iat, jti = claims["exp"], claims["iat"], claims["jti"]
-        if not isinstance(exp, (int, float)) or exp - iat > self.max_lifetime:
+        # exp and iat are JSON numbers here (decode_jwt refuses anything else).
+        if exp - iat > self.max_lifetime:
             raise TokenInvalidError(f"token lifetime exceeds {self.max_lifetime} seconds")
         if not isinstance(jti, str) or not 1 <= len(jti) <= 128:
             raise TokenInvalidError("token id (jti) must be a string of 1-128 characters")

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 import attrs
 import blake3
 
-from .context import RequestContext, get_requester_oid, require_context
+from .context import RequestContext, get_requester_oid, require_context, scopes_from_names
 from .errors import (
     AuthenticationError,
     ConfigurationError,
@@ -76,6 +76,7 @@ __all__ = [
     "plugin_connection",
     "plugin_database",
     "require_context",
+    "scopes_from_claim",
     "setting",
     "token_fingerprint",
 ]
@@ -450,6 +451,27 @@ def check_numeric_dates(claims: Mapping[str, Any]) -> None:
             raise TokenInvalidError(f"token claim {name!r} must be a JSON number")
         if not math.isfinite(value) or not 0 <= value <= MAX_NUMERIC_DATE:
             raise TokenInvalidError(f"token claim {name!r} is not a date between 1970 and 9999")
+
+
+def scopes_from_claim(claims: Mapping[str, Any], claim: str, *, prefix: str = "") -> frozenset[str]:
+    """The core scopes a JWT's ``claim`` grants: a space-separated string (OAuth ``scope``, RFC
+    9068) or a list of strings (``scp``); each name, after removing ``prefix`` (e.g. ``books:``),
+    is taken when it is a core scope (or ``*``). A missing claim grants none.
+
+    :raises TokenInvalidError: the claim is present but neither a string nor a list of strings.
+    """
+    value = claims.get(claim)
+    if value is None:
+        return frozenset()
+    if isinstance(value, str):
+        names: list[str] = value.split()
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        names = list(value)
+    else:
+        raise TokenInvalidError(f"token claim {claim!r} must be a string or a list of strings")
+    if prefix:
+        names = [n[len(prefix) :] for n in names if n.startswith(prefix)]
+    return scopes_from_names(names)
 
 
 def check_algorithms(value: object, *, plugin: str) -> tuple[str, ...]:

@@ -32,10 +32,11 @@ import attrs
 
 from nucleus_core.access import AuthenticatedPolicy
 from nucleus_core.asgi import AuthMiddleware, context_from_scope
-from nucleus_core.context import RequestContext, require_context
+from nucleus_core.context import READ, RequestContext, require_context, require_scope
 from nucleus_core.errors import (
     AccessDeniedError,
     ConfigurationError,
+    InsufficientScopeError,
     LedgerClosedError,
     MissingRequesterError,
     NucleusError,
@@ -318,7 +319,9 @@ class NucleusApp:
         if status == 401:
             headers = (("www-authenticate", f'Bearer realm="{realm}"'),)
         elif status == 403:
-            headers = (("www-authenticate", f'Bearer realm="{realm}", error="insufficient_scope"'),)
+            needed = getattr(err, "scope", None) if isinstance(err, InsufficientScopeError) else None
+            extra = f', scope="{needed}"' if needed else ""
+            headers = (("www-authenticate", f'Bearer realm="{realm}", error="insufficient_scope"{extra}'),)
         elif status == 405 and isinstance(err, _MethodNotAllowed):
             headers = (("allow", ", ".join(err.allowed)),)
         return Response(status=status, body=wire.dumps(error_document(err)), headers=headers)
@@ -486,11 +489,11 @@ class NucleusApp:
         return _raw(200, await self._run(work))
 
     async def _h_verify(self, request: Request) -> Response:
-        request.requester  # noqa: B018 - verification is for authenticated requesters only
+        ctx = request.requester
         if self._verify_lock is None:
             self._verify_lock = asyncio.Lock()
         async with self._verify_lock:  # one full scan at a time
-            report = await self._run(self.ledger.verify)
+            report = await self._run(functools.partial(self.ledger.verify, context=ctx))
         return _json(200, report.to_dict())
 
     # handlers: modules ----------------------------------------------------------------------
@@ -536,7 +539,7 @@ class NucleusApp:
         return _json(200, {"revoked": await self._run(acl.revoke, grants, ctx)})
 
     async def _h_acl_check(self, request: Request) -> Response:
-        ctx = request.requester
+        ctx = require_scope(request.requester, READ)  # the answer is access state: a read
         acl = self._acl()
         doc = await self._json_body(request)
         if not isinstance(doc, dict) or not {"action", "resource"} <= set(doc) <= {"action", "resource", "principal"}:

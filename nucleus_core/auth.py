@@ -74,6 +74,8 @@ __all__ = [
     "load_public_key",
     "looks_like_jwt",
     "plugin_connection",
+    "RedactingFormatter",
+    "redact_secrets",
     "plugin_database",
     "require_context",
     "scopes_from_claim",
@@ -117,6 +119,33 @@ def token_fingerprint(token: str) -> str:
     return blake3.blake3(
         token.encode("utf-8", "surrogatepass"), derive_key_context="nucleus token fingerprint"
     ).hexdigest()[:12]
+
+
+_SECRET_SHAPES = re.compile(
+    r"(?i:bearer)\s+\S+"  # any bearer credential
+    r"|nuk_[A-Za-z0-9_]+"  # API keys
+    r"|nss_[A-Za-z0-9_-]+"  # session ids
+    r"|dev:[^\s'\"&/?#]+"  # development tokens
+    r"|eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?"  # JWS/JWT (header starts '{"')
+)
+REDACTED = "[redacted]"
+
+
+def redact_secrets(text: str) -> str:
+    """``text`` with every credential-shaped substring replaced by ``[redacted]``: bearer
+    credentials, API keys (``nuk_``), session ids (``nss_``), development tokens (``dev:``) and
+    JWTs. A last line of defence for text that may quote a request (log lines, error messages);
+    code should not put credentials into such text in the first place."""
+    return _SECRET_SHAPES.sub(REDACTED, text)
+
+
+class RedactingFormatter(logging.Formatter):
+    """A :class:`logging.Formatter` that passes the whole formatted line (message, exception and
+    stack trace) through :func:`redact_secrets`; the formatter of every handler ``nucleus`` and
+    ``nucleus serve`` install."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_secrets(super().format(record))
 
 
 @attrs.define

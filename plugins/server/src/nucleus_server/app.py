@@ -12,6 +12,10 @@
 * every error is ``{"error": {"code": ..., "message": ...}}`` (see :mod:`nucleus_server.errors`),
   including the middleware's own 400/401/403/431/503 answers, which are rewritten to that shape
   (their ``WWW-Authenticate`` headers are kept);
+* every HTTP request is written to the access log ``nucleus_server.access`` (INFO) by the app
+  itself: client address, method, path, query parameter *names* only (values are never written),
+  status. Run uvicorn with its own access log off (``nucleus serve`` does): uvicorn's writes the
+  query string, and a token sent as ``?access_token=`` with it;
 * the lifespan shutdown (after the server let in-flight requests finish) stops the thread pool
   and, when the app owns the ledger, closes it: modules stop, storage closes.
 
@@ -24,14 +28,16 @@ import asyncio
 import concurrent.futures
 import functools
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, quote, unquote
 
 import attrs
 
 from nucleus_core.access import AuthenticatedPolicy
 from nucleus_core.asgi import AuthMiddleware, context_from_scope
+from nucleus_core.auth import redact_secrets
 from nucleus_core.context import READ, RequestContext, require_context, require_scope
 from nucleus_core.errors import (
     AccessDeniedError,
@@ -60,6 +66,7 @@ from .errors import (
 from .openapi import Route, build_openapi
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("nucleus_server.access")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -257,7 +264,7 @@ class NucleusApp:
             public_paths=self.settings.public_paths,
             max_header_bytes=self.settings.max_header_bytes,
         )
-        self._asgi = _DenialRewriter(auth)
+        self._asgi = _AccessLog(_DenialRewriter(auth))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._asgi(scope, receive, send)
@@ -298,7 +305,7 @@ class NucleusApp:
         except NucleusError as err:
             response = self._error(err)
         except Exception:
-            log.exception("unexpected error in %s %s", scope.get("method"), scope.get("path"))
+            log.exception("unexpected error in %s %s", scope.get("method"), redact_secrets(scope.get("path", "")))
             response = Response(
                 status=500,
                 body=wire.dumps({"error": {"code": INTERNAL_ERROR_CODE, "message": "internal server error"}}),
@@ -363,7 +370,7 @@ class NucleusApp:
                 allowed.append(route.method)
         if allowed:
             raise _MethodNotAllowed(allowed)
-        raise NotFoundError(f"no route {path[:200]!r}")
+        raise NotFoundError(f"no route {redact_secrets(path[:200])!r}")
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         limit = self.settings.max_body_bytes
@@ -601,7 +608,7 @@ def _filters_from_query(items: list[tuple[str, str]], *, allow_kind: bool) -> di
     filters: dict[str, Any] = {}
     for key, value in items:
         if key not in allowed:
-            raise QueryError(f"unknown query parameter {key[:64]!r}", field="query")
+            raise QueryError(f"unknown query parameter {redact_secrets(key[:64])!r}", field="query")
         if key in ("stream", "record_id", "kind"):
             lists.setdefault(key, []).append(value)
             continue
@@ -617,6 +624,59 @@ def _filters_from_query(items: list[tuple[str, str]], *, allow_kind: bool) -> di
         name = "record_ids" if key == "record_id" else key
         filters[name] = values if (len(values) > 1 or key == "record_id") else values[0]
     return filters
+
+
+_SAFE_QUERY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
+
+
+def loggable_target(scope: Scope) -> str:
+    """The request target as the access log writes it: the path with credential-shaped parts
+    redacted, and of the query string only the parameter names (``?stream=…&limit=…``); a name
+    that is not a short identifier (it could be a token sent as ``?<token>``) becomes ``…`` too."""
+    path = redact_secrets(quote(scope.get("path", ""), safe="/:@!$&'()*+,;=-._~"))
+    raw = scope.get("query_string", b"")
+    if not raw:
+        return path
+    names = []
+    for part in raw.decode("latin-1").split("&"):
+        name = unquote(part.partition("=")[0], errors="replace")
+        names.append(f"{name}=…" if _SAFE_QUERY_NAME.fullmatch(name) else "…")
+    return f"{path}?{'&'.join(names)}"
+
+
+class _AccessLog:
+    """The server's access log: one INFO line per HTTP request on ``nucleus_server.access``,
+    written after the response started (``client - "METHOD target HTTP/v" status``), never with a
+    query value, a header or a body."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not access_log.isEnabledFor(logging.INFO):
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def logging_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, logging_send)
+        finally:
+            client = scope.get("client")
+            who = f"{client[0]}:{client[1]}" if client else "-"
+            access_log.info(
+                '%s - "%s %s HTTP/%s" %d',
+                who,
+                scope.get("method", "-"),
+                loggable_target(scope),
+                scope.get("http_version", "1.1"),
+                status,
+            )
 
 
 class _DenialRewriter:

@@ -209,6 +209,15 @@ class TokenRegistry:
             return context
         raise TokenInvalidError("no enabled token parser accepts this token")
 
+    def lane(self, token: object) -> tuple[str, ...]:
+        """The names of the parsers :meth:`authenticate` may call for ``token``: those whose
+        ``validate_format`` accepts it (cheap, no I/O). Empty when none would (the token is
+        refused without any parser work). The HTTP middleware runs each lane in its own thread
+        pool, so a slow parser (a JWKS fetch) delays only tokens of its own kind."""
+        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+            return ()
+        return tuple(name for name, parser in self._parsers if self._call(name, parser.validate_format, token))
+
     @staticmethod
     def _call(name: str, fn: Callable[[str], Any], token: str) -> Any:
         try:

@@ -257,7 +257,7 @@ class NucleusApp:
         )
         self._verify_lock: asyncio.Lock | None = None
         self._closing = False
-        auth = AuthMiddleware(
+        self._auth = auth = AuthMiddleware(
             self._dispatch,
             registry=ledger.auth,
             realm=self.settings.realm,
@@ -274,6 +274,7 @@ class NucleusApp:
         """Stop the thread pool (waiting for running calls) and close the ledger if the app owns it."""
         self._closing = True
         self._executor.shutdown(wait=True)
+        self._auth.close()
         if self.owns_ledger:
             self.ledger.close()
 

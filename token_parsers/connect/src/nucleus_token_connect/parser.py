@@ -146,8 +146,16 @@ class ConnectParser:
 
     # TokenParser -----------------------------------------------------------------------------
     def validate_format(self, token: str) -> bool:
-        """True for JWS compact serialisation (three base64url segments)."""
-        return looks_like_jwt(token)
+        """True for JWS compact serialisation (three base64url segments) not typed as a service
+        token (those are the service parser's: its slowness and this one's stay apart, see
+        :meth:`nucleus_core.auth.TokenRegistry.lane`)."""
+        if not looks_like_jwt(token):
+            return False
+        try:
+            typ = jwt_header(token).get("typ")
+        except TokenInvalidError:
+            return True  # ours to refuse, in parse()
+        return not (isinstance(typ, str) and _normal_typ(typ) == SERVICE_TOKEN_TYPE)
 
     def parse(self, token: str) -> RequestContext | None:
         """Verify the token; None when it is a service token (not this parser's kind)."""

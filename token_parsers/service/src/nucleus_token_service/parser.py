@@ -125,8 +125,15 @@ class ServiceParser:
         self._clock = clock
 
     def validate_format(self, token: str) -> bool:
-        """True for JWS compact serialisation (three base64url segments)."""
-        return looks_like_jwt(token)
+        """True for JWS compact serialisation (three base64url segments) whose header is typed
+        ``nucleus-service+jwt``; other JWTs are not this parser's."""
+        if not looks_like_jwt(token):
+            return False
+        try:
+            typ = jwt_header(token).get("typ")
+        except TokenInvalidError:
+            return False
+        return isinstance(typ, str) and typ.strip().lower() == SERVICE_TOKEN_TYPE
 
     def parse(self, token: str) -> RequestContext | None:
         """Verify a service token; None when the token is not typed as one."""

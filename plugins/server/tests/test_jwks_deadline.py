@@ -195,3 +195,23 @@ def test_a_slow_jwks_never_delays_an_api_key_request(
         t.join(60)
     assert logins == [503] * 20  # fail closed, each within the fetch deadline
     assert not dribbler.finished.is_set()
+
+
+@pytest.mark.parametrize("slow", [False, True])
+def test_the_fetch_honours_proxy_settings_and_its_deadline_through_them(
+    dribbler: Dribbler, monkeypatch: pytest.MonkeyPatch, slow: bool
+) -> None:
+    # The dribbler plays a forward proxy: the configured URL's own port has nothing listening.
+    proxy = dribbler.url.rsplit("/", 1)[0]
+    for name in ("no_proxy", "NO_PROXY", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    dribbler.slow = slow
+    parser = connect("http://127.0.0.1:9/jwks.json", jwks_timeout=1)
+    if slow:
+        with pytest.raises(KeySourceUnavailableError):
+            parser.parse(token())
+        assert dribbler.started.is_set() and not dribbler.finished.is_set()
+    else:
+        assert parser.parse(token()) is not None
+    assert dribbler.requests == 1

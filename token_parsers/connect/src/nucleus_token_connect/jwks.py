@@ -17,7 +17,9 @@ import socket
 import ssl
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
@@ -67,14 +69,21 @@ def keys_from_jwks(document: object, algorithms: Iterable[str]) -> dict[str, jwt
     return keys
 
 
-class _Deadline:
-    """Aborts one HTTP exchange when its deadline passes: a timer shuts the connection's socket
-    down, which wakes a blocked read at once (a per-read timeout alone never fires against a server
-    sending one byte at a time)."""
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Refuse redirects: the configured URL is the only place keys may come from."""
 
-    def __init__(self, connection: http.client.HTTPConnection, seconds: float) -> None:
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class _Deadline:
+    """Aborts one HTTP exchange when its deadline passes: a timer shuts down the socket of every
+    connection it watches, which wakes a blocked read at once (a per-read timeout alone never
+    fires against a server sending one byte at a time)."""
+
+    def __init__(self, seconds: float) -> None:
         self.expired = False
-        self._connection = connection
+        self._connections: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
         self._timer = threading.Timer(seconds, self._expire)
         self._timer.daemon = True
@@ -85,57 +94,81 @@ class _Deadline:
 
     def __exit__(self, *exc: object) -> None:
         self._timer.cancel()
+
+    def watch(self, connection: http.client.HTTPConnection) -> None:
+        """Called once ``connection`` is connected (connecting has its own timeout)."""
         with self._lock:
-            self._connection.close()
+            self._connections.append(connection)
+            if self.expired:
+                self._shut(connection)
 
     def _expire(self) -> None:
         with self._lock:
             self.expired = True
-            sock = self._connection.sock
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+            for connection in self._connections:
+                self._shut(connection)
+
+    @staticmethod
+    def _shut(connection: http.client.HTTPConnection) -> None:
+        sock = connection.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+def _watched(base: type[http.client.HTTPConnection], guard: _Deadline) -> Callable[..., http.client.HTTPConnection]:
+    class Watched(base):  # type: ignore[valid-type,misc]
+        def connect(self) -> None:
+            super().connect()
+            guard.watch(self)
+
+    return Watched
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, guard: _Deadline) -> None:
+        super().__init__()
+        self._connection = _watched(http.client.HTTPConnection, guard)
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(self._connection, req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, guard: _Deadline) -> None:
+        super().__init__(context=ssl.create_default_context())
+        self._connection = _watched(http.client.HTTPSConnection, guard)
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(self._connection, req, context=self._context)  # type: ignore[attr-defined]
 
 
 def fetch_bytes(url: str, *, deadline: float, limit: int) -> tuple[int, bytes]:
-    """GET ``url`` and return ``(status, body)``; the whole exchange (connect, TLS, headers, body)
-    finishes within ``deadline`` seconds or fails. No redirects are followed; a body longer than
-    ``limit`` is cut at ``limit + 1`` bytes.
+    """GET ``url`` with urllib (so the environment's proxy settings apply) and return
+    ``(status, body)``; the whole exchange (connect, TLS, headers, body) finishes within
+    ``deadline`` seconds or fails. Redirects are refused; a body longer than ``limit`` is cut at
+    ``limit + 1`` bytes.
 
     :raises TimeoutError: the deadline passed.
-    :raises OSError, http.client.HTTPException: the exchange failed.
+    :raises OSError, http.client.HTTPException: the exchange failed (``urllib.error.URLError``
+        included).
     """
-    parts = urlsplit(url)
+    request = urllib.request.Request(  # noqa: S310 - the scheme is checked by check_jwks_url
+        url, headers={"Accept": "application/json", "User-Agent": "nucleus-token-connect"}
+    )
     started = time.monotonic()
-    connection: http.client.HTTPConnection
-    if parts.scheme == "https":
-        connection = http.client.HTTPSConnection(
-            parts.hostname or "", parts.port, timeout=deadline, context=ssl.create_default_context()
-        )
-    else:
-        connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=deadline)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    with _Deadline(connection, deadline) as guard:
+    with _Deadline(deadline) as guard:
+        opener = urllib.request.build_opener(_NoRedirect(), _HTTPHandler(guard), _HTTPSHandler(guard))
         try:
-            connection.request(
-                "GET", target, headers={"Accept": "application/json", "User-Agent": "nucleus-token-connect"}
-            )
-            response = connection.getresponse()
-            chunks: list[bytes] = []
-            total = 0
-            while total <= limit:
-                chunk = response.read1(min(65536, limit + 1 - total))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                total += len(chunk)
+            with opener.open(request, timeout=deadline) as response:
+                status, body = response.status, response.read(limit + 1)
         except (OSError, http.client.HTTPException):
             if guard.expired:
                 raise TimeoutError(f"no complete answer within {deadline:g} s") from None
             raise
-        if guard.expired or time.monotonic() - started > deadline:
-            raise TimeoutError(f"no complete answer within {deadline:g} s")
-        return response.status, b"".join(chunks)
+    if guard.expired or time.monotonic() - started > deadline:
+        raise TimeoutError(f"no complete answer within {deadline:g} s")
+    return status, body
 
 
 class JwksCache:

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from nucleus_server.client import RemoteLedger
 
 from nucleus_core import Ledger
 from nucleus_core.errors import AuthorizationError
@@ -79,7 +80,9 @@ def test_a_read_only_key_reads_and_is_refused_everything_else(setup: tuple[Ledge
         assert http.get("/acl/entries").status_code == 200
         check = {"action": "read", "resource": {"kind": "stream:notes", "id": "r-1"}}
         assert http.post("/acl/check", json=check).json() == {"allowed": True}
-        assert http.get("/whoami").json()["oid"] == ADMIN
+        assert http.get("/whoami").json() == {"oid": ADMIN, "source": "api_key", "role": None, "scopes": ["read"]}
+    with RemoteLedger(url, token=tokens["read"]) as remote:
+        assert remote.whoami().scopes == frozenset({"read"})
     # Key management with the read key's context (the parser's entry points).
     keys = ledger.auth.parser("auth.api_key")
     ctx = ledger.auth.authenticate(tokens["read"])

@@ -67,7 +67,10 @@ def _freeze_claims(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
 def _to_scopes(value: Iterable[str]) -> frozenset[str]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         raise ValidationError("must be a set of scope names", field="scopes")
-    scopes = frozenset(value)
+    try:
+        scopes = frozenset(value)
+    except TypeError:
+        raise ValidationError("must be a set of scope names", field="scopes") from None
     unknown = sorted(map(repr, scopes - SCOPES))
     if unknown:
         raise ValidationError(

@@ -45,7 +45,7 @@ def test_the_vocabulary_and_the_default_of_a_context_that_was_not_narrowed() -> 
     assert RequestContext(oid=ALICE, source="dev").scopes == ALL_SCOPES == SCOPES
     assert ctx("read").scopes == frozenset({"read"})
     assert ctx().scopes == frozenset()
-    for bad in (["raed"], ["*"], "read", [1], None):
+    for bad in (["raed"], ["*"], "read", [1], None, [["read"]]):
         with pytest.raises(ValidationError, match="scope"):
             RequestContext(oid=ALICE, source="dev", scopes=bad)  # type: ignore[arg-type]
     with pytest.raises(AttributeError):

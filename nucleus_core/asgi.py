@@ -29,9 +29,11 @@ lines ever contain the token, a key secret or claims.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import json
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -52,6 +54,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 DEFAULT_MAX_HEADER_BYTES = 8192
 """Largest ``Authorization`` header value accepted (bytes)."""
+
+DEFAULT_LANE_THREADS = 8
+"""Threads per authentication lane (see :class:`AuthMiddleware`)."""
 
 CONTEXT_SCOPE_KEY = "nucleus.context"
 CONTEXT_STATE_KEY = "nucleus_context"
@@ -172,6 +177,13 @@ class AuthPolicy:
             return self.invalid_request("malformed Bearer credentials")
         return token
 
+    def lane(self, token: bytes) -> tuple[str, ...]:
+        """The parsers that may see ``token`` (:meth:`TokenRegistry.lane`); empty when the token is
+        refused without any parser work."""
+        if any(b < 0x21 or b > 0x7E for b in token):
+            return ()
+        return self.registry.lane(token.decode("ascii"))
+
     def authenticate(self, token: bytes) -> RequestContext | Denial:
         """Run the registry on the token bytes; map failures to denials (never echoing the token)."""
         if any(b < 0x21 or b > 0x7E for b in token):
@@ -198,9 +210,13 @@ class AuthMiddleware:
 
         app = AuthMiddleware(app, registry=ledger.auth, realm="books", public_paths={"/health"})
 
-    ``threaded`` (default True) runs token parsing in the default executor, because parsers may
-    do blocking I/O (a JWKS fetch, a session lookup); set it False when every enabled parser is
-    pure computation. Lifespan and other non-HTTP scopes pass through untouched; WebSocket
+    ``threaded`` (default True) runs token parsing in threads, because parsers may do blocking
+    I/O (a JWKS fetch, a session lookup): one pool of ``lane_threads`` threads per *lane*, the set
+    of parsers that may see a token (:meth:`TokenRegistry.lane`: API keys, sessions, connect
+    JWTs and service JWTs are four lanes). A parser that blocks (an identity provider sending its
+    keys slowly) fills only its own lane: tokens of other kinds are parsed meanwhile. Set
+    ``threaded`` False when every enabled parser is pure computation. :meth:`close` stops the pools.
+    Lifespan and other non-HTTP scopes pass through untouched; WebSocket
     connections are authenticated the same way and closed (code 1008) before accept on failure.
     """
 
@@ -213,12 +229,36 @@ class AuthMiddleware:
         public_paths: Iterable[str] = (),
         max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
         threaded: bool = True,
+        lane_threads: int = DEFAULT_LANE_THREADS,
     ) -> None:
         self.app = app
         self.policy = AuthPolicy(
             registry=registry, realm=realm, public_paths=frozenset(public_paths), max_header_bytes=max_header_bytes
         )
         self.threaded = threaded
+        if type(lane_threads) is not int or not 1 <= lane_threads <= 256:
+            raise ConfigurationError("lane_threads must be an integer from 1 to 256")
+        self.lane_threads = lane_threads
+        self._lanes: dict[tuple[str, ...], concurrent.futures.ThreadPoolExecutor] = {}
+        self._lanes_lock = threading.Lock()
+
+    def _lane_executor(self, lane: tuple[str, ...]) -> concurrent.futures.ThreadPoolExecutor:
+        with self._lanes_lock:
+            executor = self._lanes.get(lane)
+            if executor is None:
+                executor = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=self.lane_threads, thread_name_prefix=f"nucleus-auth-{'+'.join(lane)}"
+                )
+                self._lanes[lane] = executor
+            return executor
+
+    def close(self) -> None:
+        """Stop the authentication thread pools (running parses finish; they are bounded by the
+        parsers' own deadlines). Idempotent."""
+        with self._lanes_lock:
+            lanes, self._lanes = list(self._lanes.values()), {}
+        for executor in lanes:
+            executor.shutdown(wait=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope.get("type")
@@ -229,8 +269,11 @@ class AuthMiddleware:
         decision = self.policy.precheck(scope.get("path", ""), scope.get("query_string", b""), authorization)
         context: RequestContext | None = None
         if isinstance(decision, bytes):
-            if self.threaded:
-                result = await asyncio.get_running_loop().run_in_executor(None, self.policy.authenticate, decision)
+            lane = self.policy.lane(decision) if self.threaded else ()
+            if lane:
+                result = await asyncio.get_running_loop().run_in_executor(
+                    self._lane_executor(lane), self.policy.authenticate, decision
+                )
             else:
                 result = self.policy.authenticate(decision)
             if isinstance(result, Denial):

@@ -29,6 +29,7 @@ import binascii
 import contextlib
 import json
 import logging
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 import attrs
 import blake3
 
-from .context import RequestContext, get_requester_oid, require_context
+from .context import RequestContext, get_requester_oid, require_context, scopes_from_names
 from .errors import (
     AuthenticationError,
     ConfigurationError,
@@ -65,6 +66,7 @@ __all__ = [
     "TokenParser",
     "TokenRegistry",
     "build_token_registry",
+    "check_numeric_dates",
     "decode_jwt",
     "get_requester_oid",
     "jwt_header",
@@ -72,8 +74,11 @@ __all__ = [
     "load_public_key",
     "looks_like_jwt",
     "plugin_connection",
+    "RedactingFormatter",
+    "redact_secrets",
     "plugin_database",
     "require_context",
+    "scopes_from_claim",
     "setting",
     "token_fingerprint",
 ]
@@ -114,6 +119,33 @@ def token_fingerprint(token: str) -> str:
     return blake3.blake3(
         token.encode("utf-8", "surrogatepass"), derive_key_context="nucleus token fingerprint"
     ).hexdigest()[:12]
+
+
+_SECRET_SHAPES = re.compile(
+    r"(?i:bearer)\s+\S+"  # any bearer credential
+    r"|nuk_[A-Za-z0-9_]+"  # API keys
+    r"|nss_[A-Za-z0-9_-]+"  # session ids
+    r"|dev:[^\s'\"&/?#]+"  # development tokens
+    r"|eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?"  # JWS/JWT (header starts '{"')
+)
+REDACTED = "[redacted]"
+
+
+def redact_secrets(text: str) -> str:
+    """``text`` with every credential-shaped substring replaced by ``[redacted]``: bearer
+    credentials, API keys (``nuk_``), session ids (``nss_``), development tokens (``dev:``) and
+    JWTs. A last line of defence for text that may quote a request (log lines, error messages);
+    code should not put credentials into such text in the first place."""
+    return _SECRET_SHAPES.sub(REDACTED, text)
+
+
+class RedactingFormatter(logging.Formatter):
+    """A :class:`logging.Formatter` that passes the whole formatted line (message, exception and
+    stack trace) through :func:`redact_secrets`; the formatter of every handler ``nucleus`` and
+    ``nucleus serve`` install."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_secrets(super().format(record))
 
 
 @attrs.define
@@ -176,6 +208,15 @@ class TokenRegistry:
                 raise PluginError("parse() returned something other than a RequestContext or None", plugin_name=name)
             return context
         raise TokenInvalidError("no enabled token parser accepts this token")
+
+    def lane(self, token: object) -> tuple[str, ...]:
+        """The names of the parsers :meth:`authenticate` may call for ``token``: those whose
+        ``validate_format`` accepts it (cheap, no I/O). Empty when none would (the token is
+        refused without any parser work). The HTTP middleware runs each lane in its own thread
+        pool, so a slow parser (a JWKS fetch) delays only tokens of its own kind."""
+        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+            return ()
+        return tuple(name for name, parser in self._parsers if self._call(name, parser.validate_format, token))
 
     @staticmethod
     def _call(name: str, fn: Callable[[str], Any], token: str) -> Any:
@@ -385,6 +426,12 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 
 REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub")
 
+NUMERIC_DATE_CLAIMS = ("exp", "iat", "nbf")
+"""Claims that are NumericDate values (RFC 7519 section 2): JSON numbers of seconds since the epoch."""
+
+MAX_NUMERIC_DATE = 253402300799
+"""Latest NumericDate accepted in a token (9999-12-31T23:59:59Z); larger values are refused."""
+
 SERVICE_TOKEN_TYPE = "nucleus-service+jwt"  # noqa: S105 - a media type, not a secret
 """The ``typ`` header of service-to-service tokens (RFC 8725 explicit typing): the service parser
 claims only tokens of this type, and the connect parser never accepts them."""
@@ -425,6 +472,44 @@ def jwt_unverified_claims(token: str) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise TokenInvalidError("token payload is not a JSON object")
     return payload
+
+
+def check_numeric_dates(claims: Mapping[str, Any]) -> None:
+    """Refuse a token whose ``exp``, ``iat`` or ``nbf`` is present but not a JSON number: a string,
+    a boolean, null, NaN or an infinity, a negative value or one after :data:`MAX_NUMERIC_DATE`.
+    (PyJWT converts with ``int()``, which takes ``"9999999999"`` and ``True``.)
+
+    :raises TokenInvalidError: naming the claim, never its value.
+    """
+    for name in NUMERIC_DATE_CLAIMS:
+        if name not in claims:
+            continue
+        value = claims[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TokenInvalidError(f"token claim {name!r} must be a JSON number")
+        if not math.isfinite(value) or not 0 <= value <= MAX_NUMERIC_DATE:
+            raise TokenInvalidError(f"token claim {name!r} is not a date between 1970 and 9999")
+
+
+def scopes_from_claim(claims: Mapping[str, Any], claim: str, *, prefix: str = "") -> frozenset[str]:
+    """The core scopes a JWT's ``claim`` grants: a space-separated string (OAuth ``scope``, RFC
+    9068) or a list of strings (``scp``); each name, after removing ``prefix`` (e.g. ``books:``),
+    is taken when it is a core scope (or ``*``). A missing claim grants none.
+
+    :raises TokenInvalidError: the claim is present but neither a string nor a list of strings.
+    """
+    value = claims.get(claim)
+    if value is None:
+        return frozenset()
+    if isinstance(value, str):
+        names: list[str] = value.split()
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        names = list(value)
+    else:
+        raise TokenInvalidError(f"token claim {claim!r} must be a string or a list of strings")
+    if prefix:
+        names = [n[len(prefix) :] for n in names if n.startswith(prefix)]
+    return scopes_from_names(names)
 
 
 def check_algorithms(value: object, *, plugin: str) -> tuple[str, ...]:
@@ -493,13 +578,16 @@ def decode_jwt(
     """Verify ``token`` with ``key`` and return its claims.
 
     Always passes the configured ``algorithms``, ``issuer`` and ``audience`` (exact match,
-    ``strict_aud``), requires ``required`` claims, enforces minimum key lengths, and maps PyJWT's
-    errors to :class:`TokenExpiredError` / :class:`TokenInvalidError` with messages that name the
-    failed check, never a claim value or the token.
+    ``strict_aud``), requires ``required`` claims, enforces minimum key lengths, refuses numeric
+    date claims that are not JSON numbers (:func:`check_numeric_dates`, checked on the payload
+    before the signature, so a malformed value never reaches PyJWT), and maps PyJWT's errors to
+    :class:`TokenExpiredError` / :class:`TokenInvalidError` with messages that name the failed
+    check, never a claim value or the token.
     """
     import jwt
     from jwt import exceptions as jx
 
+    check_numeric_dates(jwt_unverified_claims(token))
     try:
         return jwt.decode(
             token,

@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 import attrs
 import click
 
+from .auth import RedactingFormatter
 from .context import RequestContext, TokenSource
 from .errors import (
     AuthenticationError,
@@ -465,7 +466,7 @@ def shorten_path(path: object, limit: int = 120) -> str:
 def _configure_logging(verbose: int) -> None:
     level = logging.ERROR if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("nucleus_core")
     root.handlers[:] = [h for h in root.handlers if not getattr(h, "_nucleus_cli", False)]
     handler._nucleus_cli = True  # type: ignore[attr-defined]

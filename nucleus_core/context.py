@@ -3,14 +3,37 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
 import attrs
 
-from .errors import MissingRequesterError, ValidationError
+from .errors import InsufficientScopeError, MissingRequesterError, ValidationError
 from .oid import OID_PATTERN
+
+READ = "read"
+"""Scope of every read: ``get``, ``get_by_id``, ``query``, ``iter_entries`` (export), module
+queries, the UAL's ``list``."""
+WRITE = "write"
+"""Scope of ``append`` and ``append_batch`` (module operations that append included)."""
+GRANT = "grant"
+"""Scope of giving and revoking grants (the UAL's ``grant`` and ``revoke``)."""
+VERIFY = "verify"
+"""Scope of re-verifying the whole chain on a requester's behalf (``GET /verify``)."""
+KEYS = "keys"
+"""Scope of API key management: creating, listing and revoking keys."""
+
+SCOPES: frozenset[str] = frozenset({READ, WRITE, GRANT, VERIFY, KEYS})
+"""The scope vocabulary the core enforces. A context carries a subset; every operation needs one
+scope (above), in addition to what access control allows. Scopes only narrow: a scope never lets
+a requester do what access control refuses."""
+
+ALL_SCOPES = SCOPES
+"""The scopes of a context that was not narrowed (the default of :class:`RequestContext`)."""
+
+WILDCARD_SCOPE = "*"
+"""In a credential's scope list (:func:`scopes_from_names`), every scope."""
 
 
 class TokenSource(enum.Enum):
@@ -41,6 +64,35 @@ def _freeze_claims(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(value))
 
 
+def _to_scopes(value: Iterable[str]) -> frozenset[str]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise ValidationError("must be a set of scope names", field="scopes")
+    try:
+        scopes = frozenset(value)
+    except TypeError:
+        raise ValidationError("must be a set of scope names", field="scopes") from None
+    unknown = sorted(map(repr, scopes - SCOPES))
+    if unknown:
+        raise ValidationError(
+            f"unknown scope(s) {', '.join(unknown)}; the scopes are {', '.join(sorted(SCOPES))}", field="scopes"
+        )
+    return scopes
+
+
+def scopes_from_names(names: Iterable[object]) -> frozenset[str]:
+    """The core scopes a credential's scope list names (how parsers narrow a context): ``*``
+    means every scope, names of :data:`SCOPES` are taken, and any other name (an application's
+    own scope such as ``books:append``, or an identity provider's ``openid``) is ignored by the
+    core. An empty list gives no scope at all."""
+    found: set[str] = set()
+    for name in names:
+        if name == WILDCARD_SCOPE:
+            return ALL_SCOPES
+        if isinstance(name, str) and name in SCOPES:
+            found.add(name)
+    return frozenset(found)
+
+
 def _check_oid(_inst: object, _attr: object, value: str) -> None:
     if not isinstance(value, str) or not value.strip():
         raise MissingRequesterError("a request context needs a non-empty principal OID")
@@ -54,7 +106,9 @@ class RequestContext:
 
     ``oid`` is the principal; ``role`` an optional role name; ``token`` the raw credential it was
     derived from (never shown in ``repr``); ``claims`` the verified claims (read-only, never shown
-    in ``repr``); ``source`` how it was authenticated. Instances are immutable.
+    in ``repr``); ``source`` how it was authenticated; ``scopes`` the operations the credential
+    allows, a subset of :data:`SCOPES` (default: all of them, for a context no parser narrowed;
+    the core checks them with :func:`require_scope`). Instances are immutable.
     """
 
     oid: str = attrs.field(validator=_check_oid)
@@ -64,6 +118,7 @@ class RequestContext:
     claims: Mapping[str, Any] = attrs.field(
         factory=dict, converter=_freeze_claims, repr=False, eq=False, hash=False
     )
+    scopes: frozenset[str] = attrs.field(default=ALL_SCOPES, converter=_to_scopes)
 
 
 def require_context(context: object) -> RequestContext:
@@ -83,3 +138,20 @@ def require_context(context: object) -> RequestContext:
 def get_requester_oid(context: object) -> str:
     """The principal OID of ``context``; raises :class:`MissingRequesterError` when there is none."""
     return require_context(context).oid
+
+
+def require_scope(context: object, scope: str) -> RequestContext:
+    """Return ``context`` if it names a requester whose credential carries ``scope``.
+
+    :raises MissingRequesterError: there is no requester.
+    :raises InsufficientScopeError: the credential lacks ``scope`` (HTTP 403 ``insufficient_scope``).
+    """
+    ctx = require_context(context)
+    if scope not in SCOPES:
+        raise ValueError(f"{scope!r} is not a scope")
+    if scope not in ctx.scopes:
+        have = ", ".join(sorted(ctx.scopes)) or "none"
+        raise InsufficientScopeError(
+            f"this operation needs the {scope!r} scope; the requester's credential has: {have}", scope=scope
+        )
+    return ctx

@@ -157,6 +157,17 @@ class AccessDeniedError(AuthorizationError):
     code = "access_denied"
 
 
+class InsufficientScopeError(AuthorizationError):
+    """The requester's credential does not carry the scope the operation needs (an API key created
+    with ``--scope read`` appending, for example). ``scope`` names the missing scope."""
+
+    code = "insufficient_scope"
+
+    def __init__(self, message: str, *, scope: str) -> None:
+        super().__init__(message)
+        self.scope = scope
+
+
 class ModuleError(NucleusError):
     """A module failed in a lifecycle hook or refused a record. ``module_id`` names it."""
 

@@ -15,7 +15,7 @@ import pluggy
 
 from .access import AccessPolicy, AuthenticatedPolicy
 from .auth import TokenRegistry, build_token_registry
-from .context import RequestContext, require_context
+from .context import READ, VERIFY, WRITE, RequestContext, require_context, require_scope
 from .errors import (
     AccessDeniedError,
     ConfigurationError,
@@ -365,12 +365,13 @@ class Ledger:
     def append_batch(self, records: Sequence[Record], context: RequestContext) -> list[Entry]:
         """Append records atomically, in order: all are committed or none is.
 
-        Refused before anything is written: no requester, a record that is not a :class:`Record`,
-        a system stream, an id reserved for system streams (starting with ``_``), a record over the
-        size limit, ids repeated in the batch or already in the ledger, a module's refusal, access
+        Refused before anything is written: no requester, a requester without the ``write``
+        scope, a record that is not a :class:`Record`, a system stream, an id reserved for system
+        streams (starting with ``_``), a record over the size limit, ids repeated in the batch or
+        already in the ledger, a module's refusal, access
         control's refusal.
         """
-        ctx = require_context(context)
+        ctx = require_scope(context, WRITE)
         self._check_writable()
         batch = self._check_batch(records)
         for record in batch:
@@ -390,8 +391,10 @@ class Ledger:
         within: Callable[[WriteTransaction], None] | None = None,
     ) -> list[Entry]:
         """For plugins: append records to system streams (leading ``_``), calling ``within(tx)`` in the
-        same storage transaction before commit. Access control and modules are not consulted: the
-        calling plugin is responsible for its own checks. Everything commits together or not at all."""
+        same storage transaction before commit. Access control, modules and scopes are not
+        consulted: the calling plugin is responsible for its own checks (e.g.
+        :func:`~nucleus_core.context.require_scope` with ``grant`` or ``keys`` at its entry points).
+        Everything commits together or not at all."""
         ctx = require_context(context)
         self._check_writable()
         batch = self._check_batch(records)
@@ -485,7 +488,7 @@ class Ledger:
     # reads --------------------------------------------------------------------------------
     def get(self, entry_hash: str, context: RequestContext) -> Entry | None:
         """The entry with this hash, or None when absent or not readable by the requester."""
-        ctx = require_context(context)
+        ctx = require_scope(context, READ)
         self._check_open()
         if not is_hash(entry_hash):
             raise ValidationError("must be 64 lowercase hex characters", field="hash")
@@ -493,7 +496,7 @@ class Ledger:
 
     def get_by_id(self, record_id: str, context: RequestContext) -> Entry | None:
         """The entry of this record id, or None when absent or not readable by the requester."""
-        ctx = require_context(context)
+        ctx = require_scope(context, READ)
         self._check_open()
         if not isinstance(record_id, str) or not record_id:
             raise ValidationError("must be a non-empty string", field="record_id")
@@ -503,7 +506,7 @@ class Ledger:
 
     def query(self, filters: QueryFilters | Mapping[str, Any] | None, context: RequestContext) -> QueryResult:
         """Entries matching ``filters`` that the requester may read, a page at a time in seq order."""
-        ctx = require_context(context)
+        ctx = require_scope(context, READ)
         self._check_open()
         parsed = filters_from(filters)
         squery = parsed.to_storage_query()
@@ -516,9 +519,13 @@ class Ledger:
         return entry_from_stored(row)
 
     def iter_entries(self, context: RequestContext, *, from_seq: int = 1) -> Iterable[Entry]:
-        """Every entry the requester may read, in seq order, streamed (for export)."""
-        ctx = require_context(context)
+        """Every entry the requester may read, in seq order, streamed (for export). The requester
+        and its ``read`` scope are checked here, before the first entry is asked for."""
+        ctx = require_scope(context, READ)
         self._check_open()
+        return self._iter_readable(ctx, from_seq)
+
+    def _iter_readable(self, ctx: RequestContext, from_seq: int) -> Iterable[Entry]:
         for row in self._storage.iter_entries(from_seq):
             if self._policy.can_read(row, ctx):
                 yield entry_from_stored(row)
@@ -540,8 +547,16 @@ class Ledger:
         """True when entries outlive the process (a persistent backend)."""
         return bool(self._storage.persistent)
 
-    def verify(self, *, progress: Callable[[int], None] | None = None) -> VerificationReport:
-        """Re-check the whole stored chain, streaming, in constant memory."""
+    def verify(
+        self, *, progress: Callable[[int], None] | None = None, context: RequestContext | None = None
+    ) -> VerificationReport:
+        """Re-check the whole stored chain, streaming, in constant memory.
+
+        ``context``: the requester when one asks on its own behalf (the HTTP ``/verify`` route); it
+        needs the ``verify`` scope. Without it the call is the operator's (opening the ledger, the
+        CLI, which works on the storage directly)."""
+        if context is not None:
+            require_scope(context, VERIFY)
         if self._closed:
             raise LedgerClosedError(f"ledger {self.id!r} is closed")
         report = verify_rows(

@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Generic, NoReturn, TypeVar, overload
 
 import attrs
 
-from .context import RequestContext, require_context
+from .context import READ, RequestContext, require_scope
 from .errors import LedgerClosedError, ModuleError, NucleusError, RecordRejectedError, ValidationError
 from .oid import is_oid
 from .records import Entry, Record, validate_stream
@@ -817,9 +817,9 @@ class StatefulModule(Module, Generic[E], metaclass=abc.ABCMeta):
             self.reject(record, f"the requester {context.oid!r} is not {oid!r}", field)
 
     def reader(self, context: RequestContext) -> RequestContext:
-        """Start a handle query: require a requester, refuse on a closed ledger, and catch up with
-        entries appended by other writers."""
-        ctx = require_context(context)
+        """Start a handle query: require a requester with the ``read`` scope, refuse on a closed
+        ledger, and catch up with entries appended by other writers."""
+        ctx = require_scope(context, READ)
         ledger = self._ledger
         if ledger is None:
             raise ModuleError("is not initialized", module_id=self.id)

@@ -12,6 +12,10 @@
 * every error is ``{"error": {"code": ..., "message": ...}}`` (see :mod:`nucleus_server.errors`),
   including the middleware's own 400/401/403/431/503 answers, which are rewritten to that shape
   (their ``WWW-Authenticate`` headers are kept);
+* every HTTP request is written to the access log ``nucleus_server.access`` (INFO) by the app
+  itself: client address, method, path, query parameter *names* only (values are never written),
+  status. Run uvicorn with its own access log off (``nucleus serve`` does): uvicorn's writes the
+  query string, and a token sent as ``?access_token=`` with it;
 * the lifespan shutdown (after the server let in-flight requests finish) stops the thread pool
   and, when the app owns the ledger, closes it: modules stop, storage closes.
 
@@ -24,18 +28,21 @@ import asyncio
 import concurrent.futures
 import functools
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, quote, unquote
 
 import attrs
 
 from nucleus_core.access import AuthenticatedPolicy
 from nucleus_core.asgi import AuthMiddleware, context_from_scope
-from nucleus_core.context import RequestContext, require_context
+from nucleus_core.auth import redact_secrets
+from nucleus_core.context import READ, RequestContext, require_context, require_scope
 from nucleus_core.errors import (
     AccessDeniedError,
     ConfigurationError,
+    InsufficientScopeError,
     LedgerClosedError,
     MissingRequesterError,
     NucleusError,
@@ -59,6 +66,7 @@ from .errors import (
 from .openapi import Route, build_openapi
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("nucleus_server.access")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -249,14 +257,14 @@ class NucleusApp:
         )
         self._verify_lock: asyncio.Lock | None = None
         self._closing = False
-        auth = AuthMiddleware(
+        self._auth = auth = AuthMiddleware(
             self._dispatch,
             registry=ledger.auth,
             realm=self.settings.realm,
             public_paths=self.settings.public_paths,
             max_header_bytes=self.settings.max_header_bytes,
         )
-        self._asgi = _DenialRewriter(auth)
+        self._asgi = _AccessLog(_DenialRewriter(auth))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._asgi(scope, receive, send)
@@ -266,6 +274,7 @@ class NucleusApp:
         """Stop the thread pool (waiting for running calls) and close the ledger if the app owns it."""
         self._closing = True
         self._executor.shutdown(wait=True)
+        self._auth.close()
         if self.owns_ledger:
             self.ledger.close()
 
@@ -297,7 +306,7 @@ class NucleusApp:
         except NucleusError as err:
             response = self._error(err)
         except Exception:
-            log.exception("unexpected error in %s %s", scope.get("method"), scope.get("path"))
+            log.exception("unexpected error in %s %s", scope.get("method"), redact_secrets(scope.get("path", "")))
             response = Response(
                 status=500,
                 body=wire.dumps({"error": {"code": INTERNAL_ERROR_CODE, "message": "internal server error"}}),
@@ -318,7 +327,9 @@ class NucleusApp:
         if status == 401:
             headers = (("www-authenticate", f'Bearer realm="{realm}"'),)
         elif status == 403:
-            headers = (("www-authenticate", f'Bearer realm="{realm}", error="insufficient_scope"'),)
+            needed = getattr(err, "scope", None) if isinstance(err, InsufficientScopeError) else None
+            extra = f', scope="{needed}"' if needed else ""
+            headers = (("www-authenticate", f'Bearer realm="{realm}", error="insufficient_scope"{extra}'),)
         elif status == 405 and isinstance(err, _MethodNotAllowed):
             headers = (("allow", ", ".join(err.allowed)),)
         return Response(status=status, body=wire.dumps(error_document(err)), headers=headers)
@@ -360,7 +371,7 @@ class NucleusApp:
                 allowed.append(route.method)
         if allowed:
             raise _MethodNotAllowed(allowed)
-        raise NotFoundError(f"no route {path[:200]!r}")
+        raise NotFoundError(f"no route {redact_secrets(path[:200])!r}")
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         limit = self.settings.max_body_bytes
@@ -400,7 +411,7 @@ class NucleusApp:
 
     async def _h_whoami(self, request: Request) -> Response:
         ctx = request.requester
-        return _json(200, {"oid": ctx.oid, "source": ctx.source.value, "role": ctx.role})
+        return _json(200, {"oid": ctx.oid, "source": ctx.source.value, "role": ctx.role, "scopes": sorted(ctx.scopes)})
 
     async def _h_ledger_info(self, request: Request) -> Response:
         request.requester  # noqa: B018 - the ledger's state is for authenticated requesters only
@@ -486,11 +497,11 @@ class NucleusApp:
         return _raw(200, await self._run(work))
 
     async def _h_verify(self, request: Request) -> Response:
-        request.requester  # noqa: B018 - verification is for authenticated requesters only
+        ctx = request.requester
         if self._verify_lock is None:
             self._verify_lock = asyncio.Lock()
         async with self._verify_lock:  # one full scan at a time
-            report = await self._run(self.ledger.verify)
+            report = await self._run(functools.partial(self.ledger.verify, context=ctx))
         return _json(200, report.to_dict())
 
     # handlers: modules ----------------------------------------------------------------------
@@ -536,7 +547,7 @@ class NucleusApp:
         return _json(200, {"revoked": await self._run(acl.revoke, grants, ctx)})
 
     async def _h_acl_check(self, request: Request) -> Response:
-        ctx = request.requester
+        ctx = require_scope(request.requester, READ)  # the answer is access state: a read
         acl = self._acl()
         doc = await self._json_body(request)
         if not isinstance(doc, dict) or not {"action", "resource"} <= set(doc) <= {"action", "resource", "principal"}:
@@ -598,7 +609,7 @@ def _filters_from_query(items: list[tuple[str, str]], *, allow_kind: bool) -> di
     filters: dict[str, Any] = {}
     for key, value in items:
         if key not in allowed:
-            raise QueryError(f"unknown query parameter {key[:64]!r}", field="query")
+            raise QueryError(f"unknown query parameter {redact_secrets(key[:64])!r}", field="query")
         if key in ("stream", "record_id", "kind"):
             lists.setdefault(key, []).append(value)
             continue
@@ -614,6 +625,59 @@ def _filters_from_query(items: list[tuple[str, str]], *, allow_kind: bool) -> di
         name = "record_ids" if key == "record_id" else key
         filters[name] = values if (len(values) > 1 or key == "record_id") else values[0]
     return filters
+
+
+_SAFE_QUERY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
+
+
+def loggable_target(scope: Scope) -> str:
+    """The request target as the access log writes it: the path with credential-shaped parts
+    redacted, and of the query string only the parameter names (``?stream=…&limit=…``); a name
+    that is not a short identifier (it could be a token sent as ``?<token>``) becomes ``…`` too."""
+    path = redact_secrets(quote(scope.get("path", ""), safe="/:@!$&'()*+,;=-._~"))
+    raw = scope.get("query_string", b"")
+    if not raw:
+        return path
+    names = []
+    for part in raw.decode("latin-1").split("&"):
+        name = unquote(part.partition("=")[0], errors="replace")
+        names.append(f"{name}=…" if _SAFE_QUERY_NAME.fullmatch(name) else "…")
+    return f"{path}?{'&'.join(names)}"
+
+
+class _AccessLog:
+    """The server's access log: one INFO line per HTTP request on ``nucleus_server.access``,
+    written after the response started (``client - "METHOD target HTTP/v" status``), never with a
+    query value, a header or a body."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not access_log.isEnabledFor(logging.INFO):
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def logging_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, logging_send)
+        finally:
+            client = scope.get("client")
+            who = f"{client[0]}:{client[1]}" if client else "-"
+            access_log.info(
+                '%s - "%s %s HTTP/%s" %d',
+                who,
+                scope.get("method", "-"),
+                loggable_target(scope),
+                scope.get("http_version", "1.1"),
+                status,
+            )
 
 
 class _DenialRewriter:

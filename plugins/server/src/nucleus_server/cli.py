@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 import click
 
+from nucleus_core.auth import RedactingFormatter
 from nucleus_core.ledger import DEFAULT_SQLITE_FILE, DEVELOPMENT, current_environment
 
 from .config import ServeConfig, load_config
@@ -90,8 +91,11 @@ def open_ledger(config: ServeConfig) -> Any:
 
 def _configure_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    for name in ("nucleus_core", "nucleus_server", "nucleus"):
+    # Every line goes through redact_secrets (message, exception and traceback alike), and uvicorn's
+    # loggers use this handler too: its own access log is off (it writes query strings, and with
+    # them a token sent as ?access_token=); the app writes one without query values.
+    handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
+    for name in ("nucleus_core", "nucleus_server", "nucleus", "uvicorn"):
         logger = logging.getLogger(name)
         logger.handlers[:] = [h for h in logger.handlers if not getattr(h, "_nucleus_serve", False)]
         handler._nucleus_serve = True  # type: ignore[attr-defined]
@@ -159,6 +163,8 @@ def serve(config: ServeConfig, *, dev: bool = False) -> None:
                 port=config.server.port,
                 lifespan="on",
                 log_level=config.server.log_level,
+                log_config=None,
+                access_log=False,
                 timeout_graceful_shutdown=config.server.shutdown_timeout,
                 server_header=False,
             )

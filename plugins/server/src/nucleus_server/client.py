@@ -133,7 +133,13 @@ class RemoteLedger:
 
     def _whoami(self, token: str) -> RequestContext:
         doc = self._request("GET", "/whoami", token)
-        return RequestContext(oid=doc["oid"], source=TokenSource(doc["source"]), role=doc.get("role"))
+        scopes = doc.get("scopes")
+        return RequestContext(
+            oid=doc["oid"],
+            source=TokenSource(doc["source"]),
+            role=doc.get("role"),
+            **({} if scopes is None else {"scopes": scopes}),
+        )
 
     def _ledger_id(self, token: str) -> str:
         if self._id is None:

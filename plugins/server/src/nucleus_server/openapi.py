@@ -69,7 +69,12 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "OpenAPI": {"type": "object"},
     "Requester": {
         "type": "object",
-        "properties": {"oid": _OID, "source": {"type": "string"}, "role": {"type": ["string", "null"]}},
+        "properties": {
+            "oid": _OID,
+            "source": {"type": "string"},
+            "role": {"type": ["string", "null"]},
+            "scopes": {"type": "array", "items": {"type": "string"}},
+        },
     },
     "LedgerInfo": {
         "type": "object",

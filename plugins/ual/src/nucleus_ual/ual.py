@@ -29,7 +29,7 @@ from typing import Any
 
 import attrs
 
-from nucleus_core.context import RequestContext, require_context
+from nucleus_core.context import GRANT, READ, RequestContext, require_scope
 from nucleus_core.errors import AccessDeniedError, ConfigurationError, QueryError, ValidationError
 from nucleus_core.oid import validate_oid
 from nucleus_core.query import QueryFilters, QueryResult, filters_from, page
@@ -168,7 +168,10 @@ class UnifiedAccessLayer:
         return self._store.best_scope(principal, kind, resource_id, self._clock())
 
     def check(self, principal: RequestContext | str, action: Scope | str, resource: Resource | tuple[str, str]) -> bool:
-        """Whether ``principal`` may do ``action`` (read, write or full) on ``resource``."""
+        """Whether ``principal`` may do ``action`` (read, write or full) on ``resource``. Asked with a
+        requester's context, that requester needs the ``read`` scope (access state is read)."""
+        if isinstance(principal, RequestContext):
+            require_scope(principal, READ)
         who = _principal_of(principal)
         need = Scope.parse(action, field="action")
         res = _as_resource(resource)
@@ -320,8 +323,9 @@ class UnifiedAccessLayer:
     # grants -----------------------------------------------------------------------------------
     def grant(self, grants: Iterable[Grant | Mapping[str, Any]], context: RequestContext) -> list[Grant]:
         """Give grants. The requester must hold ``full`` on each grant's resource (or on ``*`` of its
-        kind). All or nothing; recorded in the ``_acl`` stream in the same transaction."""
-        ctx = require_context(context)
+        kind). All or nothing; recorded in the ``_acl`` stream in the same transaction. The
+        requester needs the ``grant`` scope."""
+        ctx = require_scope(context, GRANT)
         batch = [self._normalize(g, ctx.oid) for g in grants]
         if not batch:
             raise ValidationError("grant needs at least one grant", field="grants")
@@ -340,8 +344,9 @@ class UnifiedAccessLayer:
 
     def revoke(self, grants: Iterable[Grant | Mapping[str, Any]], context: RequestContext) -> int:
         """Remove grants of (principal, kind, resource id). The requester must hold ``full`` on each
-        resource. Every named grant must exist; all or nothing. Returns how many were revoked."""
-        ctx = require_context(context)
+        resource. Every named grant must exist; all or nothing. Returns how many were revoked. The
+        requester needs the ``grant`` scope."""
+        ctx = require_scope(context, GRANT)
         keys: list[tuple[str, str, str]] = []
         for item in grants:
             data = item.to_dict() if isinstance(item, Grant) else dict(item)
@@ -381,8 +386,9 @@ class UnifiedAccessLayer:
 
     def list(self, context: RequestContext, filters: QueryFilters | Mapping[str, Any] | None = None) -> ListResult:
         """Entries the requester may read, with the filters of ``query`` plus ``kind`` (a resource kind
-        or a list of them), a page at a time in seq order. Filtering happens inside the store."""
-        ctx = require_context(context)
+        or a list of them), a page at a time in seq order. Filtering happens inside the store. The
+        requester needs the ``read`` scope."""
+        ctx = require_scope(context, READ)
         raw = dict(filters) if isinstance(filters, Mapping) else {}
         kind = raw.pop("kind", None)
         parsed = filters_from(raw if isinstance(filters, Mapping) else filters)

@@ -95,10 +95,10 @@ def create(
 @ledger_options(requester=True)
 def list_(target: LedgerOptions, as_json: bool, pepper_env: str, active: bool) -> None:
     """List keys (ids and metadata; never secrets)."""
-    target.context()
+    requester = target.context()
     with _parser(target, pepper_env, as_json=as_json) as parser:
         now = parser.now()
-        rows = [k.public_dict(now) for k in parser.list_keys(include_inactive=not active)]
+        rows = [k.public_dict(now) for k in parser.list_keys(include_inactive=not active, context=requester)]
     if as_json:
         click.echo(json.dumps(rows))
         return

@@ -21,6 +21,7 @@ import attrs
 
 from nucleus_core import PluginContext, RequestContext, TokenSource
 from nucleus_core.auth import check_unknown_settings, setting
+from nucleus_core.context import ALL_SCOPES, KEYS, SCOPES, WILDCARD_SCOPE, require_scope, scopes_from_names
 from nucleus_core.errors import (
     ConfigurationError,
     DuplicateRecordError,
@@ -108,11 +109,29 @@ class _NothingToRevoke(Exception):
 
 
 def _check_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
+    """A key's scopes: core scopes (:data:`nucleus_core.context.SCOPES`), ``*`` (every core scope)
+    or an application's own scopes, which carry a ``:`` (``books:append``) and are only passed on
+    in ``claims["scopes"]``. Anything else (a typo such as ``raed``) is refused."""
+    if isinstance(scopes, str):
+        raise ValidationError("must be a list of scopes", field="scopes")
     out = tuple(scopes)
     for s in out:
         if not isinstance(s, str) or not s or len(s) > 128 or not set(s) <= _SCOPE_CHARS:
             raise ValidationError(f"{s!r} is not a scope (1-128 of letters, digits and :._-*/)", field="scopes")
+        if s not in SCOPES and s != WILDCARD_SCOPE and ":" not in s:
+            raise ValidationError(
+                f"{s!r} is not a scope: use {', '.join(sorted(SCOPES))}, * or an application scope with a ':'",
+                field="scopes",
+            )
     return out
+
+
+def key_scopes(stored: Iterable[str]) -> frozenset[str]:
+    """The core scopes of a key with the stored scope list ``stored``: every scope when the key was
+    created without any (not narrowed), else those it names (``*`` = all; application scopes give
+    none)."""
+    names = tuple(stored)
+    return ALL_SCOPES if not names else scopes_from_names(names)
 
 
 class ApiKeyParser:
@@ -204,6 +223,7 @@ class ApiKeyParser:
             source=TokenSource.API_KEY,
             role=record.role,
             claims={"key_id": key_id, "scopes": list(record.scopes)},
+            scopes=key_scopes(record.scopes),
         )
 
     def _revoked_in_chain(self, key_id: str) -> bool:
@@ -334,7 +354,14 @@ class ApiKeyParser:
     ) -> tuple[str, ApiKey]:
         """Create a key for ``principal``. Returns ``(key, record)``: the key is shown only here and
         is not stored anywhere; keep it safe. ``context`` (who creates it) is recorded in the
-        ``_api_keys`` stream together with the key's fields, in the same transaction as the row."""
+        ``_api_keys`` stream together with the key's fields, in the same transaction as the row;
+        it needs the ``keys`` scope (None: the operator, e.g. ``nucleus keys`` working on the
+        storage directly).
+
+        ``scopes`` narrows what requests made with the key may do (see :func:`key_scopes`): no
+        scopes leaves every scope, ``["read"]`` allows reads only."""
+        if context is not None:
+            require_scope(context, KEYS)
         validate_oid(principal, field="principal")
         if role is not None and (not isinstance(role, str) or not role.strip() or len(role) > 128):
             raise ValidationError("must be a non-empty string of at most 128 characters", field="role")
@@ -376,9 +403,11 @@ class ApiKeyParser:
         log.info("created API key %s for %s", key_id, principal)
         return key, record
 
-    def list_keys(self, *, include_inactive: bool = True) -> list[ApiKey]:
+    def list_keys(self, *, include_inactive: bool = True, context: RequestContext | None = None) -> list[ApiKey]:
         """Stored keys, oldest first (revoked, expired and first-format ones too unless
-        ``include_inactive`` is False)."""
+        ``include_inactive`` is False). A requester (``context``) needs the ``keys`` scope."""
+        if context is not None:
+            require_scope(context, KEYS)
         keys = self._store.list()
         if include_inactive:
             return keys
@@ -388,7 +417,10 @@ class ApiKeyParser:
     def revoke_key(self, key_id: str, *, context: RequestContext | None = None) -> bool:
         """Revoke a key by id; False when there is no such active key. Takes effect immediately.
         The revocation is recorded in the ``_api_keys`` stream in the same transaction, so restoring
-        an older copy of the row later does not bring the key back."""
+        an older copy of the row later does not bring the key back. A requester (``context``)
+        needs the ``keys`` scope."""
+        if context is not None:
+            require_scope(context, KEYS)
         if not isinstance(key_id, str) or KEY_ID_PATTERN.fullmatch(key_id) is None:
             raise ValidationError("must be a 12-character API key id", field="key_id")
         current = self._store.get(key_id)

@@ -17,8 +17,10 @@ from nucleus_core.auth import (
     jwt_header,
     load_public_key,
     looks_like_jwt,
+    scopes_from_claim,
     setting,
 )
+from nucleus_core.context import ALL_SCOPES
 from nucleus_core.errors import ConfigurationError, TokenInvalidError
 from nucleus_core.oid import is_oid
 
@@ -39,10 +41,16 @@ SETTINGS = (
     "jwks_lifespan",
     "jwks_cooldown",
     "jwks_timeout",
+    "max_lifetime",
+    "scope_claim",
+    "scope_prefix",
 )
 DEFAULT_TOKEN_TYPES = ("jwt", "at+jwt")
 MAX_LEEWAY = 300
 MAX_TIMEOUT = 10
+DEFAULT_MAX_LIFETIME = 86400
+"""Default longest ``exp - iat`` (seconds) of a connect token: one day."""
+MAX_MAX_LIFETIME = 7 * 86400
 
 
 def _number(settings: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:
@@ -67,9 +75,15 @@ class ConnectParser:
     ``principal_prefix`` (prepended to the claim to form the OID; default none, so the claim must
     be an OID), ``role_claim``, ``token_types`` (accepted ``typ`` headers, default ``JWT`` and
     ``at+jwt``; tokens without ``typ`` are accepted), ``jwks_lifespan`` (300), ``jwks_cooldown``
-    (30), ``jwks_timeout`` (3, at most 10).
+    (30), ``jwks_timeout`` (3, at most 10: the deadline of a whole JWKS fetch), ``max_lifetime``
+    (longest ``exp - iat`` in seconds, default 86400, at most 7 days), ``scope_claim`` (a claim
+    narrowing the context's scopes, e.g. ``scope`` or ``scp``; default none: not narrowed) and
+    ``scope_prefix`` (removed from each name in that claim, e.g. ``books:``; names without it are
+    ignored).
 
-    ``exp``, ``iat``, ``iss``, ``aud`` and ``sub`` are required in every token. Tokens typed
+    ``exp``, ``iat``, ``iss``, ``aud`` and ``sub`` are required in every token; ``exp``, ``iat``
+    and ``nbf`` must be JSON numbers (see :func:`nucleus_core.auth.check_numeric_dates`), and a
+    token living longer than ``max_lifetime`` is refused. Tokens typed
     ``nucleus-service+jwt`` are not this parser's (it returns None).
     """
 
@@ -82,6 +96,11 @@ class ConnectParser:
             raise ConfigurationError(f"{NAME}: 'issuer' and 'audience' must be non-empty")
         self.algorithms = check_algorithms(setting(s, "algorithms", (list, tuple), plugin=NAME), plugin=NAME)
         self.leeway = _number(s, "leeway", 30, 0, MAX_LEEWAY)
+        self.max_lifetime = _number(s, "max_lifetime", DEFAULT_MAX_LIFETIME, 1, MAX_MAX_LIFETIME)
+        self.scope_claim: str | None = setting(s, "scope_claim", str, plugin=NAME, default=None)
+        self.scope_prefix: str = setting(s, "scope_prefix", str, plugin=NAME, default="")
+        if self.scope_claim == "" or (self.scope_prefix and self.scope_claim is None):
+            raise ConfigurationError(f"{NAME}: 'scope_prefix' needs 'scope_claim', which must be a claim name")
         self.principal_claim: str = setting(s, "principal_claim", str, plugin=NAME, default="sub")
         self.principal_prefix: str = setting(s, "principal_prefix", str, plugin=NAME, default="")
         self.role_claim: str | None = setting(s, "role_claim", str, plugin=NAME, default=None)
@@ -127,8 +146,16 @@ class ConnectParser:
 
     # TokenParser -----------------------------------------------------------------------------
     def validate_format(self, token: str) -> bool:
-        """True for JWS compact serialisation (three base64url segments)."""
-        return looks_like_jwt(token)
+        """True for JWS compact serialisation (three base64url segments) not typed as a service
+        token (those are the service parser's: its slowness and this one's stay apart, see
+        :meth:`nucleus_core.auth.TokenRegistry.lane`)."""
+        if not looks_like_jwt(token):
+            return False
+        try:
+            typ = jwt_header(token).get("typ")
+        except TokenInvalidError:
+            return True  # ours to refuse, in parse()
+        return not (isinstance(typ, str) and _normal_typ(typ) == SERVICE_TOKEN_TYPE)
 
     def parse(self, token: str) -> RequestContext | None:
         """Verify the token; None when it is a service token (not this parser's kind)."""
@@ -149,6 +176,8 @@ class ConnectParser:
             audience=self.audience,
             leeway=self.leeway,
         )
+        if claims["exp"] - claims["iat"] > self.max_lifetime:
+            raise TokenInvalidError(f"token lifetime exceeds {self.max_lifetime:g} seconds")
         value = claims.get(self.principal_claim)
         if not isinstance(value, str) or not value:
             raise TokenInvalidError(f"token claim {self.principal_claim!r} is missing or not a string")
@@ -160,7 +189,12 @@ class ConnectParser:
             role = claims.get(self.role_claim)
             if role is not None and (not isinstance(role, str) or not role):
                 raise TokenInvalidError(f"token claim {self.role_claim!r} must be a string")
-        return RequestContext(oid=oid, source=TokenSource.CONNECT, role=role, claims=claims)
+        scopes = (
+            ALL_SCOPES
+            if self.scope_claim is None
+            else scopes_from_claim(claims, self.scope_claim, prefix=self.scope_prefix)
+        )
+        return RequestContext(oid=oid, source=TokenSource.CONNECT, role=role, claims=claims, scopes=scopes)
 
     def _key(self, kid: object) -> jwt.PyJWK:
         if kid is not None and (not isinstance(kid, str) or not kid or len(kid) > 256):

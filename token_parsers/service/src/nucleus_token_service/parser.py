@@ -17,8 +17,10 @@ from nucleus_core.auth import (
     jwt_unverified_claims,
     load_public_key,
     looks_like_jwt,
+    scopes_from_claim,
     setting,
 )
+from nucleus_core.context import ALL_SCOPES, SCOPES, WILDCARD_SCOPE
 from nucleus_core.errors import ConfigurationError, TokenInvalidError
 from nucleus_core.oid import is_oid
 
@@ -26,7 +28,7 @@ from .replay import ReplayCache, ReplayStore, SqlReplayStore
 
 NAME = "auth.service"
 SETTINGS = ("audience", "services", "max_lifetime", "leeway", "replay_cache_size")
-SERVICE_SETTINGS = ("principal", "role", "algorithm", "keys")
+SERVICE_SETTINGS = ("principal", "role", "algorithm", "keys", "scopes")
 SERVICE_ALGORITHMS = ("EdDSA", "ES256")
 REQUIRED = ("exp", "iat", "iss", "aud", "sub", "jti")
 
@@ -34,13 +36,14 @@ REQUIRED = ("exp", "iat", "iss", "aud", "sub", "jti")
 @attrs.frozen(kw_only=True)
 class PinnedService:
     """One calling service: its principal and role (from configuration, never from the token) and
-    its public keys by ``kid``."""
+    its public keys by ``kid``, and the scopes its requests may have (default: every scope)."""
 
     service_id: str
     principal: str
     role: str | None
     algorithm: str
     keys: Mapping[str, jwt.PyJWK]
+    scopes: frozenset[str] = ALL_SCOPES
 
 
 def _service(service_id: str, raw: object) -> PinnedService:
@@ -67,7 +70,23 @@ def _service(service_id: str, raw: object) -> PinnedService:
         if not isinstance(kid, str) or not kid or len(kid) > 256:
             raise ConfigurationError(f"{NAME}: {where}.keys has a bad key id")
         keys[kid] = load_public_key(value, plugin=NAME, field=f"{where}.keys[{kid!r}]", algorithm=algorithm)
-    return PinnedService(service_id=service_id, principal=principal, role=role, algorithm=algorithm, keys=keys)  # type: ignore[arg-type]
+    scopes_raw = raw.get("scopes", [WILDCARD_SCOPE])
+    if isinstance(scopes_raw, str) or not isinstance(scopes_raw, (list, tuple)):
+        raise ConfigurationError(f"{NAME}: {where}.scopes must be a list of scope names")
+    bad = [s for s in scopes_raw if s not in SCOPES and s != WILDCARD_SCOPE]
+    if bad:
+        raise ConfigurationError(
+            f"{NAME}: {where}.scopes has unknown scope(s) {', '.join(map(repr, bad))}; use {', '.join(sorted(SCOPES))}"
+        )
+    scopes = ALL_SCOPES if WILDCARD_SCOPE in scopes_raw else frozenset(scopes_raw)
+    return PinnedService(
+        service_id=service_id,
+        principal=principal,
+        role=role,
+        algorithm=algorithm,
+        keys=keys,  # type: ignore[arg-type]
+        scopes=scopes,
+    )
 
 
 class ServiceParser:
@@ -75,7 +94,9 @@ class ServiceParser:
     ``iss`` = ``sub`` = a configured service id, ``aud`` = this ledger, ``exp``, ``iat``, ``jti``.
 
     Settings: ``services`` (required: ``{service_id: {"principal": OID, "role": ..., "algorithm":
-    "EdDSA"|"ES256", "keys": {kid: JWK or PEM public key}}}``), ``audience`` (default: the ledger
+    "EdDSA"|"ES256", "keys": {kid: JWK or PEM public key}, "scopes": [...]}}``; ``scopes``, from
+    configuration like the principal, defaults to every scope, and a token's ``scope`` claim can
+    only narrow it further), ``audience`` (default: the ledger
     id), ``max_lifetime`` (``exp - iat`` limit in seconds, default 300, at most 3600), ``leeway``
     (default 30, at most 60), ``replay_cache_size`` (default 100000; memory ledgers only). Each
     ``jti`` is accepted once: remembered in the ledger's SQL database when it has one (shared by
@@ -104,8 +125,15 @@ class ServiceParser:
         self._clock = clock
 
     def validate_format(self, token: str) -> bool:
-        """True for JWS compact serialisation (three base64url segments)."""
-        return looks_like_jwt(token)
+        """True for JWS compact serialisation (three base64url segments) whose header is typed
+        ``nucleus-service+jwt``; other JWTs are not this parser's."""
+        if not looks_like_jwt(token):
+            return False
+        try:
+            typ = jwt_header(token).get("typ")
+        except TokenInvalidError:
+            return False
+        return isinstance(typ, str) and typ.strip().lower() == SERVICE_TOKEN_TYPE
 
     def parse(self, token: str) -> RequestContext | None:
         """Verify a service token; None when the token is not typed as one."""
@@ -133,12 +161,17 @@ class ServiceParser:
         if claims["sub"] != service.service_id:
             raise TokenInvalidError("token subject must equal its issuer")
         exp, iat, jti = claims["exp"], claims["iat"], claims["jti"]
-        if not isinstance(exp, (int, float)) or exp - iat > self.max_lifetime:
+        # exp and iat are JSON numbers here (decode_jwt refuses anything else).
+        if exp - iat > self.max_lifetime:
             raise TokenInvalidError(f"token lifetime exceeds {self.max_lifetime} seconds")
         if not isinstance(jti, str) or not 1 <= len(jti) <= 128:
             raise TokenInvalidError("token id (jti) must be a string of 1-128 characters")
+        scopes = service.scopes
+        if "scope" in claims:  # a service may mint a narrower token than its configuration allows
+            scopes = scopes & scopes_from_claim(claims, "scope")
         self.replay.use(service.service_id, jti, float(exp) + self.leeway, self._clock())
         return RequestContext(
+            scopes=scopes,
             oid=service.principal,
             source=TokenSource.SERVICE,
             role=service.role,

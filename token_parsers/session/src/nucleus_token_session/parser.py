@@ -17,7 +17,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -25,6 +25,7 @@ import attrs
 from nucleus_core import PluginContext, RequestContext, TokenSource
 from nucleus_core.auth import check_unknown_settings, setting
 from nucleus_core.canonical import canonical_json
+from nucleus_core.context import ALL_SCOPES, SCOPES
 from nucleus_core.errors import ConfigurationError, TokenExpiredError, TokenInvalidError, ValidationError
 from nucleus_core.oid import validate_oid
 
@@ -50,8 +51,10 @@ def token_hash(token: str) -> str:
 
 def session_mac(secret: bytes, ledger_id: str, token: str, session: Session) -> str:
     """The MAC stored with a session: HMAC-SHA256 keyed with the session secret over the RFC 8785
-    encoding of the session id (the token), ledger id, principal, role, creation and absolute
-    expiry (lowercase hex)."""
+    encoding of the session id (the token), ledger id, principal, role, creation, absolute expiry
+    and, for a session narrowed to some scopes, those scopes (lowercase hex). A session that was
+    not narrowed has no ``scopes`` member, so rows written before scopes existed keep their MAC,
+    and clearing a narrowed row's scopes breaks it."""
     document = {
         "ledger_id": ledger_id,
         "session_id": token,
@@ -60,6 +63,8 @@ def session_mac(secret: bytes, ledger_id: str, token: str, session: Session) -> 
         "created_at": session.created_at,
         "absolute_expires_at": session.absolute_expires_at,
     }
+    if session.scopes is not None:
+        document["scopes"] = session.scopes
     return hmac.new(secret, _MAC_LABEL + canonical_json(document, field="session"), hashlib.sha256).hexdigest()
 
 
@@ -174,14 +179,31 @@ class SessionParser:
             raise TokenExpiredError("session expired after inactivity")
         if now - session.last_seen_at >= self.touch_interval:
             self._store.touch(h, now)
-        return RequestContext(oid=session.principal, source=TokenSource.SESSION, role=session.role)
+        scopes = ALL_SCOPES if session.scopes is None else frozenset(session.scopes.split())
+        return RequestContext(oid=session.principal, source=TokenSource.SESSION, role=session.role, scopes=scopes)
 
     # management ------------------------------------------------------------------------------
-    def create_session(self, principal: str, *, role: str | None = None) -> tuple[str, Session]:
+    def create_session(
+        self, principal: str, *, role: str | None = None, scopes: Iterable[str] | None = None
+    ) -> tuple[str, Session]:
         """Start a session for an already authenticated ``principal``. Returns ``(token, session)``;
-        the token is not stored (only its hash). Start a new session whenever the principal's
-        privileges change, and end the old one with :meth:`end_session`."""
+        the token is not stored (only its hash). ``scopes`` narrows what the session may do (names
+        of :data:`nucleus_core.context.SCOPES`, kept in its row under the MAC); None, the default,
+        leaves every scope. Start a new session whenever the principal's privileges change, and end
+        the old one with :meth:`end_session`."""
         validate_oid(principal, field="principal")
+        narrowed: str | None = None
+        if scopes is not None:
+            if isinstance(scopes, str):
+                raise ValidationError("must be a list of scope names", field="scopes")
+            names = sorted(set(scopes))
+            unknown = [s for s in names if s not in SCOPES]
+            if unknown:
+                raise ValidationError(
+                    f"unknown scope(s) {', '.join(map(repr, unknown))}; the scopes are {', '.join(sorted(SCOPES))}",
+                    field="scopes",
+                )
+            narrowed = " ".join(names)
         if role is not None and (not isinstance(role, str) or not role.strip() or len(role) > 128):
             raise ValidationError("must be a non-empty string of at most 128 characters", field="role")
         token = PREFIX + secrets.token_urlsafe(32)
@@ -193,6 +215,7 @@ class SessionParser:
             created_at=now,
             last_seen_at=now,
             absolute_expires_at=now + self.absolute_timeout,
+            scopes=narrowed,
         )
         session = attrs.evolve(session, mac=session_mac(self._secrets[0], self._ledger_id, token, session))
         self._store.add(session)

@@ -34,6 +34,9 @@ class Session:
     revoked_at: float | None = None
     mac: str | None = attrs.field(default=None, repr=False)
     """The session MAC; None for a row of the first format, which never authenticates."""
+    scopes: str | None = None
+    """The session's scopes, space-separated (see :data:`nucleus_core.context.SCOPES`); None for a
+    session that was not narrowed (every scope)."""
 
 
 class SessionStore(Protocol):
@@ -114,6 +117,7 @@ def _model(database: peewee.Database) -> Any:
         absolute_expires_at = peewee.DoubleField()
         revoked_at = peewee.DoubleField(null=True)
         mac = peewee.CharField(max_length=64, null=True)
+        scopes = peewee.CharField(max_length=256, null=True)
 
         class Meta:
             table_name = TABLE_NAME

@@ -2,7 +2,8 @@
 
 Every command that opens a ledger takes ``--ledger URL`` (env ``NUCLEUS_LEDGER``; default the
 embedded SQLite file ``./nucleus.db``), ``--ledger-id`` (env ``NUCLEUS_LEDGER_ID``; default
-``default``) and ``--plugin NAME`` (repeatable; env ``NUCLEUS_PLUGINS``, comma-separated). Reads
+``default``) and ``--plugin NAME`` (repeatable; env ``NUCLEUS_PLUGINS``, comma-separated). Only
+``init`` creates a ledger; every other command opens an existing one. Reads
 and writes also need the requester, ``--as OID`` (env ``NUCLEUS_AS``). ``--json`` switches every
 command to machine-readable output; errors are then a JSON object on stderr.
 
@@ -41,13 +42,14 @@ from .errors import (
     ConfigurationError,
     ConflictError,
     IntegrityError,
+    LedgerNotFoundError,
     MissingRequesterError,
     NucleusError,
     PluginError,
     StorageError,
     ValidationError,
 )
-from .ledger import DEFAULT_SQLITE_FILE, MAX_BATCH_SIZE, Ledger, create_ledger, storage_entry_point
+from .ledger import DEFAULT_SQLITE_FILE, MAX_BATCH_SIZE, Ledger, create_ledger, open_ledger, storage_entry_point
 from .plugins import (
     CLI_ENTRY_POINT_GROUP,
     ENTRY_POINT_GROUP,
@@ -82,6 +84,7 @@ EXIT_CODES: tuple[tuple[type[NucleusError], int], ...] = (
     (IntegrityError, EXIT_INTEGRITY),
     (ConflictError, EXIT_CONFLICT),
     (PluginError, EXIT_PLUGIN),
+    (LedgerNotFoundError, EXIT_NOT_FOUND),
     (ConfigurationError, EXIT_CONFIGURATION),
     (ValidationError, EXIT_INVALID),
     (StorageError, EXIT_STORAGE),
@@ -192,13 +195,17 @@ class LedgerOptions:
         verify: bool = True,
         plugins: Iterable[str] = (),
         settings: Mapping[str, Mapping[str, Any]] | None = None,
+        create: bool = False,
     ) -> Ledger:
-        """Open the ledger (verifying a persistent one unless ``verify`` is false: then read-only).
+        """Open the existing ledger (verifying a persistent one unless ``verify`` is false: then
+        read-only). Nothing is created unless ``create`` (``nucleus init``): storage without the
+        ledger is an error listing the ledger ids it holds.
 
         ``plugins`` are enabled in addition to the listed ones (a command plugin enabling itself);
         ``settings`` are per-plugin settings, as for :func:`~nucleus_core.create_ledger`."""
         names = _split_plugins([*self.plugins, *plugins])
-        return create_ledger(
+        opener = create_ledger if create else open_ledger
+        return opener(
             id=self.ledger_id, storage=self.storage, plugins=names, settings=settings or {}, verify_on_open=verify
         )
 
@@ -409,8 +416,10 @@ _ROOT_HELP = """Nucleus: a verifiable, hash-chained ledger.
 @click.command("init")
 @ledger_options(requester=False)
 def init_command(target: LedgerOptions, as_json: bool) -> None:
-    """Create the ledger's storage if needed, verify it and show where it is."""
-    with target.open() as ledger:
+    """Create the ledger (and its storage) if needed, verify it and show where it is.
+
+    The only command that creates: every other one opens an existing ledger."""
+    with target.open(create=True) as ledger:
         info = {
             "ledger_id": ledger.id,
             "storage": ledger.storage.url,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import threading
@@ -93,15 +94,27 @@ class LedgerConfig:
 
 
 def create_ledger(**kwargs: Any) -> Ledger:
-    """Open (creating if needed) a ledger. Keyword arguments are the fields of :class:`LedgerConfig`.
+    """Open a ledger, creating its storage and the ledger when they do not exist yet. Keyword
+    arguments are the fields of :class:`LedgerConfig`. A ledger that then fails to open leaves
+    nothing behind that this call created (file, tables, the ledger's registration).
 
     The ledger is a context manager; leaving the block closes it.
     """
+    return Ledger(_config(kwargs), create=True)
+
+
+def open_ledger(**kwargs: Any) -> Ledger:
+    """Open an existing ledger; never creates storage or a ledger. Keyword arguments are the fields of
+    :class:`LedgerConfig`. Storage that does not exist or does not hold the ledger raises
+    :class:`~nucleus_core.errors.LedgerNotFoundError`, which lists the ledger ids it holds."""
+    return Ledger(_config(kwargs), create=False)
+
+
+def _config(kwargs: dict[str, Any]) -> LedgerConfig:
     try:
-        config = LedgerConfig(**kwargs)
+        return LedgerConfig(**kwargs)
     except TypeError as err:
         raise ConfigurationError(str(err)) from None
-    return Ledger(config)
 
 
 def _resolve_storage_url(url: str | None) -> str:
@@ -133,7 +146,7 @@ class Ledger:
     Thread-safe: appends are serialized; reads may run concurrently.
     """
 
-    def __init__(self, config: LedgerConfig) -> None:
+    def __init__(self, config: LedgerConfig, *, create: bool = True) -> None:
         self.config = config
         self.id = config.id
         self._lock = threading.RLock()
@@ -145,7 +158,7 @@ class Ledger:
         self._registry = ModuleRegistry(self._storage)
         self._finalizer: weakref.finalize[Any, Any] | None = None
         try:
-            self._storage.open(config.id, read_only=False)
+            self._open_storage_for(config.id, create=create)
             if self._storage.persistent and config.verify_on_open:
                 report = self.verify()
                 if not report.ok:
@@ -169,7 +182,13 @@ class Ledger:
             self._registry.start_all()
         except BaseException:
             self._registry.stop_all()
-            self._storage.close()
+            # What this open created (file, tables, the ledger's row) goes again: a ledger that fails
+            # to open leaves nothing behind.
+            discard = getattr(self._storage, "discard", None) if create else None
+            if callable(discard):
+                discard()
+            else:
+                self._storage.close()
             raise
         self._finalizer = weakref.finalize(self, _shutdown, self._registry, self._storage)
         try:
@@ -187,6 +206,20 @@ class Ledger:
             settings=dict(self.config.settings.get(name, {})),
             storage=self._storage,
         )
+
+    def _open_storage_for(self, ledger_id: str, *, create: bool) -> None:
+        storage = self._storage
+        # A ``memory://`` URL names storage that this ledger makes and that ends with it: there is no
+        # existing ledger to look for and nothing that could be left behind.
+        if create or (isinstance(self.config.storage, str) and isinstance(storage, MemoryStorage)):
+            storage.open(ledger_id, read_only=False)
+            return
+        if "create" not in inspect.signature(storage.open).parameters:
+            raise ConfigurationError(
+                f"storage {storage.url} cannot open an existing ledger without creating one "
+                "(its backend's open() takes no 'create' argument)"
+            )
+        storage.open(ledger_id, read_only=False, create=False)
 
     def _open_storage(self) -> StorageBackend:
         storage = self.config.storage

@@ -16,6 +16,7 @@ from nucleus_storage_sql import DEFAULT_ITER_BATCH, SqlStorageBackend
 from nucleus_core.errors import (
     ConfigurationError,
     ConflictError,
+    LedgerNotFoundError,
     ReadOnlyLedgerError,
     StorageError,
     StorageUnavailableError,
@@ -133,6 +134,8 @@ class SqliteStorage(SqlStorageBackend):
         self.path = resolve_path(path, data_dir)
         self.durability = _check_durability(durability)
         self.busy_timeout = _check_timeout(busy_timeout)
+        self._created_file = False
+        self._opening = ""
         super().__init__(f"sqlite:///{self.path}", iter_batch_size=iter_batch_size)
 
     # hooks --------------------------------------------------------------------------------------
@@ -163,6 +166,14 @@ class SqliteStorage(SqlStorageBackend):
 
     def _make_database(self) -> peewee.Database:
         self._check_file()
+        if not self.path.exists():
+            if not self._create:
+                raise LedgerNotFoundError(
+                    self._opening,
+                    where=f"sqlite:///{self.path}",
+                    detail="the file does not exist (nothing was created)",
+                )
+            self._created_file = True
         if not self._writable():
             if not self.path.exists():
                 raise ConfigurationError(
@@ -177,6 +188,19 @@ class SqliteStorage(SqlStorageBackend):
             ("cache_size", -16_000),
         ]
         return peewee.SqliteDatabase(str(self.path), pragmas=pragmas, timeout=self.busy_timeout, autoconnect=True)
+
+    def open(self, ledger_id: str, *, read_only: bool = False, create: bool = True) -> None:
+        self._opening = ledger_id
+        super().open(ledger_id, read_only=read_only, create=create)
+
+    def discard(self) -> None:
+        """Close, removing what opening created; a file this open created goes too (with its WAL and
+        shared-memory files) when no other ledger's entries ended up in it."""
+        super().discard()
+        if self._created_file and self.path.exists() and _holds_no_tables(self.path):
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{self.path}{suffix}")
 
     def _begin_write(self) -> contextlib.AbstractContextManager[Any]:
         # BEGIN IMMEDIATE takes the write lock up front: the head read inside is the real head.
@@ -198,6 +222,18 @@ class SqliteStorage(SqlStorageBackend):
         if "unable to open" in text:
             return StorageUnavailableError(f"{action}: cannot open {str(self.path)!r} ({err})")
         return super()._classify_error(err, action)
+
+
+def _holds_no_tables(path: Path) -> bool:
+    """True when the SQLite file at ``path`` has no tables (read through a read-only connection)."""
+    try:
+        con = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
+        try:
+            return con.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0] == 0
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return False
 
 
 def sqlite_storage(

@@ -6,6 +6,7 @@ import inspect
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -41,6 +42,16 @@ from .plugins import (
 )
 from .query import QueryFilters, QueryResult, filters_from, page
 from .records import _ID_FORBIDDEN, DEFAULT_MAX_RECORD_BYTES, Entry, Record, validate_stream
+from .required import (
+    ACCESS_CONTROL,
+    MODULE,
+    TOKEN_PARSER,
+    RequiredPlugin,
+    merged,
+    missing_plugins_error,
+    plugins_record,
+    recorded_plugins,
+)
 from .specs import AclProviderSpec, ModuleSpec, PluginContext, StorageBackendSpec, TokenParserSpec
 from .storage import ChainHead, MemoryStorage, StorageBackend, StoredEntry, WriteTransaction, entry_rows
 from .verify import VerificationReport, verify_rows
@@ -153,6 +164,7 @@ class Ledger:
         self._closed = False
         self._prefix = preimage_prefix(config.id)
         self._read_only = False
+        self._pending_plugins: list[RequiredPlugin] | None = None
         self.plugin_manager: pluggy.PluginManager = build_plugin_manager(config.plugins)
         self._storage = self._open_storage()
         self._registry = ModuleRegistry(self._storage)
@@ -170,6 +182,7 @@ class Ledger:
             elif self._storage.persistent:
                 self._read_only = True
                 log.warning("ledger %r opened without verification: read-only", config.id)
+            self._check_required_plugins()
             self._policy = self._build_policy()
             self.token_parsers = self._build_token_parser_specs()
             self.auth: TokenRegistry = build_token_registry(self.token_parsers, self.plugin_context)
@@ -180,6 +193,9 @@ class Ledger:
                 raise IntegrityError(f"ledger {config.id!r}: access control state does not match the chain: {problem}")
             self._registry.init_all()
             self._registry.start_all()
+            if self._pending_plugins is not None and self._storage.head() is None:
+                # A new ledger records its plugins at once, before anyone can write without them.
+                self._record_plugins_now()
         except BaseException:
             self._registry.stop_all()
             # What this open created (file, tables, the ledger's row) goes again: a ledger that fails
@@ -261,6 +277,51 @@ class Ledger:
         if not isinstance(backend, StorageBackend):
             raise PluginError("storage factory did not return a StorageBackend", plugin_name=matching[0].name)
         return backend
+
+    def _enabled_state_plugins(self) -> list[RequiredPlugin]:
+        """The enabled plugins whose state lives in the chain: the ACL provider, token parsers
+        declaring system streams, modules."""
+        pm = self.plugin_manager
+        found: list[RequiredPlugin] = []
+
+        def entry(kind: str, name: str, plugin_name: str, dist: str | None) -> RequiredPlugin:
+            return RequiredPlugin(kind=kind, name=name, plugin=plugin_name if dist else None, distribution=dist)
+
+        for spec, plugin_name, dist in call_registration(pm, "nucleus_register_acl_providers", AclProviderSpec):
+            found.append(entry(ACCESS_CONTROL, spec.name, plugin_name, dist))
+        for spec, plugin_name, dist in call_registration(pm, "nucleus_register_token_parsers", TokenParserSpec):
+            if spec.streams:
+                found.append(entry(TOKEN_PARSER, spec.name, plugin_name, dist))
+        for spec, plugin_name, dist in call_registration(pm, "nucleus_register_modules", ModuleSpec):
+            found.append(entry(MODULE, spec.id, plugin_name, dist))
+        return found
+
+    def _check_required_plugins(self) -> None:
+        """Refuse to open without a plugin whose state the chain holds (see :mod:`.required`); note
+        newly enabled ones, recorded in the chain with the next write (at once for a new ledger)."""
+        recorded, from_record = recorded_plugins(self._storage)
+        enabled = self._enabled_state_plugins()
+        keys = {p.key for p in enabled}
+        missing = [p for p in recorded if p.key not in keys]
+        if missing:
+            raise missing_plugins_error(self.id, missing, recorded=from_record)
+        known = {p.key for p in recorded} if from_record else set()
+        writable = not self._read_only and not getattr(self._storage, "read_only", False)
+        if self._storage.persistent and writable and not keys <= known:
+            self._pending_plugins = merged(recorded, enabled)
+
+    def _plugins_entries(self, head: ChainHead | None) -> list[Entry]:
+        """The pending ``_ledger`` record chained after ``head`` (none when nothing is pending)."""
+        if self._pending_plugins is None:
+            return []
+        seq = (head.seq if head else 0) + 1
+        record = plugins_record(self._pending_plugins, seq=seq, timestamp=time.time_ns() // 1_000_000)
+        return self._chain(head, [record])
+
+    def _record_plugins_now(self) -> None:
+        with self._lock, self._storage.write() as tx:
+            tx.insert([_stored(e) for e in self._plugins_entries(tx.head())])
+        self._pending_plugins = None
 
     def _build_policy(self) -> AccessPolicy:
         specs = call_registration(self.plugin_manager, "nucleus_register_acl_providers", AclProviderSpec)
@@ -461,6 +522,11 @@ class Ledger:
                     # fold in entries other writers committed, so validation sees the latest state.
                     self._registry.catch_up()
                     self._registry.validate(batch, ctx)
+                # Plugins newly enabled on this ledger are recorded in the same transaction.
+                recorded = self._plugins_entries(head)
+                if recorded:
+                    tx.insert([_stored(e) for e in recorded])
+                    head = ChainHead(seq=recorded[-1].seq, hash=recorded[-1].hash)
                 entries = self._chain(head, batch)
                 tx.insert([_stored(e) for e in entries])
                 if within is not None:
@@ -472,6 +538,8 @@ class Ledger:
                         last = entries[-1]
                         audit = self._chain(ChainHead(seq=last.seq, hash=last.hash), self._check_batch(extra))
                         tx.insert([_stored(e) for e in audit])
+        if recorded:
+            self._pending_plugins = None
         self._registry.committed(entries, ctx)
         return entries
 

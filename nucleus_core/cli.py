@@ -1,6 +1,8 @@
 """The ``nucleus`` command line (also ``python -m nucleus_core``).
 
-Every command that opens a ledger takes ``--ledger URL`` (env ``NUCLEUS_LEDGER``; default the
+Every command that opens a ledger takes ``--config FILE`` (env ``NUCLEUS_CONFIG``: the TOML file of
+``nucleus serve``, whose ``[ledger]`` and ``[plugins.NAME]`` tables give the ledger, its plugins and
+their settings; flags override it), ``--ledger URL`` (env ``NUCLEUS_LEDGER``; default the
 embedded SQLite file ``./nucleus.db``), ``--ledger-id`` (env ``NUCLEUS_LEDGER_ID``; default
 ``default``) and ``--plugin NAME`` (repeatable; env ``NUCLEUS_PLUGINS``, comma-separated). Only
 ``init`` creates a ledger; every other command opens an existing one. Reads
@@ -35,6 +37,7 @@ from urllib.parse import urlsplit
 import attrs
 import click
 
+from .config import LedgerFile, load_ledger_file
 from .context import RequestContext, TokenSource
 from .errors import (
     AuthenticationError,
@@ -97,6 +100,7 @@ _ENV_LEDGER = "NUCLEUS_LEDGER"
 _ENV_LEDGER_ID = "NUCLEUS_LEDGER_ID"
 _ENV_PLUGINS = "NUCLEUS_PLUGINS"
 _ENV_AS = "NUCLEUS_AS"
+_ENV_CONFIG = "NUCLEUS_CONFIG"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -173,6 +177,39 @@ class LedgerOptions:
     ledger_id: str
     plugins: tuple[str, ...]
     requester: str | None = None
+    settings: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    """Per-plugin settings from the configuration file (``[plugins.<name>]``)."""
+    admins: tuple[str, ...] = ()
+    verify_on_open: bool = True
+    storage_options: Mapping[str, Any] = attrs.field(factory=dict)
+    max_record_bytes: int | None = None
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        config_path: str | None,
+        storage: str | None,
+        ledger_id: str | None,
+        plugins: tuple[str, ...],
+        requester: str | None = None,
+    ) -> LedgerOptions:
+        """The options from the configuration file at ``config_path`` (if any) with the flags (and
+        their environment variables) on top: ``--ledger`` and ``--ledger-id`` replace the file's
+        values, ``--plugin`` adds to its plugins."""
+        file = load_ledger_file(config_path) if config_path else LedgerFile()
+        section = file.ledger
+        return cls(
+            storage=storage or section.storage,
+            ledger_id=ledger_id or section.id,
+            plugins=_split_plugins([*file.plugins, *plugins]),
+            requester=requester,
+            settings={name: dict(values) for name, values in file.plugins.items() if values},
+            admins=section.admins,
+            verify_on_open=section.verify_on_open,
+            storage_options=dict(section.storage_options),
+            max_record_bytes=section.max_record_bytes,
+        )
 
     def context(self) -> RequestContext:
         """The requester as a :class:`RequestContext`; refused (exit 2) when missing or malformed."""
@@ -202,11 +239,22 @@ class LedgerOptions:
         ledger is an error listing the ledger ids it holds.
 
         ``plugins`` are enabled in addition to the listed ones (a command plugin enabling itself);
-        ``settings`` are per-plugin settings, as for :func:`~nucleus_core.create_ledger`."""
+        ``settings`` are per-plugin settings, as for :func:`~nucleus_core.create_ledger` (a plugin's
+        table here replaces the configuration file's)."""
         names = _split_plugins([*self.plugins, *plugins])
         opener = create_ledger if create else open_ledger
+        extra: dict[str, Any] = {}
+        if self.max_record_bytes is not None:
+            extra["max_record_bytes"] = self.max_record_bytes
         return opener(
-            id=self.ledger_id, storage=self.storage, plugins=names, settings=settings or {}, verify_on_open=verify
+            id=self.ledger_id,
+            storage=self.storage,
+            plugins=names,
+            settings={**self.settings, **(settings or {})},
+            verify_on_open=verify and self.verify_on_open,
+            admins=self.admins,
+            storage_options=self.storage_options,
+            **extra,
         )
 
     @property
@@ -225,24 +273,42 @@ def _split_plugins(values: Iterable[str]) -> tuple[str, ...]:
 
 
 def ledger_options(*, requester: bool) -> Callable[[F], F]:
-    """Add --ledger, --ledger-id, --plugin (and --as when ``requester``) and --json to a command; the
-    command receives them as one :class:`LedgerOptions` argument called ``target``."""
+    """Add --config, --ledger, --ledger-id, --plugin (and --as when ``requester``) and --json to a
+    command; the command receives them as one :class:`LedgerOptions` argument called ``target``."""
 
     def decorate(func: F) -> F:
         @functools.wraps(func)
         def wrapper(
+            config_path: str | None,
             ledger_url: str | None,
-            ledger_id: str,
+            ledger_id: str | None,
             plugins: tuple[str, ...],
             as_json: bool,
             as_oid: str | None = None,
             **kwargs: Any,
         ) -> Any:
             names = _split_plugins(plugins) if plugins else _split_plugins([os.environ.get(_ENV_PLUGINS, "")])
-            target = LedgerOptions(storage=ledger_url or None, ledger_id=ledger_id, plugins=names, requester=as_oid)
+            try:
+                target = LedgerOptions.resolve(
+                    config_path=config_path or None,
+                    storage=ledger_url or None,
+                    ledger_id=ledger_id or None,
+                    plugins=names,
+                    requester=as_oid,
+                )
+            except NucleusError as err:
+                raise CommandError.from_error(err, as_json=as_json) from err
             return func(target=target, as_json=as_json, **kwargs)
 
         options = [
+            click.option(
+                "--config",
+                "config_path",
+                envvar=_ENV_CONFIG,
+                metavar="FILE",
+                help=f"TOML configuration ([ledger], [plugins.NAME] settings; the file of 'nucleus serve'); "
+                f"flags override it [env {_ENV_CONFIG}].",
+            ),
             click.option(
                 "--ledger",
                 "ledger_url",
@@ -254,9 +320,7 @@ def ledger_options(*, requester: bool) -> Callable[[F], F]:
             click.option(
                 "--ledger-id",
                 envvar=_ENV_LEDGER_ID,
-                default="default",
-                show_default=True,
-                help=f"Ledger id (part of every hash) [env {_ENV_LEDGER_ID}].",
+                help=f"Ledger id (part of every hash) [env {_ENV_LEDGER_ID}; default from --config, else 'default'].",
             ),
             click.option(
                 "--plugin",

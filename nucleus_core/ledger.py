@@ -165,6 +165,7 @@ class Ledger:
         self._prefix = preimage_prefix(config.id)
         self._read_only = False
         self._pending_plugins: list[RequiredPlugin] | None = None
+        self._discard_on_close = False
         self.plugin_manager: pluggy.PluginManager = build_plugin_manager(config.plugins)
         self._storage = self._open_storage()
         self._registry = ModuleRegistry(self._storage)
@@ -210,6 +211,7 @@ class Ledger:
         try:
             self.plugin_manager.hook.nucleus_ledger_opened(ledger=self)
         except Exception:
+            self._discard_on_close = create
             self.close()
             raise
 
@@ -420,6 +422,11 @@ class Ledger:
         # Each plugin is told on its own: one that fails is logged and the others still run.
         for error in call_each(self.plugin_manager, "nucleus_ledger_closing", ledger=self):
             log.error("%s", error, exc_info=error.__cause__)
+        discard = getattr(self._storage, "discard", None)
+        if self._discard_on_close and callable(discard):
+            # Opening failed in a plugin's nucleus_ledger_opened: remove what this open created.
+            self._registry.stop_all()
+            discard()
         if self._finalizer is not None:
             self._finalizer()
         else:

@@ -5,13 +5,23 @@ open leaves behind nothing its open created."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import psycopg
 import pytest
 from click.testing import CliRunner
 from nucleus_storage_postgres import PostgresStorage
 
-from nucleus_core import ConfigurationError, LedgerNotFoundError, create_ledger, open_ledger
+from nucleus_core import (
+    ConfigurationError,
+    LedgerNotFoundError,
+    Module,
+    ModuleError,
+    ModuleSpec,
+    create_ledger,
+    hookimpl,
+    open_ledger,
+)
 from nucleus_core.cli import EXIT_NOT_FOUND, make_cli
 from nucleus_core.testing import make_context, make_record
 
@@ -65,12 +75,18 @@ def test_cli_read_commands_refuse_a_missing_ledger(pg_dsn: str, pg_schema: str, 
     assert [r[0] for r in rows] == ["main"]
 
 
+def schema_exists(pg_admin: psycopg.Connection, schema: str) -> bool:
+    return pg_admin.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone() is not None
+
+
 def test_a_failed_first_open_drops_the_tables_it_created(
     pg_schema: str, pg_admin: psycopg.Connection, make_storage: Callable[..., PostgresStorage]
 ) -> None:
+    # The UAL creates its tables before the API key parser fails for want of a pepper.
     with pytest.raises(ConfigurationError, match="pepper"):
-        create_ledger(id="main", storage=make_storage(), plugins=["auth.api_key"])
+        create_ledger(id="main", storage=make_storage(), plugins=["ual", "auth.api_key"])
     assert schema_tables(pg_admin, pg_schema) == []
+    assert not schema_exists(pg_admin, pg_schema)
 
 
 def test_a_failed_open_beside_other_ledgers_removes_only_its_own_row(
@@ -80,7 +96,40 @@ def test_a_failed_open_beside_other_ledgers_removes_only_its_own_row(
         ledger.append(make_record(1), make_context())
     before = schema_tables(pg_admin, pg_schema)
     with pytest.raises(ConfigurationError, match="pepper"):
-        create_ledger(id="second", storage=make_storage(), plugins=["auth.api_key"])
+        create_ledger(id="second", storage=make_storage(), plugins=["ual", "auth.api_key"])
     assert schema_tables(pg_admin, pg_schema) == before
     rows = pg_admin.execute(f"SELECT ledger_id FROM {pg_schema}.nucleus_ledgers").fetchall()
     assert [r[0] for r in rows] == ["main"]
+
+
+class FailingModule(Module):
+    id = "failing"
+    streams = ("failing",)
+
+    def init(self, ctx: Any) -> None:
+        raise RuntimeError("this module cannot start")
+
+
+class FailingPlugin:
+    @hookimpl
+    def nucleus_register_modules(self) -> list[ModuleSpec]:
+        return [ModuleSpec(id="failing", factory=lambda _ctx: FailingModule())]
+
+
+def test_a_failure_after_the_ual_made_its_tables_leaves_nothing(
+    pg_schema: str, pg_admin: psycopg.Connection, make_storage: Callable[..., PostgresStorage]
+) -> None:
+    with pytest.raises(ModuleError, match="failing"):
+        create_ledger(id="main", storage=make_storage(), plugins=["ual", FailingPlugin()])
+    assert not schema_exists(pg_admin, pg_schema)
+    admin = make_context()
+    with create_ledger(id="other", storage=make_storage(), plugins=["ual"], admins=[admin.oid]) as ledger:
+        ledger.append(make_record(1), admin)
+    before = schema_tables(pg_admin, pg_schema)
+    with pytest.raises(ModuleError, match="failing"):
+        create_ledger(id="main", storage=make_storage(), plugins=["ual", FailingPlugin()])
+    assert schema_tables(pg_admin, pg_schema) == before
+    rows = pg_admin.execute(f"SELECT DISTINCT ledger_id FROM {pg_schema}.nucleus_entries").fetchall()
+    assert [r[0] for r in rows] == ["other"]
+    grants = pg_admin.execute(f"SELECT count(*) FROM {pg_schema}.nucleus_ual_resources WHERE ledger_id = 'main'")
+    assert grants.fetchone() == (0,)

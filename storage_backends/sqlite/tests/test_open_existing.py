@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -14,10 +15,14 @@ from nucleus_storage_sqlite import sqlite_storage
 from nucleus_core import (
     ConfigurationError,
     LedgerNotFoundError,
+    Module,
+    ModuleSpec,
+    NucleusError,
     Record,
     RequestContext,
     TokenSource,
     create_ledger,
+    hookimpl,
     open_ledger,
 )
 from nucleus_core.cli import EXIT_NOT_FOUND, make_cli
@@ -106,7 +111,7 @@ def test_an_empty_sqlite_file_holds_no_ledger(tmp_path: Path) -> None:
     sqlite3.connect(path).close()  # a valid, table-less SQLite file
     with pytest.raises(LedgerNotFoundError, match="it holds no ledger"):
         open_ledger(id="main", storage=f"sqlite:///{path}")
-    assert tables(path) == []
+    assert path.stat().st_size == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["blank.db"]
 
 
 def test_a_file_written_before_the_ledgers_table_still_opens_its_ledgers(tmp_path: Path) -> None:
@@ -125,6 +130,9 @@ def test_a_ledger_that_fails_to_open_leaves_no_file(tmp_path: Path, monkeypatch:
     with pytest.raises(ConfigurationError, match="pepper"):
         create_ledger(id="main", plugins=["auth.api_key"])
     assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ConfigurationError, match="pepper"):  # the UAL's tables were made first
+        create_ledger(id="main", plugins=["ual", "auth.api_key"])
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_failed_open_in_an_existing_file_removes_only_what_it_created(tmp_path: Path) -> None:
@@ -133,8 +141,44 @@ def test_a_failed_open_in_an_existing_file_removes_only_what_it_created(tmp_path
     with create_ledger(id="main", storage=url) as ledger:
         ledger.append(Record(id="kept", stream="s", payload={}, timestamp=1), CTX)
     before = dump(path)
-    with pytest.raises(ConfigurationError, match="pepper"):
-        create_ledger(id="second", storage=url, plugins=["auth.api_key"])
+    with pytest.raises(ConfigurationError, match="pepper"):  # after the UAL created its tables
+        create_ledger(id="second", storage=url, plugins=["ual", "auth.api_key"])
     assert dump(path) == before  # no row for "second", no API-key tables
     with pytest.raises(LedgerNotFoundError):
         open_ledger(id="second", storage=url)
+
+
+class FailingModule(Module):
+    id = "failing"
+    streams = ("failing",)
+
+    def init(self, ctx: Any) -> None:
+        raise RuntimeError("this module cannot start")
+
+
+class FailingPlugin:
+    @hookimpl
+    def nucleus_register_modules(self) -> list[ModuleSpec]:
+        return [ModuleSpec(id="failing", factory=lambda _ctx: FailingModule())]
+
+
+class FailingOpenedHook:
+    @hookimpl
+    def nucleus_ledger_opened(self, ledger: Any) -> None:
+        raise RuntimeError("refused after opening")
+
+
+@pytest.mark.parametrize("plugin", [FailingPlugin(), FailingOpenedHook()], ids=["module-init", "opened-hook"])
+def test_a_failure_after_plugins_made_their_tables_leaves_nothing(tmp_path: Path, plugin: object) -> None:
+    """The UAL creates its tables when it binds to the ledger; a module failing to start, or a plugin
+    failing in nucleus_ledger_opened, comes later: the file goes, tables and all."""
+    path = tmp_path / "late.db"
+    with pytest.raises((NucleusError, RuntimeError)):  # a module's failure is a PluginError; the hook's raw
+        create_ledger(id="main", storage=f"sqlite:///{path}", plugins=["ual", plugin])
+    assert list(tmp_path.iterdir()) == []
+    with create_ledger(id="other", storage=f"sqlite:///{path}") as ledger:
+        ledger.append(Record(id="kept", stream="s", payload={}, timestamp=1), CTX)
+    before = dump(path)
+    with pytest.raises((NucleusError, RuntimeError)):  # a module's failure is a PluginError; the hook's raw
+        create_ledger(id="main", storage=f"sqlite:///{path}", plugins=["ual", plugin])
+    assert dump(path) == before

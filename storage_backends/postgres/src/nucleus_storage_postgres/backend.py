@@ -120,6 +120,7 @@ class PostgresStorage(SqlStorageBackend):
             params, schema=self._schema, connect_timeout=self._connect_timeout, application_name=application_name
         )
         self._ledgers_table = LEDGERS_TABLE
+        self._created_schema = False
 
     @property
     def schema(self) -> str | None:
@@ -153,6 +154,8 @@ class PostgresStorage(SqlStorageBackend):
         with db.atomic() as txn:
             db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
             if self._schema is not None:
+                if db.execute_sql("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self._schema,)).fetchone() is None:
+                    self._created_schema = True  # discard() drops it again when nothing is left in it
                 db.execute_sql(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
             yield txn
 
@@ -269,9 +272,15 @@ class PostgresStorage(SqlStorageBackend):
             return super().ledger_ids()
 
     def discard(self) -> None:
+        """Close, removing what :meth:`open` created (see the base class); a schema this open may have
+        created goes too when nothing is left in it."""
         if self._database is not None and not self._closed:
             with self.connection(), contextlib.suppress(*self._errors):
                 self._remove_created()
+                if self._created_schema and self._schema is not None:
+                    # RESTRICT (the default): refused, and kept, when anything is left in the schema.
+                    with self.database.atomic():
+                        self.database.execute_sql(f'DROP SCHEMA IF EXISTS "{self._schema}"')
         self.close()
 
     def close(self) -> None:

@@ -130,6 +130,7 @@ class SqlStorageBackend(abc.ABC):
         self._create = True
         self._created_ledger = False
         self._created_tables: list[str] = []
+        self._plugin_tables: list[str] = []
 
     # hooks for subclasses ---------------------------------------------------------------------
     @abc.abstractmethod
@@ -376,18 +377,16 @@ class SqlStorageBackend(abc.ABC):
     def _remove_created(self) -> None:
         db = self.database
         lid = self._quote("ledger_id")
-        entries = self._quote(self._entries_table)
         with self._begin_schema():
             if self._created_ledger:
-                has = db.execute_sql(
-                    f"SELECT 1 FROM {entries} WHERE {lid} = {db.param} LIMIT 1",  # noqa: S608 - checked identifiers
-                    (self._ledger_id,),
-                ).fetchone()
-                if has is None:
-                    db.execute_sql(
-                        f"DELETE FROM {self._quote(self._ledgers_table)} WHERE {lid} = {db.param}",  # noqa: S608
-                        (self._ledger_id,),
-                    )
+                # The ledger is new: everything stored under its id was written by this open (its
+                # _ledger record, rows of plugins' tables); all of it goes, then its row.
+                for table in dict.fromkeys([*self._plugin_tables, self._entries_table, self._ledgers_table]):
+                    if db.table_exists(table) and "ledger_id" in {c.name for c in db.get_columns(table)}:
+                        db.execute_sql(
+                            f"DELETE FROM {self._quote(table)} WHERE {lid} = {db.param}",  # noqa: S608 - checked names
+                            (self._ledger_id,),
+                        )
             for table in reversed(self._created_tables):
                 if db.table_exists(table):
                     empty = db.execute_sql(f"SELECT 1 FROM {self._quote(table)} LIMIT 1").fetchone() is None  # noqa: S608
@@ -442,6 +441,7 @@ class SqlStorageBackend(abc.ABC):
                 if missing:
                     raise ConfigurationError(f"storage {self.url} is read-only and lacks table(s) {', '.join(missing)}")
                 return
+            self._plugin_tables.extend(m._meta.table_name for m in models)
             missing = [m._meta.table_name for m in models if not db.table_exists(m._meta.table_name)]
             with self._begin_schema():
                 db.create_tables(list(models), safe=True)

@@ -191,6 +191,12 @@ class SqliteStorage(SqlStorageBackend):
 
     def open(self, ledger_id: str, *, read_only: bool = False, create: bool = True) -> None:
         self._opening = ledger_id
+        if not create and self.path.is_file():
+            # Look before opening for real: connecting writable sets WAL mode, which would change a
+            # file that does not hold the ledger (an empty file would become a database).
+            held = _ledger_ids_read_only(self.path, self._entries_table, self._ledgers_table)
+            if held is not None and ledger_id not in held:
+                raise LedgerNotFoundError(ledger_id, held, where=f"sqlite:///{self.path}")
         super().open(ledger_id, read_only=read_only, create=create)
 
     def discard(self) -> None:
@@ -222,6 +228,28 @@ class SqliteStorage(SqlStorageBackend):
         if "unable to open" in text:
             return StorageUnavailableError(f"{action}: cannot open {str(self.path)!r} ({err})")
         return super()._classify_error(err, action)
+
+
+def _ledger_ids_read_only(path: Path, entries_table: str, ledgers_table: str) -> tuple[str, ...] | None:
+    """The ledger ids the SQLite file at ``path`` holds, read through a read-only connection (None
+    when it cannot be read that way: the real open then decides)."""
+    try:
+        con = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        ids: set[str] = set()
+        # Table names are checked identifiers (SqlStorageBackend); ids are values read back.
+        if entries_table in tables:
+            ids |= {r[0] for r in con.execute(f'SELECT DISTINCT "ledger_id" FROM "{entries_table}"')}  # noqa: S608
+        if ledgers_table in tables:
+            ids |= {r[0] for r in con.execute(f'SELECT "ledger_id" FROM "{ledgers_table}"')}  # noqa: S608
+        return tuple(sorted(ids))
+    except sqlite3.Error:
+        return None
+    finally:
+        con.close()
 
 
 def _holds_no_tables(path: Path) -> bool:

@@ -158,7 +158,13 @@ def serve(config: ServeConfig, *, dev: bool = False) -> None:
 
 
 @click.command("serve")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML configuration file.")
+@click.option(
+    "--config",
+    "config_path",
+    envvar="NUCLEUS_CONFIG",
+    type=click.Path(dir_okay=False),
+    help="TOML configuration file [env NUCLEUS_CONFIG].",
+)
 @click.option("--host", help="Interface to listen on [default from the file, else 127.0.0.1].")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port [default from the file, else 8080].")
 @click.option("--ledger", "storage", metavar="URL", help="Storage URL (overrides [ledger] storage).")

@@ -116,3 +116,15 @@ def test_a_bad_config_file_is_refused_naming_the_key(tmp_path: Path, text: str, 
 def test_a_missing_config_file_is_a_configuration_error(tmp_path: Path) -> None:
     result = run("query", "--config", str(tmp_path / "nope.toml"), "--as", ADMIN)
     assert result.exit_code == EXIT_CONFIGURATION and "does not exist" in result.stderr
+
+
+def test_an_explicit_pepper_env_overrides_the_files_settings(tmp_path: Path, api_key_ledger: str) -> None:
+    config = write(
+        tmp_path / "c.toml",
+        f'[ledger]\nid = "main"\nstorage = "{api_key_ledger}"\n[plugins."auth.api_key"]\npepper_env = "UNSET_VAR"\n',
+    )
+    from_file = run("keys", "list", "--config", config, "--as", ADMIN)
+    assert from_file.exit_code == EXIT_CONFIGURATION and "UNSET_VAR" in from_file.stderr
+    flag = run("keys", "list", "--config", config, "--pepper-env", "GOOD_PEPPER", "--as", ADMIN,
+               env={"GOOD_PEPPER": PEPPER})
+    assert flag.exit_code == 0, flag.output

@@ -44,4 +44,5 @@ with create_ledger(id="modules", storage=storage, plugins=["proof"]) as ledger:
     ledger.append(Record(id="proof-1-revoked", stream="proof", timestamp=1_763_942_400_002, payload=revoked), issuer)
     print("status after revocation:", proofs.status("proof-1", issuer))
     print("proofs about alice:", [p.proof_id for p in proofs.by_subject(subject, issuer)])
-    assert ledger.length() == 2 and proofs.status("proof-1", issuer) is ProofStatus.REVOKED
+    # Three entries: the ledger's record of its plugins (stream _ledger), the proof and its revocation.
+    assert ledger.length() == 3 and proofs.status("proof-1", issuer) is ProofStatus.REVOKED

@@ -15,6 +15,7 @@ from .errors import (
     DuplicateRecordError,
     IntegrityError,
     LedgerClosedError,
+    LedgerNotFoundError,
     MissingRequesterError,
     ModuleError,
     NucleusError,
@@ -32,7 +33,7 @@ from .errors import (
 )
 from .hashing import GENESIS_HASH, entry_hash
 from .hookspecs import hookimpl
-from .ledger import Ledger, LedgerConfig, create_ledger
+from .ledger import Ledger, LedgerConfig, create_ledger, open_ledger
 from .modules import LedgerRuntime, Module, ModuleContext, ModuleRegistry, ModuleState
 from .oid import is_oid, validate_oid
 from .query import QueryFilters, QueryResult
@@ -48,12 +49,13 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 __all__ = [
     "AccessDeniedError", "AccessPolicy", "AclProviderSpec", "AuthenticatedPolicy", "AuthenticationError",
     "AuthorizationError", "ChainHead", "ConfigurationError", "ConflictError", "DuplicateRecordError", "Entry",
-    "GENESIS_HASH", "IntegrityError", "Ledger", "LedgerClosedError", "LedgerConfig", "LedgerRuntime",
+    "GENESIS_HASH", "IntegrityError", "Ledger", "LedgerClosedError", "LedgerConfig", "LedgerNotFoundError",
+    "LedgerRuntime",
     "MemoryStorage", "MissingRequesterError", "Module", "ModuleContext", "ModuleError", "ModuleRegistry",
     "ModuleSpec", "ModuleState", "NucleusError", "PluginContext", "PluginError", "QueryError", "QueryFilters",
     "QueryResult", "ReadOnlyLedgerError", "Record", "RecordRejectedError", "RecordTooLargeError",
     "RecordValidationError", "RequestContext", "StorageBackend", "StorageBackendSpec", "StorageError",
     "StorageQuery", "StorageUnavailableError", "StoredEntry", "TokenExpiredError", "TokenInvalidError",
     "TokenParserSpec", "TokenSource", "ValidationError", "VerificationReport", "__version__", "create_ledger",
-    "entry_hash", "get_requester_oid", "hookimpl", "is_oid", "require_context", "validate_oid",
+    "entry_hash", "get_requester_oid", "hookimpl", "is_oid", "open_ledger", "require_context", "validate_oid",
 ]

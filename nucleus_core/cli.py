@@ -1,8 +1,11 @@
 """The ``nucleus`` command line (also ``python -m nucleus_core``).
 
-Every command that opens a ledger takes ``--ledger URL`` (env ``NUCLEUS_LEDGER``; default the
+Every command that opens a ledger takes ``--config FILE`` (env ``NUCLEUS_CONFIG``: the TOML file of
+``nucleus serve``, whose ``[ledger]`` and ``[plugins.NAME]`` tables give the ledger, its plugins and
+their settings; flags override it), ``--ledger URL`` (env ``NUCLEUS_LEDGER``; default the
 embedded SQLite file ``./nucleus.db``), ``--ledger-id`` (env ``NUCLEUS_LEDGER_ID``; default
-``default``) and ``--plugin NAME`` (repeatable; env ``NUCLEUS_PLUGINS``, comma-separated). Reads
+``default``) and ``--plugin NAME`` (repeatable; env ``NUCLEUS_PLUGINS``, comma-separated). Only
+``init`` creates a ledger; every other command opens an existing one. Reads
 and writes also need the requester, ``--as OID`` (env ``NUCLEUS_AS``). ``--json`` switches every
 command to machine-readable output; errors are then a JSON object on stderr.
 
@@ -37,6 +40,7 @@ import attrs
 import click
 
 from .auth import RedactingFormatter
+from .config import LedgerFile, load_ledger_file
 from .context import RequestContext, TokenSource
 from .errors import (
     AuthenticationError,
@@ -44,6 +48,7 @@ from .errors import (
     ConfigurationError,
     ConflictError,
     IntegrityError,
+    LedgerNotFoundError,
     MissingRequesterError,
     NucleusError,
     PluginError,
@@ -51,7 +56,7 @@ from .errors import (
     ValidationError,
     prefixed,
 )
-from .ledger import DEFAULT_SQLITE_FILE, MAX_BATCH_SIZE, Ledger, create_ledger, storage_entry_point
+from .ledger import DEFAULT_SQLITE_FILE, MAX_BATCH_SIZE, Ledger, create_ledger, open_ledger, storage_entry_point
 from .plugins import (
     CLI_ENTRY_POINT_GROUP,
     ENTRY_POINT_GROUP,
@@ -86,6 +91,7 @@ EXIT_CODES: tuple[tuple[type[NucleusError], int], ...] = (
     (IntegrityError, EXIT_INTEGRITY),
     (ConflictError, EXIT_CONFLICT),
     (PluginError, EXIT_PLUGIN),
+    (LedgerNotFoundError, EXIT_NOT_FOUND),
     (ConfigurationError, EXIT_CONFIGURATION),
     (ValidationError, EXIT_INVALID),
     (StorageError, EXIT_STORAGE),
@@ -98,6 +104,7 @@ _ENV_LEDGER = "NUCLEUS_LEDGER"
 _ENV_LEDGER_ID = "NUCLEUS_LEDGER_ID"
 _ENV_PLUGINS = "NUCLEUS_PLUGINS"
 _ENV_AS = "NUCLEUS_AS"
+_ENV_CONFIG = "NUCLEUS_CONFIG"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -174,6 +181,39 @@ class LedgerOptions:
     ledger_id: str
     plugins: tuple[str, ...]
     requester: str | None = None
+    settings: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    """Per-plugin settings from the configuration file (``[plugins.<name>]``)."""
+    admins: tuple[str, ...] = ()
+    verify_on_open: bool = True
+    storage_options: Mapping[str, Any] = attrs.field(factory=dict)
+    max_record_bytes: int | None = None
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        config_path: str | None,
+        storage: str | None,
+        ledger_id: str | None,
+        plugins: tuple[str, ...],
+        requester: str | None = None,
+    ) -> LedgerOptions:
+        """The options from the configuration file at ``config_path`` (if any) with the flags (and
+        their environment variables) on top: ``--ledger`` and ``--ledger-id`` replace the file's
+        values, ``--plugin`` adds to its plugins."""
+        file = load_ledger_file(config_path) if config_path else LedgerFile()
+        section = file.ledger
+        return cls(
+            storage=storage or section.storage,
+            ledger_id=ledger_id or section.id,
+            plugins=_split_plugins([*file.plugins, *plugins]),
+            requester=requester,
+            settings={name: dict(values) for name, values in file.plugins.items() if values},
+            admins=section.admins,
+            verify_on_open=section.verify_on_open,
+            storage_options=dict(section.storage_options),
+            max_record_bytes=section.max_record_bytes,
+        )
 
     def context(self) -> RequestContext:
         """The requester as a :class:`RequestContext`; refused (exit 2) when missing or malformed."""
@@ -196,14 +236,29 @@ class LedgerOptions:
         verify: bool = True,
         plugins: Iterable[str] = (),
         settings: Mapping[str, Mapping[str, Any]] | None = None,
+        create: bool = False,
     ) -> Ledger:
-        """Open the ledger (verifying a persistent one unless ``verify`` is false: then read-only).
+        """Open the existing ledger (verifying a persistent one unless ``verify`` is false: then
+        read-only). Nothing is created unless ``create`` (``nucleus init``): storage without the
+        ledger is an error listing the ledger ids it holds.
 
         ``plugins`` are enabled in addition to the listed ones (a command plugin enabling itself);
-        ``settings`` are per-plugin settings, as for :func:`~nucleus_core.create_ledger`."""
+        ``settings`` are per-plugin settings, as for :func:`~nucleus_core.create_ledger` (a plugin's
+        table here replaces the configuration file's)."""
         names = _split_plugins([*self.plugins, *plugins])
-        return create_ledger(
-            id=self.ledger_id, storage=self.storage, plugins=names, settings=settings or {}, verify_on_open=verify
+        opener = create_ledger if create else open_ledger
+        extra: dict[str, Any] = {}
+        if self.max_record_bytes is not None:
+            extra["max_record_bytes"] = self.max_record_bytes
+        return opener(
+            id=self.ledger_id,
+            storage=self.storage,
+            plugins=names,
+            settings={**self.settings, **(settings or {})},
+            verify_on_open=verify and self.verify_on_open,
+            admins=self.admins,
+            storage_options=self.storage_options,
+            **extra,
         )
 
     @property
@@ -222,24 +277,42 @@ def _split_plugins(values: Iterable[str]) -> tuple[str, ...]:
 
 
 def ledger_options(*, requester: bool) -> Callable[[F], F]:
-    """Add --ledger, --ledger-id, --plugin (and --as when ``requester``) and --json to a command; the
-    command receives them as one :class:`LedgerOptions` argument called ``target``."""
+    """Add --config, --ledger, --ledger-id, --plugin (and --as when ``requester``) and --json to a
+    command; the command receives them as one :class:`LedgerOptions` argument called ``target``."""
 
     def decorate(func: F) -> F:
         @functools.wraps(func)
         def wrapper(
+            config_path: str | None,
             ledger_url: str | None,
-            ledger_id: str,
+            ledger_id: str | None,
             plugins: tuple[str, ...],
             as_json: bool,
             as_oid: str | None = None,
             **kwargs: Any,
         ) -> Any:
             names = _split_plugins(plugins) if plugins else _split_plugins([os.environ.get(_ENV_PLUGINS, "")])
-            target = LedgerOptions(storage=ledger_url or None, ledger_id=ledger_id, plugins=names, requester=as_oid)
+            try:
+                target = LedgerOptions.resolve(
+                    config_path=config_path or None,
+                    storage=ledger_url or None,
+                    ledger_id=ledger_id or None,
+                    plugins=names,
+                    requester=as_oid,
+                )
+            except NucleusError as err:
+                raise CommandError.from_error(err, as_json=as_json) from err
             return func(target=target, as_json=as_json, **kwargs)
 
         options = [
+            click.option(
+                "--config",
+                "config_path",
+                envvar=_ENV_CONFIG,
+                metavar="FILE",
+                help=f"TOML configuration ([ledger], [plugins.NAME] settings; the file of 'nucleus serve'); "
+                f"flags override it [env {_ENV_CONFIG}].",
+            ),
             click.option(
                 "--ledger",
                 "ledger_url",
@@ -251,9 +324,7 @@ def ledger_options(*, requester: bool) -> Callable[[F], F]:
             click.option(
                 "--ledger-id",
                 envvar=_ENV_LEDGER_ID,
-                default="default",
-                show_default=True,
-                help=f"Ledger id (part of every hash) [env {_ENV_LEDGER_ID}].",
+                help=f"Ledger id (part of every hash) [env {_ENV_LEDGER_ID}; default from --config, else 'default'].",
             ),
             click.option(
                 "--plugin",
@@ -485,8 +556,10 @@ _ROOT_HELP = """Nucleus: a verifiable, hash-chained ledger.
 @click.command("init")
 @ledger_options(requester=False)
 def init_command(target: LedgerOptions, as_json: bool) -> None:
-    """Create the ledger's storage if needed, verify it and show where it is."""
-    with target.open() as ledger:
+    """Create the ledger (and its storage) if needed, verify it and show where it is.
+
+    The only command that creates: every other one opens an existing ledger."""
+    with target.open(create=True) as ledger:
         info = {
             "ledger_id": ledger.id,
             "storage": ledger.storage.url,

@@ -30,6 +30,29 @@ class ConfigurationError(NucleusError):
     code = "configuration_error"
 
 
+class LedgerNotFoundError(ConfigurationError):
+    """Opening an existing ledger (a read, :func:`~nucleus_core.open_ledger`) found no such ledger:
+    the storage does not exist or holds other ledgers only. ``ledger_ids``: the ids it holds."""
+
+    code = "ledger_not_found"
+
+    def __init__(
+        self, ledger_id: str, ledger_ids: tuple[str, ...] | list[str] = (), *, where: str, detail: str | None = None
+    ) -> None:
+        if detail is not None:
+            held = detail
+        elif ledger_ids:
+            held = f"it holds the ledger(s) {', '.join(repr(i) for i in ledger_ids)}"
+        else:
+            held = "it holds no ledger"
+        super().__init__(
+            f"no ledger {ledger_id!r} in {where}: {held}; create one with 'nucleus init' or "
+            "create_ledger(), or name an existing one (--ledger-id)"
+        )
+        self.ledger_id = ledger_id
+        self.ledger_ids = tuple(ledger_ids)
+
+
 class PluginError(NucleusError):
     """A plugin could not be found, imported or validated."""
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -47,6 +49,16 @@ from .records import (
     Record,
     validate_stream,
     validate_user_record_id,
+)
+from .required import (
+    ACCESS_CONTROL,
+    MODULE,
+    TOKEN_PARSER,
+    RequiredPlugin,
+    merged,
+    missing_plugins_error,
+    plugins_record,
+    recorded_plugins,
 )
 from .specs import AclProviderSpec, ModuleSpec, PluginContext, StorageBackendSpec, TokenParserSpec
 from .storage import ChainHead, MemoryStorage, StorageBackend, StoredEntry, WriteTransaction, entry_rows
@@ -101,15 +113,27 @@ class LedgerConfig:
 
 
 def create_ledger(**kwargs: Any) -> Ledger:
-    """Open (creating if needed) a ledger. Keyword arguments are the fields of :class:`LedgerConfig`.
+    """Open a ledger, creating its storage and the ledger when they do not exist yet. Keyword
+    arguments are the fields of :class:`LedgerConfig`. A ledger that then fails to open leaves
+    nothing behind that this call created (file, tables, the ledger's registration).
 
     The ledger is a context manager; leaving the block closes it.
     """
+    return Ledger(_config(kwargs), create=True)
+
+
+def open_ledger(**kwargs: Any) -> Ledger:
+    """Open an existing ledger; never creates storage or a ledger. Keyword arguments are the fields of
+    :class:`LedgerConfig`. Storage that does not exist or does not hold the ledger raises
+    :class:`~nucleus_core.errors.LedgerNotFoundError`, which lists the ledger ids it holds."""
+    return Ledger(_config(kwargs), create=False)
+
+
+def _config(kwargs: dict[str, Any]) -> LedgerConfig:
     try:
-        config = LedgerConfig(**kwargs)
+        return LedgerConfig(**kwargs)
     except TypeError as err:
         raise ConfigurationError(str(err)) from None
-    return Ledger(config)
 
 
 def _resolve_storage_url(url: str | None) -> str:
@@ -141,19 +165,21 @@ class Ledger:
     Thread-safe: appends are serialized; reads may run concurrently.
     """
 
-    def __init__(self, config: LedgerConfig) -> None:
+    def __init__(self, config: LedgerConfig, *, create: bool = True) -> None:
         self.config = config
         self.id = config.id
         self._lock = threading.RLock()
         self._closed = False
         self._prefix = preimage_prefix(config.id)
         self._read_only = False
+        self._pending_plugins: list[RequiredPlugin] | None = None
+        self._discard_on_close = False
         self.plugin_manager: pluggy.PluginManager = build_plugin_manager(config.plugins)
         self._storage = self._open_storage()
         self._registry = ModuleRegistry(self._storage)
         self._finalizer: weakref.finalize[Any, Any] | None = None
         try:
-            self._storage.open(config.id, read_only=False)
+            self._open_storage_for(config.id, create=create)
             if self._storage.persistent and config.verify_on_open:
                 report = self.verify()
                 if not report.ok:
@@ -165,6 +191,7 @@ class Ledger:
             elif self._storage.persistent:
                 self._read_only = True
                 log.warning("ledger %r opened without verification: read-only", config.id)
+            self._check_required_plugins()
             self._policy = self._build_policy()
             self.token_parsers = self._build_token_parser_specs()
             self.auth: TokenRegistry = build_token_registry(self.token_parsers, self.plugin_context)
@@ -175,14 +202,24 @@ class Ledger:
                 raise IntegrityError(f"ledger {config.id!r}: access control state does not match the chain: {problem}")
             self._registry.init_all()
             self._registry.start_all()
+            if self._pending_plugins is not None and self._storage.head() is None:
+                # A new ledger records its plugins at once, before anyone can write without them.
+                self._record_plugins_now()
         except BaseException:
             self._registry.stop_all()
-            self._storage.close()
+            # What this open created (file, tables, the ledger's row) goes again: a ledger that fails
+            # to open leaves nothing behind.
+            discard = getattr(self._storage, "discard", None) if create else None
+            if callable(discard):
+                discard()
+            else:
+                self._storage.close()
             raise
         self._finalizer = weakref.finalize(self, _shutdown, self._registry, self._storage)
         try:
             self.plugin_manager.hook.nucleus_ledger_opened(ledger=self)
         except Exception:
+            self._discard_on_close = create
             self.close()
             raise
 
@@ -195,6 +232,20 @@ class Ledger:
             settings=dict(self.config.settings.get(name, {})),
             storage=self._storage,
         )
+
+    def _open_storage_for(self, ledger_id: str, *, create: bool) -> None:
+        storage = self._storage
+        # A ``memory://`` URL names storage that this ledger makes and that ends with it: there is no
+        # existing ledger to look for and nothing that could be left behind.
+        if create or (isinstance(self.config.storage, str) and isinstance(storage, MemoryStorage)):
+            storage.open(ledger_id, read_only=False)
+            return
+        if "create" not in inspect.signature(storage.open).parameters:
+            raise ConfigurationError(
+                f"storage {storage.url} cannot open an existing ledger without creating one "
+                "(its backend's open() takes no 'create' argument)"
+            )
+        storage.open(ledger_id, read_only=False, create=False)
 
     def _open_storage(self) -> StorageBackend:
         storage = self.config.storage
@@ -236,6 +287,51 @@ class Ledger:
         if not isinstance(backend, StorageBackend):
             raise PluginError("storage factory did not return a StorageBackend", plugin_name=matching[0].name)
         return backend
+
+    def _enabled_state_plugins(self) -> list[RequiredPlugin]:
+        """The enabled plugins whose state lives in the chain: the ACL provider, token parsers
+        declaring system streams, modules."""
+        pm = self.plugin_manager
+        found: list[RequiredPlugin] = []
+
+        def entry(kind: str, name: str, plugin_name: str, dist: str | None) -> RequiredPlugin:
+            return RequiredPlugin(kind=kind, name=name, plugin=plugin_name if dist else None, distribution=dist)
+
+        for spec, plugin_name, dist in call_registration(pm, "nucleus_register_acl_providers", AclProviderSpec):
+            found.append(entry(ACCESS_CONTROL, spec.name, plugin_name, dist))
+        for spec, plugin_name, dist in call_registration(pm, "nucleus_register_token_parsers", TokenParserSpec):
+            if spec.streams:
+                found.append(entry(TOKEN_PARSER, spec.name, plugin_name, dist))
+        for spec, plugin_name, dist in call_registration(pm, "nucleus_register_modules", ModuleSpec):
+            found.append(entry(MODULE, spec.id, plugin_name, dist))
+        return found
+
+    def _check_required_plugins(self) -> None:
+        """Refuse to open without a plugin whose state the chain holds (see :mod:`.required`); note
+        newly enabled ones, recorded in the chain with the next write (at once for a new ledger)."""
+        recorded, from_record = recorded_plugins(self._storage)
+        enabled = self._enabled_state_plugins()
+        keys = {p.key for p in enabled}
+        missing = [p for p in recorded if p.key not in keys]
+        if missing:
+            raise missing_plugins_error(self.id, missing, recorded=from_record)
+        known = {p.key for p in recorded} if from_record else set()
+        writable = not self._read_only and not getattr(self._storage, "read_only", False)
+        if self._storage.persistent and writable and not keys <= known:
+            self._pending_plugins = merged(recorded, enabled)
+
+    def _plugins_entries(self, head: ChainHead | None) -> list[Entry]:
+        """The pending ``_ledger`` record chained after ``head`` (none when nothing is pending)."""
+        if self._pending_plugins is None:
+            return []
+        seq = (head.seq if head else 0) + 1
+        record = plugins_record(self._pending_plugins, seq=seq, timestamp=time.time_ns() // 1_000_000)
+        return self._chain(head, [record])
+
+    def _record_plugins_now(self) -> None:
+        with self._lock, self._storage.write() as tx:
+            tx.insert([_stored(e) for e in self._plugins_entries(tx.head())])
+        self._pending_plugins = None
 
     def _build_policy(self) -> AccessPolicy:
         specs = call_registration(self.plugin_manager, "nucleus_register_acl_providers", AclProviderSpec)
@@ -334,6 +430,11 @@ class Ledger:
         # Each plugin is told on its own: one that fails is logged and the others still run.
         for error in call_each(self.plugin_manager, "nucleus_ledger_closing", ledger=self):
             log.error("%s", error, exc_info=error.__cause__)
+        discard = getattr(self._storage, "discard", None)
+        if self._discard_on_close and callable(discard):
+            # Opening failed in a plugin's nucleus_ledger_opened: remove what this open created.
+            self._registry.stop_all()
+            discard()
         if self._finalizer is not None:
             self._finalizer()
         else:
@@ -458,6 +559,11 @@ class Ledger:
                     # fold in entries other writers committed, so validation sees the latest state.
                     self._registry.catch_up()
                     self._registry.validate(batch, ctx)
+                # Plugins newly enabled on this ledger are recorded in the same transaction.
+                recorded = self._plugins_entries(head)
+                if recorded:
+                    tx.insert([_stored(e) for e in recorded])
+                    head = ChainHead(seq=recorded[-1].seq, hash=recorded[-1].hash)
                 entries = self._chain(head, batch)
                 tx.insert([_stored(e) for e in entries])
                 if within is not None:
@@ -469,6 +575,8 @@ class Ledger:
                         last = entries[-1]
                         audit = self._chain(ChainHead(seq=last.seq, hash=last.hash), self._check_batch(extra))
                         tx.insert([_stored(e) for e in audit])
+        if recorded:
+            self._pending_plugins = None
         self._registry.committed(entries, ctx)
         return entries
 

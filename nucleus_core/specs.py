@@ -75,20 +75,40 @@ class ModuleSpec:
     description: str = ""
 
 
+_SYSTEM_STREAM = re.compile(r"_[a-z][a-z0-9_.-]{0,62}")
+
+
+def _check_streams(_inst: object, attr: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+    if not all(isinstance(s, str) and _SYSTEM_STREAM.fullmatch(s) for s in value):
+        raise ValidationError(
+            "must be system stream names (a leading '_', then a-z, 0-9, '_', '.', '-')", field=attr.name
+        )
+
+
 @attrs.frozen(kw_only=True)
 class TokenParserSpec:
-    """A token parser. ``factory(context)`` returns a :class:`~nucleus_core.auth.TokenParser`."""
+    """A token parser. ``factory(context)`` returns a :class:`~nucleus_core.auth.TokenParser`.
+
+    ``streams``: the system streams in which the parser keeps state in the ledger's chain (the API
+    key parser's ``_api_keys``). A parser with such streams is recorded in the chain of every ledger
+    it is enabled on, and such a ledger refuses to open without it."""
 
     name: str = attrs.field(validator=_check_name)
     factory: Callable[[PluginContext], Any] = attrs.field(validator=_check_callable)
     description: str = ""
+    streams: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_check_streams)
 
 
 @attrs.frozen(kw_only=True)
 class AclProviderSpec:
     """An access-control provider. ``factory(context)`` returns an
-    :class:`~nucleus_core.access.AccessPolicy`."""
+    :class:`~nucleus_core.access.AccessPolicy`.
+
+    Access control always counts as chain state: a ledger records its provider in its chain and
+    refuses to open without it. ``streams``: the system streams the provider writes (the UAL's
+    ``_acl``)."""
 
     name: str = attrs.field(validator=_check_name)
     factory: Callable[[PluginContext], Any] = attrs.field(validator=_check_callable)
     description: str = ""
+    streams: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_check_streams)

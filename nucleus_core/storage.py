@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from .errors import ConfigurationError, DuplicateRecordError, ReadOnlyLedgerError, StorageError
+from .errors import ConfigurationError, DuplicateRecordError, LedgerNotFoundError, ReadOnlyLedgerError, StorageError
 from .hashing import GENESIS_HASH
 
 MAX_QUERY_LIMIT = 1000
@@ -118,8 +118,13 @@ class StorageBackend(Protocol):
     persistent: bool
     """True when data outlives the process."""
 
-    def open(self, ledger_id: str, *, read_only: bool = False) -> None:
-        """Connect, create or migrate the schema, and bind to ``ledger_id``."""
+    def open(self, ledger_id: str, *, read_only: bool = False, create: bool = True) -> None:
+        """Connect, create or migrate the schema, and bind to ``ledger_id``.
+
+        With ``create`` false nothing is created (no file, table or ledger): a storage that does not
+        exist or does not hold ``ledger_id`` raises :class:`~nucleus_core.errors.LedgerNotFoundError`
+        listing the ledger ids it holds. A backend may also offer ``discard()``: close, removing what
+        this open created; the ledger calls it instead of ``close()`` when it fails to open."""
 
     def close(self) -> None:
         """Release connections. Idempotent."""
@@ -164,7 +169,10 @@ class MemoryStorage:
         self._read_only = False
         self.extensions: dict[str, Any] = {}
 
-    def open(self, ledger_id: str, *, read_only: bool = False) -> None:
+    def open(self, ledger_id: str, *, read_only: bool = False, create: bool = True) -> None:
+        if not create and self._ledger_id != ledger_id:
+            held = (self._ledger_id,) if self._ledger_id is not None else ()
+            raise LedgerNotFoundError(ledger_id, held, where=self.url)
         if self._ledger_id is not None and self._ledger_id != ledger_id:
             raise ConfigurationError(
                 f"this memory storage belongs to ledger {self._ledger_id!r}, not {ledger_id!r}"

@@ -39,7 +39,10 @@ def _env(**extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'books.db'}"
+    """An SQLite file holding the (empty) ledger ``books``: the keys commands never create one."""
+    location = f"sqlite:///{tmp_path / 'books.db'}"
+    create_ledger(id="books", storage=location).close()
+    return location
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> Result:
@@ -100,6 +103,7 @@ def test_options_come_from_the_environment_like_every_command(url: str) -> None:
     key = json.loads(created.stdout)["key"]
     assert authenticate(url, key) is TokenSource.API_KEY
     # Another ledger id in the same database sees none of the keys of "books".
+    create_ledger(id="other", storage=env["NUCLEUS_LEDGER"]).close()
     other = run("list", "--json", env=env | {"NUCLEUS_LEDGER_ID": "other"})
     assert other.exit_code == 0 and json.loads(other.stdout) == []
     # NUCLEUS_PLUGINS / --plugin are honoured: a plugin that is not installed fails like elsewhere.

@@ -49,7 +49,10 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.fixture
 def db(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'ledger.db'}"
+    """An SQLite ledger made by ``nucleus init`` (the only command that creates one)."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    assert run("init", "--ledger", url).exit_code == 0
+    return url
 
 
 def run(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
@@ -85,7 +88,8 @@ def test_malformed_requester_is_a_usage_error() -> None:
 
 
 @needs_sqlite
-def test_refused_requester_touches_no_storage(tmp_path: Path, db: str) -> None:
+def test_refused_requester_touches_no_storage(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'ledger.db'}"
     assert run("append", record(1), "--ledger", db).exit_code == EXIT_USAGE
     assert not (tmp_path / "ledger.db").exists()
 
@@ -137,10 +141,11 @@ def test_init_append_get_query_export_verify(db: str) -> None:
 @needs_sqlite
 def test_ledger_and_id_from_environment(tmp_path: Path) -> None:
     env = {"NUCLEUS_LEDGER": f"sqlite:///{tmp_path / 'env.db'}", "NUCLEUS_LEDGER_ID": "books", "NUCLEUS_AS": ALICE}
+    assert run("init", env=env).exit_code == 0
     assert run("append", record(1), env=env).exit_code == 0
     assert (tmp_path / "env.db").exists()
     other_id = run("query", "--json", env={**env, "NUCLEUS_LEDGER_ID": "other"})
-    assert json.loads(other_id.stdout)["entries"] == []
+    assert other_id.exit_code == EXIT_NOT_FOUND and "'books'" in other_id.stderr
     assert len(json.loads(run("query", "--json", env=env).stdout)["entries"]) == 1
 
 

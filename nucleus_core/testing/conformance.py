@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ..context import RequestContext
-from ..errors import DuplicateRecordError, StorageError
+from ..errors import DuplicateRecordError, LedgerNotFoundError, StorageError
 from ..hashing import GENESIS_HASH
 from ..ledger import Ledger, create_ledger, entry_from_stored
 from ..records import Record
@@ -48,6 +48,28 @@ class StorageConformance:
 
     def open_ledger(self, storage_factory: StorageFactory, **kwargs: Any) -> Ledger:
         return create_ledger(id=self.ledger_id, storage=storage_factory(), **kwargs)
+
+    # creating and opening ---------------------------------------------------------------
+    def test_open_without_create_creates_nothing(self, storage_factory: StorageFactory) -> None:
+        """``open(create=False)`` refuses storage without the ledger, listing the ids it holds, and
+        creates nothing; after ``create_ledger`` the ledger opens that way (empty, but existing)."""
+        fresh = storage_factory()
+        with pytest.raises(LedgerNotFoundError) as missing:
+            fresh.open(self.ledger_id, create=False)
+        assert missing.value.ledger_ids == ()
+        fresh.close()
+        if not fresh.persistent:
+            return  # every factory call makes new, empty storage
+        create_ledger(id=self.ledger_id, storage=storage_factory()).close()
+        other = storage_factory()
+        with pytest.raises(LedgerNotFoundError) as absent:
+            other.open(f"{self.ledger_id}-other", create=False)
+        assert absent.value.ledger_ids == (self.ledger_id,)
+        other.close()
+        existing = storage_factory()
+        existing.open(self.ledger_id, create=False)
+        assert existing.count() == 0
+        existing.close()
 
     # ordering and hashing -----------------------------------------------------------------
     def test_empty_ledger(self, storage_factory: StorageFactory) -> None:

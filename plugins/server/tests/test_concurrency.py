@@ -131,6 +131,7 @@ def test_graceful_shutdown_finishes_in_flight_requests(
     stopper.join(60)
     assert result["response"].status_code == 201
     assert ledger.closed and gate.stopped  # lifespan shutdown: modules stopped, storage closed
-    with create_ledger(id="shutdown", storage=storage, plugins=["auth.dev"]) as reopened:
+    # The ledger recorded its module (seq 1): it reopens only with it.
+    with create_ledger(id="shutdown", storage=storage, plugins=["auth.dev", GatePlugin()]) as reopened:
         entry = reopened.get_by_id("slow", RequestContext(oid="oid:test:user:a", source="dev"))
-        assert entry is not None and entry.seq == 1
+        assert entry is not None and entry.seq == 2

@@ -158,6 +158,22 @@ def test_unknown_config_key_refused(tmp_path: Path) -> None:
     )
     assert result.returncode == 3
     assert "prot" in result.stderr and "server" in result.stderr
+
+
+def test_config_file_from_nucleus_config(tmp_path: Path) -> None:
+    """NUCLEUS_CONFIG names the file for serve as for every other command: its bad key stops the start."""
+    config = tmp_path / "bad.toml"
+    config.write_text(f'[server]\nport = {free_port()}\nprot = 1\n[ledger]\nid = "x"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "nucleus_core", "serve"],
+        cwd=tmp_path,
+        env={**clean_env(), "NUCLEUS_CONFIG": str(config)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 3
+    assert "prot" in result.stderr and sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
     assert not (tmp_path / "nucleus.db").exists()
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from nucleus_ual import ACL_STREAM, Grant
 
-from nucleus_core import IntegrityError, LedgerClosedError, Record, RequestContext, StorageError
+from nucleus_core import IntegrityError, LedgerClosedError, PluginError, Record, RequestContext, StorageError
 from nucleus_core import storage as core_storage
 from nucleus_core.ledger import Ledger
 
@@ -184,16 +184,15 @@ def test_read_only_open_after_grants(sql_backend: Any) -> None:
     assert [e.record.id for e in reader.query({}, ctx(ALICE))] == ["n1"]
 
 
-def test_entries_from_a_writer_without_the_ual_are_indexed(backend: Any, ledger: Ledger) -> None:
+def test_a_writer_without_the_ual_is_refused(backend: Any, ledger: Ledger) -> None:
+    """A UAL ledger does not open without the UAL (its chain records it, or holds _acl entries):
+    a writer that leaves it out cannot write entries nobody checked."""
+    before = snapshot(ledger)
     ledger.close()
-    plain = backend.open(ual=False)
-    plain.append(note("p1"), ctx(MALLORY))
-    plain.close()
+    with pytest.raises(PluginError, match="'ual'"):
+        backend.open(ual=False)
     again = backend.open()
-    # Indexed on open, but nobody was seeded a grant: only admins (and '*' holders) see p1.
-    assert again.get_by_id("p1", ctx(MALLORY)) is None
-    assert [e.record.id for e in again.query({}, ctx(ALICE))] == ["n1", "n2", "p1"]
-    assert again.verify().ok
+    assert snapshot(again) == before and again.verify().ok
 
 
 OTHER = "'oid:test:user:mallory'"
@@ -207,8 +206,9 @@ TAMPERING = {
     # (Index rows missing after the last indexed entry look like entries of a writer without the UAL:
     # opening indexes them again from the chain. A row missing before it is tampering.)
     "unindex-entry": "DELETE FROM nucleus_ual_resources WHERE resource_id = 'n1'",
+    # (seq 4 is n2: seq 1 is the ledger's _ledger record of its plugins, 2 the first grant, 3 n1.)
     "forge-index": "INSERT INTO nucleus_ual_resources (ledger_id, seq, kind, resource_id) "
-    "VALUES ('acl', 3, 'stream:notes', 'n1')",
+    "VALUES ('acl', 4, 'stream:notes', 'n1')",
 }
 
 

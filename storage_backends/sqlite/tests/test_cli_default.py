@@ -17,6 +17,7 @@ def nucleus(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_cli_uses_nucleus_db_in_the_working_directory(tmp_path: Path) -> None:
     record = {"id": "cli-1", "stream": "notes", "timestamp": 1_700_000_000_000, "payload": {"text": "kept"}}
+    assert nucleus(tmp_path, "init").returncode == 0
     appended = nucleus(tmp_path, "append", json.dumps(record), "--as", "oid:test:user:cli", "--json")
     assert appended.returncode == 0, appended.stderr
     assert (tmp_path / "nucleus.db").is_file()

@@ -72,21 +72,11 @@ def apply_flags(
 
 
 def open_ledger(config: ServeConfig) -> Any:
-    """Open the configured ledger (verifying its chain)."""
+    """Open the configured ledger (verifying its chain), creating it when it does not exist yet."""
     from nucleus_core import create_ledger
+    from nucleus_core.config import ledger_kwargs
 
-    kwargs: dict[str, Any] = {
-        "id": config.ledger.id,
-        "storage": config.ledger.storage,
-        "plugins": list(config.plugins),
-        "settings": {name: settings for name, settings in config.plugins.items() if settings},
-        "admins": config.ledger.admins,
-        "verify_on_open": config.ledger.verify_on_open,
-        "storage_options": config.ledger.storage_options,
-    }
-    if config.ledger.max_record_bytes is not None:
-        kwargs["max_record_bytes"] = config.ledger.max_record_bytes
-    return create_ledger(**kwargs)
+    return create_ledger(**ledger_kwargs(config.ledger, config.plugins))
 
 
 def _configure_logging(level: str) -> None:
@@ -176,7 +166,13 @@ def serve(config: ServeConfig, *, dev: bool = False) -> None:
 
 
 @click.command("serve")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML configuration file.")
+@click.option(
+    "--config",
+    "config_path",
+    envvar="NUCLEUS_CONFIG",
+    type=click.Path(dir_okay=False),
+    help="TOML configuration file [env NUCLEUS_CONFIG].",
+)
 @click.option("--host", help="Interface to listen on [default from the file, else 127.0.0.1].")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port [default from the file, else 8080].")
 @click.option("--ledger", "storage", metavar="URL", help="Storage URL (overrides [ledger] storage).")

@@ -1,5 +1,8 @@
 """``nucleus serve`` configuration: a TOML file, structured strictly, then overridden by flags.
 
+``[ledger]`` and ``[plugins.*]`` are the core's (:mod:`nucleus_core.config`, read by every ``nucleus``
+command with ``--config``); ``[server]`` is the server's own.
+
 Example (every key is optional; unknown keys are refused)::
 
     [ledger]
@@ -30,13 +33,12 @@ Example (every key is optional; unknown keys are refused)::
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import attrs
-import cattrs
 
+from nucleus_core.config import LedgerSection, read_toml, structure_strictly
 from nucleus_core.errors import ConfigurationError
 
 from .app import DEFAULT_MAX_BATCH_RECORDS, DEFAULT_MAX_BODY_BYTES, DEFAULT_PUBLIC_PATHS, ServerSettings
@@ -44,18 +46,6 @@ from .app import DEFAULT_MAX_BATCH_RECORDS, DEFAULT_MAX_BODY_BYTES, DEFAULT_PUBL
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
-
-
-@attrs.frozen(kw_only=True)
-class LedgerSection:
-    """``[ledger]``: which ledger to open."""
-
-    id: str = "default"
-    storage: str | None = None
-    admins: tuple[str, ...] = ()
-    max_record_bytes: int | None = None
-    verify_on_open: bool = True
-    storage_options: dict[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen(kw_only=True)
@@ -108,47 +98,10 @@ class ServeConfig:
         return self
 
 
-def _strict(kind: type) -> Any:
-    def structure(value: Any, _type: Any) -> Any:
-        if type(value) is not kind:
-            raise TypeError(f"must be {kind.__name__}, got {type(value).__name__}")
-        return value
-
-    return structure
-
-
-def _converter() -> cattrs.Converter:
-    """A private converter: unknown keys refused, no silent coercion (``"false"`` is not a bool)."""
-    converter = cattrs.Converter(forbid_extra_keys=True)
-    for kind in (str, int, bool):
-        converter.register_structure_hook(kind, _strict(kind))
-
-    def string_list(value: Any, _type: Any) -> tuple[str, ...]:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise TypeError("must be a list of strings")
-        return tuple(value)
-
-    converter.register_structure_hook_func(lambda t: t == tuple[str, ...], string_list)
-
-    def plugin_table(value: Any, _type: Any) -> dict[str, dict[str, Any]]:
-        if not isinstance(value, dict):
-            raise TypeError("[plugins] must be a table of plugin names")
-        for name, settings in value.items():
-            if not isinstance(settings, dict):
-                raise TypeError(f"plugins.{name} must be a table of settings (write [plugins.{name}])")
-        return {name: dict(settings) for name, settings in value.items()}
-
-    converter.register_structure_hook_func(lambda t: t == dict[str, dict[str, Any]], plugin_table)
-    return converter
-
-
 def structure_config(data: Any, *, source: str = "configuration") -> ServeConfig:
-    """Build a :class:`ServeConfig` from parsed TOML; a :class:`ConfigurationError` naming every bad key."""
-    try:
-        config = _converter().structure(data, ServeConfig)
-    except cattrs.BaseValidationError as err:
-        problems = "; ".join(cattrs.transform_error(err, path="config"))
-        raise ConfigurationError(f"{source}: {problems}") from None
+    """Build a :class:`ServeConfig` from parsed TOML; a :class:`ConfigurationError` naming every bad key.
+    ``[ledger]`` and ``[plugins]`` follow the core's schema (:mod:`nucleus_core.config`)."""
+    config: ServeConfig = structure_strictly(data, ServeConfig, source=source)
     return config.check()
 
 
@@ -156,14 +109,4 @@ def load_config(path: str | Path | None) -> ServeConfig:
     """Read the TOML file at ``path`` (defaults for everything when None)."""
     if path is None:
         return ServeConfig().check()
-    file = Path(path)
-    try:
-        with file.open("rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigurationError(f"configuration file {str(file)!r} does not exist") from None
-    except OSError as err:
-        raise ConfigurationError(f"configuration file {str(file)!r} cannot be read: {err.strerror}") from err
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigurationError(f"configuration file {str(file)!r} is not valid TOML: {err}") from err
-    return structure_config(data, source=str(file))
+    return structure_config(read_toml(path), source=str(Path(path)))

@@ -10,7 +10,7 @@ import attrs
 
 from nucleus_core import AclProviderSpec, PluginContext, hookimpl
 
-from .ual import Clock, UnifiedAccessLayer, build_ual, system_clock
+from .ual import ACL_STREAM, Clock, UnifiedAccessLayer, build_ual, system_clock
 
 DESCRIPTION = "grant-based access control (UAL)"
 
@@ -21,7 +21,7 @@ def _factory(context: PluginContext) -> UnifiedAccessLayer:
 
 @hookimpl
 def nucleus_register_acl_providers() -> list[AclProviderSpec]:
-    return [AclProviderSpec(name="ual", factory=_factory, description=DESCRIPTION)]
+    return [AclProviderSpec(name="ual", factory=_factory, description=DESCRIPTION, streams=(ACL_STREAM,))]
 
 
 @attrs.frozen
@@ -36,4 +36,4 @@ class UalPlugin:
     @hookimpl
     def nucleus_register_acl_providers(self) -> list[AclProviderSpec]:
         """The UAL, built per ledger with this object's clock."""
-        return [AclProviderSpec(name="ual", factory=self._factory, description=DESCRIPTION)]
+        return [AclProviderSpec(name="ual", factory=self._factory, description=DESCRIPTION, streams=(ACL_STREAM,))]

@@ -120,6 +120,7 @@ class PostgresStorage(SqlStorageBackend):
             params, schema=self._schema, connect_timeout=self._connect_timeout, application_name=application_name
         )
         self._ledgers_table = LEDGERS_TABLE
+        self._created_schema = False
 
     @property
     def schema(self) -> str | None:
@@ -153,6 +154,8 @@ class PostgresStorage(SqlStorageBackend):
         with db.atomic() as txn:
             db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
             if self._schema is not None:
+                if db.execute_sql("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self._schema,)).fetchone() is None:
+                    self._created_schema = True  # discard() drops it again when nothing is left in it
                 db.execute_sql(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
             yield txn
 
@@ -239,6 +242,8 @@ class PostgresStorage(SqlStorageBackend):
         db = self.database
         table = self._quote(self._ledgers_table)
         sv = self.models.schema_version
+        if not db.table_exists(self._ledgers_table):
+            self._created_tables.append(self._ledgers_table)
         with self._begin_schema():
             db.execute_sql(
                 f"CREATE TABLE IF NOT EXISTS {table} "
@@ -251,20 +256,32 @@ class PostgresStorage(SqlStorageBackend):
             )
 
     # lifecycle --------------------------------------------------------------------------------
-    def open(self, ledger_id: str, *, read_only: bool = False) -> None:
-        """Connect, create or migrate the tables (under the schema lock) and register ``ledger_id``."""
-        super().open(ledger_id, read_only=read_only)
+    def open(self, ledger_id: str, *, read_only: bool = False, create: bool = True) -> None:
+        """Connect, create or migrate the tables (under the schema lock) and register ``ledger_id``
+        (with ``create`` false: nothing is created, the ledger must exist)."""
         try:
-            with self.connection():
-                if not self._read_only:
-                    self._ensure_ledgers_table()
+            super().open(ledger_id, read_only=read_only, create=create)
+        finally:
+            # The base held this thread's pooled connection while opening; give it back.
+            if self._database is not None:
+                with contextlib.suppress(*self._errors):
+                    self._database.close()
+
+    def ledger_ids(self) -> tuple[str, ...]:
+        with self.connection():
+            return super().ledger_ids()
+
+    def discard(self) -> None:
+        """Close, removing what :meth:`open` created (see the base class); a schema this open may have
+        created goes too when nothing is left in it."""
+        if self._database is not None and not self._closed:
+            with self.connection(), contextlib.suppress(*self._errors):
+                self._remove_created()
+                if self._created_schema and self._schema is not None:
+                    # RESTRICT (the default): refused, and kept, when anything is left in the schema.
                     with self.database.atomic():
-                        self.database.execute_sql(self._sql["add_ledger"], (ledger_id, int(time.time() * 1000)))
-        except BaseException as err:
-            self.close()
-            if isinstance(err, self._errors):
-                raise self._wrap(err, "opening the ledger") from err
-            raise
+                        self.database.execute_sql(f'DROP SCHEMA IF EXISTS "{self._schema}"')
+        self.close()
 
     def close(self) -> None:
         """Close every pooled connection. Idempotent."""

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import re
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
@@ -25,6 +26,7 @@ from nucleus_core.errors import (
     ConflictError,
     DuplicateRecordError,
     LedgerClosedError,
+    LedgerNotFoundError,
     NucleusError,
     ReadOnlyLedgerError,
     StorageError,
@@ -46,6 +48,14 @@ ID_CHUNK = 500
 
 _MIN_SEQ = -(2**63)
 """The smallest BIGINT: where a scan "from the start" begins."""
+
+LEDGERS_TABLE = "nucleus_ledgers"
+"""One row per ledger in the database: which ledgers exist (created by ``create=True`` opens only)."""
+
+LEDGERS_COMPONENT = "ledgers"
+"""The key of the ledgers table in the schema-version table."""
+
+LEDGERS_VERSION = 1
 
 _TABLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
@@ -152,6 +162,11 @@ class SqlStorageBackend(abc.ABC):
         self._read_only = False
         self._closed = False
         self._sql: dict[str, str] = {}
+        self._ledgers_table = LEDGERS_TABLE
+        self._create = True
+        self._created_ledger = False
+        self._created_tables: list[str] = []
+        self._plugin_tables: list[str] = []
 
     # hooks for subclasses ---------------------------------------------------------------------
     @abc.abstractmethod
@@ -260,6 +275,8 @@ class SqlStorageBackend(abc.ABC):
             "insert": f"INSERT INTO {table} ({lid}, {cols}) VALUES ({values})",  # noqa: S608
             "iter": f"SELECT {cols} FROM {table} WHERE {lid} = {p} AND {seq} >= {p} ORDER BY {seq} LIMIT {p}",  # noqa: S608
             "head": f"SELECT {seq}, {self._quote('hash')} FROM {table} WHERE {lid} = {p} ORDER BY {seq} DESC LIMIT 1",  # noqa: S608
+            "add_ledger": f"INSERT INTO {self._quote(self._ledgers_table)} ({lid}, {self._quote('created_ms')}) "  # noqa: S608
+            f"VALUES ({p}, {p}) ON CONFLICT DO NOTHING",
         }
         for column in ("hash", "record_id", "seq"):
             self._sql[f"by_{column}"] = (
@@ -281,8 +298,12 @@ class SqlStorageBackend(abc.ABC):
         return sql
 
     # lifecycle --------------------------------------------------------------------------------
-    def open(self, ledger_id: str, *, read_only: bool = False) -> None:
-        """Connect, create or migrate the schema (in the schema transaction) and bind to ``ledger_id``."""
+    def open(self, ledger_id: str, *, read_only: bool = False, create: bool = True) -> None:
+        """Connect, create or migrate the schema (in the schema transaction) and bind to ``ledger_id``.
+
+        With ``create`` false nothing is created: the database must already hold the ledger, else
+        :class:`~nucleus_core.errors.LedgerNotFoundError` lists the ledger ids it holds (an existing
+        schema of an older version is still migrated)."""
         validate_ledger_id(ledger_id)
         if self._closed:
             raise LedgerClosedError(f"storage {self.url} was closed; create a new backend to reopen")
@@ -290,32 +311,131 @@ class SqlStorageBackend(abc.ABC):
             if self._ledger_id != ledger_id:
                 raise ConfigurationError(f"this storage is open for ledger {self._ledger_id!r}, not {ledger_id!r}")
             return
+        self._create = create
         database = self._make_database()
         self._database = database
         try:
             database.connect(reuse_if_open=True)
             self._models = make_models(database, entries_table=self._entries_table, schema_table=self._schema_table)
             self._read_only = read_only or not self._writable()
+            found = read_version(self._models)
+            if not create and found == 0:
+                raise LedgerNotFoundError(ledger_id, (), where=self.url)
             if self._read_only:
-                found = read_version(self._models)
                 if found != CURRENT_VERSION:
                     raise ConfigurationError(
                         f"storage {self.url} has schema version {found} (current: {CURRENT_VERSION}) and is opened "
                         "read-only, so it cannot be created or migrated; open it writable once"
                     )
             else:
+                if found == 0:
+                    self._created_tables.extend([self._schema_table, self._entries_table])
                 with self._begin_schema():
                     upgrade(self._models)
             self._prepare_statements()
+            if not create:
+                held = self._stored_ledger_ids()
+                if ledger_id not in held:
+                    raise LedgerNotFoundError(ledger_id, held, where=self.url)
+            elif not self._read_only:
+                self._created_ledger = self._register_ledger(ledger_id)
         except BaseException as err:
             self._database = None
             self._models = None
             with contextlib.suppress(*self._errors):
                 database.close()
+                # A pooled database (PostgreSQL) also closes the connections it keeps.
+                close_all = getattr(database, "close_all", None)
+                if close_all is not None:
+                    close_all()
             if isinstance(err, self._errors):
                 raise self._wrap(err, f"opening {self.url}") from err
             raise
         self._ledger_id = ledger_id
+
+    # the ledgers a database holds ---------------------------------------------------------------
+    def _ensure_ledgers_table(self) -> None:
+        """Create the ledgers table (one row per ledger) if missing, registering every ledger that
+        already has entries (databases written before the table existed)."""
+        db = self.database
+        table = self._quote(self._ledgers_table)
+        if db.table_exists(self._ledgers_table):
+            return
+        self._created_tables.append(self._ledgers_table)
+        sv = self.models.schema_version
+        lid, entries = self._quote("ledger_id"), self._quote(self._entries_table)
+        with self._begin_schema():
+            db.execute_sql(
+                f"CREATE TABLE IF NOT EXISTS {table} "
+                f'({lid} VARCHAR(128) PRIMARY KEY, "created_ms" BIGINT NOT NULL)'
+            )
+            db.execute_sql(
+                f"INSERT INTO {table} ({lid}, {self._quote('created_ms')}) "  # noqa: S608 - checked identifiers
+                f"SELECT DISTINCT {lid}, 0 FROM {entries} WHERE {lid} NOT IN (SELECT {lid} FROM {table})"
+            )
+            (
+                sv.insert(component=LEDGERS_COMPONENT, version=LEDGERS_VERSION)
+                .on_conflict(conflict_target=[sv.component], preserve=[sv.version])
+                .execute()
+            )
+
+    def _register_ledger(self, ledger_id: str) -> bool:
+        """Record ``ledger_id`` in the ledgers table; True when this call added it (it was new)."""
+        self._ensure_ledgers_table()
+        with self._begin_schema():
+            cursor = self.database.execute_sql(self._sql["add_ledger"], (ledger_id, int(time.time() * 1000)))
+        return bool(cursor.rowcount == 1)
+
+    def _stored_ledger_ids(self) -> tuple[str, ...]:
+        db = self.database
+        lid = self._quote("ledger_id")
+        sql = f"SELECT DISTINCT {lid} FROM {self._quote(self._entries_table)}"  # noqa: S608 - checked identifiers
+        if db.table_exists(self._ledgers_table):
+            sql += f" UNION SELECT {lid} FROM {self._quote(self._ledgers_table)}"  # noqa: S608
+        return tuple(sorted(str(r) for (r,) in db.execute_sql(sql).fetchall()))
+
+    def ledger_ids(self) -> tuple[str, ...]:
+        """The ids of every ledger this (open) database holds, sorted."""
+        try:
+            return self._stored_ledger_ids()
+        except self._errors as err:
+            raise self._wrap(err, "listing ledgers") from err
+
+    def discard(self) -> None:
+        """Close, removing what :meth:`open` created for a ledger that then failed to open: its row in
+        the ledgers table, and the tables this open created when they hold nothing. Called by the
+        ledger instead of :meth:`close` when opening fails after storage was opened."""
+        if self._closed or self._database is None or self._ledger_id is None:
+            self.close()
+            return
+        try:
+            self._remove_created()
+        except self._errors as err:
+            log.warning("could not remove what opening %s created: %s", self.url, err)
+        finally:
+            self.close()
+
+    def _remove_created(self) -> None:
+        db = self.database
+        lid = self._quote("ledger_id")
+        with self._begin_schema():
+            if self._created_ledger:
+                # The ledger is new: everything stored under its id was written by this open (its
+                # _ledger record, rows of plugins' tables); all of it goes, then its row.
+                for table in dict.fromkeys([*self._plugin_tables, self._entries_table, self._ledgers_table]):
+                    if db.table_exists(table) and "ledger_id" in {c.name for c in db.get_columns(table)}:
+                        db.execute_sql(
+                            f"DELETE FROM {self._quote(table)} WHERE {lid} = {db.param}",  # noqa: S608 - checked names
+                            (self._ledger_id,),
+                        )
+            for table in reversed(self._created_tables):
+                if db.table_exists(table):
+                    empty = db.execute_sql(f"SELECT 1 FROM {self._quote(table)} LIMIT 1").fetchone() is None  # noqa: S608
+                    if table == self._schema_table:
+                        empty = not db.table_exists(self._entries_table)
+                    if empty:
+                        db.execute_sql(f"DROP TABLE {self._quote(table)}")
+            self._created_tables.clear()
 
     def close(self) -> None:
         """Close this thread's connection. Idempotent."""
@@ -364,8 +484,11 @@ class SqlStorageBackend(abc.ABC):
                 if missing:
                     raise ConfigurationError(f"storage {self.url} is read-only and lacks table(s) {', '.join(missing)}")
                 return
+            self._plugin_tables.extend(m._meta.table_name for m in models)
+            missing = [m._meta.table_name for m in models if not db.table_exists(m._meta.table_name)]
             with self._begin_schema():
                 db.create_tables(list(models), safe=True)
+            self._created_tables.extend(missing)
         except self._errors as err:
             raise self._wrap(err, "creating tables") from err
 

@@ -17,6 +17,7 @@ from nucleus_storage_sql import DEFAULT_ITER_BATCH, SqlStorageBackend
 from nucleus_core.errors import (
     ConfigurationError,
     ConflictError,
+    LedgerNotFoundError,
     ReadOnlyLedgerError,
     StorageError,
     StorageUnavailableError,
@@ -196,6 +197,8 @@ class SqliteStorage(SqlStorageBackend):
         self.wal_size_limit = _check_wal_limit(wal_size_limit)
         self._wal_path = self.path.with_name(self.path.name + "-wal")
         self._wal_held = False
+        self._created_file = False
+        self._opening = ""
         super().__init__(f"sqlite:///{self.path}", iter_batch_size=iter_batch_size)
 
     # hooks --------------------------------------------------------------------------------------
@@ -227,12 +230,21 @@ class SqliteStorage(SqlStorageBackend):
     def _make_database(self) -> peewee.Database:
         try:
             self._check_file()
+            exists = self.path.exists()
             writable = self._writable()
         except OSError as err:
             # The system refuses the path itself (too long, a loop of symlinks...): a clear error.
             text = str(self.path)
             label = f"{text[:60]}...{text[-60:]} ({len(text)} characters)" if len(text) > 120 else text
             raise ConfigurationError(f"sqlite path {label!r} cannot be used: {err.strerror or err}") from None
+        if not exists:
+            if not self._create:
+                raise LedgerNotFoundError(
+                    self._opening,
+                    where=f"sqlite:///{self.path}",
+                    detail="the file does not exist (nothing was created)",
+                )
+            self._created_file = True
         if not writable:
             if not self.path.exists():
                 raise ConfigurationError(
@@ -248,6 +260,25 @@ class SqliteStorage(SqlStorageBackend):
             ("journal_size_limit", self.wal_size_limit),
         ]
         return _SqliteDatabase(str(self.path), pragmas=pragmas, timeout=self.busy_timeout, autoconnect=True)
+
+    def open(self, ledger_id: str, *, read_only: bool = False, create: bool = True) -> None:
+        self._opening = ledger_id
+        if not create and self.path.is_file():
+            # Look before opening for real: connecting writable sets WAL mode, which would change a
+            # file that does not hold the ledger (an empty file would become a database).
+            held = _ledger_ids_read_only(self.path, self._entries_table, self._ledgers_table)
+            if held is not None and ledger_id not in held:
+                raise LedgerNotFoundError(ledger_id, held, where=f"sqlite:///{self.path}")
+        super().open(ledger_id, read_only=read_only, create=create)
+
+    def discard(self) -> None:
+        """Close, removing what opening created; a file this open created goes too (with its WAL and
+        shared-memory files) when no other ledger's entries ended up in it."""
+        super().discard()
+        if self._created_file and self.path.exists() and _holds_no_tables(self.path):
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{self.path}{suffix}")
 
     def _begin_write(self) -> contextlib.AbstractContextManager[Any]:
         # BEGIN IMMEDIATE takes the write lock up front: the head read inside is the real head.
@@ -322,6 +353,40 @@ class SqliteStorage(SqlStorageBackend):
         if "unable to open" in text:
             return StorageUnavailableError(f"{action}: cannot open {str(self.path)!r} ({err})")
         return super()._classify_error(err, action)
+
+
+def _ledger_ids_read_only(path: Path, entries_table: str, ledgers_table: str) -> tuple[str, ...] | None:
+    """The ledger ids the SQLite file at ``path`` holds, read through a read-only connection (None
+    when it cannot be read that way: the real open then decides)."""
+    try:
+        con = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        ids: set[str] = set()
+        # Table names are checked identifiers (SqlStorageBackend); ids are values read back.
+        if entries_table in tables:
+            ids |= {r[0] for r in con.execute(f'SELECT DISTINCT "ledger_id" FROM "{entries_table}"')}  # noqa: S608
+        if ledgers_table in tables:
+            ids |= {r[0] for r in con.execute(f'SELECT "ledger_id" FROM "{ledgers_table}"')}  # noqa: S608
+        return tuple(sorted(ids))
+    except sqlite3.Error:
+        return None
+    finally:
+        con.close()
+
+
+def _holds_no_tables(path: Path) -> bool:
+    """True when the SQLite file at ``path`` has no tables (read through a read-only connection)."""
+    try:
+        con = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
+        try:
+            return con.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0] == 0
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return False
 
 
 def sqlite_storage(

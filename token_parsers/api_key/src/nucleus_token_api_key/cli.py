@@ -41,8 +41,15 @@ def _parser(target: LedgerOptions, pepper_env: str, *, as_json: bool) -> Iterato
 
     Nucleus errors become :class:`CommandError` with the CLI's exit code here, so the commands
     behave the same when the ``keys`` group is used outside the ``nucleus`` root group."""
+    # The configuration file's [plugins."auth.api_key"] settings stand unless --pepper-env is given.
+    click_ctx = click.get_current_context(silent=True)
+    explicit = click_ctx is not None and click_ctx.get_parameter_source("pepper_env") not in (
+        None,
+        click.core.ParameterSource.DEFAULT,
+    )
+    settings = {NAME: {"pepper_env": pepper_env}} if explicit or NAME not in target.settings else {}
     try:
-        with target.open(plugins=[NAME], settings={NAME: {"pepper_env": pepper_env}}) as ledger:
+        with target.open(plugins=[NAME], settings=settings) as ledger:
             parser: ApiKeyParser = ledger.auth.parser(NAME)
             yield parser
     except NucleusError as err:

@@ -9,13 +9,17 @@ import click
 from nucleus_core import TokenParserSpec, hookimpl
 
 from .cli import keys
-from .parser import NAME, ApiKeyParser
+from .parser import NAME, STREAM, ApiKeyParser
 
 
 @hookimpl
 def nucleus_register_token_parsers() -> list[TokenParserSpec]:
     """Register the API key parser."""
-    return [TokenParserSpec(name=NAME, factory=ApiKeyParser, description="nuk_ API keys stored as keyed hashes")]
+    return [
+        TokenParserSpec(
+            name=NAME, factory=ApiKeyParser, description="nuk_ API keys stored as keyed hashes", streams=(STREAM,)
+        )
+    ]
 
 
 @hookimpl

@@ -14,6 +14,7 @@ from typing import Any, NoReturn, Protocol, runtime_checkable
 import click
 
 from .cli import EXIT_CONFIGURATION, EXIT_NOT_FOUND, LedgerOptions, _echo_json, fail, ledger_options
+from .errors import LedgerNotFoundError
 from .ledger import Ledger
 
 
@@ -103,8 +104,22 @@ def restore_command(target: LedgerOptions, as_json: bool, src: Path) -> None:
     again. Stop every process that has the ledger open first. PostgreSQL: see docs/DEPLOYMENT.md.
     """
     _check_scheme(target, "restore")
-    with target.open(verify=False) as ledger:
-        report = _copyable(ledger, "restore").restore(str(src))
+    try:
+        ledger = target.open(verify=False)
+        created = False
+    except LedgerNotFoundError:
+        # A restore replaces the whole file, so the target need not hold the ledger yet (a new
+        # file, or one holding other ledgers); what this open creates goes again if it fails.
+        ledger = target.open(verify=False, create=True)
+        created = True
+    with ledger:
+        try:
+            report = _copyable(ledger, "restore").restore(str(src))
+        except BaseException:
+            discard = getattr(ledger.storage, "discard", None)
+            if created and callable(discard):
+                discard()
+            raise
     _report(as_json, "restored", report)
 
 

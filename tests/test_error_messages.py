@@ -117,6 +117,7 @@ def test_quickstart_script_second_run_shows_one_error(tmp_path: Path) -> None:
 
 
 def test_cli_duplicate_id_is_one_line_and_exit_code(tmp_path: Path) -> None:
+    assert nucleus("init", cwd=tmp_path).returncode == 0
     first = nucleus("append", json.dumps(RECORD), cwd=tmp_path, NUCLEUS_AS=ALICE.oid)
     assert first.returncode == 0, first.stderr
     again = nucleus("append", json.dumps(RECORD), cwd=tmp_path, NUCLEUS_AS=ALICE.oid)

@@ -442,7 +442,8 @@ def test_table_layout_in_format_md_matches_sqlite_and_postgres(tmp_path: Path) -
             cols = tuple(r[2] for r in db.execute("select * from pragma_index_info(?)", (name,)))
             got.add((name, ("ledger_id", *cols[1:]) if cols[0] == "ledger_id" else cols, bool(unique)))
         assert got == indexes
-        assert db.execute("select component, version from nucleus_schema_version").fetchall() == [("entries", 2)]
+        versions = db.execute("select component, version from nucleus_schema_version order by component")
+        assert versions.fetchall() == [("entries", 2), ("ledgers", 1)]
     with temporary_database("nucleus_format") as dsn:
         create_ledger(id="layout", storage=postgres_storage(dsn, schema="layout")).close()
         with psycopg.connect(dsn) as conn:

@@ -112,7 +112,8 @@ def test_every_id_a_plugin_writes_is_in_its_system_stream_namespace(make_storage
         let_mallory_write_her_stream(ledger)
         ledger.append(note("n-1"), MALLORY)  # seeds mallory's full on it: an _acl record
         system = [e.record for e in ledger.iter_entries(ADMIN) if e.record.stream.startswith("_")]
-        assert {r.stream for r in system} == {STREAM, "_acl"}
+        # _ledger: the plugins whose state lives in the chain, recorded when the ledger was created.
+        assert {r.stream for r in system} == {STREAM, "_acl", "_ledger"}
         for r in system:
             assert r.id.startswith(f"{r.stream}:"), r.id
 

@@ -141,7 +141,9 @@ def test_backup_destination_rules(ledger_file: Path) -> None:
     result = run("backup", str(ledger_file.parent / "missing" / "x.db"), "--ledger", url, "--ledger-id", "main")
     assert result.exit_code == EXIT_CONFIGURATION and "does not exist" in result.output
     result = run("backup", str(dest), "--overwrite", "--ledger", url, "--ledger-id", "nobody")
-    assert result.exit_code == EXIT_NOT_FOUND and "no entries" in result.output
+    # A ledger the file does not hold: nothing is created, and the ledgers it does hold are named.
+    assert result.exit_code == EXIT_NOT_FOUND and "no ledger 'nobody'" in result.output, result.output
+    assert "'main', 'other'" in result.output
     assert leftovers(ledger_file.parent) == []
 
 

@@ -62,10 +62,17 @@ def verify_rows(
     expected_count: int | None = None,
     progress: Callable[[int], None] | None = None,
     progress_every: int = 10000,
+    first_seq: int = 1,
+    start_hash: str = GENESIS_HASH,
 ) -> VerificationReport:
     """:func:`verify_entries` over plain tuples in :data:`~nucleus_core.storage.ENTRY_FIELDS` order
     (as :func:`~nucleus_core.storage.entry_rows` yields them); ``canonical`` may be any bytes-like
     object. The same checks, without an object per row.
+
+    ``first_seq`` / ``start_hash``: start the chain there instead of at entry 1 after the genesis
+    hash (``start_hash`` is the hash of entry ``first_seq - 1``, lowercase hex), to verify a part
+    of the chain (:mod:`nucleus_core.verify_parallel`); reports then name seqs and counts of the
+    whole chain, as if entries before ``first_seq`` had been checked.
     """
     # The per-entry work of opening a ledger: written for speed at a lower level than the rest of
     # the core. Each entry is one tuple unpack, one struct pack plus one BLAKE3 call (the previous
@@ -75,9 +82,11 @@ def verify_rows(
     # for why each shortcut is exact.
     prefix = preimage_prefix(ledger_id)
     pack = preimage_header(prefix).pack
-    prev = GENESIS_HASH
-    prev_digest = bytes(32)
-    expected = 1
+    prev = start_hash
+    prev_digest = bytes.fromhex(start_hash)
+    if len(prev_digest) != 32 or prev_digest.hex() != start_hash:
+        raise ValueError("start_hash must be 64 lowercase hex digits")
+    expected = first_seq
     head: str | None = None
     streams: dict[str, int] = {}  # valid stream names seen -> their count of "-" (see _fast_record)
     fast = _fast_record

@@ -52,6 +52,7 @@ from .storage import (
 )
 from .verify import VerificationReport, verify_rows
 from .verify_parallel import DEFAULT_PARALLEL_MIN_ENTRIES, default_workers, verify_parallel
+from .verify_parallel import available as parallel_available
 
 log = logging.getLogger(__name__)
 
@@ -539,14 +540,21 @@ class Ledger:
         return bool(self._storage.persistent)
 
     def verify(self, *, progress: Callable[[int], None] | None = None) -> VerificationReport:
-        """Re-check the whole stored chain, streaming, in constant memory."""
+        """Re-check the whole stored chain, streaming, in constant memory. A chain of at least
+        ``verify_parallel_min_entries`` entries on storage that supports it is checked in
+        ``verify_workers`` processes (:mod:`nucleus_core.verify_parallel`), with the same report."""
         if self._closed:
             raise LedgerClosedError(f"ledger {self.id!r} is closed")
         storage = self._storage
         count = storage.count()
         workers = self.config.verify_workers or default_workers()
         opener = None
-        if workers > 1 and count >= self.config.verify_parallel_min_entries and isinstance(storage, SeqRangeStorage):
+        if (
+            workers > 1
+            and count >= self.config.verify_parallel_min_entries
+            and isinstance(storage, SeqRangeStorage)
+            and parallel_available()
+        ):
             opener = storage.read_only_opener()
         if opener is not None:
             report = verify_parallel(self.id, opener, count, workers=workers, progress=progress)

@@ -73,6 +73,12 @@ def default_workers() -> int:
     return max(1, min(cpus, MAX_DEFAULT_WORKERS))
 
 
+def available() -> bool:
+    """True when worker processes can be started: this interpreter has a program to run again
+    (not so in some embedded or frozen interpreters, which then verify serially)."""
+    return bool(sys.executable)
+
+
 def chunk_bounds(count: int, workers: int, chunk_size: int | None = None) -> list[tuple[int, int | None]]:
     """``(lo, hi)`` seq ranges covering ``1..count``; the last one has ``hi`` None (to the end)."""
     size = chunk_size or max(MIN_CHUNK, -(-count // (workers * CHUNKS_PER_WORKER)))
@@ -141,6 +147,7 @@ def _serve() -> None:
     """A worker's loop: read pickled ``(opener, ledger_id, lo, hi, count)`` tasks from stdin until it
     closes, answer each with a pickled ``("ok", ChunkResult)`` or ``("error", exception)``."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # anything printed in this process must not land in the answer stream
     while True:
         try:
             task = pickle.load(stdin)  # noqa: S301 - written by the parent process that started this one

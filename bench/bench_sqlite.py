@@ -205,9 +205,9 @@ def child(code: str, path: Path, *args: str, pythonpath: str | None = None) -> d
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def peak_rss_tree(opened: dict[str, float]) -> str:
+def peak_rss_tree(opened: dict[str, float], workers: bool) -> str:
     text = f"peak RSS {opened['rss_mb']:.0f} MB (getrusage; VmHWM {opened['hwm_mb']:.0f} MB)"
-    if opened.get("workers_mb"):
+    if workers:  # RUSAGE_CHILDREN: only meaningful when the run started worker processes
         text += f", largest worker process {opened['workers_mb']:.0f} MB"
     return text
 
@@ -231,7 +231,7 @@ def bench_open(path: Path, old_code: str | None = None, rounds: int = 1) -> dict
             if run is None:
                 continue
             line = (f"  open + verify {n:,.0f} entries, {name}: {run['n'] / run['seconds']:,.0f} entries/s "
-                    f"({run['seconds']:.1f}s), {peak_rss_tree(run)}; "
+                    f"({run['seconds']:.1f}s), {peak_rss_tree(run, run is default)}; "
                     f"ratio to raw {scan['seconds'] / run['seconds']:.2f}")
             if old is not None and run is not old:
                 line += f", to old code {old['seconds'] / run['seconds']:.2f}"

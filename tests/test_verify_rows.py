@@ -312,3 +312,24 @@ def test_hyphens_outside_id_and_stream_reach_the_float_screen(rid: str, stream: 
         assert record is not None and result == record.to_dict()
     report = verify_rows(LEDGER, rehash([(1, "", "", rid, stream, 5, data)]))
     assert report.ok == (record is not None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload=st.dictionaries(st.text(max_size=4), json_values, max_size=4), rid=st.sampled_from(["e-1", "1e-", "r1"]),
+       stream=st.sampled_from(["e-e", "s", "x1e-"]))
+def test_shortcut_with_hyphens_in_id_and_stream_never_accepts_what_the_reference_parse_refuses(
+    payload: Any, rid: str, stream: str
+) -> None:
+    """The float screen skips its "e-" search when every "-" is in the id or the stream string."""
+    import orjson
+
+    from nucleus_core.records import parse_stored_record
+    from nucleus_core.verify import _fast_record
+
+    doc = {"id": rid, "payload": payload, "stream": stream, "timestamp": 5}
+    for data in [*lenient_encodings(doc), orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)]:
+        record, _reason = parse_stored_record(data)
+        fast = _fast_record(data, {})
+        if fast is not None:
+            assert record is not None, data
+            assert fast == record.to_dict()

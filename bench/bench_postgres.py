@@ -200,8 +200,9 @@ from nucleus_core import create_ledger
 from nucleus_storage_postgres import postgres_storage
 dsn, ledger_id, mode = sys.argv[1:4]
 t = time.perf_counter()
-if mode == "nucleus":
-    with create_ledger(id=ledger_id, storage=postgres_storage(dsn, schema="bench")) as ledger:
+if mode in ("nucleus", "serial"):
+    options = {"verify_workers": 1} if mode == "serial" else {}  # default: parallel from 200,000 entries
+    with create_ledger(id=ledger_id, storage=postgres_storage(dsn, schema="bench"), **options) as ledger:
         n = ledger.length()
 else:
     import psycopg
@@ -221,19 +222,21 @@ def _child(dsn: str, ledger_id: str, mode: str) -> dict[str, float]:
     return json.loads(out.stdout)
 
 
-def bench_verify(dsn: str, n: int) -> None:
+def bench_verify(dsn: str, n: int, rounds: int = 1) -> None:
     ledger_id = f"bench-verify-{n}"
     built = build_by_copy(dsn, ledger_id, n)
     print(f"built {n:,} entries by COPY in {built:.1f} s")
-    raw = _child(dsn, ledger_id, "raw")
-    nuc = _child(dsn, ledger_id, "nucleus")
-    assert nuc["n"] == raw["n"] == n
-    nr, rr = rate(n, nuc["seconds"]), rate(n, raw["seconds"])
-    print(
-        f"open+verify {n:,} entries: nucleus {nr:,.0f} entries/s ({nuc['seconds']:.1f} s), peak RSS "
-        f"{nuc['maxrss_kib'] / 1024:.0f} MiB; raw server-side cursor read {rr:,.0f} entries/s, peak RSS "
-        f"{raw['maxrss_kib'] / 1024:.0f} MiB; ratio {nr / rr:.2f}"
-    )
+    for _ in range(rounds):
+        raw = _child(dsn, ledger_id, "raw")
+        rr = rate(n, raw["seconds"])
+        print(f"raw server-side cursor read (baseline): {rr:,.0f} entries/s, "
+              f"peak RSS {raw['maxrss_kib'] / 1024:.0f} MiB")
+        for mode, name in (("serial", "serial (verify_workers=1)"), ("nucleus", "default (parallel)")):
+            nuc = _child(dsn, ledger_id, mode)
+            assert nuc["n"] == raw["n"] == n
+            nr = rate(n, nuc["seconds"])
+            print(f"  open+verify {n:,} entries, {name}: {nr:,.0f} entries/s ({nuc['seconds']:.1f} s), "
+                  f"peak RSS {nuc['maxrss_kib'] / 1024:.0f} MiB (this process); ratio to raw {nr / rr:.2f}")
 
 
 @contextlib.contextmanager
@@ -254,14 +257,17 @@ def main() -> None:
     parser.add_argument("--singles", type=int, default=1000)
     parser.add_argument("--per-writer", type=int, default=300)
     parser.add_argument("--verify-entries", type=int, default=1_000_000)
+    parser.add_argument("--verify-only", action="store_true", help="only the open + verify figures")
+    parser.add_argument("--rounds", type=int, default=1, help="open + verify rounds")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     with bench_database(args.dsn) as dsn:
         with psycopg.connect(dsn, autocommit=True) as conn:
             print(conn.execute("SELECT version()").fetchone()[0].split(" on ")[0])
-        bench_appends(dsn, args.batches, args.singles)
-        bench_writers(dsn, args.per_writer)
-        bench_verify(dsn, args.verify_entries)
+        if not args.verify_only:
+            bench_appends(dsn, args.batches, args.singles)
+            bench_writers(dsn, args.per_writer)
+        bench_verify(dsn, args.verify_entries, args.rounds)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,10 @@
 1. append_batch of 1000 records (durability="full") vs raw sqlite3 executemany of the same
    precomputed rows into the same schema and indexes (same pragmas), batches interleaved.
 2. single appends at durability="full" vs raw single-row commits at synchronous=FULL, interleaved.
-3. open + verify of an N-entry file (default 1,000,000) in a fresh subprocess: entries/s and peak
-   RSS, vs a raw sqlite3 batched scan of the same rows in a subprocess.
+3. open + verify of an N-entry file (default 1,000,000) in fresh subprocesses, serial
+   (verify_workers=1) and with the default (parallel at this size), optionally with older code
+   (--old-code DIR): entries/s and peak RSS, vs a raw sqlite3 batched scan of the same rows in a
+   subprocess in the same round (--rounds N repeats; --open-only skips 1, 2 and 4).
 4. get_by_id and query by stream (limit 50) on that file: p50 / p99 latency vs the same raw SQL.
 5. (``--wal-only`` runs just this) the WAL bound's cost: single appends and append_batch(1000) on
    the backend as it is (a stat of the WAL after each commit, a truncating checkpoint past
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import random
 import sqlite3
 import statistics
@@ -186,13 +189,15 @@ OPEN_CHILD = """
 import json, resource, sys, time
 from nucleus_core import create_ledger
 from nucleus_storage_sqlite import SqliteStorage, sqlite_storage
+options = {"verify_workers": int(sys.argv[3])} if sys.argv[3:] else {}  # none: the code's default
 t0 = time.perf_counter()
-with create_ledger(id=sys.argv[2], storage=sqlite_storage(sys.argv[1])) as ledger:
+with create_ledger(id=sys.argv[2], storage=sqlite_storage(sys.argv[1]), **options) as ledger:
     n = ledger.length()
 seconds = time.perf_counter() - t0
 hwm = [int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")]
 print(json.dumps({"n": n, "seconds": seconds, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "hwm_mb": hwm[0] / 1024 if hwm else None}))
+                  "hwm_mb": hwm[0] / 1024 if hwm else None,
+                  "workers_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
 """
 
 ITER_CHILD = """
@@ -226,31 +231,57 @@ print(json.dumps({"n": n, "seconds": seconds, "rss_mb": resource.getrusage(resou
 """
 
 
-def child(code: str, path: Path) -> dict[str, float]:
+def child(code: str, path: Path, *args: str, pythonpath: str | None = None) -> dict[str, float]:
     # Launched through a small intermediate interpreter: Linux carries ru_maxrss over fork+exec, so
     # a child forked straight from this (large) process would report this process's peak.
     launcher = "import subprocess, sys; sys.exit(subprocess.run(sys.argv[1:]).returncode)"
+    env = None
+    if pythonpath is not None:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (pythonpath, os.environ.get("PYTHONPATH")) if p))
     out = subprocess.run(
-        [sys.executable, "-c", launcher, sys.executable, "-c", code, str(path), LEDGER],
-        capture_output=True, text=True, check=True,
+        [sys.executable, "-c", launcher, sys.executable, "-c", code, str(path), LEDGER, *args],
+        capture_output=True, text=True, check=True, env=env,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def bench_open(path: Path) -> dict[str, float]:
-    child(SCAN_CHILD, path)  # warm the page cache so both runs read from memory
-    scan = child(SCAN_CHILD, path)
-    opened = child(OPEN_CHILD, path)
+def peak_rss_tree(opened: dict[str, float], workers: bool) -> str:
+    text = f"peak RSS {opened['rss_mb']:.0f} MB (getrusage; VmHWM {opened['hwm_mb']:.0f} MB)"
+    if workers:  # RUSAGE_CHILDREN: only meaningful when the run started worker processes
+        text += f", largest worker process {opened['workers_mb']:.0f} MB"
+    return text
+
+
+def bench_open(path: Path, old_code: str | None = None, rounds: int = 1) -> dict[str, float]:
+    """open + verify in fresh subprocesses: serial (verify_workers=1), the default (parallel at this
+    size), optionally the code in ``old_code`` (a directory put first on PYTHONPATH), each next to a
+    raw scan of the same rows in the same round."""
+    child(SCAN_CHILD, path)  # warm the page cache so every run reads from memory
+    out: dict[str, float] = {}
+    for r in range(rounds):
+        scan = child(SCAN_CHILD, path)
+        serial = child(OPEN_CHILD, path, "1")
+        default = child(OPEN_CHILD, path)
+        old = child(OPEN_CHILD, path, pythonpath=old_code) if old_code else None
+        n = default["n"]
+        raw = scan["n"] / scan["seconds"]
+        print(f"round {r + 1}: raw sqlite3 batched scan of the same rows (baseline): {raw:,.0f} rows/s, "
+              f"peak RSS {scan['rss_mb']:.0f} MB")
+        for name, run in (("serial (verify_workers=1)", serial), ("default (parallel)", default), ("old code", old)):
+            if run is None:
+                continue
+            line = (f"  open + verify {n:,.0f} entries, {name}: {run['n'] / run['seconds']:,.0f} entries/s "
+                    f"({run['seconds']:.1f}s), {peak_rss_tree(run, run is default)}; "
+                    f"ratio to raw {scan['seconds'] / run['seconds']:.2f}")
+            if old is not None and run is not old:
+                line += f", to old code {old['seconds'] / run['seconds']:.2f}"
+            print(line)
+        print("  (goals: >= 200,000 entries/s, peak RSS < 150 MB)")
+        out = {"open_rate": n / default["seconds"], "serial_rate": n / serial["seconds"], "scan_rate": raw}
     iterated = child(ITER_CHILD, path)
-    n = opened["n"]
-    print(f"open + verify {n:,.0f} entries: {n / opened['seconds']:,.0f} entries/s ({opened['seconds']:.1f}s), "
-          f"peak RSS {opened['rss_mb']:.0f} MB (getrusage; VmHWM {opened['hwm_mb']:.0f} MB) "
-          "(goals: >= 200,000/s, < 150 MB)")
-    print(f"  baseline raw sqlite3 batched scan of the same rows: {scan['n'] / scan['seconds']:,.0f} rows/s, "
-          f"peak RSS {scan['rss_mb']:.0f} MB; ratio ledger/raw {scan['seconds'] / opened['seconds']:.2f}")
-    print(f"  of which storage.iter_entries() alone (rows -> StoredEntry): {iterated['n'] / iterated['seconds']:,.0f}"
-          f" entries/s ({iterated['seconds']:.1f}s); the rest is the core's verify loop (hash + JSON parse)")
-    return {"open_rate": n / opened["seconds"], "open_rss": opened["rss_mb"], "scan_rate": scan["n"] / scan["seconds"]}
+    print(f"  storage.iter_entries() alone (rows -> StoredEntry): {iterated['n'] / iterated['seconds']:,.0f}"
+          f" entries/s ({iterated['seconds']:.1f}s)")
+    return out
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -308,6 +339,11 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2000, help="lookups for the latency figures")
     parser.add_argument("--dir", type=Path, default=None, help="work directory (the big file is reused if present)")
     parser.add_argument("--wal-only", action="store_true", help="run only section 5 (the WAL bound's cost)")
+    parser.add_argument("--open-only", action="store_true", help="only the open + verify figures")
+    parser.add_argument("--rounds", type=int, default=1, help="open + verify rounds")
+    parser.add_argument("--old-code", default=None,
+                        help="also open with the code in this directory first on PYTHONPATH (e.g. a git archive "
+                             "of nucleus_core and the storage packages' src of an older commit)")
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
         work = args.dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench_sqlite_")))
@@ -321,13 +357,15 @@ def main() -> None:
         if args.wal_only:
             bench_wal(work, args.batches, args.singles)
             return
-        bench_batches(work, args.batches)
-        bench_single(work, args.singles)
+        if not args.open_only:
+            bench_batches(work, args.batches)
+            bench_single(work, args.singles)
         big = work / f"big_{args.entries}.db"
         build_big(big, args.entries)
-        bench_open(big)
-        bench_reads(big, args.entries, args.samples)
-        bench_wal(work, args.batches, args.singles)
+        bench_open(big, args.old_code, args.rounds)
+        if not args.open_only:
+            bench_reads(big, args.entries, args.samples)
+            bench_wal(work, args.batches, args.singles)
 
 
 if __name__ == "__main__":

@@ -61,8 +61,18 @@ from .required import (
     recorded_plugins,
 )
 from .specs import AclProviderSpec, ModuleSpec, PluginContext, StorageBackendSpec, TokenParserSpec
-from .storage import ChainHead, MemoryStorage, StorageBackend, StoredEntry, WriteTransaction, entry_rows
+from .storage import (
+    ChainHead,
+    MemoryStorage,
+    SeqRangeStorage,
+    StorageBackend,
+    StoredEntry,
+    WriteTransaction,
+    entry_rows,
+)
 from .verify import VerificationReport, verify_rows
+from .verify_parallel import DEFAULT_PARALLEL_MIN_ENTRIES, default_workers, verify_parallel
+from .verify_parallel import available as parallel_available
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +103,11 @@ class LedgerConfig:
     plugin / module settings keyed by name. ``verify_on_open``: verify the stored chain when
     opening (default); without it a persistent ledger opens read-only. ``admins``: principal OIDs
     an access-control provider treats as administrators. ``environment``: ``development`` or
-    ``production`` (default from ``NUCLEUS_ENV``; unset means production).
+    ``production`` (default from ``NUCLEUS_ENV``; unset means production). ``verify_workers``:
+    processes that verify a chain of at least ``verify_parallel_min_entries`` entries on storage
+    that supports it (SQLite, PostgreSQL; see :mod:`nucleus_core.verify_parallel`); None means
+    ``min(CPUs, 4)``, 1 always verifies in this process. Smaller chains are verified serially
+    (starting the processes costs more than it saves).
     """
 
     id: str = attrs.field(validator=lambda _i, _a, v: validate_ledger_id(v))
@@ -105,6 +119,18 @@ class LedgerConfig:
     admins: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     environment: str = attrs.field(default=None, converter=current_environment)
     storage_options: Mapping[str, Any] = attrs.field(factory=dict)
+    verify_workers: int | None = attrs.field(default=None)
+    verify_parallel_min_entries: int = attrs.field(default=DEFAULT_PARALLEL_MIN_ENTRIES)
+
+    @verify_workers.validator
+    def _check_workers(self, _a: object, value: int | None) -> None:
+        if value is not None and (type(value) is not int or not 1 <= value <= 64):
+            raise ConfigurationError("verify_workers must be None or an integer from 1 to 64")
+
+    @verify_parallel_min_entries.validator
+    def _check_parallel_min(self, _a: object, value: int) -> None:
+        if type(value) is not int or value < 1:
+            raise ConfigurationError("verify_parallel_min_entries must be a positive integer")
 
     @max_record_bytes.validator
     def _check_max(self, _a: object, value: int) -> None:
@@ -658,7 +684,9 @@ class Ledger:
     def verify(
         self, *, progress: Callable[[int], None] | None = None, context: RequestContext | None = None
     ) -> VerificationReport:
-        """Re-check the whole stored chain, streaming, in constant memory.
+        """Re-check the whole stored chain, streaming, in constant memory. A chain of at least
+        ``verify_parallel_min_entries`` entries on storage that supports it is checked in
+        ``verify_workers`` processes (:mod:`nucleus_core.verify_parallel`), with the same report.
 
         ``context``: the requester when one asks on its own behalf (the HTTP ``/verify`` route); it
         needs the ``verify`` scope. Without it the call is the operator's (opening the ledger, the
@@ -667,9 +695,21 @@ class Ledger:
             require_scope(context, VERIFY)
         if self._closed:
             raise LedgerClosedError(f"ledger {self.id!r} is closed")
-        report = verify_rows(
-            self.id, entry_rows(self._storage, 1), expected_count=self._storage.count(), progress=progress
-        )
+        storage = self._storage
+        count = storage.count()
+        workers = self.config.verify_workers or default_workers()
+        opener = None
+        if (
+            workers > 1
+            and count >= self.config.verify_parallel_min_entries
+            and isinstance(storage, SeqRangeStorage)
+            and parallel_available()
+        ):
+            opener = storage.read_only_opener()
+        if opener is not None:
+            report = verify_parallel(self.id, opener, count, workers=workers, progress=progress)
+        else:
+            report = verify_rows(self.id, entry_rows(storage, 1), expected_count=count, progress=progress)
         policy = getattr(self, "_policy", None)
         if report.ok and policy is not None:
             problem = policy.check_consistency()

@@ -109,6 +109,31 @@ class WriteTransaction(Protocol):
 
 
 @runtime_checkable
+class SeqRangeStorage(Protocol):
+    """What parallel verification (:mod:`nucleus_core.verify_parallel`) needs of a backend: a way
+    for another process to open the same data read-only by itself, and rows by seq range.
+
+    The SQL backends implement it; the in-memory backend does not (its data lives in one process),
+    so it is always verified serially.
+    """
+
+    def read_only_opener(self) -> Callable[[], SeqRangeStorage] | None:
+        """A picklable callable, without arguments, that builds an unopened backend on the same data
+        (to be opened with ``read_only=True`` in a worker process); None when there is none."""
+
+    def iter_entry_rows(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[EntryRow]:
+        """Entry rows with ``from_seq <= seq <= to_seq`` (``to_seq`` None: to the end) in seq order,
+        streamed, as :func:`entry_rows` yields them (from the start, ``from_seq <= 1``, rows with a
+        seq below 1 come first, as for a full scan)."""
+
+    def open(self, ledger_id: str, *, read_only: bool = False) -> None:
+        """As :meth:`StorageBackend.open`."""
+
+    def close(self) -> None:
+        """As :meth:`StorageBackend.close`."""
+
+
+@runtime_checkable
 class StorageBackend(Protocol):
     """What a storage plugin provides. One instance serves one ledger."""
 

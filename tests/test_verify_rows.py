@@ -284,3 +284,52 @@ def test_compact_sorted_json_that_breaks_a_record_rule_is_refused_with_a_reason(
     report = verify_rows(LEDGER, rehash([(1, "", "", "r1", "s", 5, data)]))
     assert (report.ok, report.first_bad_seq) == (False, 1)
     assert report.reason is not None and report.reason.startswith("stored")
+
+
+@pytest.mark.parametrize(
+    ("rid", "stream", "payload", "fast"),
+    [
+        ("re-1", "stre-am", {"x": "one-e-two"}, True),  # a "-" outside id and stream, no digit before "e-"
+        ("re-1", "stre-am", {"x": "1e-5"}, False),  # looks like a float: the reference parse decides
+        ("re-1", "stre-am", {"x": "plain"}, True),  # every "-" is in the id or the stream
+        ("re-1", "stre-am", {"x": 1e-7}, False),  # orjson writes 1e-07 as 1e-7: no "." and no "+"
+        ("r1", "s", {"x": -5e-324}, False),
+        ("r1", "s", {"x": -3, "y": [-1]}, True),  # negative integers are no floats
+    ],
+)
+def test_hyphens_outside_id_and_stream_reach_the_float_screen(rid: str, stream: str, payload: Any, fast: bool) -> None:
+    import orjson
+
+    from nucleus_core.records import parse_stored_record
+    from nucleus_core.verify import _fast_record
+
+    doc = {"id": rid, "payload": payload, "stream": stream, "timestamp": 5}
+    data = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)  # floats in orjson's form, not RFC 8785's
+    record, _ = parse_stored_record(data)
+    result = _fast_record(data, {})
+    assert (result is not None) == fast
+    if result is not None:
+        assert record is not None and result == record.to_dict()
+    report = verify_rows(LEDGER, rehash([(1, "", "", rid, stream, 5, data)]))
+    assert report.ok == (record is not None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload=st.dictionaries(st.text(max_size=4), json_values, max_size=4), rid=st.sampled_from(["e-1", "1e-", "r1"]),
+       stream=st.sampled_from(["e-e", "s", "x1e-"]))
+def test_shortcut_with_hyphens_in_id_and_stream_never_accepts_what_the_reference_parse_refuses(
+    payload: Any, rid: str, stream: str
+) -> None:
+    """The float screen skips its "e-" search when every "-" is in the id or the stream string."""
+    import orjson
+
+    from nucleus_core.records import parse_stored_record
+    from nucleus_core.verify import _fast_record
+
+    doc = {"id": rid, "payload": payload, "stream": stream, "timestamp": 5}
+    for data in [*lenient_encodings(doc), orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)]:
+        record, _reason = parse_stored_record(data)
+        fast = _fast_record(data, {})
+        if fast is not None:
+            assert record is not None, data
+            assert fast == record.to_dict()

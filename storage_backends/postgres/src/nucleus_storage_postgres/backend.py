@@ -25,8 +25,9 @@ What this class adds to :class:`~nucleus_storage_sql.SqlStorageBackend`:
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import attrs
@@ -121,6 +122,16 @@ class PostgresStorage(SqlStorageBackend):
         )
         self._ledgers_table = LEDGERS_TABLE
         self._created_schema = False
+        # How a worker of parallel verification builds the same backend (one connection is enough there).
+        self._opener = functools.partial(
+            PostgresStorage, dsn, schema=schema, pool_size=1, pool_timeout=pool_timeout, stale_timeout=stale_timeout,
+            connect_timeout=connect_timeout, application_name=application_name, iter_batch_size=iter_batch_size,
+            entries_table=entries_table, schema_table=schema_table,
+        )
+
+    def read_only_opener(self) -> Callable[[], PostgresStorage]:
+        """The same backend's settings, for a worker process of parallel verification."""
+        return self._opener
 
     @property
     def schema(self) -> str | None:
@@ -352,14 +363,15 @@ class PostgresStorage(SqlStorageBackend):
         with self.connection():
             return super().schema_version
 
-    def iter_entry_rows(self, from_seq: int = 1) -> Iterator[tuple[Any, ...]]:
+    def iter_entry_rows(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[tuple[Any, ...]]:
         """Every entry with ``seq >= from_seq`` in seq order as row tuples, streamed through a
         server-side cursor (:meth:`iter_entries` builds its entries from these; verification reads
         the tuples directly).
 
         Runs on a dedicated connection in one ``REPEATABLE READ READ ONLY`` transaction, taken when
         iteration starts: it sees one consistent snapshot, holds ``iter_batch_size`` rows in memory
-        at a time, and never ties up the pool or the caller's own transaction.
+        at a time, and never ties up the pool or the caller's own transaction. ``to_seq``: stop after
+        that seq (one chunk of parallel verification).
         """
         ledger_id = self.ledger_id
         sql = self._sql["stream"]
@@ -376,6 +388,9 @@ class PostgresStorage(SqlStorageBackend):
                 while True:
                     rows = cur.fetchmany(size)
                     if not rows:
+                        break
+                    if to_seq is not None and rows[-1][0] > to_seq:
+                        yield from (row for row in rows if row[0] <= to_seq)
                         break
                     yield from rows
         except psycopg.Error as err:

@@ -585,10 +585,11 @@ class SqlStorageBackend(abc.ABC):
         """
         return map(row_to_entry, self.iter_entry_rows(from_seq))
 
-    def iter_entry_rows(self, from_seq: int = 1) -> Iterator[tuple[Any, ...]]:
+    def iter_entry_rows(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[tuple[Any, ...]]:
         """:meth:`iter_entries` as the driver's row tuples (:data:`ENTRY_COLUMNS` order), without
         building a :class:`~nucleus_core.storage.StoredEntry` per row: what verification reads
-        (see :func:`nucleus_core.storage.entry_rows`)."""
+        (see :func:`nucleus_core.storage.entry_rows`). ``to_seq``: stop after that seq (parallel
+        verification reads one chunk, :class:`~nucleus_core.storage.SeqRangeStorage`)."""
         self.database  # noqa: B018 - raises when closed
         execute = self._execute
         sql = self._sql["iter"]
@@ -600,10 +601,19 @@ class SqlStorageBackend(abc.ABC):
                 rows = execute(sql, (ledger_id, nxt, size)).fetchall()
             except self._errors as err:
                 raise self._wrap(err, "reading entries") from err
+            if to_seq is not None and rows and rows[-1][0] > to_seq:
+                yield from (row for row in rows if row[0] <= to_seq)
+                return
             yield from rows
             if len(rows) < size:
                 return
             nxt = rows[-1][0] + 1
+
+    def read_only_opener(self) -> Callable[[], SqlStorageBackend] | None:
+        """A picklable callable building an unopened backend on the same data, for a worker of
+        parallel verification (:class:`~nucleus_core.storage.SeqRangeStorage`); None here, the
+        engines' subclasses supply one."""
+        return None
 
     def query(self, query: StorageQuery) -> list[StoredEntry]:
         """Entries matching ``query`` in ascending seq order, at most ``query.limit``.

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
@@ -200,6 +201,13 @@ class SqliteStorage(SqlStorageBackend):
         self._created_file = False
         self._opening = ""
         super().__init__(f"sqlite:///{self.path}", iter_batch_size=iter_batch_size)
+
+    def read_only_opener(self) -> Callable[[], SqliteStorage]:
+        """The same file and settings, for a worker process of parallel verification."""
+        return functools.partial(
+            SqliteStorage, self.path, durability=self.durability, busy_timeout=self.busy_timeout,
+            iter_batch_size=self._iter_batch,
+        )
 
     # hooks --------------------------------------------------------------------------------------
     def _check_file(self) -> None:

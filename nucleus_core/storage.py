@@ -126,7 +126,7 @@ class SeqRangeStorage(Protocol):
         streamed, as :func:`entry_rows` yields them (from the start, ``from_seq <= 1``, rows with a
         seq below 1 come first, as for a full scan)."""
 
-    def open(self, ledger_id: str, *, read_only: bool = False) -> None:
+    def open(self, ledger_id: str, *, read_only: bool = False, create: bool = True) -> None:
         """As :meth:`StorageBackend.open`."""
 
     def close(self) -> None:

@@ -89,7 +89,7 @@ def verify_rows(
     expected = first_seq
     head: str | None = None
     streams: dict[str, int] = {}  # valid stream names seen -> their count of "-" (see _fast_record)
-    fast = _fast_record
+    fast = _FAST
     every = progress_every if progress is not None else 0
 
     def bad(seq: int, reason: str) -> VerificationReport:
@@ -152,6 +152,32 @@ _PLAIN = bytes(b for b in range(0x80) if b not in b"{[.+-\\")
 record's bytes (one C pass) leaves the few bytes the screens need, in order."""
 _ESCAPE_NOT_JCS = re.compile(rb'\\(?!["\\bfnrt]|u00(?:0[0-7bef]|1[0-9a-f]))')
 """A backslash that does not start one of the escapes RFC 8785 writes (``\\u0041``, ``\\/``, ``\\u00E9``...)."""
+
+
+def orjson_writes_as_assumed(dumps: Callable[..., bytes] = orjson.dumps) -> bool:
+    """True when ``dumps`` (orjson's) writes numbers and keys the way :func:`_fast_record` relies on:
+    every float with a digit then ``.`` or a signed exponent (orjson before 3.12 wrote ``1e16``),
+    integers plainly, sorted keys compactly. Checked once at import; when it is false, verification
+    parses every entry with the reference parse (slower, equally strict)."""
+    samples: list[tuple[object, bytes]] = [
+        (1e16, b"1e+16"),
+        (2e22, b"2e+22"),
+        (1e-7, b"1e-7"),
+        (1.0, b"1.0"),
+        (0.5, b"0.5"),
+        (-1.5e300, b"-1.5e+300"),
+        (9007199254740991, b"9007199254740991"),
+        ({"b": 1, "a": [True, None]}, b'{"a":[true,null],"b":1}'),
+    ]
+    try:
+        return all(dumps(value, option=_SORTED_53) == expected for value, expected in samples)
+    except (TypeError, ValueError):
+        return False
+
+
+def _reference_only(_canonical: bytes, _streams: dict[str, int]) -> dict[str, Any] | None:
+    """The shortcut when orjson does not write as assumed: it vouches for nothing."""
+    return None
 
 
 def _may_hold_float(canonical: bytes) -> bool:
@@ -236,3 +262,7 @@ def _fast_record(canonical: bytes, streams: dict[str, int]) -> dict[str, Any] | 
     ):
         return None
     return doc
+
+
+_FAST = _fast_record if orjson_writes_as_assumed() else _reference_only
+"""The shortcut :func:`verify_rows` uses (see :func:`orjson_writes_as_assumed`)."""

@@ -333,3 +333,33 @@ def test_shortcut_with_hyphens_in_id_and_stream_never_accepts_what_the_reference
         if fast is not None:
             assert record is not None, data
             assert fast == record.to_dict()
+
+
+def test_the_shortcut_is_used_only_when_orjson_writes_as_it_assumes() -> None:
+    """orjson before 3.12 wrote ``1e16`` (no exponent sign): bytes holding that form would round-trip
+    through such an orjson unchanged and pass the float screen. The import-time check refuses such
+    an encoder, and verification then parses every entry with the reference parse."""
+    import orjson
+
+    from nucleus_core import verify
+
+    assert verify.orjson_writes_as_assumed()
+    assert verify._FAST is verify._fast_record
+
+    def unsigned_exponents(value: object, option: int = 0) -> bytes:
+        return orjson.dumps(value, option=option).replace(b"e+", b"e")
+
+    assert not verify.orjson_writes_as_assumed(unsigned_exponents)
+    assert not verify.orjson_writes_as_assumed(lambda value, option=0: b"")  # any other difference
+    assert verify._reference_only(b'{"id":"x","payload":{},"stream":"s","timestamp":1}', {}) is None
+
+
+def test_an_unsigned_exponent_is_refused_whatever_the_shortcut() -> None:
+    """``1e16`` is not RFC 8785's form of 10**16: verification refuses it, with the hashes right."""
+    from nucleus_core import verify
+
+    canonical = b'{"id":"x","payload":{"n":1e16},"stream":"s","timestamp":1}'
+    assert verify._fast_record(canonical, {}) is None
+    row = (1, entry_hash("l", 1, GENESIS_HASH, canonical), GENESIS_HASH, "x", "s", 1, canonical)
+    report = verify_rows("l", [row], expected_count=1)
+    assert not report.ok and report.first_bad_seq == 1 and "canonical" in (report.reason or "")

@@ -3,21 +3,8 @@
 ``[ledger]`` and ``[plugins.*]`` are the core's (:mod:`nucleus_core.config`, read by every ``nucleus``
 command with ``--config``); ``[server]`` is the server's own.
 
-Example (every key is optional; unknown keys are refused)::
-
-    [ledger]
-    id = "main"
-    storage = "sqlite:////var/lib/nucleus/main.db"
-    admins = ["oid:acme:user:root"]
-    # max_record_bytes = 1048576
-    # verify_on_open = true
-    # storage_options = {}
-
-    # Enabled plugins, in this order (token parsers are tried in it), each with its settings.
-    [plugins."auth.api_key"]
-    pepper_env = "NUCLEUS_API_KEY_PEPPER"
-    [plugins.ual]
-    [plugins.proof]
+The ledger's sections are documented with an example in :mod:`nucleus_core.config`; the server's
+own section (every key optional; unknown keys are refused)::
 
     [server]
     host = "127.0.0.1"

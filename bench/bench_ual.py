@@ -45,9 +45,10 @@ def principal(i: int) -> str:
 
 
 def build_rows(
-    entries: int, principals: int, grants: int, seed: int
+    entries: int, principals: int, grants: int, seed: int, *, after: tuple[int, str] = (0, GENESIS_HASH)
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """Entries (a valid chain: user records, then _acl records of the grants), index rows, grant rows."""
+    """Entries (a valid chain after the head ``after`` = (seq, hash): user records, then _acl records
+    of the grants), index rows, grant rows."""
     rng = random.Random(seed)
     grant_rows: dict[tuple[str, str], tuple[Any, ...]] = {}
     while len(grant_rows) < grants:
@@ -56,16 +57,19 @@ def build_rows(
     acl_batch = 1000
     users = entries - (grants + acl_batch - 1) // acl_batch
     prefix = preimage_prefix(LEDGER)
-    prev, out, index = GENESIS_HASH, [], []
-    for seq in range(1, users + 1):
-        rec = Record(id=f"d{seq}", stream="doc", timestamp=T0 + seq, payload={"n": seq})
+    base, prev = after
+    out: list[tuple[Any, ...]] = []
+    index: list[tuple[Any, ...]] = []
+    for n in range(1, users + 1):
+        seq = base + n
+        rec = Record(id=f"d{n}", stream="doc", timestamp=T0 + n, payload={"n": n})
         h = entry_hash_with_prefix(prefix, seq, prev, rec.canonical)
         out.append((LEDGER, seq, h, prev, rec.id, rec.stream, rec.timestamp, rec.canonical))
         index.append((LEDGER, seq, KIND, rec.id))
         prev = h
     # Grants only on resources that exist.
     rows = [g for g in grant_rows.values() if int(g[3][1:]) <= users]
-    seq = users
+    seq = base + users
     for start in range(0, len(rows), acl_batch):
         seq += 1
         chunk = rows[start : start + acl_batch]
@@ -147,12 +151,6 @@ def report(name: str, samples: list[float], base: list[float], base_name: str) -
 
 def run(args: argparse.Namespace) -> None:
     rng = random.Random(args.seed + 1)
-    t = time.perf_counter()
-    entries, index, grants = build_rows(args.entries, args.principals, args.grants, args.seed)
-    print(
-        f"{args.backend}: {len(entries):,} entries ({len(index):,} records, {len(entries) - len(index):,} _acl), "
-        f"{args.principals:,} principals, {len(grants):,} grants; rows computed in {time.perf_counter() - t:.1f} s"
-    )
     tmp = Path(tempfile.mkdtemp(prefix="bench_ual_"))
     schema = f"bench_ual_{uuid.uuid4().hex[:8]}"
     if args.backend == "sqlite":
@@ -168,7 +166,16 @@ def run(args: argparse.Namespace) -> None:
         def storage() -> Any:
             return postgres_storage(dsn, schema=schema)
 
-    create_ledger(id=LEDGER, storage=storage(), plugins=["ual"], admins=(ADMIN,)).close()
+    # A new ledger already holds its first entries (the _ledger record of its plugins): the bulk
+    # rows continue the chain from its head.
+    with create_ledger(id=LEDGER, storage=storage(), plugins=["ual"], admins=(ADMIN,)) as fresh:
+        head = (fresh.length(), fresh.latest_hash() or GENESIS_HASH)
+    t = time.perf_counter()
+    entries, index, grants = build_rows(args.entries, args.principals, args.grants, args.seed, after=head)
+    print(
+        f"{args.backend}: {len(entries):,} entries ({len(index):,} records, {len(entries) - len(index):,} _acl), "
+        f"{args.principals:,} principals, {len(grants):,} grants; rows computed in {time.perf_counter() - t:.1f} s"
+    )
     t = time.perf_counter()
     tables = {"nucleus_entries": entries, "nucleus_ual_resources": index, "nucleus_ual_grants": grants}
     if args.backend == "sqlite":

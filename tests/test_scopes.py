@@ -96,6 +96,27 @@ def test_module_queries_need_the_read_scope(tmp_path: Path) -> None:
         assert assets.get("a-1", ctx("read")) is None
 
 
+@pytest.mark.parametrize("module", ["asset", "token", "proof", "connect_grant"])
+def test_module_read_helpers_need_the_read_scope(tmp_path: Path, module: str) -> None:
+    """``readable`` and ``can_read`` are reads of an entry: without the ``read`` scope they refuse
+    like ``ledger.get_by_id`` does, for any entry (a plain record included), in every module."""
+    with create_ledger(id="scopes", storage=f"sqlite:///{tmp_path / 'l.db'}", plugins=[module]) as ledger:
+        entry = ledger.append(Record(id="n-1", stream="notes", timestamp=1, payload={"secret": 1}), ctx("write"))
+        handle = ledger.runtime.get(module)
+        for scopes in (("write",), ("write", "grant", "verify", "keys"), ()):
+            with pytest.raises(InsufficientScopeError, match="'read'"):
+                ledger.get_by_id("n-1", ctx(*scopes))
+            with pytest.raises(InsufficientScopeError, match="'read'"):
+                handle.readable(entry.seq, ctx(*scopes))
+            with pytest.raises(InsufficientScopeError, match="'read'"):
+                handle.can_read(entry.seq, ctx(*scopes))
+        with pytest.raises(MissingRequesterError):
+            handle.readable(entry.seq, None)
+        assert handle.readable(entry.seq, ctx("read")) == entry
+        assert handle.can_read(entry.seq, ctx("read"))
+        assert handle.readable(entry.seq + 1, ctx("read")) is None
+
+
 def test_api_key_scopes_become_the_context_scopes(tmp_path: Path) -> None:
     settings = {"auth.api_key": {"pepper": PEPPER}}
     with create_ledger(

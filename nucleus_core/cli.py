@@ -225,8 +225,8 @@ class LedgerOptions:
             )
         try:
             # The CLI runs with direct access to the storage; --as states who is acting, it does not
-            # authenticate anyone (whoever can open the database can write it anyway).
-            # The CLI is the operator, with direct access to the storage: every scope, keys included.
+            # authenticate anyone (whoever can open the database can write it anyway). It is the
+            # operator: every scope, keys included (granted here explicitly; never a default).
             return RequestContext(oid=self.requester, source=TokenSource.SERVICE, scopes=ALL_SCOPES)
         except ValidationError as err:
             _fail(f"--as: {err}", exit_code=EXIT_USAGE, code=err.code)

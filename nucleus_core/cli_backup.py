@@ -1,9 +1,16 @@
 """``nucleus backup DEST`` and ``nucleus restore SRC``: verified copies of a ledger's storage.
 
 The work is the storage backend's: a backend that can copy itself offers ``backup(dest, *,
-overwrite)`` and ``restore(src)`` (the SQLite backend does, with SQLite's online backup API; both
-check the copy before it counts and return a report with ``to_dict()``). For a backend without them
-(PostgreSQL: use ``pg_dump``; ``memory://``: nothing persists) the commands say what to do instead.
+overwrite, ledger_id)`` and ``restore(src, *, ledger_id)`` (the SQLite backend does, with SQLite's
+online backup API; both check the copy before it counts and return a report with ``to_dict()``).
+For a backend without them (PostgreSQL: use ``pg_dump``; ``memory://``: nothing persists) the
+commands say what to do instead.
+
+Both commands work on the storage alone: the backend is built from the URL
+(:func:`~nucleus_core.ledger.storage_for_url`, found as a ledger finds it) and never opened as a
+ledger, so the ledger's plugins (access control, modules, token parsers) are not loaded and their
+secrets (an API key pepper...) are not needed; ``--plugin`` and the configuration's plugins are
+ignored. A restore needs nothing of the target: a damaged, garbage or missing file is replaced.
 """
 
 from __future__ import annotations
@@ -13,20 +20,21 @@ from typing import Any, NoReturn, Protocol, runtime_checkable
 
 import click
 
-from .cli import EXIT_CONFIGURATION, EXIT_NOT_FOUND, LedgerOptions, _echo_json, fail, ledger_options
-from .errors import LedgerNotFoundError
-from .ledger import Ledger
+from .cli import EXIT_CONFIGURATION, LedgerOptions, _echo_json, fail, ledger_options
+from .ledger import storage_for_url
 
 
 @runtime_checkable
 class CopyableStorage(Protocol):
     """A storage backend that makes and restores verified copies of itself."""
 
-    def backup(self, dest: str, *, overwrite: bool = False) -> Any:
-        """Write a verified copy to ``dest``; returns a report with ``to_dict()``."""
+    def backup(self, dest: str, *, overwrite: bool = False, ledger_id: str | None = None) -> Any:
+        """Write a verified copy to ``dest`` (the backend need not be opened; ``ledger_id`` names the
+        ledger whose head the copy must hold); returns a report with ``to_dict()``."""
 
-    def restore(self, src: str) -> Any:
-        """Replace the stored data with the verified backup ``src``; returns a report with ``to_dict()``."""
+    def restore(self, src: str, *, ledger_id: str | None = None) -> Any:
+        """Replace the stored data with the verified backup ``src`` (which must hold ``ledger_id``),
+        without opening the target; returns a report with ``to_dict()``."""
 
 
 def _unsupported(command: str, why: str) -> NoReturn:
@@ -47,8 +55,9 @@ def _check_scheme(target: LedgerOptions, command: str) -> None:
         )
 
 
-def _copyable(ledger: Ledger, command: str) -> CopyableStorage:
-    storage = ledger.storage
+def _copyable(target: LedgerOptions, command: str) -> CopyableStorage:
+    """The storage backend of ``target``, built from its URL and not opened (no ledger, no plugins)."""
+    storage = storage_for_url(target.storage, target.storage_options)
     if not isinstance(storage, CopyableStorage):
         kind = type(storage).__name__
         _unsupported(command, f"the storage backend of {storage.url} cannot copy itself ({kind} has no {command}())")
@@ -75,21 +84,14 @@ def _report(as_json: bool, verb: str, report: Any) -> None:
 def backup_command(target: LedgerOptions, as_json: bool, dest: Path, overwrite: bool) -> None:
     """Write a verified copy of the ledger's storage to DEST while writers go on.
 
-    For SQLite: the whole file (every ledger in it) with SQLite's online backup API, then checked
-    (integrity check, every ledger's chain, and the head the ledger had when the copy began) before
-    it is renamed to DEST; a copy that fails is removed. PostgreSQL: see docs/DEPLOYMENT.md.
+    For SQLite: the whole file (every ledger in it), read-only, with SQLite's online backup API,
+    then checked (integrity check, every ledger's chain, and the head the ledger had when the copy
+    began) before it is renamed to DEST; a copy that fails is removed. Only the storage is used:
+    no plugin is loaded and no plugin secret is needed. PostgreSQL: see docs/DEPLOYMENT.md.
     """
     _check_scheme(target, "backup")
-    with target.open(verify=False) as ledger:
-        storage = _copyable(ledger, "backup")
-        if ledger.length() == 0:
-            fail(
-                f"ledger {ledger.id!r} at {ledger.storage.url} has no entries: nothing to back up "
-                "(check --ledger and --ledger-id)",
-                exit_code=EXIT_NOT_FOUND,
-                code="not_found",
-            )
-        report = storage.backup(str(dest), overwrite=overwrite)
+    storage = _copyable(target, "backup")
+    report = storage.backup(str(dest), overwrite=overwrite, ledger_id=target.ledger_id)
     _report(as_json, "backup written to", report)
 
 
@@ -100,26 +102,13 @@ def restore_command(target: LedgerOptions, as_json: bool, src: Path) -> None:
     """Replace the ledger's storage with the backup SRC, verified before anything is replaced.
 
     For SQLite: SRC is copied and checked like a backup (it must hold entries of --ledger-id), then
-    written into the ledger's file in one transaction, every ledger of the file at once, and checked
-    again. Stop every process that has the ledger open first. PostgreSQL: see docs/DEPLOYMENT.md.
+    renamed over the ledger's file (every ledger of the file at once) and checked again. The old
+    file is never opened: a damaged, garbage or missing one is replaced. No plugin is loaded and no
+    plugin secret is needed. Stop every process that has the ledger open first. PostgreSQL: see
+    docs/DEPLOYMENT.md.
     """
     _check_scheme(target, "restore")
-    try:
-        ledger = target.open(verify=False)
-        created = False
-    except LedgerNotFoundError:
-        # A restore replaces the whole file, so the target need not hold the ledger yet (a new
-        # file, or one holding other ledgers); what this open creates goes again if it fails.
-        ledger = target.open(verify=False, create=True)
-        created = True
-    with ledger:
-        try:
-            report = _copyable(ledger, "restore").restore(str(src))
-        except BaseException:
-            discard = getattr(ledger.storage, "discard", None)
-            if created and callable(discard):
-                discard()
-            raise
+    report = _copyable(target, "restore").restore(str(src), ledger_id=target.ledger_id)
     _report(as_json, "restored", report)
 
 

@@ -30,10 +30,18 @@ scope (above), in addition to what access control allows. Scopes only narrow: a 
 a requester do what access control refuses."""
 
 ALL_SCOPES = SCOPES
-"""The scopes of a context that was not narrowed (the default of :class:`RequestContext`)."""
+"""Every scope, ``keys`` included: only for a requester granted all of them explicitly (the CLI,
+acting as the operator with direct storage access)."""
+
+DEFAULT_SCOPES: frozenset[str] = SCOPES - {KEYS}
+"""The scopes of a context that was not narrowed (the default of :class:`RequestContext`, and of a
+credential whose parser found no scope list): every scope except ``keys``. API key management is
+given only explicitly: a credential whose scope list names ``keys``, or a caller that builds its
+context with ``scopes`` including it."""
 
 WILDCARD_SCOPE = "*"
-"""In a credential's scope list (:func:`scopes_from_names`), every scope."""
+"""In a credential's scope list (:func:`scopes_from_names`), every scope of :data:`DEFAULT_SCOPES`
+(``keys`` must be named on its own)."""
 
 
 class TokenSource(enum.Enum):
@@ -81,13 +89,14 @@ def _to_scopes(value: Iterable[str]) -> frozenset[str]:
 
 def scopes_from_names(names: Iterable[object]) -> frozenset[str]:
     """The core scopes a credential's scope list names (how parsers narrow a context): ``*``
-    means every scope, names of :data:`SCOPES` are taken, and any other name (an application's
-    own scope such as ``books:append``, or an identity provider's ``openid``) is ignored by the
-    core. An empty list gives no scope at all."""
+    means every scope of :data:`DEFAULT_SCOPES` (``keys`` only when named too), names of
+    :data:`SCOPES` are taken, and any other name (an application's own scope such as
+    ``books:append``, or an identity provider's ``openid``) is ignored by the core.
+    An empty list gives no scope at all."""
     found: set[str] = set()
     for name in names:
         if name == WILDCARD_SCOPE:
-            return ALL_SCOPES
+            found |= DEFAULT_SCOPES
         if isinstance(name, str) and name in SCOPES:
             found.add(name)
     return frozenset(found)
@@ -107,8 +116,8 @@ class RequestContext:
     ``oid`` is the principal; ``role`` an optional role name; ``token`` the raw credential it was
     derived from (never shown in ``repr``); ``claims`` the verified claims (read-only, never shown
     in ``repr``); ``source`` how it was authenticated; ``scopes`` the operations the credential
-    allows, a subset of :data:`SCOPES` (default: all of them, for a context no parser narrowed;
-    the core checks them with :func:`require_scope`). Instances are immutable.
+    allows, a subset of :data:`SCOPES` (default: :data:`DEFAULT_SCOPES`, every scope but ``keys``,
+    for a context no parser narrowed; the core checks them with :func:`require_scope`). Instances are immutable.
     """
 
     oid: str = attrs.field(validator=_check_oid)
@@ -118,7 +127,7 @@ class RequestContext:
     claims: Mapping[str, Any] = attrs.field(
         factory=dict, converter=_freeze_claims, repr=False, eq=False, hash=False
     )
-    scopes: frozenset[str] = attrs.field(default=ALL_SCOPES, converter=_to_scopes)
+    scopes: frozenset[str] = attrs.field(default=DEFAULT_SCOPES, converter=_to_scopes)
 
 
 def require_context(context: object) -> RequestContext:

@@ -40,6 +40,7 @@ from .plugins import (
     call_each,
     call_registration,
     load_entry_point_plugin,
+    new_plugin_manager,
 )
 from .query import QueryFilters, QueryResult, filters_from, page
 from .records import (
@@ -185,6 +186,53 @@ SCHEME_DISTRIBUTIONS = {
 }
 
 
+def storage_for_url(
+    url: str | None,
+    options: Mapping[str, Any] | None = None,
+    *,
+    plugin_manager: pluggy.PluginManager | None = None,
+) -> StorageBackend:
+    """The storage backend for ``url`` (None: the embedded default SQLite file), built but not
+    opened: what a ledger opening that URL would use, found the same way (a backend that a plugin
+    of ``plugin_manager`` registers for the scheme, else the entry point the scheme names, and only
+    it). No ledger plugin is loaded and nothing is connected to, so tools that work on the storage
+    alone (``nucleus backup`` and ``restore``) need neither the ledger's plugins nor their secrets.
+    ``options``: the backend's storage options (``storage_options`` of :func:`create_ledger`)."""
+    default = url is None
+    url = _resolve_storage_url(url)
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "memory":
+        return MemoryStorage(url)
+    pm = plugin_manager if plugin_manager is not None else new_plugin_manager()
+    specs = [s for s, _, _ in call_registration(pm, "nucleus_register_storage_backends", StorageBackendSpec)]
+    matching = [s for s in specs if scheme in s.schemes]
+    if not matching:
+        # The storage URL names its backend: load the entry point of that name (and only it).
+        ep_name = storage_entry_point(scheme)
+        available = _entry_points(ENTRY_POINT_GROUP)
+        if ep_name not in available:
+            dist = SCHEME_DISTRIBUTIONS.get(scheme)
+            what = "the embedded default (SQLite)" if default else f"storage {scheme}://"
+            hint = f"; install it with: pip install {dist}" if dist else ""
+            raise ConfigurationError(f"{what} needs a storage plugin for {scheme}:// that is not installed{hint}")
+        load_entry_point_plugin(pm, ep_name, available=available)
+        specs = [s for s, _, _ in call_registration(pm, "nucleus_register_storage_backends", StorageBackendSpec)]
+        matching = [s for s in specs if scheme in s.schemes]
+        if not matching:
+            raise PluginError(f"registers no storage backend for {scheme}://", plugin_name=ep_name)
+    if len(matching) > 1:
+        raise ConfigurationError(f"several storage backends claim {scheme}://: {', '.join(s.name for s in matching)}")
+    try:
+        backend: object = matching[0].factory(url, dict(options or {}))
+    except NucleusError:
+        raise
+    except (ValueError, TypeError, OSError) as err:
+        raise ConfigurationError(f"storage {matching[0].name}: {err}") from err
+    if not isinstance(backend, StorageBackend):
+        raise PluginError("storage factory did not return a StorageBackend", plugin_name=matching[0].name)
+    return backend
+
+
 class Ledger:
     """A verifiable ledger. Create it with :func:`create_ledger`.
 
@@ -279,40 +327,7 @@ class Ledger:
             if not isinstance(storage, StorageBackend):
                 raise ConfigurationError(f"storage {type(storage).__name__} is not a StorageBackend")
             return storage
-        url = _resolve_storage_url(storage)
-        scheme = urlsplit(url).scheme.lower()
-        if scheme == "memory":
-            return MemoryStorage(url)
-        pm = self.plugin_manager
-        specs = [s for s, _, _ in call_registration(pm, "nucleus_register_storage_backends", StorageBackendSpec)]
-        matching = [s for s in specs if scheme in s.schemes]
-        if not matching:
-            # The storage URL names its backend: load the entry point of that name (and only it).
-            ep_name = storage_entry_point(scheme)
-            available = _entry_points(ENTRY_POINT_GROUP)
-            if ep_name not in available:
-                dist = SCHEME_DISTRIBUTIONS.get(scheme)
-                what = "the embedded default (SQLite)" if storage is None else f"storage {scheme}://"
-                hint = f"; install it with: pip install {dist}" if dist else ""
-                raise ConfigurationError(f"{what} needs a storage plugin for {scheme}:// that is not installed{hint}")
-            load_entry_point_plugin(pm, ep_name, available=available)
-            specs = [s for s, _, _ in call_registration(pm, "nucleus_register_storage_backends", StorageBackendSpec)]
-            matching = [s for s in specs if scheme in s.schemes]
-            if not matching:
-                raise PluginError(f"registers no storage backend for {scheme}://", plugin_name=ep_name)
-        if len(matching) > 1:
-            raise ConfigurationError(
-                f"several storage backends claim {scheme}://: {', '.join(s.name for s in matching)}"
-            )
-        try:
-            backend: object = matching[0].factory(url, dict(self.config.storage_options))
-        except NucleusError:
-            raise
-        except (ValueError, TypeError, OSError) as err:
-            raise ConfigurationError(f"storage {matching[0].name}: {err}") from err
-        if not isinstance(backend, StorageBackend):
-            raise PluginError("storage factory did not return a StorageBackend", plugin_name=matching[0].name)
-        return backend
+        return storage_for_url(storage, self.config.storage_options, plugin_manager=self.plugin_manager)
 
     def _enabled_state_plugins(self) -> list[RequiredPlugin]:
         """The enabled plugins whose state lives in the chain: the ACL provider, token parsers

@@ -829,12 +829,22 @@ class StatefulModule(Module, Generic[E], metaclass=abc.ABCMeta):
         return ctx
 
     def readable(self, seq: int, context: RequestContext) -> Entry | None:
-        """The entry ``seq`` if the ledger's access policy lets ``context`` read it, else None."""
-        row = self._ledger.storage.get_by_seq(seq)
-        if row is None or not self._ledger.policy.can_read(row, context):
+        """The entry ``seq`` if ``context`` carries the ``read`` scope and the ledger's access policy
+        lets it read the entry, else None.
+
+        :raises MissingRequesterError: there is no requester.
+        :raises InsufficientScopeError: the requester's credential lacks the ``read`` scope (a read
+            of an entry is a read, whichever helper makes it)."""
+        ctx = require_scope(context, READ)
+        ledger = self._ledger
+        if ledger is None:
+            raise ModuleError("is not initialized", module_id=self.id)
+        row = ledger.storage.get_by_seq(seq)
+        if row is None or not ledger.policy.can_read(row, ctx):
             return None
         return _entry_of(row)
 
     def can_read(self, seq: int, context: RequestContext) -> bool:
-        """Whether ``context`` may read entry ``seq``."""
+        """Whether ``context`` may read entry ``seq``: the ``read`` scope and the access policy, as
+        :meth:`readable` (which raises the same errors)."""
         return self.readable(seq, context) is not None

@@ -24,13 +24,14 @@ from nucleus_core import (
     hookimpl,
     open_ledger,
 )
+from nucleus_core.context import ALL_SCOPES
 
 pytest.importorskip("nucleus_storage_sqlite")
 pytest.importorskip("nucleus_token_api_key")
 pytest.importorskip("nucleus_module_asset")
 
 PEPPER = {"auth.api_key": {"pepper": "a-test-pepper-of-more-than-32-characters!"}}
-CTX = RequestContext(oid="oid:test:user:alice", source=TokenSource.SERVICE)
+CTX = RequestContext(oid="oid:test:user:alice", source=TokenSource.SERVICE, scopes=ALL_SCOPES)  # keys: explicit
 
 
 def streams(path: Path) -> list[tuple[int, str]]:

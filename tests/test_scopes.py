@@ -21,7 +21,7 @@ from nucleus_token_service import ServiceParser
 
 from nucleus_core import PluginContext, Record, RequestContext, TokenSource, create_ledger
 from nucleus_core.auth import SERVICE_TOKEN_TYPE
-from nucleus_core.context import ALL_SCOPES, SCOPES, require_scope
+from nucleus_core.context import ALL_SCOPES, DEFAULT_SCOPES, KEYS, SCOPES, require_scope
 from nucleus_core.errors import (
     AuthorizationError,
     ConfigurationError,
@@ -42,7 +42,9 @@ def ctx(*scopes: str) -> RequestContext:
 
 def test_the_vocabulary_and_the_default_of_a_context_that_was_not_narrowed() -> None:
     assert frozenset({"read", "write", "grant", "verify", "keys"}) == SCOPES
-    assert RequestContext(oid=ALICE, source="dev").scopes == ALL_SCOPES == SCOPES
+    # keys is never a default: a context gets it only when it is granted explicitly.
+    assert RequestContext(oid=ALICE, source="dev").scopes == DEFAULT_SCOPES == SCOPES - {"keys"}
+    assert ALL_SCOPES == SCOPES and RequestContext(oid=ALICE, source="dev", scopes=ALL_SCOPES).scopes == SCOPES
     assert ctx("read").scopes == frozenset({"read"})
     assert ctx().scopes == frozenset()
     for bad in (["raed"], ["*"], "read", [1], None, [["read"]]):
@@ -96,6 +98,27 @@ def test_module_queries_need_the_read_scope(tmp_path: Path) -> None:
         assert assets.get("a-1", ctx("read")) is None
 
 
+@pytest.mark.parametrize("module", ["asset", "token", "proof", "connect_grant"])
+def test_module_read_helpers_need_the_read_scope(tmp_path: Path, module: str) -> None:
+    """``readable`` and ``can_read`` are reads of an entry: without the ``read`` scope they refuse
+    like ``ledger.get_by_id`` does, for any entry (a plain record included), in every module."""
+    with create_ledger(id="scopes", storage=f"sqlite:///{tmp_path / 'l.db'}", plugins=[module]) as ledger:
+        entry = ledger.append(Record(id="n-1", stream="notes", timestamp=1, payload={"secret": 1}), ctx("write"))
+        handle = ledger.runtime.get(module)
+        for scopes in (("write",), ("write", "grant", "verify", "keys"), ()):
+            with pytest.raises(InsufficientScopeError, match="'read'"):
+                ledger.get_by_id("n-1", ctx(*scopes))
+            with pytest.raises(InsufficientScopeError, match="'read'"):
+                handle.readable(entry.seq, ctx(*scopes))
+            with pytest.raises(InsufficientScopeError, match="'read'"):
+                handle.can_read(entry.seq, ctx(*scopes))
+        with pytest.raises(MissingRequesterError):
+            handle.readable(entry.seq, None)
+        assert handle.readable(entry.seq, ctx("read")) == entry
+        assert handle.can_read(entry.seq, ctx("read"))
+        assert handle.readable(entry.seq + 1, ctx("read")) is None
+
+
 def test_api_key_scopes_become_the_context_scopes(tmp_path: Path) -> None:
     settings = {"auth.api_key": {"pepper": PEPPER}}
     with create_ledger(
@@ -103,9 +126,11 @@ def test_api_key_scopes_become_the_context_scopes(tmp_path: Path) -> None:
     ) as ledger:
         keys = ledger.auth.parser("auth.api_key")
         cases = {
-            (): ALL_SCOPES,
+            (): DEFAULT_SCOPES,
             ("read",): {"read"},
-            ("*",): ALL_SCOPES,
+            ("*",): DEFAULT_SCOPES,
+            ("*", "keys"): ALL_SCOPES,
+            ("keys",): {"keys"},
             ("read", "books:x"): {"read"},
             ("books:x",): set(),
         }
@@ -118,6 +143,55 @@ def test_api_key_scopes_become_the_context_scopes(tmp_path: Path) -> None:
             keys.create_key(ALICE, scopes=["raed"])
         with pytest.raises(ValidationError, match="list"):
             keys.create_key(ALICE, scopes="read")
+
+
+@pytest.mark.parametrize("parser", ["auth.api_key", "auth.session", "auth.connect", "auth.service", "auth.dev"])
+def test_no_credential_that_was_not_narrowed_can_manage_keys(tmp_path: Path, parser: str) -> None:
+    """A default credential of every parser lacks ``keys``: an application calling ``create_key(...,
+    context=ctx)`` for it is refused, for any principal (an admin's included), and nothing is
+    written; naming ``keys`` explicitly gives it."""
+    settings = {"auth.api_key": {"pepper": PEPPER}, "auth.session": {"secret": SESSION_SECRET}}
+    plugins = ["auth.api_key", "auth.session"]
+    with create_ledger(id="k", storage=f"sqlite:///{tmp_path / 'l.db'}", plugins=plugins, settings=settings,
+                       environment="development") as ledger:
+        keys = ledger.auth.parser("auth.api_key")
+        if parser == "auth.api_key":
+            context = ledger.auth.authenticate(keys.create_key(ALICE)[0])
+            explicit = ledger.auth.authenticate(keys.create_key(ALICE, scopes=["keys"])[0])
+        elif parser == "auth.session":
+            sessions = ledger.auth.parser("auth.session")
+            context = ledger.auth.authenticate(sessions.create_session(ALICE)[0])
+            explicit = ledger.auth.authenticate(sessions.create_session(ALICE, scopes=["keys"])[0])
+        elif parser == "auth.connect":
+            context = connect().parse(connect_token())
+            explicit = connect(scope_claim="scope").parse(connect_token(scope="keys"))
+        elif parser == "auth.service":
+            context = service().parse(service_token())
+            explicit = service(scopes=["keys"]).parse(service_token())
+        else:
+            context = RequestContext(oid=ALICE, source="dev")
+            explicit = RequestContext(oid=ALICE, source="dev", scopes={"keys"})
+        assert KEYS not in context.scopes and KEYS in explicit.scopes
+        victim = keys.create_key("oid:test:user:bob")[1].key_id  # by the operator (no context)
+        before = (ledger.length(), len(keys.list_keys()))
+        for call in (
+            lambda: keys.create_key("oid:test:user:root", scopes=["*", "keys"], context=context),
+            lambda: keys.create_key(context.oid, context=context),
+            lambda: keys.list_keys(context=context),
+            lambda: keys.revoke_key(victim, context=context),
+        ):
+            with pytest.raises(InsufficientScopeError, match="'keys'"):
+                call()
+        assert (ledger.length(), len(keys.list_keys())) == before
+        made, _ = keys.create_key(ALICE, scopes=["read"], context=explicit)
+        assert ledger.auth.authenticate(made).scopes == {"read"}
+
+
+def test_the_cli_acting_as_operator_keeps_every_scope() -> None:
+    from nucleus_core.cli import LedgerOptions
+
+    options = LedgerOptions(storage=None, ledger_id="k", plugins=(), requester=ALICE)
+    assert options.context().scopes == ALL_SCOPES
 
 
 @pytest.mark.parametrize(
@@ -135,7 +209,9 @@ def test_session_scopes_live_in_the_row_under_its_mac(tmp_path: Path, edit: str)
         narrow, _ = sessions.create_session(ALICE, scopes=["read", "write"])
         wide, _ = sessions.create_session(ALICE)
         assert ledger.auth.authenticate(narrow).scopes == frozenset({"read", "write"})
-        assert ledger.auth.authenticate(wide).scopes == ALL_SCOPES
+        assert ledger.auth.authenticate(wide).scopes == DEFAULT_SCOPES
+        operator, _ = sessions.create_session(ALICE, scopes=sorted(ALL_SCOPES))
+        assert ledger.auth.authenticate(operator).scopes == ALL_SCOPES
         with pytest.raises(ValidationError, match="scope"):
             sessions.create_session(ALICE, scopes=["admin"])
     # A database writer widening the session (clearing or editing its scopes) breaks its MAC.
@@ -145,7 +221,7 @@ def test_session_scopes_live_in_the_row_under_its_mac(tmp_path: Path, edit: str)
     with create_ledger(id="s", storage=f"sqlite:///{db}", plugins=["auth.session"], settings=settings) as ledger:
         with pytest.raises(TokenInvalidError, match="not valid"):
             ledger.auth.authenticate(narrow)
-        assert ledger.auth.authenticate(wide).scopes == ALL_SCOPES
+        assert ledger.auth.authenticate(wide).scopes == DEFAULT_SCOPES
 
 
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -165,11 +241,12 @@ def connect_token(**claims: Any) -> str:
 
 
 def test_connect_narrows_from_a_configured_scope_claim() -> None:
-    assert connect().parse(connect_token(scope="read")).scopes == ALL_SCOPES  # not configured: not narrowed
+    assert connect().parse(connect_token(scope="read")).scopes == DEFAULT_SCOPES  # not configured: not narrowed
     p = connect(scope_claim="scope")
     assert p.parse(connect_token(scope="openid read write")).scopes == {"read", "write"}
     assert p.parse(connect_token()).scopes == frozenset()  # configured but absent: nothing
-    assert p.parse(connect_token(scope="*")).scopes == ALL_SCOPES
+    assert p.parse(connect_token(scope="*")).scopes == DEFAULT_SCOPES
+    assert p.parse(connect_token(scope="* keys")).scopes == ALL_SCOPES  # keys only when named
     with pytest.raises(TokenInvalidError, match="'scope'"):
         p.parse(connect_token(scope={"read": True}))
     scp = connect(scope_claim="scp", scope_prefix="books:")
@@ -191,7 +268,8 @@ def service_token(**claims: Any) -> str:
 
 
 def test_service_scopes_come_from_configuration_and_a_token_can_only_narrow_them() -> None:
-    assert service().parse(service_token()).scopes == ALL_SCOPES
+    assert service().parse(service_token()).scopes == DEFAULT_SCOPES
+    assert service(scopes=["*", "keys"]).parse(service_token()).scopes == ALL_SCOPES
     p = service(scopes=["read", "write"])
     assert p.parse(service_token()).scopes == {"read", "write"}
     assert p.parse(service_token(scope="write keys")).scopes == {"write"}  # never widened

@@ -8,18 +8,21 @@ import json
 import os
 import shutil
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 from nucleus_storage_sqlite import sqlite_storage
 
-from nucleus_core import Record, create_ledger
+from nucleus_core import Ledger, Record, create_ledger
 from nucleus_core.cli import EXIT_CONFIGURATION, EXIT_INTEGRITY, EXIT_NOT_FOUND, EXIT_STORAGE, make_cli
+from nucleus_core.errors import ConfigurationError, IntegrityError, LedgerNotFoundError
 from nucleus_core.testing import make_context, make_record
 
 CTX = make_context()
@@ -267,3 +270,136 @@ def test_backup_into_a_directory_it_cannot_write_is_a_storage_error(ledger_file:
     assert result.exit_code == EXIT_STORAGE, result.output
     assert "failed" in result.output and "Traceback" not in result.output
     assert list(folder.iterdir()) == []
+
+
+# Backup and restore work on the storage alone: no plugin of the ledger is loaded, none of their
+# secrets is needed, and a restore needs nothing of the target file (review of issue 11, items 6-7).
+
+ADMIN = "oid:test:user:root"
+PEPPER = "backup-test-pepper-0123456789abcdefghij"
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``nucleus ARGS`` in a real process, with no pepper (nor any NUCLEUS_ setting) in its environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUCLEUS_")}
+    return subprocess.run([sys.executable, "-m", "nucleus_core", *args], capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+def guarded_ledger(path: Path) -> tuple[str, int, str]:
+    """A ledger that needs the UAL and the API key parser (with its pepper) to open: returns an
+    API key, the length and the head."""
+    settings = {"auth.api_key": {"pepper": PEPPER}}
+    admin = make_context(ADMIN)
+    with create_ledger(id="main", storage=sqlite_storage(path), plugins=["ual", "auth.api_key"],
+                       admins=[ADMIN], settings=settings) as ledger:
+        ledger.append_batch([make_record(i) for i in range(12)], admin)
+        key, _ = ledger.auth.parser("auth.api_key").create_key(ADMIN, scopes=["read"])
+        return key, ledger.length(), str(ledger.latest_hash())
+
+
+def open_guarded(path: Path) -> Ledger:
+    return create_ledger(id="main", storage=sqlite_storage(path), plugins=["ual", "auth.api_key"],
+                         admins=[ADMIN], settings={"auth.api_key": {"pepper": PEPPER}})
+
+
+def test_backup_needs_neither_the_ledgers_plugins_nor_their_secrets(tmp_path: Path) -> None:
+    path = tmp_path / "guarded.db"
+    key, length, head = guarded_ledger(path)
+    dest = tmp_path / "b.db"
+    done = cli("backup", str(dest), "--json", "--ledger", f"sqlite:///{path}", "--ledger-id", "main")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["ledgers"]["main"] == {"entries": length, "head": head}
+    # A configuration naming the plugins changes nothing: they are not loaded, no pepper is asked for.
+    config = tmp_path / "nucleus.toml"
+    config.write_text(f'[ledger]\nid = "main"\nstorage = "sqlite:///{path}"\n\n[plugins.ual]\n\n'
+                      '[plugins."auth.api_key"]\npepper_env = "NUCLEUS_API_KEY_PEPPER"\n')
+    dest2 = tmp_path / "b2.db"
+    done = cli("backup", str(dest2), "--config", str(config), "--plugin", "ual")
+    assert done.returncode == 0, done.stderr
+    with open_guarded(dest2) as copy:
+        assert (copy.length(), copy.latest_hash()) == (length, head) and copy.verify().ok
+        assert copy.auth.authenticate(key).oid == ADMIN
+    # Read-only: the ledger file is not written (no WAL mode switch, no schema work).
+    before = path.read_bytes()
+    url = f"sqlite:///{path}"
+    assert cli("backup", str(tmp_path / "b3.db"), "--ledger", url, "--ledger-id", "main").returncode == 0
+    assert path.read_bytes() == before
+
+
+def _zero(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[100:4096] = bytes(4096 - 100)
+    path.write_bytes(bytes(data))
+
+
+def _garbage(path: Path) -> None:
+    path.write_bytes(os.urandom(20_000))
+
+
+def _stale_wal(path: Path) -> None:
+    _zero(path)
+    path.with_name(path.name + "-wal").write_bytes(os.urandom(8192))  # a WAL that is not the backup's
+    path.with_name(path.name + "-shm").write_bytes(os.urandom(32768))
+
+
+def _missing(path: Path) -> None:
+    path.unlink()
+
+
+@pytest.mark.parametrize(
+    "damage", [_zero, _garbage, _stale_wal, _missing], ids=["zeroed", "garbage", "stale-wal", "missing"]
+)
+def test_restore_repairs_a_damaged_file_without_the_ledgers_plugins(tmp_path: Path, damage: Any) -> None:
+    path = tmp_path / "guarded.db"
+    key, length, head = guarded_ledger(path)
+    backup_file = tmp_path / "b.db"
+    assert cli("backup", str(backup_file), "--ledger", f"sqlite:///{path}", "--ledger-id", "main").returncode == 0
+    path.chmod(0o640)
+    damage(path)
+    if path.exists():
+        with pytest.raises(Exception):  # noqa: B017 - the damage is real: the ledger cannot open
+            open_guarded(path).close()
+    done = cli("restore", str(backup_file), "--json", "--ledger", f"sqlite:///{path}", "--ledger-id", "main")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["ledgers"]["main"] == {"entries": length, "head": head}
+    if damage is not _missing:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640  # the file keeps its permissions
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # nothing left aside
+    with open_guarded(path) as ledger:
+        assert (ledger.length(), ledger.latest_hash()) == (length, head) and ledger.verify().ok
+        assert ledger.auth.authenticate(key).oid == ADMIN
+        assert ledger.append(make_record(99), make_context(ADMIN)).seq == length + 1
+
+
+def test_the_storage_api_restores_and_backs_up_without_opening(tmp_path: Path) -> None:
+    path = tmp_path / "guarded.db"
+    _, length, head = guarded_ledger(path)
+    storage = sqlite_storage(path)  # never opened
+    report = storage.backup(str(tmp_path / "b.db"), ledger_id="main").to_dict()
+    assert report["ledgers"]["main"] == {"entries": length, "head": head}
+    with pytest.raises(LedgerNotFoundError, match="no ledger 'nobody'"):
+        storage.backup(str(tmp_path / "c.db"), ledger_id="nobody")
+    with pytest.raises(ConfigurationError, match="ledger_id"):
+        storage.backup(str(tmp_path / "c.db"))
+    _zero(path)
+    with pytest.raises(IntegrityError):
+        storage.backup(str(tmp_path / "c.db"), ledger_id="main")
+    assert not (tmp_path / "c.db").exists()
+    restored = sqlite_storage(path).restore(str(tmp_path / "b.db"), ledger_id="main").to_dict()
+    assert restored["ledgers"]["main"] == {"entries": length, "head": head}
+    with open_guarded(path) as ledger:
+        assert ledger.verify().ok and ledger.length() == length
+
+
+def test_a_restore_that_fails_its_checks_leaves_a_damaged_target_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "guarded.db"
+    guarded_ledger(path)
+    backup_file = tmp_path / "b.db"
+    assert cli("backup", str(backup_file), "--ledger", f"sqlite:///{path}", "--ledger-id", "main").returncode == 0
+    tamper(backup_file, 3)
+    _garbage(path)
+    damaged = path.read_bytes()
+    done = cli("restore", str(backup_file), "--ledger", f"sqlite:///{path}", "--ledger-id", "main")
+    assert done.returncode == EXIT_INTEGRITY and "does not verify at entry 3" in done.stderr, done.stderr
+    assert path.read_bytes() == damaged and leftovers(tmp_path) == []

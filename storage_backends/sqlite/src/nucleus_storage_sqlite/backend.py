@@ -329,21 +329,27 @@ class SqliteStorage(SqlStorageBackend):
         self._wal_held = held
         return not held
 
-    def backup(self, dest: str | os.PathLike[str], *, overwrite: bool = False) -> Any:
+    def backup(
+        self, dest: str | os.PathLike[str], *, overwrite: bool = False, ledger_id: str | None = None
+    ) -> Any:
         """Write a verified copy of this database file to ``dest`` (SQLite's online backup API,
         one consistent snapshot while writers go on); see :func:`nucleus_storage_sqlite.backup.backup`.
-        Returns a :class:`~nucleus_storage_sqlite.backup.CopyReport`."""
+        Works on the file alone, read-only: this backend need not be opened (``ledger_id`` then
+        names the ledger whose head the copy must hold). Returns a
+        :class:`~nucleus_storage_sqlite.backup.CopyReport`."""
         from .backup import backup
 
-        return backup(self, dest, overwrite=overwrite)
+        return backup(self, dest, overwrite=overwrite, ledger_id=ledger_id)
 
-    def restore(self, src: str | os.PathLike[str]) -> Any:
-        """Replace this database file's content with the backup ``src``, verified before anything is
-        replaced; see :func:`nucleus_storage_sqlite.backup.restore`. Returns a
-        :class:`~nucleus_storage_sqlite.backup.CopyReport` of the restored file."""
+    def restore(self, src: str | os.PathLike[str], *, ledger_id: str | None = None) -> Any:
+        """Replace this database file with the backup ``src``, verified before anything is replaced;
+        see :func:`nucleus_storage_sqlite.backup.restore`. The file is never opened: it may be
+        damaged or missing (``ledger_id``, or the ledger this backend was opened for, is the ledger
+        the backup must hold). Returns a :class:`~nucleus_storage_sqlite.backup.CopyReport` of the
+        restored file."""
         from .backup import restore
 
-        return restore(self, src)
+        return restore(self, src, ledger_id=ledger_id)
 
     def _classify_error(self, err: BaseException, action: str) -> StorageError:
         text = str(err).lower()

@@ -6,8 +6,12 @@ file being written is not), and writers are never blocked (WAL). The copy is wri
 temporary file beside the destination, checked (``PRAGMA integrity_check`` and every ledger's
 chain, see :func:`check_copy`), and only then renamed into place; a copy that fails a check is
 removed. A restore first makes such a checked copy of the source next to the target, then writes
-it into the target with the backup API again, in one write transaction: other connections see the
-old database or the new one, never a mix, and a crash midway leaves the old one.
+it into place with one ``rename``: the target file is replaced whole, so a restore needs nothing of
+the target (a damaged, garbage or missing file is exactly when a restore is needed), and a crash
+midway leaves the old file or the restored one, never a mix.
+
+Both work on the file alone: they never open a ledger, so they need none of the ledger's plugins
+(access control, modules, token parsers) and none of their secrets.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import stat
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -24,7 +29,13 @@ from urllib.parse import quote
 import attrs
 from nucleus_storage_sql import ENTRY_COLUMNS
 
-from nucleus_core.errors import ConfigurationError, IntegrityError, StorageError
+from nucleus_core.errors import (
+    ConfigurationError,
+    IntegrityError,
+    LedgerClosedError,
+    LedgerNotFoundError,
+    StorageError,
+)
 from nucleus_core.verify import verify_rows
 
 from .backend import SQLITE_HEADER, SqliteStorage
@@ -174,38 +185,84 @@ def _partial(near: Path) -> Iterator[Path]:
         _remove(temp)
 
 
-def _head(storage: SqliteStorage) -> dict[str, tuple[int, str]]:
-    head = storage.head()
-    return {} if head is None else {storage.ledger_id: (head.seq, head.hash)}
-
-
-def backup(storage: SqliteStorage, dest: str | os.PathLike[str], *, overwrite: bool = False) -> CopyReport:
-    """Write a checked copy of the whole file of ``storage`` (every ledger in it) to ``dest``; see
-    :func:`_backup`. File-system errors become :class:`~nucleus_core.errors.StorageError`."""
+def _head(path: Path, ledger_id: str, timeout: float) -> dict[str, tuple[int, str]]:
+    """``{ledger_id: (seq, hash)}`` of the newest entry of ``ledger_id`` in the file ``path`` (read-only,
+    before the copy starts); refuses a ledger the file does not hold or that has no entries."""
     try:
-        return _backup(storage, dest, overwrite=overwrite)
+        with contextlib.closing(_read_only(path, timeout)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            row = None
+            held: list[str] = []
+            if "nucleus_entries" in tables:
+                row = db.execute(
+                    "SELECT seq, hash FROM nucleus_entries WHERE ledger_id = ? ORDER BY seq DESC LIMIT 1", (ledger_id,)
+                ).fetchone()
+                held = [r[0] for r in db.execute("SELECT DISTINCT ledger_id FROM nucleus_entries ORDER BY ledger_id")]
+            registered = False
+            if "nucleus_ledgers" in tables:
+                registered = db.execute(
+                    "SELECT 1 FROM nucleus_ledgers WHERE ledger_id = ?", (ledger_id,)
+                ).fetchone() is not None
+    except sqlite3.DatabaseError as err:
+        raise IntegrityError(f"{path}: not a usable SQLite database ({err})") from err
+    if row is None:
+        where = f"sqlite:///{path}"
+        if registered:
+            raise LedgerNotFoundError(
+                ledger_id, where=where, detail="the ledger has no entries: nothing to back up (check --ledger-id)"
+            )
+        raise LedgerNotFoundError(ledger_id, held, where=where)
+    return {ledger_id: (int(row[0]), str(row[1]))}
+
+
+def _ledger_id(storage: SqliteStorage, ledger_id: str | None) -> str:
+    if ledger_id is not None:
+        return ledger_id
+    try:
+        return storage.ledger_id
+    except LedgerClosedError:  # not opened: the caller must say which ledger
+        raise ConfigurationError("name the ledger to back up or restore (ledger_id=...)") from None
+
+
+def backup(
+    storage: SqliteStorage, dest: str | os.PathLike[str], *, overwrite: bool = False, ledger_id: str | None = None
+) -> CopyReport:
+    """Write a checked copy of the whole file of ``storage`` (every ledger in it) to ``dest``; see
+    :func:`_backup`. ``storage`` need not be opened (``ledger_id`` then names the ledger whose head
+    the copy must hold). File-system errors become :class:`~nucleus_core.errors.StorageError`."""
+    try:
+        return _backup(storage, dest, overwrite=overwrite, ledger_id=_ledger_id(storage, ledger_id))
     except OSError as err:
         raise StorageError(f"backing up {str(storage.path)!r} to {os.fspath(dest)!r} failed: {err}") from err
 
 
-def restore(storage: SqliteStorage, src: str | os.PathLike[str]) -> CopyReport:
+def restore(storage: SqliteStorage, src: str | os.PathLike[str], *, ledger_id: str | None = None) -> CopyReport:
     """Replace the whole file of ``storage`` with the backup ``src``, checked first; see
-    :func:`_restore`. File-system errors become :class:`~nucleus_core.errors.StorageError`."""
+    :func:`_restore`. ``storage`` need not be opened and its file need not be usable or exist
+    (``ledger_id`` then names the ledger the backup must hold). File-system errors become
+    :class:`~nucleus_core.errors.StorageError`."""
     try:
-        return _restore(storage, src)
+        return _restore(storage, src, ledger_id=_ledger_id(storage, ledger_id))
     except OSError as err:
         raise StorageError(f"restoring {os.fspath(src)!r} into {str(storage.path)!r} failed: {err}") from err
 
 
-def _backup(storage: SqliteStorage, dest: str | os.PathLike[str], *, overwrite: bool = False) -> CopyReport:
+def _backup(storage: SqliteStorage, dest: str | os.PathLike[str], *, overwrite: bool, ledger_id: str) -> CopyReport:
     """Write a checked copy of the whole file of ``storage`` (every ledger in it) to ``dest``.
 
-    ``dest`` must not exist unless ``overwrite``; it is replaced only by a copy that passed
-    :func:`check_copy`, which also requires the copy to hold the head that ``storage``'s ledger had
-    when the copy began. On any failure nothing is left at ``dest`` that was not there before.
+    The file is only read (read-only connections): its ledger ``ledger_id`` must have entries, and
+    its head when the copy begins is what the copy must hold. ``dest`` must not exist unless
+    ``overwrite``; it is replaced only by a copy that passed :func:`check_copy` (integrity check,
+    every ledger's chain, that head). On any failure nothing is left at ``dest`` that was not
+    there before.
     """
     target = Path(os.path.abspath(os.fspath(dest)))
     source = storage.path
+    if not source.is_file():
+        raise LedgerNotFoundError(ledger_id, where=f"sqlite:///{source}", detail="the file does not exist")
+    with source.open("rb") as fh:
+        if fh.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+            raise IntegrityError(f"{source}: not an SQLite database (its header is wrong)")
     if not target.parent.is_dir():
         raise ConfigurationError(f"backup destination {str(target)!r}: directory {str(target.parent)!r} does not exist")
     if target.is_dir():
@@ -216,7 +273,7 @@ def _backup(storage: SqliteStorage, dest: str | os.PathLike[str], *, overwrite: 
         raise ConfigurationError(
             f"backup destination {str(target)!r} exists; remove it or pass overwrite=True (nucleus backup --overwrite)"
         )
-    expect = _head(storage)
+    expect = _head(source, ledger_id, storage.busy_timeout)
     with _partial(target) as temp:
         try:
             _copy(source, temp, storage.busy_timeout, single_file=True)
@@ -239,13 +296,16 @@ def _backup(storage: SqliteStorage, dest: str | os.PathLike[str], *, overwrite: 
     return attrs.evolve(report, path=str(target))
 
 
-def _restore(storage: SqliteStorage, src: str | os.PathLike[str]) -> CopyReport:
+def _restore(storage: SqliteStorage, src: str | os.PathLike[str], *, ledger_id: str) -> CopyReport:
     """Replace the whole file of ``storage`` (every ledger in it) with the backup ``src``, checked first.
 
     ``src`` is copied beside the target and checked (:func:`check_copy`; it must hold entries of
-    ``storage``'s ledger) before anything is replaced; then it is written into the target in one
-    SQLite write transaction, and the target is checked again. Processes that have the ledger open
-    must be stopped first: they would carry on from the state they had read.
+    ``ledger_id``) before anything is replaced. The target is never opened: it may be damaged,
+    not a database at all, or missing. Its ``-wal``, ``-shm`` and ``-journal`` files (which belong
+    to the old database and must never be applied to the new one) are moved aside, the checked
+    copy is renamed over it (one atomic step; it keeps the old file's permissions), the moved
+    side files are removed, and the result is checked again. Processes that have the ledger open
+    must be stopped first: they would carry on with the old file.
     """
     source = Path(os.path.abspath(os.fspath(src)))
     target = storage.path
@@ -254,6 +314,10 @@ def _restore(storage: SqliteStorage, src: str | os.PathLike[str]) -> CopyReport:
     with source.open("rb") as fh:
         if fh.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
             raise ConfigurationError(f"restore source {str(source)!r} is not an SQLite database")
+    if not target.parent.is_dir():
+        raise ConfigurationError(f"restore target {str(target)!r}: directory {str(target.parent)!r} does not exist")
+    if target.is_dir() or (os.path.lexists(target) and not target.is_file()):
+        raise ConfigurationError(f"restore target {str(target)!r} is not a regular file")
     if target.exists() and os.path.samefile(source, target):
         raise ConfigurationError(f"restore source {str(source)!r} is the ledger's own file")
     with _partial(target) as temp:
@@ -262,16 +326,46 @@ def _restore(storage: SqliteStorage, src: str | os.PathLike[str]) -> CopyReport:
         except sqlite3.Error as err:
             raise StorageError(f"reading the backup {str(source)!r} failed: {err}") from err
         checked = check_copy(temp)
-        if storage.ledger_id not in {c.ledger_id for c in checked.ledgers}:
+        if ledger_id not in {c.ledger_id for c in checked.ledgers}:
             raise ConfigurationError(
-                f"restore source {str(source)!r} holds no entries of ledger {storage.ledger_id!r} "
+                f"restore source {str(source)!r} holds no entries of ledger {ledger_id!r} "
                 f"(it holds: {', '.join(repr(c.ledger_id) for c in checked.ledgers) or 'none'})"
             )
         expect = {c.ledger_id: (c.entries, c.head) for c in checked.ledgers if c.head is not None}
+        if target.exists():
+            os.chmod(temp, stat.S_IMODE(target.stat().st_mode))
+        _fsync(temp)
+        aside = _move_side_files(target)
         try:
-            _copy(temp, target, storage.busy_timeout, single_file=False)
-        except sqlite3.Error as err:
-            raise StorageError(
-                f"writing the backup into {str(target)!r} failed ({err}); the target was left as it was"
-            ) from err
+            os.replace(temp, target)
+        except OSError:
+            _put_back(aside)
+            raise
+        _fsync(target.parent)
+        for moved in aside.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(moved)
     return check_copy(target, expect=expect)
+
+
+def _move_side_files(target: Path) -> dict[Path, Path]:
+    """Rename the old database's side files out of the way (``{original: moved}``)."""
+    moved: dict[Path, Path] = {}
+    tag = uuid.uuid4().hex[:12]
+    for suffix in SIDE_FILES:
+        side = Path(f"{target}{suffix}")
+        if os.path.lexists(side):
+            away = side.with_name(f".{side.name}.{tag}.partial")
+            try:
+                os.replace(side, away)
+            except OSError:
+                _put_back(moved)
+                raise
+            moved[side] = away
+    return moved
+
+
+def _put_back(moved: Mapping[Path, Path]) -> None:
+    for original, away in moved.items():
+        with contextlib.suppress(OSError):
+            os.replace(away, original)

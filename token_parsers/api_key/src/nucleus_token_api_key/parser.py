@@ -21,7 +21,7 @@ import attrs
 
 from nucleus_core import PluginContext, RequestContext, TokenSource
 from nucleus_core.auth import check_unknown_settings, setting
-from nucleus_core.context import ALL_SCOPES, KEYS, SCOPES, WILDCARD_SCOPE, require_scope, scopes_from_names
+from nucleus_core.context import DEFAULT_SCOPES, KEYS, SCOPES, WILDCARD_SCOPE, require_scope, scopes_from_names
 from nucleus_core.errors import (
     ConfigurationError,
     DuplicateRecordError,
@@ -109,7 +109,8 @@ class _NothingToRevoke(Exception):
 
 
 def _check_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
-    """A key's scopes: core scopes (:data:`nucleus_core.context.SCOPES`), ``*`` (every core scope)
+    """A key's scopes: core scopes (:data:`nucleus_core.context.SCOPES`), ``*`` (every core scope
+    but ``keys``, which is given only by name)
     or an application's own scopes, which carry a ``:`` (``books:append``) and are only passed on
     in ``claims["scopes"]``. Anything else (a typo such as ``raed``) is refused."""
     if isinstance(scopes, str):
@@ -127,11 +128,11 @@ def _check_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
 
 
 def key_scopes(stored: Iterable[str]) -> frozenset[str]:
-    """The core scopes of a key with the stored scope list ``stored``: every scope when the key was
-    created without any (not narrowed), else those it names (``*`` = all; application scopes give
-    none)."""
+    """The core scopes of a key with the stored scope list ``stored``: the default scopes (every
+    scope but ``keys``) when the key was created without any (not narrowed), else those it names
+    (``*`` = the default scopes; ``keys`` only when named; application scopes give none)."""
     names = tuple(stored)
-    return ALL_SCOPES if not names else scopes_from_names(names)
+    return DEFAULT_SCOPES if not names else scopes_from_names(names)
 
 
 class ApiKeyParser:
@@ -359,7 +360,8 @@ class ApiKeyParser:
         storage directly).
 
         ``scopes`` narrows what requests made with the key may do (see :func:`key_scopes`): no
-        scopes leaves every scope, ``["read"]`` allows reads only."""
+        scopes leaves every scope but ``keys``, ``["read"]`` allows reads only, and only a list that
+        names ``keys`` lets the key's holder manage keys."""
         if context is not None:
             require_scope(context, KEYS)
         validate_oid(principal, field="principal")

@@ -20,7 +20,7 @@ from nucleus_core.auth import (
     scopes_from_claim,
     setting,
 )
-from nucleus_core.context import ALL_SCOPES
+from nucleus_core.context import DEFAULT_SCOPES
 from nucleus_core.errors import ConfigurationError, TokenInvalidError
 from nucleus_core.oid import is_oid
 
@@ -190,7 +190,7 @@ class ConnectParser:
             if role is not None and (not isinstance(role, str) or not role):
                 raise TokenInvalidError(f"token claim {self.role_claim!r} must be a string")
         scopes = (
-            ALL_SCOPES
+            DEFAULT_SCOPES
             if self.scope_claim is None
             else scopes_from_claim(claims, self.scope_claim, prefix=self.scope_prefix)
         )

@@ -20,7 +20,7 @@ from nucleus_core.auth import (
     scopes_from_claim,
     setting,
 )
-from nucleus_core.context import ALL_SCOPES, SCOPES, WILDCARD_SCOPE
+from nucleus_core.context import DEFAULT_SCOPES, SCOPES, WILDCARD_SCOPE, scopes_from_names
 from nucleus_core.errors import ConfigurationError, TokenInvalidError
 from nucleus_core.oid import is_oid
 
@@ -43,7 +43,7 @@ class PinnedService:
     role: str | None
     algorithm: str
     keys: Mapping[str, jwt.PyJWK]
-    scopes: frozenset[str] = ALL_SCOPES
+    scopes: frozenset[str] = DEFAULT_SCOPES
 
 
 def _service(service_id: str, raw: object) -> PinnedService:
@@ -78,7 +78,7 @@ def _service(service_id: str, raw: object) -> PinnedService:
         raise ConfigurationError(
             f"{NAME}: {where}.scopes has unknown scope(s) {', '.join(map(repr, bad))}; use {', '.join(sorted(SCOPES))}"
         )
-    scopes = ALL_SCOPES if WILDCARD_SCOPE in scopes_raw else frozenset(scopes_raw)
+    scopes = scopes_from_names(scopes_raw)  # '*': every scope but keys, which is given only by name
     return PinnedService(
         service_id=service_id,
         principal=principal,

@@ -25,7 +25,7 @@ import attrs
 from nucleus_core import PluginContext, RequestContext, TokenSource
 from nucleus_core.auth import check_unknown_settings, setting
 from nucleus_core.canonical import canonical_json
-from nucleus_core.context import ALL_SCOPES, SCOPES
+from nucleus_core.context import DEFAULT_SCOPES, SCOPES
 from nucleus_core.errors import ConfigurationError, TokenExpiredError, TokenInvalidError, ValidationError
 from nucleus_core.oid import validate_oid
 
@@ -179,7 +179,7 @@ class SessionParser:
             raise TokenExpiredError("session expired after inactivity")
         if now - session.last_seen_at >= self.touch_interval:
             self._store.touch(h, now)
-        scopes = ALL_SCOPES if session.scopes is None else frozenset(session.scopes.split())
+        scopes = DEFAULT_SCOPES if session.scopes is None else frozenset(session.scopes.split())
         return RequestContext(oid=session.principal, source=TokenSource.SESSION, role=session.role, scopes=scopes)
 
     # management ------------------------------------------------------------------------------
@@ -189,8 +189,9 @@ class SessionParser:
         """Start a session for an already authenticated ``principal``. Returns ``(token, session)``;
         the token is not stored (only its hash). ``scopes`` narrows what the session may do (names
         of :data:`nucleus_core.context.SCOPES`, kept in its row under the MAC); None, the default,
-        leaves every scope. Start a new session whenever the principal's privileges change, and end
-        the old one with :meth:`end_session`."""
+        leaves every scope but ``keys``, which a session gets only when ``scopes`` names it. Start
+        a new session whenever the principal's privileges change, and end the old one with
+        :meth:`end_session`."""
         validate_oid(principal, field="principal")
         narrowed: str | None = None
         if scopes is not None:

@@ -52,6 +52,7 @@ from .records import (
 )
 from .required import (
     ACCESS_CONTROL,
+    KNOWN_STATE_STREAMS,
     MODULE,
     TOKEN_PARSER,
     RequiredPlugin,
@@ -218,9 +219,14 @@ class Ledger:
                 raise IntegrityError(f"ledger {config.id!r}: access control state does not match the chain: {problem}")
             self._registry.init_all()
             self._registry.start_all()
-            if create and self._storage.persistent and not self._read_only and self._storage.head() is None:
-                # A new ledger records its plugins at once (an empty list included), before anyone can
-                # write without them; only ledgers older than that record are judged by their streams.
+            if (
+                create
+                and self._enabled_required
+                and self._storage.persistent
+                and not self._read_only
+                and self._storage.head() is None
+            ):
+                # A new ledger records its plugins at once, before anyone can write without them.
                 self._record_plugins_now()
         except BaseException:
             self._registry.stop_all()
@@ -354,7 +360,7 @@ class Ledger:
         missing = [p for p in recorded if p.key not in keys]
         if missing:
             raise missing_plugins_error(self.id, missing, recorded=from_record, writing=True)
-        if from_record and keys <= {p.key for p in recorded}:
+        if keys <= ({p.key for p in recorded} if from_record else set()):
             self._required, self._required_at = (recorded, from_record), seq
             return [], None
         plugins = merged(recorded, self._enabled_required)
@@ -554,11 +560,29 @@ class Ledger:
         for record in batch:
             validate_stream(record.stream)
             validate_user_record_id(record.id)
+        self._refuse_module_streams(batch)
         try:
             return self._write(batch, ctx, within=None)
         except DuplicateRecordError:
             self._refuse_unreadable_duplicate(batch, ctx)
             raise
+
+    def _refuse_module_streams(self, batch: list[Record]) -> None:
+        """A record in the stream of a known first-party module (``asset``, ``token``, ``proof``,
+        ``connect_grant``) is refused while that module is not enabled: stored as plain data it would
+        make its ledger require the module (the streams of ledgers without a ``_ledger`` record say
+        which plugins they need) and bypass the module's rules."""
+        keys = {p.key for p in self._enabled_required}
+        for record in batch:
+            owner = KNOWN_STATE_STREAMS.get(record.stream)
+            if owner is not None and owner.key not in keys:
+                raise PluginError(
+                    f"stream {record.stream!r} belongs to the {owner.name!r} module, which this ledger has not "
+                    f"enabled: enable it (--plugin {owner.plugin}, plugins=[\"{owner.plugin}\"]) or use another "
+                    "stream name; nothing was written",
+                    plugin_name=owner.plugin or owner.name,
+                    distribution=owner.distribution,
+                )
 
     def append_system(
         self,

@@ -81,24 +81,26 @@ def test_a_write_merges_with_the_newest_record_and_refuses_plugins_not_enabled(t
 
 
 # finding 4: every new ledger records its list ----------------------------------------------------
-def test_a_new_ledger_without_plugins_records_an_empty_list(tmp_path: Path) -> None:
-    path = tmp_path / "e.db"
-    with create_ledger(id="e", storage=f"sqlite:///{path}") as ledger:
-        assert ledger.length() == 1
-    assert rows(path) == [(1, "_ledger")]
-    assert last_plugins(path)["plugins"] == []
+def test_a_plain_record_in_a_module_stream_is_refused_without_the_module(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    with create_ledger(id="e", storage=url) as ledger:
+        for stream in ("token", "asset", "proof", "connect_grant"):
+            with pytest.raises(PluginError, match=f"stream '{stream}' belongs to the '{stream}' module"):
+                ledger.append(Record(id=f"x-{stream}", stream=stream, payload={}, timestamp=1), CTX)
+        assert ledger.length() == 0
+    with open_ledger(id="e", storage=url) as ledger:  # still opens without any module
+        assert ledger.verify().ok
 
 
 def test_cli_plain_records_in_module_stream_names_keep_a_new_ledger_readable(tmp_path: Path) -> None:
     assert nucleus(tmp_path, "init").returncode == 0
     record = {"id": "t1", "stream": "token", "payload": {"x": 1}, "timestamp": 1}
     out = nucleus(tmp_path, "append", "--as", "oid:a:user:bob", json.dumps(record))
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 4 and "enable it (--plugin token" in out.stderr
     verify = nucleus(tmp_path, "verify")
     assert verify.returncode == 0, verify.stderr
     query = nucleus(tmp_path, "query", "--as", "oid:a:user:bob", "--stream", "token")
     assert query.returncode == 0, query.stderr
-    assert "t1" in query.stdout
 
 
 # finding 5: reads never write; an explicit, recorded release ---------------------------------------

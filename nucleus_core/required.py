@@ -8,13 +8,14 @@ records them in its chain, in the system stream ``_ledger`` (a record
 ``{"type": "plugins", "plugins": [...]}``, hash-chained like every entry), and refuses to open
 when one of them is not enabled.
 
-Every new persistent ledger gets such a record when it is created (an empty list included); after
-that, only writes add to it (merged, inside their transaction, with the newest record), never a
+A new persistent ledger with such plugins gets the record when it is created; after that, only
+writes add to it (merged, inside their transaction, with the newest record), never a
 read, and a plugin leaves it only by an operator's explicit release
 (:func:`~nucleus_core.ledger.release_plugin`, ``nucleus release-plugin``), recorded in the chain.
 
 A ledger written before this record existed is protected by what its chain holds: entries in the
-streams of the known first-party plugins (:data:`KNOWN_STATE_STREAMS`) require those plugins.
+streams of the known first-party plugins (:data:`KNOWN_STATE_STREAMS`) require those plugins; that
+is why a record in a known module's stream is refused while the module is not enabled.
 """
 
 from __future__ import annotations

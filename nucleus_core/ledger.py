@@ -569,9 +569,12 @@ class Ledger:
 
     def _refuse_module_streams(self, batch: list[Record]) -> None:
         """A record in the stream of a known first-party module (``asset``, ``token``, ``proof``,
-        ``connect_grant``) is refused while that module is not enabled: stored as plain data it would
+        ``connect_grant``) of a persistent ledger is refused while that module is not enabled: stored
+        as plain data it would
         make its ledger require the module (the streams of ledgers without a ``_ledger`` record say
         which plugins they need) and bypass the module's rules."""
+        if not self._storage.persistent:
+            return
         keys = {p.key for p in self._enabled_required}
         for record in batch:
             owner = KNOWN_STATE_STREAMS.get(record.stream)

@@ -33,7 +33,7 @@ from .errors import (
 )
 from .hashing import GENESIS_HASH, entry_hash
 from .hookspecs import hookimpl
-from .ledger import Ledger, LedgerConfig, create_ledger, open_ledger
+from .ledger import Ledger, LedgerConfig, create_ledger, open_ledger, release_plugin
 from .modules import LedgerRuntime, Module, ModuleContext, ModuleRegistry, ModuleState
 from .oid import is_oid, validate_oid
 from .query import QueryFilters, QueryResult
@@ -57,5 +57,6 @@ __all__ = [
     "RecordValidationError", "RequestContext", "StorageBackend", "StorageBackendSpec", "StorageError",
     "StorageQuery", "StorageUnavailableError", "StoredEntry", "TokenExpiredError", "TokenInvalidError",
     "TokenParserSpec", "TokenSource", "ValidationError", "VerificationReport", "__version__", "create_ledger",
-    "entry_hash", "get_requester_oid", "hookimpl", "is_oid", "open_ledger", "require_context", "validate_oid",
+    "entry_hash", "get_requester_oid", "hookimpl", "is_oid", "open_ledger", "release_plugin", "require_context",
+    "validate_oid",
 ]

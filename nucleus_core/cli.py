@@ -56,7 +56,15 @@ from .errors import (
     ValidationError,
     prefixed,
 )
-from .ledger import DEFAULT_SQLITE_FILE, MAX_BATCH_SIZE, Ledger, create_ledger, open_ledger, storage_entry_point
+from .ledger import (
+    DEFAULT_SQLITE_FILE,
+    MAX_BATCH_SIZE,
+    Ledger,
+    create_ledger,
+    open_ledger,
+    release_plugin,
+    storage_entry_point,
+)
 from .plugins import (
     CLI_ENTRY_POINT_GROUP,
     ENTRY_POINT_GROUP,
@@ -246,21 +254,30 @@ class LedgerOptions:
         ``plugins`` are enabled in addition to the listed ones (a command plugin enabling itself);
         ``settings`` are per-plugin settings, as for :func:`~nucleus_core.create_ledger` (a plugin's
         table here replaces the configuration file's)."""
-        names = _split_plugins([*self.plugins, *plugins])
         opener = create_ledger if create else open_ledger
+        return opener(**self.config(verify=verify, plugins=plugins, settings=settings))
+
+    def config(
+        self,
+        *,
+        verify: bool = True,
+        plugins: Iterable[str] = (),
+        settings: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """The keyword arguments of :func:`~nucleus_core.open_ledger` these options give."""
         extra: dict[str, Any] = {}
         if self.max_record_bytes is not None:
             extra["max_record_bytes"] = self.max_record_bytes
-        return opener(
-            id=self.ledger_id,
-            storage=self.storage,
-            plugins=names,
-            settings={**self.settings, **(settings or {})},
-            verify_on_open=verify and self.verify_on_open,
-            admins=self.admins,
-            storage_options=self.storage_options,
+        return {
+            "id": self.ledger_id,
+            "storage": self.storage,
+            "plugins": _split_plugins([*self.plugins, *plugins]),
+            "settings": {**self.settings, **(settings or {})},
+            "verify_on_open": verify and self.verify_on_open,
+            "admins": self.admins,
+            "storage_options": self.storage_options,
             **extra,
-        )
+        }
 
     @property
     def storage_url(self) -> str:
@@ -845,6 +862,24 @@ def plugins_command(target: LedgerOptions, as_json: bool) -> None:
         raise click.exceptions.Exit(EXIT_PLUGIN)
 
 
+@click.command("release-plugin")
+@click.argument("name", metavar="NAME")
+@ledger_options(requester=True)
+def release_plugin_command(target: LedgerOptions, as_json: bool, name: str) -> None:
+    """Release the plugin NAME from the plugins the ledger requires (an operator's decision).
+
+    The ledger records the plugins whose state lives in its chain and then refuses to open without
+    them. This writes a new record without NAME (naming the plugin released and --as), so the ledger
+    opens without it again; run it with the ledger's other plugins, not NAME. Logged."""
+    ctx = target.context()
+    released = release_plugin(name, context=ctx, **target.config())
+    names = [p.plugin or p.name for p in released]
+    if as_json:
+        _echo_json({"released": [p.to_dict() for p in released], "by": ctx.oid})
+    else:
+        click.echo(f"released {', '.join(names)}: the ledger no longer requires it (recorded, by {ctx.oid})")
+
+
 def _plugin_row(plugin: InstalledPlugin, group: str, enabled: dict[str, str]) -> dict[str, Any]:
     is_cli = group == CLI_ENTRY_POINT_GROUP
     on = is_cli or plugin.name in enabled
@@ -868,6 +903,7 @@ BUILTIN_COMMANDS: tuple[click.Command, ...] = (
     query_command,
     verify_command,
     plugins_command,
+    release_plugin_command,
     export_command,
 )
 

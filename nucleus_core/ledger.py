@@ -53,9 +53,11 @@ from .records import (
 )
 from .required import (
     ACCESS_CONTROL,
+    KNOWN_STATE_STREAMS,
     MODULE,
     TOKEN_PARSER,
     RequiredPlugin,
+    match_plugins,
     merged,
     missing_plugins_error,
     plugins_record,
@@ -156,6 +158,17 @@ def open_ledger(**kwargs: Any) -> Ledger:
     return Ledger(_config(kwargs), create=False)
 
 
+def release_plugin(name: str, *, context: RequestContext, **kwargs: Any) -> list[RequiredPlugin]:
+    """Release the plugin ``name`` (its entry point or spec name) from the plugins an existing ledger
+    requires: an operator's decision, recorded in the chain (a ``_ledger`` record listing the rest,
+    the released plugins and the requester) and logged. The ledger opens for this without that
+    plugin (and must not enable it); every other required plugin must be enabled as usual. Keyword
+    arguments are those of :func:`open_ledger`. Returns the plugins released."""
+    ctx = require_scope(context, WRITE)
+    with Ledger(_config(kwargs), create=False, release=name) as ledger:
+        return ledger._release(name, ctx)
+
+
 def _config(kwargs: dict[str, Any]) -> LedgerConfig:
     try:
         return LedgerConfig(**kwargs)
@@ -239,14 +252,18 @@ class Ledger:
     Thread-safe: appends are serialized; reads may run concurrently.
     """
 
-    def __init__(self, config: LedgerConfig, *, create: bool = True) -> None:
+    def __init__(self, config: LedgerConfig, *, create: bool = True, release: str | None = None) -> None:
         self.config = config
         self.id = config.id
         self._lock = threading.RLock()
         self._closed = False
         self._prefix = preimage_prefix(config.id)
         self._read_only = False
-        self._pending_plugins: list[RequiredPlugin] | None = None
+        # The required plugins as last read from the chain, and the head seq at that read: each write
+        # re-reads them (inside its transaction) when another writer moved the head since.
+        self._enabled_required: list[RequiredPlugin] = []
+        self._required: tuple[tuple[RequiredPlugin, ...], bool] = ((), False)
+        self._required_at = -1
         self._discard_on_close = False
         self.plugin_manager: pluggy.PluginManager = build_plugin_manager(config.plugins)
         self._storage = self._open_storage()
@@ -265,7 +282,7 @@ class Ledger:
             elif self._storage.persistent:
                 self._read_only = True
                 log.warning("ledger %r opened without verification: read-only", config.id)
-            self._check_required_plugins()
+            self._check_required_plugins(release=release)
             self._policy = self._build_policy()
             self.token_parsers = self._build_token_parser_specs()
             self.auth: TokenRegistry = build_token_registry(self.token_parsers, self.plugin_context)
@@ -276,7 +293,13 @@ class Ledger:
                 raise IntegrityError(f"ledger {config.id!r}: access control state does not match the chain: {problem}")
             self._registry.init_all()
             self._registry.start_all()
-            if self._pending_plugins is not None and self._storage.head() is None:
+            if (
+                create
+                and self._enabled_required
+                and self._storage.persistent
+                and not self._read_only
+                and self._storage.head() is None
+            ):
                 # A new ledger records its plugins at once, before anyone can write without them.
                 self._record_plugins_now()
         except BaseException:
@@ -347,32 +370,91 @@ class Ledger:
             found.append(entry(MODULE, spec.id, plugin_name, dist))
         return found
 
-    def _check_required_plugins(self) -> None:
-        """Refuse to open without a plugin whose state the chain holds (see :mod:`.required`); note
-        newly enabled ones, recorded in the chain with the next write (at once for a new ledger)."""
+    def _check_required_plugins(self, *, release: str | None = None) -> None:
+        """Refuse to open without a plugin whose state the chain holds (see :mod:`.required`), except
+        the one being released (``release``, which must then not be enabled)."""
         recorded, from_record = recorded_plugins(self._storage)
         enabled = self._enabled_state_plugins()
         keys = {p.key for p in enabled}
-        missing = [p for p in recorded if p.key not in keys]
+        released = {p.key for p in match_plugins(recorded, release)} if release is not None else set()
+        missing = [p for p in recorded if p.key not in keys and p.key not in released]
         if missing:
             raise missing_plugins_error(self.id, missing, recorded=from_record)
-        known = {p.key for p in recorded} if from_record else set()
-        writable = not self._read_only and not getattr(self._storage, "read_only", False)
-        if self._storage.persistent and writable and not keys <= known:
-            self._pending_plugins = merged(recorded, enabled)
+        head = self._storage.head()
+        self._enabled_required = enabled
+        self._required = (recorded, from_record)
+        self._required_at = head.seq if head else 0
 
-    def _plugins_entries(self, head: ChainHead | None) -> list[Entry]:
-        """The pending ``_ledger`` record chained after ``head`` (none when nothing is pending)."""
-        if self._pending_plugins is None:
-            return []
-        seq = (head.seq if head else 0) + 1
-        record = plugins_record(self._pending_plugins, seq=seq, timestamp=time.time_ns() // 1_000_000)
-        return self._chain(head, [record])
+    def _plugins_entries(self, head: ChainHead | None) -> tuple[list[Entry], tuple[RequiredPlugin, ...] | None]:
+        """Inside a write transaction: the ``_ledger`` record to chain after ``head`` (none when the
+        chain's newest record lists every enabled plugin already) and the list it records. The newest
+        record is re-read when another writer moved the head since the last read; a write is refused
+        when it names a plugin this ledger has not enabled (another process put the ledger under it).
+        Reads never get here: only writes, and the opening of a new ledger, record plugins."""
+        if not self._storage.persistent:
+            return [], None
+        seq = head.seq if head else 0
+        recorded, from_record = self._required
+        if seq != self._required_at:
+            recorded, from_record = recorded_plugins(self._storage)
+        keys = {p.key for p in self._enabled_required}
+        missing = [p for p in recorded if p.key not in keys]
+        if missing:
+            raise missing_plugins_error(self.id, missing, recorded=from_record, writing=True)
+        if keys <= ({p.key for p in recorded} if from_record else set()):
+            self._required, self._required_at = (recorded, from_record), seq
+            return [], None
+        plugins = merged(recorded, self._enabled_required)
+        record = plugins_record(plugins, seq=seq + 1, timestamp=time.time_ns() // 1_000_000)
+        return self._chain(head, [record]), tuple(plugins)
+
+    def _plugins_written(self, entries: Sequence[Entry], plugins: tuple[RequiredPlugin, ...] | None) -> None:
+        """After a commit: what this ledger now knows of the chain's required plugins."""
+        if plugins is not None:
+            self._required = (plugins, True)
+        if entries:
+            self._required_at = entries[-1].seq
 
     def _record_plugins_now(self) -> None:
         with self._lock, self._storage.write() as tx:
-            tx.insert([_stored(e) for e in self._plugins_entries(tx.head())])
-        self._pending_plugins = None
+            recorded, plugins = self._plugins_entries(tx.head())
+            tx.insert([_stored(e) for e in recorded])
+        self._plugins_written(recorded, plugins)
+
+    def _release(self, name: str, ctx: RequestContext) -> list[RequiredPlugin]:
+        """Write the ``_ledger`` record without the plugins ``name`` matches (see :func:`release_plugin`)."""
+        with self._lock:
+            self._check_writable()
+            with self._storage.write() as tx:
+                head = tx.head()
+                recorded, _ = recorded_plugins(self._storage)
+                released = match_plugins(recorded, name)
+                if not released:
+                    listed = ", ".join(f"{p.plugin or p.name}" for p in recorded) or "none"
+                    raise ConfigurationError(
+                        f"ledger {self.id!r} does not require a plugin named {name!r} (it requires: {listed}); "
+                        "nothing was written"
+                    )
+                keys = {p.key for p in self._enabled_required}
+                if any(p.key in keys for p in released):
+                    raise ConfigurationError(
+                        f"plugin {name!r} is enabled: release it with a configuration that does not enable it; "
+                        "nothing was written"
+                    )
+                gone = {p.key for p in released}
+                kept = [p for p in recorded if p.key not in gone]
+                seq = head.seq if head else 0
+                record = plugins_record(
+                    kept, seq=seq + 1, timestamp=time.time_ns() // 1_000_000, released=released, by=ctx.oid
+                )
+                entries = self._chain(head, [record])
+                tx.insert([_stored(e) for e in entries])
+        self._plugins_written(entries, tuple(kept))
+        log.warning(
+            "ledger %r: %s released plugin(s) %s; the chain no longer requires them (seq %d)",
+            self.id, ctx.oid, ", ".join(p.plugin or p.name for p in released), entries[-1].seq,
+        )
+        return released
 
     def _build_policy(self) -> AccessPolicy:
         specs = call_registration(self.plugin_manager, "nucleus_register_acl_providers", AclProviderSpec)
@@ -519,11 +601,32 @@ class Ledger:
         for record in batch:
             validate_stream(record.stream)
             validate_user_record_id(record.id)
+        self._refuse_module_streams(batch)
         try:
             return self._write(batch, ctx, within=None)
         except DuplicateRecordError:
             self._refuse_unreadable_duplicate(batch, ctx)
             raise
+
+    def _refuse_module_streams(self, batch: list[Record]) -> None:
+        """A record in the stream of a known first-party module (``asset``, ``token``, ``proof``,
+        ``connect_grant``) of a persistent ledger is refused while that module is not enabled: stored
+        as plain data it would
+        make its ledger require the module (the streams of ledgers without a ``_ledger`` record say
+        which plugins they need) and bypass the module's rules."""
+        if not self._storage.persistent:
+            return
+        keys = {p.key for p in self._enabled_required}
+        for record in batch:
+            owner = KNOWN_STATE_STREAMS.get(record.stream)
+            if owner is not None and owner.key not in keys:
+                raise PluginError(
+                    f"stream {record.stream!r} belongs to the {owner.name!r} module, which this ledger has not "
+                    f"enabled: enable it (--plugin {owner.plugin}, plugins=[\"{owner.plugin}\"]) or use another "
+                    "stream name; nothing was written",
+                    plugin_name=owner.plugin or owner.name,
+                    distribution=owner.distribution,
+                )
 
     def append_system(
         self,
@@ -600,13 +703,15 @@ class Ledger:
                     # fold in entries other writers committed, so validation sees the latest state.
                     self._registry.catch_up()
                     self._registry.validate(batch, ctx)
-                # Plugins newly enabled on this ledger are recorded in the same transaction.
-                recorded = self._plugins_entries(head)
+                # Plugins newly enabled on this ledger are recorded in the same transaction, merged
+                # with the chain's newest record; refused if that names a plugin not enabled here.
+                recorded, plugins = self._plugins_entries(head)
                 if recorded:
                     tx.insert([_stored(e) for e in recorded])
                     head = ChainHead(seq=recorded[-1].seq, hash=recorded[-1].hash)
                 entries = self._chain(head, batch)
                 tx.insert([_stored(e) for e in entries])
+                audit: list[Entry] = []
                 if within is not None:
                     within(tx)
                 if not system:
@@ -616,8 +721,7 @@ class Ledger:
                         last = entries[-1]
                         audit = self._chain(ChainHead(seq=last.seq, hash=last.hash), self._check_batch(extra))
                         tx.insert([_stored(e) for e in audit])
-        if recorded:
-            self._pending_plugins = None
+        self._plugins_written([*recorded, *entries, *audit], plugins)
         self._registry.committed(entries, ctx)
         return entries
 

@@ -8,8 +8,14 @@ records them in its chain, in the system stream ``_ledger`` (a record
 ``{"type": "plugins", "plugins": [...]}``, hash-chained like every entry), and refuses to open
 when one of them is not enabled.
 
+A new persistent ledger with such plugins gets the record when it is created; after that, only
+writes add to it (merged, inside their transaction, with the newest record), never a
+read, and a plugin leaves it only by an operator's explicit release
+(:func:`~nucleus_core.ledger.release_plugin`, ``nucleus release-plugin``), recorded in the chain.
+
 A ledger written before this record existed is protected by what its chain holds: entries in the
-streams of the known first-party plugins (:data:`KNOWN_STATE_STREAMS`) require those plugins.
+streams of the known first-party plugins (:data:`KNOWN_STATE_STREAMS`) require those plugins; that
+is why a record in a known module's stream is refused while the module is not enabled.
 """
 
 from __future__ import annotations
@@ -115,18 +121,34 @@ def merged(recorded: Iterable[RequiredPlugin], enabled: Iterable[RequiredPlugin]
     return [out[k] for k in sorted(out)]
 
 
-def plugins_record(plugins: Sequence[RequiredPlugin], *, seq: int, timestamp: int) -> Record:
-    """The ``_ledger`` record listing ``plugins``, for the entry at ``seq``."""
-    return Record(
-        id=f"{PLUGINS_STREAM}:plugins:{seq}",
-        stream=PLUGINS_STREAM,
-        timestamp=timestamp,
-        payload={"type": PLUGINS_RECORD_TYPE, "plugins": [p.to_dict() for p in plugins]},
-    )
+def match_plugins(plugins: Iterable[RequiredPlugin], name: str | None) -> list[RequiredPlugin]:
+    """The plugins of ``plugins`` that ``name`` names: by entry point or by spec name."""
+    return [p for p in plugins if name is not None and name in (p.plugin, p.name)]
 
 
-def missing_plugins_error(ledger_id: str, missing: Sequence[RequiredPlugin], *, recorded: bool) -> PluginError:
-    """The error refusing to open ``ledger_id`` without ``missing``: what each is, its distribution,
+def plugins_record(
+    plugins: Sequence[RequiredPlugin],
+    *,
+    seq: int,
+    timestamp: int,
+    released: Sequence[RequiredPlugin] = (),
+    by: str | None = None,
+) -> Record:
+    """The ``_ledger`` record listing ``plugins``, for the entry at ``seq``; a release
+    (:func:`~nucleus_core.ledger.release_plugin`) also names the plugins ``released`` and who
+    released them (``by``)."""
+    payload: dict[str, Any] = {"type": PLUGINS_RECORD_TYPE, "plugins": [p.to_dict() for p in plugins]}
+    if released:
+        payload["released"] = [p.to_dict() for p in released]
+        payload["by"] = by
+    return Record(id=f"{PLUGINS_STREAM}:plugins:{seq}", stream=PLUGINS_STREAM, timestamp=timestamp, payload=payload)
+
+
+def missing_plugins_error(
+    ledger_id: str, missing: Sequence[RequiredPlugin], *, recorded: bool, writing: bool = False
+) -> PluginError:
+    """The error refusing to open ``ledger_id`` without ``missing`` (or, ``writing``, to write to it:
+    its chain came to require them after this process opened it): what each is, its distribution,
     and how to install and enable it."""
     installed = {ep.name for ep in md.entry_points(group="nucleus")}
     parts = []
@@ -144,6 +166,13 @@ def missing_plugins_error(ledger_id: str, missing: Sequence[RequiredPlugin], *, 
         )
     why = "its chain records them" if recorded else "its chain holds entries of their streams"
     first = missing[0]
+    if writing:
+        return PluginError(
+            f"ledger {ledger_id!r} now requires plugins this process has not enabled (another process "
+            f"recorded them in its chain since this one opened it); nothing was written. Missing: {'; '.join(parts)}",
+            plugin_name=first.plugin or first.name,
+            distribution=first.distribution,
+        )
     return PluginError(
         f"ledger {ledger_id!r} does not open without the plugins whose state lives in its chain ({why}); "
         f"nothing was read or written. Missing: {'; '.join(parts)}",

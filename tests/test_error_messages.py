@@ -398,6 +398,8 @@ def test_stateful_modules_skip_entries_they_would_refuse(tmp_path: Path) -> None
     pytest.importorskip("nucleus_module_proof")
     url = f"sqlite:///{tmp_path / 'p.db'}"
     with create_ledger(id="p", storage=url) as ledger:
-        ledger.append(Record(id="junk", stream="proof", timestamp=1, payload={"type": "nonsense"}), ALICE)
+        # As a ledger written before appends to a module's stream needed the module (now refused):
+        junk = Record(id="junk", stream="proof", timestamp=1, payload={"type": "nonsense"})
+        ledger._write([junk], ALICE, within=None)
     with create_ledger(id="p", storage=url, plugins=["proof"]) as ledger:
         assert ledger.length() == 1

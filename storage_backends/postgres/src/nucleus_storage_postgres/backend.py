@@ -159,6 +159,10 @@ class PostgresStorage(SqlStorageBackend):
                 self._lock_ledger()
             yield txn
 
+    def _lock_table(self, table: str) -> None:
+        # Writers wait until the drop commits; one that inserted first makes the table non-empty.
+        self.database.execute_sql(f"LOCK TABLE {self._quote(table)} IN ACCESS EXCLUSIVE MODE")
+
     @contextlib.contextmanager
     def _begin_schema(self) -> Iterator[Any]:
         db = self.database

@@ -166,6 +166,10 @@ class SqlStorageBackend(abc.ABC):
         self._create = True
         self._created_ledger = False
         self._created_tables: list[str] = []
+        # The seqs of this ledger's entries written through this object (committed, and in the
+        # transaction under way): discard() removes a ledger only while it holds nothing else.
+        self._written_seqs: set[int] = set()
+        self._uncommitted_seqs: list[int] = []
         self._plugin_tables: list[str] = []
 
     # hooks for subclasses ---------------------------------------------------------------------
@@ -416,26 +420,69 @@ class SqlStorageBackend(abc.ABC):
             self.close()
 
     def _remove_created(self) -> None:
+        """Remove the ledger this open registered, and the tables it created, but only what it wrote:
+        decided under the writers' lock, and skipped (logged) as soon as the ledger holds an entry
+        this object did not write or a plugin's table holds rows of it (another process opened the
+        new ledger and wrote to it meanwhile)."""
         db = self.database
         lid = self._quote("ledger_id")
-        with self._begin_schema():
-            if self._created_ledger:
-                # The ledger is new: everything stored under its id was written by this open (its
-                # _ledger record, rows of plugins' tables); all of it goes, then its row.
-                for table in dict.fromkeys([*self._plugin_tables, self._entries_table, self._ledgers_table]):
-                    if db.table_exists(table) and "ledger_id" in {c.name for c in db.get_columns(table)}:
+        if self._created_ledger:
+            with self._begin_write():
+                foreign = self._foreign_data()
+                if foreign:
+                    log.warning(
+                        "opening ledger %r on %s failed; it was kept: %s (written by another opener)",
+                        self._ledger_id, self.url, foreign,
+                    )
+                    self._created_tables.clear()
+                    return
+                for table in (self._entries_table, self._ledgers_table):
+                    if db.table_exists(table):
                         db.execute_sql(
                             f"DELETE FROM {self._quote(table)} WHERE {lid} = {db.param}",  # noqa: S608 - checked names
                             (self._ledger_id,),
                         )
+        with self._begin_schema():
             for table in reversed(self._created_tables):
                 if db.table_exists(table):
+                    # Another opener may have written to it since: it goes only while empty, checked
+                    # under a lock that keeps writers out until the drop commits.
+                    self._lock_table(table)
                     empty = db.execute_sql(f"SELECT 1 FROM {self._quote(table)} LIMIT 1").fetchone() is None  # noqa: S608
                     if table == self._schema_table:
                         empty = not db.table_exists(self._entries_table)
                     if empty:
                         db.execute_sql(f"DROP TABLE {self._quote(table)}")
             self._created_tables.clear()
+
+    def _foreign_data(self) -> str | None:
+        """Why this ledger holds data this object did not write (None when it holds none): entries
+        beyond those it wrote, or rows of a plugin's table. Run under the writers' lock."""
+        db = self.database
+        lid = self._quote("ledger_id")
+        if db.table_exists(self._entries_table):
+            (count,) = db.execute_sql(
+                f"SELECT COUNT(*) FROM {self._quote(self._entries_table)} WHERE {lid} = {db.param}",  # noqa: S608
+                (self._ledger_id,),
+            ).fetchone()
+            if int(count) > len(self._written_seqs):
+                return f"it holds {int(count)} entries, {len(self._written_seqs)} of them written by this open"
+        for table in dict.fromkeys(self._plugin_tables):
+            if not db.table_exists(table):
+                continue
+            if "ledger_id" in {c.name for c in db.get_columns(table)}:
+                sql = f"SELECT 1 FROM {self._quote(table)} WHERE {lid} = {db.param} LIMIT 1"  # noqa: S608
+                row = db.execute_sql(sql, (self._ledger_id,)).fetchone()
+            else:
+                row = db.execute_sql(f"SELECT 1 FROM {self._quote(table)} LIMIT 1").fetchone()  # noqa: S608
+            if row is not None:
+                return f"the plugin table {table!r} holds rows"
+        return None
+
+    def _lock_table(self, table: str) -> None:
+        """Keep writers out of ``table`` until the transaction ends (a no-op where the transaction
+        already excludes every writer, as SQLite's ``BEGIN IMMEDIATE`` does)."""
+        return None
 
     def close(self) -> None:
         """Close this thread's connection. Idempotent."""
@@ -459,9 +506,15 @@ class SqlStorageBackend(abc.ABC):
         try:
             with _guarded(self._begin_write(), self._errors, self._wrap):
                 yield SqlWriteTransaction(self)
-        except self._errors as err:
-            raise self._wrap(err, "write") from err
+        except BaseException as err:
+            if self._database is not None and self._database.transaction_depth() == 0:
+                self._uncommitted_seqs.clear()
+            if isinstance(err, self._errors):
+                raise self._wrap(err, "write") from err
+            raise
         if self.database.transaction_depth() == 0:
+            self._written_seqs.update(self._uncommitted_seqs)
+            self._uncommitted_seqs.clear()
             self._after_commit()
 
     def ensure_tables(self, models: Sequence[type[peewee.Model]]) -> None:
@@ -712,6 +765,7 @@ class SqlWriteTransaction:
         rows = [entry_to_row(ledger_id, entry) for entry in entries]
         try:
             backend._insert_rows(rows)
+            backend._uncommitted_seqs.extend(entry.seq for entry in entries)
         except backend._errors as err:
             if _dbapi_kind(err) == "IntegrityError":
                 known = self.existing_ids([entry.record_id for entry in entries])

@@ -280,13 +280,30 @@ class SqliteStorage(SqlStorageBackend):
         super().open(ledger_id, read_only=read_only, create=create)
 
     def discard(self) -> None:
-        """Close, removing what opening created; a file this open created goes too (with its WAL and
-        shared-memory files) when no other ledger's entries ended up in it."""
+        """Close, removing what opening created (see the base class: nothing another opener wrote);
+        a file this open created goes too (with its WAL and shared-memory files) only while it holds
+        no table and no other connection has it open (checked by taking SQLite's exclusive lock on
+        it, held while the file is removed)."""
         super().discard()
-        if self._created_file and self.path.exists() and _holds_no_tables(self.path):
+        if not (self._created_file and self.path.exists()):
+            return
+        try:
+            probe = sqlite3.connect(str(self.path), timeout=0, isolation_level=None)
+        except sqlite3.Error:
+            return
+        try:
+            probe.execute("PRAGMA locking_mode=EXCLUSIVE")
+            probe.execute("BEGIN EXCLUSIVE")
+            if probe.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None:
+                return
             for suffix in ("", "-wal", "-shm", "-journal"):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(f"{self.path}{suffix}")
+        except sqlite3.Error as err:
+            # Another connection has the file open: it stays (empty), never unlinked under it.
+            log.warning("kept %s after a failed open: %s", self.path, err)
+        finally:
+            probe.close()
 
     def _begin_write(self) -> contextlib.AbstractContextManager[Any]:
         # BEGIN IMMEDIATE takes the write lock up front: the head read inside is the real head.
@@ -389,18 +406,6 @@ def _ledger_ids_read_only(path: Path, entries_table: str, ledgers_table: str) ->
         return None
     finally:
         con.close()
-
-
-def _holds_no_tables(path: Path) -> bool:
-    """True when the SQLite file at ``path`` has no tables (read through a read-only connection)."""
-    try:
-        con = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
-        try:
-            return con.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0] == 0
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return False
 
 
 def sqlite_storage(

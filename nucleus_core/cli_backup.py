@@ -1,7 +1,8 @@
 """``nucleus backup DEST`` and ``nucleus restore SRC``: verified copies of a ledger's storage.
 
-The work is the storage backend's: a backend that can copy itself offers ``backup(dest, *,
-overwrite)`` and ``restore(src)`` (the SQLite backend does, with SQLite's online backup API; both
+The work is the storage backend's: a backend that can copy itself offers
+:class:`~nucleus_core.capabilities.CopyableStorage` (``backup(dest, *, overwrite)`` and
+``restore(src)``; the SQLite backend does, with SQLite's online backup API; both
 check the copy before it counts and return a report with ``to_dict()``). For a backend without them
 (PostgreSQL: use ``pg_dump``; ``memory://``: nothing persists) the commands say what to do instead.
 """
@@ -9,24 +10,14 @@ check the copy before it counts and return a report with ``to_dict()``). For a b
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NoReturn, Protocol, runtime_checkable
+from typing import Any, NoReturn
 
 import click
 
+from .capabilities import CopyableStorage, DiscardableStorage
 from .cli import EXIT_CONFIGURATION, EXIT_NOT_FOUND, LedgerOptions, _echo_json, fail, ledger_options
 from .errors import LedgerNotFoundError
 from .ledger import Ledger
-
-
-@runtime_checkable
-class CopyableStorage(Protocol):
-    """A storage backend that makes and restores verified copies of itself."""
-
-    def backup(self, dest: str, *, overwrite: bool = False) -> Any:
-        """Write a verified copy to ``dest``; returns a report with ``to_dict()``."""
-
-    def restore(self, src: str) -> Any:
-        """Replace the stored data with the verified backup ``src``; returns a report with ``to_dict()``."""
 
 
 def _unsupported(command: str, why: str) -> NoReturn:
@@ -116,9 +107,8 @@ def restore_command(target: LedgerOptions, as_json: bool, src: Path) -> None:
         try:
             report = _copyable(ledger, "restore").restore(str(src))
         except BaseException:
-            discard = getattr(ledger.storage, "discard", None)
-            if created and callable(discard):
-                discard()
+            if created and isinstance(ledger.storage, DiscardableStorage):
+                ledger.storage.discard()
             raise
     _report(as_json, "restored", report)
 

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from nucleus_core.capabilities import RollbackTransaction
 from nucleus_core.storage import StorageBackend, StorageQuery, StoredEntry
 
 from .model import WILDCARD, Grant, Scope
@@ -95,9 +96,8 @@ class MemoryGrantStore:
             for action in reversed(journal):
                 action()
 
-        register = getattr(tx, "on_rollback", None)
-        if register is not None:
-            register(undo)
+        if isinstance(tx, RollbackTransaction):
+            tx.on_rollback(undo)
 
     def best_scope(self, principal: str, kind: str, resource_id: str, now: int) -> Scope | None:
         best: Scope | None = None

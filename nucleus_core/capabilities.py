@@ -66,7 +66,10 @@ class CopyableStorage(Protocol):
 
 @runtime_checkable
 class SqlDatabaseStorage(Protocol):
-    """Storage in a peewee database where plugins may keep tables beside the ledger's."""
+    """Storage in a peewee database where plugins may keep tables beside the ledger's.
+
+    Check an open storage: before Python 3.12, ``isinstance`` reads :attr:`database`, which a
+    closed SQL backend refuses with :class:`~nucleus_core.errors.LedgerClosedError`."""
 
     @property
     def database(self) -> Any:

@@ -78,6 +78,9 @@ class MemoryGrantStore:
         self._by_seq: dict[int, IndexedResource] = {}
         self._resources: set[tuple[str, str]] = set()
         self._journal: list[Callable[[], None]] = []
+        # Whether each transaction type offers on_rollback, decided once per type (a runtime
+        # protocol check costs microseconds, and every write with the UAL calls track).
+        self._rollback: dict[type, bool] = {}
 
     def setup(self) -> None:
         pass
@@ -96,7 +99,10 @@ class MemoryGrantStore:
             for action in reversed(journal):
                 action()
 
-        if isinstance(tx, RollbackTransaction):
+        rollback = self._rollback.get(type(tx))
+        if rollback is None:
+            rollback = self._rollback[type(tx)] = isinstance(tx, RollbackTransaction)
+        if rollback:
             tx.on_rollback(undo)
 
     def best_scope(self, principal: str, kind: str, resource_id: str, now: int) -> Scope | None:

@@ -105,6 +105,10 @@ class SqlGrantIndex:
 
     def __init__(self, storage: SqlStorageBackend, *, wildcard: str, read_scope: int) -> None:
         self._storage = storage
+        # Decided once: a runtime protocol check costs microseconds, and every check and get opens a session.
+        self._connection: Callable[[], contextlib.AbstractContextManager[Any]] = (
+            storage.connection if isinstance(storage, PooledConnectionStorage) else contextlib.nullcontext
+        )
         self._wildcard = wildcard
         self._read_scope = int(read_scope)
         self._storage_errors: tuple[type[BaseException], ...] = (peewee.PeeweeException, *storage.driver_errors)
@@ -121,8 +125,7 @@ class SqlGrantIndex:
         """Hold one database connection for a read made of several statements (PostgreSQL: a pooled
         connection, returned to the pool when the block ends; nested blocks and a surrounding write
         transaction share it). A no-op where the backend has no such context (SQLite)."""
-        storage = self._storage
-        return storage.connection() if isinstance(storage, PooledConnectionStorage) else contextlib.nullcontext()
+        return self._connection()
 
     # statements ---------------------------------------------------------------------------------
     def _q(self, name: str) -> str:

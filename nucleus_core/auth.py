@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 import attrs
 import blake3
 
+from .capabilities import PooledConnectionStorage, SqlDatabaseStorage
 from .context import RequestContext, get_requester_oid, require_context, scopes_from_names
 from .errors import (
     AuthenticationError,
@@ -290,30 +291,29 @@ def check_unknown_settings(settings: Mapping[str, Any], known: Iterable[str], *,
 
 
 def plugin_database(context: PluginContext, *, plugin: str) -> Any | None:
-    """The peewee ``Database`` of the ledger's storage (``storage.database``) for plugins that keep
+    """The peewee ``Database`` of the ledger's storage (``storage.database``, see
+    :class:`~nucleus_core.capabilities.SqlDatabaseStorage`) for plugins that keep
     their own tables beside the ledger; None for non-persistent storage (``memory://``), where such
     plugins keep their data in memory. A persistent backend without a database is refused."""
     storage = context.storage
-    database = getattr(storage, "database", None)
-    if database is not None and callable(getattr(database, "atomic", None)):
-        return database
-    if storage is None or not getattr(storage, "persistent", False):
+    if isinstance(storage, SqlDatabaseStorage):
+        return storage.database
+    if storage is None or not storage.persistent:
         return None
-    raise ConfigurationError(
-        f"{plugin}: storage {getattr(storage, 'url', type(storage).__name__)} keeps no SQL database this plugin can use"
-    )
+    raise ConfigurationError(f"{plugin}: storage {storage.url} keeps no SQL database this plugin can use")
 
 
 def plugin_connection(context: PluginContext) -> Callable[[], AbstractContextManager[Any]]:
     """How a plugin with tables beside the ledger holds a database connection while its work runs.
 
-    The storage's ``connection()`` when it offers one (PostgreSQL: a pooled connection is checked
+    The storage's ``connection()`` when it offers one
+    (:class:`~nucleus_core.capabilities.PooledConnectionStorage`; PostgreSQL: a pooled connection is checked
     out for the block and returned afterwards, instead of staying with the calling thread);
     otherwise a no-op (SQLite keeps one connection per thread anyway; memory has none). Use it as
     ``with connection(): ...`` around every query on :func:`plugin_database`.
     """
-    connection = getattr(context.storage, "connection", None)
-    return connection if callable(connection) else contextlib.nullcontext
+    storage = context.storage
+    return storage.connection if isinstance(storage, PooledConnectionStorage) else contextlib.nullcontext
 
 
 class SqlPluginStore(abc.ABC):
@@ -380,7 +380,7 @@ class SqlPluginStore(abc.ABC):
         return cls(
             database,
             context.ledger_id,
-            ensure_tables=getattr(context.storage, "ensure_tables", None),
+            ensure_tables=context.storage.ensure_tables if isinstance(context.storage, SqlDatabaseStorage) else None,
             connection=plugin_connection(context),
             **options,
         )

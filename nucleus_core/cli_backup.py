@@ -1,7 +1,8 @@
 """``nucleus backup DEST`` and ``nucleus restore SRC``: verified copies of a ledger's storage.
 
-The work is the storage backend's: a backend that can copy itself offers ``backup(dest, *,
-overwrite, ledger_id)`` and ``restore(src, *, ledger_id)`` (the SQLite backend does, with SQLite's
+The work is the storage backend's: a backend that can copy itself offers
+:class:`~nucleus_core.capabilities.CopyableStorage` (``backup(dest, *, overwrite, ledger_id)`` and
+``restore(src, *, ledger_id)``; the SQLite backend does, with SQLite's
 online backup API; both check the copy before it counts and return a report with ``to_dict()``).
 For a backend without them (PostgreSQL: use ``pg_dump``; ``memory://``: nothing persists) the
 commands say what to do instead.
@@ -16,25 +17,13 @@ ignored. A restore needs nothing of the target: a damaged, garbage or missing fi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NoReturn, Protocol, runtime_checkable
+from typing import Any, NoReturn
 
 import click
 
+from .capabilities import CopyableStorage
 from .cli import EXIT_CONFIGURATION, LedgerOptions, _echo_json, fail, ledger_options
 from .ledger import storage_for_url
-
-
-@runtime_checkable
-class CopyableStorage(Protocol):
-    """A storage backend that makes and restores verified copies of itself."""
-
-    def backup(self, dest: str, *, overwrite: bool = False, ledger_id: str | None = None) -> Any:
-        """Write a verified copy to ``dest`` (the backend need not be opened; ``ledger_id`` names the
-        ledger whose head the copy must hold); returns a report with ``to_dict()``."""
-
-    def restore(self, src: str, *, ledger_id: str | None = None) -> Any:
-        """Replace the stored data with the verified backup ``src`` (which must hold ``ledger_id``),
-        without opening the target; returns a report with ``to_dict()``."""
 
 
 def _unsupported(command: str, why: str) -> NoReturn:

@@ -17,6 +17,7 @@ import pluggy
 
 from .access import AccessPolicy, AuthenticatedPolicy
 from .auth import TokenRegistry, build_token_registry
+from .capabilities import DiscardableStorage, ReadOnlyStorage
 from .context import READ, VERIFY, WRITE, RequestContext, require_context, require_scope
 from .errors import (
     AccessDeniedError,
@@ -306,9 +307,8 @@ class Ledger:
             self._registry.stop_all()
             # What this open created (file, tables, the ledger's row) goes again: a ledger that fails
             # to open leaves nothing behind.
-            discard = getattr(self._storage, "discard", None) if create else None
-            if callable(discard):
-                discard()
+            if create and isinstance(self._storage, DiscardableStorage):
+                self._storage.discard()
             else:
                 self._storage.close()
             raise
@@ -553,11 +553,10 @@ class Ledger:
         # Each plugin is told on its own: one that fails is logged and the others still run.
         for error in call_each(self.plugin_manager, "nucleus_ledger_closing", ledger=self):
             log.error("%s", error, exc_info=error.__cause__)
-        discard = getattr(self._storage, "discard", None)
-        if self._discard_on_close and callable(discard):
+        if self._discard_on_close and isinstance(self._storage, DiscardableStorage):
             # Opening failed in a plugin's nucleus_ledger_opened: remove what this open created.
             self._registry.stop_all()
-            discard()
+            self._storage.discard()
         if self._finalizer is not None:
             self._finalizer()
         else:

@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+from .capabilities import EntryRowStorage
 from .errors import ConfigurationError, DuplicateRecordError, LedgerNotFoundError, ReadOnlyLedgerError, StorageError
 from .hashing import GENESIS_HASH
 
@@ -56,16 +57,14 @@ def entry_rows(storage: StorageBackend, from_seq: int = 1) -> Iterator[EntryRow]
     """Every entry with ``seq >= from_seq`` as a plain tuple in :data:`ENTRY_FIELDS` order, in seq
     order, streamed: what verification reads.
 
-    A backend may offer ``iter_entry_rows(from_seq)`` yielding such tuples straight from its
-    driver (exactly the rows :meth:`StorageBackend.iter_entries` would turn into
-    :class:`StoredEntry`; ``canonical`` may be any bytes-like object); verification then skips
+    A backend may offer :class:`~nucleus_core.capabilities.EntryRowStorage`
+    (``iter_entry_rows(from_seq)``, such tuples straight from its driver); verification then skips
     building an object per row, which cost about a third of verifying. Otherwise the tuples are
     read off :meth:`StorageBackend.iter_entries`. Lazy: nothing is read before the first row is
     asked for.
     """
-    rows = getattr(storage, "iter_entry_rows", None)
-    if rows is not None:
-        return iter(rows(from_seq))
+    if isinstance(storage, EntryRowStorage):
+        return iter(storage.iter_entry_rows(from_seq))
     return map(_as_row, storage.iter_entries(from_seq))
 
 
@@ -148,8 +147,9 @@ class StorageBackend(Protocol):
 
         With ``create`` false nothing is created (no file, table or ledger): a storage that does not
         exist or does not hold ``ledger_id`` raises :class:`~nucleus_core.errors.LedgerNotFoundError`
-        listing the ledger ids it holds. A backend may also offer ``discard()``: close, removing what
-        this open created; the ledger calls it instead of ``close()`` when it fails to open."""
+        listing the ledger ids it holds. A backend may also offer
+        :class:`~nucleus_core.capabilities.DiscardableStorage` (``discard()``: close, removing what
+        this open created); the ledger calls it instead of ``close()`` when it fails to open."""
 
     def close(self) -> None:
         """Release connections. Idempotent."""

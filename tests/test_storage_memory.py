@@ -5,10 +5,19 @@ from __future__ import annotations
 import pytest
 
 from nucleus_core import MemoryStorage
-from nucleus_core.testing import StorageConformance
+from nucleus_core.capabilities import ExtensionStorage, RollbackTransaction
+from nucleus_core.testing import CapabilityConformance, StorageConformance
 
 
 class TestMemoryStorage(StorageConformance):
+    @pytest.fixture
+    def storage_factory(self):
+        return lambda: MemoryStorage()
+
+
+class TestMemoryCapabilities(CapabilityConformance):
+    capabilities = (ExtensionStorage, RollbackTransaction)
+
     @pytest.fixture
     def storage_factory(self):
         return lambda: MemoryStorage()

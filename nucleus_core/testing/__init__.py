@@ -9,8 +9,18 @@ A storage backend distribution runs the same suite as every other backend::
         def storage_factory(self, tmp_path):
             # return a callable making a fresh, unopened backend over the SAME data each call
             return lambda: MyBackend(tmp_path / "x")
+
+A backend with optional powers (:mod:`nucleus_core.capabilities`) also runs
+:class:`CapabilityConformance`, listing what it claims::
+
+    class TestMyBackendCapabilities(CapabilityConformance):
+        capabilities = (EntryRowStorage, DiscardableStorage)
+
+        @pytest.fixture
+        def storage_factory(self, tmp_path): ...
 """
 
+from .capabilities import STORAGE_CAPABILITIES, CapabilityConformance
 from .conformance import StorageConformance, make_context, make_record
 
-__all__ = ["StorageConformance", "make_context", "make_record"]
+__all__ = ["STORAGE_CAPABILITIES", "CapabilityConformance", "StorageConformance", "make_context", "make_record"]

@@ -7,12 +7,31 @@ from collections.abc import Callable
 import pytest
 from nucleus_storage_postgres import PostgresStorage
 
-from nucleus_core.testing import StorageConformance
+from nucleus_core.capabilities import (
+    DiscardableStorage,
+    EntryRowStorage,
+    GrantIndexStorage,
+    PooledConnectionStorage,
+    ReadOnlyStorage,
+    SqlDatabaseStorage,
+)
+from nucleus_core.testing import CapabilityConformance, StorageConformance
 
 pytestmark = pytest.mark.postgres
 
 
 class TestPostgresConformance(StorageConformance):
+    @pytest.fixture
+    def storage_factory(self, make_storage: Callable[..., PostgresStorage]) -> Callable[[], PostgresStorage]:
+        return make_storage
+
+
+class TestPostgresCapabilities(CapabilityConformance):
+    capabilities = (
+        EntryRowStorage, DiscardableStorage, ReadOnlyStorage, SqlDatabaseStorage, PooledConnectionStorage,
+        GrantIndexStorage,
+    )
+
     @pytest.fixture
     def storage_factory(self, make_storage: Callable[..., PostgresStorage]) -> Callable[[], PostgresStorage]:
         return make_storage

@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 from nucleus_storage_sqlite import sqlite_storage
 
-from nucleus_core.testing import StorageConformance
+from nucleus_core.capabilities import (
+    CopyableStorage,
+    DiscardableStorage,
+    EntryRowStorage,
+    GrantIndexStorage,
+    ReadOnlyStorage,
+    SqlDatabaseStorage,
+)
+from nucleus_core.testing import CapabilityConformance, StorageConformance
 
 
 class TestSqliteConformance(StorageConformance):
@@ -15,3 +23,14 @@ class TestSqliteConformance(StorageConformance):
     def storage_factory(self, tmp_path: Path, request: pytest.FixtureRequest):
         path = tmp_path / "conformance.db"
         return lambda: sqlite_storage(path, durability=request.param)
+
+
+class TestSqliteCapabilities(CapabilityConformance):
+    capabilities = (
+        EntryRowStorage, DiscardableStorage, CopyableStorage, ReadOnlyStorage, SqlDatabaseStorage, GrantIndexStorage,
+    )
+
+    @pytest.fixture
+    def storage_factory(self, tmp_path: Path):
+        path = tmp_path / "capabilities.db"
+        return lambda: sqlite_storage(path)

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from nucleus_core.capabilities import RollbackTransaction
 from nucleus_core.storage import StorageBackend, StorageQuery, StoredEntry
 
 from .model import WILDCARD, Grant, Scope
@@ -77,6 +78,9 @@ class MemoryGrantStore:
         self._by_seq: dict[int, IndexedResource] = {}
         self._resources: set[tuple[str, str]] = set()
         self._journal: list[Callable[[], None]] = []
+        # Whether each transaction type offers on_rollback, decided once per type (a runtime
+        # protocol check costs microseconds, and every write with the UAL calls track).
+        self._rollback: dict[type, bool] = {}
 
     def setup(self) -> None:
         pass
@@ -95,9 +99,11 @@ class MemoryGrantStore:
             for action in reversed(journal):
                 action()
 
-        register = getattr(tx, "on_rollback", None)
-        if register is not None:
-            register(undo)
+        rollback = self._rollback.get(type(tx))
+        if rollback is None:
+            rollback = self._rollback[type(tx)] = isinstance(tx, RollbackTransaction)
+        if rollback:
+            tx.on_rollback(undo)
 
     def best_scope(self, principal: str, kind: str, resource_id: str, now: int) -> Scope | None:
         best: Scope | None = None

@@ -29,13 +29,15 @@ from typing import Any
 
 import attrs
 
+from nucleus_core.capabilities import ExtensionStorage, GrantIndexStorage
 from nucleus_core.context import GRANT, READ, RequestContext, require_scope
 from nucleus_core.errors import AccessDeniedError, ConfigurationError, QueryError, ValidationError
 from nucleus_core.oid import validate_oid
 from nucleus_core.query import QueryFilters, QueryResult, filters_from, page
 from nucleus_core.records import Entry, Record, system_record_id
-from nucleus_core.storage import MemoryStorage, StorageBackend, StorageQuery, StoredEntry, WriteTransaction
+from nucleus_core.storage import StorageBackend, StorageQuery, StoredEntry, WriteTransaction
 
+from .indexed import IndexedGrantStore
 from .model import WILDCARD, Grant, Resource, Scope, validate_kind
 from .store import GrantStore, IndexedResource, MemoryGrantStore
 
@@ -477,16 +479,19 @@ def _merge_seed(current: Grant | None, seed: Grant) -> Grant:
 
 
 MEMORY_STORE_KEY = "nucleus_ual"
-"""Where a memory ledger keeps its grant store (``MemoryStorage.extensions``), so a second ledger
-opened on the same memory storage finds the grants the first one made."""
+"""Where a memory ledger keeps its grant store (``storage.extensions``, see
+:class:`~nucleus_core.capabilities.ExtensionStorage`), so a second ledger opened on the same memory
+storage finds the grants the first one made."""
 
 
 def build_ual(
     ledger_id: str, settings: Mapping[str, Any], storage: StorageBackend | None, *, clock: Clock = system_clock
 ) -> UnifiedAccessLayer:
-    """Build the UAL for a ledger: grants in the ledger's SQL database, or in memory for memory
-    ledgers. ``settings`` (the ledger's ``settings["ual"]``) may hold ``admins``: principal OIDs
-    that hold full on everything, beside the ledger's own ``admins``."""
+    """Build the UAL for a ledger: grants kept by the storage
+    (:class:`~nucleus_core.capabilities.GrantIndexStorage`: the SQL backends), or in memory beside a
+    storage without a database (:class:`~nucleus_core.capabilities.ExtensionStorage`: ``memory://``).
+    ``settings`` (the ledger's ``settings["ual"]``) may hold ``admins``: principal OIDs that hold full
+    on everything, beside the ledger's own ``admins``."""
     unknown = set(settings) - {"admins"}
     if unknown:
         raise ConfigurationError(f"ual: unknown setting(s) {sorted(unknown)}")
@@ -494,19 +499,14 @@ def build_ual(
     if isinstance(admins, str) or not isinstance(admins, (list, tuple)):
         raise ConfigurationError("ual: admins must be a list of principal OIDs")
     store: GrantStore
-    if storage is not None and getattr(storage, "database", None) is not None:
-        from nucleus_storage_sql import SqlStorageBackend
-
-        from .sql import SqlGrantStore
-
-        if not isinstance(storage, SqlStorageBackend):
-            raise ConfigurationError(f"ual: storage {type(storage).__name__} is not a nucleus-storage-sql backend")
-        store = SqlGrantStore(storage)
-    elif isinstance(storage, MemoryStorage):
+    if isinstance(storage, GrantIndexStorage):
+        store = IndexedGrantStore(storage.grant_index(wildcard=WILDCARD, read_scope=int(Scope.READ)))
+    elif isinstance(storage, ExtensionStorage) and not storage.persistent:
         store = storage.extensions.setdefault(MEMORY_STORE_KEY, MemoryGrantStore())
     else:
-        where = getattr(storage, "url", type(storage).__name__)
+        where = storage.url if storage is not None else "(none)"
         raise ConfigurationError(
-            f"ual: storage {where} is neither SQL (SQLite, PostgreSQL) nor memory://; grants cannot be kept beside it"
+            f"ual: storage {where} keeps no grant index (SQLite, PostgreSQL) and is not memory://; "
+            "grants cannot be kept beside it"
         )
     return UnifiedAccessLayer(store=store, admins=admins, clock=clock)

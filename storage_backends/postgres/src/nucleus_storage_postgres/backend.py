@@ -33,8 +33,14 @@ from typing import Any, ClassVar
 import attrs
 import peewee
 import psycopg
-from nucleus_storage_sql import ENTRIES_TABLE, ENTRY_COLUMNS, SCHEMA_TABLE, SqlStorageBackend
-from nucleus_storage_sql.backend import DEFAULT_ITER_BATCH, SqlWriteTransaction
+from nucleus_storage_sql import (
+    DEFAULT_ITER_BATCH,
+    ENTRIES_TABLE,
+    ENTRY_COLUMNS,
+    SCHEMA_TABLE,
+    SqlStorageBackend,
+    SqlWriteTransaction,
+)
 from playhouse.pool import MaxConnectionsExceeded
 
 from nucleus_core.errors import (

@@ -1,7 +1,8 @@
 """Nucleus: what every peewee-based SQL storage backend shares.
 
 The entries table and the schema-version table (:mod:`.models`), schema versions and migrations
-(:mod:`.schema`), and the base backend class (:mod:`.backend`) that SQLite and PostgreSQL subclass.
+(:mod:`.schema`), the base backend class (:mod:`.backend`) that SQLite and PostgreSQL subclass, and
+the grant index access-control plugins keep beside the entries (:mod:`.grants`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from .backend import DEFAULT_ITER_BATCH, SqlStorageBackend, SqlWriteTransaction
+from .grants import GRANTS_TABLE, RESOURCES_TABLE, SqlGrantIndex
 from .models import ENTRIES_TABLE, ENTRY_COLUMNS, SCHEMA_TABLE, EntryModels, entry_to_row, make_models, row_to_entry
 from .schema import CURRENT_VERSION, MIGRATIONS, Migration, read_version, upgrade
 
@@ -17,7 +19,7 @@ __version__ = "0.1.0"
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
-    "CURRENT_VERSION", "DEFAULT_ITER_BATCH", "ENTRIES_TABLE", "ENTRY_COLUMNS", "EntryModels", "MIGRATIONS",
-    "Migration", "SCHEMA_TABLE", "SqlStorageBackend", "SqlWriteTransaction", "__version__", "entry_to_row",
-    "make_models", "read_version", "row_to_entry", "upgrade",
+    "CURRENT_VERSION", "DEFAULT_ITER_BATCH", "ENTRIES_TABLE", "ENTRY_COLUMNS", "EntryModels", "GRANTS_TABLE",
+    "MIGRATIONS", "Migration", "RESOURCES_TABLE", "SCHEMA_TABLE", "SqlGrantIndex", "SqlStorageBackend",
+    "SqlWriteTransaction", "__version__", "entry_to_row", "make_models", "read_version", "row_to_entry", "upgrade",
 ]

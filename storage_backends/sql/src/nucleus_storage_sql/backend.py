@@ -35,6 +35,7 @@ from nucleus_core.errors import (
 from nucleus_core.hashing import GENESIS_HASH, validate_ledger_id
 from nucleus_core.storage import ChainHead, StorageQuery, StoredEntry
 
+from .grants import SqlGrantIndex
 from .models import ENTRIES_TABLE, ENTRY_COLUMNS, SCHEMA_TABLE, EntryModels, entry_to_row, make_models, row_to_entry
 from .schema import CURRENT_VERSION, read_version, upgrade
 
@@ -544,6 +545,11 @@ class SqlStorageBackend(abc.ABC):
             self._created_tables.extend(missing)
         except self._errors as err:
             raise self._wrap(err, "creating tables") from err
+
+    def grant_index(self, *, wildcard: str, read_scope: int) -> SqlGrantIndex:
+        """An access-control plugin's grants and resource index in this database (the
+        :class:`~nucleus_core.capabilities.GrantIndexStorage` capability); see :mod:`.grants`."""
+        return SqlGrantIndex(self, wildcard=wildcard, read_scope=read_scope)
 
     # reads ------------------------------------------------------------------------------------
     def _fetch(self, query: peewee.Select, action: str) -> list[StoredEntry]:

@@ -21,6 +21,7 @@ import attrs
 
 from nucleus_core import PluginContext, RequestContext, TokenSource
 from nucleus_core.auth import check_unknown_settings, setting
+from nucleus_core.capabilities import ExtensionStorage, RollbackTransaction
 from nucleus_core.context import DEFAULT_SCOPES, KEYS, SCOPES, WILDCARD_SCOPE, require_scope, scopes_from_names
 from nucleus_core.errors import (
     ConfigurationError,
@@ -31,7 +32,7 @@ from nucleus_core.errors import (
 )
 from nucleus_core.oid import validate_oid
 from nucleus_core.records import Record, system_record_id
-from nucleus_core.storage import MemoryStorage, StorageQuery, StoredEntry
+from nucleus_core.storage import StorageQuery, StoredEntry
 
 from .keys import (
     KEY_ID_PATTERN,
@@ -55,7 +56,8 @@ STREAM = "_api_keys"
 SYSTEM_OID = "oid:nucleus:service:auth.api_key"
 """The requester of ``_api_keys`` records written without a caller's context (recorded as ``by: null``)."""
 MEMORY_STORE_KEY = "nucleus_token_api_key"
-"""Where a memory ledger keeps its keys (``MemoryStorage.extensions``), beside its chain."""
+"""Where a memory ledger keeps its keys (``storage.extensions``, see
+:class:`~nucleus_core.capabilities.ExtensionStorage`), beside its chain."""
 MAX_REPORTED = 20
 """Most consistency problems logged at open (all are counted)."""
 _SCOPE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:._-*/")
@@ -164,7 +166,7 @@ class ApiKeyParser:
             sql_store = SqlKeyStore.for_plugin(context, plugin=NAME)
             if sql_store is not None:
                 store = sql_store
-            elif isinstance(context.storage, MemoryStorage):
+            elif isinstance(context.storage, ExtensionStorage) and not context.storage.persistent:
                 store = context.storage.extensions.setdefault(MEMORY_STORE_KEY, MemoryKeyStore())
             else:
                 store = MemoryKeyStore()
@@ -397,7 +399,7 @@ class ApiKeyParser:
 
             def within(tx: Any) -> None:
                 self._store.add(record)
-                if isinstance(self._store, MemoryKeyStore) and hasattr(tx, "on_rollback"):
+                if isinstance(self._store, MemoryKeyStore) and isinstance(tx, RollbackTransaction):
                     tx.on_rollback(lambda: self._store.remove(key_id))
 
             payload = {"op": "create", "key_id": key_id, "key": authorizing_fields(record), "by": _by(context)}
@@ -439,7 +441,7 @@ class ApiKeyParser:
             def within(tx: Any) -> None:
                 if not self._store.revoke(key_id, at, mac):
                     raise _NothingToRevoke
-                if isinstance(self._store, MemoryKeyStore) and hasattr(tx, "on_rollback"):
+                if isinstance(self._store, MemoryKeyStore) and isinstance(tx, RollbackTransaction):
                     tx.on_rollback(lambda: self._store.restore(current))
 
             payload = {"op": "revoke", "key_id": key_id, "revoked_at": at, "by": _by(context)}

@@ -93,7 +93,7 @@ def load_secrets(context: PluginContext) -> list[bytes]:
             raise ConfigurationError(f"{NAME}: environment variable {var!r} (secret_env) is not set")
         current = None if raw is None else _secret_bytes(raw, f"the value of {var}")
     if current is None:
-        persistent = bool(getattr(context.storage, "persistent", False))
+        persistent = context.storage is not None and context.storage.persistent
         if persistent and not context.is_development:
             raise ConfigurationError(
                 f"{NAME}: a session secret is required in production (setting 'secret' or 'secret_env', "

@@ -1,4 +1,6 @@
-"""Grants and the resource index in the ledger's own SQL database (SQLite or PostgreSQL).
+"""The grant index (:class:`~nucleus_core.capabilities.GrantIndex`) in the ledger's own SQL
+database (SQLite or PostgreSQL): where an access-control plugin such as nucleus-ual keeps its
+grants, obtained with :meth:`SqlStorageBackend.grant_index`.
 
 Two tables beside the entries table, keyed by ledger id like it:
 
@@ -8,11 +10,12 @@ Two tables beside the entries table, keyed by ledger id like it:
 * ``nucleus_ual_resources`` (ledger_id, seq) -> kind, resource_id: which resource each entry
   belongs to, with an index on (ledger_id, kind, resource_id).
 
-Every statement is raw SQL on the cursor, built once per backend (and, for ``list`` and the filtered
-``query``, once per query shape: how many streams, ids and kinds, which bounds) and cached: peewee's
-query building cost more than the queries themselves (about 65% of a ``list`` call). Only fixed
-identifiers are put into the text; every value is a bound parameter. peewee models remain for
-creating the tables.
+Values are plain (the capability's ``GrantRow`` and ``IndexRow`` tuples, integer scopes): the plugin
+turns them into its own types. Every statement is raw SQL on the cursor, built once per backend
+(and, for ``list`` and the filtered ``query``, once per query shape: how many streams, ids and
+kinds, which bounds) and cached: peewee's query building cost more than the queries themselves
+(about 65% of a ``list`` call). Only fixed identifiers are put into the text; every value is a
+bound parameter. peewee models remain for creating the tables.
 
 ``list`` and the filtered ``query`` are one SELECT over the entries with the grants (and their
 expiry predicate) inside it: nothing is filtered in Python. Writes go through the backend's
@@ -26,15 +29,17 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import peewee
-from nucleus_storage_sql import ENTRY_COLUMNS, SqlStorageBackend, row_to_entry
 
-from nucleus_core.storage import StorageBackend, StorageQuery, StoredEntry
+from nucleus_core.capabilities import GrantRow, IndexRow, PooledConnectionStorage
+from nucleus_core.storage import StorageQuery, StoredEntry
 
-from .model import WILDCARD, Grant, Scope
-from .store import IndexedResource
+from .models import ENTRY_COLUMNS, row_to_entry
+
+if TYPE_CHECKING:
+    from .backend import SqlStorageBackend
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -45,7 +50,7 @@ _INDEX_BATCH = 5000
 _GRANT_COLUMNS = ("principal_oid", "resource_kind", "resource_id", "scope", "granted_by", "expires_at")
 
 Shape = tuple[int, ...]
-"""What a list/query statement depends on besides values: see :meth:`SqlGrantStore._shape`."""
+"""What a list/query statement depends on besides values: see :meth:`SqlGrantIndex._shape`."""
 
 
 def make_ual_models() -> tuple[type[peewee.Model], type[peewee.Model]]:
@@ -84,7 +89,7 @@ def _wrapped(method: Callable[P, T]) -> Callable[P, T]:
     @functools.wraps(method)
     def run(*args: P.args, **kwargs: P.kwargs) -> T:
         store = args[0]
-        assert isinstance(store, SqlGrantStore)
+        assert isinstance(store, SqlGrantIndex)
         try:
             return method(*args, **kwargs)
         except store._storage_errors as err:
@@ -93,11 +98,19 @@ def _wrapped(method: Callable[P, T]) -> Callable[P, T]:
     return run
 
 
-class SqlGrantStore:
-    """A :class:`~nucleus_ual.store.GrantStore` in the ledger's SQL database."""
+class SqlGrantIndex:
+    """A :class:`~nucleus_core.capabilities.GrantIndex` in the ledger's SQL database. ``wildcard``
+    is the resource id that stands for every resource of its kind; grants of at least
+    ``read_scope`` read."""
 
-    def __init__(self, storage: SqlStorageBackend) -> None:
+    def __init__(self, storage: SqlStorageBackend, *, wildcard: str, read_scope: int) -> None:
         self._storage = storage
+        # Decided once: a runtime protocol check costs microseconds, and every check and get opens a session.
+        self._connection: Callable[[], contextlib.AbstractContextManager[Any]] = (
+            storage.connection if isinstance(storage, PooledConnectionStorage) else contextlib.nullcontext
+        )
+        self._wildcard = wildcard
+        self._read_scope = int(read_scope)
         self._storage_errors: tuple[type[BaseException], ...] = (peewee.PeeweeException, *storage.driver_errors)
         self._grants, self._resources = make_ual_models()
         self._sql: dict[str, str] = {}
@@ -108,17 +121,11 @@ class SqlGrantStore:
         self._storage.ensure_tables([self._grants, self._resources])
         self._prepare()
 
-    def track(self, tx: Any) -> None:
-        """Nothing to do: these tables are in the ledger's transaction and roll back with it."""
-
     def session(self) -> contextlib.AbstractContextManager[Any]:
         """Hold one database connection for a read made of several statements (PostgreSQL: a pooled
         connection, returned to the pool when the block ends; nested blocks and a surrounding write
         transaction share it). A no-op where the backend has no such context (SQLite)."""
-        connection: Callable[[], contextlib.AbstractContextManager[Any]] | None = getattr(
-            self._storage, "connection", None
-        )
-        return connection() if connection is not None else contextlib.nullcontext()
+        return self._connection()
 
     # statements ---------------------------------------------------------------------------------
     def _q(self, name: str) -> str:
@@ -172,29 +179,27 @@ class SqlGrantStore:
 
     # grants -------------------------------------------------------------------------------------
     @_wrapped
-    def best_scope(self, principal: str, kind: str, resource_id: str, now: int) -> Scope | None:
+    def best_scope(self, principal: str, kind: str, resource_id: str, now: int) -> int | None:
         with self.session():
-            row = self._exec("best_scope", (self._lid, principal, kind, resource_id, WILDCARD, now)).fetchone()
-        return Scope(row[0]) if row is not None and row[0] is not None else None
+            row = self._exec("best_scope", (self._lid, principal, kind, resource_id, self._wildcard, now)).fetchone()
+        return int(row[0]) if row is not None and row[0] is not None else None
 
     @_wrapped
-    def get_grant(self, principal: str, kind: str, resource_id: str) -> Grant | None:
+    def get_grant(self, principal: str, kind: str, resource_id: str) -> GrantRow | None:
         with self.session():
             row = self._exec("get_grant", (self._lid, principal, kind, resource_id)).fetchone()
         return _to_grant(row) if row is not None else None
 
     @_wrapped
-    def put_grant(self, grant: Grant) -> None:
-        g = grant
-        params = (self._lid, g.principal_oid, g.resource_kind, g.resource_id, int(g.scope), g.granted_by, g.expires_at)
-        self._exec("put_grant", params)
+    def put_grant(self, grant: GrantRow) -> None:
+        self._exec("put_grant", (self._lid, *grant))
 
     @_wrapped
     def delete_grant(self, principal: str, kind: str, resource_id: str) -> bool:
         return bool(self._exec("delete_grant", (self._lid, principal, kind, resource_id)).rowcount)
 
     @_wrapped
-    def grants(self) -> Iterator[Grant]:
+    def grants(self) -> Iterator[GrantRow]:
         with self.session():
             rows: list[Any] = self._exec("grants", (self._lid,)).fetchall()
         return iter([_to_grant(row) for row in rows])
@@ -206,11 +211,11 @@ class SqlGrantStore:
 
     # the resource index -------------------------------------------------------------------------
     @_wrapped
-    def index(self, rows: Sequence[IndexedResource]) -> None:
+    def index(self, rows: Sequence[IndexRow]) -> None:
         if not rows:
             return
         lid = self._lid
-        data = [(lid, row.seq, row.kind, row.resource_id) for row in rows]
+        data = [(lid, *row) for row in rows]
         if len(data) == 1:
             self._exec("index", data[0])
             return
@@ -218,10 +223,10 @@ class SqlGrantStore:
         cursor.executemany(self._sql["index"], data)
 
     @_wrapped
-    def resource_of(self, seq: int) -> IndexedResource | None:
+    def resource_of(self, seq: int) -> IndexRow | None:
         with self.session():
             row = self._exec("resource_of", (self._lid, seq)).fetchone()
-        return IndexedResource(seq=row[0], kind=row[1], resource_id=row[2]) if row is not None else None
+        return (int(row[0]), str(row[1]), str(row[2])) if row is not None else None
 
     @_wrapped
     def resource_exists(self, kind: str, resource_id: str) -> bool:
@@ -234,13 +239,12 @@ class SqlGrantStore:
             row = self._exec("max_indexed", (self._lid,)).fetchone()
         return int(row[0]) if row is not None and row[0] is not None else 0
 
-    def iter_index(self) -> Iterator[IndexedResource]:
+    def iter_index(self) -> Iterator[IndexRow]:
         """Every index row in seq order, a batch at a time (a connection is held per batch only)."""
         after = 0
         while True:
             rows = self._index_batch(after)
-            for seq, kind, rid in rows:
-                yield IndexedResource(seq=seq, kind=kind, resource_id=rid)
+            yield from rows
             if len(rows) < _INDEX_BATCH:
                 return
             after = rows[-1][0]
@@ -327,7 +331,7 @@ class SqlGrantStore:
                 f"AND r2.{q('resource_id')} = g.{q('resource_id')} "
                 f"WHERE g.{lid} = {p} AND g.{q('principal_oid')} = {p} "
                 f"AND (g.{q('expires_at')} IS NULL OR g.{q('expires_at')} > {p}) AND g.{q('resource_id')} <> {p} "
-                f"AND g.{q('scope')} >= {int(Scope.READ)}"
+                f"AND g.{q('scope')} >= {self._read_scope}"
             )
             if n_kinds >= 0:
                 explicit += f" AND g.{q('resource_kind')} IN ({marks(n_kinds)})"
@@ -347,7 +351,7 @@ class SqlGrantStore:
 
     @_wrapped
     def query_visible(
-        self, storage: StorageBackend, query: StorageQuery, principal: str, now: int, kinds: tuple[str, ...] | None
+        self, query: StorageQuery, principal: str, now: int, kinds: tuple[str, ...] | None
     ) -> list[StoredEntry]:
         """Entries matching ``query`` whose resource ``principal`` holds an active grant on.
 
@@ -360,7 +364,7 @@ class SqlGrantStore:
         with self.session():
             wild = self._wild_kinds(principal, now, kinds)
             shape, entry, kind_params = self._shape(query, 2 if wild else 1, kinds, len(wild))
-            tail = [lid, principal, now, WILDCARD, *kind_params]
+            tail = [lid, principal, now, self._wildcard, *kind_params]
             if query.after_seq:
                 tail.append(query.after_seq)
             if wild:
@@ -379,30 +383,23 @@ class SqlGrantStore:
                 f"SELECT {q('resource_kind')} FROM {q(GRANTS_TABLE)} WHERE {q('ledger_id')} = {p} "  # noqa: S608
                 f"AND {q('principal_oid')} = {p} AND {q('resource_id')} = {p} "
                 f"AND ({q('expires_at')} IS NULL OR {q('expires_at')} > {p}) "
-                f"AND {q('scope')} >= {int(Scope.READ)}"  # create on * reads nothing
+                f"AND {q('scope')} >= {self._read_scope}"  # a scope below read on * reads nothing
             )
             if n >= 0:
                 sql += f" AND {q('resource_kind')} IN ({', '.join([p] * n)})"
             self._sql[name] = sql
-        params = (self._lid, principal, WILDCARD, now, *(kinds or ()))
+        params = (self._lid, principal, self._wildcard, now, *(kinds or ()))
         rows: list[Any] = self._open_db.execute_sql(sql, params).fetchall()
         return [str(row[0]) for row in rows]
 
     @_wrapped
-    def query_kinds(self, storage: StorageBackend, query: StorageQuery, kinds: tuple[str, ...]) -> list[StoredEntry]:
+    def query_kinds(self, query: StorageQuery, kinds: tuple[str, ...]) -> list[StoredEntry]:
         """Entries matching ``query`` whose resource kind is in ``kinds`` (an administrator's list)."""
         shape, entry, kind_params = self._shape(query, 0, kinds, 0)
         with self.session():
             return self._run(shape, [self._lid, *entry, *kind_params, query.limit])
 
 
-def _to_grant(row: Sequence[Any]) -> Grant:
+def _to_grant(row: Sequence[Any]) -> GrantRow:
     principal, kind, rid, scope, granted_by, expires_at = row
-    return Grant(
-        resource_kind=kind,
-        resource_id=rid,
-        principal_oid=principal,
-        scope=Scope(scope),
-        granted_by=granted_by,
-        expires_at=None if expires_at is None else int(expires_at),
-    )
+    return (principal, kind, rid, int(scope), granted_by, None if expires_at is None else int(expires_at))

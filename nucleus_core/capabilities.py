@@ -1,0 +1,178 @@
+"""The optional powers of a storage backend, each a typed protocol.
+
+:class:`~nucleus_core.storage.StorageBackend` is what every backend provides. A backend may offer
+more; each extra power is one protocol here, checked with ``isinstance`` (they are all
+``runtime_checkable``), never found by attribute name. A backend claims a power by having the
+protocol's members; :class:`nucleus_core.testing.CapabilityConformance` tests each power a backend
+claims. ``docs/PLUGINS.md`` ("Storage capabilities") lists them with who uses each.
+
+The grant index (:class:`GrantIndexStorage`) speaks in plain values (tuples and integers), so that
+the core names no access-control plugin and such a plugin needs no storage distribution.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:  # storage.py imports this module
+    from .storage import StorageQuery, StoredEntry
+
+__all__ = [
+    "CopyableStorage", "DiscardableStorage", "EntryRowStorage", "ExtensionStorage", "GrantIndex", "GrantIndexStorage",
+    "GrantRow", "IndexRow", "PooledConnectionStorage", "ReadOnlyStorage", "RollbackTransaction", "SqlDatabaseStorage",
+]
+
+
+@runtime_checkable
+class EntryRowStorage(Protocol):
+    """Entries as plain tuples straight from the driver (verification's fast path)."""
+
+    def iter_entry_rows(self, from_seq: int = 1) -> Iterator[tuple[Any, ...]]:
+        """Every entry with ``seq >= from_seq`` as a tuple in
+        :data:`~nucleus_core.storage.ENTRY_FIELDS` order, in seq order, streamed: exactly the rows
+        ``iter_entries`` would turn into :class:`~nucleus_core.storage.StoredEntry` (``canonical``
+        may be any bytes-like object)."""
+
+
+@runtime_checkable
+class DiscardableStorage(Protocol):
+    """Storage that can remove what a failed open created."""
+
+    def discard(self) -> None:
+        """Close, removing what :meth:`~nucleus_core.storage.StorageBackend.open` created (file,
+        tables, the ledger's row). The ledger calls it instead of ``close()`` when it fails to open."""
+
+
+@runtime_checkable
+class ReadOnlyStorage(Protocol):
+    """Storage that can tell it was opened read-only (or only allows reads)."""
+
+    @property
+    def read_only(self) -> bool: ...
+
+
+@runtime_checkable
+class CopyableStorage(Protocol):
+    """Storage that makes and restores verified copies of itself (``nucleus backup`` / ``restore``)."""
+
+    def backup(self, dest: str, *, overwrite: bool = False, ledger_id: str | None = None) -> Any:
+        """Write a verified copy to ``dest`` (the backend need not be opened; ``ledger_id`` names the
+        ledger whose head the copy must hold); returns a report with ``to_dict()``."""
+
+    def restore(self, src: str, *, ledger_id: str | None = None) -> Any:
+        """Replace the stored data with the verified backup ``src`` (which must hold ``ledger_id``),
+        without opening the target; returns a report with ``to_dict()``."""
+
+
+@runtime_checkable
+class SqlDatabaseStorage(Protocol):
+    """Storage in a peewee database where plugins may keep tables beside the ledger's.
+
+    Check an open storage: before Python 3.12, ``isinstance`` reads :attr:`database`, which a
+    closed SQL backend refuses with :class:`~nucleus_core.errors.LedgerClosedError`."""
+
+    @property
+    def database(self) -> Any:
+        """The open peewee ``Database`` (untyped: the core does not depend on peewee)."""
+
+    def ensure_tables(self, models: Sequence[Any]) -> None:
+        """Bind the plugin's peewee model classes (made for this backend) to :attr:`database` and
+        create their tables if missing."""
+
+
+@runtime_checkable
+class PooledConnectionStorage(Protocol):
+    """Storage whose connections come from a pool, held only while a block runs."""
+
+    def connection(self) -> contextlib.AbstractContextManager[Any]:
+        """Hold one connection for the block (nested blocks and a surrounding write share it)."""
+
+
+@runtime_checkable
+class ExtensionStorage(Protocol):
+    """Storage without a database (``memory://``) that keeps plugins' in-memory state beside its
+    entries, so a second ledger opened on the same storage finds it. Keys are plugin names."""
+
+    extensions: dict[str, Any]
+
+
+@runtime_checkable
+class RollbackTransaction(Protocol):
+    """A write transaction that runs plugin undo actions when it rolls back (for plugins keeping
+    state in memory beside the memory backend; SQL backends roll their tables back themselves)."""
+
+    def on_rollback(self, undo: Callable[[], None]) -> None: ...
+
+
+GrantRow = tuple[str, str, str, int, "str | None", "int | None"]
+"""A grant: (principal_oid, resource_kind, resource_id, scope, granted_by, expires_at)."""
+
+IndexRow = tuple[int, str, str]
+"""An entry of the resource index: (seq, resource_kind, resource_id)."""
+
+
+class GrantIndex(Protocol):
+    """Grants and the entry -> resource index of one ledger, in the ledger's own database, so that
+    "what may this principal see" is answered by one query there (an EXISTS/IN over the grants
+    with the expiry inside), never by filtering afterwards.
+
+    Scopes are integers; ``wildcard`` (given to :meth:`GrantIndexStorage.grant_index`) as a
+    resource id stands for every resource of its kind; a grant lets its principal read when its
+    scope is at least ``read_scope``. Expiry ``expires_at`` is exclusive (None: never). Writes run
+    inside the ledger's write transaction and roll back with it. Errors are
+    :class:`~nucleus_core.errors.StorageError`.
+    """
+
+    def setup(self) -> None:
+        """Create the tables if missing (called once when the ledger opens)."""
+
+    def session(self) -> contextlib.AbstractContextManager[Any]:
+        """A block in which several reads share one database connection."""
+
+    def best_scope(self, principal: str, kind: str, resource_id: str, now: int) -> int | None:
+        """The highest active scope ``principal`` holds on the resource or on the wildcard."""
+
+    def get_grant(self, principal: str, kind: str, resource_id: str) -> GrantRow | None: ...
+
+    def put_grant(self, grant: GrantRow) -> None:
+        """Insert or replace the grant of (principal, kind, resource_id)."""
+
+    def delete_grant(self, principal: str, kind: str, resource_id: str) -> bool: ...
+
+    def grants(self) -> Iterator[GrantRow]:
+        """Every stored grant (expired ones included), ordered by principal, kind, resource id."""
+
+    def clear(self) -> None:
+        """Remove every grant and index row of the ledger."""
+
+    def index(self, rows: Sequence[IndexRow]) -> None: ...
+
+    def resource_of(self, seq: int) -> IndexRow | None: ...
+
+    def resource_exists(self, kind: str, resource_id: str) -> bool: ...
+
+    def max_indexed_seq(self) -> int:
+        """The largest indexed seq (0 when none)."""
+
+    def iter_index(self) -> Iterator[IndexRow]:
+        """Every index row in seq order, streamed."""
+
+    def query_visible(
+        self, query: StorageQuery, principal: str, now: int, kinds: tuple[str, ...] | None
+    ) -> list[StoredEntry]:
+        """Entries matching ``query`` (seq order, at most ``query.limit``) whose resource
+        ``principal`` holds an active readable grant on (its own or the wildcard of its kind),
+        restricted to ``kinds`` when given."""
+
+    def query_kinds(self, query: StorageQuery, kinds: tuple[str, ...]) -> list[StoredEntry]:
+        """Entries matching ``query`` whose indexed resource kind is in ``kinds``."""
+
+
+@runtime_checkable
+class GrantIndexStorage(Protocol):
+    """Storage that keeps an access-control plugin's grants and resource index in its database."""
+
+    def grant_index(self, *, wildcard: str, read_scope: int) -> GrantIndex:
+        """A new :class:`GrantIndex` for the open ledger (call :meth:`GrantIndex.setup` before use)."""

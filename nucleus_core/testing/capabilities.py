@@ -1,0 +1,262 @@
+"""Conformance tests for the optional storage capabilities (:mod:`nucleus_core.capabilities`).
+
+A backend's test class lists the capabilities it claims in ``capabilities``; the first test checks
+that the backend claims exactly those (no more, no fewer), and each capability's test then checks
+its behaviour, or, for a capability not listed, that the backend really does not claim it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import operator
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from ..capabilities import (
+    CopyableStorage,
+    DiscardableStorage,
+    EntryRowStorage,
+    ExtensionStorage,
+    GrantIndexStorage,
+    PooledConnectionStorage,
+    ReadOnlyStorage,
+    RollbackTransaction,
+    SqlDatabaseStorage,
+)
+from ..errors import LedgerNotFoundError
+from ..ledger import create_ledger, open_ledger
+from ..storage import ENTRY_FIELDS, StorageBackend, StorageQuery
+from .conformance import make_context, make_record
+
+StorageFactory = Callable[[], StorageBackend]
+
+STORAGE_CAPABILITIES: tuple[type, ...] = (
+    EntryRowStorage,
+    DiscardableStorage,
+    CopyableStorage,
+    ReadOnlyStorage,
+    SqlDatabaseStorage,
+    PooledConnectionStorage,
+    ExtensionStorage,
+    GrantIndexStorage,
+)
+"""The capabilities a storage backend may claim (:class:`RollbackTransaction` is its write
+transaction's, listed in ``capabilities`` like the others)."""
+
+
+class CapabilityConformance:
+    """Subclass beside :class:`~nucleus_core.testing.StorageConformance` (same ``storage_factory``
+    fixture) and set ``capabilities`` to the protocols the backend claims."""
+
+    ledger_id = "capabilities"
+    capabilities: ClassVar[tuple[type, ...]] = ()
+
+    @pytest.fixture
+    def storage_factory(self) -> StorageFactory:  # pragma: no cover - must be overridden
+        pytest.fail("a conformance test class must define the storage_factory fixture")
+
+    def _claims(self, capability: type, storage: object) -> bool:
+        """Whether the test class lists ``capability``; asserts the backend agrees."""
+        claimed = capability in self.capabilities
+        assert isinstance(storage, capability) == claimed, (
+            f"{type(storage).__name__} {'does not offer' if claimed else 'offers'} {capability.__name__}"
+            f" but the test class {'lists' if claimed else 'does not list'} it"
+        )
+        return claimed
+
+    def _ledger(self, storage_factory: StorageFactory, n: int = 0) -> Any:
+        ledger = create_ledger(id=self.ledger_id, storage=storage_factory())
+        if n:
+            ledger.append_batch([make_record(i) for i in range(n)], make_context())
+        return ledger
+
+    def test_claims_exactly_the_listed_capabilities(self, storage_factory: StorageFactory) -> None:
+        listed = set(self.capabilities) - {RollbackTransaction}
+        with self._ledger(storage_factory) as ledger:
+            offered = {c for c in STORAGE_CAPABILITIES if isinstance(ledger.storage, c)}
+            assert offered == listed
+            with ledger.storage.write() as tx:
+                assert isinstance(tx, RollbackTransaction) == (RollbackTransaction in self.capabilities)
+
+    def test_entry_rows(self, storage_factory: StorageFactory) -> None:
+        """``iter_entry_rows`` yields exactly what ``iter_entries`` holds, as tuples, from any seq."""
+        with self._ledger(storage_factory, 12) as ledger:
+            storage = ledger.storage
+            if not self._claims(EntryRowStorage, storage):
+                return
+            as_row = operator.attrgetter(*ENTRY_FIELDS)
+            for start in (1, 5, 12, 13):
+                rows = [(*row[:-1], bytes(row[-1])) for row in storage.iter_entry_rows(start)]
+                assert rows == [as_row(e) for e in storage.iter_entries(start)]
+            assert len(list(storage.iter_entry_rows())) == 12
+
+    def test_discard(self, storage_factory: StorageFactory) -> None:
+        """``discard`` after an open that created the ledger leaves no ledger behind."""
+        storage = storage_factory()
+        storage.open(self.ledger_id)
+        if not self._claims(DiscardableStorage, storage):
+            storage.close()
+            return
+        assert isinstance(storage, DiscardableStorage)
+        storage.discard()
+        again = storage_factory()
+        with pytest.raises(LedgerNotFoundError):
+            again.open(self.ledger_id, create=False)
+        again.close()
+
+    def test_copy(self, storage_factory: StorageFactory, tmp_path: Path) -> None:
+        """``backup`` writes a copy that ``restore`` brings back, verified."""
+        with self._ledger(storage_factory, 3) as ledger:
+            storage = ledger.storage
+            if not self._claims(CopyableStorage, storage):
+                return
+            assert isinstance(storage, CopyableStorage)
+            head = ledger.latest_hash()
+            dest = tmp_path / "capability-copy"
+            report = storage.backup(str(dest))
+            assert report.to_dict()["ledgers"][self.ledger_id]["entries"] == 3
+            ledger.append(make_record(100), make_context())
+            storage.restore(str(dest))
+        with open_ledger(id=self.ledger_id, storage=storage_factory()) as restored:
+            assert restored.length() == 3 and restored.latest_hash() == head
+            assert restored.verify().ok
+
+    def test_read_only(self, storage_factory: StorageFactory) -> None:
+        storage = storage_factory()
+        if not storage.persistent:
+            storage.open(self.ledger_id)
+            assert not self._claims(ReadOnlyStorage, storage), "only persistent storage can be reopened read-only"
+            return
+        self._ledger(storage_factory).close()
+        storage.open(self.ledger_id, read_only=True, create=False)
+        if not self._claims(ReadOnlyStorage, storage):
+            storage.close()
+            return
+        assert isinstance(storage, ReadOnlyStorage)
+        assert storage.read_only is True
+        storage.close()
+        writable = storage_factory()
+        assert isinstance(writable, ReadOnlyStorage)
+        writable.open(self.ledger_id, create=False)
+        assert writable.read_only is False
+        writable.close()
+
+    def test_sql_database(self, storage_factory: StorageFactory) -> None:
+        """``ensure_tables`` creates a plugin's table in ``database``, where rows commit and read back."""
+        with self._ledger(storage_factory) as ledger:
+            storage = ledger.storage
+            if not self._claims(SqlDatabaseStorage, storage):
+                return
+            assert isinstance(storage, SqlDatabaseStorage)
+            import peewee  # a backend claiming a peewee database depends on peewee
+
+            class Note(peewee.Model):
+                text = peewee.CharField()
+
+                class Meta:
+                    table_name = "capability_conformance_notes"
+
+            storage.ensure_tables([Note])
+            db = storage.database
+            assert db.table_exists("capability_conformance_notes")
+            with db.atomic():
+                Note.create(text="kept")
+            assert [n.text for n in Note.select()] == ["kept"]
+
+    def test_pooled_connection(self, storage_factory: StorageFactory) -> None:
+        """``connection()`` blocks nest and reads run inside them."""
+        with self._ledger(storage_factory, 2) as ledger:
+            storage = ledger.storage
+            if not self._claims(PooledConnectionStorage, storage):
+                return
+            assert isinstance(storage, PooledConnectionStorage)
+            with storage.connection(), storage.connection():
+                assert ledger.storage.count() == 2
+            assert ledger.storage.count() == 2
+
+    def test_extensions(self, storage_factory: StorageFactory) -> None:
+        """``extensions`` is a dict that outlives the ledger on the same storage object."""
+        storage = storage_factory()
+        with create_ledger(id=self.ledger_id, storage=storage):
+            if not self._claims(ExtensionStorage, storage):
+                return
+            assert isinstance(storage, ExtensionStorage)
+            storage.extensions["capability-conformance"] = kept = object()
+        with open_ledger(id=self.ledger_id, storage=storage):
+            assert storage.extensions["capability-conformance"] is kept
+
+    def test_rollback_actions(self, storage_factory: StorageFactory) -> None:
+        """``on_rollback`` actions run (newest first) when the transaction rolls back, never on commit."""
+        with self._ledger(storage_factory) as ledger:
+            storage = ledger.storage
+            with storage.write() as tx:
+                if not self._claims(RollbackTransaction, tx):
+                    return
+                assert isinstance(tx, RollbackTransaction)
+                ran: list[int] = []
+                tx.on_rollback(lambda: ran.append(1))
+            assert ran == []
+            with pytest.raises(RuntimeError), storage.write() as tx:
+                assert isinstance(tx, RollbackTransaction)
+                tx.on_rollback(lambda: ran.append(1))
+                tx.on_rollback(lambda: ran.append(2))
+                raise RuntimeError("roll back")
+            assert ran == [2, 1]
+
+    def test_grant_index(self, storage_factory: StorageFactory) -> None:
+        """Grants, expiry, the wildcard, the resource index and the queries filtered by grants."""
+        with self._ledger(storage_factory, 6) as ledger:
+            storage = ledger.storage
+            if not self._claims(GrantIndexStorage, storage):
+                return
+            assert isinstance(storage, GrantIndexStorage)
+            index = storage.grant_index(wildcard="*", read_scope=1)
+            index.setup()
+            alice, bob = "oid:test:user:alice", "oid:test:user:bob"
+            with ledger.storage.write():
+                # entries 1-3 are notes n1..n3, 4-6 are tasks t4..t6
+                index.index([(s, "note", f"n{s}") if s <= 3 else (s, "task", f"t{s}") for s in range(1, 7)])
+                index.put_grant((alice, "note", "n1", 2, "oid:test:user:admin", None))
+                index.put_grant((alice, "note", "n2", 1, None, 1000))  # expired at now=1000
+                index.put_grant((alice, "task", "*", 1, None, None))
+                index.put_grant((bob, "note", "*", 0, None, None))  # below read: reads nothing
+            assert index.max_indexed_seq() == 6
+            assert index.resource_of(4) == (4, "task", "t4") and index.resource_of(7) is None
+            assert index.resource_exists("note", "n3") and not index.resource_exists("note", "n9")
+            assert list(index.iter_index())[:2] == [(1, "note", "n1"), (2, "note", "n2")]
+            assert index.get_grant(alice, "note", "n1") == (alice, "note", "n1", 2, "oid:test:user:admin", None)
+            assert index.get_grant(alice, "note", "n3") is None
+            assert index.best_scope(alice, "note", "n1", 999) == 2
+            assert index.best_scope(alice, "note", "n2", 999) == 1
+            assert index.best_scope(alice, "note", "n2", 1000) is None
+            assert index.best_scope(alice, "task", "t9", 1000) == 1
+            assert index.best_scope(bob, "note", "n1", 1000) == 0
+            q = StorageQuery(limit=100)
+
+            def seqs(entries: list[Any]) -> list[int]:
+                return [e.seq for e in entries]
+
+            with index.session():
+                assert seqs(index.query_visible(q, alice, 999, None)) == [1, 2, 4, 5, 6]
+                assert seqs(index.query_visible(q, alice, 1000, None)) == [1, 4, 5, 6]
+                assert seqs(index.query_visible(q, alice, 1000, ("note",))) == [1]
+                assert seqs(index.query_visible(StorageQuery(after_seq=4, limit=1), alice, 1000, None)) == [5]
+                assert index.query_visible(q, bob, 1000, None) == []
+                assert seqs(index.query_kinds(q, ("task",))) == [4, 5, 6]
+                assert index.query_visible(q, alice, 1000, None)[0] == ledger.storage.get_by_seq(1)
+            assert [g[:3] for g in index.grants()] == [
+                (alice, "note", "n1"), (alice, "note", "n2"), (alice, "task", "*"), (bob, "note", "*"),
+            ]
+            with ledger.storage.write():
+                assert index.delete_grant(alice, "note", "n1") is True
+            assert index.delete_grant(alice, "note", "n1") is False
+            with contextlib.suppress(RuntimeError), ledger.storage.write():
+                index.put_grant((bob, "task", "t4", 3, None, None))
+                raise RuntimeError("roll back")
+            assert index.get_grant(bob, "task", "t4") is None  # rolled back with the transaction
+            with ledger.storage.write():
+                index.clear()
+            assert list(index.grants()) == [] and index.max_indexed_seq() == 0

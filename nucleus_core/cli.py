@@ -41,7 +41,7 @@ import click
 
 from .auth import RedactingFormatter
 from .config import LedgerFile, load_ledger_file
-from .context import RequestContext, TokenSource
+from .context import RequestContext
 from .errors import (
     AuthenticationError,
     AuthorizationError,
@@ -226,7 +226,7 @@ class LedgerOptions:
         try:
             # The CLI runs with direct access to the storage; --as states who is acting, it does not
             # authenticate anyone (whoever can open the database can write it anyway).
-            return RequestContext(oid=self.requester, source=TokenSource.SERVICE)
+            return RequestContext(oid=self.requester, source="cli")
         except ValidationError as err:
             _fail(f"--as: {err}", exit_code=EXIT_USAGE, code=err.code)
 

@@ -18,7 +18,6 @@ from nucleus_core import (
     Record,
     RequestContext,
     TokenParserSpec,
-    TokenSource,
     ValidationError,
     create_ledger,
     hookimpl,
@@ -30,7 +29,7 @@ pytest.importorskip("nucleus_token_api_key")
 pytest.importorskip("nucleus_module_asset")
 
 PEPPER = {"auth.api_key": {"pepper": "a-test-pepper-of-more-than-32-characters!"}}
-CTX = RequestContext(oid="oid:test:user:alice", source=TokenSource.SERVICE)
+CTX = RequestContext(oid="oid:test:user:alice", source="auth.service")
 
 
 def streams(path: Path) -> list[tuple[int, str]]:

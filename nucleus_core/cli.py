@@ -56,7 +56,7 @@ from .errors import (
     ValidationError,
     prefixed,
 )
-from .ledger import DEFAULT_SQLITE_FILE, MAX_BATCH_SIZE, Ledger, create_ledger, open_ledger, storage_entry_point
+from .ledger import DEFAULT_SQLITE_FILE, MAX_BATCH_SIZE, Ledger, create_ledger, open_ledger
 from .plugins import (
     CLI_ENTRY_POINT_GROUP,
     ENTRY_POINT_GROUP,
@@ -790,8 +790,7 @@ def _enabled_plugins(target: LedgerOptions) -> tuple[dict[str, str], str | None]
         return enabled, str(err)
     if not any(scheme in spec.schemes for spec, _, _ in specs):
         # Mirrors the ledger: with no listed plugin for the URL's scheme it loads the plugin named after it.
-        name = storage_entry_point(scheme)
-        enabled.setdefault(name, f"storage for {scheme}://")
+        enabled.setdefault(scheme, f"storage for {scheme}://")
     return enabled, None
 
 

@@ -29,7 +29,7 @@ with create_ledger(
     tokens = {oid: keys.create_key(oid, name="example")[0] for oid in (ROOT, ALICE, BOB)}
     # What an HTTP server does with the bearer token of each request:
     root, alice, bob = (ledger.auth.authenticate(tokens[oid]) for oid in (ROOT, ALICE, BOB))
-    print("authenticated:", root.oid, alice.oid, bob.oid, "via", alice.source.value)
+    print("authenticated:", root.oid, alice.oid, bob.oid, "via", alice.source)
 
     note = Record(id="alice-note", stream="notes", timestamp=1_763_942_400_000, payload={"text": "mine"})
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from .access import AccessPolicy, AuthenticatedPolicy
-from .context import RequestContext, TokenSource, get_requester_oid, require_context
+from .context import RequestContext, get_requester_oid, require_context
 from .errors import (
     AccessDeniedError,
     AuthenticationError,
@@ -56,7 +56,7 @@ __all__ = [
     "QueryResult", "ReadOnlyLedgerError", "Record", "RecordRejectedError", "RecordTooLargeError",
     "RecordValidationError", "RequestContext", "StorageBackend", "StorageBackendSpec", "StorageError",
     "StorageQuery", "StorageUnavailableError", "StoredEntry", "TokenExpiredError", "TokenInvalidError",
-    "TokenParserSpec", "TokenSource", "ValidationError", "VerificationReport", "__version__", "create_ledger",
+    "TokenParserSpec", "ValidationError", "VerificationReport", "__version__", "create_ledger",
     "entry_hash", "get_requester_oid", "hookimpl", "is_oid", "open_ledger", "release_plugin", "require_context",
     "validate_oid",
 ]

@@ -207,6 +207,9 @@ class TokenRegistry:
                 continue
             if not isinstance(context, RequestContext):
                 raise PluginError("parse() returned something other than a RequestContext or None", plugin_name=name)
+            if context.source != name:
+                # The source names the parser that accepted the token: no parser speaks for another.
+                context = attrs.evolve(context, source=name)
             return context
         raise TokenInvalidError("no enabled token parser accepts this token")
 

@@ -41,7 +41,7 @@ import click
 
 from .auth import RedactingFormatter
 from .config import LedgerFile, load_ledger_file
-from .context import ALL_SCOPES, RequestContext, TokenSource
+from .context import ALL_SCOPES, RequestContext
 from .errors import (
     AuthenticationError,
     AuthorizationError,
@@ -63,7 +63,6 @@ from .ledger import (
     create_ledger,
     open_ledger,
     release_plugin,
-    storage_entry_point,
 )
 from .plugins import (
     CLI_ENTRY_POINT_GROUP,
@@ -235,7 +234,7 @@ class LedgerOptions:
             # The CLI runs with direct access to the storage; --as states who is acting, it does not
             # authenticate anyone (whoever can open the database can write it anyway). It is the
             # operator: every scope, keys included (granted here explicitly; never a default).
-            return RequestContext(oid=self.requester, source=TokenSource.SERVICE, scopes=ALL_SCOPES)
+            return RequestContext(oid=self.requester, source="cli", scopes=ALL_SCOPES)
         except ValidationError as err:
             _fail(f"--as: {err}", exit_code=EXIT_USAGE, code=err.code)
 
@@ -808,8 +807,7 @@ def _enabled_plugins(target: LedgerOptions) -> tuple[dict[str, str], str | None]
         return enabled, str(err)
     if not any(scheme in spec.schemes for spec, _, _ in specs):
         # Mirrors the ledger: with no listed plugin for the URL's scheme it loads the plugin named after it.
-        name = storage_entry_point(scheme)
-        enabled.setdefault(name, f"storage for {scheme}://")
+        enabled.setdefault(scheme, f"storage for {scheme}://")
     return enabled, None
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -11,6 +10,7 @@ import attrs
 
 from .errors import InsufficientScopeError, MissingRequesterError, ValidationError
 from .oid import OID_PATTERN
+from .specs import SPEC_NAME_PATTERN
 
 READ = "read"
 """Scope of every read: ``get``, ``get_by_id``, ``query``, ``iter_entries`` (export), module
@@ -44,24 +44,13 @@ WILDCARD_SCOPE = "*"
 (``keys`` must be named on its own)."""
 
 
-class TokenSource(enum.Enum):
-    """How the requester was authenticated."""
-
-    CONNECT = "connect"
-    SESSION = "session"
-    SERVICE = "service"
-    DEV = "dev"
-    API_KEY = "api_key"
-
-
-def _to_source(value: TokenSource | str) -> TokenSource:
-    if isinstance(value, TokenSource):
-        return value
-    try:
-        return TokenSource(value)
-    except ValueError:
-        allowed = ", ".join(s.value for s in TokenSource)
-        raise ValidationError(f"unknown token source {value!r}; one of {allowed}", field="source") from None
+def _check_source(_inst: object, _attr: object, value: str) -> None:
+    if not isinstance(value, str) or SPEC_NAME_PATTERN.fullmatch(value) is None:
+        raise ValidationError(
+            f"{value!r} is not a token source: the spec name of the parser that authenticated the "
+            "requester (1-64 of a-z, 0-9, '_', '.', '-', starting with a letter)",
+            field="source",
+        )
 
 
 def _freeze_claims(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -115,13 +104,16 @@ class RequestContext:
 
     ``oid`` is the principal; ``role`` an optional role name; ``token`` the raw credential it was
     derived from (never shown in ``repr``); ``claims`` the verified claims (read-only, never shown
-    in ``repr``); ``source`` how it was authenticated; ``scopes`` the operations the credential
+    in ``repr``); ``source`` how it was authenticated: the spec name of
+    the token parser that accepted the credential (``auth.session``; the token registry sets it, so
+    a parser cannot speak for another), or for a context the host builds itself a name saying so
+    (the CLI's ``--as`` gives ``cli``); ``scopes`` the operations the credential
     allows, a subset of :data:`SCOPES` (default: :data:`DEFAULT_SCOPES`, every scope but ``keys``,
     for a context no parser narrowed; the core checks them with :func:`require_scope`). Instances are immutable.
     """
 
     oid: str = attrs.field(validator=_check_oid)
-    source: TokenSource = attrs.field(converter=_to_source)
+    source: str = attrs.field(validator=_check_source)
     role: str | None = None
     token: str | None = attrs.field(default=None, repr=False, eq=False)
     claims: Mapping[str, Any] = attrs.field(

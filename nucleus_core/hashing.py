@@ -22,12 +22,8 @@ from .errors import ValidationError
 FORMAT_TAG = b"nucleus/entry/v1\x00"
 """Format and domain tag at the start of every preimage (version 1)."""
 
-FORMAT_VERSION = 1
-
 GENESIS_HASH = "0" * 64
 """The ``prev_hash`` of the first entry (seq 1): 32 zero bytes, in hex."""
-
-MAX_LEDGER_ID_BYTES = 128
 
 LEDGER_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 """Ledger ids: 1-128 ASCII characters of letters, digits, ``_ . : -``; starts with a letter or digit."""

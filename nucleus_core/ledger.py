@@ -17,7 +17,7 @@ import pluggy
 
 from .access import AccessPolicy, AuthenticatedPolicy
 from .auth import TokenRegistry, build_token_registry
-from .capabilities import DiscardableStorage, ReadOnlyStorage
+from .capabilities import DiscardableStorage
 from .context import READ, VERIFY, WRITE, RequestContext, require_context, require_scope
 from .errors import (
     AccessDeniedError,
@@ -187,19 +187,6 @@ def _resolve_storage_url(url: str | None) -> str:
     return url
 
 
-def storage_entry_point(scheme: str) -> str:
-    """The ``nucleus`` entry point a storage URL's scheme names (loaded when no listed plugin
-    handles the scheme): the scheme itself, ``postgres`` being an alias of ``postgresql``."""
-    return "postgresql" if scheme == "postgres" else scheme
-
-
-SCHEME_DISTRIBUTIONS = {
-    "sqlite": "nucleus-storage-sqlite",
-    "postgresql": "nucleus-storage-postgres",
-    "postgres": "nucleus-storage-postgres",
-}
-
-
 def storage_for_url(
     url: str | None,
     options: Mapping[str, Any] | None = None,
@@ -221,14 +208,18 @@ def storage_for_url(
     specs = [s for s, _, _ in call_registration(pm, "nucleus_register_storage_backends", StorageBackendSpec)]
     matching = [s for s in specs if scheme in s.schemes]
     if not matching:
-        # The storage URL names its backend: load the entry point of that name (and only it).
-        ep_name = storage_entry_point(scheme)
+        # The storage URL names its backend: load the entry point named after its scheme (and only
+        # it). A storage distribution declares one per scheme it serves, so the core knows no
+        # backend and no alias (docs/PLUGINS.md, "Entry points").
+        ep_name = scheme
         available = _entry_points(ENTRY_POINT_GROUP)
         if ep_name not in available:
-            dist = SCHEME_DISTRIBUTIONS.get(scheme)
             what = "the embedded default (SQLite)" if default else f"storage {scheme}://"
-            hint = f"; install it with: pip install {dist}" if dist else ""
-            raise ConfigurationError(f"{what} needs a storage plugin for {scheme}:// that is not installed{hint}")
+            raise ConfigurationError(
+                f"{what} needs a storage plugin for {scheme}:// that is not installed: install the "
+                f"distribution declaring the {ENTRY_POINT_GROUP!r} entry point {ep_name!r} "
+                "(the plugin guide, docs/PLUGINS.md, lists the project's storage backends)"
+            )
         load_entry_point_plugin(pm, ep_name, available=available)
         specs = [s for s, _, _ in call_registration(pm, "nucleus_register_storage_backends", StorageBackendSpec)]
         matching = [s for s in specs if scheme in s.schemes]

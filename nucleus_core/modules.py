@@ -610,119 +610,6 @@ class DerivedState:
         return list(merged.items())
 
 
-class PayloadReader:
-    """Strict reading of a record's payload for a module: every problem raises
-    :class:`RecordRejectedError` naming the module, the record and the field.
-
-    >>> r = PayloadReader(module, record)            # payload must be a JSON object
-    >>> kind = r.choice("type", ("issued", "revoked"))
-    >>> r.only({"type", "subject"})                   # unknown fields are refused
-    >>> subject = r.oid("subject")
-    """
-
-    def __init__(self, module: Module, record: Record) -> None:
-        self.module_id = module.id
-        self.record = record
-        payload = record.payload
-        if not isinstance(payload, dict):
-            self.reject("must be a JSON object", "payload")
-        self.payload: dict[str, Any] = payload
-
-    def reject(self, reason: str, field: str | None = None) -> NoReturn:
-        """Raise the refusal of the record, naming the module and ``field``."""
-        raise rejection(self.module_id, self.record, reason, field)
-
-    def only(self, allowed: set[str] | frozenset[str]) -> None:
-        """Refuse fields outside ``allowed``."""
-        unknown = sorted(set(self.payload) - allowed)
-        if unknown:
-            self.reject(f"unknown field(s) {unknown}; allowed: {sorted(allowed)}", "payload")
-
-    def _value(self, name: str, optional: bool) -> Any:
-        if name not in self.payload:
-            if optional:
-                return None
-            self.reject("is required", name)
-        value = self.payload[name]
-        if value is None and not optional:
-            self.reject("is required", name)
-        return value
-
-    def choice(self, name: str, choices: Sequence[str]) -> str:
-        """A string that must be one of ``choices``."""
-        value = self._value(name, False)
-        if value not in choices:
-            self.reject(f"must be one of {', '.join(choices)}; got {str(value)[:40]!r}", name)
-        return str(value)
-
-    def oid(self, name: str, *, optional: bool = False) -> str | None:
-        """An OID (see :mod:`nucleus_core.oid`)."""
-        value = self._value(name, optional)
-        if value is None:
-            return None
-        if not is_oid(value):
-            shown = value[:80] if isinstance(value, str) else type(value).__name__
-            self.reject(f"{shown!r} is not an OID (oid:<namespace>:<type>:<id>)", name)
-        return str(value)
-
-    def text(
-        self, name: str, *, pattern: re.Pattern[str] | None = None, max_length: int = 256, optional: bool = False
-    ) -> str | None:
-        """A non-empty string of at most ``max_length`` characters matching ``pattern`` (if any)."""
-        value = self._value(name, optional)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value:
-            self.reject("must be a non-empty string", name)
-        if len(value) > max_length:
-            self.reject(f"is {len(value)} characters; at most {max_length} allowed", name)
-        if pattern is not None and pattern.fullmatch(value) is None:
-            self.reject(f"{value[:80]!r} does not match {pattern.pattern}", name)
-        return str(value)
-
-    def identifier(self, name: str, *, optional: bool = False) -> str | None:
-        """An id in :data:`IDENTIFIER_PATTERN` syntax."""
-        return self.text(name, pattern=IDENTIFIER_PATTERN, max_length=128, optional=optional)
-
-    def integer(self, name: str, *, minimum: int, maximum: int = MAX_SAFE_INT, optional: bool = False) -> int | None:
-        """An integer (never a bool or float) from ``minimum`` to ``maximum``."""
-        value = self._value(name, optional)
-        if value is None:
-            return None
-        if type(value) is not int:
-            self.reject(f"must be an integer, got {type(value).__name__}", name)
-        if not minimum <= value <= maximum:
-            self.reject(f"must be from {minimum} to {maximum}; got {value}", name)
-        return int(value)
-
-    def obj(self, name: str, *, optional: bool = False) -> dict[str, Any] | None:
-        """A JSON object."""
-        value = self._value(name, optional)
-        if value is None:
-            return None
-        if type(value) is not dict:
-            self.reject(f"must be a JSON object, got {type(value).__name__}", name)
-        return dict(value)
-
-    def texts(
-        self, name: str, *, pattern: re.Pattern[str], max_items: int = 64, optional: bool = False
-    ) -> tuple[str, ...] | None:
-        """A non-empty list of distinct strings matching ``pattern``, returned sorted."""
-        value = self._value(name, optional)
-        if value is None:
-            return None
-        if type(value) is not list or not value:
-            self.reject("must be a non-empty list of strings", name)
-        if len(value) > max_items:
-            self.reject(f"holds {len(value)} items; at most {max_items} allowed", name)
-        for item in value:
-            if not isinstance(item, str) or pattern.fullmatch(item) is None:
-                self.reject(f"item {str(item)[:40]!r} does not match {pattern.pattern}", name)
-        if len(set(value)) != len(value):
-            self.reject("items must be distinct", name)
-        return tuple(sorted(value))
-
-
 def rejection(module_id: str, record: Record, reason: str, field: str | None = None) -> RecordRejectedError:
     """A :class:`RecordRejectedError` for ``record``, naming the module and (optionally) the field."""
     where = f"{field}: " if field else ""
@@ -739,7 +626,8 @@ class StatefulModule(Module, Generic[E], metaclass=abc.ABCMeta):
     A subclass describes its records with four functions, and the same ``fold`` serves both the
     validation of new records and the rebuild from the chain, so derived state and chain agree:
 
-    * ``parse(record) -> event``: strict schema check of the payload (:class:`PayloadReader`);
+    * ``parse(record) -> event``: strict schema check of the payload (a
+      :class:`~nucleus_core.payloads.PayloadSchema`);
     * ``check(state, event, record)``: rules that depend only on state (owner, balance, cap...);
     * ``authorize(state, event, record, context)``: rules about the requester (checked on append
       only: the requester is not part of the chain);

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.metadata as md
 import inspect
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -252,11 +252,6 @@ def installed_plugins(*, inspect_hooks: bool = True, group: str = ENTRY_POINT_GR
                 )
             )
     return result
-
-
-def plugin_names(pm: pluggy.PluginManager) -> Sequence[str]:
-    """Names of the plugins registered on ``pm``, in registration order."""
-    return [name for name, _ in pm.list_name_plugin()]
 
 
 def cli_command_entry_points() -> dict[str, list[md.EntryPoint]]:

@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
-import cattrs
 
 from .errors import QueryError, ValidationError
 from .records import _ID_FORBIDDEN, Entry, validate_stream
@@ -82,11 +81,6 @@ def decode_cursor(cursor: str | None) -> int:
     if not isinstance(cursor, str) or not cursor.startswith("s") or not cursor[1:].isdigit() or len(cursor) > 20:
         raise QueryError("is not a cursor returned by this ledger", field="cursor")
     return int(cursor[1:])
-
-
-def make_converter() -> cattrs.Converter:
-    """A private converter for structuring untrusted input: unknown keys are refused."""
-    return cattrs.Converter(forbid_extra_keys=True)
 
 
 def filters_from(value: QueryFilters | Mapping[str, Any] | None) -> QueryFilters:

@@ -103,9 +103,6 @@ class WriteTransaction(Protocol):
         """Insert entries (contiguous seqs after the head). A record id that exists already raises
         :class:`~nucleus_core.errors.DuplicateRecordError`; the caller then lets the transaction roll back."""
 
-    def existing_ids(self, record_ids: Sequence[str]) -> set[str]:
-        """Which of ``record_ids`` are already stored, read inside this transaction."""
-
 
 @runtime_checkable
 class SeqRangeStorage(Protocol):
@@ -301,12 +298,12 @@ class _MemoryTransaction:
             return ChainHead(seq=last.seq, hash=last.hash)
         return self._storage.head()
 
-    def existing_ids(self, record_ids: Sequence[str]) -> set[str]:
+    def _existing_ids(self, record_ids: Sequence[str]) -> set[str]:
         pending = {e.record_id for e in self.pending}
         return {r for r in record_ids if r in self._storage._by_id or r in pending}
 
     def insert(self, entries: Sequence[StoredEntry]) -> None:
-        known = self.existing_ids([e.record_id for e in entries])
+        known = self._existing_ids([e.record_id for e in entries])
         if known:
             raise DuplicateRecordError(sorted(known)[0])
         head = self.head()

@@ -21,7 +21,7 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from nucleus_token_connect import ConnectParser
 from nucleus_token_service import ServiceParser
 
-from nucleus_core import PluginContext, TokenSource, create_ledger
+from nucleus_core import PluginContext, create_ledger
 from nucleus_core.auth import SERVICE_TOKEN_TYPE, KeySourceUnavailableError, TokenRegistry, decode_jwt
 from nucleus_core.errors import ConfigurationError, TokenExpiredError, TokenInvalidError
 
@@ -135,8 +135,12 @@ def parser(jwks: JwksServer) -> ConnectParser:
     return connect({"jwks_url": jwks.url})
 
 
+SPEC_NAMES = {ConnectParser: "auth.connect", ServiceParser: "auth.service"}
+
+
 def registry(*parsers: Any) -> TokenRegistry:
-    return TokenRegistry(parsers=[(f"p{i}", p) for i, p in enumerate(parsers)])
+    """A registry holding ``parsers`` under their spec names (the names their plugins register)."""
+    return TokenRegistry(parsers=[(SPEC_NAMES[type(p)], p) for p in parsers])
 
 
 # --- happy paths ------------------------------------------------------------------------------
@@ -148,7 +152,7 @@ def registry(*parsers: Any) -> TokenRegistry:
 def test_connect_accepts_valid_tokens_of_each_key_type(parser: ConnectParser, key: Any, alg: str, kid: str) -> None:
     ctx = parser.parse(sign(claims(), key, alg, kid))
     assert ctx is not None
-    assert (ctx.oid, ctx.source, ctx.role) == (SUB, TokenSource.CONNECT, "reader")
+    assert (ctx.oid, ctx.source, ctx.role) == (SUB, "auth.connect", "reader")
 
 
 def test_connect_with_static_keys_needs_no_network() -> None:
@@ -312,7 +316,7 @@ def test_service_accepts_pinned_eddsa_and_es256_tokens() -> None:
     ctx = p.parse(service_token())
     assert ctx is not None and (ctx.oid, ctx.source, ctx.role) == (
         "oid:acme:service:billing",
-        TokenSource.SERVICE,
+        "auth.service",
         "writer",
     )
     ctx2 = p.parse(service_token("reports", EC_KEY, "ES256", "ec1"))
@@ -340,8 +344,8 @@ def test_case07_connect_token_offered_as_service_token_is_refused() -> None:
 
 def test_case07_both_parsers_enabled_route_each_token_to_its_parser(parser: ConnectParser) -> None:
     reg = registry(parser, service_parser())
-    assert reg.authenticate(service_token()).source is TokenSource.SERVICE
-    assert reg.authenticate(sign(claims())).source is TokenSource.CONNECT
+    assert reg.authenticate(service_token()).source == "auth.service"
+    assert reg.authenticate(sign(claims())).source == "auth.connect"
 
 
 def test_service_replayed_jti_is_refused() -> None:

@@ -14,7 +14,7 @@ from nucleus_token_api_key import ApiKeyParser, MemoryKeyStore, SqlKeyStore
 from nucleus_token_api_key import keys as keymod
 from nucleus_token_session import MemorySessionStore, SessionParser, SqlSessionStore
 
-from nucleus_core import PluginContext, TokenSource, create_ledger
+from nucleus_core import PluginContext, create_ledger
 from nucleus_core.errors import ConfigurationError, TokenExpiredError, TokenInvalidError, ValidationError
 
 PEPPER = "p" * 16 + "epper-for-tests-only-0123456789"
@@ -62,7 +62,7 @@ def test_api_key_round_trip(key_store: Any) -> None:
     p = api_parser(key_store)
     key, record = p.create_key(ALICE, role="writer", scopes=["books:append"], name="ci")
     ctx = p.parse(key)
-    assert (ctx.oid, ctx.source, ctx.role) == (ALICE, TokenSource.API_KEY, "writer")
+    assert (ctx.oid, ctx.source, ctx.role) == (ALICE, "auth.api_key", "writer")
     assert ctx.claims["scopes"] == ["books:append"] and ctx.claims["key_id"] == record.key_id
     assert [k.key_id for k in p.list_keys()] == [record.key_id]
 
@@ -201,7 +201,7 @@ def test_session_round_trip_and_activity_extends_idle_expiry(session_store: Any)
     for _ in range(5):
         clock.now += 500  # under the idle timeout each time, 2500 s in total
         ctx = p.parse(token)
-        assert (ctx.oid, ctx.source, ctx.role) == (ALICE, TokenSource.SESSION, "reader")
+        assert (ctx.oid, ctx.source, ctx.role) == (ALICE, "auth.session", "reader")
 
 
 def test_case20_guessed_session_id_is_refused(session_store: Any) -> None:
@@ -273,7 +273,7 @@ def test_keys_and_sessions_persist_in_a_sqlite_ledger(tmp_path: Path) -> None:
         key, _ = ledger.auth.parser("auth.api_key").create_key(ALICE, scopes=["read"])
         session, _ = ledger.auth.parser("auth.session").create_session(ALICE)
     with create_ledger(**cfg) as ledger:
-        assert ledger.auth.authenticate(key).source is TokenSource.API_KEY
-        assert ledger.auth.authenticate(session).source is TokenSource.SESSION
+        assert ledger.auth.authenticate(key).source == "auth.api_key"
+        assert ledger.auth.authenticate(session).source == "auth.session"
     dump = "\n".join(sqlite3.connect(tmp_path / "books.db").iterdump())
     assert key not in dump and session not in dump

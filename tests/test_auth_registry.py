@@ -8,7 +8,7 @@ import attrs
 import pytest
 from nucleus_token_dev import DevTokenParser
 
-from nucleus_core import PluginContext, RequestContext, TokenParserSpec, TokenSource, create_ledger, hookimpl
+from nucleus_core import PluginContext, RequestContext, TokenParserSpec, create_ledger, hookimpl
 from nucleus_core.auth import TokenRegistry, build_token_registry, token_fingerprint
 from nucleus_core.errors import (
     ConfigurationError,
@@ -65,7 +65,7 @@ def test_registry_offers_only_to_matching_formats_and_none_means_not_mine() -> N
     not_mine = Recorder("x", None)
     claims = Recorder("x", ALICE)
     reg = TokenRegistry(parsers=[("other", other), ("not_mine", not_mine), ("claims", claims)])
-    assert reg.authenticate("x-token") is ALICE
+    assert reg.authenticate("x-token") == attrs.evolve(ALICE, source="claims")
     assert other.offered == [] and not_mine.offered == ["x-token"] and claims.offered == ["x-token"]
 
 
@@ -91,6 +91,19 @@ def test_registry_refuses_non_parsers_and_non_context_results() -> None:
         TokenRegistry(parsers=[("a", Recorder("x", ALICE)), ("a", Recorder("y", ALICE))])
     with pytest.raises(PluginError, match="RequestContext"):
         TokenRegistry(parsers=[("p", Recorder("x", "oid:acme:user:alice"))]).authenticate("x1")
+
+
+def test_the_source_is_the_spec_name_of_the_parser_that_accepted_the_token() -> None:
+    # A parser that claims another's name (or none of its own) does not get to say who
+    # authenticated the requester: the registry names the spec that accepted the token.
+    impostor = RequestContext(oid="oid:acme:user:alice", source="auth.dev", role="r", token="x1", claims={"k": 1})
+    reg = TokenRegistry(parsers=[("acme-sso", Recorder("x", impostor)), ("honest", Recorder("y", ALICE))])
+    ctx = reg.authenticate("x1")
+    assert (ctx.oid, ctx.source, ctx.role) == (impostor.oid, "acme-sso", "r")
+    assert (ctx.token, dict(ctx.claims)) == ("x1", {"k": 1})
+    # A parser that names itself gets its own context back, unchanged.
+    honest = RequestContext(oid="oid:acme:user:bob", source="honest")
+    assert TokenRegistry(parsers=[("honest", Recorder("y", honest))]).authenticate("y1") is honest
 
 
 def test_build_token_registry_names_a_failing_factory() -> None:
@@ -119,7 +132,7 @@ def dev_ledger(**kw: Any) -> Any:
 def test_dev_token_authenticates_in_development() -> None:
     with dev_ledger(environment="development") as ledger:
         ctx = ledger.auth.authenticate("dev:oid:acme:user:alice")
-        assert (ctx.oid, ctx.source) == ("oid:acme:user:alice", TokenSource.DEV)
+        assert (ctx.oid, ctx.source) == ("oid:acme:user:alice", "auth.dev")
 
 
 @pytest.mark.parametrize("env", [None, "production", "Production ", "development ", "Development", "dev", ""])
@@ -194,7 +207,7 @@ def test_case16_parser_from_a_plugin_object_is_per_ledger() -> None:
         create_ledger(id="a", storage="memory://", plugins=[Plugin()]) as one,
         create_ledger(id="b", storage="memory://") as two,
     ):
-        assert one.auth.authenticate("t1") is ALICE
+        assert one.auth.authenticate("t1") == attrs.evolve(ALICE, source="auth.test")
         with pytest.raises(TokenInvalidError):
             two.auth.authenticate("t1")
 
@@ -208,7 +221,7 @@ def test_case17_empty_principal_is_refused(oid: Any) -> None:
         RequestContext(oid=oid, source="connect")
 
 
-@pytest.mark.parametrize("source", ["password", "", "CONNECT", None])
+@pytest.mark.parametrize("source", ["pass word", "", "CONNECT", "1dev", "a" * 65, None])
 def test_case17_unknown_source_is_refused(source: Any) -> None:
     with pytest.raises(ValidationError):
         RequestContext(oid="oid:acme:user:alice", source=source)

@@ -23,7 +23,7 @@ from nucleus_storage_postgres import postgres_storage
 from nucleus_storage_sqlite import sqlite_storage
 from nucleus_token_api_key.parser import STREAM
 
-from nucleus_core import Ledger, RequestContext, TokenSource, create_ledger
+from nucleus_core import Ledger, RequestContext, create_ledger
 from nucleus_core.context import ALL_SCOPES
 from nucleus_core.errors import ConfigurationError, TokenInvalidError
 from nucleus_core.testing.postgres import drop_schema, temporary_database
@@ -32,7 +32,7 @@ PEPPER = "tamper-test-pepper-0123456789abcdefghij"
 SESSION_SECRET = "tamper-test-session-secret-0123456789abcd"
 ALICE = "oid:sec:user:alice"
 ROOT = "oid:sec:user:root"
-ADMIN = RequestContext(oid="oid:sec:user:admin", source=TokenSource.DEV, scopes=ALL_SCOPES)  # keys: explicit
+ADMIN = RequestContext(oid="oid:sec:user:admin", source="auth.dev", scopes=ALL_SCOPES)  # keys: explicit
 SETTINGS = {"auth.api_key": {"pepper": PEPPER}, "auth.session": {"secret": SESSION_SECRET}}
 PLUGINS = ["auth.api_key", "auth.session", "ual"]
 

@@ -21,7 +21,7 @@ import pytest
 from nucleus_server import create_app
 from nucleus_storage_postgres import postgres_storage
 
-from nucleus_core import Ledger, Record, RequestContext, TokenSource, create_ledger
+from nucleus_core import Ledger, Record, RequestContext, create_ledger
 from nucleus_core.errors import AccessDeniedError, DuplicateRecordError, RecordRejectedError
 from nucleus_core.testing.postgres import drop_schema, temporary_database
 
@@ -42,7 +42,7 @@ TS = 1_763_942_400_000
 
 
 def ctx(oid: str) -> RequestContext:
-    return RequestContext(oid=oid, source=TokenSource.DEV)
+    return RequestContext(oid=oid, source="auth.dev")
 
 
 def dev(oid: str) -> dict[str, str]:

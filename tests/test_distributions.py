@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 import nucleus_core
+from nucleus_core import AclProviderSpec, ModuleSpec, StorageBackendSpec, TokenParserSpec
+from nucleus_core.plugins import build_plugin_manager, call_registration
 
 ROOT = Path(__file__).resolve().parents[1]
 DIST_DIRS = sorted(
@@ -47,6 +49,41 @@ def test_distribution_layout(dist: Path) -> None:
     assert any((dist / "tests").glob("test_*.py")), "every distribution has its own tests"
     for target in project.get("entry-points", {}).get("nucleus", {}).values():
         assert target.split(":")[0].split(".")[0] == package.name, "entry points point into the own package"
+
+
+NUCLEUS_ENTRY_POINTS = [
+    (dist, name)
+    for dist in DIST_DIRS
+    for name in _project(dist).get("entry-points", {}).get("nucleus", {})
+]
+
+
+@pytest.mark.parametrize(
+    ("dist", "ep_name"), NUCLEUS_ENTRY_POINTS, ids=lambda v: v if isinstance(v, str) else v.relative_to(ROOT).as_posix()
+)
+def test_entry_points_are_named_after_what_they_register(dist: Path, ep_name: str) -> None:
+    # The pattern docs/PLUGINS.md ("Entry points") documents: a `nucleus` entry point is named
+    # after the spec its plugin registers (the token parser's or ACL provider's spec name, the
+    # module's id), a storage plugin's after a URL scheme its backend serves, one entry point per
+    # scheme, so that a storage URL finds its backend with no table in the core.
+    pm = build_plugin_manager([ep_name])
+    found = {
+        hook: [spec for spec, _, _ in call_registration(pm, hook, kind)]
+        for hook, kind in (
+            ("nucleus_register_storage_backends", StorageBackendSpec),
+            ("nucleus_register_token_parsers", TokenParserSpec),
+            ("nucleus_register_acl_providers", AclProviderSpec),
+            ("nucleus_register_modules", ModuleSpec),
+        )
+    }
+    storage = found.pop("nucleus_register_storage_backends")
+    if storage:
+        schemes = {scheme for spec in storage for scheme in spec.schemes}
+        declared = {name for d, name in NUCLEUS_ENTRY_POINTS if d == dist}
+        assert declared == schemes, "a storage distribution declares one entry point per scheme it serves"
+        return
+    names = [getattr(spec, "name", None) or spec.id for specs in found.values() for spec in specs]
+    assert names == [ep_name], f"{ep_name} registers {names}"
 
 
 def test_import_packages_are_unique() -> None:

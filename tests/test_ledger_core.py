@@ -119,9 +119,6 @@ class _FailingTransaction:
     def head(self) -> ChainHead | None:
         return self.tx.head()
 
-    def existing_ids(self, record_ids: Sequence[str]) -> set[str]:
-        return self.tx.existing_ids(record_ids)
-
     def insert(self, entries: Sequence[StoredEntry]) -> None:
         self.tx.insert(entries)
         raise StorageError("disk full (simulated, after the rows were inserted)")

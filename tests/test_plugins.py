@@ -291,6 +291,15 @@ def test_hook_nucleus_register_storage_backends() -> None:
         create_ledger(id="s", storage="scratch://here", plugins=[_ScratchStorage(), _ScratchStorage()])
 
 
+def test_a_scheme_with_no_installed_backend_names_the_entry_point_to_install() -> None:
+    # The core holds no table of backends: the hint comes from the entry point the scheme names.
+    with pytest.raises(ConfigurationError) as info:
+        create_ledger(id="s", storage="scratch://here")
+    message = str(info.value)
+    assert "needs a storage plugin for scratch:// that is not installed" in message
+    assert "'nucleus' entry point 'scratch'" in message and "docs/PLUGINS.md" in message
+
+
 def test_hook_nucleus_register_modules(installed: Path) -> None:
     with create_ledger(id="m", storage="memory://", plugins=["example"]) as led:
         assert [m.id for m in led.modules.metadata()] == ["notes"]

@@ -18,7 +18,6 @@ from nucleus_core import (
     Record,
     RequestContext,
     TokenParserSpec,
-    TokenSource,
     ValidationError,
     create_ledger,
     hookimpl,
@@ -31,7 +30,7 @@ pytest.importorskip("nucleus_token_api_key")
 pytest.importorskip("nucleus_module_asset")
 
 PEPPER = {"auth.api_key": {"pepper": "a-test-pepper-of-more-than-32-characters!"}}
-CTX = RequestContext(oid="oid:test:user:alice", source=TokenSource.SERVICE, scopes=ALL_SCOPES)  # keys: explicit
+CTX = RequestContext(oid="oid:test:user:alice", source="auth.service", scopes=ALL_SCOPES)  # keys: explicit
 
 
 def streams(path: Path) -> list[tuple[int, str]]:

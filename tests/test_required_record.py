@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
-from nucleus_core import PluginError, Record, RequestContext, TokenSource, create_ledger, open_ledger, release_plugin
+from nucleus_core import PluginError, Record, RequestContext, create_ledger, open_ledger, release_plugin
 
 pytest.importorskip("nucleus_storage_sqlite")
 pytest.importorskip("nucleus_module_asset")
 pytest.importorskip("nucleus_module_token")
 pytest.importorskip("nucleus_module_proof")
 
-CTX = RequestContext(oid="oid:test:user:alice", source=TokenSource.SERVICE)
+CTX = RequestContext(oid="oid:test:user:alice", source="auth.service")
 
 
 def rows(path: Path) -> list[tuple[int, str]]:

@@ -19,7 +19,7 @@ from jwt.algorithms import OKPAlgorithm, RSAAlgorithm
 from nucleus_token_connect import ConnectParser
 from nucleus_token_service import ServiceParser
 
-from nucleus_core import PluginContext, Record, RequestContext, TokenSource, create_ledger
+from nucleus_core import PluginContext, Record, RequestContext, create_ledger
 from nucleus_core.auth import SERVICE_TOKEN_TYPE
 from nucleus_core.context import ALL_SCOPES, DEFAULT_SCOPES, KEYS, SCOPES, require_scope
 from nucleus_core.errors import (
@@ -37,7 +37,7 @@ SESSION_SECRET = "s" * 40
 
 
 def ctx(*scopes: str) -> RequestContext:
-    return RequestContext(oid=ALICE, source=TokenSource.SERVICE, scopes=scopes)
+    return RequestContext(oid=ALICE, source="auth.service", scopes=scopes)
 
 
 def test_the_vocabulary_and_the_default_of_a_context_that_was_not_narrowed() -> None:

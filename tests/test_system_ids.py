@@ -19,15 +19,15 @@ from nucleus_storage_postgres import postgres_storage
 from nucleus_storage_sqlite import sqlite_storage
 from nucleus_token_api_key.parser import STREAM, legacy_revoke_record_id, revoke_record_id
 
-from nucleus_core import Ledger, Record, RequestContext, TokenSource, create_ledger
+from nucleus_core import Ledger, Record, RequestContext, create_ledger
 from nucleus_core.context import ALL_SCOPES
 from nucleus_core.errors import RecordValidationError, TokenInvalidError
 from nucleus_core.testing.postgres import drop_schema, temporary_database
 
 PEPPER = "system-ids-test-pepper-0123456789abcdefgh"
 ALICE = "oid:sec:user:alice"
-MALLORY = RequestContext(oid="oid:sec:user:mallory", source=TokenSource.DEV)
-ADMIN = RequestContext(oid="oid:sec:user:admin", source=TokenSource.DEV, scopes=ALL_SCOPES)  # keys: explicit
+MALLORY = RequestContext(oid="oid:sec:user:mallory", source="auth.dev")
+ADMIN = RequestContext(oid="oid:sec:user:admin", source="auth.dev", scopes=ALL_SCOPES)  # keys: explicit
 PLUGINS = ["auth.api_key", "ual"]
 
 

@@ -80,7 +80,7 @@ def test_a_read_only_key_reads_and_is_refused_everything_else(setup: tuple[Ledge
         assert http.get("/acl/entries").status_code == 200
         check = {"action": "read", "resource": {"kind": "stream:notes", "id": "r-1"}}
         assert http.post("/acl/check", json=check).json() == {"allowed": True}
-        assert http.get("/whoami").json() == {"oid": ADMIN, "source": "api_key", "role": None, "scopes": ["read"]}
+        assert http.get("/whoami").json() == {"oid": ADMIN, "source": "auth.api_key", "role": None, "scopes": ["read"]}
     with RemoteLedger(url, token=tokens["read"]) as remote:
         assert remote.whoami().scopes == frozenset({"read"})
     # Key management with the read key's context (the parser's entry points).

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from nucleus_core import MemoryStorage, PluginError, Record, RequestContext, TokenSource, create_ledger, open_ledger
+from nucleus_core import MemoryStorage, PluginError, Record, RequestContext, create_ledger, open_ledger
 from nucleus_core.cli import EXIT_PLUGIN, make_cli
 
 ADMIN = "oid:test:user:admin"
@@ -18,7 +18,7 @@ MALLORY = "oid:test:user:mallory"
 
 
 def ctx(oid: str) -> RequestContext:
-    return RequestContext(oid=oid, source=TokenSource.SERVICE)
+    return RequestContext(oid=oid, source="auth.service")
 
 
 def run(*args: str) -> Result:

@@ -58,6 +58,8 @@ def test_entry_point_handles_both_url_schemes(pg_dsn: str, pg_schema: str) -> No
         url = f"{scheme}://{params['user']}@{params['host']}:{params.get('port', 5432)}/{params['dbname']}"
         with create_ledger(id=f"via-{scheme}", storage=url, storage_options={"schema": pg_schema}) as ledger:
             assert type(ledger.storage) is PostgresStorage
+            # The distribution declares an entry point per scheme; the URL loads the one named after it.
+            assert ledger.plugin_manager.get_plugin(scheme) is not None
             assert ledger.storage.url.startswith("postgresql://")
             assert ledger.append(make_record(1), make_context()).seq == 1
 

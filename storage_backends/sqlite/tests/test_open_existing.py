@@ -20,7 +20,6 @@ from nucleus_core import (
     NucleusError,
     Record,
     RequestContext,
-    TokenSource,
     create_ledger,
     hookimpl,
     open_ledger,
@@ -28,7 +27,7 @@ from nucleus_core import (
 from nucleus_core.cli import EXIT_NOT_FOUND, make_cli
 
 ALICE = "oid:test:user:alice"
-CTX = RequestContext(oid=ALICE, source=TokenSource.SERVICE)
+CTX = RequestContext(oid=ALICE, source="auth.service")
 V1_FIXTURE = Path(__file__).parent / "fixtures" / "ledger_v1.db"
 
 

@@ -13,11 +13,13 @@ Payloads (stream ``asset``):
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import attrs
 
 from nucleus_core import Entry, Record, RequestContext
-from nucleus_core.modules import DerivedState, PayloadReader, SeedGrant, StatefulModule
+from nucleus_core.modules import DerivedState, SeedGrant, StatefulModule
+from nucleus_core.payloads import PayloadSchema, identifier, json_object, oid, text
 
 ASSET_TYPE_PATTERN = re.compile(r"[a-z][a-z0-9_.:-]{0,63}")
 """Asset types: 1-64 of lowercase ASCII letters, digits and ``_ . : -``, starting with a letter."""
@@ -28,23 +30,25 @@ REVOKED = "revoked"
 
 @attrs.frozen(kw_only=True)
 class Issued:
-    asset_id: str
-    issuer: str
-    owner: str
-    asset_type: str | None
+    asset_id: str = identifier()
+    issuer: str = oid()
+    owner: str = oid()
+    asset_type: str | None = text(pattern=ASSET_TYPE_PATTERN, optional=True)
+    data: dict[str, Any] | None = json_object(optional=True)  # noqa: RUF009 - an attrs field, not a shared default
 
 
 @attrs.frozen(kw_only=True)
 class Transferred:
-    asset_id: str
-    sender: str
-    to: str
+    asset_id: str = identifier()
+    sender: str = oid(key="from")
+    to: str = oid()
 
 
 @attrs.frozen(kw_only=True)
 class Revoked:
-    asset_id: str
-    by: str
+    asset_id: str = identifier()
+    by: str = oid()
+    reason: str | None = text(max_length=1024, optional=True)
 
 
 AssetEvent = Issued | Transferred | Revoked
@@ -63,11 +67,8 @@ class AssetInfo:
     seq: int
 
 
-_KEYS = {
-    "issued": {"type", "asset_id", "issuer", "owner", "asset_type", "data"},
-    "transferred": {"type", "asset_id", "from", "to"},
-    "revoked": {"type", "asset_id", "by", "reason"},
-}
+EVENTS: dict[str, type[AssetEvent]] = {"issued": Issued, "transferred": Transferred, "revoked": Revoked}
+"""The event class of each payload ``type``."""
 
 
 class AssetModule(StatefulModule[AssetEvent]):
@@ -86,27 +87,13 @@ class AssetModule(StatefulModule[AssetEvent]):
         self._by_owner: dict[str, set[str]] = {}
         # record id -> principals whose grant it withdraws, noted while the current batch is validated
         self._withdrawn: dict[str, list[str]] = {}
+        self._payloads = PayloadSchema(self.id, EVENTS)
 
     def parse(self, record: Record) -> AssetEvent:
-        r = PayloadReader(self, record)
-        kind = r.choice("type", tuple(_KEYS))
-        r.only(_KEYS[kind])
-        asset_id = str(r.identifier("asset_id"))
-        if kind == "issued":
-            r.obj("data", optional=True)
-            return Issued(
-                asset_id=asset_id,
-                issuer=str(r.oid("issuer")),
-                owner=str(r.oid("owner")),
-                asset_type=r.text("asset_type", pattern=ASSET_TYPE_PATTERN, optional=True),
-            )
-        if kind == "transferred":
-            sender, to = str(r.oid("from")), str(r.oid("to"))
-            if sender == to:
-                r.reject("must differ from 'from'", "to")
-            return Transferred(asset_id=asset_id, sender=sender, to=to)
-        r.text("reason", max_length=1024, optional=True)
-        return Revoked(asset_id=asset_id, by=str(r.oid("by")))
+        event = self._payloads.read(record)
+        if isinstance(event, Transferred) and event.sender == event.to:
+            self.reject(record, "must differ from 'from'", "to")
+        return event
 
     def check(self, state: DerivedState, event: AssetEvent, record: Record) -> None:
         asset: AssetInfo | None = state.get("asset", event.asset_id)

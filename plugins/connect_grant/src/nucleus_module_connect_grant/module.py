@@ -17,7 +17,8 @@ import time
 import attrs
 
 from nucleus_core import Record, RequestContext
-from nucleus_core.modules import MAX_SAFE_INT, DerivedState, PayloadReader, SeedGrant, StatefulModule
+from nucleus_core.modules import MAX_SAFE_INT, DerivedState, SeedGrant, StatefulModule
+from nucleus_core.payloads import PayloadSchema, integer, oid, text, texts
 
 SCOPE_PATTERN = re.compile(r"[a-z][a-z0-9_.:/-]{0,63}")
 """Scopes: 1-64 of lowercase ASCII letters, digits and ``_ . : / -``, starting with a letter."""
@@ -25,16 +26,16 @@ SCOPE_PATTERN = re.compile(r"[a-z][a-z0-9_.:/-]{0,63}")
 
 @attrs.frozen(kw_only=True)
 class Granted:
-    subject: str
-    app: str
-    scopes: tuple[str, ...]
-    expires_at: int | None
+    subject: str = oid()
+    app: str = oid()
+    scopes: tuple[str, ...] = texts(pattern=SCOPE_PATTERN)
+    expires_at: int | None = integer(minimum=1, maximum=MAX_SAFE_INT, optional=True)
 
 
 @attrs.frozen(kw_only=True)
 class Revoked:
-    grant_id: str
-    by: str
+    grant_id: str = text(max_length=256)
+    by: str = oid()
 
 
 GrantEvent = Granted | Revoked
@@ -60,10 +61,8 @@ class GrantInfo:
         return self.expires_at is None or self.expires_at > now
 
 
-_KEYS = {
-    "granted": {"type", "subject", "app", "scopes", "expires_at"},
-    "revoked": {"type", "grant_id", "by"},
-}
+EVENTS: dict[str, type[GrantEvent]] = {"granted": Granted, "revoked": Revoked}
+"""The event class of each payload ``type``."""
 
 
 class ConnectGrantModule(StatefulModule[GrantEvent]):
@@ -79,21 +78,16 @@ class ConnectGrantModule(StatefulModule[GrantEvent]):
         super().__init__()
         self._by_subject: dict[str, list[str]] = {}
         self._by_app: dict[str, list[str]] = {}
+        self._payloads = PayloadSchema(self.id, EVENTS)
 
     def parse(self, record: Record) -> GrantEvent:
-        r = PayloadReader(self, record)
-        kind = r.choice("type", tuple(_KEYS))
-        r.only(_KEYS[kind])
-        if kind == "revoked":
-            return Revoked(grant_id=str(r.text("grant_id", max_length=256)), by=str(r.oid("by")))
-        subject, app = str(r.oid("subject")), str(r.oid("app"))
-        if subject == app:
-            r.reject("must differ from 'subject'", "app")
-        expires_at = r.integer("expires_at", minimum=1, maximum=MAX_SAFE_INT, optional=True)
-        if expires_at is not None and expires_at <= record.timestamp:
-            r.reject("must be later than the record's timestamp", "expires_at")
-        scopes = r.texts("scopes", pattern=SCOPE_PATTERN) or ()
-        return Granted(subject=subject, app=app, scopes=scopes, expires_at=expires_at)
+        event = self._payloads.read(record)
+        if isinstance(event, Granted):
+            if event.subject == event.app:
+                self.reject(record, "must differ from 'subject'", "app")
+            if event.expires_at is not None and event.expires_at <= record.timestamp:
+                self.reject(record, "must be later than the record's timestamp", "expires_at")
+        return event
 
     def check(self, state: DerivedState, event: GrantEvent, record: Record) -> None:
         if isinstance(event, Granted):

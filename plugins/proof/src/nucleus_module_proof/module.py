@@ -14,11 +14,13 @@ from __future__ import annotations
 import enum
 import re
 import time
+from typing import Any
 
 import attrs
 
 from nucleus_core import Record, RequestContext
-from nucleus_core.modules import MAX_SAFE_INT, DerivedState, PayloadReader, SeedGrant, StatefulModule
+from nucleus_core.modules import MAX_SAFE_INT, DerivedState, SeedGrant, StatefulModule
+from nucleus_core.payloads import PayloadSchema, integer, json_object, oid, text
 
 PROOF_TYPE_PATTERN = re.compile(r"[a-z][a-z0-9_.:-]{0,63}")
 """Proof types: 1-64 of lowercase ASCII letters, digits and ``_ . : -``, starting with a letter."""
@@ -36,17 +38,19 @@ class ProofStatus(enum.Enum):
 
 @attrs.frozen(kw_only=True)
 class Issued:
-    subject: str
-    issuer: str
-    proof_type: str
-    target: str
-    expires_at: int | None
+    subject: str = oid()
+    issuer: str = oid()
+    proof_type: str = text(pattern=PROOF_TYPE_PATTERN, max_length=64)
+    target: str = text(max_length=MAX_TARGET_LENGTH)
+    expires_at: int | None = integer(minimum=1, maximum=MAX_SAFE_INT, optional=True)
+    data: dict[str, Any] = json_object()  # noqa: RUF009 - an attrs field, not a shared default
 
 
 @attrs.frozen(kw_only=True)
 class Revoked:
-    proof_id: str
-    by: str
+    proof_id: str = text(max_length=256)
+    by: str = oid()
+    reason: str | None = text(max_length=1024, optional=True)
 
 
 ProofEvent = Issued | Revoked
@@ -75,10 +79,8 @@ class ProofInfo:
         return ProofStatus.ISSUED
 
 
-_KEYS = {
-    "issued": {"type", "subject", "issuer", "proof_type", "target", "data", "expires_at"},
-    "revoked": {"type", "proof_id", "by", "reason"},
-}
+EVENTS: dict[str, type[ProofEvent]] = {"issued": Issued, "revoked": Revoked}
+"""The event class of each payload ``type``."""
 
 
 class ProofModule(StatefulModule[ProofEvent]):
@@ -94,25 +96,13 @@ class ProofModule(StatefulModule[ProofEvent]):
         super().__init__()
         self._by_subject: dict[str, list[str]] = {}
         self._by_issuer: dict[str, list[str]] = {}
+        self._payloads = PayloadSchema(self.id, EVENTS)
 
     def parse(self, record: Record) -> ProofEvent:
-        r = PayloadReader(self, record)
-        kind = r.choice("type", tuple(_KEYS))
-        r.only(_KEYS[kind])
-        if kind == "issued":
-            r.obj("data")
-            expires_at = r.integer("expires_at", minimum=1, maximum=MAX_SAFE_INT, optional=True)
-            if expires_at is not None and expires_at <= record.timestamp:
-                r.reject("must be later than the record's timestamp", "expires_at")
-            return Issued(
-                subject=str(r.oid("subject")),
-                issuer=str(r.oid("issuer")),
-                proof_type=str(r.text("proof_type", pattern=PROOF_TYPE_PATTERN, max_length=64)),
-                target=str(r.text("target", max_length=MAX_TARGET_LENGTH)),
-                expires_at=expires_at,
-            )
-        r.text("reason", max_length=1024, optional=True)
-        return Revoked(proof_id=str(r.text("proof_id", max_length=256)), by=str(r.oid("by")))
+        event = self._payloads.read(record)
+        if isinstance(event, Issued) and event.expires_at is not None and event.expires_at <= record.timestamp:
+            self.reject(record, "must be later than the record's timestamp", "expires_at")
+        return event
 
     def check(self, state: DerivedState, event: ProofEvent, record: Record) -> None:
         if isinstance(event, Issued):

@@ -411,7 +411,7 @@ class NucleusApp:
 
     async def _h_whoami(self, request: Request) -> Response:
         ctx = request.requester
-        return _json(200, {"oid": ctx.oid, "source": ctx.source.value, "role": ctx.role, "scopes": sorted(ctx.scopes)})
+        return _json(200, {"oid": ctx.oid, "source": ctx.source, "role": ctx.role, "scopes": sorted(ctx.scopes)})
 
     async def _h_ledger_info(self, request: Request) -> Response:
         request.requester  # noqa: B018 - the ledger's state is for authenticated requesters only

@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 import httpx
 
-from nucleus_core.context import RequestContext, TokenSource, require_context
+from nucleus_core.context import RequestContext, require_context
 from nucleus_core.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -136,7 +136,7 @@ class RemoteLedger:
         scopes = doc.get("scopes")
         return RequestContext(
             oid=doc["oid"],
-            source=TokenSource(doc["source"]),
+            source=doc["source"],
             role=doc.get("role"),
             **({} if scopes is None else {"scopes": scopes}),
         )

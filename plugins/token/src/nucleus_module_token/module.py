@@ -25,7 +25,8 @@ from collections.abc import Sequence
 import attrs
 
 from nucleus_core import Entry, Record, RequestContext
-from nucleus_core.modules import MAX_SAFE_INT, DerivedState, PayloadReader, StatefulModule
+from nucleus_core.modules import MAX_SAFE_INT, DerivedState, StatefulModule
+from nucleus_core.payloads import PayloadSchema, identifier, integer, oid, text
 
 SYMBOL_PATTERN = re.compile(r"[A-Z][A-Z0-9]{0,11}")
 """Token symbols: 1-12 uppercase ASCII letters and digits, starting with a letter."""
@@ -35,36 +36,36 @@ MAX_DECIMALS = 18
 
 @attrs.frozen(kw_only=True)
 class Created:
-    token_id: str
-    issuer: str
-    symbol: str
-    decimals: int
-    cap: int | None
+    token_id: str = identifier()
+    issuer: str = oid()
+    symbol: str = text(pattern=SYMBOL_PATTERN)
+    decimals: int = integer(minimum=0, maximum=MAX_DECIMALS)
+    cap: int | None = integer(minimum=1, optional=True)
 
 
 @attrs.frozen(kw_only=True)
 class Minted:
-    token_id: str
-    tx_id: str
-    to: str
-    amount: int
+    token_id: str = identifier()
+    tx_id: str = identifier()
+    to: str = oid()
+    amount: int = integer(minimum=1)
 
 
 @attrs.frozen(kw_only=True)
 class Transferred:
-    token_id: str
-    tx_id: str
-    sender: str
-    to: str
-    amount: int
+    token_id: str = identifier()
+    tx_id: str = identifier()
+    sender: str = oid(key="from")
+    to: str = oid()
+    amount: int = integer(minimum=1)
 
 
 @attrs.frozen(kw_only=True)
 class Burned:
-    token_id: str
-    tx_id: str
-    sender: str
-    amount: int
+    token_id: str = identifier()
+    tx_id: str = identifier()
+    sender: str = oid(key="from")
+    amount: int = integer(minimum=1)
 
 
 TokenEvent = Created | Minted | Transferred | Burned
@@ -84,12 +85,13 @@ class TokenInfo:
     seq: int
 
 
-_KEYS = {
-    "created": {"type", "token_id", "issuer", "symbol", "decimals", "cap"},
-    "minted": {"type", "token_id", "tx_id", "to", "amount"},
-    "transferred": {"type", "token_id", "tx_id", "from", "to", "amount"},
-    "burned": {"type", "token_id", "tx_id", "from", "amount"},
+EVENTS: dict[str, type[TokenEvent]] = {
+    "created": Created,
+    "minted": Minted,
+    "transferred": Transferred,
+    "burned": Burned,
 }
+"""The event class of each payload ``type``."""
 
 
 class TokenModule(StatefulModule[TokenEvent]):
@@ -108,31 +110,14 @@ class TokenModule(StatefulModule[TokenEvent]):
         self._holders: dict[str, set[str]] = {}
         self._history: dict[str, list[int]] = {}
         self._tx_seq: dict[str, int] = {}
+        self._payloads = PayloadSchema(self.id, EVENTS)
 
     # schema and rules -------------------------------------------------------------------------
     def parse(self, record: Record) -> TokenEvent:
-        r = PayloadReader(self, record)
-        kind = r.choice("type", tuple(_KEYS))
-        r.only(_KEYS[kind])
-        token_id = str(r.identifier("token_id"))
-        if kind == "created":
-            return Created(
-                token_id=token_id,
-                issuer=str(r.oid("issuer")),
-                symbol=str(r.text("symbol", pattern=SYMBOL_PATTERN)),
-                decimals=int(r.integer("decimals", minimum=0, maximum=MAX_DECIMALS) or 0),
-                cap=r.integer("cap", minimum=1, optional=True),
-            )
-        tx_id = str(r.identifier("tx_id"))
-        amount = int(r.integer("amount", minimum=1) or 0)
-        if kind == "minted":
-            return Minted(token_id=token_id, tx_id=tx_id, to=str(r.oid("to")), amount=amount)
-        if kind == "transferred":
-            sender, to = str(r.oid("from")), str(r.oid("to"))
-            if sender == to:
-                r.reject("must differ from 'from'", "to")
-            return Transferred(token_id=token_id, tx_id=tx_id, sender=sender, to=to, amount=amount)
-        return Burned(token_id=token_id, tx_id=tx_id, sender=str(r.oid("from")), amount=amount)
+        event = self._payloads.read(record)
+        if isinstance(event, Transferred) and event.sender == event.to:
+            self.reject(record, "must differ from 'from'", "to")
+        return event
 
     def check(self, state: DerivedState, event: TokenEvent, record: Record) -> None:
         token: TokenInfo | None = state.get("token", event.token_id)

@@ -1,4 +1,5 @@
-"""The ``postgresql`` entry point: registers the backend for ``postgresql://`` and ``postgres://`` URLs."""
+"""The ``postgresql`` and ``postgres`` entry points: register the backend for ``postgresql://`` and
+``postgres://`` URLs."""
 
 from __future__ import annotations
 

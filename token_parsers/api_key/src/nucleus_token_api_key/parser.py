@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 
-from nucleus_core import PluginContext, RequestContext, TokenSource
+from nucleus_core import PluginContext, RequestContext
 from nucleus_core.auth import check_unknown_settings, setting
 from nucleus_core.capabilities import ExtensionStorage, RollbackTransaction
 from nucleus_core.context import DEFAULT_SCOPES, KEYS, SCOPES, WILDCARD_SCOPE, require_scope, scopes_from_names
@@ -223,7 +223,7 @@ class ApiKeyParser:
             raise TokenExpiredError("API key has expired")
         return RequestContext(
             oid=record.principal,
-            source=TokenSource.API_KEY,
+            source=NAME,
             role=record.role,
             claims={"key_id": key_id, "scopes": list(record.scopes)},
             scopes=key_scopes(record.scopes),
@@ -338,7 +338,7 @@ class ApiKeyParser:
         return [problems[k] for k in sorted(problems)]
 
     def _append(self, record: Record, context: RequestContext | None, within: Callable[[Any], None]) -> None:
-        requester = context if context is not None else RequestContext(oid=SYSTEM_OID, source=TokenSource.API_KEY)
+        requester = context if context is not None else RequestContext(oid=SYSTEM_OID, source=NAME)
         self._ledger.append_system([record], requester, within=within)
 
     def _change_record(self, record_id: str, payload: dict[str, Any]) -> Record:

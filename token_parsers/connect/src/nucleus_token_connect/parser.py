@@ -8,7 +8,7 @@ from typing import Any
 
 import jwt
 
-from nucleus_core import PluginContext, RequestContext, TokenSource
+from nucleus_core import PluginContext, RequestContext
 from nucleus_core.auth import (
     SERVICE_TOKEN_TYPE,
     check_algorithms,
@@ -194,7 +194,7 @@ class ConnectParser:
             if self.scope_claim is None
             else scopes_from_claim(claims, self.scope_claim, prefix=self.scope_prefix)
         )
-        return RequestContext(oid=oid, source=TokenSource.CONNECT, role=role, claims=claims, scopes=scopes)
+        return RequestContext(oid=oid, source=NAME, role=role, claims=claims, scopes=scopes)
 
     def _key(self, kid: object) -> jwt.PyJWK:
         if kid is not None and (not isinstance(kid, str) or not kid or len(kid) > 256):

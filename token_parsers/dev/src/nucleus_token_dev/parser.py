@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nucleus_core import PluginContext, RequestContext, TokenSource
+from nucleus_core import PluginContext, RequestContext
 from nucleus_core.errors import ConfigurationError, TokenInvalidError
 from nucleus_core.oid import is_oid
 
@@ -41,4 +41,4 @@ class DevTokenParser:
         oid = token[len(DEV_PREFIX) :]
         if not is_oid(oid):
             raise TokenInvalidError("a development token is dev:oid:<namespace>:<type>:<id>")
-        return RequestContext(oid=oid, source=TokenSource.DEV, role=None)
+        return RequestContext(oid=oid, source=NAME, role=None)

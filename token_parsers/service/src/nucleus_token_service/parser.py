@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 import attrs
 import jwt
 
-from nucleus_core import PluginContext, RequestContext, TokenSource
+from nucleus_core import PluginContext, RequestContext
 from nucleus_core.auth import (
     SERVICE_TOKEN_TYPE,
     check_unknown_settings,
@@ -173,7 +173,7 @@ class ServiceParser:
         return RequestContext(
             scopes=scopes,
             oid=service.principal,
-            source=TokenSource.SERVICE,
+            source=NAME,
             role=service.role,
             claims={"service": service.service_id, "jti": jti, "exp": exp, "iat": iat},
         )

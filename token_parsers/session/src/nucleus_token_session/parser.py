@@ -22,7 +22,7 @@ from typing import Any
 
 import attrs
 
-from nucleus_core import PluginContext, RequestContext, TokenSource
+from nucleus_core import PluginContext, RequestContext
 from nucleus_core.auth import check_unknown_settings, setting
 from nucleus_core.canonical import canonical_json
 from nucleus_core.context import DEFAULT_SCOPES, SCOPES
@@ -180,7 +180,7 @@ class SessionParser:
         if now - session.last_seen_at >= self.touch_interval:
             self._store.touch(h, now)
         scopes = DEFAULT_SCOPES if session.scopes is None else frozenset(session.scopes.split())
-        return RequestContext(oid=session.principal, source=TokenSource.SESSION, role=session.role, scopes=scopes)
+        return RequestContext(oid=session.principal, source=NAME, role=session.role, scopes=scopes)
 
     # management ------------------------------------------------------------------------------
     def create_session(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -22,6 +22,13 @@ def _check_name(_inst: object, attr: attrs.Attribute[Any], value: object) -> Non
             f"{value!r} is not a plugin name (1-64 of a-z, 0-9, '_', '.', '-', starting with a letter)",
             field=attr.name,
         )
+
+
+def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
+    """``schemes`` and ``streams`` as given (a list, a tuple, any iterable of str), frozen as a
+    tuple. A converter typed with its argument: with the builtin ``tuple`` as converter the field's
+    argument type stays generic, and mypy refused every spec (each needed a ``type: ignore``)."""
+    return tuple(value)
 
 
 def _check_callable(_inst: object, attr: attrs.Attribute[Any], value: object) -> None:
@@ -56,7 +63,7 @@ class StorageBackendSpec:
     """
 
     name: str = attrs.field(validator=_check_name)
-    schemes: tuple[str, ...] = attrs.field(converter=tuple)
+    schemes: tuple[str, ...] = attrs.field(converter=_str_tuple)
     factory: Callable[[str, Mapping[str, Any]], StorageBackend] = attrs.field(validator=_check_callable)
     description: str = ""
 
@@ -96,7 +103,7 @@ class TokenParserSpec:
     name: str = attrs.field(validator=_check_name)
     factory: Callable[[PluginContext], Any] = attrs.field(validator=_check_callable)
     description: str = ""
-    streams: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_check_streams)
+    streams: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple, validator=_check_streams)
 
 
 @attrs.frozen(kw_only=True)
@@ -111,4 +118,4 @@ class AclProviderSpec:
     name: str = attrs.field(validator=_check_name)
     factory: Callable[[PluginContext], Any] = attrs.field(validator=_check_callable)
     description: str = ""
-    streams: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_check_streams)
+    streams: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple, validator=_check_streams)

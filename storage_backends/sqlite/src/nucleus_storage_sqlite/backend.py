@@ -45,7 +45,7 @@ URL_OPTIONS = frozenset({"durability", "busy_timeout", "wal_size_limit"})
 """Options a ``sqlite://`` URL may carry in its query string (``data_dir`` may not: it is policy)."""
 
 
-class _Savepoint(peewee._savepoint):  # type: ignore[misc]
+class _Savepoint(peewee._savepoint):
     """peewee's savepoint, except that rolling back to it after SQLite has already rolled the whole
     transaction back (SQLITE_FULL, SQLITE_IOERR...) is a no-op instead of "no such savepoint"."""
 
@@ -65,7 +65,7 @@ class _SqliteDatabase(peewee.SqliteDatabase):
     """
 
     def rollback(self) -> None:
-        if not self.is_closed() and not self.connection().in_transaction:
+        if not self.is_closed() and not self.connection().in_transaction:  # type: ignore[no-untyped-call]
             return
         super().rollback()
 
@@ -145,7 +145,7 @@ def _check_timeout(value: object) -> float:
 
 def _check_wal_limit(value: object) -> int:
     try:
-        limit = int(value)  # type: ignore[call-overload]
+        limit: int = int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         raise ConfigurationError(f"wal_size_limit must be a number of bytes, got {value!r}") from None
     if isinstance(value, bool) or str(limit) != str(value).strip() or not (
@@ -382,7 +382,8 @@ def _holds_no_tables(path: Path) -> bool:
     try:
         con = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
         try:
-            return con.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0] == 0
+            tables: int = con.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+            return tables == 0
         finally:
             con.close()
     except sqlite3.Error:

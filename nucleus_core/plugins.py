@@ -182,13 +182,33 @@ def _culprit(impls: Sequence[pluggy.HookImpl], err: BaseException, default: Any)
     return found
 
 
+def _hashable(plugin: Any) -> bool:
+    try:
+        hash(plugin)
+    except TypeError:
+        return False
+    return True
+
+
 def _call_one(pm: pluggy.PluginManager, hook_name: str, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
     """Call ``impl`` (one plugin's implementation of ``hook_name``) alone, through pluggy: the hook
-    wrappers of every plugin run around it (``pm.subset_hook_caller`` leaves out the other plugins'
-    implementations, never wrappers). Returns what pluggy returns: the list of results."""
-    hook = getattr(pm.hook, hook_name)
-    others = [i.plugin for i in hook.get_hookimpls() if not _is_wrapper(i) and i.plugin is not impl.plugin]
-    return pm.subset_hook_caller(hook_name, remove_plugins=others)(**kwargs)
+    wrappers of every plugin run around it, the other plugins' implementations are left out.
+    Returns what pluggy returns: the list of results.
+
+    ``pm.subset_hook_caller`` does this, but keeps the plugins in a set: with an unhashable plugin
+    object (an attrs class with ``eq`` and an unhashable field) the same plugins are registered, in
+    the same order, on a throw-away manager instead."""
+    impls = getattr(pm.hook, hook_name).get_hookimpls()
+    if all(_hashable(i.plugin) for i in impls):
+        others = [i.plugin for i in impls if not _is_wrapper(i) and i.plugin is not impl.plugin]
+        return pm.subset_hook_caller(hook_name, remove_plugins=others)(**kwargs)
+    keep = {id(i.plugin) for i in impls if _is_wrapper(i)} | {id(impl.plugin)}
+    solo = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    solo.add_hookspecs(hookspecs)
+    for name, plugin in pm.list_name_plugin():
+        if id(plugin) in keep:
+            solo.register(plugin, name=name)
+    return getattr(solo.hook, hook_name)(**kwargs)
 
 
 def _error(pm: pluggy.PluginManager, hook_name: str, plugin: Any, message: str) -> PluginError:

@@ -11,6 +11,9 @@ import attrs
 from .errors import ValidationError
 
 if TYPE_CHECKING:
+    from .access import AccessPolicy
+    from .auth import TokenParser
+    from .modules import Module
     from .storage import StorageBackend
 
 SPEC_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
@@ -78,7 +81,7 @@ class ModuleSpec:
     """A domain module. ``factory(context)`` returns a :class:`~nucleus_core.modules.Module`."""
 
     id: str = attrs.field(validator=_check_name)
-    factory: Callable[[PluginContext], Any] = attrs.field(validator=_check_callable)
+    factory: Callable[[PluginContext], Module] = attrs.field(validator=_check_callable)
     description: str = ""
 
 
@@ -101,7 +104,7 @@ class TokenParserSpec:
     it is enabled on, and such a ledger refuses to open without it."""
 
     name: str = attrs.field(validator=_check_name)
-    factory: Callable[[PluginContext], Any] = attrs.field(validator=_check_callable)
+    factory: Callable[[PluginContext], TokenParser] = attrs.field(validator=_check_callable)
     description: str = ""
     streams: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple, validator=_check_streams)
 
@@ -116,6 +119,6 @@ class AclProviderSpec:
     ``_acl``)."""
 
     name: str = attrs.field(validator=_check_name)
-    factory: Callable[[PluginContext], Any] = attrs.field(validator=_check_callable)
+    factory: Callable[[PluginContext], AccessPolicy] = attrs.field(validator=_check_callable)
     description: str = ""
     streams: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple, validator=_check_streams)

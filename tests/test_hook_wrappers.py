@@ -129,3 +129,23 @@ def test_a_wrapper_of_the_closing_hook_runs_around_each_plugin_on_its_own(caplog
         led.close()  # b fails: logged naming it, and a is still told (each plugin isolated)
     assert "nucleus_ledger_closing failed: RuntimeError: closing failed" in caplog.text
     assert calls == ["before", "b:1", "after", "before", "a:1", "after"]
+
+
+@attrs.define(eq=True)
+class UnhashableDrop:
+    """A plugin object that cannot be hashed (attrs ``eq`` without ``hash``): wrappers work for it too."""
+
+    names: list[str]
+
+    @hookimpl(wrapper=True)
+    def nucleus_register_token_parsers(self) -> Generator[None, list[list[TokenParserSpec]], list[list[Any]]]:
+        results = yield
+        return [[spec for spec in specs if spec.name not in self.names] for specs in results]
+
+
+def test_wrappers_work_when_a_plugin_object_is_unhashable() -> None:
+    plugin = UnhashableDrop(names=["auth.dev"])
+    with pytest.raises(TypeError):
+        hash(plugin)
+    with create_ledger(id="w", storage="memory://", plugins=["auth.dev", plugin], environment="development") as led:
+        assert led.auth.names == []

@@ -2,16 +2,20 @@
 
 An ACL provider plugin (such as ``nucleus-ual``) supplies an :class:`AccessPolicy`. Without one,
 the ledger uses :class:`AuthenticatedPolicy`: the requester is still mandatory on every call, and
-every authenticated requester may read and write everything.
+every authenticated requester may read and write everything. A provider whose policy also offers
+grants (:class:`AclAdmin`) is administered through ``ledger.acl``, the HTTP server's ``/acl``
+routes and ``RemoteLedger.acl``, all typed by that one protocol.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from .context import RequestContext
+    from .host import PluginLedger
+    from .query import QueryResult
     from .records import Entry, Record
     from .storage import StorageBackend, StorageQuery, StoredEntry, WriteTransaction
 
@@ -21,7 +25,7 @@ class AccessPolicy(Protocol):
     """Decides who may read and write. Methods run inside the ledger's calls, after the requester
     was checked and before (reads) or inside (writes) the storage work."""
 
-    def bind(self, ledger: Any) -> None:
+    def bind(self, ledger: PluginLedger) -> None:
         """Called once when the ledger opens, before any other method."""
 
     def authorize_append(self, records: Sequence[Record], context: RequestContext, tx: WriteTransaction) -> None:
@@ -47,10 +51,58 @@ class AccessPolicy(Protocol):
         difference, or None. Called when the ledger opens and by ``Ledger.verify()``."""
 
 
+class GrantRecord(Protocol):
+    """A grant as an access-control provider returns it: who (``principal_oid``) may act on which
+    resource (``resource_kind``/``resource_id``); ``to_dict()`` is its JSON form (with ``scope``,
+    ``granted_by``, ``expires_at``), as the HTTP API sends it."""
+
+    @property
+    def principal_oid(self) -> str: ...
+
+    @property
+    def resource_kind(self) -> str: ...
+
+    @property
+    def resource_id(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class AclAdmin(Protocol):
+    """The administration API of an access-control provider: ``ledger.acl`` (the UAL), the HTTP
+    server's ``/acl`` routes, and ``RemoteLedger.acl`` over HTTP.
+
+    Grants are given as mappings with the fields of :meth:`GrantRecord.to_dict` (``granted_by`` is
+    the requester's, whatever is given) or as the provider's own grant objects. A resource is a
+    ``(kind, id)`` pair or ``{"kind": ..., "id": ...}``; an action is ``create``, ``read``,
+    ``write`` or ``full``."""
+
+    def grant(self, grants: Iterable[Any], context: RequestContext) -> Sequence[GrantRecord]:
+        """Give ``grants`` (all or nothing); the requester needs ``full`` on each resource and the
+        ``grant`` scope. Returns the grants as recorded."""
+        ...
+
+    def revoke(self, grants: Iterable[Any], context: RequestContext) -> int:
+        """Remove the grants of (principal, kind, resource id), all or nothing; returns how many."""
+        ...
+
+    def check(
+        self, principal: RequestContext | str, action: str, resource: tuple[str, str] | Mapping[str, str]
+    ) -> bool:
+        """Whether ``principal`` may do ``action`` on ``resource``."""
+        ...
+
+    def list(self, context: RequestContext, filters: Mapping[str, Any] | None = None) -> QueryResult:
+        """Entries the requester may read (query filters plus ``kind``), a page at a time, filtered
+        inside the storage."""
+        ...
+
+
 class AuthenticatedPolicy:
     """The policy without an ACL provider: any authenticated requester may read and write."""
 
-    def bind(self, ledger: Any) -> None:
+    def bind(self, ledger: PluginLedger) -> None:
         pass
 
     def authorize_append(self, records: Sequence[Record], context: RequestContext, tx: WriteTransaction) -> None:

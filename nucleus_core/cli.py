@@ -470,15 +470,15 @@ class NucleusGroup(click.Group):
         pm = load_cli_command(cmd_name, available)
         dist = pm.distribution_of(cmd_name)
         staging = click.Group(name=self.name)
-        for impl in pm.hook.nucleus_register_commands.get_hookimpls():
-            try:
-                impl.function(cli=staging)
-            except Exception as err:
-                raise PluginError(
-                    f"nucleus_register_commands failed: {type(err).__name__}: {err}",
-                    plugin_name=cmd_name,
-                    distribution=dist,
-                ) from err
+        try:
+            # Through pluggy (hook wrappers work); the manager holds this one plugin only.
+            pm.hook.nucleus_register_commands(cli=staging)
+        except Exception as err:
+            raise PluginError(
+                f"nucleus_register_commands failed: {type(err).__name__}: {err}",
+                plugin_name=cmd_name,
+                distribution=dist,
+            ) from err
         command = staging.commands.get(cmd_name)
         if command is None:
             raise PluginError(

@@ -9,13 +9,13 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import attrs
 import pluggy
 
-from .access import AccessPolicy, AuthenticatedPolicy
+from .access import AccessPolicy, AclAdmin, AuthenticatedPolicy
 from .auth import TokenRegistry, build_token_registry
 from .capabilities import DiscardableStorage
 from .context import READ, VERIFY, WRITE, RequestContext, require_context, require_scope
@@ -77,6 +77,9 @@ from .storage import (
 from .verify import VerificationReport, verify_rows
 from .verify_parallel import DEFAULT_PARALLEL_MIN_ENTRIES, default_workers, verify_parallel
 from .verify_parallel import available as parallel_available
+
+if TYPE_CHECKING:
+    from .host import PluginLedger
 
 log = logging.getLogger(__name__)
 
@@ -352,13 +355,13 @@ class Ledger:
         def entry(kind: str, name: str, plugin_name: str, dist: str | None) -> RequiredPlugin:
             return RequiredPlugin(kind=kind, name=name, plugin=plugin_name if dist else None, distribution=dist)
 
-        for spec, plugin_name, dist in call_registration(pm, "nucleus_register_acl_providers", AclProviderSpec):
-            found.append(entry(ACCESS_CONTROL, spec.name, plugin_name, dist))
-        for spec, plugin_name, dist in call_registration(pm, "nucleus_register_token_parsers", TokenParserSpec):
-            if spec.streams:
-                found.append(entry(TOKEN_PARSER, spec.name, plugin_name, dist))
-        for spec, plugin_name, dist in call_registration(pm, "nucleus_register_modules", ModuleSpec):
-            found.append(entry(MODULE, spec.id, plugin_name, dist))
+        for acl, plugin_name, dist in call_registration(pm, "nucleus_register_acl_providers", AclProviderSpec):
+            found.append(entry(ACCESS_CONTROL, acl.name, plugin_name, dist))
+        for parser, plugin_name, dist in call_registration(pm, "nucleus_register_token_parsers", TokenParserSpec):
+            if parser.streams:
+                found.append(entry(TOKEN_PARSER, parser.name, plugin_name, dist))
+        for module, plugin_name, dist in call_registration(pm, "nucleus_register_modules", ModuleSpec):
+            found.append(entry(MODULE, module.id, plugin_name, dist))
         return found
 
     def _check_required_plugins(self, *, release: str | None = None) -> None:
@@ -517,14 +520,18 @@ class Ledger:
         return self._policy
 
     @property
-    def acl(self) -> AccessPolicy:
-        """The access-control provider's API (e.g. the UAL's grant/revoke/check/require/list).
-        Raises :class:`ConfigurationError` when the ledger has no access-control provider."""
-        if isinstance(self._policy, AuthenticatedPolicy):
+    def acl(self) -> AclAdmin:
+        """The access-control provider's administration API (:class:`~nucleus_core.access.AclAdmin`:
+        grant, revoke, check, list; the UAL offers more). Raises :class:`ConfigurationError` when the
+        ledger has no access-control provider, or one without that API."""
+        policy = self._policy
+        if isinstance(policy, AuthenticatedPolicy):
             raise ConfigurationError(
                 f"ledger {self.id!r} has no access-control provider; enable one (e.g. plugins=['ual'])"
             )
-        return self._policy
+        if not isinstance(policy, AclAdmin):
+            raise ConfigurationError(f"ledger {self.id!r}: its access-control provider offers no grant API")
+        return policy
 
     @property
     def read_only(self) -> bool:
@@ -879,3 +886,10 @@ def _shutdown(registry: ModuleRegistry, storage: StorageBackend) -> None:
             storage.close()
         except Exception:
             log.exception("closing storage failed")
+
+
+if TYPE_CHECKING:
+
+    def _ledger_is_a_plugin_ledger(ledger: Ledger) -> PluginLedger:
+        """mypy checks here that :class:`Ledger` offers plugins all of :class:`PluginLedger`."""
+        return ledger

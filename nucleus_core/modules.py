@@ -28,7 +28,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, ClassVar, Generic, NoReturn, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, NoReturn, TypeVar, overload
 
 import attrs
 
@@ -37,6 +37,9 @@ from .errors import LedgerClosedError, ModuleError, NucleusError, RecordRejected
 from .oid import is_oid
 from .records import Entry, Record, validate_stream
 from .storage import MAX_QUERY_LIMIT, StorageBackend, StorageQuery, StoredEntry
+
+if TYPE_CHECKING:
+    from .host import PluginLedger
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +63,7 @@ class ModuleContext:
     never keeps an unclosed ledger alive), this module's settings from the ledger configuration
     (``LedgerConfig.settings[module_id]``), and a logger named ``nucleus.module.<id>``."""
 
-    ledger: Any
+    ledger: PluginLedger
     settings: Mapping[str, Any]
     logger: logging.Logger
 

@@ -15,13 +15,14 @@ Examples: ``oid:onoal:user:alice``, ``oid:acme:service:billing-api``.
 from __future__ import annotations
 
 import re
+from typing import TypeGuard
 
 from .errors import ValidationError
 
 OID_PATTERN = re.compile(r"oid:[a-z0-9][a-z0-9_-]{0,63}:[a-z0-9][a-z0-9_-]{0,63}:[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
 
 
-def is_oid(value: object) -> bool:
+def is_oid(value: object) -> TypeGuard[str]:
     """True when ``value`` is a string in OID syntax."""
     return isinstance(value, str) and OID_PATTERN.fullmatch(value) is not None
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import importlib.metadata as md
 import inspect
 import logging
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
 
 import attrs
 import pluggy
@@ -22,6 +22,8 @@ from . import hookspecs
 from .errors import PluginError
 
 log = logging.getLogger(__name__)
+
+_S = TypeVar("_S")
 
 ENTRY_POINT_GROUP = "nucleus"
 """Entry-point group for ledger plugins (storage, modules, token parsers, ACL providers)."""
@@ -159,37 +161,97 @@ def build_plugin_manager(plugins: Iterable[str | Any]) -> NucleusPluginManager:
     return pm
 
 
-def call_registration(pm: pluggy.PluginManager, hook_name: str, spec_type: type) -> list[tuple[Any, str, Any]]:
+def _is_wrapper(impl: pluggy.HookImpl) -> bool:
+    return bool(impl.wrapper or impl.hookwrapper)
+
+
+def _code_of(function: Any) -> Any:
+    function = inspect.unwrap(getattr(function, "__func__", function))
+    return getattr(function, "__code__", None)
+
+
+def _culprit(impls: Sequence[pluggy.HookImpl], err: BaseException, default: Any) -> Any:
+    """The plugin whose hook function (an implementation or a wrapper) raised ``err``: the innermost
+    frame of its traceback that runs one of ``impls``; ``default`` when none does."""
+    codes = {_code_of(impl.function): impl.plugin for impl in impls}
+    found = default
+    tb = err.__traceback__
+    while tb is not None:
+        found = codes.get(tb.tb_frame.f_code, found)
+        tb = tb.tb_next
+    return found
+
+
+def _hashable(plugin: Any) -> bool:
+    try:
+        hash(plugin)
+    except TypeError:
+        return False
+    return True
+
+
+def _call_one(pm: pluggy.PluginManager, hook_name: str, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
+    """Call ``impl`` (one plugin's implementation of ``hook_name``) alone, through pluggy: the hook
+    wrappers of every plugin run around it, the other plugins' implementations are left out.
+    Returns what pluggy returns: the list of results.
+
+    ``pm.subset_hook_caller`` does this, but keeps the plugins in a set: with an unhashable plugin
+    object (an attrs class with ``eq`` and an unhashable field) the same plugins are registered, in
+    the same order, on a throw-away manager instead."""
+    impls = getattr(pm.hook, hook_name).get_hookimpls()
+    if all(_hashable(i.plugin) for i in impls):
+        others = [i.plugin for i in impls if not _is_wrapper(i) and i.plugin is not impl.plugin]
+        return pm.subset_hook_caller(hook_name, remove_plugins=others)(**kwargs)
+    keep = {id(i.plugin) for i in impls if _is_wrapper(i)} | {id(impl.plugin)}
+    solo = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    solo.add_hookspecs(hookspecs)
+    for name, plugin in pm.list_name_plugin():
+        if id(plugin) in keep:
+            solo.register(plugin, name=name)
+    return getattr(solo.hook, hook_name)(**kwargs)
+
+
+def _error(pm: pluggy.PluginManager, hook_name: str, plugin: Any, message: str) -> PluginError:
+    name = pm.get_name(plugin) or repr(plugin)
+    dist = pm.distribution_of(name) if isinstance(pm, NucleusPluginManager) else None
+    return PluginError(f"{hook_name} {message}", plugin_name=name, distribution=dist)
+
+
+def call_registration(
+    pm: pluggy.PluginManager, hook_name: str, spec_type: type[_S], **kwargs: Any
+) -> list[tuple[_S, str, str | None]]:
     """Call a registration hook and return ``(spec, plugin_name, distribution)`` triples, checking types.
 
-    Each implementation is called on its own so that a failure, or a result that is not a list of
-    ``spec_type``, raises :class:`PluginError` naming the plugin that caused it."""
-    out: list[tuple[Any, str, Any]] = []
+    Fail fast: the first implementation that raises, or whose result is not a list of ``spec_type``,
+    raises :class:`PluginError` naming its plugin. Each plugin's implementation is called on its
+    own, through pluggy, so that every spec is known to come from its plugin: hook wrappers
+    (``@hookimpl(wrapper=True)``) run around each implementation and see, as a list of one result,
+    what that plugin returns (and may change it). An exception raised by a wrapper names the
+    wrapper's plugin."""
+    out: list[tuple[_S, str, str | None]] = []
     hook = getattr(pm.hook, hook_name)
-    for impl in hook.get_hookimpls():
+    impls = hook.get_hookimpls()
+    for impl in impls:
+        if _is_wrapper(impl):
+            continue
         plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)
         dist = pm.distribution_of(plugin_name) if isinstance(pm, NucleusPluginManager) else None
         try:
-            result = impl.function()
+            results = _call_one(pm, hook_name, impl, kwargs)
         except Exception as err:
-            raise PluginError(
-                f"{hook_name} failed: {type(err).__name__}: {err}", plugin_name=plugin_name, distribution=dist
-            ) from err
+            culprit = _culprit(impls, err, impl.plugin)
+            raise _error(pm, hook_name, culprit, f"failed: {type(err).__name__}: {err}") from err
+        wanted = spec_type.__name__
+        if not isinstance(results, list) or len(results) > 1:
+            raise _error(pm, hook_name, impl.plugin, "was turned by a hook wrapper into more than one result")
+        result = results[0] if results else None
         if result is None:
             continue
         if not isinstance(result, (list, tuple)):
-            raise PluginError(
-                f"{hook_name} must return a list of {spec_type.__name__}, got {type(result).__name__}",
-                plugin_name=plugin_name,
-                distribution=dist,
-            )
+            raise _error(pm, hook_name, impl.plugin, f"must return a list of {wanted}, got {type(result).__name__}")
         for spec in result:
             if not isinstance(spec, spec_type):
-                raise PluginError(
-                    f"{hook_name} returned {type(spec).__name__}, expected {spec_type.__name__}",
-                    plugin_name=plugin_name,
-                    distribution=dist,
-                )
+                raise _error(pm, hook_name, impl.plugin, f"returned {type(spec).__name__}, expected {wanted}")
             out.append((spec, plugin_name, dist))
     return out
 
@@ -197,16 +259,18 @@ def call_registration(pm: pluggy.PluginManager, hook_name: str, spec_type: type)
 def call_each(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[PluginError]:
     """Call every implementation of a notification hook on its own, most recently registered first.
 
-    A failing implementation does not stop the others: its exception is returned as a
-    :class:`PluginError` naming the plugin (the original exception is its ``__cause__``)."""
+    Each plugin isolated: a failing implementation does not stop the others: its exception is
+    returned as a :class:`PluginError` naming the plugin (the original exception is its
+    ``__cause__``). Each call goes through pluggy, so hook wrappers run around each implementation."""
     errors: list[PluginError] = []
-    for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
+    impls = getattr(pm.hook, hook_name).get_hookimpls()
+    for impl in reversed(impls):
+        if _is_wrapper(impl):
+            continue
         try:
-            impl.function(*(kwargs[arg] for arg in impl.argnames))
+            _call_one(pm, hook_name, impl, kwargs)
         except Exception as err:  # noqa: BLE001 - reported to the caller, naming the plugin
-            name = pm.get_name(impl.plugin) or repr(impl.plugin)
-            dist = pm.distribution_of(name) if isinstance(pm, NucleusPluginManager) else None
-            error = PluginError(f"{hook_name} failed: {type(err).__name__}: {err}", plugin_name=name, distribution=dist)
+            error = _error(pm, hook_name, _culprit(impls, err, impl.plugin), f"failed: {type(err).__name__}: {err}")
             error.__cause__ = err
             errors.append(error)
     return errors

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -11,6 +11,9 @@ import attrs
 from .errors import ValidationError
 
 if TYPE_CHECKING:
+    from .access import AccessPolicy
+    from .auth import TokenParser
+    from .modules import Module
     from .storage import StorageBackend
 
 SPEC_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
@@ -22,6 +25,13 @@ def _check_name(_inst: object, attr: attrs.Attribute[Any], value: object) -> Non
             f"{value!r} is not a plugin name (1-64 of a-z, 0-9, '_', '.', '-', starting with a letter)",
             field=attr.name,
         )
+
+
+def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
+    """``schemes`` and ``streams`` as given (a list, a tuple, any iterable of str), frozen as a
+    tuple. A converter typed with its argument: with the builtin ``tuple`` as converter the field's
+    argument type stays generic, and mypy refused every spec (each needed a ``type: ignore``)."""
+    return tuple(value)
 
 
 def _check_callable(_inst: object, attr: attrs.Attribute[Any], value: object) -> None:
@@ -56,7 +66,7 @@ class StorageBackendSpec:
     """
 
     name: str = attrs.field(validator=_check_name)
-    schemes: tuple[str, ...] = attrs.field(converter=tuple)
+    schemes: tuple[str, ...] = attrs.field(converter=_str_tuple)
     factory: Callable[[str, Mapping[str, Any]], StorageBackend] = attrs.field(validator=_check_callable)
     description: str = ""
 
@@ -71,7 +81,7 @@ class ModuleSpec:
     """A domain module. ``factory(context)`` returns a :class:`~nucleus_core.modules.Module`."""
 
     id: str = attrs.field(validator=_check_name)
-    factory: Callable[[PluginContext], Any] = attrs.field(validator=_check_callable)
+    factory: Callable[[PluginContext], Module] = attrs.field(validator=_check_callable)
     description: str = ""
 
 
@@ -94,9 +104,9 @@ class TokenParserSpec:
     it is enabled on, and such a ledger refuses to open without it."""
 
     name: str = attrs.field(validator=_check_name)
-    factory: Callable[[PluginContext], Any] = attrs.field(validator=_check_callable)
+    factory: Callable[[PluginContext], TokenParser] = attrs.field(validator=_check_callable)
     description: str = ""
-    streams: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_check_streams)
+    streams: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple, validator=_check_streams)
 
 
 @attrs.frozen(kw_only=True)
@@ -109,6 +119,6 @@ class AclProviderSpec:
     ``_acl``)."""
 
     name: str = attrs.field(validator=_check_name)
-    factory: Callable[[PluginContext], Any] = attrs.field(validator=_check_callable)
+    factory: Callable[[PluginContext], AccessPolicy] = attrs.field(validator=_check_callable)
     description: str = ""
-    streams: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_check_streams)
+    streams: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple, validator=_check_streams)

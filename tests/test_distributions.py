@@ -107,6 +107,17 @@ def test_dev_requirements_list_every_distribution() -> None:
     assert expected <= listed, f"missing from requirements-dev.txt: {sorted(expected - listed)}"
 
 
+def test_mypy_checks_every_distribution() -> None:
+    """``python -m mypy`` (run by CI) checks the core and every distribution's import package, found
+    through its ``src`` folder on mypy's path (not through how it happens to be installed)."""
+    mypy = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mypy"]
+    assert mypy["strict"] is True
+    packages = {p.name for d in DIST_DIRS for p in (d / "src").iterdir() if (p / "__init__.py").exists()}
+    assert set(mypy["packages"]) == packages | {"nucleus_core"}
+    paths = {p.replace("$MYPY_CONFIG_FILE_DIR/", "", 1) for p in mypy["mypy_path"]}
+    assert paths == {(d / "src").relative_to(ROOT).as_posix() for d in DIST_DIRS}
+
+
 def test_uv_workspace_knows_every_distribution() -> None:
     root = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     sources = root["tool"]["uv"]["sources"]

@@ -35,7 +35,7 @@ from urllib.parse import parse_qsl, quote, unquote
 
 import attrs
 
-from nucleus_core.access import AuthenticatedPolicy
+from nucleus_core.access import AclAdmin, AuthenticatedPolicy, GrantRecord
 from nucleus_core.asgi import AuthMiddleware, context_from_scope
 from nucleus_core.auth import redact_secrets
 from nucleus_core.context import READ, RequestContext, require_context, require_scope
@@ -518,12 +518,12 @@ class NucleusApp:
         raise NotFoundError(f"no module {wanted[:80]!r} on this ledger")
 
     # handlers: access control ---------------------------------------------------------------
-    def _acl(self) -> Any:
+    def _acl(self) -> AclAdmin:
         if isinstance(self.ledger.policy, AuthenticatedPolicy):
             raise _AclNotConfiguredError("this ledger has no access-control provider (enable the ual plugin)")
         return self.ledger.acl
 
-    async def _grants_body(self, request: Request) -> list[Any]:
+    async def _grants_body(self, request: Request) -> list[dict[str, Any]]:
         doc = await self._json_body(request)
         if not isinstance(doc, dict) or set(doc) != {"grants"} or not isinstance(doc["grants"], list):
             raise MalformedRequestError('this route takes {"grants": [grant, ...]}', field="body")
@@ -598,8 +598,8 @@ def _module_dict(meta: Any) -> dict[str, Any]:
     }
 
 
-def _grant_dict(grant: Any) -> Any:
-    return grant.to_dict() if hasattr(grant, "to_dict") else grant
+def _grant_dict(grant: GrantRecord) -> dict[str, Any]:
+    return grant.to_dict()
 
 
 def _filters_from_query(items: list[tuple[str, str]], *, allow_kind: bool) -> dict[str, Any]:

@@ -19,12 +19,13 @@ Needs httpx: ``pip install "nucleus-server[client]"``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
 
+from nucleus_core.access import AclAdmin
 from nucleus_core.context import RequestContext, require_context
 from nucleus_core.errors import (
     AuthenticationError,
@@ -42,6 +43,10 @@ from nucleus_core.verify import VerificationReport
 
 from . import wire
 from .errors import NotFoundError, rebuild_error
+
+if TYPE_CHECKING:
+    # Types only: the client imports nucleus-ual (an optional dependency) when an ACL call needs it.
+    from nucleus_ual import Grant, ListResult, Resource
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -327,21 +332,24 @@ class RemoteAcl:
             raise ConfigurationError("RemoteLedger.acl returns nucleus-ual types; pip install nucleus-ual") from err
         return nucleus_ual
 
-    def grant(self, grants: Sequence[Any], context: RequestContext | None = None) -> list[Any]:
+    def grant(self, grants: Iterable[Any], context: RequestContext | None = None) -> list[Grant]:
         """Give grants (``Grant`` objects or dicts); returns the grants as recorded."""
         ual = self._ual()
         token = self._ledger._bearer(context)
         body = {"grants": [_grant_doc(g) for g in grants]}
         doc = self._ledger._request("POST", "/acl/grant", token, body=body)
-        return [ual.Grant.from_dict(g) for g in doc["grants"]]
+        grant_type: type[Grant] = ual.Grant
+        return [grant_type.from_dict(g) for g in doc["grants"]]
 
-    def revoke(self, grants: Sequence[Any], context: RequestContext | None = None) -> int:
+    def revoke(self, grants: Iterable[Any], context: RequestContext | None = None) -> int:
         """Revoke grants of (principal, kind, resource id); returns how many were revoked."""
         token = self._ledger._bearer(context)
         body = {"grants": [_grant_doc(g) for g in grants]}
         return int(self._ledger._request("POST", "/acl/revoke", token, body=body)["revoked"])
 
-    def check(self, principal: RequestContext | str, action: Any, resource: Any) -> bool:
+    def check(
+        self, principal: RequestContext | str, action: str, resource: tuple[str, str] | Mapping[str, str] | Any
+    ) -> bool:
         """Whether ``principal`` may do ``action`` on ``resource``. For a context, its token (or the
         client's) asks about itself; for an OID string the client's requester asks about that
         principal, which needs ``full`` on the resource."""
@@ -353,22 +361,24 @@ class RemoteAcl:
             body["principal"] = principal
         return bool(self._ledger._request("POST", "/acl/check", token, body=body)["allowed"])
 
-    def require(self, principal: RequestContext | str, action: Any, resource: Any) -> Any:
+    def require(self, principal: RequestContext | str, action: str, resource: Any) -> Resource:
         """The resource if ``principal`` may do ``action`` on it; AccessDeniedError otherwise."""
         from nucleus_core.errors import AccessDeniedError
 
         res = _resource_doc(resource)
         if not self.check(principal, action, resource):
             raise AccessDeniedError(f"{action} access to {res['kind']}/{res['id']} denied")
-        return self._ual().Resource(kind=res["kind"], id=res["id"])
+        resource_type: type[Resource] = self._ual().Resource
+        return resource_type(kind=res["kind"], id=res["id"])
 
-    def list(self, context: RequestContext | None = None, filters: Mapping[str, Any] | None = None) -> Any:
+    def list(self, context: RequestContext | None = None, filters: Mapping[str, Any] | None = None) -> ListResult:
         """Entries the requester may read (query filters plus ``kind``), a page at a time."""
         ual = self._ual()
         token = self._ledger._bearer(context)
         doc = self._ledger._request("GET", "/acl/entries", token, params=_query_params(dict(filters or {})))
         entries = self._ledger._entries(doc["entries"], token)
-        return ual.ListResult(entries=entries, next_cursor=doc.get("next_cursor"))
+        result_type: type[ListResult] = ual.ListResult
+        return result_type(entries=entries, next_cursor=doc.get("next_cursor"))
 
 
 def _segment(value: str) -> str:
@@ -424,3 +434,10 @@ def _resource_doc(resource: Any) -> dict[str, str]:
     if hasattr(resource, "kind") and hasattr(resource, "id"):
         return {"kind": resource.kind, "id": resource.id}
     raise ValidationError("a resource is Resource(kind, id), a (kind, id) tuple or {kind, id}", field="resource")
+
+
+if TYPE_CHECKING:
+
+    def _remote_acl_is_an_acl_admin(acl: RemoteAcl) -> AclAdmin:
+        """mypy checks here that ``RemoteLedger.acl`` offers the core's :class:`AclAdmin`."""
+        return acl

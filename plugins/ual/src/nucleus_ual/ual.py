@@ -25,10 +25,11 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from nucleus_core.access import AclAdmin
 from nucleus_core.capabilities import ExtensionStorage, GrantIndexStorage
 from nucleus_core.context import GRANT, READ, RequestContext, require_scope
 from nucleus_core.errors import AccessDeniedError, ConfigurationError, QueryError, ValidationError
@@ -169,7 +170,12 @@ class UnifiedAccessLayer:
             return Scope.FULL
         return self._store.best_scope(principal, kind, resource_id, self._clock())
 
-    def check(self, principal: RequestContext | str, action: Scope | str, resource: Resource | tuple[str, str]) -> bool:
+    def check(
+        self,
+        principal: RequestContext | str,
+        action: Scope | str,
+        resource: Resource | tuple[str, str] | Mapping[str, str],
+    ) -> bool:
         """Whether ``principal`` may do ``action`` (read, write or full) on ``resource``. Asked with a
         requester's context, that requester needs the ``read`` scope (access state is read)."""
         if isinstance(principal, RequestContext):
@@ -510,3 +516,10 @@ def build_ual(
             "grants cannot be kept beside it"
         )
     return UnifiedAccessLayer(store=store, admins=admins, clock=clock)
+
+
+if TYPE_CHECKING:
+
+    def _ual_is_an_acl_admin(ual: UnifiedAccessLayer) -> AclAdmin:
+        """mypy checks here that the UAL implements the core's :class:`AclAdmin` (``ledger.acl``)."""
+        return ual

@@ -41,7 +41,7 @@ from nucleus_storage_sql import (
     SqlStorageBackend,
     SqlWriteTransaction,
 )
-from playhouse.pool import MaxConnectionsExceeded
+from playhouse.pool import MaxConnectionsExceeded  # type: ignore[import-untyped]
 
 from nucleus_core.errors import (
     ConfigurationError,
@@ -146,9 +146,10 @@ class PostgresStorage(SqlStorageBackend):
 
     # hooks of the base class ------------------------------------------------------------------
     def _make_database(self) -> peewee.Database:
-        return make_database(
+        database: peewee.Database = make_database(
             self._connect, pool_size=self._pool_size, pool_timeout=self._pool_timeout, stale_timeout=self._stale_timeout
         )
+        return database
 
     def _writable(self) -> bool:
         """False on a hot standby (read replica) or a read-only session: the ledger opens read-only."""
@@ -262,7 +263,8 @@ class PostgresStorage(SqlStorageBackend):
     def _ensure_ledgers_table(self) -> None:
         db = self.database
         table = self._quote(self._ledgers_table)
-        sv = self.models.schema_version
+        # A model class built per database: mypy cannot see its fields.
+        sv: Any = self.models.schema_version
         if not db.table_exists(self._ledgers_table):
             self._created_tables.append(self._ledgers_table)
         with self._begin_schema():

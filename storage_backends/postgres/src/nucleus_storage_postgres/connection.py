@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import peewee
 import psycopg
-from playhouse.postgres_ext import PooledPsycopg3Database
+from playhouse.postgres_ext import PooledPsycopg3Database  # type: ignore[import-untyped]
 from psycopg.conninfo import conninfo_to_dict
 
 from nucleus_core.errors import (
@@ -148,7 +148,7 @@ def sqlstate(err: BaseException) -> str | None:
 def connection_lost(err: BaseException) -> bool:
     """True when ``err`` means the connection is gone or the server cannot serve it."""
     driver = _driver_error(err)
-    state = getattr(driver, "sqlstate", None)
+    state: str | None = getattr(driver, "sqlstate", None)
     if state is not None:
         return state.startswith(_UNAVAILABLE_PREFIXES)
     # Errors without a SQLSTATE come from the client side: closed socket, failed connect, timeout.

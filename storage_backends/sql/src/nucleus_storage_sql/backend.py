@@ -260,7 +260,7 @@ class SqlStorageBackend(abc.ABC):
 
     def _execute(self, sql: str, params: Sequence[Any]) -> Any:
         """Run ``sql`` on this thread's connection and return the DB-API cursor."""
-        return self.database.execute_sql(sql, params)  # type: ignore[no-untyped-call]
+        return self.database.execute_sql(sql, params)
 
     def _quote(self, name: str) -> str:
         q = self.database.quote
@@ -367,7 +367,8 @@ class SqlStorageBackend(abc.ABC):
         if db.table_exists(self._ledgers_table):
             return
         self._created_tables.append(self._ledgers_table)
-        sv = self.models.schema_version
+        # A model class built per database: mypy cannot see its fields.
+        sv: Any = self.models.schema_version
         lid, entries = self._quote("ledger_id"), self._quote(self._entries_table)
         with self._begin_schema():
             db.execute_sql(
@@ -712,7 +713,7 @@ class SqlStorageBackend(abc.ABC):
             self._execute(self._sql["insert"], rows[0])
             return
         with _guarded(db.atomic(), self._errors):
-            db.cursor().executemany(self._sql["insert"], rows)  # type: ignore[no-untyped-call]
+            db.cursor().executemany(self._sql["insert"], rows)
 
     def _find_record_ids(self, unique_ids: list[str]) -> set[str]:
         """Which of ``unique_ids`` this ledger holds (inside the write transaction). Default: chunked

@@ -46,7 +46,7 @@ URL_OPTIONS = frozenset({"durability", "busy_timeout", "wal_size_limit"})
 """Options a ``sqlite://`` URL may carry in its query string (``data_dir`` may not: it is policy)."""
 
 
-class _Savepoint(peewee._savepoint):  # type: ignore[misc]
+class _Savepoint(peewee._savepoint):
     """peewee's savepoint, except that rolling back to it after SQLite has already rolled the whole
     transaction back (SQLITE_FULL, SQLITE_IOERR...) is a no-op instead of "no such savepoint"."""
 
@@ -66,7 +66,7 @@ class _SqliteDatabase(peewee.SqliteDatabase):
     """
 
     def rollback(self) -> None:
-        if not self.is_closed() and not self.connection().in_transaction:
+        if not self.is_closed() and not self.connection().in_transaction:  # type: ignore[no-untyped-call]
             return
         super().rollback()
 
@@ -128,10 +128,10 @@ def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
     return unquote(parts.path[1:]), options
 
 
-def _check_durability(value: object) -> str:
-    if value not in SYNCHRONOUS:
-        raise ConfigurationError(f"durability must be 'full' or 'normal', got {value!r}")
-    return str(value)
+def _check_durability(value: object) -> Durability:
+    if value == "full" or value == "normal":
+        return value
+    raise ConfigurationError(f"durability must be 'full' or 'normal', got {value!r}")
 
 
 def _check_timeout(value: object) -> float:
@@ -146,7 +146,7 @@ def _check_timeout(value: object) -> float:
 
 def _check_wal_limit(value: object) -> int:
     try:
-        limit = int(value)  # type: ignore[call-overload]
+        limit: int = int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         raise ConfigurationError(f"wal_size_limit must be a number of bytes, got {value!r}") from None
     if isinstance(value, bool) or str(limit) != str(value).strip() or not (

@@ -13,7 +13,7 @@ def nucleus_register_storage_backends() -> list[StorageBackendSpec]:
     return [
         StorageBackendSpec(
             name="sqlite",
-            schemes=("sqlite",),  # type: ignore[arg-type]  # attrs converter=tuple confuses mypy
+            schemes=("sqlite",),
             factory=storage_from_url,
             description="one SQLite file in WAL mode (the embedded default)",
         )

@@ -10,6 +10,7 @@ table with the chain, and refuses a key whose revocation is in the chain whateve
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import os
@@ -398,9 +399,10 @@ class ApiKeyParser:
         else:
 
             def within(tx: Any) -> None:
-                self._store.add(record)
-                if isinstance(self._store, MemoryKeyStore) and isinstance(tx, RollbackTransaction):
-                    tx.on_rollback(lambda: self._store.remove(key_id))
+                store = self._store
+                store.add(record)
+                if isinstance(store, MemoryKeyStore) and isinstance(tx, RollbackTransaction):
+                    tx.on_rollback(functools.partial(store.remove, key_id))
 
             payload = {"op": "create", "key_id": key_id, "key": authorizing_fields(record), "by": _by(context)}
             self._append(self._change_record(create_record_id(key_id), payload), context, within)
@@ -441,8 +443,9 @@ class ApiKeyParser:
             def within(tx: Any) -> None:
                 if not self._store.revoke(key_id, at, mac):
                     raise _NothingToRevoke
-                if isinstance(self._store, MemoryKeyStore) and isinstance(tx, RollbackTransaction):
-                    tx.on_rollback(lambda: self._store.restore(current))
+                store = self._store
+                if isinstance(store, MemoryKeyStore) and isinstance(tx, RollbackTransaction):
+                    tx.on_rollback(functools.partial(store.restore, current))
 
             payload = {"op": "revoke", "key_id": key_id, "revoked_at": at, "by": _by(context)}
             try:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from nucleus_core import TokenParserSpec, hookimpl
+from nucleus_core.host import PluginLedger
 
 from .cli import keys
 from .parser import NAME, STREAM, ApiKeyParser
@@ -29,7 +28,7 @@ def nucleus_register_commands(cli: click.Group) -> None:
 
 
 @hookimpl
-def nucleus_ledger_opened(ledger: Any) -> None:
+def nucleus_ledger_opened(ledger: PluginLedger) -> None:
     """Bind the ledger's API key parser to it: creations and revocations go to its ``_api_keys``
     stream, and the key table is compared with that stream (differences are logged and the keys
     concerned refused). The parser is the ledger's own (``ledger.auth``), so nothing is kept here."""

@@ -84,7 +84,7 @@ def _service(service_id: str, raw: object) -> PinnedService:
         principal=principal,
         role=role,
         algorithm=algorithm,
-        keys=keys,  # type: ignore[arg-type]
+        keys=keys,
         scopes=scopes,
     )
 

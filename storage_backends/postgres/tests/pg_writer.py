@@ -3,6 +3,8 @@
 Usage: ``python pg_writer.py DSN SCHEMA LEDGER_ID PREFIX COUNT ACK_FILE [BATCH]``
 
 Opens the ledger (verifying it), then appends ``COUNT`` records (``BATCH`` per call, default 1).
+With ``NUCLEUS_TEST_GATE`` set to a path, it waits after opening until that file exists, so that
+writers whose opens took different times start appending together.
 After each append returns, the acknowledged ``record_id seq hash`` lines are written to ACK_FILE
 unbuffered, so a parent that kills this process knows exactly what was acknowledged.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 from nucleus_storage_postgres import postgres_storage
 
@@ -27,6 +30,12 @@ def main(argv: list[str]) -> int:
     fd = os.open(ack_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with create_ledger(id=ledger_id, storage=postgres_storage(dsn, schema=schema, pool_size=2)) as ledger:
         os.write(fd, b"# opened\n")
+        gate = os.environ.get("NUCLEUS_TEST_GATE")
+        deadline = time.monotonic() + 240
+        while gate and not os.path.exists(gate):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"gate {gate} never opened")
+            time.sleep(0.01)
         n = int(count)
         i = 0
         while i < n:

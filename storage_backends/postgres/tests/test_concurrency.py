@@ -6,10 +6,12 @@ taken once, every link valid), and nothing acknowledged may be lost.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,14 +28,33 @@ WRITER = Path(__file__).with_name("pg_writer.py")
 LEDGER = "shared"
 
 
-def _start_writer(dsn: str, schema: str, prefix: str, count: int, ack: Path, batch: int = 1) -> subprocess.Popen[bytes]:
-    """Start a writer process; its stderr goes to ``<ack>.err``."""
+def _start_writer(
+    dsn: str, schema: str, prefix: str, count: int, ack: Path, batch: int = 1, gate: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a writer process; its stderr goes to ``<ack>.err``. With ``gate`` it appends only once
+    that file exists (see pg_writer.py)."""
+    env = dict(os.environ)
+    if gate is not None:
+        env["NUCLEUS_TEST_GATE"] = str(gate)
     with open(f"{ack}.err", "wb") as err:
         return subprocess.Popen(
             [sys.executable, str(WRITER), dsn, schema, LEDGER, prefix, str(count), str(ack), str(batch)],
             stdout=subprocess.DEVNULL,
             stderr=err,
+            env=env,
         )
+
+
+def _open_gate_when_all_opened(procs: list[subprocess.Popen[bytes]], acks: list[Path], gate: Path) -> None:
+    """Wait until every writer has opened the ledger (its ack file says so), then let them all
+    append at once: on a loaded machine the opens (which verify) finish at very different times."""
+    deadline = time.monotonic() + 240
+    while not all(a.exists() and a.read_bytes().startswith(b"# opened") for a in acks):
+        for w, p in enumerate(procs):
+            assert p.poll() is None, _stderr(acks[w])
+        assert time.monotonic() < deadline, "the writers did not open the ledger in time"
+        time.sleep(0.01)
+    gate.touch()
 
 
 def _stderr(ack: Path) -> str:
@@ -81,9 +102,11 @@ def test_writer_processes_never_fork(
     with create_ledger(id=LEDGER, storage=make_storage()) as ledger:
         ledger.append(make_record(0, prefix="seed"), make_context())
     procs = []
+    gate = tmp_path / "go"
     for w in range(writers):
         batch = 1 if w % 2 == 0 else 5
-        procs.append(_start_writer(pg_dsn, pg_schema, f"p{w}", per_writer, tmp_path / f"ack{w}", batch))
+        procs.append(_start_writer(pg_dsn, pg_schema, f"p{w}", per_writer, tmp_path / f"ack{w}", batch, gate))
+    _open_gate_when_all_opened(procs, [tmp_path / f"ack{w}" for w in range(writers)], gate)
 
     # Meanwhile, three ledger instances in threads of this process append to the same ledger.
     errors: list[BaseException] = []

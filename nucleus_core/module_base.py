@@ -21,6 +21,7 @@ from .records import Entry, Record
 if TYPE_CHECKING:
     from .host import PluginLedger
 
+
 class ModuleState(enum.Enum):
     """Where a module is in its lifecycle."""
 

@@ -1,6 +1,5 @@
 """The token-parser contract and the per-ledger token registry (``ledger.auth``).
 
-
 A *token parser* turns a credential into a :class:`~nucleus_core.context.RequestContext`. Parsers
 come from the ``nucleus_register_token_parsers`` hook; a ledger builds one instance per enabled
 spec and keeps them in a :class:`TokenRegistry`, exposed as ``ledger.auth``.

@@ -5,6 +5,9 @@ the ledger uses :class:`AuthenticatedPolicy`: the requester is still mandatory o
 every authenticated requester may read and write everything. A provider whose policy also offers
 grants (:class:`AclAdmin`) is administered through ``ledger.acl``, the HTTP server's ``/acl``
 routes and ``RemoteLedger.acl``, all typed by that one protocol.
+
+The access vocabulary that modules speak lives here too: :data:`SCOPES` and the
+:class:`SeedGrant` a new record seeds for its resource.
 """
 
 from __future__ import annotations
@@ -12,12 +15,37 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+import attrs
+
+from .errors import ValidationError
+from .oid import is_oid
+
 if TYPE_CHECKING:
     from .context import RequestContext
     from .host import PluginLedger
     from .query import QueryResult
     from .records import Entry, Record
     from .storage import StorageBackend, StorageQuery, StoredEntry, WriteTransaction
+
+
+SCOPES = ("read", "write", "full")
+"""Access scopes, weakest first (``read < write < full``)."""
+
+
+@attrs.frozen(kw_only=True)
+class SeedGrant:
+    """A grant a new record seeds for the access-control layer: ``principal_oid`` gets ``scope``
+    (``read``, ``write`` or ``full``) on the record's resource (see
+    :meth:`~nucleus_core.module_base.Module.resource_id`)."""
+
+    principal_oid: str
+    scope: str
+
+    def __attrs_post_init__(self) -> None:
+        if not is_oid(self.principal_oid):
+            raise ValidationError("must be an OID", field="principal_oid")
+        if self.scope not in SCOPES:
+            raise ValidationError(f"must be one of {', '.join(SCOPES)}", field="scope")
 
 
 @runtime_checkable

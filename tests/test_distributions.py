@@ -175,3 +175,55 @@ def test_every_imported_distribution_is_declared(dist: Path) -> None:
         for optional in ("peewee", "playhouse", "jwt", "cryptography", "pytest", "psycopg"):
             undeclared.pop(optional, None)
     assert not undeclared, f"{project['name']} imports undeclared distributions: {undeclared}"
+
+
+ARCHITECTURE_DOC = ROOT / "docs" / "ARCHITECTURE.md"
+
+
+def _architecture_table() -> dict[str, tuple[str, str, set[str]]]:
+    """The rows of the table under docs/ARCHITECTURE.md's "What each may import": distribution ->
+    (folder, import package, the Nucleus distributions it may import)."""
+    text = ARCHITECTURE_DOC.read_text(encoding="utf-8")
+    section = text.split("\n## What each may import\n", 1)[1].split("\n## ", 1)[0]
+    rows: dict[str, tuple[str, str, set[str]]] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 4 or not cells[0].startswith("nucleus-"):
+            continue
+        name, folder, package, allowed = cells
+        rows[name] = (folder.strip("`"), package.strip("`"), set(re.findall(r"nucleus-[a-z0-9-]+", allowed)))
+    return rows
+
+
+def _declared_nucleus(project: dict) -> set[str]:
+    reqs = list(project["dependencies"])
+    for extra in project.get("optional-dependencies", {}).values():
+        reqs.extend(extra)
+    names = {_normalize(re.split(r"[\s\[<>=!~;]", req, maxsplit=1)[0]) for req in reqs}
+    return {n for n in names if n.startswith("nucleus-")}
+
+
+def test_architecture_import_rules() -> None:
+    """docs/ARCHITECTURE.md states what each distribution may import of Nucleus. Its table names
+    every distribution with its folder and import package; each row's list is exactly the Nucleus
+    distributions that distribution declares (dependencies and extras), and its code imports no
+    other Nucleus package (the core none at all)."""
+    table = _architecture_table()
+    dists = {_project(d)["name"]: d for d in [ROOT, *DIST_DIRS]}
+    assert set(table) == set(dists), "the table lists every distribution, and only those"
+    packages = {"nucleus-core": "nucleus_core"} | {
+        _project(d)["name"]: next(p.name for p in (d / "src").iterdir() if (p / "__init__.py").exists())
+        for d in DIST_DIRS
+    }
+    wrong = {}
+    for name, dist in dists.items():
+        folder, package, allowed = table[name]
+        assert folder == (dist.relative_to(ROOT).as_posix() or "."), f"{name}: folder"
+        assert package == packages[name], f"{name}: import package"
+        assert allowed == _declared_nucleus(_project(dist)) - {name}, f"{name}: the page and pyproject.toml disagree"
+        source = ROOT / "nucleus_core" if dist == ROOT else dist / "src" / package
+        imported = {m for m in _imported_modules(source) if m.startswith("nucleus_")} - {package}
+        permitted = {packages[a] for a in allowed}
+        if imported - permitted:
+            wrong[name] = sorted(imported - permitted)
+    assert not wrong, f"imports the architecture page does not allow: {wrong}"

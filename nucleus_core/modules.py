@@ -4,19 +4,7 @@ A module owns streams, validates records appended to them, and may keep state de
 chain. Each ledger has its own :class:`ModuleRegistry`; modules come from the
 ``nucleus_register_modules`` hook of the plugins the ledger enables (see ``docs/MODULES.md``).
 
-Lifecycle: register -> init_all -> start_all (derived state is rebuilt from the chain between
-init and start) -> runtime -> stop_all. States: registered, initialized, started, stopped, failed.
-
-The append path, for a batch holding records in a module's streams, runs inside the storage write
-transaction after the chain head was re-read:
-
-1. :meth:`ModuleRegistry.catch_up` folds every entry committed since the module last looked
-   (by this process or by any other writer of the same database) into derived state;
-2. each involved module gets ``begin_batch()``, then ``validate(record, context)`` for each of its
-   records in batch order, then ``before_append(records, context)``, then ``end_batch()``
-   (always, even after a refusal);
-3. after the commit, ``apply(entry)`` folds each new entry into derived state, then
-   ``after_append(entries, context)`` runs; its failures are logged, never undo the commit.
+The lifecycle and the append path are described in :mod:`nucleus_core.module_registry`.
 
 The code lives in short modules, each with one job; this module re-exports their names so that
 ``from nucleus_core.modules import ...`` keeps working: :mod:`nucleus_core.module_base` (the

@@ -172,7 +172,7 @@ def test_every_imported_distribution_is_declared(dist: Path) -> None:
     # The core imports these lazily, only when a SQL storage plugin (which declares peewee) or a JWT
     # parser (which declares pyjwt[crypto]) is in use, or for its test helpers (pytest, psycopg).
     if dist == ROOT:
-        for optional in ("peewee", "playhouse", "jwt", "cryptography", "pytest", "psycopg"):
+        for optional in ("peewee", "playhouse", "jwt", "pytest", "psycopg"):
             undeclared.pop(optional, None)
     assert not undeclared, f"{project['name']} imports undeclared distributions: {undeclared}"
 

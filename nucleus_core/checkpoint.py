@@ -1,0 +1,243 @@
+"""Signed checkpoints: C2SP tlog-checkpoint texts in C2SP signed notes, signed with Ed25519.
+
+A checkpoint is the note text ``<origin>\\n<tree size>\\n<base64 root hash>\\n`` (no extension
+lines: c2sp.org/tlog-checkpoint calls them NOT RECOMMENDED, and cosignatures of some kinds do not
+cover them), followed by a blank line and one signature line per signer::
+
+    — <key name> base64(key ID || Ed25519 signature of the text)
+
+Key strings are those of Go's ``golang.org/x/mod/sumdb/note``, which the transparency tools in use
+(witnesses, ``litetlog``, Tessera, Sunlight) read:
+
+- verifier key, published: ``<name>+<key ID hex>+<base64(0x01 || 32-byte public key)>``;
+- signer key, secret: ``PRIVATE+KEY+<name>+<key ID hex>+<base64(0x01 || 32-byte Ed25519 seed)>``.
+
+C2SP defines no signer key format; this is Go's. A signer key is read from a file or an
+environment variable (:func:`load_signer`), never from the ledger's database, and no error
+message or ``repr`` shows it. Several signers sign one note (:func:`sign_note`): a verifier
+ignores the keys it does not know, so keys rotate without a flag day.
+
+The origin names the log. :func:`default_origin` derives one from the ledger id; a ledger that is
+published (witnessed, served as tiles) should be configured with its public URL prefix without
+the scheme instead, as c2sp.org/tlog-tiles recommends. The log's key name is its origin.
+Verification is :mod:`nucleus_core.tlog_verify`'s, which needs no other part of Nucleus.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import attrs
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from .errors import ConfigurationError, ValidationError
+from .hashing import validate_ledger_id
+from .tlog_verify import (
+    SIGNATURE_TYPE_ED25519,
+    Checkpoint,
+    MalformedNoteError,
+    NoteSignature,
+    NoteVerifier,
+    VerificationError,
+    b64decode_strict,
+    key_id,
+    parse_checkpoint,
+    parse_note,
+    valid_key_name,
+)
+
+__all__ = [
+    "DEFAULT_ORIGIN_HOST", "SIGNER_KEY_PREFIX", "NoteSigner", "checkpoint_text", "default_origin", "load_signer",
+    "sign_checkpoint", "sign_note", "validate_origin",
+]
+
+SIGNER_KEY_PREFIX = "PRIVATE+KEY+"
+"""How a signer key string starts (Go's ``note`` package)."""
+
+DEFAULT_ORIGIN_HOST = "nucleus.invalid"
+"""The host part of :func:`default_origin`: under ``.invalid`` (RFC 6761), a name that can never be
+a real host, so that a default origin is never mistaken for a reachable URL."""
+
+_KEY_ID_HEX = re.compile(r"[0-9a-f]{8}")
+
+
+def default_origin(ledger_id: str) -> str:
+    """The origin of a ledger's checkpoints unless configured: ``nucleus.invalid/<ledger id>``.
+
+    It has the shape c2sp.org/tlog-checkpoint recommends (a scheme-less URL without spaces or
+    ``+``; a ledger id has neither), so it can be the key name too, and it names the ledger, since
+    the ledger id is part of every entry hash. It does not tell two deployments of one ledger id
+    apart: a ledger that is witnessed or published should configure its own origin."""
+    return f"{DEFAULT_ORIGIN_HOST}/{validate_ledger_id(ledger_id)}"
+
+
+def validate_origin(origin: object) -> str:
+    """Return ``origin`` if this ledger may sign checkpoints with it: a non-empty line without
+    Unicode spaces, ``+`` or control characters (so that it can be its key's name as well)."""
+    if not valid_key_name(origin) or any(ord(c) < 0x20 or ord(c) == 0x7F for c in str(origin)):
+        raise ValidationError(
+            "a checkpoint origin is non-empty, without spaces, '+' or control characters "
+            "(a scheme-less URL such as example.com/log)",
+            field="origin",
+        )
+    assert isinstance(origin, str)
+    return origin
+
+
+@attrs.frozen(repr=False)
+class NoteSigner:
+    """An Ed25519 note signing key with its key name. The seed never appears in ``repr``, ``str``
+    or an error message; :attr:`skey` is the one way to get it back out."""
+
+    name: str = attrs.field()
+    _seed: bytes = attrs.field(alias="seed")
+    _private: Ed25519PrivateKey = attrs.field(init=False, eq=False)
+    public_key: bytes = attrs.field(init=False)
+
+    @name.validator
+    def _check_name(self, _attribute: object, value: object) -> None:
+        if not valid_key_name(value):
+            raise ValidationError("a note key name is non-empty, without spaces or '+'", field="name")
+
+    @_private.default
+    def _load_private(self) -> Ed25519PrivateKey:
+        if not isinstance(self._seed, bytes) or len(self._seed) != 32:
+            raise ValidationError("an Ed25519 seed is 32 bytes", field="seed")
+        return Ed25519PrivateKey.from_private_bytes(self._seed)
+
+    @public_key.default
+    def _derive_public(self) -> bytes:
+        return self._private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+    def __repr__(self) -> str:
+        return f"NoteSigner(name={self.name!r}, key_id={self.key_id:08x})"
+
+    @classmethod
+    def generate(cls, name: str) -> NoteSigner:
+        """A new random key named ``name``."""
+        return cls(name=name, seed=os.urandom(32))
+
+    @classmethod
+    def from_skey(cls, skey: str) -> NoteSigner:
+        """Parse a signer key ``PRIVATE+KEY+<name>+<key ID hex>+<base64(0x01 || seed)>``; the key ID
+        must be that of the public key. Raises :class:`ValidationError` (without the key in it)."""
+        if not isinstance(skey, str) or not skey.startswith(SIGNER_KEY_PREFIX):
+            raise ValidationError(f"a signer key starts with {SIGNER_KEY_PREFIX}", field="signer key")
+        parts = skey[len(SIGNER_KEY_PREFIX) :].split("+", 2)  # the base64 part may hold '+'
+        if len(parts) != 3:
+            raise ValidationError(
+                f"a signer key is {SIGNER_KEY_PREFIX}<name>+<key ID>+<base64 key>", field="signer key"
+            )
+        name, hex_id, b64 = parts
+        if not valid_key_name(name):
+            raise ValidationError("the signer key's name is empty or holds a space or '+'", field="signer key")
+        if _KEY_ID_HEX.fullmatch(hex_id) is None:
+            raise ValidationError("the signer key's key ID is not 8 lowercase hex digits", field="signer key")
+        try:
+            material = b64decode_strict(b64, "the signer key's key")
+        except MalformedNoteError as err:
+            raise ValidationError(str(err), field="signer key") from None
+        if len(material) != 33 or material[0] != SIGNATURE_TYPE_ED25519:
+            raise ValidationError(
+                "the signer key is not an Ed25519 note key (type 0x01, 32-byte seed)", field="signer key"
+            )
+        signer = cls(name=name, seed=material[1:])
+        if signer.key_id != int(hex_id, 16):
+            raise ValidationError("the signer key's key ID does not match its name and key", field="signer key")
+        return signer
+
+    @property
+    def key_id(self) -> int:
+        """The signed-note key ID: ``SHA-256(name || 0x0A || 0x01 || public key)[:4]``, big-endian."""
+        return key_id(self.name, bytes([SIGNATURE_TYPE_ED25519]) + self.public_key)
+
+    @property
+    def verifier(self) -> NoteVerifier:
+        """The matching verifier (what a client is configured with)."""
+        return NoteVerifier(name=self.name, key_id=self.key_id, public_key=self.public_key)
+
+    @property
+    def vkey(self) -> str:
+        """The verifier key string to publish."""
+        return self.verifier.vkey
+
+    @property
+    def skey(self) -> str:
+        """The signer key string (secret: store it in a file or an environment variable)."""
+        material = bytes([SIGNATURE_TYPE_ED25519]) + self._seed
+        return f"{SIGNER_KEY_PREFIX}{self.name}+{self.key_id:08x}+{base64.b64encode(material).decode('ascii')}"
+
+    def sign(self, text: str) -> NoteSignature:
+        """This key's signature of the note text ``text`` (Ed25519 over its UTF-8 bytes)."""
+        return NoteSignature(name=self.name, key_id=self.key_id, signature=self._private.sign(text.encode("utf-8")))
+
+
+def sign_note(text: str, signers: Iterable[NoteSigner]) -> str:
+    """The signed note of ``text`` (which ends with a newline) by every one of ``signers``, in
+    their order. Two signers with one name and key ID are refused (a verifier could not tell them
+    apart)."""
+    signers = list(signers)
+    if not signers:
+        raise ValidationError("a note needs at least one signer", field="signers")
+    seen = set()
+    for signer in signers:
+        key = (signer.name, signer.key_id)
+        if key in seen:
+            raise ValidationError(f"two signers are named {signer.name}+{signer.key_id:08x}", field="signers")
+        seen.add(key)
+    if not isinstance(text, str) or not text.endswith("\n"):
+        raise ValidationError("a note text ends with a newline", field="text")
+    note = text + "\n" + "".join(signer.sign(text).line() for signer in signers)
+    try:
+        parse_note(note)  # the text is valid UTF-8 without control characters (the split is always right)
+    except VerificationError as err:
+        raise ValidationError(str(err), field="text") from None
+    return note
+
+
+def checkpoint_text(origin: str, size: int, root_hash: bytes) -> str:
+    """The checkpoint note text of the tree of ``size`` leaves with ``root_hash``, for ``origin``."""
+    text = Checkpoint(origin=validate_origin(origin), size=size, root_hash=root_hash).text()
+    try:
+        parse_checkpoint(text)
+    except VerificationError as err:
+        raise ValidationError(str(err), field="checkpoint") from None
+    return text
+
+
+def sign_checkpoint(origin: str, size: int, root_hash: bytes, signers: Iterable[NoteSigner]) -> str:
+    """The signed checkpoint note for the tree of ``size`` leaves with ``root_hash``."""
+    return sign_note(checkpoint_text(origin, size, root_hash), signers)
+
+
+def load_signer(
+    *, path: str | os.PathLike[str] | None = None, env: str | None = None, environ: Mapping[str, str] | None = None
+) -> NoteSigner:
+    """Read a signer key (:meth:`NoteSigner.from_skey`) from the file ``path`` or from the
+    environment variable ``env`` (exactly one of the two; surrounding whitespace, such as the
+    file's final newline, is ignored). Raises :class:`ConfigurationError` naming the file or the
+    variable, never the key."""
+    if (path is None) == (env is None):
+        raise ConfigurationError("a signer key comes from a file or from an environment variable (one of the two)")
+    if path is not None:
+        where = f"signer key file {os.fspath(path)!r}"
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigurationError(f"{where}: cannot be read ({type(err).__name__})") from None
+    else:
+        assert env is not None
+        where = f"signer key variable {env}"
+        value = (os.environ if environ is None else environ).get(env)
+        if value is None:
+            raise ConfigurationError(f"{where}: not set")
+        text = value
+    try:
+        return NoteSigner.from_skey(text.strip())
+    except ValidationError as err:
+        raise ConfigurationError(f"{where}: {err}") from None

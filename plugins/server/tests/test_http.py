@@ -196,6 +196,22 @@ def test_unknown_route_and_method(client: httpx.Client) -> None:
     assert response.status_code == 404
     response = client.get("/entries/not-a-hash", headers=auth())
     assert response.status_code == 422 and error_of(response)["field"] == "hash"
+    response = client.head("/health")
+    assert response.status_code == 405 and response.headers["allow"] == "GET"
+
+
+def test_path_parameter_not_utf8_is_400(client: httpx.Client, caplog: pytest.LogCaptureFixture) -> None:
+    """A percent-escape that does not decode to UTF-8 is the client's mistake: 400, nothing logged
+    as a server error."""
+    with caplog.at_level("ERROR", logger="nucleus_server"):
+        response = client.get("/records/%FF", headers=auth())
+    assert response.status_code == 400
+    assert error_of(response) == {
+        "code": "malformed_request",
+        "message": "record_id: is not percent-encoded UTF-8",
+        "field": "record_id",
+    }
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
 
 
 def test_openapi_documents_every_route(client: httpx.Client) -> None:

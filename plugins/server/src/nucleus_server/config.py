@@ -28,7 +28,7 @@ import attrs
 from nucleus_core.config import LedgerSection, read_toml, structure_strictly
 from nucleus_core.errors import ConfigurationError
 
-from .app import DEFAULT_MAX_BATCH_RECORDS, DEFAULT_MAX_BODY_BYTES, DEFAULT_PUBLIC_PATHS, ServerSettings
+from .settings import DEFAULT_MAX_BATCH_RECORDS, DEFAULT_MAX_BODY_BYTES, DEFAULT_PUBLIC_PATHS, ServerSettings
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080

@@ -1,0 +1,72 @@
+"""What every handler gets besides its request: :class:`Api`, the ledger with the server's
+settings and thread pool; the handler and endpoint types; helpers shared by several areas."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+
+from nucleus_core.auth import redact_secrets
+from nucleus_core.errors import QueryError
+from nucleus_core.ledger import Ledger
+
+from ..asgi import Request, Response
+from ..openapi import Route
+from ..settings import ServerSettings
+
+
+@attrs.define(kw_only=True)
+class Api:
+    """The served ledger, the server's settings and the pool that runs blocking ledger calls."""
+
+    ledger: Ledger
+    settings: ServerSettings
+    executor: concurrent.futures.ThreadPoolExecutor
+    openapi: bytes
+    """The served OpenAPI document, built once from the route table."""
+    verify_lock: asyncio.Lock | None = None
+    """One full verification at a time (made on first use, inside the event loop)."""
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` on the thread pool, so the event loop keeps serving meanwhile."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, functools.partial(fn, *args))
+
+
+Handler = Callable[[Api, Request], Awaitable[Response]]
+"""A route's handler: ``async def name(api, request) -> Response``; errors are raised as
+:class:`~nucleus_core.errors.NucleusError` and become error documents."""
+
+Endpoint = tuple[Route, Handler]
+"""A route (for the router and ``/openapi.json``) with the handler that answers it."""
+
+_QUERY_INT = {"since", "until", "limit"}
+
+
+def filters_from_query(items: list[tuple[str, str]], *, allow_kind: bool) -> dict[str, Any]:
+    """Query-string filters: ``stream``, ``record_id`` and ``kind`` repeat; the rest appear once."""
+    allowed = {"stream", "record_id", "since", "until", "limit", "cursor"} | ({"kind"} if allow_kind else set())
+    lists: dict[str, list[str]] = {}
+    filters: dict[str, Any] = {}
+    for key, value in items:
+        if key not in allowed:
+            raise QueryError(f"unknown query parameter {redact_secrets(key[:64])!r}", field="query")
+        if key in ("stream", "record_id", "kind"):
+            lists.setdefault(key, []).append(value)
+            continue
+        if key in filters:
+            raise QueryError("given more than once", field=key)
+        if key in _QUERY_INT:
+            if not value.isdigit() or len(value) > 16:
+                raise QueryError("must be a non-negative integer", field=key)
+            filters[key] = int(value)
+        else:
+            filters[key] = value
+    for key, values in lists.items():
+        name = "record_ids" if key == "record_id" else key
+        filters[name] = values if (len(values) > 1 or key == "record_id") else values[0]
+    return filters

@@ -1,0 +1,133 @@
+"""The request and response plumbing between ASGI and the handlers.
+
+A handler gets a :class:`Request` (scope, path parameters, the authenticated context, a bounded
+body reader) and returns a :class:`Response` (status, JSON body bytes, extra headers);
+:func:`send_response` writes it with the headers every answer carries, and
+:func:`error_response` turns a :class:`~nucleus_core.errors.NucleusError` into the server's error
+document with its status and ``WWW-Authenticate`` or ``Allow`` header.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+import attrs
+
+from nucleus_core.context import RequestContext, require_context
+from nucleus_core.errors import InsufficientScopeError, MissingRequesterError, NucleusError
+
+from . import wire
+from .errors import INTERNAL_ERROR_CODE, MalformedRequestError, RequestTooLargeError, error_document, status_for
+from .routing import RouteMethodNotAllowedError
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+@attrs.frozen(kw_only=True)
+class Request:
+    """What a handler gets: the scope, path parameters, the authenticated context (None on a public
+    path without a token) and a way to read the body (bounded)."""
+
+    scope: Scope
+    params: Mapping[str, str]
+    context: RequestContext | None
+    read_body: Callable[[], Awaitable[bytes]]
+
+    @property
+    def requester(self) -> RequestContext:
+        """The authenticated requester; :class:`MissingRequesterError` (401) when there is none."""
+        if self.context is None:
+            raise MissingRequesterError("this route needs a bearer token")
+        return require_context(self.context)
+
+    def query_items(self) -> list[tuple[str, str]]:
+        raw = self.scope.get("query_string", b"")
+        try:
+            return parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        except UnicodeDecodeError:
+            raise MalformedRequestError("query string is not UTF-8", field="query") from None
+
+    async def json(self) -> Any:
+        """The body parsed as JSON (:class:`MalformedRequestError` when it is not)."""
+        return wire.loads_body(await self.read_body())
+
+
+@attrs.frozen(kw_only=True)
+class Response:
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def json_response(status: int, value: Any) -> Response:
+    """A response whose body is ``value`` as JSON."""
+    return Response(status=status, body=wire.dumps(value))
+
+
+def raw_response(status: int, body: bytes) -> Response:
+    """A response whose body is already JSON bytes (entries written from their stored bytes)."""
+    return Response(status=status, body=body)
+
+
+INTERNAL_ERROR = Response(
+    status=500, body=wire.dumps({"error": {"code": INTERNAL_ERROR_CODE, "message": "internal server error"}})
+)
+"""The answer to an unexpected exception (its details go to the log, never to the client)."""
+
+
+def error_response(err: NucleusError, *, realm: str) -> Response:
+    """The error document for ``err`` with its status and, for 401/403, the bearer challenge of
+    ``realm``, for 405 the ``Allow`` header."""
+    status = status_for(err)
+    headers: tuple[tuple[str, str], ...] = ()
+    if status == 401:
+        headers = (("www-authenticate", f'Bearer realm="{realm}"'),)
+    elif status == 403:
+        needed = getattr(err, "scope", None) if isinstance(err, InsufficientScopeError) else None
+        extra = f', scope="{needed}"' if needed else ""
+        headers = (("www-authenticate", f'Bearer realm="{realm}", error="insufficient_scope"{extra}'),)
+    elif status == 405 and isinstance(err, RouteMethodNotAllowedError):
+        headers = (("allow", ", ".join(err.allowed)),)
+    return Response(status=status, body=wire.dumps(error_document(err)), headers=headers)
+
+
+async def send_response(send: Send, response: Response) -> None:
+    """Write ``response``: JSON content type, its length, ``no-store``, then its own headers."""
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(response.body)).encode("ascii")),
+        (b"cache-control", b"no-store"),
+    ]
+    headers.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers)
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})
+
+
+async def read_body(scope: Scope, receive: Receive, *, limit: int) -> bytes:
+    """The request body, refused with :class:`RequestTooLargeError` (413) once it is larger than
+    ``limit`` bytes (from ``content-length`` before reading, or while reading a chunked body)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            if not value.isdigit():
+                raise MalformedRequestError("content-length is not a number", field="body")
+            if int(value) > limit:
+                raise RequestTooLargeError(f"the body is larger than this server's {limit} bytes", field="body")
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise MalformedRequestError("the client disconnected before sending the body", field="body")
+        chunk = message.get("body", b"")
+        total += len(chunk)
+        if total > limit:
+            raise RequestTooLargeError(f"the body is larger than this server's {limit} bytes", field="body")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)

@@ -1,0 +1,58 @@
+"""The HTTP layer's settings (:class:`ServerSettings`); the ledger's own configuration is separate."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import attrs
+
+from nucleus_core.errors import ConfigurationError
+from nucleus_core.ledger import MAX_BATCH_SIZE
+
+DEFAULT_PUBLIC_PATHS = ("/health", "/openapi.json")
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_BATCH_RECORDS = 1000
+
+
+def _check_range(low: int, high: int) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    def check(_inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
+        if type(value) is not int or not low <= value <= high:
+            raise ConfigurationError(f"server setting {attr.name!r} must be an integer from {low} to {high}")
+
+    return check
+
+
+def _to_tuple(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _check_paths(_inst: Any, _attr: Any, value: tuple[str, ...]) -> None:
+    for path in value:
+        if not isinstance(path, str) or not path.startswith("/") or "?" in path or "#" in path:
+            raise ConfigurationError(f"public path {path!r} must be an exact path starting with '/'")
+
+
+def _check_realm(_inst: Any, _attr: Any, value: str) -> None:
+    if not isinstance(value, str) or not value or any(c in value for c in '"\\\r\n'):
+        raise ConfigurationError("server setting 'realm' must be a non-empty string without quotes or newlines")
+
+
+@attrs.frozen(kw_only=True)
+class ServerSettings:
+    """How the HTTP layer behaves (the ledger's own configuration is separate).
+
+    ``public_paths``: exact paths answered without a token (only ``/health`` and ``/openapi.json``
+    serve anything without a requester; ledger routes refuse an anonymous request even when
+    listed). ``max_body_bytes``: largest request body. ``max_batch_records``: most records in one
+    batch append (at most the core's limit). ``threads``: size of the pool running ledger calls.
+    """
+
+    realm: str = attrs.field(default="nucleus", validator=_check_realm)
+    public_paths: tuple[str, ...] = attrs.field(
+        default=DEFAULT_PUBLIC_PATHS, converter=_to_tuple, validator=_check_paths
+    )
+    max_body_bytes: int = attrs.field(default=DEFAULT_MAX_BODY_BYTES, validator=_check_range(1024, 1024**3))
+    max_batch_records: int = attrs.field(default=DEFAULT_MAX_BATCH_RECORDS, validator=_check_range(1, MAX_BATCH_SIZE))
+    threads: int = attrs.field(default=8, validator=_check_range(1, 256))
+    max_header_bytes: int = attrs.field(default=8192, validator=_check_range(256, 65536))

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .host import PluginLedger
     from .query import QueryResult
     from .records import Entry, Record
-    from .storage import StorageBackend, StorageQuery, StoredEntry, WriteTransaction
+    from .storage import StorageBackend, StorageQuery, WriteTransaction
 
 
 SCOPES = ("read", "write", "full")
@@ -67,10 +67,10 @@ class AccessPolicy(Protocol):
         May return system records (streams starting with ``_``, e.g. an audit trail) that the ledger
         chains right after ``entries`` in the same transaction. Raising rolls the whole append back."""
 
-    def can_read(self, entry: StoredEntry, context: RequestContext) -> bool:
+    def can_read(self, entry: Entry, context: RequestContext) -> bool:
         """Whether ``context`` may read ``entry`` (for get by hash or id)."""
 
-    def query(self, storage: StorageBackend, query: StorageQuery, context: RequestContext) -> list[StoredEntry]:
+    def query(self, storage: StorageBackend, query: StorageQuery, context: RequestContext) -> list[Entry]:
         """Run ``query`` returning only entries ``context`` may read. Must filter inside the storage
         (a join or EXISTS), never after fetching."""
 
@@ -139,10 +139,10 @@ class AuthenticatedPolicy:
     def after_append(self, entries: Sequence[Entry], context: RequestContext, tx: WriteTransaction) -> None:
         return None
 
-    def can_read(self, entry: StoredEntry, context: RequestContext) -> bool:
+    def can_read(self, entry: Entry, context: RequestContext) -> bool:
         return True
 
-    def query(self, storage: StorageBackend, query: StorageQuery, context: RequestContext) -> list[StoredEntry]:
+    def query(self, storage: StorageBackend, query: StorageQuery, context: RequestContext) -> list[Entry]:
         return storage.query(query)
 
     def check_consistency(self) -> str | None:

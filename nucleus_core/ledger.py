@@ -49,6 +49,7 @@ from .records import (
     DEFAULT_MAX_RECORD_BYTES,
     Entry,
     Record,
+    parsed_entry,
     validate_stream,
     validate_user_record_id,
 )
@@ -70,7 +71,6 @@ from .storage import (
     MemoryStorage,
     SeqRangeStorage,
     StorageBackend,
-    StoredEntry,
     WriteTransaction,
     entry_rows,
 )
@@ -412,7 +412,7 @@ class Ledger:
     def _record_plugins_now(self) -> None:
         with self._lock, self._storage.write() as tx:
             recorded, plugins = self._plugins_entries(tx.head())
-            tx.insert([_stored(e) for e in recorded])
+            tx.insert(recorded)
         self._plugins_written(recorded, plugins)
 
     def _release(self, name: str, ctx: RequestContext) -> list[RequiredPlugin]:
@@ -442,7 +442,7 @@ class Ledger:
                     kept, seq=seq + 1, timestamp=time.time_ns() // 1_000_000, released=released, by=ctx.oid
                 )
                 entries = self._chain(head, [record])
-                tx.insert([_stored(e) for e in entries])
+                tx.insert(entries)
         self._plugins_written(entries, tuple(kept))
         log.warning(
             "ledger %r: %s released plugin(s) %s; the chain no longer requires them (seq %d)",
@@ -704,10 +704,10 @@ class Ledger:
                 # with the chain's newest record; refused if that names a plugin not enabled here.
                 recorded, plugins = self._plugins_entries(head)
                 if recorded:
-                    tx.insert([_stored(e) for e in recorded])
+                    tx.insert(recorded)
                     head = ChainHead(seq=recorded[-1].seq, hash=recorded[-1].hash)
                 entries = self._chain(head, batch)
-                tx.insert([_stored(e) for e in entries])
+                tx.insert(entries)
                 audit: list[Entry] = []
                 if within is not None:
                     within(tx)
@@ -717,7 +717,7 @@ class Ledger:
                     if extra:
                         last = entries[-1]
                         audit = self._chain(ChainHead(seq=last.seq, hash=last.hash), self._check_batch(extra))
-                        tx.insert([_stored(e) for e in audit])
+                        tx.insert(audit)
         self._plugins_written([*recorded, *entries, *audit], plugins)
         self._registry.committed(entries, ctx)
         return entries
@@ -727,11 +727,11 @@ class Ledger:
         prev = head.hash if head else GENESIS_HASH
         prefix = self._prefix
         out: list[Entry] = []
+        chained = Entry.chained
         for record in batch:
             seq += 1
-            canonical = record.canonical
-            h = entry_hash_with_prefix(prefix, seq, prev, canonical)
-            out.append(Entry(seq=seq, hash=h, prev_hash=prev, record=record, canonical=canonical))
+            h = entry_hash_with_prefix(prefix, seq, prev, record.canonical)
+            out.append(chained(seq=seq, hash=h, prev_hash=prev, record=record))
             prev = h
         return out
 
@@ -761,12 +761,12 @@ class Ledger:
         parsed = filters_from(filters)
         squery = parsed.to_storage_query()
         rows = self._policy.query(self._storage, squery, ctx)
-        return page([entry_from_stored(r) for r in rows], parsed.limit)
+        return page(rows, parsed.limit)
 
-    def _readable(self, row: StoredEntry | None, ctx: RequestContext) -> Entry | None:
+    def _readable(self, row: Entry | None, ctx: RequestContext) -> Entry | None:
         if row is None or not self._policy.can_read(row, ctx):
             return None
-        return entry_from_stored(row)
+        return parsed_entry(row)
 
     def iter_entries(self, context: RequestContext, *, from_seq: int = 1) -> Iterable[Entry]:
         """Every entry the requester may read, in seq order, streamed (for export). The requester
@@ -778,7 +778,7 @@ class Ledger:
     def _iter_readable(self, ctx: RequestContext, from_seq: int) -> Iterable[Entry]:
         for row in self._storage.iter_entries(from_seq):
             if self._policy.can_read(row, ctx):
-                yield entry_from_stored(row)
+                yield parsed_entry(row)
 
     # chain state --------------------------------------------------------------------------
     def length(self) -> int:
@@ -857,25 +857,6 @@ class Ledger:
                 head_hash=report.head_hash,
             )
         return report
-
-
-def entry_from_stored(row: StoredEntry) -> Entry:
-    """Rebuild an :class:`Entry` from a stored row (the bytes are re-parsed and must be canonical)."""
-    record = Record.from_canonical(row.canonical, seq=row.seq)
-    return Entry(seq=row.seq, hash=row.hash, prev_hash=row.prev_hash, record=record, canonical=row.canonical)
-
-
-def _stored(entry: Entry) -> StoredEntry:
-    r = entry.record
-    return StoredEntry(
-        seq=entry.seq,
-        hash=entry.hash,
-        prev_hash=entry.prev_hash,
-        record_id=r.id,
-        stream=r.stream,
-        timestamp=r.timestamp,
-        canonical=entry.canonical,
-    )
 
 
 def _shutdown(registry: ModuleRegistry, storage: StorageBackend) -> None:

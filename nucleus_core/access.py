@@ -22,6 +22,7 @@ from .oid import is_oid
 
 if TYPE_CHECKING:
     from .context import RequestContext
+    from .errors import AccessDeniedError
     from .host import PluginLedger
     from .query import QueryResult
     from .records import Entry, Record
@@ -77,6 +78,16 @@ class AccessPolicy(Protocol):
     def check_consistency(self) -> str | None:
         """Compare the provider's stored state with what the chain says; a description of the first
         difference, or None. Called when the ledger opens and by ``Ledger.verify()``."""
+
+
+@runtime_checkable
+class DenyingPolicy(Protocol):
+    """A policy whose refusal of an append does not depend on the reason (the UAL's: no grant, a
+    grant too weak, a resource that exists or not all read the same)."""
+
+    def denial(self, record: Record) -> AccessDeniedError:
+        """The error refusing the append of ``record``. The ledger raises it too for an id already
+        stored that the requester may not read, so the answer never tells that the id exists."""
 
 
 class GrantRecord(Protocol):

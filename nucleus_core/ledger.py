@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import threading
@@ -15,15 +14,14 @@ from urllib.parse import urlsplit
 import attrs
 import pluggy
 
-from .access import AccessPolicy, AclAdmin, AuthenticatedPolicy
-from .auth import TokenRegistry, build_token_registry
+from .access import AccessPolicy, AclAdmin, AuthenticatedPolicy, DenyingPolicy
+from .auth import StatefulTokenParser, TokenRegistry
 from .capabilities import DiscardableStorage
 from .context import READ, VERIFY, WRITE, RequestContext, require_context, require_scope
 from .errors import (
     AccessDeniedError,
     ConfigurationError,
     DuplicateRecordError,
-    IntegrityError,
     LedgerClosedError,
     NucleusError,
     PluginError,
@@ -33,11 +31,10 @@ from .errors import (
     ValidationError,
 )
 from .hashing import GENESIS_HASH, entry_hash_with_prefix, is_hash, preimage_prefix, validate_ledger_id
-from .modules import LedgerRuntime, Module, ModuleContext, ModuleRegistry
+from .modules import LedgerRuntime, ModuleRegistry
 from .plugins import (
     ENTRY_POINT_GROUP,
     _entry_points,
-    build_plugin_manager,
     call_each,
     call_registration,
     load_entry_point_plugin,
@@ -54,10 +51,7 @@ from .records import (
     validate_user_record_id,
 )
 from .required import (
-    ACCESS_CONTROL,
     KNOWN_STATE_STREAMS,
-    MODULE,
-    TOKEN_PARSER,
     RequiredPlugin,
     match_plugins,
     merged,
@@ -65,7 +59,7 @@ from .required import (
     plugins_record,
     recorded_plugins,
 )
-from .specs import AclProviderSpec, ModuleSpec, PluginContext, StorageBackendSpec, TokenParserSpec
+from .specs import PluginContext, StorageBackendSpec
 from .storage import (
     ChainHead,
     MemoryStorage,
@@ -79,6 +73,7 @@ from .verify_parallel import DEFAULT_PARALLEL_MIN_ENTRIES, default_workers, veri
 from .verify_parallel import available as parallel_available
 
 if TYPE_CHECKING:
+    from .assembly import LedgerParts
     from .host import PluginLedger
 
 log = logging.getLogger(__name__)
@@ -152,14 +147,18 @@ def create_ledger(**kwargs: Any) -> Ledger:
 
     The ledger is a context manager; leaving the block closes it.
     """
-    return Ledger(_config(kwargs), create=True)
+    from .assembly import LedgerBuilder  # it builds a Ledger, so it imports this module
+
+    return LedgerBuilder(_config(kwargs), create=True).build()
 
 
 def open_ledger(**kwargs: Any) -> Ledger:
     """Open an existing ledger; never creates storage or a ledger. Keyword arguments are the fields of
     :class:`LedgerConfig`. Storage that does not exist or does not hold the ledger raises
     :class:`~nucleus_core.errors.LedgerNotFoundError`, which lists the ledger ids it holds."""
-    return Ledger(_config(kwargs), create=False)
+    from .assembly import LedgerBuilder
+
+    return LedgerBuilder(_config(kwargs), create=False).build()
 
 
 def release_plugin(name: str, *, context: RequestContext, **kwargs: Any) -> list[RequiredPlugin]:
@@ -169,7 +168,9 @@ def release_plugin(name: str, *, context: RequestContext, **kwargs: Any) -> list
     plugin (and must not enable it); every other required plugin must be enabled as usual. Keyword
     arguments are those of :func:`open_ledger`. Returns the plugins released."""
     ctx = require_scope(context, WRITE)
-    with Ledger(_config(kwargs), create=False, release=name) as ledger:
+    from .assembly import LedgerBuilder
+
+    with LedgerBuilder(_config(kwargs), create=False, release=name).build() as ledger:
         return ledger._release(name, ctx)
 
 
@@ -188,6 +189,16 @@ def _resolve_storage_url(url: str | None) -> str:
             f"storage must be a URL such as memory://, sqlite:///path or postgresql://...; got {url!r}"
         )
     return url
+
+
+def plugin_context(config: LedgerConfig, storage: StorageBackend, name: str) -> PluginContext:
+    """The context handed to the factory of the plugin or module called ``name``."""
+    return PluginContext(
+        ledger_id=config.id,
+        environment=config.environment,
+        settings=dict(config.settings.get(name, {})),
+        storage=storage,
+    )
 
 
 def storage_for_url(
@@ -247,137 +258,47 @@ class Ledger:
     Thread-safe: appends are serialized; reads may run concurrently.
     """
 
-    def __init__(self, config: LedgerConfig, *, create: bool = True, release: str | None = None) -> None:
+    def __init__(self, parts: LedgerParts) -> None:
+        """A ledger from complete parts: :class:`~nucleus_core.assembly.LedgerBuilder` makes them
+        (open it with :func:`create_ledger` or :func:`open_ledger`)."""
+        config = parts.config
         self.config = config
         self.id = config.id
         self._lock = threading.RLock()
         self._closed = False
         self._prefix = preimage_prefix(config.id)
-        self._read_only = False
+        self._read_only = parts.read_only
+        self.plugin_manager: pluggy.PluginManager = parts.plugin_manager
+        self._storage = parts.storage
+        self._registry = parts.modules
+        self._policy = parts.policy
+        self.token_parsers = parts.token_parsers
+        self.auth: TokenRegistry = parts.auth
         # The required plugins as last read from the chain, and the head seq at that read: each write
         # re-reads them (inside its transaction) when another writer moved the head since.
-        self._enabled_required: list[RequiredPlugin] = []
-        self._required: tuple[tuple[RequiredPlugin, ...], bool] = ((), False)
-        self._required_at = -1
+        required = parts.required
+        self._enabled_required = required.enabled
+        self._required: tuple[tuple[RequiredPlugin, ...], bool] = (required.recorded, required.from_record)
+        self._required_at = required.at
         self._discard_on_close = False
-        self.plugin_manager: pluggy.PluginManager = build_plugin_manager(config.plugins)
-        self._storage = self._open_storage()
-        self._registry = ModuleRegistry(self._storage)
         self._finalizer: weakref.finalize[Any, Any] | None = None
-        try:
-            self._open_storage_for(config.id, create=create)
-            if self._storage.persistent and config.verify_on_open:
-                report = self.verify()
-                if not report.ok:
-                    raise IntegrityError(
-                        f"ledger {config.id!r} does not verify at entry {report.first_bad_seq}: {report.reason}",
-                        seq=report.first_bad_seq,
-                        reason=report.reason,
-                    )
-            elif self._storage.persistent:
-                self._read_only = True
-                log.warning("ledger %r opened without verification: read-only", config.id)
-            self._check_required_plugins(release=release)
-            self._policy = self._build_policy()
-            self.token_parsers = self._build_token_parser_specs()
-            self.auth: TokenRegistry = build_token_registry(self.token_parsers, self.plugin_context)
-            self._build_modules()
-            self._policy.bind(self)
-            problem = self._policy.check_consistency()
-            if problem is not None and config.verify_on_open:
-                raise IntegrityError(f"ledger {config.id!r}: access control state does not match the chain: {problem}")
-            self._registry.init_all()
-            self._registry.start_all()
-            if (
-                create
-                and self._enabled_required
-                and self._storage.persistent
-                and not self._read_only
-                and self._storage.head() is None
-            ):
-                # A new ledger records its plugins at once, before anyone can write without them.
-                self._record_plugins_now()
-        except BaseException:
-            self._registry.stop_all()
-            # What this open created (file, tables, the ledger's row) goes again: a ledger that fails
-            # to open leaves nothing behind.
-            if create and isinstance(self._storage, DiscardableStorage):
-                self._storage.discard()
-            else:
-                self._storage.close()
-            raise
+
+    def _opened(self, *, discard_on_failure: bool) -> None:
+        """The last step of opening (:class:`~nucleus_core.assembly.LedgerBuilder`), once the modules
+        started: stop them and close the storage at garbage collection or exit, then tell the
+        plugins. A plugin failing there closes the ledger (removing what a creating open created)."""
         self._finalizer = weakref.finalize(self, _shutdown, self._registry, self._storage)
         try:
             self.plugin_manager.hook.nucleus_ledger_opened(ledger=self)
         except Exception:
-            self._discard_on_close = create
+            self._discard_on_close = discard_on_failure
             self.close()
             raise
 
     # construction ------------------------------------------------------------------------
     def plugin_context(self, name: str) -> PluginContext:
         """The context handed to the factory of the plugin or module called ``name``."""
-        return PluginContext(
-            ledger_id=self.id,
-            environment=self.config.environment,
-            settings=dict(self.config.settings.get(name, {})),
-            storage=self._storage,
-        )
-
-    def _open_storage_for(self, ledger_id: str, *, create: bool) -> None:
-        storage = self._storage
-        # A ``memory://`` URL names storage that this ledger makes and that ends with it: there is no
-        # existing ledger to look for and nothing that could be left behind.
-        if create or (isinstance(self.config.storage, str) and isinstance(storage, MemoryStorage)):
-            storage.open(ledger_id, read_only=False)
-            return
-        if "create" not in inspect.signature(storage.open).parameters:
-            raise ConfigurationError(
-                f"storage {storage.url} cannot open an existing ledger without creating one "
-                "(its backend's open() takes no 'create' argument)"
-            )
-        storage.open(ledger_id, read_only=False, create=False)
-
-    def _open_storage(self) -> StorageBackend:
-        storage = self.config.storage
-        if storage is not None and not isinstance(storage, str):
-            if not isinstance(storage, StorageBackend):
-                raise ConfigurationError(f"storage {type(storage).__name__} is not a StorageBackend")
-            return storage
-        return storage_for_url(storage, self.config.storage_options, plugin_manager=self.plugin_manager)
-
-    def _enabled_state_plugins(self) -> list[RequiredPlugin]:
-        """The enabled plugins whose state lives in the chain: the ACL provider, token parsers
-        declaring system streams, modules."""
-        pm = self.plugin_manager
-        found: list[RequiredPlugin] = []
-
-        def entry(kind: str, name: str, plugin_name: str, dist: str | None) -> RequiredPlugin:
-            return RequiredPlugin(kind=kind, name=name, plugin=plugin_name if dist else None, distribution=dist)
-
-        for acl, plugin_name, dist in call_registration(pm, "nucleus_register_acl_providers", AclProviderSpec):
-            found.append(entry(ACCESS_CONTROL, acl.name, plugin_name, dist))
-        for parser, plugin_name, dist in call_registration(pm, "nucleus_register_token_parsers", TokenParserSpec):
-            if parser.streams:
-                found.append(entry(TOKEN_PARSER, parser.name, plugin_name, dist))
-        for module, plugin_name, dist in call_registration(pm, "nucleus_register_modules", ModuleSpec):
-            found.append(entry(MODULE, module.id, plugin_name, dist))
-        return found
-
-    def _check_required_plugins(self, *, release: str | None = None) -> None:
-        """Refuse to open without a plugin whose state the chain holds (see :mod:`.required`), except
-        the one being released (``release``, which must then not be enabled)."""
-        recorded, from_record = recorded_plugins(self._storage)
-        enabled = self._enabled_state_plugins()
-        keys = {p.key for p in enabled}
-        released = {p.key for p in match_plugins(recorded, release)} if release is not None else set()
-        missing = [p for p in recorded if p.key not in keys and p.key not in released]
-        if missing:
-            raise missing_plugins_error(self.id, missing, recorded=from_record)
-        head = self._storage.head()
-        self._enabled_required = enabled
-        self._required = (recorded, from_record)
-        self._required_at = head.seq if head else 0
+        return plugin_context(self.config, self._storage, name)
 
     def _plugins_entries(self, head: ChainHead | None) -> tuple[list[Entry], tuple[RequiredPlugin, ...] | None]:
         """Inside a write transaction: the ``_ledger`` record to chain after ``head`` (none when the
@@ -449,54 +370,6 @@ class Ledger:
             self.id, ctx.oid, ", ".join(p.plugin or p.name for p in released), entries[-1].seq,
         )
         return released
-
-    def _build_policy(self) -> AccessPolicy:
-        specs = call_registration(self.plugin_manager, "nucleus_register_acl_providers", AclProviderSpec)
-        if not specs:
-            return AuthenticatedPolicy()
-        if len(specs) > 1:
-            names = ", ".join(s.name for s, _, _ in specs)
-            raise ConfigurationError(f"at most one access-control provider per ledger; enabled: {names}")
-        spec = specs[0][0]
-        policy = spec.factory(self.plugin_context(spec.name))
-        if not isinstance(policy, AccessPolicy):
-            raise PluginError("factory did not return an AccessPolicy", plugin_name=spec.name)
-        return policy
-
-    def _build_token_parser_specs(self) -> list[TokenParserSpec]:
-        specs = [
-            s for s, _, _ in call_registration(self.plugin_manager, "nucleus_register_token_parsers", TokenParserSpec)
-        ]
-        names = [s.name for s in specs]
-        dupes = {n for n in names if names.count(n) > 1}
-        if dupes:
-            raise ConfigurationError(f"token parser(s) registered twice: {', '.join(sorted(dupes))}")
-        return specs
-
-    def _build_modules(self) -> None:
-        for spec, plugin_name, _ in call_registration(self.plugin_manager, "nucleus_register_modules", ModuleSpec):
-            try:
-                module = spec.factory(self.plugin_context(spec.id))
-            except NucleusError:
-                raise
-            except Exception as err:
-                raise PluginError(
-                    f"module {spec.id!r} factory failed: {type(err).__name__}: {err}", plugin_name=plugin_name
-                ) from err
-            if not isinstance(module, Module):
-                raise PluginError(f"module {spec.id!r} factory did not return a Module", plugin_name=plugin_name)
-            if module.id != spec.id:
-                raise PluginError(
-                    f"module spec {spec.id!r} built a module with id {module.id!r}", plugin_name=plugin_name
-                )
-            ctx = ModuleContext(
-                # A weak proxy: a module keeping its context must not keep an unclosed ledger alive
-                # (the finalizer that stops modules at garbage collection or exit would never run early).
-                ledger=weakref.proxy(self),
-                settings=dict(self.config.settings.get(spec.id, {})),
-                logger=logging.getLogger(f"nucleus.module.{spec.id}"),
-            )
-            self._registry.register(module, ctx)
 
     # properties ---------------------------------------------------------------------------
     @property
@@ -653,9 +526,8 @@ class Ledger:
         for record in batch:
             row = self._storage.get_by_id(record.id)
             if row is not None and not self._policy.can_read(row, ctx):
-                denial = getattr(self._policy, "denial", None)
-                if denial is not None:
-                    raise denial(record) from None
+                if isinstance(self._policy, DenyingPolicy):
+                    raise self._policy.denial(record) from None
                 raise AccessDeniedError(f"record {record.id!r}: write access denied") from None
 
     def _check_batch(self, records: Sequence[Record]) -> list[Record]:
@@ -811,35 +683,18 @@ class Ledger:
             require_scope(context, VERIFY)
         if self._closed:
             raise LedgerClosedError(f"ledger {self.id!r} is closed")
-        storage = self._storage
-        count = storage.count()
-        workers = self.config.verify_workers or default_workers()
-        opener = None
-        if (
-            workers > 1
-            and count >= self.config.verify_parallel_min_entries
-            and isinstance(storage, SeqRangeStorage)
-            and parallel_available()
-        ):
-            opener = storage.read_only_opener()
-        if opener is not None:
-            report = verify_parallel(self.id, opener, count, workers=workers, progress=progress)
-        else:
-            report = verify_rows(self.id, entry_rows(storage, 1), expected_count=count, progress=progress)
-        policy = getattr(self, "_policy", None)
-        if report.ok and policy is not None:
-            problem = policy.check_consistency()
-            if problem is not None:
-                return attrs.evolve(report, ok=False, reason=f"access control state: {problem}")
+        report = verify_chain(self.config, self._storage, progress=progress)
+        if not report.ok:
+            return report
+        problem = self._policy.check_consistency()
+        if problem is not None:
+            return attrs.evolve(report, ok=False, reason=f"access control state: {problem}")
         # Token parsers keeping state beside the ledger (API keys) compare it with the chain too.
-        # (While the ledger opens, the registry does not exist yet; parsers check themselves on bind.)
-        if report.ok:
-            for name, parser in getattr(self, "auth", ()):
-                check = getattr(parser, "check_consistency", None)
-                problems = check() if check is not None else ()
-                if problems:
-                    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-                    return attrs.evolve(report, ok=False, reason=f"{name} state: {problems[0]}{more}")
+        for name, parser in self.auth:
+            problems = parser.check_consistency() if isinstance(parser, StatefulTokenParser) else ()
+            if problems:
+                more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+                return attrs.evolve(report, ok=False, reason=f"{name} state: {problems[0]}{more}")
         return report
 
     def verify_storage(self) -> VerificationReport:
@@ -857,6 +712,28 @@ class Ledger:
                 head_hash=report.head_hash,
             )
         return report
+
+
+def verify_chain(
+    config: LedgerConfig, storage: StorageBackend, *, progress: Callable[[int], None] | None = None
+) -> VerificationReport:
+    """Verify the chain ``storage`` holds for the ledger ``config`` describes: in
+    ``config.verify_workers`` processes when it has at least ``config.verify_parallel_min_entries``
+    entries and the storage supports it (:mod:`nucleus_core.verify_parallel`), else streaming here.
+    The chain alone: :meth:`Ledger.verify` then compares the plugins' state with it."""
+    count = storage.count()
+    workers = config.verify_workers or default_workers()
+    opener = None
+    if (
+        workers > 1
+        and count >= config.verify_parallel_min_entries
+        and isinstance(storage, SeqRangeStorage)
+        and parallel_available()
+    ):
+        opener = storage.read_only_opener()
+    if opener is not None:
+        return verify_parallel(config.id, opener, count, workers=workers, progress=progress)
+    return verify_rows(config.id, entry_rows(storage, 1), expected_count=count, progress=progress)
 
 
 def _shutdown(registry: ModuleRegistry, storage: StorageBackend) -> None:

@@ -64,9 +64,11 @@ class AccessPolicy(Protocol):
     def after_append(
         self, entries: Sequence[Entry], context: RequestContext, tx: WriteTransaction
     ) -> Sequence[Record] | None:
-        """Runs inside the same write transaction after the entries were inserted (e.g. to seed grants).
-        May return system records (streams starting with ``_``, e.g. an audit trail) that the ledger
-        chains right after ``entries`` in the same transaction. Raising rolls the whole append back."""
+        """The audit stage of an append (``Ledger._write``): runs inside the same write transaction
+        after ``entries`` were inserted (e.g. to seed grants) and returns the system records
+        (streams starting with ``_``, e.g. an audit trail; None or empty: none) that the ledger
+        chains right after ``entries`` in the same transaction, checked like the batch (a
+        :class:`Record`, within the size limit, no id twice). Raising rolls the whole append back."""
 
     def can_read(self, entry: Entry, context: RequestContext) -> bool:
         """Whether ``context`` may read ``entry`` (for get by hash or id)."""

@@ -61,7 +61,6 @@ from .required import (
 )
 from .specs import PluginContext, StorageBackendSpec
 from .storage import (
-    ChainHead,
     MemoryStorage,
     SeqRangeStorage,
     StorageBackend,
@@ -300,15 +299,16 @@ class Ledger:
         """The context handed to the factory of the plugin or module called ``name``."""
         return plugin_context(self.config, self._storage, name)
 
-    def _plugins_entries(self, head: ChainHead | None) -> tuple[list[Entry], tuple[RequiredPlugin, ...] | None]:
-        """Inside a write transaction: the ``_ledger`` record to chain after ``head`` (none when the
-        chain's newest record lists every enabled plugin already) and the list it records. The newest
-        record is re-read when another writer moved the head since the last read; a write is refused
-        when it names a plugin this ledger has not enabled (another process put the ledger under it).
-        Reads never get here: only writes, and the opening of a new ledger, record plugins."""
+    def _plugins_record(self, chain: _PendingChain) -> tuple[RequiredPlugin, ...] | None:
+        """Inside a write transaction: add to ``chain`` the ``_ledger`` record (none when the chain's
+        newest record lists every enabled plugin already); returns the list it records (None: no
+        record). The newest record is re-read when another writer moved the head since the last
+        read; a write is refused when it names a plugin this ledger has not enabled (another process
+        put the ledger under it). Reads never get here: only writes, and the opening of a new ledger,
+        record plugins."""
         if not self._storage.persistent:
-            return [], None
-        seq = head.seq if head else 0
+            return None
+        seq = chain.seq
         recorded, from_record = self._required
         if seq != self._required_at:
             recorded, from_record = recorded_plugins(self._storage)
@@ -318,10 +318,10 @@ class Ledger:
             raise missing_plugins_error(self.id, missing, recorded=from_record, writing=True)
         if keys <= ({p.key for p in recorded} if from_record else set()):
             self._required, self._required_at = (recorded, from_record), seq
-            return [], None
+            return None
         plugins = merged(recorded, self._enabled_required)
-        record = plugins_record(plugins, seq=seq + 1, timestamp=time.time_ns() // 1_000_000)
-        return self._chain(head, [record]), tuple(plugins)
+        chain.add([plugins_record(plugins, seq=seq + 1, timestamp=time.time_ns() // 1_000_000)])
+        return tuple(plugins)
 
     def _plugins_written(self, entries: Sequence[Entry], plugins: tuple[RequiredPlugin, ...] | None) -> None:
         """After a commit: what this ledger now knows of the chain's required plugins."""
@@ -332,16 +332,16 @@ class Ledger:
 
     def _record_plugins_now(self) -> None:
         with self._lock, self._storage.write() as tx:
-            recorded, plugins = self._plugins_entries(tx.head())
-            tx.insert(recorded)
-        self._plugins_written(recorded, plugins)
+            chain = _PendingChain(self._prefix, tx)
+            plugins = self._plugins_record(chain)
+        self._plugins_written(chain.added, plugins)
 
     def _release(self, name: str, ctx: RequestContext) -> list[RequiredPlugin]:
         """Write the ``_ledger`` record without the plugins ``name`` matches (see :func:`release_plugin`)."""
         with self._lock:
             self._check_writable()
             with self._storage.write() as tx:
-                head = tx.head()
+                chain = _PendingChain(self._prefix, tx)
                 recorded, _ = recorded_plugins(self._storage)
                 released = match_plugins(recorded, name)
                 if not released:
@@ -358,12 +358,10 @@ class Ledger:
                     )
                 gone = {p.key for p in released}
                 kept = [p for p in recorded if p.key not in gone]
-                seq = head.seq if head else 0
                 record = plugins_record(
-                    kept, seq=seq + 1, timestamp=time.time_ns() // 1_000_000, released=released, by=ctx.oid
+                    kept, seq=chain.seq + 1, timestamp=time.time_ns() // 1_000_000, released=released, by=ctx.oid
                 )
-                entries = self._chain(head, [record])
-                tx.insert(entries)
+                entries = chain.add([record])
         self._plugins_written(entries, tuple(kept))
         log.warning(
             "ledger %r: %s released plugin(s) %s; the chain no longer requires them (seq %d)",
@@ -560,10 +558,23 @@ class Ledger:
         within: Callable[[WriteTransaction], None] | None,
         system: bool = False,
     ) -> list[Entry]:
+        """The append pipeline, in one exclusive storage transaction. Its stages, in order:
+
+        1. the head is read (:class:`_PendingChain`);
+        2. (user appends) the access policy authorizes the batch; modules catch up and validate it;
+        3. the ``_ledger`` record, when plugins were newly enabled (:meth:`_plugins_record`);
+        4. the batch itself; then ``within(tx)`` (:meth:`append_system`);
+        5. (user appends) the audit stage: the policy's records about the batch
+           (:meth:`AccessPolicy.after_append <nucleus_core.access.AccessPolicy.after_append>`),
+           checked by :meth:`_audit_records`.
+
+        Each stage chains its records after the previous stage's; everything commits together or
+        nothing does. After the commit, the modules fold in the batch (:meth:`ModuleRegistry.committed`).
+        """
         with self._lock:
             self._check_writable()
             with self._storage.write() as tx:
-                head = tx.head()
+                chain = _PendingChain(self._prefix, tx)
                 # Record ids already stored are refused by ``tx.insert`` (DuplicateRecordError, the
                 # storage contract), which rolls the whole transaction back: no separate look-up.
                 if not system:
@@ -574,37 +585,38 @@ class Ledger:
                     self._registry.validate(batch, ctx)
                 # Plugins newly enabled on this ledger are recorded in the same transaction, merged
                 # with the chain's newest record; refused if that names a plugin not enabled here.
-                recorded, plugins = self._plugins_entries(head)
-                if recorded:
-                    tx.insert(recorded)
-                    head = ChainHead(seq=recorded[-1].seq, hash=recorded[-1].hash)
-                entries = self._chain(head, batch)
-                tx.insert(entries)
-                audit: list[Entry] = []
+                plugins = self._plugins_record(chain)
+                entries = chain.add(batch)
                 if within is not None:
                     within(tx)
                 if not system:
-                    # The policy may add system records (its audit trail) to the same transaction.
-                    extra = list(self._policy.after_append(entries, ctx, tx) or ())
-                    if extra:
-                        last = entries[-1]
-                        audit = self._chain(ChainHead(seq=last.seq, hash=last.hash), self._check_batch(extra))
-                        tx.insert(audit)
-        self._plugins_written([*recorded, *entries, *audit], plugins)
+                    chain.add(self._audit_records(self._policy.after_append(entries, ctx, tx)))
+        self._plugins_written(chain.added, plugins)
         self._registry.committed(entries, ctx)
         return entries
 
-    def _chain(self, head: ChainHead | None, batch: list[Record]) -> list[Entry]:
-        seq = head.seq if head else 0
-        prev = head.hash if head else GENESIS_HASH
-        prefix = self._prefix
-        out: list[Entry] = []
-        chained = Entry.chained
-        for record in batch:
-            seq += 1
-            h = entry_hash_with_prefix(prefix, seq, prev, record.canonical)
-            out.append(chained(seq=seq, hash=h, prev_hash=prev, record=record))
-            prev = h
+    def _audit_records(self, records: Sequence[Record] | None) -> list[Record]:
+        """The audit stage's records as the policy returned them (None or none: nothing to add):
+        :class:`Record` objects in system streams, each within the size limit, ids not repeated."""
+        if not records:
+            return []
+        out = list(records)
+        seen: set[str] = set()
+        limit = self.config.max_record_bytes
+        for record in out:
+            if not isinstance(record, Record) or not record.stream.startswith("_"):
+                raise PluginError(
+                    f"the access policy's audit stage returned {record!r}, not a Record in a system stream",
+                    plugin_name=type(self._policy).__name__,
+                )
+            if record.id in seen:
+                raise DuplicateRecordError(record.id)
+            seen.add(record.id)
+            if record.size > limit:
+                raise RecordTooLargeError(
+                    f"audit record {record.id!r} is {record.size} bytes canonical; this ledger allows {limit}",
+                    field="record",
+                )
         return out
 
     # reads --------------------------------------------------------------------------------
@@ -712,6 +724,39 @@ class Ledger:
                 head_hash=report.head_hash,
             )
         return report
+
+
+class _PendingChain:
+    """The entries one write transaction adds, chained in order after the head read inside it:
+    each stage of an append (:meth:`Ledger._write`) adds its records with :meth:`add`, which
+    chains and inserts them."""
+
+    __slots__ = ("_prefix", "_tx", "added", "hash", "seq")
+
+    def __init__(self, prefix: bytes, tx: WriteTransaction) -> None:
+        head = tx.head()
+        self._prefix = prefix
+        self._tx = tx
+        self.seq = head.seq if head else 0
+        self.hash = head.hash if head else GENESIS_HASH
+        self.added: list[Entry] = []
+
+    def add(self, records: Sequence[Record]) -> list[Entry]:
+        """Chain ``records`` after the entries added so far and insert them; returns their entries."""
+        if not records:
+            return []
+        seq, prev, prefix = self.seq, self.hash, self._prefix
+        chained = Entry.chained
+        out: list[Entry] = []
+        for record in records:
+            seq += 1
+            h = entry_hash_with_prefix(prefix, seq, prev, record.canonical)
+            out.append(chained(seq=seq, hash=h, prev_hash=prev, record=record))
+            prev = h
+        self._tx.insert(out)
+        self.seq, self.hash = seq, prev
+        self.added.extend(out)
+        return out
 
 
 def verify_chain(

@@ -15,7 +15,8 @@ import attrs
 import pluggy
 
 from .access import AccessPolicy, AclAdmin, AuthenticatedPolicy, DenyingPolicy
-from .auth import StatefulTokenParser, TokenRegistry
+from .auth import TokenRegistry
+from .tokens import StatefulTokenParser
 from .capabilities import DiscardableStorage
 from .context import READ, VERIFY, WRITE, RequestContext, require_context, require_scope
 from .errors import (

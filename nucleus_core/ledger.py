@@ -16,7 +16,6 @@ import pluggy
 
 from .access import AccessPolicy, AclAdmin, AuthenticatedPolicy, DenyingPolicy
 from .auth import TokenRegistry
-from .tokens import StatefulTokenParser
 from .capabilities import DiscardableStorage
 from .context import READ, VERIFY, WRITE, RequestContext, require_context, require_scope
 from .errors import (
@@ -68,6 +67,7 @@ from .storage import (
     WriteTransaction,
     entry_rows,
 )
+from .tokens import StatefulTokenParser
 from .verify import VerificationReport, verify_rows
 from .verify_parallel import DEFAULT_PARALLEL_MIN_ENTRIES, default_workers, verify_parallel
 from .verify_parallel import available as parallel_available

@@ -279,7 +279,7 @@ def bench_open(path: Path, old_code: str | None = None, rounds: int = 1) -> dict
         print("  (goals: >= 200,000 entries/s, peak RSS < 150 MB)")
         out = {"open_rate": n / default["seconds"], "serial_rate": n / serial["seconds"], "scan_rate": raw}
     iterated = child(ITER_CHILD, path)
-    print(f"  storage.iter_entries() alone (rows -> StoredEntry): {iterated['n'] / iterated['seconds']:,.0f}"
+    print(f"  storage.iter_entries() alone (rows -> Entry): {iterated['n'] / iterated['seconds']:,.0f}"
           f" entries/s ({iterated['seconds']:.1f}s)")
     return out
 

@@ -39,7 +39,7 @@ from .oid import is_oid, validate_oid
 from .query import QueryFilters, QueryResult
 from .records import Entry, Record
 from .specs import AclProviderSpec, ModuleSpec, PluginContext, StorageBackendSpec, TokenParserSpec
-from .storage import ChainHead, MemoryStorage, StorageBackend, StorageQuery, StoredEntry
+from .storage import ChainHead, MemoryStorage, StorageBackend, StorageQuery
 from .verify import VerificationReport
 
 __version__ = "0.1.0"
@@ -55,7 +55,7 @@ __all__ = [
     "ModuleSpec", "ModuleState", "NucleusError", "PluginContext", "PluginError", "QueryError", "QueryFilters",
     "QueryResult", "ReadOnlyLedgerError", "Record", "RecordRejectedError", "RecordTooLargeError",
     "RecordValidationError", "RequestContext", "StorageBackend", "StorageBackendSpec", "StorageError",
-    "StorageQuery", "StorageUnavailableError", "StoredEntry", "TokenExpiredError", "TokenInvalidError",
+    "StorageQuery", "StorageUnavailableError", "TokenExpiredError", "TokenInvalidError",
     "TokenParserSpec", "ValidationError", "VerificationReport", "__version__", "create_ledger",
     "entry_hash", "get_requester_oid", "hookimpl", "is_oid", "open_ledger", "release_plugin", "require_context",
     "validate_oid",

@@ -22,10 +22,11 @@ from .oid import is_oid
 
 if TYPE_CHECKING:
     from .context import RequestContext
+    from .errors import AccessDeniedError
     from .host import PluginLedger
     from .query import QueryResult
     from .records import Entry, Record
-    from .storage import StorageBackend, StorageQuery, StoredEntry, WriteTransaction
+    from .storage import StorageBackend, StorageQuery, WriteTransaction
 
 
 SCOPES = ("read", "write", "full")
@@ -63,20 +64,32 @@ class AccessPolicy(Protocol):
     def after_append(
         self, entries: Sequence[Entry], context: RequestContext, tx: WriteTransaction
     ) -> Sequence[Record] | None:
-        """Runs inside the same write transaction after the entries were inserted (e.g. to seed grants).
-        May return system records (streams starting with ``_``, e.g. an audit trail) that the ledger
-        chains right after ``entries`` in the same transaction. Raising rolls the whole append back."""
+        """The audit stage of an append (``Ledger._write``): runs inside the same write transaction
+        after ``entries`` were inserted (e.g. to seed grants) and returns the system records
+        (streams starting with ``_``, e.g. an audit trail; None or empty: none) that the ledger
+        chains right after ``entries`` in the same transaction, checked like the batch (a
+        :class:`Record`, within the size limit, no id twice). Raising rolls the whole append back."""
 
-    def can_read(self, entry: StoredEntry, context: RequestContext) -> bool:
+    def can_read(self, entry: Entry, context: RequestContext) -> bool:
         """Whether ``context`` may read ``entry`` (for get by hash or id)."""
 
-    def query(self, storage: StorageBackend, query: StorageQuery, context: RequestContext) -> list[StoredEntry]:
+    def query(self, storage: StorageBackend, query: StorageQuery, context: RequestContext) -> list[Entry]:
         """Run ``query`` returning only entries ``context`` may read. Must filter inside the storage
         (a join or EXISTS), never after fetching."""
 
     def check_consistency(self) -> str | None:
         """Compare the provider's stored state with what the chain says; a description of the first
         difference, or None. Called when the ledger opens and by ``Ledger.verify()``."""
+
+
+@runtime_checkable
+class DenyingPolicy(Protocol):
+    """A policy whose refusal of an append does not depend on the reason (the UAL's: no grant, a
+    grant too weak, a resource that exists or not all read the same)."""
+
+    def denial(self, record: Record) -> AccessDeniedError:
+        """The error refusing the append of ``record``. The ledger raises it too for an id already
+        stored that the requester may not read, so the answer never tells that the id exists."""
 
 
 class GrantRecord(Protocol):
@@ -139,10 +152,10 @@ class AuthenticatedPolicy:
     def after_append(self, entries: Sequence[Entry], context: RequestContext, tx: WriteTransaction) -> None:
         return None
 
-    def can_read(self, entry: StoredEntry, context: RequestContext) -> bool:
+    def can_read(self, entry: Entry, context: RequestContext) -> bool:
         return True
 
-    def query(self, storage: StorageBackend, query: StorageQuery, context: RequestContext) -> list[StoredEntry]:
+    def query(self, storage: StorageBackend, query: StorageQuery, context: RequestContext) -> list[Entry]:
         return storage.query(query)
 
     def check_consistency(self) -> str | None:

@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # storage.py imports this module
-    from .storage import StorageQuery, StoredEntry
+    from .records import Entry
+    from .storage import StorageQuery
 
 __all__ = [
     "CopyableStorage", "DiscardableStorage", "EntryRowStorage", "ExtensionStorage", "GrantIndex", "GrantIndexStorage",
@@ -31,9 +32,9 @@ class EntryRowStorage(Protocol):
 
     def iter_entry_rows(self, from_seq: int = 1) -> Iterator[tuple[Any, ...]]:
         """Every entry with ``seq >= from_seq`` as a tuple in
-        :data:`~nucleus_core.storage.ENTRY_FIELDS` order, in seq order, streamed: exactly the rows
-        ``iter_entries`` would turn into :class:`~nucleus_core.storage.StoredEntry` (``canonical``
-        may be any bytes-like object)."""
+        :data:`~nucleus_core.records.ENTRY_FIELDS` order, in seq order, streamed: exactly the rows
+        ``iter_entries`` would turn into :class:`~nucleus_core.records.Entry` (``canonical`` may be
+        any bytes-like object)."""
 
 
 @runtime_checkable
@@ -161,12 +162,12 @@ class GrantIndex(Protocol):
 
     def query_visible(
         self, query: StorageQuery, principal: str, now: int, kinds: tuple[str, ...] | None
-    ) -> list[StoredEntry]:
+    ) -> list[Entry]:
         """Entries matching ``query`` (seq order, at most ``query.limit``) whose resource
         ``principal`` holds an active readable grant on (its own or the wildcard of its kind),
         restricted to ``kinds`` when given."""
 
-    def query_kinds(self, query: StorageQuery, kinds: tuple[str, ...]) -> list[StoredEntry]:
+    def query_kinds(self, query: StorageQuery, kinds: tuple[str, ...]) -> list[Entry]:
         """Entries matching ``query`` whose indexed resource kind is in ``kinds``."""
 
 

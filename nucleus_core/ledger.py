@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import threading
@@ -15,15 +14,14 @@ from urllib.parse import urlsplit
 import attrs
 import pluggy
 
-from .access import AccessPolicy, AclAdmin, AuthenticatedPolicy
-from .auth import TokenRegistry, build_token_registry
+from .access import AccessPolicy, AclAdmin, AuthenticatedPolicy, DenyingPolicy
+from .auth import TokenRegistry
 from .capabilities import DiscardableStorage
 from .context import READ, VERIFY, WRITE, RequestContext, require_context, require_scope
 from .errors import (
     AccessDeniedError,
     ConfigurationError,
     DuplicateRecordError,
-    IntegrityError,
     LedgerClosedError,
     NucleusError,
     PluginError,
@@ -33,11 +31,10 @@ from .errors import (
     ValidationError,
 )
 from .hashing import GENESIS_HASH, entry_hash_with_prefix, is_hash, preimage_prefix, validate_ledger_id
-from .modules import LedgerRuntime, Module, ModuleContext, ModuleRegistry
+from .modules import LedgerRuntime, ModuleRegistry
 from .plugins import (
     ENTRY_POINT_GROUP,
     _entry_points,
-    build_plugin_manager,
     call_each,
     call_registration,
     load_entry_point_plugin,
@@ -49,14 +46,12 @@ from .records import (
     DEFAULT_MAX_RECORD_BYTES,
     Entry,
     Record,
+    parsed_entry,
     validate_stream,
     validate_user_record_id,
 )
 from .required import (
-    ACCESS_CONTROL,
     KNOWN_STATE_STREAMS,
-    MODULE,
-    TOKEN_PARSER,
     RequiredPlugin,
     match_plugins,
     merged,
@@ -64,21 +59,21 @@ from .required import (
     plugins_record,
     recorded_plugins,
 )
-from .specs import AclProviderSpec, ModuleSpec, PluginContext, StorageBackendSpec, TokenParserSpec
+from .specs import PluginContext, StorageBackendSpec
 from .storage import (
-    ChainHead,
     MemoryStorage,
     SeqRangeStorage,
     StorageBackend,
-    StoredEntry,
     WriteTransaction,
     entry_rows,
 )
+from .tokens import StatefulTokenParser
 from .verify import VerificationReport, verify_rows
 from .verify_parallel import DEFAULT_PARALLEL_MIN_ENTRIES, default_workers, verify_parallel
 from .verify_parallel import available as parallel_available
 
 if TYPE_CHECKING:
+    from .assembly import LedgerParts
     from .host import PluginLedger
 
 log = logging.getLogger(__name__)
@@ -152,14 +147,18 @@ def create_ledger(**kwargs: Any) -> Ledger:
 
     The ledger is a context manager; leaving the block closes it.
     """
-    return Ledger(_config(kwargs), create=True)
+    from .assembly import LedgerBuilder  # it builds a Ledger, so it imports this module
+
+    return LedgerBuilder(_config(kwargs), create=True).build()
 
 
 def open_ledger(**kwargs: Any) -> Ledger:
     """Open an existing ledger; never creates storage or a ledger. Keyword arguments are the fields of
     :class:`LedgerConfig`. Storage that does not exist or does not hold the ledger raises
     :class:`~nucleus_core.errors.LedgerNotFoundError`, which lists the ledger ids it holds."""
-    return Ledger(_config(kwargs), create=False)
+    from .assembly import LedgerBuilder
+
+    return LedgerBuilder(_config(kwargs), create=False).build()
 
 
 def release_plugin(name: str, *, context: RequestContext, **kwargs: Any) -> list[RequiredPlugin]:
@@ -169,7 +168,9 @@ def release_plugin(name: str, *, context: RequestContext, **kwargs: Any) -> list
     plugin (and must not enable it); every other required plugin must be enabled as usual. Keyword
     arguments are those of :func:`open_ledger`. Returns the plugins released."""
     ctx = require_scope(context, WRITE)
-    with Ledger(_config(kwargs), create=False, release=name) as ledger:
+    from .assembly import LedgerBuilder
+
+    with LedgerBuilder(_config(kwargs), create=False, release=name).build() as ledger:
         return ledger._release(name, ctx)
 
 
@@ -188,6 +189,16 @@ def _resolve_storage_url(url: str | None) -> str:
             f"storage must be a URL such as memory://, sqlite:///path or postgresql://...; got {url!r}"
         )
     return url
+
+
+def plugin_context(config: LedgerConfig, storage: StorageBackend, name: str) -> PluginContext:
+    """The context handed to the factory of the plugin or module called ``name``."""
+    return PluginContext(
+        ledger_id=config.id,
+        environment=config.environment,
+        settings=dict(config.settings.get(name, {})),
+        storage=storage,
+    )
 
 
 def storage_for_url(
@@ -247,147 +258,58 @@ class Ledger:
     Thread-safe: appends are serialized; reads may run concurrently.
     """
 
-    def __init__(self, config: LedgerConfig, *, create: bool = True, release: str | None = None) -> None:
+    def __init__(self, parts: LedgerParts) -> None:
+        """A ledger from complete parts: :class:`~nucleus_core.assembly.LedgerBuilder` makes them
+        (open it with :func:`create_ledger` or :func:`open_ledger`)."""
+        config = parts.config
         self.config = config
         self.id = config.id
         self._lock = threading.RLock()
         self._closed = False
         self._prefix = preimage_prefix(config.id)
-        self._read_only = False
+        self._read_only = parts.read_only
+        self.plugin_manager: pluggy.PluginManager = parts.plugin_manager
+        self._storage = parts.storage
+        self._registry = parts.modules
+        self._policy = parts.policy
+        self.token_parsers = parts.token_parsers
+        self.auth: TokenRegistry = parts.auth
         # The required plugins as last read from the chain, and the head seq at that read: each write
         # re-reads them (inside its transaction) when another writer moved the head since.
-        self._enabled_required: list[RequiredPlugin] = []
-        self._required: tuple[tuple[RequiredPlugin, ...], bool] = ((), False)
-        self._required_at = -1
+        required = parts.required
+        self._enabled_required = required.enabled
+        self._required: tuple[tuple[RequiredPlugin, ...], bool] = (required.recorded, required.from_record)
+        self._required_at = required.at
         self._discard_on_close = False
-        self.plugin_manager: pluggy.PluginManager = build_plugin_manager(config.plugins)
-        self._storage = self._open_storage()
-        self._registry = ModuleRegistry(self._storage)
         self._finalizer: weakref.finalize[Any, Any] | None = None
-        try:
-            self._open_storage_for(config.id, create=create)
-            if self._storage.persistent and config.verify_on_open:
-                report = self.verify()
-                if not report.ok:
-                    raise IntegrityError(
-                        f"ledger {config.id!r} does not verify at entry {report.first_bad_seq}: {report.reason}",
-                        seq=report.first_bad_seq,
-                        reason=report.reason,
-                    )
-            elif self._storage.persistent:
-                self._read_only = True
-                log.warning("ledger %r opened without verification: read-only", config.id)
-            self._check_required_plugins(release=release)
-            self._policy = self._build_policy()
-            self.token_parsers = self._build_token_parser_specs()
-            self.auth: TokenRegistry = build_token_registry(self.token_parsers, self.plugin_context)
-            self._build_modules()
-            self._policy.bind(self)
-            problem = self._policy.check_consistency()
-            if problem is not None and config.verify_on_open:
-                raise IntegrityError(f"ledger {config.id!r}: access control state does not match the chain: {problem}")
-            self._registry.init_all()
-            self._registry.start_all()
-            if (
-                create
-                and self._enabled_required
-                and self._storage.persistent
-                and not self._read_only
-                and self._storage.head() is None
-            ):
-                # A new ledger records its plugins at once, before anyone can write without them.
-                self._record_plugins_now()
-        except BaseException:
-            self._registry.stop_all()
-            # What this open created (file, tables, the ledger's row) goes again: a ledger that fails
-            # to open leaves nothing behind.
-            if create and isinstance(self._storage, DiscardableStorage):
-                self._storage.discard()
-            else:
-                self._storage.close()
-            raise
+
+    def _opened(self, *, discard_on_failure: bool) -> None:
+        """The last step of opening (:class:`~nucleus_core.assembly.LedgerBuilder`), once the modules
+        started: stop them and close the storage at garbage collection or exit, then tell the
+        plugins. A plugin failing there closes the ledger (removing what a creating open created)."""
         self._finalizer = weakref.finalize(self, _shutdown, self._registry, self._storage)
         try:
             self.plugin_manager.hook.nucleus_ledger_opened(ledger=self)
         except Exception:
-            self._discard_on_close = create
+            self._discard_on_close = discard_on_failure
             self.close()
             raise
 
     # construction ------------------------------------------------------------------------
     def plugin_context(self, name: str) -> PluginContext:
         """The context handed to the factory of the plugin or module called ``name``."""
-        return PluginContext(
-            ledger_id=self.id,
-            environment=self.config.environment,
-            settings=dict(self.config.settings.get(name, {})),
-            storage=self._storage,
-        )
+        return plugin_context(self.config, self._storage, name)
 
-    def _open_storage_for(self, ledger_id: str, *, create: bool) -> None:
-        storage = self._storage
-        # A ``memory://`` URL names storage that this ledger makes and that ends with it: there is no
-        # existing ledger to look for and nothing that could be left behind.
-        if create or (isinstance(self.config.storage, str) and isinstance(storage, MemoryStorage)):
-            storage.open(ledger_id, read_only=False)
-            return
-        if "create" not in inspect.signature(storage.open).parameters:
-            raise ConfigurationError(
-                f"storage {storage.url} cannot open an existing ledger without creating one "
-                "(its backend's open() takes no 'create' argument)"
-            )
-        storage.open(ledger_id, read_only=False, create=False)
-
-    def _open_storage(self) -> StorageBackend:
-        storage = self.config.storage
-        if storage is not None and not isinstance(storage, str):
-            if not isinstance(storage, StorageBackend):
-                raise ConfigurationError(f"storage {type(storage).__name__} is not a StorageBackend")
-            return storage
-        return storage_for_url(storage, self.config.storage_options, plugin_manager=self.plugin_manager)
-
-    def _enabled_state_plugins(self) -> list[RequiredPlugin]:
-        """The enabled plugins whose state lives in the chain: the ACL provider, token parsers
-        declaring system streams, modules."""
-        pm = self.plugin_manager
-        found: list[RequiredPlugin] = []
-
-        def entry(kind: str, name: str, plugin_name: str, dist: str | None) -> RequiredPlugin:
-            return RequiredPlugin(kind=kind, name=name, plugin=plugin_name if dist else None, distribution=dist)
-
-        for acl, plugin_name, dist in call_registration(pm, "nucleus_register_acl_providers", AclProviderSpec):
-            found.append(entry(ACCESS_CONTROL, acl.name, plugin_name, dist))
-        for parser, plugin_name, dist in call_registration(pm, "nucleus_register_token_parsers", TokenParserSpec):
-            if parser.streams:
-                found.append(entry(TOKEN_PARSER, parser.name, plugin_name, dist))
-        for module, plugin_name, dist in call_registration(pm, "nucleus_register_modules", ModuleSpec):
-            found.append(entry(MODULE, module.id, plugin_name, dist))
-        return found
-
-    def _check_required_plugins(self, *, release: str | None = None) -> None:
-        """Refuse to open without a plugin whose state the chain holds (see :mod:`.required`), except
-        the one being released (``release``, which must then not be enabled)."""
-        recorded, from_record = recorded_plugins(self._storage)
-        enabled = self._enabled_state_plugins()
-        keys = {p.key for p in enabled}
-        released = {p.key for p in match_plugins(recorded, release)} if release is not None else set()
-        missing = [p for p in recorded if p.key not in keys and p.key not in released]
-        if missing:
-            raise missing_plugins_error(self.id, missing, recorded=from_record)
-        head = self._storage.head()
-        self._enabled_required = enabled
-        self._required = (recorded, from_record)
-        self._required_at = head.seq if head else 0
-
-    def _plugins_entries(self, head: ChainHead | None) -> tuple[list[Entry], tuple[RequiredPlugin, ...] | None]:
-        """Inside a write transaction: the ``_ledger`` record to chain after ``head`` (none when the
-        chain's newest record lists every enabled plugin already) and the list it records. The newest
-        record is re-read when another writer moved the head since the last read; a write is refused
-        when it names a plugin this ledger has not enabled (another process put the ledger under it).
-        Reads never get here: only writes, and the opening of a new ledger, record plugins."""
+    def _plugins_record(self, chain: _PendingChain) -> tuple[RequiredPlugin, ...] | None:
+        """Inside a write transaction: add to ``chain`` the ``_ledger`` record (none when the chain's
+        newest record lists every enabled plugin already); returns the list it records (None: no
+        record). The newest record is re-read when another writer moved the head since the last
+        read; a write is refused when it names a plugin this ledger has not enabled (another process
+        put the ledger under it). Reads never get here: only writes, and the opening of a new ledger,
+        record plugins."""
         if not self._storage.persistent:
-            return [], None
-        seq = head.seq if head else 0
+            return None
+        seq = chain.seq
         recorded, from_record = self._required
         if seq != self._required_at:
             recorded, from_record = recorded_plugins(self._storage)
@@ -397,10 +319,10 @@ class Ledger:
             raise missing_plugins_error(self.id, missing, recorded=from_record, writing=True)
         if keys <= ({p.key for p in recorded} if from_record else set()):
             self._required, self._required_at = (recorded, from_record), seq
-            return [], None
+            return None
         plugins = merged(recorded, self._enabled_required)
-        record = plugins_record(plugins, seq=seq + 1, timestamp=time.time_ns() // 1_000_000)
-        return self._chain(head, [record]), tuple(plugins)
+        chain.add([plugins_record(plugins, seq=seq + 1, timestamp=time.time_ns() // 1_000_000)])
+        return tuple(plugins)
 
     def _plugins_written(self, entries: Sequence[Entry], plugins: tuple[RequiredPlugin, ...] | None) -> None:
         """After a commit: what this ledger now knows of the chain's required plugins."""
@@ -411,16 +333,16 @@ class Ledger:
 
     def _record_plugins_now(self) -> None:
         with self._lock, self._storage.write() as tx:
-            recorded, plugins = self._plugins_entries(tx.head())
-            tx.insert([_stored(e) for e in recorded])
-        self._plugins_written(recorded, plugins)
+            chain = _PendingChain(self._prefix, tx)
+            plugins = self._plugins_record(chain)
+        self._plugins_written(chain.added, plugins)
 
     def _release(self, name: str, ctx: RequestContext) -> list[RequiredPlugin]:
         """Write the ``_ledger`` record without the plugins ``name`` matches (see :func:`release_plugin`)."""
         with self._lock:
             self._check_writable()
             with self._storage.write() as tx:
-                head = tx.head()
+                chain = _PendingChain(self._prefix, tx)
                 recorded, _ = recorded_plugins(self._storage)
                 released = match_plugins(recorded, name)
                 if not released:
@@ -437,66 +359,16 @@ class Ledger:
                     )
                 gone = {p.key for p in released}
                 kept = [p for p in recorded if p.key not in gone]
-                seq = head.seq if head else 0
                 record = plugins_record(
-                    kept, seq=seq + 1, timestamp=time.time_ns() // 1_000_000, released=released, by=ctx.oid
+                    kept, seq=chain.seq + 1, timestamp=time.time_ns() // 1_000_000, released=released, by=ctx.oid
                 )
-                entries = self._chain(head, [record])
-                tx.insert([_stored(e) for e in entries])
+                entries = chain.add([record])
         self._plugins_written(entries, tuple(kept))
         log.warning(
             "ledger %r: %s released plugin(s) %s; the chain no longer requires them (seq %d)",
             self.id, ctx.oid, ", ".join(p.plugin or p.name for p in released), entries[-1].seq,
         )
         return released
-
-    def _build_policy(self) -> AccessPolicy:
-        specs = call_registration(self.plugin_manager, "nucleus_register_acl_providers", AclProviderSpec)
-        if not specs:
-            return AuthenticatedPolicy()
-        if len(specs) > 1:
-            names = ", ".join(s.name for s, _, _ in specs)
-            raise ConfigurationError(f"at most one access-control provider per ledger; enabled: {names}")
-        spec = specs[0][0]
-        policy = spec.factory(self.plugin_context(spec.name))
-        if not isinstance(policy, AccessPolicy):
-            raise PluginError("factory did not return an AccessPolicy", plugin_name=spec.name)
-        return policy
-
-    def _build_token_parser_specs(self) -> list[TokenParserSpec]:
-        specs = [
-            s for s, _, _ in call_registration(self.plugin_manager, "nucleus_register_token_parsers", TokenParserSpec)
-        ]
-        names = [s.name for s in specs]
-        dupes = {n for n in names if names.count(n) > 1}
-        if dupes:
-            raise ConfigurationError(f"token parser(s) registered twice: {', '.join(sorted(dupes))}")
-        return specs
-
-    def _build_modules(self) -> None:
-        for spec, plugin_name, _ in call_registration(self.plugin_manager, "nucleus_register_modules", ModuleSpec):
-            try:
-                module = spec.factory(self.plugin_context(spec.id))
-            except NucleusError:
-                raise
-            except Exception as err:
-                raise PluginError(
-                    f"module {spec.id!r} factory failed: {type(err).__name__}: {err}", plugin_name=plugin_name
-                ) from err
-            if not isinstance(module, Module):
-                raise PluginError(f"module {spec.id!r} factory did not return a Module", plugin_name=plugin_name)
-            if module.id != spec.id:
-                raise PluginError(
-                    f"module spec {spec.id!r} built a module with id {module.id!r}", plugin_name=plugin_name
-                )
-            ctx = ModuleContext(
-                # A weak proxy: a module keeping its context must not keep an unclosed ledger alive
-                # (the finalizer that stops modules at garbage collection or exit would never run early).
-                ledger=weakref.proxy(self),
-                settings=dict(self.config.settings.get(spec.id, {})),
-                logger=logging.getLogger(f"nucleus.module.{spec.id}"),
-            )
-            self._registry.register(module, ctx)
 
     # properties ---------------------------------------------------------------------------
     @property
@@ -653,9 +525,8 @@ class Ledger:
         for record in batch:
             row = self._storage.get_by_id(record.id)
             if row is not None and not self._policy.can_read(row, ctx):
-                denial = getattr(self._policy, "denial", None)
-                if denial is not None:
-                    raise denial(record) from None
+                if isinstance(self._policy, DenyingPolicy):
+                    raise self._policy.denial(record) from None
                 raise AccessDeniedError(f"record {record.id!r}: write access denied") from None
 
     def _check_batch(self, records: Sequence[Record]) -> list[Record]:
@@ -688,10 +559,23 @@ class Ledger:
         within: Callable[[WriteTransaction], None] | None,
         system: bool = False,
     ) -> list[Entry]:
+        """The append pipeline, in one exclusive storage transaction. Its stages, in order:
+
+        1. the head is read (:class:`_PendingChain`);
+        2. (user appends) the access policy authorizes the batch; modules catch up and validate it;
+        3. the ``_ledger`` record, when plugins were newly enabled (:meth:`_plugins_record`);
+        4. the batch itself; then ``within(tx)`` (:meth:`append_system`);
+        5. (user appends) the audit stage: the policy's records about the batch
+           (:meth:`AccessPolicy.after_append <nucleus_core.access.AccessPolicy.after_append>`),
+           checked by :meth:`_audit_records`.
+
+        Each stage chains its records after the previous stage's; everything commits together or
+        nothing does. After the commit, the modules fold in the batch (:meth:`ModuleRegistry.committed`).
+        """
         with self._lock:
             self._check_writable()
             with self._storage.write() as tx:
-                head = tx.head()
+                chain = _PendingChain(self._prefix, tx)
                 # Record ids already stored are refused by ``tx.insert`` (DuplicateRecordError, the
                 # storage contract), which rolls the whole transaction back: no separate look-up.
                 if not system:
@@ -702,37 +586,38 @@ class Ledger:
                     self._registry.validate(batch, ctx)
                 # Plugins newly enabled on this ledger are recorded in the same transaction, merged
                 # with the chain's newest record; refused if that names a plugin not enabled here.
-                recorded, plugins = self._plugins_entries(head)
-                if recorded:
-                    tx.insert([_stored(e) for e in recorded])
-                    head = ChainHead(seq=recorded[-1].seq, hash=recorded[-1].hash)
-                entries = self._chain(head, batch)
-                tx.insert([_stored(e) for e in entries])
-                audit: list[Entry] = []
+                plugins = self._plugins_record(chain)
+                entries = chain.add(batch)
                 if within is not None:
                     within(tx)
                 if not system:
-                    # The policy may add system records (its audit trail) to the same transaction.
-                    extra = list(self._policy.after_append(entries, ctx, tx) or ())
-                    if extra:
-                        last = entries[-1]
-                        audit = self._chain(ChainHead(seq=last.seq, hash=last.hash), self._check_batch(extra))
-                        tx.insert([_stored(e) for e in audit])
-        self._plugins_written([*recorded, *entries, *audit], plugins)
+                    chain.add(self._audit_records(self._policy.after_append(entries, ctx, tx)))
+        self._plugins_written(chain.added, plugins)
         self._registry.committed(entries, ctx)
         return entries
 
-    def _chain(self, head: ChainHead | None, batch: list[Record]) -> list[Entry]:
-        seq = head.seq if head else 0
-        prev = head.hash if head else GENESIS_HASH
-        prefix = self._prefix
-        out: list[Entry] = []
-        for record in batch:
-            seq += 1
-            canonical = record.canonical
-            h = entry_hash_with_prefix(prefix, seq, prev, canonical)
-            out.append(Entry(seq=seq, hash=h, prev_hash=prev, record=record, canonical=canonical))
-            prev = h
+    def _audit_records(self, records: Sequence[Record] | None) -> list[Record]:
+        """The audit stage's records as the policy returned them (None or none: nothing to add):
+        :class:`Record` objects in system streams, each within the size limit, ids not repeated."""
+        if not records:
+            return []
+        out = list(records)
+        seen: set[str] = set()
+        limit = self.config.max_record_bytes
+        for record in out:
+            if not isinstance(record, Record) or not record.stream.startswith("_"):
+                raise PluginError(
+                    f"the access policy's audit stage returned {record!r}, not a Record in a system stream",
+                    plugin_name=type(self._policy).__name__,
+                )
+            if record.id in seen:
+                raise DuplicateRecordError(record.id)
+            seen.add(record.id)
+            if record.size > limit:
+                raise RecordTooLargeError(
+                    f"audit record {record.id!r} is {record.size} bytes canonical; this ledger allows {limit}",
+                    field="record",
+                )
         return out
 
     # reads --------------------------------------------------------------------------------
@@ -761,12 +646,12 @@ class Ledger:
         parsed = filters_from(filters)
         squery = parsed.to_storage_query()
         rows = self._policy.query(self._storage, squery, ctx)
-        return page([entry_from_stored(r) for r in rows], parsed.limit)
+        return page(rows, parsed.limit)
 
-    def _readable(self, row: StoredEntry | None, ctx: RequestContext) -> Entry | None:
+    def _readable(self, row: Entry | None, ctx: RequestContext) -> Entry | None:
         if row is None or not self._policy.can_read(row, ctx):
             return None
-        return entry_from_stored(row)
+        return parsed_entry(row)
 
     def iter_entries(self, context: RequestContext, *, from_seq: int = 1) -> Iterable[Entry]:
         """Every entry the requester may read, in seq order, streamed (for export). The requester
@@ -778,7 +663,7 @@ class Ledger:
     def _iter_readable(self, ctx: RequestContext, from_seq: int) -> Iterable[Entry]:
         for row in self._storage.iter_entries(from_seq):
             if self._policy.can_read(row, ctx):
-                yield entry_from_stored(row)
+                yield parsed_entry(row)
 
     # chain state --------------------------------------------------------------------------
     def length(self) -> int:
@@ -811,35 +696,18 @@ class Ledger:
             require_scope(context, VERIFY)
         if self._closed:
             raise LedgerClosedError(f"ledger {self.id!r} is closed")
-        storage = self._storage
-        count = storage.count()
-        workers = self.config.verify_workers or default_workers()
-        opener = None
-        if (
-            workers > 1
-            and count >= self.config.verify_parallel_min_entries
-            and isinstance(storage, SeqRangeStorage)
-            and parallel_available()
-        ):
-            opener = storage.read_only_opener()
-        if opener is not None:
-            report = verify_parallel(self.id, opener, count, workers=workers, progress=progress)
-        else:
-            report = verify_rows(self.id, entry_rows(storage, 1), expected_count=count, progress=progress)
-        policy = getattr(self, "_policy", None)
-        if report.ok and policy is not None:
-            problem = policy.check_consistency()
-            if problem is not None:
-                return attrs.evolve(report, ok=False, reason=f"access control state: {problem}")
+        report = verify_chain(self.config, self._storage, progress=progress)
+        if not report.ok:
+            return report
+        problem = self._policy.check_consistency()
+        if problem is not None:
+            return attrs.evolve(report, ok=False, reason=f"access control state: {problem}")
         # Token parsers keeping state beside the ledger (API keys) compare it with the chain too.
-        # (While the ledger opens, the registry does not exist yet; parsers check themselves on bind.)
-        if report.ok:
-            for name, parser in getattr(self, "auth", ()):
-                check = getattr(parser, "check_consistency", None)
-                problems = check() if check is not None else ()
-                if problems:
-                    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-                    return attrs.evolve(report, ok=False, reason=f"{name} state: {problems[0]}{more}")
+        for name, parser in self.auth:
+            problems = parser.check_consistency() if isinstance(parser, StatefulTokenParser) else ()
+            if problems:
+                more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+                return attrs.evolve(report, ok=False, reason=f"{name} state: {problems[0]}{more}")
         return report
 
     def verify_storage(self) -> VerificationReport:
@@ -859,23 +727,59 @@ class Ledger:
         return report
 
 
-def entry_from_stored(row: StoredEntry) -> Entry:
-    """Rebuild an :class:`Entry` from a stored row (the bytes are re-parsed and must be canonical)."""
-    record = Record.from_canonical(row.canonical, seq=row.seq)
-    return Entry(seq=row.seq, hash=row.hash, prev_hash=row.prev_hash, record=record, canonical=row.canonical)
+class _PendingChain:
+    """The entries one write transaction adds, chained in order after the head read inside it:
+    each stage of an append (:meth:`Ledger._write`) adds its records with :meth:`add`, which
+    chains and inserts them."""
+
+    __slots__ = ("_prefix", "_tx", "added", "hash", "seq")
+
+    def __init__(self, prefix: bytes, tx: WriteTransaction) -> None:
+        head = tx.head()
+        self._prefix = prefix
+        self._tx = tx
+        self.seq = head.seq if head else 0
+        self.hash = head.hash if head else GENESIS_HASH
+        self.added: list[Entry] = []
+
+    def add(self, records: Sequence[Record]) -> list[Entry]:
+        """Chain ``records`` after the entries added so far and insert them; returns their entries."""
+        if not records:
+            return []
+        seq, prev, prefix = self.seq, self.hash, self._prefix
+        chained = Entry.chained
+        out: list[Entry] = []
+        for record in records:
+            seq += 1
+            h = entry_hash_with_prefix(prefix, seq, prev, record.canonical)
+            out.append(chained(seq=seq, hash=h, prev_hash=prev, record=record))
+            prev = h
+        self._tx.insert(out)
+        self.seq, self.hash = seq, prev
+        self.added.extend(out)
+        return out
 
 
-def _stored(entry: Entry) -> StoredEntry:
-    r = entry.record
-    return StoredEntry(
-        seq=entry.seq,
-        hash=entry.hash,
-        prev_hash=entry.prev_hash,
-        record_id=r.id,
-        stream=r.stream,
-        timestamp=r.timestamp,
-        canonical=entry.canonical,
-    )
+def verify_chain(
+    config: LedgerConfig, storage: StorageBackend, *, progress: Callable[[int], None] | None = None
+) -> VerificationReport:
+    """Verify the chain ``storage`` holds for the ledger ``config`` describes: in
+    ``config.verify_workers`` processes when it has at least ``config.verify_parallel_min_entries``
+    entries and the storage supports it (:mod:`nucleus_core.verify_parallel`), else streaming here.
+    The chain alone: :meth:`Ledger.verify` then compares the plugins' state with it."""
+    count = storage.count()
+    workers = config.verify_workers or default_workers()
+    opener = None
+    if (
+        workers > 1
+        and count >= config.verify_parallel_min_entries
+        and isinstance(storage, SeqRangeStorage)
+        and parallel_available()
+    ):
+        opener = storage.read_only_opener()
+    if opener is not None:
+        return verify_parallel(config.id, opener, count, workers=workers, progress=progress)
+    return verify_rows(config.id, entry_rows(storage, 1), expected_count=count, progress=progress)
 
 
 def _shutdown(registry: ModuleRegistry, storage: StorageBackend) -> None:

@@ -29,7 +29,7 @@ from .errors import ModuleError, NucleusError, RecordRejectedError, ValidationEr
 from .module_base import Module, ModuleContext, ModuleMetadata, ModuleState
 from .oid import is_oid
 from .records import Entry, Record, validate_stream
-from .storage import MAX_QUERY_LIMIT, StorageBackend, StorageQuery, StoredEntry
+from .storage import MAX_QUERY_LIMIT, StorageBackend, StorageQuery
 
 # The logger keeps the name it had before the registry left nucleus_core.modules.
 log = logging.getLogger("nucleus_core.modules")
@@ -211,7 +211,7 @@ class ModuleRegistry:
                 for row in rows:
                     if row.seq <= self._applied_seq:
                         continue
-                    self._apply_one(_entry_of(row), strict=strict)
+                    self._apply_one(row, strict=strict)
                     applied += 1
             if len(rows) < MAX_QUERY_LIMIT:
                 return applied
@@ -418,7 +418,3 @@ class LedgerRuntime:
         """See :meth:`ModuleRegistry.get`."""
         return self._get(module_id, kind)
 
-
-def _entry_of(row: StoredEntry) -> Entry:
-    record = Record.from_canonical(row.canonical, seq=row.seq)
-    return Entry(seq=row.seq, hash=row.hash, prev_hash=row.prev_hash, record=record, canonical=row.canonical)

@@ -8,7 +8,7 @@ from typing import Any
 import attrs
 
 from .errors import QueryError, ValidationError
-from .records import _ID_FORBIDDEN, Entry, validate_stream
+from .records import _ID_FORBIDDEN, Entry, parsed_entry, validate_stream
 from .storage import DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT, StorageQuery
 
 MAX_FILTER_VALUES = 1000
@@ -115,7 +115,8 @@ class QueryResult:
 
 
 def page(entries: Sequence[Entry], limit: int) -> QueryResult:
-    if len(entries) > limit:
-        kept = list(entries[:limit])
-        return QueryResult(entries=kept, next_cursor=encode_cursor(kept[-1].seq))
-    return QueryResult(entries=list(entries), next_cursor=None)
+    """The page of ``entries`` (a query's rows, one more than ``limit`` when there are more): at most
+    ``limit`` entries, each with its record parsed (:func:`~nucleus_core.records.parsed_entry`), and
+    the cursor of the next page."""
+    kept = list(map(parsed_entry, entries[:limit]))
+    return QueryResult(entries=kept, next_cursor=encode_cursor(kept[-1].seq) if len(entries) > limit else None)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import operator
 import re
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import attrs
@@ -314,20 +316,103 @@ def parse_stored_record(data: object) -> tuple[Record | None, str]:
     return record, ""
 
 
+ENTRY_FIELDS = ("seq", "hash", "prev_hash", "record_id", "stream", "timestamp", "canonical")
+"""The stored fields of an :class:`Entry`, in order: the layout of an :data:`EntryRow`."""
+
+EntryRow = tuple[int, str, str, str, str, int, bytes]
+"""An entry as storage reads and writes it: a plain tuple in :data:`ENTRY_FIELDS` order. It is the
+storage's wire form only: :meth:`Entry.from_row` and :data:`entry_row` convert, nothing else."""
+
+
 @attrs.frozen(kw_only=True)
 class Entry:
-    """A record as stored in the chain: its sequence number, hash and the previous entry's hash.
+    """An entry of the chain: its sequence number, hash, the previous entry's hash, the exact bytes
+    that were hashed (``canonical``) and the columns derived from them for indexes (``record_id``,
+    ``stream``, ``timestamp``; verification checks they equal the values inside ``canonical``).
 
-    Hashes are lowercase hex BLAKE3-256 (see ``docs/FORMAT.md``). ``canonical`` holds the exact
-    bytes that were hashed.
+    The one entry type, from append to storage and back. Build it with :meth:`chained` (the ledger,
+    appending a record) or :meth:`from_row` (a storage backend, reading a row). :attr:`record` is
+    parsed from ``canonical`` on first use (strictly, see :meth:`Record.from_canonical`), so reading
+    rows for an index or an access check never parses a record. Hashes are lowercase hex
+    BLAKE3-256 (see ``docs/FORMAT.md``). Equality compares the stored fields.
     """
 
     seq: int
     hash: str
     prev_hash: str
-    record: Record
+    record_id: str
+    stream: str
+    timestamp: int
     canonical: bytes = attrs.field(repr=False)
+    _record: Record | None = attrs.field(default=None, init=False, eq=False, repr=False)
+
+    @classmethod
+    def chained(cls, *, seq: int, hash: str, prev_hash: str, record: Record) -> Entry:
+        """The entry of ``record`` at ``seq`` after ``prev_hash``, whose hash the caller computed
+        over ``record.canonical`` (see :func:`~nucleus_core.hashing.entry_hash`)."""
+        entry = _new(cls)
+        _set_seq(entry, seq)
+        _set_hash(entry, hash)
+        _set_prev(entry, prev_hash)
+        _set_id(entry, record.id)
+        _set_stream(entry, record.stream)
+        _set_ts(entry, record.timestamp)
+        _set_canonical(entry, record.canonical)
+        _set_record(entry, record)
+        return entry
+
+    @classmethod
+    def from_row(cls, row: EntryRow | tuple[Any, ...] | list[Any]) -> Entry:
+        """The entry of a stored row (:data:`ENTRY_FIELDS` order). ``canonical`` may come as any
+        bytes-like object (drivers return memoryview for blobs); anything else (a TEXT value, after
+        tampering) is kept as it is, so that reading :attr:`record` names it instead of failing here."""
+        seq, entry_hash, prev_hash, record_id, stream, timestamp, canonical = row
+        # Filling the slots directly takes half the time of the frozen attrs __init__ (which sets
+        # every field through object.__setattr__): this is the read path of every query.
+        entry = _new(cls)
+        _set_seq(entry, seq)
+        _set_hash(entry, entry_hash)
+        _set_prev(entry, prev_hash)
+        _set_id(entry, record_id)
+        _set_stream(entry, stream)
+        _set_ts(entry, timestamp)
+        _set_canonical(
+            entry,
+            canonical if type(canonical) is bytes or not isinstance(canonical, (bytearray, memoryview))
+            else bytes(canonical),
+        )
+        _set_record(entry, None)
+        return entry
+
+    @property
+    def record(self) -> Record:
+        """The record, parsed from ``canonical`` on first use; :class:`IntegrityError` when the stored
+        bytes are not a canonical record."""
+        record = self._record
+        if record is None:
+            record = Record.from_canonical(self.canonical, seq=self.seq)
+            _set_record(self, record)
+        return record
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: seq, hash, prev_hash and the record."""
         return {"seq": self.seq, "hash": self.hash, "prev_hash": self.prev_hash, "record": self.record.to_dict()}
+
+
+def _slot_setters() -> tuple[Callable[[Entry, Any], None], ...]:
+    slots = [Entry.__dict__[name] for name in (*ENTRY_FIELDS, "_record")]
+    return tuple(slot.__set__ for slot in slots)
+
+
+_new = object.__new__
+(_set_seq, _set_hash, _set_prev, _set_id, _set_stream, _set_ts, _set_canonical, _set_record) = _slot_setters()
+
+def parsed_entry(entry: Entry) -> Entry:
+    """``entry`` with its record parsed: what every read of the ledger hands out, so that stored
+    bytes that are not a canonical record raise :class:`IntegrityError` at the read, not later."""
+    entry.record  # noqa: B018 (parses and keeps the record)
+    return entry
+
+
+entry_row: Callable[[Entry], EntryRow] = operator.attrgetter(*ENTRY_FIELDS)
+"""The :data:`EntryRow` of an entry (the inverse of :meth:`Entry.from_row`)."""

@@ -12,8 +12,7 @@ from typing import Any, Generic, NoReturn, TypeVar
 from .context import READ, RequestContext, require_scope
 from .errors import LedgerClosedError, ModuleError, RecordRejectedError
 from .module_base import Module, ModuleContext
-from .module_registry import _entry_of
-from .records import Entry, Record
+from .records import Entry, Record, parsed_entry
 
 # The logger keeps the name it had before the kit left nucleus_core.modules.
 log = logging.getLogger("nucleus_core.modules")
@@ -189,7 +188,7 @@ class StatefulModule(Module, Generic[E], metaclass=abc.ABCMeta):
         row = ledger.storage.get_by_seq(seq)
         if row is None or not ledger.policy.can_read(row, ctx):
             return None
-        return _entry_of(row)
+        return parsed_entry(row)
 
     def can_read(self, seq: int, context: RequestContext) -> bool:
         """Whether ``context`` may read entry ``seq``: the ``read`` scope and the access policy, as

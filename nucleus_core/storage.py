@@ -1,6 +1,7 @@
 """The storage interface every backend implements, and the in-memory backend.
 
-A backend stores rows of :class:`StoredEntry` for one ledger. The ledger computes hashes; the
+A backend stores the :class:`~nucleus_core.records.Entry` rows of one ledger and reads them back
+with :meth:`Entry.from_row <nucleus_core.records.Entry.from_row>`. The ledger computes hashes; the
 backend keeps the bytes verbatim and serializes writers: :meth:`StorageBackend.write` opens an
 exclusive write transaction (across threads, processes and hosts, as far as the backend reaches)
 in which the ledger re-reads the head, chains the new entries and inserts them. Either the whole
@@ -10,7 +11,6 @@ transaction commits or nothing does.
 from __future__ import annotations
 
 import contextlib
-import operator
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -20,37 +20,17 @@ import attrs
 from .capabilities import EntryRowStorage
 from .errors import ConfigurationError, DuplicateRecordError, LedgerNotFoundError, ReadOnlyLedgerError, StorageError
 from .hashing import GENESIS_HASH
+from .records import ENTRY_FIELDS, Entry, EntryRow, entry_row
+
+__all__ = [
+    "DEFAULT_QUERY_LIMIT", "ENTRY_FIELDS", "MAX_QUERY_LIMIT", "ChainHead", "EntryRow", "MemoryStorage",
+    "SeqRangeStorage", "StorageBackend", "StorageQuery", "WriteTransaction", "entry_rows",
+]
 
 MAX_QUERY_LIMIT = 1000
 """The largest page a query may ask for."""
 
 DEFAULT_QUERY_LIMIT = 100
-
-
-@attrs.frozen(kw_only=True)
-class StoredEntry:
-    """One stored row: the hashed bytes plus columns derived from them for indexes.
-
-    ``record_id``, ``stream`` and ``timestamp`` must equal the values inside ``canonical``;
-    verification checks that.
-    """
-
-    seq: int
-    hash: str
-    prev_hash: str
-    record_id: str
-    stream: str
-    timestamp: int
-    canonical: bytes = attrs.field(repr=False)
-
-
-ENTRY_FIELDS = ("seq", "hash", "prev_hash", "record_id", "stream", "timestamp", "canonical")
-"""The fields of :class:`StoredEntry` in order: the layout of an entry row (see :func:`entry_rows`)."""
-
-EntryRow = tuple[int, str, str, str, str, int, bytes]
-"""One entry as a plain tuple in :data:`ENTRY_FIELDS` order."""
-
-_as_row: Callable[[StoredEntry], EntryRow] = operator.attrgetter(*ENTRY_FIELDS)
 
 
 def entry_rows(storage: StorageBackend, from_seq: int = 1) -> Iterator[EntryRow]:
@@ -59,13 +39,14 @@ def entry_rows(storage: StorageBackend, from_seq: int = 1) -> Iterator[EntryRow]
 
     A backend may offer :class:`~nucleus_core.capabilities.EntryRowStorage`
     (``iter_entry_rows(from_seq)``, such tuples straight from its driver); verification then skips
-    building an object per row, which cost about a third of verifying. Otherwise the tuples are
-    read off :meth:`StorageBackend.iter_entries`. Lazy: nothing is read before the first row is
+    building an :class:`~nucleus_core.records.Entry` per row, which cost about a third of verifying.
+    Otherwise the tuples are read off :meth:`StorageBackend.iter_entries` (with
+    :data:`~nucleus_core.records.entry_row`). Lazy: nothing is read before the first row is
     asked for.
     """
     if isinstance(storage, EntryRowStorage):
         return iter(storage.iter_entry_rows(from_seq))
-    return map(_as_row, storage.iter_entries(from_seq))
+    return map(entry_row, storage.iter_entries(from_seq))
 
 
 @attrs.frozen(kw_only=True)
@@ -99,7 +80,7 @@ class WriteTransaction(Protocol):
     def head(self) -> ChainHead | None:
         """The head as committed in storage, read inside this transaction (None when empty)."""
 
-    def insert(self, entries: Sequence[StoredEntry]) -> None:
+    def insert(self, entries: Sequence[Entry]) -> None:
         """Insert entries (contiguous seqs after the head). A record id that exists already raises
         :class:`~nucleus_core.errors.DuplicateRecordError`; the caller then lets the transaction roll back."""
 
@@ -160,19 +141,19 @@ class StorageBackend(Protocol):
     def count(self) -> int:
         """Number of stored entries."""
 
-    def get_by_hash(self, entry_hash: str) -> StoredEntry | None: ...
+    def get_by_hash(self, entry_hash: str) -> Entry | None: ...
 
-    def get_by_id(self, record_id: str) -> StoredEntry | None: ...
+    def get_by_id(self, record_id: str) -> Entry | None: ...
 
-    def get_by_seq(self, seq: int) -> StoredEntry | None: ...
+    def get_by_seq(self, seq: int) -> Entry | None: ...
 
-    def range(self, from_seq: int, limit: int) -> list[StoredEntry]:
+    def range(self, from_seq: int, limit: int) -> list[Entry]:
         """Up to ``limit`` entries with ``seq >= from_seq`` in seq order."""
 
-    def iter_entries(self, from_seq: int = 1) -> Iterator[StoredEntry]:
+    def iter_entries(self, from_seq: int = 1) -> Iterator[Entry]:
         """Every entry with ``seq >= from_seq`` in seq order, streamed in constant memory."""
 
-    def query(self, query: StorageQuery) -> list[StoredEntry]:
+    def query(self, query: StorageQuery) -> list[Entry]:
         """Entries matching ``query`` in ascending seq order, at most ``query.limit``."""
 
 
@@ -183,9 +164,9 @@ class MemoryStorage:
 
     def __init__(self, url: str = "memory://") -> None:
         self.url = url
-        self._entries: list[StoredEntry] = []
-        self._by_hash: dict[str, StoredEntry] = {}
-        self._by_id: dict[str, StoredEntry] = {}
+        self._entries: list[Entry] = []
+        self._by_hash: dict[str, Entry] = {}
+        self._by_id: dict[str, Entry] = {}
         self._lock = threading.RLock()
         self._ledger_id: str | None = None
         self._read_only = False
@@ -233,39 +214,39 @@ class MemoryStorage:
     def count(self) -> int:
         return len(self._entries)
 
-    def get_by_hash(self, entry_hash: str) -> StoredEntry | None:
+    def get_by_hash(self, entry_hash: str) -> Entry | None:
         return self._by_hash.get(entry_hash)
 
-    def get_by_id(self, record_id: str) -> StoredEntry | None:
+    def get_by_id(self, record_id: str) -> Entry | None:
         return self._by_id.get(record_id)
 
-    def get_by_seq(self, seq: int) -> StoredEntry | None:
+    def get_by_seq(self, seq: int) -> Entry | None:
         entries = self._entries
         if 1 <= seq <= len(entries):
             return entries[seq - 1]
         return None
 
-    def range(self, from_seq: int, limit: int) -> list[StoredEntry]:
+    def range(self, from_seq: int, limit: int) -> list[Entry]:
         start = max(from_seq, 1) - 1
         return self._entries[start : start + limit]
 
-    def iter_entries(self, from_seq: int = 1) -> Iterator[StoredEntry]:
+    def iter_entries(self, from_seq: int = 1) -> Iterator[Entry]:
         i = max(from_seq, 1) - 1
         entries = self._entries
         while i < len(entries):
             yield entries[i]
             i += 1
 
-    def query(self, query: StorageQuery) -> list[StoredEntry]:
+    def query(self, query: StorageQuery) -> list[Entry]:
         streams = set(query.streams) if query.streams is not None else None
         if query.record_ids is not None:
-            candidates: Iterator[StoredEntry] | list[StoredEntry] = sorted(
+            candidates: Iterator[Entry] | list[Entry] = sorted(
                 (e for e in (self._by_id.get(r) for r in set(query.record_ids)) if e is not None),
                 key=lambda e: e.seq,
             )
         else:
             candidates = self.iter_entries(query.after_seq + 1)
-        out: list[StoredEntry] = []
+        out: list[Entry] = []
         for e in candidates:
             if e.seq <= query.after_seq:
                 continue
@@ -284,7 +265,7 @@ class MemoryStorage:
 class _MemoryTransaction:
     def __init__(self, storage: MemoryStorage) -> None:
         self._storage = storage
-        self.pending: list[StoredEntry] = []
+        self.pending: list[Entry] = []
         self.rollback_actions: list[Callable[[], None]] = []
 
     def on_rollback(self, undo: Callable[[], None]) -> None:
@@ -302,7 +283,7 @@ class _MemoryTransaction:
         pending = {e.record_id for e in self.pending}
         return {r for r in record_ids if r in self._storage._by_id or r in pending}
 
-    def insert(self, entries: Sequence[StoredEntry]) -> None:
+    def insert(self, entries: Sequence[Entry]) -> None:
         known = self._existing_ids([e.record_id for e in entries])
         if known:
             raise DuplicateRecordError(sorted(known)[0])

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
@@ -59,8 +59,7 @@ class TokenParser(Protocol):
     when the token is of its kind but not acceptable. Messages never contain the token.
 
     A parser that keeps state beside the ledger (API keys) may also offer
-    ``check_consistency() -> list[str]``: the differences between that state and the chain.
-    ``Ledger.verify()`` reports the first one (the parser refuses the tokens concerned).
+    :class:`StatefulTokenParser`.
     """
 
     def validate_format(self, token: str) -> bool:
@@ -68,6 +67,15 @@ class TokenParser(Protocol):
 
     def parse(self, token: str) -> RequestContext | None:
         """The verified context of ``token``; None when the token is not of this parser's kind."""
+
+
+@runtime_checkable
+class StatefulTokenParser(Protocol):
+    """A token parser keeping state beside the ledger (API keys), which it compares with the chain."""
+
+    def check_consistency(self) -> Sequence[str]:
+        """The differences between that state and the chain (none: empty). ``Ledger.verify()``
+        reports the first one; the parser refuses the tokens concerned."""
 
 
 def token_fingerprint(token: str) -> str:

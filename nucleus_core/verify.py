@@ -12,8 +12,16 @@ from blake3 import blake3
 
 from .canonical import _ASTRAL_UTF8, DEFAULT_MAX_DEPTH
 from .hashing import GENESIS_HASH, preimage_header, preimage_prefix
-from .records import MAX_RECORD_ID_LENGTH, STREAM_PATTERN, SYSTEM_STREAM_PATTERN, parse_stored_record, stored_bytes
-from .storage import EntryRow, StoredEntry, _as_row
+from .records import (
+    MAX_RECORD_ID_LENGTH,
+    STREAM_PATTERN,
+    SYSTEM_STREAM_PATTERN,
+    Entry,
+    EntryRow,
+    entry_row,
+    parse_stored_record,
+    stored_bytes,
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -37,7 +45,7 @@ class VerificationReport:
 
 def verify_entries(
     ledger_id: str,
-    rows: Iterable[StoredEntry],
+    rows: Iterable[Entry],
     *,
     expected_count: int | None = None,
     progress: Callable[[int], None] | None = None,
@@ -51,7 +59,7 @@ def verify_entries(
     stream may hold more (other processes may append while a ledger verifies; history only grows).
     """
     return verify_rows(
-        ledger_id, map(_as_row, rows), expected_count=expected_count, progress=progress, progress_every=progress_every
+        ledger_id, map(entry_row, rows), expected_count=expected_count, progress=progress, progress_every=progress_every
     )
 
 
@@ -65,7 +73,7 @@ def verify_rows(
     first_seq: int = 1,
     start_hash: str = GENESIS_HASH,
 ) -> VerificationReport:
-    """:func:`verify_entries` over plain tuples in :data:`~nucleus_core.storage.ENTRY_FIELDS` order
+    """:func:`verify_entries` over plain tuples in :data:`~nucleus_core.records.ENTRY_FIELDS` order
     (as :func:`~nucleus_core.storage.entry_rows` yields them); ``canonical`` may be any bytes-like
     object. The same checks, without an object per row.
 

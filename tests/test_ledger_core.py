@@ -34,7 +34,7 @@ from nucleus_core import (
 )
 from nucleus_core.hashing import GENESIS_HASH
 from nucleus_core.ledger import MAX_BATCH_SIZE
-from nucleus_core.storage import MAX_QUERY_LIMIT, ChainHead, StorageQuery, StoredEntry, WriteTransaction
+from nucleus_core.storage import MAX_QUERY_LIMIT, ChainHead, StorageQuery, WriteTransaction
 
 CTX = RequestContext(oid="oid:test:user:alice", source="dev")
 NO_REQUESTER: list[Any] = [None, "", " ", "\t\n", "oid:test:user:alice", {"oid": "oid:test:user:alice"}, object()]
@@ -87,27 +87,27 @@ class CountingStorage:
         self.calls.append("count")
         return self.inner.count()
 
-    def get_by_hash(self, entry_hash: str) -> StoredEntry | None:
+    def get_by_hash(self, entry_hash: str) -> Entry | None:
         self.calls.append("get_by_hash")
         return self.inner.get_by_hash(entry_hash)
 
-    def get_by_id(self, record_id: str) -> StoredEntry | None:
+    def get_by_id(self, record_id: str) -> Entry | None:
         self.calls.append("get_by_id")
         return self.inner.get_by_id(record_id)
 
-    def get_by_seq(self, seq: int) -> StoredEntry | None:
+    def get_by_seq(self, seq: int) -> Entry | None:
         self.calls.append("get_by_seq")
         return self.inner.get_by_seq(seq)
 
-    def range(self, from_seq: int, limit: int) -> list[StoredEntry]:
+    def range(self, from_seq: int, limit: int) -> list[Entry]:
         self.calls.append("range")
         return self.inner.range(from_seq, limit)
 
-    def iter_entries(self, from_seq: int = 1) -> Iterator[StoredEntry]:
+    def iter_entries(self, from_seq: int = 1) -> Iterator[Entry]:
         self.calls.append("iter_entries")
         return self.inner.iter_entries(from_seq)
 
-    def query(self, query: StorageQuery) -> list[StoredEntry]:
+    def query(self, query: StorageQuery) -> list[Entry]:
         self.calls.append("query")
         return self.inner.query(query)
 
@@ -119,7 +119,7 @@ class _FailingTransaction:
     def head(self) -> ChainHead | None:
         return self.tx.head()
 
-    def insert(self, entries: Sequence[StoredEntry]) -> None:
+    def insert(self, entries: Sequence[Entry]) -> None:
         self.tx.insert(entries)
         raise StorageError("disk full (simulated, after the rows were inserted)")
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nucleus_core import Ledger, MemoryStorage, Record, RequestContext, StoredEntry, create_ledger
+from nucleus_core import Entry, Ledger, MemoryStorage, Record, RequestContext, create_ledger
 
 CTX = RequestContext(oid="oid:test:user:tamper", source="dev")
 
@@ -26,7 +26,7 @@ def build(n: int) -> tuple[Ledger, MemoryStorage]:
     return ledger, storage
 
 
-def rows(storage: MemoryStorage) -> list[StoredEntry]:
+def rows(storage: MemoryStorage) -> list[Entry]:
     return storage._entries  # the backend's own list: editing it is editing the "database"
 
 

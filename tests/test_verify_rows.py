@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nucleus_core import Record, RequestContext, StoredEntry, create_ledger
+from nucleus_core import Entry, Record, RequestContext, create_ledger
 from nucleus_core.hashing import GENESIS_HASH, entry_hash
 from nucleus_core.storage import ENTRY_FIELDS, MemoryStorage, entry_rows
 from nucleus_core.verify import VerificationReport, verify_entries, verify_rows
@@ -48,7 +48,7 @@ def rehash(rows: list[tuple[Any, ...]], ledger_id: str = LEDGER) -> list[tuple[A
 
 def both(rows: list[tuple[Any, ...]]) -> tuple[VerificationReport, VerificationReport]:
     """The reports of verify_rows and of verify_entries over the same rows."""
-    entries = [StoredEntry(**dict(zip(ENTRY_FIELDS, row, strict=True))) for row in rows]
+    entries = [Entry.from_row(row) for row in rows]
     return verify_rows(LEDGER, rows), verify_entries(LEDGER, entries)
 
 

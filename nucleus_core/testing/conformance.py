@@ -12,7 +12,7 @@ import pytest
 from ..context import RequestContext
 from ..errors import DuplicateRecordError, LedgerNotFoundError, StorageError
 from ..hashing import GENESIS_HASH
-from ..ledger import Ledger, create_ledger, entry_from_stored
+from ..ledger import Ledger, create_ledger
 from ..records import Record
 from ..storage import StorageBackend, StorageQuery
 
@@ -173,7 +173,7 @@ class StorageConformance:
                 by_id = storage.get_by_id(e.record.id)
                 by_seq = storage.get_by_seq(e.seq)
                 assert by_hash == by_id == by_seq
-                assert by_hash is not None and entry_from_stored(by_hash) == e
+                assert by_hash is not None and by_hash == e
                 assert by_hash.record_id == e.record.id and by_hash.stream == e.record.stream
                 assert by_hash.timestamp == e.record.timestamp
             assert storage.get_by_hash("00" * 32) is None

@@ -275,15 +275,13 @@ def test_cached_query_sql_matches_the_memory_backend(tmp_path: Path) -> None:
         check()
 
 
-def test_row_to_entry_equals_the_attrs_constructor() -> None:
-    from nucleus_storage_sql import row_to_entry
-
-    from nucleus_core import StoredEntry
+def test_entry_from_row_equals_the_attrs_constructor() -> None:
+    from nucleus_core import Entry
 
     row = (7, "ab" * 32, "cd" * 32, "rec-7", "events", 1_700_000_000_007, memoryview(b'{"id":"rec-7"}'))
-    built = row_to_entry(row)
-    expected = StoredEntry(seq=7, hash="ab" * 32, prev_hash="cd" * 32, record_id="rec-7", stream="events",
-                           timestamp=1_700_000_000_007, canonical=b'{"id":"rec-7"}')
+    built = Entry.from_row(row)
+    expected = Entry(seq=7, hash="ab" * 32, prev_hash="cd" * 32, record_id="rec-7", stream="events",
+                     timestamp=1_700_000_000_007, canonical=b'{"id":"rec-7"}')
     assert built == expected and hash(built) == hash(expected) and repr(built) == repr(expected)
     assert type(built.canonical) is bytes
     with pytest.raises(AttributeError):

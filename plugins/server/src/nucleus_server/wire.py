@@ -99,4 +99,4 @@ def entry_from_json(doc: object, *, ledger_id: str) -> Entry:
         raise IntegrityError(
             f"entry {seq}: hash does not match the record the server sent", seq=seq, reason="hash mismatch"
         )
-    return Entry(seq=seq, hash=digest, prev_hash=prev, record=record, canonical=canonical)
+    return Entry.chained(seq=seq, hash=digest, prev_hash=prev, record=record)

@@ -13,7 +13,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from nucleus_core.capabilities import GrantIndex, GrantRow
-from nucleus_core.storage import StorageBackend, StorageQuery, StoredEntry
+from nucleus_core.records import Entry
+from nucleus_core.storage import StorageBackend, StorageQuery
 
 from .model import Grant, Scope
 from .store import IndexedResource
@@ -75,10 +76,10 @@ class IndexedGrantStore:
 
     def query_visible(
         self, storage: StorageBackend, query: StorageQuery, principal: str, now: int, kinds: tuple[str, ...] | None
-    ) -> list[StoredEntry]:
+    ) -> list[Entry]:
         return self._index.query_visible(query, principal, now, kinds)
 
-    def query_kinds(self, storage: StorageBackend, query: StorageQuery, kinds: tuple[str, ...]) -> list[StoredEntry]:
+    def query_kinds(self, storage: StorageBackend, query: StorageQuery, kinds: tuple[str, ...]) -> list[Entry]:
         return self._index.query_kinds(query, kinds)
 
 

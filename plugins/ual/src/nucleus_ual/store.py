@@ -9,7 +9,8 @@ from typing import Any, Protocol
 import attrs
 
 from nucleus_core.capabilities import RollbackTransaction
-from nucleus_core.storage import StorageBackend, StorageQuery, StoredEntry
+from nucleus_core.records import Entry
+from nucleus_core.storage import StorageBackend, StorageQuery
 
 from .model import WILDCARD, Grant, Scope
 
@@ -63,10 +64,10 @@ class GrantStore(Protocol):
 
     def query_visible(
         self, storage: StorageBackend, query: StorageQuery, principal: str, now: int, kinds: tuple[str, ...] | None
-    ) -> list[StoredEntry]:
+    ) -> list[Entry]:
         """Entries matching ``query`` whose resource ``principal`` may read, filtered inside the store."""
 
-    def query_kinds(self, storage: StorageBackend, query: StorageQuery, kinds: tuple[str, ...]) -> list[StoredEntry]:
+    def query_kinds(self, storage: StorageBackend, query: StorageQuery, kinds: tuple[str, ...]) -> list[Entry]:
         """Entries matching ``query`` whose resource kind is in ``kinds`` (for administrators)."""
 
 
@@ -176,10 +177,10 @@ class MemoryGrantStore:
         for seq in sorted(self._by_seq):
             yield self._by_seq[seq]
 
-    def _scan(self, storage: StorageBackend, query: StorageQuery, keep: Any) -> list[StoredEntry]:
+    def _scan(self, storage: StorageBackend, query: StorageQuery, keep: Any) -> list[Entry]:
         # The memory backend has no query engine: the predicate is applied inside the scan, so
         # pages are filled with visible entries only and cursors never skip or leak.
-        out: list[StoredEntry] = []
+        out: list[Entry] = []
         batch = StorageQuery(
             streams=query.streams,
             record_ids=query.record_ids,
@@ -202,8 +203,8 @@ class MemoryGrantStore:
 
     def query_visible(
         self, storage: StorageBackend, query: StorageQuery, principal: str, now: int, kinds: tuple[str, ...] | None
-    ) -> list[StoredEntry]:
-        def keep(row: StoredEntry) -> bool:
+    ) -> list[Entry]:
+        def keep(row: Entry) -> bool:
             res = self._by_seq.get(row.seq)
             if res is None or (kinds is not None and res.kind not in kinds):
                 return False
@@ -212,8 +213,8 @@ class MemoryGrantStore:
 
         return self._scan(storage, query, keep)
 
-    def query_kinds(self, storage: StorageBackend, query: StorageQuery, kinds: tuple[str, ...]) -> list[StoredEntry]:
-        def keep(row: StoredEntry) -> bool:
+    def query_kinds(self, storage: StorageBackend, query: StorageQuery, kinds: tuple[str, ...]) -> list[Entry]:
+        def keep(row: Entry) -> bool:
             res = self._by_seq.get(row.seq)
             return res is not None and res.kind in kinds
 

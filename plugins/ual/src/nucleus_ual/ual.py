@@ -36,7 +36,7 @@ from nucleus_core.errors import AccessDeniedError, ConfigurationError, QueryErro
 from nucleus_core.oid import validate_oid
 from nucleus_core.query import QueryFilters, QueryResult, filters_from, page
 from nucleus_core.records import Entry, Record, system_record_id
-from nucleus_core.storage import StorageBackend, StorageQuery, StoredEntry, WriteTransaction
+from nucleus_core.storage import StorageBackend, StorageQuery, WriteTransaction
 
 from .indexed import IndexedGrantStore
 from .model import WILDCARD, Grant, Resource, Scope, validate_kind
@@ -117,7 +117,7 @@ class UnifiedAccessLayer:
         rows: list[IndexedResource] = []
         storage = self._ledger.storage
         if stop is None:
-            scan: Iterable[StoredEntry] = storage.iter_entries(start)
+            scan: Iterable[Entry] = storage.iter_entries(start)
         else:
             scan = (row for at in range(start, stop, 1000) for row in storage.range(at, min(1000, stop - at)))
         for stored in scan:
@@ -126,11 +126,11 @@ class UnifiedAccessLayer:
                 rows.append(IndexedResource(seq=stored.seq, kind=kind, resource_id=rid))
         return rows
 
-    def _resource_of_stored(self, stored: StoredEntry) -> tuple[str, str]:
+    def _resource_of_stored(self, stored: Entry) -> tuple[str, str]:
         # Only module streams need the record itself; otherwise the (verified) columns suffice.
         if self._ledger.modules.owner_of(stored.stream) is None:
             return f"stream:{stored.stream}", stored.record_id
-        return self.resource_of(Record.from_canonical(stored.canonical, seq=stored.seq))
+        return self.resource_of(stored.record)
 
     @property
     def admins(self) -> frozenset[str]:
@@ -271,7 +271,7 @@ class UnifiedAccessLayer:
                 audit.append((op, [item]))
         return [self._audit_record(op, context.oid, items) for op, items in audit]
 
-    def can_read(self, entry: StoredEntry, context: RequestContext) -> bool:
+    def can_read(self, entry: Entry, context: RequestContext) -> bool:
         if context.oid in self._admins:
             return True
         with self._store.session():
@@ -281,7 +281,7 @@ class UnifiedAccessLayer:
             have = self._store.best_scope(context.oid, res.kind, res.resource_id, self._clock())
             return have is not None and have >= Scope.READ  # create on * reads nothing
 
-    def query(self, storage: StorageBackend, query: StorageQuery, context: RequestContext) -> list[StoredEntry]:
+    def query(self, storage: StorageBackend, query: StorageQuery, context: RequestContext) -> list[Entry]:
         if context.oid in self._admins:
             return storage.query(query)
         return self._store.query_visible(storage, query, context.oid, self._clock(), None)
@@ -415,9 +415,7 @@ class UnifiedAccessLayer:
             rows = storage.query(squery) if kinds is None else self._store.query_kinds(storage, squery, kinds)
         else:
             rows = self._store.query_visible(storage, squery, ctx.oid, self._clock(), kinds)
-        from nucleus_core.ledger import entry_from_stored
-
-        result = page([entry_from_stored(r) for r in rows], parsed.limit)
+        result = page(rows, parsed.limit)
         return ListResult(entries=result.entries, next_cursor=result.next_cursor)
 
     # internals --------------------------------------------------------------------------------
@@ -457,8 +455,8 @@ class UnifiedAccessLayer:
             after = rows[-1].seq
 
     @staticmethod
-    def _replay_one(state: dict[tuple[str, str, str], Grant], stored: StoredEntry) -> None:
-        doc = Record.from_canonical(stored.canonical, seq=stored.seq).payload
+    def _replay_one(state: dict[tuple[str, str, str], Grant], stored: Entry) -> None:
+        doc = stored.record.payload
         op = doc.get("op") if isinstance(doc, dict) else None
         items = doc.get("grants") if isinstance(doc, dict) else None
         if op not in ("grant", "revoke", "seed", "withdraw") or not isinstance(items, list):

@@ -50,7 +50,8 @@ from nucleus_core.errors import (
     StorageError,
     StorageUnavailableError,
 )
-from nucleus_core.storage import ChainHead, StorageQuery, StoredEntry
+from nucleus_core.records import Entry
+from nucleus_core.storage import ChainHead, StorageQuery
 
 from .connection import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -326,11 +327,11 @@ class PostgresStorage(SqlStorageBackend):
         with self.connection():
             super().ensure_tables(models)
 
-    def _fetch(self, query: peewee.Select, action: str) -> list[StoredEntry]:
+    def _fetch(self, query: peewee.Select, action: str) -> list[Entry]:
         with self.connection():
             return super()._fetch(query, action)
 
-    def _fetch_raw(self, sql: str, params: Sequence[Any], action: str) -> list[StoredEntry]:
+    def _fetch_raw(self, sql: str, params: Sequence[Any], action: str) -> list[Entry]:
         # Every entry read of the base (lookups, range, query) goes through here: hold a pooled
         # connection only while it runs.
         with self.connection():
@@ -338,7 +339,7 @@ class PostgresStorage(SqlStorageBackend):
 
     # PostgreSQL text cannot hold NUL; no record id, stream or hash contains one, so such a value
     # matches nothing (it is answered here instead of failing in the driver).
-    def query(self, query: StorageQuery) -> list[StoredEntry]:
+    def query(self, query: StorageQuery) -> list[Entry]:
         """Entries matching ``query`` in ascending seq order, at most ``query.limit``."""
         if query.record_ids is not None:
             ids = tuple(r for r in query.record_ids if "\x00" not in r)
@@ -351,11 +352,11 @@ class PostgresStorage(SqlStorageBackend):
                 return []
         return super().query(query)
 
-    def get_by_id(self, record_id: str) -> StoredEntry | None:
+    def get_by_id(self, record_id: str) -> Entry | None:
         """The entry of this record id, or None."""
         return None if "\x00" in record_id else super().get_by_id(record_id)
 
-    def get_by_hash(self, entry_hash: str) -> StoredEntry | None:
+    def get_by_hash(self, entry_hash: str) -> Entry | None:
         """The entry with this hash, or None."""
         return None if "\x00" in entry_hash else super().get_by_hash(entry_hash)
 

@@ -11,7 +11,7 @@ import logging
 
 from .backend import DEFAULT_ITER_BATCH, SqlStorageBackend, SqlWriteTransaction
 from .grants import GRANTS_TABLE, RESOURCES_TABLE, SqlGrantIndex
-from .models import ENTRIES_TABLE, ENTRY_COLUMNS, SCHEMA_TABLE, EntryModels, entry_to_row, make_models, row_to_entry
+from .models import ENTRIES_TABLE, ENTRY_COLUMNS, SCHEMA_TABLE, EntryModels, entry_to_row, make_models
 from .schema import CURRENT_VERSION, MIGRATIONS, Migration, read_version, upgrade
 
 __version__ = "0.1.0"
@@ -21,5 +21,5 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 __all__ = [
     "CURRENT_VERSION", "DEFAULT_ITER_BATCH", "ENTRIES_TABLE", "ENTRY_COLUMNS", "EntryModels", "GRANTS_TABLE",
     "MIGRATIONS", "Migration", "RESOURCES_TABLE", "SCHEMA_TABLE", "SqlGrantIndex", "SqlStorageBackend",
-    "SqlWriteTransaction", "__version__", "entry_to_row", "make_models", "read_version", "row_to_entry", "upgrade",
+    "SqlWriteTransaction", "__version__", "entry_to_row", "make_models", "read_version", "upgrade",
 ]

@@ -33,10 +33,11 @@ from nucleus_core.errors import (
     StorageUnavailableError,
 )
 from nucleus_core.hashing import GENESIS_HASH, validate_ledger_id
-from nucleus_core.storage import ChainHead, StorageQuery, StoredEntry
+from nucleus_core.records import Entry
+from nucleus_core.storage import ChainHead, StorageQuery
 
 from .grants import SqlGrantIndex
-from .models import ENTRIES_TABLE, ENTRY_COLUMNS, SCHEMA_TABLE, EntryModels, entry_to_row, make_models, row_to_entry
+from .models import ENTRIES_TABLE, ENTRY_COLUMNS, SCHEMA_TABLE, EntryModels, entry_to_row, make_models
 from .schema import CURRENT_VERSION, read_version, upgrade
 
 log = logging.getLogger(__name__)
@@ -553,7 +554,7 @@ class SqlStorageBackend(abc.ABC):
         return SqlGrantIndex(self, wildcard=wildcard, read_scope=read_scope)
 
     # reads ------------------------------------------------------------------------------------
-    def _fetch(self, query: peewee.Select, action: str) -> list[StoredEntry]:
+    def _fetch(self, query: peewee.Select, action: str) -> list[Entry]:
         """Run a peewee select of :data:`ENTRY_COLUMNS` (built SQL goes through :meth:`_fetch_raw`)."""
         try:
             sql, params = query.sql()
@@ -561,12 +562,12 @@ class SqlStorageBackend(abc.ABC):
             raise self._wrap(err, action) from err
         return self._fetch_raw(sql, params, action)
 
-    def _fetch_raw(self, sql: str, params: Sequence[Any], action: str) -> list[StoredEntry]:
+    def _fetch_raw(self, sql: str, params: Sequence[Any], action: str) -> list[Entry]:
         """Run a select of :data:`ENTRY_COLUMNS`. Every entry read except :meth:`iter_entries`,
         :meth:`head` and :meth:`count` ends here: subclasses that manage connections per operation
         wrap this method."""
         try:
-            return [row_to_entry(row) for row in self._execute(sql, params).fetchall()]
+            return list(map(Entry.from_row, self._execute(sql, params).fetchall()))
         except self._errors as err:
             raise self._wrap(err, action) from err
 
@@ -597,7 +598,7 @@ class SqlStorageBackend(abc.ABC):
             sel = sel.where(e.seq > query.after_seq)
         return sel.order_by(e.seq).limit(query.limit)
 
-    def fetch(self, query: peewee.Select) -> list[StoredEntry]:
+    def fetch(self, query: peewee.Select) -> list[Entry]:
         """Run a select of :data:`ENTRY_COLUMNS` (see :meth:`select_entries`) and return stored entries."""
         return self._fetch(query, "query")
 
@@ -617,37 +618,37 @@ class SqlStorageBackend(abc.ABC):
         except self._errors as err:
             raise self._wrap(err, "counting entries") from err
 
-    def _get_one(self, column: str, value: object, action: str) -> StoredEntry | None:
+    def _get_one(self, column: str, value: object, action: str) -> Entry | None:
         rows = self._fetch_raw(self._sql[f"by_{column}"], (self.ledger_id, value), action)
         return rows[0] if rows else None
 
-    def get_by_hash(self, entry_hash: str) -> StoredEntry | None:
+    def get_by_hash(self, entry_hash: str) -> Entry | None:
         """The entry with this hash, or None."""
         return self._get_one("hash", entry_hash, "get by hash")
 
-    def get_by_id(self, record_id: str) -> StoredEntry | None:
+    def get_by_id(self, record_id: str) -> Entry | None:
         """The entry of this record id, or None."""
         return self._get_one("record_id", record_id, "get by id")
 
-    def get_by_seq(self, seq: int) -> StoredEntry | None:
+    def get_by_seq(self, seq: int) -> Entry | None:
         """The entry at ``seq``, or None."""
         return self._get_one("seq", seq, "get by seq")
 
-    def range(self, from_seq: int, limit: int) -> list[StoredEntry]:
+    def range(self, from_seq: int, limit: int) -> list[Entry]:
         """Up to ``limit`` entries with ``seq >= from_seq`` in seq order."""
         return self._fetch_raw(self._sql["iter"], (self.ledger_id, from_seq, limit), "range")
 
-    def iter_entries(self, from_seq: int = 1) -> Iterator[StoredEntry]:
+    def iter_entries(self, from_seq: int = 1) -> Iterator[Entry]:
         """Every entry with ``seq >= from_seq`` in seq order, fetched in batches by seq (constant memory).
 
         From the start (``from_seq <= 1``) rows with a seq below 1, which only tampering can
         create, are yielded too, so that verification names them.
         """
-        return map(row_to_entry, self.iter_entry_rows(from_seq))
+        return map(Entry.from_row, self.iter_entry_rows(from_seq))
 
     def iter_entry_rows(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[tuple[Any, ...]]:
         """:meth:`iter_entries` as the driver's row tuples (:data:`ENTRY_COLUMNS` order), without
-        building a :class:`~nucleus_core.storage.StoredEntry` per row: what verification reads
+        building a :class:`~nucleus_core.records.Entry` per row: what verification reads
         (see :func:`nucleus_core.storage.entry_rows`). ``to_seq``: stop after that seq (parallel
         verification reads one chunk, :class:`~nucleus_core.storage.SeqRangeStorage`)."""
         self.database  # noqa: B018 - raises when closed
@@ -675,7 +676,7 @@ class SqlStorageBackend(abc.ABC):
         engines' subclasses supply one."""
         return None
 
-    def query(self, query: StorageQuery) -> list[StoredEntry]:
+    def query(self, query: StorageQuery) -> list[Entry]:
         """Entries matching ``query`` in ascending seq order, at most ``query.limit``.
 
         The SQL peewee builds (:meth:`build_query`) is cached per shape of query (how many streams
@@ -755,7 +756,7 @@ class SqlWriteTransaction:
         except backend._errors as err:
             raise backend._wrap(err, "checking record ids") from err
 
-    def insert(self, entries: Sequence[StoredEntry]) -> None:
+    def insert(self, entries: Sequence[Entry]) -> None:
         """Insert contiguous entries after the head, all or none."""
         if not entries:
             return

@@ -34,9 +34,10 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 import peewee
 
 from nucleus_core.capabilities import GrantRow, IndexRow, PooledConnectionStorage
-from nucleus_core.storage import StorageQuery, StoredEntry
+from nucleus_core.records import Entry
+from nucleus_core.storage import StorageQuery
 
-from .models import ENTRY_COLUMNS, row_to_entry
+from .models import ENTRY_COLUMNS
 
 if TYPE_CHECKING:
     from .backend import SqlStorageBackend
@@ -345,14 +346,14 @@ class SqlGrantIndex:
         self._shapes[shape] = sql
         return sql
 
-    def _run(self, shape: Shape, params: Sequence[Any]) -> list[StoredEntry]:
+    def _run(self, shape: Shape, params: Sequence[Any]) -> list[Entry]:
         rows: list[Any] = self._open_db.execute_sql(self._statement(shape), params).fetchall()
-        return [row_to_entry(row) for row in rows]
+        return list(map(Entry.from_row, rows))
 
     @_wrapped
     def query_visible(
         self, query: StorageQuery, principal: str, now: int, kinds: tuple[str, ...] | None
-    ) -> list[StoredEntry]:
+    ) -> list[Entry]:
         """Entries matching ``query`` whose resource ``principal`` holds an active grant on.
 
         A primary-key-prefix probe of the principal's active ``*`` grants (on the listed kinds)
@@ -393,7 +394,7 @@ class SqlGrantIndex:
         return [str(row[0]) for row in rows]
 
     @_wrapped
-    def query_kinds(self, query: StorageQuery, kinds: tuple[str, ...]) -> list[StoredEntry]:
+    def query_kinds(self, query: StorageQuery, kinds: tuple[str, ...]) -> list[Entry]:
         """Entries matching ``query`` whose resource kind is in ``kinds`` (an administrator's list)."""
         shape, entry, kind_params = self._shape(query, 0, kinds, 0)
         with self.session():

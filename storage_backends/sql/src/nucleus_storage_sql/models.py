@@ -26,13 +26,12 @@ index (ledger_id, stream, seq); index (ledger_id, timestamp) (schema version 2).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import attrs
 import peewee
 
-from nucleus_core.storage import StoredEntry
+from nucleus_core.records import ENTRY_FIELDS, Entry, entry_row
 
 ENTRIES_TABLE = "nucleus_entries"
 """Default name of the entries table."""
@@ -40,8 +39,8 @@ ENTRIES_TABLE = "nucleus_entries"
 SCHEMA_TABLE = "nucleus_schema_version"
 """Default name of the schema-version table (one row per component)."""
 
-ENTRY_COLUMNS = ("seq", "hash", "prev_hash", "record_id", "stream", "timestamp", "canonical")
-"""The columns of a :class:`~nucleus_core.storage.StoredEntry`, in the order every raw select uses."""
+ENTRY_COLUMNS = ENTRY_FIELDS
+"""The columns of an :class:`~nucleus_core.records.Entry`, in the order every raw select uses."""
 
 
 @attrs.frozen
@@ -90,77 +89,8 @@ def make_models(
     return EntryModels(entries=Entry, schema_version=SchemaVersion)
 
 
-def _slot_setters() -> tuple[Callable[[Any, Any], None], ...] | None:
-    """The slot setters of :class:`StoredEntry`, when it is a plain slotted attrs class whose fields
-    are exactly :data:`ENTRY_COLUMNS` with no validator or converter (else None)."""
-    fields = attrs.fields(StoredEntry)
-    if tuple(f.name for f in fields) != ENTRY_COLUMNS or any(f.validator or f.converter for f in fields):
-        return None
-    slots = [StoredEntry.__dict__.get(name) for name in ENTRY_COLUMNS]
-    if not all(hasattr(slot, "__set__") for slot in slots):
-        return None
-    return tuple(slot.__set__ for slot in slots)  # type: ignore[union-attr]
-
-
-def _as_bytes(value: Any) -> Any:
-    """Blobs as bytes (drivers may return memoryview or bytearray); anything else (a TEXT value, say,
-    after tampering) unchanged, so that reading the entry names it instead of failing here."""
-    if isinstance(value, (bytearray, memoryview)):
-        return bytes(value)
-    return value
-
-
-def _make_row_to_entry() -> Callable[[tuple[Any, ...] | list[Any]], StoredEntry]:
-    setters = _slot_setters()
-
-    def via_init(row: tuple[Any, ...] | list[Any]) -> StoredEntry:
-        seq, entry_hash, prev_hash, record_id, stream, timestamp, canonical = row
-        return StoredEntry(
-            seq=seq,
-            hash=entry_hash,
-            prev_hash=prev_hash,
-            record_id=record_id,
-            stream=stream,
-            timestamp=timestamp,
-            canonical=canonical if type(canonical) is bytes else _as_bytes(canonical),
-        )
-
-    if setters is None:
-        return via_init
-    s_seq, s_hash, s_prev, s_id, s_stream, s_ts, s_canonical = setters
-    new = object.__new__
-
-    def via_slots(row: tuple[Any, ...] | list[Any]) -> StoredEntry:
-        # The hot path of verification: filling the slots directly takes half the time of the
-        # attrs __init__ (frozen classes set every field through object.__setattr__). Used only
-        # when StoredEntry has no validators or converters, so the result is the same object.
-        seq, entry_hash, prev_hash, record_id, stream, timestamp, canonical = row
-        entry = new(StoredEntry)
-        s_seq(entry, seq)
-        s_hash(entry, entry_hash)
-        s_prev(entry, prev_hash)
-        s_id(entry, record_id)
-        s_stream(entry, stream)
-        s_ts(entry, timestamp)
-        s_canonical(entry, canonical if type(canonical) is bytes else _as_bytes(canonical))
-        return entry
-
-    return via_slots
-
-
-row_to_entry = _make_row_to_entry()
-"""A stored entry from a row of :data:`ENTRY_COLUMNS` (drivers may return memoryview for blobs)."""
-
-
-def entry_to_row(ledger_id: str, entry: StoredEntry) -> tuple[Any, ...]:
-    """The insert parameters of ``entry``: ``ledger_id`` followed by :data:`ENTRY_COLUMNS`."""
-    return (
-        ledger_id,
-        entry.seq,
-        entry.hash,
-        entry.prev_hash,
-        entry.record_id,
-        entry.stream,
-        entry.timestamp,
-        entry.canonical,
-    )
+def entry_to_row(ledger_id: str, entry: Entry) -> tuple[Any, ...]:
+    """The insert parameters of ``entry``: ``ledger_id`` followed by :data:`ENTRY_COLUMNS` (rows
+    read back in that order become entries with :meth:`Entry.from_row
+    <nucleus_core.records.Entry.from_row>`)."""
+    return (ledger_id, *entry_row(entry))

@@ -32,8 +32,8 @@ from nucleus_core.errors import (
     ValidationError,
 )
 from nucleus_core.oid import validate_oid
-from nucleus_core.records import Record, system_record_id
-from nucleus_core.storage import StorageQuery, StoredEntry
+from nucleus_core.records import Entry, Record, system_record_id
+from nucleus_core.storage import StorageQuery
 
 from .keys import (
     KEY_ID_PATTERN,
@@ -243,12 +243,12 @@ class ApiKeyParser:
         self._revoked.add(key_id)
         return True
 
-    def _chain_revocation(self, key_id: str) -> StoredEntry | None:
+    def _chain_revocation(self, key_id: str) -> Entry | None:
         """The ``_api_keys`` entry revoking ``key_id`` (its id in either form), or None. A record
         found under such an id in any other stream is someone else's record and means nothing."""
         storage = self._ledger.storage
         for record_id in (revoke_record_id(key_id), legacy_revoke_record_id(key_id)):
-            stored: StoredEntry | None = storage.get_by_id(record_id)
+            stored: Entry | None = storage.get_by_id(record_id)
             if stored is not None and stored.stream == STREAM:
                 return stored
         return None

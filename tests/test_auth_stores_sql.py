@@ -31,6 +31,7 @@ from nucleus_token_session import SessionParser, SqlSessionStore
 from nucleus_core import Ledger, PluginContext, create_ledger
 from nucleus_core.auth import SERVICE_TOKEN_TYPE
 from nucleus_core.errors import ConflictError, TokenExpiredError, TokenInvalidError
+from nucleus_core.testing import ManualClock as Clock
 from nucleus_core.testing.postgres import drop_schema, temporary_database
 
 PEPPER = "sql-store-pepper-for-tests-only-0123456789"
@@ -51,14 +52,6 @@ SETTINGS: dict[str, dict[str, Any]] = {
     },
 }
 PLUGINS = ("auth.api_key", "auth.session", "auth.service")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def service_token(jti: str | None = None, lifetime: int = 60) -> str:
@@ -316,3 +309,24 @@ def test_postgres_stores_hold_no_pooled_connection_after_their_work(pg_dsn: str)
     finally:
         storage.close()
         drop_schema(pg_dsn, schema)
+
+
+# --- API keys and sessions through real ledgers (from SECURITY-TESTS cases 18-20) ---------------------
+
+
+def test_keys_and_sessions_persist_in_a_sqlite_ledger(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'books.db'}"
+    cfg: dict[str, Any] = {
+        "id": "books",
+        "storage": url,
+        "plugins": ["auth.api_key", "auth.session"],
+        "settings": {"auth.api_key": {"pepper": PEPPER}, "auth.session": {"secret": SESSION_SECRET}},
+    }
+    with create_ledger(**cfg) as ledger:
+        key, _ = ledger.auth.parser("auth.api_key").create_key(ALICE, scopes=["read"])
+        session, _ = ledger.auth.parser("auth.session").create_session(ALICE)
+    with create_ledger(**cfg) as ledger:
+        assert ledger.auth.authenticate(key).source == "auth.api_key"
+        assert ledger.auth.authenticate(session).source == "auth.session"
+    dump = "\n".join(sqlite3.connect(tmp_path / "books.db").iterdump())
+    assert key not in dump and session not in dump

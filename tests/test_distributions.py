@@ -196,9 +196,12 @@ def _architecture_table() -> dict[str, tuple[str, str, set[str]]]:
 
 
 def _declared_nucleus(project: dict) -> set[str]:
+    """The Nucleus distributions a distribution's code may import: its dependencies and extras, less
+    its ``test`` extra (what only its tests need, see .ci/dist-tests)."""
     reqs = list(project["dependencies"])
-    for extra in project.get("optional-dependencies", {}).values():
-        reqs.extend(extra)
+    for name, extra in project.get("optional-dependencies", {}).items():
+        if name != "test":
+            reqs.extend(extra)
     names = {_normalize(re.split(r"[\s\[<>=!~;]", req, maxsplit=1)[0]) for req in reqs}
     return {n for n in names if n.startswith("nucleus-")}
 

@@ -3,8 +3,6 @@ open without them: access control, token parsers with chain state (API keys), mo
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from nucleus_core import (
     open_ledger,
 )
 from nucleus_core.context import ALL_SCOPES
+from nucleus_core.testing.sqlite_file import newest_plugins_record, stored_streams
 
 pytest.importorskip("nucleus_storage_sqlite")
 pytest.importorskip("nucleus_token_api_key")
@@ -33,23 +32,8 @@ PEPPER = {"auth.api_key": {"pepper": "a-test-pepper-of-more-than-32-characters!"
 CTX = RequestContext(oid="oid:test:user:alice", source="auth.service", scopes=ALL_SCOPES)  # keys: explicit
 
 
-def streams(path: Path) -> list[tuple[int, str]]:
-    conn = sqlite3.connect(path)
-    try:
-        return list(conn.execute("SELECT seq, stream FROM nucleus_entries ORDER BY seq"))
-    finally:
-        conn.close()
-
-
 def plugins_payload(path: Path) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(path)
-    try:
-        (canonical,) = conn.execute(
-            "SELECT canonical FROM nucleus_entries WHERE stream = '_ledger' ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
-    finally:
-        conn.close()
-    payload = json.loads(bytes(canonical))["payload"]
+    payload = newest_plugins_record(path)
     assert payload["type"] == "plugins"
     return payload["plugins"]  # type: ignore[no-any-return]
 
@@ -58,7 +42,7 @@ def test_an_api_key_ledger_refuses_to_open_without_its_parser(tmp_path: Path) ->
     url = f"sqlite:///{tmp_path / 'k.db'}"
     with create_ledger(id="k", storage=url, plugins=["auth.api_key"], settings=PEPPER) as ledger:
         ledger.auth.parser("auth.api_key").create_key("oid:test:user:bob", context=CTX)
-    before = streams(tmp_path / "k.db")
+    before = stored_streams(tmp_path / "k.db")
     assert [s for _, s in before] == ["_ledger", "_api_keys"]
     assert plugins_payload(tmp_path / "k.db") == [
         {
@@ -73,7 +57,7 @@ def test_an_api_key_ledger_refuses_to_open_without_its_parser(tmp_path: Path) ->
     message = str(refused.value)
     assert refused.value.plugin_name == "auth.api_key" and refused.value.distribution == "nucleus-token-api-key"
     assert "--plugin auth.api_key" in message and "pip install" not in message  # installed: enable it
-    assert streams(tmp_path / "k.db") == before
+    assert stored_streams(tmp_path / "k.db") == before
     with open_ledger(id="k", storage=url, plugins=["auth.api_key"], settings=PEPPER) as ledger:
         assert ledger.verify().ok
 
@@ -92,12 +76,12 @@ def test_a_plugin_enabled_later_is_recorded_with_the_next_write_only(tmp_path: P
     url = f"sqlite:///{tmp_path / 'l.db'}"
     with create_ledger(id="l", storage=url) as ledger:  # no chain-state plugin: nothing recorded
         ledger.append(Record(id="r1", stream="s", payload={}, timestamp=1), CTX)
-    assert streams(tmp_path / "l.db") == [(1, "s")]
+    assert stored_streams(tmp_path / "l.db") == [(1, "s")]
     with open_ledger(id="l", storage=url, plugins=["asset"]) as ledger:  # opening writes nothing
-        assert streams(tmp_path / "l.db") == [(1, "s")]
+        assert stored_streams(tmp_path / "l.db") == [(1, "s")]
         entry = ledger.append(Record(id="r2", stream="s", payload={}, timestamp=2), CTX)
         assert entry.seq == 3  # the _ledger record went first, in the same transaction
-    assert streams(tmp_path / "l.db") == [(1, "s"), (2, "_ledger"), (3, "s")]
+    assert stored_streams(tmp_path / "l.db") == [(1, "s"), (2, "_ledger"), (3, "s")]
     assert [p["name"] for p in plugins_payload(tmp_path / "l.db")] == ["asset"]
     with pytest.raises(PluginError, match="'asset'"):
         open_ledger(id="l", storage=url)
@@ -109,7 +93,7 @@ def test_a_read_only_open_never_records(tmp_path: Path) -> None:
         ledger.append(Record(id="r1", stream="s", payload={}, timestamp=1), CTX)
     with open_ledger(id="r", storage=url, plugins=["asset"], verify_on_open=False) as ledger:
         assert ledger.read_only
-    assert streams(tmp_path / "r.db") == [(1, "s")]
+    assert stored_streams(tmp_path / "r.db") == [(1, "s")]
 
 
 def test_a_ledger_without_the_record_requires_the_plugins_of_its_streams() -> None:

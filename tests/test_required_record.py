@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 
 from nucleus_core import PluginError, Record, RequestContext, create_ledger, open_ledger, release_plugin
+from nucleus_core.testing.sqlite_file import newest_plugins_record, stored_streams
 
 pytest.importorskip("nucleus_storage_sqlite")
 pytest.importorskip("nucleus_module_asset")
@@ -23,26 +23,6 @@ pytest.importorskip("nucleus_module_token")
 pytest.importorskip("nucleus_module_proof")
 
 CTX = RequestContext(oid="oid:test:user:alice", source="auth.service")
-
-
-def rows(path: Path) -> list[tuple[int, str]]:
-    conn = sqlite3.connect(path)
-    try:
-        return [(int(s), str(t)) for s, t in conn.execute("SELECT seq, stream FROM nucleus_entries ORDER BY seq")]
-    finally:
-        conn.close()
-
-
-def last_plugins(path: Path) -> dict[str, Any]:
-    conn = sqlite3.connect(path)
-    try:
-        (canonical,) = conn.execute(
-            "SELECT canonical FROM nucleus_entries WHERE stream = '_ledger' ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
-    finally:
-        conn.close()
-    payload: dict[str, Any] = json.loads(bytes(canonical))["payload"]
-    return payload
 
 
 def names(payload: dict[str, Any]) -> list[str]:
@@ -65,11 +45,11 @@ def test_a_write_merges_with_the_newest_record_and_refuses_plugins_not_enabled(t
     b = open_ledger(id="l", storage=url, plugins=["asset", "proof"])
     try:
         b.append(Record(id="b1", stream="s", payload={}, timestamp=1), CTX)
-        assert names(last_plugins(tmp_path / "l.db")) == ["asset", "proof"]
+        assert names(newest_plugins_record(tmp_path / "l.db")) == ["asset", "proof"]
         with pytest.raises(PluginError, match="'proof'") as refused:
             a.append(Record(id="a1", stream="s", payload={}, timestamp=2), CTX)
         assert "nothing was written" in str(refused.value)
-        assert [s for _, s in rows(tmp_path / "l.db")].count("s") == 1
+        assert [s for _, s in stored_streams(tmp_path / "l.db")].count("s") == 1
     finally:
         a.close()
         b.close()
@@ -77,7 +57,7 @@ def test_a_write_merges_with_the_newest_record_and_refuses_plugins_not_enabled(t
         open_ledger(id="l", storage=url, plugins=["asset", "token"])
     with open_ledger(id="l", storage=url, plugins=["asset", "proof", "token"]) as ledger:
         ledger.append(Record(id="a1", stream="s", payload={}, timestamp=2), CTX)
-    assert names(last_plugins(tmp_path / "l.db")) == ["asset", "proof", "token"]  # merged, none dropped
+    assert names(newest_plugins_record(tmp_path / "l.db")) == ["asset", "proof", "token"]  # merged, none dropped
 
 
 # finding 4: every new ledger records its list ----------------------------------------------------
@@ -106,11 +86,11 @@ def test_cli_plain_records_in_module_stream_names_keep_a_new_ledger_readable(tmp
 # finding 5: reads never write; an explicit, recorded release ---------------------------------------
 def test_cli_a_read_with_an_extra_plugin_writes_nothing(tmp_path: Path) -> None:
     assert nucleus(tmp_path, "init").returncode == 0
-    before = rows(tmp_path / "n.db")
+    before = stored_streams(tmp_path / "n.db")
     out = nucleus(tmp_path, "verify", "--plugin", "ual")
     assert out.returncode == 0, out.stderr
     assert nucleus(tmp_path, "query", "--as", "oid:a:user:bob", "--plugin", "asset").returncode == 0
-    assert rows(tmp_path / "n.db") == before
+    assert stored_streams(tmp_path / "n.db") == before
     plain = nucleus(tmp_path, "verify")
     assert plain.returncode == 0, plain.stderr
 
@@ -124,7 +104,7 @@ def test_cli_release_plugin_is_recorded_and_the_ledger_opens_without_it(tmp_path
     assert unknown.returncode != 0 and "does not require" in unknown.stderr
     out = nucleus(tmp_path, "release-plugin", "asset", "--as", "oid:a:user:op")
     assert out.returncode == 0, out.stderr
-    payload = last_plugins(tmp_path / "n.db")
+    payload = newest_plugins_record(tmp_path / "n.db")
     assert payload["plugins"] == [] and payload["by"] == "oid:a:user:op"
     assert [p["name"] for p in payload["released"]] == ["asset"]
     assert nucleus(tmp_path, "verify").returncode == 0
@@ -137,6 +117,6 @@ def test_release_plugin_in_python_keeps_the_others(tmp_path: Path) -> None:
         release_plugin("token", context=CTX, id="p", storage=url)
     released = release_plugin("token", context=CTX, id="p", storage=url, plugins=["asset"])
     assert [p.name for p in released] == ["token"]
-    assert names(last_plugins(tmp_path / "p.db")) == ["asset"]
+    assert names(newest_plugins_record(tmp_path / "p.db")) == ["asset"]
     with open_ledger(id="p", storage=url, plugins=["asset"]) as ledger:
         assert ledger.verify().ok

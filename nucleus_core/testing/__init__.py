@@ -21,6 +21,14 @@ A backend with optional powers (:mod:`nucleus_core.capabilities`) also runs
 """
 
 from .capabilities import STORAGE_CAPABILITIES, CapabilityConformance
+from .clock import ManualClock
 from .conformance import StorageConformance, make_context, make_record
 
-__all__ = ["STORAGE_CAPABILITIES", "CapabilityConformance", "StorageConformance", "make_context", "make_record"]
+__all__ = [
+    "STORAGE_CAPABILITIES",
+    "CapabilityConformance",
+    "ManualClock",
+    "StorageConformance",
+    "make_context",
+    "make_record",
+]

@@ -2,12 +2,12 @@
 
 The server comes from ``NUCLEUS_TEST_POSTGRES_DSN`` (default
 ``postgresql://postgres@127.0.0.1:5432/test``). When it cannot be reached the calling test is
-skipped with the reason, unless ``NUCLEUS_REQUIRE_POSTGRES=1`` (CI), in which case it fails::
+skipped with the reason, unless ``NUCLEUS_REQUIRE_POSTGRES=1`` (CI), in which case it fails.
+A test suite takes the session fixture :func:`pg_dsn` into its ``conftest.py``::
 
-    @pytest.fixture(scope="session")
-    def pg_dsn() -> Iterator[str]:
-        with temporary_database("myplugin") as dsn:
-            yield dsn
+    from nucleus_core.testing import postgres
+
+    pg_dsn = postgres.pg_dsn
 
 Tests that want isolation inside that database use a schema each (:func:`drop_schema` afterwards).
 """
@@ -18,6 +18,8 @@ import contextlib
 import os
 import uuid
 from collections.abc import Iterator
+
+import pytest
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 DSN_ENV = "NUCLEUS_TEST_POSTGRES_DSN"
@@ -34,7 +36,6 @@ def temporary_database(prefix: str = "nucleus_test") -> Iterator[str]:
     """Create a database named ``<prefix>_<pid>_<random>`` on the test server, yield a conninfo
     string for it, and drop it (closing any connection left) when the block ends."""
     import psycopg
-    import pytest
     from psycopg import sql
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -55,6 +56,13 @@ def temporary_database(prefix: str = "nucleus_test") -> Iterator[str]:
             yield make_conninfo(dsn, dbname=name)
         finally:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> Iterator[str]:
+    """A conninfo string for a database created for this test session (dropped at the end)."""
+    with temporary_database() as dsn:
+        yield dsn
 
 
 def drop_schema(dsn: str, schema: str) -> None:

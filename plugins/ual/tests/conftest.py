@@ -23,9 +23,12 @@ from nucleus_ual import UalPlugin
 from psycopg import sql
 
 from nucleus_core import Ledger, MemoryStorage, create_ledger
-from nucleus_core.testing.postgres import temporary_database
+from nucleus_core.testing import postgres
 
 ADMIN = "oid:test:user:admin"
+
+pg_dsn = postgres.pg_dsn
+"""A database created for this test session (dropped at the end)."""
 
 
 @attrs.define
@@ -65,13 +68,6 @@ class Backend:
     def sql(self, statement: str) -> list[tuple[Any, ...]]:
         assert self.run_sql is not None, "memory ledgers have no SQL"
         return self.run_sql(statement)
-
-
-@pytest.fixture(scope="session")
-def pg_dsn() -> Iterator[str]:
-    """A conninfo string for a database created for this test session (dropped at the end)."""
-    with temporary_database("nucleus_ual") as dsn:
-        yield dsn
 
 
 def _sqlite_runner(path: Path) -> Callable[[str], list[tuple[Any, ...]]]:

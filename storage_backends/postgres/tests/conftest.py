@@ -14,14 +14,11 @@ import psycopg
 import pytest
 from nucleus_storage_postgres import PostgresStorage, postgres_storage
 
-from nucleus_core.testing.postgres import drop_schema, temporary_database
+from nucleus_core.testing import postgres
+from nucleus_core.testing.postgres import drop_schema
 
-
-@pytest.fixture(scope="session")
-def pg_dsn() -> Iterator[str]:
-    """A conninfo string for a database created for this test session (dropped at the end)."""
-    with temporary_database("nucleus_test") as dsn:
-        yield dsn
+pg_dsn = postgres.pg_dsn
+"""A database created for this test session (dropped at the end)."""
 
 
 @pytest.fixture

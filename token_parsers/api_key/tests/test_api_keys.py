@@ -1,5 +1,5 @@
-"""SECURITY-TESTS "API keys and sessions" (cases 18-20): in memory, on a real SQLite file with a
-peewee database of our own, and through real SQLite ledgers."""
+"""SECURITY-TESTS "API keys and sessions" (cases 18-19, API keys): in memory and on a real SQLite file
+with a peewee database of our own (token_parsers/session/tests/test_sessions.py has case 20)."""
 
 from __future__ import annotations
 
@@ -12,22 +12,13 @@ import peewee
 import pytest
 from nucleus_token_api_key import ApiKeyParser, MemoryKeyStore, SqlKeyStore
 from nucleus_token_api_key import keys as keymod
-from nucleus_token_session import MemorySessionStore, SessionParser, SqlSessionStore
 
-from nucleus_core import PluginContext, create_ledger
+from nucleus_core import PluginContext
 from nucleus_core.errors import ConfigurationError, TokenExpiredError, TokenInvalidError, ValidationError
+from nucleus_core.testing import ManualClock as Clock
 
 PEPPER = "p" * 16 + "epper-for-tests-only-0123456789"
-SESSION_SECRET = "session-secret-for-tests-only-0123456789"
 ALICE = "oid:acme:user:alice"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class CountingStore:
@@ -174,106 +165,3 @@ def test_api_key_create_validates_input() -> None:
     with pytest.raises(ValidationError, match="expires_in"):
         p.create_key(ALICE)  # max_lifetime demands an expiry
     assert p.list_keys() == []
-
-
-# --- sessions ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def session_store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    if request.param == "memory":
-        return MemorySessionStore()
-    return SqlSessionStore(peewee.SqliteDatabase(str(tmp_path / "s.db")), "books")
-
-
-def session_parser(store: Any, clock: Clock, **settings: Any) -> SessionParser:
-    base = {"idle_timeout": 600, "absolute_timeout": 3600, "touch_interval": 10, **settings}
-    return SessionParser(
-        PluginContext(ledger_id="books", environment="production", settings=base), clock=clock, store=store
-    )
-
-
-def test_session_round_trip_and_activity_extends_idle_expiry(session_store: Any) -> None:
-    clock = Clock()
-    p = session_parser(session_store, clock)
-    token, _ = p.create_session(ALICE, role="reader")
-    assert len(token) == 47 and token.startswith("nss_")
-    for _ in range(5):
-        clock.now += 500  # under the idle timeout each time, 2500 s in total
-        ctx = p.parse(token)
-        assert (ctx.oid, ctx.source, ctx.role) == (ALICE, "auth.session", "reader")
-
-
-def test_case20_guessed_session_id_is_refused(session_store: Any) -> None:
-    p = session_parser(session_store, Clock())
-    p.create_session(ALICE)
-    for guess in ("nss_" + "A" * 43, "nss_short", "nss_" + "A" * 44):
-        with pytest.raises(TokenInvalidError):
-            p.parse(guess)
-
-
-def test_case20_session_reused_after_logout_is_refused(session_store: Any) -> None:
-    clock = Clock()
-    p = session_parser(session_store, clock)
-    token, _ = p.create_session(ALICE)
-    other, _ = p.create_session(ALICE)
-    assert p.end_session(token) is True
-    with pytest.raises(TokenInvalidError):
-        p.parse(token)
-    assert p.parse(other).oid == ALICE
-    assert p.end_sessions_of(ALICE) == 1
-    with pytest.raises(TokenInvalidError):
-        p.parse(other)
-    assert p.purge_expired() == 2
-    with pytest.raises(TokenInvalidError):
-        p.parse(token)
-
-
-def test_case20_idle_timeout_is_enforced(session_store: Any) -> None:
-    clock = Clock()
-    p = session_parser(session_store, clock)
-    token, _ = p.create_session(ALICE)
-    clock.now += 600
-    with pytest.raises(TokenExpiredError, match="inactivity"):
-        p.parse(token)
-
-
-def test_case20_absolute_timeout_is_enforced_despite_activity(session_store: Any) -> None:
-    clock = Clock()
-    p = session_parser(session_store, clock)
-    token, _ = p.create_session(ALICE)
-    while clock.now + 500 < 1_000_000 + 3600:
-        clock.now += 500
-        p.parse(token)
-    clock.now = 1_000_000 + 3600
-    with pytest.raises(TokenExpiredError, match="maximum lifetime"):
-        p.parse(token)
-
-
-def test_session_database_holds_only_hashes(tmp_path: Path) -> None:
-    path = tmp_path / "s.db"
-    p = session_parser(SqlSessionStore(peewee.SqliteDatabase(str(path)), "books"), Clock())
-    token, _ = p.create_session(ALICE)
-    dump = "\n".join(sqlite3.connect(path).iterdump())
-    assert ALICE in dump and token not in dump and token[4:] not in dump
-
-
-# --- through real ledgers -----------------------------------------------------------------------------
-
-
-def test_keys_and_sessions_persist_in_a_sqlite_ledger(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'books.db'}"
-    cfg: dict[str, Any] = {
-        "id": "books",
-        "storage": url,
-        "plugins": ["auth.api_key", "auth.session"],
-        "settings": {"auth.api_key": {"pepper": PEPPER}, "auth.session": {"secret": SESSION_SECRET}},
-    }
-    with create_ledger(**cfg) as ledger:
-        key, _ = ledger.auth.parser("auth.api_key").create_key(ALICE, scopes=["read"])
-        session, _ = ledger.auth.parser("auth.session").create_session(ALICE)
-    with create_ledger(**cfg) as ledger:
-        assert ledger.auth.authenticate(key).source == "auth.api_key"
-        assert ledger.auth.authenticate(session).source == "auth.session"
-    dump = "\n".join(sqlite3.connect(tmp_path / "books.db").iterdump())
-    assert key not in dump and session not in dump

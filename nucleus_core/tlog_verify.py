@@ -17,7 +17,7 @@ auditor can copy it alone, or load it by path, and check what a ledger publishes
   tree size in decimal without leading zeros, base64 root hash, optional non-empty extension lines.
 
 Every refusal raises a :class:`VerificationError` subclass whose message says what is wrong. The
-module imports nothing else of Nucleus on purpose (``tests/test_tlog_verify_standalone.py`` loads it
+module imports nothing else of Nucleus on purpose (``tests/core/test_tlog_verify_standalone.py`` loads it
 with every other import blocked); ``docs/FORMAT.md`` ("Merkle tree") states the tree it checks.
 """
 

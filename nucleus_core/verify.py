@@ -200,7 +200,7 @@ def _fast_record(canonical: bytes, streams: dict[str, int]) -> dict[str, Any] | 
     """The record object of ``canonical`` when the bytes are certainly a canonical record; None when
     they are not, or when this shortcut cannot tell: then :func:`parse_stored_record` decides.
 
-    Exact, by these steps (each assumption about orjson is pinned by ``tests/test_verify_rows.py``):
+    Exact, by these steps (each assumption about orjson is pinned by ``tests/core/test_verify_rows.py``):
     orjson parses only UTF-8 JSON (no byte order mark, no UTF-16/32, no NaN, no lone surrogates,
     no raw control characters), and re-encoding the value with sorted keys and integers limited to
     +/-(2**53-1) gives the same bytes. That equality rules out whitespace, repeated keys (the

@@ -25,7 +25,7 @@ from nucleus_core.plugins import HOOK_PREFIX, new_plugin_manager
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS_DOC = ROOT / "docs" / "PLUGINS.md"
-PLUGIN_TESTS = Path(__file__).resolve().parent / "test_plugins.py"
+PLUGIN_TESTS = Path(__file__).resolve().parent / "core" / "test_plugins.py"
 
 
 def _hookspec_names() -> list[str]:
@@ -52,7 +52,7 @@ def test_hookspec_is_documented_in_plugins_md(hook: str) -> None:
 def test_hookspec_has_a_test(hook: str) -> None:
     tree = ast.parse(PLUGIN_TESTS.read_text(encoding="utf-8"))
     tests = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
-    assert f"test_hook_{hook}" in tests, f"tests/test_plugins.py has no test_hook_{hook}"
+    assert f"test_hook_{hook}" in tests, f"tests/core/test_plugins.py has no test_hook_{hook}"
 
 
 @pytest.mark.parametrize("hook", HOOKS)

@@ -146,6 +146,7 @@ def test_progress_is_reported_every_n_entries() -> None:
     assert seen == [3, 6]
 
 
+@pytest.mark.needs_distribution("nucleus-storage-sqlite")
 def test_entry_rows_match_iter_entries_on_memory_and_sqlite(tmp_path: Path) -> None:
     from nucleus_storage_sqlite import SqliteStorage
 

@@ -450,7 +450,7 @@ def test_missing_nodes_and_bad_arguments() -> None:
 
 # -- docs/FORMAT.md "Merkle tree" -----------------------------------------------------------------
 
-FORMAT_DOC = Path(__file__).parent.parent / "docs" / "FORMAT.md"
+FORMAT_DOC = Path(__file__).parents[2] / "docs" / "FORMAT.md"
 
 
 def _format_section() -> str:

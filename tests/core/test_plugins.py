@@ -1,7 +1,7 @@
 """Plugin loading: real distributions pip-installed into a temporary directory, loaded by entry point.
 
-``tests/fixtures/example_plugin`` is a small well-behaved plugin (a ``notes`` module and a
-``nucleus notes`` command); ``tests/fixtures/broken_plugins`` holds one entry point per way a
+``tests/core/fixtures/example_plugin`` is a small well-behaved plugin (a ``notes`` module and a
+``nucleus notes`` command); ``tests/core/fixtures/broken_plugins`` holds one entry point per way a
 plugin can be broken. Both are installed once per run with ``pip install --no-deps --target``.
 Every hookspec has a ``test_hook_<name>`` test here (``tests/test_docs.py`` checks that).
 """
@@ -186,9 +186,8 @@ def test_plugin_whose_attribute_is_missing_names_it(installed: Path) -> None:
     assert (info.value.plugin_name, info.value.distribution) == ("missing-attr", "nucleus-broken-plugins")
 
 
+@pytest.mark.needs_distribution("nucleus-storage-sqlite")
 def test_persistent_ledger_does_not_open_when_a_plugin_fails(installed: Path, tmp_path: Path) -> None:
-    if "sqlite" not in {ep.name for ep in md.entry_points(group=ENTRY_POINT_GROUP)}:
-        pytest.skip("needs nucleus-storage-sqlite (storage_backends/sqlite)")
     db = tmp_path / "ledger.db"
     with pytest.raises(PluginError, match="broken-import"):
         create_ledger(id="x", storage=f"sqlite:///{db}", plugins=["broken-import"])

@@ -358,8 +358,8 @@ class Counter(Module):
         self.seen.append(entry.seq)
 
 
+@pytest.mark.needs_distribution("nucleus-storage-sqlite")
 def test_derived_state_is_rebuilt_on_open_and_follows_other_writers(tmp_path):
-    pytest.importorskip("nucleus_storage_sqlite")
     url = f"sqlite:///{tmp_path / 'counted.db'}"
     first = create_ledger(id="cnt", storage=url, plugins=["sqlite", Plugin(Counter())])
     first.append_batch([rec("c1", stream="counted"), rec("x1", stream="other"), rec("c2", stream="counted")], ALICE)

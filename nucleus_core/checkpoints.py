@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_CHECKPOINT_INTERVAL", "DEFAULT_KEY_ENV", "CheckpointConfig", "CheckpointIssuer", "CheckpointKeys",
-    "MemoryCheckpointStore", "check_checkpoint_put",
+    "MemoryCheckpointStore", "check_checkpoint_put", "checkpoint_config",
 ]
 
 DEFAULT_KEY_ENV = "NUCLEUS_CHECKPOINT_KEY"
@@ -118,22 +118,6 @@ class CheckpointConfig:
         if not all(isinstance(s, NoteSigner) for s in value):
             raise ConfigurationError("checkpoint signers must be NoteSigner objects")
 
-    @classmethod
-    def coerce(cls, value: CheckpointConfig | Mapping[str, Any] | None) -> CheckpointConfig:
-        """``value`` itself, or a :class:`CheckpointConfig` of a mapping of its fields (None: the defaults)."""
-        if value is None:
-            return cls()
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, Mapping):
-            unknown = set(value) - {a.name for a in attrs.fields(cls)}
-            if unknown:
-                raise ConfigurationError(f"unknown checkpoint setting(s): {', '.join(sorted(unknown))}")
-            return cls(**value)
-        raise ConfigurationError(
-            f"checkpoint configuration must be a CheckpointConfig or a mapping, not {type(value).__name__}"
-        )
-
     def load(self, ledger_id: str, *, environ: Mapping[str, str] | None = None) -> CheckpointKeys:
         """The origin and the signers this configuration gives for the ledger ``ledger_id``: read
         from the key files and the environment now. Raises :class:`ConfigurationError` naming the
@@ -163,6 +147,22 @@ class CheckpointConfig:
                     signer.name, signer.key_id, where, signer.name, origin,
                 )
         return CheckpointKeys(origin=origin, signers=tuple(s for s, _ in found))
+
+
+def checkpoint_config(value: CheckpointConfig | Mapping[str, Any] | None) -> CheckpointConfig:
+    """``value`` itself, or a :class:`CheckpointConfig` of a mapping of its fields (None: the defaults)."""
+    if value is None:
+        return CheckpointConfig()
+    if isinstance(value, CheckpointConfig):
+        return value
+    if isinstance(value, Mapping):
+        unknown = set(value) - {a.name for a in attrs.fields(CheckpointConfig)}
+        if unknown:
+            raise ConfigurationError(f"unknown checkpoint setting(s): {', '.join(sorted(unknown))}")
+        return CheckpointConfig(**value)
+    raise ConfigurationError(
+        f"checkpoint configuration must be a CheckpointConfig or a mapping, not {type(value).__name__}"
+    )
 
 
 @attrs.frozen(kw_only=True)

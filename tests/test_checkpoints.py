@@ -17,6 +17,7 @@ from nucleus_core.checkpoints import (
     CheckpointIssuer,
     CheckpointKeys,
     MemoryCheckpointStore,
+    checkpoint_config,
 )
 from nucleus_core.errors import ConfigurationError, IntegrityError
 from nucleus_core.testing import ManualClock
@@ -103,7 +104,7 @@ def test_refuses_to_sign_a_truncated_tree() -> None:
     with pytest.raises(IntegrityError, match="has 7 entries but a checkpoint was issued at size 10"):
         issuer.issue()
     grow(tree, 5, salt=b"new")  # growing past the old size with other entries 8 to 10 is a rewrite
-    with pytest.raises(IntegrityError, match="root at size 10 .* rewritten"):
+    with pytest.raises(IntegrityError, match=r"root at size 10 .* rewritten"):
         issuer.issue()
 
 
@@ -232,8 +233,8 @@ def test_keys_from_files_environment_and_code(tmp_path: Path) -> None:
     assert CheckpointConfig(key_env="MY_KEY").load("keys", environ={"MY_KEY": a.skey}).signers == (a,)
     custom = CheckpointConfig(origin="example.com/mine", interval=0.25)
     assert custom.load("keys", environ={}).origin == "example.com/mine" and custom.interval == 0.25
-    assert CheckpointConfig.coerce({"origin": "example.com/x"}).origin == "example.com/x"
-    assert CheckpointConfig.coerce(None) == CheckpointConfig()
+    assert checkpoint_config({"origin": "example.com/x"}).origin == "example.com/x"
+    assert checkpoint_config(None) == CheckpointConfig()
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
@@ -276,7 +277,7 @@ def test_key_configuration_errors_name_the_source_never_the_key(tmp_path: Path) 
     assert CheckpointConfig(key_files=[tmp_path / "k.key"]).load("keys", environ={}).signers == (signer,)
     for bad in ({"origin": "has space"}, {"interval": -1}, {"interval": True}, {"key_env": ""}, {"colour": 1}):
         with pytest.raises(ConfigurationError):
-            CheckpointConfig.coerce(bad)
+            checkpoint_config(bad)
 
 
 def test_a_key_not_named_after_the_origin_is_used_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:

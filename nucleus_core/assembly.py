@@ -80,7 +80,7 @@ class LedgerParts:
     token_parsers: tuple[TokenParserSpec, ...]
     auth: TokenRegistry
     modules: ModuleRegistry
-    checkpoint_keys: CheckpointKeys
+    checkpoint_signing: CheckpointKeys
     """The checkpoint origin and signing keys, read before the storage was opened."""
 
 
@@ -101,7 +101,7 @@ class LedgerBuilder:
         """The open ledger; raises what the failing step raised, leaving nothing this open created."""
         config = self.config
         # First: a key file that cannot be read, or others may read, stops the open before anything.
-        checkpoint_keys = config.checkpoint.load(config.id)
+        checkpoint_signing = config.checkpoint.load(config.id)
         pm = build_plugin_manager(config.plugins)
         storage = self._storage(pm)
         registry = ModuleRegistry(storage)
@@ -116,7 +116,7 @@ class LedgerBuilder:
                 LedgerParts(
                     config=config, plugin_manager=pm, storage=storage, read_only=read_only, required=required,
                     policy=policy, token_parsers=parsers, auth=auth, modules=registry,
-                    checkpoint_keys=checkpoint_keys,
+                    checkpoint_signing=checkpoint_signing,
                 )
             )
             for module, spec in self._modules(pm, storage):

@@ -278,7 +278,7 @@ class Ledger:
         self._policy = parts.policy
         self.token_parsers = parts.token_parsers
         self.auth: TokenRegistry = parts.auth
-        self.checkpoint_keys: CheckpointKeys = parts.checkpoint_keys
+        self.checkpoint_signing: CheckpointKeys = parts.checkpoint_signing
         """The checkpoint origin and signing keys (none configured: no signers)."""
         # The required plugins as last read from the chain, and the head seq at that read: each write
         # re-reads them (inside its transaction) when another writer moved the head since.
@@ -683,6 +683,11 @@ class Ledger:
         self._check_open()
         head = self._storage.head()
         return head.hash if head else None
+
+    def checkpoint_keys(self) -> tuple[str, ...]:
+        """The verifier keys (vkeys) of the configured checkpoint signing keys, in order: public, what
+        verifiers of this ledger's checkpoints are given (empty when no key is configured)."""
+        return self.checkpoint_signing.vkeys
 
     def has_storage(self) -> bool:
         """True when entries outlive the process (a persistent backend)."""

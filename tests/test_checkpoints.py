@@ -215,7 +215,7 @@ def test_issuer_needs_a_key() -> None:
 
 
 def _seed(signer: NoteSigner) -> str:
-    return signer.skey.rsplit("+", 1)[1]
+    return signer.skey.split("+", 4)[4]
 
 
 def test_keys_from_files_environment_and_code(tmp_path: Path) -> None:

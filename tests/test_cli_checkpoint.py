@@ -40,7 +40,7 @@ def test_keygen_writes_a_private_key_and_prints_its_vkey(tmp_path: Path) -> None
     assert signer.vkey == vkey and signer.name == "nucleus.invalid/main"
     if os.name == "posix":
         assert path.stat().st_mode & 0o777 == 0o600
-    seed = signer.skey.rsplit("+", 1)[1]
+    seed = signer.skey.split("+", 4)[4]
     assert seed not in out.stdout and seed not in out.stderr
     again = nucleus("checkpoint", "keygen", str(path))
     assert again.returncode == EXIT_CONFIGURATION and "already exists" in again.stderr
@@ -73,7 +73,7 @@ def test_key_prints_the_configured_vkeys(tmp_path: Path) -> None:
     out = nucleus("checkpoint", "key", "--config", str(config), env={"NUCLEUS_CHECKPOINT_KEY": from_env.skey})
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [first.stdout.strip(), second.stdout.strip(), from_env.vkey]
-    assert from_env.skey.rsplit("+", 1)[1] not in out.stdout + out.stderr
+    assert from_env.skey.split("+", 4)[4] not in out.stdout + out.stderr
     as_json = json.loads(nucleus("checkpoint", "key", "--config", str(config), "--json").stdout)
     assert as_json == {"origin": origin, "vkeys": [first.stdout.strip(), second.stdout.strip()]}
     none = nucleus("checkpoint", "key", "--ledger-id", "main")
@@ -95,11 +95,11 @@ def test_a_ledger_opened_from_the_file_gets_its_keys(tmp_path: Path) -> None:
     )
     kwargs = load_ledger_file(config).ledger_kwargs()
     with create_ledger(**kwargs) as ledger:
-        assert ledger.checkpoint_keys.origin == "ledger.example.com/main"
-        assert ledger.checkpoint_keys.signers == (signer,)
+        assert ledger.checkpoint_signing.origin == "ledger.example.com/main"
+        assert ledger.checkpoint_signing.signers == (signer,)
         assert ledger.config.checkpoint.interval == 2.0 and ledger.config.checkpoint.key_env is None
     with create_ledger(id="plain", storage="memory://") as plain:
-        assert plain.checkpoint_keys.origin == "nucleus.invalid/plain" and plain.checkpoint_keys.signers == ()
+        assert plain.checkpoint_signing.origin == "nucleus.invalid/plain" and plain.checkpoint_signing.signers == ()
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ import pluggy
 from .access import AccessPolicy, AuthenticatedPolicy
 from .auth import TokenRegistry, build_token_registry
 from .capabilities import DiscardableStorage
+from .checkpoints import CheckpointKeys
 from .errors import ConfigurationError, IntegrityError, NucleusError, PluginError
 from .ledger import Ledger, LedgerConfig, plugin_context, storage_for_url, verify_chain
 from .modules import Module, ModuleContext, ModuleRegistry
@@ -79,6 +80,8 @@ class LedgerParts:
     token_parsers: tuple[TokenParserSpec, ...]
     auth: TokenRegistry
     modules: ModuleRegistry
+    checkpoint_signing: CheckpointKeys
+    """The checkpoint origin and signing keys, read before the storage was opened."""
 
 
 class LedgerBuilder:
@@ -97,6 +100,8 @@ class LedgerBuilder:
     def build(self) -> Ledger:
         """The open ledger; raises what the failing step raised, leaving nothing this open created."""
         config = self.config
+        # First: a key file that cannot be read, or others may read, stops the open before anything.
+        checkpoint_signing = config.checkpoint.load(config.id)
         pm = build_plugin_manager(config.plugins)
         storage = self._storage(pm)
         registry = ModuleRegistry(storage)
@@ -111,6 +116,7 @@ class LedgerBuilder:
                 LedgerParts(
                     config=config, plugin_manager=pm, storage=storage, read_only=read_only, required=required,
                     policy=policy, token_parsers=parsers, auth=auth, modules=registry,
+                    checkpoint_signing=checkpoint_signing,
                 )
             )
             for module, spec in self._modules(pm, storage):

@@ -21,8 +21,9 @@ if TYPE_CHECKING:  # storage.py imports this module
     from .storage import StorageQuery
 
 __all__ = [
-    "CopyableStorage", "DiscardableStorage", "EntryRowStorage", "ExtensionStorage", "GrantIndex", "GrantIndexStorage",
-    "GrantRow", "IndexRow", "PooledConnectionStorage", "ReadOnlyStorage", "RollbackTransaction", "SqlDatabaseStorage",
+    "CheckpointStorage", "CheckpointStore", "CopyableStorage", "DiscardableStorage", "EntryRowStorage",
+    "ExtensionStorage", "GrantIndex", "GrantIndexStorage", "GrantRow", "IndexRow", "PooledConnectionStorage",
+    "ReadOnlyStorage", "RollbackTransaction", "SqlDatabaseStorage",
 ]
 
 
@@ -177,3 +178,29 @@ class GrantIndexStorage(Protocol):
 
     def grant_index(self, *, wildcard: str, read_scope: int) -> GrantIndex:
         """A new :class:`GrantIndex` for the open ledger (call :meth:`GrantIndex.setup` before use)."""
+
+
+class CheckpointStore(Protocol):
+    """The signed checkpoints issued for one ledger, each kept with its signatures
+    (:class:`~nucleus_core.checkpoints.CheckpointIssuer` writes them). Notes are the signed notes'
+    text, stored and returned verbatim. Errors are :class:`~nucleus_core.errors.StorageError`."""
+
+    def put(self, size: int, note: str) -> str:
+        """Store ``note`` as the checkpoint issued at ``size``, in a transaction of its own, and
+        return the note stored at ``size``: ``note``, or the one stored there before (the first
+        checkpoint of a size stays). A size smaller than the latest stored is refused with
+        :class:`~nucleus_core.errors.ConflictError`, atomically with the insert."""
+
+    def get(self, size: int) -> str | None:
+        """The checkpoint stored at ``size``, None when none is."""
+
+    def latest(self) -> tuple[int, str] | None:
+        """``(size, note)`` of the largest size stored, None when none is."""
+
+
+@runtime_checkable
+class CheckpointStorage(Protocol):
+    """Storage that keeps a ledger's signed checkpoints beside its entries."""
+
+    def checkpoint_store(self) -> CheckpointStore:
+        """The :class:`CheckpointStore` of the open ledger."""

@@ -13,7 +13,8 @@ Key strings are those of Go's ``golang.org/x/mod/sumdb/note``, which the transpa
 - signer key, secret: ``PRIVATE+KEY+<name>+<key ID hex>+<base64(0x01 || 32-byte Ed25519 seed)>``.
 
 C2SP defines no signer key format; this is Go's. A signer key is read from a file or an
-environment variable (:func:`load_signer`), never from the ledger's database, and no error
+environment variable (:func:`load_signer`, :func:`read_key_file`; :func:`write_key_file` writes a
+new one, private to its owner), never from the ledger's database, and no error
 message or ``repr`` shows it. Several signers sign one note (:func:`sign_note`): a verifier
 ignores the keys it does not know, so keys rotate without a flag day.
 
@@ -26,10 +27,11 @@ Verification is :mod:`nucleus_core.tlog_verify`'s, which needs no other part of 
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
+import stat
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
 import attrs
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -53,7 +55,7 @@ from .tlog_verify import (
 
 __all__ = [
     "DEFAULT_ORIGIN_HOST", "SIGNER_KEY_PREFIX", "NoteSigner", "checkpoint_text", "default_origin", "load_signer",
-    "sign_checkpoint", "sign_note", "validate_origin",
+    "read_key_file", "sign_checkpoint", "sign_note", "signers_from_text", "validate_origin", "write_key_file",
 ]
 
 SIGNER_KEY_PREFIX = "PRIVATE+KEY+"
@@ -215,29 +217,104 @@ def sign_checkpoint(origin: str, size: int, root_hash: bytes, signers: Iterable[
     return sign_note(checkpoint_text(origin, size, root_hash), signers)
 
 
+def _insecure_mode(mode: int) -> bool:
+    """Whether a key file's mode lets anyone but its owner read or write it (POSIX only: elsewhere
+    the bits do not say who may read the file)."""
+    return os.name == "posix" and bool(mode & 0o077)
+
+
+def read_key_file(path: str | os.PathLike[str], *, insecure_permissions: bool = False) -> NoteSigner:
+    """The signer key in the file ``path`` (one key; surrounding whitespace, such as the final
+    newline, is ignored). Like ssh with a private key, a file that its group or others may read or
+    write is refused on POSIX unless ``insecure_permissions``; the mode is that of the file opened
+    (a symbolic link, as Kubernetes mounts secrets, is followed). Raises
+    :class:`ConfigurationError` naming the file, never the key."""
+    where = f"signer key file {os.fspath(path)!r}"
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as err:
+        raise ConfigurationError(f"{where}: cannot be read ({type(err).__name__})") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise ConfigurationError(f"{where}: not a regular file")
+    with os.fdopen(fd, "rb") as handle:
+        if _insecure_mode(info.st_mode) and not insecure_permissions:
+            raise ConfigurationError(
+                f"{where}: its permissions {stat.S_IMODE(info.st_mode):04o} let others than its owner read or "
+                "write it; make it private (chmod 600), or accept that explicitly (insecure_key_permissions)"
+            )
+        try:
+            text = handle.read(64 * 1024).decode("utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigurationError(f"{where}: cannot be read ({type(err).__name__})") from None
+    try:
+        return NoteSigner.from_skey(text.strip())
+    except ValidationError as err:
+        raise ConfigurationError(f"{where}: {err}") from None
+
+
+def write_key_file(path: str | os.PathLike[str], signer: NoteSigner) -> None:
+    """Write ``signer``'s key string to a new file ``path``, readable and writable by its owner only
+    (mode 0600 from its creation: there is no moment when others may read it). An existing file,
+    or a dangling symbolic link, is never overwritten: :class:`ConfigurationError`."""
+    where = f"signer key file {os.fspath(path)!r}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError:
+        raise ConfigurationError(f"{where}: already exists; refusing to overwrite a key") from None
+    except OSError as err:
+        raise ConfigurationError(f"{where}: cannot be created ({type(err).__name__})") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            if os.name == "posix":
+                os.fchmod(handle.fileno(), 0o600)  # the umask may have taken bits away, never added any
+            handle.write(signer.skey + "\n")
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise ConfigurationError(f"{where}: cannot be written ({type(err).__name__})") from None
+
+
+def signers_from_text(text: str, where: str) -> list[NoteSigner]:
+    """The signer keys in ``text``, one per line (blank lines ignored): the value of an environment
+    variable holding several keys. Errors name ``where`` and the line, never the key."""
+    signers = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            signers.append(NoteSigner.from_skey(line.strip()))
+        except ValidationError as err:
+            raise ConfigurationError(f"{where}, line {number}: {err}") from None
+    if not signers:
+        raise ConfigurationError(f"{where}: holds no signer key")
+    return signers
+
+
 def load_signer(
-    *, path: str | os.PathLike[str] | None = None, env: str | None = None, environ: Mapping[str, str] | None = None
+    *,
+    path: str | os.PathLike[str] | None = None,
+    env: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    insecure_permissions: bool = False,
 ) -> NoteSigner:
-    """Read a signer key (:meth:`NoteSigner.from_skey`) from the file ``path`` or from the
-    environment variable ``env`` (exactly one of the two; surrounding whitespace, such as the
-    file's final newline, is ignored). Raises :class:`ConfigurationError` naming the file or the
-    variable, never the key."""
+    """Read a signer key (:meth:`NoteSigner.from_skey`) from the file ``path``
+    (:func:`read_key_file`, which refuses a file others may read unless ``insecure_permissions``)
+    or from the environment variable ``env`` (exactly one of the two; surrounding whitespace, such
+    as the file's final newline, is ignored). Raises :class:`ConfigurationError` naming the file or
+    the variable, never the key."""
     if (path is None) == (env is None):
         raise ConfigurationError("a signer key comes from a file or from an environment variable (one of the two)")
     if path is not None:
-        where = f"signer key file {os.fspath(path)!r}"
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as err:
-            raise ConfigurationError(f"{where}: cannot be read ({type(err).__name__})") from None
-    else:
-        assert env is not None
-        where = f"signer key variable {env}"
-        value = (os.environ if environ is None else environ).get(env)
-        if value is None:
-            raise ConfigurationError(f"{where}: not set")
-        text = value
+        return read_key_file(path, insecure_permissions=insecure_permissions)
+    assert env is not None
+    where = f"signer key variable {env}"
+    value = (os.environ if environ is None else environ).get(env)
+    if value is None:
+        raise ConfigurationError(f"{where}: not set")
     try:
-        return NoteSigner.from_skey(text.strip())
+        return NoteSigner.from_skey(value.strip())
     except ValidationError as err:
         raise ConfigurationError(f"{where}: {err}") from None

@@ -194,6 +194,8 @@ class LedgerOptions:
     verify_on_open: bool = True
     storage_options: Mapping[str, Any] = attrs.field(factory=dict)
     max_record_bytes: int | None = None
+    checkpoint: Mapping[str, Any] = attrs.field(factory=dict)
+    """The fields of the ledger's :class:`~nucleus_core.checkpoints.CheckpointConfig` (``[ledger.checkpoint]``)."""
 
     @classmethod
     def resolve(
@@ -220,6 +222,7 @@ class LedgerOptions:
             verify_on_open=section.verify_on_open,
             storage_options=dict(section.storage_options),
             max_record_bytes=section.max_record_bytes,
+            checkpoint=section.checkpoint.config(),
         )
 
     def context(self) -> RequestContext:
@@ -275,6 +278,7 @@ class LedgerOptions:
             "verify_on_open": verify and self.verify_on_open,
             "admins": self.admins,
             "storage_options": self.storage_options,
+            "checkpoint": dict(self.checkpoint),
             **extra,
         }
 
@@ -921,9 +925,10 @@ def make_cli() -> NucleusGroup:
 
     for command in BUILTIN_COMMANDS:
         root.add_command(command)
-    from .cli_backup import COMMANDS as COPY_COMMANDS  # here: that module imports this one
+    from .cli_backup import COMMANDS as COPY_COMMANDS  # here: these modules import this one
+    from .cli_checkpoint import COMMANDS as CHECKPOINT_COMMANDS
 
-    for command in COPY_COMMANDS:
+    for command in (*COPY_COMMANDS, *CHECKPOINT_COMMANDS):
         root.add_command(command)
     assert isinstance(root, NucleusGroup)
     return root

@@ -12,6 +12,14 @@ the server owns ``[server]``. Command-line flags override the file. Example (eve
     # verify_on_open = true
     # storage_options = {}
 
+    # Signed checkpoints (docs/TRANSPARENCY.md); every key optional.
+    [ledger.checkpoint]
+    origin = "ledger.example.com/main"            # default: nucleus.invalid/<ledger id>
+    key_files = ["/etc/nucleus/checkpoint.key"]   # one signer key per file, mode 0600
+    # key_env = "NUCLEUS_CHECKPOINT_KEY"          # keys, one per line; "" reads no variable
+    # insecure_key_permissions = false            # accept key files others may read
+    # interval = 1.0                              # least seconds between checkpoints after commits
+
     # Enabled plugins, in this order (token parsers are tried in it), each with its settings.
     [plugins."auth.api_key"]
     pepper_env = "NUCLEUS_API_KEY_PEPPER"
@@ -28,10 +36,33 @@ from typing import Any
 import attrs
 import cattrs
 
+from .checkpoints import DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_KEY_ENV
 from .errors import ConfigurationError
 
 SERVER_SECTIONS = ("server",)
 """Top-level sections that belong to ``nucleus serve``: ledger commands accept them unread."""
+
+
+@attrs.frozen(kw_only=True)
+class CheckpointSection:
+    """``[ledger.checkpoint]``: how checkpoints are signed (:class:`~nucleus_core.checkpoints.CheckpointConfig`;
+    ``key_env = ""`` reads no environment variable)."""
+
+    origin: str | None = None
+    key_files: tuple[str, ...] = ()
+    key_env: str = DEFAULT_KEY_ENV
+    insecure_key_permissions: bool = False
+    interval: float = DEFAULT_CHECKPOINT_INTERVAL
+
+    def config(self) -> dict[str, Any]:
+        """The fields of :class:`~nucleus_core.checkpoints.CheckpointConfig` this section gives."""
+        return {
+            "origin": self.origin,
+            "key_files": self.key_files,
+            "key_env": self.key_env or None,
+            "insecure_key_permissions": self.insecure_key_permissions,
+            "interval": self.interval,
+        }
 
 
 @attrs.frozen(kw_only=True)
@@ -44,6 +75,7 @@ class LedgerSection:
     max_record_bytes: int | None = None
     verify_on_open: bool = True
     storage_options: dict[str, Any] = attrs.field(factory=dict)
+    checkpoint: CheckpointSection = attrs.field(factory=CheckpointSection)
 
 
 @attrs.frozen(kw_only=True)
@@ -70,6 +102,7 @@ def ledger_kwargs(ledger: LedgerSection, plugins: Mapping[str, Mapping[str, Any]
         "admins": ledger.admins,
         "verify_on_open": ledger.verify_on_open,
         "storage_options": ledger.storage_options,
+        "checkpoint": ledger.checkpoint.config(),
     }
     if ledger.max_record_bytes is not None:
         kwargs["max_record_bytes"] = ledger.max_record_bytes
@@ -90,6 +123,13 @@ def make_converter() -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=True)
     for kind in (str, int, bool):
         converter.register_structure_hook(kind, _strict(kind))
+
+    def number(value: Any, _type: Any) -> float:
+        if type(value) not in (int, float):
+            raise TypeError(f"must be a number, got {type(value).__name__}")
+        return float(value)
+
+    converter.register_structure_hook(float, number)
 
     def string_list(value: Any, _type: Any) -> tuple[str, ...]:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):

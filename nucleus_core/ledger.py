@@ -17,6 +17,7 @@ import pluggy
 from .access import AccessPolicy, AclAdmin, AuthenticatedPolicy, DenyingPolicy
 from .auth import TokenRegistry
 from .capabilities import DiscardableStorage
+from .checkpoints import CheckpointConfig, CheckpointKeys, checkpoint_config
 from .context import READ, VERIFY, WRITE, RequestContext, require_context, require_scope
 from .errors import (
     AccessDeniedError,
@@ -109,7 +110,9 @@ class LedgerConfig:
     processes that verify a chain of at least ``verify_parallel_min_entries`` entries on storage
     that supports it (SQLite, PostgreSQL; see :mod:`nucleus_core.verify_parallel`); None means
     ``min(CPUs, 4)``, 1 always verifies in this process. Smaller chains are verified serially
-    (starting the processes costs more than it saves).
+    (starting the processes costs more than it saves). ``checkpoint``: how checkpoints are signed
+    (a :class:`~nucleus_core.checkpoints.CheckpointConfig` or a mapping of its fields: origin,
+    key files, key variable, interval); its keys are read when the ledger opens.
     """
 
     id: str = attrs.field(validator=lambda _i, _a, v: validate_ledger_id(v))
@@ -123,6 +126,7 @@ class LedgerConfig:
     storage_options: Mapping[str, Any] = attrs.field(factory=dict)
     verify_workers: int | None = attrs.field(default=None)
     verify_parallel_min_entries: int = attrs.field(default=DEFAULT_PARALLEL_MIN_ENTRIES)
+    checkpoint: CheckpointConfig = attrs.field(factory=CheckpointConfig, converter=checkpoint_config)
 
     @verify_workers.validator
     def _check_workers(self, _a: object, value: int | None) -> None:
@@ -274,6 +278,8 @@ class Ledger:
         self._policy = parts.policy
         self.token_parsers = parts.token_parsers
         self.auth: TokenRegistry = parts.auth
+        self.checkpoint_signing: CheckpointKeys = parts.checkpoint_signing
+        """The checkpoint origin and signing keys (none configured: no signers)."""
         # The required plugins as last read from the chain, and the head seq at that read: each write
         # re-reads them (inside its transaction) when another writer moved the head since.
         required = parts.required
@@ -677,6 +683,11 @@ class Ledger:
         self._check_open()
         head = self._storage.head()
         return head.hash if head else None
+
+    def checkpoint_keys(self) -> tuple[str, ...]:
+        """The verifier keys (vkeys) of the configured checkpoint signing keys, in order: public, what
+        verifiers of this ledger's checkpoints are given (empty when no key is configured)."""
+        return self.checkpoint_signing.vkeys
 
     def has_storage(self) -> bool:
         """True when entries outlive the process (a persistent backend)."""

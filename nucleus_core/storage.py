@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 from .capabilities import EntryRowStorage
+from .checkpoints import MemoryCheckpointStore
 from .errors import ConfigurationError, DuplicateRecordError, LedgerNotFoundError, ReadOnlyLedgerError, StorageError
 from .hashing import GENESIS_HASH
 from .records import ENTRY_FIELDS, Entry, EntryRow, entry_row
@@ -171,6 +172,7 @@ class MemoryStorage:
         self._ledger_id: str | None = None
         self._read_only = False
         self.extensions: dict[str, Any] = {}
+        self._checkpoints: MemoryCheckpointStore | None = None
 
     def open(self, ledger_id: str, *, read_only: bool = False, create: bool = True) -> None:
         if not create and self._ledger_id != ledger_id:
@@ -203,6 +205,14 @@ class MemoryStorage:
                 self._entries.append(entry)
                 self._by_hash[entry.hash] = entry
                 self._by_id[entry.record_id] = entry
+
+    def checkpoint_store(self) -> MemoryCheckpointStore:
+        """The ledger's checkpoints, kept with this storage object (the
+        :class:`~nucleus_core.capabilities.CheckpointStorage` capability)."""
+        with self._lock:
+            if self._checkpoints is None:
+                self._checkpoints = MemoryCheckpointStore()
+            return self._checkpoints
 
     def head(self) -> ChainHead | None:
         with self._lock:

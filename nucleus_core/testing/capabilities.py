@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import pytest
 
 from ..capabilities import (
+    CheckpointStorage,
     CopyableStorage,
     DiscardableStorage,
     EntryRowStorage,
@@ -26,7 +27,8 @@ from ..capabilities import (
     RollbackTransaction,
     SqlDatabaseStorage,
 )
-from ..errors import LedgerNotFoundError
+from ..checkpoint import NoteSigner, sign_checkpoint
+from ..errors import ConflictError, LedgerNotFoundError, ValidationError
 from ..ledger import create_ledger, open_ledger
 from ..storage import ENTRY_FIELDS, StorageBackend, StorageQuery
 from .conformance import make_context, make_record
@@ -42,6 +44,7 @@ STORAGE_CAPABILITIES: tuple[type, ...] = (
     PooledConnectionStorage,
     ExtensionStorage,
     GrantIndexStorage,
+    CheckpointStorage,
 )
 """The capabilities a storage backend may claim (:class:`RollbackTransaction` is its write
 transaction's, listed in ``capabilities`` like the others)."""
@@ -260,3 +263,41 @@ class CapabilityConformance:
             with ledger.storage.write():
                 index.clear()
             assert list(index.grants()) == [] and index.max_indexed_seq() == 0
+
+    def test_checkpoints(self, storage_factory: StorageFactory) -> None:
+        """Checkpoints are kept verbatim per size: the first of a size stays, a smaller size after a
+        larger one is refused (and rolls back alone), and they outlive the ledger object."""
+        signer = NoteSigner.generate("example.com/conformance")
+
+        def note(size: int, fill: int = 1) -> str:
+            return sign_checkpoint("example.com/conformance", size, bytes([fill]) * 32, [signer])
+
+        with self._ledger(storage_factory, 3) as ledger:
+            storage = ledger.storage
+            persistent = storage.persistent
+            if not self._claims(CheckpointStorage, storage):
+                return
+            assert isinstance(storage, CheckpointStorage)
+            store = storage.checkpoint_store()
+            assert store.latest() is None and store.get(0) is None
+            assert store.put(2, note(2)) == note(2)
+            assert "\u2014 example.com/conformance " in store.get(2)  # type: ignore[operator]
+            assert store.get(2) == note(2) and store.latest() == (2, note(2))
+            assert store.put(2, note(2, fill=9)) == note(2)  # the first checkpoint of a size stays
+            with pytest.raises(ConflictError, match="size 2"):
+                store.put(1, note(1))
+            assert store.get(1) is None
+            ledger.append(make_record(50), make_context())  # the refused put rolled back only itself
+            assert store.put(5, note(5)) == note(5)
+            assert store.latest() == (5, note(5)) and store.get(2) == note(2) and store.get(3) is None
+            for size, text in ((-1, note(1)), (4, ""), (True, note(1))):
+                with pytest.raises(ValidationError):
+                    store.put(size, text)
+        reopened = storage_factory() if persistent else ledger.storage
+        with open_ledger(id=self.ledger_id, storage=reopened) as again:
+            assert isinstance(again.storage, CheckpointStorage)
+            assert again.storage.checkpoint_store().latest() == (5, note(5))
+        if persistent:  # one database, several ledgers: each its own checkpoints
+            with create_ledger(id=f"{self.ledger_id}-other", storage=storage_factory()) as other:
+                assert isinstance(other.storage, CheckpointStorage)
+                assert other.storage.checkpoint_store().latest() is None

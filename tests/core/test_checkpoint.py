@@ -21,6 +21,7 @@ from nucleus_core.checkpoint import (
     sign_checkpoint,
     sign_note,
     validate_origin,
+    write_key_file,
 )
 from nucleus_core.tlog_verify import (
     EMPTY_ROOT,
@@ -254,7 +255,7 @@ def test_signer_keys_and_loading(tmp_path: Path) -> None:
     seed_b64 = signer.skey.split("+", 4)[4]  # the base64 may hold "+" itself: split at most four times
     assert seed_b64 not in repr(signer) and seed_b64 not in str(signer)
     path = tmp_path / "log.key"
-    path.write_text(signer.skey + "\n", encoding="utf-8")
+    write_key_file(path, signer)
     assert load_signer(path=path) == signer
     assert load_signer(env="LOG_KEY", environ={"LOG_KEY": signer.skey}) == signer
     wrong_id = signer.skey.replace(f"+{signer.key_id:08x}+", "+00000000+")

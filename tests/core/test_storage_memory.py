@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nucleus_core import MemoryStorage
-from nucleus_core.capabilities import ExtensionStorage, RollbackTransaction
+from nucleus_core.capabilities import CheckpointStorage, ExtensionStorage, RollbackTransaction
 from nucleus_core.testing import CapabilityConformance, StorageConformance
 
 
@@ -16,7 +16,7 @@ class TestMemoryStorage(StorageConformance):
 
 
 class TestMemoryCapabilities(CapabilityConformance):
-    capabilities = (ExtensionStorage, RollbackTransaction)
+    capabilities = (ExtensionStorage, RollbackTransaction, CheckpointStorage)
 
     @pytest.fixture
     def storage_factory(self):

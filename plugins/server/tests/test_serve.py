@@ -19,6 +19,7 @@ from nucleus_server.client import RemoteLedger
 from nucleus_server.config import ServeConfig, load_config, structure_config
 
 from nucleus_core import Record
+from nucleus_core.checkpoint import read_key_file
 from nucleus_core.errors import ConfigurationError
 
 
@@ -98,6 +99,23 @@ def test_dev_mode_quickstart_and_restart(tmp_path: Path, processes: list[Served]
         assert remote.get_by_id("hello") == entry
         assert remote.verify().ok
     assert again.stop()[0] == 0
+
+
+def test_serve_dev_makes_a_key_beside_its_database_and_keeps_it(tmp_path: Path, processes: list[Served]) -> None:
+    served = start(processes, ["--dev"], tmp_path)
+    key_file = tmp_path / "nucleus.db.checkpoint.key"
+    signer = read_key_file(key_file)  # refused if others could read it
+    assert signer.name == "nucleus.invalid/default"
+    if os.name == "posix":
+        assert key_file.stat().st_mode & 0o777 == 0o600
+    assert httpx.get(f"{served.url}/checkpoint/key").text == f"{signer.vkey}\n"
+    code, err = served.stop()
+    assert code == 0 and f"checkpoint verifier key {signer.vkey}" in err and "made a development" in err
+    assert signer.skey.split("+", 4)[4] not in err
+    again = start(processes, ["--dev"], tmp_path)
+    assert httpx.get(f"{again.url}/checkpoint/key").text == f"{signer.vkey}\n"  # the same key again
+    code, err = again.stop()
+    assert code == 0 and "made a development" not in err and signer.vkey in err
 
 
 def test_config_file_and_flags(tmp_path: Path, processes: list[Served]) -> None:

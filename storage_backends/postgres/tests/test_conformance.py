@@ -8,6 +8,7 @@ import pytest
 from nucleus_storage_postgres import PostgresStorage
 
 from nucleus_core.capabilities import (
+    CheckpointStorage,
     DiscardableStorage,
     EntryRowStorage,
     GrantIndexStorage,
@@ -29,7 +30,7 @@ class TestPostgresConformance(StorageConformance):
 class TestPostgresCapabilities(CapabilityConformance):
     capabilities = (
         EntryRowStorage, DiscardableStorage, ReadOnlyStorage, SqlDatabaseStorage, PooledConnectionStorage,
-        GrantIndexStorage,
+        GrantIndexStorage, CheckpointStorage,
     )
 
     @pytest.fixture

@@ -8,6 +8,7 @@ import pytest
 from nucleus_storage_sqlite import sqlite_storage
 
 from nucleus_core.capabilities import (
+    CheckpointStorage,
     CopyableStorage,
     DiscardableStorage,
     EntryRowStorage,
@@ -28,6 +29,7 @@ class TestSqliteConformance(StorageConformance):
 class TestSqliteCapabilities(CapabilityConformance):
     capabilities = (
         EntryRowStorage, DiscardableStorage, CopyableStorage, ReadOnlyStorage, SqlDatabaseStorage, GrantIndexStorage,
+        CheckpointStorage,
     )
 
     @pytest.fixture

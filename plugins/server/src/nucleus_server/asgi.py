@@ -9,7 +9,7 @@ document with its status and ``WWW-Authenticate`` or ``Allow`` header.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -63,6 +63,7 @@ class Response:
     status: int
     body: bytes
     headers: tuple[tuple[str, str], ...] = ()
+    content_type: str = "application/json"
 
 
 def json_response(status: int, value: Any) -> Response:
@@ -73,6 +74,14 @@ def json_response(status: int, value: Any) -> Response:
 def raw_response(status: int, body: bytes) -> Response:
     """A response whose body is already JSON bytes (entries written from their stored bytes)."""
     return Response(status=status, body=body)
+
+
+TEXT_PLAIN = "text/plain; charset=utf-8"
+
+
+def text_response(status: int, lines: Iterable[str]) -> Response:
+    """A ``text/plain`` response of ``lines``, each ending with a newline (verifier keys)."""
+    return Response(status=status, body="".join(f"{line}\n" for line in lines).encode("utf-8"), content_type=TEXT_PLAIN)
 
 
 INTERNAL_ERROR = Response(
@@ -98,9 +107,10 @@ def error_response(err: NucleusError, *, realm: str) -> Response:
 
 
 async def send_response(send: Send, response: Response) -> None:
-    """Write ``response``: JSON content type, its length, ``no-store``, then its own headers."""
+    """Write ``response``: its content type (JSON unless it says otherwise), its length,
+    ``no-store``, then its own headers."""
     headers = [
-        (b"content-type", b"application/json"),
+        (b"content-type", response.content_type.encode("latin-1")),
         (b"content-length", str(len(response.body)).encode("ascii")),
         (b"cache-control", b"no-store"),
     ]

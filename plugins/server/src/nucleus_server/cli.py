@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -71,6 +72,33 @@ def apply_flags(
     return attrs.evolve(config, ledger=ledger, server=server, plugins=enabled).check()
 
 
+DEV_KEY_SUFFIX = ".checkpoint.key"
+"""``nucleus serve --dev`` keeps its generated checkpoint key in ``<database file>.checkpoint.key``."""
+
+
+def dev_checkpoint_key(config: ServeConfig) -> ServeConfig:
+    """Under ``--dev``, a ledger on a SQLite file with no checkpoint key configured gets one: the key
+    file beside the database, made on the first start (mode 0600, named after the origin) and
+    reused on the next ones. Any other configuration is returned unchanged."""
+    from nucleus_core.checkpoint import NoteSigner, write_key_file
+    from nucleus_core.checkpoints import checkpoint_config
+
+    ledger = config.ledger
+    url = ledger.storage or ""
+    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        return config
+    settings = ledger.checkpoint.config()
+    keys = checkpoint_config(settings).load(ledger.id)
+    if keys.signers:
+        return config
+    path = Path(url.removeprefix("sqlite:///").split("?", 1)[0] + DEV_KEY_SUFFIX)
+    if not path.exists():
+        write_key_file(path, NoteSigner.generate(keys.origin))
+        click.echo(f"nucleus: made a development checkpoint key in {path}", err=True)
+    checkpoint = attrs.evolve(ledger.checkpoint, key_files=(str(path),))
+    return attrs.evolve(config, ledger=attrs.evolve(ledger, checkpoint=checkpoint))
+
+
 def open_ledger(config: ServeConfig) -> Any:
     """Open the configured ledger (verifying its chain), creating it when it does not exist yet."""
     from nucleus_core import create_ledger
@@ -127,6 +155,8 @@ def serve(config: ServeConfig, *, dev: bool = False) -> None:
     if dev:
         os.environ["NUCLEUS_ENV"] = DEVELOPMENT
     _configure_logging(config.server.log_level)
+    if dev:
+        config = dev_checkpoint_key(config)
     # Opened first: a configuration the environment refuses (auth.dev in production) fails
     # before anything claims development mode.
     ledger = open_ledger(config)
@@ -140,6 +170,8 @@ def serve(config: ServeConfig, *, dev: bool = False) -> None:
                 '(enable one, e.g. [plugins."auth.api_key"], or use --dev on a development machine)',
                 err=True,
             )
+        for vkey in ledger.checkpoint_keys():
+            click.echo(f"nucleus: checkpoint verifier key {vkey}", err=True)
         click.echo(
             f"nucleus: ledger {ledger.id!r} at {ledger.storage.url} ({ledger.length()} entries); "
             f"plugins: {', '.join(config.plugins) or 'none'}; "

@@ -39,6 +39,7 @@ from nucleus_core.errors import (
 from nucleus_core.modules import ModuleMetadata, ModuleState
 from nucleus_core.query import QueryFilters, QueryResult
 from nucleus_core.records import Entry, Record
+from nucleus_core.tlog_verify import MalformedNoteError, parse_vkey
 from nucleus_core.verify import VerificationReport
 
 from . import wire
@@ -117,6 +118,22 @@ class RemoteLedger:
         body: Any = None,
         params: list[tuple[str, str | int | float | bool | None]] | None = None,
     ) -> Any:
+        response = self._send(method, path, token, body=body, params=params)
+        try:
+            return json.loads(response.content) if response.content else None
+        except ValueError:
+            return None
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        token: str | None,
+        *,
+        body: Any = None,
+        params: list[tuple[str, str | int | float | bool | None]] | None = None,
+    ) -> httpx.Response:
+        """The server's response to the request; an error status raises the rebuilt error."""
         headers = {"authorization": f"Bearer {token}"} if token is not None else {}
         content = None
         if body is not None:
@@ -128,13 +145,13 @@ class RemoteLedger:
             raise StorageUnavailableError(
                 f"cannot reach the ledger server at {self.url}: {type(err).__name__}"
             ) from err
-        try:
-            document = json.loads(response.content) if response.content else None
-        except ValueError:
-            document = None
         if response.status_code >= 400:
+            try:
+                document = json.loads(response.content) if response.content else None
+            except ValueError:
+                document = None
             raise rebuild_error(document, status=response.status_code)
-        return document
+        return response
 
     def _whoami(self, token: str) -> RequestContext:
         doc = self._request("GET", "/whoami", token)
@@ -171,6 +188,24 @@ class RemoteLedger:
         if token is None:
             raise MissingRequesterError("no bearer token to ask about")
         return self._whoami(token)
+
+    def checkpoint_keys(self) -> tuple[str, ...]:
+        """The server's checkpoint verifier keys (``GET /checkpoint/key``), each checked to be a
+        well-formed Ed25519 vkey. A public path by default: the client's token is sent when it has
+        one. Compare them with keys obtained another way before trusting them: whoever answers
+        for the server chooses what this returns."""
+        if self._closed:
+            raise LedgerClosedError(f"RemoteLedger for {self.url} is closed")
+        response = self._send("GET", "/checkpoint/key", self._token)
+        if not response.headers.get("content-type", "").startswith("text/plain"):
+            raise NucleusError("the server's /checkpoint/key did not answer text/plain")
+        vkeys = tuple(line for line in response.content.decode("utf-8", "replace").split("\n") if line)
+        for vkey in vkeys:
+            try:
+                parse_vkey(vkey)
+            except MalformedNoteError as err:
+                raise NucleusError(f"the server sent a malformed verifier key: {err}") from None
+        return vkeys
 
     # writes ---------------------------------------------------------------------------------
     def append(self, record: Record, context: RequestContext | None = None) -> Entry:

@@ -12,7 +12,7 @@ import attrs
 
 from nucleus_core import __version__
 
-PUBLIC_OPERATIONS = frozenset({"health", "openapi"})
+PUBLIC_OPERATIONS = frozenset({"health", "openapi", "checkpoint_keys"})
 """Operations that answer without a requester (when their path is a configured public path)."""
 
 
@@ -30,6 +30,7 @@ class Route:
     response: str = attrs.field(default="Empty", kw_only=True)
     status: int = attrs.field(default=200, kw_only=True)
     query: tuple[str, ...] = attrs.field(default=(), kw_only=True)
+    media_type: str = attrs.field(default="application/json", kw_only=True)
 
     def segments(self) -> tuple[str, ...]:
         """The path split at ``/`` (without the leading empty segment)."""
@@ -66,6 +67,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
     },
     "Health": {"type": "object", "properties": {"status": {"const": "ok"}}},
+    "VerifierKeys": {
+        "type": "string",
+        "description": "the checkpoint verifier keys, one per line, each <name>+<key ID hex>+<base64(0x01 || "
+        "Ed25519 public key)> (c2sp.org/signed-note) followed by a newline",
+    },
     "OpenAPI": {"type": "object"},
     "Requester": {
         "type": "object",
@@ -248,7 +254,7 @@ def build_openapi(routes: tuple[Route, ...], *, title: str) -> dict[str, Any]:
             "responses": {
                 str(route.status): {
                     "description": "success",
-                    "content": {"application/json": {"schema": _ref(route.response)}},
+                    "content": {route.media_type: {"schema": _ref(route.response)}},
                 },
                 **{code: {"description": text, **error_response} for code, text in _ERROR_STATUSES.items()},
             },

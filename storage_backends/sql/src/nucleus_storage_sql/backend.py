@@ -36,6 +36,7 @@ from nucleus_core.hashing import GENESIS_HASH, validate_ledger_id
 from nucleus_core.records import Entry
 from nucleus_core.storage import ChainHead, StorageQuery
 
+from .checkpoints import CHECKPOINTS_TABLE, SqlCheckpointStore, create_checkpoints_table
 from .grants import SqlGrantIndex
 from .models import ENTRIES_TABLE, ENTRY_COLUMNS, SCHEMA_TABLE, EntryModels, entry_to_row, make_models
 from .schema import CURRENT_VERSION, read_version, upgrade
@@ -338,6 +339,8 @@ class SqlStorageBackend(abc.ABC):
                     self._created_tables.extend([self._schema_table, self._entries_table])
                 with self._begin_schema():
                     upgrade(self._models)
+                if create_checkpoints_table(self):
+                    self._created_tables.append(CHECKPOINTS_TABLE)
             self._prepare_statements()
             if not create:
                 held = self._stored_ledger_ids()
@@ -552,6 +555,11 @@ class SqlStorageBackend(abc.ABC):
         """An access-control plugin's grants and resource index in this database (the
         :class:`~nucleus_core.capabilities.GrantIndexStorage` capability); see :mod:`.grants`."""
         return SqlGrantIndex(self, wildcard=wildcard, read_scope=read_scope)
+
+    def checkpoint_store(self) -> SqlCheckpointStore:
+        """The open ledger's signed checkpoints in this database (the
+        :class:`~nucleus_core.capabilities.CheckpointStorage` capability); see :mod:`.checkpoints`."""
+        return SqlCheckpointStore(self)
 
     # reads ------------------------------------------------------------------------------------
     def _fetch(self, query: peewee.Select, action: str) -> list[Entry]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..asgi import Request, Response, json_response, raw_response
+from ..asgi import TEXT_PLAIN, Request, Response, json_response, raw_response, text_response
+from ..errors import NotFoundError
 from ..openapi import Route
 from .base import Api, Endpoint
 
@@ -40,6 +41,14 @@ async def ledger_info(api: Api, request: Request) -> Response:
     return json_response(200, await api.run(info))
 
 
+async def checkpoint_keys(api: Api, request: Request) -> Response:
+    # Public: verifier keys reveal no record content (DESIGN.md, transparency rule 4).
+    vkeys = api.ledger.checkpoint_keys()
+    if not vkeys:
+        raise NotFoundError("this ledger has no checkpoint signing key configured")
+    return text_response(200, vkeys)
+
+
 ENDPOINTS: tuple[Endpoint, ...] = (
     (
         Route("GET", "/health", "health", "Liveness and storage reachability (public by default)", response="Health"),
@@ -48,6 +57,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     (
         Route("GET", "/openapi.json", "openapi", "This OpenAPI document (public by default)", response="OpenAPI"),
         openapi,
+    ),
+    (
+        Route(
+            "GET", "/checkpoint/key", "checkpoint_keys",
+            "The checkpoint verifier keys, one per line (public by default; 404 when none is configured)",
+            response="VerifierKeys", media_type=TEXT_PLAIN,
+        ),
+        checkpoint_keys,
     ),
     (Route("GET", "/whoami", "whoami", "The authenticated requester", response="Requester"), whoami),
     (Route("GET", "/ledger", "ledger_info", "Ledger id, length and head hash", response="LedgerInfo"), ledger_info),

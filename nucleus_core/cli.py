@@ -404,7 +404,7 @@ def _entry_json(entry: Entry) -> str:
 
 def _entry_line(entry: Entry) -> str:
     r = entry.record
-    return f"{entry.seq:>8}  {entry.hash}  {r.timestamp}  {r.stream}  {r.id}  {entry.appender or '-'}"
+    return f"{entry.seq:>8}  {entry.hash}  {r.timestamp}  {r.stream}  {r.id}"
 
 
 def _distribution_label(ep: Any) -> str:

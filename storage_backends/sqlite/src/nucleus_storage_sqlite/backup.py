@@ -27,8 +27,7 @@ from typing import Any
 from urllib.parse import quote
 
 import attrs
-from nucleus_storage_sql import ENTRY_COLUMNS
-from nucleus_storage_sql.models import APPENDER_DEFAULTS
+from nucleus_storage_sql import APPENDER_DEFAULTS, ENTRY_COLUMNS
 
 from nucleus_core.errors import (
     ConfigurationError,

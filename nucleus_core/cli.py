@@ -784,7 +784,8 @@ def verify_command(target: LedgerOptions, as_json: bool) -> None:
 def export_command(target: LedgerOptions, as_json: bool, from_seq: int, output: IO[str]) -> None:
     """Every entry the requester may read, as JSON lines in seq order, streamed.
 
-    Each line is {"seq", "hash", "prev_hash", "record"}; the output is the same with or without --json.
+    Each line is {"seq", "hash", "prev_hash", "version", "appender", "auth_source", "committed_at",
+    "record"} (the appender fields null for version-1 entries); the output is the same with or without --json.
     """
     ctx = target.context()
     with target.open() as ledger:

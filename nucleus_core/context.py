@@ -122,6 +122,17 @@ class RequestContext:
     scopes: frozenset[str] = attrs.field(default=DEFAULT_SCOPES, converter=_to_scopes)
 
 
+SYSTEM_OID = "oid:nucleus:system:ledger"
+"""The principal of what the ledger writes by itself, with no request behind it (the ``_ledger``
+record a new ledger writes when it is created): the ``appender`` of those entries."""
+
+SYSTEM_SOURCE = "system"
+"""The ``auth_source`` of what the ledger writes by itself (see :data:`SYSTEM_OID`)."""
+
+SYSTEM_CONTEXT = RequestContext(oid=SYSTEM_OID, source=SYSTEM_SOURCE, scopes=frozenset({WRITE}))
+"""The requester of the ledger's own writes (never handed to a plugin or a caller)."""
+
+
 def require_context(context: object) -> RequestContext:
     """Return ``context`` if it names a requester; raise :class:`MissingRequesterError` otherwise.
 

@@ -13,12 +13,13 @@ from urllib.parse import urlsplit
 
 import attrs
 import pluggy
+from blake3 import blake3
 
 from .access import AccessPolicy, AclAdmin, AuthenticatedPolicy, DenyingPolicy
 from .auth import TokenRegistry
 from .capabilities import DiscardableStorage
 from .checkpoints import CheckpointConfig, CheckpointKeys, checkpoint_config
-from .context import READ, VERIFY, WRITE, RequestContext, require_context, require_scope
+from .context import READ, SYSTEM_CONTEXT, VERIFY, WRITE, RequestContext, require_context, require_scope
 from .errors import (
     AccessDeniedError,
     ConfigurationError,
@@ -31,7 +32,16 @@ from .errors import (
     RecordValidationError,
     ValidationError,
 )
-from .hashing import GENESIS_HASH, entry_hash_with_prefix, is_hash, preimage_prefix, validate_ledger_id
+from .hashing import (
+    FORMAT_VERSION,
+    GENESIS_HASH,
+    appender_block,
+    entry_hash_with_prefix,
+    is_hash,
+    preimage_header_v2,
+    preimage_prefix,
+    validate_ledger_id,
+)
 from .modules import LedgerRuntime, ModuleRegistry
 from .plugins import (
     ENTRY_POINT_GROUP,
@@ -271,6 +281,10 @@ class Ledger:
         self._lock = threading.RLock()
         self._closed = False
         self._prefix = preimage_prefix(config.id)
+        self._prefix_v2 = preimage_prefix(config.id, 2)
+        # The entry format this ledger writes: always FORMAT_VERSION; tests and fixture generation
+        # set 1 to write the entries of a ledger from before the appender was bound (a version-1 chain).
+        self._format_version = FORMAT_VERSION
         self._read_only = parts.read_only
         self.plugin_manager: pluggy.PluginManager = parts.plugin_manager
         self._storage = parts.storage
@@ -337,9 +351,15 @@ class Ledger:
         if entries:
             self._required_at = entries[-1].seq
 
+    def _pending(self, tx: WriteTransaction, ctx: RequestContext) -> _PendingChain:
+        """The chain of one write transaction: its entries are appended by ``ctx``'s principal."""
+        if self._format_version == 1:
+            return _PendingChain(tx, self._prefix, None)
+        return _PendingChain(tx, self._prefix_v2, ctx)
+
     def _record_plugins_now(self) -> None:
         with self._lock, self._storage.write() as tx:
-            chain = _PendingChain(self._prefix, tx)
+            chain = self._pending(tx, SYSTEM_CONTEXT)
             plugins = self._plugins_record(chain)
         self._plugins_written(chain.added, plugins)
 
@@ -348,7 +368,7 @@ class Ledger:
         with self._lock:
             self._check_writable()
             with self._storage.write() as tx:
-                chain = _PendingChain(self._prefix, tx)
+                chain = self._pending(tx, ctx)
                 recorded, _ = recorded_plugins(self._storage)
                 released = match_plugins(recorded, name)
                 if not released:
@@ -581,7 +601,7 @@ class Ledger:
         with self._lock:
             self._check_writable()
             with self._storage.write() as tx:
-                chain = _PendingChain(self._prefix, tx)
+                chain = self._pending(tx, ctx)
                 # Record ids already stored are refused by ``tx.insert`` (DuplicateRecordError, the
                 # storage contract), which rolls the whole transaction back: no separate look-up.
                 if not system:
@@ -741,17 +761,33 @@ class Ledger:
 class _PendingChain:
     """The entries one write transaction adds, chained in order after the head read inside it:
     each stage of an append (:meth:`Ledger._write`) adds its records with :meth:`add`, which
-    chains and inserts them."""
+    chains and inserts them.
 
-    __slots__ = ("_prefix", "_tx", "added", "hash", "seq")
+    With a requester (format version 2) every entry binds its principal, its source and one
+    ``committed_at`` for the whole transaction: now, or the head's ``committed_at`` when the clock
+    reads earlier, so the times never decrease along the chain. Without one it writes version 1.
+    """
 
-    def __init__(self, prefix: bytes, tx: WriteTransaction) -> None:
+    __slots__ = ("_appender", "_committed_at", "_header", "_prefix", "_source", "_tx", "added", "hash", "seq")
+
+    def __init__(self, tx: WriteTransaction, prefix: bytes, ctx: RequestContext | None) -> None:
         head = tx.head()
         self._prefix = prefix
         self._tx = tx
         self.seq = head.seq if head else 0
         self.hash = head.hash if head else GENESIS_HASH
         self.added: list[Entry] = []
+        self._header: tuple[Callable[..., bytes], bytes] | None = None
+        self._appender: str | None = None
+        self._source: str | None = None
+        self._committed_at: int | None = None
+        if ctx is not None:
+            now = time.time_ns() // 1_000_000
+            last = head.committed_at if head is not None else None
+            self._committed_at = committed = now if last is None or last < now else last
+            self._appender, self._source = ctx.oid, ctx.source
+            block = appender_block(committed, ctx.oid, ctx.source)
+            self._header = (preimage_header_v2(prefix, block).pack, block)
 
     def add(self, records: Sequence[Record]) -> list[Entry]:
         """Chain ``records`` after the entries added so far and insert them; returns their entries."""
@@ -760,11 +796,28 @@ class _PendingChain:
         seq, prev, prefix = self.seq, self.hash, self._prefix
         chained = Entry.chained
         out: list[Entry] = []
-        for record in records:
-            seq += 1
-            h = entry_hash_with_prefix(prefix, seq, prev, record.canonical)
-            out.append(chained(seq=seq, hash=h, prev_hash=prev, record=record))
-            prev = h
+        if self._header is None:
+            for record in records:
+                seq += 1
+                h = entry_hash_with_prefix(prefix, seq, prev, record.canonical)
+                out.append(chained(seq=seq, hash=h, prev_hash=prev, record=record))
+                prev = h
+        else:
+            pack, block = self._header
+            appender, source, committed = self._appender, self._source, self._committed_at
+            prev_digest = bytes.fromhex(prev)
+            for record in records:
+                seq += 1
+                canonical = record.canonical
+                digest = blake3(pack(prefix, seq, prev_digest, block, len(canonical)) + canonical).digest()
+                h = digest.hex()
+                out.append(
+                    chained(
+                        seq=seq, hash=h, prev_hash=prev, record=record,
+                        version=2, appender=appender, auth_source=source, committed_at=committed,
+                    )
+                )
+                prev, prev_digest = h, digest
         self._tx.insert(out)
         self.seq, self.hash = seq, prev
         self.added.extend(out)

@@ -12,6 +12,8 @@ import attrs
 
 from .canonical import MAX_SAFE_INTEGER, check_ijson, encode_checked, parse_int
 from .errors import IntegrityError, RecordValidationError, ValidationError
+from .oid import OID_PATTERN
+from .specs import SPEC_NAME_PATTERN
 
 MAX_RECORD_ID_LENGTH = 256
 """Longest record id, in characters."""
@@ -316,10 +318,13 @@ def parse_stored_record(data: object) -> tuple[Record | None, str]:
     return record, ""
 
 
-ENTRY_FIELDS = ("seq", "hash", "prev_hash", "record_id", "stream", "timestamp", "canonical")
+ENTRY_FIELDS = (
+    "seq", "hash", "prev_hash", "record_id", "stream", "timestamp",
+    "version", "appender", "auth_source", "committed_at", "canonical",
+)
 """The stored fields of an :class:`Entry`, in order: the layout of an :data:`EntryRow`."""
 
-EntryRow = tuple[int, str, str, str, str, int, bytes]
+EntryRow = tuple[int, str, str, str, str, int, int, "str | None", "str | None", "int | None", bytes]
 """An entry as storage reads and writes it: a plain tuple in :data:`ENTRY_FIELDS` order. It is the
 storage's wire form only: :meth:`Entry.from_row` and :data:`entry_row` convert, nothing else."""
 
@@ -329,6 +334,14 @@ class Entry:
     """An entry of the chain: its sequence number, hash, the previous entry's hash, the exact bytes
     that were hashed (``canonical``) and the columns derived from them for indexes (``record_id``,
     ``stream``, ``timestamp``; verification checks they equal the values inside ``canonical``).
+
+    ``version`` is the entry format (``docs/FORMAT.md``): 2 for every entry this code writes, 1 for
+    entries written before the appender was bound into the hash. A version-2 entry also holds, all
+    inside its hash: ``appender``, the OID of the principal whose request appended it;
+    ``auth_source``, how that principal was authenticated (the token parser's spec name, ``cli``,
+    or ``system`` for what the ledger writes by itself); ``committed_at``, the time the ledger took
+    it, in Unix milliseconds (the same for every entry of one write, never decreasing along the
+    chain). The three are None for a version-1 entry.
 
     The one entry type, from append to storage and back. Build it with :meth:`chained` (the ledger,
     appending a record) or :meth:`from_row` (a storage backend, reading a row). :attr:`record` is
@@ -343,13 +356,29 @@ class Entry:
     record_id: str
     stream: str
     timestamp: int
+    version: int = 1
+    appender: str | None = None
+    auth_source: str | None = None
+    committed_at: int | None = None
     canonical: bytes = attrs.field(repr=False)
     _record: Record | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
     @classmethod
-    def chained(cls, *, seq: int, hash: str, prev_hash: str, record: Record) -> Entry:
+    def chained(
+        cls,
+        *,
+        seq: int,
+        hash: str,
+        prev_hash: str,
+        record: Record,
+        version: int = 1,
+        appender: str | None = None,
+        auth_source: str | None = None,
+        committed_at: int | None = None,
+    ) -> Entry:
         """The entry of ``record`` at ``seq`` after ``prev_hash``, whose hash the caller computed
-        over ``record.canonical`` (see :func:`~nucleus_core.hashing.entry_hash`)."""
+        over ``record.canonical`` in format ``version`` (see :mod:`~nucleus_core.hashing`), with the
+        appender fields of a version-2 entry."""
         entry = _new(cls)
         _set_seq(entry, seq)
         _set_hash(entry, hash)
@@ -357,6 +386,10 @@ class Entry:
         _set_id(entry, record.id)
         _set_stream(entry, record.stream)
         _set_ts(entry, record.timestamp)
+        _set_version(entry, version)
+        _set_appender(entry, appender)
+        _set_source(entry, auth_source)
+        _set_committed(entry, committed_at)
         _set_canonical(entry, record.canonical)
         _set_record(entry, record)
         return entry
@@ -366,7 +399,10 @@ class Entry:
         """The entry of a stored row (:data:`ENTRY_FIELDS` order). ``canonical`` may come as any
         bytes-like object (drivers return memoryview for blobs); anything else (a TEXT value, after
         tampering) is kept as it is, so that reading :attr:`record` names it instead of failing here."""
-        seq, entry_hash, prev_hash, record_id, stream, timestamp, canonical = row
+        (
+            seq, entry_hash, prev_hash, record_id, stream, timestamp,
+            version, appender, auth_source, committed_at, canonical,
+        ) = row
         # Filling the slots directly takes half the time of the frozen attrs __init__ (which sets
         # every field through object.__setattr__): this is the read path of every query.
         entry = _new(cls)
@@ -376,6 +412,10 @@ class Entry:
         _set_id(entry, record_id)
         _set_stream(entry, stream)
         _set_ts(entry, timestamp)
+        _set_version(entry, version)
+        _set_appender(entry, appender)
+        _set_source(entry, auth_source)
+        _set_committed(entry, committed_at)
         _set_canonical(
             entry,
             canonical if type(canonical) is bytes or not isinstance(canonical, (bytearray, memoryview))
@@ -395,8 +435,18 @@ class Entry:
         return record
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form: seq, hash, prev_hash and the record."""
-        return {"seq": self.seq, "hash": self.hash, "prev_hash": self.prev_hash, "record": self.record.to_dict()}
+        """JSON-ready form: seq, hash, prev_hash, the format version, the appender fields (null for
+        a version-1 entry) and the record."""
+        return {
+            "seq": self.seq,
+            "hash": self.hash,
+            "prev_hash": self.prev_hash,
+            "version": self.version,
+            "appender": self.appender,
+            "auth_source": self.auth_source,
+            "committed_at": self.committed_at,
+            "record": self.record.to_dict(),
+        }
 
 
 def _slot_setters() -> tuple[Callable[[Entry, Any], None], ...]:
@@ -405,12 +455,45 @@ def _slot_setters() -> tuple[Callable[[Entry, Any], None], ...]:
 
 
 _new = object.__new__
-(_set_seq, _set_hash, _set_prev, _set_id, _set_stream, _set_ts, _set_canonical, _set_record) = _slot_setters()
+(
+    _set_seq, _set_hash, _set_prev, _set_id, _set_stream, _set_ts,
+    _set_version, _set_appender, _set_source, _set_committed, _set_canonical, _set_record,
+) = _slot_setters()
+
+def appender_problem(committed_at: object, appender: object, auth_source: object) -> str | None:
+    """Why the appender columns of a version-2 entry are malformed (None when they are well formed):
+    ``appender`` an OID, ``auth_source`` a spec name, ``committed_at`` an integer from 1 to 2**53-1."""
+    if type(appender) is not str or OID_PATTERN.fullmatch(appender) is None:
+        return "appender column is not an OID"
+    if type(auth_source) is not str or SPEC_NAME_PATTERN.fullmatch(auth_source) is None:
+        return "auth_source column is not a parser name (1-64 of a-z, 0-9, '_', '.', '-', starting with a letter)"
+    if type(committed_at) is not int or not 0 < committed_at <= MAX_SAFE_INTEGER:
+        return "committed_at column is not an integer from 1 to 2**53-1 (Unix milliseconds)"
+    return None
+
+
+def entry_columns_problem(entry: Entry) -> str | None:
+    """Why the format columns of a stored entry are malformed (None when they are well formed): an
+    unknown version, version-2 appender columns that :func:`appender_problem` refuses, or appender
+    columns on a version-1 entry."""
+    version = entry.version
+    if version == 2 and type(version) is int:
+        return appender_problem(entry.committed_at, entry.appender, entry.auth_source)
+    if version == 1 and type(version) is int:
+        if entry.appender is None and entry.auth_source is None and entry.committed_at is None:
+            return None
+        return "a version-1 entry holds appender columns (they are part of version-2 entries only)"
+    return f"unknown entry format version {version!r} (this code knows versions 1 and 2)"
+
 
 def parsed_entry(entry: Entry) -> Entry:
-    """``entry`` with its record parsed: what every read of the ledger hands out, so that stored
-    bytes that are not a canonical record raise :class:`IntegrityError` at the read, not later."""
+    """``entry`` with its record parsed and its format columns checked: what every read of the
+    ledger hands out, so that stored bytes that are not a canonical record, or appender columns
+    verification would refuse, raise :class:`IntegrityError` at the read, not later."""
     entry.record  # noqa: B018 (parses and keeps the record)
+    why = entry_columns_problem(entry)
+    if why is not None:
+        raise IntegrityError(f"entry {entry.seq}: {why}", seq=entry.seq, reason=why)
     return entry
 
 

@@ -52,10 +52,12 @@ def entry_rows(storage: StorageBackend, from_seq: int = 1) -> Iterator[EntryRow]
 
 @attrs.frozen(kw_only=True)
 class ChainHead:
-    """The last committed entry: its sequence number and hash."""
+    """The last committed entry: its sequence number, hash and, for a version-2 entry, its
+    ``committed_at`` (the ledger never assigns an earlier one to the entries after it)."""
 
     seq: int
     hash: str
+    committed_at: int | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -219,7 +221,7 @@ class MemoryStorage:
             if not self._entries:
                 return None
             last = self._entries[-1]
-            return ChainHead(seq=last.seq, hash=last.hash)
+            return ChainHead(seq=last.seq, hash=last.hash, committed_at=last.committed_at)
 
     def count(self) -> int:
         return len(self._entries)
@@ -286,7 +288,7 @@ class _MemoryTransaction:
     def head(self) -> ChainHead | None:
         if self.pending:
             last = self.pending[-1]
-            return ChainHead(seq=last.seq, hash=last.hash)
+            return ChainHead(seq=last.seq, hash=last.hash, committed_at=last.committed_at)
         return self._storage.head()
 
     def _existing_ids(self, record_ids: Sequence[str]) -> set[str]:

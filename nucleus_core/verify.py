@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import orjson
 from blake3 import blake3
 
 from .canonical import _ASTRAL_UTF8, DEFAULT_MAX_DEPTH
-from .hashing import GENESIS_HASH, preimage_header, preimage_prefix
+from .hashing import GENESIS_HASH, appender_block, preimage_header, preimage_header_v2, preimage_prefix
 from .records import (
     MAX_RECORD_ID_LENGTH,
     STREAM_PATTERN,
     SYSTEM_STREAM_PATTERN,
     Entry,
     EntryRow,
+    appender_problem,
     entry_row,
     parse_stored_record,
     stored_bytes,
@@ -41,6 +42,13 @@ class VerificationReport:
 
     def to_dict(self) -> dict[str, object]:
         return attrs.asdict(self)
+
+
+ChainState = tuple[int, "int | None"]
+"""``(version, committed_at)`` of an entry, as the next one is checked against it (``(1, None)``
+before the first entry and after a version-1 entry)."""
+
+START_STATE: ChainState = (1, None)
 
 
 def verify_entries(
@@ -72,6 +80,7 @@ def verify_rows(
     progress_every: int = 10000,
     first_seq: int = 1,
     start_hash: str = GENESIS_HASH,
+    start_state: ChainState = START_STATE,
 ) -> VerificationReport:
     """:func:`verify_entries` over plain tuples in :data:`~nucleus_core.records.ENTRY_FIELDS` order
     (as :func:`~nucleus_core.storage.entry_rows` yields them); ``canonical`` may be any bytes-like
@@ -80,7 +89,12 @@ def verify_rows(
     ``first_seq`` / ``start_hash``: start the chain there instead of at entry 1 after the genesis
     hash (``start_hash`` is the hash of entry ``first_seq - 1``, lowercase hex), to verify a part
     of the chain (:mod:`nucleus_core.verify_parallel`); reports then name seqs and counts of the
-    whole chain, as if entries before ``first_seq`` had been checked.
+    whole chain, as if entries before ``first_seq`` had been checked. ``start_state``: the
+    ``(version, committed_at)`` of entry ``first_seq - 1``, which the first entry may not go back from.
+
+    Version-1 and version-2 entries are both checked (``docs/FORMAT.md`` section 5): for version 2
+    the appender columns must be well formed and hashed with the rest, versions and
+    ``committed_at`` never decrease along the chain.
     """
     # The per-entry work of opening a ledger: written for speed at a lower level than the rest of
     # the core. Each entry is one tuple unpack, one struct pack plus one BLAKE3 call (the previous
@@ -90,10 +104,17 @@ def verify_rows(
     # for why each shortcut is exact.
     prefix = preimage_prefix(ledger_id)
     pack = preimage_header(prefix).pack
+    prefix_v2 = preimage_prefix(ledger_id, 2)
+    # The version-2 header of the last appender seen (one write transaction's entries share it):
+    # its checked columns, its packed block and the struct packing it.
+    v2_key: tuple[int, str, str] | None = None
+    block = b""
+    pack_v2 = pack
     prev = start_hash
     prev_digest = bytes.fromhex(start_hash)
     if len(prev_digest) != 32 or prev_digest.hex() != start_hash:
         raise ValueError("start_hash must be 64 lowercase hex digits")
+    last_version, last_committed = start_state
     expected = first_seq
     head: str | None = None
     streams: dict[str, int] = {}  # valid stream names seen -> their count of "-" (see _fast_record)
@@ -105,13 +126,31 @@ def verify_rows(
             ok=False, entries_checked=seq - 1, first_bad_seq=seq, reason=reason, head_hash=head
         )
 
-    for seq, entry_hash, prev_hash, record_id, stream, ts, canonical in rows:
+    for seq, entry_hash, prev_hash, record_id, stream, ts, version, appender, source, committed, canonical in rows:
         if seq != expected:
             if seq > expected:
                 return bad(expected, f"entry {expected} is missing (next stored entry is {seq})")
             return bad(seq, f"entry {seq} appears again or out of order after entry {expected - 1}")
         if prev_hash != prev:
             return bad(seq, f"prev_hash does not link to entry {seq - 1}")
+        if version == 2 and type(version) is int:
+            if type(committed) is not int or (committed, appender, source) != v2_key:
+                why = appender_problem(committed, appender, source)
+                if why is None:
+                    why = transition_problem(seq, (last_version, last_committed), (2, committed))
+                if why is not None:
+                    return bad(seq, why)
+                v2_key = (cast(int, committed), cast(str, appender), cast(str, source))  # checked just now
+                block = appender_block(*v2_key)
+                pack_v2 = preimage_header_v2(prefix_v2, block).pack
+                last_version, last_committed = 2, committed
+        elif version == 1 and type(version) is int:
+            if last_version != 1:
+                return bad(seq, transition_problem(seq, (last_version, last_committed), (1, None)) or "")
+            if appender is not None or source is not None or committed is not None:
+                return bad(seq, "a version-1 entry holds appender columns (they are part of version-2 entries only)")
+        else:
+            return bad(seq, f"unknown entry format version {version!r} (this code knows versions 1 and 2)")
         if type(canonical) is not bytes:
             raw, why = stored_bytes(canonical)
             if raw is None:
@@ -119,9 +158,14 @@ def verify_rows(
             canonical = raw
         # prev_digest is the raw digest whose hex is prev (== prev_hash, checked above), so this is
         # exactly the preimage of docs/FORMAT.md; seq == expected >= 1 here, so it packs.
-        digest = blake3(pack(prefix, seq, prev_digest, len(canonical)) + canonical).digest()
-        if digest.hex() != entry_hash:
-            return bad(seq, "hash mismatch: the stored bytes or position of this entry changed")
+        if last_version == 1:
+            digest = blake3(pack(prefix, seq, prev_digest, len(canonical)) + canonical).digest()
+            if digest.hex() != entry_hash:
+                return bad(seq, "hash mismatch: the stored bytes or position of this entry changed")
+        else:
+            digest = blake3(pack_v2(prefix_v2, seq, prev_digest, block, len(canonical)) + canonical).digest()
+            if digest.hex() != entry_hash:
+                return bad(seq, "hash mismatch: the stored bytes or position of this entry changed")
         # The stored bytes must be a canonical record (FORMAT.md section 5), whatever the hashes say.
         doc = fast(canonical, streams)
         if doc is None:
@@ -144,6 +188,17 @@ def verify_rows(
     if expected_count is not None and expected_count > expected - 1:
         return bad(expected, f"storage counts {expected_count} entries but the chain has {expected - 1}")
     return VerificationReport(ok=True, entries_checked=expected - 1, head_hash=head)
+
+
+def transition_problem(seq: int, before: ChainState, state: ChainState) -> str | None:
+    """Why an entry with ``state`` may not follow one with ``before`` (None when it may): format
+    versions never decrease along a chain, nor does ``committed_at``."""
+    version, committed = state
+    if version < before[0]:
+        return f"a version-{version} entry after a version-{before[0]} entry (format versions never decrease)"
+    if before[1] is not None and committed is not None and committed < before[1]:
+        return f"committed_at {committed} is earlier than entry {seq - 1}'s ({before[1]}); it never decreases"
+    return None
 
 
 _STREAM_CACHE = 4096

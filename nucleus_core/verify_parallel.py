@@ -46,8 +46,9 @@ import attrs
 
 from .errors import StorageError
 from .hashing import GENESIS_HASH
+from .records import appender_problem
 from .storage import SeqRangeStorage
-from .verify import VerificationReport, verify_rows
+from .verify import START_STATE, ChainState, VerificationReport, transition_problem, verify_rows
 
 DEFAULT_PARALLEL_MIN_ENTRIES = 200_000
 """Below this many entries a ledger verifies in its own process: starting a worker (a fresh
@@ -87,9 +88,25 @@ def chunk_bounds(count: int, workers: int, chunk_size: int | None = None) -> lis
     return bounds
 
 
-ChunkResult = tuple[tuple[int, object] | None, VerificationReport | None]
-"""What a worker returns: ``(seq, prev_hash)`` of its chunk's first row (None: no row), and the
-report of its rows (None: the first row's prev_hash is not a hash, so it cannot link)."""
+ChunkResult = tuple[
+    tuple[int, object] | None, VerificationReport | None, ChainState | None, ChainState | None
+]
+"""What a worker returns: ``(seq, prev_hash)`` of its chunk's first row (None: no row), the
+report of its rows (None: the first row's prev_hash is not a hash, so it cannot link), the
+``(version, committed_at)`` the first row must not go back from the previous chunk's (None when
+its version columns are malformed, which the report names) and that of the chunk's last row (None
+unless the report is ok)."""
+
+
+def _state_of(row: tuple[object, ...]) -> ChainState | None:
+    """The chain state of a row when its version columns are well formed enough to compare with the
+    entry before it, in the order the serial loop checks them; else None (the worker's report says why)."""
+    version, committed = row[6], row[9]
+    if version == 1 and type(version) is int:
+        return START_STATE
+    if version == 2 and type(version) is int and appender_problem(committed, row[7], row[8]) is None:
+        return (2, cast(int, committed))
+    return None
 
 
 def check_chunk(
@@ -103,15 +120,19 @@ def check_chunk(
         first_row = next(rows, None)
         first: tuple[int, object] | None = None
         start = GENESIS_HASH
+        first_state: ChainState | None = None
         if first_row is not None:
             first = (first_row[0], first_row[2])
+            first_state = _state_of(first_row)
             if lo > 1 and first_row[0] == lo:
                 start = first_row[2]
                 if type(start) is not str or len(start) != 64 or not _is_lower_hex(start):
-                    return first, None  # never equal to the (verified) hash before it: the parent reports the link
+                    return first, None, None, None  # cannot equal the verified hash before it: the parent says so
             rows = itertools.chain((first_row,), rows)
+        # The first row's state is compared with the previous chunk's by the parent.
         report = verify_rows(
-            ledger_id, rows, expected_count=count if hi is None else None, first_seq=lo, start_hash=start
+            ledger_id, rows, expected_count=count if hi is None else None, first_seq=lo, start_hash=start,
+            start_state=first_state or START_STATE,
         )
         if report.ok and hi is not None and report.entries_checked < hi:
             # Rows missing at the end of the chunk: word it as the serial loop does at the next row.
@@ -124,7 +145,11 @@ def check_chunk(
             report = VerificationReport(
                 ok=False, entries_checked=gap - 1, first_bad_seq=gap, reason=reason, head_hash=report.head_hash
             )
-        return first, report
+        last_state: ChainState | None = None
+        if report.ok and report.entries_checked >= lo:
+            last_row = next(storage.iter_entry_rows(report.entries_checked, report.entries_checked), None)
+            last_state = _state_of(last_row) if last_row is not None else None
+        return first, report, first_state, last_state
     finally:
         storage.close()
 
@@ -249,6 +274,7 @@ def verify_parallel(
         thread.start()
     try:
         head: str | None = None
+        state: ChainState = START_STATE
         report = VerificationReport(ok=True, entries_checked=0)
         for index, (lo, hi) in enumerate(bounds):
             with done:
@@ -259,12 +285,18 @@ def verify_parallel(
                 ok, value = answers.pop(index)
             if not ok:
                 raise value  # type: ignore[misc]
-            first, chunk_report = cast(ChunkResult, value)
+            first, chunk_report, first_state, last_state = cast(ChunkResult, value)
             if lo > 1 and first is not None and first[0] == lo and first[1] != head:
                 return VerificationReport(
                     ok=False, entries_checked=lo - 1, first_bad_seq=lo,
                     reason=f"prev_hash does not link to entry {lo - 1}", head_hash=head,
                 )
+            if lo > 1 and first is not None and first[0] == lo and first_state is not None:
+                why = transition_problem(lo, state, first_state)
+                if why is not None:
+                    return VerificationReport(
+                        ok=False, entries_checked=lo - 1, first_bad_seq=lo, reason=why, head_hash=head
+                    )
             if chunk_report is None:  # not reached: such a first prev_hash cannot equal head (checked above)
                 raise StorageError(f"verify worker: no report for the chunk from entry {lo}")
             if not chunk_report.ok:
@@ -272,6 +304,7 @@ def verify_parallel(
                     chunk_report = attrs.evolve(chunk_report, head_hash=head)
                 return chunk_report
             report = chunk_report
+            state = last_state if last_state is not None else state
             head = report.head_hash if report.head_hash is not None else head
             if progress is not None:
                 progress(hi if hi is not None else report.entries_checked)

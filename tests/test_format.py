@@ -173,6 +173,7 @@ def test_vectors_chain_and_ledger_reproduces_them(ledger: dict[str, Any]) -> Non
     # The ledger writes exactly these entries.
     records = [Record.from_dict(e["record"]) for e in entries]
     with create_ledger(id=ledger["ledger_id"], storage="memory://") as led:
+        led._format_version = 1  # the vectors are version 1 (tests/test_format_v2.py: version 2)
         written = []
         for r in records:  # in vector order; system streams are written the way plugins do
             if r.stream.startswith("_"):
@@ -204,6 +205,10 @@ def stored_rows(storage: MemoryStorage) -> list[dict[str, Any]]:
             "record_id": e.record_id,
             "stream": e.stream,
             "timestamp": e.timestamp,
+            "version": e.version,
+            "appender": e.appender,
+            "auth_source": e.auth_source,
+            "committed_at": e.committed_at,
             "canonical": e.canonical,
         }
         for e in storage.iter_entries(1)
@@ -222,6 +227,7 @@ def fresh_records() -> list[Record]:
 def test_fresh_ledger_verifies_independently() -> None:
     storage = MemoryStorage()
     with create_ledger(id="fresh:ledger-1", storage=storage) as ledger:
+        ledger._format_version = 1  # this file checks format 1 (test_format_v2.py: format 2)
         ledger.append_batch(fresh_records()[:25], CTX)
         for r in fresh_records()[25:]:
             ledger.append(r, CTX)
@@ -272,6 +278,7 @@ def strict_rows() -> list[dict[str, Any]]:
     ]
     storage = MemoryStorage()
     with create_ledger(id="strict:format", storage=storage) as ledger:
+        ledger._format_version = 1  # this file checks format 1 (test_format_v2.py: format 2)
         ledger.append_batch(records, CTX)
     return stored_rows(storage)
 
@@ -373,6 +380,7 @@ def test_deleting_the_newest_entries_verifies_but_a_recorded_head_shows_it(tmp_p
 
     path = tmp_path / "truncate.db"
     with create_ledger(id="trunc", storage=sqlite_storage(path)) as ledger:
+        ledger._format_version = 1  # this file checks format 1 (test_format_v2.py: format 2)
         ledger.append_batch([Record(id=f"t{i}", stream="s", timestamp=1 + i, payload={}) for i in range(10)], CTX)
         recorded = (ledger.length(), ledger.latest_hash())  # kept outside the database
     with sqlite3.connect(path) as db:
@@ -386,6 +394,7 @@ def test_deleting_the_newest_entries_verifies_but_a_recorded_head_shows_it(tmp_p
 
     assert spec_verify("trunc", rows(), len(rows())) is None  # the database alone cannot show it
     with create_ledger(id="trunc", storage=sqlite_storage(path)) as ledger:
+        ledger._format_version = 1  # this file checks format 1 (test_format_v2.py: format 2)
         assert ledger.verify().ok and ledger.length() == 7
     seq, head = recorded
     with sqlite3.connect(path) as db:
@@ -426,11 +435,19 @@ def test_table_layout_in_format_md_matches_sqlite_and_postgres(tmp_path: Path) -
 
     columns, indexes = format_md_columns(), format_md_indexes()
     assert list(columns) == ["ledger_id", "seq", "hash", "prev_hash", "record_id", "stream", "timestamp", "canonical"]
+    v2_columns = {"version": ("INTEGER", "smallint", 1, "NO"), "appender": ("TEXT", "text", 0, "YES"),
+                  "auth_source": ("VARCHAR(64)", "character varying(64)", 0, "YES"),
+                  "committed_at": ("INTEGER", "bigint", 0, "YES")}
+    text = (Path(__file__).parent.parent / "docs" / "FORMAT.md").read_text(encoding="utf-8")
+    for name, (sqlite_type, pg_type, _, _) in v2_columns.items():
+        assert re.search(rf"^\| `{name}` +\| `{re.escape(sqlite_type)}`[^|]*\| `{re.escape(pg_type)}` +\|", text, re.M)
     assert len(indexes) == 4
     path = tmp_path / "layout.db"
     create_ledger(id="layout", storage=sqlite_storage(path)).close()
     with sqlite3.connect(path) as db:
         info = db.execute("pragma table_info(nucleus_entries)").fetchall()
+        assert [(r[1], r[2], r[3]) for r in info[8:]] == [(n, t, nn) for n, (t, _, nn, _) in v2_columns.items()]
+        info = info[:8]
         assert [(r[1], r[2], r[3], r[5]) for r in info] == [
             (name, sqlite_type.split(" ")[0], 1, pk)
             for (name, (sqlite_type, _)), pk in zip(columns.items(), (1, 2, 0, 0, 0, 0, 0, 0), strict=True)
@@ -453,7 +470,9 @@ def test_table_layout_in_format_md_matches_sqlite_and_postgres(tmp_path: Path) -
             ).fetchall()
             assert [
                 (name, f"{kind}({size})" if size else kind, nullable) for name, kind, size, nullable in rows
-            ] == [(name, pg_type, "NO") for name, (_, pg_type) in columns.items()]
+            ] == [(name, pg_type, "NO") for name, (_, pg_type) in columns.items()] + [
+                (name, pg_type, nullable) for name, (_, pg_type, _, nullable) in v2_columns.items()
+            ]
             pg_indexes = conn.execute(
                 "select indexname, indexdef from pg_indexes "
                 "where schemaname = 'layout' and tablename = 'nucleus_entries'"

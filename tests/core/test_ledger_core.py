@@ -30,9 +30,8 @@ from nucleus_core import (
     StorageError,
     ValidationError,
     create_ledger,
-    entry_hash,
 )
-from nucleus_core.hashing import GENESIS_HASH
+from nucleus_core.hashing import GENESIS_HASH, entry_hash_v2
 from nucleus_core.ledger import MAX_BATCH_SIZE
 from nucleus_core.storage import MAX_QUERY_LIMIT, ChainHead, StorageQuery, WriteTransaction
 
@@ -146,7 +145,11 @@ def test_append_and_read_back(ledger: Ledger) -> None:
     first = ledger.append(rec(1), CTX)
     assert isinstance(first, Entry)
     assert (first.seq, first.prev_hash) == (1, GENESIS_HASH)
-    assert first.hash == entry_hash("core-test", 1, GENESIS_HASH, rec(1).canonical)
+    assert first.hash == entry_hash_v2(
+        "core-test", 1, GENESIS_HASH, rec(1).canonical,
+        committed_at=first.committed_at, appender=CTX.oid, auth_source=CTX.source,
+    )
+    assert (first.version, first.appender, first.auth_source) == (2, CTX.oid, CTX.source)
     assert first.canonical == rec(1).canonical
     second = ledger.append(rec(2), CTX)
     assert (second.seq, second.prev_hash) == (2, first.hash)

@@ -18,6 +18,8 @@ from nucleus_core.verify import VerificationReport, verify_entries, verify_rows
 
 CTX = RequestContext(oid="oid:test:user:verify-rows", source="dev")
 LEDGER = "rows"
+V1 = (1, None, None, None)
+"""The format columns of a version-1 entry (these rows are version 1; tests/test_format_v2.py: version 2)."""
 
 ids = st.text(
     alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\x7f"), min_size=1, max_size=12
@@ -30,7 +32,7 @@ def chain(records: list[Record], ledger_id: str = LEDGER) -> list[tuple[Any, ...
     prev = GENESIS_HASH
     for seq, r in enumerate(records, 1):
         h = entry_hash(ledger_id, seq, prev, r.canonical)
-        out.append((seq, h, prev, r.id, r.stream, r.timestamp, r.canonical))
+        out.append((seq, h, prev, r.id, r.stream, r.timestamp, *V1, r.canonical))
         prev = h
     return out
 
@@ -39,9 +41,9 @@ def rehash(rows: list[tuple[Any, ...]], ledger_id: str = LEDGER) -> list[tuple[A
     """The same rows with every hash and link recomputed over the stored bytes (a forger's chain)."""
     out: list[tuple[Any, ...]] = []
     prev = GENESIS_HASH
-    for seq, _h, _p, rid, stream, ts, canonical in rows:
+    for seq, _h, _p, rid, stream, ts, *_v1, canonical in rows:
         h = entry_hash(ledger_id, int(seq), prev, bytes(canonical))
-        out.append((seq, h, prev, rid, stream, ts, canonical))
+        out.append((seq, h, prev, rid, stream, ts, *V1, canonical))
         prev = h
     return out
 
@@ -65,8 +67,8 @@ def test_any_record_id_verifies_and_any_other_id_column_is_caught(record_ids: li
     forged_id = data.draw(st.one_of(ids, st.sampled_from(near)))
     if forged_id == record_ids[i]:
         return
-    seq, h, p, _rid, stream, ts, canonical = rows[i]
-    rows[i] = (seq, h, p, forged_id, stream, ts, canonical)
+    seq, h, p, _rid, stream, ts, *v1, canonical = rows[i]
+    rows[i] = (seq, h, p, forged_id, stream, ts, *v1, canonical)
     report, reference = both(rows)
     assert report == reference
     assert report.first_bad_seq == i + 1
@@ -98,12 +100,12 @@ def test_wrong_derived_columns_are_named(column: str, value: object, reason: str
 
 def test_bytes_like_canonical_columns_verify_and_other_types_are_refused() -> None:
     rows = chain([Record(id=f"r{i}", stream="s", timestamp=5, payload={"i": i}) for i in range(3)])
-    as_views = [(*row[:6], memoryview(row[6])) for row in rows]
-    as_arrays = [(*row[:6], bytearray(row[6])) for row in rows]
+    as_views = [(*row[:10], memoryview(row[10])) for row in rows]
+    as_arrays = [(*row[:10], bytearray(row[10])) for row in rows]
     assert verify_rows(LEDGER, as_views).ok
     assert verify_rows(LEDGER, as_arrays).ok
-    for value, kind in ((rows[1][6].decode(), "TEXT"), (None, "NULL"), (7, "INTEGER"), (1.5, "REAL")):
-        bad = [rows[0], (*rows[1][:6], value), rows[2]]
+    for value, kind in ((rows[1][10].decode(), "TEXT"), (None, "NULL"), (7, "INTEGER"), (1.5, "REAL")):
+        bad = [rows[0], (*rows[1][:10], value), rows[2]]
         report, reference = both(bad)
         assert report == reference
         assert (report.ok, report.first_bad_seq, report.reason) == (
@@ -113,7 +115,7 @@ def test_bytes_like_canonical_columns_verify_and_other_types_are_refused() -> No
 
 def test_bytes_that_are_not_utf8_or_not_a_record_fail_even_with_a_forged_hash_chain() -> None:
     rows = chain([Record(id=f"r{i}", stream="s", timestamp=5, payload={"i": i}) for i in range(3)])
-    good = rows[1][6]
+    good = rows[1][10]
     assert isinstance(good, bytes)
     cases = [
         (good.replace(b'"i":1', b'"i":"\xff"'), "stored bytes are not UTF-8 (invalid start byte at byte 27)"),
@@ -123,7 +125,7 @@ def test_bytes_that_are_not_utf8_or_not_a_record_fail_even_with_a_forged_hash_ch
          "line 1 column 12 (char 11))"),
     ]
     for bad_bytes, reason in cases:
-        forged = rehash([*rows[:1], (*rows[1][:6], bad_bytes), *rows[2:]])
+        forged = rehash([*rows[:1], (*rows[1][:10], bad_bytes), *rows[2:]])
         report, reference = both(forged)
         assert report == reference
         assert (report.ok, report.first_bad_seq, report.reason) == (False, 2, reason)
@@ -133,8 +135,8 @@ def test_more_streams_than_the_suffix_cache_holds() -> None:
     records = [Record(id=f"r{i}", stream=f"s{i}", timestamp=1 + i, payload={}) for i in range(5000)]
     rows = chain(records)
     assert verify_rows(LEDGER, rows).ok
-    seq, h, p, rid, _stream, ts, canonical = rows[4500]
-    rows[4500] = (seq, h, p, rid, "s1", ts, canonical)  # a stream name seen (and cached) long before
+    seq, h, p, rid, _stream, ts, *v1, canonical = rows[4500]
+    rows[4500] = (seq, h, p, rid, "s1", ts, *v1, canonical)  # a stream name seen (and cached) long before
     report = verify_rows(LEDGER, rows)
     assert (report.first_bad_seq, report.reason) == (4501, "stream column does not match the stored bytes")
 
@@ -361,6 +363,6 @@ def test_an_unsigned_exponent_is_refused_whatever_the_shortcut() -> None:
 
     canonical = b'{"id":"x","payload":{"n":1e16},"stream":"s","timestamp":1}'
     assert verify._fast_record(canonical, {}) is None
-    row = (1, entry_hash("l", 1, GENESIS_HASH, canonical), GENESIS_HASH, "x", "s", 1, canonical)
+    row = (1, entry_hash("l", 1, GENESIS_HASH, canonical), GENESIS_HASH, "x", "s", 1, *V1, canonical)
     report = verify_rows("l", [row], expected_count=1)
     assert not report.ok and report.first_bad_seq == 1 and "canonical" in (report.reason or "")

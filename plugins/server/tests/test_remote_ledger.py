@@ -27,7 +27,8 @@ ROOT = "oid:test:user:root"
 
 
 def ctx(oid: str) -> RequestContext:
-    return RequestContext(oid=oid, source="dev", token=f"dev:{oid}")
+    # The source the server's dev parser gives: it is in every entry's hash, so both ledgers must agree.
+    return RequestContext(oid=oid, source="auth.dev", token=f"dev:{oid}")
 
 
 def rec(i: int | str, stream: str = "notes", **payload: Any) -> Record:
@@ -67,7 +68,21 @@ def exercise(ledger: Any, who: RequestContext) -> dict[str, Any]:
     }
 
 
-def test_remote_matches_embedded(open_ledger: Callable[..., Ledger], serve: Callable[..., Any]) -> None:
+class _FixedClock:
+    """Stands in for ``time`` in ``nucleus_core.ledger``: both ledgers commit at the same instant, so
+    that their entries (committed_at is in the hash) are equal."""
+
+    @staticmethod
+    def time_ns() -> int:
+        return 1_700_000_000_000 * 1_000_000
+
+
+def test_remote_matches_embedded(
+    open_ledger: Callable[..., Ledger], serve: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nucleus_core.ledger
+
+    monkeypatch.setattr(nucleus_core.ledger, "time", _FixedClock)
     embedded = open_ledger(name="embedded.db")
     served = open_ledger(name="served.db")
     server = serve(served)

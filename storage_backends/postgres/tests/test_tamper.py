@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -15,7 +16,7 @@ from nucleus_storage_postgres import postgres_storage
 from psycopg import sql
 
 from nucleus_core import IntegrityError, Record, create_ledger
-from nucleus_core.hashing import entry_hash
+from nucleus_core.hashing import entry_hash, entry_hash_of_version
 from nucleus_core.testing import make_context, make_record
 
 pytestmark = pytest.mark.postgres
@@ -111,9 +112,21 @@ def _insert_forged_at_end(conn: psycopg.Connection) -> None:
     last_hash = _row(conn, N)[0]
     forged = Record(id="forged", stream="s", timestamp=1, payload={"evil": True})
     conn.execute(
+        "INSERT INTO nucleus_entries (ledger_id, seq, hash, prev_hash, record_id, stream, timestamp, canonical, "
+        "version, appender, auth_source, committed_at) SELECT %s, %s, %s, %s, %s, %s, %s, %s, "
+        "version, appender, auth_source, committed_at FROM nucleus_entries WHERE ledger_id = %s AND seq = %s",
+        (LEDGER, N + 1, "ab" * 32, last_hash, forged.id, forged.stream, forged.timestamp, forged.canonical, LEDGER, N),
+    )
+
+
+def _insert_version_1_at_end(conn: psycopg.Connection) -> None:
+    last_hash = _row(conn, N)[0]
+    forged = Record(id="forged", stream="s", timestamp=1, payload={"evil": True})
+    conn.execute(
         "INSERT INTO nucleus_entries (ledger_id, seq, hash, prev_hash, record_id, stream, timestamp, canonical) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-        (LEDGER, N + 1, "ab" * 32, last_hash, forged.id, forged.stream, forged.timestamp, forged.canonical),
+        (LEDGER, N + 1, entry_hash(LEDGER, N + 1, last_hash, forged.canonical), last_hash, forged.id, forged.stream,
+         forged.timestamp, forged.canonical),
     )
 
 
@@ -124,12 +137,22 @@ def _insert_forged_in_middle(conn: psycopg.Connection) -> None:
     conn.execute("UPDATE nucleus_entries SET seq = -seq + 1 WHERE ledger_id = %s AND seq < 0", (LEDGER,))
     prev = _row(conn, K - 1)[0]
     forged = Record(id="forged-middle", stream="s", timestamp=1, payload={"evil": True})
-    h = entry_hash(LEDGER, K, prev, forged.canonical)
+    columns = _appender_columns(conn, K - 1)
+    h = entry_hash_of_version(LEDGER, K, prev, forged.canonical, *columns)
     conn.execute(
-        "INSERT INTO nucleus_entries (ledger_id, seq, hash, prev_hash, record_id, stream, timestamp, canonical) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-        (LEDGER, K, h, prev, forged.id, forged.stream, forged.timestamp, forged.canonical),
+        "INSERT INTO nucleus_entries (ledger_id, seq, hash, prev_hash, record_id, stream, timestamp, canonical, "
+        "version, appender, auth_source, committed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (LEDGER, K, h, prev, forged.id, forged.stream, forged.timestamp, forged.canonical, *columns),
     )
+
+
+def _appender_columns(conn: psycopg.Connection, seq: int) -> tuple[Any, ...]:
+    row = conn.execute(
+        "SELECT version, appender, auth_source, committed_at FROM nucleus_entries WHERE ledger_id = %s AND seq = %s",
+        (LEDGER, seq),
+    ).fetchone()
+    assert row is not None
+    return tuple(row)
 
 
 def _swap(conn: psycopg.Connection) -> None:
@@ -170,6 +193,15 @@ CASES = [
     ("prev_hash column only", _set_column("prev_hash", "ef" * 32), K, "prev_hash"),
     ("delete a row", _delete, K, "missing"),
     ("insert a forged row at the end", _insert_forged_at_end, N + 1, "hash mismatch"),
+    ("insert a version-1 row at the end", _insert_version_1_at_end, N + 1, "a version-1 entry after a version-2"),
+    ("appender column only", _set_column("appender", "oid:evil:user:mallory"), K, "hash mismatch"),
+    ("auth_source column only", _set_column("auth_source", "auth.forged"), K, "hash mismatch"),
+    ("committed_at column later", _set_column("committed_at", 2**52), K, "hash mismatch"),
+    ("committed_at column earlier", _set_column("committed_at", 1), K, "committed_at 1 is earlier than entry"),
+    ("appender column not an OID", _set_column("appender", "mallory"), K, "appender column is not an OID"),
+    ("appender column NULL", _set_column("appender", None), K, "appender column is not an OID"),
+    ("version column only", _set_column("version", 1), K, "a version-1 entry after a version-2"),
+    ("unknown version", _set_column("version", 3), K, "unknown entry format version 3"),
     ("insert a forged row in the middle", _insert_forged_in_middle, K + 1, "prev_hash"),
     ("swap two rows' contents", _swap, K, "prev_hash"),
     ("duplicate a row under a new seq", _duplicate_under_new_seq, N + 1, "prev_hash"),
@@ -234,7 +266,7 @@ def _recode_last(recode: Callable[[bytes], bytes]) -> Callable[[psycopg.Connecti
         data = recode(bytes(canonical))
         conn.execute(
             "UPDATE nucleus_entries SET canonical = %s, hash = %s WHERE ledger_id = %s AND seq = %s",
-            (data, entry_hash(LEDGER, N, prev_hash, data), LEDGER, N),
+            (data, entry_hash_of_version(LEDGER, N, prev_hash, data, *_appender_columns(conn, N)), LEDGER, N),
         )
 
     return tamper

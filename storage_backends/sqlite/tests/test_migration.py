@@ -13,6 +13,7 @@ from nucleus_storage_sqlite import SqliteStorage, sqlite_storage
 
 from nucleus_core import ConfigurationError, create_ledger
 from nucleus_core.testing import make_context, make_record
+from nucleus_core.verify import verify_rows
 
 FIXTURE = Path(__file__).parent / "fixtures" / "ledger_v1.db"
 CTX = make_context()
@@ -75,3 +76,53 @@ def test_old_file_opened_read_only_is_not_migrated(v1_copy: Path) -> None:
     with pytest.raises(ConfigurationError, match="cannot be created or migrated"):
         backend.open("fixture-a", read_only=True)
     assert version(v1_copy) == 1
+
+
+# -- entry format version 2: the fixture's entries are version 1 ---------------------------------
+
+V2_COLUMNS = ["version", "appender", "auth_source", "committed_at"]
+
+
+def entry_columns(path: Path) -> list[str]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return [r[1] for r in db.execute("pragma table_info(nucleus_entries)")]
+
+
+def test_old_entries_stay_version_1_and_new_ones_are_version_2(v1_copy: Path) -> None:
+    assert not set(V2_COLUMNS) & set(entry_columns(v1_copy))
+    with create_ledger(id="fixture-a", storage=sqlite_storage(v1_copy)) as ledger:
+        assert entry_columns(v1_copy)[-4:] == V2_COLUMNS  # added in place on the writable open
+        old = ledger.get_by_id("fixture-a-7", CTX)
+        assert old is not None
+        assert (old.version, old.appender, old.auth_source, old.committed_at) == (1, None, None, None)
+        new = ledger.append_batch([make_record(i) for i in range(3)], CTX)
+        assert {(e.version, e.appender, e.auth_source) for e in new} == {(2, CTX.oid, CTX.source)}
+        assert len({e.committed_at for e in new}) == 1
+        assert ledger.verify().ok
+    with create_ledger(id="fixture-a", storage=sqlite_storage(v1_copy)) as again:  # opening verifies again
+        assert again.length() == 33 and again.verify().ok
+    with contextlib.closing(sqlite3.connect(v1_copy)) as db:
+        got = db.execute(
+            "select version, count(*), count(appender) from nucleus_entries where ledger_id = 'fixture-a' "
+            "group by version order by version"
+        ).fetchall()
+    assert got == [(1, 30, 0), (2, 3, 3)]
+
+
+def test_database_without_the_appender_columns_opens_read_only_unchanged(v1_copy: Path) -> None:
+    # The previous release's current schema (version 2): the timestamp index, no appender columns.
+    with contextlib.closing(sqlite3.connect(v1_copy)) as db:
+        db.execute("create index nucleus_entries_ledger_timestamp on nucleus_entries (ledger_id, timestamp)")
+        db.execute("update nucleus_schema_version set version = 2 where component = 'entries'")
+        db.commit()
+    # A read-only open of the storage (what a parallel-verification worker does) changes nothing.
+    backend = SqliteStorage(v1_copy)
+    backend.open("fixture-a", read_only=True, create=False)
+    try:
+        assert verify_rows("fixture-a", backend.iter_entry_rows(), expected_count=30).ok
+        entry = backend.get_by_id("fixture-a-7")
+        assert entry is not None and entry.version == 1 and entry.appender is None
+        assert {e.version for e in backend.range(1, 30)} == {1}
+    finally:
+        backend.close()
+    assert not set(V2_COLUMNS) & set(entry_columns(v1_copy))

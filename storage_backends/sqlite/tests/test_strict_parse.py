@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from nucleus_storage_sqlite import sqlite_storage
 
-from nucleus_core import IntegrityError, Record, create_ledger, entry_hash
+from nucleus_core import IntegrityError, Record, create_ledger
+from nucleus_core.hashing import entry_hash_of_version
 from nucleus_core.testing import make_context
 
 LEDGER = "strict"
@@ -63,10 +64,12 @@ def forge(path: Path, seq: int, value: bytes) -> None:
             "select hash from nucleus_entries where ledger_id = ? and seq = ?", (LEDGER, seq - 1)
         ).fetchone()
         rows = db.execute(
-            "select seq, canonical from nucleus_entries where ledger_id = ? and seq >= ? order by seq", (LEDGER, seq)
+            "select seq, canonical, version, appender, auth_source, committed_at from nucleus_entries "
+            "where ledger_id = ? and seq >= ? order by seq",
+            (LEDGER, seq),
         ).fetchall()
-        for s, canonical in rows:
-            h = entry_hash(LEDGER, s, prev, canonical)
+        for s, canonical, *columns in rows:
+            h = entry_hash_of_version(LEDGER, s, prev, canonical, *columns)
             db.execute(
                 "update nucleus_entries set hash = ?, prev_hash = ? where ledger_id = ? and seq = ?",
                 (h, prev, LEDGER, s),

@@ -14,6 +14,7 @@ import pytest
 from nucleus_storage_sqlite import sqlite_storage
 
 from nucleus_core import IntegrityError, Record, create_ledger, entry_hash
+from nucleus_core.hashing import entry_hash_v2
 from nucleus_core.testing import make_context
 
 LEDGER = "tamper"
@@ -21,6 +22,7 @@ N = 10_000
 T0 = 1_700_000_000_000
 
 Tamper = Callable[[sqlite3.Connection], None]
+COLUMNS_V1 = "(ledger_id, seq, hash, prev_hash, record_id, stream, timestamp, canonical)"
 
 
 @pytest.fixture(scope="session")
@@ -76,15 +78,59 @@ def insert_forged_row(db: sqlite3.Connection) -> None:
     record = Record(id="forged", stream="s0", timestamp=1, payload={"i": -1})
     forged_hash = entry_hash("other-ledger", N + 1, head_hash, record.canonical)
     db.execute(
-        "insert into nucleus_entries values (?, ?, ?, ?, ?, ?, ?, ?)",
-        (LEDGER, N + 1, forged_hash, head_hash, "forged", "s0", 1, record.canonical),
+        "insert into nucleus_entries select ?, ?, ?, ?, ?, ?, ?, ?, version, appender, auth_source, committed_at "
+        "from nucleus_entries where seq = ?",
+        (LEDGER, N + 1, forged_hash, head_hash, "forged", "s0", 1, record.canonical, N),
     )
+
+
+def insert_version_1_row(db: sqlite3.Connection) -> None:
+    # A correctly hashed version-1 entry after version-2 ones: the format never goes back.
+    head_hash = row(db, N)[0]
+    record = Record(id="forged", stream="s0", timestamp=1, payload={"i": -1})
+    db.execute(
+        "insert into nucleus_entries (ledger_id, seq, hash, prev_hash, record_id, stream, timestamp, canonical) "
+        "values (?, ?, ?, ?, ?, ?, ?, ?)",
+        (LEDGER, N + 1, entry_hash(LEDGER, N + 1, head_hash, record.canonical), head_hash, "forged", "s0", 1,
+         record.canonical),
+    )
+
+
+def change_appender_column(db: sqlite3.Connection) -> None:
+    db.execute("update nucleus_entries set appender = 'oid:evil:user:mallory' where seq = 4444")
+
+
+def change_auth_source_column(db: sqlite3.Connection) -> None:
+    db.execute("update nucleus_entries set auth_source = 'auth.forged' where seq = 4444")
+
+
+def move_committed_at_later(db: sqlite3.Connection) -> None:
+    db.execute("update nucleus_entries set committed_at = committed_at + 1 where seq = 4444")
+
+
+def move_committed_at_earlier(db: sqlite3.Connection) -> None:
+    # Recompute the hash, as a forger would: the time still may not go back along the chain.
+    seq = 5001  # the first entry of a batch: entry 5000 was committed earlier or at the same time
+    (prev,) = db.execute("select hash from nucleus_entries where seq = ?", (seq - 1,)).fetchone()
+    (canonical, appender, source) = db.execute(
+        "select canonical, appender, auth_source from nucleus_entries where seq = ?", (seq,)
+    ).fetchone()
+    forged = entry_hash_v2(LEDGER, seq, prev, canonical, committed_at=1, appender=appender, auth_source=source)
+    db.execute("update nucleus_entries set committed_at = 1, hash = ? where seq = ?", (forged, seq))
+
+
+def appender_not_an_oid(db: sqlite3.Connection) -> None:
+    db.execute("update nucleus_entries set appender = 'mallory' where seq = 4444")
+
+
+def version_column_to_1(db: sqlite3.Connection) -> None:
+    db.execute("update nucleus_entries set version = 1 where seq = 4444")
 
 
 def insert_row_below_one(db: sqlite3.Connection) -> None:
     record = Record(id="zero", stream="s0", timestamp=1, payload={})
     db.execute(
-        "insert into nucleus_entries values (?, ?, ?, ?, ?, ?, ?, ?)",
+        f"insert into nucleus_entries {COLUMNS_V1} values (?, ?, ?, ?, ?, ?, ?, ?)",
         (LEDGER, 0, "ab" * 32, "00" * 32, "zero", "s0", 1, record.canonical),
     )
 
@@ -102,8 +148,8 @@ def duplicate_row_under_new_seq(db: sqlite3.Connection) -> None:
     for (name,) in db.execute("select name from sqlite_master where type = 'index' and sql like '%UNIQUE%'").fetchall():
         db.execute(f'drop index "{name}"')
     db.execute(
-        "insert into nucleus_entries select ledger_id, ?, hash, prev_hash, record_id, stream, timestamp, canonical "
-        "from nucleus_entries where seq = ?",
+        "insert into nucleus_entries select ledger_id, ?, hash, prev_hash, record_id, stream, timestamp, canonical, "
+        "version, appender, auth_source, committed_at from nucleus_entries where seq = ?",
         (N + 1, 9000),
     )
 
@@ -115,6 +161,13 @@ CASES: list[tuple[Tamper, int, str]] = [
     (change_timestamp_column, 8888, "timestamp column"),
     (delete_row, 6000, "missing"),
     (insert_forged_row, N + 1, "hash mismatch"),
+    (insert_version_1_row, N + 1, "a version-1 entry after a version-2 entry"),
+    (change_appender_column, 4444, "hash mismatch"),
+    (change_auth_source_column, 4444, "hash mismatch"),
+    (move_committed_at_later, 4444, "hash mismatch"),
+    (move_committed_at_earlier, 5001, "committed_at 1 is earlier than entry 5000"),
+    (appender_not_an_oid, 4444, "appender column is not an OID"),
+    (version_column_to_1, 4444, "a version-1 entry after a version-2 entry"),
     (insert_row_below_one, 0, "out of order"),
     (swap_two_rows, 2000, "prev_hash"),
     (duplicate_row_under_new_seq, N + 1, "prev_hash"),

@@ -106,11 +106,24 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "Entry": {
         "type": "object",
-        "required": ["seq", "hash", "prev_hash", "record"],
+        "required": ["seq", "hash", "prev_hash", "version", "appender", "auth_source", "committed_at", "record"],
         "properties": {
             "seq": {"type": "integer", "minimum": 1},
             "hash": _HASH,
             "prev_hash": _HASH,
+            "version": {"type": "integer", "enum": [1, 2], "description": "entry format version (docs/FORMAT.md)"},
+            "appender": {
+                "type": ["string", "null"],
+                "description": "OID of the principal that appended the entry (in its hash); null for a version-1 entry",
+            },
+            "auth_source": {
+                "type": ["string", "null"],
+                "description": "the token parser that authenticated the appender (cli, system); null for version 1",
+            },
+            "committed_at": {
+                "type": ["integer", "null"], "minimum": 1, "maximum": 2**53 - 1,
+                "description": "Unix ms when the ledger took the entry; never decreases; null for version 1",
+            },
             "record": {"$ref": "#/components/schemas/Record"},
         },
     },

@@ -1,8 +1,9 @@
 """JSON on the wire: strict request parsing, entry encoding, and entry decoding in the client.
 
-An entry travels as ``{"seq", "hash", "prev_hash", "record"}`` where ``record`` is the record's
-stored canonical bytes (RFC 8785 JSON) copied verbatim, so the server never re-encodes a record
-and the client can recompute the entry hash from what it received.
+An entry travels as ``{"seq", "hash", "prev_hash", "version", "appender", "auth_source",
+"committed_at", "record"}`` where ``record`` is the record's stored canonical bytes (RFC 8785 JSON)
+copied verbatim, so the server never re-encodes a record and the client can recompute the entry
+hash from what it received. The appender fields are always present, ``null`` for a version-1 entry.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from nucleus_core.errors import IntegrityError, ValidationError
-from nucleus_core.hashing import entry_hash, is_hash
-from nucleus_core.records import Entry, Record
+from nucleus_core.hashing import entry_hash_of_version, is_hash
+from nucleus_core.records import Entry, Record, entry_columns_problem
 
 from .errors import MalformedRequestError
 
@@ -61,12 +62,24 @@ def loads_body(raw: bytes) -> Any:
         raise MalformedRequestError(f"not JSON: {err}", field="body") from None
 
 
+_ENTRY_KEYS = frozenset(
+    {"seq", "hash", "prev_hash", "version", "appender", "auth_source", "committed_at", "record"}
+)
+
+
 def entry_json(entry: Entry) -> bytes:
     """One entry as JSON bytes, the record being its canonical bytes."""
-    return b'{"seq":%d,"hash":"%s","prev_hash":"%s","record":%s}' % (
+    if entry.version == 1:
+        appender = b'"version":1,"appender":null,"auth_source":null,"committed_at":null'
+    else:
+        appender = b'"version":%d,"appender":%s,"auth_source":%s,"committed_at":%d' % (
+            entry.version, dumps(entry.appender), dumps(entry.auth_source), entry.committed_at or 0
+        )
+    return b'{"seq":%d,"hash":"%s","prev_hash":"%s",%s,"record":%s}' % (
         entry.seq,
         entry.hash.encode("ascii"),
         entry.prev_hash.encode("ascii"),
+        appender,
         entry.canonical,
     )
 
@@ -85,7 +98,7 @@ def entry_from_json(doc: object, *, ledger_id: str) -> Entry:
     :raises IntegrityError: the document is not an entry, or its hash does not match its seq,
         previous hash and record (a server or proxy changed something).
     """
-    if not isinstance(doc, dict) or set(doc) != {"seq", "hash", "prev_hash", "record"}:
+    if not isinstance(doc, dict) or set(doc) != _ENTRY_KEYS:
         raise IntegrityError("the server sent something that is not an entry")
     seq, digest, prev = doc["seq"], doc["hash"], doc["prev_hash"]
     if type(seq) is not int or seq < 1 or not is_hash(digest) or not is_hash(prev):
@@ -94,9 +107,16 @@ def entry_from_json(doc: object, *, ledger_id: str) -> Entry:
         record = Record.from_dict(doc["record"])
     except ValidationError as err:
         raise IntegrityError(f"entry {seq}: the server sent an invalid record ({err})", seq=seq) from None
-    canonical = record.canonical
-    if entry_hash(ledger_id, seq, prev, canonical) != digest:
+    version, appender, source, committed = doc["version"], doc["appender"], doc["auth_source"], doc["committed_at"]
+    entry = Entry.chained(
+        seq=seq, hash=digest, prev_hash=prev, record=record,
+        version=version, appender=appender, auth_source=source, committed_at=committed,
+    )
+    why = entry_columns_problem(entry)
+    if why is not None:
+        raise IntegrityError(f"entry {seq}: the server sent malformed fields ({why})", seq=seq, reason=why)
+    if entry_hash_of_version(ledger_id, seq, prev, record.canonical, version, appender, source, committed) != digest:
         raise IntegrityError(
             f"entry {seq}: hash does not match the record the server sent", seq=seq, reason="hash mismatch"
         )
-    return Entry.chained(seq=seq, hash=digest, prev_hash=prev, record=record)
+    return entry

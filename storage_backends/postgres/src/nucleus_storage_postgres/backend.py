@@ -36,7 +36,6 @@ import psycopg
 from nucleus_storage_sql import (
     DEFAULT_ITER_BATCH,
     ENTRIES_TABLE,
-    ENTRY_COLUMNS,
     SCHEMA_TABLE,
     SqlStorageBackend,
     SqlWriteTransaction,
@@ -222,7 +221,7 @@ class PostgresStorage(SqlStorageBackend):
     def _prepare_statements(self) -> None:
         super()._prepare_statements()
         table = self._quote(self._ledgers_table)
-        cols = ", ".join(self._quote(c) for c in ENTRY_COLUMNS)
+        cols = self.entry_columns_sql()
         entries = self._quote(self._entries_table)
         # Only table and column names are interpolated, all validated identifiers; values are parameters.
         self._sql.update(

@@ -11,7 +11,15 @@ import logging
 
 from .backend import DEFAULT_ITER_BATCH, SqlStorageBackend, SqlWriteTransaction
 from .grants import GRANTS_TABLE, RESOURCES_TABLE, SqlGrantIndex
-from .models import ENTRIES_TABLE, ENTRY_COLUMNS, SCHEMA_TABLE, EntryModels, entry_to_row, make_models
+from .models import (
+    APPENDER_DEFAULTS,
+    ENTRIES_TABLE,
+    ENTRY_COLUMNS,
+    SCHEMA_TABLE,
+    EntryModels,
+    entry_to_row,
+    make_models,
+)
 from .schema import CURRENT_VERSION, MIGRATIONS, Migration, read_version, upgrade
 
 __version__ = "0.1.0"
@@ -19,7 +27,8 @@ __version__ = "0.1.0"
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
-    "CURRENT_VERSION", "DEFAULT_ITER_BATCH", "ENTRIES_TABLE", "ENTRY_COLUMNS", "EntryModels", "GRANTS_TABLE",
+    "APPENDER_DEFAULTS", "CURRENT_VERSION", "DEFAULT_ITER_BATCH", "ENTRIES_TABLE", "ENTRY_COLUMNS", "EntryModels",
+    "GRANTS_TABLE",
     "MIGRATIONS", "Migration", "RESOURCES_TABLE", "SCHEMA_TABLE", "SqlGrantIndex", "SqlStorageBackend",
     "SqlWriteTransaction", "__version__", "entry_to_row", "make_models", "read_version", "upgrade",
 ]

@@ -38,8 +38,16 @@ from nucleus_core.storage import ChainHead, StorageQuery
 
 from .checkpoints import CHECKPOINTS_TABLE, SqlCheckpointStore, create_checkpoints_table
 from .grants import SqlGrantIndex
-from .models import ENTRIES_TABLE, ENTRY_COLUMNS, SCHEMA_TABLE, EntryModels, entry_to_row, make_models
-from .schema import CURRENT_VERSION, read_version, upgrade
+from .models import (
+    APPENDER_DEFAULTS,
+    ENTRIES_TABLE,
+    ENTRY_COLUMNS,
+    SCHEMA_TABLE,
+    EntryModels,
+    entry_to_row,
+    make_models,
+)
+from .schema import CURRENT_VERSION, ensure_appender_columns, entry_table_columns, read_version, upgrade
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +182,9 @@ class SqlStorageBackend(abc.ABC):
         self._written_seqs: set[int] = set()
         self._uncommitted_seqs: list[int] = []
         self._plugin_tables: list[str] = []
+        # The entries table's columns (set by open): a read-only open of a table from before entry
+        # format version 2 reads the missing columns as their defaults (APPENDER_DEFAULTS).
+        self._columns: frozenset[str] = frozenset(ENTRY_COLUMNS)
 
     # hooks for subclasses ---------------------------------------------------------------------
     @abc.abstractmethod
@@ -268,20 +279,32 @@ class SqlStorageBackend(abc.ABC):
         q = self.database.quote
         return f"{q[0]}{name}{q[1]}"
 
+    def entry_columns_sql(self, alias: str = "") -> str:
+        """The select list of :data:`ENTRY_COLUMNS` (each prefixed ``alias.`` when given), for raw
+        selects that rows become entries of; a column the table lacks (a read-only open of a table
+        from before entry format version 2) is its default literal."""
+        prefix = f"{alias}." if alias else ""
+        return ", ".join(
+            f"{prefix}{self._quote(c)}" if c in self._columns else APPENDER_DEFAULTS[c] for c in ENTRY_COLUMNS
+        )
+
     def _prepare_statements(self) -> None:
         db = self.database
         p = db.param
         table = self._quote(self._entries_table)
-        cols = ", ".join(self._quote(c) for c in ENTRY_COLUMNS)
+        cols = self.entry_columns_sql()
+        insert_cols = ", ".join(self._quote(c) for c in ENTRY_COLUMNS)
         lid, seq = self._quote("ledger_id"), self._quote("seq")
         values = ", ".join([p] * (len(ENTRY_COLUMNS) + 1))
+        committed = self._quote("committed_at") if "committed_at" in self._columns else "NULL"
         # Hot paths run as raw SQL on the cursor: peewee's per-row model overhead dominated them
         # (insert of a batch, streaming every row during verification, reading the head).
         # Identifiers are fixed or checked against _TABLE_NAME; every value is a bound parameter.
         self._sql = {
-            "insert": f"INSERT INTO {table} ({lid}, {cols}) VALUES ({values})",  # noqa: S608
+            "insert": f"INSERT INTO {table} ({lid}, {insert_cols}) VALUES ({values})",  # noqa: S608
             "iter": f"SELECT {cols} FROM {table} WHERE {lid} = {p} AND {seq} >= {p} ORDER BY {seq} LIMIT {p}",  # noqa: S608
-            "head": f"SELECT {seq}, {self._quote('hash')} FROM {table} WHERE {lid} = {p} ORDER BY {seq} DESC LIMIT 1",  # noqa: S608
+            "head": f"SELECT {seq}, {self._quote('hash')}, {committed} FROM {table} "  # noqa: S608
+            f"WHERE {lid} = {p} ORDER BY {seq} DESC LIMIT 1",
             "add_ledger": f"INSERT INTO {self._quote(self._ledgers_table)} ({lid}, {self._quote('created_ms')}) "  # noqa: S608
             f"VALUES ({p}, {p}) ON CONFLICT DO NOTHING",
         }
@@ -339,8 +362,11 @@ class SqlStorageBackend(abc.ABC):
                     self._created_tables.extend([self._schema_table, self._entries_table])
                 with self._begin_schema():
                     upgrade(self._models)
+                    self._columns = ensure_appender_columns(self._models)
                 if create_checkpoints_table(self):
                     self._created_tables.append(CHECKPOINTS_TABLE)
+            if self._read_only:
+                self._columns = entry_table_columns(self._models)
             self._prepare_statements()
             if not create:
                 held = self._stored_ledger_ids()
@@ -582,7 +608,8 @@ class SqlStorageBackend(abc.ABC):
     def select_entries(self) -> peewee.Select:
         """A select of this ledger's entries (the :data:`ENTRY_COLUMNS`), to refine and pass to :meth:`fetch`."""
         e: Any = self.entries_model
-        select: peewee.Select = e.select(*(getattr(e, c) for c in ENTRY_COLUMNS)).where(e.ledger_id == self.ledger_id)
+        columns = (getattr(e, c) if c in self._columns else peewee.SQL(APPENDER_DEFAULTS[c]) for c in ENTRY_COLUMNS)
+        select: peewee.Select = e.select(*columns).where(e.ledger_id == self.ledger_id)
         return select
 
     def build_query(self, query: StorageQuery) -> peewee.Select:
@@ -616,7 +643,7 @@ class SqlStorageBackend(abc.ABC):
             row = self._execute(self._sql["head"], (self.ledger_id,)).fetchone()
         except self._errors as err:
             raise self._wrap(err, "reading the head") from err
-        return None if row is None else ChainHead(seq=row[0], hash=row[1])
+        return None if row is None else ChainHead(seq=row[0], hash=row[1], committed_at=row[2])
 
     def count(self) -> int:
         """Number of stored entries of this ledger."""
@@ -789,4 +816,4 @@ class SqlWriteTransaction:
                     raise DuplicateRecordError(sorted(known)[0]) from None  # expected: one clear error
             raise backend._wrap(err, "insert") from err
         last = entries[-1]
-        self._head, self._head_read = ChainHead(seq=last.seq, hash=last.hash), True
+        self._head, self._head_read = ChainHead(seq=last.seq, hash=last.hash, committed_at=last.committed_at), True

@@ -37,8 +37,6 @@ from nucleus_core.capabilities import GrantRow, IndexRow, PooledConnectionStorag
 from nucleus_core.records import Entry
 from nucleus_core.storage import StorageQuery
 
-from .models import ENTRY_COLUMNS
-
 if TYPE_CHECKING:
     from .backend import SqlStorageBackend
 
@@ -304,7 +302,7 @@ class SqlGrantIndex:
         def marks(n: int) -> str:
             return ", ".join([p] * n)
 
-        e_cols = ", ".join(f"e.{q(c)}" for c in ENTRY_COLUMNS)
+        e_cols = self._storage.entry_columns_sql("e")
         lid, seq = q("ledger_id"), q("seq")
         where = [f"e.{lid} = {p}"]
         if n_streams >= 0:

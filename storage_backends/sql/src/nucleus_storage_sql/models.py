@@ -18,7 +18,15 @@ record_id   TEXT           derived from ``canonical``, for lookups (unique per l
 stream      VARCHAR(64)    derived from ``canonical``, for stream queries
 timestamp   BIGINT         derived from ``canonical`` (Unix ms; data, never order)
 canonical   BLOB / bytea   the record's canonical bytes, verbatim
+version     SMALLINT       the entry format version (1 or 2; NOT NULL DEFAULT 1)
+appender    TEXT           version 2: the appending principal's OID (NULL for version 1)
+auth_source VARCHAR(64)    version 2: the parser that authenticated it (NULL for version 1)
+committed_at BIGINT        version 2: when the ledger took it, Unix ms (NULL for version 1)
 =========== ============== ==================================================================
+
+The last four (:data:`APPENDER_COLUMNS`) are added in place to a table that lacks them on its next
+writable open (:func:`nucleus_storage_sql.schema.ensure_appender_columns`); a read-only open of such
+a table reads them as ``1, NULL, NULL, NULL``.
 
 Primary key (ledger_id, seq); unique (ledger_id, hash); unique (ledger_id, record_id);
 index (ledger_id, stream, seq); index (ledger_id, timestamp) (schema version 2).
@@ -41,6 +49,11 @@ SCHEMA_TABLE = "nucleus_schema_version"
 
 ENTRY_COLUMNS = ENTRY_FIELDS
 """The columns of an :class:`~nucleus_core.records.Entry`, in the order every raw select uses."""
+
+APPENDER_COLUMNS = ("version", "appender", "auth_source", "committed_at")
+"""The columns entry format version 2 added, and what a table without them reads as."""
+
+APPENDER_DEFAULTS = {"version": "1", "appender": "NULL", "auth_source": "NULL", "committed_at": "NULL"}
 
 
 @attrs.frozen
@@ -65,6 +78,12 @@ def make_models(
         stream = peewee.CharField(max_length=64)
         timestamp = peewee.BigIntegerField()
         canonical = peewee.BlobField()
+        # Entry format version 2 (APPENDER_COLUMNS): the same DDL creates them in a new table and
+        # adds them to an old one (schema.ensure_appender_columns).
+        version = peewee.SmallIntegerField(constraints=[peewee.SQL("DEFAULT 1")])
+        appender = peewee.TextField(null=True)
+        auth_source = peewee.CharField(max_length=64, null=True)
+        committed_at = peewee.BigIntegerField(null=True)
 
         class Meta:
             table_name = entries_table

@@ -11,6 +11,11 @@ Versions:
 1. the entries table with its primary key (ledger_id, seq) and indexes by hash, by record id
    and by (stream, seq); the schema-version table.
 2. an index on (ledger_id, timestamp), for time-range queries.
+
+Beside the versions, :func:`ensure_appender_columns` adds the columns of entry format version 2
+(:data:`~nucleus_storage_sql.models.APPENDER_COLUMNS`) to an entries table without them, on every
+writable open: idempotent, by the columns the table has, so that it does not depend on (or
+collide with) the numbered versions.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from playhouse.migrate import SchemaMigrator, migrate  # type: ignore[import-unt
 
 from nucleus_core.errors import ConfigurationError
 
-from .models import EntryModels
+from .models import APPENDER_COLUMNS, EntryModels
 
 SCHEMA_COMPONENT = "entries"
 """The key of the entries schema in the schema-version table."""
@@ -104,6 +109,31 @@ def upgrade(models: EntryModels, *, target: int = CURRENT_VERSION) -> int:
         .execute()
     )
     return found
+
+
+def entry_table_columns(models: EntryModels) -> frozenset[str]:
+    """The names of the columns the entries table has (by the database's own answer)."""
+    database = models.entries._meta.database
+    table = models.entries._meta.table_name
+    quote = database.quote
+    cursor = database.execute_sql(f"SELECT * FROM {quote[0]}{table}{quote[1]} WHERE 1 = 0")  # noqa: S608
+    return frozenset(column[0] for column in cursor.description)
+
+
+def ensure_appender_columns(models: EntryModels) -> frozenset[str]:
+    """Add the entry format version 2 columns the entries table lacks (``ALTER TABLE ... ADD
+    COLUMN``, with the DDL that creates them in a new table; rows stored before read as version 1
+    with NULL appender columns). Call it inside the schema transaction; returns the columns the
+    table has afterwards."""
+    present = entry_table_columns(models)
+    missing = [name for name in APPENDER_COLUMNS if name not in present]
+    if missing:
+        database = models.entries._meta.database
+        migrator = SchemaMigrator.from_database(database)
+        table = models.entries._meta.table_name
+        fields = models.entries._meta.fields
+        migrate(*(migrator.alter_add_column(table, name, fields[name], allow_not_null=True) for name in missing))
+    return present | frozenset(missing)
 
 
 def schema_indexes(database: peewee.Database, table: str) -> set[tuple[str, ...]]:

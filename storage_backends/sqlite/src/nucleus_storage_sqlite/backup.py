@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import quote
 
 import attrs
-from nucleus_storage_sql import ENTRY_COLUMNS
+from nucleus_storage_sql import APPENDER_DEFAULTS, ENTRY_COLUMNS
 
 from nucleus_core.errors import (
     ConfigurationError,
@@ -105,7 +105,10 @@ def _copy(source: Path, dest: Path, timeout: float, *, single_file: bool) -> Non
 
 def _rows(db: sqlite3.Connection, ledger_id: str) -> Iterator[tuple[Any, ...]]:
     """Every entry row of ``ledger_id`` in seq order, batched (as the backend reads them to verify)."""
-    columns = ", ".join(ENTRY_COLUMNS)  # fixed names, every value a parameter
+    present = {row[1] for row in db.execute("PRAGMA table_info(nucleus_entries)")}
+    # Fixed names, every value a parameter; a table from before entry format version 2 reads the
+    # columns it lacks as their defaults.
+    columns = ", ".join(c if c in present else APPENDER_DEFAULTS[c] for c in ENTRY_COLUMNS)
     sql = f"SELECT {columns} FROM nucleus_entries WHERE ledger_id = ? AND seq >= ? ORDER BY seq LIMIT ?"  # noqa: S608
     nxt = -(2**63)
     while True:

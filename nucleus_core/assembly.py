@@ -5,7 +5,8 @@
 
 1. the plugin manager of the configured plugins, and the storage backend (built, not opened);
 2. the storage, opened (creating it or not);
-3. the stored chain, verified (or, without ``verify_on_open``, a persistent ledger is read-only);
+3. the stored chain and its Merkle tree, verified (or, without ``verify_on_open``, a persistent
+   ledger is read-only); a writable open then builds the tree of entries written before it existed;
 4. the plugins the chain requires, checked against the enabled ones (:mod:`.required`);
 5. the access policy, the token parsers and their registry;
 6. the :class:`~nucleus_core.ledger.Ledger`, from those complete parts;
@@ -30,7 +31,7 @@ import pluggy
 
 from .access import AccessPolicy, AuthenticatedPolicy
 from .auth import TokenRegistry, build_token_registry
-from .capabilities import DiscardableStorage
+from .capabilities import DiscardableStorage, ReadOnlyStorage
 from .errors import ConfigurationError, IntegrityError, NucleusError, PluginError
 from .ledger import Ledger, LedgerConfig, plugin_context, storage_for_url, verify_chain
 from .modules import Module, ModuleContext, ModuleRegistry
@@ -46,6 +47,7 @@ from .required import (
 )
 from .specs import AclProviderSpec, ModuleSpec, TokenParserSpec
 from .storage import MemoryStorage, StorageBackend
+from .tree import build_tree
 
 log = logging.getLogger("nucleus_core.ledger")
 
@@ -103,6 +105,9 @@ class LedgerBuilder:
         try:
             self._open(storage)
             read_only = self._verify(storage)
+            if not read_only and not (isinstance(storage, ReadOnlyStorage) and storage.read_only):
+                # A ledger written before the tree existed gets it now (resumable, in chunks).
+                build_tree(storage, progress=config.tree_progress)
             required = self._required(pm, storage)
             policy = self._policy(pm, storage)
             parsers = tuple(self._token_parsers(pm))

@@ -12,10 +12,11 @@ from nucleus_core.capabilities import (
     DiscardableStorage,
     EntryRowStorage,
     GrantIndexStorage,
+    MerkleTreeStorage,
     ReadOnlyStorage,
     SqlDatabaseStorage,
 )
-from nucleus_core.testing import CapabilityConformance, StorageConformance
+from nucleus_core.testing import CapabilityConformance, MerkleTreeConformance, StorageConformance
 
 
 class TestSqliteConformance(StorageConformance):
@@ -28,9 +29,17 @@ class TestSqliteConformance(StorageConformance):
 class TestSqliteCapabilities(CapabilityConformance):
     capabilities = (
         EntryRowStorage, DiscardableStorage, CopyableStorage, ReadOnlyStorage, SqlDatabaseStorage, GrantIndexStorage,
+        MerkleTreeStorage,
     )
 
     @pytest.fixture
     def storage_factory(self, tmp_path: Path):
         path = tmp_path / "capabilities.db"
+        return lambda: sqlite_storage(path)
+
+
+class TestSqliteTree(MerkleTreeConformance):
+    @pytest.fixture
+    def storage_factory(self, tmp_path: Path):
+        path = tmp_path / "tree.db"
         return lambda: sqlite_storage(path)

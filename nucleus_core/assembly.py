@@ -7,6 +7,7 @@
 2. the storage, opened (creating it or not);
 3. the stored chain and its Merkle tree, verified (or, without ``verify_on_open``, a persistent
    ledger is read-only); a writable open then builds the tree of entries written before it existed;
+   a configured trusted checkpoint is verified and the stored tree must extend it;
 4. the plugins the chain requires, checked against the enabled ones (:mod:`.required`);
 5. the access policy, the token parsers and their registry;
 6. the :class:`~nucleus_core.ledger.Ledger`, from those complete parts;
@@ -47,7 +48,8 @@ from .required import (
 )
 from .specs import AclProviderSpec, ModuleSpec, TokenParserSpec
 from .storage import MemoryStorage, StorageBackend
-from .tree import build_tree
+from .tree import build_tree, tree_storage
+from .trusted_checkpoint import check_trusted_checkpoint, load_verifiers, read_checkpoint_file
 
 log = logging.getLogger("nucleus_core.ledger")
 
@@ -108,6 +110,13 @@ class LedgerBuilder:
             if not read_only and not (isinstance(storage, ReadOnlyStorage) and storage.read_only):
                 # A ledger written before the tree existed gets it now (resumable, in chunks).
                 build_tree(storage, progress=config.tree_progress)
+            if config.trusted_checkpoint is not None:
+                check_trusted_checkpoint(
+                    config.id, tree_storage(storage), read_checkpoint_file(config.trusted_checkpoint),
+                    load_verifiers(config.trusted_checkpoint_vkeys, config.trusted_checkpoint_vkey_file),
+                    origin=config.trusted_checkpoint_origin,
+                    where=f"the trusted checkpoint {config.trusted_checkpoint!r}",
+                )
             required = self._required(pm, storage)
             policy = self._policy(pm, storage)
             parsers = tuple(self._token_parsers(pm))

@@ -116,6 +116,11 @@ class LedgerConfig:
     (starting the processes costs more than it saves). ``tree_progress``: called as
     ``(entries done, total)`` while a writable open builds the Merkle tree of entries written
     before it existed (:func:`~nucleus_core.tree.build_tree`; the CLI draws a progress bar).
+    ``trusted_checkpoint``: the path of a signed checkpoint kept outside the database; opening
+    verifies it with ``trusted_checkpoint_vkeys`` (vkey strings) and/or the keys in
+    ``trusted_checkpoint_vkey_file`` (one per line), for ``trusted_checkpoint_origin`` (default
+    :func:`~nucleus_core.checkpoint.default_origin`), and refuses a stored tree that does not extend
+    it (:mod:`nucleus_core.trusted_checkpoint`).
     """
 
     id: str = attrs.field(validator=lambda _i, _a, v: validate_ledger_id(v))
@@ -130,6 +135,10 @@ class LedgerConfig:
     verify_workers: int | None = attrs.field(default=None)
     verify_parallel_min_entries: int = attrs.field(default=DEFAULT_PARALLEL_MIN_ENTRIES)
     tree_progress: Callable[[int, int], None] | None = attrs.field(default=None, eq=False)
+    trusted_checkpoint: str | None = None
+    trusted_checkpoint_vkeys: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    trusted_checkpoint_vkey_file: str | None = None
+    trusted_checkpoint_origin: str | None = None
 
     @verify_workers.validator
     def _check_workers(self, _a: object, value: int | None) -> None:

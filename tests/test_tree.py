@@ -272,3 +272,23 @@ def test_verify_names_a_tampered_missing_or_extra_node(tmp_path: Path) -> None:
     _sqlite_tamper(path, "UPDATE nucleus_merkle_size SET size = 120")
     with pytest.raises(IntegrityError, match="the Merkle tree covers 120 entries but the chain has 100"):
         open_ledger(id="tree", storage=sqlite_storage(path))
+
+
+def test_the_cli_draws_a_bar_only_for_a_long_build_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from nucleus_core.cli import TreeBuildBar
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for stream, calls, drawn in ((Terminal(), [(8192, 20000), (16384, 20000), (20000, 20000)], True),
+                                 (Terminal(), [(500, 500)], False), (io.StringIO(), [(8192, 20000)], False)):
+        monkeypatch.setattr("sys.stderr", stream)
+        bar = TreeBuildBar()
+        for done, total in calls:
+            bar(done, total)
+        assert ("building the Merkle tree" in stream.getvalue()) == drawn
+        if drawn:
+            assert "20000/20000" in stream.getvalue()

@@ -35,7 +35,7 @@ import attrs
 
 from .capabilities import MerkleTreeStorage, MerkleTreeTransaction
 from .errors import IntegrityError, StorageError, ValidationError
-from .merkle import MerkleBuilder, NodeKey, frontier_keys
+from .merkle import NodeKey, frontier_keys
 from .tlog_verify import HASH_SIZE
 
 if TYPE_CHECKING:
@@ -332,32 +332,52 @@ def check_tree(
         return _extra_node(tree, 0, 0)
     min_level = tree.merkle_min_level
     hashes = entry_hashes if entry_hashes is not None else (h for _, h in tree.iter_entry_hashes(1))
-    builder = MerkleBuilder()
     stored = iter(tree.iter_merkle_nodes(0))  # batched reads: nothing to close when abandoned
+    frontier = Frontier()
     position = 0
     seq = 0
+    chunk: list[bytes] = []
+    fromhex, sha = bytes.fromhex, _sha256
     for entry_hash in hashes:
         seq += 1
         if seq > size:
+            seq = size
             break
-        raw = raw_hash(entry_hash)
-        if raw is None:
+        try:
+            raw = fromhex(entry_hash)
+        except (TypeError, ValueError):
+            raw = b""
+        if len(raw) != HASH_SIZE:
             return TreeProblem(seq=seq, reason="the entry hash is not 64 hex digits")
-        for (level, index), value in builder.add(_leaf(raw)):
-            if level < min_level:
-                continue
-            got = next(stored, None)
-            name = f"the Merkle tree node at level {level}, index {index}"
-            if got is None or got[0] > position:
-                return TreeProblem(seq=seq, reason=f"{name} is missing")
-            if got[0] < position:
-                return TreeProblem(seq=seq, reason=f"the Merkle tree holds node number {got[0]} twice")
-            if got[1] != value:
-                return TreeProblem(seq=seq, reason=f"{name} does not match the entries")
-            position += 1
+        chunk.append(sha(b"\x00" + raw).digest())
+        if len(chunk) == BUILD_CHUNK or seq == size:
+            problem = _compare(frontier.extend(chunk, min_level), stored, position, min_level)
+            if problem is not None:
+                return problem
+            position = stored_node_count(frontier.size, min_level)
+            chunk = []
     if seq < size:
         return TreeProblem(seq=seq + 1, reason=f"the Merkle tree covers {size} entries but the chain has {seq}")
     return _extra_node(tree, size, min_level)
+
+
+def _compare(
+    computed: list[tuple[NodeKey, bytes]], stored: Iterator[tuple[int, bytes]], position: int, min_level: int
+) -> TreeProblem | None:
+    """Compare the nodes one chunk of leaves completed with the next stored ones (by number)."""
+    computed.sort(key=lambda item: node_number(item[0][0], item[0][1], min_level))
+    for (level, index), value in computed:
+        seq = (index + 1) << level  # the entry that completes the node
+        name = f"the Merkle tree node at level {level}, index {index}"
+        got = next(stored, None)
+        if got is None or got[0] > position:
+            return TreeProblem(seq=seq, reason=f"{name} is missing")
+        if got[0] < position:
+            return TreeProblem(seq=seq, reason=f"the Merkle tree holds node number {got[0]} twice")
+        if got[1] != value:
+            return TreeProblem(seq=seq, reason=f"{name} does not match the entries")
+        position += 1
+    return None
 
 
 def _extra_node(tree: MerkleTreeStorage, size: int, min_level: int) -> TreeProblem | None:

@@ -2,6 +2,8 @@
 
     python bench/bench_tree.py [--backend sqlite|postgres] [--batches 30] [--build 1000000] [--proofs 2000]
 
+(PostgreSQL: the database in ``NUCLEUS_BENCH_POSTGRES_DSN``; a schema of its own, dropped after.)
+
 1. append_batch(1000), durability="full" on SQLite: the ledger keeping its tree vs the same build
    with the tree switched off (the ledger's private ``_keep_tree`` flag, used only here), two
    ledgers on two files (or two ledger ids in one PostgreSQL database), batches interleaved and
@@ -66,6 +68,10 @@ def bench_append(backend: str, work: Path, batches: int) -> float:
     finally:
         for ledger in ledgers.values():
             ledger.close()
+        if backend == "postgres":
+            from nucleus_core.testing.postgres import drop_schema
+
+            drop_schema(os.environ["NUCLEUS_BENCH_POSTGRES_DSN"], f"bench_tree_{os.getpid()}")
     n = batches * 1000
     ratio = times["none"] / times["tree"]
     print(f"{backend} append_batch(1000) x{batches}, durability=full: with the tree {n / times['tree']:,.0f}/s, "

@@ -5,7 +5,9 @@
 
 1. the plugin manager of the configured plugins, and the storage backend (built, not opened);
 2. the storage, opened (creating it or not);
-3. the stored chain, verified (or, without ``verify_on_open``, a persistent ledger is read-only);
+3. the stored chain and its Merkle tree, verified (or, without ``verify_on_open``, a persistent
+   ledger is read-only); a writable open then builds the tree of entries written before it existed;
+   a configured trusted checkpoint is verified and the stored tree must extend it;
 4. the plugins the chain requires, checked against the enabled ones (:mod:`.required`);
 5. the access policy, the token parsers and their registry;
 6. the :class:`~nucleus_core.ledger.Ledger`, from those complete parts;
@@ -30,7 +32,7 @@ import pluggy
 
 from .access import AccessPolicy, AuthenticatedPolicy
 from .auth import TokenRegistry, build_token_registry
-from .capabilities import DiscardableStorage
+from .capabilities import DiscardableStorage, ReadOnlyStorage
 from .checkpoints import CheckpointKeys
 from .errors import ConfigurationError, IntegrityError, NucleusError, PluginError
 from .ledger import Ledger, LedgerConfig, plugin_context, storage_for_url, verify_chain
@@ -47,6 +49,8 @@ from .required import (
 )
 from .specs import AclProviderSpec, ModuleSpec, TokenParserSpec
 from .storage import MemoryStorage, StorageBackend
+from .tree import build_tree, tree_storage
+from .trusted_checkpoint import check_trusted_checkpoint, load_verifiers, read_checkpoint_file
 
 log = logging.getLogger("nucleus_core.ledger")
 
@@ -108,6 +112,16 @@ class LedgerBuilder:
         try:
             self._open(storage)
             read_only = self._verify(storage)
+            if not read_only and not (isinstance(storage, ReadOnlyStorage) and storage.read_only):
+                # A ledger written before the tree existed gets it now (resumable, in chunks).
+                build_tree(storage, progress=config.tree_progress)
+            if config.trusted_checkpoint is not None:
+                check_trusted_checkpoint(
+                    config.id, tree_storage(storage), read_checkpoint_file(config.trusted_checkpoint),
+                    load_verifiers(config.trusted_checkpoint_vkeys, config.trusted_checkpoint_vkey_file),
+                    origin=config.trusted_checkpoint_origin,
+                    where=f"the trusted checkpoint {config.trusted_checkpoint!r}",
+                )
             required = self._required(pm, storage)
             policy = self._policy(pm, storage)
             parsers = tuple(self._token_parsers(pm))

@@ -17,12 +17,14 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # storage.py imports this module
+    from .merkle import MerkleNodeStore, NodeKey
     from .records import Entry
     from .storage import StorageQuery
 
 __all__ = [
     "CheckpointStorage", "CheckpointStore", "CopyableStorage", "DiscardableStorage", "EntryRowStorage",
-    "ExtensionStorage", "GrantIndex", "GrantIndexStorage", "GrantRow", "IndexRow", "PooledConnectionStorage",
+    "ExtensionStorage", "GrantIndex", "GrantIndexStorage", "GrantRow", "IndexRow", "MerkleTreeStorage",
+    "MerkleTreeTransaction", "PooledConnectionStorage",
     "ReadOnlyStorage", "RollbackTransaction", "SqlDatabaseStorage",
 ]
 
@@ -204,3 +206,50 @@ class CheckpointStorage(Protocol):
 
     def checkpoint_store(self) -> CheckpointStore:
         """The :class:`CheckpointStore` of the open ledger."""
+@runtime_checkable
+class MerkleTreeStorage(Protocol):
+    """Storage that keeps the ledger's Merkle tree (:mod:`nucleus_core.merkle`) beside its entries.
+
+    Its write transactions are :class:`MerkleTreeTransaction`: the ledger writes the nodes new
+    entries complete in the transaction that inserts them (:func:`nucleus_core.tree.extend_tree`),
+    so both commit or neither does. Nodes are stored by :func:`~nucleus_core.tree.node_number`
+    (one integer per node); the backend stores every complete subtree of level ``>=``
+    :attr:`merkle_min_level` and derives the lower ones from the entry hashes
+    (:class:`~nucleus_core.tree.DerivedLevelsStore`). How it lays them out is its own business
+    (``docs/FORMAT.md`` does not fix it); what verification checks is that they match the entries.
+    """
+
+    @property
+    def merkle_min_level(self) -> int:
+        """The lowest level stored (0: every node; the SQL backends store from level 4)."""
+
+    def merkle_size(self) -> int:
+        """How many entries (leaves, from seq 1) the committed tree covers."""
+
+    def merkle_store(self) -> MerkleNodeStore:
+        """The committed nodes, every level (derived ones included), for roots and proofs. Nodes
+        never change once stored, so reads need no snapshot: ask only for nodes of a tree size read
+        before."""
+
+    def iter_merkle_nodes(self, start: int = 0) -> Iterator[tuple[int, bytes]]:
+        """The stored nodes with number ``>= start`` as ``(number, hash)``, by number, streamed
+        (verification, :func:`~nucleus_core.tree.check_tree`)."""
+
+    def iter_entry_hashes(self, from_seq: int = 1) -> Iterator[tuple[int, str]]:
+        """``(seq, hash)`` of every entry with ``seq >= from_seq``, in seq order, streamed (building a
+        tree over existing entries)."""
+
+
+@runtime_checkable
+class MerkleTreeTransaction(Protocol):
+    """The write transaction of a :class:`MerkleTreeStorage`: the tree as seen inside it, and its writes."""
+
+    def merkle_size(self) -> int:
+        """The tree size inside this transaction (including what it wrote)."""
+
+    def merkle_store(self) -> MerkleNodeStore:
+        """The nodes inside this transaction (what it wrote included), every level."""
+
+    def write_merkle(self, size: int, nodes: Sequence[tuple[NodeKey, bytes]]) -> None:
+        """Store ``nodes`` (those of levels ``>= merkle_min_level`` that new leaves complete, each
+        level's in index order) and the new tree ``size``, committed with the transaction."""

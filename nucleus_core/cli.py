@@ -78,6 +78,8 @@ from .query import QueryFilters
 from .records import Entry, Record
 from .specs import StorageBackendSpec
 from .storage import DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT
+from .tree import tree_storage
+from .trusted_checkpoint import check_trusted_checkpoint, load_verifiers, read_checkpoint_file
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -279,12 +281,35 @@ class LedgerOptions:
             "admins": self.admins,
             "storage_options": self.storage_options,
             "checkpoint": dict(self.checkpoint),
+            "tree_progress": TreeBuildBar(),
             **extra,
         }
 
     @property
     def storage_url(self) -> str:
         return self.storage or f"sqlite:///{DEFAULT_SQLITE_FILE}"
+
+
+class TreeBuildBar:
+    """The progress bar (stderr, on a terminal only) while opening builds the Merkle tree of a
+    ledger written before it existed; nothing for a build of one chunk (it takes no time)."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._done = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._bar is None:
+            if done >= total or not sys.stderr.isatty():
+                return
+            self._bar = click.progressbar(
+                length=total, label="building the Merkle tree", file=sys.stderr, show_pos=True
+            )
+            self._bar.__enter__()
+        self._bar.update(done - self._done)
+        self._done = done
+        if done >= total:
+            self._bar.__exit__(None, None, None)
 
 
 def _split_plugins(values: Iterable[str]) -> tuple[str, ...]:
@@ -739,9 +764,22 @@ def query_command(
 
 
 @click.command("verify")
+@click.option(
+    "--checkpoint", "checkpoint_file", type=click.Path(dir_okay=False),
+    help="A signed checkpoint kept outside the database: the stored tree must extend it.",
+)
+@click.option("--key", "vkeys", multiple=True, help="A verifier key (vkey) for --checkpoint; repeatable.")
+@click.option("--key-file", type=click.Path(dir_okay=False), help="A file of verifier keys, one per line.")
 @ledger_options(requester=False)
-def verify_command(target: LedgerOptions, as_json: bool) -> None:
-    """Re-check every hash and link of the stored chain. Exit code 8 and the first bad seq on failure."""
+def verify_command(
+    target: LedgerOptions, as_json: bool, checkpoint_file: str | None, vkeys: tuple[str, ...], key_file: str | None
+) -> None:
+    """Re-check every hash and link of the stored chain and its Merkle tree (and, with --checkpoint,
+    that the ledger extends that checkpoint). Exit code 8 and the first bad seq on failure."""
+    if checkpoint_file is None and (vkeys or key_file):
+        _fail("--key and --key-file go with --checkpoint", exit_code=EXIT_USAGE, code=ValidationError.code)
+    verifiers = load_verifiers(vkeys, key_file) if checkpoint_file is not None else []
+    note = read_checkpoint_file(checkpoint_file) if checkpoint_file is not None else None
     with target.open(verify=False) as ledger:
         if ledger.has_storage() and not as_json:
             total = ledger.storage.count()
@@ -759,6 +797,17 @@ def verify_command(target: LedgerOptions, as_json: bool) -> None:
                 bar.update(max(0, report.entries_checked - done))
         else:
             report = ledger.verify()
+        if report.ok and note is not None:
+            try:
+                checkpoint = check_trusted_checkpoint(
+                    target.ledger_id, tree_storage(ledger.storage), note, verifiers,
+                    where=f"the checkpoint {checkpoint_file!r}",
+                )
+            except IntegrityError as err:
+                report = attrs.evolve(report, ok=False, first_bad_seq=err.seq, reason=str(err))
+            else:
+                if not as_json:
+                    click.echo(f"ok: the ledger extends the checkpoint at size {checkpoint.size}")
     if as_json:
         _echo_json(report.to_dict())
     elif report.ok:

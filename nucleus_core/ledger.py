@@ -17,7 +17,7 @@ from blake3 import blake3
 
 from .access import AccessPolicy, AclAdmin, AuthenticatedPolicy, DenyingPolicy
 from .auth import TokenRegistry
-from .capabilities import DiscardableStorage
+from .capabilities import DiscardableStorage, MerkleTreeStorage
 from .checkpoints import CheckpointConfig, CheckpointKeys, checkpoint_config
 from .context import READ, SYSTEM_CONTEXT, VERIFY, WRITE, RequestContext, require_context, require_scope
 from .errors import (
@@ -42,6 +42,9 @@ from .hashing import (
     preimage_prefix,
     validate_ledger_id,
 )
+from .merkle import consistency_proof as merkle_consistency_proof
+from .merkle import inclusion_proof as merkle_inclusion_proof
+from .merkle import root_hash as merkle_root_hash
 from .modules import LedgerRuntime, ModuleRegistry
 from .plugins import (
     ENTRY_POINT_GROUP,
@@ -79,6 +82,7 @@ from .storage import (
     entry_rows,
 )
 from .tokens import StatefulTokenParser
+from .tree import ConsistencyProof, InclusionProof, check_tree, extend_tree, tree_storage
 from .verify import VerificationReport, verify_rows
 from .verify_parallel import DEFAULT_PARALLEL_MIN_ENTRIES, default_workers, verify_parallel
 from .verify_parallel import available as parallel_available
@@ -123,6 +127,14 @@ class LedgerConfig:
     (starting the processes costs more than it saves). ``checkpoint``: how checkpoints are signed
     (a :class:`~nucleus_core.checkpoints.CheckpointConfig` or a mapping of its fields: origin,
     key files, key variable, interval); its keys are read when the ledger opens.
+    (starting the processes costs more than it saves). ``tree_progress``: called as
+    ``(entries done, total)`` while a writable open builds the Merkle tree of entries written
+    before it existed (:func:`~nucleus_core.tree.build_tree`; the CLI draws a progress bar).
+    ``trusted_checkpoint``: the path of a signed checkpoint kept outside the database; opening
+    verifies it with ``trusted_checkpoint_vkeys`` (vkey strings) and/or the keys in
+    ``trusted_checkpoint_vkey_file`` (one per line), for ``trusted_checkpoint_origin`` (default
+    :func:`~nucleus_core.checkpoint.default_origin`), and refuses a stored tree that does not extend
+    it (:mod:`nucleus_core.trusted_checkpoint`).
     """
 
     id: str = attrs.field(validator=lambda _i, _a, v: validate_ledger_id(v))
@@ -137,6 +149,11 @@ class LedgerConfig:
     verify_workers: int | None = attrs.field(default=None)
     verify_parallel_min_entries: int = attrs.field(default=DEFAULT_PARALLEL_MIN_ENTRIES)
     checkpoint: CheckpointConfig = attrs.field(factory=CheckpointConfig, converter=checkpoint_config)
+    tree_progress: Callable[[int, int], None] | None = attrs.field(default=None, eq=False)
+    trusted_checkpoint: str | None = None
+    trusted_checkpoint_vkeys: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    trusted_checkpoint_vkey_file: str | None = None
+    trusted_checkpoint_origin: str | None = None
 
     @verify_workers.validator
     def _check_workers(self, _a: object, value: int | None) -> None:
@@ -302,6 +319,9 @@ class Ledger:
         self._required_at = required.at
         self._discard_on_close = False
         self._finalizer: weakref.finalize[Any, Any] | None = None
+        # Only bench/ switches it off: the same build without the tree, as the baseline of its cost.
+        self._keep_tree = True
+        self._tree_storage = tree_storage(self._storage)
 
     def _opened(self, *, discard_on_failure: bool) -> None:
         """The last step of opening (:class:`~nucleus_core.assembly.LedgerBuilder`), once the modules
@@ -618,6 +638,9 @@ class Ledger:
                     within(tx)
                 if not system:
                     chain.add(self._audit_records(self._policy.after_append(entries, ctx, tx)))
+                # The Merkle tree's new nodes, in the same transaction as the entries they cover.
+                if self._tree_storage is not None and self._keep_tree:
+                    extend_tree(self._tree_storage, tx, chain.added)
         self._plugins_written(chain.added, plugins)
         self._registry.committed(entries, ctx)
         return entries
@@ -708,6 +731,83 @@ class Ledger:
         """The verifier keys (vkeys) of the configured checkpoint signing keys, in order: public, what
         verifiers of this ledger's checkpoints are given (empty when no key is configured)."""
         return self.checkpoint_signing.vkeys
+
+    # the Merkle tree ---------------------------------------------------------------------
+    def _tree(self) -> MerkleTreeStorage:
+        self._check_open()
+        tree = self._tree_storage
+        if tree is None:
+            raise ConfigurationError(f"storage {self._storage.url} keeps no Merkle tree: no roots or proofs")
+        return tree
+
+    def tree_size(self) -> int:
+        """How many entries (from seq 1) the stored Merkle tree covers: the head's seq, except on a
+        ledger opened read-only before its tree was built (see :func:`~nucleus_core.tree.build_tree`)."""
+        return self._tree().merkle_size()
+
+    def _tree_sizes(self, tree: MerkleTreeStorage, *sizes: tuple[str, object, int]) -> int:
+        """Check each ``(name, value, lowest)``: an integer from ``lowest`` to the tree size (returned)."""
+        current = tree.merkle_size()
+        for name, value, lowest in sizes:
+            if type(value) is not int:
+                raise ValidationError(f"{name} must be an integer, not {type(value).__name__}", field=name)
+            if value < lowest:
+                raise ValidationError(f"{name} must be at least {lowest}, not {value}", field=name)
+            if value > current:
+                raise ValidationError(
+                    f"{name} {value} is larger than the Merkle tree ({current} entries)"
+                    + ("" if current == self.length() else "; open the ledger writable once to build the rest"),
+                    field=name,
+                )
+        return current
+
+    def root_hash(self, size: int | None = None) -> bytes:
+        """The RFC 9162 root hash (32 raw bytes) of the tree of the first ``size`` entries (default:
+        the whole tree; 0 gives the hash of the empty tree)."""
+        tree = self._tree()
+        if size is None:
+            size = tree.merkle_size()
+        else:
+            self._tree_sizes(tree, ("size", size, 0))
+        return merkle_root_hash(tree.merkle_store(), size)
+
+    def inclusion_proof(
+        self, seq_or_hash: int | str, tree_size: int, context: RequestContext
+    ) -> InclusionProof | None:
+        """The RFC 9162 inclusion proof of the entry (by seq, or by its hex hash) in the tree of
+        ``tree_size`` entries. A read of that entry: None when it is absent or the requester may not
+        read it, exactly as :meth:`get` answers."""
+        ctx = require_scope(context, READ)
+        tree = self._tree()
+        self._tree_sizes(tree, ("tree_size", tree_size, 1))
+        if isinstance(seq_or_hash, str):
+            if not is_hash(seq_or_hash):
+                raise ValidationError("must be 64 lowercase hex characters", field="hash")
+            row = self._storage.get_by_hash(seq_or_hash)
+        elif type(seq_or_hash) is int:
+            if seq_or_hash < 1:
+                raise ValidationError(f"seq must be at least 1, not {seq_or_hash}", field="seq")
+            row = self._storage.get_by_seq(seq_or_hash)
+        else:
+            raise ValidationError("give an entry's seq (an integer) or its hash (hex)", field="seq")
+        if self._readable(row, ctx) is None or row is None:
+            return None
+        if row.seq > tree_size:
+            raise ValidationError(f"entry {row.seq} is not in the tree of {tree_size} entries", field="tree_size")
+        hashes = merkle_inclusion_proof(tree.merkle_store(), row.seq - 1, tree_size)
+        return InclusionProof(leaf_index=row.seq - 1, tree_size=tree_size, hashes=tuple(hashes))
+
+    def consistency_proof(self, old_size: int, new_size: int, context: RequestContext) -> ConsistencyProof:
+        """The RFC 9162 consistency proof from the tree of ``old_size`` entries to that of
+        ``new_size`` (``1 <= old_size <= new_size <= tree_size()``). It reveals no record content:
+        any requester with the ``read`` scope may ask."""
+        require_scope(context, READ)
+        tree = self._tree()
+        self._tree_sizes(tree, ("old_size", old_size, 1), ("new_size", new_size, 1))
+        if old_size > new_size:
+            raise ValidationError(f"old_size {old_size} is larger than new_size {new_size}", field="old_size")
+        hashes = merkle_consistency_proof(tree.merkle_store(), old_size, new_size)
+        return ConsistencyProof(first=old_size, second=new_size, hashes=tuple(hashes))
 
     def has_storage(self) -> bool:
         """True when entries outlive the process (a persistent backend)."""
@@ -842,8 +942,18 @@ def verify_chain(
     ):
         opener = storage.read_only_opener()
     if opener is not None:
-        return verify_parallel(config.id, opener, count, workers=workers, progress=progress)
-    return verify_rows(config.id, entry_rows(storage, 1), expected_count=count, progress=progress)
+        report = verify_parallel(config.id, opener, count, workers=workers, progress=progress)
+    else:
+        report = verify_rows(config.id, entry_rows(storage, 1), expected_count=count, progress=progress)
+    if not report.ok:
+        return report
+    # The stored Merkle tree against the verified entries (in this process, streaming).
+    problem = check_tree(storage, entries=report.entries_checked)
+    if problem is not None:
+        return attrs.evolve(
+            report, ok=False, entries_checked=problem.seq - 1, first_bad_seq=problem.seq, reason=problem.reason
+        )
+    return report
 
 
 def _shutdown(registry: ModuleRegistry, storage: StorageBackend) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
@@ -21,6 +21,7 @@ from .capabilities import EntryRowStorage
 from .checkpoints import MemoryCheckpointStore
 from .errors import ConfigurationError, DuplicateRecordError, LedgerNotFoundError, ReadOnlyLedgerError, StorageError
 from .hashing import GENESIS_HASH
+from .merkle import MemoryNodeStore, NodeKey
 from .records import ENTRY_FIELDS, Entry, EntryRow, entry_row
 
 __all__ = [
@@ -175,6 +176,7 @@ class MemoryStorage:
         self._read_only = False
         self.extensions: dict[str, Any] = {}
         self._checkpoints: MemoryCheckpointStore | None = None
+        self._tree = MemoryNodeStore()
 
     def open(self, ledger_id: str, *, read_only: bool = False, create: bool = True) -> None:
         if not create and self._ledger_id != ledger_id:
@@ -199,10 +201,15 @@ class MemoryStorage:
             try:
                 yield tx
             except BaseException:
-                for undo in reversed(tx.rollback_actions):
-                    undo()
+                tx.roll_back()
                 raise
-            # Commit: only reached when the block did not raise.
+            # Commit: only reached when the block did not raise. The tree first: it checks its
+            # nodes' order and refuses them all, rolling back, before anything changed.
+            try:
+                self._tree.write(tx.pending_nodes)
+            except BaseException:
+                tx.roll_back()
+                raise
             for entry in tx.pending:
                 self._entries.append(entry)
                 self._by_hash[entry.hash] = entry
@@ -225,6 +232,44 @@ class MemoryStorage:
 
     def count(self) -> int:
         return len(self._entries)
+
+    # the Merkle tree (MerkleTreeStorage): every level, in memory -------------------------------
+    merkle_min_level = 0
+
+    def merkle_size(self) -> int:
+        return self._tree.size
+
+    def merkle_store(self) -> MemoryNodeStore:
+        return self._tree
+
+    def iter_merkle_nodes(self, start: int = 0) -> Iterator[tuple[int, bytes]]:
+        # Node numbers (nucleus_core.tree.node_number with min_level 0): the first n leaves
+        # complete 2n - popcount(n) nodes; start at the last leaf whose nodes come before ``start``.
+        low, high = 0, self._tree.size
+        while low < high:
+            mid = (low + high + 1) // 2
+            if 2 * mid - mid.bit_count() <= start:
+                low = mid
+            else:
+                high = mid - 1
+        number = 2 * low - low.bit_count()
+        leaf = low
+        while leaf < self._tree.size:
+            keys = [(0, leaf)]
+            level = 0
+            while (leaf >> level) & 1:
+                level += 1
+                keys.append((level, leaf >> level))
+            found = self._tree.nodes(keys)
+            for key in keys:
+                if number >= start:
+                    yield number, found[key]
+                number += 1
+            leaf += 1
+
+    def iter_entry_hashes(self, from_seq: int = 1) -> Iterator[tuple[int, str]]:
+        for entry in self.iter_entries(from_seq):
+            yield entry.seq, entry.hash
 
     def get_by_hash(self, entry_hash: str) -> Entry | None:
         return self._by_hash.get(entry_hash)
@@ -279,6 +324,23 @@ class _MemoryTransaction:
         self._storage = storage
         self.pending: list[Entry] = []
         self.rollback_actions: list[Callable[[], None]] = []
+        self.pending_nodes: list[tuple[NodeKey, bytes]] = []
+        self._pending_size: int | None = None
+
+    def roll_back(self) -> None:
+        """Run the undo actions (the transaction is not committed)."""
+        for undo in reversed(self.rollback_actions):
+            undo()
+
+    def merkle_size(self) -> int:
+        return self._storage.merkle_size() if self._pending_size is None else self._pending_size
+
+    def merkle_store(self) -> _PendingNodes:
+        return _PendingNodes(self._storage.merkle_store(), self.pending_nodes)
+
+    def write_merkle(self, size: int, nodes: Sequence[tuple[NodeKey, bytes]]) -> None:
+        self.pending_nodes.extend(nodes)
+        self._pending_size = size
 
     def on_rollback(self, undo: Callable[[], None]) -> None:
         """Run ``undo`` if this transaction rolls back (for plugins keeping state in memory beside
@@ -310,3 +372,18 @@ class _MemoryTransaction:
             expected += 1
             prev = e.hash
         self.pending.extend(entries)
+
+
+class _PendingNodes:
+    """The committed tree with a transaction's nodes over it."""
+
+    def __init__(self, committed: MemoryNodeStore, pending: Sequence[tuple[NodeKey, bytes]]) -> None:
+        self._committed = committed
+        self._pending = pending
+
+    def nodes(self, keys: Collection[NodeKey]) -> dict[NodeKey, bytes]:
+        found = self._committed.nodes(keys)
+        if self._pending and len(found) < len(keys):
+            pending = dict(self._pending)
+            found.update({key: pending[key] for key in keys if key in pending})
+        return found

@@ -58,7 +58,7 @@ def test_every_capability_is_a_runtime_checkable_protocol_tested_by_the_suite() 
         and getattr(obj, "_is_protocol", False)
         and name not in ("GrantIndex", "CheckpointStore", "Protocol")
     }
-    assert declared == {*STORAGE_CAPABILITIES, capabilities.RollbackTransaction}
+    assert declared == {*STORAGE_CAPABILITIES, capabilities.RollbackTransaction, capabilities.MerkleTreeTransaction}
     for protocol in declared:
         assert getattr(protocol, "_is_runtime_protocol", False), protocol.__name__
     assert set(capabilities.__all__) >= {p.__name__ for p in declared}

@@ -385,6 +385,15 @@ def test_deleting_the_newest_entries_verifies_but_a_recorded_head_shows_it(tmp_p
         recorded = (ledger.length(), ledger.latest_hash())  # kept outside the database
     with sqlite3.connect(path) as db:
         db.execute("delete from nucleus_entries where ledger_id = 'trunc' and seq > 7")
+    # The stored Merkle tree still covers 10 entries: verification sees it.
+    with pytest.raises(IntegrityError, match="the Merkle tree covers 10 entries but the chain has 7"):
+        create_ledger(id="trunc", storage=sqlite_storage(path))
+    # Trimmed to match (the tree is not part of the format, and whoever writes the database can
+    # rewrite it too), nothing in the database shows it: a trusted checkpoint does
+    # (tests/test_trusted_checkpoint.py).
+    with sqlite3.connect(path) as db:
+        db.execute("delete from nucleus_merkle where ledger_id = 'trunc'")
+        db.execute("update nucleus_merkle_size set size = 7 where ledger_id = 'trunc'")
 
     def rows() -> list[dict[str, Any]]:
         with sqlite3.connect(path) as db:
@@ -460,7 +469,7 @@ def test_table_layout_in_format_md_matches_sqlite_and_postgres(tmp_path: Path) -
             got.add((name, ("ledger_id", *cols[1:]) if cols[0] == "ledger_id" else cols, bool(unique)))
         assert got == indexes
         versions = db.execute("select component, version from nucleus_schema_version order by component")
-        assert versions.fetchall() == [("entries", 2), ("ledgers", 1)]
+        assert versions.fetchall() == [("entries", 2), ("ledgers", 1), ("merkle", 1)]
     with temporary_database("nucleus_format") as dsn:
         create_ledger(id="layout", storage=postgres_storage(dsn, schema="layout")).close()
         with psycopg.connect(dsn) as conn:

@@ -745,10 +745,16 @@ def test_truncating_the_newest_entries_is_caught_by_a_kept_head(place: Place) ->
         anchor_entry = ledger.get(anchor, ctx)
     assert anchor_entry is not None
     place.sql("DELETE FROM nucleus_entries WHERE seq >= 4")
-    # A shorter chain is still a valid chain (FORMAT.md): it opens ...
+    # The stored Merkle tree still covers the deleted entries: opening refuses ...
+    with pytest.raises(IntegrityError, match="the Merkle tree covers 5 entries but the chain has 3"):
+        create_ledger(id="sec", storage=place.storage())
+    # ... but the tree is in the same database: trimmed as well (5 entries have no stored node),
+    # a shorter chain is still a valid chain (FORMAT.md): it opens ...
+    place.sql("UPDATE nucleus_merkle_size SET size = 3")
     with create_ledger(id="sec", storage=place.storage()) as ledger:
         assert ledger.length() == 3
-        # ... and the head kept elsewhere is what reveals the truncation.
+        # ... and the head (or a signed checkpoint, tests/test_trusted_checkpoint.py) kept elsewhere
+        # is what reveals the truncation.
         assert ledger.latest_hash() != anchor
         assert ledger.get(anchor, ctx) is None
         # Appending again cannot reproduce the old head: the new entry 4 differs from the old one.

@@ -23,11 +23,13 @@ A backend with optional powers (:mod:`nucleus_core.capabilities`) also runs
 from .capabilities import STORAGE_CAPABILITIES, CapabilityConformance
 from .clock import ManualClock
 from .conformance import StorageConformance, make_context, make_record
+from .tree import MerkleTreeConformance
 
 __all__ = [
     "STORAGE_CAPABILITIES",
     "CapabilityConformance",
     "ManualClock",
+    "MerkleTreeConformance",
     "StorageConformance",
     "make_context",
     "make_record",

@@ -22,6 +22,8 @@ from ..capabilities import (
     EntryRowStorage,
     ExtensionStorage,
     GrantIndexStorage,
+    MerkleTreeStorage,
+    MerkleTreeTransaction,
     PooledConnectionStorage,
     ReadOnlyStorage,
     RollbackTransaction,
@@ -45,9 +47,12 @@ STORAGE_CAPABILITIES: tuple[type, ...] = (
     ExtensionStorage,
     GrantIndexStorage,
     CheckpointStorage,
+    MerkleTreeStorage,
 )
 """The capabilities a storage backend may claim (:class:`RollbackTransaction` is its write
-transaction's, listed in ``capabilities`` like the others)."""
+transaction's, listed in ``capabilities`` like the others; :class:`MerkleTreeTransaction` is the
+write transaction's of a :class:`MerkleTreeStorage`, not listed: :class:`~nucleus_core.testing.MerkleTreeConformance`
+tests the tree)."""
 
 
 class CapabilityConformance:
@@ -83,6 +88,7 @@ class CapabilityConformance:
             assert offered == listed
             with ledger.storage.write() as tx:
                 assert isinstance(tx, RollbackTransaction) == (RollbackTransaction in self.capabilities)
+                assert isinstance(tx, MerkleTreeTransaction) == (MerkleTreeStorage in self.capabilities)
 
     def test_entry_rows(self, storage_factory: StorageFactory) -> None:
         """``iter_entry_rows`` yields exactly what ``iter_entries`` holds, as tuples, from any seq."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from nucleus_core import MemoryStorage
-from nucleus_core.capabilities import CheckpointStorage, ExtensionStorage, RollbackTransaction
-from nucleus_core.testing import CapabilityConformance, StorageConformance
+from nucleus_core.capabilities import CheckpointStorage, ExtensionStorage, MerkleTreeStorage, RollbackTransaction
+from nucleus_core.testing import CapabilityConformance, MerkleTreeConformance, StorageConformance
 
 
 class TestMemoryStorage(StorageConformance):
@@ -15,8 +15,14 @@ class TestMemoryStorage(StorageConformance):
         return lambda: MemoryStorage()
 
 
+class TestMemoryTree(MerkleTreeConformance):
+    @pytest.fixture
+    def storage_factory(self):
+        return lambda: MemoryStorage()
+
+
 class TestMemoryCapabilities(CapabilityConformance):
-    capabilities = (ExtensionStorage, RollbackTransaction, CheckpointStorage)
+    capabilities = (ExtensionStorage, RollbackTransaction, CheckpointStorage, MerkleTreeStorage)
 
     @pytest.fixture
     def storage_factory(self):

@@ -125,11 +125,15 @@ def test_empty_ledger_verifies() -> None:
 
 
 def test_truncation_needs_an_anchor() -> None:
-    """Dropping the newest entries leaves a valid shorter chain (FORMAT.md section 5): only a
-    latest hash kept elsewhere reveals it."""
+    """Dropping the newest entries leaves a valid shorter chain (FORMAT.md section 5). The stored
+    Merkle tree still covers them, so verification notices; with the tree cut back as well, only a
+    latest hash (or a signed checkpoint) kept elsewhere reveals it."""
     ledger, storage = build(4)
     anchor = ledger.latest_hash()
     del rows(storage)[-1]
+    report = ledger.verify()
+    assert not report.ok and report.reason == "the Merkle tree covers 4 entries but the chain has 3"
+    storage.merkle_store().truncate(3)
     assert ledger.verify().ok
     assert ledger.latest_hash() != anchor
 

@@ -12,11 +12,12 @@ from nucleus_core.capabilities import (
     DiscardableStorage,
     EntryRowStorage,
     GrantIndexStorage,
+    MerkleTreeStorage,
     PooledConnectionStorage,
     ReadOnlyStorage,
     SqlDatabaseStorage,
 )
-from nucleus_core.testing import CapabilityConformance, StorageConformance
+from nucleus_core.testing import CapabilityConformance, MerkleTreeConformance, StorageConformance
 
 pytestmark = pytest.mark.postgres
 
@@ -30,9 +31,15 @@ class TestPostgresConformance(StorageConformance):
 class TestPostgresCapabilities(CapabilityConformance):
     capabilities = (
         EntryRowStorage, DiscardableStorage, ReadOnlyStorage, SqlDatabaseStorage, PooledConnectionStorage,
-        GrantIndexStorage, CheckpointStorage,
+        GrantIndexStorage, CheckpointStorage, MerkleTreeStorage,
     )
 
+    @pytest.fixture
+    def storage_factory(self, make_storage: Callable[..., PostgresStorage]) -> Callable[[], PostgresStorage]:
+        return make_storage
+
+
+class TestPostgresTree(MerkleTreeConformance):
     @pytest.fixture
     def storage_factory(self, make_storage: Callable[..., PostgresStorage]) -> Callable[[], PostgresStorage]:
         return make_storage

@@ -13,10 +13,11 @@ from nucleus_core.capabilities import (
     DiscardableStorage,
     EntryRowStorage,
     GrantIndexStorage,
+    MerkleTreeStorage,
     ReadOnlyStorage,
     SqlDatabaseStorage,
 )
-from nucleus_core.testing import CapabilityConformance, StorageConformance
+from nucleus_core.testing import CapabilityConformance, MerkleTreeConformance, StorageConformance
 
 
 class TestSqliteConformance(StorageConformance):
@@ -30,9 +31,17 @@ class TestSqliteCapabilities(CapabilityConformance):
     capabilities = (
         EntryRowStorage, DiscardableStorage, CopyableStorage, ReadOnlyStorage, SqlDatabaseStorage, GrantIndexStorage,
         CheckpointStorage,
+        MerkleTreeStorage,
     )
 
     @pytest.fixture
     def storage_factory(self, tmp_path: Path):
         path = tmp_path / "capabilities.db"
+        return lambda: sqlite_storage(path)
+
+
+class TestSqliteTree(MerkleTreeConformance):
+    @pytest.fixture
+    def storage_factory(self, tmp_path: Path):
+        path = tmp_path / "tree.db"
         return lambda: sqlite_storage(path)

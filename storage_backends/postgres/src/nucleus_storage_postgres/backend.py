@@ -95,6 +95,7 @@ class PostgresStorage(SqlStorageBackend):
     """
 
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = (psycopg.Error,)
+    blob_type: ClassVar[str] = "BYTEA"
 
     def __init__(
         self,
@@ -208,6 +209,9 @@ class PostgresStorage(SqlStorageBackend):
         finally:
             with contextlib.suppress(*self._errors):
                 ctx.__exit__(None, None, None)
+
+    def _read_context(self) -> contextlib.AbstractContextManager[Any]:
+        return self.connection()
 
     def _lock_ledger(self) -> None:
         """Take this ledger's append lock (its row in ``nucleus_ledgers``), creating the row if missing."""

@@ -33,8 +33,10 @@ from nucleus_core.errors import (
     StorageUnavailableError,
 )
 from nucleus_core.hashing import GENESIS_HASH, validate_ledger_id
+from nucleus_core.merkle import NodeKey
 from nucleus_core.records import Entry
 from nucleus_core.storage import ChainHead, StorageQuery
+from nucleus_core.tree import DerivedLevelsStore
 
 from .checkpoints import CHECKPOINTS_TABLE, SqlCheckpointStore, create_checkpoints_table
 from .grants import SqlGrantIndex
@@ -48,6 +50,7 @@ from .models import (
     make_models,
 )
 from .schema import CURRENT_VERSION, ensure_appender_columns, entry_table_columns, read_version, upgrade
+from .tree import MERKLE_SIZE_TABLE, MERKLE_TABLE, SqlMerkleTree
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +153,13 @@ class SqlStorageBackend(abc.ABC):
     """True when a failed statement is undone on its own and the transaction stays usable (SQLite):
     a one-row insert then needs no savepoint. False for PostgreSQL (an error aborts the transaction)."""
 
+    blob_type: ClassVar[str] = "BLOB"
+    """The column type of raw bytes (the Merkle tree's hashes)."""
+
+    clustered_table: ClassVar[str] = ""
+    """What follows ``CREATE TABLE (...)`` for a table stored in its primary key's order (SQLite:
+    ``WITHOUT ROWID``)."""
+
     def __init__(
         self,
         url: str,
@@ -185,6 +195,7 @@ class SqlStorageBackend(abc.ABC):
         # The entries table's columns (set by open): a read-only open of a table from before entry
         # format version 2 reads the missing columns as their defaults (APPENDER_DEFAULTS).
         self._columns: frozenset[str] = frozenset(ENTRY_COLUMNS)
+        self._tree = SqlMerkleTree(self)
 
     # hooks for subclasses ---------------------------------------------------------------------
     @abc.abstractmethod
@@ -206,6 +217,11 @@ class SqlStorageBackend(abc.ABC):
     def _begin_schema(self) -> contextlib.AbstractContextManager[Any]:
         """The transaction in which tables are created and migrated (excludes other openers)."""
         return self._begin_write()
+
+    def _read_context(self) -> contextlib.AbstractContextManager[Any]:
+        """Around a read outside the entry lookups (the Merkle tree's): PostgreSQL holds a pooled
+        connection for it."""
+        return contextlib.nullcontext()
 
     def _after_commit(self) -> None:
         """Called after the outermost write transaction committed (housekeeping such as bounding
@@ -368,12 +384,15 @@ class SqlStorageBackend(abc.ABC):
             if self._read_only:
                 self._columns = entry_table_columns(self._models)
             self._prepare_statements()
+            self._tree.prepare()
             if not create:
                 held = self._stored_ledger_ids()
                 if ledger_id not in held:
                     raise LedgerNotFoundError(ledger_id, held, where=self.url)
             elif not self._read_only:
                 self._created_ledger = self._register_ledger(ledger_id)
+            if not self._read_only:
+                self._tree.ensure_tables()
         except BaseException as err:
             self._database = None
             self._models = None
@@ -468,7 +487,7 @@ class SqlStorageBackend(abc.ABC):
                     )
                     self._created_tables.clear()
                     return
-                for table in (self._entries_table, self._ledgers_table):
+                for table in (self._entries_table, self._ledgers_table, MERKLE_TABLE, MERKLE_SIZE_TABLE):
                     if db.table_exists(table):
                         db.execute_sql(
                             f"DELETE FROM {self._quote(table)} WHERE {lid} = {db.param}",  # noqa: S608 - checked names
@@ -576,6 +595,32 @@ class SqlStorageBackend(abc.ABC):
             self._created_tables.extend(missing)
         except self._errors as err:
             raise self._wrap(err, "creating tables") from err
+
+    # the Merkle tree (MerkleTreeStorage; see .tree) ---------------------------------------------
+    @property
+    def merkle_min_level(self) -> int:
+        """The lowest level of the tree stored (lower nodes come from the entry hashes)."""
+        return self._tree.min_level
+
+    def merkle_size(self) -> int:
+        """How many entries the committed tree covers."""
+        self.database  # noqa: B018 - raises when closed
+        return self._tree.size()
+
+    def merkle_store(self) -> DerivedLevelsStore:
+        """The committed tree's nodes (every level) for roots and proofs."""
+        self.database  # noqa: B018 - raises when closed
+        return self._tree.store()
+
+    def iter_merkle_nodes(self, start: int = 0) -> Iterator[tuple[int, bytes]]:
+        """The stored nodes with number ``>= start`` by number, in batches (constant memory)."""
+        self.database  # noqa: B018 - raises when closed
+        return self._tree.iter_nodes(start)
+
+    def iter_entry_hashes(self, from_seq: int = 1) -> Iterator[tuple[int, str]]:
+        """``(seq, hash)`` of the entries from ``from_seq`` in seq order, in batches."""
+        self.database  # noqa: B018 - raises when closed
+        return self._tree.iter_entry_hashes(from_seq)
 
     def grant_index(self, *, wildcard: str, read_scope: int) -> SqlGrantIndex:
         """An access-control plugin's grants and resource index in this database (the
@@ -817,3 +862,16 @@ class SqlWriteTransaction:
             raise backend._wrap(err, "insert") from err
         last = entries[-1]
         self._head, self._head_read = ChainHead(seq=last.seq, hash=last.hash, committed_at=last.committed_at), True
+
+    # the Merkle tree (MerkleTreeTransaction) ----------------------------------------------------
+    def merkle_size(self) -> int:
+        """The tree size inside this transaction."""
+        return self._backend._tree.size()
+
+    def merkle_store(self) -> DerivedLevelsStore:
+        """The tree's nodes inside this transaction."""
+        return self._backend._tree.store()
+
+    def write_merkle(self, size: int, nodes: Sequence[tuple[NodeKey, bytes]]) -> None:
+        """Store the nodes of levels >= ``MIN_LEVEL`` and the new size, in this transaction."""
+        self._backend._tree.write(size, nodes)

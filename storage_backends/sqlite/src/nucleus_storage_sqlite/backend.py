@@ -181,6 +181,7 @@ class SqliteStorage(SqlStorageBackend):
 
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = (sqlite3.Error,)
     statement_rollback_keeps_transaction: ClassVar[bool] = True
+    clustered_table: ClassVar[str] = " WITHOUT ROWID"
 
     def __init__(
         self,

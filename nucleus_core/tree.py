@@ -1,0 +1,429 @@
+"""The ledger's Merkle tree in storage: keeping it with the entries, building it, checking it.
+
+The tree is RFC 9162's over the entries (``docs/FORMAT.md``, "Merkle tree"); :mod:`.merkle` holds
+its algorithms over a :class:`~nucleus_core.merkle.MerkleNodeStore`. A backend that keeps it
+offers :class:`~nucleus_core.capabilities.MerkleTreeStorage` and, on its write transactions,
+:class:`~nucleus_core.capabilities.MerkleTreeTransaction`. This module is what the ledger does with
+them:
+
+- :func:`extend_tree`: at the end of every write transaction, the nodes the new entries complete
+  are written in that transaction (one read of the frontier, then ``O(1)`` amortized per entry);
+- :func:`build_tree`: a ledger written before the tree existed (or by a writer that did not keep
+  it) gets the missing part built, streaming entry hashes in seq order, committed in bounded chunks
+  (each chunk is a write transaction that stores its nodes and the new tree size, so a crash loses
+  at most the chunk under way and the next build resumes from the stored size);
+- :func:`check_tree`: verification recomputes every stored node from the entries, streaming, and
+  names the first node that differs, is missing or should not be there.
+
+**Storing fewer nodes.** A backend may store only the nodes of levels ``>= min_level`` and derive
+the lower ones (complete subtrees of fewer than ``2**min_level`` leaves) from the entry hashes:
+:class:`DerivedLevelsStore` does that for it. Every answer of :mod:`.merkle` then reads, besides its
+``O(log n)`` stored nodes (see there), at most ``3 * 2**min_level`` entry hashes in one read: a
+root or an inclusion or consistency proof holds at most three ranges that end inside an aligned
+block of ``2**min_level`` leaves, each needing fewer than ``2**min_level`` of its leaves. Stored
+nodes are numbered (:func:`node_number`) in the order appends complete them, so a backend needs
+one integer key per node and verification streams them in key order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, cast
+
+import attrs
+
+from .capabilities import MerkleTreeStorage, MerkleTreeTransaction
+from .errors import IntegrityError, StorageError, ValidationError
+from .merkle import NodeKey, frontier_keys
+from .tlog_verify import HASH_SIZE
+
+if TYPE_CHECKING:
+    from .merkle import MerkleNodeStore
+    from .records import Entry
+    from .storage import StorageBackend, WriteTransaction
+
+__all__ = [
+    "BUILD_CHUNK", "ConsistencyProof", "DerivedLevelsStore", "InclusionProof", "build_tree", "check_tree",
+    "extend_tree", "node_number", "stored_node_count", "tree_storage",
+]
+
+BUILD_CHUNK = 8192
+"""Entries per committed chunk when building a tree for an existing ledger."""
+
+_sha256 = hashlib.sha256
+
+
+def node_number(level: int, index: int, min_level: int = 0) -> int:
+    """The position, from 0, of node ``(level, index)`` (``level >= min_level``) among the nodes of
+    levels ``>= min_level`` in the order appending leaves completes them (a node after its children;
+    the nodes one leaf completes lowest first). Below ``2**63`` for every tree of at most ``2**63 - 1``
+    leaves when ``min_level >= 1`` (and for every node of level ``>= 1`` when it is 0): a BIGINT key."""
+    end = (index + 1) << level  # the node is completed by leaf end - 1
+    high = end >> min_level
+    above = ((end & -end).bit_length() - 1) - level  # nodes the same leaf completes above this one
+    return 2 * high - high.bit_count() - 1 - above
+
+
+def stored_node_count(size: int, min_level: int = 0) -> int:
+    """How many nodes of levels ``>= min_level`` the tree of ``size`` leaves has."""
+    high = size >> min_level
+    return 2 * high - high.bit_count()
+
+
+def _subtree_root(leaf_hashes: list[bytes]) -> bytes:
+    """The root of a complete subtree (a power-of-two number of leaf hashes)."""
+    level = leaf_hashes
+    while len(level) > 1:
+        level = [_sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)]
+    return level[0]
+
+
+def _leaf(entry_hash: bytes) -> bytes:
+    return _sha256(b"\x00" + entry_hash).digest()
+
+
+def _seqs_of(level: int, index: int) -> range:
+    """The seqs of the entries under node ``(level, index)``."""
+    return range((index << level) + 1, ((index + 1) << level) + 1)
+
+
+class DerivedLevelsStore:
+    """A :class:`~nucleus_core.merkle.MerkleNodeStore` over storage that keeps the nodes of levels
+    ``>= min_level`` only: ``read_stored(keys)`` answers those (keys all of such levels), and the
+    lower ones are computed from ``read_entry_hashes(seqs)`` (seq -> the entry's 32 raw hash bytes,
+    absent seqs left out), in at most one call of each per :meth:`nodes`."""
+
+    __slots__ = ("_entries", "_min_level", "_stored")
+
+    def __init__(
+        self,
+        min_level: int,
+        read_stored: Callable[[Collection[NodeKey]], Mapping[NodeKey, bytes]],
+        read_entry_hashes: Callable[[Sequence[int]], Mapping[int, bytes]],
+    ) -> None:
+        self._min_level = min_level
+        self._stored = read_stored
+        self._entries = read_entry_hashes
+
+    def nodes(self, keys: Collection[NodeKey]) -> dict[NodeKey, bytes]:
+        low_level = self._min_level
+        high = [key for key in keys if key[0] >= low_level]
+        low = [key for key in keys if key[0] < low_level]
+        found = dict(self._stored(high)) if high else {}
+        if low:
+            seqs = sorted({seq for level, index in low for seq in _seqs_of(level, index)})
+            hashes = self._entries(seqs)
+            for level, index in low:
+                leaves = [hashes.get(seq) for seq in _seqs_of(level, index)]
+                if all(h is not None and len(h) == HASH_SIZE for h in leaves):
+                    found[(level, index)] = _subtree_root([_leaf(h) for h in leaves if h is not None])
+        return found
+
+
+class Frontier:
+    """The tree's frontier (:func:`~nucleus_core.merkle.frontier_keys`), extended a batch of leaves at
+    a time: each level's new nodes are hashed in one pass (about half the time of
+    :class:`~nucleus_core.merkle.MerkleBuilder`'s leaf-at-a-time appends; the append path's cost)."""
+
+    __slots__ = ("_by_level", "size")
+
+    def __init__(self, size: int = 0, by_level: Mapping[int, bytes] | None = None) -> None:
+        self.size = size
+        self._by_level = dict(by_level or {})  # level -> hash of the frontier subtree of that level
+
+    @classmethod
+    def from_store(cls, store: MerkleNodeStore, size: int) -> Frontier:
+        """The frontier of the first ``size`` leaves in ``store`` (one read)."""
+        keys = frontier_keys(size)
+        found = store.nodes(keys) if keys else {}
+        missing = [key for key in keys if key not in found]
+        if missing:
+            level, index = missing[0]
+            raise IntegrityError(
+                f"the Merkle tree node at level {level}, index {index} is not stored",
+                seq=(index << level) + 1, reason="merkle_node_missing",
+            )
+        return cls(size, {level: found[(level, index)] for level, index in keys})
+
+    def extend(self, leaves: Sequence[bytes], min_level: int = 0) -> list[tuple[NodeKey, bytes]]:
+        """Append the leaf *hashes* ``leaves``; returns the nodes of levels ``>= min_level`` they
+        complete (each level's in index order, lower levels first)."""
+        start = self.size
+        new_size = start + len(leaves)
+        out: list[tuple[NodeKey, bytes]] = []
+        frontier = self._by_level
+        level, first, current = 0, start, list(leaves)
+        last: dict[int, tuple[int, bytes]] = {}
+        sha = _sha256
+        while current:
+            if level >= min_level:
+                out.extend(((level, first + i), h) for i, h in enumerate(current))
+            last[level] = (first + len(current) - 1, current[-1])
+            if first & 1:  # the first new node is a right child: its left sibling is in the frontier
+                rest = current[1:]
+                parents = [sha(b"\x01" + frontier[level] + current[0]).digest()]
+                parents += [sha(b"\x01" + rest[i] + rest[i + 1]).digest() for i in range(0, len(rest) - 1, 2)]
+                first = (first - 1) >> 1
+            else:
+                parents = [sha(b"\x01" + current[i] + current[i + 1]).digest() for i in range(0, len(current) - 1, 2)]
+                first >>= 1
+            level += 1
+            current = parents
+        by_level = {}
+        for lvl in range(new_size.bit_length()):
+            if new_size >> lvl & 1:
+                index = (new_size >> lvl) - 1
+                mine = last.get(lvl)
+                by_level[lvl] = mine[1] if mine is not None and mine[0] == index else frontier[lvl]
+        self._by_level = by_level
+        self.size = new_size
+        return out
+
+
+def raw_hash(entry_hash: str) -> bytes | None:
+    """The 32 raw bytes of a stored hex entry hash (None when it is not 64 hex digits)."""
+    try:
+        raw = bytes.fromhex(entry_hash)
+    except (TypeError, ValueError):
+        return None
+    return raw if len(raw) == HASH_SIZE else None
+
+
+def tree_storage(storage: StorageBackend) -> MerkleTreeStorage | None:
+    """``storage`` as a tree-keeping backend, or None when it keeps no tree."""
+    return storage if isinstance(storage, MerkleTreeStorage) else None
+
+
+# -- writing ---------------------------------------------------------------------------------------
+
+
+def _leaves_of(hashes: Iterable[tuple[int, str]], first_seq: int) -> Iterator[bytes]:
+    expected = first_seq
+    for seq, entry_hash in hashes:
+        raw = raw_hash(entry_hash)
+        if seq != expected or raw is None:
+            raise IntegrityError(
+                f"cannot build the Merkle tree at entry {expected}: the stored entries are not a chain "
+                "(verify the ledger)",
+                seq=expected, reason="merkle_build",
+            )
+        expected += 1
+        yield _leaf(raw)
+
+
+def _chunks(leaves: Iterator[bytes], size: int) -> Iterator[list[bytes]]:
+    chunk: list[bytes] = []
+    for leaf in leaves:
+        chunk.append(leaf)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def extend_tree(tree: MerkleTreeStorage, tx: WriteTransaction, entries: Sequence[Entry]) -> None:
+    """Write, in ``tx`` (a write transaction of ``tree``, hence a
+    :class:`~nucleus_core.capabilities.MerkleTreeTransaction`), the tree nodes that ``entries``
+    (just inserted in ``tx``, contiguous) complete.
+
+    When the stored tree is behind the entries before them (written by a writer that kept no tree),
+    the missing leaves are added first, in the same transaction."""
+    if not entries:
+        return
+    # The protocol's contract, checked by MerkleTreeConformance: no isinstance per append (a
+    # runtime protocol check costs tens of microseconds).
+    ttx = cast(MerkleTreeTransaction, tx)
+    first = entries[0].seq
+    size = ttx.merkle_size()
+    if size >= first:  # a writer of this transaction already covered them (cannot happen via the ledger)
+        raise StorageError(f"the Merkle tree already covers {size} entries, beyond the head {first - 1}")
+    min_level = tree.merkle_min_level
+    frontier = Frontier.from_store(ttx.merkle_store(), size)
+    nodes: list[tuple[NodeKey, bytes]] = []
+    if size < first - 1:
+        for chunk in _chunks(_leaves_of(_hashes_between(tree, size + 1, first - 1), size + 1), BUILD_CHUNK):
+            nodes.extend(frontier.extend(chunk, min_level))
+        if frontier.size != first - 1:
+            raise IntegrityError(f"cannot extend the Merkle tree: entry {frontier.size + 1} is missing",
+                                 seq=frontier.size + 1, reason="merkle_build")
+    # The ledger just computed these hashes: 64 hex digits each (fromhex refuses anything else).
+    fromhex, sha = bytes.fromhex, _sha256
+    leaves = [sha(b"\x00" + fromhex(entry.hash)).digest() for entry in entries]
+    nodes.extend(frontier.extend(leaves, min_level))
+    ttx.write_merkle(frontier.size, nodes)
+
+
+def _hashes_between(tree: MerkleTreeStorage, first: int, last: int) -> Iterator[tuple[int, str]]:
+    for seq, entry_hash in tree.iter_entry_hashes(first):
+        if seq > last:
+            return
+        yield seq, entry_hash
+
+
+def build_tree(
+    storage: StorageBackend,
+    *,
+    chunk_entries: int = BUILD_CHUNK,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Build the missing part of the stored tree, up to the head, in chunks of ``chunk_entries``
+    entries, each committed on its own (resumable); returns the tree size reached (0 and nothing
+    done on storage that keeps no tree). ``progress(done, total)`` after each chunk. Memory stays
+    constant: the frontier and one chunk of nodes."""
+    tree = tree_storage(storage)
+    if tree is None:
+        return 0
+    if type(chunk_entries) is not int or chunk_entries < 1:
+        raise ValidationError("chunk_entries is a positive integer", field="chunk_entries")
+    head = storage.head()
+    target = head.seq if head else 0
+    size = tree.merkle_size()
+    min_level = tree.merkle_min_level
+    while size < target:
+        with storage.write() as tx:
+            if not isinstance(tx, MerkleTreeTransaction):
+                raise StorageError(f"storage {storage.url} keeps a tree but its write transaction cannot write it")
+            size = tx.merkle_size()  # another process may have built some meanwhile
+            if size >= target:
+                break
+            last = min(size + chunk_entries, target)
+            frontier = Frontier.from_store(tx.merkle_store(), size)
+            leaves = list(_leaves_of(_hashes_between(tree, size + 1, last), size + 1))
+            if size + len(leaves) != last:
+                raise IntegrityError(
+                    f"cannot build the Merkle tree: entry {size + len(leaves) + 1} is missing",
+                    seq=size + len(leaves) + 1, reason="merkle_build",
+                )
+            tx.write_merkle(last, frontier.extend(leaves, min_level))
+        size = last
+        if progress is not None:
+            progress(size, target)
+    return size
+
+
+# -- checking --------------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class TreeProblem:
+    """What :func:`check_tree` found: the first entry concerned and why."""
+
+    seq: int
+    reason: str
+
+
+def check_tree(
+    storage: StorageBackend, entry_hashes: Iterable[str] | None = None, *, entries: int | None = None
+) -> TreeProblem | None:
+    """Recompute the stored tree from the entries and compare every stored node, streaming (the
+    frontier and one batch of nodes in memory). ``entry_hashes``: the hex hashes of entries 1, 2, ...
+    in order, already read by the caller (e.g. verification's own pass), else streamed from storage;
+    ``entries``: how many entries the caller verified (the tree may cover no more). None when
+    everything matches, or on storage that keeps no tree."""
+    tree = tree_storage(storage)
+    if tree is None:
+        return None
+    size = tree.merkle_size()
+    if entries is not None and size > entries:
+        # Other writers may have appended since the caller counted (entries and their nodes commit
+        # together, so the head read now is at least the tree size read before): check the part
+        # verified. A tree larger than the chain as it is now is a problem.
+        head = storage.head()
+        if head is None or head.seq < size:
+            return TreeProblem(
+                seq=entries + 1, reason=f"the Merkle tree covers {size} entries but the chain has {entries}"
+            )
+        size = entries
+    if size == 0:
+        return _extra_node(tree, 0, 0)
+    min_level = tree.merkle_min_level
+    hashes = entry_hashes if entry_hashes is not None else (h for _, h in tree.iter_entry_hashes(1))
+    stored = iter(tree.iter_merkle_nodes(0))  # batched reads: nothing to close when abandoned
+    frontier = Frontier()
+    position = 0
+    seq = 0
+    chunk: list[bytes] = []
+    fromhex, sha = bytes.fromhex, _sha256
+    for entry_hash in hashes:
+        seq += 1
+        if seq > size:
+            seq = size
+            break
+        try:
+            raw = fromhex(entry_hash)
+        except (TypeError, ValueError):
+            raw = b""
+        if len(raw) != HASH_SIZE:
+            return TreeProblem(seq=seq, reason="the entry hash is not 64 hex digits")
+        chunk.append(sha(b"\x00" + raw).digest())
+        if len(chunk) == BUILD_CHUNK or seq == size:
+            problem = _compare(frontier.extend(chunk, min_level), stored, position, min_level)
+            if problem is not None:
+                return problem
+            position = stored_node_count(frontier.size, min_level)
+            chunk = []
+    if seq < size:
+        return TreeProblem(seq=seq + 1, reason=f"the Merkle tree covers {size} entries but the chain has {seq}")
+    return _extra_node(tree, size, min_level)
+
+
+def _compare(
+    computed: list[tuple[NodeKey, bytes]], stored: Iterator[tuple[int, bytes]], position: int, min_level: int
+) -> TreeProblem | None:
+    """Compare the nodes one chunk of leaves completed with the next stored ones (by number)."""
+    computed.sort(key=lambda item: node_number(item[0][0], item[0][1], min_level))
+    for (level, index), value in computed:
+        seq = (index + 1) << level  # the entry that completes the node
+        name = f"the Merkle tree node at level {level}, index {index}"
+        got = next(stored, None)
+        if got is None or got[0] > position:
+            return TreeProblem(seq=seq, reason=f"{name} is missing")
+        if got[0] < position:
+            return TreeProblem(seq=seq, reason=f"the Merkle tree holds node number {got[0]} twice")
+        if got[1] != value:
+            return TreeProblem(seq=seq, reason=f"{name} does not match the entries")
+        position += 1
+    return None
+
+
+def _extra_node(tree: MerkleTreeStorage, size: int, min_level: int) -> TreeProblem | None:
+    """A stored node beyond the tree of ``size`` leaves, when the stored size is still ``size`` (a
+    node a concurrent append added comes with a larger size)."""
+    count = stored_node_count(size, min_level)
+    extra = next(iter(tree.iter_merkle_nodes(count)), None)
+    if extra is not None and tree.merkle_size() <= size:
+        return TreeProblem(seq=size + 1, reason=f"the Merkle tree holds node number {extra[0]} beyond its size {size}")
+    return None
+
+
+# -- proofs as the ledger returns them -------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class InclusionProof:
+    """An RFC 9162 inclusion proof: leaf ``leaf_index`` (entry ``leaf_index + 1``) in the tree of
+    ``tree_size`` leaves; ``hashes`` bottom-up, each 32 raw bytes."""
+
+    leaf_index: int
+    tree_size: int
+    hashes: tuple[bytes, ...]
+
+    def to_json(self) -> dict[str, object]:
+        """``{"leaf_index": S-1, "tree_size": N, "hashes": ["<hex>", ...]}``."""
+        return {"leaf_index": self.leaf_index, "tree_size": self.tree_size, "hashes": [h.hex() for h in self.hashes]}
+
+
+@attrs.frozen(kw_only=True)
+class ConsistencyProof:
+    """An RFC 9162 consistency proof from the tree of ``first`` leaves to that of ``second``."""
+
+    first: int
+    second: int
+    hashes: tuple[bytes, ...]
+
+    def to_json(self) -> dict[str, object]:
+        """``{"from": M, "to": N, "hashes": ["<hex>", ...]}``."""
+        return {"from": self.first, "to": self.second, "hashes": [h.hex() for h in self.hashes]}
+

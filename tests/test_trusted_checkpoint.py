@@ -1,0 +1,210 @@
+"""A trusted checkpoint kept outside the database catches what verification of the database alone
+cannot: the newest entries deleted (tree trimmed to match), history rewritten with every hash and
+the tree recomputed, the database replaced by an older copy. Each is refused at open, naming both
+sizes, on SQLite and PostgreSQL; ``nucleus verify --checkpoint`` refuses the same offline."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from nucleus_storage_postgres import postgres_storage
+from nucleus_storage_sqlite import sqlite_storage
+
+from nucleus_core import Record, RequestContext, create_ledger, open_ledger
+from nucleus_core.checkpoint import NoteSigner, default_origin, sign_checkpoint
+from nucleus_core.errors import ConfigurationError, IntegrityError
+from nucleus_core.testing.postgres import drop_schema, temporary_database
+from nucleus_core.tree import stored_node_count
+
+CTX = RequestContext(oid="oid:test:user:alice", source="dev")
+LEDGER = "trusted"
+SIGNER = NoteSigner.generate(default_origin(LEDGER))
+TABLES = ("nucleus_entries", "nucleus_merkle", "nucleus_merkle_size")
+
+
+def rec(i: int, text: str = "original") -> Record:
+    return Record(id=f"r{i:04d}", stream="s", timestamp=1_700_000_000_000 + i, payload={"i": i, "text": text})
+
+
+class Sqlite:
+    def __init__(self, tmp: Path) -> None:
+        self.path = tmp / "ledger.db"
+        self.saved = tmp / "saved.db"
+
+    def storage(self) -> Any:
+        return sqlite_storage(self.path)
+
+    def sql(self, statement: str, *params: object) -> None:
+        db = sqlite3.connect(self.path)
+        with db:
+            db.execute(statement.replace("%s", "?"), params)
+        db.close()
+
+    def save(self) -> None:
+        shutil.copyfile(self.path, self.saved)
+
+    def restore(self) -> None:
+        for suffix in ("-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        shutil.copyfile(self.saved, self.path)
+
+    def wipe(self) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+
+class Postgres:
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.schema = f"c_{uuid.uuid4().hex[:12]}"
+
+    def storage(self) -> Any:
+        return postgres_storage(self.dsn, schema=self.schema)
+
+    def sql(self, statement: str, *params: object) -> None:
+        with psycopg.connect(self.dsn, autocommit=True, options=f"-c search_path={self.schema}") as conn:
+            conn.execute(statement, params)  # type: ignore[arg-type]
+
+    def save(self) -> None:
+        drop_schema(self.dsn, f"{self.schema}_saved")
+        self.sql(f"CREATE SCHEMA {self.schema}_saved")
+        for table in TABLES:
+            self.sql(f"CREATE TABLE {self.schema}_saved.{table} AS SELECT * FROM {table}")
+
+    def restore(self) -> None:
+        for table in TABLES:
+            self.sql(f"DELETE FROM {table}")
+            self.sql(f"INSERT INTO {table} SELECT * FROM {self.schema}_saved.{table}")
+
+    def wipe(self) -> None:
+        drop_schema(self.dsn, self.schema)
+
+    def close(self) -> None:
+        drop_schema(self.dsn, self.schema)
+        drop_schema(self.dsn, f"{self.schema}_saved")
+
+
+@pytest.fixture(scope="module")
+def pg_dsn() -> Iterator[str]:
+    with temporary_database("nucleus_trusted") as dsn:
+        yield dsn
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    if request.param == "sqlite":
+        yield Sqlite(tmp_path)
+        return
+    database = Postgres(request.getfixturevalue("pg_dsn"))
+    try:
+        yield database
+    finally:
+        database.close()
+
+
+def build(db: Any, n: int, text: str = "original") -> None:
+    with create_ledger(id=LEDGER, storage=db.storage()) as ledger:
+        for start in range(ledger.length(), n, 25):
+            ledger.append_batch([rec(i, text) for i in range(start, min(start + 25, n))], CTX)
+
+
+def checkpoint_file(db: Any, tmp: Path) -> Path:
+    """A checkpoint of the ledger as it is now, signed and written outside the database."""
+    with open_ledger(id=LEDGER, storage=db.storage()) as ledger:
+        note = sign_checkpoint(default_origin(LEDGER), ledger.tree_size(), ledger.root_hash(), [SIGNER])
+    path = tmp / "checkpoint.txt"
+    path.write_text(note, encoding="utf-8")
+    return path
+
+
+def open_with(db: Any, path: Path, **extra: Any) -> Any:
+    options: dict[str, Any] = {"trusted_checkpoint": str(path), "trusted_checkpoint_vkeys": (SIGNER.vkey,)}
+    options.update(extra)
+    return open_ledger(id=LEDGER, storage=db.storage(), **options)
+
+
+def test_a_ledger_that_extends_the_checkpoint_opens(db: Any, tmp_path: Path) -> None:
+    build(db, 80)
+    path = checkpoint_file(db, tmp_path)
+    build(db, 120)
+    with open_with(db, path) as ledger:
+        assert ledger.length() == 120
+    keys = tmp_path / "keys.txt"
+    keys.write_text(f"# the ledger's keys\n\n{NoteSigner.generate('other').vkey}\n{SIGNER.vkey}\n", encoding="utf-8")
+    open_with(db, path, trusted_checkpoint_vkeys=(), trusted_checkpoint_vkey_file=str(keys)).close()
+
+
+def test_deleting_the_newest_entries_is_refused(db: Any, tmp_path: Path) -> None:
+    build(db, 100)
+    path = checkpoint_file(db, tmp_path)
+    # Entries 81-100 go, with their tree nodes and the size: the chain and the tree stay consistent.
+    db.sql("DELETE FROM nucleus_entries WHERE seq > %s", 80)
+    db.sql("DELETE FROM nucleus_merkle WHERE node >= %s", stored_node_count(80, 4))
+    db.sql("UPDATE nucleus_merkle_size SET size = %s", 80)
+    with open_ledger(id=LEDGER, storage=db.storage()) as ledger:
+        assert ledger.verify().ok  # the database alone cannot tell
+    with pytest.raises(IntegrityError, match="covers 80 entries, fewer than the 100 of the trusted checkpoint"):
+        open_with(db, path)
+
+
+def test_rewritten_history_is_refused(db: Any, tmp_path: Path) -> None:
+    build(db, 60)
+    path = checkpoint_file(db, tmp_path)
+    db.wipe()
+    build(db, 90, text="rewritten")  # every hash and the whole tree recomputed
+    with open_ledger(id=LEDGER, storage=db.storage()) as ledger:
+        assert ledger.verify().ok
+    with pytest.raises(IntegrityError, match=r"at tree size 60 \(of 90 stored\) the root hash is [0-9a-f]{64}, not"):
+        open_with(db, path)
+
+
+def test_an_older_copy_of_the_database_is_refused(db: Any, tmp_path: Path) -> None:
+    build(db, 50)
+    db.save()
+    build(db, 75)
+    path = checkpoint_file(db, tmp_path)
+    db.restore()
+    with pytest.raises(IntegrityError, match="covers 50 entries, fewer than the 75"):
+        open_with(db, path)
+
+
+def test_a_checkpoint_that_does_not_verify_is_refused(db: Any, tmp_path: Path) -> None:
+    build(db, 10)
+    path = checkpoint_file(db, tmp_path)
+    with pytest.raises(IntegrityError, match="does not verify"):
+        open_with(db, path, trusted_checkpoint_vkeys=(NoteSigner.generate(default_origin(LEDGER)).vkey,))
+    with pytest.raises(IntegrityError, match="is for the log"):
+        open_with(db, path, trusted_checkpoint_origin="example.com/other")
+    with pytest.raises(ConfigurationError, match="needs the verifier key"):
+        open_with(db, path, trusted_checkpoint_vkeys=())
+    forged = path.read_text(encoding="utf-8").replace("\n10\n", "\n9\n", 1)
+    path.write_text(forged, encoding="utf-8")
+    with pytest.raises(IntegrityError, match="does not verify"):
+        open_with(db, path)
+
+
+def test_nucleus_verify_checks_a_checkpoint_offline(tmp_path: Path) -> None:
+    db = Sqlite(tmp_path)
+    build(db, 40)
+    path = checkpoint_file(db, tmp_path)
+    base = [sys.executable, "-m", "nucleus_core", "verify", "--ledger", f"sqlite:///{db.path}", "--ledger-id", LEDGER]
+    ok = subprocess.run([*base, "--checkpoint", str(path), "--key", SIGNER.vkey], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "extends the checkpoint at size 40" in ok.stdout
+    db.sql("DELETE FROM nucleus_entries WHERE seq > 30")
+    db.sql("DELETE FROM nucleus_merkle WHERE node >= %s", stored_node_count(30, 4))
+    db.sql("UPDATE nucleus_merkle_size SET size = 30")
+    bad = subprocess.run([*base, "--checkpoint", str(path), "--key", SIGNER.vkey], capture_output=True, text=True)
+    assert bad.returncode == 8, bad.stderr
+    assert "covers 30 entries, fewer than the 40" in bad.stderr
+    usage = subprocess.run([*base, "--key", SIGNER.vkey], capture_output=True, text=True)
+    assert usage.returncode != 0 and "go with --checkpoint" in usage.stderr

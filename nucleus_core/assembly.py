@@ -119,7 +119,11 @@ class LedgerBuilder:
                 check_trusted_checkpoint(
                     config.id, tree_storage(storage), read_checkpoint_file(config.trusted_checkpoint),
                     load_verifiers(config.trusted_checkpoint_vkeys, config.trusted_checkpoint_vkey_file),
-                    origin=config.trusted_checkpoint_origin,
+                    origin=(
+                        config.trusted_checkpoint_origin
+                        if config.trusted_checkpoint_origin is not None
+                        else config.checkpoint.origin
+                    ),
                     where=f"the trusted checkpoint {config.trusted_checkpoint!r}",
                 )
             required = self._required(pm, storage)

@@ -132,9 +132,9 @@ class LedgerConfig:
     before it existed (:func:`~nucleus_core.tree.build_tree`; the CLI draws a progress bar).
     ``trusted_checkpoint``: the path of a signed checkpoint kept outside the database; opening
     verifies it with ``trusted_checkpoint_vkeys`` (vkey strings) and/or the keys in
-    ``trusted_checkpoint_vkey_file`` (one per line), for ``trusted_checkpoint_origin`` (default
-    :func:`~nucleus_core.checkpoint.default_origin`), and refuses a stored tree that does not extend
-    it (:mod:`nucleus_core.trusted_checkpoint`).
+    ``trusted_checkpoint_vkey_file`` (one per line), for ``trusted_checkpoint_origin`` (default:
+    the origin of ``checkpoint``, itself by default :func:`~nucleus_core.checkpoint.default_origin`),
+    and refuses a stored tree that does not extend it (:mod:`nucleus_core.trusted_checkpoint`).
     """
 
     id: str = attrs.field(validator=lambda _i, _a, v: validate_ledger_id(v))

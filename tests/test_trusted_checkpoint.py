@@ -208,3 +208,18 @@ def test_nucleus_verify_checks_a_checkpoint_offline(tmp_path: Path) -> None:
     assert "covers 30 entries, fewer than the 40" in bad.stderr
     usage = subprocess.run([*base, "--key", SIGNER.vkey], capture_output=True, text=True)
     assert usage.returncode != 0 and "go with --checkpoint" in usage.stderr
+
+
+def test_the_origin_defaults_to_the_ledgers_configured_checkpoint_origin(tmp_path: Path) -> None:
+    db = Sqlite(tmp_path)
+    build(db, 30)
+    signer = NoteSigner.generate("example.com/orders")
+    with open_ledger(id=LEDGER, storage=db.storage()) as ledger:
+        note = sign_checkpoint("example.com/orders", ledger.tree_size(), ledger.root_hash(), [signer])
+    path = tmp_path / "checkpoint.txt"
+    path.write_text(note, encoding="utf-8")
+    options: dict[str, Any] = {"trusted_checkpoint": str(path), "trusted_checkpoint_vkeys": (signer.vkey,)}
+    with pytest.raises(IntegrityError):  # the default origin is nucleus.invalid/<id>: this note is another log's
+        open_ledger(id=LEDGER, storage=db.storage(), **options)
+    with open_ledger(id=LEDGER, storage=db.storage(), checkpoint={"origin": "example.com/orders"}, **options) as ledger:
+        assert ledger.length() == 30

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -377,9 +378,19 @@ class Ledger:
             return _PendingChain(tx, self._prefix, None)
         return _PendingChain(tx, self._prefix_v2, ctx)
 
+    @contextlib.contextmanager
+    def _chain_write(self, ctx: RequestContext) -> Iterator[tuple[WriteTransaction, _PendingChain]]:
+        """One storage write transaction and the chain it adds, appended by ``ctx``'s principal.
+        Every path that writes entries goes through here, so that the Merkle tree's new nodes are
+        written in the same transaction as the entries they cover, before it commits."""
+        with self._storage.write() as tx:
+            chain = self._pending(tx, ctx)
+            yield tx, chain
+            if self._tree_storage is not None and self._keep_tree:
+                extend_tree(self._tree_storage, tx, chain.added)
+
     def _record_plugins_now(self) -> None:
-        with self._lock, self._storage.write() as tx:
-            chain = self._pending(tx, SYSTEM_CONTEXT)
+        with self._lock, self._chain_write(SYSTEM_CONTEXT) as (_tx, chain):
             plugins = self._plugins_record(chain)
         self._plugins_written(chain.added, plugins)
 
@@ -387,8 +398,7 @@ class Ledger:
         """Write the ``_ledger`` record without the plugins ``name`` matches (see :func:`release_plugin`)."""
         with self._lock:
             self._check_writable()
-            with self._storage.write() as tx:
-                chain = self._pending(tx, ctx)
+            with self._chain_write(ctx) as (_tx, chain):
                 recorded, _ = recorded_plugins(self._storage)
                 released = match_plugins(recorded, name)
                 if not released:
@@ -620,8 +630,7 @@ class Ledger:
         """
         with self._lock:
             self._check_writable()
-            with self._storage.write() as tx:
-                chain = self._pending(tx, ctx)
+            with self._chain_write(ctx) as (tx, chain):
                 # Record ids already stored are refused by ``tx.insert`` (DuplicateRecordError, the
                 # storage contract), which rolls the whole transaction back: no separate look-up.
                 if not system:
@@ -638,9 +647,7 @@ class Ledger:
                     within(tx)
                 if not system:
                     chain.add(self._audit_records(self._policy.after_append(entries, ctx, tx)))
-                # The Merkle tree's new nodes, in the same transaction as the entries they cover.
-                if self._tree_storage is not None and self._keep_tree:
-                    extend_tree(self._tree_storage, tx, chain.added)
+                # On leaving the block, _chain_write writes the Merkle tree's new nodes, then commits.
         self._plugins_written(chain.added, plugins)
         self._registry.committed(entries, ctx)
         return entries

@@ -292,3 +292,42 @@ def test_the_cli_draws_a_bar_only_for_a_long_build_on_a_terminal(monkeypatch: py
         assert ("building the Merkle tree" in stream.getvalue()) == drawn
         if drawn:
             assert "20000/20000" in stream.getvalue()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def persistent(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Any]]:
+    """A factory of unopened persistent backends over the same data (a ledger records its plugins
+    only there)."""
+    if request.param == "sqlite":
+        yield lambda: sqlite_storage(tmp_path / "tree.db")
+        return
+    dsn = request.getfixturevalue("pg_dsn")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    try:
+        yield lambda: postgres_storage(dsn, schema=schema)
+    finally:
+        drop_schema(dsn, schema)
+
+
+def test_every_write_path_extends_the_tree_in_its_transaction(persistent: Callable[[], Any]) -> None:
+    """The ledger's own records (the ``_ledger`` record of its plugins, a released plugin) are
+    entries like any other: the tree covers them as soon as they commit, not at the next append."""
+    from nucleus_core import release_plugin
+
+    make = persistent
+    with create_ledger(id="paths", storage=make(), plugins=["ual"]) as ledger:
+        assert ledger.length() == 1  # the _ledger record naming the UAL, written at creation
+        assert ledger.tree_size() == 1
+        assert ledger.root_hash() == root_hash(_store_of(entry_hashes(ledger)), 1)
+    release_plugin("ual", context=CTX, id="paths", storage=make())
+    with open_ledger(id="paths", storage=make()) as ledger:
+        assert ledger.length() == 2 and ledger.tree_size() == 2
+        assert ledger.root_hash() == root_hash(_store_of(entry_hashes(ledger)), 2)
+
+
+def _store_of(hashes: list[bytes]) -> MemoryNodeStore:
+    from nucleus_core.merkle import append_leaves
+
+    store = MemoryNodeStore()
+    store.write(append_leaves(store, 0, [leaf_hash(h) for h in hashes]))
+    return store

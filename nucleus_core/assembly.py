@@ -104,6 +104,13 @@ class LedgerBuilder:
     def build(self) -> Ledger:
         """The open ledger; raises what the failing step raised, leaving nothing this open created."""
         config = self.config
+        if config.trusted_checkpoint is not None and not config.verify_on_open:
+            # The checkpoint is compared with the stored tree; only verification ties that tree to
+            # the entries, so without it a rewritten chain beside an untouched tree would pass.
+            raise ConfigurationError(
+                f"ledger {config.id!r}: a trusted checkpoint needs verify_on_open (the stored tree is "
+                "checked against the entries only by verification); nothing was opened"
+            )
         # First: a key file that cannot be read, or others may read, stops the open before anything.
         checkpoint_signing = config.checkpoint.load(config.id)
         pm = build_plugin_manager(config.plugins)

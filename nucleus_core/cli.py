@@ -770,14 +770,26 @@ def query_command(
 )
 @click.option("--key", "vkeys", multiple=True, help="A verifier key (vkey) for --checkpoint; repeatable.")
 @click.option("--key-file", type=click.Path(dir_okay=False), help="A file of verifier keys, one per line.")
+@click.option(
+    "--origin",
+    help="The origin the checkpoint must carry (default: the configured [ledger.checkpoint] origin, "
+    "else nucleus.invalid/<ledger id>).",
+)
 @ledger_options(requester=False)
 def verify_command(
-    target: LedgerOptions, as_json: bool, checkpoint_file: str | None, vkeys: tuple[str, ...], key_file: str | None
+    target: LedgerOptions,
+    as_json: bool,
+    checkpoint_file: str | None,
+    vkeys: tuple[str, ...],
+    key_file: str | None,
+    origin: str | None,
 ) -> None:
     """Re-check every hash and link of the stored chain and its Merkle tree (and, with --checkpoint,
     that the ledger extends that checkpoint). Exit code 8 and the first bad seq on failure."""
-    if checkpoint_file is None and (vkeys or key_file):
-        _fail("--key and --key-file go with --checkpoint", exit_code=EXIT_USAGE, code=ValidationError.code)
+    if checkpoint_file is None and (vkeys or key_file or origin):
+        _fail("--key, --key-file and --origin go with --checkpoint", exit_code=EXIT_USAGE, code=ValidationError.code)
+    if origin is None:
+        origin = target.checkpoint.get("origin")
     verifiers = load_verifiers(vkeys, key_file) if checkpoint_file is not None else []
     note = read_checkpoint_file(checkpoint_file) if checkpoint_file is not None else None
     with target.open(verify=False) as ledger:
@@ -800,7 +812,7 @@ def verify_command(
         if report.ok and note is not None:
             try:
                 checkpoint = check_trusted_checkpoint(
-                    target.ledger_id, tree_storage(ledger.storage), note, verifiers,
+                    target.ledger_id, tree_storage(ledger.storage), note, verifiers, origin=origin,
                     where=f"the checkpoint {checkpoint_file!r}",
                 )
             except IntegrityError as err:

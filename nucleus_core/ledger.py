@@ -127,8 +127,7 @@ class LedgerConfig:
     ``min(CPUs, 4)``, 1 always verifies in this process. Smaller chains are verified serially
     (starting the processes costs more than it saves). ``checkpoint``: how checkpoints are signed
     (a :class:`~nucleus_core.checkpoints.CheckpointConfig` or a mapping of its fields: origin,
-    key files, key variable, interval); its keys are read when the ledger opens.
-    (starting the processes costs more than it saves). ``tree_progress``: called as
+    key files, key variable, interval); its keys are read when the ledger opens. ``tree_progress``: called as
     ``(entries done, total)`` while a writable open builds the Merkle tree of entries written
     before it existed (:func:`~nucleus_core.tree.build_tree`; the CLI draws a progress bar).
     ``trusted_checkpoint``: the path of a signed checkpoint kept outside the database; opening

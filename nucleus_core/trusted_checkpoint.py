@@ -47,11 +47,13 @@ def load_verifiers(vkeys: Iterable[str] = (), key_file: str | os.PathLike[str] |
     return verifiers
 
 
-def read_checkpoint_file(path: str | os.PathLike[str]) -> str:
-    """The signed checkpoint note in the file ``path``."""
+def read_checkpoint_file(path: str | os.PathLike[str]) -> bytes:
+    """The signed checkpoint note in the file ``path``, its bytes exactly as stored: read as text,
+    Python would turn CRLF and lone CRs into newlines, and a note holding a CR is malformed
+    (c2sp.org/signed-note), so the strict parser must see them."""
     try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
+        return Path(path).read_bytes()
+    except OSError as err:
         where = f"trusted checkpoint {os.fspath(path)!r}"
         raise ConfigurationError(f"{where}: cannot be read ({type(err).__name__})") from None
 
@@ -59,7 +61,7 @@ def read_checkpoint_file(path: str | os.PathLike[str]) -> str:
 def check_trusted_checkpoint(
     ledger_id: str,
     tree: MerkleTreeStorage | None,
-    note: str,
+    note: str | bytes,
     verifiers: Iterable[NoteVerifier],
     *,
     origin: str | None = None,

@@ -223,3 +223,41 @@ def test_the_origin_defaults_to_the_ledgers_configured_checkpoint_origin(tmp_pat
         open_ledger(id=LEDGER, storage=db.storage(), **options)
     with open_ledger(id=LEDGER, storage=db.storage(), checkpoint={"origin": "example.com/orders"}, **options) as ledger:
         assert ledger.length() == 30
+    # nucleus verify --checkpoint: the same default, from the configuration file, or --origin.
+    cli = [sys.executable, "-m", "nucleus_core", "verify", "--checkpoint", str(path), "--key", signer.vkey]
+    target = ["--ledger", f"sqlite:///{db.path}", "--ledger-id", LEDGER]
+    refused = subprocess.run([*cli, *target], capture_output=True, text=True)
+    assert refused.returncode == 8 and "not 'nucleus.invalid/" in refused.stderr, refused.stderr
+    given = subprocess.run([*cli, *target, "--origin", "example.com/orders"], capture_output=True, text=True)
+    assert given.returncode == 0, given.stderr
+    config = tmp_path / "nucleus.toml"
+    config.write_text(
+        f'[ledger]\nid = "{LEDGER}"\nstorage = "sqlite:///{db.path}"\n\n'
+        '[ledger.checkpoint]\norigin = "example.com/orders"\nkey_env = ""\n',
+        encoding="utf-8",
+    )
+    configured = subprocess.run([*cli, "--config", str(config)], capture_output=True, text=True)
+    assert configured.returncode == 0, configured.stderr
+    assert "extends the checkpoint at size 30" in configured.stdout
+
+
+def test_a_trusted_checkpoint_without_verification_is_refused(tmp_path: Path) -> None:
+    """Without verification the stored tree is not tied to the entries: a rewritten chain beside an
+    untouched tree would pass the checkpoint, so the combination is refused before anything opens."""
+    db = Sqlite(tmp_path)
+    build(db, 10)
+    path = checkpoint_file(db, tmp_path)
+    with pytest.raises(ConfigurationError, match="needs verify_on_open"):
+        open_with(db, path, verify_on_open=False)
+
+
+def test_a_checkpoint_file_with_crlf_line_ends_is_refused(tmp_path: Path) -> None:
+    """The file's bytes reach the strict parser as they are: a CR makes a signed note malformed."""
+    db = Sqlite(tmp_path)
+    build(db, 10)
+    path = checkpoint_file(db, tmp_path)
+    crlf = tmp_path / "crlf.txt"
+    crlf.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    with pytest.raises(IntegrityError, match="does not verify"):
+        open_with(db, crlf)
+    open_with(db, path).close()

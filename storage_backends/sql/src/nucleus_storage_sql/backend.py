@@ -487,7 +487,8 @@ class SqlStorageBackend(abc.ABC):
                     )
                     self._created_tables.clear()
                     return
-                for table in (self._entries_table, self._ledgers_table, MERKLE_TABLE, MERKLE_SIZE_TABLE):
+                tables = (self._entries_table, self._ledgers_table, MERKLE_TABLE, MERKLE_SIZE_TABLE, CHECKPOINTS_TABLE)
+                for table in tables:
                     if db.table_exists(table):
                         db.execute_sql(
                             f"DELETE FROM {self._quote(table)} WHERE {lid} = {db.param}",  # noqa: S608 - checked names

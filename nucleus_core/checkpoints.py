@@ -224,6 +224,10 @@ class CheckpointIssuer:
         self._lock = threading.Lock()
         self._issued_at: float | None = None
         self._pending = False
+        # (size, root) of the latest checkpoint this issuer signed or returned: kept here as well as
+        # in the store, so that one whose rows were deleted or rewritten in the database still never
+        # signs a tree that does not extend what it signed (tlog-checkpoint's consistency duty).
+        self._signed: tuple[int, bytes] | None = None
 
     def issue(self) -> tuple[int, str]:
         """The checkpoint of the tree at its current size, issued now (or the stored one, when a
@@ -272,6 +276,22 @@ class CheckpointIssuer:
     def _due(self) -> bool:
         return self._issued_at is None or self._clock() - self._issued_at >= self.interval
 
+    def _check_extends_signed(self, size: int) -> None:
+        """Refuse a tree that does not extend the latest checkpoint this issuer signed."""
+        if self._signed is None:
+            return
+        signed_size, signed_root = self._signed
+        if size < signed_size:
+            raise IntegrityError(
+                f"the tree has {size} entries but this ledger signed a checkpoint at size {signed_size}: "
+                "entries were removed; refusing to sign"
+            )
+        if self._root_at(signed_size) != signed_root:
+            raise IntegrityError(
+                f"the tree's root at size {signed_size} is not the one this ledger signed at that size: "
+                "the entries were rewritten; refusing to sign"
+            )
+
     def _issue(self) -> tuple[int, str]:
         for _ in range(3):
             size = self._size()  # read again after a conflict: the other issuer saw a larger tree
@@ -288,21 +308,25 @@ class CheckpointIssuer:
                         f"the tree's root at size {last_size} is not the one the checkpoint issued at that size "
                         "signed: the entries were rewritten; refusing to sign"
                     )
-                if size == last_size:
-                    self._issued(size)
-                    return latest
+            # And against what this issuer signed itself, whatever the store says now.
+            self._check_extends_signed(size)
+            if latest is not None and size == latest[0]:
+                self._issued(size, _stored_checkpoint(latest[1], size))
+                return latest
             note = sign_checkpoint(self.keys.origin, size, self._root_at(size), self.keys.signers)
             try:
                 stored = self._store.put(size, note)
             except ConflictError:
                 continue  # another issuer stored a larger size meanwhile: check against that one
-            if _stored_checkpoint(stored, size) != _stored_checkpoint(note, size):
+            root = _stored_checkpoint(note, size)
+            if _stored_checkpoint(stored, size) != root:
                 raise IntegrityError(f"a checkpoint with another root was already issued at size {size}")
-            self._issued(size)
+            self._issued(size, root)
             return size, stored
         raise ConflictError(f"checkpoints kept being issued past size {size} while this one was being issued")
 
-    def _issued(self, size: int) -> None:
+    def _issued(self, size: int, root: bytes) -> None:
+        self._signed = (size, root)
         self._issued_at = self._clock()
         self._pending = False
         log.debug("checkpoint of ledger origin %r at size %d", self.keys.origin, size)

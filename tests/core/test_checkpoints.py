@@ -287,3 +287,20 @@ def test_a_key_not_named_after_the_origin_is_used_with_a_warning(caplog: pytest.
     assert keys.signers == (signer,)
     assert "SHOULD be the origin" in caplog.text and "nucleus.invalid/keys" in caplog.text
     assert _seed(signer) not in caplog.text
+
+
+def test_an_issuer_never_signs_what_does_not_extend_its_own_checkpoints_even_if_the_store_forgets() -> None:
+    """Whoever can write the database can delete the stored checkpoints and rewrite the tree: a
+    running issuer still refuses, from what it signed itself (tlog-checkpoint's consistency duty)."""
+    tree = merkle.MemoryNodeStore()
+    grow(tree, 10)
+    signer = NoteSigner.generate(ORIGIN)
+    issuer = make_issuer(tree, [signer], MemoryCheckpointStore())
+    issuer.issue()
+    issuer._store = MemoryCheckpointStore()  # the rows are gone
+    tree.truncate(4)
+    with pytest.raises(IntegrityError, match="signed a checkpoint at size 10"):
+        issuer.issue()
+    grow(tree, 8, salt=b"rewritten")
+    with pytest.raises(IntegrityError, match="root at size 10 is not the one this ledger signed"):
+        issuer.issue()

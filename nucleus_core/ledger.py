@@ -858,11 +858,15 @@ class Ledger:
         hashes = merkle_inclusion_proof(tree.merkle_store(), row.seq - 1, tree_size)
         return InclusionProof(leaf_index=row.seq - 1, tree_size=tree_size, hashes=tuple(hashes))
 
-    def consistency_proof(self, old_size: int, new_size: int, context: RequestContext) -> ConsistencyProof:
+    def consistency_proof(
+        self, old_size: int, new_size: int, context: RequestContext | None = None
+    ) -> ConsistencyProof:
         """The RFC 9162 consistency proof from the tree of ``old_size`` entries to that of
         ``new_size`` (``1 <= old_size <= new_size <= tree_size()``). It reveals no record content:
-        any requester with the ``read`` scope may ask."""
-        require_scope(context, READ)
+        any requester with the ``read`` scope may ask, and so may an anonymous caller (None: the
+        HTTP server's public ``/proof/consistency``)."""
+        if context is not None:
+            require_scope(context, READ)
         tree = self._tree()
         self._tree_sizes(tree, ("old_size", old_size, 1), ("new_size", new_size, 1))
         if old_size > new_size:

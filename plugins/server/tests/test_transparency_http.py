@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -313,3 +314,25 @@ def test_remote_ledger_gives_the_in_process_results(
     with RemoteLedger(str(http.base_url), token=f"dev:{BOB}") as remote:
         assert remote.inclusion_proof(seq, size) is None
         assert remote.consistency_proof(1, size) == ledger.consistency_proof(1, size)
+
+
+def test_the_servers_timer_signs_the_last_writes_of_a_quiet_ledger(
+    open_ledger: Callable[..., Ledger], serve: Callable[..., Any]
+) -> None:
+    signer = NoteSigner.generate(ORIGIN)
+    ledger = open_ledger(checkpoint={"signers": (signer,), "key_env": None, "interval": 0.2})
+    ctx = RequestContext(oid=ALICE, source="dev")
+    serve(ledger, owns_ledger=False)
+    issuer = ledger.checkpoint_issuer
+    assert issuer is not None
+    ledger.append(Record(id="a", stream="notes", timestamp=1, payload={}), ctx)
+    ledger.append(Record(id="b", stream="notes", timestamp=1, payload={}), ctx)
+    size = ledger.length()
+    # Nobody asks for a checkpoint: the lifespan's timer issues the pending one once it is due.
+    # (Polled; the generous bound only keeps a broken timer from hanging the suite.)
+    for _ in range(1200):
+        if issuer.at(size) is not None:
+            break
+        threading.Event().wait(0.05)
+    assert issuer.due_in() is None
+    assert tv.verify_checkpoint(issuer.at(size) or "", [signer.verifier]).size == size

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 import weakref
 from collections.abc import Iterator
 
@@ -32,10 +33,11 @@ import pluggy
 
 from .access import AccessPolicy, AuthenticatedPolicy
 from .auth import TokenRegistry, build_token_registry
-from .capabilities import DiscardableStorage, ReadOnlyStorage
-from .checkpoints import CheckpointKeys
+from .capabilities import CheckpointStorage, DiscardableStorage, ReadOnlyStorage
+from .checkpoints import CheckpointIssuer, CheckpointKeys
 from .errors import ConfigurationError, IntegrityError, NucleusError, PluginError
 from .ledger import Ledger, LedgerConfig, plugin_context, storage_for_url, verify_chain
+from .merkle import root_hash
 from .modules import Module, ModuleContext, ModuleRegistry
 from .plugins import build_plugin_manager, call_registration
 from .required import (
@@ -54,7 +56,7 @@ from .trusted_checkpoint import check_trusted_checkpoint, load_verifiers, read_c
 
 log = logging.getLogger("nucleus_core.ledger")
 
-__all__ = ["LedgerBuilder", "LedgerParts", "RequiredState"]
+__all__ = ["LedgerBuilder", "LedgerParts", "RequiredState", "checkpoint_issuer"]
 
 
 @attrs.frozen(kw_only=True)
@@ -86,6 +88,26 @@ class LedgerParts:
     modules: ModuleRegistry
     checkpoint_signing: CheckpointKeys
     """The checkpoint origin and signing keys, read before the storage was opened."""
+    checkpoints: CheckpointIssuer | None = None
+    """The issuer of the ledger's checkpoints: None without a signing key, or on storage that keeps
+    no Merkle tree or no checkpoints (:func:`checkpoint_issuer`)."""
+
+
+def checkpoint_clock() -> float:
+    """The issuers' clock (seconds, monotonic); a test replaces it before opening a ledger."""
+    return time.monotonic()
+
+
+def checkpoint_issuer(config: LedgerConfig, storage: StorageBackend, keys: CheckpointKeys) -> CheckpointIssuer | None:
+    """The :class:`~nucleus_core.checkpoints.CheckpointIssuer` of a ledger on ``storage`` signing
+    with ``keys``: None when no key is configured or the storage keeps no tree or no checkpoints."""
+    tree = tree_storage(storage)
+    if not keys.signers or tree is None or not isinstance(storage, CheckpointStorage):
+        return None
+    return CheckpointIssuer(
+        keys, storage.checkpoint_store(), lambda size: root_hash(tree.merkle_store(), size), tree.merkle_size,
+        interval=config.checkpoint.interval, clock=checkpoint_clock,
+    )
 
 
 class LedgerBuilder:
@@ -142,6 +164,7 @@ class LedgerBuilder:
                     config=config, plugin_manager=pm, storage=storage, read_only=read_only, required=required,
                     policy=policy, token_parsers=parsers, auth=auth, modules=registry,
                     checkpoint_signing=checkpoint_signing,
+                    checkpoints=checkpoint_issuer(config, storage, checkpoint_signing),
                 )
             )
             for module, spec in self._modules(pm, storage):

@@ -53,6 +53,13 @@ class LedgerNotFoundError(ConfigurationError):
         self.ledger_ids = tuple(ledger_ids)
 
 
+class NotFoundError(NucleusError):
+    """What was asked for does not exist, or is not visible to the requester: an HTTP route, an
+    entry, a record, a module, a checkpoint at a size none was issued at."""
+
+    code = "not_found"
+
+
 class PluginError(NucleusError):
     """A plugin could not be found, imported or validated."""
 

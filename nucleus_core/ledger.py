@@ -19,13 +19,14 @@ from blake3 import blake3
 from .access import AccessPolicy, AclAdmin, AuthenticatedPolicy, DenyingPolicy
 from .auth import TokenRegistry
 from .capabilities import DiscardableStorage, MerkleTreeStorage
-from .checkpoints import CheckpointConfig, CheckpointKeys, checkpoint_config
+from .checkpoints import CheckpointConfig, CheckpointIssuer, CheckpointKeys, checkpoint_config
 from .context import READ, SYSTEM_CONTEXT, VERIFY, WRITE, RequestContext, require_context, require_scope
 from .errors import (
     AccessDeniedError,
     ConfigurationError,
     DuplicateRecordError,
     LedgerClosedError,
+    NotFoundError,
     NucleusError,
     PluginError,
     ReadOnlyLedgerError,
@@ -311,6 +312,9 @@ class Ledger:
         self.auth: TokenRegistry = parts.auth
         self.checkpoint_signing: CheckpointKeys = parts.checkpoint_signing
         """The checkpoint origin and signing keys (none configured: no signers)."""
+        self.checkpoint_issuer: CheckpointIssuer | None = parts.checkpoints
+        """Issues and keeps the signed checkpoints (None: no signing key, or storage without a tree
+        or checkpoints); a server calls its ``flush()`` when ``due_in()`` says so."""
         # The required plugins as last read from the chain, and the head seq at that read: each write
         # re-reads them (inside its transaction) when another writer moved the head since.
         required = parts.required
@@ -647,9 +651,22 @@ class Ledger:
                 if not system:
                     chain.add(self._audit_records(self._policy.after_append(entries, ctx, tx)))
                 # On leaving the block, _chain_write writes the Merkle tree's new nodes, then commits.
+            self._checkpoint_after_commit()
         self._plugins_written(chain.added, plugins)
         self._registry.committed(entries, ctx)
         return entries
+
+    def _checkpoint_after_commit(self) -> None:
+        """Issue a checkpoint if one is due (:meth:`CheckpointIssuer.after_commit
+        <nucleus_core.checkpoints.CheckpointIssuer.after_commit>`). The entries are committed: a
+        failure here is logged and the next commit, :meth:`checkpoint` or a server's timer tries again."""
+        issuer = self.checkpoint_issuer
+        if issuer is None or not self._keep_tree:
+            return
+        try:
+            issuer.after_commit()
+        except Exception:
+            log.exception("ledger %r: issuing a checkpoint after a commit failed (the entries are committed)", self.id)
 
     def _audit_records(self, records: Sequence[Record] | None) -> list[Record]:
         """The audit stage's records as the policy returned them (None or none: nothing to add):
@@ -738,6 +755,50 @@ class Ledger:
         verifiers of this ledger's checkpoints are given (empty when no key is configured)."""
         return self.checkpoint_signing.vkeys
 
+    def _issuer(self) -> CheckpointIssuer:
+        self._check_open()
+        issuer = self.checkpoint_issuer
+        if issuer is None:
+            if not self.checkpoint_signing.signers:
+                raise ConfigurationError(
+                    f"ledger {self.id!r} has no checkpoint signing key configured: no checkpoints "
+                    "(configure [ledger.checkpoint] key_files or the key variable; "
+                    "'nucleus checkpoint keygen' makes one)"
+                )
+            raise ConfigurationError(f"storage {self._storage.url} keeps no Merkle tree or no checkpoints")
+        return issuer
+
+    def checkpoint(self, size: int | None = None) -> str:
+        """A signed checkpoint (C2SP tlog-checkpoint in a signed note), as text.
+
+        Without ``size``: the latest, after issuing one when a write is waiting for one and the
+        interval has passed, or when none covers the tree yet (a writable ledger). With ``size``:
+        the one issued at that size, :class:`~nucleus_core.errors.NotFoundError` when none was.
+        :class:`~nucleus_core.errors.ConfigurationError` when the ledger signs no checkpoints."""
+        issuer = self._issuer()
+        if size is not None:
+            if type(size) is not int or size < 0:
+                raise ValidationError(f"size must be a non-negative integer, not {size!r}", field="size")
+            note = issuer.at(size)
+            if note is None:
+                raise NotFoundError(f"no checkpoint was issued at size {size}")
+            return note
+        latest = issuer.latest()
+        if not self._read_only and (latest is None or (latest[0] < self.tree_size() and issuer.due_in() is None)):
+            # Nothing covers the tree and no write is waiting (entries from before this open, or
+            # another process's writes): issue now rather than serve a stale or no checkpoint.
+            latest = issuer.issue()
+        if latest is None:
+            raise NotFoundError(f"no checkpoint of ledger {self.id!r} was issued yet")
+        return latest[1]
+
+    def issue_checkpoint(self) -> str:
+        """Sign and store the checkpoint of the tree at its current size now (the stored one when
+        that size was issued before), regardless of the interval; returns it."""
+        issuer = self._issuer()
+        self._check_writable()
+        return issuer.issue()[1]
+
     # the Merkle tree ---------------------------------------------------------------------
     def _tree(self) -> MerkleTreeStorage:
         self._check_open()
@@ -803,11 +864,15 @@ class Ledger:
         hashes = merkle_inclusion_proof(tree.merkle_store(), row.seq - 1, tree_size)
         return InclusionProof(leaf_index=row.seq - 1, tree_size=tree_size, hashes=tuple(hashes))
 
-    def consistency_proof(self, old_size: int, new_size: int, context: RequestContext) -> ConsistencyProof:
+    def consistency_proof(
+        self, old_size: int, new_size: int, context: RequestContext | None = None
+    ) -> ConsistencyProof:
         """The RFC 9162 consistency proof from the tree of ``old_size`` entries to that of
         ``new_size`` (``1 <= old_size <= new_size <= tree_size()``). It reveals no record content:
-        any requester with the ``read`` scope may ask."""
-        require_scope(context, READ)
+        any requester with the ``read`` scope may ask, and so may an anonymous caller (None: the
+        HTTP server's public ``/proof/consistency``)."""
+        if context is not None:
+            require_scope(context, READ)
         tree = self._tree()
         self._tree_sizes(tree, ("old_size", old_size, 1), ("new_size", new_size, 1))
         if old_size > new_size:

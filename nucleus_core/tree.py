@@ -414,6 +414,13 @@ class InclusionProof:
         """``{"leaf_index": S-1, "tree_size": N, "hashes": ["<hex>", ...]}``."""
         return {"leaf_index": self.leaf_index, "tree_size": self.tree_size, "hashes": [h.hex() for h in self.hashes]}
 
+    @classmethod
+    def from_json(cls, doc: object) -> InclusionProof:
+        """The proof :meth:`to_json` made (:class:`~nucleus_core.errors.ValidationError` for any
+        other shape); checks the shape only, never the proof."""
+        leaf_index, tree_size, hashes = _proof_fields(doc, ("leaf_index", "tree_size"))
+        return cls(leaf_index=leaf_index, tree_size=tree_size, hashes=hashes)
+
 
 @attrs.frozen(kw_only=True)
 class ConsistencyProof:
@@ -426,4 +433,33 @@ class ConsistencyProof:
     def to_json(self) -> dict[str, object]:
         """``{"from": M, "to": N, "hashes": ["<hex>", ...]}``."""
         return {"from": self.first, "to": self.second, "hashes": [h.hex() for h in self.hashes]}
+
+    @classmethod
+    def from_json(cls, doc: object) -> ConsistencyProof:
+        """The proof :meth:`to_json` made (:class:`~nucleus_core.errors.ValidationError` for any
+        other shape); checks the shape only, never the proof."""
+        first, second, hashes = _proof_fields(doc, ("from", "to"))
+        return cls(first=first, second=second, hashes=hashes)
+
+
+def _proof_fields(doc: object, sizes: tuple[str, str]) -> tuple[int, int, tuple[bytes, ...]]:
+    """The two integers named ``sizes`` and the hashes of a proof's JSON object, checked."""
+    names = {*sizes, "hashes"}
+    if not isinstance(doc, dict) or set(doc) != names:
+        raise ValidationError(f"a proof is a JSON object of exactly {', '.join(sorted(names))}", field="proof")
+    numbers = []
+    for name in sizes:
+        value = doc[name]
+        if type(value) is not int or value < 0:
+            raise ValidationError(f"{name} must be a non-negative integer", field=name)
+        numbers.append(value)
+    items = doc["hashes"]
+    if not isinstance(items, list) or len(items) > 64:
+        raise ValidationError("hashes must be a list of at most 64 hashes", field="hashes")
+    hashes = []
+    for item in items:
+        if not isinstance(item, str) or len(item) != 64 or any(c not in "0123456789abcdef" for c in item):
+            raise ValidationError("each hash is 64 lowercase hex characters", field="hashes")
+        hashes.append(bytes.fromhex(item))
+    return numbers[0], numbers[1], tuple(hashes)
 

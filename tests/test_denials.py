@@ -165,6 +165,28 @@ def test_no_response_tells_a_principal_without_grants_whether_a_target_exists(
             assert b'"code":"access_denied"' in after[name][1], after[name]
 
 
+def test_an_inclusion_proof_is_refused_like_a_read_whether_the_entry_exists_or_not(
+    served: tuple[Ledger, httpx.Client],
+) -> None:
+    ledger, http = served
+    size = ledger.length()
+    seqs = range(size + 1, size + 8)
+    before = [probe(http, "GET", f"/proof/inclusion?seq={seq}&size={size}", None) for seq in seqs]
+    create_targets(ledger)
+    assert ledger.length() >= seqs[-1]  # the probed seqs exist now, none readable by mallory
+    size = ledger.length()
+    after = [probe(http, "GET", f"/proof/inclusion?seq={seq}&size={size}", None) for seq in seqs]
+    assert after == before and {status for status, _body in after} == {404}
+    secret = ledger.get_by_id("secret-1", ctx(ALICE))
+    assert secret is not None
+    by_hash = probe(http, "GET", f"/proof/inclusion?hash={secret.hash}&size={size}", None)
+    unknown = probe(http, "GET", f"/proof/inclusion?hash={'ab' * 32}&size={size}", None)
+    assert by_hash == unknown == probe(http, "GET", f"/entries/{secret.hash}", None)
+    # Alice, who may read it, gets the proof.
+    mine = http.get(f"/proof/inclusion?hash={secret.hash}&size={size}", headers=dev(ALICE))
+    assert mine.status_code == 200 and mine.json()["leaf_index"] == secret.seq - 1
+
+
 def test_an_id_held_by_an_unreadable_entry_is_denied_not_a_conflict(served: tuple[Ledger, httpx.Client]) -> None:
     ledger, http = served
     create_targets(ledger)

@@ -16,6 +16,10 @@
   itself: client address, method, path, query parameter *names* only (values are never written),
   status. Run uvicorn with its own access log off (``nucleus serve`` does): uvicorn's writes the
   query string, and a token sent as ``?access_token=`` with it;
+* while the lifespan runs, a timer issues the checkpoint of the latest writes once the ledger's
+  checkpoint interval has passed (:meth:`~nucleus_core.checkpoints.CheckpointIssuer.flush` when
+  :meth:`~nucleus_core.checkpoints.CheckpointIssuer.due_in` says so), so a quiet ledger's last
+  writes are signed within an interval even when nobody asks; it sleeps between checks;
 * the lifespan shutdown (after the server let in-flight requests finish) stops the thread pool
   and, when the app owns the ledger, closes it: modules stop, storage closes.
 
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import logging
 from collections.abc import Mapping
@@ -60,6 +65,11 @@ from .settings import DEFAULT_MAX_BATCH_RECORDS, DEFAULT_MAX_BODY_BYTES, DEFAULT
 
 log = logging.getLogger(__name__)
 
+IDLE_CHECKPOINT_WAIT = 1.0
+"""Least seconds the checkpoint timer sleeps when no write is waiting for a checkpoint."""
+RETRY_CHECKPOINT_WAIT = 0.05
+"""Least seconds the checkpoint timer sleeps before a due issue (an interval of 0 never spins it)."""
+
 ROUTES: tuple[Route, ...] = tuple(route for route, _handler in ENDPOINTS)
 """Every route: method, path template, operation id (the handler's name), summary and schemas."""
 
@@ -84,6 +94,7 @@ class NucleusApp:
             openapi=wire.dumps(build_openapi(ROUTES, title=f"Nucleus ledger {ledger.id}")),
         )
         self._closing = False
+        self._checkpoint_timer: asyncio.Task[None] | None = None
         self._auth = auth = AuthMiddleware(
             self._dispatch,
             registry=ledger.auth,
@@ -110,8 +121,11 @@ class NucleusApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 log.info("serving ledger %r", self.ledger.id)
+                if self.ledger.checkpoint_issuer is not None and not self.ledger.read_only:
+                    self._checkpoint_timer = asyncio.create_task(self._issue_checkpoints())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await self._stop_checkpoint_timer()
                 try:
                     await asyncio.get_running_loop().run_in_executor(None, self.close)
                 except Exception as err:  # noqa: BLE001 - reported to the server, which logs it
@@ -120,6 +134,34 @@ class NucleusApp:
                 log.info("ledger %r closed", self.ledger.id)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _issue_checkpoints(self) -> None:
+        """The checkpoint timer: sleep until the issuer says a checkpoint is due, issue it (on the
+        thread pool: it reads the tree and writes the checkpoint), repeat until cancelled."""
+        issuer = self.ledger.checkpoint_issuer
+        assert issuer is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            due = issuer.due_in()
+            if due is None:
+                await asyncio.sleep(max(issuer.interval, IDLE_CHECKPOINT_WAIT))
+                continue
+            await asyncio.sleep(max(due, RETRY_CHECKPOINT_WAIT))
+            try:
+                await loop.run_in_executor(self._executor, issuer.flush)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("ledger %r: issuing a due checkpoint failed; the timer tries again", self.ledger.id)
+                await asyncio.sleep(max(issuer.interval, IDLE_CHECKPOINT_WAIT))
+
+    async def _stop_checkpoint_timer(self) -> None:
+        timer, self._checkpoint_timer = self._checkpoint_timer, None
+        if timer is None:
+            return
+        timer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await timer
 
     # dispatch -------------------------------------------------------------------------------
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:

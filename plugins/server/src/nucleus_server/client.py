@@ -19,8 +19,8 @@ Needs httpx: ``pip install "nucleus-server[client]"``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -40,6 +40,7 @@ from nucleus_core.modules import ModuleMetadata, ModuleState
 from nucleus_core.query import QueryFilters, QueryResult
 from nucleus_core.records import Entry, Record
 from nucleus_core.tlog_verify import MalformedNoteError, parse_vkey
+from nucleus_core.tree import ConsistencyProof, InclusionProof
 from nucleus_core.verify import VerificationReport
 
 from . import wire
@@ -206,6 +207,61 @@ class RemoteLedger:
             except MalformedNoteError as err:
                 raise NucleusError(f"the server sent a malformed verifier key: {err}") from None
         return vkeys
+
+    def checkpoint(self, size: int | None = None) -> str:
+        """The server's latest signed checkpoint (``GET /checkpoint``), or the one issued at
+        ``size`` (:class:`~nucleus_core.errors.NotFoundError` when none was), as text. Public by
+        default; the client's token is sent when it has one. Verify it with keys obtained another
+        way (:func:`~nucleus_core.tlog_verify.verify_checkpoint`) before trusting it."""
+        if self._closed:
+            raise LedgerClosedError(f"RemoteLedger for {self.url} is closed")
+        if size is not None and (type(size) is not int or size < 0):
+            raise ValidationError(f"size must be a non-negative integer, not {size!r}", field="size")
+        params: list[tuple[str, str | int | float | bool | None]] = [] if size is None else [("size", size)]
+        response = self._send("GET", "/checkpoint", self._token, params=params)
+        if not response.headers.get("content-type", "").startswith("text/plain"):
+            raise NucleusError("the server's /checkpoint did not answer text/plain")
+        try:
+            return response.content.decode("utf-8")
+        except UnicodeDecodeError:
+            raise NucleusError("the server's checkpoint is not UTF-8") from None
+
+    def inclusion_proof(
+        self, seq_or_hash: int | str, tree_size: int, context: RequestContext | None = None
+    ) -> InclusionProof | None:
+        """The RFC 9162 inclusion proof of the entry (by seq or hex hash) in the tree of
+        ``tree_size`` entries (``GET /proof/inclusion``); None when the entry is absent or the
+        requester may not read it, as :meth:`get` answers. Unverified: check it against a
+        verified checkpoint (:func:`~nucleus_core.tlog_verify.verify_inclusion`)."""
+        if isinstance(seq_or_hash, str):
+            target: tuple[str, str | int | float | bool | None] = ("hash", seq_or_hash)
+        elif type(seq_or_hash) is int:
+            target = ("seq", seq_or_hash)
+        else:
+            raise ValidationError("give an entry's seq (an integer) or its hash (hex)", field="seq")
+        if type(tree_size) is not int:
+            raise ValidationError(f"tree_size must be an integer, not {type(tree_size).__name__}", field="tree_size")
+        token = self._bearer(context)
+        try:
+            doc = self._request("GET", "/proof/inclusion", token, params=[target, ("size", tree_size)])
+        except NotFoundError:
+            return None
+        return _checked(InclusionProof.from_json, doc, "/proof/inclusion")
+
+    def consistency_proof(
+        self, old_size: int, new_size: int, context: RequestContext | None = None
+    ) -> ConsistencyProof:
+        """The RFC 9162 consistency proof from the tree of ``old_size`` entries to that of
+        ``new_size`` (``GET /proof/consistency``, public by default). Unverified: check it between
+        two verified checkpoints (:func:`~nucleus_core.tlog_verify.verify_consistency`)."""
+        for name, value in (("old_size", old_size), ("new_size", new_size)):
+            if type(value) is not int:
+                raise ValidationError(f"{name} must be an integer, not {type(value).__name__}", field=name)
+        if self._closed:
+            raise LedgerClosedError(f"RemoteLedger for {self.url} is closed")
+        token = self._token if context is None else self._bearer(context)
+        doc = self._request("GET", "/proof/consistency", token, params=[("from", old_size), ("to", new_size)])
+        return _checked(ConsistencyProof.from_json, doc, "/proof/consistency")
 
     # writes ---------------------------------------------------------------------------------
     def append(self, record: Record, context: RequestContext | None = None) -> Entry:
@@ -445,6 +501,17 @@ def _filters_doc(filters: QueryFilters | Mapping[str, Any] | None) -> dict[str, 
 
         raise QueryError(f"filters must be QueryFilters or a mapping, got {type(filters).__name__}")
     return dict(filters)
+
+
+_P = TypeVar("_P")
+
+
+def _checked(parse: Callable[[object], _P], doc: Any, path: str) -> _P:
+    """``parse(doc)``: a server answering another shape is a :class:`NucleusError` naming ``path``."""
+    try:
+        return parse(doc)
+    except ValidationError as err:
+        raise NucleusError(f"the server's {path} answered a malformed proof: {err}") from None
 
 
 def _query_params(filters: dict[str, Any]) -> list[tuple[str, str | int | float | bool | None]]:

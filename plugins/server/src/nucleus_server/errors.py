@@ -26,12 +26,7 @@ from nucleus_core.errors import (
     StorageUnavailableError,
     ValidationError,
 )
-
-
-class NotFoundError(NucleusError):
-    """The HTTP route, entry, record or module does not exist (or is not visible to the requester)."""
-
-    code = "not_found"
+from nucleus_core.errors import NotFoundError as NotFoundError  # the server's 404, raised by the core too
 
 
 class MethodNotAllowedError(NucleusError):

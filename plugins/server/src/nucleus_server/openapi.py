@@ -12,7 +12,7 @@ import attrs
 
 from nucleus_core import __version__
 
-PUBLIC_OPERATIONS = frozenset({"health", "openapi", "checkpoint_keys"})
+PUBLIC_OPERATIONS = frozenset({"health", "openapi", "checkpoint_keys", "checkpoint", "consistency_proof"})
 """Operations that answer without a requester (when their path is a configured public path)."""
 
 
@@ -43,6 +43,7 @@ class Route:
 _HASH = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 _OID = {"type": "string", "pattern": "^oid:[^:]+:[^:]+:.+$"}
 _INT = {"type": "integer", "minimum": 0, "maximum": 2**53 - 1}
+_HASH_HEX = {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "a SHA-256 tree hash, hex"}
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": {
@@ -71,6 +72,29 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "string",
         "description": "the checkpoint verifier keys, one per line, each <name>+<key ID hex>+<base64(0x01 || "
         "Ed25519 public key)> (c2sp.org/signed-note) followed by a newline",
+    },
+    "Checkpoint": {
+        "type": "string",
+        "description": "a c2sp.org/tlog-checkpoint (origin, tree size, base64 root hash) in a c2sp.org/signed-note: "
+        "the body, a blank line, one signature line per signing key",
+    },
+    "InclusionProof": {
+        "type": "object",
+        "required": ["leaf_index", "tree_size", "hashes"],
+        "properties": {
+            "leaf_index": {**_INT, "description": "the entry's seq - 1"},
+            "tree_size": {**_INT, "minimum": 1},
+            "hashes": {"type": "array", "items": _HASH_HEX, "description": "RFC 9162 2.1.3.1 audit path, bottom up"},
+        },
+    },
+    "ConsistencyProof": {
+        "type": "object",
+        "required": ["from", "to", "hashes"],
+        "properties": {
+            "from": {**_INT, "minimum": 1},
+            "to": {**_INT, "minimum": 1},
+            "hashes": {"type": "array", "items": _HASH_HEX, "description": "RFC 9162 2.1.4.1 consistency proof"},
+        },
     },
     "OpenAPI": {"type": "object"},
     "Requester": {
@@ -217,10 +241,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 _ERROR_STATUSES = {
-    "400": "Malformed request (not JSON, wrong shape, token in the query string)",
+    "400": "Malformed request (not JSON, wrong shape, bad query parameter, token in the query string)",
     "401": "No or invalid bearer token (see WWW-Authenticate)",
     "403": "Authenticated, but access control refuses (error=insufficient_scope)",
-    "404": "No such route, entry, record or module (or not visible to the requester)",
+    "404": "No such route, entry, record, module or checkpoint (or not visible to the requester)",
     "409": "Conflict: duplicate record id, read-only ledger",
     "413": "Body, record or batch too large",
     "422": "Invalid record, query, grant or value (the message names the field)",
@@ -234,6 +258,11 @@ _QUERY_DOCS = {
     "limit": "page size",
     "cursor": "next_cursor of the previous page",
     "kind": "a resource kind (repeat for several)",
+    "size": "a tree size (number of entries from seq 1)",
+    "seq": "the entry's seq (give seq or hash)",
+    "hash": "the entry's hash, 64 lowercase hex characters (give seq or hash)",
+    "from": "the older tree size",
+    "to": "the newer tree size",
 }
 
 

@@ -10,7 +10,7 @@ import attrs
 from nucleus_core.errors import ConfigurationError
 from nucleus_core.ledger import MAX_BATCH_SIZE
 
-DEFAULT_PUBLIC_PATHS = ("/health", "/openapi.json", "/checkpoint/key")
+DEFAULT_PUBLIC_PATHS = ("/health", "/openapi.json", "/checkpoint/key", "/checkpoint", "/proof/consistency")
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_BATCH_RECORDS = 1000
 
@@ -42,10 +42,11 @@ def _check_realm(_inst: Any, _attr: Any, value: str) -> None:
 class ServerSettings:
     """How the HTTP layer behaves (the ledger's own configuration is separate).
 
-    ``public_paths``: exact paths answered without a token (only ``/health``, ``/openapi.json`` and
-    ``/checkpoint/key`` serve anything without a requester; ledger routes refuse an anonymous
-    request even when listed). ``max_body_bytes``: largest request body. ``max_batch_records``: most records in one
-    batch append (at most the core's limit). ``threads``: size of the pool running ledger calls.
+    ``public_paths``: exact paths answered without a token (only ``/health``, ``/openapi.json``,
+    ``/checkpoint/key``, ``/checkpoint`` and ``/proof/consistency`` serve anything without a
+    requester; ledger routes refuse an anonymous request even when listed). ``max_body_bytes``:
+    largest request body. ``max_batch_records``: most records in one batch append (at most the
+    core's limit). ``threads``: size of the pool running ledger calls.
     """
 
     realm: str = attrs.field(default="nucleus", validator=_check_realm)

@@ -44,8 +44,7 @@ def pg_dsn() -> Iterator[str]:
         yield dsn
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+def _storage(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     if request.param == "memory":
         return lambda: "memory://"
     if request.param == "sqlite":
@@ -53,6 +52,17 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     dsn = request.getfixturevalue("pg_dsn")
     schema = f"cp_{uuid.uuid4().hex[:12]}"
     return lambda: postgres_storage(dsn, schema=schema)
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    return _storage(request, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def persistent(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """Storage that keeps the ledger after close (memory does not)."""
+    return _storage(request, tmp_path)
 
 
 def verified(note: str, vkeys: tuple[str, ...]) -> tuple[int, bytes]:
@@ -91,9 +101,8 @@ def test_checkpoints_follow_commits_at_most_once_per_interval(storage: Any, cloc
                 ledger.checkpoint(size)
 
 
-def test_checkpoints_outlive_the_process(storage: Any, clock: ManualClock) -> None:
-    if storage() == "memory://":
-        pytest.skip("memory storage keeps nothing after close")
+def test_checkpoints_outlive_the_process(persistent: Any, clock: ManualClock) -> None:
+    storage = persistent
     old, new = NoteSigner.generate(ORIGIN), NoteSigner.generate(ORIGIN)
     with create_ledger(id=LEDGER, storage=storage(), checkpoint={"signers": (old,), "key_env": None}) as ledger:
         ledger.append_batch([rec(i) for i in range(3)], CTX)

@@ -80,12 +80,19 @@ def bench_append(backend: str, work: Path, batches: int) -> float:
 
 
 BUILD_CHILD = """
-import json, resource, sys, time
+import json, os, resource, sys, time
 from nucleus_core import open_ledger
-from nucleus_storage_sqlite import sqlite_storage
 from nucleus_core.tree import build_tree
-path = sys.argv[1]
-storage = sqlite_storage(path)
+backend, where = sys.argv[1], sys.argv[2]
+
+def make_storage(where):
+    if backend == "sqlite":
+        from nucleus_storage_sqlite import sqlite_storage
+        return sqlite_storage(where)
+    from nucleus_storage_postgres import postgres_storage
+    return postgres_storage(os.environ["NUCLEUS_BENCH_POSTGRES_DSN"], schema=where)
+
+storage = make_storage(where)
 storage.open("bench", create=False)
 t0 = time.perf_counter()
 n = sum(1 for _ in storage.iter_entry_hashes(1))
@@ -95,7 +102,7 @@ size = build_tree(storage)
 build = time.perf_counter() - t0
 storage.close()
 t0 = time.perf_counter()
-with open_ledger(id="bench", storage=sqlite_storage(path), verify_workers=1) as ledger:
+with open_ledger(id="bench", storage=make_storage(where), verify_workers=1) as ledger:
     opened = time.perf_counter() - t0
 hwm = [int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")]
 print(json.dumps({"n": n, "size": size, "scan": scan, "build": build, "open": opened,
@@ -103,27 +110,44 @@ print(json.dumps({"n": n, "size": size, "scan": scan, "build": build, "open": op
 """
 
 
-def bench_build(work: Path, entries: int) -> Path:
-    path = work / "build.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    with create_ledger(id="bench", storage=storage("sqlite", work, "build", "normal")) as ledger:
+def build_storage(backend: str, work: Path) -> tuple[str, Any]:
+    """Where the build / proof ledger lives (a file, or a PostgreSQL schema) and a factory of its storage."""
+    if backend == "sqlite":
+        from nucleus_storage_sqlite import sqlite_storage
+
+        path = work / "build.db"
+        return str(path), lambda: sqlite_storage(path)
+    from nucleus_storage_postgres import postgres_storage
+
+    schema = f"bench_build_{os.getpid()}"
+    return schema, lambda: postgres_storage(os.environ["NUCLEUS_BENCH_POSTGRES_DSN"], schema=schema)
+
+
+def bench_build(backend: str, work: Path, entries: int) -> tuple[str, Any]:
+    where, make = build_storage(backend, work)
+    if backend == "sqlite":
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{where}{suffix}").unlink(missing_ok=True)
+        first = storage("sqlite", work, "build", "normal")
+    else:
+        first = make()
+    with create_ledger(id="bench", storage=first) as ledger:
         ledger._keep_tree = False  # as written before the tree existed
         for start in range(0, entries, 10_000):
             ledger.append_batch([record(i) for i in range(start, min(start + 10_000, entries))], CTX)
-    out = subprocess.run([sys.executable, "-c", BUILD_CHILD, str(path)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", BUILD_CHILD, backend, where], capture_output=True, text=True, check=True
+    )
     r = json.loads(out.stdout)
-    print(f"tree build for {r['n']:,} existing entries (SQLite): {r['n'] / r['build']:,.0f} entries/s "
+    print(f"tree build for {r['n']:,} existing entries ({backend}): {r['n'] / r['build']:,.0f} entries/s "
           f"({r['build']:.1f} s), peak RSS {r['hwm_mb']:.0f} MB; plain scan of (seq, hash) {r['n'] / r['scan']:,.0f}"
           f" rows/s; then open + verify (chain and tree, 1 process) {r['open']:.1f} s")
-    return path
+    return where, make
 
 
-def bench_proofs(path: Path, samples: int) -> None:
-    from nucleus_storage_sqlite import sqlite_storage
-
+def bench_proofs(backend: str, make: Any, samples: int) -> None:
     rng = random.Random(7)
-    with create_ledger(id="bench", storage=sqlite_storage(path), verify_on_open=False) as ledger:
+    with create_ledger(id="bench", storage=make(), verify_on_open=False) as ledger:
         n = ledger.tree_size()
         gen_i, gen_c, ver_i, ver_c = [], [], [], []
         root = ledger.root_hash(n)
@@ -154,7 +178,7 @@ def bench_proofs(path: Path, samples: int) -> None:
         xs = sorted(xs)
         return f"p50 {statistics.median(xs) * 1e3:.3f} ms, p99 {xs[int(len(xs) * 0.99)] * 1e3:.3f} ms"
 
-    print(f"proofs on {n:,} entries (SQLite, x{samples}): inclusion {pct(gen_i)} (verify {pct(ver_i)}); "
+    print(f"proofs on {n:,} entries ({backend}, x{samples}): inclusion {pct(gen_i)} (verify {pct(ver_i)}); "
           f"consistency {pct(gen_c)} (verify {pct(ver_c)})")
 
 
@@ -172,7 +196,14 @@ def main() -> None:
         if args.batches:
             bench_append(args.backend, work, args.batches)
         if args.build:
-            bench_proofs(bench_build(work, args.build), args.proofs)
+            _, make = bench_build(args.backend, work, args.build)
+            try:
+                bench_proofs(args.backend, make, args.proofs)
+            finally:
+                if args.backend == "postgres":
+                    from nucleus_core.testing.postgres import drop_schema
+
+                    drop_schema(os.environ["NUCLEUS_BENCH_POSTGRES_DSN"], f"bench_build_{os.getpid()}")
 
 
 if __name__ == "__main__":

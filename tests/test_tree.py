@@ -294,27 +294,14 @@ def test_the_cli_draws_a_bar_only_for_a_long_build_on_a_terminal(monkeypatch: py
             assert "20000/20000" in stream.getvalue()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def persistent(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Any]]:
-    """A factory of unopened persistent backends over the same data (a ledger records its plugins
-    only there)."""
-    if request.param == "sqlite":
-        yield lambda: sqlite_storage(tmp_path / "tree.db")
-        return
-    dsn = request.getfixturevalue("pg_dsn")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    try:
-        yield lambda: postgres_storage(dsn, schema=schema)
-    finally:
-        drop_schema(dsn, schema)
-
-
-def test_every_write_path_extends_the_tree_in_its_transaction(persistent: Callable[[], Any]) -> None:
+# A ledger records its plugins only on persistent storage: the backend fixture without memory.
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+def test_every_write_path_extends_the_tree_in_its_transaction(backend: tuple[str, Callable[[], Any]]) -> None:
     """The ledger's own records (the ``_ledger`` record of its plugins, a released plugin) are
     entries like any other: the tree covers them as soon as they commit, not at the next append."""
     from nucleus_core import release_plugin
 
-    make = persistent
+    _, make = backend
     with create_ledger(id="paths", storage=make(), plugins=["ual"]) as ledger:
         assert ledger.length() == 1  # the _ledger record naming the UAL, written at creation
         assert ledger.tree_size() == 1

@@ -52,6 +52,9 @@ if TYPE_CHECKING:
 
 DEFAULT_TIMEOUT = 30.0
 
+QueryParams = list[tuple[str, str | int | float | bool | None]]
+"""Query parameters of a request, in order (repeated names allowed)."""
+
 
 class RemoteLedger:
     """A ledger behind a Nucleus HTTP server. Thread-safe (one pooled httpx client); a context manager.
@@ -117,7 +120,7 @@ class RemoteLedger:
         token: str | None,
         *,
         body: Any = None,
-        params: list[tuple[str, str | int | float | bool | None]] | None = None,
+        params: QueryParams | None = None,
     ) -> Any:
         response = self._send(method, path, token, body=body, params=params)
         try:
@@ -132,7 +135,7 @@ class RemoteLedger:
         token: str | None,
         *,
         body: Any = None,
-        params: list[tuple[str, str | int | float | bool | None]] | None = None,
+        params: QueryParams | None = None,
     ) -> httpx.Response:
         """The server's response to the request; an error status raises the rebuilt error."""
         headers = {"authorization": f"Bearer {token}"} if token is not None else {}
@@ -217,7 +220,7 @@ class RemoteLedger:
             raise LedgerClosedError(f"RemoteLedger for {self.url} is closed")
         if size is not None and (type(size) is not int or size < 0):
             raise ValidationError(f"size must be a non-negative integer, not {size!r}", field="size")
-        params: list[tuple[str, str | int | float | bool | None]] = [] if size is None else [("size", size)]
+        params: QueryParams = [] if size is None else [("size", size)]
         response = self._send("GET", "/checkpoint", self._token, params=params)
         if not response.headers.get("content-type", "").startswith("text/plain"):
             raise NucleusError("the server's /checkpoint did not answer text/plain")
@@ -514,8 +517,8 @@ def _checked(parse: Callable[[object], _P], doc: Any, path: str) -> _P:
         raise NucleusError(f"the server's {path} answered a malformed proof: {err}") from None
 
 
-def _query_params(filters: dict[str, Any]) -> list[tuple[str, str | int | float | bool | None]]:
-    params: list[tuple[str, str | int | float | bool | None]] = []
+def _query_params(filters: dict[str, Any]) -> QueryParams:
+    params: QueryParams = []
     for key, value in filters.items():
         name = "record_id" if key == "record_ids" else key
         values = value if isinstance(value, (list, tuple)) else [value]

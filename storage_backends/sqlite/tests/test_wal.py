@@ -4,6 +4,7 @@ while that snapshot is held), and once the reader is gone the next commits bring
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from nucleus_storage_sqlite import sqlite_storage
-from nucleus_storage_sqlite.backend import DEFAULT_WAL_SIZE_LIMIT
+from nucleus_storage_sqlite.backend import DEFAULT_WAL_SIZE_LIMIT, _switch_journal_mode
 
 from nucleus_core import ConfigurationError, Record, create_ledger
 from nucleus_core.testing import make_context, make_record
@@ -141,3 +142,46 @@ def test_bad_wal_size_limit_is_refused(tmp_path: Path, bad: str) -> None:
     with pytest.raises(ConfigurationError, match="wal_size_limit"):
         sqlite_storage(path, wal_size_limit=True)  # type: ignore[arg-type]
     assert not path.exists()
+
+
+class _ContendedConnection:
+    """A real connection whose first ``busy`` journal-mode switches answer SQLITE_BUSY, as SQLite
+    does (without its busy handler) to the loser of two openers switching one new file."""
+
+    def __init__(self, path: Path, busy: int) -> None:
+        self.real = sqlite3.connect(str(path), isolation_level=None)
+        self.busy = busy
+        self.switches = 0
+
+    def execute(self, sql: str) -> sqlite3.Cursor:
+        if sql.startswith("PRAGMA journal_mode ="):
+            self.switches += 1
+            if self.switches <= self.busy:
+                raise sqlite3.OperationalError("database is locked")
+        return self.real.execute(sql)
+
+
+def test_switching_to_wal_waits_out_a_busy_answer(tmp_path: Path) -> None:
+    conn = _ContendedConnection(tmp_path / "new.db", busy=3)
+    _switch_journal_mode(conn, "wal", timeout=5.0)  # type: ignore[arg-type]
+    assert conn.switches == 4
+    assert conn.real.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.real.close()
+
+
+def test_switching_to_wal_gives_up_at_the_busy_timeout(tmp_path: Path) -> None:
+    conn = _ContendedConnection(tmp_path / "new.db", busy=10**9)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        _switch_journal_mode(conn, "wal", timeout=0.2)  # type: ignore[arg-type]
+    assert 2 < conn.switches < 100  # retried with a growing pause, not spun
+    conn.real.close()
+
+
+def test_an_existing_wal_file_is_not_switched_again(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    with create_ledger(id="l", storage=sqlite_storage(path)):
+        pass
+    conn = _ContendedConnection(path, busy=10**9)  # any switch would fail
+    _switch_journal_mode(conn, "wal", timeout=0.0)  # type: ignore[arg-type]
+    assert conn.switches == 0
+    conn.real.close()

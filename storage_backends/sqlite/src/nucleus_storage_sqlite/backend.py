@@ -7,6 +7,7 @@ import functools
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -72,6 +73,37 @@ class _SqliteDatabase(peewee.SqliteDatabase):
 
     def savepoint(self) -> _Savepoint:
         return _Savepoint(self)
+
+    def _set_pragmas(self, conn: sqlite3.Connection) -> None:
+        """Apply the pragmas; switching a new file to WAL waits out other openers.
+
+        Changing the journal mode needs an exclusive lock, and SQLite answers SQLITE_BUSY at once,
+        without its busy handler, when another connection is switching the same new file at that
+        moment (two processes creating one ledger together). So the switch is retried here, until
+        the busy timeout, and skipped when the file already is in WAL mode (it stays so)."""
+        peewee_db: Any = self  # peewee keeps these untyped
+        for pragma, value in peewee_db._pragmas:
+            if pragma == "journal_mode":
+                _switch_journal_mode(conn, str(value), float(peewee_db._timeout))
+            else:
+                conn.execute(f"PRAGMA {pragma} = {value}")
+
+
+def _switch_journal_mode(conn: sqlite3.Connection, mode: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    pause = 0.005
+    while True:
+        try:
+            if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() == mode:
+                return
+            conn.execute(f"PRAGMA journal_mode = {mode}")
+            return
+        except sqlite3.OperationalError as err:
+            text = str(err).lower()
+            if ("locked" not in text and "busy" not in text) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 def _refuse(path: str, why: str) -> ConfigurationError:

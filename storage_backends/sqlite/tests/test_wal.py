@@ -179,8 +179,7 @@ def test_switching_to_wal_gives_up_at_the_busy_timeout(tmp_path: Path) -> None:
 
 def test_an_existing_wal_file_is_not_switched_again(tmp_path: Path) -> None:
     path = tmp_path / "l.db"
-    with create_ledger(id="l", storage=sqlite_storage(path)):
-        pass
+    create_ledger(id="l", storage=sqlite_storage(path)).close()  # a new ledger file, in WAL mode
     conn = _ContendedConnection(path, busy=10**9)  # any switch would fail
     _switch_journal_mode(conn, "wal", timeout=0.0)  # type: ignore[arg-type]
     assert conn.switches == 0

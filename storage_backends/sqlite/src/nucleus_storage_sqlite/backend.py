@@ -99,11 +99,15 @@ def _switch_journal_mode(conn: sqlite3.Connection, mode: str, timeout: float) ->
             conn.execute(f"PRAGMA journal_mode = {mode}")
             return
         except sqlite3.OperationalError as err:
-            text = str(err).lower()
-            if ("locked" not in text and "busy" not in text) or time.monotonic() + pause > deadline:
+            if not _is_lock_error(str(err).lower()) or time.monotonic() + pause > deadline:
                 raise
         time.sleep(pause)
         pause = min(pause * 2, 0.1)
+
+
+def _is_lock_error(text: str) -> bool:
+    """Whether a (lowercased) SQLite error message says another connection holds the lock."""
+    return "locked" in text or "busy" in text
 
 
 def _refuse(path: str, why: str) -> ConfigurationError:
@@ -408,7 +412,7 @@ class SqliteStorage(SqlStorageBackend):
             return ReadOnlyLedgerError(f"{action}: {where} is read-only; nothing was written")
         if "disk is full" in text:
             return StorageError(f"{action}: {where} is full (disk or max_page_count); nothing was written")
-        if "locked" in text or "busy" in text:
+        if _is_lock_error(text):
             return ConflictError(
                 f"{action}: the SQLite file is locked by another writer (waited {self.busy_timeout:g}s); retry"
             )

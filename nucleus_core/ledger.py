@@ -326,6 +326,7 @@ class Ledger:
         # Only bench/ switches it off: the same build without the tree, as the baseline of its cost.
         self._keep_tree = True
         self._tree_storage = tree_storage(self._storage)
+        self._tree_size_seen = 0  # the largest tree size read so far: trees only grow (_tree_sizes)
 
     def _opened(self, *, discard_on_failure: bool) -> None:
         """The last step of opening (:class:`~nucleus_core.assembly.LedgerBuilder`), once the modules
@@ -812,21 +813,29 @@ class Ledger:
         ledger opened read-only before its tree was built (see :func:`~nucleus_core.tree.build_tree`)."""
         return self._tree().merkle_size()
 
-    def _tree_sizes(self, tree: MerkleTreeStorage, *sizes: tuple[str, object, int]) -> int:
-        """Check each ``(name, value, lowest)``: an integer from ``lowest`` to the tree size (returned)."""
-        current = tree.merkle_size()
+    def _tree_sizes(self, tree: MerkleTreeStorage, *sizes: tuple[str, object, int]) -> None:
+        """Check each ``(name, value, lowest)``: an integer from ``lowest`` to the tree size.
+
+        A committed tree only grows, so a size at most one already read needs no read (proofs are
+        asked at checkpoint sizes, which the ledger read when it issued them): on PostgreSQL that
+        is one round trip of the two or three a proof costs. A larger one reads the size again."""
+        checked: list[tuple[str, int]] = []
         for name, value, lowest in sizes:
             if type(value) is not int:
                 raise ValidationError(f"{name} must be an integer, not {type(value).__name__}", field=name)
             if value < lowest:
                 raise ValidationError(f"{name} must be at least {lowest}, not {value}", field=name)
+            checked.append((name, value))
+        if max(value for _, value in checked) <= self._tree_size_seen:
+            return
+        current = self._tree_size_seen = max(self._tree_size_seen, tree.merkle_size())
+        for name, value in checked:
             if value > current:
                 raise ValidationError(
                     f"{name} {value} is larger than the Merkle tree ({current} entries)"
                     + ("" if current == self.length() else "; open the ledger writable once to build the rest"),
                     field=name,
                 )
-        return current
 
     def root_hash(self, size: int | None = None) -> bytes:
         """The RFC 9162 root hash (32 raw bytes) of the tree of the first ``size`` entries (default:

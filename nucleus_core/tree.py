@@ -18,7 +18,7 @@ them:
 **Storing fewer nodes.** A backend may store only the nodes of levels ``>= min_level`` and derive
 the lower ones (complete subtrees of fewer than ``2**min_level`` leaves) from the entry hashes:
 :class:`DerivedLevelsStore` does that for it. Every answer of :mod:`.merkle` then reads, besides its
-``O(log n)`` stored nodes (see there), at most ``3 * 2**min_level`` entry hashes in one read: a
+``O(log n)`` stored nodes (see there), at most ``3 * 2**min_level`` entry hashes, in the same read: a
 root or an inclusion or consistency proof holds at most three ranges that end inside an aligned
 block of ``2**min_level`` leaves, each needing fewer than ``2**min_level`` of its leaves. Stored
 nodes are numbered (:func:`node_number`) in the order appends complete them, so a backend needs
@@ -44,8 +44,8 @@ if TYPE_CHECKING:
     from .storage import StorageBackend, WriteTransaction
 
 __all__ = [
-    "BUILD_CHUNK", "ConsistencyProof", "DerivedLevelsStore", "InclusionProof", "build_tree", "check_tree",
-    "extend_tree", "node_number", "stored_node_count", "tree_storage",
+    "BUILD_CHUNK", "ConsistencyProof", "DerivedLevelsStore", "InclusionProof", "NodeAndHashReader", "build_tree",
+    "check_tree", "extend_tree", "node_number", "seq_ranges", "stored_node_count", "tree_storage",
 ]
 
 BUILD_CHUNK = 8192
@@ -88,36 +88,51 @@ def _seqs_of(level: int, index: int) -> range:
     return range((index << level) + 1, ((index + 1) << level) + 1)
 
 
+NodeAndHashReader = Callable[
+    [Collection[NodeKey], Sequence[tuple[int, int]]], tuple[Mapping[NodeKey, bytes], Mapping[int, bytes]]
+]
+"""``read(keys, seq_ranges) -> (nodes, entry_hashes)`` of :class:`DerivedLevelsStore`."""
+
+
+def seq_ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:
+    """Sorted ``seqs`` as inclusive ``(first, last)`` runs of consecutive seqs."""
+    runs: list[tuple[int, int]] = []
+    for seq in sorted(set(seqs)):
+        if runs and runs[-1][1] == seq - 1:
+            runs[-1] = (runs[-1][0], seq)
+        else:
+            runs.append((seq, seq))
+    return runs
+
+
 class DerivedLevelsStore:
     """A :class:`~nucleus_core.merkle.MerkleNodeStore` over storage that keeps the nodes of levels
-    ``>= min_level`` only: ``read_stored(keys)`` answers those (keys all of such levels), and the
-    lower ones are computed from ``read_entry_hashes(seqs)`` (seq -> the entry's 32 raw hash bytes,
-    absent seqs left out), in at most one call of each per :meth:`nodes`."""
+    ``>= min_level`` only: ``read(keys, seq_ranges)`` answers, in one read (one round trip for a
+    database), the stored nodes among ``keys`` (all of such levels) and the entry hashes of the
+    inclusive seq ranges (seq -> the entry's 32 raw hash bytes, absent seqs left out); the lower
+    nodes are computed from those hashes. One call of ``read`` per :meth:`nodes`, none when
+    nothing is asked. The ranges, runs of consecutive seqs, are at most three and hold at most
+    ``3 * 2**min_level`` seqs in all (see the module docstring)."""
 
-    __slots__ = ("_entries", "_min_level", "_stored")
+    __slots__ = ("_min_level", "_read")
 
-    def __init__(
-        self,
-        min_level: int,
-        read_stored: Callable[[Collection[NodeKey]], Mapping[NodeKey, bytes]],
-        read_entry_hashes: Callable[[Sequence[int]], Mapping[int, bytes]],
-    ) -> None:
+    def __init__(self, min_level: int, read: NodeAndHashReader) -> None:
         self._min_level = min_level
-        self._stored = read_stored
-        self._entries = read_entry_hashes
+        self._read = read
 
     def nodes(self, keys: Collection[NodeKey]) -> dict[NodeKey, bytes]:
         low_level = self._min_level
         high = [key for key in keys if key[0] >= low_level]
         low = [key for key in keys if key[0] < low_level]
-        found = dict(self._stored(high)) if high else {}
-        if low:
-            seqs = sorted({seq for level, index in low for seq in _seqs_of(level, index)})
-            hashes = self._entries(seqs)
-            for level, index in low:
-                leaves = [hashes.get(seq) for seq in _seqs_of(level, index)]
-                if all(h is not None and len(h) == HASH_SIZE for h in leaves):
-                    found[(level, index)] = _subtree_root([_leaf(h) for h in leaves if h is not None])
+        if not high and not low:
+            return {}
+        ranges = seq_ranges(seq for level, index in low for seq in _seqs_of(level, index))
+        stored, hashes = self._read(high, ranges)
+        found = {key: stored[key] for key in high if key in stored}
+        for level, index in low:
+            leaves = [hashes.get(seq) for seq in _seqs_of(level, index)]
+            if all(h is not None and len(h) == HASH_SIZE for h in leaves):
+                found[(level, index)] = _subtree_root([_leaf(h) for h in leaves if h is not None])
         return found
 
 

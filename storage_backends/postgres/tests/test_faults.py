@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -83,10 +85,19 @@ def test_connection_killed_while_waiting_for_the_ledger_lock(
         assert ledger.verify().ok
 
 
+def _wait_gone(admin: psycopg.Connection, pids: list[int]) -> None:
+    """Until the server processes ``pids`` have exited (pg_terminate_backend only signals them)."""
+    deadline = time.monotonic() + 10
+    while admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,)).fetchone() != (0,):
+        assert time.monotonic() < deadline, "terminated backends did not exit"
+        time.sleep(0.01)
+
+
 def test_idle_pooled_connections_killed_between_appends(
     pg_admin: psycopg.Connection, make_storage: Callable[..., PostgresStorage]
 ) -> None:
-    """A server restart or an idle timeout kills pooled connections; the pool replaces them unnoticed."""
+    """A server restart or an idle timeout kills pooled connections; the pool replaces them unnoticed
+    (the closed socket tells the check-out, which then pings and discards them)."""
     ctx = make_context()
     with create_ledger(id="idle", storage=make_storage(application_name="idle-pool")) as ledger:
         ledger.append(make_record(0), ctx)
@@ -94,8 +105,33 @@ def test_idle_pooled_connections_killed_between_appends(
         assert pids
         for pid in pids:
             _terminate(pg_admin, pid)
-        assert ledger.append(make_record(1), ctx).seq == 2
+        _wait_gone(pg_admin, pids)
+        entry = ledger.append(make_record(1), ctx)
+        assert entry.seq == 2
+        assert ledger.get(entry.hash, ctx) is not None
         assert ledger.verify().ok
+
+
+def test_a_healthy_pooled_connection_is_checked_out_without_a_round_trip(
+    make_storage: Callable[..., PostgresStorage], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """peewee pings (``SELECT 1``) every connection it checks out; the backend's pool asks the socket
+    instead and pings only when the server has said something, so a read is one statement."""
+    ctx = make_context()
+    with create_ledger(id="quiet", storage=make_storage()) as ledger:
+        entry = ledger.append(make_record(0), ctx)
+        sent: list[str] = []
+        execute = psycopg.Cursor.execute
+
+        def counting(self: psycopg.Cursor, query: Any, *args: Any, **kwargs: Any) -> Any:
+            sent.append(str(query))
+            return execute(self, query, *args, **kwargs)
+
+        monkeypatch.setattr(psycopg.Cursor, "execute", counting)
+        for _ in range(3):
+            sent.clear()
+            assert ledger.get(entry.hash, ctx) is not None
+            assert len(sent) == 1 and "SELECT 1" not in sent, sent
 
 
 @pytest.fixture

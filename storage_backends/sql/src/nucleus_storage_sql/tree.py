@@ -6,7 +6,8 @@ Two tables beside the entries, shared by the ledgers of a database like the entr
   ROWID`` in SQLite, ``hash`` a ``BLOB`` / ``bytea`` of 32 bytes). ``node`` is
   :func:`nucleus_core.tree.node_number` with ``min_level`` :data:`MIN_LEVEL`: only complete
   subtrees of ``2**4`` leaves or more are stored, about one row per 8 entries; smaller ones are
-  derived from at most ``3 * 16`` entry hashes read by seq (:class:`~nucleus_core.tree.DerivedLevelsStore`).
+  derived from at most ``3 * 16`` entry hashes read by seq in the same statement
+  (:class:`~nucleus_core.tree.DerivedLevelsStore`).
   Storing every node (two rows per entry) cost about 10% of ``append_batch(1000)``; see BENCHMARKS.md.
 - ``nucleus_merkle_size``: ``(ledger_id, size)``, the number of entries the tree covers.
 
@@ -62,8 +63,10 @@ class SqlMerkleTree:
             f"ON CONFLICT ({lid}) DO UPDATE SET {size} = excluded.{size}",
             "iter": f"SELECT {node}, {hsh} FROM {nodes} WHERE {lid} = {p} AND {node} >= {p} ORDER BY {node} LIMIT {p}",  # noqa: S608
             "hashes": f"SELECT {seq}, {hsh} FROM {entries} WHERE {lid} = {p} AND {seq} >= {p} ORDER BY {seq} LIMIT {p}",  # noqa: S608
-            "nodes": f"SELECT {node}, {hsh} FROM {nodes} WHERE {lid} = {p} AND {node} IN ",  # noqa: S608
-            "seqs": f"SELECT {seq}, {hsh} FROM {entries} WHERE {lid} = {p} AND {seq} IN ",  # noqa: S608
+            # The two branches of _read's UNION ALL: (kind, number, node hash, entry hash).
+            "nodes": f"SELECT 0, {node}, {hsh}, NULL FROM {nodes} WHERE {lid} = {p} AND {node} IN ",  # noqa: S608
+            "seq_range": f"SELECT 1, {seq}, NULL, {hsh} FROM {entries} "  # noqa: S608
+            f"WHERE {lid} = {p} AND {seq} >= {p} AND {seq} <= {p}",
             "ddl_nodes": f"CREATE TABLE IF NOT EXISTS {nodes} ({lid} VARCHAR(128) NOT NULL, {node} BIGINT NOT NULL, "
             f"{hsh} {backend.blob_type} NOT NULL, PRIMARY KEY ({lid}, {node})){backend.clustered_table}",
             "ddl_sizes": f"CREATE TABLE IF NOT EXISTS {sizes} ({lid} VARCHAR(128) PRIMARY KEY, {size} BIGINT NOT NULL)",
@@ -104,29 +107,39 @@ class SqlMerkleTree:
         rows = self._run(self._sql["size"], (self._backend.ledger_id,), "reading the Merkle tree size")
         return int(rows[0][0]) if rows else 0
 
-    def _stored(self, keys: Collection[NodeKey]) -> dict[NodeKey, bytes]:
-        if not self.present:
-            return {}
-        numbers = {node_number(level, index, MIN_LEVEL): (level, index) for level, index in keys}
-        marks = ", ".join([self._backend.database.param] * len(numbers))
-        rows = self._run(
-            f"{self._sql['nodes']}({marks})", (self._backend.ledger_id, *numbers), "reading Merkle tree nodes"
-        )
-        return {numbers[int(number)]: bytes(value) for number, value in rows}
-
-    def _entry_hashes(self, seqs: Sequence[int]) -> dict[int, bytes]:
-        marks = ", ".join([self._backend.database.param] * len(seqs))
-        rows = self._run(f"{self._sql['seqs']}({marks})", (self._backend.ledger_id, *seqs), "reading entry hashes")
-        found = {}
-        for seq, entry_hash in rows:
-            raw = raw_hash(entry_hash)
-            if raw is not None:
-                found[int(seq)] = raw
-        return found
+    def _read(
+        self, keys: Collection[NodeKey], ranges: Sequence[tuple[int, int]]
+    ) -> tuple[dict[NodeKey, bytes], dict[int, bytes]]:
+        """Stored nodes ``keys`` and the entry hashes of the inclusive seq ``ranges``, in one statement
+        (a ``UNION ALL`` of one branch for the nodes and one per range: one round trip)."""
+        numbers = {node_number(level, index, MIN_LEVEL): (level, index) for level, index in keys if self.present}
+        ledger_id = self._backend.ledger_id
+        mark = self._backend.database.param
+        parts: list[str] = []
+        params: list[Any] = []
+        if numbers:
+            parts.append(f"{self._sql['nodes']}({', '.join([mark] * len(numbers))})")
+            params += (ledger_id, *numbers)
+        for first, last in ranges:
+            parts.append(self._sql["seq_range"])
+            params += (ledger_id, first, last)
+        if not parts:
+            return {}, {}
+        rows = self._run(" UNION ALL ".join(parts), params, "reading Merkle tree nodes and entry hashes")
+        nodes: dict[NodeKey, bytes] = {}
+        hashes: dict[int, bytes] = {}
+        for kind, number, node_value, entry_hash in rows:
+            if kind == 0:
+                nodes[numbers[int(number)]] = bytes(node_value)
+            else:
+                raw = raw_hash(entry_hash)
+                if raw is not None:
+                    hashes[int(number)] = raw
+        return nodes, hashes
 
     def store(self) -> DerivedLevelsStore:
         """Every node of the tree: stored ones by number, lower ones from the entry hashes."""
-        return DerivedLevelsStore(MIN_LEVEL, self._stored, self._entry_hashes)
+        return DerivedLevelsStore(MIN_LEVEL, self._read)
 
     def iter_nodes(self, start: int = 0) -> Iterator[tuple[int, bytes]]:
         if not self.present:

@@ -18,7 +18,7 @@ from blake3 import blake3
 
 from .access import AccessPolicy, AclAdmin, AuthenticatedPolicy, DenyingPolicy
 from .auth import TokenRegistry
-from .capabilities import DiscardableStorage, MerkleTreeStorage
+from .capabilities import DiscardableStorage, MerkleEntryReadStorage, MerkleTreeStorage
 from .checkpoints import CheckpointConfig, CheckpointIssuer, CheckpointKeys, checkpoint_config
 from .context import READ, SYSTEM_CONTEXT, VERIFY, WRITE, RequestContext, require_context, require_scope
 from .errors import (
@@ -44,6 +44,7 @@ from .hashing import (
     preimage_prefix,
     validate_ledger_id,
 )
+from .merkle import FoundNodes, inclusion_keys
 from .merkle import consistency_proof as merkle_consistency_proof
 from .merkle import inclusion_proof as merkle_inclusion_proof
 from .merkle import root_hash as merkle_root_hash
@@ -326,6 +327,11 @@ class Ledger:
         # Only bench/ switches it off: the same build without the tree, as the baseline of its cost.
         self._keep_tree = True
         self._tree_storage = tree_storage(self._storage)
+        # Reads an inclusion proof by seq and its entry together (one round trip), when it can.
+        self._entry_and_nodes = (
+            self._storage if self._tree_storage is not None and isinstance(self._storage, MerkleEntryReadStorage)
+            else None
+        )
         self._tree_size_seen = 0  # the largest tree size read so far: trees only grow (_tree_sizes)
 
     def _opened(self, *, discard_on_failure: bool) -> None:
@@ -811,7 +817,9 @@ class Ledger:
     def tree_size(self) -> int:
         """How many entries (from seq 1) the stored Merkle tree covers: the head's seq, except on a
         ledger opened read-only before its tree was built (see :func:`~nucleus_core.tree.build_tree`)."""
-        return self._tree().merkle_size()
+        size = self._tree().merkle_size()
+        self._tree_size_seen = max(self._tree_size_seen, size)  # a proof at this size reads no size
+        return size
 
     def _tree_sizes(self, tree: MerkleTreeStorage, *sizes: tuple[str, object, int]) -> None:
         """Check each ``(name, value, lowest)``: an integer from ``lowest`` to the tree size.
@@ -843,6 +851,7 @@ class Ledger:
         tree = self._tree()
         if size is None:
             size = tree.merkle_size()
+            self._tree_size_seen = max(self._tree_size_seen, size)
         else:
             self._tree_sizes(tree, ("size", size, 0))
         return merkle_root_hash(tree.merkle_store(), size)
@@ -863,9 +872,20 @@ class Ledger:
         elif type(seq_or_hash) is int:
             if seq_or_hash < 1:
                 raise ValidationError(f"seq must be at least 1, not {seq_or_hash}", field="seq")
+            if seq_or_hash <= tree_size and self._entry_and_nodes is not None:
+                # The entry and the proof's nodes in one read; the nodes are used only once the
+                # entry is known to exist and be readable, as below.
+                index = seq_or_hash - 1
+                row, found = self._entry_and_nodes.entry_and_merkle_nodes(seq_or_hash, inclusion_keys(index, tree_size))
+                if self._readable(row, ctx) is None or row is None:
+                    return None
+                hashes = merkle_inclusion_proof(FoundNodes(found), index, tree_size)
+                return InclusionProof(leaf_index=index, tree_size=tree_size, hashes=tuple(hashes))
             row = self._storage.get_by_seq(seq_or_hash)
         else:
             raise ValidationError("give an entry's seq (an integer) or its hash (hex)", field="seq")
+        # Readability first: an entry beyond the tree is refused only to whom may read it (None to
+        # others, as for an absent entry).
         if self._readable(row, ctx) is None or row is None:
             return None
         if row.seq > tree_size:

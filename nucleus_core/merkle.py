@@ -41,8 +41,9 @@ from .errors import IntegrityError, ValidationError
 from .tlog_verify import EMPTY_ROOT, HASH_SIZE, MAX_TREE_SIZE, leaf_hash, node_hash
 
 __all__ = [
-    "MerkleBuilder", "MerkleNodeStore", "MemoryNodeStore", "NodeKey", "append_leaves", "build_node_writes",
-    "consistency_proof", "frontier_keys", "inclusion_proof", "root_hash", "subtree_keys",
+    "FoundNodes", "MerkleBuilder", "MerkleNodeStore", "MemoryNodeStore", "NodeKey", "append_leaves",
+    "build_node_writes", "consistency_proof", "frontier_keys", "inclusion_keys", "inclusion_proof", "root_hash",
+    "subtree_keys",
 ]
 
 NodeKey = tuple[int, int]
@@ -157,6 +158,20 @@ def _check_size(value: object, what: str) -> int:
     return value
 
 
+class FoundNodes:
+    """A :class:`MerkleNodeStore` over nodes already read (a mapping of some keys to their hashes),
+    for storage that read them together with something else: see :func:`inclusion_keys`."""
+
+    __slots__ = ("_found",)
+
+    def __init__(self, found: Mapping[NodeKey, bytes]) -> None:
+        self._found = found
+
+    def nodes(self, keys: Collection[NodeKey]) -> dict[NodeKey, bytes]:
+        found = self._found
+        return {key: found[key] for key in keys if key in found}
+
+
 # -- answers -----------------------------------------------------------------------------------
 
 
@@ -169,13 +184,26 @@ def root_hash(store: MerkleNodeStore, size: int) -> bytes:
     return _read(store, [(0, size)])[0]
 
 
-def inclusion_proof(store: MerkleNodeStore, index: int, size: int) -> list[bytes]:
-    """RFC 9162 inclusion proof (PATH, bottom-up) of leaf ``index`` in the tree of ``size`` leaves."""
+def _check_leaf(index: int, size: int) -> None:
     _check_size(index, "index")
     _check_size(size, "size")
     if index >= size:
         raise ValidationError(f"leaf index {index} is not below the tree size {size}", field="index")
+
+
+def inclusion_proof(store: MerkleNodeStore, index: int, size: int) -> list[bytes]:
+    """RFC 9162 inclusion proof (PATH, bottom-up) of leaf ``index`` in the tree of ``size`` leaves."""
+    _check_leaf(index, size)
     return _read(store, _inclusion_ranges(index, size))
+
+
+def inclusion_keys(index: int, size: int) -> set[NodeKey]:
+    """The nodes :func:`inclusion_proof` of leaf ``index`` in the tree of ``size`` leaves reads (at
+    most ``2 ceil(log2 size)``; none for a tree of one leaf), for a read that fetches them with
+    something else (the ledger reads them with the entry): ``inclusion_proof(FoundNodes(found),
+    index, size)`` then builds the proof from what was found, reading nothing."""
+    _check_leaf(index, size)
+    return {key for start, end in _inclusion_ranges(index, size) for key in subtree_keys(start, end)}
 
 
 def consistency_proof(store: MerkleNodeStore, first: int, second: int) -> list[bytes]:

@@ -44,8 +44,9 @@ if TYPE_CHECKING:
     from .storage import StorageBackend, WriteTransaction
 
 __all__ = [
-    "BUILD_CHUNK", "ConsistencyProof", "DerivedLevelsStore", "InclusionProof", "NodeAndHashReader", "build_tree",
-    "check_tree", "extend_tree", "node_number", "seq_ranges", "stored_node_count", "tree_storage",
+    "BUILD_CHUNK", "ConsistencyProof", "DerivedLevelsRead", "DerivedLevelsStore", "InclusionProof",
+    "NodeAndHashReader", "build_tree", "check_tree", "extend_tree", "node_number", "seq_ranges", "stored_node_count",
+    "tree_storage",
 ]
 
 BUILD_CHUNK = 8192
@@ -105,14 +106,47 @@ def seq_ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:
     return runs
 
 
+class DerivedLevelsRead:
+    """What a set of node ``keys`` needs from storage that keeps the nodes of levels ``>=
+    min_level`` only, and those nodes made from what was read: the two halves of
+    :class:`DerivedLevelsStore`, for a backend that reads them together with something else (an
+    entry: :meth:`~nucleus_core.capabilities.MerkleEntryReadStorage.entry_and_merkle_nodes`).
+
+    :attr:`stored` are the keys to read as stored nodes; :attr:`ranges` the inclusive seq ranges
+    whose entry hashes the lower keys (:attr:`derived`) are computed from (at most three runs of
+    consecutive seqs, ``3 * 2**min_level`` seqs in all, for the keys of one root or proof: see the
+    module docstring). :meth:`nodes` takes what the read found."""
+
+    __slots__ = ("derived", "ranges", "stored")
+
+    def __init__(self, keys: Collection[NodeKey], min_level: int) -> None:
+        self.stored = [key for key in keys if key[0] >= min_level]
+        self.derived = [key for key in keys if key[0] < min_level]
+        self.ranges = seq_ranges(seq for level, index in self.derived for seq in _seqs_of(level, index))
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing is to be read."""
+        return not self.stored and not self.derived
+
+    def nodes(self, stored: Mapping[NodeKey, bytes], hashes: Mapping[int, bytes]) -> dict[NodeKey, bytes]:
+        """The nodes among the keys: those of :attr:`stored` found in ``stored``, and each of
+        :attr:`derived` whose leaves' entry hashes (seq -> 32 raw bytes) are all in ``hashes``."""
+        found = {key: stored[key] for key in self.stored if key in stored}
+        for level, index in self.derived:
+            leaves = [hashes.get(seq) for seq in _seqs_of(level, index)]
+            if all(h is not None and len(h) == HASH_SIZE for h in leaves):
+                found[(level, index)] = _subtree_root([_leaf(h) for h in leaves if h is not None])
+        return found
+
+
 class DerivedLevelsStore:
     """A :class:`~nucleus_core.merkle.MerkleNodeStore` over storage that keeps the nodes of levels
     ``>= min_level`` only: ``read(keys, seq_ranges)`` answers, in one read (one round trip for a
     database), the stored nodes among ``keys`` (all of such levels) and the entry hashes of the
     inclusive seq ranges (seq -> the entry's 32 raw hash bytes, absent seqs left out); the lower
-    nodes are computed from those hashes. One call of ``read`` per :meth:`nodes`, none when
-    nothing is asked. The ranges, runs of consecutive seqs, are at most three and hold at most
-    ``3 * 2**min_level`` seqs in all (see the module docstring)."""
+    nodes are computed from those hashes (:class:`DerivedLevelsRead`). One call of ``read`` per
+    :meth:`nodes`, none when nothing is asked."""
 
     __slots__ = ("_min_level", "_read")
 
@@ -121,19 +155,11 @@ class DerivedLevelsStore:
         self._read = read
 
     def nodes(self, keys: Collection[NodeKey]) -> dict[NodeKey, bytes]:
-        low_level = self._min_level
-        high = [key for key in keys if key[0] >= low_level]
-        low = [key for key in keys if key[0] < low_level]
-        if not high and not low:
+        plan = DerivedLevelsRead(keys, self._min_level)
+        if plan.empty:
             return {}
-        ranges = seq_ranges(seq for level, index in low for seq in _seqs_of(level, index))
-        stored, hashes = self._read(high, ranges)
-        found = {key: stored[key] for key in high if key in stored}
-        for level, index in low:
-            leaves = [hashes.get(seq) for seq in _seqs_of(level, index)]
-            if all(h is not None and len(h) == HASH_SIZE for h in leaves):
-                found[(level, index)] = _subtree_root([_leaf(h) for h in leaves if h is not None])
-        return found
+        stored, hashes = self._read(plan.stored, plan.ranges)
+        return plan.nodes(stored, hashes)
 
 
 class Frontier:

@@ -365,6 +365,32 @@ def test_each_answer_is_one_read_of_log_n_nodes() -> None:
             assert len(counting.reads) == 1 and counting.reads[0] <= 2 * bound + 1, (first, size)
 
 
+def test_inclusion_keys_are_what_a_proof_reads() -> None:
+    """``inclusion_keys`` names exactly the nodes ``inclusion_proof`` asks for, so a proof built
+    from them read beforehand (``FoundNodes``) is the same proof and reads nothing more; a node
+    missing from them is the same IntegrityError."""
+    asked: list[set[NodeKey]] = []
+
+    class Recording:
+        def nodes(self, keys: Collection[NodeKey]) -> Mapping[NodeKey, bytes]:
+            asked.append(set(keys))
+            return STORE_300.nodes(keys)
+
+    for size in (1, 2, 3, 16, 17, 100, 255, 256, 300):
+        for index in {0, 1 % size, size // 2, size - 2 if size > 1 else 0, size - 1}:
+            asked.clear()
+            proof = merkle.inclusion_proof(Recording(), index, size)
+            keys = merkle.inclusion_keys(index, size)
+            assert asked == ([keys] if keys else []), (index, size)
+            assert merkle.inclusion_proof(merkle.FoundNodes(STORE_300.nodes(keys)), index, size) == proof
+    found = dict(STORE_300.nodes(merkle.inclusion_keys(5, 100)))
+    del found[min(found)]
+    with pytest.raises(IntegrityError, match="is not stored"):
+        merkle.inclusion_proof(merkle.FoundNodes(found), 5, 100)
+    with pytest.raises(ValidationError, match="not below the tree size"):
+        merkle.inclusion_keys(100, 100)
+
+
 def test_append_writes_each_complete_subtree_once() -> None:
     store = MemoryNodeStore()
     counting = CountingStore(store)

@@ -73,11 +73,10 @@ class HttpLedgerReader:
 
     # -- requests ----------------------------------------------------------------------------
 
-    def _get(self, path: str, params: dict[str, Any] | None = None, *, limit: int = MAX_RESPONSE_BYTES,
-             auth: bool = False) -> bytes:
+    def _get(self, path: str, params: dict[str, Any] | None = None, *, limit: int = MAX_RESPONSE_BYTES) -> bytes:
         url = self._base + path + (f"?{urllib.parse.urlencode(params)}" if params else "")
         headers = {"Accept": "application/json, text/plain"}
-        if auth and self._token is not None:
+        if self._token is not None:  # on every request: a deployment may keep checkpoints private too
             headers["Authorization"] = f"Bearer {self._token}"
         # The scheme was checked to be http or https at construction (never file: or another).
         request = urllib.request.Request(url, headers=headers, method="GET")  # noqa: S310
@@ -94,8 +93,8 @@ class HttpLedgerReader:
             raise ValidationError(f"GET {shown}: the answer is larger than {limit} bytes")
         return body
 
-    def _json(self, path: str, params: dict[str, Any] | None = None, *, auth: bool = False) -> Any:
-        return loads_strict(self._get(path, params, auth=auth), what=f"the answer of GET {self._base}{path}")
+    def _json(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        return loads_strict(self._get(path, params), what=f"the answer of GET {self._base}{path}")
 
     # -- what an audit reads --------------------------------------------------------------------
 
@@ -109,10 +108,10 @@ class HttpLedgerReader:
     def inclusion_proof(self, entry: int | str, size: int) -> InclusionProof:
         """``GET /proof/inclusion`` of the entry with this seq (int) or hash (hex) in the tree of ``size``."""
         key = "seq" if isinstance(entry, int) else "hash"
-        return InclusionProof.from_json(self._json("/proof/inclusion", {key: entry, "size": size}, auth=True))
+        return InclusionProof.from_json(self._json("/proof/inclusion", {key: entry, "size": size}))
 
     def ledger_id(self) -> str:
-        info = self._json("/ledger", auth=True)
+        info = self._json("/ledger")
         ledger_id = info.get("ledger_id") if isinstance(info, dict) else None
         if not isinstance(ledger_id, str):
             raise ValidationError(f"GET {self._base}/ledger did not name the ledger id")
@@ -121,8 +120,8 @@ class HttpLedgerReader:
     def entry(self, *, entry_hash: str | None = None, record_id: str | None = None) -> object:
         """The entry with this hash, or of this record id, as its JSON object."""
         if entry_hash is not None:
-            return self._json(f"/entries/{urllib.parse.quote(entry_hash, safe='')}", auth=True)
-        return self._json(f"/records/{urllib.parse.quote(record_id or '', safe='')}", auth=True)
+            return self._json(f"/entries/{urllib.parse.quote(entry_hash, safe='')}")
+        return self._json(f"/records/{urllib.parse.quote(record_id or '', safe='')}")
 
     def entries(self) -> Iterator[object]:
         cursor: str | None = None
@@ -130,7 +129,7 @@ class HttpLedgerReader:
             params: dict[str, Any] = {"limit": MAX_QUERY_LIMIT}
             if cursor is not None:
                 params["cursor"] = cursor
-            page = self._json("/entries", params, auth=True)
+            page = self._json("/entries", params)
             if not isinstance(page, dict) or not isinstance(page.get("entries"), list):
                 raise ValidationError(f"GET {self._base}/entries did not answer a page of entries")
             yield from page["entries"]

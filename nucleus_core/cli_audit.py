@@ -43,7 +43,6 @@ from .errors import (
     ValidationError,
 )
 from .hashing import is_hash, validate_ledger_id
-from .plugins import build_plugin_manager
 from .records import entry_row_from_dict, loads_strict
 from .tlog_verify import (
     Checkpoint,
@@ -117,9 +116,10 @@ def audit_command(
     """Check a ledger you can only read against a checkpoint you kept.
 
     DB is a storage URL (sqlite:///PATH, postgresql://...) or a SQLite file (default: --ledger);
-    it is opened read-only and never written. Checked: the checkpoint's signature and origin, every
-    entry's hash and link, the stored Merkle tree against the entries, that the ledger extends the
-    checkpoint (RFC 9162 consistency proof) and that its own latest checkpoint agrees.
+    it is opened read-only and never written, and no plugin is loaded (--plugin is not used).
+    Checked: the checkpoint's signature and origin, every entry's hash and link, the stored Merkle
+    tree against the entries, that the ledger extends the checkpoint (RFC 9162 consistency proof)
+    and that its own latest checkpoint agrees.
 
     With --url: the server's checkpoint and the consistency proof from the kept size (public: what
     an auditor without read rights can check); with --token, also every entry's hash and link and
@@ -143,9 +143,9 @@ def audit_command(
     else:
         storage_url = _storage_url(target, ledger)
         expected = origin or target.checkpoint.get("origin") or default_origin(target.ledger_id)
-        pm = _run(as_json, build_plugin_manager, target.plugins)
-        storage = _run(as_json, open_read_only, storage_url, target.ledger_id, target.storage_options,
-                       plugin_manager=pm)
+        # No plugin is loaded (an auditor needs the core and the storage's distribution only): the
+        # backend is the entry point named after the URL's scheme, as for 'nucleus backup'.
+        storage = _run(as_json, open_read_only, storage_url, target.ledger_id, target.storage_options)
         try:
             report = _run(as_json, _audit_with_progress, storage, target.ledger_id, note, verifiers, expected, as_json)
         finally:

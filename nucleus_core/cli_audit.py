@@ -75,11 +75,16 @@ def _run(as_json: bool, fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def _storage_url(target: LedgerOptions, ledger: str | None) -> str:
+    """The storage to audit: DB (a URL, or a SQLite file's path), which replaces the configuration
+    file's storage; with --ledger (or its variable) as well, a usage error."""
     if ledger is None:
         return target.storage_url
-    if target.storage is not None and target.storage != ledger:
+    if click.get_current_context().get_parameter_source("ledger_url") in _GIVEN:
         fail("give the database either as DB or with --ledger, not both", exit_code=EXIT_USAGE, code="usage")
     return ledger if "://" in ledger else f"sqlite:///{Path(ledger).resolve()}"
+
+
+_GIVEN = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
 
 
 _token_option = click.option(
@@ -129,10 +134,10 @@ def audit_command(
     8 the ledger does not verify on its own; 10 (--url) the token cannot read every entry;
     2 usage; 3 configuration (keys, files); 6 no such ledger; 9 storage or server unreachable.
     """
-    if url is not None and (ledger is not None or target.storage is not None):
+    given = click.get_current_context().get_parameter_source
+    if url is not None and (ledger is not None or given("ledger_url") in _GIVEN):
         fail("give either a database (DB, --ledger) or --url, not both", exit_code=EXIT_USAGE, code="usage")
-    source = click.get_current_context().get_parameter_source("token")
-    if url is None and token is not None and source == click.core.ParameterSource.COMMANDLINE:
+    if url is None and token is not None and given("token") == _GIVEN[0]:
         fail("--token goes with --url", exit_code=EXIT_USAGE, code="usage")
     verifiers = _run(as_json, load_verifiers, vkeys, key_file)
     note = _run(as_json, read_checkpoint_file, checkpoint_file)

@@ -54,7 +54,10 @@ class Sqlite:
         db.close()
 
     def snapshot(self) -> str:
-        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+        """The file's bytes and its WAL's (a read-only connection may leave an empty WAL and the
+        shared-memory index beside the file: never a frame, never a byte of the file)."""
+        wal = Path(f"{self.path}-wal")
+        return hashlib.sha256(self.path.read_bytes() + b"|" + (wal.read_bytes() if wal.exists() else b"")).hexdigest()
 
     def wipe(self) -> None:
         for suffix in ("", "-wal", "-shm"):
@@ -298,6 +301,16 @@ def test_usage_and_configuration_errors_have_their_own_codes(tmp_path: Path) -> 
     assert bad_key.returncode == EXIT_CONFIGURATION
     both = run(db.url, "--url", "http://127.0.0.1:9", "--key", SIGNER.vkey)
     assert both.returncode == EXIT_USAGE and "not both" in both.stderr
+    twice = run(db.url, "--ledger", db.url, "--key", SIGNER.vkey)
+    assert twice.returncode == EXIT_USAGE and "not both" in twice.stderr
+    # DB replaces the configuration file's storage (the file still gives the ledger id).
+    config = tmp_path / "nucleus.toml"
+    config.write_text(f'[ledger]\nid = "{LEDGER}"\nstorage = "sqlite:///{tmp_path / "other.db"}"\n', encoding="utf-8")
+    configured = subprocess.run(
+        [sys.executable, "-m", "nucleus_core", "audit", db.url, "--config", str(config), "--checkpoint", str(kept),
+         "--key", SIGNER.vkey], env=clean, capture_output=True, text=True, timeout=120,
+    )
+    assert configured.returncode == 0, configured.stderr
     token = run(db.url, "--key", SIGNER.vkey, "--token", "secret-token-value")
     assert token.returncode == EXIT_USAGE and "secret-token-value" not in token.stderr
     missing = run(str(tmp_path / "nope.db"), "--key", SIGNER.vkey)

@@ -3,16 +3,21 @@ subprocesses with nothing but the core's standard-library HTTP client: an honest
 and without a token (without one, only the checkpoint and the consistency proof are checked); an
 older copy of the database, another history under the same key and an entry changed in the
 database under the running server are each refused with their exit code; a token that cannot read
-every entry makes the audit incomplete; a proof fetched over HTTP verifies offline."""
+every entry makes the audit incomplete; a proxy that changes a proof hash, a checkpoint byte or
+an entry in transit is caught; a proof fetched over HTTP verifies offline."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -48,6 +53,26 @@ def make(open_ledger: Callable[..., Ledger], signer: NoteSigner, name: str = "le
                        checkpoint={"signers": (signer,), "key_env": None, "interval": 0})
 
 
+def keep(ledger: Ledger, tmp_path: Path) -> Path:
+    """The ledger's latest checkpoint, kept in a file as an auditor keeps it."""
+    kept = tmp_path / "kept.txt"
+    kept.write_bytes(ledger.checkpoint().encode("utf-8"))
+    return kept
+
+
+def served_after_keeping(
+    open_ledger: Callable[..., Ledger], serve: Callable[..., Any], tmp_path: Path, kept_at: int, size: int
+) -> tuple[NoteSigner, Ledger, Path, Any]:
+    """A ledger of ``size`` entries served, its checkpoint at ``kept_at`` kept before it grew."""
+    signer = NoteSigner.generate(ORIGIN)
+    ledger = make(open_ledger, signer)
+    fill(ledger, kept_at)
+    kept = keep(ledger, tmp_path)
+    fill(ledger, size)
+    ledger.issue_checkpoint()
+    return signer, ledger, kept, serve(ledger)
+
+
 def audit(
     url: str, kept: Path, vkey: str, *extra: str, env: dict[str, str] | None = None
 ) -> tuple[int, dict[str, Any]]:
@@ -62,14 +87,7 @@ def statuses(report: dict[str, Any]) -> dict[str, str]:
 def test_an_honest_server_passes_with_and_without_a_token(
     open_ledger: Callable[..., Ledger], serve: Callable[..., Any], tmp_path: Path
 ) -> None:
-    signer = NoteSigner.generate(ORIGIN)
-    ledger = make(open_ledger, signer)
-    fill(ledger, 30)
-    kept = tmp_path / "kept.txt"
-    kept.write_bytes(ledger.checkpoint().encode("utf-8"))
-    fill(ledger, 75)
-    ledger.issue_checkpoint()
-    server = serve(ledger)
+    signer, ledger, kept, server = served_after_keeping(open_ledger, serve, tmp_path, 30, 75)
     size = ledger.tree_size()
     # No token: what an auditor without read rights can check.
     code, report = audit(server.url, kept, signer.vkey)
@@ -102,8 +120,7 @@ def test_an_older_copy_and_another_history_are_refused(
     shutil.copyfile(tmp_path / "ledger.db", tmp_path / "older.db")
     ledger = make(open_ledger, signer)
     fill(ledger, 50)
-    kept = tmp_path / "kept.txt"
-    kept.write_bytes(ledger.checkpoint().encode("utf-8"))
+    kept = keep(ledger, tmp_path)
     ledger.close()
     # The server restarted on an older copy of its database (rollback).
     older = serve(make(open_ledger, signer, name="older.db"))
@@ -133,8 +150,7 @@ def test_an_entry_changed_under_the_running_server_is_found(
     signer = NoteSigner.generate(ORIGIN)
     ledger = make(open_ledger, signer)
     fill(ledger, 40)
-    kept = tmp_path / "kept.txt"
-    kept.write_bytes(ledger.checkpoint().encode("utf-8"))
+    kept = keep(ledger, tmp_path)
     server = serve(ledger)
     db = sqlite3.connect(tmp_path / "ledger.db")
     with db:
@@ -175,3 +191,82 @@ def test_a_proof_fetched_over_http_verifies_offline(
     assert by_seq.returncode == 2 and "HASH or --id" in by_seq.stderr
     unauthenticated = nucleus("proof", "get", entry.hash, "--url", server.url)
     assert unauthenticated.returncode == 10 and "--token" in unauthenticated.stderr
+
+
+class TamperingProxy:
+    """A loopback HTTP proxy in front of ``upstream`` that passes GET requests on (headers
+    included) and hands each answer's body to ``tamper(path, body)`` before sending it back."""
+
+    def __init__(self, upstream: str, tamper: Callable[[str, bytes], bytes]) -> None:
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                headers = {k: v for k, v in self.headers.items() if k.lower() in ("authorization", "accept")}
+                request = urllib.request.Request(upstream + self.path, headers=headers)
+                try:
+                    with urllib.request.urlopen(request, timeout=30) as answer:
+                        status, kind, body = answer.status, answer.headers["Content-Type"], answer.read()
+                except urllib.error.HTTPError as err:
+                    status, kind, body = err.code, err.headers["Content-Type"], err.read()
+                body = tamper(self.path, body)
+                self.send_response(status)
+                self.send_header("Content-Type", kind or "application/octet-stream")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_answers_changed_in_transit_are_refused(
+    open_ledger: Callable[..., Ledger], serve: Callable[..., Any], tmp_path: Path
+) -> None:
+    signer, _ledger, kept, server = served_after_keeping(open_ledger, serve, tmp_path, 20, 45)
+    token = f"dev:{ALICE}"
+
+    def flip_first_proof_hash(path: str, body: bytes) -> bytes:
+        if not path.startswith("/proof/consistency"):
+            return body
+        doc = json.loads(body)
+        first = doc["hashes"][0]
+        doc["hashes"][0] = ("0" if first[0] != "0" else "1") + first[1:]
+        return json.dumps(doc).encode()
+
+    def change_checkpoint_byte(path: str, body: bytes) -> bytes:
+        if not path.startswith("/checkpoint") or path.startswith("/checkpoint/key"):
+            return body
+        lines = body.split(b"\n")
+        lines[1] = str(int(lines[1]) - 1).encode()  # another tree size under the same signature
+        return b"\n".join(lines)
+
+    def change_an_entry(path: str, body: bytes) -> bytes:
+        return body.replace(b'"text":"original"', b'"text":"tampered"', 1) if path.startswith("/entries") else body
+
+    cases = (
+        (flip_first_proof_hash, (), EXIT_MISMATCH, "consistency"),
+        (change_checkpoint_byte, (), EXIT_MISMATCH, "server_checkpoint"),
+        (change_an_entry, ("--token", token), EXIT_INTEGRITY, "entries"),
+    )
+    for tamper, extra, expected, check in cases:
+        proxy = TamperingProxy(server.url, tamper)
+        try:
+            code, report = audit(proxy.url, kept, signer.vkey, *extra)
+        finally:
+            proxy.close()
+        assert code == expected, (tamper.__name__, report)
+        assert statuses(report)[check] == "failed", (tamper.__name__, report)
+    # Through a proxy that changes nothing, the same audit passes.
+    honest = TamperingProxy(server.url, lambda _path, body: body)
+    try:
+        assert audit(honest.url, kept, signer.vkey, "--token", token)[0] == 0
+    finally:
+        honest.close()

@@ -147,3 +147,29 @@ def test_proof_verify_refuses_what_was_changed(ledger_url: str, tmp_path: Path) 
     both = verify(checkpoint, bundle, "--proof", str(bundle))
     assert both.returncode == EXIT_USAGE
     assert verify(checkpoint, bundle).returncode == 0  # the original still verifies
+
+
+def test_a_proof_is_a_read_refused_like_nucleus_get(tmp_path: Path) -> None:
+    # With access control (ual), a requester who may not read an entry gets no proof of it: the
+    # same not-found as 'nucleus get', whether the entry exists or not.
+    url = f"sqlite:///{tmp_path / 'acl.db'}"
+    admin = "oid:test:user:root"
+    config = tmp_path / "nucleus.toml"
+    config.write_text(
+        f'[ledger]\nid = "{LEDGER}"\nstorage = "{url}"\nadmins = ["{admin}"]\n\n[plugins.ual]\n', encoding="utf-8"
+    )
+    with create_ledger(id=LEDGER, storage=url, plugins=["ual"], admins=[admin],
+                       checkpoint={"signers": (SIGNER,), "key_env": None, "interval": 0}) as ledger:
+        entry = ledger.append(Record(id="secret-1", stream="docs", timestamp=1_763_942_400_000, payload={}),
+                              RequestContext(oid=admin, source="dev"))
+    as_admin = nucleus("proof", "get", str(entry.seq), "--config", str(config), "--as", admin)
+    assert as_admin.returncode == 0, as_admin.stderr
+    assert json.loads(as_admin.stdout)["entry"]["hash"] == entry.hash
+    outsider = "oid:test:user:mallory"
+    denied = nucleus("proof", "get", str(entry.seq), "--config", str(config), "--as", outsider)
+    absent = nucleus("proof", "get", str(entry.seq + 100), "--size", str(entry.seq), "--config", str(config),
+                     "--as", outsider)
+    get = nucleus("get", entry.hash, "--config", str(config), "--as", outsider)
+    assert denied.returncode == get.returncode == EXIT_NOT_FOUND, (denied.stderr, get.stderr)
+    assert denied.stdout == "" and "secret-1" not in denied.stderr
+    assert denied.stderr == absent.stderr

@@ -123,6 +123,23 @@ class IntegrityError(StorageError):
         self.reason = reason or message
 
 
+class CheckpointRefusedError(IntegrityError):
+    """A signed checkpoint given to check a ledger against does not verify: it is malformed, no
+    trusted key signed it, a trusted key's signature fails, or it is another log's (origin). Nothing
+    is known about the ledger from it."""
+
+    code = "checkpoint_refused"
+
+
+class CheckpointMismatchError(IntegrityError):
+    """The ledger, or an entry with its inclusion proof, does not match a verified checkpoint: fewer
+    entries than it covers, another root at its size, a consistency or inclusion proof that fails,
+    or a checkpoint of the ledger's own that contradicts it. ``seq`` is the first entry concerned
+    when one is known."""
+
+    code = "checkpoint_mismatch"
+
+
 class ConflictError(StorageError):
     """A write conflicted with another writer or with existing data."""
 

@@ -1031,6 +1031,25 @@ def verify_chain(
     ``config.verify_workers`` processes when it has at least ``config.verify_parallel_min_entries``
     entries and the storage supports it (:mod:`nucleus_core.verify_parallel`), else streaming here.
     The chain alone: :meth:`Ledger.verify` then compares the plugins' state with it."""
+    report = verify_stored_entries(config, storage, progress=progress)
+    if not report.ok:
+        return report
+    # The stored Merkle tree against the verified entries (in this process, streaming).
+    problem = check_tree(storage, entries=report.entries_checked)
+    if problem is not None:
+        return attrs.evolve(
+            report, ok=False, entries_checked=problem.seq - 1, first_bad_seq=problem.seq, reason=problem.reason
+        )
+    return report
+
+
+def verify_stored_entries(
+    config: LedgerConfig, storage: StorageBackend, *, progress: Callable[[int], None] | None = None
+) -> VerificationReport:
+    """The entries' part of :func:`verify_chain`: every hash, link and derived column of the stored
+    chain (in ``config.verify_workers`` processes for a long chain on storage that supports it),
+    not the Merkle tree (:func:`~nucleus_core.tree.check_tree`, which ``nucleus audit`` reports
+    on its own)."""
     count = storage.count()
     workers = config.verify_workers or default_workers()
     opener = None
@@ -1045,14 +1064,6 @@ def verify_chain(
         report = verify_parallel(config.id, opener, count, workers=workers, progress=progress)
     else:
         report = verify_rows(config.id, entry_rows(storage, 1), expected_count=count, progress=progress)
-    if not report.ok:
-        return report
-    # The stored Merkle tree against the verified entries (in this process, streaming).
-    problem = check_tree(storage, entries=report.entries_checked)
-    if problem is not None:
-        return attrs.evolve(
-            report, ok=False, entries_checked=problem.seq - 1, first_bad_seq=problem.seq, reason=problem.reason
-        )
     return report
 
 

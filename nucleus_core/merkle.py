@@ -41,8 +41,9 @@ from .errors import IntegrityError, ValidationError
 from .tlog_verify import EMPTY_ROOT, HASH_SIZE, MAX_TREE_SIZE, leaf_hash, node_hash
 
 __all__ = [
-    "FoundNodes", "MerkleBuilder", "MerkleNodeStore", "MemoryNodeStore", "NodeKey", "append_leaves",
-    "build_node_writes", "consistency_proof", "frontier_keys", "inclusion_keys", "inclusion_proof", "root_hash",
+    "FoundNodes", "MerkleBuilder", "MerkleNodeStore", "MemoryNodeStore", "NodeKey", "PlannedNodes", "append_leaves",
+    "build_node_writes", "consistency_keys", "consistency_proof", "frontier_keys", "inclusion_keys", "inclusion_proof",
+    "root_hash",
     "subtree_keys",
 ]
 
@@ -123,6 +124,14 @@ def _consistency_ranges(first: int, second: int) -> list[tuple[int, int]]:
             known = False
     ranges.reverse()
     return ranges
+
+
+def consistency_keys(first: int, second: int) -> list[NodeKey]:
+    """The nodes :func:`consistency_proof` reads for the proof from ``first`` to ``second`` leaves
+    (``0 <= first <= second``): at most ``2 log2(second) + 1``."""
+    if first == 0 or first == second:
+        return []
+    return [key for start, end in _consistency_ranges(first, second) for key in subtree_keys(start, end)]
 
 
 def _fold(hashes: Sequence[bytes]) -> bytes:
@@ -272,6 +281,49 @@ class MerkleBuilder:
         self._frontier.append((level, current))
         self._size = index + 1
         return written
+
+
+class PlannedNodes:
+    """Roots and consistency proofs planned in advance, answered from leaves streamed by once.
+
+    Give the tree sizes whose roots and the ``(first, second)`` pairs whose consistency proofs will
+    be asked for; then :meth:`add` every leaf hash in order (a :class:`MerkleBuilder` keeps the
+    frontier) and only the nodes those answers read are kept: ``O(log n)`` hashes per root or
+    proof, whatever the number of leaves. It is a :class:`MerkleNodeStore`, so :func:`root_hash`
+    and :func:`consistency_proof` answer from it once at least the sizes asked were added. This is
+    how a tree is checked against entries read from elsewhere (a database whose tree is not built,
+    entries fetched over HTTP) without holding the tree.
+    """
+
+    __slots__ = ("_builder", "_found", "_wanted")
+
+    def __init__(self, *, roots: Iterable[int] = (), consistency: Iterable[tuple[int, int]] = ()) -> None:
+        wanted: set[NodeKey] = set()
+        for size in roots:
+            wanted.update(frontier_keys(_check_size(size, "size")))
+        for first, second in consistency:
+            if _check_size(first, "first") > _check_size(second, "second"):
+                raise ValidationError(f"the first tree size {first} is larger than the second {second}", field="first")
+            wanted.update(consistency_keys(first, second))
+        self._wanted = wanted
+        self._found: dict[NodeKey, bytes] = {}
+        self._builder = MerkleBuilder()
+
+    @property
+    def size(self) -> int:
+        """Leaves added so far."""
+        return self._builder.size
+
+    def add(self, leaf: bytes) -> None:
+        """Add the next leaf, by its leaf *hash* (:func:`~nucleus_core.tlog_verify.leaf_hash`)."""
+        wanted, found = self._wanted, self._found
+        for key, value in self._builder.add(leaf):
+            if key in wanted:
+                found[key] = value
+
+    def nodes(self, keys: Collection[NodeKey]) -> dict[NodeKey, bytes]:
+        found = self._found
+        return {key: found[key] for key in keys if key in found}
 
 
 def append_leaves(store: MerkleNodeStore, start: int, leaves: Iterable[bytes]) -> dict[NodeKey, bytes]:

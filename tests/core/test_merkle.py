@@ -20,7 +20,7 @@ import pytest
 
 from nucleus_core import IntegrityError, ValidationError, merkle
 from nucleus_core.merkle import MemoryNodeStore, MerkleBuilder, NodeKey
-from nucleus_core.tlog_verify import ProofError, verify_consistency, verify_inclusion
+from nucleus_core.tlog_verify import ProofError, leaf_hash, verify_consistency, verify_inclusion
 
 # -- RFC 9162 section 2.1, transcribed (test-only; shares nothing with the code under test) -------
 
@@ -503,3 +503,37 @@ def test_format_md_vectors() -> None:
     assert inclusion == merkle.inclusion_proof(store, 3, 7) == rfc_path(3, leaves[:7])
     consistency = _hex_block(section, "Consistency proof from size 3 to size 7")
     assert consistency == merkle.consistency_proof(store, 3, 7) == rfc_subproof(3, leaves[:7], True)
+
+
+def test_planned_nodes_answer_roots_and_proofs_from_streamed_leaves_keeping_only_their_nodes() -> None:
+    rng = random.Random(11)
+    for _ in range(200):
+        size = rng.randrange(1, 301)
+        first = rng.randrange(0, size + 1)
+        other = rng.randrange(0, size + 1)
+        low, high = sorted((first, other))
+        plan = merkle.PlannedNodes(roots=[first, size], consistency=[(first, size), (low, high)])
+        for leaf in LEAVES_300[:size]:
+            plan.add(leaf_hash(leaf))
+        assert plan.size == size
+        assert merkle.root_hash(plan, size) == rfc_mth(LEAVES_300[:size])
+        assert merkle.root_hash(plan, first) == rfc_mth(LEAVES_300[:first])
+        for a, b in ((first, size), (low, high)):
+            expected = rfc_subproof(a, LEAVES_300[:b], True) if 0 < a < b else []
+            assert merkle.consistency_proof(plan, a, b) == expected, (a, b)
+        bound = max(1, (size - 1).bit_length())
+        kept = len(plan.nodes([(level, index) for level in range(10) for index in range(300)]))
+        assert kept <= 2 * bound + 2 * (2 * bound + 1), (size, kept)  # two roots, two proofs: O(log n)
+
+
+def test_planned_nodes_refuse_what_was_not_planned() -> None:
+    plan = merkle.PlannedNodes(roots=[5])
+    for leaf in LEAVES_300[:9]:
+        plan.add(leaf_hash(leaf))
+    assert merkle.root_hash(plan, 5) == rfc_mth(LEAVES_300[:5])
+    with pytest.raises(IntegrityError, match="is not stored"):
+        merkle.root_hash(plan, 7)
+    with pytest.raises(ValidationError, match="larger than the second"):
+        merkle.PlannedNodes(consistency=[(6, 5)])
+    with pytest.raises(ValidationError):
+        merkle.PlannedNodes(roots=[-1])

@@ -220,8 +220,46 @@ class WitnessProcess:
         return self.proc.wait(timeout)
 
     def stop(self) -> int:
+        """SIGTERM (a graceful stop), then its exit status."""
         if self.proc.poll() is None:
             self.proc.terminate()
-        code = self.proc.wait(60)
+        return self.close()
+
+    def close(self) -> int:
+        """Wait for the process (killing it if it still runs after a minute) and close its pipe."""
+        try:
+            code = self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait(60)
         self._drain.join(10)
+        assert self.proc.stderr is not None
+        self.proc.stderr.close()
         return code
+
+
+@pytest.fixture
+def witness_config(tmp_path: Path, witness_key: CosignatureSigner, log_key: NoteSigner) -> Any:
+    """``witness_config(extra="")``: :func:`write_config` in the test's folder."""
+
+    def make(extra: str = "") -> Path:
+        return write_config(tmp_path, witness_key, log_key, extra=extra)
+
+    return make
+
+
+@pytest.fixture
+def witness_process() -> Iterator[Any]:
+    """``witness_process(config, env=None)``: a started :class:`WitnessProcess`, stopped at the end."""
+    started: list[WitnessProcess] = []
+
+    def start(config: Path, env: dict[str, str] | None = None) -> WitnessProcess:
+        process = WitnessProcess(config, env)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.proc.poll() is None:
+            process.proc.kill()
+        process.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ import pytest
 import uvicorn
 from nucleus_storage_sqlite import sqlite_storage
 from nucleus_witness import Witness, WitnessApp, WitnessedLog, WitnessState
+from nucleus_witness.cli import listen_socket
 
 from nucleus_core import Record, RequestContext, create_ledger
 from nucleus_core.checkpoint import CosignatureSigner, NoteSigner, write_key_file
@@ -129,7 +129,7 @@ class ServedWitness:
 
     def __init__(self, witness: Witness, prefix: str = "") -> None:
         self.witness = witness
-        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock = listen_socket("127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}{prefix}"
         config = uvicorn.Config(WitnessApp(witness, prefix=prefix), lifespan="on", log_config=None, access_log=False)
         self.server = uvicorn.Server(config)

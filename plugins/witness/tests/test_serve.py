@@ -77,6 +77,16 @@ def test_serve_cosigns_restarts_and_stops_cleanly(
     assert restarted.stop() == 0
 
 
+def test_key_prints_the_configured_vkey(witness_config: Any, witness_key: CosignatureSigner) -> None:
+    config = witness_config()
+    result = nucleus("witness", "key", "--config", str(config))
+    assert (result.returncode, result.stdout) == (0, witness_key.vkey + "\n"), result.stderr
+    as_json = json.loads(nucleus("witness", "key", "--config", str(config), "--json").stdout)
+    assert as_json == {"name": witness_key.name, "key_id": f"{witness_key.key_id:08x}", "vkey": witness_key.vkey}
+    missing = nucleus("witness", "key", "--config", str(config.with_name("nope.toml")))
+    assert missing.returncode != 0 and "does not exist" in missing.stderr
+
+
 def test_serve_refuses_bad_configurations(tmp_path: Path, witness_config: Any) -> None:
     config = witness_config(extra="colour = 1")
     result = nucleus("witness", "serve", "--config", str(config))

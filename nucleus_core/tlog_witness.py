@@ -302,6 +302,10 @@ class WitnessClient:
                     connection.request("POST", self._path, body=body, headers=headers)
                     response = connection.getresponse()
                     data = response.read(MAX_RESPONSE_BYTES + 1)
+                    if response.length and len(data) <= MAX_RESPONSE_BYTES:
+                        # Fewer bytes than Content-Length said before the connection closed: the
+                        # witness stopped (crashed) while answering; the start of an answer is none.
+                        raise http.client.IncompleteRead(data, response.length)
                 except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as err:
                     self._drop()
                     if reused and attempt == 0:

@@ -42,7 +42,7 @@ from .tlog_verify import EMPTY_ROOT, HASH_SIZE, MAX_TREE_SIZE, leaf_hash, node_h
 
 __all__ = [
     "MerkleBuilder", "MerkleNodeStore", "MemoryNodeStore", "NodeKey", "append_leaves", "build_node_writes",
-    "consistency_proof", "frontier_keys", "inclusion_proof", "root_hash", "subtree_keys",
+    "consistency_proof", "frontier_keys", "inclusion_proof", "inclusion_proofs", "root_hash", "subtree_keys",
 ]
 
 NodeKey = tuple[int, int]
@@ -176,6 +176,19 @@ def inclusion_proof(store: MerkleNodeStore, index: int, size: int) -> list[bytes
     if index >= size:
         raise ValidationError(f"leaf index {index} is not below the tree size {size}", field="index")
     return _read(store, _inclusion_ranges(index, size))
+
+
+def inclusion_proofs(store: MerkleNodeStore, indices: Sequence[int], size: int) -> list[list[bytes]]:
+    """:func:`inclusion_proof` of each leaf of ``indices`` in the tree of ``size`` leaves, in order,
+    from one batched read of every node they need (proofs of neighbouring leaves share most)."""
+    _check_size(size, "size")
+    for index in indices:
+        _check_size(index, "index")
+        if index >= size:
+            raise ValidationError(f"leaf index {index} is not below the tree size {size}", field="index")
+    paths = [_inclusion_ranges(index, size) for index in indices]
+    hashes = iter(_read(store, [r for path in paths for r in path]))
+    return [[next(hashes) for _ in path] for path in paths]
 
 
 def consistency_proof(store: MerkleNodeStore, first: int, second: int) -> list[bytes]:

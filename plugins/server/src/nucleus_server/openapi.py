@@ -63,6 +63,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                     "module_id": {"type": "string"},
                     "plugin_name": {"type": "string"},
                     "distribution": {"type": "string"},
+                    "trusted_size": {"type": "integer"},
+                    "presented_size": {"type": "integer"},
                 },
             }
         },
@@ -85,6 +87,29 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "leaf_index": {**_INT, "description": "the entry's seq - 1"},
             "tree_size": {**_INT, "minimum": 1},
             "hashes": {"type": "array", "items": _HASH_HEX, "description": "RFC 9162 2.1.3.1 audit path, bottom up"},
+        },
+    },
+    "InclusionProofBatch": {
+        "type": "object",
+        "required": ["tree_size"],
+        "additionalProperties": False,
+        "description": "exactly one of seqs and hashes, at most 1000 items",
+        "properties": {
+            "tree_size": {**_INT, "minimum": 1},
+            "seqs": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {**_INT, "minimum": 1}},
+            "hashes": {"type": "array", "minItems": 1, "maxItems": 1000, "items": _HASH},
+        },
+    },
+    "InclusionProofs": {
+        "type": "object",
+        "required": ["tree_size", "proofs"],
+        "properties": {
+            "tree_size": {**_INT, "minimum": 1},
+            "proofs": {
+                "type": "array",
+                "items": {"oneOf": [{"$ref": "#/components/schemas/InclusionProof"}, {"type": "null"}]},
+                "description": "one per requested entry, in order; null when absent or not readable",
+            },
         },
     },
     "ConsistencyProof": {

@@ -26,11 +26,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from .cosignature import CosignaturePolicy, CosignaturePolicyError
 from .errors import (
     CheckpointSignatureError,
     InconsistentLogError,
     RollbackError,
     TrustedStateError,
+    WitnessPolicyError,
 )
 from .tlog_verify import (
     Checkpoint,
@@ -47,7 +49,9 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: no advisory lock between processes
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["FileTrustedState", "MemoryTrustedState", "NotePolicy", "TrustedLog", "TrustedStateStore"]
+__all__ = [
+    "FileTrustedState", "MemoryTrustedState", "NotePolicy", "TrustedLog", "TrustedStateStore", "witness_policy",
+]
 
 
 @runtime_checkable
@@ -190,6 +194,27 @@ class NotePolicy(Protocol):
     :class:`~nucleus_core.errors.LogVerificationError` subclass naming why not otherwise."""
 
     def __call__(self, note: bytes, checkpoint: Checkpoint) -> None: ...
+
+
+def witness_policy(policy: CosignaturePolicy) -> NotePolicy:
+    """The :class:`NotePolicy` requiring ``policy``'s k of n witness cosignatures
+    (c2sp.org/tlog-cosignature) on a checkpoint: fewer, or a trusted witness's line that does not
+    verify, is a :class:`~nucleus_core.errors.WitnessPolicyError`."""
+
+    def check(note: bytes, checkpoint: Checkpoint) -> None:
+        try:
+            policy.check(note)
+        except CosignaturePolicyError as err:
+            raise WitnessPolicyError(
+                f"the checkpoint of {checkpoint.origin!r} at size {checkpoint.size} is refused: {err}"
+            ) from None
+        except VerificationError as err:
+            raise WitnessPolicyError(
+                f"the checkpoint of {checkpoint.origin!r} at size {checkpoint.size} is refused: a trusted witness's "
+                f"cosignature line does not verify ({err})"
+            ) from None
+
+    return check
 
 
 ConsistencyFetch = Callable[[int, int], Sequence[bytes]]

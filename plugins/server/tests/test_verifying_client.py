@@ -7,6 +7,7 @@ reset. ``POST /proof/inclusion`` (the batch the client uses) is tested here too.
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import json
 import os
@@ -22,6 +23,7 @@ import httpx
 import pytest
 from nucleus_server.client import (
     CheckpointSignatureError,
+    CosignaturePolicy,
     FileTrustedState,
     InclusionProofError,
     InconsistentLogError,
@@ -30,14 +32,17 @@ from nucleus_server.client import (
     RemoteLedger,
     RollbackError,
     TrustedStateError,
+    WitnessPolicyError,
 )
 from nucleus_server.errors import error_document, rebuild_error
 
 from nucleus_core import IntegrityError, Ledger, Record, RequestContext
-from nucleus_core.checkpoint import NoteSigner, default_origin
+from nucleus_core.checkpoint import CosignatureSigner, NoteSigner, default_origin
+from nucleus_core.cosignature import add_cosignatures
 from nucleus_core.errors import ConfigurationError
 from nucleus_core.hashing import entry_hash_of_version
 from nucleus_core.testing import postgres
+from nucleus_core.tlog_verify import parse_note
 
 pg_dsn = postgres.pg_dsn
 
@@ -507,3 +512,63 @@ def test_a_wrong_answer_to_a_read_or_an_append_is_refused(
             remote.query({"stream": "notes"})
         front.rewrite = None
         assert remote.get_by_id("r-9") is not None  # the refused append was committed all the same
+
+
+# --- a k-of-n witness policy ------------------------------------------------------------------
+def test_a_witness_policy_refuses_checkpoints_without_enough_cosignatures(
+    ledgers: Ledgers, serve: Callable[..., Any], proxy: Callable[[str], Proxy], tmp_path: Path
+) -> None:
+    """Three witnesses with real keys, a 2-of-3 policy. Until the server collects cosignatures
+    itself, the proxy plays the witnesses: it adds their cosignature lines (made with
+    CosignatureSigner.cosign) to every checkpoint it passes on."""
+    ledger = ledgers.open("main")
+    front = proxy(serve(ledger).url)
+    witnesses = [CosignatureSigner.generate(f"witness-{i}.example") for i in range(3)]
+    stranger = CosignatureSigner.generate("witness-9.example")
+    policy = CosignaturePolicy(2, [w.verifier for w in witnesses])
+    cosigning: list[CosignatureSigner] = []
+    broken: list[CosignatureSigner] = []
+
+    def cosign(method: str, path: str, body: bytes) -> bytes:
+        if not path.startswith("/checkpoint") or path.startswith("/checkpoint/key"):
+            return body
+        note = body.decode("utf-8")
+        text = parse_note(note).text
+        lines = []
+        for witness in cosigning:
+            cosignature = witness.cosign(text, 1_763_942_400)
+            if witness in broken:
+                cosignature = witness.cosign(text, 1_763_942_401)  # a signature of another timestamp
+                cosignature = dataclasses.replace(cosignature, timestamp=1_763_942_400)
+            lines.append(cosignature)
+        return add_cosignatures(note, lines).encode("utf-8") if lines else body
+
+    front.rewrite = cosign
+    state = tmp_path / "trusted.checkpoint"
+    with client(front.url, ledgers, trusted_state=state, witness_policy=policy) as remote:
+        for cosigners in ([], [witnesses[0]], [witnesses[2], stranger]):
+            cosigning[:] = cosigners
+            with pytest.raises(WitnessPolicyError) as caught:
+                remote.refresh()
+            assert "1 of the 3" in str(caught.value) or "0 of the 3" in str(caught.value)
+            assert remote.trusted_checkpoint is None and not state.exists()
+        cosigning[:] = [witnesses[0], witnesses[2]]
+        accepted = remote.refresh()
+        assert remote.trusted_checkpoint == accepted
+        assert len(policy.check(state.read_bytes())) == 2  # the state keeps the cosigned note
+        remote.append(rec(1))  # a newer checkpoint, cosigned by the same two: accepted
+        trusted = remote.trusted_checkpoint
+        assert trusted is not None and trusted.size > accepted.size
+        # A trusted witness's line that does not verify refuses the checkpoint, even with a quorum.
+        cosigning[:] = witnesses
+        broken[:] = [witnesses[1]]
+        ledger.append(rec(2), RequestContext(oid=ALICE, source="auth.dev"))
+        with pytest.raises(WitnessPolicyError, match="does not verify"):
+            remote.refresh()
+        with pytest.raises(WitnessPolicyError):
+            remote.get_by_id("r-2")
+        assert remote.trusted_checkpoint == trusted
+        broken.clear()
+        assert remote.get_by_id("r-2") is not None
+    with pytest.raises(ConfigurationError, match="verifying client only"):
+        RemoteLedger(front.url, witness_policy=policy)

@@ -43,6 +43,7 @@ import httpx
 from nucleus_core.access import AclAdmin
 from nucleus_core.checkpoint import default_origin
 from nucleus_core.context import RequestContext, require_context
+from nucleus_core.cosignature import CosignaturePolicy
 from nucleus_core.errors import (
     AuthenticationError,
     CheckpointSignatureError,
@@ -68,10 +69,10 @@ from nucleus_core.trusted_checkpoint import load_verifiers
 from nucleus_core.trusted_state import (
     FileTrustedState,
     MemoryTrustedState,
-    NotePolicy,
     TrustedLog,
     TrustedStateStore,
 )
+from nucleus_core.trusted_state import witness_policy as make_witness_policy
 from nucleus_core.verify import VerificationReport
 
 from . import wire
@@ -82,7 +83,7 @@ if TYPE_CHECKING:
     from nucleus_ual import Grant, ListResult, Resource
 
 __all__ = [
-    "DEFAULT_CHECKPOINT_WAIT", "MAX_PROOF_BATCH", "CheckpointSignatureError", "FileTrustedState",
+    "DEFAULT_CHECKPOINT_WAIT", "MAX_PROOF_BATCH", "CheckpointSignatureError", "CosignaturePolicy", "FileTrustedState",
     "InclusionProofError", "InconsistentLogError", "LogVerificationError", "MemoryTrustedState", "RemoteAcl",
     "RemoteLedger", "RemoteModules", "RollbackError", "TrustedStateError", "TrustedStateStore", "WitnessPolicyError",
 ]
@@ -118,8 +119,9 @@ class RemoteLedger:
     log's origin line (default ``nucleus.invalid/<ledger id>``; give it, or ``ledger_id``, rather
     than take the server's word for it). ``checkpoint_wait``: seconds to wait for a checkpoint
     covering an entry newer than the latest one before refusing with
-    :class:`InclusionProofError`. ``checkpoint_policy``: a further check of every checkpoint
-    received (a witness policy), see :class:`~nucleus_core.trusted_state.NotePolicy`.
+    :class:`InclusionProofError`. ``witness_policy``: a
+    :class:`~nucleus_core.cosignature.CosignaturePolicy` (k of n witnesses) that every checkpoint
+    received must meet, :class:`WitnessPolicyError` otherwise.
     """
 
     def __init__(
@@ -136,7 +138,7 @@ class RemoteLedger:
         origin: str | None = None,
         verify: bool | None = None,
         checkpoint_wait: float = DEFAULT_CHECKPOINT_WAIT,
-        checkpoint_policy: NotePolicy | None = None,
+        witness_policy: CosignaturePolicy | None = None,
     ) -> None:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ConfigurationError(f"url must be an http:// or https:// URL, got {url!r}")
@@ -148,8 +150,12 @@ class RemoteLedger:
         """True when checkpoints and entries are verified (the default when keys are given)."""
         if self.verifying and not keyed:
             raise ConfigurationError("verify=True needs the ledger's checkpoint verifier keys (checkpoint_vkeys=)")
-        if not self.verifying and (trusted_state is not None or checkpoint_policy is not None):
-            raise ConfigurationError("trusted_state and checkpoint_policy are used by a verifying client only")
+        if not self.verifying and (trusted_state is not None or witness_policy is not None):
+            raise ConfigurationError("trusted_state and witness_policy are used by a verifying client only")
+        if witness_policy is not None and not isinstance(witness_policy, CosignaturePolicy):
+            raise ConfigurationError(
+                f"witness_policy must be a CosignaturePolicy, not {type(witness_policy).__name__}"
+            )
         if isinstance(checkpoint_wait, bool) or not isinstance(checkpoint_wait, int | float) or checkpoint_wait < 0:
             raise ConfigurationError("checkpoint_wait must be a non-negative number of seconds")
         self._verifiers = tuple(load_verifiers(vkeys, checkpoint_vkey_file)) if self.verifying else ()
@@ -166,7 +172,9 @@ class RemoteLedger:
             )
         self._origin = origin
         self._checkpoint_wait = float(checkpoint_wait)
-        self._policy = checkpoint_policy
+        self._policy = None if witness_policy is None else make_witness_policy(witness_policy)
+        self.witness_policy = witness_policy
+        """The k-of-n witness policy every checkpoint must meet (None: none)."""
         self._log: TrustedLog | None = None
         self._log_lock = threading.Lock()
         self.url = url.rstrip("/")

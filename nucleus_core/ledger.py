@@ -47,6 +47,7 @@ from .hashing import (
 from .merkle import consistency_proof as merkle_consistency_proof
 from .merkle import inclusion_proof as merkle_inclusion_proof
 from .merkle import inclusion_proofs as merkle_inclusion_proofs
+from .merkle import multi_inclusion_proof as merkle_multi_inclusion_proof
 from .merkle import root_hash as merkle_root_hash
 from .modules import LedgerRuntime, ModuleRegistry
 from .plugins import (
@@ -894,7 +895,9 @@ class Ledger:
             elif type(item) is not int or not 1 <= item <= tree_size:
                 raise ValidationError(f"each is a seq from 1 to the tree size {tree_size}", field="seqs")
         rows = self._rows_of(items, by_hash=by_hash)
-        readable: list[Entry | None] = [self._readable(row, ctx) for row in rows]
+        # The access decision of a read, without parsing the record a read would return.
+        policy = self._policy
+        readable = [row if row is not None and policy.can_read(row, ctx) else None for row in rows]
         for row in readable:
             if row is not None and row.seq > tree_size:
                 raise ValidationError(f"entry {row.seq} is not in the tree of {tree_size} entries", field="tree_size")
@@ -905,6 +908,33 @@ class Ledger:
             else InclusionProof(leaf_index=row.seq - 1, tree_size=tree_size, hashes=tuple(next(paths)))
             for row in readable
         ]
+
+    def multi_inclusion_proof(
+        self, entries: Sequence[int | Entry], tree_size: int, context: RequestContext
+    ) -> list[bytes] | None:
+        """One proof that ``entries`` (seqs, or entries this ledger returned, such as a query page;
+        strictly increasing seqs from 1 to ``tree_size``) are in the tree of ``tree_size`` entries:
+        their RFC 9162 audit paths with each hash once and those the entries give left out, checked
+        by :func:`~nucleus_core.tlog_verify.verify_multi_inclusion` with leaf indices ``seq - 1``
+        (about 2 log2(n) hashes for a page of consecutive entries). A read of every one of them
+        (an entry given is not read again): None when one is absent or the requester may not read it."""
+        ctx = require_scope(context, READ)
+        tree = self._tree()
+        self._tree_sizes(tree, ("tree_size", tree_size, 1))
+        items = list(entries)
+        seqs = [item.seq if isinstance(item, Entry) else item for item in items]
+        for i, seq in enumerate(seqs):
+            if type(seq) is not int or not 1 <= seq <= tree_size:
+                raise ValidationError(f"each is a seq from 1 to the tree size {tree_size}", field="seqs")
+            if i and seq <= seqs[i - 1]:
+                raise ValidationError("the seqs are not strictly increasing", field="seqs")
+        to_read = [seq for item, seq in zip(items, seqs, strict=True) if not isinstance(item, Entry)]
+        read = iter(self._rows_of(to_read, by_hash=False))
+        rows = [item if isinstance(item, Entry) else next(read) for item in items]
+        policy = self._policy
+        if any(row is None or not policy.can_read(row, ctx) for row in rows):
+            return None
+        return merkle_multi_inclusion_proof(tree.merkle_store(), [seq - 1 for seq in seqs], tree_size)
 
     def _rows_of(self, items: Sequence[int | str], *, by_hash: bool) -> list[Entry | None]:
         """The stored row of each hash or seq of ``items`` (None when absent): seqs close together

@@ -406,3 +406,28 @@ def test_batch_inclusion_proof_limit_is_exactly_1000(
     assert response.status_code == 200 and len(response.json()["proofs"]) == 1000
     over = http.post("/proof/inclusion", json={"tree_size": size, "seqs": [*seqs, 1]}, headers=dev(ALICE))
     assert over.status_code == 400 and "at most 1000" in over.json()["error"]["message"]
+
+
+def test_a_query_page_carries_its_proof_when_asked(
+    served: tuple[Ledger, httpx.Client, NoteSigner, dict[int, str]],
+) -> None:
+    ledger, http, _signer, _hashes = served
+    head = served_checkpoint(http)
+    for size in (head.size, head.size - 7):
+        root = ledger.root_hash(size)
+        response = http.post("/entries/query", json={"limit": 50, "proof_tree_size": size}, headers=dev(ALICE))
+        assert response.status_code == 200, response.text
+        doc = response.json()
+        covered = [e for e in doc["entries"] if e["seq"] <= size]
+        assert doc["proof"]["tree_size"] == size and doc["proof"]["seqs"] == [e["seq"] for e in covered]
+        assert len(covered) < len(doc["entries"]) or size == head.size
+        leaves = [tv.leaf_hash(bytes.fromhex(e["hash"])) for e in covered]
+        hashes = [bytes.fromhex(h) for h in doc["proof"]["hashes"]]
+        tv.verify_multi_inclusion(leaves, [e["seq"] - 1 for e in covered], size, hashes, root)
+    plain = http.post("/entries/query", json={"limit": 5}, headers=dev(ALICE)).json()
+    assert "proof" not in plain
+    nothing = http.post("/entries/query", json={"proof_tree_size": head.size}, headers=dev(BOB)).json()
+    assert nothing["entries"] == [] and nothing["proof"] == {"tree_size": head.size, "seqs": [], "hashes": []}
+    for bad in (0, -1, "5", True, head.size + 1000):
+        response = http.post("/entries/query", json={"proof_tree_size": bad}, headers=dev(ALICE))
+        assert response.status_code == 400 and response.json()["error"]["field"] == "proof_tree_size", bad

@@ -238,6 +238,16 @@ def test_no_checkpoint_in_time_is_refused_never_returned_unverified(
 
 
 # --- tampering in transit -------------------------------------------------------------------
+def rehashed(entry: dict[str, Any]) -> None:
+    """Change the entry document's payload and give it the hash of what it now holds."""
+    entry["record"]["payload"]["n"] = 99
+    record = Record.from_dict(entry["record"])
+    entry["hash"] = entry_hash_of_version(
+        LEDGER, entry["seq"], entry["prev_hash"], record.canonical, entry["version"],
+        entry["appender"], entry["auth_source"], entry["committed_at"],
+    )
+
+
 def _flip_hex(value: str) -> str:
     return ("1" if value[0] == "0" else "0") + value[1:]
 
@@ -272,23 +282,24 @@ def test_an_entry_changed_in_transit_is_refused(tamper: tuple[Ledger, Proxy, Rem
 
     def change_and_rehash(method: str, path: str, body: bytes) -> bytes:
         # A proxy that knows the format recomputes the entry hash: the hash check passes, the
-        # inclusion proof cannot.
-        if not path.startswith("/entries/query"):
-            return body
-        doc = json.loads(body)
-        entry = doc["entries"][1]
-        entry["record"]["payload"]["n"] = 99
-        record = Record.from_dict(entry["record"])
-        entry["hash"] = entry_hash_of_version(
-            LEDGER, entry["seq"], entry["prev_hash"], record.canonical, entry["version"],
-            entry["appender"], entry["auth_source"], entry["committed_at"],
-        )
-        return json.dumps(doc).encode()
+        # inclusion proof cannot (the page's proof in the query, a single read's from the batch).
+        if path.startswith("/entries/query"):
+            doc = json.loads(body)
+            rehashed(doc["entries"][1])
+            return json.dumps(doc).encode()
+        if path.startswith("/records/"):
+            doc = json.loads(body)
+            rehashed(doc)
+            return json.dumps(doc).encode()
+        return body
 
     front.rewrite = change_and_rehash
-    with pytest.raises(InclusionProofError) as proof_caught:
+    with pytest.raises(InclusionProofError) as page_caught:
         remote.query({"stream": "notes"})
-    assert "is not in the trusted tree" in str(proof_caught.value)
+    assert "not all in the trusted tree" in str(page_caught.value)
+    with pytest.raises(InclusionProofError) as one_caught:
+        remote.get_by_id("r-2")
+    assert "is not in the trusted tree" in str(one_caught.value)
     assert remote.trusted_checkpoint == before
     front.rewrite = None
     assert [e.record.payload["n"] for e in remote.query({"stream": "notes"})] == list(range(1, 9))
@@ -309,6 +320,28 @@ def test_a_proof_hash_changed_in_transit_is_refused(tamper: tuple[Ledger, Proxy,
     with pytest.raises(InclusionProofError) as caught:
         remote.get_by_id("r-3")
     assert caught.value.seq is not None
+
+    def flip_page_proof(method: str, path: str, body: bytes) -> bytes:
+        if path.startswith("/entries/query"):
+            doc = json.loads(body)
+            doc["proof"]["hashes"][0] = _flip_hex(doc["proof"]["hashes"][0])
+            return json.dumps(doc).encode()
+        return body
+
+    front.rewrite = flip_page_proof
+    with pytest.raises(InclusionProofError):
+        remote.query({"stream": "notes", "limit": 3})
+
+    def drop_page_proof(method: str, path: str, body: bytes) -> bytes:
+        if path.startswith("/entries/query"):
+            doc = json.loads(body)
+            del doc["proof"]
+            return json.dumps(doc).encode()
+        return body
+
+    front.rewrite = drop_page_proof
+    with pytest.raises(InclusionProofError, match="without the proof"):
+        remote.query({"stream": "notes", "limit": 3})
     front.rewrite = None
     trusted = remote.trusted_checkpoint
     assert trusted is not None

@@ -32,6 +32,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -63,7 +64,15 @@ from nucleus_core.errors import (
 from nucleus_core.modules import ModuleMetadata, ModuleState
 from nucleus_core.query import QueryFilters, QueryResult
 from nucleus_core.records import Entry, Record
-from nucleus_core.tlog_verify import Checkpoint, MalformedNoteError, ProofError, leaf_hash, parse_vkey, verify_inclusion
+from nucleus_core.tlog_verify import (
+    Checkpoint,
+    MalformedNoteError,
+    ProofError,
+    leaf_hash,
+    parse_vkey,
+    verify_inclusion,
+    verify_multi_inclusion,
+)
 from nucleus_core.tree import ConsistencyProof, InclusionProof
 from nucleus_core.trusted_checkpoint import load_verifiers
 from nucleus_core.trusted_state import (
@@ -97,6 +106,7 @@ DEFAULT_CHECKPOINT_WAIT = 10.0
 MAX_PROOF_BATCH = 1000
 """Most entries whose proofs one ``POST /proof/inclusion`` asks for (the server's limit)."""
 
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 _POLL_FIRST = 0.02
 _POLL_MAX = 0.5
 
@@ -576,11 +586,47 @@ class RemoteLedger:
     ) -> QueryResult:
         """Entries matching ``filters`` that the requester may read, a page at a time in seq order."""
         token = self._bearer(context)
-        doc = self._request("POST", "/entries/query", token, body=_filters_doc(filters))
+        body = _filters_doc(filters)
+        trusted = self._trusted_log(token).checkpoint if self.verifying else None
+        if trusted is not None and trusted.size > 0:
+            # The page's proof in the trusted tree comes with the page: no second request.
+            body = {**body, "proof_tree_size": trusted.size}
+        doc = self._request("POST", "/entries/query", token, body=body)
         entries = self._entries(doc["entries"], token)
         if self.verifying:
             _check_ascending(entries)
-        return QueryResult(entries=self._verified(entries, token), next_cursor=doc.get("next_cursor"))
+            entries = self._verified_page(entries, doc.get("proof"), trusted, token)
+        return QueryResult(entries=entries, next_cursor=doc.get("next_cursor"))
+
+    def _verified_page(
+        self, entries: list[Entry], proof: Any, trusted: Checkpoint | None, token: str
+    ) -> list[Entry]:
+        """A page proven by the proof that came with it (the entries in the trusted tree), the
+        rest (newer entries, or no proof) as :meth:`_verified` proves them."""
+        covered = [e for e in entries if trusted is not None and e.seq <= trusted.size]
+        if covered and trusted is not None:
+            seqs = [e.seq for e in covered]
+            if not isinstance(proof, dict) or proof.get("tree_size") != trusted.size or proof.get("seqs") != seqs:
+                raise InclusionProofError(
+                    f"the server's page came without the proof of entries {seqs[0]}..{seqs[-1]} in the trusted "
+                    f"tree of {trusted.size} entries", seq=seqs[0],
+                )
+            hashes = proof.get("hashes")
+            if not isinstance(hashes, list) or not all(isinstance(h, str) and _HEX64.fullmatch(h) for h in hashes):
+                raise InclusionProofError("the server's page proof is malformed", seq=seqs[0])
+            leaves = [leaf_hash(bytes.fromhex(e.hash)) for e in covered]
+            try:
+                verify_multi_inclusion(
+                    leaves, [seq - 1 for seq in seqs], trusted.size, [bytes.fromhex(h) for h in hashes],
+                    trusted.root_hash,
+                )
+            except ProofError as err:
+                raise InclusionProofError(
+                    f"entries {seqs[0]}..{seqs[-1]} of the page are not all in the trusted tree of "
+                    f"{trusted.size} entries: {err}", seq=seqs[0],
+                ) from None
+        self._verified([e for e in entries if trusted is None or e.seq > trusted.size], token)
+        return entries
 
     def iter_entries(self, context: RequestContext | None = None, *, from_seq: int = 1) -> Iterator[Entry]:
         """Every entry the requester may read from ``from_seq`` on, in seq order, a page at a time."""

@@ -191,6 +191,17 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             "entries": {"type": "array", "items": {"$ref": "#/components/schemas/Entry"}},
             "next_cursor": {"type": ["string", "null"], "description": "pass as cursor for the next page"},
+            "proof": {
+                "type": "object",
+                "description": "only when the query gave proof_tree_size: one proof that the page's entries "
+                "with seq <= tree_size (seqs) are in that tree (tlog_verify.verify_multi_inclusion)",
+                "required": ["tree_size", "seqs", "hashes"],
+                "properties": {
+                    "tree_size": {**_INT, "minimum": 1},
+                    "seqs": {"type": "array", "items": {**_INT, "minimum": 1}},
+                    "hashes": {"type": "array", "items": _HASH_HEX},
+                },
+            },
         },
     },
     "QueryFilters": {
@@ -203,6 +214,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "until": _INT,
             "limit": {"type": "integer", "minimum": 1},
             "cursor": {"type": "string"},
+            "proof_tree_size": {
+                **_INT, "minimum": 1,
+                "description": "POST /entries/query only: answer a proof of the page in the tree of this size",
+            },
         },
     },
     "VerificationReport": {

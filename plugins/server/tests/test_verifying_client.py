@@ -605,3 +605,20 @@ def test_a_witness_policy_refuses_checkpoints_without_enough_cosignatures(
         assert remote.get_by_id("r-2") is not None
     with pytest.raises(ConfigurationError, match="verifying client only"):
         RemoteLedger(front.url, witness_policy=policy)
+
+
+def test_a_page_partly_newer_than_the_trusted_checkpoint(ledgers: Ledgers, serve: Callable[..., Any]) -> None:
+    """The entries in the trusted tree are proven by the page's own proof, the newer ones after
+    the client moved to a newer checkpoint (consistent with the trusted one)."""
+    ledger = ledgers.open("main")
+    server = serve(ledger)
+    alice = RequestContext(oid=ALICE, source="auth.dev")
+    ledger.append_batch([rec(i) for i in range(1, 5)], alice)
+    with client(server.url, ledgers) as remote:
+        before = remote.refresh()
+        ledger.append_batch([rec(i) for i in range(5, 9)], alice)
+        page = remote.query({"stream": "notes"})
+        assert [e.record.id for e in page] == [f"r-{i}" for i in range(1, 9)]
+        after = remote.trusted_checkpoint
+        assert after is not None and after.size > before.size and after.size >= page.entries[-1].seq
+        assert [e.record.id for e in remote.iter_entries() if e.record.stream == "notes"][-1] == "r-8"

@@ -117,6 +117,8 @@ class Proxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.rewrite: Rewrite | None = None
+        self.route: Callable[[str], str | tuple[int, bytes]] | None = None
+        """``route(path)``: the path to ask upstream instead, or an answer ``(status, JSON body)``."""
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -129,13 +131,18 @@ class Proxy:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
                 headers = {k: v for k, v in self.headers.items() if k.lower() in ("authorization", "content-type")}
-                with httpx.Client(base_url=proxy.upstream) as http:
-                    response = http.request(self.command, self.path, content=body, headers=headers)
-                content = response.content
-                if proxy.rewrite is not None:
+                routed = self.path if proxy.route is None else proxy.route(self.path)
+                if isinstance(routed, tuple):
+                    status, content, kind = routed[0], routed[1], "application/json"
+                else:
+                    with httpx.Client(base_url=proxy.upstream) as http:
+                        response = http.request(self.command, routed, content=body, headers=headers)
+                    status, content = response.status_code, response.content
+                    kind = response.headers.get("content-type", "application/json")
+                if proxy.rewrite is not None and 200 <= status < 300:
                     content = proxy.rewrite(self.command, self.path, content)
-                self.send_response(response.status_code)
-                self.send_header("content-type", response.headers.get("content-type", "application/json"))
+                self.send_response(status)
+                self.send_header("content-type", kind)
                 self.send_header("content-length", str(len(content)))
                 self.end_headers()
                 self.wfile.write(content)
@@ -622,3 +629,43 @@ def test_a_page_partly_newer_than_the_trusted_checkpoint(ledgers: Ledgers, serve
         after = remote.trusted_checkpoint
         assert after is not None and after.size > before.size and after.size >= page.entries[-1].seq
         assert [e.record.id for e in remote.iter_entries() if e.record.stream == "notes"][-1] == "r-8"
+
+
+def test_a_witness_policy_asks_for_a_cosigned_checkpoint_and_waits_for_one(
+    ledgers: Ledgers, serve: Callable[..., Any], proxy: Callable[[str], Proxy]
+) -> None:
+    """A server that answers GET /checkpoint?cosigned=K (the latest checkpoint K of its witnesses
+    cosigned, 404 while there is none), played by the proxy in front of this server: the client
+    asks for its policy's quorum, and a read waits for the cosigned checkpoint."""
+    ledger = ledgers.open("main")
+    front = proxy(serve(ledger).url)
+    witnesses = [CosignatureSigner.generate(f"witness-{i}.example") for i in range(3)]
+    policy = CosignaturePolicy(2, [w.verifier for w in witnesses])
+    asked: list[str] = []
+    cosigned = threading.Event()
+
+    def route(path: str) -> str | tuple[int, bytes]:
+        if path.startswith("/checkpoint?"):
+            asked.append(path)
+            if not cosigned.is_set():
+                return 404, json.dumps({"error": {"code": "not_found", "message": "none cosigned yet"}}).encode()
+            return "/checkpoint"
+        return path
+
+    def cosign(method: str, path: str, body: bytes) -> bytes:
+        if not path.startswith("/checkpoint?"):
+            return body
+        text = parse_note(body.decode("utf-8")).text
+        return add_cosignatures(body.decode("utf-8"), [w.cosign(text, 1_763_942_400) for w in witnesses[:2]]).encode()
+
+    front.route, front.rewrite = route, cosign
+    with client(front.url, ledgers, witness_policy=policy, checkpoint_wait=60) as remote:
+        with pytest.raises(WitnessPolicyError, match="no checkpoint cosigned by 2"):
+            remote.refresh()
+        assert asked == ["/checkpoint?cosigned=2"]
+        threading.Timer(0.3, cosigned.set).start()
+        entry = remote.append(rec(1))  # waits until the cosigned checkpoint covers it
+        trusted = remote.trusted_checkpoint
+        assert trusted is not None and trusted.size >= entry.seq and len(asked) > 2
+        assert all(p == "/checkpoint?cosigned=2" for p in asked)
+

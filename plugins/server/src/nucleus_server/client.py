@@ -19,7 +19,8 @@ math, not the server (docs/TRANSPARENCY.md, "Verifying clients"): it keeps the l
 verified in ``trusted_state`` (a file path or a :class:`~nucleus_core.trusted_state.TrustedStateStore`),
 accepts a checkpoint only when a trusted key signed it for the expected origin and it extends the
 trusted one (a consistency proof), and returns an entry only with an inclusion proof in a trusted
-checkpoint (a whole page's proofs in one ``POST /proof/inclusion``). It raises
+checkpoint (a query page's proof comes with the page; other reads fetch the proofs of up to
+:data:`MAX_PROOF_BATCH` entries per ``POST /proof/inclusion``). It raises
 :class:`CheckpointSignatureError`, :class:`InconsistentLogError`, :class:`RollbackError`,
 :class:`InclusionProofError` or :class:`WitnessPolicyError` (all :class:`LogVerificationError`,
 an :class:`~nucleus_core.errors.IntegrityError`) and never returns what it could not verify.
@@ -187,6 +188,7 @@ class RemoteLedger:
         """The k-of-n witness policy every checkpoint must meet (None: none)."""
         self._log: TrustedLog | None = None
         self._log_lock = threading.Lock()
+        self._ask_cosigned = True
         self.url = url.rstrip("/")
         self._token = token
         self._id = ledger_id
@@ -325,7 +327,32 @@ class RemoteLedger:
             raise ConfigurationError("this RemoteLedger does not verify (it was given no checkpoint verifier keys)")
         token = self._token if context is None else self._bearer(context)
         self._trusted_log(token)  # the origin is known (or refused) before anything is fetched
-        return self._accept(self._checkpoint_text(None, token), token, latest=True)
+        note = self._latest_note(token)
+        if note is None:
+            raise WitnessPolicyError(self._none_cosigned())
+        return self._accept(note, token, latest=True)
+
+    def _latest_note(self, token: str | None) -> str | None:
+        """The server's latest checkpoint; with a witness policy the latest one cosigned by the
+        policy's quorum of the server's witnesses (``GET /checkpoint?cosigned=K``), None when it has
+        none yet. A server without that parameter (or with fewer witnesses than the quorum) is asked
+        for its latest checkpoint instead, from then on: the policy then decides."""
+        policy = self.witness_policy
+        if policy is None or not self._ask_cosigned:
+            return self._checkpoint_text(None, token)
+        try:
+            return self._checkpoint_text(None, token, cosigned=policy.quorum)
+        except NotFoundError:
+            return None
+        except ValidationError as err:
+            if err.field not in ("query", "cosigned"):
+                raise
+            self._ask_cosigned = False
+            return self._checkpoint_text(None, token)
+
+    def _none_cosigned(self) -> str:
+        quorum = self.witness_policy.quorum if self.witness_policy is not None else 0
+        return f"the server has no checkpoint cosigned by {quorum} of its witnesses yet (the policy's quorum)"
 
     def _accept(self, note: str, token: str | None, *, latest: bool) -> Checkpoint:
         log = self._trusted_log(token)
@@ -363,14 +390,17 @@ class RemoteLedger:
         deadline = time.monotonic() + self._checkpoint_wait
         delay = _POLL_FIRST
         while True:
-            latest = self._accept(self._checkpoint_text(None, token), token, latest=True)
-            if latest.size >= seq:
+            note = self._latest_note(token)
+            latest = None if note is None else self._accept(note, token, latest=True)
+            if latest is not None and latest.size >= seq:
                 return latest
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                latest_size = "none" if latest is None else f"of size {latest.size}"
                 raise InclusionProofError(
-                    f"entry {seq} cannot be verified: no checkpoint covers it (the server's latest is of size "
-                    f"{latest.size}, after waiting {self._checkpoint_wait:g} s); the server issues checkpoints at "
+                    f"entry {seq} cannot be verified: no checkpoint covers it (the server's latest"
+                    f"{' cosigned as the policy requires' if self.witness_policy is not None else ''} is "
+                    f"{latest_size}, after waiting {self._checkpoint_wait:g} s); the server issues checkpoints at "
                     "most once per its checkpoint interval, and never on a read-only ledger",
                     seq=seq, reason="no_covering_checkpoint",
                 )
@@ -398,7 +428,9 @@ class RemoteLedger:
         except ValidationError as err:
             # A server that cannot prove anything in the trusted tree: smaller now (a rollback,
             # which refresh names with both sizes), or refusing for another reason.
-            self._accept(self._checkpoint_text(None, token), token, latest=True)
+            note = self._latest_note(token)
+            if note is not None:
+                self._accept(note, token, latest=True)
             raise InclusionProofError(
                 f"the server gives no inclusion proofs in the trusted tree of {tree_size} entries: {err}"
             ) from None
@@ -477,8 +509,10 @@ class RemoteLedger:
             self._accept(note, self._token, latest=size is None)
         return note
 
-    def _checkpoint_text(self, size: int | None, token: str | None) -> str:
+    def _checkpoint_text(self, size: int | None, token: str | None, *, cosigned: int | None = None) -> str:
         params: QueryParams = [] if size is None else [("size", size)]
+        if cosigned is not None:
+            params.append(("cosigned", cosigned))
         response = self._send("GET", "/checkpoint", token, params=params)
         if not response.headers.get("content-type", "").startswith("text/plain"):
             raise NucleusError("the server's /checkpoint did not answer text/plain")

@@ -422,6 +422,8 @@ def test_a_server_restarted_on_an_older_copy_is_a_rollback_naming_both_sizes(
         # Reads are refused too: the old copy cannot prove anything in the trusted tree.
         with pytest.raises(RollbackError):
             remote.get_by_id("r-1")
+        with pytest.raises(RollbackError):
+            remote.query({"stream": "notes"})  # its page proof asked in the trusted tree
         assert remote.trusted_checkpoint == synced
     assert state.read_bytes().decode("utf-8").split("\n")[1] == str(synced.size)
 

@@ -37,7 +37,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -426,14 +426,7 @@ class RemoteLedger:
         try:
             doc = self._request("POST", "/proof/inclusion", token, body={"tree_size": tree_size, "seqs": seqs})
         except ValidationError as err:
-            # A server that cannot prove anything in the trusted tree: smaller now (a rollback,
-            # which refresh names with both sizes), or refusing for another reason.
-            note = self._latest_note(token)
-            if note is not None:
-                self._accept(note, token, latest=True)
-            raise InclusionProofError(
-                f"the server gives no inclusion proofs in the trusted tree of {tree_size} entries: {err}"
-            ) from None
+            self._cannot_prove(tree_size, token, err)
         items = doc.get("proofs") if isinstance(doc, dict) else None
         if not isinstance(items, list) or doc.get("tree_size") != tree_size or len(items) != len(seqs):
             raise InclusionProofError(
@@ -448,6 +441,16 @@ class RemoteLedger:
                     f"entry {seq}: the server sent a malformed inclusion proof: {err}", seq=seq
                 ) from None
         return proofs
+
+    def _cannot_prove(self, tree_size: int, token: str, err: ValidationError) -> NoReturn:
+        """The server refused to prove anything in the trusted tree of ``tree_size``: it is smaller
+        now (a rollback, which the latest checkpoint shows with both sizes), or refuses otherwise."""
+        note = self._latest_note(token)
+        if note is not None:
+            self._accept(note, token, latest=True)
+        raise InclusionProofError(
+            f"the server gives no inclusion proofs in the trusted tree of {tree_size} entries: {err}"
+        ) from None
 
     def verify_entries(self, entries: Sequence[Entry], context: RequestContext | None = None) -> list[Entry]:
         """Prove ``entries`` (from this ledger, obtained any way) to be in a trusted checkpoint, as
@@ -625,7 +628,12 @@ class RemoteLedger:
         if trusted is not None and trusted.size > 0:
             # The page's proof in the trusted tree comes with the page: no second request.
             body = {**body, "proof_tree_size": trusted.size}
-        doc = self._request("POST", "/entries/query", token, body=body)
+        try:
+            doc = self._request("POST", "/entries/query", token, body=body)
+        except ValidationError as err:
+            if trusted is None or err.field != "proof_tree_size":
+                raise
+            self._cannot_prove(trusted.size, token, err)
         entries = self._entries(doc["entries"], token)
         if self.verifying:
             _check_ascending(entries)

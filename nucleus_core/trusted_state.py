@@ -224,8 +224,9 @@ ConsistencyFetch = Callable[[int, int], Sequence[bytes]]
 class TrustedLog:
     """The trusted state of one log (``origin``, checkpoints signed by ``verifiers``), kept in
     ``store``. Thread-safe; the store is read again before each advance, so several clients
-    sharing one store see each other's progress. ``policy``: checked on every checkpoint received
-    (not on the stored one, which was checked when it was received).
+    sharing one store see each other's progress (a larger checkpoint found there, signed by a
+    trusted key, is taken as verified: clients sharing a store trust one another). ``policy``:
+    checked on every checkpoint received (not on the stored one, checked when it was received).
     """
 
     def __init__(

@@ -47,6 +47,8 @@ from .hashing import (
 from .merkle import FoundNodes, inclusion_keys
 from .merkle import consistency_proof as merkle_consistency_proof
 from .merkle import inclusion_proof as merkle_inclusion_proof
+from .merkle import inclusion_proofs as merkle_inclusion_proofs
+from .merkle import multi_inclusion_proof as merkle_multi_inclusion_proof
 from .merkle import root_hash as merkle_root_hash
 from .modules import LedgerRuntime, ModuleRegistry
 from .plugins import (
@@ -892,6 +894,82 @@ class Ledger:
             raise ValidationError(f"entry {row.seq} is not in the tree of {tree_size} entries", field="tree_size")
         hashes = merkle_inclusion_proof(tree.merkle_store(), row.seq - 1, tree_size)
         return InclusionProof(leaf_index=row.seq - 1, tree_size=tree_size, hashes=tuple(hashes))
+
+    def inclusion_proofs(
+        self, targets: Sequence[int | str], tree_size: int, context: RequestContext
+    ) -> list[InclusionProof | None]:
+        """:meth:`inclusion_proof` of each entry of ``targets`` (all seqs, or all hex hashes), in
+        order, from one read of the tree nodes they need: None for an entry that is absent or that
+        the requester may not read, exactly as :meth:`get` answers. A seq outside ``1..tree_size``
+        is refused (:class:`ValidationError`) before any entry is read; so is a readable entry
+        found by hash past ``tree_size``, as :meth:`inclusion_proof` refuses it."""
+        ctx = require_scope(context, READ)
+        tree = self._tree()
+        self._tree_sizes(tree, ("tree_size", tree_size, 1))
+        items = list(targets)
+        by_hash = bool(items) and isinstance(items[0], str)
+        for item in items:
+            if by_hash:
+                if not isinstance(item, str) or not is_hash(item):
+                    raise ValidationError("each is 64 lowercase hex characters", field="hashes")
+            elif type(item) is not int or not 1 <= item <= tree_size:
+                raise ValidationError(f"each is a seq from 1 to the tree size {tree_size}", field="seqs")
+        rows = self._rows_of(items, by_hash=by_hash)
+        # The access decision of a read, without parsing the record a read would return.
+        policy = self._policy
+        readable = [row if row is not None and policy.can_read(row, ctx) else None for row in rows]
+        for row in readable:
+            if row is not None and row.seq > tree_size:
+                raise ValidationError(f"entry {row.seq} is not in the tree of {tree_size} entries", field="tree_size")
+        found = [row for row in readable if row is not None]
+        paths = iter(merkle_inclusion_proofs(tree.merkle_store(), [row.seq - 1 for row in found], tree_size))
+        return [
+            None if row is None
+            else InclusionProof(leaf_index=row.seq - 1, tree_size=tree_size, hashes=tuple(next(paths)))
+            for row in readable
+        ]
+
+    def multi_inclusion_proof(
+        self, entries: Sequence[int | Entry], tree_size: int, context: RequestContext
+    ) -> list[bytes] | None:
+        """One proof that ``entries`` (seqs, or entries this ledger returned, such as a query page;
+        strictly increasing seqs from 1 to ``tree_size``) are in the tree of ``tree_size`` entries:
+        their RFC 9162 audit paths with each hash once and those the entries give left out, checked
+        by :func:`~nucleus_core.tlog_verify.verify_multi_inclusion` with leaf indices ``seq - 1``
+        (about 2 log2(n) hashes for a page of consecutive entries). A read of every one of them
+        (an entry given is not read again): None when one is absent or the requester may not read it."""
+        ctx = require_scope(context, READ)
+        tree = self._tree()
+        self._tree_sizes(tree, ("tree_size", tree_size, 1))
+        items = list(entries)
+        seqs = [item.seq if isinstance(item, Entry) else item for item in items]
+        for i, seq in enumerate(seqs):
+            if type(seq) is not int or not 1 <= seq <= tree_size:
+                raise ValidationError(f"each is a seq from 1 to the tree size {tree_size}", field="seqs")
+            if i and seq <= seqs[i - 1]:
+                raise ValidationError("the seqs are not strictly increasing", field="seqs")
+        to_read = [seq for item, seq in zip(items, seqs, strict=True) if not isinstance(item, Entry)]
+        read = iter(self._rows_of(to_read, by_hash=False))
+        rows = [item if isinstance(item, Entry) else next(read) for item in items]
+        policy = self._policy
+        if any(row is None or not policy.can_read(row, ctx) for row in rows):
+            return None
+        return merkle_multi_inclusion_proof(tree.merkle_store(), [seq - 1 for seq in seqs], tree_size)
+
+    def _rows_of(self, items: Sequence[int | str], *, by_hash: bool) -> list[Entry | None]:
+        """The stored row of each hash or seq of ``items`` (None when absent): seqs close together
+        (a query page) in one range read, others one by one."""
+        storage = self._storage
+        if by_hash:
+            return [storage.get_by_hash(str(item)) for item in items]
+        seqs = [int(item) for item in items]
+        if not seqs:
+            return []
+        low, high = min(seqs), max(seqs)
+        if high - low + 1 > 2 * len(seqs) + 16:
+            return [storage.get_by_seq(seq) for seq in seqs]
+        by_seq = {row.seq: row for row in storage.range(low, high - low + 1)}
+        return [by_seq.get(seq) for seq in seqs]
 
     def consistency_proof(
         self, old_size: int, new_size: int, context: RequestContext | None = None

@@ -28,6 +28,7 @@ one integer key per node and verification streams them in key order.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, cast
 
@@ -70,14 +71,6 @@ def stored_node_count(size: int, min_level: int = 0) -> int:
     """How many nodes of levels ``>= min_level`` the tree of ``size`` leaves has."""
     high = size >> min_level
     return 2 * high - high.bit_count()
-
-
-def _subtree_root(leaf_hashes: list[bytes]) -> bytes:
-    """The root of a complete subtree (a power-of-two number of leaf hashes)."""
-    level = leaf_hashes
-    while len(level) > 1:
-        level = [_sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)]
-    return level[0]
 
 
 def _leaf(entry_hash: bytes) -> bytes:
@@ -133,10 +126,37 @@ class DerivedLevelsRead:
         """The nodes among the keys: those of :attr:`stored` found in ``stored``, and each of
         :attr:`derived` whose leaves' entry hashes (seq -> 32 raw bytes) are all in ``hashes``."""
         found = {key: stored[key] for key in self.stored if key in stored}
+        if not self.derived:
+            return found
+        # Each lower node from the two below it, each computed once and a level at a time: the
+        # keys of several proofs (a page's, POST /proof/inclusion) overlap.
+        low_level = max(level for level, _ in self.derived) + 1
+        wanted: list[set[int]] = [set() for _ in range(low_level)]
         for level, index in self.derived:
-            leaves = [hashes.get(seq) for seq in _seqs_of(level, index)]
-            if all(h is not None and len(h) == HASH_SIZE for h in leaves):
-                found[(level, index)] = _subtree_root([_leaf(h) for h in leaves if h is not None])
+            wanted[level].add(index)
+        for level in range(low_level - 1, 0, -1):
+            below = wanted[level - 1]
+            for index in wanted[level]:
+                below.add(2 * index)
+                below.add(2 * index + 1)
+        sha256 = _sha256
+        values: dict[int, bytes] = {}
+        for index in wanted[0]:
+            h = hashes.get(index + 1)
+            if h is not None and len(h) == HASH_SIZE:
+                values[index] = sha256(b"\x00" + h).digest()
+        levels = [values]
+        for level in range(1, low_level):
+            children, values = values, {}
+            for index in wanted[level]:
+                left, right = children.get(2 * index), children.get(2 * index + 1)
+                if left is not None and right is not None:
+                    values[index] = sha256(b"\x01" + left + right).digest()
+            levels.append(values)
+        for level, index in self.derived:
+            node = levels[level].get(index)
+            if node is not None:
+                found[(level, index)] = node
         return found
 
 
@@ -483,6 +503,9 @@ class ConsistencyProof:
         return cls(first=first, second=second, hashes=hashes)
 
 
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
 def _proof_fields(doc: object, sizes: tuple[str, str]) -> tuple[int, int, tuple[bytes, ...]]:
     """The two integers named ``sizes`` and the hashes of a proof's JSON object, checked."""
     names = {*sizes, "hashes"}
@@ -499,7 +522,7 @@ def _proof_fields(doc: object, sizes: tuple[str, str]) -> tuple[int, int, tuple[
         raise ValidationError("hashes must be a list of at most 64 hashes", field="hashes")
     hashes = []
     for item in items:
-        if not isinstance(item, str) or len(item) != 64 or any(c not in "0123456789abcdef" for c in item):
+        if not isinstance(item, str) or _HEX64.fullmatch(item) is None:
             raise ValidationError("each hash is 64 lowercase hex characters", field="hashes")
         hashes.append(bytes.fromhex(item))
     return numbers[0], numbers[1], tuple(hashes)

@@ -20,7 +20,7 @@ import pytest
 
 from nucleus_core import IntegrityError, ValidationError, merkle
 from nucleus_core.merkle import MemoryNodeStore, MerkleBuilder, NodeKey
-from nucleus_core.tlog_verify import ProofError, leaf_hash, verify_consistency, verify_inclusion
+from nucleus_core.tlog_verify import ProofError, leaf_hash, verify_consistency, verify_inclusion, verify_multi_inclusion
 
 # -- RFC 9162 section 2.1, transcribed (test-only; shares nothing with the code under test) -------
 
@@ -537,3 +537,78 @@ def test_planned_nodes_refuse_what_was_not_planned() -> None:
         merkle.PlannedNodes(consistency=[(6, 5)])
     with pytest.raises(ValidationError):
         merkle.PlannedNodes(roots=[-1])
+
+
+# -- one proof for several leaves (a query page) -------------------------------------------------
+
+
+def rfc_mth_with(leaves: dict[int, bytes], start: int, end: int, hashes: list[bytes], d: Sequence[bytes]) -> bytes:
+    """MTH(D[start:end]) from the RFC's recursion, recording in ``hashes`` (left first) the MTH of
+    every range holding none of ``leaves``: what a multi-leaf proof must carry, written here apart
+    from the project's code."""
+    if not any(start <= i < end for i in leaves):
+        hashes.append(rfc_mth(d[start:end]))
+        return hashes[-1]
+    if end - start == 1:
+        return leaves[start]
+    k = rfc_k(end - start)
+    left = rfc_mth_with(leaves, start, start + k, hashes, d)
+    return H(b"\x01" + left + rfc_mth_with(leaves, start + k, end, hashes, d))
+
+
+def test_multi_inclusion_proofs_are_the_rfc_ranges_and_verify() -> None:
+    d = entry_hashes(300)
+    store = build(d)
+    rng = random.Random(14)
+    for _ in range(600):
+        size = rng.randrange(1, 301)
+        indices = sorted(rng.sample(range(size), rng.randrange(1, min(size, 40) + 1)))
+        proof = merkle.multi_inclusion_proof(store, indices, size)
+        expected: list[bytes] = []
+        leaves = {i: H(b"\x00" + d[i]) for i in indices}
+        root = rfc_mth_with(leaves, 0, size, expected, d)
+        assert proof == expected and root == merkle.root_hash(store, size)
+        verify_multi_inclusion([leaves[i] for i in indices], indices, size, proof, root)
+        if len(indices) == 1:  # one leaf: its RFC audit path, in the walk's order
+            assert sorted(proof) == sorted(merkle.inclusion_proof(store, indices[0], size))
+
+
+def test_tampered_multi_inclusion_proofs_are_refused() -> None:
+    d = entry_hashes(100)
+    store = build(d)
+    size, indices = 100, [3, 4, 5, 40, 99]
+    proof = merkle.multi_inclusion_proof(store, indices, size)
+    root = merkle.root_hash(store, size)
+    leaves = [H(b"\x00" + d[i]) for i in indices]
+    verify_multi_inclusion(leaves, indices, size, proof, root)
+    bad_cases = [
+        (leaves, indices, size, [flip(proof[0]), *proof[1:]], root),
+        (leaves, indices, size, proof[:-1], root),
+        (leaves, indices, size, [*proof, proof[0]], root),
+        (leaves, indices, size, proof, flip(root)),
+        ([flip(leaves[0]), *leaves[1:]], indices, size, proof, root),
+        (leaves, [2, 4, 5, 40, 99], size, proof, root),
+        (leaves[::-1], indices[::-1], size, proof, root),
+        (leaves, [3, 4, 4, 40, 99], size, proof, root),
+        (leaves, [3, 4, 5, 40, 100], size, proof, root),
+        (leaves, indices, 101, proof, root),
+        (leaves[:-1], indices, size, proof, root),
+        ([], [], size, [], root),
+        (leaves, indices, size, [b"short", *proof[1:]], root),
+    ]
+    for case in bad_cases:
+        with pytest.raises(ProofError):
+            verify_multi_inclusion(*case)
+    with pytest.raises(ValidationError):
+        merkle.multi_inclusion_proof(store, [5, 3], size)
+    with pytest.raises(ValidationError):
+        merkle.multi_inclusion_proof(store, [], size)
+    with pytest.raises(ValidationError):
+        merkle.multi_inclusion_proof(store, [100], size)
+
+
+def test_multi_inclusion_proof_of_a_page_is_small() -> None:
+    """50 consecutive leaves of a 1,000-leaf tree: about 2 log2(n) hashes, not 50 paths of 10."""
+    store = build(entry_hashes(1000))
+    proof = merkle.multi_inclusion_proof(store, list(range(437, 487)), 1000)
+    assert len(proof) <= 2 * 10

@@ -16,12 +16,14 @@ NEEDS = {
     "modules.py": ["nucleus_storage_sqlite", "nucleus_module_proof"],
     "auth_ual.py": ["nucleus_storage_sqlite", "nucleus_token_api_key", "nucleus_ual"],
     "remote_client.py": ["nucleus_storage_sqlite", "nucleus_token_dev", "httpx"],
+    "verifying_client.py": ["nucleus_storage_sqlite", "nucleus_token_dev", "httpx"],
 }
 EXPECT = {
     "embedded_sqlite.py": "verified True 5 entries",
     "modules.py": "status after revocation: ProofStatus.REVOKED",
     "auth_ual.py": "bob after alice's grant: ['alice-note']",
     "remote_client.py": "verify: True 4 entries; length 4",
+    "verifying_client.py": "rollback: trusted 6, presented 3",
 }
 
 

@@ -40,21 +40,22 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 import attrs
 
 from .capabilities import CheckpointStore
 from .checkpoint import NoteSigner, default_origin, read_key_file, sign_checkpoint, signers_from_text, validate_origin
-from .errors import ConfigurationError, ConflictError, IntegrityError, ValidationError
+from .errors import ConfigurationError, ConflictError, IntegrityError, NotFoundError, ValidationError
 from .tlog_verify import NoteVerifier, VerificationError, parse_checkpoint, parse_note
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_CHECKPOINT_INTERVAL", "DEFAULT_KEY_ENV", "CheckpointConfig", "CheckpointIssuer", "CheckpointKeys",
-    "MemoryCheckpointStore", "check_checkpoint_put", "checkpoint_config",
+    "MemoryCheckpointStore", "check_checkpoint_put", "check_cosignature_put", "check_cosigned_count",
+    "checkpoint_config",
 ]
 
 DEFAULT_KEY_ENV = "NUCLEUS_CHECKPOINT_KEY"
@@ -333,11 +334,14 @@ class CheckpointIssuer:
 
 
 class MemoryCheckpointStore:
-    """Checkpoints in memory (the ``memory://`` storage's :class:`~nucleus_core.capabilities.CheckpointStore`)."""
+    """Checkpoints and their cosignatures in memory (the ``memory://`` storage's
+    :class:`~nucleus_core.capabilities.CheckpointStore` and
+    :class:`~nucleus_core.capabilities.CosignatureStore`)."""
 
     def __init__(self) -> None:
         self._notes: dict[int, str] = {}
         self._latest: int | None = None
+        self._cosignatures: dict[int, dict[str, str]] = {}
         self._lock = threading.Lock()
 
     def put(self, size: int, note: str) -> str:
@@ -358,6 +362,36 @@ class MemoryCheckpointStore:
         with self._lock:
             return None if self._latest is None else (self._latest, self._notes[self._latest])
 
+    def put_cosignature(self, size: int, witness: str, line: str) -> bool:
+        check_cosignature_put(size, witness, line)
+        with self._lock:
+            if size not in self._notes:
+                raise NotFoundError(f"no checkpoint is stored at size {size}")
+            stored = self._cosignatures.setdefault(size, {})
+            if witness in stored:
+                return False
+            stored[witness] = line
+            return True
+
+    def cosignatures(self, size: int) -> dict[str, str]:
+        with self._lock:
+            return dict(self._cosignatures.get(size, {}))
+
+    def cosigned_sizes(self) -> dict[str, int]:
+        with self._lock:
+            largest: dict[str, int] = {}
+            for size, lines in self._cosignatures.items():
+                for witness in lines:
+                    largest[witness] = max(size, largest.get(witness, size))
+            return largest
+
+    def latest_cosigned(self, witnesses: Collection[str], count: int) -> int | None:
+        check_cosigned_count(count)
+        wanted = set(witnesses)
+        with self._lock:
+            sizes = [size for size, lines in self._cosignatures.items() if len(wanted.intersection(lines)) >= count]
+            return max(sizes, default=None)
+
 
 def check_checkpoint_put(size: object, note: object) -> None:
     """Refuse what no store keeps: a size that is not a non-negative integer, a note that is not text."""
@@ -365,3 +399,23 @@ def check_checkpoint_put(size: object, note: object) -> None:
         raise ValidationError("a checkpoint's size is a non-negative integer", field="size")
     if not isinstance(note, str) or not note:
         raise ValidationError("a checkpoint note is non-empty text", field="note")
+
+
+def check_cosignature_put(size: object, witness: object, line: object) -> None:
+    """Refuse what no store keeps as a cosignature: a size that is not a non-negative integer, a
+    witness that is not a non-empty line, a line that is not one signature line (an em dash and a
+    space first, one final newline)."""
+    if type(size) is not int or size < 0:
+        raise ValidationError("a checkpoint's size is a non-negative integer", field="size")
+    if not isinstance(witness, str) or not witness or "\n" in witness:
+        raise ValidationError("a witness is named by its verifier key, one non-empty line", field="witness")
+    if not isinstance(line, str) or not line.startswith("\u2014 ") or not line.endswith("\n") or "\n" in line[:-1]:
+        raise ValidationError(
+            "a cosignature is one signature line ('\u2014 <name> <base64>' and a newline)", field="line"
+        )
+
+
+def check_cosigned_count(count: object) -> None:
+    """Refuse a cosignature count that is not a positive integer."""
+    if type(count) is not int or count < 1:
+        raise ValidationError("a count of cosignatures is a positive integer", field="count")

@@ -12,6 +12,10 @@ Key strings are those of Go's ``golang.org/x/mod/sumdb/note``, which the transpa
 - verifier key, published: ``<name>+<key ID hex>+<base64(0x01 || 32-byte public key)>``;
 - signer key, secret: ``PRIVATE+KEY+<name>+<key ID hex>+<base64(0x01 || 32-byte Ed25519 seed)>``.
 
+A witness's key (:class:`CosignatureSigner`, c2sp.org/tlog-cosignature) is written the same way
+with the signature type ``0x04`` in place of ``0x01``, as transparency-dev/formats reads cosigner
+keys; its verifier key is then the one a log and its clients trust the witness by.
+
 C2SP defines no signer key format; this is Go's. A signer key is read from a file or an
 environment variable (:func:`load_signer`, :func:`read_key_file`; :func:`write_key_file` writes a
 new one, private to its owner), never from the ledger's database, and no error
@@ -32,11 +36,13 @@ import os
 import re
 import stat
 from collections.abc import Iterable, Mapping
+from typing import ClassVar, Self, TypeVar
 
 import attrs
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from .cosignature import SIGNATURE_TYPE_COSIGNATURE_V1, Cosignature, CosignatureVerifier, cosignature_message
 from .errors import ConfigurationError, ValidationError
 from .hashing import validate_ledger_id
 from .tlog_verify import (
@@ -54,8 +60,9 @@ from .tlog_verify import (
 )
 
 __all__ = [
-    "DEFAULT_ORIGIN_HOST", "SIGNER_KEY_PREFIX", "NoteSigner", "checkpoint_text", "default_origin", "load_signer",
-    "read_key_file", "sign_checkpoint", "sign_note", "signers_from_text", "validate_origin", "write_key_file",
+    "DEFAULT_ORIGIN_HOST", "SIGNER_KEY_PREFIX", "CosignatureSigner", "NoteSigner", "checkpoint_text", "default_origin",
+    "load_signer", "read_key_file", "read_signer_key_file", "sign_checkpoint", "sign_note", "signers_from_text",
+    "validate_origin", "write_key_file",
 ]
 
 SIGNER_KEY_PREFIX = "PRIVATE+KEY+"
@@ -92,9 +99,15 @@ def validate_origin(origin: object) -> str:
 
 
 @attrs.frozen(repr=False)
-class NoteSigner:
-    """An Ed25519 note signing key with its key name. The seed never appears in ``repr``, ``str``
-    or an error message; :attr:`skey` is the one way to get it back out."""
+class _Ed25519Key:
+    """An Ed25519 key of one signed-note signature type with its key name, written as Go's signer
+    key string. The seed never appears in ``repr``, ``str`` or an error message; :attr:`skey` is
+    the one way to get it back out."""
+
+    SIGNATURE_TYPE: ClassVar[int]
+    """The signature type byte in the key ID, the verifier key and the signer key."""
+    KIND: ClassVar[str]
+    """What the key signs, in error messages."""
 
     name: str = attrs.field()
     _seed: bytes = attrs.field(alias="seed")
@@ -117,17 +130,18 @@ class NoteSigner:
         return self._private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
     def __repr__(self) -> str:
-        return f"NoteSigner(name={self.name!r}, key_id={self.key_id:08x})"
+        return f"{type(self).__name__}(name={self.name!r}, key_id={self.key_id:08x})"
 
     @classmethod
-    def generate(cls, name: str) -> NoteSigner:
+    def generate(cls, name: str) -> Self:
         """A new random key named ``name``."""
         return cls(name=name, seed=os.urandom(32))
 
     @classmethod
-    def from_skey(cls, skey: str) -> NoteSigner:
-        """Parse a signer key ``PRIVATE+KEY+<name>+<key ID hex>+<base64(0x01 || seed)>``; the key ID
-        must be that of the public key. Raises :class:`ValidationError` (without the key in it)."""
+    def from_skey(cls, skey: str) -> Self:
+        """Parse a signer key ``PRIVATE+KEY+<name>+<key ID hex>+<base64(type byte || seed)>`` of this
+        key's signature type; the key ID must be that of the public key. Raises
+        :class:`ValidationError` (without the key in it)."""
         if not isinstance(skey, str) or not skey.startswith(SIGNER_KEY_PREFIX):
             raise ValidationError(f"a signer key starts with {SIGNER_KEY_PREFIX}", field="signer key")
         parts = skey[len(SIGNER_KEY_PREFIX) :].split("+", 2)  # the base64 part may hold '+'
@@ -144,9 +158,10 @@ class NoteSigner:
             material = b64decode_strict(b64, "the signer key's key")
         except MalformedNoteError as err:
             raise ValidationError(str(err), field="signer key") from None
-        if len(material) != 33 or material[0] != SIGNATURE_TYPE_ED25519:
+        if len(material) != 33 or material[0] != cls.SIGNATURE_TYPE:
             raise ValidationError(
-                "the signer key is not an Ed25519 note key (type 0x01, 32-byte seed)", field="signer key"
+                f"the signer key is not an Ed25519 {cls.KIND} key (type 0x{cls.SIGNATURE_TYPE:02x}, 32-byte seed)",
+                field="signer key",
             )
         signer = cls(name=name, seed=material[1:])
         if signer.key_id != int(hex_id, 16):
@@ -155,28 +170,66 @@ class NoteSigner:
 
     @property
     def key_id(self) -> int:
-        """The signed-note key ID: ``SHA-256(name || 0x0A || 0x01 || public key)[:4]``, big-endian."""
-        return key_id(self.name, bytes([SIGNATURE_TYPE_ED25519]) + self.public_key)
+        """The signed-note key ID: ``SHA-256(name || 0x0A || type byte || public key)[:4]``, big-endian."""
+        return key_id(self.name, bytes([self.SIGNATURE_TYPE]) + self.public_key)
+
+    @property
+    def vkey(self) -> str:
+        """The verifier key string to publish: ``<name>+<key ID hex>+<base64(type byte || public key)>``."""
+        material = bytes([self.SIGNATURE_TYPE]) + self.public_key
+        return f"{self.name}+{self.key_id:08x}+{base64.b64encode(material).decode('ascii')}"
+
+    @property
+    def skey(self) -> str:
+        """The signer key string (secret: store it in a file or an environment variable)."""
+        material = bytes([self.SIGNATURE_TYPE]) + self._seed
+        return f"{SIGNER_KEY_PREFIX}{self.name}+{self.key_id:08x}+{base64.b64encode(material).decode('ascii')}"
+
+
+@attrs.frozen(repr=False)
+class NoteSigner(_Ed25519Key):
+    """An Ed25519 note signing key (signature type ``0x01``) with its key name: a log's checkpoint key."""
+
+    SIGNATURE_TYPE: ClassVar[int] = SIGNATURE_TYPE_ED25519
+    KIND: ClassVar[str] = "note"
 
     @property
     def verifier(self) -> NoteVerifier:
         """The matching verifier (what a client is configured with)."""
         return NoteVerifier(name=self.name, key_id=self.key_id, public_key=self.public_key)
 
-    @property
-    def vkey(self) -> str:
-        """The verifier key string to publish."""
-        return self.verifier.vkey
-
-    @property
-    def skey(self) -> str:
-        """The signer key string (secret: store it in a file or an environment variable)."""
-        material = bytes([SIGNATURE_TYPE_ED25519]) + self._seed
-        return f"{SIGNER_KEY_PREFIX}{self.name}+{self.key_id:08x}+{base64.b64encode(material).decode('ascii')}"
-
     def sign(self, text: str) -> NoteSignature:
         """This key's signature of the note text ``text`` (Ed25519 over its UTF-8 bytes)."""
         return NoteSignature(name=self.name, key_id=self.key_id, signature=self._private.sign(text.encode("utf-8")))
+
+
+@attrs.frozen(repr=False)
+class CosignatureSigner(_Ed25519Key):
+    """A witness's Ed25519 cosignature key (signature type ``0x04``, c2sp.org/tlog-cosignature) with
+    its key name, the witness's name. Its signer key string is Go's with the type byte ``0x04``, as
+    transparency-dev/formats reads cosigner keys; C2SP defines no signer key format."""
+
+    SIGNATURE_TYPE: ClassVar[int] = SIGNATURE_TYPE_COSIGNATURE_V1
+    KIND: ClassVar[str] = "cosignature"
+
+    @property
+    def verifier(self) -> CosignatureVerifier:
+        """The matching verifier (what a log and its clients are configured with)."""
+        return CosignatureVerifier(name=self.name, key_id=self.key_id, public_key=self.public_key)
+
+    def cosign(self, checkpoint_text: str, timestamp: int) -> Cosignature:
+        """This key's ``cosignature/v1`` of the checkpoint note text ``checkpoint_text`` at
+        ``timestamp`` (POSIX seconds): :meth:`Cosignature.line` is the line to answer with."""
+        try:
+            message = cosignature_message(checkpoint_text, timestamp)
+        except VerificationError as err:
+            raise ValidationError(str(err), field="checkpoint") from None
+        return Cosignature(
+            name=self.name, key_id=self.key_id, timestamp=timestamp, signature=self._private.sign(message)
+        )
+
+
+_KeyT = TypeVar("_KeyT", bound=_Ed25519Key)
 
 
 def sign_note(text: str, signers: Iterable[NoteSigner]) -> str:
@@ -224,6 +277,13 @@ def _insecure_mode(mode: int) -> bool:
 
 
 def read_key_file(path: str | os.PathLike[str], *, insecure_permissions: bool = False) -> NoteSigner:
+    """The note signer key in the file ``path``: :func:`read_signer_key_file` with :class:`NoteSigner`."""
+    return read_signer_key_file(path, NoteSigner, insecure_permissions=insecure_permissions)
+
+
+def read_signer_key_file(
+    path: str | os.PathLike[str], kind: type[_KeyT], *, insecure_permissions: bool = False
+) -> _KeyT:
     """The signer key in the file ``path`` (one key; surrounding whitespace, such as the final
     newline, is ignored). Like ssh with a private key, a file that its group or others may read or
     write is refused on POSIX unless ``insecure_permissions``; the mode is that of the file opened
@@ -249,12 +309,12 @@ def read_key_file(path: str | os.PathLike[str], *, insecure_permissions: bool = 
         except (OSError, UnicodeDecodeError) as err:
             raise ConfigurationError(f"{where}: cannot be read ({type(err).__name__})") from None
     try:
-        return NoteSigner.from_skey(text.strip())
+        return kind.from_skey(text.strip())
     except ValidationError as err:
         raise ConfigurationError(f"{where}: {err}") from None
 
 
-def write_key_file(path: str | os.PathLike[str], signer: NoteSigner) -> None:
+def write_key_file(path: str | os.PathLike[str], signer: NoteSigner | CosignatureSigner) -> None:
     """Write ``signer``'s key string to a new file ``path``, readable and writable by its owner only
     (mode 0600 from its creation: there is no moment when others may read it). An existing file,
     or a dangling symbolic link, is never overwritten: :class:`ConfigurationError`."""

@@ -37,8 +37,9 @@ __all__ = [
     "EMPTY_ROOT", "HASH_SIZE", "MAX_NOTE_BYTES", "MAX_SIGNATURES", "MAX_TREE_SIZE", "SIGNATURE_TYPE_ED25519",
     "Checkpoint", "CheckpointError", "InvalidSignatureError", "MalformedNoteError", "Note", "NoteError",
     "NoteSignature", "NoteVerifier", "ProofError", "UnverifiedNoteError", "VerificationError", "VerifiedNote",
-    "b64decode_strict", "key_id", "leaf_hash", "node_hash", "parse_checkpoint", "parse_note", "parse_vkey",
-    "valid_key_name", "verify_checkpoint", "verify_consistency", "verify_inclusion", "verify_note",
+    "b64decode_strict", "key_id", "leaf_hash", "node_hash", "parse_checkpoint", "parse_note", "parse_signature_lines",
+    "parse_vkey", "split_vkey", "valid_key_name", "verify_checkpoint", "verify_consistency", "verify_inclusion",
+    "verify_note",
 ]
 
 HASH_SIZE = 32
@@ -302,9 +303,10 @@ class NoteVerifier:
         return True
 
 
-def parse_vkey(vkey: str) -> NoteVerifier:
-    """Parse a verifier key ``<name>+<8 lowercase hex key ID>+<base64(0x01 || 32-byte Ed25519 public
-    key)>``; the key ID must be the one the name and key give. Raises :class:`MalformedNoteError`."""
+def split_vkey(vkey: str) -> tuple[str, int, bytes]:
+    """Split a verifier key ``<name>+<8 lowercase hex key ID>+<base64(type byte || key)>`` into its
+    name, key ID and key material (the signature type byte first), checking the key ID against
+    the name and material (:func:`key_id`) but not the type. Raises :class:`MalformedNoteError`."""
     if not isinstance(vkey, str):
         raise MalformedNoteError("a verifier key is a string")
     parts = vkey.split("+", 2)  # the base64 part may hold '+' itself
@@ -316,11 +318,47 @@ def parse_vkey(vkey: str) -> NoteVerifier:
     if _KEY_ID_HEX.fullmatch(hex_id) is None:
         raise MalformedNoteError("the verifier key's key ID is not 8 lowercase hex digits")
     material = b64decode_strict(b64, "the verifier key's key")
-    if len(material) != 33 or material[0] != SIGNATURE_TYPE_ED25519:
-        raise MalformedNoteError("the verifier key is not an Ed25519 note key (type 0x01, 32 bytes)")
+    if not material:
+        raise MalformedNoteError("the verifier key's key is empty")
     if key_id(name, material) != int(hex_id, 16):
         raise MalformedNoteError("the verifier key's key ID does not match its name and key")
-    return NoteVerifier(name=name, key_id=int(hex_id, 16), public_key=material[1:])
+    return name, int(hex_id, 16), material
+
+
+def parse_vkey(vkey: str) -> NoteVerifier:
+    """Parse a verifier key ``<name>+<8 lowercase hex key ID>+<base64(0x01 || 32-byte Ed25519 public
+    key)>``; the key ID must be the one the name and key give. Raises :class:`MalformedNoteError`."""
+    name, ident, material = split_vkey(vkey)
+    if len(material) != 33 or material[0] != SIGNATURE_TYPE_ED25519:
+        raise MalformedNoteError("the verifier key is not an Ed25519 note key (type 0x01, 32 bytes)")
+    return NoteVerifier(name=name, key_id=ident, public_key=material[1:])
+
+
+def parse_signature_lines(block: str) -> tuple[NoteSignature, ...]:
+    """Parse signature lines ``— <key name> base64(key ID || signature)``, each ending with a
+    newline (the part of a note after its blank line, or a witness's answer), checking the format
+    only. Raises :class:`MalformedNoteError`."""
+    if not isinstance(block, str) or not block:
+        raise MalformedNoteError("there are no signature lines")
+    if not block.endswith("\n"):
+        raise MalformedNoteError("the last signature line does not end with a newline")
+    if _CONTROL.search(block):
+        raise MalformedNoteError("a signature line holds a control character other than newline (a CR, a tab...)")
+    lines = block[:-1].split("\n")
+    if len(lines) > MAX_SIGNATURES:
+        raise MalformedNoteError(f"there are more than {MAX_SIGNATURES} signatures")
+    signatures = []
+    for number, line in enumerate(lines, 1):
+        if not line.startswith(_EM_DASH_PREFIX):
+            raise MalformedNoteError(f"signature line {number} does not start with an em dash (U+2014) and a space")
+        name, space, b64 = line[len(_EM_DASH_PREFIX) :].partition(" ")
+        if not space or not valid_key_name(name) or not b64:
+            raise MalformedNoteError(f"signature line {number} is not '\u2014 <key name> <base64 signature>'")
+        blob = b64decode_strict(b64, f"the signature on line {number}")
+        if len(blob) < 5:
+            raise MalformedNoteError(f"the signature on line {number} is shorter than a key ID and one byte")
+        signatures.append(NoteSignature(name=name, key_id=int.from_bytes(blob[:4], "big"), signature=blob[4:]))
+    return tuple(signatures)
 
 
 def parse_note(note: str | bytes) -> Note:
@@ -351,21 +389,8 @@ def parse_note(note: str | bytes) -> Note:
         raise MalformedNoteError("the note has no signature lines")
     if not block.endswith("\n"):
         raise MalformedNoteError("the note's last signature line does not end with a newline")
-    lines = block[:-1].split("\n")
-    if len(lines) > MAX_SIGNATURES:
-        raise MalformedNoteError(f"the note has more than {MAX_SIGNATURES} signatures")
-    signatures = []
-    for number, line in enumerate(lines, 1):
-        if not line.startswith(_EM_DASH_PREFIX):
-            raise MalformedNoteError(f"signature line {number} does not start with an em dash (U+2014) and a space")
-        name, space, b64 = line[len(_EM_DASH_PREFIX) :].partition(" ")
-        if not space or not valid_key_name(name) or not b64:
-            raise MalformedNoteError(f"signature line {number} is not '\u2014 <key name> <base64 signature>'")
-        blob = b64decode_strict(b64, f"the signature on line {number}")
-        if len(blob) < 5:
-            raise MalformedNoteError(f"the signature on line {number} is shorter than a key ID and one byte")
-        signatures.append(NoteSignature(name=name, key_id=int.from_bytes(blob[:4], "big"), signature=blob[4:]))
-    return Note(text=text, signatures=tuple(signatures))
+    signatures = parse_signature_lines(block)
+    return Note(text=text, signatures=signatures)
 
 
 def verify_note(note: str | bytes, verifiers: Iterable[NoteVerifier]) -> VerifiedNote:

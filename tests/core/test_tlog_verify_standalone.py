@@ -12,7 +12,7 @@ import nucleus_core.tlog_verify
 
 MODULE = Path(nucleus_core.tlog_verify.__file__)
 
-SCRIPT = r"""
+BLOCK = r"""
 import base64, importlib.abc, importlib.util, sys
 
 BLOCKED = {"nucleus_core", "blake3", "attrs", "cattrs", "peewee", "playhouse", "orjson", "pluggy", "click",
@@ -25,6 +25,10 @@ class Block(importlib.abc.MetaPathFinder):
         return None
 
 sys.meta_path.insert(0, Block())
+"""
+"""The preamble of the scripts below: importing Nucleus or its other dependencies fails."""
+
+SCRIPT = BLOCK + r"""
 spec = importlib.util.spec_from_file_location("standalone_tlog_verify", sys.argv[1])
 tv = importlib.util.module_from_spec(spec)
 sys.modules[spec.name] = tv  # as importlib documents for loading a file by path
@@ -68,14 +72,74 @@ def test_runs_with_only_the_standard_library_and_cryptography() -> None:
     assert result.stdout.strip() == "standalone ok []"
 
 
-def test_imports_nothing_else() -> None:
-    tree = ast.parse(MODULE.read_text(encoding="utf-8"))
-    imported = set()
-    for node in ast.walk(tree):
+def _imports(path: Path) -> tuple[set[str], set[str]]:
+    """The top-level modules ``path`` imports, and the modules of its package it imports (``from .x``)."""
+    imported, relative = set(), set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             imported.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0, "no relative imports"
             assert node.module is not None
-            imported.add(node.module.split(".")[0])
-    assert imported - set(sys.stdlib_module_names) - {"__future__"} == {"cryptography"}
+            if node.level:
+                assert node.level == 1
+                relative.add(node.module)
+            else:
+                imported.add(node.module.split(".")[0])
+    return imported - set(sys.stdlib_module_names) - {"__future__"}, relative
+
+
+def test_imports_nothing_else() -> None:
+    assert _imports(MODULE) == ({"cryptography"}, set()), "no relative imports"
+
+COMPANIONS = ("cosignature.py", "tlog_witness.py")
+"""Modules that need tlog_verify and nothing else of Nucleus: an auditor copies them with it."""
+
+PACKAGE_SCRIPT = BLOCK + r"""
+sys.path.insert(0, sys.argv[1])
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from auditor import cosignature, tlog_verify, tlog_witness
+
+origin = "sigsum.org/v1/tree/e796172b92befd62d9dc67e41c2f5bc9d3100a3023b20b1ca40288dd1c679e69"
+note = (origin + "\n8\nXcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQyg=\n\n\u2014 " + origin + " "
+        "gJ2ho/5YBSEdA8yXbf8FM3q7xPIM/zf9YIBQB/NqHgsKb4SW8NWtV9b/WLFa4m1JtmG26MvRHNUpbGe6CQjsHF3RSA8=\n"
+        "\u2014 witness.example/w1 519lMgAAAABlU/EA2RxS8OhxlkOBi9YGS/PWjxjbce+G+iw0kkDAU0FlU7uOdtAWYLRLBMBf0dz17DSktlG6"
+        "BVB2MeNRyuk7uBotAw==\n")
+policy = cosignature.CosignaturePolicy.from_vkeys(
+    1, ["witness.example/w1+e75f6532+BAOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4"])
+assert [c.timestamp for c in policy.check(note)] == [1700000000]
+log = tlog_verify.parse_vkey(origin + "+809da1a3+AWbguFjkYqYJ5m/nE3DIFtiEb/ED1UmaIqf+w3/bxCSn")
+assert tlog_verify.verify_checkpoint(note, [log]).size == 8
+try:
+    policy.check(note.replace("\n8\n", "\n9\n"))
+except tlog_verify.InvalidSignatureError:
+    pass
+else:
+    raise AssertionError("a changed checkpoint verified")
+body = tlog_witness.AddCheckpointRequest(old_size=0, proof=(), checkpoint=note).body()
+assert tlog_witness.parse_add_checkpoint(body).checkpoint == note
+print("standalone ok", sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED))
+"""
+
+
+def test_companions_run_with_tlog_verify_alone(tmp_path: Path) -> None:
+    package = tmp_path / "auditor"
+    package.mkdir()
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    for name in ("tlog_verify.py", *COMPANIONS):
+        (package / name).write_bytes((MODULE.parent / name).read_bytes())
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", PACKAGE_SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "standalone ok []"
+
+
+def test_companions_import_nothing_else() -> None:
+    for name in COMPANIONS:
+        imported, relative = _imports(MODULE.parent / name)
+        assert imported <= {"cryptography"}, name
+        assert relative <= {"tlog_verify", "cosignature"}, name

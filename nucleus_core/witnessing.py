@@ -304,6 +304,8 @@ class _Worker:
         when it should be sent again later."""
         if self.cosigned > size:
             return True  # a larger checkpoint was cosigned meanwhile
+        if self.cosigned == size and self.vkey in self._owner._store.cosignatures(size):
+            return True  # cosigned and stored before (the latest checkpoint, handed over again at a start)
         self.submitted = size
         old = self.cosigned
         for attempt in range(2):

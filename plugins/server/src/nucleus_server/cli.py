@@ -172,6 +172,13 @@ def serve(config: ServeConfig, *, dev: bool = False) -> None:
             )
         for vkey in ledger.checkpoint_keys():
             click.echo(f"nucleus: checkpoint verifier key {vkey}", err=True)
+        witnessing = ledger.config.checkpoint
+        if witnessing.witnesses:
+            click.echo(
+                f"nucleus: checkpoints go to {len(witnessing.witnesses)} witness(es), policy "
+                f"{witnessing.witness_quorum} of them: {', '.join(w.label for w in witnessing.witnesses)}",
+                err=True,
+            )
         click.echo(
             f"nucleus: ledger {ledger.id!r} at {ledger.storage.url} ({ledger.length()} entries); "
             f"plugins: {', '.join(config.plugins) or 'none'}; "

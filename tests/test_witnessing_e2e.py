@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import inspect
 import logging
 import os
 import signal
@@ -309,6 +310,39 @@ def test_cosigned_checkpoints_accumulate_and_a_2_of_3_client_accepts_them(
     note = fetch(server).text
     assert ref.checkpoint(note, log.signer.vkey).size == 13
     assert len(policy.check(note)) == 3
+
+
+def test_a_remote_ledger_requiring_the_policy_accepts_and_refuses(
+    place: Callable[[str], Any], log: Log, witnesses: list[WitnessProcess], serve: Callable[[Ledger], Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The verifying client (``RemoteLedger(witness_policy=...)``, issue 14 item 1) over this server."""
+    from nucleus_server.client import RemoteLedger
+
+    if "witness_policy" not in inspect.signature(RemoteLedger).parameters:
+        pytest.skip("this RemoteLedger takes no witness_policy (the verifying client is not merged here)")
+    from nucleus_core.errors import WitnessPolicyError  # type: ignore[attr-defined,unused-ignore]
+
+    monkeypatch.setenv("NUCLEUS_ENV", "development")
+    ledger = create_ledger(
+        id="main", storage=place("client"), plugins=["auth.dev"], checkpoint=ledger_config(log, witnesses)
+    )
+    server = serve(ledger)
+    grow(ledger, 4)
+    policy = CosignaturePolicy.from_vkeys(2, [w.vkey for w in witnesses])
+    with RemoteLedger(
+        server.url, token=f"dev:{ALICE.oid}", ledger_id="main", origin=log.origin,
+        checkpoint_vkeys=[log.signer.vkey], witness_policy=policy,
+    ) as client:
+        assert ref.checkpoint(client.checkpoint(), log.signer.vkey).size == 4
+        assert client.get_by_id("a3") is not None  # verified against a checkpoint that meets the policy
+        witnesses[2].stop()
+        grow(ledger, 1)
+        assert ref.checkpoint(client.checkpoint(), log.signer.vkey).size == 5  # still 2 of 3
+        witnesses[1].stop()
+        grow(ledger, 1)
+        with pytest.raises(WitnessPolicyError, match="size 6"):
+            client.checkpoint()
 
 
 def test_cosigned_selects_among_the_configured_witnesses_only(

@@ -221,6 +221,7 @@ class _Worker:
         self.witness = witness
         self.vkey = witness.verifier.vkey
         self._owner = owner
+        self.timeout = timeout
         self._client = WitnessClient(witness.url, witness.verifier, timeout=timeout)
         self._cond = threading.Condition()
         self._pending: tuple[int, str] | None = None
@@ -445,8 +446,10 @@ class Witnessing:
             self._closed = True
         for worker in self._workers:
             worker.stop()
+        # A request in flight ends within its timeouts (connect, then read); all of them together.
+        deadline = time.monotonic() + max(w.timeout for w in self._workers) * 2 + 1
         for worker in self._workers:
-            worker.join(worker._client.timeout * 2 + 1)
+            worker.join(max(0.0, deadline - time.monotonic()))
 
 
 def cosigned_note(note: str, cosignatures: Mapping[str, str], order: Iterable[str] = ()) -> str:

@@ -27,9 +27,11 @@ import inspect
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -70,15 +72,53 @@ ref = _load("c2sp_reference", ROOT / "tests" / "c2sp_reference.py")
 ServerThread = _load("nucleus_witness_e2e_server_helpers", ROOT / "plugins/server/tests/conftest.py").ServerThread
 
 
-# --- the witnesses: real `nucleus witness serve` processes -----------------------------------------
+# --- real `nucleus` processes: the witnesses, and ledger servers ---------------------------------------
 
 
-class WitnessProcess:
+class Command:
+    """A long-running ``nucleus`` command, its stderr kept in :attr:`output`."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[str] | None = None
+        self.output: list[str] = []
+
+    def start(self, *args: str, ready: str, env: dict[str, str] | None = None) -> str:
+        """Start ``nucleus ARGS``; its first stderr line holding ``ready``."""
+        assert self.process is None
+        base = {k: v for k, v in os.environ.items() if not k.startswith("NUCLEUS_")}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "nucleus_core", *args],
+            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env={**base, **(env or {})},
+        )
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.output.append(line)
+            if ready in line:
+                break
+        else:
+            raise AssertionError(f"nucleus {' '.join(args)} did not start: {''.join(self.output)}")
+        stream = self.process.stderr
+        self._drain = threading.Thread(target=lambda: self.output.extend(stream), daemon=True)
+        self._drain.start()
+        return line
+
+    def stop(self) -> None:
+        """What SIGTERM does: a graceful stop."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(30)
+            self._drain.join(30)  # its stderr reached the end
+            assert self.process.stderr is not None
+            self.process.stderr.close()
+            self.process = None
+
+
+class WitnessProcess(Command):
     """One witness: its key, its witness.toml (the logs it witnesses) and its process."""
 
     def __init__(self, folder: Path, name: str, logs: list[tuple[str, str]]) -> None:
+        super().__init__()
         folder.mkdir()
-        self.folder = folder
         self.signer = CosignatureSigner.generate(name)
         write_key_file(folder / "witness.key", self.signer)
         tables = "".join(f'\n[[logs]]\norigin = "{origin}"\nvkeys = ["{vkey}"]\n' for origin, vkey in logs)
@@ -89,8 +129,6 @@ class WitnessProcess:
             encoding="utf-8",
         )
         self.port = 0
-        self.process: subprocess.Popen[str] | None = None
-        self.output: list[str] = []
 
     @property
     def vkey(self) -> str:
@@ -100,36 +138,12 @@ class WitnessProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
 
-    def start(self) -> WitnessProcess:
-        """Start it (again on the port it had, so the ledger's configuration stays right)."""
-        assert self.process is None
-        env = {k: v for k, v in os.environ.items() if not k.startswith("NUCLEUS_")}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "nucleus_core", "witness", "serve", "--config", str(self.config),
-             "--port", str(self.port)],
-            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env,
-        )
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.output.append(line)
-            if "listening on http://" in line:
-                self.port = int(line.rsplit(":", 1)[1].strip().rstrip("/"))
-                break
-        else:
-            raise AssertionError(f"the witness did not start: {''.join(self.output)}")
-        stream = self.process.stderr
-        self._drain = threading.Thread(target=lambda: self.output.extend(stream), daemon=True)
-        self._drain.start()
+    def begin(self) -> WitnessProcess:
+        """Start it (again on the port it had, so the ledgers' configuration stays right)."""
+        line = self.start("witness", "serve", "--config", str(self.config), "--port", str(self.port),
+                          ready="listening on http://")
+        self.port = int(line.rsplit(":", 1)[1].strip().rstrip("/"))
         return self
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(30)
-            self._drain.join(30)  # its stderr reached the end
-            assert self.process.stderr is not None
-            self.process.stderr.close()
-            self.process = None
 
     def checkpoint_of(self, origin: str) -> httpx.Response:
         """Its monitoring answer: the latest checkpoint it cosigned for ``origin``."""
@@ -152,7 +166,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     folder = tmp_path_factory.mktemp("witnesses")
     logs = [Log(folder, f"ledger{i}.example.com/main") for i in range(LOGS)]
     table = [(log.origin, log.signer.vkey) for log in logs]
-    witnesses = [WitnessProcess(folder / f"w{i}", f"w{i}.example.org", table).start() for i in (1, 2, 3)]
+    witnesses = [WitnessProcess(folder / f"w{i}", f"w{i}.example.org", table).begin() for i in (1, 2, 3)]
     try:
         yield {"logs": logs, "witnesses": witnesses}
     finally:
@@ -172,7 +186,7 @@ def witnesses(world: dict[str, Any]) -> Iterator[list[WitnessProcess]]:
     yield world["witnesses"]
     for witness in world["witnesses"]:
         if witness.process is None:
-            witness.start()
+            witness.begin()
 
 
 # --- the ledgers: SQLite files and PostgreSQL schemas ----------------------------------------------
@@ -304,8 +318,8 @@ def test_cosigned_checkpoints_accumulate_and_a_2_of_3_client_accepts_them(
     assert fetch(server, cosigned=4).status_code == 400
 
     # Both back: the next checkpoint is sent at once, from what each last cosigned.
-    witnesses[1].start()
-    witnesses[2].start()
+    witnesses[1].begin()
+    witnesses[2].begin()
     grow(ledger, 1)
     note = fetch(server).text
     assert ref.checkpoint(note, log.signer.vkey).size == 13
@@ -404,6 +418,84 @@ def test_a_second_history_under_the_same_key_is_never_cosigned(
         assert ref.split_note(witness.checkpoint_of(log.origin).text).text == ref.split_note(shown_to_alice).text
     grow(first, 1, tag="alice-")
     assert len(policy.check(fetch(alice_server).text)) == 3
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _until(what: str, check: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + WAIT
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached in {WAIT:g} s: {what}")
+        time.sleep(0.05)
+
+
+def test_two_server_processes_under_one_key_and_only_the_first_history_is_cosigned(
+    tmp_path: Path, log: Log, witnesses: list[WitnessProcess]
+) -> None:
+    """``nucleus serve --config`` twice, with one key file and origin over two SQLite databases."""
+    from nucleus_server.client import RemoteLedger
+
+    tables = "".join(f'\n[[ledger.checkpoint.witnesses]]\nurl = "{w.url}"\nvkey = "{w.vkey}"\n' for w in witnesses)
+    servers: list[tuple[Command, str]] = []
+    try:
+        for name in ("alice", "bob"):
+            port = _free_port()
+            config = tmp_path / f"{name}.toml"
+            config.write_text(
+                f'[ledger]\nid = "main"\nstorage = "sqlite:///{tmp_path / name}.db"\n\n'
+                f'[ledger.checkpoint]\norigin = "{log.origin}"\nkey_files = ["{log.key_file}"]\nkey_env = ""\n'
+                f"interval = 0.1\nwitness_quorum = 2\n{tables}\n"
+                f'[server]\nport = {port}\nlog_level = "warning"\n',
+                encoding="utf-8",
+            )
+            command = Command()
+            servers.append((command, f"http://127.0.0.1:{port}"))
+            command.start("serve", "--config", str(config), "--dev", ready="listening on",
+                          env={"NUCLEUS_ENV": "development"})
+            _until(f"{name}'s server answers", lambda url=servers[-1][1]: _answers(f"{url}/health"))
+        (_, alice), (bob_process, bob) = servers
+
+        def status(url: str) -> list[dict[str, Any]]:
+            return list(httpx.get(f"{url}/checkpoint/witnesses").json()["witnesses"])
+
+        sizes = {}
+        for url, count in ((alice, 5), (bob, 8)):
+            with RemoteLedger(url, token=f"dev:{ALICE.oid}") as client:
+                client.append_batch(
+                    [Record(id=f"r{i}", stream="docs", timestamp=1_767_225_600_000, payload={}) for i in range(count)]
+                )
+                sizes[url] = client.length()
+        _until("alice's checkpoint is cosigned", lambda: all(w["cosigned_size"] == sizes[alice] for w in status(alice)))
+        _until(
+            "bob's checkpoint is refused by every witness",
+            lambda: all(w["submitted_size"] == sizes[bob] and "(422)" in (w["last_error"] or "") for w in status(bob)),
+        )
+        shown_to_alice, shown_to_bob = (httpx.get(f"{url}/checkpoint").text for url in (alice, bob))
+        assert ref.checkpoint(shown_to_alice, log.signer.vkey).size == sizes[alice]
+        assert ref.checkpoint(shown_to_bob, log.signer.vkey).size == sizes[bob]  # the same key signed both
+        assert cosigners(shown_to_alice, witnesses) == ["w1.example.org", "w2.example.org", "w3.example.org"]
+        assert cosigners(shown_to_bob, witnesses) == []
+        assert all(w["cosigned_size"] == 0 for w in status(bob))
+        assert httpx.get(f"{bob}/checkpoint", params={"cosigned": 2}).status_code == 404
+        bob_process.stop()
+        refusals = [line for line in bob_process.output if f"refused the checkpoint of size {sizes[bob]}" in line]
+        assert len(refusals) == 3, "".join(bob_process.output)  # once each: the log writes each line once
+        assert all(line.startswith("ERROR nucleus_core.witnessing") for line in refusals)
+    finally:
+        for command, _url in servers:
+            command.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 # --- restarts ---------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import http.client
 import re
+import socket
 import threading
 import urllib.parse
 from collections.abc import Sequence
@@ -274,9 +275,18 @@ class WitnessClient:
             self._connection = None
 
     def _connect(self) -> http.client.HTTPConnection:
+        """A new connection, open, with Nagle's algorithm off (as urllib3 does): ``http.client``
+        writes a request's headers and its body separately, and the body must not wait for the
+        acknowledgement of the headers."""
+        connection: http.client.HTTPConnection
         if self._scheme == "https":
-            return http.client.HTTPSConnection(self._host, self._port, timeout=self.timeout)
-        return http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+            connection = http.client.HTTPSConnection(self._host, self._port, timeout=self.timeout)
+        else:
+            connection = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+        connection.connect()
+        assert connection.sock is not None
+        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return connection
 
     def _post(self, body: bytes) -> tuple[int, str, bytes]:
         """Send ``body``; the status, Content-Type and body of the answer. A kept-alive connection the
@@ -285,13 +295,17 @@ class WitnessClient:
         with self._lock:
             for attempt in range(2):
                 reused = self._connection is not None
-                if self._connection is None:
-                    self._connection = self._connect()
-                connection = self._connection
                 try:
+                    if self._connection is None:
+                        self._connection = self._connect()
+                    connection = self._connection
                     connection.request("POST", self._path, body=body, headers=headers)
                     response = connection.getresponse()
                     data = response.read(MAX_RESPONSE_BYTES + 1)
+                    if response.length and len(data) <= MAX_RESPONSE_BYTES:
+                        # Fewer bytes than Content-Length said before the connection closed: the
+                        # witness stopped (crashed) while answering; the start of an answer is none.
+                        raise http.client.IncompleteRead(data, response.length)
                 except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as err:
                     self._drop()
                     if reused and attempt == 0:

@@ -120,6 +120,7 @@ class _Server:
         self.requests: list[tuple[str, str, bytes]] = []
         self.connections: set[tuple[str, int]] = set()
         self.hang_up = False
+        self.cut_off = False
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -136,6 +137,10 @@ class _Server:
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
+                if outer.cut_off:  # stop in the middle of the answer, as a crashing witness does
+                    self.wfile.write(data[: len(data) // 2])
+                    self.close_connection = True
+                    return
                 self.wfile.write(data)
                 if hang_up:  # close the connection without saying so, as an idle timeout would
                     self.close_connection = True
@@ -189,6 +194,15 @@ def test_a_closed_kept_alive_connection_is_replaced(server: _Server) -> None:
         assert client.add_checkpoint(NOTE8, 6, PROOF_6_8)
     assert len(server.requests) == 2
     assert len(server.connections) == 2
+
+
+@pytest.mark.parametrize("status", [200, 409])
+def test_an_answer_cut_off_is_no_answer(server: _Server, status: int) -> None:
+    server.cut_off = True
+    headers = {"Content-Type": SIZE_CONTENT_TYPE}
+    server.answer = lambda body: (status, headers, b"16\n" if status == 409 else _cosign(body))
+    with pytest.raises(WitnessUnavailableError, match="IncompleteRead"):
+        submit_checkpoint(server.url, WITNESS.verifier, NOTE8, 6, PROOF_6_8)
 
 
 def test_conflict_names_the_witness_size(server: _Server) -> None:

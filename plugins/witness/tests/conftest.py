@@ -1,14 +1,16 @@
 """Shared pieces of the witness's tests: real Nucleus ledgers on SQLite that make the checkpoints
-(one honest history, and forks of it under the same key), witnesses served by uvicorn on loopback
-(in this process, or as ``nucleus witness serve`` subprocesses), and the tests' own C2SP verifier
-(``tests/c2sp_reference.py`` at the repository root), which checks every cosignature."""
+(an honest history, and forks of it: copies of its database grown differently, under the same
+key), witnesses served by uvicorn on loopback (in this process, or as ``nucleus witness serve``
+subprocesses), and the tests' own C2SP verifier (``tests/c2sp_reference.py`` at the repository
+root), which checks every cosignature."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
-import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -22,6 +24,7 @@ import pytest
 import uvicorn
 from nucleus_storage_sqlite import sqlite_storage
 from nucleus_witness import Witness, WitnessApp, WitnessedLog, WitnessState
+from nucleus_witness.cli import listen_socket
 
 from nucleus_core import Record, RequestContext, create_ledger
 from nucleus_core.checkpoint import CosignatureSigner, NoteSigner, write_key_file
@@ -53,14 +56,18 @@ def ref() -> ModuleType:
 
 
 class History:
-    """A Nucleus ledger on SQLite signing checkpoints for :data:`ORIGIN` with ``signer``; records
-    ``tag``-0, ``tag``-1, ...: two histories with one tag share their entries (the same hashes), so
-    a history grown with another tag after ``n`` entries is a fork of it at ``n``."""
+    """A Nucleus ledger on SQLite signing checkpoints for :data:`ORIGIN` with ``signer``.
+    :meth:`fork` copies its database: the copy shares every entry so far, and what either appends
+    next makes the two histories differ (a split view: two databases served under one key)."""
 
-    def __init__(self, path: Path, signer: NoteSigner) -> None:
+    def __init__(self, path: Path, signer: NoteSigner, leaves: list[bytes] | None = None) -> None:
         checkpoint = {"signers": (signer,), "key_env": None, "origin": ORIGIN, "interval": 0.0}
+        self.path = path
+        self.signer = signer
         self.ledger = create_ledger(id=LEDGER_ID, storage=sqlite_storage(path), checkpoint=checkpoint)
-        self.leaves: list[bytes] = []
+        self.leaves: list[bytes] = list(leaves or [])
+        self.forks: list[History] = []
+        assert self.ledger.length() == len(self.leaves)
 
     def grow(self, count: int, tag: str = "a") -> History:
         start = len(self.leaves)
@@ -71,6 +78,16 @@ class History:
         entries = self.ledger.append_batch(records, CTX)
         self.leaves.extend(bytes.fromhex(e.hash) for e in entries)
         return self
+
+    def fork(self, name: str) -> History:
+        """A copy of this history's database (SQLite's backup API), opened as another ledger."""
+        copy = self.path.with_name(f"history-{name}.db")
+        source, target = sqlite3.connect(self.path), sqlite3.connect(copy)
+        with contextlib.closing(source), contextlib.closing(target):
+            source.backup(target)
+        forked = History(copy, self.signer, self.leaves)
+        self.forks.append(forked)
+        return forked
 
     @property
     def size(self) -> int:
@@ -89,6 +106,8 @@ class History:
         return AddCheckpointRequest(old_size=old, proof=tuple(self.proof(old)), checkpoint=self.checkpoint()).body()
 
     def close(self) -> None:
+        for forked in self.forks:
+            forked.close()
         self.ledger.close()
 
 
@@ -129,7 +148,7 @@ class ServedWitness:
 
     def __init__(self, witness: Witness, prefix: str = "") -> None:
         self.witness = witness
-        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock = listen_socket("127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}{prefix}"
         config = uvicorn.Config(WitnessApp(witness, prefix=prefix), lifespan="on", log_config=None, access_log=False)
         self.server = uvicorn.Server(config)
@@ -220,8 +239,46 @@ class WitnessProcess:
         return self.proc.wait(timeout)
 
     def stop(self) -> int:
+        """SIGTERM (a graceful stop), then its exit status."""
         if self.proc.poll() is None:
             self.proc.terminate()
-        code = self.proc.wait(60)
+        return self.close()
+
+    def close(self) -> int:
+        """Wait for the process (killing it if it still runs after a minute) and close its pipe."""
+        try:
+            code = self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait(60)
         self._drain.join(10)
+        assert self.proc.stderr is not None
+        self.proc.stderr.close()
         return code
+
+
+@pytest.fixture
+def witness_config(tmp_path: Path, witness_key: CosignatureSigner, log_key: NoteSigner) -> Any:
+    """``witness_config(extra="")``: :func:`write_config` in the test's folder."""
+
+    def make(extra: str = "") -> Path:
+        return write_config(tmp_path, witness_key, log_key, extra=extra)
+
+    return make
+
+
+@pytest.fixture
+def witness_process() -> Iterator[Any]:
+    """``witness_process(config, env=None)``: a started :class:`WitnessProcess`, stopped at the end."""
+    started: list[WitnessProcess] = []
+
+    def start(config: Path, env: dict[str, str] | None = None) -> WitnessProcess:
+        process = WitnessProcess(config, env)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.proc.poll() is None:
+            process.proc.kill()
+        process.close()

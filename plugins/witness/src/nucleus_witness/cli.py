@@ -1,4 +1,5 @@
-"""``nucleus witness keygen KEYFILE --name NAME`` and ``nucleus witness serve --config witness.toml``."""
+"""``nucleus witness keygen KEYFILE --name NAME``, ``nucleus witness key --config witness.toml`` (its
+verifier key) and ``nucleus witness serve --config witness.toml``."""
 
 from __future__ import annotations
 
@@ -26,7 +27,18 @@ from .config import LOG_LEVELS, WitnessConfig, load_config
 from .state import WitnessState
 from .witness import FAULT_ENV, Witness, WitnessedLog
 
-__all__ = ["build_witness", "serve", "witness_group"]
+__all__ = ["build_witness", "listen_socket", "serve", "witness_group"]
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    required=True,
+    envvar="NUCLEUS_WITNESS_CONFIG",
+    type=click.Path(dir_okay=False),
+    help="The witness.toml file [env NUCLEUS_WITNESS_CONFIG].",
+)
+"""``--config FILE``: the witness's configuration file."""
+
 
 @click.group("witness")
 def witness_group() -> None:
@@ -55,6 +67,25 @@ def keygen_command(path: Path, name: str, as_json: bool) -> None:
         click.echo(json.dumps(document))
         return
     click.echo(f"wrote a new witness key to {path} (keep it secret); its verifier key:", err=True)
+    click.echo(signer.vkey)
+
+
+@witness_group.command("key")
+@config_option
+@json_option
+def key_command(config_path: str, as_json: bool) -> None:
+    """Print the verifier key of the configured witness key (what logs and clients trust it by),
+    without opening its state or serving."""
+    try:
+        section = load_config(config_path).witness
+        signer = read_signer_key_file(
+            section.key_file, CosignatureSigner, insecure_permissions=section.insecure_key_permissions
+        )
+    except NucleusError as err:
+        raise CommandError.from_error(err, as_json=as_json) from None
+    if as_json:
+        click.echo(json.dumps({"name": signer.name, "key_id": f"{signer.key_id:08x}", "vkey": signer.vkey}))
+        return
     click.echo(signer.vkey)
 
 
@@ -100,6 +131,28 @@ def _server_class() -> type:
     return Server
 
 
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host``:``port`` (0: a port the system chooses), for uvicorn.
+
+    It is made with the protocol number ``IPPROTO_TCP`` (``socket.create_server`` leaves it 0):
+    asyncio turns Nagle's algorithm off only on connections whose socket says TCP, and without that
+    every answer, written as headers then body, waits for the client's delayed acknowledgement
+    (40 ms a request on Linux)."""
+    family, kind, proto, _name, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        if os.name == "posix":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(socket.SOMAXCONN)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def serve(config: WitnessConfig, *, fault: str | None = None) -> None:
     """Serve the configured witness until SIGINT or SIGTERM. The listening socket is bound before
     the first line is printed, so a port 0 prints the port the system chose."""
@@ -110,7 +163,7 @@ def serve(config: WitnessConfig, *, fault: str | None = None) -> None:
     if fault is not None:
         click.echo(f"nucleus witness: TEST FAULT {fault!r} ENABLED ({FAULT_ENV}); never in production", err=True)
     try:
-        sock = socket.create_server((config.witness.host, config.witness.port))
+        sock = listen_socket(config.witness.host, config.witness.port)
     except OSError as err:
         witness.state.close()
         raise ConfigurationError(
@@ -142,14 +195,7 @@ def serve(config: WitnessConfig, *, fault: str | None = None) -> None:
 
 
 @witness_group.command("serve")
-@click.option(
-    "--config",
-    "config_path",
-    required=True,
-    envvar="NUCLEUS_WITNESS_CONFIG",
-    type=click.Path(dir_okay=False),
-    help="The witness.toml file [env NUCLEUS_WITNESS_CONFIG].",
-)
+@config_option
 @click.option("--host", help="Interface to listen on (overrides [witness] host).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port (overrides [witness] port; 0: any free port).")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), help="Overrides [witness] log_level.")

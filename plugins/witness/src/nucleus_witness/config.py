@@ -57,13 +57,19 @@ class LogSection:
 
     def verifiers(self) -> tuple[NoteVerifier, ...]:
         """The log's keys, parsed (:class:`ConfigurationError` naming the bad one)."""
-        found = []
+        found: dict[tuple[str, int], NoteVerifier] = {}
         for number, vkey in enumerate(self.vkeys, 1):
             try:
-                found.append(parse_vkey(vkey))
+                verifier = parse_vkey(vkey)
             except VerificationError as err:
                 raise ConfigurationError(f"logs {self.origin!r}: vkeys entry {number}: {err}") from None
-        return tuple(found)
+            if (verifier.name, verifier.key_id) in found:
+                raise ConfigurationError(
+                    f"logs {self.origin!r}: vkeys entry {number}: a second key named "
+                    f"{verifier.name}+{verifier.key_id:08x} (a signature could not tell them apart)"
+                )
+            found[verifier.name, verifier.key_id] = verifier
+        return tuple(found.values())
 
 
 @attrs.frozen(kw_only=True)

@@ -106,7 +106,14 @@ class Witness:
         if fault not in (None, FAULT_AFTER_COMMIT):
             raise ConfigurationError(f"{FAULT_ENV}: unknown fault {fault!r} (tests only: {FAULT_AFTER_COMMIT!r})")
         self.signer = signer
-        self.logs: Mapping[str, WitnessedLog] = {entry.origin: entry for entry in logs}
+        witnessed: dict[str, WitnessedLog] = {}
+        for entry in logs:
+            if entry.origin in witnessed:
+                raise ConfigurationError(f"the log {entry.origin!r} is witnessed twice")
+            if not entry.verifiers:
+                raise ConfigurationError(f"the log {entry.origin!r} has no verifier key")
+            witnessed[entry.origin] = entry
+        self.logs: Mapping[str, WitnessedLog] = witnessed
         self.by_hash: Mapping[str, str] = {origin_hash(origin): origin for origin in self.logs}
         self.state = state
         self._clock = clock

@@ -12,7 +12,9 @@
    every ledger before the tree was), in a fresh subprocess: entries/s and peak RSS, next to a
    plain scan of the same (seq, hash) rows in the same subprocess.
 3. Proofs on that ledger: p50 / p99 of ``inclusion_proof`` and ``consistency_proof`` generation
-   (the ledger API, in process) and of their verification with ``nucleus_core.tlog_verify``.
+   (the ledger API, in process) and of their verification with ``nucleus_core.tlog_verify``, next
+   to a raw driver select of one entry's hash by seq timed in the same loop (a loaded machine
+   shows in both).
 
 Records are ~300 bytes canonical, as in bench_sqlite.py.
 """
@@ -145,14 +147,34 @@ def bench_build(backend: str, work: Path, entries: int) -> tuple[str, Any]:
     return where, make
 
 
-def bench_proofs(backend: str, make: Any, samples: int) -> None:
+def raw_lookup(backend: str, where: str) -> tuple[Any, Any]:
+    """A driver connection of its own and ``lookup(seq)``: one plain select of an entry's hash by
+    seq, the least a read can cost (the baseline of a proof, timed in the same loop)."""
+    if backend == "sqlite":
+        import sqlite3
+
+        conn: Any = sqlite3.connect(where)
+        sql = "SELECT hash FROM nucleus_entries WHERE ledger_id = ? AND seq = ?"
+        return conn, lambda seq: conn.execute(sql, ("bench", seq)).fetchone()
+    import psycopg
+
+    conn = psycopg.connect(os.environ["NUCLEUS_BENCH_POSTGRES_DSN"], autocommit=True)
+    sql = f'SELECT hash FROM "{where}".nucleus_entries WHERE ledger_id = %s AND seq = %s'
+    return conn, lambda seq: conn.execute(sql, ("bench", seq)).fetchone()
+
+
+def bench_proofs(backend: str, where: str, make: Any, samples: int) -> None:
     rng = random.Random(7)
-    with create_ledger(id="bench", storage=make(), verify_on_open=False) as ledger:
+    conn, lookup = raw_lookup(backend, where)
+    with conn, create_ledger(id="bench", storage=make(), verify_on_open=False) as ledger:
         n = ledger.tree_size()
-        gen_i, gen_c, ver_i, ver_c = [], [], [], []
+        gen_i, gen_c, ver_i, ver_c, raw = [], [], [], [], []
         root = ledger.root_hash(n)
         for _ in range(samples):
             seq = rng.randint(1, n)
+            t0 = time.perf_counter()
+            assert lookup(seq) is not None
+            raw.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             proof = ledger.inclusion_proof(seq, n, CTX)
             t1 = time.perf_counter()
@@ -178,8 +200,14 @@ def bench_proofs(backend: str, make: Any, samples: int) -> None:
         xs = sorted(xs)
         return f"p50 {statistics.median(xs) * 1e3:.3f} ms, p99 {xs[int(len(xs) * 0.99)] * 1e3:.3f} ms"
 
-    print(f"proofs on {n:,} entries ({backend}, x{samples}): inclusion {pct(gen_i)} (verify {pct(ver_i)}); "
-          f"consistency {pct(gen_c)} (verify {pct(ver_c)})")
+    driver = ""
+    if backend == "postgres":
+        import psycopg
+
+        driver = f", psycopg {psycopg.pq.__impl__}"
+    print(f"proofs on {n:,} entries ({backend}{driver}, x{samples}): inclusion {pct(gen_i)} (verify {pct(ver_i)}); "
+          f"consistency {pct(gen_c)} (verify {pct(ver_c)}); baseline, one raw select by seq in the same loop: "
+          f"{pct(raw)}")
 
 
 def main() -> None:
@@ -196,9 +224,9 @@ def main() -> None:
         if args.batches:
             bench_append(args.backend, work, args.batches)
         if args.build:
-            _, make = bench_build(args.backend, work, args.build)
+            where, make = bench_build(args.backend, work, args.build)
             try:
-                bench_proofs(args.backend, make, args.proofs)
+                bench_proofs(args.backend, where, make, args.proofs)
             finally:
                 if args.backend == "postgres":
                     from nucleus_core.testing.postgres import drop_schema

@@ -13,7 +13,7 @@ the core names no access-control plugin and such a plugin needs no storage distr
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # storage.py imports this module
@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # storage.py imports this module
 __all__ = [
     "CheckpointStorage", "CheckpointStore", "CopyableStorage", "CosignatureStore", "DiscardableStorage",
     "EntryRowStorage", "ExtensionStorage", "GrantIndex", "GrantIndexStorage", "GrantRow", "IndexRow",
+    "MerkleEntryReadStorage",
     "MerkleTreeStorage", "MerkleTreeTransaction", "PooledConnectionStorage",
     "ReadOnlyStorage", "RollbackTransaction", "SqlDatabaseStorage",
 ]
@@ -231,6 +232,8 @@ class CheckpointStorage(Protocol):
 
     def checkpoint_store(self) -> CheckpointStore:
         """The :class:`CheckpointStore` of the open ledger."""
+
+
 @runtime_checkable
 class MerkleTreeStorage(Protocol):
     """Storage that keeps the ledger's Merkle tree (:mod:`nucleus_core.merkle`) beside its entries.
@@ -278,3 +281,19 @@ class MerkleTreeTransaction(Protocol):
     def write_merkle(self, size: int, nodes: Sequence[tuple[NodeKey, bytes]]) -> None:
         """Store ``nodes`` (those of levels ``>= merkle_min_level`` that new leaves complete, each
         level's in index order) and the new tree ``size``, committed with the transaction."""
+
+
+@runtime_checkable
+class MerkleEntryReadStorage(Protocol):
+    """A :class:`MerkleTreeStorage` that reads one entry and tree nodes together, in one read (one
+    round trip for a database): an inclusion proof by seq is then a single read, where it otherwise
+    takes two (the entry, for the requester's right to read it, then the proof's nodes). The ledger
+    uses it when the storage offers it and ``get_by_seq`` then ``merkle_store().nodes`` otherwise."""
+
+    def entry_and_merkle_nodes(
+        self, seq: int, keys: Collection[NodeKey]
+    ) -> tuple[Entry | None, Mapping[NodeKey, bytes]]:
+        """``(get_by_seq(seq), merkle_store().nodes(keys))`` from one read: the entry at ``seq``
+        (None when there is none), exactly as ``get_by_seq`` returns it, and the committed nodes
+        among ``keys`` (every level, absent keys left out). Ask only for nodes of a tree size read
+        before (see :meth:`MerkleTreeStorage.merkle_store`)."""

@@ -12,7 +12,9 @@ command to machine-readable output; errors are then a JSON object on stderr.
 Exit codes (see :data:`EXIT_CODES`): 0 success; 1 any other Nucleus error; 2 usage (bad options,
 no requester); 3 configuration; 4 plugin; 5 invalid input (record, query, value); 6 not found;
 7 conflict (duplicate record id); 8 integrity (the ledger does not verify); 9 storage; 10 denied
-(authentication or authorization).
+(authentication or authorization); 11 a checkpoint given to check against does not verify; 12 the
+ledger (or an entry with its proof) does not match a verified checkpoint (``nucleus audit``,
+``nucleus proof verify``).
 
 Commands from other distributions are added through the ``nucleus_register_commands`` hook of
 plugins in the entry-point group ``nucleus.cli``, each entry point named after the command it adds.
@@ -45,11 +47,14 @@ from .context import ALL_SCOPES, RequestContext
 from .errors import (
     AuthenticationError,
     AuthorizationError,
+    CheckpointMismatchError,
+    CheckpointRefusedError,
     ConfigurationError,
     ConflictError,
     IntegrityError,
     LedgerNotFoundError,
     MissingRequesterError,
+    NotFoundError,
     NucleusError,
     PluginError,
     StorageError,
@@ -92,15 +97,20 @@ EXIT_CONFLICT = 7
 EXIT_INTEGRITY = 8
 EXIT_STORAGE = 9
 EXIT_DENIED = 10
+EXIT_CHECKPOINT = 11
+EXIT_MISMATCH = 12
 
 EXIT_CODES: tuple[tuple[type[NucleusError], int], ...] = (
     (MissingRequesterError, EXIT_USAGE),
     (AuthenticationError, EXIT_DENIED),
     (AuthorizationError, EXIT_DENIED),
+    (CheckpointRefusedError, EXIT_CHECKPOINT),
+    (CheckpointMismatchError, EXIT_MISMATCH),
     (IntegrityError, EXIT_INTEGRITY),
     (ConflictError, EXIT_CONFLICT),
     (PluginError, EXIT_PLUGIN),
     (LedgerNotFoundError, EXIT_NOT_FOUND),
+    (NotFoundError, EXIT_NOT_FOUND),
     (ConfigurationError, EXIT_CONFIGURATION),
     (ValidationError, EXIT_INVALID),
     (StorageError, EXIT_STORAGE),
@@ -594,7 +604,8 @@ def _configure_logging(verbose: int) -> None:
 _ROOT_HELP = """Nucleus: a verifiable, hash-chained ledger.
 
     Exit codes: 0 ok, 1 other error, 2 usage or no requester, 3 configuration, 4 plugin,
-    5 invalid input, 6 not found, 7 conflict, 8 integrity, 9 storage, 10 denied.
+    5 invalid input, 6 not found, 7 conflict, 8 integrity, 9 storage, 10 denied,
+    11 checkpoint refused, 12 the ledger does not match the checkpoint.
     """
 
 
@@ -987,10 +998,11 @@ def make_cli() -> NucleusGroup:
 
     for command in BUILTIN_COMMANDS:
         root.add_command(command)
-    from .cli_backup import COMMANDS as COPY_COMMANDS  # here: these modules import this one
+    from .cli_audit import COMMANDS as AUDIT_COMMANDS  # here: these modules import this one
+    from .cli_backup import COMMANDS as COPY_COMMANDS
     from .cli_checkpoint import COMMANDS as CHECKPOINT_COMMANDS
 
-    for command in (*COPY_COMMANDS, *CHECKPOINT_COMMANDS):
+    for command in (*COPY_COMMANDS, *CHECKPOINT_COMMANDS, *AUDIT_COMMANDS):
         root.add_command(command)
     assert isinstance(root, NucleusGroup)
     return root

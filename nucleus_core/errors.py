@@ -123,6 +123,23 @@ class IntegrityError(StorageError):
         self.reason = reason or message
 
 
+class CheckpointRefusedError(IntegrityError):
+    """A signed checkpoint given to check a ledger against does not verify: it is malformed, no
+    trusted key signed it, a trusted key's signature fails, or it is another log's (origin). Nothing
+    is known about the ledger from it."""
+
+    code = "checkpoint_refused"
+
+
+class CheckpointMismatchError(IntegrityError):
+    """The ledger, or an entry with its inclusion proof, does not match a verified checkpoint: fewer
+    entries than it covers, another root at its size, a consistency or inclusion proof that fails,
+    or a checkpoint of the ledger's own that contradicts it. ``seq`` is the first entry concerned
+    when one is known."""
+
+    code = "checkpoint_mismatch"
+
+
 class ConflictError(StorageError):
     """A write conflicted with another writer or with existing data."""
 
@@ -220,3 +237,69 @@ class RecordRejectedError(ModuleError, ValidationError):
         ModuleError.__init__(self, prefixed(field, message) if field else message, module_id=module_id)
         self.field = field
         self.record_id = record_id
+
+
+class LogVerificationError(IntegrityError):
+    """What a ledger server presented does not verify against the verifier keys and the trusted
+    state of a verifying client (:class:`~nucleus_server.client.RemoteLedger` given keys,
+    docs/TRANSPARENCY.md "Verifying clients"): the server, or something between it and the
+    client, is not showing the history the client trusts. Nothing it sent was returned or trusted."""
+
+    code = "log_verification_failed"
+
+
+class CheckpointSignatureError(LogVerificationError):
+    """A checkpoint is not signed by a trusted key (a trusted key's signature fails, or none is
+    there), is malformed, or is the checkpoint of another log (origin) than the one expected."""
+
+    code = "checkpoint_signature_invalid"
+
+
+class InconsistentLogError(LogVerificationError):
+    """A validly signed checkpoint does not extend the trusted one: a newer one whose consistency
+    proof fails, or one of the same size with another root hash. The log forked or was rewritten,
+    or the server shows different histories to different clients (a split view)."""
+
+    code = "log_inconsistent"
+
+
+class RollbackError(LogVerificationError):
+    """The server presented a smaller tree than the client already trusts (an older copy of the
+    ledger, or entries removed). ``trusted_size`` and ``presented_size`` are both in the message."""
+
+    code = "log_rollback"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        trusted_size: int | None = None,
+        presented_size: int | None = None,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason or "rollback")
+        self.trusted_size = trusted_size
+        self.presented_size = presented_size
+
+
+class InclusionProofError(LogVerificationError):
+    """An entry the server returned is not proven to be in the trusted tree: its inclusion proof
+    fails, is for another leaf or tree, or the server gave none. ``seq`` is the entry's."""
+
+    code = "inclusion_proof_invalid"
+
+
+class WitnessPolicyError(LogVerificationError):
+    """A checkpoint does not carry the valid witness cosignatures the client's policy requires
+    (k of its n witnesses)."""
+
+    code = "witness_policy_unmet"
+
+
+class TrustedStateError(StorageError):
+    """A verifying client's trusted state (the last verified checkpoint, in a file or a store)
+    cannot be read or written, or holds something that is not a valid checkpoint of the expected
+    log. It is never reset silently: restore it, or remove it knowingly (the next checkpoint is then
+    trusted on its signature alone)."""
+
+    code = "trusted_state_error"

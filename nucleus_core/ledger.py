@@ -18,7 +18,7 @@ from blake3 import blake3
 
 from .access import AccessPolicy, AclAdmin, AuthenticatedPolicy, DenyingPolicy
 from .auth import TokenRegistry
-from .capabilities import DiscardableStorage, MerkleTreeStorage
+from .capabilities import DiscardableStorage, MerkleEntryReadStorage, MerkleTreeStorage
 from .checkpoints import CheckpointConfig, CheckpointIssuer, CheckpointKeys, checkpoint_config
 from .context import READ, SYSTEM_CONTEXT, VERIFY, WRITE, RequestContext, require_context, require_scope
 from .errors import (
@@ -44,8 +44,11 @@ from .hashing import (
     preimage_prefix,
     validate_ledger_id,
 )
+from .merkle import FoundNodes, inclusion_keys
 from .merkle import consistency_proof as merkle_consistency_proof
 from .merkle import inclusion_proof as merkle_inclusion_proof
+from .merkle import inclusion_proofs as merkle_inclusion_proofs
+from .merkle import multi_inclusion_proof as merkle_multi_inclusion_proof
 from .merkle import root_hash as merkle_root_hash
 from .modules import LedgerRuntime, ModuleRegistry
 from .plugins import (
@@ -330,6 +333,11 @@ class Ledger:
         # Only bench/ switches it off: the same build without the tree, as the baseline of its cost.
         self._keep_tree = True
         self._tree_storage = tree_storage(self._storage)
+        # Reads an inclusion proof by seq and its entry together (one round trip), when it can.
+        self._entry_and_nodes = (
+            self._storage if self._tree_storage is not None and isinstance(self._storage, MerkleEntryReadStorage)
+            else None
+        )
         self._tree_size_seen = 0  # the largest tree size read so far: trees only grow (_tree_sizes)
 
     def _opened(self, *, discard_on_failure: bool) -> None:
@@ -880,7 +888,9 @@ class Ledger:
     def tree_size(self) -> int:
         """How many entries (from seq 1) the stored Merkle tree covers: the head's seq, except on a
         ledger opened read-only before its tree was built (see :func:`~nucleus_core.tree.build_tree`)."""
-        return self._tree().merkle_size()
+        size = self._tree().merkle_size()
+        self._tree_size_seen = max(self._tree_size_seen, size)  # a proof at this size reads no size
+        return size
 
     def _tree_sizes(self, tree: MerkleTreeStorage, *sizes: tuple[str, object, int]) -> None:
         """Check each ``(name, value, lowest)``: an integer from ``lowest`` to the tree size.
@@ -912,6 +922,7 @@ class Ledger:
         tree = self._tree()
         if size is None:
             size = tree.merkle_size()
+            self._tree_size_seen = max(self._tree_size_seen, size)
         else:
             self._tree_sizes(tree, ("size", size, 0))
         return merkle_root_hash(tree.merkle_store(), size)
@@ -932,15 +943,102 @@ class Ledger:
         elif type(seq_or_hash) is int:
             if seq_or_hash < 1:
                 raise ValidationError(f"seq must be at least 1, not {seq_or_hash}", field="seq")
+            if seq_or_hash <= tree_size and self._entry_and_nodes is not None:
+                # The entry and the proof's nodes in one read; the nodes are used only once the
+                # entry is known to exist and be readable, as below.
+                index = seq_or_hash - 1
+                row, found = self._entry_and_nodes.entry_and_merkle_nodes(seq_or_hash, inclusion_keys(index, tree_size))
+                if self._readable(row, ctx) is None or row is None:
+                    return None
+                hashes = merkle_inclusion_proof(FoundNodes(found), index, tree_size)
+                return InclusionProof(leaf_index=index, tree_size=tree_size, hashes=tuple(hashes))
             row = self._storage.get_by_seq(seq_or_hash)
         else:
             raise ValidationError("give an entry's seq (an integer) or its hash (hex)", field="seq")
+        # Readability first: an entry beyond the tree is refused only to whom may read it (None to
+        # others, as for an absent entry).
         if self._readable(row, ctx) is None or row is None:
             return None
         if row.seq > tree_size:
             raise ValidationError(f"entry {row.seq} is not in the tree of {tree_size} entries", field="tree_size")
         hashes = merkle_inclusion_proof(tree.merkle_store(), row.seq - 1, tree_size)
         return InclusionProof(leaf_index=row.seq - 1, tree_size=tree_size, hashes=tuple(hashes))
+
+    def inclusion_proofs(
+        self, targets: Sequence[int | str], tree_size: int, context: RequestContext
+    ) -> list[InclusionProof | None]:
+        """:meth:`inclusion_proof` of each entry of ``targets`` (all seqs, or all hex hashes), in
+        order, from one read of the tree nodes they need: None for an entry that is absent or that
+        the requester may not read, exactly as :meth:`get` answers. A seq outside ``1..tree_size``
+        is refused (:class:`ValidationError`) before any entry is read; so is a readable entry
+        found by hash past ``tree_size``, as :meth:`inclusion_proof` refuses it."""
+        ctx = require_scope(context, READ)
+        tree = self._tree()
+        self._tree_sizes(tree, ("tree_size", tree_size, 1))
+        items = list(targets)
+        by_hash = bool(items) and isinstance(items[0], str)
+        for item in items:
+            if by_hash:
+                if not isinstance(item, str) or not is_hash(item):
+                    raise ValidationError("each is 64 lowercase hex characters", field="hashes")
+            elif type(item) is not int or not 1 <= item <= tree_size:
+                raise ValidationError(f"each is a seq from 1 to the tree size {tree_size}", field="seqs")
+        rows = self._rows_of(items, by_hash=by_hash)
+        # The access decision of a read, without parsing the record a read would return.
+        policy = self._policy
+        readable = [row if row is not None and policy.can_read(row, ctx) else None for row in rows]
+        for row in readable:
+            if row is not None and row.seq > tree_size:
+                raise ValidationError(f"entry {row.seq} is not in the tree of {tree_size} entries", field="tree_size")
+        found = [row for row in readable if row is not None]
+        paths = iter(merkle_inclusion_proofs(tree.merkle_store(), [row.seq - 1 for row in found], tree_size))
+        return [
+            None if row is None
+            else InclusionProof(leaf_index=row.seq - 1, tree_size=tree_size, hashes=tuple(next(paths)))
+            for row in readable
+        ]
+
+    def multi_inclusion_proof(
+        self, entries: Sequence[int | Entry], tree_size: int, context: RequestContext
+    ) -> list[bytes] | None:
+        """One proof that ``entries`` (seqs, or entries this ledger returned, such as a query page;
+        strictly increasing seqs from 1 to ``tree_size``) are in the tree of ``tree_size`` entries:
+        their RFC 9162 audit paths with each hash once and those the entries give left out, checked
+        by :func:`~nucleus_core.tlog_verify.verify_multi_inclusion` with leaf indices ``seq - 1``
+        (about 2 log2(n) hashes for a page of consecutive entries). A read of every one of them
+        (an entry given is not read again): None when one is absent or the requester may not read it."""
+        ctx = require_scope(context, READ)
+        tree = self._tree()
+        self._tree_sizes(tree, ("tree_size", tree_size, 1))
+        items = list(entries)
+        seqs = [item.seq if isinstance(item, Entry) else item for item in items]
+        for i, seq in enumerate(seqs):
+            if type(seq) is not int or not 1 <= seq <= tree_size:
+                raise ValidationError(f"each is a seq from 1 to the tree size {tree_size}", field="seqs")
+            if i and seq <= seqs[i - 1]:
+                raise ValidationError("the seqs are not strictly increasing", field="seqs")
+        to_read = [seq for item, seq in zip(items, seqs, strict=True) if not isinstance(item, Entry)]
+        read = iter(self._rows_of(to_read, by_hash=False))
+        rows = [item if isinstance(item, Entry) else next(read) for item in items]
+        policy = self._policy
+        if any(row is None or not policy.can_read(row, ctx) for row in rows):
+            return None
+        return merkle_multi_inclusion_proof(tree.merkle_store(), [seq - 1 for seq in seqs], tree_size)
+
+    def _rows_of(self, items: Sequence[int | str], *, by_hash: bool) -> list[Entry | None]:
+        """The stored row of each hash or seq of ``items`` (None when absent): seqs close together
+        (a query page) in one range read, others one by one."""
+        storage = self._storage
+        if by_hash:
+            return [storage.get_by_hash(str(item)) for item in items]
+        seqs = [int(item) for item in items]
+        if not seqs:
+            return []
+        low, high = min(seqs), max(seqs)
+        if high - low + 1 > 2 * len(seqs) + 16:
+            return [storage.get_by_seq(seq) for seq in seqs]
+        by_seq = {row.seq: row for row in storage.range(low, high - low + 1)}
+        return [by_seq.get(seq) for seq in seqs]
 
     def consistency_proof(
         self, old_size: int, new_size: int, context: RequestContext | None = None
@@ -1080,6 +1178,25 @@ def verify_chain(
     ``config.verify_workers`` processes when it has at least ``config.verify_parallel_min_entries``
     entries and the storage supports it (:mod:`nucleus_core.verify_parallel`), else streaming here.
     The chain alone: :meth:`Ledger.verify` then compares the plugins' state with it."""
+    report = verify_stored_entries(config, storage, progress=progress)
+    if not report.ok:
+        return report
+    # The stored Merkle tree against the verified entries (in this process, streaming).
+    problem = check_tree(storage, entries=report.entries_checked)
+    if problem is not None:
+        return attrs.evolve(
+            report, ok=False, entries_checked=problem.seq - 1, first_bad_seq=problem.seq, reason=problem.reason
+        )
+    return report
+
+
+def verify_stored_entries(
+    config: LedgerConfig, storage: StorageBackend, *, progress: Callable[[int], None] | None = None
+) -> VerificationReport:
+    """The entries' part of :func:`verify_chain`: every hash, link and derived column of the stored
+    chain (in ``config.verify_workers`` processes for a long chain on storage that supports it),
+    not the Merkle tree (:func:`~nucleus_core.tree.check_tree`, which ``nucleus audit`` reports
+    on its own)."""
     count = storage.count()
     workers = config.verify_workers or default_workers()
     opener = None
@@ -1094,14 +1211,6 @@ def verify_chain(
         report = verify_parallel(config.id, opener, count, workers=workers, progress=progress)
     else:
         report = verify_rows(config.id, entry_rows(storage, 1), expected_count=count, progress=progress)
-    if not report.ok:
-        return report
-    # The stored Merkle tree against the verified entries (in this process, streaming).
-    problem = check_tree(storage, entries=report.entries_checked)
-    if problem is not None:
-        return attrs.evolve(
-            report, ok=False, entries_checked=problem.seq - 1, first_bad_seq=problem.seq, reason=problem.reason
-        )
     return report
 
 

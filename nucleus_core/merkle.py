@@ -34,6 +34,7 @@ what this module says they mean. A backend capability for the tree hands one out
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Protocol
 
@@ -41,8 +42,9 @@ from .errors import IntegrityError, ValidationError
 from .tlog_verify import EMPTY_ROOT, HASH_SIZE, MAX_TREE_SIZE, leaf_hash, node_hash
 
 __all__ = [
-    "MerkleBuilder", "MerkleNodeStore", "MemoryNodeStore", "NodeKey", "append_leaves", "build_node_writes",
-    "consistency_proof", "frontier_keys", "inclusion_proof", "root_hash", "subtree_keys",
+    "FoundNodes", "MerkleBuilder", "MerkleNodeStore", "MemoryNodeStore", "NodeKey", "PlannedNodes", "append_leaves",
+    "build_node_writes", "consistency_keys", "consistency_proof", "frontier_keys", "inclusion_keys", "inclusion_proof",
+    "inclusion_proofs", "multi_inclusion_proof", "root_hash", "subtree_keys",
 ]
 
 NodeKey = tuple[int, int]
@@ -124,6 +126,14 @@ def _consistency_ranges(first: int, second: int) -> list[tuple[int, int]]:
     return ranges
 
 
+def consistency_keys(first: int, second: int) -> list[NodeKey]:
+    """The nodes :func:`consistency_proof` reads for the proof from ``first`` to ``second`` leaves
+    (``0 <= first <= second``): at most ``2 log2(second) + 1``."""
+    if first == 0 or first == second:
+        return []
+    return [key for start, end in _consistency_ranges(first, second) for key in subtree_keys(start, end)]
+
+
 def _fold(hashes: Sequence[bytes]) -> bytes:
     """The hash of complete subtrees ``hashes`` (left to right) side by side: RFC 9162's MTH of the
     range they cover, ``H(h0, H(h1, ... H(h[-2], h[-1])))``."""
@@ -157,6 +167,20 @@ def _check_size(value: object, what: str) -> int:
     return value
 
 
+class FoundNodes:
+    """A :class:`MerkleNodeStore` over nodes already read (a mapping of some keys to their hashes),
+    for storage that read them together with something else: see :func:`inclusion_keys`."""
+
+    __slots__ = ("_found",)
+
+    def __init__(self, found: Mapping[NodeKey, bytes]) -> None:
+        self._found = found
+
+    def nodes(self, keys: Collection[NodeKey]) -> dict[NodeKey, bytes]:
+        found = self._found
+        return {key: found[key] for key in keys if key in found}
+
+
 # -- answers -----------------------------------------------------------------------------------
 
 
@@ -169,13 +193,76 @@ def root_hash(store: MerkleNodeStore, size: int) -> bytes:
     return _read(store, [(0, size)])[0]
 
 
-def inclusion_proof(store: MerkleNodeStore, index: int, size: int) -> list[bytes]:
-    """RFC 9162 inclusion proof (PATH, bottom-up) of leaf ``index`` in the tree of ``size`` leaves."""
+def _check_leaf(index: int, size: int) -> None:
     _check_size(index, "index")
     _check_size(size, "size")
     if index >= size:
         raise ValidationError(f"leaf index {index} is not below the tree size {size}", field="index")
+
+
+def inclusion_proof(store: MerkleNodeStore, index: int, size: int) -> list[bytes]:
+    """RFC 9162 inclusion proof (PATH, bottom-up) of leaf ``index`` in the tree of ``size`` leaves."""
+    _check_leaf(index, size)
     return _read(store, _inclusion_ranges(index, size))
+
+
+def inclusion_keys(index: int, size: int) -> set[NodeKey]:
+    """The nodes :func:`inclusion_proof` of leaf ``index`` in the tree of ``size`` leaves reads (at
+    most ``2 ceil(log2 size)``; none for a tree of one leaf), for a read that fetches them with
+    something else (the ledger reads them with the entry): ``inclusion_proof(FoundNodes(found),
+    index, size)`` then builds the proof from what was found, reading nothing."""
+    _check_leaf(index, size)
+    return {key for start, end in _inclusion_ranges(index, size) for key in subtree_keys(start, end)}
+
+
+def inclusion_proofs(store: MerkleNodeStore, indices: Sequence[int], size: int) -> list[list[bytes]]:
+    """:func:`inclusion_proof` of each leaf of ``indices`` in the tree of ``size`` leaves, in order,
+    from one batched read of every node they need (proofs of neighbouring leaves share most)."""
+    _check_size(size, "size")
+    for index in indices:
+        _check_size(index, "index")
+        if index >= size:
+            raise ValidationError(f"leaf index {index} is not below the tree size {size}", field="index")
+    paths = [_inclusion_ranges(index, size) for index in indices]
+    # Neighbouring leaves share most of their paths: each distinct range is hashed once.
+    ranges = list(dict.fromkeys(r for path in paths for r in path))
+    hashed = dict(zip(ranges, _read(store, ranges), strict=True))
+    return [[hashed[r] for r in path] for path in paths]
+
+
+def _multi_ranges(indices: Sequence[int], size: int) -> list[tuple[int, int]]:
+    """The ranges whose MTH a proof of all of ``indices`` (strictly increasing) at once gives, in
+    the order :func:`~nucleus_core.tlog_verify.verify_multi_inclusion` takes them."""
+    out: list[tuple[int, int]] = []
+
+    def walk(start: int, end: int, lo: int, hi: int) -> None:
+        if lo == hi:
+            out.append((start, end))
+        elif end - start > 1:
+            k = _split(end - start)
+            mid = bisect.bisect_left(indices, start + k, lo, hi)
+            walk(start, start + k, lo, mid)
+            walk(start + k, end, mid, hi)
+
+    walk(0, size, 0, len(indices))
+    return out
+
+
+def multi_inclusion_proof(store: MerkleNodeStore, indices: Sequence[int], size: int) -> list[bytes]:
+    """One proof that the leaves ``indices`` (strictly increasing, each below ``size``) are in the
+    tree of ``size`` leaves: their RFC 9162 audit paths with the hashes the leaves give left out
+    and each hash once (see :func:`~nucleus_core.tlog_verify.verify_multi_inclusion`), from one
+    batched read. A page of 50 consecutive entries needs about 2 log2(size) hashes, not 50 paths."""
+    _check_size(size, "size")
+    if not indices:
+        raise ValidationError("a proof needs at least one leaf index", field="indices")
+    for i, index in enumerate(indices):
+        _check_size(index, "index")
+        if index >= size:
+            raise ValidationError(f"leaf index {index} is not below the tree size {size}", field="index")
+        if i and index <= indices[i - 1]:
+            raise ValidationError("the leaf indices are not strictly increasing", field="indices")
+    return _read(store, _multi_ranges(indices, size))
 
 
 def consistency_proof(store: MerkleNodeStore, first: int, second: int) -> list[bytes]:
@@ -244,6 +331,49 @@ class MerkleBuilder:
         self._frontier.append((level, current))
         self._size = index + 1
         return written
+
+
+class PlannedNodes:
+    """Roots and consistency proofs planned in advance, answered from leaves streamed by once.
+
+    Give the tree sizes whose roots and the ``(first, second)`` pairs whose consistency proofs will
+    be asked for; then :meth:`add` every leaf hash in order (a :class:`MerkleBuilder` keeps the
+    frontier) and only the nodes those answers read are kept: ``O(log n)`` hashes per root or
+    proof, whatever the number of leaves. It is a :class:`MerkleNodeStore`, so :func:`root_hash`
+    and :func:`consistency_proof` answer from it once at least the sizes asked were added. This is
+    how a tree is checked against entries read from elsewhere (a database whose tree is not built,
+    entries fetched over HTTP) without holding the tree.
+    """
+
+    __slots__ = ("_builder", "_found", "_wanted")
+
+    def __init__(self, *, roots: Iterable[int] = (), consistency: Iterable[tuple[int, int]] = ()) -> None:
+        wanted: set[NodeKey] = set()
+        for size in roots:
+            wanted.update(frontier_keys(_check_size(size, "size")))
+        for first, second in consistency:
+            if _check_size(first, "first") > _check_size(second, "second"):
+                raise ValidationError(f"the first tree size {first} is larger than the second {second}", field="first")
+            wanted.update(consistency_keys(first, second))
+        self._wanted = wanted
+        self._found: dict[NodeKey, bytes] = {}
+        self._builder = MerkleBuilder()
+
+    @property
+    def size(self) -> int:
+        """Leaves added so far."""
+        return self._builder.size
+
+    def add(self, leaf: bytes) -> None:
+        """Add the next leaf, by its leaf *hash* (:func:`~nucleus_core.tlog_verify.leaf_hash`)."""
+        wanted, found = self._wanted, self._found
+        for key, value in self._builder.add(leaf):
+            if key in wanted:
+                found[key] = value
+
+    def nodes(self, keys: Collection[NodeKey]) -> dict[NodeKey, bytes]:
+        found = self._found
+        return {key: found[key] for key in keys if key in found}
 
 
 def append_leaves(store: MerkleNodeStore, start: int, leaves: Iterable[bytes]) -> dict[NodeKey, bytes]:

@@ -10,8 +10,9 @@ from typing import Any, NoReturn
 
 import attrs
 
-from .canonical import MAX_SAFE_INTEGER, check_ijson, encode_checked, parse_int
+from .canonical import MAX_SAFE_INTEGER, canonical_json, check_ijson, encode_checked, parse_int
 from .errors import IntegrityError, RecordValidationError, ValidationError
+from .hashing import is_hash
 from .oid import OID_PATTERN
 from .specs import SPEC_NAME_PATTERN
 
@@ -499,3 +500,46 @@ def parsed_entry(entry: Entry) -> Entry:
 
 entry_row: Callable[[Entry], EntryRow] = operator.attrgetter(*ENTRY_FIELDS)
 """The :data:`EntryRow` of an entry (the inverse of :meth:`Entry.from_row`)."""
+
+
+def loads_strict(data: bytes | str, *, what: str = "the JSON") -> Any:
+    """Parse JSON strictly, as stored records are read: UTF-8 without a byte order mark, no
+    duplicate keys, no NaN or infinities, numbers as RFC 8785 reads them. Raises
+    :class:`ValidationError` naming ``what``."""
+    if isinstance(data, bytes):
+        if data.startswith(_UTF8_BOM):
+            raise ValidationError(f"{what} starts with a UTF-8 byte order mark")
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ValidationError(f"{what} is not UTF-8 ({err.reason} at byte {err.start})") from None
+    try:
+        return _STRICT_DECODER.decode(data)
+    except (ValueError, RecursionError) as err:
+        raise ValidationError(f"{what} is not JSON ({err})") from None
+
+
+_ENTRY_JSON_KEYS = frozenset(
+    {"seq", "hash", "prev_hash", "version", "appender", "auth_source", "committed_at", "record"}
+)
+
+
+def entry_row_from_dict(doc: object, *, what: str = "the entry") -> EntryRow:
+    """The :data:`EntryRow` of an entry in its JSON form (:meth:`Entry.to_dict`, an entry of the HTTP
+    API), its canonical bytes re-encoded (RFC 8785) from the record object. Only the shape is
+    checked here (:class:`ValidationError` naming ``what``); the hash, the link, the record and the
+    appender fields are :func:`~nucleus_core.verify.verify_rows`'s to check, as for stored rows."""
+    if not isinstance(doc, dict) or set(doc) != _ENTRY_JSON_KEYS:
+        raise ValidationError(f"{what} is not an entry: a JSON object of exactly {', '.join(sorted(_ENTRY_JSON_KEYS))}")
+    seq, entry_hash, prev_hash, record = doc["seq"], doc["hash"], doc["prev_hash"], doc["record"]
+    if type(seq) is not int or seq < 1:
+        raise ValidationError(f"{what}: seq is not a positive integer")
+    if not is_hash(entry_hash) or not is_hash(prev_hash):
+        raise ValidationError(f"{what} (seq {seq}): hash and prev_hash are 64 lowercase hex characters")
+    if not isinstance(record, dict):
+        raise ValidationError(f"{what} (seq {seq}): record is not a JSON object")
+    canonical = canonical_json(record, field=f"{what} (seq {seq}): record")
+    return (
+        seq, entry_hash, prev_hash, record.get("id"), record.get("stream"), record.get("timestamp"),
+        doc["version"], doc["appender"], doc["auth_source"], doc["committed_at"], canonical,
+    )  # type: ignore[return-value]  # the other fields' types are verify_rows's to check

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import hashlib
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -39,7 +41,7 @@ __all__ = [
     "NoteSignature", "NoteVerifier", "ProofError", "UnverifiedNoteError", "VerificationError", "VerifiedNote",
     "b64decode_strict", "key_id", "leaf_hash", "node_hash", "parse_checkpoint", "parse_note", "parse_signature_lines",
     "parse_vkey", "split_vkey", "valid_key_name", "verify_checkpoint", "verify_consistency", "verify_inclusion",
-    "verify_note",
+    "verify_multi_inclusion", "verify_note",
 ]
 
 HASH_SIZE = 32
@@ -158,6 +160,50 @@ def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
     if sn != 0:  # 5.
         raise ProofError("the inclusion proof has fewer hashes than the tree size needs")
     if r != root:
+        raise ProofError("the inclusion proof does not lead to the root hash")
+
+
+def verify_multi_inclusion(
+    leaves: Sequence[bytes], indices: Sequence[int], size: int, proof: Sequence[bytes], root: bytes
+) -> None:
+    """Check that each of ``leaves`` (leaf *hashes*) is leaf ``indices[i]`` of the tree of ``size``
+    leaves whose root hash is ``root``, by one proof for all of them (``indices`` strictly
+    increasing). The proof is the RFC 9162 audit paths of those leaves with every hash the leaves
+    themselves give left out and each one given once: walking RFC 9162's recursion MTH(D[start:end])
+    from the whole tree down, a range holding none of the leaves takes the proof's next hash, a
+    range of one leaf is that leaf, any other range splits at RFC 9162's k (left first). For one
+    leaf the hashes are its RFC 9162 audit path, in the walk's order instead of bottom-up. Raises
+    :class:`ProofError` when it does not hold."""
+    _check_hash(root, "the root hash")
+    _check_count(size, "the tree size")
+    given = [_check_hash(leaf, f"leaf hash {i}") for i, leaf in enumerate(leaves)]
+    path = _check_proof(proof, "the inclusion proof")
+    if isinstance(indices, bytes | str) or len(indices) != len(given) or not given:
+        raise ProofError("one leaf index per leaf hash, at least one, is needed")
+    order = [_check_count(index, "a leaf index") for index in indices]
+    if any(b <= a for a, b in itertools.pairwise(order)):
+        raise ProofError("the leaf indices are not strictly increasing")
+    if order[-1] >= size:
+        raise ProofError(f"the leaf index {order[-1]} is not below the tree size {size}")
+    hashes = iter(path)
+
+    def mth(start: int, end: int, lo: int, hi: int) -> bytes:
+        # order[lo:hi] are the given leaves within [start, end)
+        if lo == hi:
+            value = next(hashes, None)
+            if value is None:
+                raise ProofError("the inclusion proof has fewer hashes than the leaves and tree size need")
+            return value
+        if end - start == 1:
+            return given[lo]
+        k = 1 << ((end - start - 1).bit_length() - 1)
+        mid = bisect.bisect_left(order, start + k, lo, hi)
+        return node_hash(mth(start, start + k, lo, mid), mth(start + k, end, mid, hi))
+
+    computed = mth(0, size, 0, len(order))
+    if next(hashes, None) is not None:
+        raise ProofError("the inclusion proof has more hashes than the leaves and tree size need")
+    if computed != root:
         raise ProofError("the inclusion proof does not lead to the root hash")
 
 

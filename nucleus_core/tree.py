@@ -28,6 +28,7 @@ one integer key per node and verification streams them in key order.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, cast
 
@@ -44,8 +45,9 @@ if TYPE_CHECKING:
     from .storage import StorageBackend, WriteTransaction
 
 __all__ = [
-    "BUILD_CHUNK", "ConsistencyProof", "DerivedLevelsStore", "InclusionProof", "NodeAndHashReader", "build_tree",
-    "check_tree", "extend_tree", "node_number", "seq_ranges", "stored_node_count", "tree_storage",
+    "BUILD_CHUNK", "ConsistencyProof", "DerivedLevelsRead", "DerivedLevelsStore", "InclusionProof",
+    "NodeAndHashReader", "build_tree", "check_tree", "extend_tree", "node_number", "seq_ranges", "stored_node_count",
+    "tree_storage",
 ]
 
 BUILD_CHUNK = 8192
@@ -69,14 +71,6 @@ def stored_node_count(size: int, min_level: int = 0) -> int:
     """How many nodes of levels ``>= min_level`` the tree of ``size`` leaves has."""
     high = size >> min_level
     return 2 * high - high.bit_count()
-
-
-def _subtree_root(leaf_hashes: list[bytes]) -> bytes:
-    """The root of a complete subtree (a power-of-two number of leaf hashes)."""
-    level = leaf_hashes
-    while len(level) > 1:
-        level = [_sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)]
-    return level[0]
 
 
 def _leaf(entry_hash: bytes) -> bytes:
@@ -105,14 +99,74 @@ def seq_ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:
     return runs
 
 
+class DerivedLevelsRead:
+    """What a set of node ``keys`` needs from storage that keeps the nodes of levels ``>=
+    min_level`` only, and those nodes made from what was read: the two halves of
+    :class:`DerivedLevelsStore`, for a backend that reads them together with something else (an
+    entry: :meth:`~nucleus_core.capabilities.MerkleEntryReadStorage.entry_and_merkle_nodes`).
+
+    :attr:`stored` are the keys to read as stored nodes; :attr:`ranges` the inclusive seq ranges
+    whose entry hashes the lower keys (:attr:`derived`) are computed from (at most three runs of
+    consecutive seqs, ``3 * 2**min_level`` seqs in all, for the keys of one root or proof: see the
+    module docstring). :meth:`nodes` takes what the read found."""
+
+    __slots__ = ("derived", "ranges", "stored")
+
+    def __init__(self, keys: Collection[NodeKey], min_level: int) -> None:
+        self.stored = [key for key in keys if key[0] >= min_level]
+        self.derived = [key for key in keys if key[0] < min_level]
+        self.ranges = seq_ranges(seq for level, index in self.derived for seq in _seqs_of(level, index))
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing is to be read."""
+        return not self.stored and not self.derived
+
+    def nodes(self, stored: Mapping[NodeKey, bytes], hashes: Mapping[int, bytes]) -> dict[NodeKey, bytes]:
+        """The nodes among the keys: those of :attr:`stored` found in ``stored``, and each of
+        :attr:`derived` whose leaves' entry hashes (seq -> 32 raw bytes) are all in ``hashes``."""
+        found = {key: stored[key] for key in self.stored if key in stored}
+        if not self.derived:
+            return found
+        # Each lower node from the two below it, each computed once and a level at a time: the
+        # keys of several proofs (a page's, POST /proof/inclusion) overlap.
+        low_level = max(level for level, _ in self.derived) + 1
+        wanted: list[set[int]] = [set() for _ in range(low_level)]
+        for level, index in self.derived:
+            wanted[level].add(index)
+        for level in range(low_level - 1, 0, -1):
+            below = wanted[level - 1]
+            for index in wanted[level]:
+                below.add(2 * index)
+                below.add(2 * index + 1)
+        sha256 = _sha256
+        values: dict[int, bytes] = {}
+        for index in wanted[0]:
+            h = hashes.get(index + 1)
+            if h is not None and len(h) == HASH_SIZE:
+                values[index] = sha256(b"\x00" + h).digest()
+        levels = [values]
+        for level in range(1, low_level):
+            children, values = values, {}
+            for index in wanted[level]:
+                left, right = children.get(2 * index), children.get(2 * index + 1)
+                if left is not None and right is not None:
+                    values[index] = sha256(b"\x01" + left + right).digest()
+            levels.append(values)
+        for level, index in self.derived:
+            node = levels[level].get(index)
+            if node is not None:
+                found[(level, index)] = node
+        return found
+
+
 class DerivedLevelsStore:
     """A :class:`~nucleus_core.merkle.MerkleNodeStore` over storage that keeps the nodes of levels
     ``>= min_level`` only: ``read(keys, seq_ranges)`` answers, in one read (one round trip for a
     database), the stored nodes among ``keys`` (all of such levels) and the entry hashes of the
     inclusive seq ranges (seq -> the entry's 32 raw hash bytes, absent seqs left out); the lower
-    nodes are computed from those hashes. One call of ``read`` per :meth:`nodes`, none when
-    nothing is asked. The ranges, runs of consecutive seqs, are at most three and hold at most
-    ``3 * 2**min_level`` seqs in all (see the module docstring)."""
+    nodes are computed from those hashes (:class:`DerivedLevelsRead`). One call of ``read`` per
+    :meth:`nodes`, none when nothing is asked."""
 
     __slots__ = ("_min_level", "_read")
 
@@ -121,19 +175,11 @@ class DerivedLevelsStore:
         self._read = read
 
     def nodes(self, keys: Collection[NodeKey]) -> dict[NodeKey, bytes]:
-        low_level = self._min_level
-        high = [key for key in keys if key[0] >= low_level]
-        low = [key for key in keys if key[0] < low_level]
-        if not high and not low:
+        plan = DerivedLevelsRead(keys, self._min_level)
+        if plan.empty:
             return {}
-        ranges = seq_ranges(seq for level, index in low for seq in _seqs_of(level, index))
-        stored, hashes = self._read(high, ranges)
-        found = {key: stored[key] for key in high if key in stored}
-        for level, index in low:
-            leaves = [hashes.get(seq) for seq in _seqs_of(level, index)]
-            if all(h is not None and len(h) == HASH_SIZE for h in leaves):
-                found[(level, index)] = _subtree_root([_leaf(h) for h in leaves if h is not None])
-        return found
+        stored, hashes = self._read(plan.stored, plan.ranges)
+        return plan.nodes(stored, hashes)
 
 
 class Frontier:
@@ -457,6 +503,9 @@ class ConsistencyProof:
         return cls(first=first, second=second, hashes=hashes)
 
 
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
 def _proof_fields(doc: object, sizes: tuple[str, str]) -> tuple[int, int, tuple[bytes, ...]]:
     """The two integers named ``sizes`` and the hashes of a proof's JSON object, checked."""
     names = {*sizes, "hashes"}
@@ -473,7 +522,7 @@ def _proof_fields(doc: object, sizes: tuple[str, str]) -> tuple[int, int, tuple[
         raise ValidationError("hashes must be a list of at most 64 hashes", field="hashes")
     hashes = []
     for item in items:
-        if not isinstance(item, str) or len(item) != 64 or any(c not in "0123456789abcdef" for c in item):
+        if not isinstance(item, str) or _HEX64.fullmatch(item) is None:
             raise ValidationError("each hash is 64 lowercase hex characters", field="hashes")
         hashes.append(bytes.fromhex(item))
     return numbers[0], numbers[1], tuple(hashes)

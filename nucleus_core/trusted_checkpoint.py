@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .capabilities import MerkleTreeStorage
 from .checkpoint import default_origin
-from .errors import ConfigurationError, IntegrityError
+from .errors import CheckpointMismatchError, CheckpointRefusedError, ConfigurationError
 from .merkle import root_hash
 from .tlog_verify import Checkpoint, NoteVerifier, VerificationError, parse_vkey, verify_checkpoint
 
@@ -69,25 +69,29 @@ def check_trusted_checkpoint(
 ) -> Checkpoint:
     """Verify the signed checkpoint ``note`` with ``verifiers`` (for ``origin``, default the ledger's
     :func:`~nucleus_core.checkpoint.default_origin`), then refuse, with an
-    :class:`~nucleus_core.errors.IntegrityError` naming both sizes, a stored tree that is smaller or
-    whose root at the checkpoint's size differs. Returns the checkpoint."""
+    :class:`~nucleus_core.errors.CheckpointMismatchError` naming both sizes, a stored tree that is
+    smaller or whose root at the checkpoint's size differs (a note that does not verify:
+    :class:`~nucleus_core.errors.CheckpointRefusedError`; both are integrity errors). Returns the
+    checkpoint."""
     expected_origin = origin if origin is not None else default_origin(ledger_id)
     try:
         checkpoint = verify_checkpoint(note, verifiers, origin=expected_origin)
     except VerificationError as err:
-        raise IntegrityError(f"ledger {ledger_id!r}: {where} does not verify: {err}", reason="checkpoint") from None
+        raise CheckpointRefusedError(
+            f"ledger {ledger_id!r}: {where} does not verify: {err}", reason="checkpoint"
+        ) from None
     if tree is None:
         raise ConfigurationError(f"ledger {ledger_id!r}: its storage keeps no Merkle tree to check {where} against")
     size = tree.merkle_size()
     if size < checkpoint.size:
-        raise IntegrityError(
+        raise CheckpointMismatchError(
             f"ledger {ledger_id!r}: the stored Merkle tree covers {size} entries, fewer than the {checkpoint.size} "
             f"of {where} (entries were removed, or this is an older copy of the ledger)",
             seq=size + 1, reason="checkpoint",
         )
     stored = root_hash(tree.merkle_store(), checkpoint.size)
     if stored != checkpoint.root_hash:
-        raise IntegrityError(
+        raise CheckpointMismatchError(
             f"ledger {ledger_id!r}: at tree size {checkpoint.size} (of {size} stored) the root hash is {stored.hex()}, "
             f"not {checkpoint.root_hash.hex()} as {where} says (history was rewritten, or this is another ledger)",
             reason="checkpoint",

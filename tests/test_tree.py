@@ -132,18 +132,28 @@ class _PrivateAcl:
         return [AclProviderSpec(name="private", factory=lambda _context: _Private())]
 
 
-def test_an_inclusion_proof_is_a_read_of_the_entry() -> None:
-    with create_ledger(id="tree", storage="memory://", plugins=[_PrivateAcl()]) as ledger:
-        ledger.append_batch([rec(0), rec(1, "secret"), rec(2)], CTX)
-        secret = ledger.storage.get_by_seq(2)
-        assert ledger.inclusion_proof(2, 3, CTX) is not None
-        # Bob cannot read entry 2: the same answer as for an entry that does not exist, as get() gives.
+def test_an_inclusion_proof_is_a_read_of_the_entry(backend: tuple[str, Callable[[], Any]]) -> None:
+    """On every backend (the SQL ones read the entry and the proof's nodes together)."""
+    _, make = backend
+    with create_ledger(id="tree", storage=make(), plugins=[_PrivateAcl()]) as ledger:
+        # Persistent storage records the ledger's plugins first: seqs from the entries.
+        public, secret, last = ledger.append_batch([rec(0), rec(1, "secret"), rec(2)], CTX)
+        n = ledger.tree_size()
+        assert n == last.seq and secret.seq == public.seq + 1
+        assert ledger.inclusion_proof(secret.seq, n, CTX) is not None
+        # Bob cannot read the secret entry: the same answer as for an entry that does not exist, as get() gives.
         assert ledger.get(secret.hash, OTHER) is None
-        assert ledger.inclusion_proof(2, 3, OTHER) is None
-        assert ledger.inclusion_proof(secret.hash, 3, OTHER) is None
-        assert ledger.inclusion_proof("0" * 64, 3, OTHER) is None
-        assert ledger.inclusion_proof(4, 3, OTHER) is None
-        assert ledger.inclusion_proof(1, 3, OTHER) is not None
+        assert ledger.inclusion_proof(secret.seq, n, OTHER) is None
+        assert ledger.inclusion_proof(secret.hash, n, OTHER) is None
+        assert ledger.inclusion_proof("0" * 64, n, OTHER) is None
+        assert ledger.inclusion_proof(n + 1, n, OTHER) is None
+        assert ledger.inclusion_proof(public.seq, n, OTHER) is not None
+        # Beyond the tree asked for: refused only to whom may read the entry, None to others.
+        with pytest.raises(ValidationError, match=f"entry {last.seq} is not in the tree of {secret.seq} entries"):
+            ledger.inclusion_proof(last.seq, secret.seq, OTHER)
+        assert ledger.inclusion_proof(secret.seq, public.seq, OTHER) is None
+        with pytest.raises(ValidationError, match=f"entry {secret.seq} is not in the tree of {public.seq} entries"):
+            ledger.inclusion_proof(secret.seq, public.seq, CTX)
         # Consistency proofs reveal no record content: anyone with the read scope.
         assert ledger.consistency_proof(1, 3, OTHER).hashes
         with pytest.raises(Exception, match="scope"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import operator
+import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,6 +24,7 @@ from ..capabilities import (
     EntryRowStorage,
     ExtensionStorage,
     GrantIndexStorage,
+    MerkleEntryReadStorage,
     MerkleTreeStorage,
     MerkleTreeTransaction,
     PooledConnectionStorage,
@@ -33,6 +35,7 @@ from ..capabilities import (
 from ..checkpoint import NoteSigner, sign_checkpoint
 from ..errors import ConflictError, LedgerNotFoundError, NotFoundError, ValidationError
 from ..ledger import create_ledger, open_ledger
+from ..merkle import NodeKey, frontier_keys, inclusion_keys
 from ..storage import ENTRY_FIELDS, StorageBackend, StorageQuery
 from .conformance import make_context, make_record
 
@@ -49,6 +52,7 @@ STORAGE_CAPABILITIES: tuple[type, ...] = (
     GrantIndexStorage,
     CheckpointStorage,
     MerkleTreeStorage,
+    MerkleEntryReadStorage,
 )
 """The capabilities a storage backend may claim (:class:`RollbackTransaction` is its write
 transaction's, listed in ``capabilities`` like the others; :class:`MerkleTreeTransaction` is the
@@ -367,3 +371,29 @@ class CapabilityConformance:
                 store = other.storage.checkpoint_store()
                 assert isinstance(store, CosignatureStore)
                 assert store.cosigned_sizes() == {} and store.latest_cosigned([w1, w2, w3], 1) is None
+    def test_merkle_entry_read(self, storage_factory: StorageFactory) -> None:
+        """``entry_and_merkle_nodes(seq, keys)`` answers exactly ``get_by_seq(seq)`` and
+        ``merkle_store().nodes(keys)``: seqs in the tree, beyond it and below 1, with the keys of
+        inclusion proofs and roots, of stored and derived levels, of nodes not complete yet, none."""
+        with self._ledger(storage_factory, 70) as ledger:
+            storage = ledger.storage
+            if not self._claims(MerkleEntryReadStorage, storage):
+                return
+            assert isinstance(ledger.storage, MerkleTreeStorage)
+            store = storage.merkle_store()
+            size = storage.merkle_size()
+            assert size == 70
+            rng = random.Random(13)
+            key_sets: list[set[NodeKey]] = [set(), {(0, 0)}, {(4, 3)}, {(4, 4)}, {(2, 17)}, {(0, 69), (0, 70)}]
+            key_sets.append({(9, 0)})
+            key_sets += [set(frontier_keys(n)) for n in (1, 16, 33, 64, 70)]
+            for _ in range(12):
+                n = rng.randint(1, size)
+                key_sets.append(inclusion_keys(rng.randrange(n), n))
+                key_sets.append({(level, rng.randrange(80 >> level)) for level in rng.sample(range(7), 3)})
+            seqs = [1, 2, 16, 17, 64, 69, 70, 71, 1000, 2**62, 0, -1, *rng.sample(range(1, 71), 10)]
+            for i, seq in enumerate(seqs):
+                for keys in key_sets[i % 3 :: 3]:
+                    entry, nodes = storage.entry_and_merkle_nodes(seq, keys)
+                    assert entry == storage.get_by_seq(seq), seq
+                    assert dict(nodes) == dict(store.nodes(keys)), (seq, sorted(keys))

@@ -20,7 +20,7 @@ import pytest
 
 from nucleus_core import IntegrityError, ValidationError, merkle
 from nucleus_core.merkle import MemoryNodeStore, MerkleBuilder, NodeKey
-from nucleus_core.tlog_verify import ProofError, verify_consistency, verify_inclusion
+from nucleus_core.tlog_verify import ProofError, leaf_hash, verify_consistency, verify_inclusion, verify_multi_inclusion
 
 # -- RFC 9162 section 2.1, transcribed (test-only; shares nothing with the code under test) -------
 
@@ -365,6 +365,32 @@ def test_each_answer_is_one_read_of_log_n_nodes() -> None:
             assert len(counting.reads) == 1 and counting.reads[0] <= 2 * bound + 1, (first, size)
 
 
+def test_inclusion_keys_are_what_a_proof_reads() -> None:
+    """``inclusion_keys`` names exactly the nodes ``inclusion_proof`` asks for, so a proof built
+    from them read beforehand (``FoundNodes``) is the same proof and reads nothing more; a node
+    missing from them is the same IntegrityError."""
+    asked: list[set[NodeKey]] = []
+
+    class Recording:
+        def nodes(self, keys: Collection[NodeKey]) -> Mapping[NodeKey, bytes]:
+            asked.append(set(keys))
+            return STORE_300.nodes(keys)
+
+    for size in (1, 2, 3, 16, 17, 100, 255, 256, 300):
+        for index in {0, 1 % size, size // 2, size - 2 if size > 1 else 0, size - 1}:
+            asked.clear()
+            proof = merkle.inclusion_proof(Recording(), index, size)
+            keys = merkle.inclusion_keys(index, size)
+            assert asked == ([keys] if keys else []), (index, size)
+            assert merkle.inclusion_proof(merkle.FoundNodes(STORE_300.nodes(keys)), index, size) == proof
+    found = dict(STORE_300.nodes(merkle.inclusion_keys(5, 100)))
+    del found[min(found)]
+    with pytest.raises(IntegrityError, match="is not stored"):
+        merkle.inclusion_proof(merkle.FoundNodes(found), 5, 100)
+    with pytest.raises(ValidationError, match="not below the tree size"):
+        merkle.inclusion_keys(100, 100)
+
+
 def test_append_writes_each_complete_subtree_once() -> None:
     store = MemoryNodeStore()
     counting = CountingStore(store)
@@ -477,3 +503,112 @@ def test_format_md_vectors() -> None:
     assert inclusion == merkle.inclusion_proof(store, 3, 7) == rfc_path(3, leaves[:7])
     consistency = _hex_block(section, "Consistency proof from size 3 to size 7")
     assert consistency == merkle.consistency_proof(store, 3, 7) == rfc_subproof(3, leaves[:7], True)
+
+
+def test_planned_nodes_answer_roots_and_proofs_from_streamed_leaves_keeping_only_their_nodes() -> None:
+    rng = random.Random(11)
+    for _ in range(200):
+        size = rng.randrange(1, 301)
+        first = rng.randrange(0, size + 1)
+        other = rng.randrange(0, size + 1)
+        low, high = sorted((first, other))
+        plan = merkle.PlannedNodes(roots=[first, size], consistency=[(first, size), (low, high)])
+        for leaf in LEAVES_300[:size]:
+            plan.add(leaf_hash(leaf))
+        assert plan.size == size
+        assert merkle.root_hash(plan, size) == rfc_mth(LEAVES_300[:size])
+        assert merkle.root_hash(plan, first) == rfc_mth(LEAVES_300[:first])
+        for a, b in ((first, size), (low, high)):
+            expected = rfc_subproof(a, LEAVES_300[:b], True) if 0 < a < b else []
+            assert merkle.consistency_proof(plan, a, b) == expected, (a, b)
+        bound = max(1, (size - 1).bit_length())
+        kept = len(plan.nodes([(level, index) for level in range(10) for index in range(300)]))
+        assert kept <= 2 * bound + 2 * (2 * bound + 1), (size, kept)  # two roots, two proofs: O(log n)
+
+
+def test_planned_nodes_refuse_what_was_not_planned() -> None:
+    plan = merkle.PlannedNodes(roots=[5])
+    for leaf in LEAVES_300[:9]:
+        plan.add(leaf_hash(leaf))
+    assert merkle.root_hash(plan, 5) == rfc_mth(LEAVES_300[:5])
+    with pytest.raises(IntegrityError, match="is not stored"):
+        merkle.root_hash(plan, 7)
+    with pytest.raises(ValidationError, match="larger than the second"):
+        merkle.PlannedNodes(consistency=[(6, 5)])
+    with pytest.raises(ValidationError):
+        merkle.PlannedNodes(roots=[-1])
+
+
+# -- one proof for several leaves (a query page) -------------------------------------------------
+
+
+def rfc_mth_with(leaves: dict[int, bytes], start: int, end: int, hashes: list[bytes], d: Sequence[bytes]) -> bytes:
+    """MTH(D[start:end]) from the RFC's recursion, recording in ``hashes`` (left first) the MTH of
+    every range holding none of ``leaves``: what a multi-leaf proof must carry, written here apart
+    from the project's code."""
+    if not any(start <= i < end for i in leaves):
+        hashes.append(rfc_mth(d[start:end]))
+        return hashes[-1]
+    if end - start == 1:
+        return leaves[start]
+    k = rfc_k(end - start)
+    left = rfc_mth_with(leaves, start, start + k, hashes, d)
+    return H(b"\x01" + left + rfc_mth_with(leaves, start + k, end, hashes, d))
+
+
+def test_multi_inclusion_proofs_are_the_rfc_ranges_and_verify() -> None:
+    d = entry_hashes(300)
+    store = build(d)
+    rng = random.Random(14)
+    for _ in range(600):
+        size = rng.randrange(1, 301)
+        indices = sorted(rng.sample(range(size), rng.randrange(1, min(size, 40) + 1)))
+        proof = merkle.multi_inclusion_proof(store, indices, size)
+        expected: list[bytes] = []
+        leaves = {i: H(b"\x00" + d[i]) for i in indices}
+        root = rfc_mth_with(leaves, 0, size, expected, d)
+        assert proof == expected and root == merkle.root_hash(store, size)
+        verify_multi_inclusion([leaves[i] for i in indices], indices, size, proof, root)
+        if len(indices) == 1:  # one leaf: its RFC audit path, in the walk's order
+            assert sorted(proof) == sorted(merkle.inclusion_proof(store, indices[0], size))
+
+
+def test_tampered_multi_inclusion_proofs_are_refused() -> None:
+    d = entry_hashes(100)
+    store = build(d)
+    size, indices = 100, [3, 4, 5, 40, 99]
+    proof = merkle.multi_inclusion_proof(store, indices, size)
+    root = merkle.root_hash(store, size)
+    leaves = [H(b"\x00" + d[i]) for i in indices]
+    verify_multi_inclusion(leaves, indices, size, proof, root)
+    bad_cases = [
+        (leaves, indices, size, [flip(proof[0]), *proof[1:]], root),
+        (leaves, indices, size, proof[:-1], root),
+        (leaves, indices, size, [*proof, proof[0]], root),
+        (leaves, indices, size, proof, flip(root)),
+        ([flip(leaves[0]), *leaves[1:]], indices, size, proof, root),
+        (leaves, [2, 4, 5, 40, 99], size, proof, root),
+        (leaves[::-1], indices[::-1], size, proof, root),
+        (leaves, [3, 4, 4, 40, 99], size, proof, root),
+        (leaves, [3, 4, 5, 40, 100], size, proof, root),
+        (leaves, indices, 101, proof, root),
+        (leaves[:-1], indices, size, proof, root),
+        ([], [], size, [], root),
+        (leaves, indices, size, [b"short", *proof[1:]], root),
+    ]
+    for case in bad_cases:
+        with pytest.raises(ProofError):
+            verify_multi_inclusion(*case)
+    with pytest.raises(ValidationError):
+        merkle.multi_inclusion_proof(store, [5, 3], size)
+    with pytest.raises(ValidationError):
+        merkle.multi_inclusion_proof(store, [], size)
+    with pytest.raises(ValidationError):
+        merkle.multi_inclusion_proof(store, [100], size)
+
+
+def test_multi_inclusion_proof_of_a_page_is_small() -> None:
+    """50 consecutive leaves of a 1,000-leaf tree: about 2 log2(n) hashes, not 50 paths of 10."""
+    store = build(entry_hashes(1000))
+    proof = merkle.multi_inclusion_proof(store, list(range(437, 487)), 1000)
+    assert len(proof) <= 2 * 10

@@ -17,6 +17,7 @@ NEEDS = {
     "auth_ual.py": ["nucleus_storage_sqlite", "nucleus_token_api_key", "nucleus_ual"],
     "remote_client.py": ["nucleus_storage_sqlite", "nucleus_token_dev", "httpx"],
     "transparency.py": ["nucleus_storage_sqlite", "nucleus_token_dev", "nucleus_witness", "httpx"],
+    "verifying_client.py": ["nucleus_storage_sqlite", "nucleus_token_dev", "httpx"],
 }
 EXPECT = {
     "embedded_sqlite.py": "verified True 5 entries",
@@ -25,6 +26,7 @@ EXPECT = {
     "remote_client.py": "verify: True 4 entries; length 4",
     "transparency.py": "two witnesses down: size 7: refused (1 of the 2 cosignatures required)\n"
     "latest that meets the policy: size 6: accepted, cosigned by 2 of 3 (w1.example.org, w2.example.org)",
+    "verifying_client.py": "rollback: trusted 6, presented 3",
 }
 
 

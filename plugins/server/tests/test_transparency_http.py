@@ -349,3 +349,98 @@ def test_the_servers_timer_signs_the_last_writes_of_a_quiet_ledger(
         threading.Event().wait(0.05)
     assert issuer.due_in() is None
     assert tv.verify_checkpoint(issuer.at(size) or "", [signer.verifier]).size == size
+
+
+def test_batch_inclusion_proofs_are_the_single_ones_in_order_and_refused_alike(
+    served: tuple[Ledger, httpx.Client, NoteSigner, dict[int, str]],
+) -> None:
+    ledger, http, _signer, hashes = served
+    size = ledger.length()
+    head = served_checkpoint(http)
+    seqs = [size, 1, *sorted(hashes)[:5], size]  # out of order and repeated: answered as asked
+    response = http.post("/proof/inclusion", json={"tree_size": size, "seqs": seqs}, headers=dev(ALICE))
+    assert response.status_code == 200, response.text
+    doc = response.json()
+    assert doc["tree_size"] == size and len(doc["proofs"]) == len(seqs)
+    for seq, item in zip(seqs, doc["proofs"], strict=True):
+        single = http.get("/proof/inclusion", params={"seq": seq, "size": size}, headers=dev(ALICE)).json()
+        assert item == single
+        path = [bytes.fromhex(h) for h in item["hashes"]]
+        leaf = rfc_leaf(bytes.fromhex(ledger.storage.get_by_seq(seq).hash))
+        assert rfc_inclusion_ok(seq - 1, size, leaf, path, head.root_hash)
+    # By hash; an unknown hash and an entry the requester may not read are both null, the same bytes.
+    known, unknown = hashes[max(hashes)], "ab" * 32
+    as_alice = http.post("/proof/inclusion", json={"tree_size": size, "hashes": [known, unknown]}, headers=dev(ALICE))
+    assert [p is None for p in as_alice.json()["proofs"]] == [False, True]
+    as_bob = http.post("/proof/inclusion", json={"tree_size": size, "hashes": [known, unknown]}, headers=dev(BOB))
+    nothing = http.post("/proof/inclusion", json={"tree_size": size, "hashes": [unknown, unknown]}, headers=dev(BOB))
+    assert as_bob.status_code == 200 and as_bob.content == nothing.content
+    assert as_bob.json()["proofs"] == [None, None]
+    by_seq = http.post("/proof/inclusion", json={"tree_size": size, "seqs": [max(hashes)]}, headers=dev(BOB))
+    assert by_seq.json()["proofs"] == [None]
+    assert http.post("/proof/inclusion", json={"tree_size": size, "seqs": [1]}).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"tree_size": 5, "seqs": list(range(1, 5)) * 251},  # 1004 entries, over the limit of 1000
+        {"tree_size": 5, "seqs": []},
+        {"tree_size": 5, "seqs": [1], "hashes": ["ab" * 32]},
+        {"tree_size": 5},
+        {"tree_size": 5, "seqs": [0]},
+        {"tree_size": 5, "seqs": [6]},
+        {"tree_size": 5, "seqs": [True]},
+        {"tree_size": 5, "seqs": ["1"]},
+        {"tree_size": 0, "seqs": [1]},
+        {"tree_size": "5", "seqs": [1]},
+        {"tree_size": 10**6, "seqs": [1]},
+        {"tree_size": 5, "hashes": ["AB" * 32]},
+        {"tree_size": 5, "seqs": [1], "extra": 1},
+        [1, 2],
+    ],
+)
+def test_batch_inclusion_proofs_refuse_bad_bodies_with_400(
+    served: tuple[Ledger, httpx.Client, NoteSigner, dict[int, str]], body: object
+) -> None:
+    _ledger, http, _signer, _hashes = served
+    response = http.post("/proof/inclusion", json=body, headers=dev(ALICE))
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "malformed_request"
+
+
+def test_batch_inclusion_proof_limit_is_exactly_1000(
+    served: tuple[Ledger, httpx.Client, NoteSigner, dict[int, str]],
+) -> None:
+    ledger, http, _signer, _hashes = served
+    size = ledger.length()
+    seqs = [1 + i % size for i in range(1000)]
+    response = http.post("/proof/inclusion", json={"tree_size": size, "seqs": seqs}, headers=dev(ALICE))
+    assert response.status_code == 200 and len(response.json()["proofs"]) == 1000
+    over = http.post("/proof/inclusion", json={"tree_size": size, "seqs": [*seqs, 1]}, headers=dev(ALICE))
+    assert over.status_code == 400 and "at most 1000" in over.json()["error"]["message"]
+
+
+def test_a_query_page_carries_its_proof_when_asked(
+    served: tuple[Ledger, httpx.Client, NoteSigner, dict[int, str]],
+) -> None:
+    ledger, http, _signer, _hashes = served
+    head = served_checkpoint(http)
+    for size in (head.size, head.size - 7):
+        root = ledger.root_hash(size)
+        response = http.post("/entries/query", json={"limit": 50, "proof_tree_size": size}, headers=dev(ALICE))
+        assert response.status_code == 200, response.text
+        doc = response.json()
+        covered = [e for e in doc["entries"] if e["seq"] <= size]
+        assert doc["proof"]["tree_size"] == size and doc["proof"]["seqs"] == [e["seq"] for e in covered]
+        assert len(covered) < len(doc["entries"]) or size == head.size
+        leaves = [tv.leaf_hash(bytes.fromhex(e["hash"])) for e in covered]
+        hashes = [bytes.fromhex(h) for h in doc["proof"]["hashes"]]
+        tv.verify_multi_inclusion(leaves, [e["seq"] - 1 for e in covered], size, hashes, root)
+    plain = http.post("/entries/query", json={"limit": 5}, headers=dev(ALICE)).json()
+    assert "proof" not in plain
+    nothing = http.post("/entries/query", json={"proof_tree_size": head.size}, headers=dev(BOB)).json()
+    assert nothing["entries"] == [] and nothing["proof"] == {"tree_size": head.size, "seqs": [], "hashes": []}
+    for bad in (0, -1, "5", True, head.size + 1000):
+        response = http.post("/entries/query", json={"proof_tree_size": bad}, headers=dev(ALICE))
+        assert response.status_code == 400 and response.json()["error"]["field"] == "proof_tree_size", bad

@@ -12,6 +12,7 @@ from nucleus_core.capabilities import (
     DiscardableStorage,
     EntryRowStorage,
     GrantIndexStorage,
+    MerkleEntryReadStorage,
     MerkleTreeStorage,
     PooledConnectionStorage,
     ReadOnlyStorage,
@@ -31,7 +32,7 @@ class TestPostgresConformance(StorageConformance):
 class TestPostgresCapabilities(CapabilityConformance):
     capabilities = (
         EntryRowStorage, DiscardableStorage, ReadOnlyStorage, SqlDatabaseStorage, PooledConnectionStorage,
-        GrantIndexStorage, CheckpointStorage, MerkleTreeStorage,
+        GrantIndexStorage, CheckpointStorage, MerkleTreeStorage, MerkleEntryReadStorage,
     )
 
     @pytest.fixture

@@ -112,26 +112,52 @@ def test_idle_pooled_connections_killed_between_appends(
         assert ledger.verify().ok
 
 
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The statements psycopg cursors execute from now on (each one round trip)."""
+    statements: list[str] = []
+    execute = psycopg.Cursor.execute
+
+    def counting(self: psycopg.Cursor, query: Any, *args: Any, **kwargs: Any) -> Any:
+        statements.append(str(query))
+        return execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counting)
+    return statements
+
+
 def test_a_healthy_pooled_connection_is_checked_out_without_a_round_trip(
-    make_storage: Callable[..., PostgresStorage], monkeypatch: pytest.MonkeyPatch
+    make_storage: Callable[..., PostgresStorage], sent: list[str]
 ) -> None:
     """peewee pings (``SELECT 1``) every connection it checks out; the backend's pool asks the socket
     instead and pings only when the server has said something, so a read is one statement."""
     ctx = make_context()
     with create_ledger(id="quiet", storage=make_storage()) as ledger:
         entry = ledger.append(make_record(0), ctx)
-        sent: list[str] = []
-        execute = psycopg.Cursor.execute
-
-        def counting(self: psycopg.Cursor, query: Any, *args: Any, **kwargs: Any) -> Any:
-            sent.append(str(query))
-            return execute(self, query, *args, **kwargs)
-
-        monkeypatch.setattr(psycopg.Cursor, "execute", counting)
         for _ in range(3):
             sent.clear()
             assert ledger.get(entry.hash, ctx) is not None
             assert len(sent) == 1 and "SELECT 1" not in sent, sent
+
+
+def test_a_proof_is_one_statement(make_storage: Callable[..., PostgresStorage], sent: list[str]) -> None:
+    """An inclusion proof by seq reads its entry (for the requester's right to read it) and its
+    nodes in one statement; a consistency proof is one too (a tree size read before needs no read)."""
+    ctx = make_context()
+    with create_ledger(id="proofs", storage=make_storage()) as ledger:
+        ledger.append_batch([make_record(i) for i in range(300)], ctx)
+        size = ledger.tree_size()
+        for seq in (1, 2, 17, 150, 299, 300):
+            sent.clear()
+            proof = ledger.inclusion_proof(seq, size, ctx)
+            assert proof is not None and proof.leaf_index == seq - 1
+            assert len(sent) == 1, sent
+            sent.clear()
+            assert ledger.consistency_proof(seq, size, ctx).first == seq
+            assert len(sent) == (seq < size), sent  # a proof between equal sizes is empty: no read
+        sent.clear()
+        assert ledger.inclusion_proof(1, 1, ctx) is not None  # a tree of one leaf: the entry only
+        assert len(sent) == 1, sent
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from nucleus_core.capabilities import (
     DiscardableStorage,
     EntryRowStorage,
     GrantIndexStorage,
+    MerkleEntryReadStorage,
     MerkleTreeStorage,
     ReadOnlyStorage,
     SqlDatabaseStorage,
@@ -31,7 +32,7 @@ class TestSqliteCapabilities(CapabilityConformance):
     capabilities = (
         EntryRowStorage, DiscardableStorage, CopyableStorage, ReadOnlyStorage, SqlDatabaseStorage, GrantIndexStorage,
         CheckpointStorage,
-        MerkleTreeStorage,
+        MerkleTreeStorage, MerkleEntryReadStorage,
     )
 
     @pytest.fixture

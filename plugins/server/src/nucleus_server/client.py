@@ -13,34 +13,76 @@ Who is asking is the bearer token: the client's ``token``, or the ``token`` of t
 the one its bearer token authenticates is refused before the call is made. Every entry received
 is checked: its hash must match its seq, previous hash and record under the ledger's id.
 
+**Verifying.** Given the ledger's checkpoint verifier keys (``checkpoint_vkeys`` or
+``checkpoint_vkey_file``, obtained from the operator, not from the server) the client trusts the
+math, not the server (docs/TRANSPARENCY.md, "Verifying clients"): it keeps the last checkpoint it
+verified in ``trusted_state`` (a file path or a :class:`~nucleus_core.trusted_state.TrustedStateStore`),
+accepts a checkpoint only when a trusted key signed it for the expected origin and it extends the
+trusted one (a consistency proof), and returns an entry only with an inclusion proof in a trusted
+checkpoint (a query page's proof comes with the page; other reads fetch the proofs of up to
+:data:`MAX_PROOF_BATCH` entries per ``POST /proof/inclusion``). It raises
+:class:`CheckpointSignatureError`, :class:`InconsistentLogError`, :class:`RollbackError`,
+:class:`InclusionProofError` or :class:`WitnessPolicyError` (all :class:`LogVerificationError`,
+an :class:`~nucleus_core.errors.IntegrityError`) and never returns what it could not verify.
+
 Needs httpx: ``pip install "nucleus-server[client]"``.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+import re
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from urllib.parse import quote
 
 import httpx
 
 from nucleus_core.access import AclAdmin
+from nucleus_core.checkpoint import default_origin
 from nucleus_core.context import RequestContext, require_context
+from nucleus_core.cosignature import CosignaturePolicy
 from nucleus_core.errors import (
     AuthenticationError,
+    CheckpointSignatureError,
     ConfigurationError,
+    InclusionProofError,
+    InconsistentLogError,
     LedgerClosedError,
+    LogVerificationError,
     MissingRequesterError,
     NucleusError,
+    RollbackError,
     StorageUnavailableError,
+    TrustedStateError,
     ValidationError,
+    WitnessPolicyError,
 )
 from nucleus_core.modules import ModuleMetadata, ModuleState
 from nucleus_core.query import QueryFilters, QueryResult
 from nucleus_core.records import Entry, Record
-from nucleus_core.tlog_verify import MalformedNoteError, parse_vkey
+from nucleus_core.tlog_verify import (
+    Checkpoint,
+    MalformedNoteError,
+    ProofError,
+    leaf_hash,
+    parse_vkey,
+    verify_inclusion,
+    verify_multi_inclusion,
+)
 from nucleus_core.tree import ConsistencyProof, InclusionProof
+from nucleus_core.trusted_checkpoint import load_verifiers
+from nucleus_core.trusted_state import (
+    FileTrustedState,
+    MemoryTrustedState,
+    TrustedLog,
+    TrustedStateStore,
+)
+from nucleus_core.trusted_state import witness_policy as make_witness_policy
 from nucleus_core.verify import VerificationReport
 
 from . import wire
@@ -50,7 +92,24 @@ if TYPE_CHECKING:
     # Types only: the client imports nucleus-ual (an optional dependency) when an ACL call needs it.
     from nucleus_ual import Grant, ListResult, Resource
 
+__all__ = [
+    "DEFAULT_CHECKPOINT_WAIT", "MAX_PROOF_BATCH", "CheckpointSignatureError", "CosignaturePolicy", "FileTrustedState",
+    "InclusionProofError", "InconsistentLogError", "LogVerificationError", "MemoryTrustedState", "RemoteAcl",
+    "RemoteLedger", "RemoteModules", "RollbackError", "TrustedStateError", "TrustedStateStore", "WitnessPolicyError",
+]
+
 DEFAULT_TIMEOUT = 30.0
+
+DEFAULT_CHECKPOINT_WAIT = 10.0
+"""Seconds a verifying client waits for a checkpoint covering an entry newer than the latest one
+(the server issues one at most once per its checkpoint interval, 1 s by default)."""
+
+MAX_PROOF_BATCH = 1000
+"""Most entries whose proofs one ``POST /proof/inclusion`` asks for (the server's limit)."""
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_POLL_FIRST = 0.02
+_POLL_MAX = 0.5
 
 QueryParams = list[tuple[str, str | int | float | bool | None]]
 """Query parameters of a request, in order (repeated names allowed)."""
@@ -62,6 +121,18 @@ class RemoteLedger:
     ``url``: the server's base URL. ``token``: the default bearer token. ``ledger_id``: the ledger's
     id when known (otherwise asked from the server once, for hash checks). ``timeout``: seconds per
     request. ``transport``: an httpx transport (tests, custom TLS).
+
+    Verification (see the module docstring): ``checkpoint_vkeys`` (verifier key strings) and/or
+    ``checkpoint_vkey_file`` (one per line) are the keys the ledger's checkpoints must be signed
+    with; giving them turns verification on unless ``verify=False``. ``trusted_state``: where the
+    last verified checkpoint is kept, a file path (:class:`FileTrustedState`) or a
+    :class:`TrustedStateStore`; None keeps it in memory for the client's life. ``origin``: the
+    log's origin line (default ``nucleus.invalid/<ledger id>``; give it, or ``ledger_id``, rather
+    than take the server's word for it). ``checkpoint_wait``: seconds to wait for a checkpoint
+    covering an entry newer than the latest one before refusing with
+    :class:`InclusionProofError`. ``witness_policy``: a
+    :class:`~nucleus_core.cosignature.CosignaturePolicy` (k of n witnesses) that every checkpoint
+    received must meet, :class:`WitnessPolicyError` otherwise.
     """
 
     def __init__(
@@ -72,9 +143,52 @@ class RemoteLedger:
         ledger_id: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
+        checkpoint_vkeys: Iterable[str] = (),
+        checkpoint_vkey_file: str | os.PathLike[str] | None = None,
+        trusted_state: str | os.PathLike[str] | TrustedStateStore | None = None,
+        origin: str | None = None,
+        verify: bool | None = None,
+        checkpoint_wait: float = DEFAULT_CHECKPOINT_WAIT,
+        witness_policy: CosignaturePolicy | None = None,
     ) -> None:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ConfigurationError(f"url must be an http:// or https:// URL, got {url!r}")
+        if isinstance(checkpoint_vkeys, str):
+            raise ConfigurationError("checkpoint_vkeys is a list of verifier key strings, not one string")
+        vkeys = tuple(checkpoint_vkeys)
+        keyed = bool(vkeys) or checkpoint_vkey_file is not None
+        self.verifying = keyed if verify is None else bool(verify)
+        """True when checkpoints and entries are verified (the default when keys are given)."""
+        if self.verifying and not keyed:
+            raise ConfigurationError("verify=True needs the ledger's checkpoint verifier keys (checkpoint_vkeys=)")
+        if not self.verifying and (trusted_state is not None or witness_policy is not None):
+            raise ConfigurationError("trusted_state and witness_policy are used by a verifying client only")
+        if witness_policy is not None and not isinstance(witness_policy, CosignaturePolicy):
+            raise ConfigurationError(
+                f"witness_policy must be a CosignaturePolicy, not {type(witness_policy).__name__}"
+            )
+        if isinstance(checkpoint_wait, bool) or not isinstance(checkpoint_wait, int | float) or checkpoint_wait < 0:
+            raise ConfigurationError("checkpoint_wait must be a non-negative number of seconds")
+        self._verifiers = tuple(load_verifiers(vkeys, checkpoint_vkey_file)) if self.verifying else ()
+        self._store: TrustedStateStore
+        if trusted_state is None:
+            self._store = MemoryTrustedState()
+        elif isinstance(trusted_state, str | os.PathLike):
+            self._store = FileTrustedState(trusted_state)
+        elif isinstance(trusted_state, TrustedStateStore):
+            self._store = trusted_state
+        else:
+            raise ConfigurationError(
+                f"trusted_state must be a file path or a TrustedStateStore, not {type(trusted_state).__name__}"
+            )
+        self._origin = origin
+        self._checkpoint_wait = float(checkpoint_wait)
+        self._policy = None if witness_policy is None else make_witness_policy(witness_policy)
+        self.witness_policy = witness_policy
+        """The k-of-n witness policy every checkpoint must meet (None: none)."""
+        self._log: TrustedLog | None = None
+        self._log_lock = threading.Lock()
+        self._ask_cosigned = True
         self.url = url.rstrip("/")
         self._token = token
         self._id = ledger_id
@@ -180,6 +294,175 @@ class RemoteLedger:
             raise NucleusError("the server sent no entry list")
         return [self._entry(d, token) for d in docs]
 
+    # verification ---------------------------------------------------------------------------
+    def _trusted_log(self, token: str | None) -> TrustedLog:
+        """The trusted state of this ledger's log (made on first use: its origin may need the id)."""
+        with self._log_lock:
+            if self._log is None:
+                origin = self._origin
+                if origin is None:
+                    if self._id is None and token is None:
+                        raise ConfigurationError(
+                            "a verifying client needs the log's origin: give RemoteLedger(origin=...) or ledger_id=, "
+                            "or a token to ask the server for the ledger id"
+                        )
+                    origin = default_origin(self._id if self._id is not None else self._ledger_id(str(token)))
+                self._log = TrustedLog(self._verifiers, origin, self._store, policy=self._policy)
+            return self._log
+
+    @property
+    def trusted_checkpoint(self) -> Checkpoint | None:
+        """The checkpoint this client trusts now (read from ``trusted_state``; None before the first
+        one). :class:`~nucleus_core.errors.ConfigurationError` when the client does not verify."""
+        if not self.verifying:
+            raise ConfigurationError("this RemoteLedger does not verify (it was given no checkpoint verifier keys)")
+        return self._trusted_log(self._token).checkpoint
+
+    def refresh(self, context: RequestContext | None = None) -> Checkpoint:
+        """Fetch the server's latest checkpoint (``GET /checkpoint``), verify it against the
+        trusted state and move that forward (see the module docstring); returns it. Raises
+        :class:`CheckpointSignatureError`, :class:`InconsistentLogError`, :class:`RollbackError`
+        or the policy's error, leaving the trusted state unchanged."""
+        if not self.verifying:
+            raise ConfigurationError("this RemoteLedger does not verify (it was given no checkpoint verifier keys)")
+        token = self._token if context is None else self._bearer(context)
+        self._trusted_log(token)  # the origin is known (or refused) before anything is fetched
+        note = self._latest_note(token)
+        if note is None:
+            raise WitnessPolicyError(self._none_cosigned())
+        return self._accept(note, token, latest=True)
+
+    def _latest_note(self, token: str | None) -> str | None:
+        """The server's latest checkpoint; with a witness policy the latest one cosigned by the
+        policy's quorum of the server's witnesses (``GET /checkpoint?cosigned=K``), None when it has
+        none yet. A server without that parameter (or with fewer witnesses than the quorum) is asked
+        for its latest checkpoint instead, from then on: the policy then decides."""
+        policy = self.witness_policy
+        if policy is None or not self._ask_cosigned:
+            return self._checkpoint_text(None, token)
+        try:
+            return self._checkpoint_text(None, token, cosigned=policy.quorum)
+        except NotFoundError:
+            return None
+        except ValidationError as err:
+            if err.field not in ("query", "cosigned"):
+                raise
+            self._ask_cosigned = False
+            return self._checkpoint_text(None, token)
+
+    def _none_cosigned(self) -> str:
+        quorum = self.witness_policy.quorum if self.witness_policy is not None else 0
+        return f"the server has no checkpoint cosigned by {quorum} of its witnesses yet (the policy's quorum)"
+
+    def _accept(self, note: str, token: str | None, *, latest: bool) -> Checkpoint:
+        log = self._trusted_log(token)
+        def fetch(old_size: int, new_size: int) -> tuple[bytes, ...]:
+            return self._consistency_hashes(old_size, new_size, token)
+
+        return log.accept(note.encode("utf-8"), fetch, latest=latest)
+
+    def _consistency_hashes(self, old_size: int, new_size: int, token: str | None) -> tuple[bytes, ...]:
+        params: QueryParams = [("from", old_size), ("to", new_size)]
+        try:
+            doc = self._request("GET", "/proof/consistency", token, params=params)
+        except (ValidationError, NotFoundError) as err:
+            raise InconsistentLogError(
+                f"the server gives no consistency proof from its tree of {old_size} entries to {new_size}: {err}"
+            ) from None
+        try:
+            proof = ConsistencyProof.from_json(doc)
+        except ValidationError as err:
+            raise InconsistentLogError(f"the server's consistency proof from {old_size} to {new_size}: {err}") from None
+        if (proof.first, proof.second) != (old_size, new_size):
+            raise InconsistentLogError(
+                f"asked for the consistency proof from {old_size} to {new_size}, the server answered one "
+                f"from {proof.first} to {proof.second}"
+            )
+        return proof.hashes
+
+    def _covering(self, seq: int, token: str) -> Checkpoint:
+        """A trusted checkpoint covering entry ``seq``: the trusted one, or a newer one the server
+        issues within ``checkpoint_wait`` seconds (polled, the delay doubling)."""
+        log = self._trusted_log(token)
+        trusted = log.checkpoint
+        if trusted is not None and trusted.size >= seq:
+            return trusted
+        deadline = time.monotonic() + self._checkpoint_wait
+        delay = _POLL_FIRST
+        while True:
+            note = self._latest_note(token)
+            latest = None if note is None else self._accept(note, token, latest=True)
+            if latest is not None and latest.size >= seq:
+                return latest
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                latest_size = "none" if latest is None else f"of size {latest.size}"
+                raise InclusionProofError(
+                    f"entry {seq} cannot be verified: no checkpoint covers it (the server's latest"
+                    f"{' cosigned as the policy requires' if self.witness_policy is not None else ''} is "
+                    f"{latest_size}, after waiting {self._checkpoint_wait:g} s); the server issues checkpoints at "
+                    "most once per its checkpoint interval, and never on a read-only ledger",
+                    seq=seq, reason="no_covering_checkpoint",
+                )
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, _POLL_MAX)
+
+    def _verified(self, entries: list[Entry], token: str) -> list[Entry]:
+        """``entries``, each proven by an inclusion proof in a trusted checkpoint (the proofs of up
+        to :data:`MAX_PROOF_BATCH` entries per request); unchanged when the client does not verify."""
+        if not self.verifying or not entries:
+            return entries
+        checkpoint = self._covering(max(e.seq for e in entries), token)
+        seqs = sorted({e.seq for e in entries})
+        proofs: dict[int, InclusionProof | None] = {}
+        for start in range(0, len(seqs), MAX_PROOF_BATCH):
+            chunk = seqs[start : start + MAX_PROOF_BATCH]
+            proofs.update(zip(chunk, self._inclusion_batch(chunk, checkpoint.size, token), strict=True))
+        for entry in entries:
+            _check_inclusion(entry, proofs[entry.seq], checkpoint)
+        return entries
+
+    def _inclusion_batch(self, seqs: list[int], tree_size: int, token: str) -> list[InclusionProof | None]:
+        try:
+            doc = self._request("POST", "/proof/inclusion", token, body={"tree_size": tree_size, "seqs": seqs})
+        except ValidationError as err:
+            self._cannot_prove(tree_size, token, err)
+        items = doc.get("proofs") if isinstance(doc, dict) else None
+        if not isinstance(items, list) or doc.get("tree_size") != tree_size or len(items) != len(seqs):
+            raise InclusionProofError(
+                f"the server's POST /proof/inclusion did not answer {len(seqs)} proofs in the tree of {tree_size}"
+            )
+        proofs: list[InclusionProof | None] = []
+        for seq, item in zip(seqs, items, strict=True):
+            try:
+                proofs.append(None if item is None else InclusionProof.from_json(item))
+            except ValidationError as err:
+                raise InclusionProofError(
+                    f"entry {seq}: the server sent a malformed inclusion proof: {err}", seq=seq
+                ) from None
+        return proofs
+
+    def _cannot_prove(self, tree_size: int, token: str, err: ValidationError) -> NoReturn:
+        """The server refused to prove anything in the trusted tree of ``tree_size``: it is smaller
+        now (a rollback, which the latest checkpoint shows with both sizes), or refuses otherwise."""
+        note = self._latest_note(token)
+        if note is not None:
+            self._accept(note, token, latest=True)
+        raise InclusionProofError(
+            f"the server gives no inclusion proofs in the trusted tree of {tree_size} entries: {err}"
+        ) from None
+
+    def verify_entries(self, entries: Sequence[Entry], context: RequestContext | None = None) -> list[Entry]:
+        """Prove ``entries`` (from this ledger, obtained any way) to be in a trusted checkpoint, as
+        every method returning entries does; returns them. :class:`InclusionProofError` when one
+        is not (an entry the requester may not read has no proof either)."""
+        if not self.verifying:
+            raise ConfigurationError("this RemoteLedger does not verify (it was given no checkpoint verifier keys)")
+        batch = list(entries)
+        if not all(isinstance(e, Entry) for e in batch):
+            raise ValidationError("verify_entries takes a list of Entry", field="entries")
+        return self._verified(batch, self._bearer(context))
+
     # identity -------------------------------------------------------------------------------
     @property
     def id(self) -> str:
@@ -214,19 +497,33 @@ class RemoteLedger:
     def checkpoint(self, size: int | None = None) -> str:
         """The server's latest signed checkpoint (``GET /checkpoint``), or the one issued at
         ``size`` (:class:`~nucleus_core.errors.NotFoundError` when none was), as text. Public by
-        default; the client's token is sent when it has one. Verify it with keys obtained another
-        way (:func:`~nucleus_core.tlog_verify.verify_checkpoint`) before trusting it."""
+        default; the client's token is sent when it has one. A verifying client returns it only
+        verified against its trusted state (the latest one moves that forward, see :meth:`refresh`;
+        an older one must be a prefix of the trusted tree); otherwise verify it with keys obtained
+        another way (:func:`~nucleus_core.tlog_verify.verify_checkpoint`) before trusting it."""
         if self._closed:
             raise LedgerClosedError(f"RemoteLedger for {self.url} is closed")
         if size is not None and (type(size) is not int or size < 0):
             raise ValidationError(f"size must be a non-negative integer, not {size!r}", field="size")
+        if self.verifying:
+            self._trusted_log(self._token)
+        note = self._checkpoint_text(size, self._token)
+        if self.verifying:
+            self._accept(note, self._token, latest=size is None)
+        return note
+
+    def _checkpoint_text(self, size: int | None, token: str | None, *, cosigned: int | None = None) -> str:
         params: QueryParams = [] if size is None else [("size", size)]
-        response = self._send("GET", "/checkpoint", self._token, params=params)
+        if cosigned is not None:
+            params.append(("cosigned", cosigned))
+        response = self._send("GET", "/checkpoint", token, params=params)
         if not response.headers.get("content-type", "").startswith("text/plain"):
             raise NucleusError("the server's /checkpoint did not answer text/plain")
         try:
             return response.content.decode("utf-8")
         except UnicodeDecodeError:
+            if self.verifying:
+                raise CheckpointSignatureError("the server's checkpoint is not UTF-8") from None
             raise NucleusError("the server's checkpoint is not UTF-8") from None
 
     def inclusion_proof(
@@ -272,7 +569,10 @@ class RemoteLedger:
         if not isinstance(record, Record):
             raise ValidationError(f"append takes a Record, got {type(record).__name__}", field="record")
         token = self._bearer(context)
-        return self._entry(self._request("POST", "/entries", token, body=record.to_dict()), token)
+        entry = self._entry(self._request("POST", "/entries", token, body=record.to_dict()), token)
+        if self.verifying:
+            _check_records([entry], [record])
+        return self._verified([entry], token)[0]
 
     def append_batch(self, records: Sequence[Record], context: RequestContext | None = None) -> list[Entry]:
         """Append records atomically, in order: all are committed or none is."""
@@ -284,20 +584,31 @@ class RemoteLedger:
                 raise ValidationError(f"item {i} is a {type(record).__name__}, not a Record", field="records")
         token = self._bearer(context)
         doc = self._request("POST", "/entries/batch", token, body={"records": [r.to_dict() for r in batch]})
-        return self._entries(doc["entries"], token)
+        entries = self._entries(doc["entries"], token)
+        if self.verifying:
+            _check_records(entries, batch)
+        return self._verified(entries, token)
 
     # reads ----------------------------------------------------------------------------------
     def get(self, entry_hash: str, context: RequestContext | None = None) -> Entry | None:
         """The entry with this hash, or None when absent or not readable by the requester."""
         if not isinstance(entry_hash, str) or not entry_hash:
             raise ValidationError("must be 64 lowercase hex characters", field="hash")
-        return self._get_one(f"/entries/{_segment(entry_hash)}", context)
+        entry = self._get_one(f"/entries/{_segment(entry_hash)}", context)
+        if entry is not None and self.verifying and entry.hash != entry_hash:
+            raise LogVerificationError(f"asked for entry {entry_hash}, the server answered entry {entry.hash}")
+        return entry
 
     def get_by_id(self, record_id: str, context: RequestContext | None = None) -> Entry | None:
         """The entry of this record id, or None when absent or not readable by the requester."""
         if not isinstance(record_id, str) or not record_id:
             raise ValidationError("must be a non-empty string", field="record_id")
-        return self._get_one(f"/records/{_segment(record_id)}", context)
+        entry = self._get_one(f"/records/{_segment(record_id)}", context)
+        if entry is not None and self.verifying and entry.record.id != record_id:
+            raise LogVerificationError(
+                f"asked for record {record_id!r}, the server answered record {entry.record.id!r}"
+            )
+        return entry
 
     def _get_one(self, path: str, context: RequestContext | None) -> Entry | None:
         token = self._bearer(context)
@@ -305,15 +616,59 @@ class RemoteLedger:
             doc = self._request("GET", path, token)
         except NotFoundError:
             return None
-        return self._entry(doc, token)
+        return self._verified([self._entry(doc, token)], token)[0]
 
     def query(
         self, filters: QueryFilters | Mapping[str, Any] | None = None, context: RequestContext | None = None
     ) -> QueryResult:
         """Entries matching ``filters`` that the requester may read, a page at a time in seq order."""
         token = self._bearer(context)
-        doc = self._request("POST", "/entries/query", token, body=_filters_doc(filters))
-        return QueryResult(entries=self._entries(doc["entries"], token), next_cursor=doc.get("next_cursor"))
+        body = _filters_doc(filters)
+        trusted = self._trusted_log(token).checkpoint if self.verifying else None
+        if trusted is not None and trusted.size > 0:
+            # The page's proof in the trusted tree comes with the page: no second request.
+            body = {**body, "proof_tree_size": trusted.size}
+        try:
+            doc = self._request("POST", "/entries/query", token, body=body)
+        except ValidationError as err:
+            if trusted is None or err.field != "proof_tree_size":
+                raise
+            self._cannot_prove(trusted.size, token, err)
+        entries = self._entries(doc["entries"], token)
+        if self.verifying:
+            _check_ascending(entries)
+            entries = self._verified_page(entries, doc.get("proof"), trusted, token)
+        return QueryResult(entries=entries, next_cursor=doc.get("next_cursor"))
+
+    def _verified_page(
+        self, entries: list[Entry], proof: Any, trusted: Checkpoint | None, token: str
+    ) -> list[Entry]:
+        """A page proven by the proof that came with it (the entries in the trusted tree), the
+        rest (newer entries, or no proof) as :meth:`_verified` proves them."""
+        covered = [e for e in entries if trusted is not None and e.seq <= trusted.size]
+        if covered and trusted is not None:
+            seqs = [e.seq for e in covered]
+            if not isinstance(proof, dict) or proof.get("tree_size") != trusted.size or proof.get("seqs") != seqs:
+                raise InclusionProofError(
+                    f"the server's page came without the proof of entries {seqs[0]}..{seqs[-1]} in the trusted "
+                    f"tree of {trusted.size} entries", seq=seqs[0],
+                )
+            hashes = proof.get("hashes")
+            if not isinstance(hashes, list) or not all(isinstance(h, str) and _HEX64.fullmatch(h) for h in hashes):
+                raise InclusionProofError("the server's page proof is malformed", seq=seqs[0])
+            leaves = [leaf_hash(bytes.fromhex(e.hash)) for e in covered]
+            try:
+                verify_multi_inclusion(
+                    leaves, [seq - 1 for seq in seqs], trusted.size, [bytes.fromhex(h) for h in hashes],
+                    trusted.root_hash,
+                )
+            except ProofError as err:
+                raise InclusionProofError(
+                    f"entries {seqs[0]}..{seqs[-1]} of the page are not all in the trusted tree of "
+                    f"{trusted.size} entries: {err}", seq=seqs[0],
+                ) from None
+        self._verified([e for e in entries if trusted is None or e.seq > trusted.size], token)
+        return entries
 
     def iter_entries(self, context: RequestContext | None = None, *, from_seq: int = 1) -> Iterator[Entry]:
         """Every entry the requester may read from ``from_seq`` on, in seq order, a page at a time."""
@@ -471,8 +826,54 @@ class RemoteAcl:
         token = self._ledger._bearer(context)
         doc = self._ledger._request("GET", "/acl/entries", token, params=_query_params(dict(filters or {})))
         entries = self._ledger._entries(doc["entries"], token)
+        if self._ledger.verifying:
+            _check_ascending(entries)
+        entries = self._ledger._verified(entries, token)
         result_type: type[ListResult] = ual.ListResult
         return result_type(entries=entries, next_cursor=doc.get("next_cursor"))
+
+
+def _check_inclusion(entry: Entry, proof: InclusionProof | None, checkpoint: Checkpoint) -> None:
+    """Refuse ``entry`` unless ``proof`` puts its leaf at index ``seq - 1`` of ``checkpoint``'s tree."""
+    seq = entry.seq
+    if proof is None:
+        raise InclusionProofError(
+            f"entry {seq}: the server returned it but gives no inclusion proof of it in the tree of "
+            f"{checkpoint.size} entries", seq=seq,
+        )
+    if proof.leaf_index != seq - 1 or proof.tree_size != checkpoint.size:
+        raise InclusionProofError(
+            f"entry {seq}: the server's inclusion proof is for leaf {proof.leaf_index} of a tree of {proof.tree_size}, "
+            f"not leaf {seq - 1} of the trusted tree of {checkpoint.size}", seq=seq,
+        )
+    try:
+        leaf = leaf_hash(bytes.fromhex(entry.hash))
+        verify_inclusion(leaf, seq - 1, checkpoint.size, proof.hashes, checkpoint.root_hash)
+    except ProofError as err:
+        raise InclusionProofError(
+            f"entry {seq} (hash {entry.hash}) is not in the trusted tree of {checkpoint.size} entries: {err}", seq=seq
+        ) from None
+
+
+def _check_records(entries: Sequence[Entry], records: Sequence[Record]) -> None:
+    """An append's answer must be the records sent, in order, in consecutive entries."""
+    if len(entries) != len(records):
+        raise LogVerificationError(f"appended {len(records)} records, the server answered {len(entries)} entries")
+    for i, (entry, record) in enumerate(zip(entries, records, strict=True)):
+        if entry.record.canonical != record.canonical:
+            raise LogVerificationError(
+                f"the server answered the append of record {record.id!r} with entry {entry.seq} of another record",
+                seq=entry.seq,
+            )
+        if i and entry.seq != entries[i - 1].seq + 1:
+            raise LogVerificationError("the server answered a batch append with entries that are not consecutive")
+
+
+def _check_ascending(entries: Sequence[Entry]) -> None:
+    """A page's entries come in strictly ascending seq order."""
+    for before, after in itertools.pairwise(entries):
+        if after.seq <= before.seq:
+            raise LogVerificationError(f"the server answered a page out of seq order ({before.seq}, then {after.seq})")
 
 
 def _segment(value: str) -> str:

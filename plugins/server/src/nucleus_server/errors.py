@@ -68,7 +68,10 @@ STATUS_BY_CLASS: tuple[tuple[type[NucleusError], int], ...] = (
 )
 """The HTTP status of an error: the first class in this list that the error is an instance of."""
 
-DETAIL_ATTRIBUTES = ("field", "seq", "reason", "record_id", "module_id", "plugin_name", "distribution", "scope")
+DETAIL_ATTRIBUTES = (
+    "field", "seq", "reason", "record_id", "module_id", "plugin_name", "distribution", "scope",
+    "trusted_size", "presented_size",
+)
 """Attributes of Nucleus errors that travel with the code and message (none of them holds a secret)."""
 
 INTERNAL_ERROR_CODE = "internal_error"

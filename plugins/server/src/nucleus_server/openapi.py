@@ -63,6 +63,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                     "module_id": {"type": "string"},
                     "plugin_name": {"type": "string"},
                     "distribution": {"type": "string"},
+                    "trusted_size": {"type": "integer"},
+                    "presented_size": {"type": "integer"},
                 },
             }
         },
@@ -108,6 +110,29 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "leaf_index": {**_INT, "description": "the entry's seq - 1"},
             "tree_size": {**_INT, "minimum": 1},
             "hashes": {"type": "array", "items": _HASH_HEX, "description": "RFC 9162 2.1.3.1 audit path, bottom up"},
+        },
+    },
+    "InclusionProofBatch": {
+        "type": "object",
+        "required": ["tree_size"],
+        "additionalProperties": False,
+        "description": "exactly one of seqs and hashes, at most 1000 items",
+        "properties": {
+            "tree_size": {**_INT, "minimum": 1},
+            "seqs": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {**_INT, "minimum": 1}},
+            "hashes": {"type": "array", "minItems": 1, "maxItems": 1000, "items": _HASH},
+        },
+    },
+    "InclusionProofs": {
+        "type": "object",
+        "required": ["tree_size", "proofs"],
+        "properties": {
+            "tree_size": {**_INT, "minimum": 1},
+            "proofs": {
+                "type": "array",
+                "items": {"oneOf": [{"$ref": "#/components/schemas/InclusionProof"}, {"type": "null"}]},
+                "description": "one per requested entry, in order; null when absent or not readable",
+            },
         },
     },
     "ConsistencyProof": {
@@ -189,6 +214,17 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             "entries": {"type": "array", "items": {"$ref": "#/components/schemas/Entry"}},
             "next_cursor": {"type": ["string", "null"], "description": "pass as cursor for the next page"},
+            "proof": {
+                "type": "object",
+                "description": "only when the query gave proof_tree_size: one proof that the page's entries "
+                "with seq <= tree_size (seqs) are in that tree (tlog_verify.verify_multi_inclusion)",
+                "required": ["tree_size", "seqs", "hashes"],
+                "properties": {
+                    "tree_size": {**_INT, "minimum": 1},
+                    "seqs": {"type": "array", "items": {**_INT, "minimum": 1}},
+                    "hashes": {"type": "array", "items": _HASH_HEX},
+                },
+            },
         },
     },
     "QueryFilters": {
@@ -201,6 +237,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "until": _INT,
             "limit": {"type": "integer", "minimum": 1},
             "cursor": {"type": "string"},
+            "proof_tree_size": {
+                **_INT, "minimum": 1,
+                "description": "POST /entries/query only: answer a proof of the page in the tree of this size",
+            },
         },
     },
     "VerificationReport": {

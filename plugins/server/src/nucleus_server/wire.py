@@ -84,11 +84,15 @@ def entry_json(entry: Entry) -> bytes:
     )
 
 
-def entries_json(entries: Iterable[Entry], *, next_cursor: str | None = None, paged: bool = False) -> bytes:
-    """``{"entries": [...]}`` and, when ``paged``, ``"next_cursor"``."""
+def entries_json(
+    entries: Iterable[Entry], *, next_cursor: str | None = None, paged: bool = False, proof: Any = None
+) -> bytes:
+    """``{"entries": [...]}`` and, when ``paged``, ``"next_cursor"``; ``"proof"`` when given."""
     body = b'{"entries":[' + b",".join(entry_json(e) for e in entries) + b"]"
     if paged:
         body += b',"next_cursor":' + dumps(next_cursor)
+    if proof is not None:
+        body += b',"proof":' + dumps(proof)
     return body + b"}"
 
 

@@ -285,7 +285,13 @@ class PostgresStorage(SqlStorageBackend):
     # lifecycle --------------------------------------------------------------------------------
     def open(self, ledger_id: str, *, read_only: bool = False, create: bool = True) -> None:
         """Connect, create or migrate the tables (under the schema lock) and register ``ledger_id``
-        (with ``create`` false: nothing is created, the ledger must exist)."""
+        (with ``create`` false: nothing is created, the ledger must exist). ``read_only``: every
+        connection is a read-only session (``default_transaction_read_only``), so the server itself
+        refuses any write."""
+        if read_only:
+            extra = "-c default_transaction_read_only=on"
+            current = self._connect.get("options")
+            self._connect["options"] = f"{current} {extra}" if current else extra
         try:
             super().open(ledger_id, read_only=read_only, create=create)
         finally:

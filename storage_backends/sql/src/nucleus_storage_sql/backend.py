@@ -16,7 +16,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, ClassVar
 
 import peewee
@@ -623,6 +623,13 @@ class SqlStorageBackend(abc.ABC):
         """The committed tree's nodes (every level) for roots and proofs."""
         self.database  # noqa: B018 - raises when closed
         return self._tree.store()
+
+    def entry_and_merkle_nodes(self, seq: int, keys: Collection[NodeKey]) -> tuple[Entry | None, dict[NodeKey, bytes]]:
+        """``(get_by_seq(seq), merkle_store().nodes(keys))`` in one statement (the
+        :class:`~nucleus_core.capabilities.MerkleEntryReadStorage` capability: an inclusion proof
+        by seq in one round trip)."""
+        self.database  # noqa: B018 - raises when closed
+        return self._tree.entry_and_nodes(seq, keys)
 
     def iter_merkle_nodes(self, start: int = 0) -> Iterator[tuple[int, bytes]]:
         """The stored nodes with number ``>= start`` by number, in batches (constant memory)."""

@@ -11,6 +11,9 @@ Two tables beside the entries, shared by the ledgers of a database like the entr
   Storing every node (two rows per entry) cost about 10% of ``append_batch(1000)``; see BENCHMARKS.md.
 - ``nucleus_merkle_size``: ``(ledger_id, size)``, the number of entries the tree covers.
 
+An inclusion proof by seq reads its entry in the same statement as its nodes
+(:meth:`SqlMerkleTree.entry_and_nodes`, the ``MerkleEntryReadStorage`` capability): one round trip.
+
 Both are written in the ledger's write transaction (the ledger calls
 :meth:`SqlMerkleTree.write` from it), so entries and their nodes commit together. The tables are
 created by the first writable open (recorded as component ``merkle`` in the schema-version table);
@@ -23,7 +26,10 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from nucleus_core.merkle import NodeKey
-from nucleus_core.tree import DerivedLevelsStore, node_number, raw_hash
+from nucleus_core.records import Entry
+from nucleus_core.tree import DerivedLevelsRead, DerivedLevelsStore, node_number, raw_hash
+
+from .models import ENTRY_COLUMNS
 
 if TYPE_CHECKING:
     from .backend import SqlStorageBackend
@@ -63,14 +69,29 @@ class SqlMerkleTree:
             f"ON CONFLICT ({lid}) DO UPDATE SET {size} = excluded.{size}",
             "iter": f"SELECT {node}, {hsh} FROM {nodes} WHERE {lid} = {p} AND {node} >= {p} ORDER BY {node} LIMIT {p}",  # noqa: S608
             "hashes": f"SELECT {seq}, {hsh} FROM {entries} WHERE {lid} = {p} AND {seq} >= {p} ORDER BY {seq} LIMIT {p}",  # noqa: S608
-            # The two branches of _read's UNION ALL: (kind, number, node hash, entry hash).
-            "nodes": f"SELECT 0, {node}, {hsh}, NULL FROM {nodes} WHERE {lid} = {p} AND {node} IN ",  # noqa: S608
-            "seq_range": f"SELECT 1, {seq}, NULL, {hsh} FROM {entries} "  # noqa: S608
-            f"WHERE {lid} = {p} AND {seq} >= {p} AND {seq} <= {p}",
             "ddl_nodes": f"CREATE TABLE IF NOT EXISTS {nodes} ({lid} VARCHAR(128) NOT NULL, {node} BIGINT NOT NULL, "
             f"{hsh} {backend.blob_type} NOT NULL, PRIMARY KEY ({lid}, {node})){backend.clustered_table}",
             "ddl_sizes": f"CREATE TABLE IF NOT EXISTS {sizes} ({lid} VARCHAR(128) PRIMARY KEY, {size} BIGINT NOT NULL)",
+            # The branches of _read_with's UNION ALL (kind 2 first when there, then 0, then 1).
+            "entry": f"SELECT 2, {backend.entry_columns_sql()}, CAST(NULL AS {backend.blob_type}) "  # noqa: S608
+            f"FROM {entries} WHERE {lid} = {p} AND {seq} = {p}",
         }
+        # Rows are (kind, number, entry hash, node hash): kind 0 a stored node, 1 the hash of an
+        # entry in a seq range. Read with the entry (kind 2, its ENTRY_COLUMNS from seq on), the
+        # entry's other columns come between the two hashes, NULL in the other branches. PostgreSQL
+        # types a UNION column pair by pair from the left, an untyped NULL taking the other side's
+        # type (text when both are NULL): the entry's branch, typed in every column (its NULL node
+        # hash cast; a column a table from before format 2 lacks is NULL in every branch, so text
+        # does no harm), comes first; without it the node branch, typed where the range branches are not.
+        pad = " NULL," * (len(ENTRY_COLUMNS) - 2)
+        for suffix, padding in (("", ""), ("+entry", pad)):
+            self._sql["nodes" + suffix] = (
+                f"SELECT 0, {node}, NULL,{padding} {hsh} FROM {nodes} WHERE {lid} = {p} AND {node} IN "  # noqa: S608
+            )
+            self._sql["seq_range" + suffix] = (
+                f"SELECT 1, {seq}, {hsh},{padding} NULL FROM {entries} "  # noqa: S608
+                f"WHERE {lid} = {p} AND {seq} >= {p} AND {seq} <= {p}"
+            )
         db = backend.database
         self.present = db.table_exists(MERKLE_TABLE) and db.table_exists(MERKLE_SIZE_TABLE)
 
@@ -107,35 +128,59 @@ class SqlMerkleTree:
         rows = self._run(self._sql["size"], (self._backend.ledger_id,), "reading the Merkle tree size")
         return int(rows[0][0]) if rows else 0
 
-    def _read(
-        self, keys: Collection[NodeKey], ranges: Sequence[tuple[int, int]]
-    ) -> tuple[dict[NodeKey, bytes], dict[int, bytes]]:
-        """Stored nodes ``keys`` and the entry hashes of the inclusive seq ``ranges``, in one statement
-        (a ``UNION ALL`` of one branch for the nodes and one per range: one round trip)."""
+    def _read_with(
+        self, keys: Collection[NodeKey], ranges: Sequence[tuple[int, int]], seq: int | None
+    ) -> tuple[Entry | None, dict[NodeKey, bytes], dict[int, bytes]]:
+        """The entry at ``seq`` (None: not read, or absent), the stored nodes ``keys`` and the entry
+        hashes of the inclusive seq ``ranges``, in one statement (a ``UNION ALL`` of one branch for
+        the entry, one for the nodes and one per range: one round trip)."""
         numbers = {node_number(level, index, MIN_LEVEL): (level, index) for level, index in keys if self.present}
         ledger_id = self._backend.ledger_id
         mark = self._backend.database.param
+        suffix = "" if seq is None else "+entry"
         parts: list[str] = []
         params: list[Any] = []
+        if seq is not None:
+            parts.append(self._sql["entry"])
+            params += (ledger_id, seq)
         if numbers:
-            parts.append(f"{self._sql['nodes']}({', '.join([mark] * len(numbers))})")
+            parts.append(f"{self._sql['nodes' + suffix]}({', '.join([mark] * len(numbers))})")
             params += (ledger_id, *numbers)
         for first, last in ranges:
-            parts.append(self._sql["seq_range"])
+            parts.append(self._sql["seq_range" + suffix])
             params += (ledger_id, first, last)
         if not parts:
-            return {}, {}
-        rows = self._run(" UNION ALL ".join(parts), params, "reading Merkle tree nodes and entry hashes")
+            return None, {}, {}
+        action = "reading Merkle tree nodes and entry hashes" if seq is None else "reading an entry and its proof nodes"
+        rows = self._run(" UNION ALL ".join(parts), params, action)
+        entry: Entry | None = None
         nodes: dict[NodeKey, bytes] = {}
         hashes: dict[int, bytes] = {}
-        for kind, number, node_value, entry_hash in rows:
+        for row in rows:
+            kind = row[0]
             if kind == 0:
-                nodes[numbers[int(number)]] = bytes(node_value)
-            else:
-                raw = raw_hash(entry_hash)
+                nodes[numbers[int(row[1])]] = bytes(row[-1])
+            elif kind == 1:
+                raw = raw_hash(row[2])
                 if raw is not None:
-                    hashes[int(number)] = raw
+                    hashes[int(row[1])] = raw
+            else:  # the entry's columns, in ENTRY_COLUMNS order, between the kind and the node hash
+                entry = Entry.from_row(row[1:-1])
+        return entry, nodes, hashes
+
+    def _read(
+        self, keys: Collection[NodeKey], ranges: Sequence[tuple[int, int]]
+    ) -> tuple[dict[NodeKey, bytes], dict[int, bytes]]:
+        """Stored nodes ``keys`` and the entry hashes of the inclusive seq ``ranges``, in one statement."""
+        _, nodes, hashes = self._read_with(keys, ranges, None)
         return nodes, hashes
+
+    def entry_and_nodes(self, seq: int, keys: Collection[NodeKey]) -> tuple[Entry | None, dict[NodeKey, bytes]]:
+        """The entry at ``seq`` (None when absent) and the nodes among ``keys`` (every level), in one
+        statement (:meth:`~nucleus_storage_sql.SqlStorageBackend.entry_and_merkle_nodes`)."""
+        plan = DerivedLevelsRead(keys, MIN_LEVEL)
+        entry, stored, hashes = self._read_with(plan.stored, plan.ranges, seq)
+        return entry, plan.nodes(stored, hashes)
 
     def store(self) -> DerivedLevelsStore:
         """Every node of the tree: stored ones by number, lower ones from the entry hashes."""

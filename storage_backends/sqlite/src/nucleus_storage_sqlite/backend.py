@@ -237,6 +237,7 @@ class SqliteStorage(SqlStorageBackend):
         self._wal_held = False
         self._created_file = False
         self._opening = ""
+        self._open_read_only = False
         super().__init__(f"sqlite:///{self.path}", iter_batch_size=iter_batch_size)
 
     def read_only_opener(self) -> Callable[[], SqliteStorage]:
@@ -276,7 +277,9 @@ class SqliteStorage(SqlStorageBackend):
         try:
             self._check_file()
             exists = self.path.exists()
-            writable = self._writable()
+            # Opened read-only on request (an audit): the same mode=ro connection as for a file this
+            # process may not write, so that nothing (not even the WAL switch) touches the file.
+            writable = self._writable() and not self._open_read_only
         except OSError as err:
             # The system refuses the path itself (too long, a loop of symlinks...): a clear error.
             text = str(self.path)
@@ -308,6 +311,7 @@ class SqliteStorage(SqlStorageBackend):
 
     def open(self, ledger_id: str, *, read_only: bool = False, create: bool = True) -> None:
         self._opening = ledger_id
+        self._open_read_only = read_only
         if not create and self.path.is_file():
             # Look before opening for real: connecting writable sets WAL mode, which would change a
             # file that does not hold the ledger (an empty file would become a database).

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nucleus_core.context import RequestContext
-from nucleus_core.errors import QueryError, RecordValidationError
+from nucleus_core.errors import QueryError, RecordValidationError, ValidationError
 from nucleus_core.records import Entry, Record
 
 from .. import wire
@@ -83,13 +83,31 @@ async def query_json(api: Api, request: Request) -> Response:
     filters = await request.json()
     if not isinstance(filters, dict):
         raise QueryError("filters must be a JSON object", field="filters")
-    return await _query(api, filters, ctx)
+    proof_size = filters.pop("proof_tree_size", None)
+    if proof_size is not None and (type(proof_size) is not int or not 1 <= proof_size < 2**63):
+        raise MalformedRequestError("must be a positive integer", field="proof_tree_size")
+    return await _query(api, filters, ctx, proof_size)
 
 
-async def _query(api: Api, filters: dict[str, Any], ctx: RequestContext) -> Response:
+async def _query(api: Api, filters: dict[str, Any], ctx: RequestContext, proof_size: int | None = None) -> Response:
     def work() -> bytes:
         result = api.ledger.query(filters, ctx)
-        return wire.entries_json(result.entries, next_cursor=result.next_cursor, paged=True)
+        proof = None
+        if proof_size is not None:
+            # One proof for the page's entries in the tree of proof_size (those it holds): a
+            # verifying client needs no second request (docs/TRANSPARENCY.md).
+            covered = [e for e in result.entries if e.seq <= proof_size]
+            seqs = [e.seq for e in covered]
+            hashes: list[bytes] | None = []
+            if covered:
+                try:
+                    hashes = api.ledger.multi_inclusion_proof(covered, proof_size, ctx)
+                except ValidationError as err:
+                    raise MalformedRequestError(str(err), field="proof_tree_size") from None
+            if hashes is None:  # an entry became unreadable since the query read it: no proof
+                seqs, hashes = [], []
+            proof = {"tree_size": proof_size, "seqs": seqs, "hashes": [h.hex() for h in hashes]}
+        return wire.entries_json(result.entries, next_cursor=result.next_cursor, paged=True, proof=proof)
 
     return raw_response(200, await api.run(work))
 

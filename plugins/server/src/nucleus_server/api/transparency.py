@@ -13,12 +13,16 @@ from typing import Any
 from nucleus_core.errors import ValidationError
 from nucleus_core.hashing import is_hash
 
+from .. import wire
 from ..asgi import TEXT_PLAIN, Request, Response, json_response
 from ..errors import MalformedRequestError, NotFoundError
 from ..openapi import Route
 from .base import Api, Endpoint
 
 MAX_SIZE_DIGITS = 16
+
+MAX_PROOF_BATCH = 1000
+"""Most entries in one ``POST /proof/inclusion`` (a full query page); more is a 400."""
 
 
 def query_ints(request: Request, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -97,6 +101,40 @@ async def inclusion_proof(api: Api, request: Request) -> Response:
     return json_response(200, proof.to_json())
 
 
+async def inclusion_proofs(api: Api, request: Request) -> Response:
+    # The batch of GET /proof/inclusion: the same read of each entry, so an entry the requester may
+    # not read is answered null exactly like an absent one (no existence leak).
+    ctx = request.requester
+    raw = await request.read_body()
+
+    def work() -> Any:
+        doc = wire.loads_body(raw)
+        keys = set(doc) if isinstance(doc, dict) else set()
+        if keys not in ({"tree_size", "seqs"}, {"tree_size", "hashes"}):
+            raise MalformedRequestError(
+                'the body is {"tree_size": N, "seqs": [...]} or {"tree_size": N, "hashes": [...]}', field="body"
+            )
+        by = "seqs" if "seqs" in doc else "hashes"
+        size, targets = doc["tree_size"], doc[by]
+        if type(size) is not int or not 1 <= size < 2**63:
+            raise MalformedRequestError("must be a positive integer", field="tree_size")
+        if not isinstance(targets, list) or not targets:
+            raise MalformedRequestError("must be a non-empty list", field=by)
+        if len(targets) > MAX_PROOF_BATCH:
+            raise MalformedRequestError(
+                f"at most {MAX_PROOF_BATCH} entries per request, got {len(targets)}", field=by
+            )
+        for item in targets:
+            if by == "seqs" and (type(item) is not int or not 1 <= item <= size):
+                raise MalformedRequestError(f"each seq is an integer from 1 to tree_size {size}", field=by)
+            if by == "hashes" and not (isinstance(item, str) and is_hash(item)):
+                raise MalformedRequestError("each hash is 64 lowercase hex characters", field=by)
+        proofs = _as_bad_request(lambda: api.ledger.inclusion_proofs(targets, size, ctx))
+        return {"tree_size": size, "proofs": [None if p is None else p.to_json() for p in proofs]}
+
+    return json_response(200, await api.run(work))
+
+
 async def consistency_proof(api: Api, request: Request) -> Response:
     # Public by default (no requester on a public path): the proof holds tree hashes only.
     params = query_ints(request, ("from", "to"))
@@ -132,6 +170,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             response="InclusionProof", query=("seq", "hash", "size"),
         ),
         inclusion_proof,
+    ),
+    (
+        Route(
+            "POST", "/proof/inclusion", "inclusion_proofs",
+            f"RFC 9162 inclusion proofs of up to {MAX_PROOF_BATCH} entries (by seqs or hashes) in the tree of "
+            "tree_size entries, in order; null for an entry the requester may not read or that is absent",
+            request="InclusionProofBatch", response="InclusionProofs",
+        ),
+        inclusion_proofs,
     ),
     (
         Route(

@@ -1,7 +1,9 @@
 """Transparency end to end on loopback: a ledger server that signs checkpoints, three witnesses that
 cosign them (c2sp.org/tlog-witness), and a client that accepts a checkpoint only when the ledger's
 key signed it and 2 of the 3 witnesses cosigned it. Then one witness stops (still 2 of 3), and a
-second one (the latest checkpoint no longer meets the policy: refused).
+second one (the latest checkpoint no longer meets the policy: refused). Last, the verifying
+`RemoteLedger` with the same policy: it returns only entries proven in a checkpoint that 2 of the
+witnesses cosigned.
 
     pip install -r requirements-server.txt nucleus-witness
     python examples/transparency.py
@@ -29,6 +31,7 @@ from nucleus_server.client import RemoteLedger
 
 from nucleus_core import Record, tlog_verify
 from nucleus_core.cosignature import CosignaturePolicy, CosignaturePolicyError
+from nucleus_core.errors import InclusionProofError
 
 ORIGIN = "ledger.example.com/main"  # the ledger's name in its checkpoints (and its key's name)
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("NUCLEUS_")}
@@ -166,6 +169,19 @@ try:
         grow(1)
         print("two witnesses down:", check(http.get("/checkpoint").text))
         print("latest that meets the policy:", check(http.get("/checkpoint", params={"cosigned": 2}).text))
+
+    # 4. The verifying client requiring the same policy: every entry it returns is proven to be in
+    #    a checkpoint that 2 of the witnesses cosigned; one that none such covers yet is refused.
+    with RemoteLedger(
+        url, token="dev:oid:example:user:alice", origin=ORIGIN, checkpoint_vkeys=[log_vkey],  # noqa: S106
+        witness_policy=policy, checkpoint_wait=0.5,
+    ) as verifying:
+        entries = verifying.query({"stream": "notes", "limit": 6}).entries
+        print(f"verifying client: entries 1-{entries[-1].seq} proven in a checkpoint 2 witnesses cosigned")
+        try:
+            verifying.query({"stream": "notes", "limit": 10})
+        except InclusionProofError as err:  # the page is refused whole: no unverified entry is returned
+            print(f"verifying client: a page with entry {err.seq} refused, no such checkpoint covers it yet")
 finally:
     for process in processes:
         if process.poll() is None:

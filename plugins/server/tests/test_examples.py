@@ -25,7 +25,9 @@ EXPECT = {
     "auth_ual.py": "bob after alice's grant: ['alice-note']",
     "remote_client.py": "verify: True 4 entries; length 4",
     "transparency.py": "two witnesses down: size 7: refused (1 of the 2 cosignatures required)\n"
-    "latest that meets the policy: size 6: accepted, cosigned by 2 of 3 (w1.example.org, w2.example.org)",
+    "latest that meets the policy: size 6: accepted, cosigned by 2 of 3 (w1.example.org, w2.example.org)\n"
+    "verifying client: entries 1-6 proven in a checkpoint 2 witnesses cosigned\n"
+    "verifying client: a page with entry 7 refused, no such checkpoint covers it yet",
     "verifying_client.py": "rollback: trusted 6, presented 3",
 }
 

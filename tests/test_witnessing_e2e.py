@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import inspect
 import logging
 import os
 import signal
@@ -333,9 +332,7 @@ def test_a_remote_ledger_requiring_the_policy_accepts_and_refuses(
     """The verifying client (``RemoteLedger(witness_policy=...)``, issue 14 item 1) over this server."""
     from nucleus_server.client import RemoteLedger
 
-    if "witness_policy" not in inspect.signature(RemoteLedger).parameters:
-        pytest.skip("this RemoteLedger takes no witness_policy (the verifying client is not merged here)")
-    from nucleus_core.errors import WitnessPolicyError  # type: ignore[attr-defined,unused-ignore]
+    from nucleus_core.errors import InclusionProofError, WitnessPolicyError
 
     monkeypatch.setenv("NUCLEUS_ENV", "development")
     ledger = create_ledger(
@@ -346,7 +343,7 @@ def test_a_remote_ledger_requiring_the_policy_accepts_and_refuses(
     policy = CosignaturePolicy.from_vkeys(2, [w.vkey for w in witnesses])
     with RemoteLedger(
         server.url, token=f"dev:{ALICE.oid}", ledger_id="main", origin=log.origin,
-        checkpoint_vkeys=[log.signer.vkey], witness_policy=policy,
+        checkpoint_vkeys=[log.signer.vkey], witness_policy=policy, checkpoint_wait=0.5,
     ) as client:
         assert ref.checkpoint(client.checkpoint(), log.signer.vkey).size == 4
         assert client.get_by_id("a3") is not None  # verified against a checkpoint that meets the policy
@@ -357,6 +354,11 @@ def test_a_remote_ledger_requiring_the_policy_accepts_and_refuses(
         grow(ledger, 1)
         with pytest.raises(WitnessPolicyError, match="size 6"):
             client.checkpoint()
+        entry = client.get_by_id("a4")  # seq 5: in the last checkpoint 2 of 3 cosigned
+        assert entry is not None and entry.seq == 5
+        with pytest.raises(InclusionProofError) as refused:  # seq 6: in none such
+            client.get_by_id("a5")
+        assert refused.value.seq == 6
 
 
 def test_cosigned_selects_among_the_configured_witnesses_only(

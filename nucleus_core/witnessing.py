@@ -248,10 +248,6 @@ class _Worker:
             self._retry_at = None
             self._cond.notify_all()
 
-    def idle(self) -> bool:
-        with self._cond:
-            return self._tried >= self._given
-
     def wait_idle(self, deadline: float) -> bool:
         with self._cond:
             while self._tried < self._given:
@@ -285,7 +281,7 @@ class _Worker:
                 given = self._given
             try:
                 done = self._send(size, note)
-            except Exception:
+            except Exception:  # a storage error, or a bug: a worker that died would stop witnessing silently
                 log.exception("witness %s: sending the checkpoint of size %d failed", self.witness.label, size)
                 self.last_error = "an unexpected error (see the log)"
                 done = False

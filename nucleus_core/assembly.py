@@ -33,10 +33,11 @@ import pluggy
 
 from .access import AccessPolicy, AuthenticatedPolicy
 from .auth import TokenRegistry, build_token_registry
-from .capabilities import CheckpointStorage, DiscardableStorage, ReadOnlyStorage
+from .capabilities import CheckpointStorage, CosignatureStore, DiscardableStorage, ReadOnlyStorage
 from .checkpoints import CheckpointIssuer, CheckpointKeys
 from .errors import ConfigurationError, IntegrityError, NucleusError, PluginError
 from .ledger import Ledger, LedgerConfig, plugin_context, storage_for_url, verify_chain
+from .merkle import consistency_proof as merkle_consistency_proof
 from .merkle import root_hash
 from .modules import Module, ModuleContext, ModuleRegistry
 from .plugins import build_plugin_manager, call_registration
@@ -53,10 +54,11 @@ from .specs import AclProviderSpec, ModuleSpec, TokenParserSpec
 from .storage import MemoryStorage, StorageBackend
 from .tree import build_tree, tree_storage
 from .trusted_checkpoint import check_trusted_checkpoint, load_verifiers, read_checkpoint_file
+from .witnessing import Witnessing
 
 log = logging.getLogger("nucleus_core.ledger")
 
-__all__ = ["LedgerBuilder", "LedgerParts", "RequiredState", "checkpoint_issuer"]
+__all__ = ["LedgerBuilder", "LedgerParts", "RequiredState", "checkpoint_issuer", "checkpoint_witnessing"]
 
 
 @attrs.frozen(kw_only=True)
@@ -91,6 +93,9 @@ class LedgerParts:
     checkpoints: CheckpointIssuer | None = None
     """The issuer of the ledger's checkpoints: None without a signing key, or on storage that keeps
     no Merkle tree or no checkpoints (:func:`checkpoint_issuer`)."""
+    witnessing: Witnessing | None = None
+    """Submits the checkpoints to the configured witnesses (:func:`checkpoint_witnessing`; started
+    once the ledger is open)."""
 
 
 def checkpoint_clock() -> float:
@@ -98,15 +103,50 @@ def checkpoint_clock() -> float:
     return time.monotonic()
 
 
-def checkpoint_issuer(config: LedgerConfig, storage: StorageBackend, keys: CheckpointKeys) -> CheckpointIssuer | None:
+def checkpoint_issuer(
+    config: LedgerConfig, storage: StorageBackend, keys: CheckpointKeys, witnessing: Witnessing | None = None
+) -> CheckpointIssuer | None:
     """The :class:`~nucleus_core.checkpoints.CheckpointIssuer` of a ledger on ``storage`` signing
-    with ``keys``: None when no key is configured or the storage keeps no tree or no checkpoints."""
+    with ``keys``: None when no key is configured or the storage keeps no tree or no checkpoints.
+    It hands each checkpoint to ``witnessing`` (:func:`checkpoint_witnessing`)."""
     tree = tree_storage(storage)
     if not keys.signers or tree is None or not isinstance(storage, CheckpointStorage):
         return None
     return CheckpointIssuer(
         keys, storage.checkpoint_store(), lambda size: root_hash(tree.merkle_store(), size), tree.merkle_size,
         interval=config.checkpoint.interval, clock=checkpoint_clock,
+        on_issue=None if witnessing is None else witnessing.submit,
+    )
+
+
+def checkpoint_witnessing(
+    config: LedgerConfig, storage: StorageBackend, keys: CheckpointKeys, *, read_only: bool
+) -> Witnessing | None:
+    """The :class:`~nucleus_core.witnessing.Witnessing` of a ledger configured with witnesses
+    (None without, and on a read-only ledger, which issues nothing: it still serves the
+    cosignatures stored). :class:`~nucleus_core.errors.ConfigurationError` when witnesses are
+    configured for a ledger that cannot sign checkpoints or keep cosignatures."""
+    settings = config.checkpoint
+    if not settings.witnesses:
+        return None
+    tree = tree_storage(storage)
+    if not keys.signers:
+        raise ConfigurationError(
+            f"ledger {config.id!r}: witnesses are configured but no checkpoint signing key "
+            "(configure [ledger.checkpoint] key_files or the key variable)"
+        )
+    store = storage.checkpoint_store() if isinstance(storage, CheckpointStorage) else None
+    if tree is None or not isinstance(store, CosignatureStore):
+        raise ConfigurationError(
+            f"ledger {config.id!r}: witnesses are configured but storage {storage.url} keeps no Merkle tree, "
+            "checkpoints or cosignatures"
+        )
+    if read_only:
+        return None
+    return Witnessing(
+        settings.witnesses, settings.witness_quorum or 0, store,
+        lambda old, new: merkle_consistency_proof(tree.merkle_store(), old, new),
+        timeout=settings.witness_timeout,
     )
 
 
@@ -159,12 +199,14 @@ class LedgerBuilder:
             policy = self._policy(pm, storage)
             parsers = tuple(self._token_parsers(pm))
             auth = build_token_registry(parsers, lambda name: plugin_context(config, storage, name))
+            witnessing = checkpoint_witnessing(config, storage, checkpoint_signing, read_only=read_only)
             ledger = Ledger(
                 LedgerParts(
                     config=config, plugin_manager=pm, storage=storage, read_only=read_only, required=required,
                     policy=policy, token_parsers=parsers, auth=auth, modules=registry,
                     checkpoint_signing=checkpoint_signing,
-                    checkpoints=checkpoint_issuer(config, storage, checkpoint_signing),
+                    checkpoints=checkpoint_issuer(config, storage, checkpoint_signing, witnessing),
+                    witnessing=witnessing,
                 )
             )
             for module, spec in self._modules(pm, storage):

@@ -22,8 +22,9 @@ if TYPE_CHECKING:  # storage.py imports this module
     from .storage import StorageQuery
 
 __all__ = [
-    "CheckpointStorage", "CheckpointStore", "CopyableStorage", "DiscardableStorage", "EntryRowStorage",
-    "ExtensionStorage", "GrantIndex", "GrantIndexStorage", "GrantRow", "IndexRow", "MerkleEntryReadStorage",
+    "CheckpointStorage", "CheckpointStore", "CopyableStorage", "CosignatureStore", "DiscardableStorage",
+    "EntryRowStorage", "ExtensionStorage", "GrantIndex", "GrantIndexStorage", "GrantRow", "IndexRow",
+    "MerkleEntryReadStorage",
     "MerkleTreeStorage", "MerkleTreeTransaction", "PooledConnectionStorage",
     "ReadOnlyStorage", "RollbackTransaction", "SqlDatabaseStorage",
 ]
@@ -198,6 +199,31 @@ class CheckpointStore(Protocol):
 
     def latest(self) -> tuple[int, str] | None:
         """``(size, note)`` of the largest size stored, None when none is."""
+
+
+@runtime_checkable
+class CosignatureStore(Protocol):
+    """The witness cosignatures of a ledger's checkpoints, kept beside them: a
+    :class:`CheckpointStore` that has these members keeps them (:mod:`nucleus_core.witnessing`
+    writes them after verifying each). A witness is named by its verifier key (vkey) string; a
+    cosignature is its signature line, verbatim with its final newline. Errors are
+    :class:`~nucleus_core.errors.StorageError`."""
+
+    def put_cosignature(self, size: int, witness: str, line: str) -> bool:
+        """Store ``line`` as the cosignature of the witness ``witness`` on the checkpoint stored at
+        ``size``, in a transaction of its own: True when stored, False when that witness's
+        cosignature of that size was stored before (the first stays).
+        :class:`~nucleus_core.errors.NotFoundError` when no checkpoint is stored at ``size``."""
+
+    def cosignatures(self, size: int) -> dict[str, str]:
+        """The cosignatures stored on the checkpoint of ``size``: witness to line (empty: none)."""
+
+    def cosigned_sizes(self) -> dict[str, int]:
+        """Each witness with a stored cosignature, to the largest size it cosigned."""
+
+    def latest_cosigned(self, witnesses: Collection[str], count: int) -> int | None:
+        """The largest size whose checkpoint has cosignatures of at least ``count`` (1 or more) of
+        ``witnesses``; None when none has."""
 
 
 @runtime_checkable

@@ -40,21 +40,24 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 import attrs
 
-from .capabilities import CheckpointStore
+from .capabilities import CheckpointStore, CosignatureStore
 from .checkpoint import NoteSigner, default_origin, read_key_file, sign_checkpoint, signers_from_text, validate_origin
-from .errors import ConfigurationError, ConflictError, IntegrityError, ValidationError
+from .cosignature import CosignaturePolicy
+from .errors import ConfigurationError, ConflictError, IntegrityError, NotFoundError, ValidationError
 from .tlog_verify import NoteVerifier, VerificationError, parse_checkpoint, parse_note
+from .witnessing import DEFAULT_WITNESS_TIMEOUT, WitnessConfig, check_witnesses, witness_config, witness_timeout
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_CHECKPOINT_INTERVAL", "DEFAULT_KEY_ENV", "CheckpointConfig", "CheckpointIssuer", "CheckpointKeys",
-    "MemoryCheckpointStore", "check_checkpoint_put", "checkpoint_config",
+    "MemoryCheckpointStore", "check_checkpoint_put", "check_cosignature_put", "check_cosigned_count",
+    "checkpoint_config",
 ]
 
 DEFAULT_KEY_ENV = "NUCLEUS_CHECKPOINT_KEY"
@@ -80,6 +83,16 @@ def _interval(value: object) -> float:
     return float(value)
 
 
+def _witness_timeout(value: object) -> float:
+    return witness_timeout(value, "witness_timeout")
+
+
+def _witnesses(value: object) -> tuple[WitnessConfig, ...]:
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise ConfigurationError("checkpoint witnesses must be a list of witnesses (url, vkey, name, timeout)")
+    return tuple(witness_config(w, i) for i, w in enumerate(value))
+
+
 @attrs.frozen(kw_only=True)
 class CheckpointConfig:
     """How a ledger's checkpoints are signed (``LedgerConfig.checkpoint``; ``[ledger.checkpoint]``
@@ -91,6 +104,10 @@ class CheckpointConfig:
     means none from there; None reads no variable. ``signers``: keys given in code.
     ``insecure_key_permissions``: accept key files that their group or others may read.
     ``interval``: least seconds between two checkpoints issued after commits.
+    ``witnesses``: the witnesses each checkpoint is submitted to (:class:`~nucleus_core.witnessing.WitnessConfig`
+    objects or mappings of their fields: url, vkey, name, timeout); ``witness_quorum``: how many of
+    them must cosign a checkpoint for it to meet the policy (required with witnesses);
+    ``witness_timeout``: seconds per network operation of a witness without its own timeout.
     """
 
     origin: str | None = attrs.field(default=None)
@@ -99,6 +116,19 @@ class CheckpointConfig:
     signers: tuple[NoteSigner, ...] = attrs.field(default=(), converter=tuple)
     insecure_key_permissions: bool = False
     interval: float = attrs.field(default=DEFAULT_CHECKPOINT_INTERVAL, converter=_interval)
+    witnesses: tuple[WitnessConfig, ...] = attrs.field(default=(), converter=_witnesses)
+    witness_quorum: int | None = None
+    witness_timeout: float = attrs.field(default=DEFAULT_WITNESS_TIMEOUT, converter=_witness_timeout)
+    witness_policy: CosignaturePolicy | None = attrs.field(init=False, eq=False, repr=False)
+
+    @witness_policy.default
+    def _check_witnesses(self) -> CosignaturePolicy | None:
+        return check_witnesses(self.witnesses, self.witness_quorum)
+
+    @property
+    def witness_vkeys(self) -> tuple[str, ...]:
+        """The configured witnesses' verifier keys, in order (how the store names them)."""
+        return tuple(w.verifier.vkey for w in self.witnesses)
 
     @origin.validator
     def _check_origin(self, _attribute: object, value: str | None) -> None:
@@ -200,7 +230,9 @@ class CheckpointIssuer:
     ``keys``: the origin and the signers (at least one). ``store``: where checkpoints are kept.
     ``root_at(size)``: the tree's root hash at ``size`` (32 bytes). ``size()``: the tree's current
     size. ``interval``: least seconds between two issues by :meth:`after_commit` and :meth:`flush`.
-    ``clock``: seconds, monotonic (a test passes a hand-set clock). Thread-safe.
+    ``clock``: seconds, monotonic (a test passes a hand-set clock). ``on_issue(size, note)``:
+    called with each checkpoint issued or found issued (:meth:`nucleus_core.witnessing.Witnessing.submit`;
+    it must return at once: it runs under the issuer's lock). Thread-safe.
     """
 
     def __init__(
@@ -212,11 +244,13 @@ class CheckpointIssuer:
         *,
         interval: float = DEFAULT_CHECKPOINT_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
+        on_issue: Callable[[int, str], None] | None = None,
     ) -> None:
         if not keys.signers:
             raise ConfigurationError("issuing checkpoints needs at least one signing key")
         self.keys = keys
         self._store = store
+        self._on_issue = on_issue
         self._root_at = root_at
         self._size = size
         self.interval = _interval(interval)
@@ -273,6 +307,11 @@ class CheckpointIssuer:
         """The checkpoint issued at ``size``, None when none was issued at that size."""
         return self._store.get(size)
 
+    @property
+    def cosignature_store(self) -> CosignatureStore | None:
+        """The store's witness cosignatures (None: the store keeps none)."""
+        return self._store if isinstance(self._store, CosignatureStore) else None
+
     def _due(self) -> bool:
         return self._issued_at is None or self._clock() - self._issued_at >= self.interval
 
@@ -311,7 +350,7 @@ class CheckpointIssuer:
             # And against what this issuer signed itself, whatever the store says now.
             self._check_extends_signed(size)
             if latest is not None and size == latest[0]:
-                self._issued(size, _stored_checkpoint(latest[1], size))
+                self._issued(size, latest[1])
                 return latest
             note = sign_checkpoint(self.keys.origin, size, self._root_at(size), self.keys.signers)
             try:
@@ -321,23 +360,28 @@ class CheckpointIssuer:
             root = _stored_checkpoint(note, size)
             if _stored_checkpoint(stored, size) != root:
                 raise IntegrityError(f"a checkpoint with another root was already issued at size {size}")
-            self._issued(size, root)
+            self._issued(size, stored, root)
             return size, stored
         raise ConflictError(f"checkpoints kept being issued past size {size} while this one was being issued")
 
-    def _issued(self, size: int, root: bytes) -> None:
-        self._signed = (size, root)
+    def _issued(self, size: int, note: str, root: bytes | None = None) -> None:
+        self._signed = (size, _stored_checkpoint(note, size) if root is None else root)
         self._issued_at = self._clock()
         self._pending = False
         log.debug("checkpoint of ledger origin %r at size %d", self.keys.origin, size)
+        if self._on_issue is not None:
+            self._on_issue(size, note)
 
 
 class MemoryCheckpointStore:
-    """Checkpoints in memory (the ``memory://`` storage's :class:`~nucleus_core.capabilities.CheckpointStore`)."""
+    """Checkpoints and their cosignatures in memory (the ``memory://`` storage's
+    :class:`~nucleus_core.capabilities.CheckpointStore` and
+    :class:`~nucleus_core.capabilities.CosignatureStore`)."""
 
     def __init__(self) -> None:
         self._notes: dict[int, str] = {}
         self._latest: int | None = None
+        self._cosignatures: dict[int, dict[str, str]] = {}
         self._lock = threading.Lock()
 
     def put(self, size: int, note: str) -> str:
@@ -358,6 +402,36 @@ class MemoryCheckpointStore:
         with self._lock:
             return None if self._latest is None else (self._latest, self._notes[self._latest])
 
+    def put_cosignature(self, size: int, witness: str, line: str) -> bool:
+        check_cosignature_put(size, witness, line)
+        with self._lock:
+            if size not in self._notes:
+                raise NotFoundError(f"no checkpoint is stored at size {size}")
+            stored = self._cosignatures.setdefault(size, {})
+            if witness in stored:
+                return False
+            stored[witness] = line
+            return True
+
+    def cosignatures(self, size: int) -> dict[str, str]:
+        with self._lock:
+            return dict(self._cosignatures.get(size, {}))
+
+    def cosigned_sizes(self) -> dict[str, int]:
+        with self._lock:
+            largest: dict[str, int] = {}
+            for size, lines in self._cosignatures.items():
+                for witness in lines:
+                    largest[witness] = max(size, largest.get(witness, size))
+            return largest
+
+    def latest_cosigned(self, witnesses: Collection[str], count: int) -> int | None:
+        check_cosigned_count(count)
+        wanted = set(witnesses)
+        with self._lock:
+            sizes = [size for size, lines in self._cosignatures.items() if len(wanted.intersection(lines)) >= count]
+            return max(sizes, default=None)
+
 
 def check_checkpoint_put(size: object, note: object) -> None:
     """Refuse what no store keeps: a size that is not a non-negative integer, a note that is not text."""
@@ -365,3 +439,23 @@ def check_checkpoint_put(size: object, note: object) -> None:
         raise ValidationError("a checkpoint's size is a non-negative integer", field="size")
     if not isinstance(note, str) or not note:
         raise ValidationError("a checkpoint note is non-empty text", field="note")
+
+
+def check_cosignature_put(size: object, witness: object, line: object) -> None:
+    """Refuse what no store keeps as a cosignature: a size that is not a non-negative integer, a
+    witness that is not a non-empty line, a line that is not one signature line (an em dash and a
+    space first, one final newline)."""
+    if type(size) is not int or size < 0:
+        raise ValidationError("a checkpoint's size is a non-negative integer", field="size")
+    if not isinstance(witness, str) or not witness or "\n" in witness:
+        raise ValidationError("a witness is named by its verifier key, one non-empty line", field="witness")
+    if not isinstance(line, str) or not line.startswith("\u2014 ") or not line.endswith("\n") or "\n" in line[:-1]:
+        raise ValidationError(
+            "a cosignature is one signature line ('\u2014 <name> <base64>' and a newline)", field="line"
+        )
+
+
+def check_cosigned_count(count: object) -> None:
+    """Refuse a cosignature count that is not a positive integer."""
+    if type(count) is not int or count < 1:
+        raise ValidationError("a count of cosignatures is a positive integer", field="count")

@@ -19,6 +19,15 @@ the server owns ``[server]``. Command-line flags override the file. Example (eve
     # key_env = "NUCLEUS_CHECKPOINT_KEY"          # keys, one per line; "" reads no variable
     # insecure_key_permissions = false            # accept key files others may read
     # interval = 1.0                              # least seconds between checkpoints after commits
+    # witness_quorum = 2                          # with witnesses: how many must cosign (k of n)
+    # witness_timeout = 10.0                      # seconds per network operation of a witness
+
+    # Witnesses each checkpoint is submitted to (c2sp.org/tlog-witness), one table each.
+    # [[ledger.checkpoint.witnesses]]
+    # url = "https://witness.example.com/"        # its submission prefix (POST <url>/add-checkpoint)
+    # vkey = "witness.example.com+1234abcd+B..."  # its cosignature verifier key
+    # name = "example"                            # optional: how log lines name it
+    # timeout = 5.0                               # optional: instead of witness_timeout
 
     # Enabled plugins, in this order (token parsers are tried in it), each with its settings.
     [plugins."auth.api_key"]
@@ -38,9 +47,24 @@ import cattrs
 
 from .checkpoints import DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_KEY_ENV
 from .errors import ConfigurationError
+from .witnessing import DEFAULT_WITNESS_TIMEOUT
 
 SERVER_SECTIONS = ("server",)
 """Top-level sections that belong to ``nucleus serve``: ledger commands accept them unread."""
+
+
+@attrs.frozen(kw_only=True)
+class WitnessSection:
+    """One ``[[ledger.checkpoint.witnesses]]`` entry (:class:`~nucleus_core.witnessing.WitnessConfig`)."""
+
+    url: str
+    vkey: str
+    name: str | None = None
+    timeout: float | None = None
+
+    def config(self) -> dict[str, Any]:
+        """The fields of :class:`~nucleus_core.witnessing.WitnessConfig` this entry gives."""
+        return {"url": self.url, "vkey": self.vkey, "name": self.name, "timeout": self.timeout}
 
 
 @attrs.frozen(kw_only=True)
@@ -53,6 +77,9 @@ class CheckpointSection:
     key_env: str = DEFAULT_KEY_ENV
     insecure_key_permissions: bool = False
     interval: float = DEFAULT_CHECKPOINT_INTERVAL
+    witnesses: tuple[WitnessSection, ...] = ()
+    witness_quorum: int | None = None
+    witness_timeout: float = DEFAULT_WITNESS_TIMEOUT
 
     def config(self) -> dict[str, Any]:
         """The fields of :class:`~nucleus_core.checkpoints.CheckpointConfig` this section gives."""
@@ -62,6 +89,9 @@ class CheckpointSection:
             "key_env": self.key_env or None,
             "insecure_key_permissions": self.insecure_key_permissions,
             "interval": self.interval,
+            "witnesses": tuple(w.config() for w in self.witnesses),
+            "witness_quorum": self.witness_quorum,
+            "witness_timeout": self.witness_timeout,
         }
 
 

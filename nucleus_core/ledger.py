@@ -91,6 +91,7 @@ from .tree import ConsistencyProof, InclusionProof, check_tree, extend_tree, tre
 from .verify import VerificationReport, verify_rows
 from .verify_parallel import DEFAULT_PARALLEL_MIN_ENTRIES, default_workers, verify_parallel
 from .verify_parallel import available as parallel_available
+from .witnessing import Witnessing, WitnessStatus, cosigned_note
 
 if TYPE_CHECKING:
     from .assembly import LedgerParts
@@ -318,6 +319,9 @@ class Ledger:
         self.checkpoint_issuer: CheckpointIssuer | None = parts.checkpoints
         """Issues and keeps the signed checkpoints (None: no signing key, or storage without a tree
         or checkpoints); a server calls its ``flush()`` when ``due_in()`` says so."""
+        self.witnessing: Witnessing | None = parts.witnessing
+        """Submits the checkpoints to the configured witnesses and keeps their cosignatures (None:
+        no witness configured, or a read-only ledger); :mod:`nucleus_core.witnessing`."""
         # The required plugins as last read from the chain, and the head seq at that read: each write
         # re-reads them (inside its transaction) when another writer moved the head since.
         required = parts.required
@@ -340,13 +344,15 @@ class Ledger:
         """The last step of opening (:class:`~nucleus_core.assembly.LedgerBuilder`), once the modules
         started: stop them and close the storage at garbage collection or exit, then tell the
         plugins. A plugin failing there closes the ledger (removing what a creating open created)."""
-        self._finalizer = weakref.finalize(self, _shutdown, self._registry, self._storage)
+        self._finalizer = weakref.finalize(self, _shutdown, self._registry, self._storage, self.witnessing)
         try:
             self.plugin_manager.hook.nucleus_ledger_opened(ledger=self)
         except Exception:
             self._discard_on_close = discard_on_failure
             self.close()
             raise
+        if self.witnessing is not None:
+            self.witnessing.start()
 
     # construction ------------------------------------------------------------------------
     def plugin_context(self, name: str) -> PluginContext:
@@ -491,6 +497,8 @@ class Ledger:
         # Each plugin is told on its own: one that fails is logged and the others still run.
         for error in call_each(self.plugin_manager, "nucleus_ledger_closing", ledger=self):
             log.error("%s", error, exc_info=error.__cause__)
+        if self.witnessing is not None:
+            self.witnessing.close()
         if self._discard_on_close and isinstance(self._storage, DiscardableStorage):
             # Opening failed in a plugin's nucleus_ledger_opened: remove what this open created.
             self._registry.stop_all()
@@ -777,21 +785,41 @@ class Ledger:
             raise ConfigurationError(f"storage {self._storage.url} keeps no Merkle tree or no checkpoints")
         return issuer
 
-    def checkpoint(self, size: int | None = None) -> str:
-        """A signed checkpoint (C2SP tlog-checkpoint in a signed note), as text.
+    def checkpoint(self, size: int | None = None, *, cosigned: int | None = None) -> str:
+        """A signed checkpoint (C2SP tlog-checkpoint in a signed note), as text, with the witnesses'
+        cosignature lines stored for it after the ledger's signatures (c2sp.org/tlog-cosignature).
 
         Without ``size``: the latest, after issuing one when a write is waiting for one and the
         interval has passed, or when none covers the tree yet (a writable ledger). With ``size``:
         the one issued at that size, :class:`~nucleus_core.errors.NotFoundError` when none was.
+        With ``cosigned`` (from 1 to the number of configured witnesses): only a checkpoint that
+        that many of them cosigned, the latest such (or the one at ``size``, if it is one);
+        :class:`~nucleus_core.errors.NotFoundError` when there is none. ``cosigned`` set to the
+        policy's ``witness_quorum`` asks for the latest checkpoint that meets the policy.
         :class:`~nucleus_core.errors.ConfigurationError` when the ledger signs no checkpoints."""
         issuer = self._issuer()
+        if size is not None and (type(size) is not int or size < 0):
+            raise ValidationError(f"size must be a non-negative integer, not {size!r}", field="size")
+        required = self._cosigned_count(cosigned)
+        if required:
+            witnesses = self.config.checkpoint.witness_vkeys
+            store = issuer.cosignature_store
+            if store is None:
+                raise ConfigurationError(f"storage {self._storage.url} keeps no cosignatures")
+            if size is None:
+                size = store.latest_cosigned(witnesses, required)
+                if size is None:
+                    raise NotFoundError(
+                        f"no checkpoint of ledger {self.id!r} is cosigned by {required} of its "
+                        f"{len(witnesses)} witnesses yet"
+                    )
+            elif len(set(store.cosignatures(size)).intersection(witnesses)) < required:
+                raise NotFoundError(f"no checkpoint cosigned by {required} of the witnesses was issued at size {size}")
         if size is not None:
-            if type(size) is not int or size < 0:
-                raise ValidationError(f"size must be a non-negative integer, not {size!r}", field="size")
             note = issuer.at(size)
             if note is None:
                 raise NotFoundError(f"no checkpoint was issued at size {size}")
-            return note
+            return self._with_cosignatures(issuer, size, note)
         latest = issuer.latest()
         if not self._read_only and (latest is None or (latest[0] < self.tree_size() and issuer.due_in() is None)):
             # Nothing covers the tree and no write is waiting (entries from before this open, or
@@ -799,7 +827,48 @@ class Ledger:
             latest = issuer.issue()
         if latest is None:
             raise NotFoundError(f"no checkpoint of ledger {self.id!r} was issued yet")
-        return latest[1]
+        return self._with_cosignatures(issuer, *latest)
+
+    def witness_status(self) -> tuple[WitnessStatus, ...]:
+        """What the ledger knows of each configured witness (:class:`~nucleus_core.witnessing.WitnessStatus`,
+        in configured order): from its workers on a writable ledger; on a read-only one, the sizes
+        stored (it sends nothing). Empty when no witness is configured."""
+        self._check_open()
+        if self.witnessing is not None:
+            return self.witnessing.status()
+        witnesses = self.config.checkpoint.witnesses
+        if not witnesses:
+            return ()
+        store = self._issuer().cosignature_store
+        sizes = {} if store is None else store.cosigned_sizes()
+        return tuple(
+            WitnessStatus(
+                name=w.name or w.verifier.name, url=w.url, vkey=w.verifier.vkey,
+                cosigned_size=sizes.get(w.verifier.vkey, 0), submitted_size=None, last_error=None,
+            )
+            for w in witnesses
+        )
+
+    def _cosigned_count(self, cosigned: int | None) -> int:
+        """``cosigned`` checked against the configured witnesses (0: no requirement)."""
+        if cosigned is None:
+            return 0
+        count = len(self.config.checkpoint.witnesses)
+        if type(cosigned) is not int or not 0 <= cosigned <= count:
+            if not count:
+                raise ValidationError(f"ledger {self.id!r} has no witnesses configured", field="cosigned")
+            raise ValidationError(
+                f"cosigned must be an integer from 0 to {count} (the witnesses configured), not {cosigned!r}",
+                field="cosigned",
+            )
+        return cosigned
+
+    def _with_cosignatures(self, issuer: CheckpointIssuer, size: int, note: str) -> str:
+        """``note`` with the cosignatures stored for ``size`` (the configured witnesses' first)."""
+        store = issuer.cosignature_store
+        if store is None:
+            return note
+        return cosigned_note(note, store.cosignatures(size), self.config.checkpoint.witness_vkeys)
 
     def issue_checkpoint(self) -> str:
         """Sign and store the checkpoint of the tree at its current size now (the stored one when
@@ -1145,8 +1214,10 @@ def verify_stored_entries(
     return report
 
 
-def _shutdown(registry: ModuleRegistry, storage: StorageBackend) -> None:
+def _shutdown(registry: ModuleRegistry, storage: StorageBackend, witnessing: Witnessing | None = None) -> None:
     try:
+        if witnessing is not None:
+            witnessing.close()  # its workers write cosignatures to the storage: stopped before it closes
         registry.stop_all()
     finally:
         try:

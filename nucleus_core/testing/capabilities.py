@@ -19,6 +19,7 @@ import pytest
 from ..capabilities import (
     CheckpointStorage,
     CopyableStorage,
+    CosignatureStore,
     DiscardableStorage,
     EntryRowStorage,
     ExtensionStorage,
@@ -32,7 +33,7 @@ from ..capabilities import (
     SqlDatabaseStorage,
 )
 from ..checkpoint import NoteSigner, sign_checkpoint
-from ..errors import ConflictError, LedgerNotFoundError, ValidationError
+from ..errors import ConflictError, LedgerNotFoundError, NotFoundError, ValidationError
 from ..ledger import create_ledger, open_ledger
 from ..merkle import NodeKey, frontier_keys, inclusion_keys
 from ..storage import ENTRY_FIELDS, StorageBackend, StorageQuery
@@ -312,6 +313,64 @@ class CapabilityConformance:
                 assert isinstance(other.storage, CheckpointStorage)
                 assert other.storage.checkpoint_store().latest() is None
 
+    def test_cosignatures(self, storage_factory: StorageFactory) -> None:
+        """A checkpoint store keeps witness cosignatures per (size, witness): the first stays, a
+        size without a checkpoint is refused, the latest size cosigned by enough witnesses is found,
+        and they outlive the ledger object, per ledger."""
+        signer = NoteSigner.generate("example.com/conformance")
+        w1, w2, w3 = (f"w{i}.example+0000000{i}+B{'A' * 43}=" for i in (1, 2, 3))
+
+        def line(witness: str, size: int) -> str:
+            return f"\u2014 {witness.split('+')[0]} {'A' * 102}{size:02d}\n"
+
+        with self._ledger(storage_factory, 3) as ledger:
+            storage = ledger.storage
+            persistent = storage.persistent
+            if not self._claims(CheckpointStorage, storage):
+                return
+            assert isinstance(storage, CheckpointStorage)
+            store = storage.checkpoint_store()
+            assert isinstance(store, CosignatureStore)
+            assert store.cosignatures(2) == {} and store.cosigned_sizes() == {}
+            assert store.latest_cosigned([w1], 1) is None
+            with pytest.raises(NotFoundError, match="size 2"):
+                store.put_cosignature(2, w1, line(w1, 2))
+            for size in (2, 3, 7):
+                store.put(size, sign_checkpoint("example.com/conformance", size, bytes([size]) * 32, [signer]))
+            assert store.put_cosignature(2, w1, line(w1, 2)) is True
+            assert store.put_cosignature(2, w1, line(w1, 99)) is False  # the first cosignature stays
+            assert store.put_cosignature(2, w2, line(w2, 2)) is True
+            assert store.put_cosignature(3, w1, line(w1, 3)) is True
+            assert store.put_cosignature(7, w3, line(w3, 7)) is True
+            assert store.cosignatures(2) == {w1: line(w1, 2), w2: line(w2, 2)}
+            assert store.cosignatures(5) == {} and store.cosignatures(-1) == {}
+            assert store.cosigned_sizes() == {w1: 3, w2: 2, w3: 7}
+            assert store.latest_cosigned([w1, w2, w3], 1) == 7
+            assert store.latest_cosigned([w1, w2], 1) == 3
+            assert store.latest_cosigned([w1, w2, w3], 2) == 2
+            assert store.latest_cosigned([w1, w2, w2], 2) == 2  # a witness named twice counts once
+            assert store.latest_cosigned([w1, w3], 2) is None
+            assert store.latest_cosigned([w1, w2, w3], 3) is None
+            bad: tuple[Any, ...]
+            for bad in ((True, w1, line(w1, 2)), (2, "", line(w1, 2)), (2, w1, "- w1 A\n"), (2, w1, line(w1, 2) * 2)):
+                with pytest.raises(ValidationError):
+                    store.put_cosignature(*bad)
+            for count in (0, -1, True):
+                with pytest.raises(ValidationError):
+                    store.latest_cosigned([w1], count)
+        reopened = storage_factory() if persistent else ledger.storage
+        with open_ledger(id=self.ledger_id, storage=reopened) as again:
+            assert isinstance(again.storage, CheckpointStorage)
+            kept = again.storage.checkpoint_store()
+            assert isinstance(kept, CosignatureStore)
+            assert kept.cosigned_sizes() == {w1: 3, w2: 2, w3: 7}
+            assert kept.cosignatures(7) == {w3: line(w3, 7)}
+        if persistent:  # one database, several ledgers: each its own cosignatures
+            with create_ledger(id=f"{self.ledger_id}-other", storage=storage_factory()) as other:
+                assert isinstance(other.storage, CheckpointStorage)
+                store = other.storage.checkpoint_store()
+                assert isinstance(store, CosignatureStore)
+                assert store.cosigned_sizes() == {} and store.latest_cosigned([w1, w2, w3], 1) is None
     def test_merkle_entry_read(self, storage_factory: StorageFactory) -> None:
         """``entry_and_merkle_nodes(seq, keys)`` answers exactly ``get_by_seq(seq)`` and
         ``merkle_store().nodes(keys)``: seqs in the tree, beyond it and below 1, with the keys of

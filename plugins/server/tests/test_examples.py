@@ -16,6 +16,7 @@ NEEDS = {
     "modules.py": ["nucleus_storage_sqlite", "nucleus_module_proof"],
     "auth_ual.py": ["nucleus_storage_sqlite", "nucleus_token_api_key", "nucleus_ual"],
     "remote_client.py": ["nucleus_storage_sqlite", "nucleus_token_dev", "httpx"],
+    "transparency.py": ["nucleus_storage_sqlite", "nucleus_token_dev", "nucleus_witness", "httpx"],
     "verifying_client.py": ["nucleus_storage_sqlite", "nucleus_token_dev", "httpx"],
 }
 EXPECT = {
@@ -23,6 +24,10 @@ EXPECT = {
     "modules.py": "status after revocation: ProofStatus.REVOKED",
     "auth_ual.py": "bob after alice's grant: ['alice-note']",
     "remote_client.py": "verify: True 4 entries; length 4",
+    "transparency.py": "two witnesses down: size 7: refused (1 of the 2 cosignatures required)\n"
+    "latest that meets the policy: size 6: accepted, cosigned by 2 of 3 (w1.example.org, w2.example.org)\n"
+    "verifying client: entries 1-6 proven in a checkpoint 2 witnesses cosigned\n"
+    "verifying client: a page with entry 7 refused, no such checkpoint covers it yet",
     "verifying_client.py": "rollback: trusted 6, presented 3",
 }
 

@@ -244,6 +244,8 @@ BAD_REQUESTS = [
     ("/proof/consistency", {"from": "-1", "to": 3}),
     ("/checkpoint", {"size": "1.5"}),
     ("/checkpoint", {"other": 1}),
+    ("/checkpoint", {"cosigned": 1}),  # no witness is configured
+    ("/checkpoint", {"cosigned": "-1"}),
 ]
 
 
@@ -256,6 +258,17 @@ def test_bad_parameters_are_400_in_the_error_shape(
         assert response.status_code == 400, (path, params, response.text)
         error = response.json()["error"]
         assert error["code"] == "malformed_request" and error["message"], (path, params)
+
+
+def test_without_witnesses_a_checkpoint_has_no_cosignatures_and_no_witness_status(
+    served: tuple[Ledger, httpx.Client, NoteSigner, dict[int, str]],
+) -> None:
+    _ledger, http, signer, _hashes = served
+    note = http.get("/checkpoint").text
+    assert http.get("/checkpoint", params={"cosigned": 0}).text == note
+    assert [s.name for s in tv.parse_note(note).signatures] == [signer.name]
+    response = http.get("/checkpoint/witnesses")  # public, like the keys: 404, not 401
+    assert response.status_code == 404 and "no witnesses configured" in response.json()["error"]["message"]
 
 
 def test_an_inclusion_proof_is_refused_exactly_like_a_read(

@@ -115,7 +115,11 @@ def _configure_logging(level: str) -> None:
     handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
     for name in ("nucleus_core", "nucleus_server", "nucleus", "uvicorn"):
         logger = logging.getLogger(name)
-        logger.handlers[:] = [h for h in logger.handlers if not getattr(h, "_nucleus_serve", False)]
+        # This handler replaces the nucleus command's own (its "_nucleus_cli" one on nucleus_core),
+        # which would write every error line a second time.
+        logger.handlers[:] = [
+            h for h in logger.handlers if not (getattr(h, "_nucleus_serve", False) or getattr(h, "_nucleus_cli", False))
+        ]
         handler._nucleus_serve = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
         logger.setLevel(level.upper())
@@ -172,6 +176,13 @@ def serve(config: ServeConfig, *, dev: bool = False) -> None:
             )
         for vkey in ledger.checkpoint_keys():
             click.echo(f"nucleus: checkpoint verifier key {vkey}", err=True)
+        witnessing = ledger.config.checkpoint
+        if witnessing.witnesses:
+            click.echo(
+                f"nucleus: checkpoints go to {len(witnessing.witnesses)} witness(es), policy "
+                f"{witnessing.witness_quorum} of them: {', '.join(w.label for w in witnessing.witnesses)}",
+                err=True,
+            )
         click.echo(
             f"nucleus: ledger {ledger.id!r} at {ledger.storage.url} ({ledger.length()} entries); "
             f"plugins: {', '.join(config.plugins) or 'none'}; "

@@ -9,7 +9,8 @@ own section (every key optional; unknown keys are refused)::
     [server]
     host = "127.0.0.1"
     port = 8080
-    public_paths = ["/health", "/openapi.json", "/checkpoint/key", "/checkpoint", "/proof/consistency"]
+    public_paths = ["/health", "/openapi.json", "/checkpoint/key", "/checkpoint", "/checkpoint/witnesses",
+                    "/proof/consistency"]
     # realm = "nucleus"
     # max_body_bytes = 8388608
     # max_batch_records = 1000

@@ -78,7 +78,30 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "Checkpoint": {
         "type": "string",
         "description": "a c2sp.org/tlog-checkpoint (origin, tree size, base64 root hash) in a c2sp.org/signed-note: "
-        "the body, a blank line, one signature line per signing key",
+        "the body, a blank line, one signature line per signing key, then one c2sp.org/tlog-cosignature line per "
+        "witness that cosigned it",
+    },
+    "Witnesses": {
+        "type": "object",
+        "required": ["quorum", "witnesses"],
+        "properties": {
+            "quorum": {**_INT, "minimum": 1, "description": "how many witnesses must cosign a checkpoint"},
+            "witnesses": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "url", "vkey", "cosigned_size", "submitted_size", "last_error"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "url": {"type": "string"},
+                        "vkey": {"type": "string", "description": "its cosignature verifier key (type 0x04)"},
+                        "cosigned_size": {**_INT, "description": "the largest size it cosigned (0: none)"},
+                        "submitted_size": {"type": ["integer", "null"], "description": "the size last sent to it"},
+                        "last_error": {"type": ["string", "null"], "description": "why it gave no cosignature last"},
+                    },
+                },
+            },
+        },
     },
     "InclusionProof": {
         "type": "object",
@@ -299,6 +322,7 @@ _QUERY_DOCS = {
     "cursor": "next_cursor of the previous page",
     "kind": "a resource kind (repeat for several)",
     "size": "a tree size (number of entries from seq 1)",
+    "cosigned": "how many of the configured witnesses must have cosigned the checkpoint (0 to their number)",
     "seq": "the entry's seq (give seq or hash)",
     "hash": "the entry's hash, 64 lowercase hex characters (give seq or hash)",
     "from": "the older tree size",

@@ -10,7 +10,9 @@ import attrs
 from nucleus_core.errors import ConfigurationError
 from nucleus_core.ledger import MAX_BATCH_SIZE
 
-DEFAULT_PUBLIC_PATHS = ("/health", "/openapi.json", "/checkpoint/key", "/checkpoint", "/proof/consistency")
+DEFAULT_PUBLIC_PATHS = (
+    "/health", "/openapi.json", "/checkpoint/key", "/checkpoint", "/checkpoint/witnesses", "/proof/consistency",
+)
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_BATCH_RECORDS = 1000
 
@@ -43,8 +45,8 @@ class ServerSettings:
     """How the HTTP layer behaves (the ledger's own configuration is separate).
 
     ``public_paths``: exact paths answered without a token (only ``/health``, ``/openapi.json``,
-    ``/checkpoint/key``, ``/checkpoint`` and ``/proof/consistency`` serve anything without a
-    requester; ledger routes refuse an anonymous request even when listed). ``max_body_bytes``:
+    ``/checkpoint/key``, ``/checkpoint``, ``/checkpoint/witnesses`` and ``/proof/consistency``
+    serve anything without a requester; ledger routes refuse an anonymous request even when listed). ``max_body_bytes``:
     largest request body. ``max_batch_records``: most records in one batch append (at most the
     core's limit). ``threads``: size of the pool running ledger calls.
     """

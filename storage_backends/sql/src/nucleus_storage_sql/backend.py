@@ -38,7 +38,13 @@ from nucleus_core.records import Entry
 from nucleus_core.storage import ChainHead, StorageQuery
 from nucleus_core.tree import DerivedLevelsStore
 
-from .checkpoints import CHECKPOINTS_TABLE, SqlCheckpointStore, create_checkpoints_table
+from .checkpoints import (
+    CHECKPOINTS_TABLE,
+    COSIGNATURES_TABLE,
+    SqlCheckpointStore,
+    create_checkpoints_table,
+    create_cosignatures_table,
+)
 from .grants import SqlGrantIndex
 from .models import (
     APPENDER_DEFAULTS,
@@ -381,6 +387,8 @@ class SqlStorageBackend(abc.ABC):
                     self._columns = ensure_appender_columns(self._models)
                 if create_checkpoints_table(self):
                     self._created_tables.append(CHECKPOINTS_TABLE)
+                if create_cosignatures_table(self):
+                    self._created_tables.append(COSIGNATURES_TABLE)
             if self._read_only:
                 self._columns = entry_table_columns(self._models)
             self._prepare_statements()
@@ -487,7 +495,10 @@ class SqlStorageBackend(abc.ABC):
                     )
                     self._created_tables.clear()
                     return
-                tables = (self._entries_table, self._ledgers_table, MERKLE_TABLE, MERKLE_SIZE_TABLE, CHECKPOINTS_TABLE)
+                tables = (
+                    self._entries_table, self._ledgers_table, MERKLE_TABLE, MERKLE_SIZE_TABLE, CHECKPOINTS_TABLE,
+                    COSIGNATURES_TABLE,
+                )
                 for table in tables:
                     if db.table_exists(table):
                         db.execute_sql(

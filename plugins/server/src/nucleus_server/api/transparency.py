@@ -65,12 +65,26 @@ def _text(note: str) -> Response:
 
 
 async def checkpoint(api: Api, request: Request) -> Response:
-    # Public by default: a checkpoint reveals the log's size and root, no record content.
-    params = query_ints(request, (), ("size",))
+    # Public by default: a checkpoint reveals the log's size and root, no record content; the
+    # witnesses' cosignature lines follow the ledger's signatures.
+    params = query_ints(request, (), ("size", "cosigned"))
     ledger = api.ledger
     if ledger.checkpoint_issuer is None:
         raise NotFoundError("this ledger signs no checkpoints (no checkpoint signing key is configured)")
-    return _text(await api.run(_as_bad_request, lambda: ledger.checkpoint(params.get("size"))))
+    note = await api.run(
+        _as_bad_request, lambda: ledger.checkpoint(params.get("size"), cosigned=params.get("cosigned"))
+    )
+    return _text(note)
+
+
+async def checkpoint_witnesses(api: Api, request: Request) -> Response:
+    # Public by default, like the verifier keys: the witnesses' URLs, keys and what each cosigned.
+    ledger = api.ledger
+    settings = ledger.config.checkpoint
+    if not settings.witnesses:
+        raise NotFoundError("this ledger has no witnesses configured")
+    status = await api.run(ledger.witness_status)
+    return json_response(200, {"quorum": settings.witness_quorum, "witnesses": [w.to_json() for w in status]})
 
 
 async def inclusion_proof(api: Api, request: Request) -> Response:
@@ -133,10 +147,20 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     (
         Route(
             "GET", "/checkpoint", "checkpoint",
-            "The latest signed checkpoint, or the one issued at size (public by default; 404 when none)",
-            response="Checkpoint", media_type=TEXT_PLAIN, query=("size",),
+            "The latest signed checkpoint with its witnesses' cosignatures, or the one issued at size; with "
+            "cosigned=K only one that K of the configured witnesses cosigned (public by default; 404 when none)",
+            response="Checkpoint", media_type=TEXT_PLAIN, query=("size", "cosigned"),
         ),
         checkpoint,
+    ),
+    (
+        Route(
+            "GET", "/checkpoint/witnesses", "checkpoint_witnesses",
+            "The witness policy (quorum) and each witness: name, URL, vkey, the size it last cosigned, its "
+            "last error (public by default; 404 when no witness is configured)",
+            response="Witnesses",
+        ),
+        checkpoint_witnesses,
     ),
     (
         Route(

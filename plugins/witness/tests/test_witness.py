@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import http.client
+import socket
 import urllib.parse
 from pathlib import Path
 from types import ModuleType
@@ -86,9 +87,7 @@ def test_cosigns_the_first_checkpoint_then_consistent_ones(
     assert ref.parse_checkpoint_text(ref.split_note(served_note).text).size == 8
 
 
-def test_conflict_answers_the_stored_size(
-    histories: Any, serve_witness: Any, witness_key: CosignatureSigner
-) -> None:
+def test_conflict_answers_the_stored_size(histories: Any, serve_witness: Any, witness_key: CosignatureSigner) -> None:
     history: History = histories().grow(4)
     served = serve_witness()
     assert post(served.url, history.body(0))[0] == 200
@@ -187,9 +186,31 @@ def test_a_size_zero_checkpoint_needs_the_empty_root(serve_witness: Any, log_key
     text = f"{ORIGIN}\n0\n{base64.b64encode(bytes(32)).decode()}\n"
     note = text + "\n" + log_key.sign(text).line()
     assert post(served.url, AddCheckpointRequest(0, (), note).body())[0] == 422
+    for root in ("!!!notbase64", base64.b64encode(bytes(31)).decode(), base64.b64encode(bytes(32)).decode()[:-1]):
+        malformed = f"{ORIGIN}\n0\n{root}\n"  # not a checkpoint at all: 400, not the 422 of a wrong root
+        status, _type, answer = post(
+            served.url, AddCheckpointRequest(0, (), malformed + "\n" + log_key.sign(malformed).line()).body()
+        )
+        assert status == 400, (root, answer)
     empty = sign_checkpoint(ORIGIN, 0, EMPTY_ROOT, [log_key])
     assert post(served.url, AddCheckpointRequest(0, (), empty).body())[0] == 200
     assert served.witness.state.get(ORIGIN).size == 0
+
+
+def test_a_request_cut_off_midway_is_not_acted_on(histories: Any, serve_witness: Any) -> None:
+    """A sender that goes away before its body ended: nothing is cosigned or stored, even when what
+    arrived (the checkpoint cut after a signature line) would be a valid request."""
+    history: History = histories().grow(2)
+    served = serve_witness()
+    body = history.body(0)
+    parts = urllib.parse.urlsplit(served.url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        head = f"POST {parts.path}/add-checkpoint HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body) + 100}\r\n\r\n"
+        sock.sendall(head.encode() + body)
+        sock.shutdown(socket.SHUT_WR)
+        assert sock.recv(4096) == b""  # closed without an answer
+    assert served.witness.state.get(ORIGIN) is None
+    assert post(served.url, body)[0] == 200  # the same request, whole, is cosigned
 
 
 def test_a_fork_is_never_cosigned(

@@ -54,6 +54,10 @@ class _TooLarge(Exception):
     pass
 
 
+class _Disconnected(Exception):
+    """The client went away before the whole body arrived."""
+
+
 class WitnessApp:
     """The ASGI application of one :class:`~nucleus_witness.witness.Witness` under ``prefix``
     (empty, or a path such as ``/witness``)."""
@@ -94,6 +98,9 @@ class WitnessApp:
                 body = await _read_body(receive)
             except _TooLarge:
                 return await _answer(send, 413, f"the body is larger than {MAX_REQUEST_BYTES} bytes\n".encode())
+            except _Disconnected:
+                log.info("add-checkpoint: the client disconnected before its request ended; nothing done")
+                return 499  # logged as nginx does for a client that closed the request; nothing is sent
             return await self._add_checkpoint(send, body)
         match = _MONITORING.fullmatch(route)
         if match is not None:
@@ -129,8 +136,8 @@ async def _read_body(receive: Receive) -> bytes:
     size = 0
     while True:
         message = await receive()
-        if message["type"] == "http.disconnect":
-            break
+        if message["type"] == "http.disconnect":  # the sender went away mid-body: act on nothing
+            raise _Disconnected
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_REQUEST_BYTES:

@@ -30,6 +30,8 @@ never both cosigned.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import logging
 import os
@@ -192,11 +194,21 @@ def _checkpoint(text: str) -> Checkpoint:
         return parse_checkpoint(text)
     except CheckpointError as err:
         lines = text.split("\n")
-        if len(lines) > 2 and lines[1] == "0":  # a size-0 checkpoint with another root: 422 (tlog-witness)
+        if len(lines) > 2 and lines[1] == "0" and _other_root(lines[2]):  # well formed, size 0, another root: 422
             raise WitnessProofError(
                 f"a checkpoint of size 0 must carry the empty tree's root hash (SHA-256 of nothing, {EMPTY_ROOT.hex()})"
             ) from None
         raise WitnessBadRequestError(f"the note is not a checkpoint: {err}") from None
+
+
+def _other_root(line: str) -> bool:
+    """True when ``line`` is the strict base64 of 32 bytes other than the empty tree's root (what
+    tlog-witness answers 422 for in a size-0 checkpoint; anything malformed is a 400)."""
+    try:
+        root = base64.b64decode(line, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return len(root) == len(EMPTY_ROOT) and root != EMPTY_ROOT and base64.b64encode(root).decode() == line
 
 
 def _served(text: str, log_signatures: Iterable[NoteSignature], cosignature_line: str) -> str:

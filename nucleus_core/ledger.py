@@ -25,6 +25,7 @@ from .errors import (
     AccessDeniedError,
     ConfigurationError,
     DuplicateRecordError,
+    IntegrityError,
     LedgerClosedError,
     NotFoundError,
     NucleusError,
@@ -907,14 +908,33 @@ class Ledger:
             checked.append((name, value))
         if max(value for _, value in checked) <= self._tree_size_seen:
             return
-        current = self._tree_size_seen = max(self._tree_size_seen, tree.merkle_size())
-        for name, value in checked:
+        self._tree_size_seen = max(self._tree_size_seen, tree.merkle_size())
+        self._refuse_beyond(checked)
+
+    def _refuse_beyond(self, sizes: Sequence[tuple[str, int]]) -> None:
+        current = self._tree_size_seen
+        for name, value in sizes:
             if value > current:
                 raise ValidationError(
                     f"{name} {value} is larger than the Merkle tree ({current} entries)"
                     + ("" if current == self.length() else "; open the ledger writable once to build the rest"),
                     field=name,
                 )
+
+    @contextlib.contextmanager
+    def _tree_read(self, tree: MerkleTreeStorage, **sizes: int) -> Iterator[None]:
+        """Around a read of the tree at ``sizes`` checked by :meth:`_tree_sizes` from the size
+        already seen: a node missing there means the stored tree is smaller than it was (a database
+        put back under a running ledger), so the size is read again and a size beyond it refused as
+        a fresh ledger would refuse it; a node missing inside the tree stays an IntegrityError."""
+        try:
+            yield
+        except IntegrityError as err:
+            if err.reason != "merkle_node_missing":
+                raise
+            self._tree_size_seen = tree.merkle_size()
+            self._refuse_beyond(list(sizes.items()))
+            raise
 
     def root_hash(self, size: int | None = None) -> bytes:
         """The RFC 9162 root hash (32 raw bytes) of the tree of the first ``size`` entries (default:
@@ -925,7 +945,8 @@ class Ledger:
             self._tree_size_seen = max(self._tree_size_seen, size)
         else:
             self._tree_sizes(tree, ("size", size, 0))
-        return merkle_root_hash(tree.merkle_store(), size)
+        with self._tree_read(tree, size=size):
+            return merkle_root_hash(tree.merkle_store(), size)
 
     def inclusion_proof(
         self, seq_or_hash: int | str, tree_size: int, context: RequestContext
@@ -950,7 +971,8 @@ class Ledger:
                 row, found = self._entry_and_nodes.entry_and_merkle_nodes(seq_or_hash, inclusion_keys(index, tree_size))
                 if self._readable(row, ctx) is None or row is None:
                     return None
-                hashes = merkle_inclusion_proof(FoundNodes(found), index, tree_size)
+                with self._tree_read(tree, tree_size=tree_size):
+                    hashes = merkle_inclusion_proof(FoundNodes(found), index, tree_size)
                 return InclusionProof(leaf_index=index, tree_size=tree_size, hashes=tuple(hashes))
             row = self._storage.get_by_seq(seq_or_hash)
         else:
@@ -961,7 +983,8 @@ class Ledger:
             return None
         if row.seq > tree_size:
             raise ValidationError(f"entry {row.seq} is not in the tree of {tree_size} entries", field="tree_size")
-        hashes = merkle_inclusion_proof(tree.merkle_store(), row.seq - 1, tree_size)
+        with self._tree_read(tree, tree_size=tree_size):
+            hashes = merkle_inclusion_proof(tree.merkle_store(), row.seq - 1, tree_size)
         return InclusionProof(leaf_index=row.seq - 1, tree_size=tree_size, hashes=tuple(hashes))
 
     def inclusion_proofs(
@@ -991,7 +1014,8 @@ class Ledger:
             if row is not None and row.seq > tree_size:
                 raise ValidationError(f"entry {row.seq} is not in the tree of {tree_size} entries", field="tree_size")
         found = [row for row in readable if row is not None]
-        paths = iter(merkle_inclusion_proofs(tree.merkle_store(), [row.seq - 1 for row in found], tree_size))
+        with self._tree_read(tree, tree_size=tree_size):
+            paths = iter(merkle_inclusion_proofs(tree.merkle_store(), [row.seq - 1 for row in found], tree_size))
         return [
             None if row is None
             else InclusionProof(leaf_index=row.seq - 1, tree_size=tree_size, hashes=tuple(next(paths)))
@@ -1023,7 +1047,8 @@ class Ledger:
         policy = self._policy
         if any(row is None or not policy.can_read(row, ctx) for row in rows):
             return None
-        return merkle_multi_inclusion_proof(tree.merkle_store(), [seq - 1 for seq in seqs], tree_size)
+        with self._tree_read(tree, tree_size=tree_size):
+            return merkle_multi_inclusion_proof(tree.merkle_store(), [seq - 1 for seq in seqs], tree_size)
 
     def _rows_of(self, items: Sequence[int | str], *, by_hash: bool) -> list[Entry | None]:
         """The stored row of each hash or seq of ``items`` (None when absent): seqs close together
@@ -1053,7 +1078,8 @@ class Ledger:
         self._tree_sizes(tree, ("old_size", old_size, 1), ("new_size", new_size, 1))
         if old_size > new_size:
             raise ValidationError(f"old_size {old_size} is larger than new_size {new_size}", field="old_size")
-        hashes = merkle_consistency_proof(tree.merkle_store(), old_size, new_size)
+        with self._tree_read(tree, old_size=old_size, new_size=new_size):
+            hashes = merkle_consistency_proof(tree.merkle_store(), old_size, new_size)
         return ConsistencyProof(first=old_size, second=new_size, hashes=tuple(hashes))
 
     def has_storage(self) -> bool:

@@ -328,3 +328,30 @@ def _store_of(hashes: list[bytes]) -> MemoryNodeStore:
     store = MemoryNodeStore()
     store.write(append_leaves(store, 0, [leaf_hash(h) for h in hashes]))
     return store
+
+
+def test_a_tree_that_shrank_under_a_running_ledger_refuses_sizes_beyond_it(tmp_path: Path) -> None:
+    """Proofs at a size already seen skip the size read (trees only grow); when the database is put
+    back to an older copy under a running ledger, a proof beyond the stored tree is still refused
+    as a fresh ledger refuses it (ValidationError naming the size), not as a tampered node."""
+    path = tmp_path / "shrunk.db"
+    ledger = create_ledger(id="shrunk", storage=sqlite_storage(path))
+    try:
+        ledger.append_batch([rec(i) for i in range(40)], CTX)
+        assert ledger.tree_size() == 40
+        assert ledger.consistency_proof(5, 40).second == 40
+        with sqlite3.connect(path) as db:  # an older copy of the ledger, 20 entries, in its place
+            db.execute("DELETE FROM nucleus_entries WHERE seq > 20")
+            db.execute("DELETE FROM nucleus_merkle")
+            db.execute("UPDATE nucleus_merkle_size SET size = 20")
+        calls: list[Callable[[], object]] = [
+            lambda: ledger.consistency_proof(5, 40),
+            lambda: ledger.root_hash(40),
+            lambda: ledger.inclusion_proof(3, 40, CTX),
+            lambda: ledger.inclusion_proofs([3, 4], 40, CTX),
+        ]
+        for call in calls:
+            with pytest.raises(ValidationError, match="larger than the Merkle tree"):
+                call()
+    finally:
+        ledger.close()

@@ -289,6 +289,15 @@ class InclusionProofError(LogVerificationError):
     code = "inclusion_proof_invalid"
 
 
+class EntryContentError(LogVerificationError):
+    """An entry given to a verifying client (or sent by the server) does not hash to its own
+    ``hash``: its record, seq, previous hash or appender fields were changed while the hash was
+    kept, its record is not its canonical form, or its derived columns differ from the record.
+    ``seq`` is the entry's."""
+
+    code = "entry_content_invalid"
+
+
 class WitnessPolicyError(LogVerificationError):
     """A checkpoint does not carry the valid witness cosignatures the client's policy requires
     (k of its n witnesses)."""

@@ -24,6 +24,7 @@ import pytest
 from nucleus_server.client import (
     CheckpointSignatureError,
     CosignaturePolicy,
+    EntryContentError,
     FileTrustedState,
     InclusionProofError,
     InconsistentLogError,
@@ -36,7 +37,7 @@ from nucleus_server.client import (
 )
 from nucleus_server.errors import error_document, rebuild_error
 
-from nucleus_core import IntegrityError, Ledger, Record, RequestContext
+from nucleus_core import Entry, IntegrityError, Ledger, Record, RequestContext
 from nucleus_core.checkpoint import CosignatureSigner, NoteSigner, default_origin
 from nucleus_core.cosignature import add_cosignatures
 from nucleus_core.errors import ConfigurationError
@@ -310,6 +311,37 @@ def test_an_entry_changed_in_transit_is_refused(tamper: tuple[Ledger, Proxy, Rem
     assert remote.trusted_checkpoint == before
     front.rewrite = None
     assert [e.record.payload["n"] for e in remote.query({"stream": "notes"})] == list(range(1, 9))
+
+
+def test_verify_entries_recomputes_each_hash_from_the_entry_content(
+    tamper: tuple[Ledger, Proxy, RemoteLedger],
+) -> None:
+    """An inclusion proof proves a hash only: a forged record, or a record object changed after it
+    was built, under the genuine hash (and so with a genuine proof) is refused, not returned."""
+    _ledger, _front, remote = tamper
+    genuine = remote.get_by_id("r-2")
+    assert genuine is not None and remote.verify_entries([genuine]) == [genuine]
+    forged = Entry.chained(
+        seq=genuine.seq, hash=genuine.hash, prev_hash=genuine.prev_hash,
+        record=Record(id="r-2", stream="notes", timestamp=genuine.record.timestamp, payload={"n": 1_000_000}),
+        version=genuine.version, appender=genuine.appender, auth_source=genuine.auth_source,
+        committed_at=genuine.committed_at,
+    )
+    with pytest.raises(EntryContentError, match="does not hash to its hash") as caught:
+        remote.verify_entries([genuine, forged])
+    assert caught.value.seq == genuine.seq and isinstance(caught.value, LogVerificationError)
+    other_seq = Entry.chained(
+        seq=genuine.seq + 1, hash=genuine.hash, prev_hash=genuine.prev_hash, record=genuine.record,
+        version=genuine.version, appender=genuine.appender, auth_source=genuine.auth_source,
+        committed_at=genuine.committed_at,
+    )
+    with pytest.raises(EntryContentError):
+        remote.verify_entries([other_seq])
+    mutated = remote.get_by_id("r-3")
+    assert mutated is not None and isinstance(mutated.record.payload, dict)
+    mutated.record.payload["n"] = 1_000_000
+    with pytest.raises(EntryContentError, match="not the canonical form"):
+        remote.verify_entries([mutated])
 
 
 def test_a_proof_hash_changed_in_transit_is_refused(tamper: tuple[Ledger, Proxy, RemoteLedger]) -> None:

@@ -50,6 +50,7 @@ from nucleus_core.errors import (
     AuthenticationError,
     CheckpointSignatureError,
     ConfigurationError,
+    EntryContentError,
     InclusionProofError,
     InconsistentLogError,
     LedgerClosedError,
@@ -62,9 +63,10 @@ from nucleus_core.errors import (
     ValidationError,
     WitnessPolicyError,
 )
+from nucleus_core.hashing import is_hash
 from nucleus_core.modules import ModuleMetadata, ModuleState
 from nucleus_core.query import QueryFilters, QueryResult
-from nucleus_core.records import Entry, Record
+from nucleus_core.records import Entry, Record, entry_row
 from nucleus_core.tlog_verify import (
     Checkpoint,
     MalformedNoteError,
@@ -83,7 +85,7 @@ from nucleus_core.trusted_state import (
     TrustedStateStore,
 )
 from nucleus_core.trusted_state import witness_policy as make_witness_policy
-from nucleus_core.verify import VerificationReport
+from nucleus_core.verify import VerificationReport, verify_rows
 
 from . import wire
 from .errors import NotFoundError, rebuild_error
@@ -93,9 +95,10 @@ if TYPE_CHECKING:
     from nucleus_ual import Grant, ListResult, Resource
 
 __all__ = [
-    "DEFAULT_CHECKPOINT_WAIT", "MAX_PROOF_BATCH", "CheckpointSignatureError", "CosignaturePolicy", "FileTrustedState",
-    "InclusionProofError", "InconsistentLogError", "LogVerificationError", "MemoryTrustedState", "RemoteAcl",
-    "RemoteLedger", "RemoteModules", "RollbackError", "TrustedStateError", "TrustedStateStore", "WitnessPolicyError",
+    "DEFAULT_CHECKPOINT_WAIT", "MAX_PROOF_BATCH", "CheckpointSignatureError", "CosignaturePolicy",
+    "EntryContentError", "FileTrustedState", "InclusionProofError", "InconsistentLogError", "LogVerificationError",
+    "MemoryTrustedState", "RemoteAcl", "RemoteLedger", "RemoteModules", "RollbackError", "TrustedStateError",
+    "TrustedStateStore", "WitnessPolicyError",
 ]
 
 DEFAULT_TIMEOUT = 30.0
@@ -412,6 +415,9 @@ class RemoteLedger:
         to :data:`MAX_PROOF_BATCH` entries per request); unchanged when the client does not verify."""
         if not self.verifying or not entries:
             return entries
+        ledger_id = self._ledger_id(token)
+        for entry in entries:
+            _check_content(entry, ledger_id)
         checkpoint = self._covering(max(e.seq for e in entries), token)
         seqs = sorted({e.seq for e in entries})
         proofs: dict[int, InclusionProof | None] = {}
@@ -454,8 +460,11 @@ class RemoteLedger:
 
     def verify_entries(self, entries: Sequence[Entry], context: RequestContext | None = None) -> list[Entry]:
         """Prove ``entries`` (from this ledger, obtained any way) to be in a trusted checkpoint, as
-        every method returning entries does; returns them. :class:`InclusionProofError` when one
-        is not (an entry the requester may not read has no proof either)."""
+        every method returning entries does; returns them. Each entry's hash is first recomputed
+        from its fields and its record checked to be its canonical form (:class:`EntryContentError`
+        otherwise: a changed record under the original hash is refused), then proven;
+        :class:`InclusionProofError` when one is not (an entry the requester may not read has no
+        proof either)."""
         if not self.verifying:
             raise ConfigurationError("this RemoteLedger does not verify (it was given no checkpoint verifier keys)")
         batch = list(entries)
@@ -645,6 +654,9 @@ class RemoteLedger:
     ) -> list[Entry]:
         """A page proven by the proof that came with it (the entries in the trusted tree), the
         rest (newer entries, or no proof) as :meth:`_verified` proves them."""
+        ledger_id = self._ledger_id(token)
+        for entry in entries:
+            _check_content(entry, ledger_id)
         covered = [e for e in entries if trusted is not None and e.seq <= trusted.size]
         if covered and trusted is not None:
             seqs = [e.seq for e in covered]
@@ -831,6 +843,33 @@ class RemoteAcl:
         entries = self._ledger._verified(entries, token)
         result_type: type[ListResult] = ual.ListResult
         return result_type(entries=entries, next_cursor=doc.get("next_cursor"))
+
+
+def _check_content(entry: Entry, ledger_id: str) -> None:
+    """Refuse ``entry`` unless its ``hash`` is the one its fields hash to under ``ledger_id`` (the
+    format checks of :func:`~nucleus_core.verify.verify_rows`: the hash, the canonical record
+    bytes, the derived columns, the appender fields) and its :attr:`~Entry.record` re-encodes to
+    those bytes (a record object changed after it was built). An inclusion proof proves a hash only:
+    this makes it prove the content."""
+    seq = entry.seq
+    if type(seq) is not int or seq < 1 or not is_hash(entry.hash) or not is_hash(entry.prev_hash):
+        raise EntryContentError("an entry with a malformed seq or hash cannot be verified", seq=None)
+    report = verify_rows(ledger_id, [entry_row(entry)], first_seq=seq, start_hash=entry.prev_hash)
+    if not report.ok:
+        raise EntryContentError(
+            f"entry {seq} (hash {entry.hash}) does not hash to its hash: {report.reason}",
+            seq=seq, reason=report.reason,
+        )
+    try:
+        record = entry.record
+        recoded = Record.from_dict(record.to_dict()).canonical
+    except ValidationError as err:
+        raise EntryContentError(f"entry {seq}: its record is not valid ({err})", seq=seq) from None
+    if record.canonical != entry.canonical or recoded != entry.canonical:
+        raise EntryContentError(
+            f"entry {seq}: its record is not the canonical form its hash covers (changed after it was built)",
+            seq=seq, reason="record not canonical",
+        )
 
 
 def _check_inclusion(entry: Entry, proof: InclusionProof | None, checkpoint: Checkpoint) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from nucleus_server.client import (
+    AnswerMismatchError,
     CheckpointSignatureError,
     CosignaturePolicy,
     EntryContentError,
@@ -43,7 +44,7 @@ from nucleus_core.cosignature import add_cosignatures
 from nucleus_core.errors import ConfigurationError
 from nucleus_core.hashing import entry_hash_of_version
 from nucleus_core.testing import postgres
-from nucleus_core.tlog_verify import parse_note
+from nucleus_core.tlog_verify import parse_checkpoint, parse_note
 
 pg_dsn = postgres.pg_dsn
 
@@ -342,6 +343,28 @@ def test_verify_entries_recomputes_each_hash_from_the_entry_content(
     mutated.record.payload["n"] = 1_000_000
     with pytest.raises(EntryContentError, match="not the canonical form"):
         remote.verify_entries([mutated])
+
+
+def test_a_checkpoint_of_another_size_than_asked_is_refused_and_never_trusted(
+    tamper: tuple[Ledger, Proxy, RemoteLedger], ledgers: Ledgers
+) -> None:
+    """``checkpoint(size=N)`` answered with another (validly signed) checkpoint, the latest one
+    here, is refused before it could move the trusted state forward."""
+    ledger, front, remote = tamper
+    before = remote.trusted_checkpoint
+    assert before is not None
+    ledger.append_batch([rec(i) for i in range(9, 12)], RequestContext(oid=ALICE, source="auth.dev"))
+    ledger.issue_checkpoint()
+    front.route = lambda path: path.split("?")[0] if path.startswith("/checkpoint?size=") else path
+    with pytest.raises(AnswerMismatchError, match=f"size {before.size}, the server answered one of size [0-9]+"):
+        remote.checkpoint(before.size)
+    assert remote.trusted_checkpoint == before
+    with client(front.url, ledgers) as fresh:
+        with pytest.raises(AnswerMismatchError):
+            fresh.checkpoint(before.size)
+        assert fresh.trusted_checkpoint is None
+        front.route = None
+        assert parse_checkpoint(parse_note(fresh.checkpoint(before.size)).text).size == before.size
 
 
 def test_a_proof_hash_changed_in_transit_is_refused(tamper: tuple[Ledger, Proxy, RemoteLedger]) -> None:

@@ -47,6 +47,7 @@ from nucleus_core.checkpoint import default_origin
 from nucleus_core.context import RequestContext, require_context
 from nucleus_core.cosignature import CosignaturePolicy
 from nucleus_core.errors import (
+    AnswerMismatchError,
     AuthenticationError,
     CheckpointSignatureError,
     ConfigurationError,
@@ -95,10 +96,10 @@ if TYPE_CHECKING:
     from nucleus_ual import Grant, ListResult, Resource
 
 __all__ = [
-    "DEFAULT_CHECKPOINT_WAIT", "MAX_PROOF_BATCH", "CheckpointSignatureError", "CosignaturePolicy",
-    "EntryContentError", "FileTrustedState", "InclusionProofError", "InconsistentLogError", "LogVerificationError",
-    "MemoryTrustedState", "RemoteAcl", "RemoteLedger", "RemoteModules", "RollbackError", "TrustedStateError",
-    "TrustedStateStore", "WitnessPolicyError",
+    "AnswerMismatchError", "DEFAULT_CHECKPOINT_WAIT", "MAX_PROOF_BATCH", "CheckpointSignatureError",
+    "CosignaturePolicy", "EntryContentError", "FileTrustedState", "InclusionProofError", "InconsistentLogError",
+    "LogVerificationError", "MemoryTrustedState", "RemoteAcl", "RemoteLedger", "RemoteModules", "RollbackError",
+    "TrustedStateError", "TrustedStateStore", "WitnessPolicyError",
 ]
 
 DEFAULT_TIMEOUT = 30.0
@@ -508,7 +509,8 @@ class RemoteLedger:
         ``size`` (:class:`~nucleus_core.errors.NotFoundError` when none was), as text. Public by
         default; the client's token is sent when it has one. A verifying client returns it only
         verified against its trusted state (the latest one moves that forward, see :meth:`refresh`;
-        an older one must be a prefix of the trusted tree); otherwise verify it with keys obtained
+        an older one must be a prefix of the trusted tree, a newer one extend it; one of another
+        size than ``size`` is an :class:`AnswerMismatchError`); otherwise verify it with keys obtained
         another way (:func:`~nucleus_core.tlog_verify.verify_checkpoint`) before trusting it."""
         if self._closed:
             raise LedgerClosedError(f"RemoteLedger for {self.url} is closed")
@@ -518,6 +520,15 @@ class RemoteLedger:
             self._trusted_log(self._token)
         note = self._checkpoint_text(size, self._token)
         if self.verifying:
+            if size is not None:
+                # Checked before the trusted state sees it: a checkpoint of another size (the
+                # latest, say) answering a by-size lookup would otherwise move the state forward.
+                presented = self._trusted_log(self._token).verify_note(note.encode("utf-8"))
+                if presented.size != size:
+                    raise AnswerMismatchError(
+                        f"asked for the checkpoint issued at size {size}, the server answered one of size "
+                        f"{presented.size}"
+                    )
             self._accept(note, self._token, latest=size is None)
         return note
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import http.server
+import itertools
 import json
 import os
 import pickle
@@ -365,6 +366,44 @@ def test_a_checkpoint_of_another_size_than_asked_is_refused_and_never_trusted(
         assert fresh.trusted_checkpoint is None
         front.route = None
         assert parse_checkpoint(parse_note(fresh.checkpoint(before.size)).text).size == before.size
+
+
+def test_a_query_page_outside_its_filters_or_a_cursor_going_back_is_refused(
+    tamper: tuple[Ledger, Proxy, RemoteLedger],
+) -> None:
+    """Genuine, proven entries that the query did not ask for (another record id, before the
+    cursor), and a next_cursor pointing back (duplicates, an endless iter_entries), are refused."""
+    _ledger, front, remote = tamper
+    first_three = httpx.post(f"{front.upstream}/entries/query", json={"limit": 3}, headers=dev(ALICE)).content
+
+    def unfiltered(method: str, path: str, body: bytes) -> bytes:
+        return first_three if path.startswith("/entries/query") else body
+
+    front.rewrite = unfiltered
+    with pytest.raises(AnswerMismatchError, match=r"record id '.*' is not one asked for"):
+        remote.query({"record_ids": ["r-5"]})
+    with pytest.raises(AnswerMismatchError, match="not after the cursor"):
+        remote.query({"cursor": "s5"})
+    with pytest.raises(AnswerMismatchError):
+        list(remote.iter_entries(from_seq=5))
+
+    def back_to_start(method: str, path: str, body: bytes) -> bytes:
+        if path.startswith("/entries/query"):
+            doc = json.loads(body)
+            doc["entries"] = doc["entries"][:2]
+            doc["next_cursor"] = "s0"
+            return json.dumps(doc).encode()
+        return body
+
+    front.rewrite = back_to_start
+    with pytest.raises(AnswerMismatchError, match="does not move past its page"):
+        remote.query({"limit": 2})
+    with pytest.raises(AnswerMismatchError):
+        list(itertools.islice(remote.iter_entries(), 100))
+    front.rewrite = None
+    assert [e.record.id for e in remote.query({"record_ids": ["r-5"]})] == ["r-5"]
+    seqs = [e.seq for e in remote.iter_entries()]
+    assert seqs == sorted(set(seqs))
 
 
 def test_a_proof_hash_changed_in_transit_is_refused(tamper: tuple[Ledger, Proxy, RemoteLedger]) -> None:

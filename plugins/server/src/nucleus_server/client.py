@@ -66,8 +66,9 @@ from nucleus_core.errors import (
 )
 from nucleus_core.hashing import is_hash
 from nucleus_core.modules import ModuleMetadata, ModuleState
-from nucleus_core.query import QueryFilters, QueryResult
+from nucleus_core.query import QueryFilters, QueryResult, decode_cursor, filters_from
 from nucleus_core.records import Entry, Record, entry_row
+from nucleus_core.storage import StorageQuery
 from nucleus_core.tlog_verify import (
     Checkpoint,
     MalformedNoteError,
@@ -641,9 +642,14 @@ class RemoteLedger:
     def query(
         self, filters: QueryFilters | Mapping[str, Any] | None = None, context: RequestContext | None = None
     ) -> QueryResult:
-        """Entries matching ``filters`` that the requester may read, a page at a time in seq order."""
+        """Entries matching ``filters`` that the requester may read, a page at a time in seq order.
+        A verifying client also checks that the page matches the filters (stream, record ids,
+        timestamps, after the cursor, at most ``limit`` entries) and that its ``next_cursor`` moves
+        past it: :class:`AnswerMismatchError` otherwise. Whether an entry was left out is the
+        server's word."""
         token = self._bearer(context)
         body = _filters_doc(filters)
+        asked = filters_from(body).to_storage_query() if self.verifying else None
         trusted = self._trusted_log(token).checkpoint if self.verifying else None
         if trusted is not None and trusted.size > 0:
             # The page's proof in the trusted tree comes with the page: no second request.
@@ -655,10 +661,12 @@ class RemoteLedger:
                 raise
             self._cannot_prove(trusted.size, token, err)
         entries = self._entries(doc["entries"], token)
-        if self.verifying:
+        next_cursor = doc.get("next_cursor")
+        if asked is not None:
             _check_ascending(entries)
+            _check_page(entries, next_cursor, asked)
             entries = self._verified_page(entries, doc.get("proof"), trusted, token)
-        return QueryResult(entries=entries, next_cursor=doc.get("next_cursor"))
+        return QueryResult(entries=entries, next_cursor=next_cursor)
 
     def _verified_page(
         self, entries: list[Entry], proof: Any, trusted: Checkpoint | None, token: str
@@ -694,13 +702,29 @@ class RemoteLedger:
         return entries
 
     def iter_entries(self, context: RequestContext | None = None, *, from_seq: int = 1) -> Iterator[Entry]:
-        """Every entry the requester may read from ``from_seq`` on, in seq order, a page at a time."""
+        """Every entry the requester may read from ``from_seq`` on, in seq order, a page at a time.
+        A verifying client refuses (:class:`AnswerMismatchError`) a page whose seqs do not rise
+        past the previous page's, start before ``from_seq``, or whose cursor does not move past it
+        (a server sending the same entries again, or looping)."""
         cursor = f"s{from_seq - 1}" if from_seq > 1 else None
+        last = from_seq - 1
         while True:
             page = self.query({"limit": 1000, **({"cursor": cursor} if cursor else {})}, context)
+            if self.verifying and page.entries and page.entries[0].seq <= last:
+                raise AnswerMismatchError(
+                    f"iterating from entry {from_seq}, the server sent entry {page.entries[0].seq} after entry {last}"
+                    " (entries again, or before the start)", seq=page.entries[0].seq,
+                )
             yield from page.entries
             if page.next_cursor is None:
                 return
+            if page.entries:
+                last = page.entries[-1].seq
+            elif self.verifying and decode_cursor(page.next_cursor) <= last:
+                raise AnswerMismatchError(
+                    f"the server answered an empty page whose cursor {page.next_cursor!r} does not move past "
+                    f"entry {last}"
+                )
             cursor = page.next_cursor
 
     # chain state ------------------------------------------------------------------------------
@@ -917,6 +941,41 @@ def _check_records(entries: Sequence[Entry], records: Sequence[Record]) -> None:
             )
         if i and entry.seq != entries[i - 1].seq + 1:
             raise LogVerificationError("the server answered a batch append with entries that are not consecutive")
+
+
+def _check_page(entries: Sequence[Entry], next_cursor: object, asked: StorageQuery) -> None:
+    """A query page must match what the client can check of the query ``asked``: each entry in a
+    stream and a record id asked for, a timestamp in ``[since, until)``, a seq after the cursor, at
+    most the limit asked for; a ``next_cursor`` (if any) moving past the page's last entry."""
+    if len(entries) > asked.limit - 1:
+        raise AnswerMismatchError(f"asked for at most {asked.limit - 1} entries, the server answered {len(entries)}")
+    for entry in entries:
+        record = entry.record
+        why = None
+        if entry.seq <= asked.after_seq:
+            why = f"its seq is not after the cursor's entry {asked.after_seq}"
+        elif asked.streams is not None and record.stream not in asked.streams:
+            why = f"its stream {record.stream!r} is not one asked for"
+        elif asked.record_ids is not None and record.id not in asked.record_ids:
+            why = f"its record id {record.id!r} is not one asked for"
+        elif (asked.since is not None and record.timestamp < asked.since) or (
+            asked.until is not None and record.timestamp >= asked.until
+        ):
+            why = f"its timestamp {record.timestamp} is outside the range asked for"
+        if why is not None:
+            raise AnswerMismatchError(f"the server's query page holds entry {entry.seq}, which {why}", seq=entry.seq)
+    if next_cursor is not None:
+        try:
+            if not isinstance(next_cursor, str):
+                raise ValidationError("not a string")
+            after = decode_cursor(next_cursor)
+        except ValidationError:
+            raise AnswerMismatchError(f"the server's next_cursor {next_cursor!r} is not a cursor") from None
+        floor = entries[-1].seq if entries else asked.after_seq
+        if after < floor or (not entries and after == floor):
+            raise AnswerMismatchError(
+                f"the server's next_cursor {next_cursor!r} does not move past its page (entry {floor})"
+            )
 
 
 def _check_ascending(entries: Sequence[Entry]) -> None:

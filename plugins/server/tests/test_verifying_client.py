@@ -37,7 +37,7 @@ from nucleus_server.client import (
     TrustedStateError,
     WitnessPolicyError,
 )
-from nucleus_server.errors import error_document, rebuild_error
+from nucleus_server.errors import NotFoundError, error_document, rebuild_error
 
 from nucleus_core import Entry, IntegrityError, Ledger, Record, RequestContext
 from nucleus_core.checkpoint import CosignatureSigner, NoteSigner, default_origin
@@ -765,3 +765,17 @@ def test_a_witness_policy_asks_for_a_cosigned_checkpoint_and_waits_for_one(
         assert trusted is not None and trusted.size >= entry.seq and len(asked) > 2
         assert all(p == "/checkpoint?cosigned=2" for p in asked)
 
+
+
+def test_a_witness_policy_against_a_ledger_signing_no_checkpoints_says_so(
+    open_ledger: Callable[..., Ledger], serve: Callable[..., Any]
+) -> None:
+    """The 404 of a ledger without a checkpoint key is not "none cosigned yet": the client says
+    the ledger signs no checkpoints instead of waiting for a cosigned one."""
+    server = serve(open_ledger("ual", name="unsigned.db", admins=[ALICE]))
+    policy = CosignaturePolicy(1, [CosignatureSigner.generate("witness-0.example").verifier])
+    vkey = NoteSigner.generate(ORIGIN).vkey
+    with RemoteLedger(
+        server.url, token=f"dev:{ALICE}", ledger_id=LEDGER, checkpoint_vkeys=[vkey], witness_policy=policy
+    ) as remote, pytest.raises(NotFoundError, match="signs no checkpoints"):
+        remote.refresh()

@@ -113,6 +113,8 @@ MAX_PROOF_BATCH = 1000
 """Most entries whose proofs one ``POST /proof/inclusion`` asks for (the server's limit)."""
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_SIGNS_NO_CHECKPOINTS = "signs no checkpoints"
+"""What the server's 404 of ``GET /checkpoint`` says when its ledger has no checkpoint signing key."""
 _POLL_FIRST = 0.02
 _POLL_MAX = 0.5
 
@@ -347,7 +349,11 @@ class RemoteLedger:
             return self._checkpoint_text(None, token)
         try:
             return self._checkpoint_text(None, token, cosigned=policy.quorum)
-        except NotFoundError:
+        except NotFoundError as err:
+            # Two 404s: none cosigned yet (wait), or a ledger signing no checkpoints at all (the
+            # server's message says so; GET /checkpoint answers it without the parameter too).
+            if _SIGNS_NO_CHECKPOINTS in str(err):
+                raise
             return None
         except ValidationError as err:
             if err.field not in ("query", "cosigned"):

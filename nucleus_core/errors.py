@@ -289,6 +289,24 @@ class InclusionProofError(LogVerificationError):
     code = "inclusion_proof_invalid"
 
 
+class EntryContentError(LogVerificationError):
+    """An entry given to a verifying client (or sent by the server) does not hash to its own
+    ``hash``: its record, seq, previous hash or appender fields were changed while the hash was
+    kept, its record is not its canonical form, or its derived columns differ from the record.
+    ``seq`` is the entry's."""
+
+    code = "entry_content_invalid"
+
+
+class AnswerMismatchError(LogVerificationError):
+    """The server answered something other than what was asked, in a way the client can check
+    locally: a query page holding entries outside the filters asked for (another stream or record
+    id, a seq before the cursor), a cursor that does not move past its page, a checkpoint of
+    another size than the one asked for."""
+
+    code = "answer_mismatch"
+
+
 class WitnessPolicyError(LogVerificationError):
     """A checkpoint does not carry the valid witness cosignatures the client's policy requires
     (k of its n witnesses)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import http.server
+import itertools
 import json
 import os
 import pickle
@@ -22,8 +23,10 @@ from typing import Any
 import httpx
 import pytest
 from nucleus_server.client import (
+    AnswerMismatchError,
     CheckpointSignatureError,
     CosignaturePolicy,
+    EntryContentError,
     FileTrustedState,
     InclusionProofError,
     InconsistentLogError,
@@ -34,15 +37,15 @@ from nucleus_server.client import (
     TrustedStateError,
     WitnessPolicyError,
 )
-from nucleus_server.errors import error_document, rebuild_error
+from nucleus_server.errors import NotFoundError, error_document, rebuild_error
 
-from nucleus_core import IntegrityError, Ledger, Record, RequestContext
+from nucleus_core import Entry, IntegrityError, Ledger, Record, RequestContext
 from nucleus_core.checkpoint import CosignatureSigner, NoteSigner, default_origin
 from nucleus_core.cosignature import add_cosignatures
 from nucleus_core.errors import ConfigurationError
 from nucleus_core.hashing import entry_hash_of_version
 from nucleus_core.testing import postgres
-from nucleus_core.tlog_verify import parse_note
+from nucleus_core.tlog_verify import parse_checkpoint, parse_note
 
 pg_dsn = postgres.pg_dsn
 
@@ -310,6 +313,97 @@ def test_an_entry_changed_in_transit_is_refused(tamper: tuple[Ledger, Proxy, Rem
     assert remote.trusted_checkpoint == before
     front.rewrite = None
     assert [e.record.payload["n"] for e in remote.query({"stream": "notes"})] == list(range(1, 9))
+
+
+def test_verify_entries_recomputes_each_hash_from_the_entry_content(
+    tamper: tuple[Ledger, Proxy, RemoteLedger],
+) -> None:
+    """An inclusion proof proves a hash only: a forged record, or a record object changed after it
+    was built, under the genuine hash (and so with a genuine proof) is refused, not returned."""
+    _ledger, _front, remote = tamper
+    genuine = remote.get_by_id("r-2")
+    assert genuine is not None and remote.verify_entries([genuine]) == [genuine]
+    forged = Entry.chained(
+        seq=genuine.seq, hash=genuine.hash, prev_hash=genuine.prev_hash,
+        record=Record(id="r-2", stream="notes", timestamp=genuine.record.timestamp, payload={"n": 1_000_000}),
+        version=genuine.version, appender=genuine.appender, auth_source=genuine.auth_source,
+        committed_at=genuine.committed_at,
+    )
+    with pytest.raises(EntryContentError, match="does not hash to its hash") as caught:
+        remote.verify_entries([genuine, forged])
+    assert caught.value.seq == genuine.seq and isinstance(caught.value, LogVerificationError)
+    other_seq = Entry.chained(
+        seq=genuine.seq + 1, hash=genuine.hash, prev_hash=genuine.prev_hash, record=genuine.record,
+        version=genuine.version, appender=genuine.appender, auth_source=genuine.auth_source,
+        committed_at=genuine.committed_at,
+    )
+    with pytest.raises(EntryContentError):
+        remote.verify_entries([other_seq])
+    mutated = remote.get_by_id("r-3")
+    assert mutated is not None and isinstance(mutated.record.payload, dict)
+    mutated.record.payload["n"] = 1_000_000
+    with pytest.raises(EntryContentError, match="not the canonical form"):
+        remote.verify_entries([mutated])
+
+
+def test_a_checkpoint_of_another_size_than_asked_is_refused_and_never_trusted(
+    tamper: tuple[Ledger, Proxy, RemoteLedger], ledgers: Ledgers
+) -> None:
+    """``checkpoint(size=N)`` answered with another (validly signed) checkpoint, the latest one
+    here, is refused before it could move the trusted state forward."""
+    ledger, front, remote = tamper
+    before = remote.trusted_checkpoint
+    assert before is not None
+    ledger.append_batch([rec(i) for i in range(9, 12)], RequestContext(oid=ALICE, source="auth.dev"))
+    ledger.issue_checkpoint()
+    front.route = lambda path: path.split("?")[0] if path.startswith("/checkpoint?size=") else path
+    with pytest.raises(AnswerMismatchError, match=f"size {before.size}, the server answered one of size [0-9]+"):
+        remote.checkpoint(before.size)
+    assert remote.trusted_checkpoint == before
+    with client(front.url, ledgers) as fresh:
+        with pytest.raises(AnswerMismatchError):
+            fresh.checkpoint(before.size)
+        assert fresh.trusted_checkpoint is None
+        front.route = None
+        assert parse_checkpoint(parse_note(fresh.checkpoint(before.size)).text).size == before.size
+
+
+def test_a_query_page_outside_its_filters_or_a_cursor_going_back_is_refused(
+    tamper: tuple[Ledger, Proxy, RemoteLedger],
+) -> None:
+    """Genuine, proven entries that the query did not ask for (another record id, before the
+    cursor), and a next_cursor pointing back (duplicates, an endless iter_entries), are refused."""
+    _ledger, front, remote = tamper
+    first_three = httpx.post(f"{front.upstream}/entries/query", json={"limit": 3}, headers=dev(ALICE)).content
+
+    def unfiltered(method: str, path: str, body: bytes) -> bytes:
+        return first_three if path.startswith("/entries/query") else body
+
+    front.rewrite = unfiltered
+    with pytest.raises(AnswerMismatchError, match=r"record id '.*' is not one asked for"):
+        remote.query({"record_ids": ["r-5"]})
+    with pytest.raises(AnswerMismatchError, match="not after the cursor"):
+        remote.query({"cursor": "s5"})
+    with pytest.raises(AnswerMismatchError):
+        list(remote.iter_entries(from_seq=5))
+
+    def back_to_start(method: str, path: str, body: bytes) -> bytes:
+        if path.startswith("/entries/query"):
+            doc = json.loads(body)
+            doc["entries"] = doc["entries"][:2]
+            doc["next_cursor"] = "s0"
+            return json.dumps(doc).encode()
+        return body
+
+    front.rewrite = back_to_start
+    with pytest.raises(AnswerMismatchError, match="does not move past its page"):
+        remote.query({"limit": 2})
+    with pytest.raises(AnswerMismatchError):
+        list(itertools.islice(remote.iter_entries(), 100))
+    front.rewrite = None
+    assert [e.record.id for e in remote.query({"record_ids": ["r-5"]})] == ["r-5"]
+    seqs = [e.seq for e in remote.iter_entries()]
+    assert seqs == sorted(set(seqs))
 
 
 def test_a_proof_hash_changed_in_transit_is_refused(tamper: tuple[Ledger, Proxy, RemoteLedger]) -> None:
@@ -671,3 +765,17 @@ def test_a_witness_policy_asks_for_a_cosigned_checkpoint_and_waits_for_one(
         assert trusted is not None and trusted.size >= entry.seq and len(asked) > 2
         assert all(p == "/checkpoint?cosigned=2" for p in asked)
 
+
+
+def test_a_witness_policy_against_a_ledger_signing_no_checkpoints_says_so(
+    open_ledger: Callable[..., Ledger], serve: Callable[..., Any]
+) -> None:
+    """The 404 of a ledger without a checkpoint key is not "none cosigned yet": the client says
+    the ledger signs no checkpoints instead of waiting for a cosigned one."""
+    server = serve(open_ledger("ual", name="unsigned.db", admins=[ALICE]))
+    policy = CosignaturePolicy(1, [CosignatureSigner.generate("witness-0.example").verifier])
+    vkey = NoteSigner.generate(ORIGIN).vkey
+    with RemoteLedger(
+        server.url, token=f"dev:{ALICE}", ledger_id=LEDGER, checkpoint_vkeys=[vkey], witness_policy=policy
+    ) as remote, pytest.raises(NotFoundError, match="signs no checkpoints"):
+        remote.refresh()

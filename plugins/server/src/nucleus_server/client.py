@@ -47,9 +47,11 @@ from nucleus_core.checkpoint import default_origin
 from nucleus_core.context import RequestContext, require_context
 from nucleus_core.cosignature import CosignaturePolicy
 from nucleus_core.errors import (
+    AnswerMismatchError,
     AuthenticationError,
     CheckpointSignatureError,
     ConfigurationError,
+    EntryContentError,
     InclusionProofError,
     InconsistentLogError,
     LedgerClosedError,
@@ -62,9 +64,11 @@ from nucleus_core.errors import (
     ValidationError,
     WitnessPolicyError,
 )
+from nucleus_core.hashing import is_hash
 from nucleus_core.modules import ModuleMetadata, ModuleState
-from nucleus_core.query import QueryFilters, QueryResult
-from nucleus_core.records import Entry, Record
+from nucleus_core.query import QueryFilters, QueryResult, decode_cursor, filters_from
+from nucleus_core.records import Entry, Record, entry_row
+from nucleus_core.storage import StorageQuery
 from nucleus_core.tlog_verify import (
     Checkpoint,
     MalformedNoteError,
@@ -83,7 +87,7 @@ from nucleus_core.trusted_state import (
     TrustedStateStore,
 )
 from nucleus_core.trusted_state import witness_policy as make_witness_policy
-from nucleus_core.verify import VerificationReport
+from nucleus_core.verify import VerificationReport, verify_rows
 
 from . import wire
 from .errors import NotFoundError, rebuild_error
@@ -93,9 +97,10 @@ if TYPE_CHECKING:
     from nucleus_ual import Grant, ListResult, Resource
 
 __all__ = [
-    "DEFAULT_CHECKPOINT_WAIT", "MAX_PROOF_BATCH", "CheckpointSignatureError", "CosignaturePolicy", "FileTrustedState",
-    "InclusionProofError", "InconsistentLogError", "LogVerificationError", "MemoryTrustedState", "RemoteAcl",
-    "RemoteLedger", "RemoteModules", "RollbackError", "TrustedStateError", "TrustedStateStore", "WitnessPolicyError",
+    "AnswerMismatchError", "DEFAULT_CHECKPOINT_WAIT", "MAX_PROOF_BATCH", "CheckpointSignatureError",
+    "CosignaturePolicy", "EntryContentError", "FileTrustedState", "InclusionProofError", "InconsistentLogError",
+    "LogVerificationError", "MemoryTrustedState", "RemoteAcl", "RemoteLedger", "RemoteModules", "RollbackError",
+    "TrustedStateError", "TrustedStateStore", "WitnessPolicyError",
 ]
 
 DEFAULT_TIMEOUT = 30.0
@@ -108,6 +113,8 @@ MAX_PROOF_BATCH = 1000
 """Most entries whose proofs one ``POST /proof/inclusion`` asks for (the server's limit)."""
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_SIGNS_NO_CHECKPOINTS = "signs no checkpoints"
+"""What the server's 404 of ``GET /checkpoint`` says when its ledger has no checkpoint signing key."""
 _POLL_FIRST = 0.02
 _POLL_MAX = 0.5
 
@@ -342,7 +349,11 @@ class RemoteLedger:
             return self._checkpoint_text(None, token)
         try:
             return self._checkpoint_text(None, token, cosigned=policy.quorum)
-        except NotFoundError:
+        except NotFoundError as err:
+            # Two 404s: none cosigned yet (wait), or a ledger signing no checkpoints at all (the
+            # server's message says so; GET /checkpoint answers it without the parameter too).
+            if _SIGNS_NO_CHECKPOINTS in str(err):
+                raise
             return None
         except ValidationError as err:
             if err.field not in ("query", "cosigned"):
@@ -412,6 +423,9 @@ class RemoteLedger:
         to :data:`MAX_PROOF_BATCH` entries per request); unchanged when the client does not verify."""
         if not self.verifying or not entries:
             return entries
+        ledger_id = self._ledger_id(token)
+        for entry in entries:
+            _check_content(entry, ledger_id)
         checkpoint = self._covering(max(e.seq for e in entries), token)
         seqs = sorted({e.seq for e in entries})
         proofs: dict[int, InclusionProof | None] = {}
@@ -454,8 +468,11 @@ class RemoteLedger:
 
     def verify_entries(self, entries: Sequence[Entry], context: RequestContext | None = None) -> list[Entry]:
         """Prove ``entries`` (from this ledger, obtained any way) to be in a trusted checkpoint, as
-        every method returning entries does; returns them. :class:`InclusionProofError` when one
-        is not (an entry the requester may not read has no proof either)."""
+        every method returning entries does; returns them. Each entry's hash is first recomputed
+        from its fields and its record checked to be its canonical form (:class:`EntryContentError`
+        otherwise: a changed record under the original hash is refused), then proven;
+        :class:`InclusionProofError` when one is not (an entry the requester may not read has no
+        proof either)."""
         if not self.verifying:
             raise ConfigurationError("this RemoteLedger does not verify (it was given no checkpoint verifier keys)")
         batch = list(entries)
@@ -499,7 +516,8 @@ class RemoteLedger:
         ``size`` (:class:`~nucleus_core.errors.NotFoundError` when none was), as text. Public by
         default; the client's token is sent when it has one. A verifying client returns it only
         verified against its trusted state (the latest one moves that forward, see :meth:`refresh`;
-        an older one must be a prefix of the trusted tree); otherwise verify it with keys obtained
+        an older one must be a prefix of the trusted tree, a newer one extend it; one of another
+        size than ``size`` is an :class:`AnswerMismatchError`); otherwise verify it with keys obtained
         another way (:func:`~nucleus_core.tlog_verify.verify_checkpoint`) before trusting it."""
         if self._closed:
             raise LedgerClosedError(f"RemoteLedger for {self.url} is closed")
@@ -509,6 +527,15 @@ class RemoteLedger:
             self._trusted_log(self._token)
         note = self._checkpoint_text(size, self._token)
         if self.verifying:
+            if size is not None:
+                # Checked before the trusted state sees it: a checkpoint of another size (the
+                # latest, say) answering a by-size lookup would otherwise move the state forward.
+                presented = self._trusted_log(self._token).verify_note(note.encode("utf-8"))
+                if presented.size != size:
+                    raise AnswerMismatchError(
+                        f"asked for the checkpoint issued at size {size}, the server answered one of size "
+                        f"{presented.size}"
+                    )
             self._accept(note, self._token, latest=size is None)
         return note
 
@@ -621,9 +648,14 @@ class RemoteLedger:
     def query(
         self, filters: QueryFilters | Mapping[str, Any] | None = None, context: RequestContext | None = None
     ) -> QueryResult:
-        """Entries matching ``filters`` that the requester may read, a page at a time in seq order."""
+        """Entries matching ``filters`` that the requester may read, a page at a time in seq order.
+        A verifying client also checks that the page matches the filters (stream, record ids,
+        timestamps, after the cursor, at most ``limit`` entries) and that its ``next_cursor`` moves
+        past it: :class:`AnswerMismatchError` otherwise. Whether an entry was left out is the
+        server's word."""
         token = self._bearer(context)
         body = _filters_doc(filters)
+        asked = filters_from(body).to_storage_query() if self.verifying else None
         trusted = self._trusted_log(token).checkpoint if self.verifying else None
         if trusted is not None and trusted.size > 0:
             # The page's proof in the trusted tree comes with the page: no second request.
@@ -635,16 +667,21 @@ class RemoteLedger:
                 raise
             self._cannot_prove(trusted.size, token, err)
         entries = self._entries(doc["entries"], token)
-        if self.verifying:
+        next_cursor = doc.get("next_cursor")
+        if asked is not None:
             _check_ascending(entries)
+            _check_page(entries, next_cursor, asked)
             entries = self._verified_page(entries, doc.get("proof"), trusted, token)
-        return QueryResult(entries=entries, next_cursor=doc.get("next_cursor"))
+        return QueryResult(entries=entries, next_cursor=next_cursor)
 
     def _verified_page(
         self, entries: list[Entry], proof: Any, trusted: Checkpoint | None, token: str
     ) -> list[Entry]:
         """A page proven by the proof that came with it (the entries in the trusted tree), the
         rest (newer entries, or no proof) as :meth:`_verified` proves them."""
+        ledger_id = self._ledger_id(token)
+        for entry in entries:
+            _check_content(entry, ledger_id)
         covered = [e for e in entries if trusted is not None and e.seq <= trusted.size]
         if covered and trusted is not None:
             seqs = [e.seq for e in covered]
@@ -671,13 +708,29 @@ class RemoteLedger:
         return entries
 
     def iter_entries(self, context: RequestContext | None = None, *, from_seq: int = 1) -> Iterator[Entry]:
-        """Every entry the requester may read from ``from_seq`` on, in seq order, a page at a time."""
+        """Every entry the requester may read from ``from_seq`` on, in seq order, a page at a time.
+        A verifying client refuses (:class:`AnswerMismatchError`) a page whose seqs do not rise
+        past the previous page's, start before ``from_seq``, or whose cursor does not move past it
+        (a server sending the same entries again, or looping)."""
         cursor = f"s{from_seq - 1}" if from_seq > 1 else None
+        last = from_seq - 1
         while True:
             page = self.query({"limit": 1000, **({"cursor": cursor} if cursor else {})}, context)
+            if self.verifying and page.entries and page.entries[0].seq <= last:
+                raise AnswerMismatchError(
+                    f"iterating from entry {from_seq}, the server sent entry {page.entries[0].seq} after entry {last}"
+                    " (entries again, or before the start)", seq=page.entries[0].seq,
+                )
             yield from page.entries
             if page.next_cursor is None:
                 return
+            if page.entries:
+                last = page.entries[-1].seq
+            elif self.verifying and decode_cursor(page.next_cursor) <= last:
+                raise AnswerMismatchError(
+                    f"the server answered an empty page whose cursor {page.next_cursor!r} does not move past "
+                    f"entry {last}"
+                )
             cursor = page.next_cursor
 
     # chain state ------------------------------------------------------------------------------
@@ -833,6 +886,33 @@ class RemoteAcl:
         return result_type(entries=entries, next_cursor=doc.get("next_cursor"))
 
 
+def _check_content(entry: Entry, ledger_id: str) -> None:
+    """Refuse ``entry`` unless its ``hash`` is the one its fields hash to under ``ledger_id`` (the
+    format checks of :func:`~nucleus_core.verify.verify_rows`: the hash, the canonical record
+    bytes, the derived columns, the appender fields) and its :attr:`~Entry.record` re-encodes to
+    those bytes (a record object changed after it was built). An inclusion proof proves a hash only:
+    this makes it prove the content."""
+    seq = entry.seq
+    if type(seq) is not int or seq < 1 or not is_hash(entry.hash) or not is_hash(entry.prev_hash):
+        raise EntryContentError("an entry with a malformed seq or hash cannot be verified", seq=None)
+    report = verify_rows(ledger_id, [entry_row(entry)], first_seq=seq, start_hash=entry.prev_hash)
+    if not report.ok:
+        raise EntryContentError(
+            f"entry {seq} (hash {entry.hash}) does not hash to its hash: {report.reason}",
+            seq=seq, reason=report.reason,
+        )
+    try:
+        record = entry.record
+        recoded = Record.from_dict(record.to_dict()).canonical
+    except ValidationError as err:
+        raise EntryContentError(f"entry {seq}: its record is not valid ({err})", seq=seq) from None
+    if record.canonical != entry.canonical or recoded != entry.canonical:
+        raise EntryContentError(
+            f"entry {seq}: its record is not the canonical form its hash covers (changed after it was built)",
+            seq=seq, reason="record not canonical",
+        )
+
+
 def _check_inclusion(entry: Entry, proof: InclusionProof | None, checkpoint: Checkpoint) -> None:
     """Refuse ``entry`` unless ``proof`` puts its leaf at index ``seq - 1`` of ``checkpoint``'s tree."""
     seq = entry.seq
@@ -867,6 +947,41 @@ def _check_records(entries: Sequence[Entry], records: Sequence[Record]) -> None:
             )
         if i and entry.seq != entries[i - 1].seq + 1:
             raise LogVerificationError("the server answered a batch append with entries that are not consecutive")
+
+
+def _check_page(entries: Sequence[Entry], next_cursor: object, asked: StorageQuery) -> None:
+    """A query page must match what the client can check of the query ``asked``: each entry in a
+    stream and a record id asked for, a timestamp in ``[since, until)``, a seq after the cursor, at
+    most the limit asked for; a ``next_cursor`` (if any) moving past the page's last entry."""
+    if len(entries) > asked.limit - 1:
+        raise AnswerMismatchError(f"asked for at most {asked.limit - 1} entries, the server answered {len(entries)}")
+    for entry in entries:
+        record = entry.record
+        why = None
+        if entry.seq <= asked.after_seq:
+            why = f"its seq is not after the cursor's entry {asked.after_seq}"
+        elif asked.streams is not None and record.stream not in asked.streams:
+            why = f"its stream {record.stream!r} is not one asked for"
+        elif asked.record_ids is not None and record.id not in asked.record_ids:
+            why = f"its record id {record.id!r} is not one asked for"
+        elif (asked.since is not None and record.timestamp < asked.since) or (
+            asked.until is not None and record.timestamp >= asked.until
+        ):
+            why = f"its timestamp {record.timestamp} is outside the range asked for"
+        if why is not None:
+            raise AnswerMismatchError(f"the server's query page holds entry {entry.seq}, which {why}", seq=entry.seq)
+    if next_cursor is not None:
+        try:
+            if not isinstance(next_cursor, str):
+                raise ValidationError("not a string")
+            after = decode_cursor(next_cursor)
+        except ValidationError:
+            raise AnswerMismatchError(f"the server's next_cursor {next_cursor!r} is not a cursor") from None
+        floor = entries[-1].seq if entries else asked.after_seq
+        if after < floor or (not entries and after == floor):
+            raise AnswerMismatchError(
+                f"the server's next_cursor {next_cursor!r} does not move past its page (entry {floor})"
+            )
 
 
 def _check_ascending(entries: Sequence[Entry]) -> None:

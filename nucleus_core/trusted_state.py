@@ -224,8 +224,9 @@ ConsistencyFetch = Callable[[int, int], Sequence[bytes]]
 class TrustedLog:
     """The trusted state of one log (``origin``, checkpoints signed by ``verifiers``), kept in
     ``store``. Thread-safe; the store is read again before each advance, so several clients
-    sharing one store see each other's progress (a larger checkpoint found there, signed by a
-    trusted key, is taken as verified: clients sharing a store trust one another). ``policy``:
+    sharing one store see each other's progress, checked as an answer of the server would be: a
+    larger checkpoint found there is adopted once proven to extend the one trusted, one of the same
+    size with another root is a fork (:class:`~nucleus_core.errors.InconsistentLogError`). ``policy``:
     checked on every checkpoint received (not on the stored one, checked when it was received).
     """
 
@@ -248,8 +249,12 @@ class TrustedLog:
         self._loaded = False
 
     # -- state ---------------------------------------------------------------------------------
-    def _load(self) -> tuple[Checkpoint, bytes] | None:
-        """The stored state, verified; kept in memory unless the store holds a larger one."""
+    def _load(self, consistency: ConsistencyFetch | None = None) -> tuple[Checkpoint, bytes] | None:
+        """The stored state, verified. Once this client trusts a checkpoint, one that another
+        client sharing the store saved since must agree with it: the same size with another root is
+        an :class:`~nucleus_core.errors.InconsistentLogError`; a larger one is adopted only once
+        proven to extend it (with ``consistency``; without it the trusted one stays until
+        :meth:`accept` can prove it); a smaller one leaves it as it is."""
         note = self.store.load()
         if note is None:
             if self._trusted is not None:
@@ -267,7 +272,18 @@ class TrustedLog:
                 f"{self.store!r} does not hold a valid checkpoint of {self.origin!r} signed by the given keys: {err} "
                 "(restore it from a copy; never remove it to get past this without knowing why)"
             ) from None
-        if self._trusted is None or checkpoint.size >= self._trusted[0].size:
+        if self._trusted is None:
+            self._trusted = (checkpoint, note)
+            return self._trusted
+        mine = self._trusted[0]
+        if checkpoint.size == mine.size and checkpoint.root_hash != mine.root_hash:
+            raise InconsistentLogError(
+                f"{self.store!r} now holds a checkpoint of {checkpoint.size} entries with root "
+                f"{checkpoint.root_hash.hex()}, but this client trusts {mine.root_hash.hex()} at that size: two "
+                "histories under one key (a fork), seen by clients sharing the trusted state"
+            )
+        if checkpoint.size > mine.size and consistency is not None:
+            self._check_consistent(mine, checkpoint, consistency)
             self._trusted = (checkpoint, note)
         return self._trusted
 
@@ -311,7 +327,7 @@ class TrustedLog:
         Returns the verified checkpoint."""
         checkpoint = self.verify_note(note)
         with self._lock:
-            trusted = self._load()
+            trusted = self._load(consistency)
             self._loaded = True
             if trusted is None:
                 self._save(checkpoint, note)

@@ -243,3 +243,28 @@ def test_errors_are_integrity_errors_and_survive_pickle(error: LogVerificationEr
     codes = {cls.code for cls in (RollbackError, InconsistentLogError, CheckpointSignatureError,
                                   InclusionProofError, WitnessPolicyError, LogVerificationError)}
     assert len(codes) == 6
+
+
+def test_clients_sharing_a_store_adopt_only_what_extends_what_they_trust(signer: NoteSigner) -> None:
+    """Another client's save into a shared store is checked like an answer of the server: a fork at
+    the trusted size is refused at once, a larger checkpoint is adopted only once proven consistent."""
+    honest, forged = Log(signer), Log(signer, salt=b"forged")
+    honest.grow(6)
+    forged.grow(9)
+    store = MemoryTrustedState()
+    alice, bob = trusted(signer, store), trusted(signer, store)
+    seen = alice.accept(honest.note(), honest.consistency)
+    assert bob.checkpoint == seen  # bob starts from what alice saved
+    store.save(forged.note(6))  # a client that was shown the other history saved it
+    with pytest.raises(InconsistentLogError, match="clients sharing the trusted state"):
+        alice.accept(honest.note(), honest.consistency)
+    assert alice.checkpoint == seen
+    store.save(forged.note())  # larger, and not an extension of what alice trusts
+    with pytest.raises(InconsistentLogError, match="not consistent with the one of 6"):
+        alice.accept(honest.note(), forged.consistency)
+    assert alice.checkpoint == seen
+    honest.grow(4)
+    store.save(honest.note())  # larger and consistent: adopted, after its proof
+    asked = len(honest.asked)
+    assert alice.accept(honest.note(), honest.consistency).size == 10
+    assert alice.checkpoint is not None and alice.checkpoint.size == 10 and len(honest.asked) > asked

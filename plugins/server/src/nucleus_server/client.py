@@ -423,9 +423,6 @@ class RemoteLedger:
         to :data:`MAX_PROOF_BATCH` entries per request); unchanged when the client does not verify."""
         if not self.verifying or not entries:
             return entries
-        ledger_id = self._ledger_id(token)
-        for entry in entries:
-            _check_content(entry, ledger_id)
         checkpoint = self._covering(max(e.seq for e in entries), token)
         seqs = sorted({e.seq for e in entries})
         proofs: dict[int, InclusionProof | None] = {}
@@ -478,7 +475,13 @@ class RemoteLedger:
         batch = list(entries)
         if not all(isinstance(e, Entry) for e in batch):
             raise ValidationError("verify_entries takes a list of Entry", field="entries")
-        return self._verified(batch, self._bearer(context))
+        token = self._bearer(context)
+        # Entries from the server were rebuilt and hash-checked by wire.entry_from_json; these come
+        # from anywhere, so their hash is recomputed from their content before any proof counts.
+        ledger_id = self._ledger_id(token)
+        for entry in batch:
+            _check_content(entry, ledger_id)
+        return self._verified(batch, token)
 
     # identity -------------------------------------------------------------------------------
     @property
@@ -679,9 +682,6 @@ class RemoteLedger:
     ) -> list[Entry]:
         """A page proven by the proof that came with it (the entries in the trusted tree), the
         rest (newer entries, or no proof) as :meth:`_verified` proves them."""
-        ledger_id = self._ledger_id(token)
-        for entry in entries:
-            _check_content(entry, ledger_id)
         covered = [e for e in entries if trusted is not None and e.seq <= trusted.size]
         if covered and trusted is not None:
             seqs = [e.seq for e in covered]

@@ -51,7 +51,7 @@ _MONITORING = re.compile(r"/([0-9a-f]{64})/checkpoint")
 
 
 class _TooLarge(Exception):
-    pass
+    """The body is larger than :data:`MAX_REQUEST_BYTES`."""
 
 
 class _Disconnected(Exception):

@@ -141,6 +141,12 @@ class LedgerConfig:
     ``trusted_checkpoint_vkey_file`` (one per line), for ``trusted_checkpoint_origin`` (default:
     the origin of ``checkpoint``, itself by default :func:`~nucleus_core.checkpoint.default_origin`),
     and refuses a stored tree that does not extend it (:mod:`nucleus_core.trusted_checkpoint`).
+    ``verify_from_trusted_checkpoint``: opening verifies only what the trusted checkpoint does not
+    vouch for (the entries after it, the tree nodes they complete, the stored tree against the
+    checkpoint's root), in a time independent of the ledger's size, instead of the whole chain
+    (:func:`~nucleus_core.trusted_checkpoint.verify_after_checkpoint`; what it leaves unchecked:
+    ``docs/TRANSPARENCY.md``); needs ``trusted_checkpoint``. :meth:`Ledger.verify` (``nucleus
+    verify``) still checks everything.
     """
 
     id: str = attrs.field(validator=lambda _i, _a, v: validate_ledger_id(v))
@@ -160,6 +166,18 @@ class LedgerConfig:
     trusted_checkpoint_vkeys: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     trusted_checkpoint_vkey_file: str | None = None
     trusted_checkpoint_origin: str | None = None
+    verify_from_trusted_checkpoint: bool = attrs.field(default=False)
+
+    @verify_from_trusted_checkpoint.validator
+    def _check_from_checkpoint(self, _a: object, value: bool) -> None:
+        # attrs runs validators once every field is set: trusted_checkpoint is readable here.
+        if type(value) is not bool:
+            raise ConfigurationError("verify_from_trusted_checkpoint must be true or false")
+        if value and self.trusted_checkpoint is None:
+            raise ConfigurationError(
+                "verify_from_trusted_checkpoint needs trusted_checkpoint (the signed checkpoint kept outside "
+                "the database that the entries before it are taken from)"
+            )
 
     @verify_workers.validator
     def _check_workers(self, _a: object, value: int | None) -> None:

@@ -376,17 +376,28 @@ class TreeProblem:
 
 
 def check_tree(
-    storage: StorageBackend, entry_hashes: Iterable[str] | None = None, *, entries: int | None = None
+    storage: StorageBackend,
+    entry_hashes: Iterable[str] | None = None,
+    *,
+    entries: int | None = None,
+    start: int = 0,
 ) -> TreeProblem | None:
     """Recompute the stored tree from the entries and compare every stored node, streaming (the
-    frontier and one batch of nodes in memory). ``entry_hashes``: the hex hashes of entries 1, 2, ...
-    in order, already read by the caller (e.g. verification's own pass), else streamed from storage;
-    ``entries``: how many entries the caller verified (the tree may cover no more). None when
-    everything matches, or on storage that keeps no tree."""
+    frontier and one batch of nodes in memory). ``entry_hashes``: the hex hashes of entries
+    ``start + 1``, ``start + 2``, ... in order, already read by the caller (e.g. verification's own
+    pass), else streamed from storage; ``entries``: how many entries the caller verified (the tree
+    may cover no more). None when everything matches, or on storage that keeps no tree.
+
+    ``start``: take the tree of the first ``start`` leaves as stored (its frontier is read, not
+    recomputed) and check only the nodes the later entries complete: the part after a trusted
+    checkpoint of that size, whose root the caller has compared with the stored one
+    (:func:`~nucleus_core.trusted_checkpoint.verify_after_checkpoint`)."""
     tree = tree_storage(storage)
     if tree is None:
         return None
     size = tree.merkle_size()
+    if size < start:
+        return TreeProblem(seq=size + 1, reason=f"the Merkle tree covers {size} entries, fewer than {start}")
     if entries is not None and size > entries:
         # Other writers may have appended since the caller counted (entries and their nodes commit
         # together, so the head read now is at least the tree size read before): check the part
@@ -397,14 +408,14 @@ def check_tree(
                 seq=entries + 1, reason=f"the Merkle tree covers {size} entries but the chain has {entries}"
             )
         size = entries
-    if size == 0:
-        return _extra_node(tree, 0, 0)
     min_level = tree.merkle_min_level
-    hashes = entry_hashes if entry_hashes is not None else (h for _, h in tree.iter_entry_hashes(1))
-    stored = iter(tree.iter_merkle_nodes(0))  # batched reads: nothing to close when abandoned
-    frontier = Frontier()
-    position = 0
-    seq = 0
+    if size == start:
+        return _extra_node(tree, size, min_level)
+    hashes = entry_hashes if entry_hashes is not None else (h for _, h in tree.iter_entry_hashes(start + 1))
+    frontier = Frontier.from_store(tree.merkle_store(), start) if start else Frontier()
+    position = stored_node_count(start, min_level)
+    stored = iter(tree.iter_merkle_nodes(position))  # batched reads: nothing to close when abandoned
+    seq = start
     chunk: list[bytes] = []
     fromhex, sha = bytes.fromhex, _sha256
     for entry_hash in hashes:

@@ -131,7 +131,7 @@ def verify_after_checkpoint(ledger_id: str, storage: StorageBackend, checkpoint:
       inclusion proof from the stored tree, checked against the checkpoint's root), and its stored
       bytes hash to its hash: the chain after it starts from a verified hash and state;
     - every entry after it: seq, link, hash, strict parse, derived columns (as
-      :func:`~nucleus_core.verify.verify_rows`), and storage's count;
+      :func:`~nucleus_core.verify.verify_rows`), up to storage's head;
     - the stored tree nodes those entries complete, recomputed from the frontier of the
       checkpoint's tree (:func:`~nucleus_core.tree.check_tree` with ``start``), and the RFC 9162
       consistency proof from the checkpoint's tree to the stored tree of the verified entries.
@@ -143,7 +143,10 @@ def verify_after_checkpoint(ledger_id: str, storage: StorageBackend, checkpoint:
     if tree is None:
         raise ConfigurationError(f"ledger {ledger_id!r}: its storage keeps no Merkle tree to open from a checkpoint")
     size = checkpoint.size
-    count = storage.count()
+    # Storage's claim of how many entries there are: the head's seq (an index probe), not count()
+    # (a scan of the ledger's rows on SQLite); the entries before the checkpoint are not read.
+    head = storage.head()
+    count = head.seq if head is not None else 0
     rows = entry_rows(storage, max(size, 1))
     start_hash, first_seq = GENESIS_HASH, 1
     if size > 0:

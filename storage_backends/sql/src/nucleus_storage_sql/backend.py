@@ -393,10 +393,8 @@ class SqlStorageBackend(abc.ABC):
                 self._columns = entry_table_columns(self._models)
             self._prepare_statements()
             self._tree.prepare()
-            if not create:
-                held = self._stored_ledger_ids()
-                if ledger_id not in held:
-                    raise LedgerNotFoundError(ledger_id, held, where=self.url)
+            if not create and not self._holds_ledger(ledger_id):
+                raise LedgerNotFoundError(ledger_id, self._stored_ledger_ids(), where=self.url)
             elif not self._read_only:
                 self._created_ledger = self._register_ledger(ledger_id)
             if not self._read_only:
@@ -448,6 +446,20 @@ class SqlStorageBackend(abc.ABC):
         with self._begin_schema():
             cursor = self.database.execute_sql(self._sql["add_ledger"], (ledger_id, int(time.time() * 1000)))
         return bool(cursor.rowcount == 1)
+
+    def _holds_ledger(self, ledger_id: str) -> bool:
+        """Whether the database holds ``ledger_id`` (entries or its row in the ledgers table): an
+        index probe each, where :meth:`_stored_ledger_ids` reads every entry's ledger id."""
+        db = self.database
+        lid, p = self._quote("ledger_id"), db.param
+        tables = [self._entries_table]
+        if db.table_exists(self._ledgers_table):
+            tables.append(self._ledgers_table)
+        for table in tables:
+            sql = f"SELECT 1 FROM {self._quote(table)} WHERE {lid} = {p} LIMIT 1"  # noqa: S608 - checked identifiers
+            if db.execute_sql(sql, (ledger_id,)).fetchone() is not None:
+                return True
+        return False
 
     def _stored_ledger_ids(self) -> tuple[str, ...]:
         db = self.database

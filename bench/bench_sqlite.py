@@ -230,6 +230,43 @@ print(json.dumps({"n": n, "seconds": seconds, "rss_mb": resource.getrusage(resou
                   "hwm_mb": hwm[0] / 1024 if hwm else None}))
 """
 
+REHASH_CHILD = """
+import json, resource, sqlite3, sys, time
+from blake3 import blake3
+from nucleus_core.hashing import appender_block, preimage_header, preimage_header_v2, preimage_prefix
+t0 = time.perf_counter()
+db = sqlite3.connect(sys.argv[1])
+sql = ("select seq, hash, prev_hash, record_id, stream, timestamp, version, appender, auth_source, committed_at, "
+       "canonical from nucleus_entries where ledger_id = ? and seq >= ? order by seq limit 2000")
+prefix1, prefix2 = preimage_prefix(sys.argv[2]), preimage_prefix(sys.argv[2], 2)
+pack1 = preimage_header(prefix1).pack
+key, block, pack2 = None, b"", pack1
+prev = bytes(32)
+n, bad, nxt = 0, 0, 1
+while True:
+    rows = db.execute(sql, (sys.argv[2], nxt)).fetchall()
+    for seq, h, _p, _r, _s, _t, version, appender, source, committed, canonical in rows:
+        if version == 2:
+            if (committed, appender, source) != key:
+                key = (committed, appender, source)
+                block = appender_block(committed, appender, source)
+                pack2 = preimage_header_v2(prefix2, block).pack
+            digest = blake3(pack2(prefix2, seq, prev, block, len(canonical)) + canonical).digest()
+        else:
+            digest = blake3(pack1(prefix1, seq, prev, len(canonical)) + canonical).digest()
+        bad += digest.hex() != h
+        prev = digest
+    n += len(rows)
+    if len(rows) < 2000:
+        break
+    nxt = rows[-1][0] + 1
+seconds = time.perf_counter() - t0
+assert bad == 0, bad
+hwm = [int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")]
+print(json.dumps({"n": n, "seconds": seconds, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "hwm_mb": hwm[0] / 1024 if hwm else None}))
+"""
+
 
 def child(code: str, path: Path, *args: str, pythonpath: str | None = None) -> dict[str, float]:
     # Launched through a small intermediate interpreter: Linux carries ru_maxrss over fork+exec, so
@@ -260,24 +297,28 @@ def bench_open(path: Path, old_code: str | None = None, rounds: int = 1) -> dict
     out: dict[str, float] = {}
     for r in range(rounds):
         scan = child(SCAN_CHILD, path)
+        rehash = child(REHASH_CHILD, path)
         serial = child(OPEN_CHILD, path, "1")
         default = child(OPEN_CHILD, path)
         old = child(OPEN_CHILD, path, pythonpath=old_code) if old_code else None
         n = default["n"]
         raw = scan["n"] / scan["seconds"]
-        print(f"round {r + 1}: raw sqlite3 batched scan of the same rows (baseline): {raw:,.0f} rows/s, "
-              f"peak RSS {scan['rss_mb']:.0f} MB")
+        print(f"round {r + 1}: raw sqlite3 batched scan of the same rows: {raw:,.0f} rows/s, "
+              f"peak RSS {scan['rss_mb']:.0f} MB; raw rescan + BLAKE3 rehash of the same preimages (the baseline): "
+              f"{rehash['n'] / rehash['seconds']:,.0f} rows/s, peak RSS {rehash['rss_mb']:.0f} MB")
         for name, run in (("serial (verify_workers=1)", serial), ("default (parallel)", default), ("old code", old)):
             if run is None:
                 continue
             line = (f"  open + verify {n:,.0f} entries, {name}: {run['n'] / run['seconds']:,.0f} entries/s "
                     f"({run['seconds']:.1f}s), {peak_rss_tree(run, run is default)}; "
-                    f"ratio to raw {scan['seconds'] / run['seconds']:.2f}")
+                    f"ratio to rescan + rehash {rehash['seconds'] / run['seconds']:.2f} (goal >= 0.7), "
+                    f"to the bare scan {scan['seconds'] / run['seconds']:.2f}")
             if old is not None and run is not old:
                 line += f", to old code {old['seconds'] / run['seconds']:.2f}"
             print(line)
-        print("  (goals: >= 200,000 entries/s, peak RSS < 150 MB)")
-        out = {"open_rate": n / default["seconds"], "serial_rate": n / serial["seconds"], "scan_rate": raw}
+        print("  (goals: >= 0.7 x the rescan + rehash, peak RSS < 150 MB)")
+        out = {"open_rate": n / default["seconds"], "serial_rate": n / serial["seconds"], "scan_rate": raw,
+               "rehash_rate": rehash["n"] / rehash["seconds"]}
     iterated = child(ITER_CHILD, path)
     print(f"  storage.iter_entries() alone (rows -> Entry): {iterated['n'] / iterated['seconds']:,.0f}"
           f" entries/s ({iterated['seconds']:.1f}s)")

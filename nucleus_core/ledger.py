@@ -88,7 +88,7 @@ from .storage import (
     entry_rows,
 )
 from .tokens import StatefulTokenParser
-from .tree import ConsistencyProof, InclusionProof, check_tree, extend_tree, tree_storage
+from .tree import ConsistencyProof, InclusionProof, TreeCheck, extend_tree, tree_storage
 from .verify import VerificationReport, verify_rows
 from .verify_parallel import DEFAULT_PARALLEL_MIN_ENTRIES, default_workers, verify_parallel
 from .verify_parallel import available as parallel_available
@@ -1222,11 +1222,16 @@ def verify_chain(
     ``config.verify_workers`` processes when it has at least ``config.verify_parallel_min_entries``
     entries and the storage supports it (:mod:`nucleus_core.verify_parallel`), else streaming here.
     The chain alone: :meth:`Ledger.verify` then compares the plugins' state with it."""
-    report = verify_stored_entries(config, storage, progress=progress)
-    if not report.ok:
+    tree = tree_storage(storage)
+    # The stored tree's size is read before the entries: the check covers no more than they hold.
+    check = TreeCheck(storage, tree) if tree is not None else None
+    report = verify_stored_entries(config, storage, progress=progress, tree_check=check)
+    if not report.ok or check is None:
         return report
-    # The stored Merkle tree against the verified entries (in this process, streaming).
-    problem = check_tree(storage, entries=report.entries_checked)
+    # The stored Merkle tree against the verified entries (in this process, streaming; fed by the
+    # serial verification's own pass, else reading the entry hashes now).
+    check.feed_all()
+    problem = check.finish(report.entries_checked)
     if problem is not None:
         return attrs.evolve(
             report, ok=False, entries_checked=problem.seq - 1, first_bad_seq=problem.seq, reason=problem.reason
@@ -1235,12 +1240,16 @@ def verify_chain(
 
 
 def verify_stored_entries(
-    config: LedgerConfig, storage: StorageBackend, *, progress: Callable[[int], None] | None = None
+    config: LedgerConfig,
+    storage: StorageBackend,
+    *,
+    progress: Callable[[int], None] | None = None,
+    tree_check: TreeCheck | None = None,
 ) -> VerificationReport:
     """The entries' part of :func:`verify_chain`: every hash, link and derived column of the stored
     chain (in ``config.verify_workers`` processes for a long chain on storage that supports it),
     not the Merkle tree (:func:`~nucleus_core.tree.check_tree`, which ``nucleus audit`` reports
-    on its own)."""
+    on its own). ``tree_check``: fed the entry hashes when this process reads the entries."""
     count = storage.count()
     workers = config.verify_workers or default_workers()
     opener = None
@@ -1254,7 +1263,11 @@ def verify_stored_entries(
     if opener is not None:
         report = verify_parallel(config.id, opener, count, workers=workers, progress=progress)
     else:
-        report = verify_rows(config.id, entry_rows(storage, 1), expected_count=count, progress=progress)
+        rows = entry_rows(storage, 1)
+        report = verify_rows(
+            config.id, tree_check.tap(rows) if tree_check is not None else rows, expected_count=count,
+            progress=progress,
+        )
     return report
 
 

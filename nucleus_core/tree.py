@@ -28,9 +28,10 @@ one integer key per node and verification streams them in key order.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import attrs
 
@@ -46,9 +47,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUILD_CHUNK", "ConsistencyProof", "DerivedLevelsRead", "DerivedLevelsStore", "InclusionProof",
-    "NodeAndHashReader", "build_tree", "check_tree", "extend_tree", "node_number", "seq_ranges", "stored_node_count",
+    "NodeAndHashReader", "TreeCheck", "build_tree", "check_tree", "extend_tree", "node_number", "seq_ranges",
+    "stored_node_count",
     "tree_storage",
 ]
+
+_Row = TypeVar("_Row", bound=tuple[Any, ...])
 
 BUILD_CHUNK = 8192
 """Entries per committed chunk when building a tree for an existing ledger."""
@@ -384,9 +388,10 @@ def check_tree(
 ) -> TreeProblem | None:
     """Recompute the stored tree from the entries and compare every stored node, streaming (the
     frontier and one batch of nodes in memory). ``entry_hashes``: the hex hashes of entries
-    ``start + 1``, ``start + 2``, ... in order, already read by the caller (e.g. verification's own
-    pass), else streamed from storage; ``entries``: how many entries the caller verified (the tree
-    may cover no more). None when everything matches, or on storage that keeps no tree.
+    ``start + 1``, ``start + 2``, ... in order, already read by the caller, else streamed from
+    storage; ``entries``: how many entries the caller verified (the tree may cover no more). None
+    when everything matches, or on storage that keeps no tree. (:class:`TreeCheck` is the same check
+    fed by the caller's own pass over the entries.)
 
     ``start``: take the tree of the first ``start`` leaves as stored (its frontier is read, not
     recomputed) and check only the nodes the later entries complete: the part after a trusted
@@ -395,50 +400,125 @@ def check_tree(
     tree = tree_storage(storage)
     if tree is None:
         return None
-    size = tree.merkle_size()
-    if size < start:
-        return TreeProblem(seq=size + 1, reason=f"the Merkle tree covers {size} entries, fewer than {start}")
-    if entries is not None and size > entries:
-        # Other writers may have appended since the caller counted (entries and their nodes commit
-        # together, so the head read now is at least the tree size read before): check the part
-        # verified. A tree larger than the chain as it is now is a problem.
-        head = storage.head()
-        if head is None or head.seq < size:
+    check = TreeCheck(storage, tree, start=start)
+    check.feed_all(entry_hashes)
+    return check.finish(entries)
+
+
+class TreeCheck:
+    """:func:`check_tree` fed chunks of entry hashes by the caller's pass over the entries
+    (verification's own: the hashes are then not read a second time). The stored tree's size is read
+    when it is made, before the caller reads entries; :meth:`feed` takes the hex hashes of the next
+    entries in seq order (any number, those beyond that size are ignored) and returns False once a
+    problem is found or the tree is covered (more is not needed); :meth:`finish` takes the count
+    of entries the caller verified and returns the first problem or None."""
+
+    __slots__ = ("_frontier", "_min_level", "_pending", "_position", "_start", "_storage", "_stored", "_tree",
+                 "problem", "seq", "size")
+
+    def __init__(self, storage: StorageBackend, tree: MerkleTreeStorage, *, start: int = 0) -> None:
+        self._storage, self._tree, self._start = storage, tree, start
+        self.size = tree.merkle_size()
+        self.problem: TreeProblem | None = None
+        self.seq = start
+        self._min_level = min_level = tree.merkle_min_level
+        self._pending: list[bytes] = []
+        if self.size < start:
+            self.problem = TreeProblem(seq=self.size + 1, reason=f"the Merkle tree covers {self.size} entries, "
+                                       f"fewer than {start}")
+            return
+        self._frontier = Frontier.from_store(tree.merkle_store(), start) if start else Frontier()
+        self._position = stored_node_count(start, min_level)
+        self._stored: Iterator[tuple[int, bytes]] | None = None  # opened at the first node to compare
+
+    def feed_all(self, entry_hashes: Iterable[str] | None = None) -> None:
+        """Feed the hashes of all the entries the tree covers: from ``entry_hashes`` (those of entries
+        ``start + 1``, ... in order) or else streamed from storage."""
+        if self.problem is not None or self.seq >= self.size:
+            return
+        if entry_hashes is None:
+            entry_hashes = (h for _, h in self._tree.iter_entry_hashes(self.seq + 1))
+        chunk: list[str] = []
+        for entry_hash in entry_hashes:
+            chunk.append(entry_hash)
+            if len(chunk) == BUILD_CHUNK:
+                if not self.feed(chunk):
+                    return
+                chunk = []
+        self.feed(chunk)
+
+    def tap(self, rows: Iterable[_Row]) -> Iterator[_Row]:
+        """``rows`` (entry rows in :data:`~nucleus_core.records.ENTRY_FIELDS` order, seq order from
+        ``start + 1``) unchanged, feeding their hashes to this check a chunk at a time as they are
+        read: verification and the tree check in one pass over the entries."""
+        source = iter(rows)
+        feed = self.feed
+
+        def chunks() -> Iterator[list[_Row]]:
+            feeding = self.problem is None and self.seq < self.size
+            while chunk := list(itertools.islice(source, BUILD_CHUNK)):
+                if feeding:
+                    feeding = feed([row[1] for row in chunk])
+                yield chunk
+
+        return itertools.chain.from_iterable(chunks())
+
+    def feed(self, hashes: Sequence[str]) -> bool:
+        if self.problem is not None or self.seq >= self.size:
+            return False
+        room = self.size - self.seq
+        if len(hashes) > room:
+            hashes = hashes[:room]
+        fromhex, sha, pending = bytes.fromhex, _sha256, self._pending
+        seq = self.seq
+        for entry_hash in hashes:
+            seq += 1
+            try:
+                raw = fromhex(entry_hash)
+            except (TypeError, ValueError):
+                raw = b""
+            if len(raw) != HASH_SIZE:
+                self.problem = TreeProblem(seq=seq, reason="the entry hash is not 64 hex digits")
+                return False
+            pending.append(sha(b"\x00" + raw).digest())
+        self.seq = seq
+        if len(pending) >= BUILD_CHUNK or (seq == self.size and pending):
+            self._compare_pending()
+        return self.problem is None and seq < self.size
+
+    def _compare_pending(self) -> None:
+        if self._stored is None:
+            self._stored = iter(self._tree.iter_merkle_nodes(self._position))  # batched reads
+        frontier, min_level = self._frontier, self._min_level
+        self.problem = _compare(frontier.extend(self._pending, min_level), self._stored, self._position, min_level)
+        self._position = stored_node_count(frontier.size, min_level)
+        self._pending = []
+
+    def finish(self, entries: int | None = None) -> TreeProblem | None:
+        """The first problem; ``entries``: how many entries the caller verified (the tree may cover
+        no more)."""
+        if self.problem is not None:
+            return self.problem
+        if self._pending:
+            self._compare_pending()
+            if self.problem is not None:
+                return self.problem
+        size, tree = self.size, self._tree
+        if entries is not None and size > entries:
+            # Other writers may have appended since the caller counted (entries and their nodes commit
+            # together, so the head read now is at least the tree size read before): the part verified
+            # was checked. A tree larger than the chain as it is now is a problem.
+            head = self._storage.head()
+            if head is None or head.seq < size:
+                return TreeProblem(
+                    seq=entries + 1, reason=f"the Merkle tree covers {size} entries but the chain has {entries}"
+                )
+            size = entries
+        if self.seq < size:
             return TreeProblem(
-                seq=entries + 1, reason=f"the Merkle tree covers {size} entries but the chain has {entries}"
+                seq=self.seq + 1, reason=f"the Merkle tree covers {self.size} entries but the chain has {self.seq}"
             )
-        size = entries
-    min_level = tree.merkle_min_level
-    if size == start:
-        return _extra_node(tree, size, min_level)
-    hashes = entry_hashes if entry_hashes is not None else (h for _, h in tree.iter_entry_hashes(start + 1))
-    frontier = Frontier.from_store(tree.merkle_store(), start) if start else Frontier()
-    position = stored_node_count(start, min_level)
-    stored = iter(tree.iter_merkle_nodes(position))  # batched reads: nothing to close when abandoned
-    seq = start
-    chunk: list[bytes] = []
-    fromhex, sha = bytes.fromhex, _sha256
-    for entry_hash in hashes:
-        seq += 1
-        if seq > size:
-            seq = size
-            break
-        try:
-            raw = fromhex(entry_hash)
-        except (TypeError, ValueError):
-            raw = b""
-        if len(raw) != HASH_SIZE:
-            return TreeProblem(seq=seq, reason="the entry hash is not 64 hex digits")
-        chunk.append(sha(b"\x00" + raw).digest())
-        if len(chunk) == BUILD_CHUNK or seq == size:
-            problem = _compare(frontier.extend(chunk, min_level), stored, position, min_level)
-            if problem is not None:
-                return problem
-            position = stored_node_count(frontier.size, min_level)
-            chunk = []
-    if seq < size:
-        return TreeProblem(seq=seq + 1, reason=f"the Merkle tree covers {size} entries but the chain has {seq}")
-    return _extra_node(tree, size, min_level)
+        return _extra_node(tree, size, self._min_level)
 
 
 def _compare(

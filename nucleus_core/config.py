@@ -11,6 +11,11 @@ the server owns ``[server]``. Command-line flags override the file. Example (eve
     # max_record_bytes = 1048576
     # verify_on_open = true
     # storage_options = {}
+    # A signed checkpoint kept outside the database (docs/TRANSPARENCY.md, "Keeping a checkpoint"):
+    # trusted_checkpoint = "/etc/nucleus/kept/checkpoint.txt"
+    # trusted_checkpoint_vkey_file = "/etc/nucleus/kept/vkeys.txt"   # or trusted_checkpoint_vkeys = [...]
+    # trusted_checkpoint_origin = "ledger.example.com/main"         # default: [ledger.checkpoint] origin
+    # verify_from_trusted_checkpoint = false   # open verifying only what the checkpoint does not cover
 
     # Signed checkpoints (docs/TRANSPARENCY.md); every key optional.
     [ledger.checkpoint]
@@ -106,6 +111,22 @@ class LedgerSection:
     verify_on_open: bool = True
     storage_options: dict[str, Any] = attrs.field(factory=dict)
     checkpoint: CheckpointSection = attrs.field(factory=CheckpointSection)
+    trusted_checkpoint: str | None = None
+    trusted_checkpoint_vkeys: tuple[str, ...] = ()
+    trusted_checkpoint_vkey_file: str | None = None
+    trusted_checkpoint_origin: str | None = None
+    verify_from_trusted_checkpoint: bool = False
+
+    def trusted(self) -> dict[str, Any]:
+        """The trusted-checkpoint keyword arguments of :func:`~nucleus_core.open_ledger` it sets."""
+        values = {
+            "trusted_checkpoint": self.trusted_checkpoint,
+            "trusted_checkpoint_vkeys": self.trusted_checkpoint_vkeys,
+            "trusted_checkpoint_vkey_file": self.trusted_checkpoint_vkey_file,
+            "trusted_checkpoint_origin": self.trusted_checkpoint_origin,
+            "verify_from_trusted_checkpoint": self.verify_from_trusted_checkpoint,
+        }
+        return {name: value for name, value in values.items() if value}
 
 
 @attrs.frozen(kw_only=True)
@@ -133,6 +154,7 @@ def ledger_kwargs(ledger: LedgerSection, plugins: Mapping[str, Mapping[str, Any]
         "verify_on_open": ledger.verify_on_open,
         "storage_options": ledger.storage_options,
         "checkpoint": ledger.checkpoint.config(),
+        **ledger.trusted(),
     }
     if ledger.max_record_bytes is not None:
         kwargs["max_record_bytes"] = ledger.max_record_bytes

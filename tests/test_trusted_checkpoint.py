@@ -361,3 +361,32 @@ def test_opening_from_a_checkpoint_needs_one(tmp_path: Path) -> None:
         fast_open(db, path, trusted_checkpoint_vkeys=())
     with open_ledger(id=LEDGER, storage=db.storage()) as ledger:
         assert ledger.length() == 10  # nothing was changed by the refused opens
+
+
+def test_the_cli_opens_from_the_configured_checkpoint_and_nucleus_verify_checks_everything(tmp_path: Path) -> None:
+    db = Sqlite(tmp_path)
+    build(db, 40)
+    path = checkpoint_file(db, tmp_path)
+    build(db, 50)
+    tamper_body(db, 4)  # entry 5: before the checkpoint
+    keys = tmp_path / "vkeys.txt"
+    keys.write_text(f"{SIGNER.vkey}\n", encoding="utf-8")
+    config = tmp_path / "nucleus.toml"
+    config.write_text(
+        f'[ledger]\nid = "{LEDGER}"\nstorage = "sqlite:///{db.path}"\ntrusted_checkpoint = "{path}"\n'
+        f'trusted_checkpoint_vkey_file = "{keys}"\n\n[ledger.checkpoint]\nkey_env = ""\n',
+        encoding="utf-8",
+    )
+    cli = [sys.executable, "-m", "nucleus_core"]
+    query = [*cli, "query", "--config", str(config), "--as", CTX.oid, "--limit", "1"]
+    full = subprocess.run(query, capture_output=True, text=True)
+    assert full.returncode == 8 and "at entry 5: hash mismatch" in full.stderr, full.stderr
+    fast = subprocess.run([*query, "--verify-from-checkpoint"], capture_output=True, text=True)
+    assert fast.returncode == 0, fast.stderr
+    assert "r0000" in fast.stdout
+    verify = subprocess.run([*cli, "verify", "--config", str(config), "--verify-from-checkpoint"],
+                            capture_output=True, text=True)
+    assert verify.returncode == 8 and "first bad seq 5: hash mismatch" in verify.stderr, verify.stderr
+    bare = [*cli, "query", "--ledger", f"sqlite:///{db.path}", "--ledger-id", LEDGER, "--as", CTX.oid]
+    refused = subprocess.run([*bare, "--verify-from-checkpoint"], capture_output=True, text=True)
+    assert refused.returncode != 0 and "verify_from_trusted_checkpoint needs trusted_checkpoint" in refused.stderr

@@ -54,6 +54,10 @@ __all__ = [
 
 _Row = TypeVar("_Row", bound=tuple[Any, ...])
 
+_TAP_CHUNK = 1024
+"""Rows :meth:`TreeCheck.tap` holds at once (their hashes are compared a :data:`BUILD_CHUNK` at a
+time): a few hundred KB of rows rather than the megabytes of a whole chunk of rows."""
+
 BUILD_CHUNK = 8192
 """Entries per committed chunk when building a tree for an existing ledger."""
 
@@ -456,7 +460,7 @@ class TreeCheck:
 
         def chunks() -> Iterator[list[_Row]]:
             feeding = self.problem is None and self.seq < self.size
-            while chunk := list(itertools.islice(source, BUILD_CHUNK)):
+            while chunk := list(itertools.islice(source, _TAP_CHUNK)):
                 if feeding:
                     feeding = feed([row[1] for row in chunk])
                 yield chunk

@@ -7,7 +7,9 @@
 2. the storage, opened (creating it or not);
 3. the stored chain and its Merkle tree, verified (or, without ``verify_on_open``, a persistent
    ledger is read-only); a writable open then builds the tree of entries written before it existed;
-   a configured trusted checkpoint is verified and the stored tree must extend it;
+   a configured trusted checkpoint is verified and the stored tree must extend it (with
+   ``verify_from_trusted_checkpoint`` that check comes first, and only what the checkpoint does not
+   cover is verified: :func:`~nucleus_core.trusted_checkpoint.verify_after_checkpoint`);
 4. the plugins the chain requires, checked against the enabled ones (:mod:`.required`);
 5. the access policy, the token parsers and their registry;
 6. the :class:`~nucleus_core.ledger.Ledger`, from those complete parts;

@@ -341,8 +341,8 @@ class Ledger:
         )
         self._tree_size_seen = 0  # the largest tree size read so far: trees only grow (_tree_sizes)
         # The upper levels of the tree, read by every proof (merkle.UpperNodeCache; cleared when the
-        # stored tree is found smaller than it was, see _tree_read).
-        self._node_cache = UpperNodeCache()
+        # stored tree is found smaller than it was, see _tree_read). None kept over storage in memory.
+        self._node_cache = UpperNodeCache(max_nodes=(1 << 16) if self._storage.persistent else 0)
 
     def _opened(self, *, discard_on_failure: bool) -> None:
         """The last step of opening (:class:`~nucleus_core.assembly.LedgerBuilder`), once the modules

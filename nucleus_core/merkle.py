@@ -194,7 +194,7 @@ class UpperNodeCache:
 
     __slots__ = ("_nodes", "lowest_level", "max_nodes")
 
-    def __init__(self, *, lowest_level: int = 8, max_nodes: int = 1 << 16) -> None:
+    def __init__(self, *, lowest_level: int = 4, max_nodes: int = 1 << 16) -> None:
         if type(lowest_level) is not int or lowest_level < 0:
             raise ValidationError("lowest_level is a non-negative integer", field="lowest_level")
         if type(max_nodes) is not int or max_nodes < 0:

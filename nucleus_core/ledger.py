@@ -35,7 +35,13 @@ from .errors import (
     RecordValidationError,
     ValidationError,
 )
-from .group_commit import DEFAULT_GROUP_MAX_CALLS, DEFAULT_GROUP_MAX_ENTRIES, GroupCommitStats, GroupCommitter
+from .group_commit import (
+    DEFAULT_GROUP_MAX_CALLS,
+    DEFAULT_GROUP_MAX_ENTRIES,
+    DEFAULT_GROUP_WINDOW,
+    GroupCommitStats,
+    GroupCommitter,
+)
 from .hashing import (
     FORMAT_VERSION,
     GENESIS_HASH,
@@ -145,8 +151,9 @@ class LedgerConfig:
     ``group_commit_max_calls``: most concurrent appends that share one transaction and its commit
     (:mod:`nucleus_core.group_commit`; default 64, 1 turns group commit off);
     ``group_commit_max_entries``: most records such a transaction takes (default 10000; a larger
-    call still commits, alone). There is no waiting window: a group is the calls that queued while
-    the previous commit was in flight.
+    call still commits, alone); ``group_commit_window``: at most how long, in seconds (default
+    0.001, 0 to 1), the next transaction waits for the calls that were in flight with the last one
+    to queue again (a lone writer never waits).
     """
 
     id: str = attrs.field(validator=lambda _i, _a, v: validate_ledger_id(v))
@@ -168,6 +175,12 @@ class LedgerConfig:
     trusted_checkpoint_origin: str | None = None
     group_commit_max_calls: int = attrs.field(default=DEFAULT_GROUP_MAX_CALLS)
     group_commit_max_entries: int = attrs.field(default=DEFAULT_GROUP_MAX_ENTRIES)
+    group_commit_window: float = attrs.field(default=DEFAULT_GROUP_WINDOW)
+
+    @group_commit_window.validator
+    def _check_group_window(self, _a: object, value: float) -> None:
+        if type(value) not in (int, float) or not 0 <= value <= 1:
+            raise ConfigurationError("group_commit_window must be a number of seconds from 0 to 1")
 
     @group_commit_max_calls.validator
     def _check_group_calls(self, _a: object, value: int) -> None:
@@ -359,7 +372,10 @@ class Ledger:
         )
         self._tree_size_seen = 0  # the largest tree size read so far: trees only grow (_tree_sizes)
         self._group = (
-            GroupCommitter(self, max_calls=config.group_commit_max_calls, max_entries=config.group_commit_max_entries)
+            GroupCommitter(
+                self, max_calls=config.group_commit_max_calls, max_entries=config.group_commit_max_entries,
+                window=config.group_commit_window,
+            )
             if config.group_commit_max_calls > 1 else None
         )
 

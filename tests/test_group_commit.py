@@ -25,6 +25,7 @@ from nucleus_core import (
     ConfigurationError,
     DuplicateRecordError,
     LedgerClosedError,
+    MemoryStorage,
     Module,
     ModuleSpec,
     Record,
@@ -35,6 +36,7 @@ from nucleus_core import (
     hookimpl,
 )
 from nucleus_core import ledger as ledger_module
+from nucleus_core.capabilities import SavepointTransaction
 from nucleus_core.ledger import Ledger
 from nucleus_core.testing.postgres import drop_schema, temporary_database
 
@@ -333,7 +335,8 @@ def test_call_limit_and_group_commit_off(make_ledger: Callable[..., Ledger]) -> 
     [
         ("group_commit_max_calls", 0), ("group_commit_max_calls", 10001), ("group_commit_max_calls", "4"),
         ("group_commit_max_calls", True), ("group_commit_max_entries", 0), ("group_commit_max_entries", 2.5),
-        ("group_commit_max_entries", 1_000_001),
+        ("group_commit_max_entries", 1_000_001), ("group_commit_window", -0.001), ("group_commit_window", 1.5),
+        ("group_commit_window", "0.001"), ("group_commit_window", True),
     ],
 )
 def test_config_is_validated(field: str, value: object) -> None:
@@ -352,3 +355,53 @@ def test_closing_fails_the_queued_calls(tmp_path: Path) -> None:
     results = calls.join()
     assert set(results) == {"lead", "queued"}
     assert all(isinstance(r, LedgerClosedError) for r in results.values())
+
+
+class _PlainTransaction:
+    """A memory transaction without savepoints: what a third-party backend may hand out."""
+
+    def __init__(self, tx: Any) -> None:
+        self._tx = tx
+
+    def head(self) -> Any:
+        return self._tx.head()
+
+    def insert(self, entries: Any) -> None:
+        self._tx.insert(entries)
+
+    def on_rollback(self, undo: Callable[[], None]) -> None:
+        self._tx.on_rollback(undo)
+
+    def merkle_size(self) -> int:
+        return int(self._tx.merkle_size())
+
+    def merkle_store(self) -> Any:
+        return self._tx.merkle_store()
+
+    def write_merkle(self, size: int, nodes: Any) -> None:
+        self._tx.write_merkle(size, nodes)
+
+
+class NoSavepointStorage(MemoryStorage):
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Any]:  # type: ignore[override]
+        with super().write() as tx:
+            yield _PlainTransaction(tx)
+
+
+def test_storage_without_savepoints_still_isolates_errors() -> None:
+    storage = NoSavepointStorage()
+    with create_ledger(id="plain", storage=storage) as ledger:
+        with ledger.storage.write() as tx:
+            assert not isinstance(tx, SavepointTransaction)
+        ledger.append(note("stored"), ALICE)
+        with held(ledger) as calls:
+            calls.start("ok1", [note("ok1")])
+            calls.start("dup1", [note("stored")])
+            calls.start("ok2", [note("ok2")])
+            calls.start("dup2", [note("ok1")])
+        results = calls.results
+        assert isinstance(results["dup1"], DuplicateRecordError) and isinstance(results["dup2"], DuplicateRecordError)
+        ids = [e.record_id for e in ledger.storage.iter_entries()]
+        assert ids == ["stored", "lead", "ok1", "ok2"]
+        assert ledger.verify().ok

@@ -203,7 +203,8 @@ class GroupCommitter:
             committed, added, plugins = self._run(group)
         except BaseException as err:  # noqa: BLE001 - handed to every call of the group, the leader re-raises it
             shared = err if isinstance(err, Exception) else StorageError(
-                f"the shared transaction was interrupted ({type(err).__name__}); nothing of it was written"
+                f"the leader of the shared transaction was interrupted ({type(err).__name__}) before it could "
+                "tell whether the transaction committed: read the ledger to find out"
             )
             for call in group:
                 if call.error is None:
@@ -222,13 +223,15 @@ class GroupCommitter:
             if successor is not None:
                 successor.wake.set()
         ledger = self._ledger
-        if committed:
-            ledger._plugins_written(added, plugins)
-            for call in committed:
-                assert call.entries is not None
-                ledger.modules.committed(call.entries, call.ctx)
-        for call in group[1:]:
-            call.wake.set()
+        try:
+            if committed:
+                ledger._plugins_written(added, plugins)
+                for call in committed:
+                    assert call.entries is not None
+                    ledger.modules.committed(call.entries, call.ctx)
+        finally:  # the entries are durable: every caller is woken, whatever happens here
+            for call in group[1:]:
+                call.wake.set()
 
     def _count(self, group: list[_Call], committed: list[_Call]) -> None:
         if committed:

@@ -405,3 +405,18 @@ def test_storage_without_savepoints_still_isolates_errors() -> None:
         ids = [e.record_id for e in ledger.storage.iter_entries()]
         assert ids == ["stored", "lead", "ok1", "ok2"]
         assert ledger.verify().ok
+
+
+def test_configuration_file_sets_group_commit() -> None:
+    from nucleus_core.config import structure_ledger_file
+
+    parsed = structure_ledger_file(
+        {"ledger": {"id": "cfg", "storage": "memory://", "group_commit_max_calls": 8, "group_commit_window": 0}}
+    )
+    kwargs = parsed.ledger_kwargs()
+    assert kwargs["group_commit_max_calls"] == 8 and kwargs["group_commit_window"] == 0
+    assert "group_commit_max_entries" not in kwargs  # the default
+    with create_ledger(**kwargs) as ledger:
+        assert ledger.config.group_commit_max_calls == 8 and ledger.config.group_commit_window == 0
+    with pytest.raises(ConfigurationError, match="group_commit_max_calls"):
+        structure_ledger_file({"ledger": {"group_commit_max_calls": "8"}})

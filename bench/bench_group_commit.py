@@ -203,8 +203,15 @@ def postgres_contenders(dsn: str, threads: int) -> dict[str, Callable[[str, int,
 
 # the run ------------------------------------------------------------------------------------------
 def measure(
-    title: str, contenders: dict[str, Callable[[str, int, int], dict[str, float]]], threads: int, per: int, rounds: int
+    title: str,
+    contenders: dict[str, Callable[[str, int, int], dict[str, float]]],
+    threads: int,
+    per: int,
+    rounds: int,
+    baselines: tuple[str, ...],
 ) -> None:
+    """Run the contenders in interleaved rounds; one table row each, with its rate over each
+    baseline's in the same round."""
     names = list(contenders)
     results: dict[str, list[dict[str, float]]] = {name: [] for name in names}
     for r in range(rounds):
@@ -212,20 +219,21 @@ def measure(
         for name in order:
             prefix = f"r{r}-{names.index(name)}-{uuid.uuid4().hex[:6]}"
             results[name].append(contenders[name](prefix, threads, per))
-    baseline = names[0]
     print(f"\n{title}: {threads} threads x {per} single durable appends, {rounds} rounds (interleaved)")
-    print(f"| contender | entries/s (min-max) | p50 ms | p99 ms | calls per transaction "
-          f"| ratio to {baseline} (per round) |")
-    print("|---|---|---|---|---|---|")
+    print("| contender | entries/s (min-max) | p50 ms | p99 ms | calls per transaction | "
+          + " | ".join(f"x {b} (per round)" for b in baselines) + " |")
+    print("|---|---|---|---|---|" + "---|" * len(baselines))
     for name in names:
         rows = results[name]
         rates = [row["rate"] for row in rows]
-        pairs = zip(rows, results[baseline], strict=True)
-        ratios = ", ".join(f"{row['rate'] / base['rate']:.2f}" for row, base in pairs)
+        ratios = [
+            ", ".join(f"{row['rate'] / base['rate']:.2f}" for row, base in zip(rows, results[b], strict=True))
+            for b in baselines
+        ]
         group = f"{statistics.mean(row['group'] for row in rows):.1f}" if all("group" in row for row in rows) else "-"
         print(
             f"| {name} | {min(rates):,.0f}-{max(rates):,.0f} | {statistics.median(row['p50'] for row in rows):.2f} "
-            f"| {statistics.median(row['p99'] for row in rows):.2f} | {group} | {ratios} |"
+            f"| {statistics.median(row['p99'] for row in rows):.2f} | {group} | " + " | ".join(ratios) + " |"
         )
 
 
@@ -243,13 +251,16 @@ def main() -> None:
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     if args.backend in ("sqlite", "both"):
         with tempfile.TemporaryDirectory() as folder:
-            measure("SQLite, synchronous=FULL", sqlite_contenders(Path(folder), args.threads),
-                    args.threads, args.per_thread, args.rounds)
+            contenders = sqlite_contenders(Path(folder), args.threads)
+            measure("SQLite, synchronous=FULL", contenders, args.threads, args.per_thread, args.rounds,
+                    baselines=tuple(list(contenders)[:2]))
     if args.backend in ("postgres", "both"):
         from bench_postgres import bench_database  # a database of its own, dropped at the end
 
         with bench_database(args.dsn) as dsn:
-            measure("PostgreSQL", postgres_contenders(dsn, args.threads), args.threads, args.per_thread, args.rounds)
+            contenders = postgres_contenders(dsn, args.threads)
+            measure("PostgreSQL", contenders, args.threads, args.per_thread, args.rounds,
+                    baselines=(next(iter(contenders)), "Nucleus, one thread"))
     print(f"load average {os.getloadavg()}")
 
 

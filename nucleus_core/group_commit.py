@@ -9,8 +9,9 @@ group commit of databases and Tessera's sequencer batches do. Leader and followe
    flight becomes the leader, the others wait;
 2. the leader may wait a little for more calls: when the last transaction committed N calls and M
    were queued, it waits until N + M calls are queued (their threads are likely to append again),
-   for at most ``LedgerConfig.group_commit_window`` seconds (default 1 ms; 0: never). A lone writer
-   never waits (N + M = 1);
+   for at most ``LedgerConfig.group_commit_window`` seconds (default 1 ms; 0: never) and never
+   longer than the last transaction took (waiting pays only while commits cost more than it: not
+   on memory, hardly with ``durability="normal"``). A lone writer never waits (N + M = 1);
 3. it takes the queued calls, in the order they joined (at most ``group_commit_max_calls`` calls
    and ``group_commit_max_entries`` records, the first call whatever its size; at most one call with
    records in a module's streams, since a module validates against the state its committed
@@ -118,6 +119,7 @@ class GroupCommitter:
         # last group committed (its calls, whose threads may append again, and those queued).
         self._expected = 1
         self._waiting_for = 0  # a leader waits until the queue holds this many (0: none waits)
+        self._last_run = 0.0  # seconds the last transaction took, from taking its calls to its commit
         self._queue: collections.deque[_Call] = collections.deque()
         self._leading = False  # a leader runs, or was woken to
         self._leader_thread: int | None = None
@@ -178,9 +180,11 @@ class GroupCommitter:
     def _gather(self) -> None:
         """Wait (at most the window) until the calls expected have queued. Under the mutex."""
         target = min(self._expected, self._max_calls)
-        if self._window <= 0 or len(self._queue) >= target:
+        # Waiting pays only while it is shorter than a transaction: never longer than the last one took.
+        window = min(self._window, self._last_run)
+        if window <= 0 or len(self._queue) >= target:
             return
-        deadline = time.monotonic() + self._window
+        deadline = time.monotonic() + window
         self._waiting_for = target
         try:
             while len(self._queue) < target:
@@ -199,6 +203,7 @@ class GroupCommitter:
         plugins: tuple[RequiredPlugin, ...] | None = None
         added: list[Entry] = []
         self._leader_thread = threading.get_ident()
+        began = time.monotonic()
         try:
             committed, added, plugins = self._run(group)
         except BaseException as err:  # noqa: BLE001 - handed to every call of the group, the leader re-raises it
@@ -212,6 +217,7 @@ class GroupCommitter:
             committed = []
         finally:
             self._leader_thread = None
+            self._last_run = time.monotonic() - began
             with self._mutex:
                 self._count(group, committed)
                 self._expected = len(group) + len(self._queue)

@@ -323,7 +323,8 @@ def storage_for_url(
 class Ledger:
     """A verifiable ledger. Create it with :func:`create_ledger`.
 
-    Thread-safe: appends are serialized; reads may run concurrently.
+    Thread-safe: appends are serialized, and those that arrive while a commit is in flight share
+    the next transaction (group commit, :mod:`nucleus_core.group_commit`); reads may run concurrently.
     """
 
     def __init__(self, parts: LedgerParts) -> None:

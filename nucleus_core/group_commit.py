@@ -63,9 +63,8 @@ DEFAULT_GROUP_MAX_CALLS = 64
 """Most calls one shared transaction takes (``LedgerConfig.group_commit_max_calls``)."""
 
 DEFAULT_GROUP_MAX_ENTRIES = 10000
-"""Most records one shared transaction takes (``LedgerConfig.group_commit_max_entries``), except
-that a call larger than that alone still commits, alone."""
-
+"""Most records one shared transaction takes (``LedgerConfig.group_commit_max_entries``); a call
+larger than that still commits, alone."""
 
 DEFAULT_GROUP_WINDOW = 0.001
 """How long, in seconds, a leader waits for the calls expected (``LedgerConfig.group_commit_window``)."""
@@ -75,7 +74,8 @@ DEFAULT_GROUP_WINDOW = 0.001
 class GroupCommitStats:
     """What a ledger's group commit did since it opened: ``groups`` transactions committed for
     ``calls`` appends holding ``entries`` records (the calls' own, without audit records),
-    ``largest`` calls in one transaction, and ``failed`` calls that got their own error."""
+    ``largest`` calls in one transaction, and ``failed`` calls that raised (their own error, or
+    their transaction's)."""
 
     groups: int
     calls: int

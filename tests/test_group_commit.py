@@ -41,6 +41,7 @@ from nucleus_core import (
 )
 from nucleus_core import ledger as ledger_module
 from nucleus_core.capabilities import SavepointTransaction
+from nucleus_core.errors import NotFoundError
 from nucleus_core.ledger import Ledger
 from nucleus_core.testing.postgres import drop_schema, temporary_database
 
@@ -462,3 +463,25 @@ WRITER = str(Path(__file__).with_name("group_writer.py"))
 def _ack(line: str) -> tuple[int, str]:
     _, seq, rid = line.split()
     return int(seq), rid
+
+
+def test_a_group_is_checkpointed_after_its_commit(make_ledger: Callable[..., Ledger]) -> None:
+    """The checkpoint issued after a shared transaction covers every call of it (interval 0: each
+    commit issues one)."""
+    from nucleus_core.checkpoint import NoteSigner
+    from nucleus_core.tlog_verify import parse_vkey, verify_checkpoint
+
+    signer = NoteSigner.generate("example.com/group")
+    ledger = make_ledger(checkpoint={"signers": (signer,), "key_env": None, "interval": 0.0,
+                                     "origin": "example.com/group"})
+    with held(ledger) as calls:
+        for i in range(6):
+            calls.start(f"c{i}", [note(f"c{i}")])
+    size = ledger.tree_size()
+    assert size == ledger.length() and max(e.seq for r in calls.results.values() for e in r) == size
+    issued = verify_checkpoint(ledger.checkpoint(size), [parse_vkey(signer.vkey)], origin="example.com/group")
+    assert (issued.size, issued.root_hash) == (size, ledger.root_hash(size))
+    # The group's checkpoint was issued by its commit, not on demand: no checkpoint between the calls.
+    first = calls.results["c0"][0].seq
+    with pytest.raises(NotFoundError):
+        ledger.checkpoint(first)

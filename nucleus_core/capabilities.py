@@ -114,9 +114,10 @@ class RollbackTransaction(Protocol):
 @runtime_checkable
 class SavepointTransaction(Protocol):
     """A write transaction with savepoints: a nested block whose changes are undone on their own
-    when it raises, the transaction staying usable. Group commit (:mod:`nucleus_core.group_commit`)
-    runs each call of a shared transaction in one, so that one call's bad record never fails another.
-    A transaction without them commits one call at a time."""
+    when it raises, the transaction staying usable. When a call of a shared transaction failed,
+    group commit (:mod:`nucleus_core.group_commit`) runs the others again, each in one, so that one
+    call's bad record never fails another; without savepoints it runs them again without the failed
+    call, once per failure."""
 
     def savepoint(self) -> contextlib.AbstractContextManager[None]:
         """A nested block of this transaction. When the block raises, everything it did in the

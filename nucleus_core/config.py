@@ -11,6 +11,9 @@ the server owns ``[server]``. Command-line flags override the file. Example (eve
     # max_record_bytes = 1048576
     # verify_on_open = true
     # storage_options = {}
+    # group_commit_max_calls = 64                  # concurrent appends per shared commit; 1: off
+    # group_commit_max_entries = 10000             # records per shared commit
+    # group_commit_window = 0.001                  # seconds the next commit may wait for more calls
 
     # Signed checkpoints (docs/TRANSPARENCY.md); every key optional.
     [ledger.checkpoint]
@@ -106,6 +109,9 @@ class LedgerSection:
     verify_on_open: bool = True
     storage_options: dict[str, Any] = attrs.field(factory=dict)
     checkpoint: CheckpointSection = attrs.field(factory=CheckpointSection)
+    group_commit_max_calls: int | None = None
+    group_commit_max_entries: int | None = None
+    group_commit_window: float | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -134,8 +140,10 @@ def ledger_kwargs(ledger: LedgerSection, plugins: Mapping[str, Mapping[str, Any]
         "storage_options": ledger.storage_options,
         "checkpoint": ledger.checkpoint.config(),
     }
-    if ledger.max_record_bytes is not None:
-        kwargs["max_record_bytes"] = ledger.max_record_bytes
+    for name in ("max_record_bytes", "group_commit_max_calls", "group_commit_max_entries", "group_commit_window"):
+        value = getattr(ledger, name)
+        if value is not None:
+            kwargs[name] = value
     return kwargs
 
 

@@ -26,7 +26,7 @@ __all__ = [
     "EntryRowStorage", "ExtensionStorage", "GrantIndex", "GrantIndexStorage", "GrantRow", "IndexRow",
     "MerkleEntryReadStorage",
     "MerkleTreeStorage", "MerkleTreeTransaction", "PooledConnectionStorage",
-    "ReadOnlyStorage", "RollbackTransaction", "SqlDatabaseStorage",
+    "ReadOnlyStorage", "RollbackTransaction", "SavepointTransaction", "SqlDatabaseStorage",
 ]
 
 
@@ -109,6 +109,26 @@ class RollbackTransaction(Protocol):
     state in memory beside the memory backend; SQL backends roll their tables back themselves)."""
 
     def on_rollback(self, undo: Callable[[], None]) -> None: ...
+
+
+@runtime_checkable
+class SavepointTransaction(Protocol):
+    """A write transaction with savepoints: a nested block whose changes are undone on their own
+    when it raises, the transaction staying usable. When a call of a shared transaction failed,
+    group commit (:mod:`nucleus_core.group_commit`) runs the others again, each in one, so that one
+    call's bad record never fails another; without savepoints it runs them again without the failed
+    call, once per failure."""
+
+    def savepoint(self) -> contextlib.AbstractContextManager[None]:
+        """A nested block of this transaction. When the block raises, everything it did in the
+        transaction is undone (its entries and the head this transaction reads, plugins' rows, its
+        :meth:`RollbackTransaction.on_rollback` actions, run newest first) and its exception
+        propagates; what came before the block stays. When the changes cannot be undone (the
+        database rolled the whole transaction back, a connection died), :attr:`aborted` turns true."""
+
+    @property
+    def aborted(self) -> bool:
+        """True once this transaction can no longer commit: the caller must let it roll back."""
 
 
 GrantRow = tuple[str, str, str, int, "str | None", "int | None"]

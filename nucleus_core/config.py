@@ -16,6 +16,9 @@ the server owns ``[server]``. Command-line flags override the file. Example (eve
     # trusted_checkpoint_vkey_file = "/etc/nucleus/kept/vkeys.txt"   # or trusted_checkpoint_vkeys = [...]
     # trusted_checkpoint_origin = "ledger.example.com/main"         # default: [ledger.checkpoint] origin
     # verify_from_trusted_checkpoint = false   # open verifying only what the checkpoint does not cover
+    # group_commit_max_calls = 64                  # concurrent appends per shared commit; 1: off
+    # group_commit_max_entries = 10000             # records per shared commit
+    # group_commit_window = 0.001                  # seconds the next commit may wait for more calls
 
     # Signed checkpoints (docs/TRANSPARENCY.md); every key optional.
     [ledger.checkpoint]
@@ -111,6 +114,10 @@ class LedgerSection:
     verify_on_open: bool = True
     storage_options: dict[str, Any] = attrs.field(factory=dict)
     checkpoint: CheckpointSection = attrs.field(factory=CheckpointSection)
+    group_commit_max_calls: int | None = None
+    group_commit_max_entries: int | None = None
+    group_commit_window: float | None = None
+
     trusted_checkpoint: str | None = None
     trusted_checkpoint_vkeys: tuple[str, ...] = ()
     trusted_checkpoint_vkey_file: str | None = None
@@ -156,8 +163,10 @@ def ledger_kwargs(ledger: LedgerSection, plugins: Mapping[str, Mapping[str, Any]
         "checkpoint": ledger.checkpoint.config(),
         **ledger.trusted(),
     }
-    if ledger.max_record_bytes is not None:
-        kwargs["max_record_bytes"] = ledger.max_record_bytes
+    for name in ("max_record_bytes", "group_commit_max_calls", "group_commit_max_entries", "group_commit_window"):
+        value = getattr(ledger, name)
+        if value is not None:
+            kwargs[name] = value
     return kwargs
 
 

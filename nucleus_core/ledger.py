@@ -35,6 +35,13 @@ from .errors import (
     RecordValidationError,
     ValidationError,
 )
+from .group_commit import (
+    DEFAULT_GROUP_MAX_CALLS,
+    DEFAULT_GROUP_MAX_ENTRIES,
+    DEFAULT_GROUP_WINDOW,
+    GroupCommitStats,
+    GroupCommitter,
+)
 from .hashing import (
     FORMAT_VERSION,
     GENESIS_HASH,
@@ -45,7 +52,7 @@ from .hashing import (
     preimage_prefix,
     validate_ledger_id,
 )
-from .merkle import FoundNodes, inclusion_keys
+from .merkle import FoundNodes, MerkleNodeStore, UpperNodeCache, inclusion_keys
 from .merkle import consistency_proof as merkle_consistency_proof
 from .merkle import inclusion_proof as merkle_inclusion_proof
 from .merkle import inclusion_proofs as merkle_inclusion_proofs
@@ -147,6 +154,12 @@ class LedgerConfig:
     (:func:`~nucleus_core.trusted_checkpoint.verify_after_checkpoint`; what it leaves unchecked:
     ``docs/TRANSPARENCY.md``); needs ``trusted_checkpoint``. :meth:`Ledger.verify` (``nucleus
     verify``) still checks everything.
+    ``group_commit_max_calls``: most concurrent appends that share one transaction and its commit
+    (:mod:`nucleus_core.group_commit`; default 64, 1 turns group commit off);
+    ``group_commit_max_entries``: most records such a transaction takes (default 10000; a larger
+    call still commits, alone); ``group_commit_window``: at most how long, in seconds (default
+    0.001, 0 to 1), the next transaction waits for the calls that were in flight with the last one
+    to queue again (a lone writer never waits).
     """
 
     id: str = attrs.field(validator=lambda _i, _a, v: validate_ledger_id(v))
@@ -167,6 +180,24 @@ class LedgerConfig:
     trusted_checkpoint_vkey_file: str | None = None
     trusted_checkpoint_origin: str | None = None
     verify_from_trusted_checkpoint: bool = attrs.field(default=False)
+    group_commit_max_calls: int = attrs.field(default=DEFAULT_GROUP_MAX_CALLS)
+    group_commit_max_entries: int = attrs.field(default=DEFAULT_GROUP_MAX_ENTRIES)
+    group_commit_window: float = attrs.field(default=DEFAULT_GROUP_WINDOW)
+
+    @group_commit_window.validator
+    def _check_group_window(self, _a: object, value: float) -> None:
+        if type(value) not in (int, float) or not 0 <= value <= 1:
+            raise ConfigurationError("group_commit_window must be a number of seconds from 0 to 1")
+
+    @group_commit_max_calls.validator
+    def _check_group_calls(self, _a: object, value: int) -> None:
+        if type(value) is not int or not 1 <= value <= 10000:
+            raise ConfigurationError("group_commit_max_calls must be an integer from 1 (group commit off) to 10000")
+
+    @group_commit_max_entries.validator
+    def _check_group_entries(self, _a: object, value: int) -> None:
+        if type(value) is not int or not 1 <= value <= 1_000_000:
+            raise ConfigurationError("group_commit_max_entries must be an integer from 1 to 1000000")
 
     @verify_from_trusted_checkpoint.validator
     def _check_from_checkpoint(self, _a: object, value: bool) -> None:
@@ -310,7 +341,8 @@ def storage_for_url(
 class Ledger:
     """A verifiable ledger. Create it with :func:`create_ledger`.
 
-    Thread-safe: appends are serialized; reads may run concurrently.
+    Thread-safe: appends are serialized, and those that arrive while a commit is in flight share
+    the next transaction (group commit, :mod:`nucleus_core.group_commit`); reads may run concurrently.
     """
 
     def __init__(self, parts: LedgerParts) -> None:
@@ -358,6 +390,16 @@ class Ledger:
             else None
         )
         self._tree_size_seen = 0  # the largest tree size read so far: trees only grow (_tree_sizes)
+        # The upper levels of the tree, read by every proof (merkle.UpperNodeCache; cleared when the
+        # stored tree is found smaller than it was, see _tree_read). None kept over storage in memory.
+        self._node_cache = UpperNodeCache(max_nodes=(1 << 16) if self._storage.persistent else 0)
+        self._group = (
+            GroupCommitter(
+                self, max_calls=config.group_commit_max_calls, max_entries=config.group_commit_max_entries,
+                window=config.group_commit_window,
+            )
+            if config.group_commit_max_calls > 1 else None
+        )
 
     def _opened(self, *, discard_on_failure: bool) -> None:
         """The last step of opening (:class:`~nucleus_core.assembly.LedgerBuilder`), once the modules
@@ -497,6 +539,11 @@ class Ledger:
         if not isinstance(policy, AclAdmin):
             raise ConfigurationError(f"ledger {self.id!r}: its access-control provider offers no grant API")
         return policy
+
+    def group_commit_stats(self) -> GroupCommitStats | None:
+        """What group commit did since the ledger opened (:class:`~nucleus_core.group_commit.GroupCommitStats`:
+        transactions, calls, entries, the largest group); None when it is off (``group_commit_max_calls=1``)."""
+        return self._group.stats() if self._group is not None else None
 
     @property
     def read_only(self) -> bool:
@@ -667,30 +714,53 @@ class Ledger:
         Each stage chains its records after the previous stage's; everything commits together or
         nothing does. After the commit, the modules fold in the batch (:meth:`ModuleRegistry.committed`).
         """
+        if self._group is not None and within is None and not system and not self._group.leading_here():
+            # Concurrent user appends share one transaction and its commit (nucleus_core.group_commit).
+            return self._group.append(batch, ctx)
         with self._lock:
             self._check_writable()
             with self._chain_write(ctx) as (tx, chain):
-                # Record ids already stored are refused by ``tx.insert`` (DuplicateRecordError, the
-                # storage contract), which rolls the whole transaction back: no separate look-up.
-                if not system:
-                    self._policy.authorize_append(batch, ctx, tx)
-                    # Inside the exclusive transaction, after the head was re-read: modules first
-                    # fold in entries other writers committed, so validation sees the latest state.
-                    self._registry.catch_up()
-                    self._registry.validate(batch, ctx)
-                # Plugins newly enabled on this ledger are recorded in the same transaction, merged
-                # with the chain's newest record; refused if that names a plugin not enabled here.
-                plugins = self._plugins_record(chain)
-                entries = chain.add(batch)
-                if within is not None:
-                    within(tx)
-                if not system:
-                    chain.add(self._audit_records(self._policy.after_append(entries, ctx, tx)))
+                entries, plugins = self._stages(tx, chain, batch, ctx, within=within, system=system)
                 # On leaving the block, _chain_write writes the Merkle tree's new nodes, then commits.
             self._checkpoint_after_commit()
         self._plugins_written(chain.added, plugins)
         self._registry.committed(entries, ctx)
         return entries
+
+    def _stages(
+        self,
+        tx: WriteTransaction,
+        chain: _PendingChain,
+        batch: list[Record],
+        ctx: RequestContext,
+        *,
+        within: Callable[[WriteTransaction], None] | None,
+        system: bool,
+        catch_up: bool = True,
+        record_plugins: bool = True,
+    ) -> tuple[list[Entry], tuple[RequiredPlugin, ...] | None]:
+        """Stages 2-5 of :meth:`_write` for one call, inside the write transaction: its entries and
+        the plugins list it recorded (None: none). A later call of a group commit's transaction
+        (:mod:`nucleus_core.group_commit`) skips what an earlier call of it did already: the
+        modules' ``catch_up``, recording the plugins."""
+        # Record ids already stored are refused by ``tx.insert`` (DuplicateRecordError, the
+        # storage contract), which rolls the whole transaction back: no separate look-up.
+        if not system:
+            self._policy.authorize_append(batch, ctx, tx)
+            # Inside the exclusive transaction, after the head was re-read: modules first
+            # fold in entries other writers committed, so validation sees the latest state.
+            if catch_up:
+                self._registry.catch_up()
+            self._registry.validate(batch, ctx)
+        # Plugins newly enabled on this ledger are recorded in the same transaction, merged
+        # with the chain's newest record; refused if that names a plugin not enabled here.
+        plugins = self._plugins_record(chain) if record_plugins else None
+        entries = chain.add(batch)
+        if within is not None:
+            within(tx)
+        if not system:
+            chain.add(self._audit_records(self._policy.after_append(entries, ctx, tx)))
+        return entries, plugins
 
     def _checkpoint_after_commit(self) -> None:
         """Issue a checkpoint if one is due (:meth:`CheckpointIssuer.after_commit
@@ -950,9 +1020,15 @@ class Ledger:
         except IntegrityError as err:
             if err.reason != "merkle_node_missing":
                 raise
+            self._node_cache.clear()
             self._tree_size_seen = tree.merkle_size()
             self._refuse_beyond(list(sizes.items()))
             raise
+
+    def _nodes(self, tree: MerkleTreeStorage, size: int) -> MerkleNodeStore:
+        """The stored nodes of the tree (of at least ``size`` leaves) for a read, through the cache
+        of its upper levels."""
+        return self._node_cache.over(tree.merkle_store(), size)
 
     def root_hash(self, size: int | None = None) -> bytes:
         """The RFC 9162 root hash (32 raw bytes) of the tree of the first ``size`` entries (default:
@@ -964,7 +1040,7 @@ class Ledger:
         else:
             self._tree_sizes(tree, ("size", size, 0))
         with self._tree_read(tree, size=size):
-            return merkle_root_hash(tree.merkle_store(), size)
+            return merkle_root_hash(self._nodes(tree, size), size)
 
     def inclusion_proof(
         self, seq_or_hash: int | str, tree_size: int, context: RequestContext
@@ -986,9 +1062,14 @@ class Ledger:
                 # The entry and the proof's nodes in one read; the nodes are used only once the
                 # entry is known to exist and be readable, as below.
                 index = seq_or_hash - 1
-                row, found = self._entry_and_nodes.entry_and_merkle_nodes(seq_or_hash, inclusion_keys(index, tree_size))
-                if self._readable(row, ctx) is None or row is None:
+                cache = self._node_cache
+                found, missing = cache.split(inclusion_keys(index, tree_size))
+                row, read = self._entry_and_nodes.entry_and_merkle_nodes(seq_or_hash, missing)
+                # The access decision of a read, without parsing the record a read would return.
+                if row is None or not self._policy.can_read(row, ctx):
                     return None
+                cache.keep(read, tree_size)
+                found.update(read)
                 with self._tree_read(tree, tree_size=tree_size):
                     hashes = merkle_inclusion_proof(FoundNodes(found), index, tree_size)
                 return InclusionProof(leaf_index=index, tree_size=tree_size, hashes=tuple(hashes))
@@ -1002,7 +1083,7 @@ class Ledger:
         if row.seq > tree_size:
             raise ValidationError(f"entry {row.seq} is not in the tree of {tree_size} entries", field="tree_size")
         with self._tree_read(tree, tree_size=tree_size):
-            hashes = merkle_inclusion_proof(tree.merkle_store(), row.seq - 1, tree_size)
+            hashes = merkle_inclusion_proof(self._nodes(tree, tree_size), row.seq - 1, tree_size)
         return InclusionProof(leaf_index=row.seq - 1, tree_size=tree_size, hashes=tuple(hashes))
 
     def inclusion_proofs(
@@ -1033,7 +1114,8 @@ class Ledger:
                 raise ValidationError(f"entry {row.seq} is not in the tree of {tree_size} entries", field="tree_size")
         found = [row for row in readable if row is not None]
         with self._tree_read(tree, tree_size=tree_size):
-            paths = iter(merkle_inclusion_proofs(tree.merkle_store(), [row.seq - 1 for row in found], tree_size))
+            store = self._nodes(tree, tree_size)
+            paths = iter(merkle_inclusion_proofs(store, [row.seq - 1 for row in found], tree_size))
         return [
             None if row is None
             else InclusionProof(leaf_index=row.seq - 1, tree_size=tree_size, hashes=tuple(next(paths)))
@@ -1066,7 +1148,7 @@ class Ledger:
         if any(row is None or not policy.can_read(row, ctx) for row in rows):
             return None
         with self._tree_read(tree, tree_size=tree_size):
-            return merkle_multi_inclusion_proof(tree.merkle_store(), [seq - 1 for seq in seqs], tree_size)
+            return merkle_multi_inclusion_proof(self._nodes(tree, tree_size), [seq - 1 for seq in seqs], tree_size)
 
     def _rows_of(self, items: Sequence[int | str], *, by_hash: bool) -> list[Entry | None]:
         """The stored row of each hash or seq of ``items`` (None when absent): seqs close together
@@ -1097,7 +1179,7 @@ class Ledger:
         if old_size > new_size:
             raise ValidationError(f"old_size {old_size} is larger than new_size {new_size}", field="old_size")
         with self._tree_read(tree, old_size=old_size, new_size=new_size):
-            hashes = merkle_consistency_proof(tree.merkle_store(), old_size, new_size)
+            hashes = merkle_consistency_proof(self._nodes(tree, new_size), old_size, new_size)
         return ConsistencyProof(first=old_size, second=new_size, hashes=tuple(hashes))
 
     def has_storage(self) -> bool:
@@ -1175,10 +1257,27 @@ class _PendingChain:
         if ctx is not None:
             now = time.time_ns() // 1_000_000
             last = head.committed_at if head is not None else None
-            self._committed_at = committed = now if last is None or last < now else last
-            self._appender, self._source = ctx.oid, ctx.source
-            block = appender_block(committed, ctx.oid, ctx.source)
-            self._header = (preimage_header_v2(prefix, block).pack, block)
+            self._committed_at = now if last is None or last < now else last
+            self.bind(ctx)
+
+    def bind(self, ctx: RequestContext) -> None:
+        """Chain what follows as appended by ``ctx``'s principal (group commit: each call of a
+        shared transaction is its own requester's; the ``committed_at`` stays the transaction's)."""
+        committed = self._committed_at
+        if committed is None:  # format version 1: no appender
+            return
+        self._appender, self._source = ctx.oid, ctx.source
+        block = appender_block(committed, ctx.oid, ctx.source)
+        self._header = (preimage_header_v2(self._prefix, block).pack, block)
+
+    def mark(self) -> tuple[int, str, int]:
+        """Where the chain stands, for :meth:`reset` (group commit: before a call's savepoint)."""
+        return self.seq, self.hash, len(self.added)
+
+    def reset(self, mark: tuple[int, str, int]) -> None:
+        """Forget what was added since ``mark`` (its savepoint rolled back)."""
+        self.seq, self.hash, added = mark
+        del self.added[added:]
 
     def add(self, records: Sequence[Record]) -> list[Entry]:
         """Chain ``records`` after the entries added so far and insert them; returns their entries."""

@@ -838,6 +838,12 @@ class SqlStorageBackend(abc.ABC):
         return found
 
 
+# One name serves every savepoint of a write transaction: each is released before the next is taken.
+_SAVEPOINT = 'SAVEPOINT "nucleus_call"'
+_ROLLBACK_TO_SAVEPOINT = 'ROLLBACK TO SAVEPOINT "nucleus_call"'
+_RELEASE_SAVEPOINT = 'RELEASE SAVEPOINT "nucleus_call"'
+
+
 class SqlWriteTransaction:
     """The write transaction handed out by :meth:`SqlStorageBackend.write`."""
 
@@ -845,6 +851,45 @@ class SqlWriteTransaction:
         self._backend = backend
         self._head: ChainHead | None = None
         self._head_read = False
+        self._aborted = False
+
+    # savepoints (SavepointTransaction) ----------------------------------------------------------
+    @property
+    def aborted(self) -> bool:
+        """True once a savepoint could not be undone or released: the transaction must roll back."""
+        return self._aborted
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested block (``SAVEPOINT``), undone on its own when it raises (``ROLLBACK TO``, then
+        ``RELEASE``, so savepoints never pile up), with the head this transaction reads and the seqs
+        it wrote. Undoing that fails (the database already rolled the whole transaction back, a
+        dead connection) marks the transaction :attr:`aborted`; the block's exception propagates."""
+        backend = self._backend
+        db = backend.database
+        head, head_read, seqs = self._head, self._head_read, len(backend._uncommitted_seqs)
+        try:
+            db.execute_sql(_SAVEPOINT)
+        except backend._errors as err:
+            self._aborted = True
+            raise backend._wrap(err, "savepoint") from err
+        try:
+            yield
+        except BaseException:
+            self._head, self._head_read = head, head_read
+            del backend._uncommitted_seqs[seqs:]
+            try:
+                db.execute_sql(_ROLLBACK_TO_SAVEPOINT)
+                db.execute_sql(_RELEASE_SAVEPOINT)
+            except backend._errors:
+                log.debug("rolling back to a savepoint failed: the transaction is lost", exc_info=True)
+                self._aborted = True
+            raise
+        try:
+            db.execute_sql(_RELEASE_SAVEPOINT)
+        except backend._errors as err:
+            self._aborted = True
+            raise backend._wrap(err, "savepoint") from err
 
     @property
     def database(self) -> peewee.Database:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import operator
 import os
 import threading
 import time
@@ -66,6 +67,7 @@ from .records import (
     DEFAULT_MAX_RECORD_BYTES,
     Entry,
     Record,
+    chained_entry,
     parsed_entry,
     validate_stream,
     validate_user_record_id,
@@ -102,6 +104,8 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH_SIZE = 10000
 """Most records one ``append_batch`` may carry."""
+
+_canonical_of: Callable[[Record], bytes] = operator.attrgetter("canonical")
 
 DEFAULT_SQLITE_FILE = "nucleus.db"
 """The embedded default: ``sqlite:///./nucleus.db`` in the working directory."""
@@ -544,9 +548,11 @@ class Ledger:
         ctx = require_scope(context, WRITE)
         self._check_writable()
         batch = self._check_batch(records)
+        # A Record's stream and id are valid already: only a leading "_" (system) is left to refuse.
         for record in batch:
-            validate_stream(record.stream)
-            validate_user_record_id(record.id)
+            if record.stream[0] == "_" or record.id[0] == "_":
+                validate_stream(record.stream)
+                validate_user_record_id(record.id)
         self._refuse_module_streams(batch)
         try:
             return self._write(batch, ctx, within=None)
@@ -614,8 +620,14 @@ class Ledger:
             raise ValidationError("a batch needs at least one record", field="records")
         if len(batch) > MAX_BATCH_SIZE:
             raise ValidationError(f"a batch holds at most {MAX_BATCH_SIZE} records, got {len(batch)}", field="records")
-        seen: set[str] = set()
         limit = self.config.max_record_bytes
+        # The common case in bulk (records of type Record, distinct ids, within the limit); the loop
+        # below names what is wrong otherwise.
+        if all(type(record) is Record for record in batch):
+            ids = {record.id for record in batch}
+            if len(ids) == len(batch) and max(map(len, map(_canonical_of, batch))) <= limit:
+                return batch
+        seen: set[str] = set()
         for i, record in enumerate(batch):
             if not isinstance(record, Record):
                 raise ValidationError(f"item {i} is a {type(record).__name__}, not a Record", field="records")
@@ -1141,7 +1153,7 @@ class _PendingChain:
     reads earlier, so the times never decrease along the chain. Without one it writes version 1.
     """
 
-    __slots__ = ("_appender", "_committed_at", "_header", "_prefix", "_source", "_tx", "added", "hash", "seq")
+    __slots__ = ("_header", "_prefix", "_tx", "added", "hash", "seq")
 
     def __init__(self, tx: WriteTransaction, prefix: bytes, ctx: RequestContext | None) -> None:
         head = tx.head()
@@ -1150,46 +1162,37 @@ class _PendingChain:
         self.seq = head.seq if head else 0
         self.hash = head.hash if head else GENESIS_HASH
         self.added: list[Entry] = []
-        self._header: tuple[Callable[..., bytes], bytes] | None = None
-        self._appender: str | None = None
-        self._source: str | None = None
-        self._committed_at: int | None = None
+        # Version 2: the preimage header's packer, the appender block, appender, source, committed_at.
+        self._header: tuple[Callable[..., bytes], bytes, str, str, int] | None = None
         if ctx is not None:
             now = time.time_ns() // 1_000_000
             last = head.committed_at if head is not None else None
-            self._committed_at = committed = now if last is None or last < now else last
-            self._appender, self._source = ctx.oid, ctx.source
+            committed = now if last is None or last < now else last
             block = appender_block(committed, ctx.oid, ctx.source)
-            self._header = (preimage_header_v2(prefix, block).pack, block)
+            self._header = (preimage_header_v2(prefix, block).pack, block, ctx.oid, ctx.source, committed)
 
     def add(self, records: Sequence[Record]) -> list[Entry]:
         """Chain ``records`` after the entries added so far and insert them; returns their entries."""
         if not records:
             return []
         seq, prev, prefix = self.seq, self.hash, self._prefix
-        chained = Entry.chained
         out: list[Entry] = []
         if self._header is None:
             for record in records:
                 seq += 1
                 h = entry_hash_with_prefix(prefix, seq, prev, record.canonical)
-                out.append(chained(seq=seq, hash=h, prev_hash=prev, record=record))
+                out.append(chained_entry(seq, h, prev, record, 1, None, None, None))
                 prev = h
         else:
-            pack, block = self._header
-            appender, source, committed = self._appender, self._source, self._committed_at
+            pack, block, appender, source, committed = self._header
             prev_digest = bytes.fromhex(prev)
+            append = out.append
             for record in records:
                 seq += 1
                 canonical = record.canonical
                 digest = blake3(pack(prefix, seq, prev_digest, block, len(canonical)) + canonical).digest()
                 h = digest.hex()
-                out.append(
-                    chained(
-                        seq=seq, hash=h, prev_hash=prev, record=record,
-                        version=2, appender=appender, auth_source=source, committed_at=committed,
-                    )
-                )
+                append(chained_entry(seq, h, prev, record, 2, appender, source, committed))
                 prev, prev_digest = h, digest
         self._tx.insert(out)
         self.seq, self.hash = seq, prev

@@ -140,7 +140,7 @@ def _check_timestamp(value: object) -> None:
         raise RecordValidationError("must be > 0 and at most 2**53-1 (Unix milliseconds)", field="timestamp")
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, init=False)
 class Record:
     """One fact to append to a stream.
 
@@ -159,8 +159,23 @@ class Record:
     meta: dict[str, Any] | None = None
     _canonical: bytes = attrs.field(init=False, repr=False, eq=False, hash=False, alias="_canonical")
 
-    def __attrs_post_init__(self) -> None:
-        rid, stream, ts, payload, meta = self.id, self.stream, self.timestamp, self.payload, self.meta
+    def __init__(
+        self,
+        *,
+        id: str = _REQUIRED,
+        stream: str = _REQUIRED,
+        timestamp: int = _REQUIRED,
+        payload: dict[str, Any] | list[Any] = _REQUIRED,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        # Written out instead of attrs' generated __init__ (which sets each field through
+        # object.__setattr__ and then calls a post-init hook): this runs for every record built.
+        rid, ts = id, timestamp
+        _set_record_id(self, rid)
+        _set_record_stream(self, stream)
+        _set_record_timestamp(self, ts)
+        _set_record_payload(self, payload)
+        _set_record_meta(self, meta)
         # The common case in one expression (the checks of _check_fields, which runs otherwise and
         # names what is wrong): this runs on every record built.
         if not (
@@ -188,7 +203,7 @@ class Record:
             if meta is not None:
                 check_ijson(meta, field="meta", error=RecordValidationError)
             raise RecordValidationError("contains a lone surrogate", field="record") from None
-        _set_canonical_of_record(self, canonical)
+        _set_record_canonical(self, canonical)
 
     def _check_fields(self) -> None:
         """Check id, stream, timestamp, the payload's and meta's types, raising
@@ -268,8 +283,11 @@ class Record:
         return record
 
 
-_set_canonical_of_record: Callable[[Record, bytes], None] = Record.__dict__["_canonical"].__set__
-"""Fills the frozen record's ``_canonical`` slot (what ``object.__setattr__`` does, without its look-up)."""
+(
+    _set_record_id, _set_record_stream, _set_record_timestamp, _set_record_payload, _set_record_meta,
+    _set_record_canonical,
+) = (Record.__dict__[name].__set__ for name in ("id", "stream", "timestamp", "payload", "meta", "_canonical"))
+"""Fill the frozen record's slots (what ``object.__setattr__`` does, without its look-up)."""
 
 _UTF8_BOM = b"\xef\xbb\xbf"
 

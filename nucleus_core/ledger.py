@@ -46,7 +46,7 @@ from .hashing import (
     preimage_prefix,
     validate_ledger_id,
 )
-from .merkle import FoundNodes, inclusion_keys
+from .merkle import FoundNodes, MerkleNodeStore, UpperNodeCache, inclusion_keys
 from .merkle import consistency_proof as merkle_consistency_proof
 from .merkle import inclusion_proof as merkle_inclusion_proof
 from .merkle import inclusion_proofs as merkle_inclusion_proofs
@@ -344,6 +344,9 @@ class Ledger:
             else None
         )
         self._tree_size_seen = 0  # the largest tree size read so far: trees only grow (_tree_sizes)
+        # The upper levels of the tree, read by every proof (merkle.UpperNodeCache; cleared when the
+        # stored tree is found smaller than it was, see _tree_read). None kept over storage in memory.
+        self._node_cache = UpperNodeCache(max_nodes=(1 << 16) if self._storage.persistent else 0)
 
     def _opened(self, *, discard_on_failure: bool) -> None:
         """The last step of opening (:class:`~nucleus_core.assembly.LedgerBuilder`), once the modules
@@ -944,9 +947,15 @@ class Ledger:
         except IntegrityError as err:
             if err.reason != "merkle_node_missing":
                 raise
+            self._node_cache.clear()
             self._tree_size_seen = tree.merkle_size()
             self._refuse_beyond(list(sizes.items()))
             raise
+
+    def _nodes(self, tree: MerkleTreeStorage, size: int) -> MerkleNodeStore:
+        """The stored nodes of the tree (of at least ``size`` leaves) for a read, through the cache
+        of its upper levels."""
+        return self._node_cache.over(tree.merkle_store(), size)
 
     def root_hash(self, size: int | None = None) -> bytes:
         """The RFC 9162 root hash (32 raw bytes) of the tree of the first ``size`` entries (default:
@@ -958,7 +967,7 @@ class Ledger:
         else:
             self._tree_sizes(tree, ("size", size, 0))
         with self._tree_read(tree, size=size):
-            return merkle_root_hash(tree.merkle_store(), size)
+            return merkle_root_hash(self._nodes(tree, size), size)
 
     def inclusion_proof(
         self, seq_or_hash: int | str, tree_size: int, context: RequestContext
@@ -980,9 +989,14 @@ class Ledger:
                 # The entry and the proof's nodes in one read; the nodes are used only once the
                 # entry is known to exist and be readable, as below.
                 index = seq_or_hash - 1
-                row, found = self._entry_and_nodes.entry_and_merkle_nodes(seq_or_hash, inclusion_keys(index, tree_size))
-                if self._readable(row, ctx) is None or row is None:
+                cache = self._node_cache
+                found, missing = cache.split(inclusion_keys(index, tree_size))
+                row, read = self._entry_and_nodes.entry_and_merkle_nodes(seq_or_hash, missing)
+                # The access decision of a read, without parsing the record a read would return.
+                if row is None or not self._policy.can_read(row, ctx):
                     return None
+                cache.keep(read, tree_size)
+                found.update(read)
                 with self._tree_read(tree, tree_size=tree_size):
                     hashes = merkle_inclusion_proof(FoundNodes(found), index, tree_size)
                 return InclusionProof(leaf_index=index, tree_size=tree_size, hashes=tuple(hashes))
@@ -996,7 +1010,7 @@ class Ledger:
         if row.seq > tree_size:
             raise ValidationError(f"entry {row.seq} is not in the tree of {tree_size} entries", field="tree_size")
         with self._tree_read(tree, tree_size=tree_size):
-            hashes = merkle_inclusion_proof(tree.merkle_store(), row.seq - 1, tree_size)
+            hashes = merkle_inclusion_proof(self._nodes(tree, tree_size), row.seq - 1, tree_size)
         return InclusionProof(leaf_index=row.seq - 1, tree_size=tree_size, hashes=tuple(hashes))
 
     def inclusion_proofs(
@@ -1027,7 +1041,8 @@ class Ledger:
                 raise ValidationError(f"entry {row.seq} is not in the tree of {tree_size} entries", field="tree_size")
         found = [row for row in readable if row is not None]
         with self._tree_read(tree, tree_size=tree_size):
-            paths = iter(merkle_inclusion_proofs(tree.merkle_store(), [row.seq - 1 for row in found], tree_size))
+            store = self._nodes(tree, tree_size)
+            paths = iter(merkle_inclusion_proofs(store, [row.seq - 1 for row in found], tree_size))
         return [
             None if row is None
             else InclusionProof(leaf_index=row.seq - 1, tree_size=tree_size, hashes=tuple(next(paths)))
@@ -1060,7 +1075,7 @@ class Ledger:
         if any(row is None or not policy.can_read(row, ctx) for row in rows):
             return None
         with self._tree_read(tree, tree_size=tree_size):
-            return merkle_multi_inclusion_proof(tree.merkle_store(), [seq - 1 for seq in seqs], tree_size)
+            return merkle_multi_inclusion_proof(self._nodes(tree, tree_size), [seq - 1 for seq in seqs], tree_size)
 
     def _rows_of(self, items: Sequence[int | str], *, by_hash: bool) -> list[Entry | None]:
         """The stored row of each hash or seq of ``items`` (None when absent): seqs close together
@@ -1091,7 +1106,7 @@ class Ledger:
         if old_size > new_size:
             raise ValidationError(f"old_size {old_size} is larger than new_size {new_size}", field="old_size")
         with self._tree_read(tree, old_size=old_size, new_size=new_size):
-            hashes = merkle_consistency_proof(tree.merkle_store(), old_size, new_size)
+            hashes = merkle_consistency_proof(self._nodes(tree, new_size), old_size, new_size)
         return ConsistencyProof(first=old_size, second=new_size, hashes=tuple(hashes))
 
     def has_storage(self) -> bool:

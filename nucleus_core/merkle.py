@@ -42,9 +42,9 @@ from .errors import IntegrityError, ValidationError
 from .tlog_verify import EMPTY_ROOT, HASH_SIZE, MAX_TREE_SIZE, leaf_hash, node_hash
 
 __all__ = [
-    "FoundNodes", "MerkleBuilder", "MerkleNodeStore", "MemoryNodeStore", "NodeKey", "PlannedNodes", "append_leaves",
-    "build_node_writes", "consistency_keys", "consistency_proof", "frontier_keys", "inclusion_keys", "inclusion_proof",
-    "inclusion_proofs", "multi_inclusion_proof", "root_hash", "subtree_keys",
+    "FoundNodes", "MemoryNodeStore", "MerkleBuilder", "MerkleNodeStore", "NodeKey", "PlannedNodes", "UpperNodeCache",
+    "append_leaves", "build_node_writes", "consistency_keys", "consistency_proof", "frontier_keys", "inclusion_keys",
+    "inclusion_proof", "inclusion_proofs", "multi_inclusion_proof", "root_hash", "subtree_keys",
 ]
 
 NodeKey = tuple[int, int]
@@ -179,6 +179,87 @@ class FoundNodes:
     def nodes(self, keys: Collection[NodeKey]) -> dict[NodeKey, bytes]:
         found = self._found
         return {key: found[key] for key in keys if key in found}
+
+
+class UpperNodeCache:
+    """The upper levels of a tree, kept in memory by a reader of stored nodes.
+
+    A stored node is a complete subtree and never changes, and every root and proof reads one node
+    of most levels: the few nodes of the upper levels are read again and again, the many of the
+    lower ones rarely. This cache keeps the nodes it is shown of levels ``>= level_for(size)``
+    (at least ``lowest_level``, higher as the tree grows, so that those levels hold at most about
+    ``max_nodes`` nodes), up to ``max_nodes`` nodes (about 150 bytes each); :meth:`over` wraps a
+    store so that only the other keys are read. :meth:`clear` forgets everything (a reader that
+    finds the stored tree smaller than it was, a database put back, calls it)."""
+
+    __slots__ = ("_nodes", "lowest_level", "max_nodes")
+
+    def __init__(self, *, lowest_level: int = 4, max_nodes: int = 1 << 16) -> None:
+        if type(lowest_level) is not int or lowest_level < 0:
+            raise ValidationError("lowest_level is a non-negative integer", field="lowest_level")
+        if type(max_nodes) is not int or max_nodes < 0:
+            raise ValidationError("max_nodes is a non-negative integer", field="max_nodes")
+        self.lowest_level = lowest_level
+        self.max_nodes = max_nodes
+        self._nodes: dict[NodeKey, bytes] = {}
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def level_for(self, size: int) -> int:
+        """The lowest level kept for a tree of ``size`` leaves: its levels from there hold fewer
+        than ``max_nodes`` nodes (``size / 2**(level - 1)``), and never below ``lowest_level``."""
+        return max(self.lowest_level, size.bit_length() + 2 - max(self.max_nodes, 1).bit_length())
+
+    def split(self, keys: Collection[NodeKey]) -> tuple[dict[NodeKey, bytes], list[NodeKey]]:
+        """The nodes of ``keys`` held here, and the keys still to read."""
+        held = self._nodes
+        found: dict[NodeKey, bytes] = {}
+        missing: list[NodeKey] = []
+        for key in keys:
+            value = held.get(key)
+            if value is None:
+                missing.append(key)
+            else:
+                found[key] = value
+        return found, missing
+
+    def keep(self, nodes: Mapping[NodeKey, bytes], size: int) -> None:
+        """Keep those of ``nodes`` (read from a tree of at least ``size`` leaves) of the kept levels."""
+        held = self._nodes
+        room = self.max_nodes - len(held)
+        if room <= 0:
+            return
+        level = self.level_for(size)
+        for key, value in nodes.items():
+            if key[0] >= level and key not in held:
+                held[key] = value
+                room -= 1
+                if not room:
+                    return
+
+    def over(self, store: MerkleNodeStore, size: int) -> MerkleNodeStore:
+        """``store`` read through this cache, for a tree of at least ``size`` leaves."""
+        return _CachedNodes(self, store, size)
+
+    def clear(self) -> None:
+        """Forget every node."""
+        self._nodes.clear()
+
+
+class _CachedNodes:
+    __slots__ = ("_cache", "_size", "_store")
+
+    def __init__(self, cache: UpperNodeCache, store: MerkleNodeStore, size: int) -> None:
+        self._cache, self._store, self._size = cache, store, size
+
+    def nodes(self, keys: Collection[NodeKey]) -> dict[NodeKey, bytes]:
+        found, missing = self._cache.split(keys)
+        if missing:
+            read = self._store.nodes(missing)
+            self._cache.keep(read, self._size)
+            found.update(read)
+        return found
 
 
 # -- answers -----------------------------------------------------------------------------------

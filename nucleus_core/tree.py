@@ -77,11 +77,6 @@ def _leaf(entry_hash: bytes) -> bytes:
     return _sha256(b"\x00" + entry_hash).digest()
 
 
-def _seqs_of(level: int, index: int) -> range:
-    """The seqs of the entries under node ``(level, index)``."""
-    return range((index << level) + 1, ((index + 1) << level) + 1)
-
-
 NodeAndHashReader = Callable[
     [Collection[NodeKey], Sequence[tuple[int, int]]], tuple[Mapping[NodeKey, bytes], Mapping[int, bytes]]
 ]
@@ -110,12 +105,33 @@ class DerivedLevelsRead:
     consecutive seqs, ``3 * 2**min_level`` seqs in all, for the keys of one root or proof: see the
     module docstring). :meth:`nodes` takes what the read found."""
 
-    __slots__ = ("derived", "ranges", "stored")
+    __slots__ = ("_min_level", "derived", "ranges", "stored")
 
     def __init__(self, keys: Collection[NodeKey], min_level: int) -> None:
+        self._min_level = min_level
         self.stored = [key for key in keys if key[0] >= min_level]
         self.derived = [key for key in keys if key[0] < min_level]
-        self.ranges = seq_ranges(seq for level, index in self.derived for seq in _seqs_of(level, index))
+        # Each lower node's leaves are one run of seqs: the runs, sorted and merged.
+        runs: list[tuple[int, int]] = []
+        for first, last in sorted(((index << level) + 1, (index + 1) << level) for level, index in self.derived):
+            if runs and first <= runs[-1][1] + 1:
+                if last > runs[-1][1]:
+                    runs[-1] = (runs[-1][0], last)
+            else:
+                runs.append((first, last))
+        self.ranges = runs
+
+    def _nested(self) -> bool:
+        """True when a lower key lies inside another (the keys of several proofs: those of a page's
+        ``POST /proof/inclusion``), whose nodes are then computed once for all."""
+        keys = set(self.derived)
+        for level, index in self.derived:
+            for up in range(1, 64):
+                if level + up >= self._min_level:
+                    break
+                if (level + up, index >> up) in keys:
+                    return True
+        return False
 
     @property
     def empty(self) -> bool:
@@ -127,6 +143,20 @@ class DerivedLevelsRead:
         :attr:`derived` whose leaves' entry hashes (seq -> 32 raw bytes) are all in ``hashes``."""
         found = {key: stored[key] for key in self.stored if key in stored}
         if not self.derived:
+            return found
+        if not self._nested():
+            # The keys of one proof (or a multi-proof) are disjoint subtrees: each hashed on its own
+            # from its leaves, a level at a time.
+            sha256 = _sha256
+            for level, index in self.derived:
+                first = (index << level) + 1
+                leaves = [hashes.get(seq) for seq in range(first, first + (1 << level))]
+                if not all(h is not None and len(h) == HASH_SIZE for h in leaves):
+                    continue
+                layer = [sha256(b"\x00" + h).digest() for h in leaves]  # type: ignore[operator]
+                while len(layer) > 1:
+                    layer = [sha256(b"\x01" + layer[i] + layer[i + 1]).digest() for i in range(0, len(layer), 2)]
+                found[(level, index)] = layer[0]
             return found
         # Each lower node from the two below it, each computed once and a level at a time: the
         # keys of several proofs (a page's, POST /proof/inclusion) overlap.

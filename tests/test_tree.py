@@ -249,6 +249,53 @@ def test_derived_levels_read_a_bounded_number_of_entry_hashes() -> None:
         assert len(reads) <= 3 and all(runs <= 3 and count <= 3 * 16 for runs, count in reads), reads
 
 
+def test_derived_levels_of_many_proofs_nested_or_not_and_with_hashes_missing() -> None:
+    """The lower nodes of a multi-proof (disjoint subtrees) and of several proofs together (a key
+    inside another) are the tree's own; a node with one of its leaves' entry hashes missing or not 32
+    bytes is left out, the others still answered; the seq ranges read are merged runs."""
+    from nucleus_core import merkle
+    from nucleus_core.tree import DerivedLevelsRead
+
+    hashes = {seq: bytes([seq % 256, seq // 256]) * 16 for seq in range(1, 1001)}
+    full = MemoryNodeStore()
+    builder = merkle.MerkleBuilder()
+    for seq in range(1, 1001):
+        full.write(builder.add(leaf_hash(hashes[seq])))
+    low_keys = [(level, index) for level in range(4) for index in range(1000 >> level)]
+    rng = random.Random(5)
+    for _ in range(50):
+        keys = set(rng.sample(low_keys, 40)) | {(4, 3), (6, 1)}
+        plan = DerivedLevelsRead(keys, 4)
+        seqs = {seq for level, index in plan.derived for seq in range((index << level) + 1, ((index + 1) << level) + 1)}
+        assert [seq for first, last in plan.ranges for seq in range(first, last + 1)] == sorted(seqs)
+        assert all(b[0] > a[1] + 1 for a, b in zip(plan.ranges, plan.ranges[1:], strict=False))
+        stored = full.nodes(plan.stored)
+        assert plan.nodes(stored, hashes) == full.nodes(keys)
+        gone = rng.choice(sorted(seqs))
+        partial = {seq: h for seq, h in hashes.items() if seq != gone}
+        if rng.random() < 0.5:
+            partial[gone] = b"short"
+        expected = {key: value for key, value in full.nodes(keys).items()
+                    if key[0] >= 4 or not (key[1] << key[0]) < gone <= (key[1] + 1) << key[0]}
+        assert plan.nodes(stored, partial) == expected
+    nested = DerivedLevelsRead({(3, 0), (1, 0), (0, 5), (2, 9)}, 4)
+    assert nested._nested() and nested.nodes({}, hashes) == full.nodes({(3, 0), (1, 0), (0, 5), (2, 9)})
+    # A multi-proof's keys are disjoint: the fast path; its answer is the full store's.
+    indices = list(range(3, 1000, 20))
+    asked: list[Any] = []
+
+    class Recording:
+        def nodes(self, keys: Any) -> Any:
+            asked.append(set(keys))
+            return full.nodes(keys)
+
+    proof = merkle.multi_inclusion_proof(Recording(), indices, 1000)
+    plan = DerivedLevelsRead(asked[0], 4)
+    assert not plan._nested()
+    assert merkle.multi_inclusion_proof(merkle.FoundNodes(plan.nodes(full.nodes(plan.stored), hashes)),
+                                        indices, 1000) == proof
+
+
 def _sqlite_tamper(path: Path, sql: str, *params: object) -> None:
     db = sqlite3.connect(path)
     with db:

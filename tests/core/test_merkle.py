@@ -612,3 +612,49 @@ def test_multi_inclusion_proof_of_a_page_is_small() -> None:
     store = build(entry_hashes(1000))
     proof = merkle.multi_inclusion_proof(store, list(range(437, 487)), 1000)
     assert len(proof) <= 2 * 10
+
+
+def test_upper_node_cache_answers_as_the_store_and_reads_only_what_it_lacks() -> None:
+    """Through ``UpperNodeCache.over`` every answer is the store's own; the nodes of the kept levels
+    are read once and then come from memory, lower ones are read every time; the cache never holds
+    more than ``max_nodes`` nodes nor a node below its level; ``clear`` forgets them."""
+    cache = merkle.UpperNodeCache(lowest_level=3, max_nodes=40)
+    counting = CountingStore(STORE_300)
+    rng = random.Random(3)
+    for _ in range(400):
+        size = rng.randint(2, 300)
+        index, first = rng.randrange(size), rng.randint(1, size - 1)
+        assert merkle.inclusion_proof(cache.over(counting, size), index, size) == merkle.inclusion_proof(
+            STORE_300, index, size)
+        assert merkle.consistency_proof(cache.over(counting, size), first, size) == merkle.consistency_proof(
+            STORE_300, first, size)
+        assert merkle.root_hash(cache.over(counting, size), size) == merkle.root_hash(STORE_300, size)
+        assert len(cache) <= 40
+    held, _ = cache.split([(level, index) for level in range(9) for index in range(300 >> level)])
+    assert held and all(level >= 3 for level, _ in held)
+    assert held == {key: STORE_300.nodes([key])[key] for key in held}
+    # A proof whose upper nodes are all held reads only the lower ones.
+    keys = merkle.inclusion_keys(0, 256)
+    cache = merkle.UpperNodeCache(lowest_level=3)
+    merkle.inclusion_proof(cache.over(STORE_300, 256), 0, 256)
+    asked: list[set[NodeKey]] = []
+
+    class Recording:
+        def nodes(self, keys: Collection[NodeKey]) -> Mapping[NodeKey, bytes]:
+            asked.append(set(keys))
+            return STORE_300.nodes(keys)
+
+    merkle.inclusion_proof(cache.over(Recording(), 256), 0, 256)
+    assert asked == [{key for key in keys if key[0] < 3}]
+    # Levels kept rise with the tree so that they hold about max_nodes nodes at most.
+    assert cache.level_for(256) == 3
+    big = merkle.UpperNodeCache(max_nodes=1 << 16)
+    assert big.level_for(1 << 20) == 6 and big.level_for(1 << 14) == 4  # 32,768 nodes; lowest_level
+    for size in (10**8, (1 << 30) + 5, (1 << 63) - 1):
+        level = big.level_for(size)
+        held_nodes = sum(size >> lvl for lvl in range(level, 64))
+        assert held_nodes <= 1 << 16 < sum(size >> lvl for lvl in range(level - 2, 64))
+    cache.clear()
+    assert len(cache) == 0
+    with pytest.raises(ValidationError):
+        merkle.UpperNodeCache(max_nodes=-1)

@@ -55,7 +55,16 @@ from .models import (
     entry_to_row,
     make_models,
 )
-from .schema import CURRENT_VERSION, ensure_appender_columns, entry_table_columns, read_version, upgrade
+from .schema import (
+    CURRENT_VERSION,
+    HASH_PREFIX_LENGTH,
+    READABLE_VERSIONS,
+    ensure_appender_columns,
+    entry_table_columns,
+    hash_prefix_sql,
+    read_version,
+    upgrade,
+)
 from .tree import MERKLE_SIZE_TABLE, MERKLE_TABLE, SqlMerkleTree
 
 log = logging.getLogger(__name__)
@@ -330,10 +339,16 @@ class SqlStorageBackend(abc.ABC):
             "add_ledger": f"INSERT INTO {self._quote(self._ledgers_table)} ({lid}, {self._quote('created_ms')}) "  # noqa: S608
             f"VALUES ({p}, {p}) ON CONFLICT DO NOTHING",
         }
-        for column in ("hash", "record_id", "seq"):
+        for column in ("record_id", "seq"):
             self._sql[f"by_{column}"] = (
                 f"SELECT {cols} FROM {table} WHERE {lid} = {p} AND {self._quote(column)} = {p} LIMIT 1"  # noqa: S608
             )
+        # The hash index keys on the hash's first digits (schema version 3): the prefix finds the
+        # rows, the whole hash picks the one.
+        self._sql["by_hash"] = (
+            f"SELECT {cols} FROM {table} WHERE {lid} = {p} AND {hash_prefix_sql(self._quote)} = {p} "  # noqa: S608
+            f"AND {self._quote('hash')} = {p} LIMIT 1"
+        )
 
     def _ids_sql(self, n: int) -> str:
         """``SELECT record_id ... IN (n placeholders)``; raw because peewee spent ~40 us per value
@@ -374,7 +389,7 @@ class SqlStorageBackend(abc.ABC):
             if not create and found == 0:
                 raise LedgerNotFoundError(ledger_id, (), where=self.url)
             if self._read_only:
-                if found != CURRENT_VERSION:
+                if found not in READABLE_VERSIONS:
                     raise ConfigurationError(
                         f"storage {self.url} has schema version {found} (current: {CURRENT_VERSION}) and is opened "
                         "read-only, so it cannot be created or migrated; open it writable once"
@@ -735,7 +750,10 @@ class SqlStorageBackend(abc.ABC):
 
     def get_by_hash(self, entry_hash: str) -> Entry | None:
         """The entry with this hash, or None."""
-        return self._get_one("hash", entry_hash, "get by hash")
+        rows = self._fetch_raw(
+            self._sql["by_hash"], (self.ledger_id, entry_hash[:HASH_PREFIX_LENGTH], entry_hash), "get by hash"
+        )
+        return rows[0] if rows else None
 
     def get_by_id(self, record_id: str) -> Entry | None:
         """The entry of this record id, or None."""

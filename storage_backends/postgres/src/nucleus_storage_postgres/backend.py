@@ -236,6 +236,14 @@ class PostgresStorage(SqlStorageBackend):
         db = self.database
         if db.transaction_depth() == 1 and isinstance(db, NucleusPool):
             db.hold_pipeline()
+        if len(rows) == 1 and size is not None and all(level < self._tree.min_level for (level, _), _ in nodes):
+            # The common append (one entry, no stored node completed): the entry and the tree size
+            # in one statement, which the server runs as one (a data-modifying WITH).
+            sql = self._sql.get("insert+size")
+            if sql is None:
+                sql = self._sql["insert+size"] = f"WITH e AS ({self._sql['insert']}) {self._tree.set_size_sql}"
+            db.cursor().execute(sql, (*rows[0], self.ledger_id, size))
+            return
         super()._write_tail(rows, size, nodes)
 
     def _classify_error(self, err: BaseException, action: str) -> StorageError:

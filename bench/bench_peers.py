@@ -224,6 +224,10 @@ def main() -> int:
         ratios = [by_name[names[3]][r] / max(by_name[names[1]][r], by_name[names[2]][r]) for r in range(args.rounds)]
         ratio_text = ", ".join(f"{x:.2f}" for x in ratios)
         print(f"| {titles[workload]} | {' | '.join(span(n) for n in names)} | {ratio_text} |")
+    for workload, by_name in results.items():
+        pairs = zip(by_name["Nucleus append_batch"], by_name["raw sqlite3"], strict=True)
+        raw = ", ".join(f"{n / r:.2f}" for n, r in pairs)
+        print(f"Nucleus / raw sqlite3 per round, {titles[workload]}: {raw}")
     return 0
 
 

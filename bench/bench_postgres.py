@@ -31,7 +31,7 @@ from collections.abc import Iterator
 import psycopg
 from nucleus_storage_postgres import postgres_storage
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from nucleus_core import Record, create_ledger
 from nucleus_core.context import RequestContext
@@ -67,6 +67,12 @@ def chain_rows(ledger_id: str, records: list[Record], start_seq: int = 1, prev: 
     return rows
 
 
+def _options(dsn: str, extra: str) -> str:
+    """The DSN's own ``options`` (``--synchronous-commit off``) and ``extra``."""
+    own = conninfo_to_dict(dsn).get("options")
+    return f"{own} {extra}" if own else extra
+
+
 def rate(n: int, seconds: float) -> float:
     return n / seconds if seconds > 0 else float("inf")
 
@@ -87,7 +93,7 @@ def bench_appends(dsn: str, batches: int, singles: int) -> None:
         for r in single_records:
             ledger.append(r, CTX)
         nucleus_single = time.perf_counter() - t
-    with psycopg.connect(dsn, options="-c search_path=bench") as conn:
+    with psycopg.connect(dsn, options=_options(dsn, "-c search_path=bench")) as conn:
         t = time.perf_counter()
         for b in range(batches):
             with conn.transaction(), conn.cursor() as cur:
@@ -259,13 +265,24 @@ def main() -> None:
     parser.add_argument("--verify-entries", type=int, default=1_000_000)
     parser.add_argument("--verify-only", action="store_true", help="only the open + verify figures")
     parser.add_argument("--rounds", type=int, default=1, help="open + verify rounds")
+    parser.add_argument("--appends-only", action="store_true", help="only the batch and single append figures")
+    parser.add_argument(
+        "--synchronous-commit", choices=("on", "off"), default="on",
+        help="the server's synchronous_commit for the appends, Nucleus and raw alike (off: a commit does not wait "
+        "for the WAL flush, which leaves the round trips and the work per statement)",
+    )
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     with bench_database(args.dsn) as dsn:
         with psycopg.connect(dsn, autocommit=True) as conn:
             print(conn.execute("SELECT version()").fetchone()[0].split(" on ")[0])
         if not args.verify_only:
-            bench_appends(dsn, args.batches, args.singles)
+            appends_dsn = dsn
+            if args.synchronous_commit == "off":
+                appends_dsn = make_conninfo(dsn, options="-c synchronous_commit=off")
+            bench_appends(appends_dsn, args.batches, args.singles)
+            if args.appends_only:
+                return
             bench_writers(dsn, args.per_writer)
         bench_verify(dsn, args.verify_entries, args.rounds)
 

@@ -658,8 +658,9 @@ class Ledger:
         with self._lock:
             self._check_writable()
             with self._chain_write(ctx) as (tx, chain):
-                # Record ids already stored are refused by ``tx.insert`` (DuplicateRecordError, the
-                # storage contract), which rolls the whole transaction back: no separate look-up.
+                # Record ids already stored are refused by the storage (DuplicateRecordError from
+                # ``tx.insert`` or, where the backend writes the rows later, at the latest from the
+                # commit: the storage contract), which rolls the whole transaction back: no separate look-up.
                 if not system:
                     self._policy.authorize_append(batch, ctx, tx)
                     # Inside the exclusive transaction, after the head was re-read: modules first

@@ -35,7 +35,7 @@ from collections.abc import Iterator
 import psycopg
 from nucleus_storage_postgres import postgres_storage
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from nucleus_core import Record, create_ledger
 from nucleus_core.checkpoint import NoteSigner, default_origin, sign_checkpoint
@@ -73,6 +73,12 @@ def chain_rows(ledger_id: str, records: list[Record], start_seq: int = 1, prev: 
     return rows
 
 
+def _options(dsn: str, extra: str) -> str:
+    """The DSN's own ``options`` (``--synchronous-commit off``) and ``extra``."""
+    own = conninfo_to_dict(dsn).get("options")
+    return f"{own} {extra}" if own else extra
+
+
 def rate(n: int, seconds: float) -> float:
     return n / seconds if seconds > 0 else float("inf")
 
@@ -93,7 +99,7 @@ def bench_appends(dsn: str, batches: int, singles: int) -> None:
         for r in single_records:
             ledger.append(r, CTX)
         nucleus_single = time.perf_counter() - t
-    with psycopg.connect(dsn, options="-c search_path=bench") as conn:
+    with psycopg.connect(dsn, options=_options(dsn, "-c search_path=bench")) as conn:
         t = time.perf_counter()
         for b in range(batches):
             with conn.transaction(), conn.cursor() as cur:
@@ -322,6 +328,12 @@ def main() -> None:
                         help="only the open from a trusted checkpoint (verify_from_trusted_checkpoint), on ledgers "
                              "of these sizes (default 100000 1000000), the checkpoint --tail entries before the head")
     parser.add_argument("--tail", type=int, default=1000, help="entries after the checkpoint for --fast-open")
+    parser.add_argument("--appends-only", action="store_true", help="only the batch and single append figures")
+    parser.add_argument(
+        "--synchronous-commit", choices=("on", "off"), default="on",
+        help="the server's synchronous_commit for the appends, Nucleus and raw alike (off: a commit does not wait "
+        "for the WAL flush, which leaves the round trips and the work per statement)",
+    )
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     with bench_database(args.dsn) as dsn:
@@ -332,7 +344,12 @@ def main() -> None:
                 bench_fast_open(dsn, args.fast_open or [100_000, 1_000_000], args.tail, max(args.rounds, 5), workdir)
             return
         if not args.verify_only:
-            bench_appends(dsn, args.batches, args.singles)
+            appends_dsn = dsn
+            if args.synchronous_commit == "off":
+                appends_dsn = make_conninfo(dsn, options="-c synchronous_commit=off")
+            bench_appends(appends_dsn, args.batches, args.singles)
+            if args.appends_only:
+                return
             bench_writers(dsn, args.per_writer)
         bench_verify(dsn, args.verify_entries, args.rounds)
 

@@ -26,7 +26,7 @@ __all__ = [
     "EntryRowStorage", "ExtensionStorage", "GrantIndex", "GrantIndexStorage", "GrantRow", "IndexRow",
     "MerkleEntryReadStorage",
     "MerkleTreeStorage", "MerkleTreeTransaction", "PooledConnectionStorage",
-    "ReadOnlyStorage", "RollbackTransaction", "SavepointTransaction", "SqlDatabaseStorage",
+    "ReadOnlyStorage", "RollbackTransaction", "SavepointTransaction", "SqlDatabaseStorage", "WriteBehindTransaction",
 ]
 
 
@@ -101,6 +101,19 @@ class ExtensionStorage(Protocol):
     entries, so a second ledger opened on the same storage finds it. Keys are plugin names."""
 
     extensions: dict[str, Any]
+
+
+@runtime_checkable
+class WriteBehindTransaction(Protocol):
+    """A write transaction whose :meth:`~nucleus_core.storage.WriteTransaction.insert` may keep the
+    rows back and write them with the transaction's last writes (one round trip fewer per append):
+    a record id stored already is then refused there, or at the commit. :meth:`flush` writes what
+    was kept back now, raising that refusal (:class:`~nucleus_core.errors.DuplicateRecordError`)
+    from it: group commit flushes after each call of a shared transaction, so that the error is
+    that call's own."""
+
+    def flush(self) -> None:
+        """Write the rows inserted so far now."""
 
 
 @runtime_checkable

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from .capabilities import SavepointTransaction
+from .capabilities import SavepointTransaction, WriteBehindTransaction
 from .errors import StorageError
 
 if TYPE_CHECKING:
@@ -276,6 +276,12 @@ class GroupCommitter:
             ledger._check_writable()
             with ledger._chain_write(group[0].ctx) as (tx, chain):
                 savepoints = tx if isolate and isinstance(tx, SavepointTransaction) else None
+                # Rows a storage keeps back are written at the end of each call of a shared
+                # transaction (a savepoint does it itself), so that a refusal is that call's error.
+                flush = (
+                    tx.flush if len(group) > 1 and savepoints is None and isinstance(tx, WriteBehindTransaction)
+                    else None
+                )
                 recorded = False
                 for i, call in enumerate(group):
                     mark = chain.mark()
@@ -288,6 +294,8 @@ class GroupCommitter:
                                 tx, chain, call.batch, call.ctx, within=None, system=False,
                                 catch_up=i == 0, record_plugins=not recorded,
                             )
+                            if flush is not None:
+                                flush()
                     except Exception as err:
                         call.error, call.entries = err, None
                         if len(group) == 1:

@@ -97,7 +97,7 @@ from .storage import (
     entry_rows,
 )
 from .tokens import StatefulTokenParser
-from .tree import ConsistencyProof, InclusionProof, TreeCheck, extend_tree, tree_storage
+from .tree import ConsistencyProof, Frontier, InclusionProof, TreeCheck, extend_tree, tree_storage
 from .verify import VerificationReport, verify_rows
 from .verify_parallel import DEFAULT_PARALLEL_MIN_ENTRIES, default_workers, verify_parallel
 from .verify_parallel import available as parallel_available
@@ -404,6 +404,9 @@ class Ledger:
             )
             if config.group_commit_max_calls > 1 else None
         )
+        # The Merkle frontier after this ledger's last committed write: the next append extends it
+        # without reading it back while it is still the stored tree's (extend_tree checks that).
+        self._frontier: Frontier | None = None
 
     def _opened(self, *, discard_on_failure: bool) -> None:
         """The last step of opening (:class:`~nucleus_core.assembly.LedgerBuilder`), once the modules
@@ -466,11 +469,14 @@ class Ledger:
         """One storage write transaction and the chain it adds, appended by ``ctx``'s principal.
         Every path that writes entries goes through here, so that the Merkle tree's new nodes are
         written in the same transaction as the entries they cover, before it commits."""
+        frontier = None
         with self._storage.write() as tx:
             chain = self._pending(tx, ctx)
             yield tx, chain
             if self._tree_storage is not None and self._keep_tree:
-                extend_tree(self._tree_storage, tx, chain.added)
+                frontier = extend_tree(self._tree_storage, tx, chain.added, self._frontier)
+        if frontier is not None:  # committed: the next write may start from it
+            self._frontier = frontier
 
     def _record_plugins_now(self) -> None:
         with self._lock, self._chain_write(SYSTEM_CONTEXT) as (_tx, chain):
@@ -755,8 +761,9 @@ class Ledger:
         the plugins list it recorded (None: none). A later call of a group commit's transaction
         (:mod:`nucleus_core.group_commit`) skips what an earlier call of it did already: the
         modules' ``catch_up``, recording the plugins."""
-        # Record ids already stored are refused by ``tx.insert`` (DuplicateRecordError, the
-        # storage contract), which rolls the whole transaction back: no separate look-up.
+        # Record ids already stored are refused by the storage (DuplicateRecordError from
+        # ``tx.insert`` or, where the backend writes the rows later, at the latest from the
+        # commit: the storage contract), which rolls the whole transaction back: no separate look-up.
         if not system:
             self._policy.authorize_append(batch, ctx, tx)
             # Inside the exclusive transaction, after the head was re-read: modules first

@@ -86,7 +86,9 @@ class WriteTransaction(Protocol):
 
     def insert(self, entries: Sequence[Entry]) -> None:
         """Insert entries (contiguous seqs after the head). A record id that exists already raises
-        :class:`~nucleus_core.errors.DuplicateRecordError`; the caller then lets the transaction roll back."""
+        :class:`~nucleus_core.errors.DuplicateRecordError`, here or, for a backend that writes the
+        rows with the transaction's last writes (the SQL backends), at the latest when the
+        transaction ends; the transaction then rolls back."""
 
 
 @runtime_checkable

@@ -7,7 +7,8 @@ offers :class:`~nucleus_core.capabilities.MerkleTreeStorage` and, on its write t
 them:
 
 - :func:`extend_tree`: at the end of every write transaction, the nodes the new entries complete
-  are written in that transaction (one read of the frontier, then ``O(1)`` amortized per entry);
+  are written in that transaction (the frontier the previous append left, when it is still the
+  stored tree's, else one read of it; then ``O(1)`` amortized per entry);
 - :func:`build_tree`: a ledger written before the tree existed (or by a writer that did not keep
   it) gets the missing part built, streaming entry hashes in seq order, committed in bounded chunks
   (each chunk is a write transaction that stores its nodes and the new tree size, so a crash loses
@@ -225,11 +226,19 @@ class Frontier:
     a time: each level's new nodes are hashed in one pass (about half the time of
     :class:`~nucleus_core.merkle.MerkleBuilder`'s leaf-at-a-time appends; the append path's cost)."""
 
-    __slots__ = ("_by_level", "size")
+    __slots__ = ("_by_level", "anchor", "size")
 
-    def __init__(self, size: int = 0, by_level: Mapping[int, bytes] | None = None) -> None:
+    def __init__(self, size: int = 0, by_level: Mapping[int, bytes] | None = None, anchor: str | None = None) -> None:
         self.size = size
         self._by_level = dict(by_level or {})  # level -> hash of the frontier subtree of that level
+        self.anchor = anchor
+        """The hex hash of entry ``size`` when known (None: not known): it commits to every entry
+        before it, hence to this frontier; :func:`extend_tree` reuses a frontier only when the head
+        it chains after has this hash."""
+
+    def copy(self) -> Frontier:
+        """An independent copy (extending it leaves this one as it is)."""
+        return Frontier(self.size, self._by_level, self.anchor)
 
     @classmethod
     def from_store(cls, store: MerkleNodeStore, size: int) -> Frontier:
@@ -277,6 +286,7 @@ class Frontier:
                 by_level[lvl] = mine[1] if mine is not None and mine[0] == index else frontier[lvl]
         self._by_level = by_level
         self.size = new_size
+        self.anchor = None  # the caller knows the new last entry's hash (extend_tree sets it)
         return out
 
 
@@ -322,36 +332,51 @@ def _chunks(leaves: Iterator[bytes], size: int) -> Iterator[list[bytes]]:
         yield chunk
 
 
-def extend_tree(tree: MerkleTreeStorage, tx: WriteTransaction, entries: Sequence[Entry]) -> None:
+def extend_tree(
+    tree: MerkleTreeStorage, tx: WriteTransaction, entries: Sequence[Entry], frontier: Frontier | None = None
+) -> Frontier | None:
     """Write, in ``tx`` (a write transaction of ``tree``, hence a
     :class:`~nucleus_core.capabilities.MerkleTreeTransaction`), the tree nodes that ``entries``
-    (just inserted in ``tx``, contiguous) complete.
+    (just inserted in ``tx``, contiguous) complete; returns the frontier after them (None when
+    ``entries`` is empty), for the next call.
+
+    ``frontier``: the one a previous call returned, kept by the caller once that transaction
+    committed. It is used, instead of reading the frontier's nodes from storage, only when it is
+    the stored tree's: the tree size read inside ``tx`` equals its size and the entry ``entries``
+    chain after (whose hash commits to every entry before it) is its :attr:`Frontier.anchor`.
+    Otherwise (another writer appended meanwhile, the first append after opening) the frontier is
+    read (one read). It is never changed: the caller replaces its copy after the commit only.
 
     When the stored tree is behind the entries before them (written by a writer that kept no tree),
     the missing leaves are added first, in the same transaction."""
     if not entries:
-        return
+        return None
     # The protocol's contract, checked by MerkleTreeConformance: no isinstance per append (a
     # runtime protocol check costs tens of microseconds).
     ttx = cast(MerkleTreeTransaction, tx)
-    first = entries[0].seq
+    first = entries[0]
     size = ttx.merkle_size()
-    if size >= first:  # a writer of this transaction already covered them (cannot happen via the ledger)
-        raise StorageError(f"the Merkle tree already covers {size} entries, beyond the head {first - 1}")
+    if size >= first.seq:  # a writer of this transaction already covered them (cannot happen via the ledger)
+        raise StorageError(f"the Merkle tree already covers {size} entries, beyond the head {first.seq - 1}")
     min_level = tree.merkle_min_level
-    frontier = Frontier.from_store(ttx.merkle_store(), size)
+    if frontier is not None and frontier.size == size == first.seq - 1 and frontier.anchor == first.prev_hash:
+        frontier = frontier.copy()
+    else:
+        frontier = Frontier.from_store(ttx.merkle_store(), size)
     nodes: list[tuple[NodeKey, bytes]] = []
-    if size < first - 1:
-        for chunk in _chunks(_leaves_of(_hashes_between(tree, size + 1, first - 1), size + 1), BUILD_CHUNK):
+    if size < first.seq - 1:
+        for chunk in _chunks(_leaves_of(_hashes_between(tree, size + 1, first.seq - 1), size + 1), BUILD_CHUNK):
             nodes.extend(frontier.extend(chunk, min_level))
-        if frontier.size != first - 1:
+        if frontier.size != first.seq - 1:
             raise IntegrityError(f"cannot extend the Merkle tree: entry {frontier.size + 1} is missing",
                                  seq=frontier.size + 1, reason="merkle_build")
     # The ledger just computed these hashes: 64 hex digits each (fromhex refuses anything else).
     fromhex, sha = bytes.fromhex, _sha256
     leaves = [sha(b"\x00" + fromhex(entry.hash)).digest() for entry in entries]
     nodes.extend(frontier.extend(leaves, min_level))
+    frontier.anchor = entries[-1].hash
     ttx.write_merkle(frontier.size, nodes)
+    return frontier
 
 
 def _hashes_between(tree: MerkleTreeStorage, first: int, last: int) -> Iterator[tuple[int, str]]:

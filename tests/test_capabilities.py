@@ -60,7 +60,7 @@ def test_every_capability_is_a_runtime_checkable_protocol_tested_by_the_suite() 
     }
     assert declared == {
         *STORAGE_CAPABILITIES, capabilities.RollbackTransaction, capabilities.SavepointTransaction,
-        capabilities.MerkleTreeTransaction,
+        capabilities.MerkleTreeTransaction, capabilities.WriteBehindTransaction,
     }
     # A checkpoint store's own capability, tested with CheckpointStorage (CapabilityConformance.test_cosignatures).
     assert getattr(capabilities.CosignatureStore, "_is_runtime_protocol", False)

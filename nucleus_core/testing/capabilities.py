@@ -32,6 +32,7 @@ from ..capabilities import (
     RollbackTransaction,
     SavepointTransaction,
     SqlDatabaseStorage,
+    WriteBehindTransaction,
 )
 from ..checkpoint import NoteSigner, sign_checkpoint
 from ..errors import ConflictError, DuplicateRecordError, LedgerNotFoundError, NotFoundError, ValidationError
@@ -57,8 +58,9 @@ STORAGE_CAPABILITIES: tuple[type, ...] = (
     MerkleTreeStorage,
     MerkleEntryReadStorage,
 )
-"""The capabilities a storage backend may claim (:class:`RollbackTransaction` and
-:class:`SavepointTransaction` are its write transaction's, listed in ``capabilities`` like the
+"""The capabilities a storage backend may claim (:class:`RollbackTransaction`,
+:class:`SavepointTransaction` and :class:`WriteBehindTransaction` are its write transaction's,
+listed in ``capabilities`` like the
 others; :class:`MerkleTreeTransaction` is the write transaction's of a :class:`MerkleTreeStorage`,
 not listed: :class:`~nucleus_core.testing.MerkleTreeConformance` tests the tree)."""
 
@@ -90,13 +92,14 @@ class CapabilityConformance:
         return ledger
 
     def test_claims_exactly_the_listed_capabilities(self, storage_factory: StorageFactory) -> None:
-        listed = set(self.capabilities) - {RollbackTransaction, SavepointTransaction}
+        listed = set(self.capabilities) - {RollbackTransaction, SavepointTransaction, WriteBehindTransaction}
         with self._ledger(storage_factory) as ledger:
             offered = {c for c in STORAGE_CAPABILITIES if isinstance(ledger.storage, c)}
             assert offered == listed
             with ledger.storage.write() as tx:
                 assert isinstance(tx, RollbackTransaction) == (RollbackTransaction in self.capabilities)
                 assert isinstance(tx, SavepointTransaction) == (SavepointTransaction in self.capabilities)
+                assert isinstance(tx, WriteBehindTransaction) == (WriteBehindTransaction in self.capabilities)
                 assert isinstance(tx, MerkleTreeTransaction) == (MerkleTreeStorage in self.capabilities)
 
     def test_entry_rows(self, storage_factory: StorageFactory) -> None:
@@ -255,6 +258,29 @@ class CapabilityConformance:
             ids = [e.record_id for e in storage.iter_entries()]
             assert ids[-2:] == ["rec-000010", "rec-000013"] and storage.count() == len(ids)
             assert "rec-000011" not in ids and storage.head() == ChainHead(seq=last[0].seq, hash=last[0].hash)
+
+    def test_write_behind(self, storage_factory: StorageFactory) -> None:
+        """``flush`` writes the rows inserted so far at once: another statement of the transaction
+        sees them, a record id stored already is refused there (and nothing of the transaction is
+        written), and flushing with nothing kept back does nothing."""
+        with self._ledger(storage_factory, 2) as ledger:
+            storage = ledger.storage
+            with storage.write() as tx:
+                if not self._claims(WriteBehindTransaction, tx):
+                    return
+                wb = cast(WriteBehindTransaction, tx)
+                wb.flush()
+                kept = _chained(tx.head(), [make_record(10)], ledger.id)
+                tx.insert(kept)
+                wb.flush()
+                assert storage.get_by_id("rec-000010") is not None  # read in the transaction, after the flush
+                wb.flush()
+            assert storage.head() == ChainHead(seq=kept[0].seq, hash=kept[0].hash)
+            before = storage.count()
+            with pytest.raises(DuplicateRecordError), storage.write() as tx:
+                tx.insert(_chained(tx.head(), [make_record(11), make_record(0)], ledger.id))  # rec-0 stored
+                cast(WriteBehindTransaction, tx).flush()
+            assert storage.count() == before and storage.get_by_id("rec-000011") is None
 
     def test_grant_index(self, storage_factory: StorageFactory) -> None:
         """Grants, expiry, the wildcard, the resource index and the queries filtered by grants."""

@@ -18,6 +18,7 @@ from nucleus_core.capabilities import (
     ReadOnlyStorage,
     SavepointTransaction,
     SqlDatabaseStorage,
+    WriteBehindTransaction,
 )
 from nucleus_core.testing import CapabilityConformance, MerkleTreeConformance, StorageConformance
 
@@ -34,6 +35,7 @@ class TestPostgresCapabilities(CapabilityConformance):
     capabilities = (
         EntryRowStorage, DiscardableStorage, ReadOnlyStorage, SqlDatabaseStorage, PooledConnectionStorage,
         GrantIndexStorage, CheckpointStorage, MerkleTreeStorage, MerkleEntryReadStorage, SavepointTransaction,
+        WriteBehindTransaction,
     )
 
     @pytest.fixture

@@ -18,6 +18,7 @@ from nucleus_core.capabilities import (
     ReadOnlyStorage,
     SavepointTransaction,
     SqlDatabaseStorage,
+    WriteBehindTransaction,
 )
 from nucleus_core.testing import CapabilityConformance, MerkleTreeConformance, StorageConformance
 
@@ -33,7 +34,7 @@ class TestSqliteCapabilities(CapabilityConformance):
     capabilities = (
         EntryRowStorage, DiscardableStorage, CopyableStorage, ReadOnlyStorage, SqlDatabaseStorage, GrantIndexStorage,
         CheckpointStorage,
-        MerkleTreeStorage, MerkleEntryReadStorage, SavepointTransaction,
+        MerkleTreeStorage, MerkleEntryReadStorage, SavepointTransaction, WriteBehindTransaction,
     )
 
     @pytest.fixture

@@ -299,8 +299,8 @@ class LedgerOptions:
             "checkpoint": dict(self.checkpoint),
             "tree_progress": TreeBuildBar(),
             # A trusted checkpoint needs verification (nothing else ties the tree to the entries): an
-            # open that does not verify (nucleus verify, which then checks everything; --no-verify)
-            # leaves it out.
+            # open that does not verify leaves it out (--no-verify; nucleus verify, which verifies
+            # everything first and then checks the trusted checkpoint itself).
             **(self.trusted if verify else {}),
             **extra,
         }
@@ -406,7 +406,7 @@ def ledger_options(*, requester: bool) -> Callable[[F], F]:
                 is_flag=True,
                 help="Open verifying only the entries after the trusted checkpoint of --config ([ledger] "
                 "trusted_checkpoint) and the tree against it, not the whole chain (docs/TRANSPARENCY.md); "
-                "'nucleus verify' always checks everything.",
+                "'nucleus verify' always checks everything, and then the trusted checkpoint.",
             ),
             json_option,
         ]
@@ -817,9 +817,18 @@ def verify_command(
     origin: str | None,
 ) -> None:
     """Re-check every hash and link of the stored chain and its Merkle tree (and, with --checkpoint,
-    that the ledger extends that checkpoint). Exit code 8 and the first bad seq on failure."""
+    or else the trusted checkpoint of --config, that the ledger extends that checkpoint). Exit code
+    8 and the first bad seq on failure."""
     if checkpoint_file is None and (vkeys or key_file or origin):
         _fail("--key, --key-file and --origin go with --checkpoint", exit_code=EXIT_USAGE, code=ValidationError.code)
+    trusted = target.trusted
+    if checkpoint_file is None and trusted.get("trusted_checkpoint") is not None:
+        # The trusted checkpoint of --config ([ledger] trusted_checkpoint): the one check a
+        # self-consistent rewrite of the whole history does not pass.
+        checkpoint_file = str(trusted["trusted_checkpoint"])
+        vkeys = tuple(trusted.get("trusted_checkpoint_vkeys") or ())
+        key_file = trusted.get("trusted_checkpoint_vkey_file")
+        origin = trusted.get("trusted_checkpoint_origin")
     if origin is None:
         origin = target.checkpoint.get("origin")
     verifiers = load_verifiers(vkeys, key_file) if checkpoint_file is not None else []

@@ -283,16 +283,18 @@ class GroupCommitter:
                     else None
                 )
                 recorded = False
-                for i, call in enumerate(group):
+                # The modules fold in what other writers committed once, before any call and outside
+                # every savepoint: a call refused (its savepoint undone) must not take it with it.
+                ledger._registry.catch_up()
+                for call in group:
                     mark = chain.mark()
                     chain.bind(call.ctx)
                     try:
                         with savepoints.savepoint() if savepoints is not None else contextlib.nullcontext():
-                            # The modules catch up once (no other writer commits meanwhile); the
-                            # plugins are recorded by the first call that succeeds.
+                            # The plugins are recorded by the first call that succeeds.
                             call.entries, found = ledger._stages(
                                 tx, chain, call.batch, call.ctx, within=None, system=False,
-                                catch_up=i == 0, record_plugins=not recorded,
+                                catch_up=False, record_plugins=not recorded,
                             )
                             if flush is not None:
                                 flush()

@@ -472,6 +472,8 @@ class Ledger:
         frontier = None
         with self._storage.write() as tx:
             chain = self._pending(tx, ctx)
+            if chain.seq < self._tree_size_seen:
+                self._saw_tree_size(chain.seq)  # the chain is shorter than a tree read before
             yield tx, chain
             if self._tree_storage is not None and self._keep_tree:
                 frontier = extend_tree(self._tree_storage, tx, chain.added, self._frontier)
@@ -621,7 +623,7 @@ class Ledger:
         batch = self._check_batch(records)
         # A Record's stream and id are valid already: only a leading "_" (system) is left to refuse.
         for record in batch:
-            if record.stream[0] == "_" or record.id[0] == "_":
+            if not record.stream or not record.id or record.stream[0] == "_" or record.id[0] == "_":
                 validate_stream(record.stream)
                 validate_user_record_id(record.id)
         self._refuse_module_streams(batch)
@@ -997,8 +999,22 @@ class Ledger:
         """How many entries (from seq 1) the stored Merkle tree covers: the head's seq, except on a
         ledger opened read-only before its tree was built (see :func:`~nucleus_core.tree.build_tree`)."""
         size = self._tree().merkle_size()
-        self._tree_size_seen = max(self._tree_size_seen, size)  # a proof at this size reads no size
+        self._saw_tree_size(size)  # a proof at this size reads no size
         return size
+
+    def _saw_tree_size(self, size: int) -> None:
+        """A tree size just read from storage (or a chain head: the tree covers it once committed).
+        Trees only grow; one smaller than a size seen before means the database was put back under
+        this ledger, and what the node cache holds may be another history's upper nodes: it is
+        cleared, and the size seen goes back to this one. (A database put back and grown again by
+        another process while this one reads nothing is not seen here: proofs through the cache
+        then do not verify against the stored tree's checkpoints, and the next open refuses the
+        database against any checkpoint issued before; ``docs/TRANSPARENCY.md``.)"""
+        if size < self._tree_size_seen:
+            self._node_cache.clear()
+            self._tree_size_seen = size
+        elif size > self._tree_size_seen:
+            self._tree_size_seen = size
 
     def _tree_sizes(self, tree: MerkleTreeStorage, *sizes: tuple[str, object, int]) -> None:
         """Check each ``(name, value, lowest)``: an integer from ``lowest`` to the tree size.
@@ -1015,7 +1031,7 @@ class Ledger:
             checked.append((name, value))
         if max(value for _, value in checked) <= self._tree_size_seen:
             return
-        self._tree_size_seen = max(self._tree_size_seen, tree.merkle_size())
+        self._saw_tree_size(tree.merkle_size())
         self._refuse_beyond(checked)
 
     def _refuse_beyond(self, sizes: Sequence[tuple[str, int]]) -> None:
@@ -1040,7 +1056,7 @@ class Ledger:
             if err.reason != "merkle_node_missing":
                 raise
             self._node_cache.clear()
-            self._tree_size_seen = tree.merkle_size()
+            self._tree_size_seen = tree.merkle_size()  # smaller than the size seen: set, not raised
             self._refuse_beyond(list(sizes.items()))
             raise
 
@@ -1055,7 +1071,7 @@ class Ledger:
         tree = self._tree()
         if size is None:
             size = tree.merkle_size()
-            self._tree_size_seen = max(self._tree_size_seen, size)
+            self._saw_tree_size(size)
         else:
             self._tree_sizes(tree, ("size", size, 0))
         with self._tree_read(tree, size=size):

@@ -282,6 +282,37 @@ def test_module_refusal_fails_only_its_call_and_module_calls_do_not_share(
 
 @pytest.mark.parametrize("make_ledger", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
                          indirect=True)
+def test_modules_catch_up_for_the_group_even_when_its_first_calls_are_refused(
+    make_ledger: Callable[..., Ledger],
+) -> None:
+    """Another writer's module entry is folded in before a group's module call is validated and
+    stays folded in, also when the calls before it in the group (and in its savepoint pass) are
+    refused by access control and their savepoints undone."""
+    module = Refuser()
+    ledger = make_ledger(plugins=["ual", RefuserPlugin(module)], admins=[ADMIN.oid])
+    ledger.acl.grant(
+        [{"resource_kind": f"stream:{stream}", "resource_id": "*", "principal_oid": ALICE.oid, "scope": "write"}
+         for stream in ("notes", "checked")], ADMIN,
+    )
+    other = make_ledger(plugins=["ual", RefuserPlugin(Refuser())], admins=[ADMIN.oid])
+    theirs = other.append(checked("by-the-other-writer"), ALICE)
+    calls = Outcomes(ledger)
+    with ledger._lock:  # bob's first call leads alone, refused; the next three share one transaction
+        calls.start("bob-1", [note("b1")], BOB, queued=False)
+        wait_for(lambda: ledger._group is not None and ledger._group.queued == 0 and ledger._group._leading)
+        calls.start("bob-2", [note("b2")], BOB)
+        calls.start("bob-3", [note("b3")], BOB)
+        calls.start("alice", [checked("mine")], ALICE)
+    results = calls.join()
+    assert all(isinstance(results[name], AccessDeniedError) for name in ("bob-1", "bob-2", "bob-3"))
+    mine = results["alice"][0]
+    assert module.applied == [theirs.seq, mine.seq]
+    later = ledger.append(checked("later"), ALICE)
+    assert module.applied == [theirs.seq, mine.seq, later.seq]
+
+
+@pytest.mark.parametrize("make_ledger", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+                         indirect=True)
 def test_a_failed_shared_transaction_fails_every_call_and_writes_nothing(
     make_ledger: Callable[..., Ledger], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -402,3 +402,31 @@ def test_a_tree_that_shrank_under_a_running_ledger_refuses_sizes_beyond_it(tmp_p
                 call()
     finally:
         ledger.close()
+
+
+def test_proofs_follow_a_database_put_back_and_grown_again_under_a_running_ledger(tmp_path: Path) -> None:
+    """The upper nodes the ledger keeps in memory are another history's once its database is put
+    back to an older copy and grown again with other entries: the ledger sees the shorter chain at
+    its next write, forgets them, and serves proofs of the stored tree (as a fresh open does)."""
+    path = tmp_path / "t.db"
+    with create_ledger(id="tree", storage=sqlite_storage(path)) as ledger:
+        ledger.append_batch([rec(i) for i in range(64)], CTX)
+        backup = sqlite3.connect(tmp_path / "backup.db")
+        live = sqlite3.connect(path)
+        live.backup(backup)
+        ledger.append_batch([rec(i) for i in range(64, 128)], CTX)
+        assert ledger.inclusion_proof(100, 128, CTX) is not None
+        assert len(ledger._node_cache) > 0
+        backup.backup(live)  # the older copy put back into the live file
+        backup.close()
+        live.close()
+        ledger.append_batch([rec(i) for i in range(1064, 1128)], CTX)  # other entries at 65..128
+        with open_ledger(id="tree", storage=sqlite_storage(path)) as fresh:
+            root = fresh.root_hash(128)
+            assert ledger.root_hash(128) == root
+            for seq in (1, 64, 65, 100, 128):
+                proof = ledger.inclusion_proof(seq, 128, CTX)
+                assert proof is not None and proof == fresh.inclusion_proof(seq, 128, CTX)
+                entry = fresh.storage.get_by_seq(seq)
+                assert entry is not None
+                verify_inclusion(leaf_hash(bytes.fromhex(entry.hash)), seq - 1, 128, list(proof.hashes), root)

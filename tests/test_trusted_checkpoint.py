@@ -363,12 +363,8 @@ def test_opening_from_a_checkpoint_needs_one(tmp_path: Path) -> None:
         assert ledger.length() == 10  # nothing was changed by the refused opens
 
 
-def test_the_cli_opens_from_the_configured_checkpoint_and_nucleus_verify_checks_everything(tmp_path: Path) -> None:
-    db = Sqlite(tmp_path)
-    build(db, 40)
-    path = checkpoint_file(db, tmp_path)
-    build(db, 50)
-    tamper_body(db, 4)  # entry 5: before the checkpoint
+def write_config(tmp_path: Path, db: Sqlite, path: Path) -> Path:
+    """A ``nucleus.toml`` for the CLI: the ledger on ``db``, trusting the checkpoint at ``path``."""
     keys = tmp_path / "vkeys.txt"
     keys.write_text(f"{SIGNER.vkey}\n", encoding="utf-8")
     config = tmp_path / "nucleus.toml"
@@ -377,6 +373,16 @@ def test_the_cli_opens_from_the_configured_checkpoint_and_nucleus_verify_checks_
         f'trusted_checkpoint_vkey_file = "{keys}"\n\n[ledger.checkpoint]\nkey_env = ""\n',
         encoding="utf-8",
     )
+    return config
+
+
+def test_the_cli_opens_from_the_configured_checkpoint_and_nucleus_verify_checks_everything(tmp_path: Path) -> None:
+    db = Sqlite(tmp_path)
+    build(db, 40)
+    path = checkpoint_file(db, tmp_path)
+    build(db, 50)
+    tamper_body(db, 4)  # entry 5: before the checkpoint
+    config = write_config(tmp_path, db, path)
     cli = [sys.executable, "-m", "nucleus_core"]
     query = [*cli, "query", "--config", str(config), "--as", CTX.oid, "--limit", "1"]
     full = subprocess.run(query, capture_output=True, text=True)
@@ -390,3 +396,21 @@ def test_the_cli_opens_from_the_configured_checkpoint_and_nucleus_verify_checks_
     bare = [*cli, "query", "--ledger", f"sqlite:///{db.path}", "--ledger-id", LEDGER, "--as", CTX.oid]
     refused = subprocess.run([*bare, "--verify-from-checkpoint"], capture_output=True, text=True)
     assert refused.returncode != 0 and "verify_from_trusted_checkpoint needs trusted_checkpoint" in refused.stderr
+
+
+def test_nucleus_verify_checks_the_configured_trusted_checkpoint(tmp_path: Path) -> None:
+    """A history rewritten from scratch verifies as a chain; ``nucleus verify --config`` still
+    refuses it against the configured trusted checkpoint (as an open does), and passes the honest one."""
+    db = Sqlite(tmp_path)
+    build(db, 40)
+    path = checkpoint_file(db, tmp_path)
+    config = write_config(tmp_path, db, path)
+    verify = [sys.executable, "-m", "nucleus_core", "verify", "--config", str(config)]
+    honest = subprocess.run(verify, capture_output=True, text=True)
+    assert honest.returncode == 0 and "extends the checkpoint at size 40" in honest.stdout, honest.stderr
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db.path}{suffix}").unlink(missing_ok=True)
+    build(db, 50, text="rewritten")
+    rewritten = subprocess.run(verify, capture_output=True, text=True)
+    assert rewritten.returncode == 8, (rewritten.stdout, rewritten.stderr)
+    assert "does not verify" in rewritten.stderr and "history was rewritten" in rewritten.stderr

@@ -211,10 +211,11 @@ import json, resource, sys, time
 from nucleus_core import create_ledger
 from nucleus_storage_postgres import postgres_storage
 dsn, ledger_id, mode = sys.argv[1:4]
+schema = sys.argv[4] if sys.argv[4:] and mode != "fast" else "bench"  # fast: argv 4-5 are the checkpoint and key
 t = time.perf_counter()
 if mode in ("nucleus", "serial"):
     options = {"verify_workers": 1} if mode == "serial" else {}  # default: parallel from 200,000 entries
-    with create_ledger(id=ledger_id, storage=postgres_storage(dsn, schema="bench"), **options) as ledger:
+    with create_ledger(id=ledger_id, storage=postgres_storage(dsn, schema=schema), **options) as ledger:
         n = ledger.length()
 elif mode == "fast":
     from nucleus_core import open_ledger
@@ -224,7 +225,7 @@ elif mode == "fast":
 else:
     import psycopg
     n = 0
-    with psycopg.connect(dsn, options="-c search_path=bench") as conn, conn.cursor(name="raw") as cur:
+    with psycopg.connect(dsn, options=f"-c search_path={schema}") as conn, conn.cursor(name="raw") as cur:
         # The columns verification reads, in one REPEATABLE READ READ ONLY transaction as it does.
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         cur.execute("SELECT seq, hash, prev_hash, record_id, stream, timestamp, version, appender, auth_source, "

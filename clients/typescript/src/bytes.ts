@@ -11,16 +11,31 @@ export function isHash(value: unknown): value is string {
   return typeof value === "string" && HEX64.test(value);
 }
 
+const HEX_OF_BYTE = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
+
 export function bytesToHex(bytes: Uint8Array): string {
   let out = "";
-  for (const b of bytes) out += b.toString(16).padStart(2, "0");
+  for (let i = 0; i < bytes.length; i++) out += HEX_OF_BYTE[bytes[i] as number] as string;
   return out;
 }
 
+/** The value of one hex digit's char code, -1 for any other character. */
+function nibble(code: number): number {
+  if (code >= 48 && code <= 57) return code - 48;
+  if (code >= 97 && code <= 102) return code - 87;
+  if (code >= 65 && code <= 70) return code - 55;
+  return -1;
+}
+
 export function hexToBytes(hex: string): Uint8Array {
-  if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) throw new RangeError("not hex");
+  if (hex.length % 2 !== 0) throw new RangeError("not hex");
   const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  for (let i = 0; i < out.length; i++) {
+    const hi = nibble(hex.charCodeAt(2 * i));
+    const lo = nibble(hex.charCodeAt(2 * i + 1));
+    if (hi < 0 || lo < 0) throw new RangeError("not hex");
+    out[i] = (hi << 4) | lo;
+  }
   return out;
 }
 
@@ -40,16 +55,6 @@ export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-export function u16be(n: number): Uint8Array {
-  return new Uint8Array([(n >>> 8) & 0xff, n & 0xff]);
-}
-
-export function u64be(n: number): Uint8Array {
-  const out = new Uint8Array(8);
-  new DataView(out.buffer).setBigUint64(0, BigInt(n));
-  return out;
 }
 
 export function base64Encode(bytes: Uint8Array): string {

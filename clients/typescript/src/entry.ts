@@ -7,7 +7,7 @@ import { blake3 } from "@noble/hashes/blake3.js";
 
 import { canonicalBytes, type JsonValue } from "./canonical.js";
 import { IntegrityError, ValidationError } from "./errors.js";
-import { bytesToHex, concatBytes, hexToBytes, isHash, u16be, u64be, utf8 } from "./bytes.js";
+import { bytesToHex, hexToBytes, isHash, utf8 } from "./bytes.js";
 
 /** A record: what is appended (docs/FORMAT.md section 2). `meta` absent is not `meta: {}`. */
 export interface LedgerRecord {
@@ -59,8 +59,9 @@ export function recordProblem(value: unknown): string | null {
   }
   const { id, stream, timestamp, payload } = value;
   if (typeof id !== "string") return "id must be a string";
-  const points = [...id].length;
-  if (points < 1 || points > 256) return "id must be 1-256 characters";
+  // Code points: counted only when the UTF-16 length could exceed 256 of them.
+  const points = id.length <= 256 ? id.length : [...id].length;
+  if (id.length < 1 || points > 256) return "id must be 1-256 characters";
   if (ID_CONTROL.test(id)) return "id must not hold control characters";
   if (EDGE_SPACE.test(id)) return "id must not start or end with whitespace";
   if (typeof stream !== "string" || !STREAM.test(stream)) return "stream must match [a-z][a-z0-9_.-]{0,63} (or _ and 62)";
@@ -87,23 +88,51 @@ export function entryHash(
   return bytesToHex(blake3(entryPreimage(ledgerId, seq, prevHash, canonical, version, appender, authSource, committedAt)));
 }
 
-/** The BLAKE3 preimage of an entry hash (docs/FORMAT.md section 3). */
+/** The BLAKE3 preimage of an entry hash (docs/FORMAT.md section 3), written into one buffer. */
 export function entryPreimage(
   ledgerId: string, seq: number, prevHash: string, canonical: Uint8Array, version: 1 | 2,
   appender: string | null = null, authSource: string | null = null, committedAt: number | null = null,
 ): Uint8Array {
   const id = utf8(ledgerId);
-  const head = [version === 1 ? TAG_V1 : TAG_V2, u16be(id.length), id, u64be(seq), hexToBytes(prevHash)];
+  let who: Uint8Array | null = null;
+  let how: Uint8Array | null = null;
   if (version === 2) {
     if (appender === null || authSource === null || committedAt === null) {
       throw new ValidationError("a version-2 entry has an appender, an auth source and a commit time");
     }
-    const who = utf8(appender);
-    const how = utf8(authSource);
-    head.push(u64be(committedAt), u16be(who.length), who, u16be(how.length), how);
+    who = utf8(appender);
+    how = utf8(authSource);
   }
-  head.push(u64be(canonical.length), canonical);
-  return concatBytes(head);
+  const middle = who === null || how === null ? 0 : 8 + 2 + who.length + 2 + how.length;
+  const out = new Uint8Array(17 + 2 + id.length + 8 + 32 + middle + 8 + canonical.length);
+  const view = new DataView(out.buffer);
+  let at = 0;
+  out.set(version === 1 ? TAG_V1 : TAG_V2, at);
+  at += 17;
+  view.setUint16(at, id.length);
+  out.set(id, at + 2);
+  at += 2 + id.length;
+  writeU64(view, at, seq);
+  out.set(hexToBytes(prevHash), at + 8);
+  at += 40;
+  if (who !== null && how !== null) {
+    writeU64(view, at, committedAt as number);
+    view.setUint16(at + 8, who.length);
+    out.set(who, at + 10);
+    at += 10 + who.length;
+    view.setUint16(at, how.length);
+    out.set(how, at + 2);
+    at += 2 + how.length;
+  }
+  writeU64(view, at, canonical.length);
+  out.set(canonical, at + 8);
+  return out;
+}
+
+/** `n` (a non-negative safe integer) as 8 big-endian bytes at `at`. */
+function writeU64(view: DataView, at: number, n: number): void {
+  view.setUint32(at, Math.floor(n / 2 ** 32));
+  view.setUint32(at + 4, n >>> 0);
 }
 
 /** Why an entry's format fields are malformed (null when they are well formed). */

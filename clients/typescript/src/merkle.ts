@@ -20,7 +20,9 @@ export class ProofError extends Error {
 }
 
 const LEAF = new Uint8Array([0]);
-const NODE = new Uint8Array([1]);
+// One buffer for every interior node's input (JavaScript runs one hash at a time): no allocation.
+const NODE_INPUT = new Uint8Array(1 + 2 * HASH_SIZE);
+NODE_INPUT[0] = 1;
 
 /** `SHA-256(0x00 || leaf)`; for a Nucleus ledger `leaf` is the 32 raw bytes of an entry hash. */
 export function leafHash(leaf: Uint8Array): Uint8Array {
@@ -29,7 +31,12 @@ export function leafHash(leaf: Uint8Array): Uint8Array {
 
 /** `SHA-256(0x01 || left || right)`. */
 export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
-  return sha256(concatBytes([NODE, left, right]));
+  if (left.length !== HASH_SIZE || right.length !== HASH_SIZE) {
+    return sha256(concatBytes([NODE_INPUT.subarray(0, 1), left, right]));
+  }
+  NODE_INPUT.set(left, 1);
+  NODE_INPUT.set(right, 1 + HASH_SIZE);
+  return sha256(NODE_INPUT);
 }
 
 function checkHash(value: Uint8Array, what: string): Uint8Array {

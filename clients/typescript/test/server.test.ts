@@ -13,6 +13,7 @@ import {
   type Entry, type LedgerRecord, type NucleusClient, type TrustedStateStore,
 } from "../src/index.js";
 import { FileTrustedState } from "../src/file-store.js";
+import { nodeHttpFetch } from "../src/node-http.js";
 import { startProxy, startServer, type Answer, type Proxy, type Served } from "./support/server.js";
 
 const TOKEN = "dev:oid:dev:user:alice";
@@ -93,6 +94,18 @@ test("append, appendBatch, get, getById, query pages and checkpoints, verified a
   assert.equal(plain.verifying, false);
   assert.deepEqual((await plain.queryPage({ recordIds: [first.record.id] })).entries, [first]);
   await assert.rejects(plain.trustedCheckpoint(), ConfigurationError);
+});
+
+test("over the node:http transport: the same reads verified, errors rebuilt, tampering refused", async () => {
+  const client = createClient({ url: proxy.url, token: TOKEN, verifierKeys: [served.vkey], fetch: nodeHttpFetch() });
+  const [a, b] = await client.appendBatch([record(), record()]);
+  assert.deepEqual(await client.get(a?.hash as string), a);
+  assert.deepEqual((await client.queryPage({ recordIds: [a?.record.id as string, b?.record.id as string] })).entries, [a, b]);
+  await assert.rejects(client.append({ ...(a as Entry).record }), DuplicateRecordError);
+  assert.equal(await client.getById("no-such-record"), null);
+  rewriteJson("POST", "/proof/inclusion", (doc) => ({ ...doc, proofs: doc.proofs.map(() => null) }));
+  await assert.rejects(client.getById(b?.record.id as string), InclusionProofError);
+  proxy.rewrite = null;
 });
 
 test("the server's errors are rebuilt into the classes named as the Python ones", async () => {

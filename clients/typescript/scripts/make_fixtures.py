@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nucleus_core import merkle
-from nucleus_core.checkpoint import NoteSigner
+from nucleus_core.checkpoint import CosignatureSigner, NoteSigner
 from nucleus_core.records import Record
 from nucleus_core.tlog_verify import Checkpoint, verify_consistency
 
@@ -118,11 +118,33 @@ def checkpoint_vectors() -> dict[str, object]:
     }
 
 
+def cosignature_vectors() -> dict[str, object]:
+    origin = "nucleus.invalid/fixtures"
+    signer = NoteSigner(name=origin, seed=bytes(range(32)))
+    witnesses = [CosignatureSigner(name=f"witness-{i}.example", seed=bytes([i + 7] * 32)) for i in range(3)]
+    text = Checkpoint(origin=origin, size=7, root_hash=hashlib.sha256(b"root").digest()).text()
+    signed = text + "\n" + signer.sign(text).line()
+    lines = [w.cosign(text, 1_700_000_000 + i).line() for i, w in enumerate(witnesses)]
+    other_text = Checkpoint(origin=origin, size=8, root_hash=hashlib.sha256(b"root").digest()).text()
+    wrong = witnesses[1].cosign(other_text, 1_700_000_001).line()  # a cosignature of another checkpoint
+    return {
+        "witness_vkeys": [w.verifier.vkey for w in witnesses],
+        "log_vkey": signer.verifier.vkey,
+        "notes": {
+            "none": signed,
+            "one": signed + lines[0],
+            "two": signed + lines[0] + lines[2],
+            "three": signed + "".join(lines),
+            "one and a bad one": signed + lines[0] + wrong,
+        },
+    }
+
+
 def main() -> None:
     doc = {
         "generated_by": "clients/typescript/scripts/make_fixtures.py",
         "format": entry_vectors(), "canonical": canonical_cases(), "merkle": merkle_vectors(),
-        "checkpoint": checkpoint_vectors(),
+        "checkpoint": checkpoint_vectors(), "cosignature": cosignature_vectors(),
     }
     OUT.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", "utf-8")
     print(f"wrote {OUT.relative_to(ROOT)}")

@@ -17,12 +17,13 @@ import { canonicalBytes } from "./canonical.js";
 import {
   AnswerMismatchError, ConfigurationError, InclusionProofError, InconsistentLogError, LogVerificationError,
   NotFoundError, NucleusError, QueryError, StorageUnavailableError, ValidationError, CheckpointSignatureError,
-  rebuildError,
+  WitnessPolicyError, rebuildError,
 } from "./errors.js";
 import { checkRecord, entryFromJson, type Entry, type LedgerRecord } from "./entry.js";
 import { leafHash, ProofError, verifyInclusion, verifyMultiInclusion } from "./merkle.js";
 import { NoteError, parseVkey, type Checkpoint, type NoteVerifier } from "./note.js";
-import { MemoryTrustedState, TrustedLog, type TrustedStateStore } from "./trusted.js";
+import { MemoryTrustedState, TrustedLog, type NotePolicy, type TrustedStateStore } from "./trusted.js";
+import { CosignaturePolicy } from "./cosignature.js";
 
 /** Most entries whose proofs one `POST /proof/inclusion` asks for (the server's limit). */
 export const MAX_PROOF_BATCH = 1000;
@@ -34,6 +35,7 @@ const MAX_FILTER_VALUES = 1000;
 const POLL_FIRST_MS = 20;
 const POLL_MAX_MS = 500;
 const CURSOR = /^s[0-9]{1,19}$/;
+const SIGNS_NO_CHECKPOINTS = "signs no checkpoints"; // the server's 404 for a ledger without a checkpoint key
 
 export interface ClientOptions {
   /** The server's base URL (http:// or https://). */
@@ -52,6 +54,8 @@ export interface ClientOptions {
   checkpointWait?: number;
   /** A fetch implementation (default: the global one). */
   fetch?: typeof globalThis.fetch;
+  /** k of n witnesses that must have cosigned every checkpoint received (WitnessPolicyError otherwise). */
+  witnessPolicy?: CosignaturePolicy;
 }
 
 /** Query filters (`POST /entries/query`). */
@@ -264,12 +268,15 @@ export class NucleusClient {
   readonly #store: TrustedStateStore;
   readonly #origin: string | undefined;
   readonly #checkpointWaitMs: number;
+  /** The k-of-n witness policy every checkpoint must meet (undefined: none). */
+  readonly witnessPolicy: CosignaturePolicy | undefined;
+  #askCosigned = true;
   #ledgerId: string | undefined;
   #log: TrustedLog | undefined;
 
   constructor(options: ClientOptions) {
     if (!isObject(options)) throw new ConfigurationError("createClient takes an options object");
-    const { url, token, verifierKeys, trustedState, ledgerId, origin, checkpointWait } = options;
+    const { url, token, verifierKeys, trustedState, ledgerId, origin, checkpointWait, witnessPolicy } = options;
     if (typeof url !== "string" || !/^https?:\/\//.test(url)) {
       throw new ConfigurationError(`url must be an http:// or https:// URL, got ${JSON.stringify(url)}`);
     }
@@ -278,9 +285,13 @@ export class NucleusClient {
       throw new ConfigurationError("verifierKeys is a list of verifier key strings, not one string");
     }
     this.verifying = verifierKeys !== undefined && verifierKeys.length > 0;
-    if (!this.verifying && trustedState !== undefined) {
-      throw new ConfigurationError("trustedState is used by a verifying client only (give verifierKeys)");
+    if (!this.verifying && (trustedState !== undefined || witnessPolicy !== undefined)) {
+      throw new ConfigurationError("trustedState and witnessPolicy are used by a verifying client only (give verifierKeys)");
     }
+    if (witnessPolicy !== undefined && !(witnessPolicy instanceof CosignaturePolicy)) {
+      throw new ConfigurationError("witnessPolicy must be a CosignaturePolicy");
+    }
+    this.witnessPolicy = witnessPolicy;
     const wait = checkpointWait ?? DEFAULT_CHECKPOINT_WAIT;
     if (typeof wait !== "number" || !(wait >= 0)) throw new ConfigurationError("checkpointWait must be a non-negative number of seconds");
     this.#verifiers = (verifierKeys ?? []).map((vkey) => {
@@ -376,9 +387,52 @@ export class NucleusClient {
   async #trustedLog(): Promise<TrustedLog> {
     if (this.#log === undefined) {
       const origin = this.#origin ?? `nucleus.invalid/${await this.ledgerId()}`;
-      this.#log ??= new TrustedLog(this.#verifiers, origin, this.#store);
+      this.#log ??= new TrustedLog(this.#verifiers, origin, this.#store, this.#notePolicy());
     }
     return this.#log;
+  }
+
+  #notePolicy(): NotePolicy | undefined {
+    const policy = this.witnessPolicy;
+    if (policy === undefined) return undefined;
+    return (note, checkpoint) => {
+      try {
+        policy.check(note);
+      } catch (err) {
+        if (!(err instanceof NoteError)) throw err;
+        throw new WitnessPolicyError(
+          `the checkpoint of ${JSON.stringify(checkpoint.origin)} at size ${checkpoint.size} is refused: ${err.message}`,
+        );
+      }
+    };
+  }
+
+  /**
+   * The server's latest checkpoint; with a witness policy the latest one cosigned by the policy's
+   * quorum (`GET /checkpoint?cosigned=K`), null when there is none yet. A server refusing that
+   * parameter (or with fewer witnesses than the quorum) is asked for its latest one instead, from
+   * then on: the policy then decides.
+   */
+  async #latestNote(): Promise<string | null> {
+    const policy = this.witnessPolicy;
+    if (policy === undefined || !this.#askCosigned) return this.#text("/checkpoint");
+    try {
+      return await this.#text(`/checkpoint?cosigned=${policy.quorum}`);
+    } catch (err) {
+      if (err instanceof NotFoundError) {
+        if (err.message.includes(SIGNS_NO_CHECKPOINTS)) throw err;
+        return null;
+      }
+      if (err instanceof ValidationError && (err.field === "query" || err.field === "cosigned")) {
+        this.#askCosigned = false;
+        return this.#text("/checkpoint");
+      }
+      throw err;
+    }
+  }
+
+  #noneCosigned(): string {
+    return `the server has no checkpoint cosigned by ${this.witnessPolicy?.quorum ?? 0} of its witnesses yet (the policy's quorum)`;
   }
 
   /** The checkpoint this client trusts now (null before the first one). */
@@ -391,7 +445,9 @@ export class NucleusClient {
   async refresh(): Promise<Checkpoint> {
     this.#requireVerifying();
     const log = await this.#trustedLog();
-    return this.#accept(log, await this.#text("/checkpoint"), true);
+    const note = await this.#latestNote();
+    if (note === null) throw new WitnessPolicyError(this.#noneCosigned());
+    return this.#accept(log, note, true);
   }
 
   #accept(log: TrustedLog, note: string, latest: boolean): Promise<Checkpoint> {
@@ -431,12 +487,15 @@ export class NucleusClient {
     const deadline = Date.now() + this.#checkpointWaitMs;
     let delay = POLL_FIRST_MS;
     for (;;) {
-      const latest = await this.#accept(log, await this.#text("/checkpoint"), true);
-      if (latest.size >= seq) return latest;
+      const note = await this.#latestNote();
+      const latest = note === null ? null : await this.#accept(log, note, true);
+      if (latest !== null && latest.size >= seq) return latest;
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
+        const cosigned = this.witnessPolicy === undefined ? "" : " cosigned as the policy requires";
+        const size = latest === null ? "none" : `of size ${latest.size}`;
         throw new InclusionProofError(
-          `entry ${seq} cannot be verified: no checkpoint covers it (the server's latest is of size ${latest.size}, after ` +
+          `entry ${seq} cannot be verified: no checkpoint covers it (the server's latest${cosigned} is ${size}, after ` +
           `waiting ${this.#checkpointWaitMs / 1000} s); the server issues checkpoints at most once per its checkpoint ` +
           "interval, and never on a read-only ledger", { seq, reason: "no_covering_checkpoint" },
         );
@@ -488,7 +547,8 @@ export class NucleusClient {
   /** The server refused to prove anything in the trusted tree: a rollback shows in its latest checkpoint. */
   async #cannotProve(treeSize: number, err: Error): Promise<never> {
     const log = await this.#trustedLog();
-    await this.#accept(log, await this.#text("/checkpoint"), true);
+    const note = await this.#latestNote();
+    if (note !== null) await this.#accept(log, note, true);
     throw new InclusionProofError(`the server gives no inclusion proofs in the trusted tree of ${treeSize} entries: ${err.message}`);
   }
 

@@ -15,3 +15,4 @@ export {
   type ClientOptions, type QueryFilters, type QueryPage, type VerificationReport,
 } from "./client.js";
 export { bytesToHex, hexToBytes } from "./bytes.js";
+export { CosignaturePolicy, parseCosignatureVkey, countCosignatures, type CosignatureVerifier } from "./cosignature.js";

@@ -58,8 +58,8 @@ export function keyId(name: string, material: Uint8Array): number {
   return new DataView(digest.buffer, digest.byteOffset).getUint32(0);
 }
 
-/** Parse an Ed25519 verifier key; NoteError when it is malformed or its key ID does not match. */
-export function parseVkey(vkey: string): NoteVerifier {
+/** Split a verifier key into name, key ID and key material (type byte first), the key ID checked. */
+export function splitVkey(vkey: string): { name: string; keyId: number; material: Uint8Array } {
   if (typeof vkey !== "string") throw new NoteError("a verifier key is a string");
   const first = vkey.indexOf("+");
   const second = first < 0 ? -1 : vkey.indexOf("+", first + 1);
@@ -71,13 +71,29 @@ export function parseVkey(vkey: string): NoteVerifier {
   if (!KEY_ID_HEX.test(hexId)) throw new NoteError("the verifier key's key ID is not 8 lowercase hex digits");
   const material = base64DecodeStrict(b64);
   if (material === null) throw new NoteError("the verifier key's key is not canonical base64");
+  if (!material.length) throw new NoteError("the verifier key's key is empty");
   if (keyId(name, material) !== parseInt(hexId, 16)) {
     throw new NoteError("the verifier key's key ID does not match its name and key");
   }
+  return { name, keyId: parseInt(hexId, 16), material };
+}
+
+/** Parse an Ed25519 verifier key; NoteError when it is malformed or its key ID does not match. */
+export function parseVkey(vkey: string): NoteVerifier {
+  const { name, keyId: id, material } = splitVkey(vkey);
   if (material.length !== 33 || material[0] !== 0x01) {
     throw new NoteError("the verifier key is not an Ed25519 note key (type 0x01, 32 bytes)");
   }
-  return { name, keyId: parseInt(hexId, 16), publicKey: material.slice(1), vkey };
+  return { name, keyId: id, publicKey: material.slice(1), vkey };
+}
+
+/** Ed25519 verification as the Python code does it (RFC 8032, not ZIP 215); false on any error. */
+export function ed25519Verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
+  try {
+    return signature.length === 64 && ed25519.verify(signature, message, publicKey, { zip215: false });
+  } catch {
+    return false;
+  }
 }
 
 function parseSignatureLines(block: string): NoteSignature[] {
@@ -137,13 +153,7 @@ export function verifyNote(note: string, verifiers: readonly NoteVerifier[]): st
   for (const sig of parsed.signatures) {
     const known = trusted.get(`${sig.name}+${sig.keyId}`);
     if (known === undefined) continue;
-    let ok = false;
-    try {
-      ok = sig.signature.length === 64 && ed25519.verify(sig.signature, message, known.publicKey, { zip215: false });
-    } catch {
-      ok = false;
-    }
-    if (!ok) {
+    if (!ed25519Verify(sig.signature, message, known.publicKey)) {
       throw new NoteError(
         `the signature of the trusted key ${sig.name}+${sig.keyId.toString(16).padStart(8, "0")} does not verify`,
       );

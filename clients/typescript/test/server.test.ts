@@ -10,11 +10,12 @@ import {
   AnswerMismatchError, CheckpointSignatureError, DuplicateRecordError, InclusionProofError, InconsistentLogError,
   IntegrityError, RollbackError, TokenInvalidError, AuthenticationError, ValidationError, ConfigurationError,
   createClient, entryHash, canonicalBytes, parseCheckpoint, parseNote, bytesToHex, MemoryTrustedState,
+  CosignaturePolicy, WitnessPolicyError,
   type Entry, type LedgerRecord, type NucleusClient, type TrustedStateStore,
 } from "../src/index.js";
 import { FileTrustedState } from "../src/file-store.js";
 import { nodeHttpFetch } from "../src/node-http.js";
-import { startProxy, startServer, type Answer, type Proxy, type Served } from "./support/server.js";
+import { makeWitness, startProxy, startServer, type Answer, type Proxy, type Served } from "./support/server.js";
 
 const TOKEN = "dev:oid:dev:user:alice";
 let served: Served;
@@ -263,4 +264,27 @@ test("a forked checkpoint (validly signed, another history) is refused", async (
   await assert.rejects(client.refresh(), InconsistentLogError);
   proxy.rewrite = null;
   assert.equal((await client.refresh()).size >= real.size, true);
+});
+
+test("a witness policy: a checkpoint without the quorum's valid cosignatures is refused", async () => {
+  const witness = makeWitness("witness.example");
+  const stranger = makeWitness("stranger.example");
+  const policy = CosignaturePolicy.fromVkeys(1, [witness.vkey]);
+  const client = createClient({ url: proxy.url, token: TOKEN, verifierKeys: [served.vkey], witnessPolicy: policy });
+  const cosigned = (by: typeof witness, textOf = (text: string) => text) => (note: string): string =>
+    note + by.cosignLine(textOf(parseNote(note).text), 1_700_000_000);
+  // The server has no witnesses: it refuses ?cosigned=1 and the client asks for its latest checkpoint.
+  await assert.rejects(client.refresh(), WitnessPolicyError);
+  rewriteCheckpoint(cosigned(stranger)); // cosigned, but not by a witness of the policy
+  await assert.rejects(client.refresh(), WitnessPolicyError);
+  rewriteCheckpoint(cosigned(witness, (text) => text.replace(/\n\d+\n/, "\n0\n"))); // a cosignature of another checkpoint
+  await assert.rejects(client.refresh(), WitnessPolicyError);
+  assert.equal(await client.trustedCheckpoint(), null);
+  rewriteCheckpoint(cosigned(witness));
+  const checkpoint = await client.refresh();
+  const entry = await client.append(record()); // the checkpoint covering it must be cosigned too
+  assert.ok(entry.seq > checkpoint.size);
+  assert.ok(((await client.trustedCheckpoint())?.size ?? 0) >= entry.seq);
+  assert.throws(() => createClient({ url: proxy.url, token: TOKEN, witnessPolicy: policy }), ConfigurationError);
+  proxy.rewrite = null;
 });

@@ -8,7 +8,8 @@ import {
   bytesToHex, canonicalize, canonicalBytes, entryFromJson, entryHash, entryPreimage, hexToBytes, leafHash,
   verifyConsistency, verifyInclusion, verifyMultiInclusion, ProofError, parseVkey, verifyCheckpoint, NoteError,
   IntegrityError, EMPTY_ROOT, nodeHash, MemoryTrustedState, TrustedLog, RollbackError, InconsistentLogError,
-  CheckpointSignatureError, TrustedStateError, LocalStorageTrustedState, type LedgerRecord,
+  CheckpointSignatureError, TrustedStateError, LocalStorageTrustedState, CosignaturePolicy, parseCosignatureVkey,
+  type LedgerRecord,
 } from "../src/index.js";
 
 interface EntryVector {
@@ -21,6 +22,7 @@ interface Vectors {
   format: { entries: EntryVector[] };
   canonical: { record: LedgerRecord; canonical_hex: string }[];
   merkle: { leaf_inputs: string[]; roots: Record<string, string>; inclusion: Proof[]; consistency: Proof[]; multi: Proof[] };
+  cosignature: { witness_vkeys: string[]; log_vkey: string; notes: Record<string, string> };
   checkpoint: {
     origin: string; vkey: string; other_vkey: string; stranger_vkey: string; size: number; root_hex: string;
     good: string; good_with_stranger: string; refused: Record<string, string>;
@@ -184,4 +186,20 @@ test("localStorage trusted state keeps the note and never moves back to a smalle
   storage.setItem("nucleus:fixtures", "");
   assert.throws(() => store.load(), TrustedStateError);
   void RollbackError; void InconsistentLogError;
+});
+
+test("witness cosignatures from the Python witness keys: k of n counted, a bad trusted line refused", () => {
+  const c = vectors.cosignature;
+  const policy = CosignaturePolicy.fromVkeys(2, c.witness_vkeys);
+  assert.throws(() => policy.check(c.notes["none"] as string), NoteError);
+  assert.throws(() => policy.check(c.notes["one"] as string), NoteError);
+  assert.equal(policy.check(c.notes["two"] as string), 2);
+  assert.equal(policy.check(c.notes["three"] as string), 3);
+  assert.throws(() => policy.check(c.notes["one and a bad one"] as string), /does not verify/);
+  assert.equal(CosignaturePolicy.fromVkeys(1, c.witness_vkeys.slice(0, 1)).check(c.notes["one"] as string), 1);
+  assert.throws(() => parseCosignatureVkey(c.log_vkey), NoteError); // a log's key is not a witness's
+  assert.throws(() => CosignaturePolicy.fromVkeys(0, c.witness_vkeys), NoteError);
+  assert.throws(() => CosignaturePolicy.fromVkeys(4, c.witness_vkeys), NoteError);
+  assert.throws(() => CosignaturePolicy.fromVkeys(1, [c.witness_vkeys[0] as string, c.witness_vkeys[0] as string]), NoteError);
+  assert.equal(verifyCheckpoint(c.notes["three"] as string, [parseVkey(c.log_vkey)]).size, 7); // cosignature lines ignored by the log check
 });

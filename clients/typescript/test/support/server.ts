@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { ed25519 } from "@noble/curves/ed25519.js";
 
 import { base64DecodeStrict, base64Encode, concatBytes, utf8 } from "../../src/bytes.js";
+import { keyId } from "../../src/note.js";
 
 export interface Served {
   url: string;
@@ -151,4 +152,28 @@ export async function startProxy(upstream: string): Promise<Proxy> {
     server.close(() => resolve());
   });
   return proxy;
+}
+
+export interface Witness {
+  vkey: string;
+  /** The witness's cosignature line of the checkpoint text `text` at `timestamp` (POSIX seconds). */
+  cosignLine(text: string, timestamp: number): string;
+}
+
+/** A witness key made for the test (c2sp.org/tlog-cosignature, Ed25519, type 0x04). */
+export function makeWitness(name: string): Witness {
+  const seed = ed25519.utils.randomPrivateKey();
+  const material = concatBytes([new Uint8Array([0x04]), ed25519.getPublicKey(seed)]);
+  const id = keyId(name, material);
+  const idBytes = new Uint8Array(4);
+  new DataView(idBytes.buffer).setUint32(0, id);
+  return {
+    vkey: `${name}+${id.toString(16).padStart(8, "0")}+${base64Encode(material)}`,
+    cosignLine(text: string, timestamp: number): string {
+      const time = new Uint8Array(8);
+      new DataView(time.buffer).setBigUint64(0, BigInt(timestamp));
+      const signature = ed25519.sign(utf8(`cosignature/v1\ntime ${timestamp}\n${text}`), seed);
+      return `\u2014 ${name} ${base64Encode(concatBytes([idBytes, time, signature]))}\n`;
+    },
+  };
 }

@@ -2,9 +2,11 @@
 // verified, and every tampering case the Python verifying client refuses, produced by a proxy
 // rewriting the server's answers (or signing forged checkpoints with the server's own key).
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { promisify } from "node:util";
 
 import {
   AnswerMismatchError, CheckpointSignatureError, DuplicateRecordError, InclusionProofError, InconsistentLogError,
@@ -137,6 +139,16 @@ test("a file trusted state is kept across clients and holds the note as the Pyth
   const two = createClient({ url: served.url, token: TOKEN, verifierKeys: [served.vkey], trustedState: new FileTrustedState(path) });
   assert.equal((await two.trustedCheckpoint())?.size, size);
   await two.refresh();
+  // The Python client's FileTrustedState reads the same file.
+  const python = process.env["NUCLEUS_PYTHON"] || "python3";
+  const script = [
+    "import sys",
+    "from nucleus_core.trusted_state import FileTrustedState",
+    "from nucleus_core.tlog_verify import parse_vkey, verify_checkpoint",
+    "print(verify_checkpoint(FileTrustedState(sys.argv[1]).load(), [parse_vkey(sys.argv[2])]).size)",
+  ].join("\n");
+  const { stdout } = await promisify(execFile)(python, ["-c", script, path, served.vkey]);
+  assert.equal(Number(stdout.trim()), (await two.trustedCheckpoint())?.size);
 });
 
 test("a changed entry is refused: its hash no longer matches", async () => {

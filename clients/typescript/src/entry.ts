@@ -73,10 +73,15 @@ export function recordProblem(value: unknown): string | null {
   return null;
 }
 
-/** `value` checked to be a record; ValidationError naming what is wrong otherwise. */
+/**
+ * `value` checked to be a record whose payload and meta are I-JSON (no NaN, infinities, lone
+ * surrogates, `undefined` or non-plain objects, which JSON.stringify would silently change), so
+ * nothing is sent that the client could not check the answer to; ValidationError otherwise.
+ */
 export function checkRecord(value: unknown): LedgerRecord {
   const why = recordProblem(value);
   if (why !== null) throw new ValidationError(why, { field: "record" });
+  canonicalBytes(value);
   return value as LedgerRecord;
 }
 

@@ -124,6 +124,12 @@ test("the server's errors are rebuilt into the classes named as the Python ones"
   const stranger = createClient({ url: served.url, token: "not-a-token" });
   await assert.rejects(stranger.getById(entry.record.id), (err: unknown) => err instanceof TokenInvalidError && err instanceof AuthenticationError);
   await assert.rejects(client.append({ ...record(), stream: "Bad Stream" }), ValidationError);
+  // Refused before anything is sent (JSON.stringify would have sent null, undefined dropped):
+  const before = (await client.verify()).entriesChecked;
+  await assert.rejects(client.append(record("notes", { x: NaN })), ValidationError);
+  await assert.rejects(client.append(record("notes", { x: undefined as unknown as number })), ValidationError);
+  await assert.rejects(client.appendBatch([record(), record("notes", { when: new Date() as unknown as string })]), ValidationError);
+  assert.equal((await client.verify()).entriesChecked, before);
   await assert.rejects(client.queryPage({ limit: 0 }), ValidationError);
   assert.throws(() => createClient({ url: "ftp://x", token: TOKEN }), ConfigurationError);
   assert.throws(() => createClient({ url: served.url, verifierKeys: ["nope"] }), ConfigurationError);

@@ -306,3 +306,33 @@ test("a witness policy: a checkpoint without the quorum's valid cosignatures is 
   assert.throws(() => createClient({ url: proxy.url, token: TOKEN, witnessPolicy: policy }), ConfigurationError);
   proxy.rewrite = null;
 });
+
+test("an entry changed in the database behind the server is refused, with or without its hash recomputed", async () => {
+  // Last in this file: it leaves the server's ledger tampered with.
+  const client = verifying(served.url);
+  const [first, second] = await client.appendBatch([record("notes", { amount: 10 }), record("notes", { amount: 20 })]);
+  const python = process.env["NUCLEUS_PYTHON"] || "python3";
+  const tamper = async (entry: Entry, payload: LedgerRecord["payload"], rehash: boolean): Promise<void> => {
+    const changed = { ...entry.record, payload };
+    const canonical = new TextDecoder().decode(canonicalBytes(changed));
+    const hash = rehash
+      ? entryHash("default", entry.seq, entry.prevHash, canonicalBytes(changed), 2, entry.appender, entry.authSource, entry.committedAt)
+      : entry.hash;
+    const script = [
+      "import sqlite3, sys",
+      "db = sqlite3.connect(sys.argv[1], timeout=30)",
+      "db.execute('UPDATE nucleus_entries SET canonical = ?, hash = ? WHERE seq = ?', (sys.argv[2].encode(), sys.argv[3], int(sys.argv[4])))",
+      "db.commit()",
+    ].join("\n");
+    await promisify(execFile)(python, ["-c", script, join(served.dir, "nucleus.db"), canonical, hash, String(entry.seq)]);
+  };
+  await tamper(first as Entry, { amount: 99 }, false);
+  await assert.rejects(client.getById(first?.record.id as string), (err: unknown) => {
+    assert.ok(err instanceof IntegrityError && err.reason === "hash mismatch");
+    assert.equal(err.status, undefined); // found by the client, not reported by the server
+    return true;
+  });
+  await tamper(second as Entry, { amount: 98 }, true); // the newest entry: no later prev_hash names it
+  await assert.rejects(client.getById(second?.record.id as string), InclusionProofError);
+  await assert.rejects(client.queryPage({ recordIds: [second?.record.id as string] }), InclusionProofError);
+});

@@ -7,7 +7,9 @@
 2. the storage, opened (creating it or not);
 3. the stored chain and its Merkle tree, verified (or, without ``verify_on_open``, a persistent
    ledger is read-only); a writable open then builds the tree of entries written before it existed;
-   a configured trusted checkpoint is verified and the stored tree must extend it;
+   a configured trusted checkpoint is verified and the stored tree must extend it (with
+   ``verify_from_trusted_checkpoint`` that check comes first, and only what the checkpoint does not
+   cover is verified: :func:`~nucleus_core.trusted_checkpoint.verify_after_checkpoint`);
 4. the plugins the chain requires, checked against the enabled ones (:mod:`.required`);
 5. the access policy, the token parsers and their registry;
 6. the :class:`~nucleus_core.ledger.Ledger`, from those complete parts;
@@ -52,8 +54,9 @@ from .required import (
 )
 from .specs import AclProviderSpec, ModuleSpec, TokenParserSpec
 from .storage import MemoryStorage, StorageBackend
+from .tlog_verify import Checkpoint
 from .tree import build_tree, tree_storage
-from .trusted_checkpoint import check_trusted_checkpoint, load_verifiers, read_checkpoint_file
+from .trusted_checkpoint import check_trusted_checkpoint, load_verifiers, read_checkpoint_file, verify_after_checkpoint
 from .witnessing import Witnessing
 
 log = logging.getLogger("nucleus_core.ledger")
@@ -180,21 +183,16 @@ class LedgerBuilder:
         registry = ModuleRegistry(storage)
         try:
             self._open(storage)
-            read_only = self._verify(storage)
+            # Opening from the trusted checkpoint: the stored tree is checked against it first, then
+            # only what it does not vouch for is verified. Otherwise the whole chain is verified, then
+            # the stored tree (built up to the head if needed) must extend the checkpoint.
+            trusted = self._trusted_checkpoint(storage) if config.verify_from_trusted_checkpoint else None
+            read_only = self._verify(storage, trusted)
             if not read_only and not (isinstance(storage, ReadOnlyStorage) and storage.read_only):
                 # A ledger written before the tree existed gets it now (resumable, in chunks).
                 build_tree(storage, progress=config.tree_progress)
-            if config.trusted_checkpoint is not None:
-                check_trusted_checkpoint(
-                    config.id, tree_storage(storage), read_checkpoint_file(config.trusted_checkpoint),
-                    load_verifiers(config.trusted_checkpoint_vkeys, config.trusted_checkpoint_vkey_file),
-                    origin=(
-                        config.trusted_checkpoint_origin
-                        if config.trusted_checkpoint_origin is not None
-                        else config.checkpoint.origin
-                    ),
-                    where=f"the trusted checkpoint {config.trusted_checkpoint!r}",
-                )
+            if config.trusted_checkpoint is not None and trusted is None:
+                self._trusted_checkpoint(storage)
             required = self._required(pm, storage)
             policy = self._policy(pm, storage)
             parsers = tuple(self._token_parsers(pm))
@@ -262,15 +260,35 @@ class LedgerBuilder:
             )
         storage.open(ledger_id, read_only=False, create=False)
 
-    def _verify(self, storage: StorageBackend) -> bool:
-        """Verify the stored chain; returns whether the ledger opens read-only."""
+    def _trusted_checkpoint(self, storage: StorageBackend) -> Checkpoint:
+        """The configured trusted checkpoint, verified, once the stored tree has its root at its size."""
+        config = self.config
+        if config.trusted_checkpoint is None:  # not reached: the callers check (and LedgerConfig's validator)
+            raise ConfigurationError(f"ledger {config.id!r}: no trusted checkpoint is configured")
+        return check_trusted_checkpoint(
+            config.id, tree_storage(storage), read_checkpoint_file(config.trusted_checkpoint),
+            load_verifiers(config.trusted_checkpoint_vkeys, config.trusted_checkpoint_vkey_file),
+            origin=(
+                config.trusted_checkpoint_origin
+                if config.trusted_checkpoint_origin is not None
+                else config.checkpoint.origin
+            ),
+            where=f"the trusted checkpoint {config.trusted_checkpoint!r}",
+        )
+
+    def _verify(self, storage: StorageBackend, trusted: Checkpoint | None = None) -> bool:
+        """Verify the stored chain (only the part after ``trusted``, a checkpoint the stored tree
+        extends, when given); returns whether the ledger opens read-only."""
         config = self.config
         if not storage.persistent:
             return False
         if not config.verify_on_open:
             log.warning("ledger %r opened without verification: read-only", config.id)
             return True
-        report = verify_chain(config, storage)
+        if trusted is not None:
+            report = verify_after_checkpoint(config.id, storage, trusted)
+        else:
+            report = verify_chain(config, storage)
         if not report.ok:
             raise IntegrityError(
                 f"ledger {config.id!r} does not verify at entry {report.first_bad_seq}: {report.reason}",

@@ -10,10 +10,13 @@ Canonicalization is on the hot path of every append, so it is done in two steps:
    exponent form earlier than ECMAScript) or from 1e16 up (those are all integral). Every other
    finite float is non-integral with 1e-4 <= |x| < 2**52, where ``repr`` and ECMAScript both print
    the shortest round-tripping digits in plain positional form, identically.
-2. :func:`encode_checked` encodes with the C-accelerated ``json`` encoder (sorted keys, compact
-   separators, raw UTF-8). For strings, integers, booleans, null and the floats above this is
-   exactly JCS: the encoder escapes ``"``, ``\\`` and U+0000 to U+001F with the same short forms and
-   lowercase ``\\u00xx`` that RFC 8785 3.2.2.2 prescribes, and nothing else. Two cases go through
+2. :func:`encode_checked` encodes with orjson (sorted keys; compact, raw UTF-8 by construction),
+   or the C-accelerated ``json`` encoder where orjson does not write as assumed (checked once at
+   import, :func:`orjson_encodes_as_jcs`). For strings, integers, booleans, null and the floats
+   above both are exactly JCS: they escape ``"``, ``\\`` and U+0000 to U+001F with the same short
+   forms and lowercase ``\\u00xx`` that RFC 8785 3.2.2.2 prescribes, and nothing else, and print
+   those floats as ``repr`` does. orjson takes about a tenth of the ``json`` encoder's time on a
+   typical record (0.3 us against 2.9 us, see BENCHMARKS.md). Two cases go through
    :func:`_emit`, a direct implementation of RFC 8785, instead: a float flagged in step 1, and an
    object key outside the Basic Multilingual Plane (JCS sorts keys by UTF-16 code units, Python by
    code point). The latter can only occur when the encoded bytes contain such a character (a
@@ -33,6 +36,8 @@ import math
 import re
 from collections.abc import Callable
 from typing import Any, NoReturn
+
+import orjson
 
 from .errors import ValidationError
 
@@ -75,6 +80,40 @@ def _make_fast_encoder() -> Callable[[Any], str]:
 
 
 _encode_fast = _make_fast_encoder()
+
+
+def _encode_json(value: Any) -> bytes:
+    return _encode_fast(value).encode("utf-8")
+
+
+_orjson_dumps = orjson.dumps
+_SORT_KEYS = orjson.OPT_SORT_KEYS
+
+
+def _encode_orjson(value: Any) -> bytes:
+    try:
+        return _orjson_dumps(value, option=_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        # A lone surrogate (the only thing a checked value can hold that orjson refuses): the json
+        # encoder's UTF-8 encoding raises the UnicodeEncodeError callers handle.
+        return _encode_json(value)
+
+
+def orjson_encodes_as_jcs(dumps: Callable[..., bytes] = orjson.dumps) -> bool:
+    """True when ``dumps`` (orjson's, with sorted keys) writes what :func:`encode_checked` relies on:
+    every escape RFC 8785 writes and no other (all of U+0000 to U+007F, U+2028, U+2029 and non-ASCII
+    raw), keys sorted by code point, integers plainly and floats that need no JCS layout as ``repr``
+    does. Checked once at import; when false, the ``json`` encoder is used."""
+    text = "".join(map(chr, range(0x80))) + "\u2028\u2029\u00e9\uffff\U0001f600"
+    value = {"b": [text, 9007199254740991, -9007199254740991, 0.5, -123456.789, 0.0001, 1234567890123.25],
+             "a": {"\u00e9": True, "Z": None, "": False}}
+    try:
+        return bool(dumps(value, option=orjson.OPT_SORT_KEYS) == _encode_json(value))
+    except (TypeError, ValueError):
+        return False
+
+
+_encode_utf8: Callable[[Any], bytes] = _encode_orjson if orjson_encodes_as_jcs() else _encode_json
 
 
 class _Invalid(Exception):
@@ -124,6 +163,28 @@ def check_ijson(
         return _scalar(value, strings)
     except _Invalid as bad:
         raise error(bad.reason, field=_format_path(field, bad.path)) from None
+
+
+def check_record_values(
+    payload: dict[str, Any] | list[Any], meta: dict[str, Any] | None, error: type[ValidationError]
+) -> bool:
+    """:func:`check_ijson` of a record's ``payload`` (a dict or list) and ``meta`` (a dict or None)
+    with ``strings=False``, in one call: what :class:`~nucleus_core.records.Record` runs on every
+    construction. Returns True when either holds a float whose JCS form differs from ``repr``;
+    raises ``error`` naming the path (``payload...`` or ``meta...``) of the first offending value."""
+    field = "payload"
+    try:
+        if isinstance(payload, dict):  # the caller checked: a dict or a list, exactly
+            exact = _walk_dict(payload, 1, DEFAULT_MAX_DEPTH, False)
+        else:
+            exact = _walk_list(payload, 1, DEFAULT_MAX_DEPTH, False)
+        if meta is not None:
+            field = "meta"
+            if _walk_dict(meta, 1, DEFAULT_MAX_DEPTH, False):
+                exact = True
+    except _Invalid as bad:
+        raise error(bad.reason, field=_format_path(field, bad.path)) from None
+    return exact
 
 
 def _too_deep(max_depth: int) -> _Invalid:
@@ -260,7 +321,7 @@ def encode_checked(value: Any, exact: bool) -> bytes:
     the check ran with ``strings=False``).
     """
     if not exact:
-        data = _encode_fast(value).encode("utf-8")
+        data = _encode_utf8(value)
         # Characters outside the BMP are exactly the 4-byte UTF-8 sequences (lead bytes F0-F4).
         if data.isascii() or _ASTRAL_UTF8.search(data) is None or not _has_astral_key(value):
             return data

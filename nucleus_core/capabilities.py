@@ -26,7 +26,7 @@ __all__ = [
     "EntryRowStorage", "ExtensionStorage", "GrantIndex", "GrantIndexStorage", "GrantRow", "IndexRow",
     "MerkleEntryReadStorage",
     "MerkleTreeStorage", "MerkleTreeTransaction", "PooledConnectionStorage",
-    "ReadOnlyStorage", "RollbackTransaction", "SqlDatabaseStorage",
+    "ReadOnlyStorage", "RollbackTransaction", "SavepointTransaction", "SqlDatabaseStorage", "WriteBehindTransaction",
 ]
 
 
@@ -104,11 +104,44 @@ class ExtensionStorage(Protocol):
 
 
 @runtime_checkable
+class WriteBehindTransaction(Protocol):
+    """A write transaction whose :meth:`~nucleus_core.storage.WriteTransaction.insert` may keep the
+    rows back and write them with the transaction's last writes (one round trip fewer per append):
+    a record id stored already is then refused there, or at the commit. :meth:`flush` writes what
+    was kept back now, raising that refusal (:class:`~nucleus_core.errors.DuplicateRecordError`)
+    from it: group commit flushes after each call of a shared transaction, so that the error is
+    that call's own."""
+
+    def flush(self) -> None:
+        """Write the rows inserted so far now."""
+
+
+@runtime_checkable
 class RollbackTransaction(Protocol):
     """A write transaction that runs plugin undo actions when it rolls back (for plugins keeping
     state in memory beside the memory backend; SQL backends roll their tables back themselves)."""
 
     def on_rollback(self, undo: Callable[[], None]) -> None: ...
+
+
+@runtime_checkable
+class SavepointTransaction(Protocol):
+    """A write transaction with savepoints: a nested block whose changes are undone on their own
+    when it raises, the transaction staying usable. When a call of a shared transaction failed,
+    group commit (:mod:`nucleus_core.group_commit`) runs the others again, each in one, so that one
+    call's bad record never fails another; without savepoints it runs them again without the failed
+    call, once per failure."""
+
+    def savepoint(self) -> contextlib.AbstractContextManager[None]:
+        """A nested block of this transaction. When the block raises, everything it did in the
+        transaction is undone (its entries and the head this transaction reads, plugins' rows, its
+        :meth:`RollbackTransaction.on_rollback` actions, run newest first) and its exception
+        propagates; what came before the block stays. When the changes cannot be undone (the
+        database rolled the whole transaction back, a connection died), :attr:`aborted` turns true."""
+
+    @property
+    def aborted(self) -> bool:
+        """True once this transaction can no longer commit: the caller must let it roll back."""
 
 
 GrantRow = tuple[str, str, str, int, "str | None", "int | None"]

@@ -208,6 +208,10 @@ class LedgerOptions:
     max_record_bytes: int | None = None
     checkpoint: Mapping[str, Any] = attrs.field(factory=dict)
     """The fields of the ledger's :class:`~nucleus_core.checkpoints.CheckpointConfig` (``[ledger.checkpoint]``)."""
+    trusted: Mapping[str, Any] = attrs.field(factory=dict)
+    """The trusted checkpoint's keyword arguments (``[ledger] trusted_checkpoint`` ...,
+    ``verify_from_trusted_checkpoint`` also from ``--verify-from-checkpoint``): used by the opens
+    that verify."""
 
     @classmethod
     def resolve(
@@ -218,6 +222,7 @@ class LedgerOptions:
         ledger_id: str | None,
         plugins: tuple[str, ...],
         requester: str | None = None,
+        verify_from_checkpoint: bool = False,
     ) -> LedgerOptions:
         """The options from the configuration file at ``config_path`` (if any) with the flags (and
         their environment variables) on top: ``--ledger`` and ``--ledger-id`` replace the file's
@@ -235,6 +240,7 @@ class LedgerOptions:
             storage_options=dict(section.storage_options),
             max_record_bytes=section.max_record_bytes,
             checkpoint=section.checkpoint.config(),
+            trusted=section.trusted() | ({"verify_from_trusted_checkpoint": True} if verify_from_checkpoint else {}),
         )
 
     def context(self) -> RequestContext:
@@ -292,6 +298,10 @@ class LedgerOptions:
             "storage_options": self.storage_options,
             "checkpoint": dict(self.checkpoint),
             "tree_progress": TreeBuildBar(),
+            # A trusted checkpoint needs verification (nothing else ties the tree to the entries): an
+            # open that does not verify (nucleus verify, which then checks everything; --no-verify)
+            # leaves it out.
+            **(self.trusted if verify else {}),
             **extra,
         }
 
@@ -344,6 +354,7 @@ def ledger_options(*, requester: bool) -> Callable[[F], F]:
             ledger_id: str | None,
             plugins: tuple[str, ...],
             as_json: bool,
+            verify_from_checkpoint: bool = False,
             as_oid: str | None = None,
             **kwargs: Any,
         ) -> Any:
@@ -355,6 +366,7 @@ def ledger_options(*, requester: bool) -> Callable[[F], F]:
                     ledger_id=ledger_id or None,
                     plugins=names,
                     requester=as_oid,
+                    verify_from_checkpoint=verify_from_checkpoint,
                 )
             except NucleusError as err:
                 raise CommandError.from_error(err, as_json=as_json) from err
@@ -388,6 +400,13 @@ def ledger_options(*, requester: bool) -> Callable[[F], F]:
                 multiple=True,
                 metavar="NAME",
                 help=f"Enable a plugin on the ledger (repeatable, or comma-separated) [env {_ENV_PLUGINS}].",
+            ),
+            click.option(
+                "--verify-from-checkpoint",
+                is_flag=True,
+                help="Open verifying only the entries after the trusted checkpoint of --config ([ledger] "
+                "trusted_checkpoint) and the tree against it, not the whole chain (docs/TRANSPARENCY.md); "
+                "'nucleus verify' always checks everything.",
             ),
             json_option,
         ]

@@ -11,6 +11,14 @@ the server owns ``[server]``. Command-line flags override the file. Example (eve
     # max_record_bytes = 1048576
     # verify_on_open = true
     # storage_options = {}
+    # A signed checkpoint kept outside the database (docs/TRANSPARENCY.md, "Keeping a checkpoint"):
+    # trusted_checkpoint = "/etc/nucleus/kept/checkpoint.txt"
+    # trusted_checkpoint_vkey_file = "/etc/nucleus/kept/vkeys.txt"   # or trusted_checkpoint_vkeys = [...]
+    # trusted_checkpoint_origin = "ledger.example.com/main"         # default: [ledger.checkpoint] origin
+    # verify_from_trusted_checkpoint = false   # open verifying only what the checkpoint does not cover
+    # group_commit_max_calls = 64                  # concurrent appends per shared commit; 1: off
+    # group_commit_max_entries = 10000             # records per shared commit
+    # group_commit_window = 0.001                  # seconds the next commit may wait for more calls
 
     # Signed checkpoints (docs/TRANSPARENCY.md); every key optional.
     [ledger.checkpoint]
@@ -106,6 +114,26 @@ class LedgerSection:
     verify_on_open: bool = True
     storage_options: dict[str, Any] = attrs.field(factory=dict)
     checkpoint: CheckpointSection = attrs.field(factory=CheckpointSection)
+    group_commit_max_calls: int | None = None
+    group_commit_max_entries: int | None = None
+    group_commit_window: float | None = None
+
+    trusted_checkpoint: str | None = None
+    trusted_checkpoint_vkeys: tuple[str, ...] = ()
+    trusted_checkpoint_vkey_file: str | None = None
+    trusted_checkpoint_origin: str | None = None
+    verify_from_trusted_checkpoint: bool = False
+
+    def trusted(self) -> dict[str, Any]:
+        """The trusted-checkpoint keyword arguments of :func:`~nucleus_core.open_ledger` it sets."""
+        values = {
+            "trusted_checkpoint": self.trusted_checkpoint,
+            "trusted_checkpoint_vkeys": self.trusted_checkpoint_vkeys,
+            "trusted_checkpoint_vkey_file": self.trusted_checkpoint_vkey_file,
+            "trusted_checkpoint_origin": self.trusted_checkpoint_origin,
+            "verify_from_trusted_checkpoint": self.verify_from_trusted_checkpoint,
+        }
+        return {name: value for name, value in values.items() if value}
 
 
 @attrs.frozen(kw_only=True)
@@ -133,9 +161,12 @@ def ledger_kwargs(ledger: LedgerSection, plugins: Mapping[str, Mapping[str, Any]
         "verify_on_open": ledger.verify_on_open,
         "storage_options": ledger.storage_options,
         "checkpoint": ledger.checkpoint.config(),
+        **ledger.trusted(),
     }
-    if ledger.max_record_bytes is not None:
-        kwargs["max_record_bytes"] = ledger.max_record_bytes
+    for name in ("max_record_bytes", "group_commit_max_calls", "group_commit_max_entries", "group_commit_window"):
+        value = getattr(ledger, name)
+        if value is not None:
+            kwargs[name] = value
     return kwargs
 
 

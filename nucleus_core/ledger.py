@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import operator
 import os
 import threading
 import time
@@ -34,6 +35,13 @@ from .errors import (
     RecordTooLargeError,
     RecordValidationError,
     ValidationError,
+)
+from .group_commit import (
+    DEFAULT_GROUP_MAX_CALLS,
+    DEFAULT_GROUP_MAX_ENTRIES,
+    DEFAULT_GROUP_WINDOW,
+    GroupCommitStats,
+    GroupCommitter,
 )
 from .hashing import (
     FORMAT_VERSION,
@@ -66,6 +74,7 @@ from .records import (
     DEFAULT_MAX_RECORD_BYTES,
     Entry,
     Record,
+    chained_entry,
     parsed_entry,
     validate_stream,
     validate_user_record_id,
@@ -88,7 +97,7 @@ from .storage import (
     entry_rows,
 )
 from .tokens import StatefulTokenParser
-from .tree import ConsistencyProof, InclusionProof, check_tree, extend_tree, tree_storage
+from .tree import ConsistencyProof, Frontier, InclusionProof, TreeCheck, extend_tree, tree_storage
 from .verify import VerificationReport, verify_rows
 from .verify_parallel import DEFAULT_PARALLEL_MIN_ENTRIES, default_workers, verify_parallel
 from .verify_parallel import available as parallel_available
@@ -102,6 +111,8 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH_SIZE = 10000
 """Most records one ``append_batch`` may carry."""
+
+_canonical_of: Callable[[Record], bytes] = operator.attrgetter("canonical")
 
 DEFAULT_SQLITE_FILE = "nucleus.db"
 """The embedded default: ``sqlite:///./nucleus.db`` in the working directory."""
@@ -141,6 +152,18 @@ class LedgerConfig:
     ``trusted_checkpoint_vkey_file`` (one per line), for ``trusted_checkpoint_origin`` (default:
     the origin of ``checkpoint``, itself by default :func:`~nucleus_core.checkpoint.default_origin`),
     and refuses a stored tree that does not extend it (:mod:`nucleus_core.trusted_checkpoint`).
+    ``verify_from_trusted_checkpoint``: opening verifies only what the trusted checkpoint does not
+    vouch for (the entries after it, the tree nodes they complete, the stored tree against the
+    checkpoint's root), in a time independent of the ledger's size, instead of the whole chain
+    (:func:`~nucleus_core.trusted_checkpoint.verify_after_checkpoint`; what it leaves unchecked:
+    ``docs/TRANSPARENCY.md``); needs ``trusted_checkpoint``. :meth:`Ledger.verify` (``nucleus
+    verify``) still checks everything.
+    ``group_commit_max_calls``: most concurrent appends that share one transaction and its commit
+    (:mod:`nucleus_core.group_commit`; default 64, 1 turns group commit off);
+    ``group_commit_max_entries``: most records such a transaction takes (default 10000; a larger
+    call still commits, alone); ``group_commit_window``: at most how long, in seconds (default
+    0.001, 0 to 1), the next transaction waits for the calls that were in flight with the last one
+    to queue again (a lone writer never waits).
     """
 
     id: str = attrs.field(validator=lambda _i, _a, v: validate_ledger_id(v))
@@ -160,6 +183,36 @@ class LedgerConfig:
     trusted_checkpoint_vkeys: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     trusted_checkpoint_vkey_file: str | None = None
     trusted_checkpoint_origin: str | None = None
+    verify_from_trusted_checkpoint: bool = attrs.field(default=False)
+    group_commit_max_calls: int = attrs.field(default=DEFAULT_GROUP_MAX_CALLS)
+    group_commit_max_entries: int = attrs.field(default=DEFAULT_GROUP_MAX_ENTRIES)
+    group_commit_window: float = attrs.field(default=DEFAULT_GROUP_WINDOW)
+
+    @group_commit_window.validator
+    def _check_group_window(self, _a: object, value: float) -> None:
+        if type(value) not in (int, float) or not 0 <= value <= 1:
+            raise ConfigurationError("group_commit_window must be a number of seconds from 0 to 1")
+
+    @group_commit_max_calls.validator
+    def _check_group_calls(self, _a: object, value: int) -> None:
+        if type(value) is not int or not 1 <= value <= 10000:
+            raise ConfigurationError("group_commit_max_calls must be an integer from 1 (group commit off) to 10000")
+
+    @group_commit_max_entries.validator
+    def _check_group_entries(self, _a: object, value: int) -> None:
+        if type(value) is not int or not 1 <= value <= 1_000_000:
+            raise ConfigurationError("group_commit_max_entries must be an integer from 1 to 1000000")
+
+    @verify_from_trusted_checkpoint.validator
+    def _check_from_checkpoint(self, _a: object, value: bool) -> None:
+        # attrs runs validators once every field is set: trusted_checkpoint is readable here.
+        if type(value) is not bool:
+            raise ConfigurationError("verify_from_trusted_checkpoint must be true or false")
+        if value and self.trusted_checkpoint is None:
+            raise ConfigurationError(
+                "verify_from_trusted_checkpoint needs trusted_checkpoint (the signed checkpoint kept outside "
+                "the database that the entries before it are taken from)"
+            )
 
     @verify_workers.validator
     def _check_workers(self, _a: object, value: int | None) -> None:
@@ -292,7 +345,8 @@ def storage_for_url(
 class Ledger:
     """A verifiable ledger. Create it with :func:`create_ledger`.
 
-    Thread-safe: appends are serialized; reads may run concurrently.
+    Thread-safe: appends are serialized, and those that arrive while a commit is in flight share
+    the next transaction (group commit, :mod:`nucleus_core.group_commit`); reads may run concurrently.
     """
 
     def __init__(self, parts: LedgerParts) -> None:
@@ -343,6 +397,16 @@ class Ledger:
         # The upper levels of the tree, read by every proof (merkle.UpperNodeCache; cleared when the
         # stored tree is found smaller than it was, see _tree_read). None kept over storage in memory.
         self._node_cache = UpperNodeCache(max_nodes=(1 << 16) if self._storage.persistent else 0)
+        self._group = (
+            GroupCommitter(
+                self, max_calls=config.group_commit_max_calls, max_entries=config.group_commit_max_entries,
+                window=config.group_commit_window,
+            )
+            if config.group_commit_max_calls > 1 else None
+        )
+        # The Merkle frontier after this ledger's last committed write: the next append extends it
+        # without reading it back while it is still the stored tree's (extend_tree checks that).
+        self._frontier: Frontier | None = None
 
     def _opened(self, *, discard_on_failure: bool) -> None:
         """The last step of opening (:class:`~nucleus_core.assembly.LedgerBuilder`), once the modules
@@ -405,11 +469,14 @@ class Ledger:
         """One storage write transaction and the chain it adds, appended by ``ctx``'s principal.
         Every path that writes entries goes through here, so that the Merkle tree's new nodes are
         written in the same transaction as the entries they cover, before it commits."""
+        frontier = None
         with self._storage.write() as tx:
             chain = self._pending(tx, ctx)
             yield tx, chain
             if self._tree_storage is not None and self._keep_tree:
-                extend_tree(self._tree_storage, tx, chain.added)
+                frontier = extend_tree(self._tree_storage, tx, chain.added, self._frontier)
+        if frontier is not None:  # committed: the next write may start from it
+            self._frontier = frontier
 
     def _record_plugins_now(self) -> None:
         with self._lock, self._chain_write(SYSTEM_CONTEXT) as (_tx, chain):
@@ -483,6 +550,11 @@ class Ledger:
             raise ConfigurationError(f"ledger {self.id!r}: its access-control provider offers no grant API")
         return policy
 
+    def group_commit_stats(self) -> GroupCommitStats | None:
+        """What group commit did since the ledger opened (:class:`~nucleus_core.group_commit.GroupCommitStats`:
+        transactions, calls, entries, the largest group); None when it is off (``group_commit_max_calls=1``)."""
+        return self._group.stats() if self._group is not None else None
+
     @property
     def read_only(self) -> bool:
         return self._read_only
@@ -547,9 +619,11 @@ class Ledger:
         ctx = require_scope(context, WRITE)
         self._check_writable()
         batch = self._check_batch(records)
+        # A Record's stream and id are valid already: only a leading "_" (system) is left to refuse.
         for record in batch:
-            validate_stream(record.stream)
-            validate_user_record_id(record.id)
+            if record.stream[0] == "_" or record.id[0] == "_":
+                validate_stream(record.stream)
+                validate_user_record_id(record.id)
         self._refuse_module_streams(batch)
         try:
             return self._write(batch, ctx, within=None)
@@ -617,8 +691,14 @@ class Ledger:
             raise ValidationError("a batch needs at least one record", field="records")
         if len(batch) > MAX_BATCH_SIZE:
             raise ValidationError(f"a batch holds at most {MAX_BATCH_SIZE} records, got {len(batch)}", field="records")
-        seen: set[str] = set()
         limit = self.config.max_record_bytes
+        # The common case in bulk (records of type Record, distinct ids, within the limit); the loop
+        # below names what is wrong otherwise.
+        if all(type(record) is Record for record in batch):
+            ids = {record.id for record in batch}
+            if len(ids) == len(batch) and max(map(len, map(_canonical_of, batch))) <= limit:
+                return batch
+        seen: set[str] = set()
         for i, record in enumerate(batch):
             if not isinstance(record, Record):
                 raise ValidationError(f"item {i} is a {type(record).__name__}, not a Record", field="records")
@@ -652,30 +732,54 @@ class Ledger:
         Each stage chains its records after the previous stage's; everything commits together or
         nothing does. After the commit, the modules fold in the batch (:meth:`ModuleRegistry.committed`).
         """
+        if self._group is not None and within is None and not system and not self._group.leading_here():
+            # Concurrent user appends share one transaction and its commit (nucleus_core.group_commit).
+            return self._group.append(batch, ctx)
         with self._lock:
             self._check_writable()
             with self._chain_write(ctx) as (tx, chain):
-                # Record ids already stored are refused by ``tx.insert`` (DuplicateRecordError, the
-                # storage contract), which rolls the whole transaction back: no separate look-up.
-                if not system:
-                    self._policy.authorize_append(batch, ctx, tx)
-                    # Inside the exclusive transaction, after the head was re-read: modules first
-                    # fold in entries other writers committed, so validation sees the latest state.
-                    self._registry.catch_up()
-                    self._registry.validate(batch, ctx)
-                # Plugins newly enabled on this ledger are recorded in the same transaction, merged
-                # with the chain's newest record; refused if that names a plugin not enabled here.
-                plugins = self._plugins_record(chain)
-                entries = chain.add(batch)
-                if within is not None:
-                    within(tx)
-                if not system:
-                    chain.add(self._audit_records(self._policy.after_append(entries, ctx, tx)))
+                entries, plugins = self._stages(tx, chain, batch, ctx, within=within, system=system)
                 # On leaving the block, _chain_write writes the Merkle tree's new nodes, then commits.
             self._checkpoint_after_commit()
         self._plugins_written(chain.added, plugins)
         self._registry.committed(entries, ctx)
         return entries
+
+    def _stages(
+        self,
+        tx: WriteTransaction,
+        chain: _PendingChain,
+        batch: list[Record],
+        ctx: RequestContext,
+        *,
+        within: Callable[[WriteTransaction], None] | None,
+        system: bool,
+        catch_up: bool = True,
+        record_plugins: bool = True,
+    ) -> tuple[list[Entry], tuple[RequiredPlugin, ...] | None]:
+        """Stages 2-5 of :meth:`_write` for one call, inside the write transaction: its entries and
+        the plugins list it recorded (None: none). A later call of a group commit's transaction
+        (:mod:`nucleus_core.group_commit`) skips what an earlier call of it did already: the
+        modules' ``catch_up``, recording the plugins."""
+        # Record ids already stored are refused by the storage (DuplicateRecordError from
+        # ``tx.insert`` or, where the backend writes the rows later, at the latest from the
+        # commit: the storage contract), which rolls the whole transaction back: no separate look-up.
+        if not system:
+            self._policy.authorize_append(batch, ctx, tx)
+            # Inside the exclusive transaction, after the head was re-read: modules first
+            # fold in entries other writers committed, so validation sees the latest state.
+            if catch_up:
+                self._registry.catch_up()
+            self._registry.validate(batch, ctx)
+        # Plugins newly enabled on this ledger are recorded in the same transaction, merged
+        # with the chain's newest record; refused if that names a plugin not enabled here.
+        plugins = self._plugins_record(chain) if record_plugins else None
+        entries = chain.add(batch)
+        if within is not None:
+            within(tx)
+        if not system:
+            chain.add(self._audit_records(self._policy.after_append(entries, ctx, tx)))
+        return entries, plugins
 
     def _checkpoint_after_commit(self) -> None:
         """Issue a checkpoint if one is due (:meth:`CheckpointIssuer.after_commit
@@ -1165,6 +1269,7 @@ class _PendingChain:
         self.seq = head.seq if head else 0
         self.hash = head.hash if head else GENESIS_HASH
         self.added: list[Entry] = []
+        # Version 2: the preimage header's packer and the appender block (bind).
         self._header: tuple[Callable[..., bytes], bytes] | None = None
         self._appender: str | None = None
         self._source: str | None = None
@@ -1172,39 +1277,51 @@ class _PendingChain:
         if ctx is not None:
             now = time.time_ns() // 1_000_000
             last = head.committed_at if head is not None else None
-            self._committed_at = committed = now if last is None or last < now else last
-            self._appender, self._source = ctx.oid, ctx.source
-            block = appender_block(committed, ctx.oid, ctx.source)
-            self._header = (preimage_header_v2(prefix, block).pack, block)
+            self._committed_at = now if last is None or last < now else last
+            self.bind(ctx)
+
+    def bind(self, ctx: RequestContext) -> None:
+        """Chain what follows as appended by ``ctx``'s principal (group commit: each call of a
+        shared transaction is its own requester's; the ``committed_at`` stays the transaction's)."""
+        committed = self._committed_at
+        if committed is None:  # format version 1: no appender
+            return
+        self._appender, self._source = ctx.oid, ctx.source
+        block = appender_block(committed, ctx.oid, ctx.source)
+        self._header = (preimage_header_v2(self._prefix, block).pack, block)
+
+    def mark(self) -> tuple[int, str, int]:
+        """Where the chain stands, for :meth:`reset` (group commit: before a call's savepoint)."""
+        return self.seq, self.hash, len(self.added)
+
+    def reset(self, mark: tuple[int, str, int]) -> None:
+        """Forget what was added since ``mark`` (its savepoint rolled back)."""
+        self.seq, self.hash, added = mark
+        del self.added[added:]
 
     def add(self, records: Sequence[Record]) -> list[Entry]:
         """Chain ``records`` after the entries added so far and insert them; returns their entries."""
         if not records:
             return []
         seq, prev, prefix = self.seq, self.hash, self._prefix
-        chained = Entry.chained
         out: list[Entry] = []
         if self._header is None:
             for record in records:
                 seq += 1
                 h = entry_hash_with_prefix(prefix, seq, prev, record.canonical)
-                out.append(chained(seq=seq, hash=h, prev_hash=prev, record=record))
+                out.append(chained_entry(seq, h, prev, record, 1, None, None, None))
                 prev = h
         else:
             pack, block = self._header
             appender, source, committed = self._appender, self._source, self._committed_at
             prev_digest = bytes.fromhex(prev)
+            append = out.append
             for record in records:
                 seq += 1
                 canonical = record.canonical
                 digest = blake3(pack(prefix, seq, prev_digest, block, len(canonical)) + canonical).digest()
                 h = digest.hex()
-                out.append(
-                    chained(
-                        seq=seq, hash=h, prev_hash=prev, record=record,
-                        version=2, appender=appender, auth_source=source, committed_at=committed,
-                    )
-                )
+                append(chained_entry(seq, h, prev, record, 2, appender, source, committed))
                 prev, prev_digest = h, digest
         self._tx.insert(out)
         self.seq, self.hash = seq, prev
@@ -1219,11 +1336,16 @@ def verify_chain(
     ``config.verify_workers`` processes when it has at least ``config.verify_parallel_min_entries``
     entries and the storage supports it (:mod:`nucleus_core.verify_parallel`), else streaming here.
     The chain alone: :meth:`Ledger.verify` then compares the plugins' state with it."""
-    report = verify_stored_entries(config, storage, progress=progress)
-    if not report.ok:
+    tree = tree_storage(storage)
+    # The stored tree's size is read before the entries: the check covers no more than they hold.
+    check = TreeCheck(storage, tree) if tree is not None else None
+    report = verify_stored_entries(config, storage, progress=progress, tree_check=check)
+    if not report.ok or check is None:
         return report
-    # The stored Merkle tree against the verified entries (in this process, streaming).
-    problem = check_tree(storage, entries=report.entries_checked)
+    # The stored Merkle tree against the verified entries (in this process, streaming; fed by the
+    # serial verification's own pass, else reading the entry hashes now).
+    check.feed_all()
+    problem = check.finish(report.entries_checked)
     if problem is not None:
         return attrs.evolve(
             report, ok=False, entries_checked=problem.seq - 1, first_bad_seq=problem.seq, reason=problem.reason
@@ -1232,12 +1354,16 @@ def verify_chain(
 
 
 def verify_stored_entries(
-    config: LedgerConfig, storage: StorageBackend, *, progress: Callable[[int], None] | None = None
+    config: LedgerConfig,
+    storage: StorageBackend,
+    *,
+    progress: Callable[[int], None] | None = None,
+    tree_check: TreeCheck | None = None,
 ) -> VerificationReport:
     """The entries' part of :func:`verify_chain`: every hash, link and derived column of the stored
     chain (in ``config.verify_workers`` processes for a long chain on storage that supports it),
     not the Merkle tree (:func:`~nucleus_core.tree.check_tree`, which ``nucleus audit`` reports
-    on its own)."""
+    on its own). ``tree_check``: fed the entry hashes when this process reads the entries."""
     count = storage.count()
     workers = config.verify_workers or default_workers()
     opener = None
@@ -1251,7 +1377,11 @@ def verify_stored_entries(
     if opener is not None:
         report = verify_parallel(config.id, opener, count, workers=workers, progress=progress)
     else:
-        report = verify_rows(config.id, entry_rows(storage, 1), expected_count=count, progress=progress)
+        rows = entry_rows(storage, 1)
+        report = verify_rows(
+            config.id, tree_check.tap(rows) if tree_check is not None else rows, expected_count=count,
+            progress=progress,
+        )
     return report
 
 

@@ -238,6 +238,8 @@ class ModuleRegistry:
     def validate(self, records: Sequence[Record], context: RequestContext) -> None:
         """Have each owning module validate its records of the batch (see the module docstring).
         A refusal raises :class:`RecordRejectedError` naming the module and the reason."""
+        if not self._stream_owner:
+            return  # no module owns a stream: nothing to validate
         involved: dict[str, list[Record]] = {}
         for record in records:
             mid = self._stream_owner.get(record.stream)
@@ -291,6 +293,8 @@ class ModuleRegistry:
 
     def after_append(self, entries: Sequence[Entry], context: RequestContext | None) -> None:
         """Run each involved module's ``after_append``; failures are logged, never raised."""
+        if not self._stream_owner:
+            return
         by_module: dict[str, list[Entry]] = {}
         for entry in entries:
             mid = self._stream_owner.get(entry.record.stream)

@@ -10,7 +10,14 @@ from typing import Any, NoReturn
 
 import attrs
 
-from .canonical import MAX_SAFE_INTEGER, canonical_json, check_ijson, encode_checked, parse_int
+from .canonical import (
+    MAX_SAFE_INTEGER,
+    canonical_json,
+    check_ijson,
+    check_record_values,
+    encode_checked,
+    parse_int,
+)
 from .errors import IntegrityError, RecordValidationError, ValidationError
 from .hashing import is_hash
 from .oid import OID_PATTERN
@@ -50,15 +57,20 @@ _REQUIRED: Any = _Required()
 _REQUIRED_FIELDS = ("id", "stream", "timestamp", "payload")
 
 
-def _check_id(value: object) -> None:
-    if (
+def _plain_id(value: object) -> bool:
+    """The common valid id: printable ASCII (so no control characters), not padded, not too long."""
+    return (
         type(value) is str
         and value.isascii()
-        and value.isprintable()  # so no control characters
+        and value.isprintable()
         and 0 < len(value) <= MAX_RECORD_ID_LENGTH
         and value[0] != " "
         and value[-1] != " "
-    ):
+    )
+
+
+def _check_id(value: object) -> None:
+    if _plain_id(value):
         return  # the common case: printable ASCII, not padded
     if not isinstance(value, str):
         raise RecordValidationError(f"must be a string, got {type(value).__name__}", field="id")
@@ -128,7 +140,7 @@ def _check_timestamp(value: object) -> None:
         raise RecordValidationError("must be > 0 and at most 2**53-1 (Unix milliseconds)", field="timestamp")
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, init=False)
 class Record:
     """One fact to append to a stream.
 
@@ -147,7 +159,55 @@ class Record:
     meta: dict[str, Any] | None = None
     _canonical: bytes = attrs.field(init=False, repr=False, eq=False, hash=False, alias="_canonical")
 
-    def __attrs_post_init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        id: str = _REQUIRED,
+        stream: str = _REQUIRED,
+        timestamp: int = _REQUIRED,
+        payload: dict[str, Any] | list[Any] = _REQUIRED,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        # Written out instead of attrs' generated __init__ (which sets each field through
+        # object.__setattr__ and then calls a post-init hook): this runs for every record built.
+        rid, ts = id, timestamp
+        _set_record_id(self, rid)
+        _set_record_stream(self, stream)
+        _set_record_timestamp(self, ts)
+        _set_record_payload(self, payload)
+        _set_record_meta(self, meta)
+        # The common case in one expression (the checks of _check_fields, which runs otherwise and
+        # names what is wrong): this runs on every record built.
+        if not (
+            _plain_id(rid)
+            and type(stream) is str
+            and _stream_match(stream) is not None
+            and type(ts) is int
+            and 0 < ts <= MAX_SAFE_INTEGER
+            and (type(payload) is dict or type(payload) is list)
+            and (meta is None or type(meta) is dict)
+        ):
+            self._check_fields()
+        # Strings are checked for lone surrogates by the final UTF-8 encoding (see canonical.py).
+        exact = check_record_values(payload, meta, RecordValidationError)
+        # Keys in JCS order already (the encoder sorts anyway); meta is omitted when None.
+        if meta is None:
+            doc: dict[str, Any] = {"id": rid, "payload": payload, "stream": stream, "timestamp": ts}
+        else:
+            doc = {"id": rid, "meta": meta, "payload": payload, "stream": stream, "timestamp": ts}
+        try:
+            canonical = encode_checked(doc, exact)
+        except UnicodeEncodeError:
+            # Raises naming the field; the id was checked already, the stream is ASCII.
+            check_ijson(payload, field="payload", error=RecordValidationError)
+            if meta is not None:
+                check_ijson(meta, field="meta", error=RecordValidationError)
+            raise RecordValidationError("contains a lone surrogate", field="record") from None
+        _set_record_canonical(self, canonical)
+
+    def _check_fields(self) -> None:
+        """Check id, stream, timestamp, the payload's and meta's types, raising
+        :class:`RecordValidationError` for the first that is wrong (a left-out field: every one missing)."""
         try:
             _check_id(self.id)
             if type(self.stream) is not str or _stream_match(self.stream) is None:
@@ -165,26 +225,6 @@ class Record:
             raise
         if self.meta is not None and type(self.meta) is not dict:
             raise RecordValidationError(f"must be a JSON object or None, got {type(self.meta).__name__}", field="meta")
-        payload, meta = self.payload, self.meta
-        # Strings are checked for lone surrogates by the final UTF-8 encoding (see canonical.py).
-        exact = check_ijson(payload, field="payload", error=RecordValidationError, strings=False)
-        # Keys in JCS order already (the encoder sorts anyway); meta is omitted when None.
-        rid, stream, ts = self.id, self.stream, self.timestamp
-        if meta is None:
-            doc: dict[str, Any] = {"id": rid, "payload": payload, "stream": stream, "timestamp": ts}
-        else:
-            if check_ijson(meta, field="meta", error=RecordValidationError, strings=False):
-                exact = True
-            doc = {"id": rid, "meta": meta, "payload": payload, "stream": stream, "timestamp": ts}
-        try:
-            canonical = encode_checked(doc, exact)
-        except UnicodeEncodeError:
-            # Raises naming the field; the id was checked already, the stream is ASCII.
-            check_ijson(payload, field="payload", error=RecordValidationError)
-            if meta is not None:
-                check_ijson(meta, field="meta", error=RecordValidationError)
-            raise RecordValidationError("contains a lone surrogate", field="record") from None
-        object.__setattr__(self, "_canonical", canonical)
 
     @property
     def canonical(self) -> bytes:
@@ -242,6 +282,12 @@ class Record:
             raise IntegrityError(f"entry {seq}: {reason}", seq=seq, reason=reason)
         return record
 
+
+(
+    _set_record_id, _set_record_stream, _set_record_timestamp, _set_record_payload, _set_record_meta,
+    _set_record_canonical,
+) = (Record.__dict__[name].__set__ for name in ("id", "stream", "timestamp", "payload", "meta", "_canonical"))
+"""Fill the frozen record's slots (what ``object.__setattr__`` does, without its look-up)."""
 
 _UTF8_BOM = b"\xef\xbb\xbf"
 
@@ -380,20 +426,7 @@ class Entry:
         """The entry of ``record`` at ``seq`` after ``prev_hash``, whose hash the caller computed
         over ``record.canonical`` in format ``version`` (see :mod:`~nucleus_core.hashing`), with the
         appender fields of a version-2 entry."""
-        entry = _new(cls)
-        _set_seq(entry, seq)
-        _set_hash(entry, hash)
-        _set_prev(entry, prev_hash)
-        _set_id(entry, record.id)
-        _set_stream(entry, record.stream)
-        _set_ts(entry, record.timestamp)
-        _set_version(entry, version)
-        _set_appender(entry, appender)
-        _set_source(entry, auth_source)
-        _set_committed(entry, committed_at)
-        _set_canonical(entry, record.canonical)
-        _set_record(entry, record)
-        return entry
+        return chained_entry(seq, hash, prev_hash, record, version, appender, auth_source, committed_at)
 
     @classmethod
     def from_row(cls, row: EntryRow | tuple[Any, ...] | list[Any]) -> Entry:
@@ -460,6 +493,35 @@ _new = object.__new__
     _set_seq, _set_hash, _set_prev, _set_id, _set_stream, _set_ts,
     _set_version, _set_appender, _set_source, _set_committed, _set_canonical, _set_record,
 ) = _slot_setters()
+
+
+def chained_entry(
+    seq: int,
+    entry_hash: str,
+    prev_hash: str,
+    record: Record,
+    version: int,
+    appender: str | None,
+    auth_source: str | None,
+    committed_at: int | None,
+) -> Entry:
+    """:meth:`Entry.chained` by position: the ledger's chaining loop calls it once per appended
+    record (keyword arguments cost a third of the call)."""
+    entry = _new(Entry)
+    _set_seq(entry, seq)
+    _set_hash(entry, entry_hash)
+    _set_prev(entry, prev_hash)
+    _set_id(entry, record.id)
+    _set_stream(entry, record.stream)
+    _set_ts(entry, record.timestamp)
+    _set_version(entry, version)
+    _set_appender(entry, appender)
+    _set_source(entry, auth_source)
+    _set_committed(entry, committed_at)
+    _set_canonical(entry, record.canonical)
+    _set_record(entry, record)
+    return entry
+
 
 def appender_problem(committed_at: object, appender: object, auth_source: object) -> str | None:
     """Why the appender columns of a version-2 entry are malformed (None when they are well formed):

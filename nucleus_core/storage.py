@@ -86,7 +86,9 @@ class WriteTransaction(Protocol):
 
     def insert(self, entries: Sequence[Entry]) -> None:
         """Insert entries (contiguous seqs after the head). A record id that exists already raises
-        :class:`~nucleus_core.errors.DuplicateRecordError`; the caller then lets the transaction roll back."""
+        :class:`~nucleus_core.errors.DuplicateRecordError`, here or, for a backend that writes the
+        rows with the transaction's last writes (the SQL backends), at the latest when the
+        transaction ends; the transaction then rolls back."""
 
 
 @runtime_checkable
@@ -331,6 +333,24 @@ class _MemoryTransaction:
         """Run the undo actions (the transaction is not committed)."""
         for undo in reversed(self.rollback_actions):
             undo()
+
+    aborted = False
+    """A memory transaction can always commit (see :class:`~nucleus_core.capabilities.SavepointTransaction`)."""
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested block, undone on its own when it raises: its entries, tree nodes and undo
+        actions (run newest first) are dropped; what came before stays."""
+        marks = (len(self.pending), len(self.rollback_actions), len(self.pending_nodes), self._pending_size)
+        try:
+            yield
+        except BaseException:
+            entries, actions, nodes, self._pending_size = marks
+            undo = self.rollback_actions[actions:]
+            del self.pending[entries:], self.rollback_actions[actions:], self.pending_nodes[nodes:]
+            for action in reversed(undo):
+                action()
+            raise
 
     def merkle_size(self) -> int:
         return self._storage.merkle_size() if self._pending_size is None else self._pending_size

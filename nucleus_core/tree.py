@@ -7,7 +7,8 @@ offers :class:`~nucleus_core.capabilities.MerkleTreeStorage` and, on its write t
 them:
 
 - :func:`extend_tree`: at the end of every write transaction, the nodes the new entries complete
-  are written in that transaction (one read of the frontier, then ``O(1)`` amortized per entry);
+  are written in that transaction (the frontier the previous append left, when it is still the
+  stored tree's, else one read of it; then ``O(1)`` amortized per entry);
 - :func:`build_tree`: a ledger written before the tree existed (or by a writer that did not keep
   it) gets the missing part built, streaming entry hashes in seq order, committed in bounded chunks
   (each chunk is a write transaction that stores its nodes and the new tree size, so a crash loses
@@ -28,9 +29,10 @@ one integer key per node and verification streams them in key order.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import attrs
 
@@ -46,9 +48,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUILD_CHUNK", "ConsistencyProof", "DerivedLevelsRead", "DerivedLevelsStore", "InclusionProof",
-    "NodeAndHashReader", "build_tree", "check_tree", "extend_tree", "node_number", "seq_ranges", "stored_node_count",
+    "NodeAndHashReader", "TreeCheck", "build_tree", "check_tree", "extend_tree", "node_number", "seq_ranges",
+    "stored_node_count",
     "tree_storage",
 ]
+
+_Row = TypeVar("_Row", bound=tuple[Any, ...])
+
+_TAP_CHUNK = 1024
+"""Rows :meth:`TreeCheck.tap` holds at once (their hashes are compared a :data:`BUILD_CHUNK` at a
+time): a few hundred KB of rows rather than the megabytes of a whole chunk of rows."""
 
 BUILD_CHUNK = 8192
 """Entries per committed chunk when building a tree for an existing ledger."""
@@ -217,11 +226,19 @@ class Frontier:
     a time: each level's new nodes are hashed in one pass (about half the time of
     :class:`~nucleus_core.merkle.MerkleBuilder`'s leaf-at-a-time appends; the append path's cost)."""
 
-    __slots__ = ("_by_level", "size")
+    __slots__ = ("_by_level", "anchor", "size")
 
-    def __init__(self, size: int = 0, by_level: Mapping[int, bytes] | None = None) -> None:
+    def __init__(self, size: int = 0, by_level: Mapping[int, bytes] | None = None, anchor: str | None = None) -> None:
         self.size = size
         self._by_level = dict(by_level or {})  # level -> hash of the frontier subtree of that level
+        self.anchor = anchor
+        """The hex hash of entry ``size`` when known (None: not known): it commits to every entry
+        before it, hence to this frontier; :func:`extend_tree` reuses a frontier only when the head
+        it chains after has this hash."""
+
+    def copy(self) -> Frontier:
+        """An independent copy (extending it leaves this one as it is)."""
+        return Frontier(self.size, self._by_level, self.anchor)
 
     @classmethod
     def from_store(cls, store: MerkleNodeStore, size: int) -> Frontier:
@@ -269,6 +286,7 @@ class Frontier:
                 by_level[lvl] = mine[1] if mine is not None and mine[0] == index else frontier[lvl]
         self._by_level = by_level
         self.size = new_size
+        self.anchor = None  # the caller knows the new last entry's hash (extend_tree sets it)
         return out
 
 
@@ -314,36 +332,51 @@ def _chunks(leaves: Iterator[bytes], size: int) -> Iterator[list[bytes]]:
         yield chunk
 
 
-def extend_tree(tree: MerkleTreeStorage, tx: WriteTransaction, entries: Sequence[Entry]) -> None:
+def extend_tree(
+    tree: MerkleTreeStorage, tx: WriteTransaction, entries: Sequence[Entry], frontier: Frontier | None = None
+) -> Frontier | None:
     """Write, in ``tx`` (a write transaction of ``tree``, hence a
     :class:`~nucleus_core.capabilities.MerkleTreeTransaction`), the tree nodes that ``entries``
-    (just inserted in ``tx``, contiguous) complete.
+    (just inserted in ``tx``, contiguous) complete; returns the frontier after them (None when
+    ``entries`` is empty), for the next call.
+
+    ``frontier``: the one a previous call returned, kept by the caller once that transaction
+    committed. It is used, instead of reading the frontier's nodes from storage, only when it is
+    the stored tree's: the tree size read inside ``tx`` equals its size and the entry ``entries``
+    chain after (whose hash commits to every entry before it) is its :attr:`Frontier.anchor`.
+    Otherwise (another writer appended meanwhile, the first append after opening) the frontier is
+    read (one read). It is never changed: the caller replaces its copy after the commit only.
 
     When the stored tree is behind the entries before them (written by a writer that kept no tree),
     the missing leaves are added first, in the same transaction."""
     if not entries:
-        return
+        return None
     # The protocol's contract, checked by MerkleTreeConformance: no isinstance per append (a
     # runtime protocol check costs tens of microseconds).
     ttx = cast(MerkleTreeTransaction, tx)
-    first = entries[0].seq
+    first = entries[0]
     size = ttx.merkle_size()
-    if size >= first:  # a writer of this transaction already covered them (cannot happen via the ledger)
-        raise StorageError(f"the Merkle tree already covers {size} entries, beyond the head {first - 1}")
+    if size >= first.seq:  # a writer of this transaction already covered them (cannot happen via the ledger)
+        raise StorageError(f"the Merkle tree already covers {size} entries, beyond the head {first.seq - 1}")
     min_level = tree.merkle_min_level
-    frontier = Frontier.from_store(ttx.merkle_store(), size)
+    if frontier is not None and frontier.size == size == first.seq - 1 and frontier.anchor == first.prev_hash:
+        frontier = frontier.copy()
+    else:
+        frontier = Frontier.from_store(ttx.merkle_store(), size)
     nodes: list[tuple[NodeKey, bytes]] = []
-    if size < first - 1:
-        for chunk in _chunks(_leaves_of(_hashes_between(tree, size + 1, first - 1), size + 1), BUILD_CHUNK):
+    if size < first.seq - 1:
+        for chunk in _chunks(_leaves_of(_hashes_between(tree, size + 1, first.seq - 1), size + 1), BUILD_CHUNK):
             nodes.extend(frontier.extend(chunk, min_level))
-        if frontier.size != first - 1:
+        if frontier.size != first.seq - 1:
             raise IntegrityError(f"cannot extend the Merkle tree: entry {frontier.size + 1} is missing",
                                  seq=frontier.size + 1, reason="merkle_build")
     # The ledger just computed these hashes: 64 hex digits each (fromhex refuses anything else).
     fromhex, sha = bytes.fromhex, _sha256
     leaves = [sha(b"\x00" + fromhex(entry.hash)).digest() for entry in entries]
     nodes.extend(frontier.extend(leaves, min_level))
+    frontier.anchor = entries[-1].hash
     ttx.write_merkle(frontier.size, nodes)
+    return frontier
 
 
 def _hashes_between(tree: MerkleTreeStorage, first: int, last: int) -> Iterator[tuple[int, str]]:
@@ -406,58 +439,145 @@ class TreeProblem:
 
 
 def check_tree(
-    storage: StorageBackend, entry_hashes: Iterable[str] | None = None, *, entries: int | None = None
+    storage: StorageBackend,
+    entry_hashes: Iterable[str] | None = None,
+    *,
+    entries: int | None = None,
+    start: int = 0,
 ) -> TreeProblem | None:
     """Recompute the stored tree from the entries and compare every stored node, streaming (the
-    frontier and one batch of nodes in memory). ``entry_hashes``: the hex hashes of entries 1, 2, ...
-    in order, already read by the caller (e.g. verification's own pass), else streamed from storage;
-    ``entries``: how many entries the caller verified (the tree may cover no more). None when
-    everything matches, or on storage that keeps no tree."""
+    frontier and one batch of nodes in memory). ``entry_hashes``: the hex hashes of entries
+    ``start + 1``, ``start + 2``, ... in order, already read by the caller, else streamed from
+    storage; ``entries``: how many entries the caller verified (the tree may cover no more). None
+    when everything matches, or on storage that keeps no tree. (:class:`TreeCheck` is the same check
+    fed by the caller's own pass over the entries.)
+
+    ``start``: take the tree of the first ``start`` leaves as stored (its frontier is read, not
+    recomputed) and check only the nodes the later entries complete: the part after a trusted
+    checkpoint of that size, whose root the caller has compared with the stored one
+    (:func:`~nucleus_core.trusted_checkpoint.verify_after_checkpoint`)."""
     tree = tree_storage(storage)
     if tree is None:
         return None
-    size = tree.merkle_size()
-    if entries is not None and size > entries:
-        # Other writers may have appended since the caller counted (entries and their nodes commit
-        # together, so the head read now is at least the tree size read before): check the part
-        # verified. A tree larger than the chain as it is now is a problem.
-        head = storage.head()
-        if head is None or head.seq < size:
+    check = TreeCheck(storage, tree, start=start)
+    check.feed_all(entry_hashes)
+    return check.finish(entries)
+
+
+class TreeCheck:
+    """:func:`check_tree` fed chunks of entry hashes by the caller's pass over the entries
+    (verification's own: the hashes are then not read a second time). The stored tree's size is read
+    when it is made, before the caller reads entries; :meth:`feed` takes the hex hashes of the next
+    entries in seq order (any number, those beyond that size are ignored) and returns False once a
+    problem is found or the tree is covered (more is not needed); :meth:`finish` takes the count
+    of entries the caller verified and returns the first problem or None."""
+
+    __slots__ = ("_frontier", "_min_level", "_pending", "_position", "_start", "_storage", "_stored", "_tree",
+                 "problem", "seq", "size")
+
+    def __init__(self, storage: StorageBackend, tree: MerkleTreeStorage, *, start: int = 0) -> None:
+        self._storage, self._tree, self._start = storage, tree, start
+        self.size = tree.merkle_size()
+        self.problem: TreeProblem | None = None
+        self.seq = start
+        self._min_level = min_level = tree.merkle_min_level
+        self._pending: list[bytes] = []
+        if self.size < start:
+            self.problem = TreeProblem(seq=self.size + 1, reason=f"the Merkle tree covers {self.size} entries, "
+                                       f"fewer than {start}")
+            return
+        self._frontier = Frontier.from_store(tree.merkle_store(), start) if start else Frontier()
+        self._position = stored_node_count(start, min_level)
+        self._stored: Iterator[tuple[int, bytes]] | None = None  # opened at the first node to compare
+
+    def feed_all(self, entry_hashes: Iterable[str] | None = None) -> None:
+        """Feed the hashes of all the entries the tree covers: from ``entry_hashes`` (those of entries
+        ``start + 1``, ... in order) or else streamed from storage."""
+        if self.problem is not None or self.seq >= self.size:
+            return
+        if entry_hashes is None:
+            entry_hashes = (h for _, h in self._tree.iter_entry_hashes(self.seq + 1))
+        chunk: list[str] = []
+        for entry_hash in entry_hashes:
+            chunk.append(entry_hash)
+            if len(chunk) == BUILD_CHUNK:
+                if not self.feed(chunk):
+                    return
+                chunk = []
+        self.feed(chunk)
+
+    def tap(self, rows: Iterable[_Row]) -> Iterator[_Row]:
+        """``rows`` (entry rows in :data:`~nucleus_core.records.ENTRY_FIELDS` order, seq order from
+        ``start + 1``) unchanged, feeding their hashes to this check a chunk at a time as they are
+        read: verification and the tree check in one pass over the entries."""
+        source = iter(rows)
+        feed = self.feed
+
+        def chunks() -> Iterator[list[_Row]]:
+            feeding = self.problem is None and self.seq < self.size
+            while chunk := list(itertools.islice(source, _TAP_CHUNK)):
+                if feeding:
+                    feeding = feed([row[1] for row in chunk])
+                yield chunk
+
+        return itertools.chain.from_iterable(chunks())
+
+    def feed(self, hashes: Sequence[str]) -> bool:
+        if self.problem is not None or self.seq >= self.size:
+            return False
+        room = self.size - self.seq
+        if len(hashes) > room:
+            hashes = hashes[:room]
+        fromhex, sha, pending = bytes.fromhex, _sha256, self._pending
+        seq = self.seq
+        for entry_hash in hashes:
+            seq += 1
+            try:
+                raw = fromhex(entry_hash)
+            except (TypeError, ValueError):
+                raw = b""
+            if len(raw) != HASH_SIZE:
+                self.problem = TreeProblem(seq=seq, reason="the entry hash is not 64 hex digits")
+                return False
+            pending.append(sha(b"\x00" + raw).digest())
+        self.seq = seq
+        if len(pending) >= BUILD_CHUNK or (seq == self.size and pending):
+            self._compare_pending()
+        return self.problem is None and seq < self.size
+
+    def _compare_pending(self) -> None:
+        if self._stored is None:
+            self._stored = iter(self._tree.iter_merkle_nodes(self._position))  # batched reads
+        frontier, min_level = self._frontier, self._min_level
+        self.problem = _compare(frontier.extend(self._pending, min_level), self._stored, self._position, min_level)
+        self._position = stored_node_count(frontier.size, min_level)
+        self._pending = []
+
+    def finish(self, entries: int | None = None) -> TreeProblem | None:
+        """The first problem; ``entries``: how many entries the caller verified (the tree may cover
+        no more)."""
+        if self.problem is not None:
+            return self.problem
+        if self._pending:
+            self._compare_pending()
+            if self.problem is not None:
+                return self.problem
+        size, tree = self.size, self._tree
+        if entries is not None and size > entries:
+            # Other writers may have appended since the caller counted (entries and their nodes commit
+            # together, so the head read now is at least the tree size read before): the part verified
+            # was checked. A tree larger than the chain as it is now is a problem.
+            head = self._storage.head()
+            if head is None or head.seq < size:
+                return TreeProblem(
+                    seq=entries + 1, reason=f"the Merkle tree covers {size} entries but the chain has {entries}"
+                )
+            size = entries
+        if self.seq < size:
             return TreeProblem(
-                seq=entries + 1, reason=f"the Merkle tree covers {size} entries but the chain has {entries}"
+                seq=self.seq + 1, reason=f"the Merkle tree covers {self.size} entries but the chain has {self.seq}"
             )
-        size = entries
-    if size == 0:
-        return _extra_node(tree, 0, 0)
-    min_level = tree.merkle_min_level
-    hashes = entry_hashes if entry_hashes is not None else (h for _, h in tree.iter_entry_hashes(1))
-    stored = iter(tree.iter_merkle_nodes(0))  # batched reads: nothing to close when abandoned
-    frontier = Frontier()
-    position = 0
-    seq = 0
-    chunk: list[bytes] = []
-    fromhex, sha = bytes.fromhex, _sha256
-    for entry_hash in hashes:
-        seq += 1
-        if seq > size:
-            seq = size
-            break
-        try:
-            raw = fromhex(entry_hash)
-        except (TypeError, ValueError):
-            raw = b""
-        if len(raw) != HASH_SIZE:
-            return TreeProblem(seq=seq, reason="the entry hash is not 64 hex digits")
-        chunk.append(sha(b"\x00" + raw).digest())
-        if len(chunk) == BUILD_CHUNK or seq == size:
-            problem = _compare(frontier.extend(chunk, min_level), stored, position, min_level)
-            if problem is not None:
-                return problem
-            position = stored_node_count(frontier.size, min_level)
-            chunk = []
-    if seq < size:
-        return TreeProblem(seq=seq + 1, reason=f"the Merkle tree covers {size} entries but the chain has {seq}")
-    return _extra_node(tree, size, min_level)
+        return _extra_node(tree, size, self._min_level)
 
 
 def _compare(

@@ -107,7 +107,10 @@ def verify_rows(
     prefix_v2 = preimage_prefix(ledger_id, 2)
     # The version-2 header of the last appender seen (one write transaction's entries share it):
     # its checked columns, its packed block and the struct packing it.
-    v2_key: tuple[int, str, str] | None = None
+    # (kept as three names: comparing them costs less than building a tuple per entry)
+    key_committed: int | None = None
+    key_appender: str | None = None
+    key_source: str | None = None
     block = b""
     pack_v2 = pack
     prev = start_hash
@@ -134,14 +137,21 @@ def verify_rows(
         if prev_hash != prev:
             return bad(seq, f"prev_hash does not link to entry {seq - 1}")
         if version == 2 and type(version) is int:
-            if type(committed) is not int or (committed, appender, source) != v2_key:
+            if (
+                type(committed) is not int
+                or committed != key_committed
+                or appender != key_appender
+                or source != key_source
+            ):
                 why = appender_problem(committed, appender, source)
                 if why is None:
                     why = transition_problem(seq, (last_version, last_committed), (2, committed))
                 if why is not None:
                     return bad(seq, why)
-                v2_key = (cast(int, committed), cast(str, appender), cast(str, source))  # checked just now
-                block = appender_block(*v2_key)
+                key_committed, key_appender, key_source = (  # checked just now
+                    cast(int, committed), cast(str, appender), cast(str, source)
+                )
+                block = appender_block(key_committed, key_appender, key_source)
                 pack_v2 = preimage_header_v2(prefix_v2, block).pack
                 last_version, last_committed = 2, committed
         elif version == 1 and type(version) is int:

@@ -58,7 +58,10 @@ def test_every_capability_is_a_runtime_checkable_protocol_tested_by_the_suite() 
         and getattr(obj, "_is_protocol", False)
         and name not in ("GrantIndex", "CheckpointStore", "CosignatureStore", "Protocol")
     }
-    assert declared == {*STORAGE_CAPABILITIES, capabilities.RollbackTransaction, capabilities.MerkleTreeTransaction}
+    assert declared == {
+        *STORAGE_CAPABILITIES, capabilities.RollbackTransaction, capabilities.SavepointTransaction,
+        capabilities.MerkleTreeTransaction,
+    }
     # A checkpoint store's own capability, tested with CheckpointStorage (CapabilityConformance.test_cosignatures).
     assert getattr(capabilities.CosignatureStore, "_is_runtime_protocol", False)
     for protocol in declared:

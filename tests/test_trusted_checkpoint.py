@@ -261,3 +261,132 @@ def test_a_checkpoint_file_with_crlf_line_ends_is_refused(tmp_path: Path) -> Non
     with pytest.raises(IntegrityError, match="does not verify"):
         open_with(db, crlf)
     open_with(db, path).close()
+
+
+# -- opening from the trusted checkpoint (verify_from_trusted_checkpoint) ------------------------
+
+
+def fast_open(db: Any, path: Path, **extra: Any) -> Any:
+    return open_with(db, path, **{"verify_from_trusted_checkpoint": True, **extra})
+
+
+def tamper_body(db: Any, i: int) -> None:
+    """Entry ``i + 1`` gets the bytes of another valid record; its hash column stays."""
+    db.sql("UPDATE nucleus_entries SET canonical = %s WHERE seq = %s", rec(i, "tampered").canonical, i + 1)
+
+
+@pytest.mark.parametrize("size", [80, 83])  # the checkpoint's last block stored as a node, or derived
+def test_opening_from_the_checkpoint_verifies_the_entries_after_it(db: Any, tmp_path: Path, size: int) -> None:
+    build(db, size)
+    path = checkpoint_file(db, tmp_path)
+    with fast_open(db, path) as ledger:  # nothing after the checkpoint yet
+        assert ledger.length() == size
+    build(db, 130)
+    with fast_open(db, path) as ledger:
+        assert ledger.length() == 130
+        ledger.append(rec(500), CTX)  # writable: the tail verified, the tree extends the checkpoint's
+        assert ledger.verify().ok
+        root = ledger.root_hash()
+    with fast_open(db, path) as ledger:
+        assert ledger.length() == 131 and ledger.root_hash() == root
+
+
+def test_tampering_after_the_checkpoint_is_caught_at_a_fast_open(db: Any, tmp_path: Path) -> None:
+    build(db, 80)
+    path = checkpoint_file(db, tmp_path)
+    build(db, 120)
+    db.save()
+    tamper_body(db, 99)  # entry 100
+    with pytest.raises(IntegrityError, match="at entry 100: hash mismatch") as caught:
+        fast_open(db, path)
+    assert caught.value.seq == 100
+    db.restore()
+    # A tree node completed after the checkpoint (node 8 covers entries 97-112 at level 4).
+    db.sql("UPDATE nucleus_merkle SET hash = %s WHERE node = %s", b"\x07" * 32, stored_node_count(96, 4))
+    with pytest.raises(IntegrityError, match="level 4, index 6 does not match the entries"):
+        fast_open(db, path)
+    db.restore()
+    db.sql("DELETE FROM nucleus_entries WHERE seq = 120")  # the newest entry gone, its tree nodes kept
+    with pytest.raises(IntegrityError, match="the Merkle tree covers 120 entries but the chain has 119"):
+        fast_open(db, path)
+    db.restore()
+    with fast_open(db, path) as ledger:
+        assert ledger.length() == 120
+
+
+def test_tampering_of_the_tree_at_the_checkpoint_size_is_caught(db: Any, tmp_path: Path) -> None:
+    build(db, 80)
+    path = checkpoint_file(db, tmp_path)
+    build(db, 100)
+    db.save()
+    # The stored node of leaves 64-79 is part of the checkpoint's root.
+    db.sql("UPDATE nucleus_merkle SET hash = %s WHERE node = %s", b"\x07" * 32, stored_node_count(64, 4))
+    with pytest.raises(IntegrityError, match=r"at tree size 80 \(of 100 stored\) the root hash is"):
+        fast_open(db, path)
+    db.restore()
+    # Entry 80's hash column rewritten (with the bytes and link of the entry after it left alone):
+    # the checkpoint's last leaf is computed from it, so the checkpoint's root no longer matches.
+    db.sql("UPDATE nucleus_entries SET hash = %s WHERE seq = 80", "ab" * 32)
+    with pytest.raises(IntegrityError, match="entry 80: its hash is not the last leaf of the trusted checkpoint"):
+        fast_open(db, path)
+
+
+def test_an_old_entrys_body_is_caught_by_full_verification_only(db: Any, tmp_path: Path) -> None:
+    """The trade-off: the bytes of entries before the checkpoint are not read by a fast open (their
+    hashes are vouched for by the checkpoint's root; their bodies are not). Full verification, at
+    open by default and by ``Ledger.verify()`` / ``nucleus verify``, catches the change."""
+    build(db, 80)
+    path = checkpoint_file(db, tmp_path)
+    build(db, 100)
+    tamper_body(db, 9)  # entry 10
+    with fast_open(db, path) as ledger:
+        assert ledger.length() == 100  # not caught: by design
+        report = ledger.verify()
+        assert not report.ok and report.first_bad_seq == 10 and "hash mismatch" in (report.reason or "")
+    with pytest.raises(IntegrityError, match="at entry 10: hash mismatch"):
+        open_with(db, path)  # the default: full verification
+
+
+def test_opening_from_a_checkpoint_needs_one(tmp_path: Path) -> None:
+    db = Sqlite(tmp_path)
+    build(db, 10)
+    path = checkpoint_file(db, tmp_path)
+    with pytest.raises(ConfigurationError, match="verify_from_trusted_checkpoint needs trusted_checkpoint"):
+        open_ledger(id=LEDGER, storage=db.storage(), verify_from_trusted_checkpoint=True)
+    with pytest.raises(ConfigurationError, match="must be true or false"):
+        fast_open(db, path, verify_from_trusted_checkpoint="yes")
+    with pytest.raises(ConfigurationError, match="needs verify_on_open"):
+        fast_open(db, path, verify_on_open=False)
+    with pytest.raises(ConfigurationError, match="needs the verifier key"):
+        fast_open(db, path, trusted_checkpoint_vkeys=())
+    with open_ledger(id=LEDGER, storage=db.storage()) as ledger:
+        assert ledger.length() == 10  # nothing was changed by the refused opens
+
+
+def test_the_cli_opens_from_the_configured_checkpoint_and_nucleus_verify_checks_everything(tmp_path: Path) -> None:
+    db = Sqlite(tmp_path)
+    build(db, 40)
+    path = checkpoint_file(db, tmp_path)
+    build(db, 50)
+    tamper_body(db, 4)  # entry 5: before the checkpoint
+    keys = tmp_path / "vkeys.txt"
+    keys.write_text(f"{SIGNER.vkey}\n", encoding="utf-8")
+    config = tmp_path / "nucleus.toml"
+    config.write_text(
+        f'[ledger]\nid = "{LEDGER}"\nstorage = "sqlite:///{db.path}"\ntrusted_checkpoint = "{path}"\n'
+        f'trusted_checkpoint_vkey_file = "{keys}"\n\n[ledger.checkpoint]\nkey_env = ""\n',
+        encoding="utf-8",
+    )
+    cli = [sys.executable, "-m", "nucleus_core"]
+    query = [*cli, "query", "--config", str(config), "--as", CTX.oid, "--limit", "1"]
+    full = subprocess.run(query, capture_output=True, text=True)
+    assert full.returncode == 8 and "at entry 5: hash mismatch" in full.stderr, full.stderr
+    fast = subprocess.run([*query, "--verify-from-checkpoint"], capture_output=True, text=True)
+    assert fast.returncode == 0, fast.stderr
+    assert "r0000" in fast.stdout
+    verify = subprocess.run([*cli, "verify", "--config", str(config), "--verify-from-checkpoint"],
+                            capture_output=True, text=True)
+    assert verify.returncode == 8 and "first bad seq 5: hash mismatch" in verify.stderr, verify.stderr
+    bare = [*cli, "query", "--ledger", f"sqlite:///{db.path}", "--ledger-id", LEDGER, "--as", CTX.oid]
+    refused = subprocess.run([*bare, "--verify-from-checkpoint"], capture_output=True, text=True)
+    assert refused.returncode != 0 and "verify_from_trusted_checkpoint needs trusted_checkpoint" in refused.stderr

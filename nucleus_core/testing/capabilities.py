@@ -12,7 +12,7 @@ import operator
 import random
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import pytest
 
@@ -30,13 +30,16 @@ from ..capabilities import (
     PooledConnectionStorage,
     ReadOnlyStorage,
     RollbackTransaction,
+    SavepointTransaction,
     SqlDatabaseStorage,
 )
 from ..checkpoint import NoteSigner, sign_checkpoint
-from ..errors import ConflictError, LedgerNotFoundError, NotFoundError, ValidationError
+from ..errors import ConflictError, DuplicateRecordError, LedgerNotFoundError, NotFoundError, ValidationError
+from ..hashing import GENESIS_HASH, entry_hash_with_prefix, preimage_prefix
 from ..ledger import create_ledger, open_ledger
 from ..merkle import NodeKey, frontier_keys, inclusion_keys
-from ..storage import ENTRY_FIELDS, StorageBackend, StorageQuery
+from ..records import Entry, Record
+from ..storage import ENTRY_FIELDS, ChainHead, StorageBackend, StorageQuery
 from .conformance import make_context, make_record
 
 StorageFactory = Callable[[], StorageBackend]
@@ -54,10 +57,10 @@ STORAGE_CAPABILITIES: tuple[type, ...] = (
     MerkleTreeStorage,
     MerkleEntryReadStorage,
 )
-"""The capabilities a storage backend may claim (:class:`RollbackTransaction` is its write
-transaction's, listed in ``capabilities`` like the others; :class:`MerkleTreeTransaction` is the
-write transaction's of a :class:`MerkleTreeStorage`, not listed: :class:`~nucleus_core.testing.MerkleTreeConformance`
-tests the tree)."""
+"""The capabilities a storage backend may claim (:class:`RollbackTransaction` and
+:class:`SavepointTransaction` are its write transaction's, listed in ``capabilities`` like the
+others; :class:`MerkleTreeTransaction` is the write transaction's of a :class:`MerkleTreeStorage`,
+not listed: :class:`~nucleus_core.testing.MerkleTreeConformance` tests the tree)."""
 
 
 class CapabilityConformance:
@@ -87,12 +90,13 @@ class CapabilityConformance:
         return ledger
 
     def test_claims_exactly_the_listed_capabilities(self, storage_factory: StorageFactory) -> None:
-        listed = set(self.capabilities) - {RollbackTransaction}
+        listed = set(self.capabilities) - {RollbackTransaction, SavepointTransaction}
         with self._ledger(storage_factory) as ledger:
             offered = {c for c in STORAGE_CAPABILITIES if isinstance(ledger.storage, c)}
             assert offered == listed
             with ledger.storage.write() as tx:
                 assert isinstance(tx, RollbackTransaction) == (RollbackTransaction in self.capabilities)
+                assert isinstance(tx, SavepointTransaction) == (SavepointTransaction in self.capabilities)
                 assert isinstance(tx, MerkleTreeTransaction) == (MerkleTreeStorage in self.capabilities)
 
     def test_entry_rows(self, storage_factory: StorageFactory) -> None:
@@ -219,6 +223,38 @@ class CapabilityConformance:
                 tx.on_rollback(lambda: ran.append(2))
                 raise RuntimeError("roll back")
             assert ran == [2, 1]
+
+    def test_savepoints(self, storage_factory: StorageFactory) -> None:
+        """A savepoint that raises undoes its inserts (and the head the transaction reads, and its
+        undo actions) alone; one refusing a duplicate id leaves the transaction usable; what the
+        other savepoints wrote commits."""
+        with self._ledger(storage_factory, 2) as ledger:
+            storage = ledger.storage
+            undone: list[int] = []
+            with storage.write() as tx:
+                if not self._claims(SavepointTransaction, tx):
+                    return
+                sp = cast(SavepointTransaction, tx)
+                kept = _chained(tx.head(), [make_record(10)], ledger.id)
+                with sp.savepoint():
+                    tx.insert(kept)
+                with pytest.raises(RuntimeError), sp.savepoint():
+                    tx.insert(_chained(tx.head(), [make_record(11), make_record(12)], ledger.id))
+                    if isinstance(tx, RollbackTransaction):
+                        tx.on_rollback(lambda: undone.append(1))
+                    raise RuntimeError("undo this savepoint")
+                assert tx.head() == ChainHead(seq=kept[0].seq, hash=kept[0].hash, committed_at=None)
+                assert not sp.aborted
+                with pytest.raises(DuplicateRecordError), sp.savepoint():
+                    tx.insert(_chained(tx.head(), [make_record(0)], ledger.id))  # stored already
+                assert not sp.aborted
+                last = _chained(tx.head(), [make_record(13)], ledger.id)
+                with sp.savepoint():
+                    tx.insert(last)
+            assert undone == ([1] if RollbackTransaction in self.capabilities else [])
+            ids = [e.record_id for e in storage.iter_entries()]
+            assert ids[-2:] == ["rec-000010", "rec-000013"] and storage.count() == len(ids)
+            assert "rec-000011" not in ids and storage.head() == ChainHead(seq=last[0].seq, hash=last[0].hash)
 
     def test_grant_index(self, storage_factory: StorageFactory) -> None:
         """Grants, expiry, the wildcard, the resource index and the queries filtered by grants."""
@@ -397,3 +433,16 @@ class CapabilityConformance:
                     entry, nodes = storage.entry_and_merkle_nodes(seq, keys)
                     assert entry == storage.get_by_seq(seq), seq
                     assert dict(nodes) == dict(store.nodes(keys)), (seq, sorted(keys))
+
+
+def _chained(head: ChainHead | None, records: list[Record], ledger_id: str) -> list[Entry]:
+    """``records`` as entries (format version 1) chained after ``head``."""
+    prefix = preimage_prefix(ledger_id)
+    seq, prev = (head.seq, head.hash) if head is not None else (0, GENESIS_HASH)
+    out: list[Entry] = []
+    for record in records:
+        seq += 1
+        digest = entry_hash_with_prefix(prefix, seq, prev, record.canonical)
+        out.append(Entry.chained(seq=seq, hash=digest, prev_hash=prev, record=record))
+        prev = digest
+    return out

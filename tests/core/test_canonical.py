@@ -11,6 +11,7 @@ import math
 import struct
 from typing import Any
 
+import orjson
 import pytest
 import rfc8785
 from hypothesis import example, given, settings
@@ -23,9 +24,11 @@ from nucleus_core.canonical import (
     check_ijson,
     encode_checked,
     format_number,
+    orjson_encodes_as_jcs,
     parse_json,
 )
 from nucleus_core.errors import RecordValidationError, ValidationError
+from nucleus_core.records import Record
 
 # -- strategies ---------------------------------------------------------------------------------
 
@@ -360,3 +363,41 @@ def test_parse_json_reads_bytes_as_utf8_only(data: bytes) -> None:
     with pytest.raises(ValueError):
         parse_json(data)
     assert parse_json(b'{"n":1}') == {"n": 1}
+
+
+# -- the orjson encoding path (canonical.py step 2) ------------------------------------------------
+
+
+def test_orjson_is_checked_to_write_what_the_json_path_writes() -> None:
+    assert orjson_encodes_as_jcs()  # the installed orjson: encode_checked uses it
+
+    def escapes_slash(value: object, option: int = 0) -> bytes:
+        return orjson.dumps(value, option=option).replace(b"/", b"\\/")
+
+    def writes_ascii(value: object, option: int = 0) -> bytes:
+        return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+    def raises(value: object, option: int = 0) -> bytes:
+        raise TypeError("no")
+
+    # An orjson that escaped differently, wrote \u escapes for non-ASCII or failed is not used.
+    assert not orjson_encodes_as_jcs(escapes_slash)
+    assert not orjson_encodes_as_jcs(writes_ascii)
+    assert not orjson_encodes_as_jcs(raises)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_floats_on_the_fast_path_are_written_as_rfc8785_writes_them(value: float) -> None:
+    # check_ijson leaves on the fast path only the floats whose repr is their JCS form; orjson
+    # must write those as repr does (the others go through _emit).
+    assert canonical_json({"x": [value]}) == rfc8785.dumps({"x": [value]})
+
+
+def test_record_with_a_lone_surrogate_is_refused_naming_the_field_after_orjson_refuses_it() -> None:
+    with pytest.raises(RecordValidationError, match="lone surrogate") as info:
+        Record(id="r-1", stream="s", timestamp=1, payload={"ok": "fine", "bad": ["x", "a\udc00"]})
+    assert info.value.field == "payload.bad[1]"
+    with pytest.raises(RecordValidationError, match="lone surrogate") as info:
+        Record(id="r-1", stream="s", timestamp=1, payload={}, meta={"k": "\ud800"})
+    assert info.value.field == "meta.k"

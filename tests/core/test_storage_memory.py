@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from nucleus_core import MemoryStorage
-from nucleus_core.capabilities import CheckpointStorage, ExtensionStorage, MerkleTreeStorage, RollbackTransaction
+from nucleus_core.capabilities import (
+    CheckpointStorage,
+    ExtensionStorage,
+    MerkleTreeStorage,
+    RollbackTransaction,
+    SavepointTransaction,
+)
 from nucleus_core.testing import CapabilityConformance, MerkleTreeConformance, StorageConformance
 
 
@@ -22,7 +28,7 @@ class TestMemoryTree(MerkleTreeConformance):
 
 
 class TestMemoryCapabilities(CapabilityConformance):
-    capabilities = (ExtensionStorage, RollbackTransaction, CheckpointStorage, MerkleTreeStorage)
+    capabilities = (ExtensionStorage, RollbackTransaction, SavepointTransaction, CheckpointStorage, MerkleTreeStorage)
 
     @pytest.fixture
     def storage_factory(self):

@@ -172,7 +172,12 @@ def test_sigkill_of_a_writer_loses_nothing_acknowledged(
     finally:
         proc.wait()
     acked = _acks(ack)
-    stored = _stored(pg_admin, pg_schema)
+    # The killed client may have sent a whole transaction, COMMIT included (an append's last round
+    # trip): the server still runs it after the client is gone. Read once the writer's transaction
+    # ended, committed or not: behind the ledger's append lock.
+    with pg_admin.transaction():
+        pg_admin.execute(f"SELECT 1 FROM {pg_schema}.nucleus_ledgers WHERE ledger_id = %s FOR UPDATE", (LEDGER,))
+        stored = _stored(pg_admin, pg_schema)
     _check_no_fork(stored, acked)
     # At most the one batch in flight when the process died committed without being acknowledged.
     assert len(acked) <= len(stored) <= len(acked) + batch

@@ -16,6 +16,7 @@ from nucleus_core.capabilities import (
     MerkleTreeStorage,
     PooledConnectionStorage,
     ReadOnlyStorage,
+    SavepointTransaction,
     SqlDatabaseStorage,
 )
 from nucleus_core.testing import CapabilityConformance, MerkleTreeConformance, StorageConformance
@@ -32,7 +33,7 @@ class TestPostgresConformance(StorageConformance):
 class TestPostgresCapabilities(CapabilityConformance):
     capabilities = (
         EntryRowStorage, DiscardableStorage, ReadOnlyStorage, SqlDatabaseStorage, PooledConnectionStorage,
-        GrantIndexStorage, CheckpointStorage, MerkleTreeStorage, MerkleEntryReadStorage,
+        GrantIndexStorage, CheckpointStorage, MerkleTreeStorage, MerkleEntryReadStorage, SavepointTransaction,
     )
 
     @pytest.fixture

@@ -16,6 +16,7 @@ from nucleus_core.capabilities import (
     MerkleEntryReadStorage,
     MerkleTreeStorage,
     ReadOnlyStorage,
+    SavepointTransaction,
     SqlDatabaseStorage,
 )
 from nucleus_core.testing import CapabilityConformance, MerkleTreeConformance, StorageConformance
@@ -32,7 +33,7 @@ class TestSqliteCapabilities(CapabilityConformance):
     capabilities = (
         EntryRowStorage, DiscardableStorage, CopyableStorage, ReadOnlyStorage, SqlDatabaseStorage, GrantIndexStorage,
         CheckpointStorage,
-        MerkleTreeStorage, MerkleEntryReadStorage,
+        MerkleTreeStorage, MerkleEntryReadStorage, SavepointTransaction,
     )
 
     @pytest.fixture

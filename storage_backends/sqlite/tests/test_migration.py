@@ -11,7 +11,7 @@ import pytest
 from nucleus_storage_sql import CURRENT_VERSION
 from nucleus_storage_sqlite import SqliteStorage, sqlite_storage
 
-from nucleus_core import ConfigurationError, create_ledger
+from nucleus_core import ConfigurationError, DuplicateRecordError, create_ledger
 from nucleus_core.testing import make_context, make_record
 from nucleus_core.verify import verify_rows
 
@@ -126,3 +126,72 @@ def test_database_without_the_appender_columns_opens_read_only_unchanged(v1_copy
     finally:
         backend.close()
     assert not set(V2_COLUMNS) & set(entry_columns(v1_copy))
+
+
+# -- schema version 3: the hash index keyed on the hash's first 16 hex digits --------------------
+
+
+def downgrade_to_version_2(path: Path) -> None:
+    """Put a current file back to schema version 2 as the previous release wrote it: the unique
+    index on (ledger_id, hash), no prefix index."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("drop index nucleus_entries_ledger_hash_prefix")
+        db.execute("create unique index nucleus_entries_ledger_hash on nucleus_entries (ledger_id, hash)")
+        db.execute("update nucleus_schema_version set version = 2 where component = 'entries'")
+        db.commit()
+
+
+def by_hash_plan(path: Path, entry_hash: str) -> str:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        backend = SqliteStorage(path)
+        backend.open("fixture-a", create=False)
+        try:
+            sql = backend._sql["by_hash"]
+        finally:
+            backend.close()
+        rows = db.execute("explain query plan " + sql, ("fixture-a", entry_hash[:16], entry_hash)).fetchall()
+        return " ".join(str(r[-1]) for r in rows)
+
+
+def test_version_2_file_gets_the_hash_prefix_index_and_keeps_every_guarantee(v1_copy: Path) -> None:
+    with create_ledger(id="fixture-a", storage=sqlite_storage(v1_copy)) as ledger:
+        written = ledger.append_batch([make_record(i) for i in range(5)], CTX)
+    downgrade_to_version_2(v1_copy)
+    assert version(v1_copy) == 2 and "nucleus_entries_ledger_hash" in indexes(v1_copy)
+    with create_ledger(id="fixture-a", storage=sqlite_storage(v1_copy)) as ledger:  # migrates, then verifies
+        assert ledger.storage.schema_version == CURRENT_VERSION == 3
+        for entry in (ledger.get_by_id("fixture-a-7", CTX), written[2]):  # a version-1 entry and a version-2 one
+            assert entry is not None
+            found = ledger.get(entry.hash, CTX)
+            assert found is not None and found.seq == entry.seq and found.record == entry.record
+        assert ledger.get(written[2].hash[:16] + "0" * 48, CTX) is None  # same prefix, other hash
+        with pytest.raises(DuplicateRecordError):
+            ledger.append(make_record(1), CTX)
+        assert ledger.length() == 35
+    got = indexes(v1_copy)
+    assert "nucleus_entries_ledger_hash_prefix" in got and "nucleus_entries_ledger_hash" not in got
+    assert "nucleus_entries_ledger_hash_prefix" in by_hash_plan(v1_copy, written[2].hash)
+    with contextlib.closing(sqlite3.connect(v1_copy)) as db:  # tampering is still found
+        db.execute("update nucleus_entries set hash = ? where ledger_id = 'fixture-a' and seq = 33", ("f" * 64,))
+        db.commit()
+    backend = SqliteStorage(v1_copy)
+    backend.open("fixture-a", read_only=True, create=False)
+    try:
+        report = verify_rows("fixture-a", backend.iter_entry_rows(), expected_count=35)
+        assert not report.ok and report.first_bad_seq == 33
+    finally:
+        backend.close()
+
+
+def test_version_2_file_opened_read_only_finds_entries_by_hash_unchanged(v1_copy: Path) -> None:
+    with create_ledger(id="fixture-a", storage=sqlite_storage(v1_copy)) as ledger:
+        entry = ledger.append(make_record(1), CTX)
+    downgrade_to_version_2(v1_copy)
+    backend = SqliteStorage(v1_copy)
+    backend.open("fixture-a", read_only=True, create=False)
+    try:
+        found = backend.get_by_hash(entry.hash)
+        assert found is not None and found.seq == entry.seq
+    finally:
+        backend.close()
+    assert version(v1_copy) == 2 and "nucleus_entries_ledger_hash" in indexes(v1_copy)

@@ -39,6 +39,7 @@ from nucleus_storage_sql import (
     SCHEMA_TABLE,
     SqlStorageBackend,
     SqlWriteTransaction,
+    WriteState,
 )
 from playhouse.pool import MaxConnectionsExceeded  # type: ignore[import-untyped]
 
@@ -49,13 +50,16 @@ from nucleus_core.errors import (
     StorageError,
     StorageUnavailableError,
 )
+from nucleus_core.merkle import NodeKey
 from nucleus_core.records import Entry
 from nucleus_core.storage import ChainHead, StorageQuery
 
 from .connection import (
     DEFAULT_CONNECT_TIMEOUT,
+    NucleusPool,
     check_schema,
     connect_kwargs,
+    driver_error,
     make_database,
     parse_dsn,
     translate,
@@ -182,7 +186,72 @@ class PostgresStorage(SqlStorageBackend):
                 db.execute_sql(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
             yield txn
 
+    @contextlib.contextmanager
+    def _begin_write_reading_state(self) -> Iterator[WriteState | None]:
+        """``BEGIN``, the append lock and the head with the tree size in one round trip (pipeline
+        mode: three statements sent together, run in order; the head is read by a statement of its
+        own, after the lock is granted, so it sees what the previous holder committed)."""
+        db = self.database
+        if db.transaction_depth() > 0:
+            with self._begin_write():
+                yield None
+            return
+        txn = db.transaction()
+        lid = self.ledger_id
+        try:
+            with db.connection().pipeline():
+                db.begin()
+                lock = db.execute_sql(self._sql["lock"], (lid,))
+                state = db.execute_sql(self._sql["state"], (lid, lid))
+            locked, row = lock.fetchone(), state.fetchone()
+        except BaseException:
+            with contextlib.suppress(*self._errors):
+                db.rollback()
+            raise
+        db.push_transaction(txn)  # peewee's stack: nested atomic() blocks become savepoints
+        try:
+            if locked is None:  # no row to lock yet (a ledger from before the ledgers table): make it
+                self._lock_ledger()
+                row = db.execute_sql(self._sql["state"], (lid, lid)).fetchone()
+            state_read = self._parse_state(row)
+        except BaseException as exc:
+            txn.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        try:
+            yield state_read
+        except BaseException as exc:
+            txn.__exit__(type(exc), exc, exc.__traceback__)  # pops it and rolls back
+            raise
+        txn.__exit__(None, None, None)  # pops it and commits
+
+    def _write_tail(
+        self, rows: list[tuple[Any, ...]], size: int | None, nodes: Sequence[tuple[NodeKey, bytes]]
+    ) -> None:
+        """The entry rows, the tree's nodes and its size, sent with the COMMIT that follows (one
+        round trip, :meth:`NucleusPool.hold_pipeline
+        <nucleus_storage_postgres.connection.NucleusPool.hold_pipeline>`); inside a savepoint
+        (a nested write) one after the other. A record id stored already fails the COMMIT's round
+        trip with a unique violation, raised as :class:`~nucleus_core.errors.DuplicateRecordError`
+        (:meth:`_classify_error`)."""
+        db = self.database
+        if db.transaction_depth() == 1 and isinstance(db, NucleusPool):
+            db.hold_pipeline()
+        if len(rows) == 1 and size is not None and all(level < self._tree.min_level for (level, _), _ in nodes):
+            # The common append (one entry, no stored node completed): the entry and the tree size
+            # in one statement, which the server runs as one (a data-modifying WITH).
+            sql = self._sql.get("insert+size")
+            if sql is None:
+                sql = self._sql["insert+size"] = f"WITH e AS ({self._sql['insert']}) {self._tree.set_size_sql}"
+            db.cursor().execute(sql, (*rows[0], self.ledger_id, size))
+            return
+        super()._write_tail(rows, size, nodes)
+
     def _classify_error(self, err: BaseException, action: str) -> StorageError:
+        driver = driver_error(err)
+        if isinstance(driver, psycopg.errors.UniqueViolation) and self._ledger_id is not None:
+            record_id = _duplicate_record_id(driver, self._ledger_id)
+            if record_id is not None:
+                return DuplicateRecordError(record_id)
         return translate(err, action, self.url)
 
     # connections ------------------------------------------------------------------------------

@@ -17,8 +17,10 @@ has said something since the connection went idle, which is what a server closin
 
 from __future__ import annotations
 
+import contextlib
 import re
 import select
+import threading
 from typing import Any
 from urllib.parse import quote
 
@@ -121,12 +123,55 @@ class NucleusPool(PooledPsycopg3Database):  # type: ignore[misc]
     ping) decides. A connection that dies unannounced (a silent network) fails its next statement
     with :class:`~nucleus_core.errors.StorageUnavailableError`, as one would after the ping too."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._held = threading.local()  # .pipeline: this thread's pipeline that the COMMIT will sync
+
     def _is_closed(self, conn: psycopg.Connection[Any]) -> bool:
         if conn.closed:
             return True
         if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE and socket_quiet(conn):
             return False
         return bool(super()._is_closed(conn))
+
+    # the last writes of a transaction and its COMMIT in one round trip ----------------------------
+    def hold_pipeline(self) -> None:
+        """Switch this thread's connection to pipeline mode until the transaction ends: statements
+        from now on are sent without waiting for their results, and the COMMIT (or ROLLBACK) that
+        ends the transaction waits for all of them (:meth:`commit`): one round trip. Only for the
+        last writes of a transaction (nothing read after them: a result is not there before the
+        sync, and a cursor's ``rowcount`` is not known). No-op when already held."""
+        if getattr(self._held, "pipeline", None) is not None:
+            return
+        pipeline = self.connection().pipeline()
+        pipeline.__enter__()
+        self._held.pipeline = pipeline
+
+    def _release_pipeline(self) -> contextlib.AbstractContextManager[Any] | None:
+        pipeline: contextlib.AbstractContextManager[Any] | None = getattr(self._held, "pipeline", None)
+        self._held.pipeline = None
+        return pipeline
+
+    def commit(self) -> None:
+        pipeline = self._release_pipeline()
+        if pipeline is None:
+            super().commit()
+            return
+        try:
+            with peewee.__exception_wrapper__:  # type: ignore[attr-defined]  # peewee's driver-error wrapper
+                self.cursor().execute("COMMIT")
+        except BaseException as err:
+            pipeline.__exit__(type(err), err, err.__traceback__)
+            raise
+        pipeline.__exit__(None, None, None)  # the sync: raises the first statement's error, if any
+
+    def rollback(self) -> None:
+        pipeline = self._release_pipeline()
+        if pipeline is not None:
+            # The statements' results: the error being handled is theirs (or the caller's) already.
+            with contextlib.suppress(psycopg.Error):
+                pipeline.__exit__(None, None, None)
+        super().rollback()
 
 
 def make_database(
@@ -149,7 +194,7 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def _driver_error(err: BaseException) -> BaseException:
+def driver_error(err: BaseException) -> BaseException:
     """The most telling psycopg error behind ``err``.
 
     peewee passes the driver's error as its first argument; and when a commit fails on a dead
@@ -177,13 +222,13 @@ def _driver_error(err: BaseException) -> BaseException:
 
 def sqlstate(err: BaseException) -> str | None:
     """The SQLSTATE of a psycopg error (directly or wrapped by peewee), or None."""
-    driver = _driver_error(err)
+    driver = driver_error(err)
     return getattr(driver, "sqlstate", None)
 
 
 def connection_lost(err: BaseException) -> bool:
     """True when ``err`` means the connection is gone or the server cannot serve it."""
-    driver = _driver_error(err)
+    driver = driver_error(err)
     state: str | None = getattr(driver, "sqlstate", None)
     if state is not None:
         return state.startswith(_UNAVAILABLE_PREFIXES)
@@ -200,7 +245,7 @@ def translate(err: BaseException, action: str, where: str) -> StorageError:
     raises it ``from err``.
     """
     state = sqlstate(err)
-    detail = _first_line(_driver_error(err))
+    detail = _first_line(driver_error(err))
     code = f" [SQLSTATE {state}]" if state else ""
     committing = action == "commit"
     doing = "committing" if committing else action

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from .backend import DEFAULT_ITER_BATCH, SqlStorageBackend, SqlWriteTransaction
+from .backend import DEFAULT_ITER_BATCH, SqlStorageBackend, SqlWriteTransaction, WriteState
 from .grants import GRANTS_TABLE, RESOURCES_TABLE, SqlGrantIndex
 from .models import (
     APPENDER_DEFAULTS,
@@ -30,5 +30,5 @@ __all__ = [
     "APPENDER_DEFAULTS", "CURRENT_VERSION", "DEFAULT_ITER_BATCH", "ENTRIES_TABLE", "ENTRY_COLUMNS", "EntryModels",
     "GRANTS_TABLE",
     "MIGRATIONS", "Migration", "RESOURCES_TABLE", "SCHEMA_TABLE", "SqlGrantIndex", "SqlStorageBackend",
-    "SqlWriteTransaction", "__version__", "entry_to_row", "make_models", "read_version", "upgrade",
+    "SqlWriteTransaction", "WriteState", "__version__", "entry_to_row", "make_models", "read_version", "upgrade",
 ]

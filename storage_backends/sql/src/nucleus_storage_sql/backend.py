@@ -15,6 +15,7 @@ import contextlib
 import logging
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, ClassVar
@@ -55,7 +56,16 @@ from .models import (
     entry_to_row,
     make_models,
 )
-from .schema import CURRENT_VERSION, ensure_appender_columns, entry_table_columns, read_version, upgrade
+from .schema import (
+    CURRENT_VERSION,
+    HASH_PREFIX_LENGTH,
+    READABLE_VERSIONS,
+    ensure_appender_columns,
+    entry_table_columns,
+    hash_prefix_sql,
+    read_version,
+    upgrade,
+)
 from .tree import MERKLE_SIZE_TABLE, MERKLE_TABLE, SqlMerkleTree
 
 log = logging.getLogger(__name__)
@@ -79,14 +89,21 @@ LEDGERS_VERSION = 1
 
 _TABLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
+WriteState = tuple[ChainHead | None, int]
+"""The head and the Merkle tree size, as a write transaction reads them when it starts."""
+
+_RECORD_ID = 1 + ENTRY_COLUMNS.index("record_id")
+"""The record id's place in a row of (ledger_id, *ENTRY_COLUMNS)."""
+
 
 @contextlib.contextmanager
 def _guarded(
     cm: contextlib.AbstractContextManager[Any],
     errors: tuple[type[BaseException], ...],
     wrap: Callable[[BaseException, str], BaseException] | None = None,
-) -> Iterator[None]:
-    """Run the block inside a transaction or savepoint context manager ``cm``.
+) -> Iterator[Any]:
+    """Run the block inside a transaction or savepoint context manager ``cm`` (the block gets what
+    entering ``cm`` returned).
 
     Every phase is accounted for. When the block raises and rolling back fails too (SQLite has
     already rolled the whole transaction back after SQLITE_FULL, for example), the block's
@@ -95,9 +112,9 @@ def _guarded(
     if that rollback fails as well its error hides the commit's: the commit's error is dug out
     (:func:`_first_failure`) and, with ``wrap``, raised as ``wrap(error, "commit")``.
     """
-    cm.__enter__()
+    value = cm.__enter__()
     try:
-        yield
+        yield value
     except BaseException as exc:
         try:
             cm.__exit__(type(exc), exc, exc.__traceback__)
@@ -113,7 +130,10 @@ def _guarded(
             if first is exc:
                 raise
             raise first from None
-        raise wrap(first, "commit") from first
+        wrapped = wrap(first, "commit")
+        if isinstance(wrapped, DuplicateRecordError):
+            raise wrapped from None  # expected: one clear error (a record id stored already)
+        raise wrapped from first
 
 
 def _first_failure(
@@ -202,6 +222,7 @@ class SqlStorageBackend(abc.ABC):
         # format version 2 reads the missing columns as their defaults (APPENDER_DEFAULTS).
         self._columns: frozenset[str] = frozenset(ENTRY_COLUMNS)
         self._tree = SqlMerkleTree(self)
+        self._writing = threading.local()  # .tx: this thread's innermost open SqlWriteTransaction
 
     # hooks for subclasses ---------------------------------------------------------------------
     @abc.abstractmethod
@@ -219,6 +240,38 @@ class SqlStorageBackend(abc.ABC):
         PostgreSQL with a lock held until commit.
         """
         return self.database.atomic()
+
+    @contextlib.contextmanager
+    def _begin_write_reading_state(self) -> Iterator[WriteState | None]:
+        """The write transaction of :meth:`write`: :meth:`_begin_write`, yielding the head and tree
+        size when the engine reads them in the same round trip as it starts the transaction
+        (PostgreSQL); None here: :class:`SqlWriteTransaction` reads them (one statement) when asked."""
+        with self._begin_write():
+            yield None
+
+    def _write_state(self) -> WriteState:
+        """The head and the tree size, in one statement (inside the write transaction)."""
+        return self._parse_state(self._execute(self._sql["state"], (self.ledger_id, self.ledger_id)).fetchone())
+
+    def _parse_state(self, row: Sequence[Any] | None) -> WriteState:
+        """A row of the ``state`` statement: (head seq, hash, committed_at, tree size), the head's
+        columns NULL for an empty ledger and the size NULL before the first tree write."""
+        if row is None:  # the statement always answers one row; none only when the tree tables are absent
+            return None, 0
+        head = None if row[0] is None else ChainHead(seq=row[0], hash=row[1], committed_at=row[2])
+        return head, int(row[3] or 0)
+
+    def _write_tail(
+        self, rows: list[tuple[Any, ...]], size: int | None, nodes: Sequence[tuple[NodeKey, bytes]]
+    ) -> None:
+        """The last writes of a write transaction: insert the entry ``rows`` (all or none, see
+        :meth:`_insert_rows`), then, unless ``size`` is None, the tree's ``nodes`` and its new
+        size. Here one statement after the other; PostgreSQL sends them with the COMMIT that follows
+        (one round trip)."""
+        if rows:
+            self._insert_rows(rows)
+        if size is not None:
+            self._tree.write(size, nodes)
 
     def _begin_schema(self) -> contextlib.AbstractContextManager[Any]:
         """The transaction in which tables are created and migrated (excludes other openers)."""
@@ -256,9 +309,14 @@ class SqlStorageBackend(abc.ABC):
 
     @property
     def database(self) -> peewee.Database:
-        """The peewee database (open). Writes on it from the thread inside :meth:`write` join that transaction."""
+        """The peewee database (open). Writes on it from the thread inside :meth:`write` join that
+        transaction; the entries inserted in it so far are written first (see
+        :class:`SqlWriteTransaction`), so that every statement run through it sees them."""
         if self._database is None or self._closed:
             raise LedgerClosedError(f"storage {self.url} is not open")
+        tx = self._writing.__dict__.get("tx")
+        if tx is not None and tx._pending:
+            tx.flush()
         return self._database
 
     @property
@@ -319,6 +377,7 @@ class SqlStorageBackend(abc.ABC):
         lid, seq = self._quote("ledger_id"), self._quote("seq")
         values = ", ".join([p] * (len(ENTRY_COLUMNS) + 1))
         committed = self._quote("committed_at") if "committed_at" in self._columns else "NULL"
+        hsh, at = self._quote("hash"), self._quote("committed_at")
         # Hot paths run as raw SQL on the cursor: peewee's per-row model overhead dominated them
         # (insert of a batch, streaming every row during verification, reading the head).
         # Identifiers are fixed or checked against _TABLE_NAME; every value is a bound parameter.
@@ -327,13 +386,27 @@ class SqlStorageBackend(abc.ABC):
             "iter": f"SELECT {cols} FROM {table} WHERE {lid} = {p} AND {seq} >= {p} ORDER BY {seq} LIMIT {p}",  # noqa: S608
             "head": f"SELECT {seq}, {self._quote('hash')}, {committed} FROM {table} "  # noqa: S608
             f"WHERE {lid} = {p} ORDER BY {seq} DESC LIMIT 1",
+            # The head and the Merkle tree size, in one statement (the start of every write): one
+            # row whether the ledger is empty or not (the head's columns NULL then), the size NULL
+            # before the first tree write.
+            "state": f"SELECT h.{seq}, h.{hsh}, h.{at}, s.{self._quote('size')} "  # noqa: S608
+            f"FROM (SELECT 1 AS {self._quote('one')}) AS o "
+            f"LEFT JOIN (SELECT {seq}, {hsh}, {committed} AS {at} FROM {table} "
+            f"WHERE {lid} = {p} ORDER BY {seq} DESC LIMIT 1) AS h ON 1 = 1 "
+            f"LEFT JOIN {self._quote(MERKLE_SIZE_TABLE)} AS s ON s.{lid} = {p}",
             "add_ledger": f"INSERT INTO {self._quote(self._ledgers_table)} ({lid}, {self._quote('created_ms')}) "  # noqa: S608
             f"VALUES ({p}, {p}) ON CONFLICT DO NOTHING",
         }
-        for column in ("hash", "record_id", "seq"):
+        for column in ("record_id", "seq"):
             self._sql[f"by_{column}"] = (
                 f"SELECT {cols} FROM {table} WHERE {lid} = {p} AND {self._quote(column)} = {p} LIMIT 1"  # noqa: S608
             )
+        # The hash index keys on the hash's first digits (schema version 3): the prefix finds the
+        # rows, the whole hash picks the one.
+        self._sql["by_hash"] = (
+            f"SELECT {cols} FROM {table} WHERE {lid} = {p} AND {hash_prefix_sql(self._quote)} = {p} "  # noqa: S608
+            f"AND {self._quote('hash')} = {p} LIMIT 1"
+        )
 
     def _ids_sql(self, n: int) -> str:
         """``SELECT record_id ... IN (n placeholders)``; raw because peewee spent ~40 us per value
@@ -374,7 +447,7 @@ class SqlStorageBackend(abc.ABC):
             if not create and found == 0:
                 raise LedgerNotFoundError(ledger_id, (), where=self.url)
             if self._read_only:
-                if found != CURRENT_VERSION:
+                if found not in READABLE_VERSIONS:
                     raise ConfigurationError(
                         f"storage {self.url} has schema version {found} (current: {CURRENT_VERSION}) and is opened "
                         "read-only, so it cannot be created or migrated; open it writable once"
@@ -393,10 +466,8 @@ class SqlStorageBackend(abc.ABC):
                 self._columns = entry_table_columns(self._models)
             self._prepare_statements()
             self._tree.prepare()
-            if not create:
-                held = self._stored_ledger_ids()
-                if ledger_id not in held:
-                    raise LedgerNotFoundError(ledger_id, held, where=self.url)
+            if not create and not self._holds_ledger(ledger_id):
+                raise LedgerNotFoundError(ledger_id, self._stored_ledger_ids(), where=self.url)
             elif not self._read_only:
                 self._created_ledger = self._register_ledger(ledger_id)
             if not self._read_only:
@@ -448,6 +519,20 @@ class SqlStorageBackend(abc.ABC):
         with self._begin_schema():
             cursor = self.database.execute_sql(self._sql["add_ledger"], (ledger_id, int(time.time() * 1000)))
         return bool(cursor.rowcount == 1)
+
+    def _holds_ledger(self, ledger_id: str) -> bool:
+        """Whether the database holds ``ledger_id`` (entries or its row in the ledgers table): an
+        index probe each, where :meth:`_stored_ledger_ids` reads every entry's ledger id."""
+        db = self.database
+        lid, p = self._quote("ledger_id"), db.param
+        tables = [self._entries_table]
+        if db.table_exists(self._ledgers_table):
+            tables.append(self._ledgers_table)
+        for table in tables:
+            sql = f"SELECT 1 FROM {self._quote(table)} WHERE {lid} = {p} LIMIT 1"  # noqa: S608 - checked identifiers
+            if db.execute_sql(sql, (ledger_id,)).fetchone() is not None:
+                return True
+        return False
 
     def _stored_ledger_ids(self) -> tuple[str, ...]:
         db = self.database
@@ -567,13 +652,23 @@ class SqlStorageBackend(abc.ABC):
         if self._read_only:
             raise ReadOnlyLedgerError(f"storage {self.url} is read-only")
         try:
-            with _guarded(self._begin_write(), self._errors, self._wrap):
-                yield SqlWriteTransaction(self)
+            with _guarded(self._begin_write_reading_state(), self._errors, self._wrap) as state:
+                tx = SqlWriteTransaction(self, state)
+                outer = self._writing.__dict__.get("tx")
+                self._writing.tx = tx
+                try:
+                    yield tx
+                    tx.flush()
+                finally:
+                    self._writing.tx = outer
         except BaseException as err:
             if self._database is not None and self._database.transaction_depth() == 0:
                 self._uncommitted_seqs.clear()
             if isinstance(err, self._errors):
-                raise self._wrap(err, "write") from err
+                wrapped = self._wrap(err, "write")
+                if isinstance(wrapped, DuplicateRecordError):
+                    raise wrapped from None  # expected: one clear error
+                raise wrapped from err
             raise
         if self.database.transaction_depth() == 0:
             self._written_seqs.update(self._uncommitted_seqs)
@@ -723,7 +818,10 @@ class SqlStorageBackend(abc.ABC):
 
     def get_by_hash(self, entry_hash: str) -> Entry | None:
         """The entry with this hash, or None."""
-        return self._get_one("hash", entry_hash, "get by hash")
+        rows = self._fetch_raw(
+            self._sql["by_hash"], (self.ledger_id, entry_hash[:HASH_PREFIX_LENGTH], entry_hash), "get by hash"
+        )
+        return rows[0] if rows else None
 
     def get_by_id(self, record_id: str) -> Entry | None:
         """The entry of this record id, or None."""
@@ -826,25 +924,97 @@ class SqlStorageBackend(abc.ABC):
         return found
 
 
-class SqlWriteTransaction:
-    """The write transaction handed out by :meth:`SqlStorageBackend.write`."""
+# One name serves every savepoint of a write transaction: each is released before the next is taken.
+_SAVEPOINT = 'SAVEPOINT "nucleus_call"'
+_ROLLBACK_TO_SAVEPOINT = 'ROLLBACK TO SAVEPOINT "nucleus_call"'
+_RELEASE_SAVEPOINT = 'RELEASE SAVEPOINT "nucleus_call"'
 
-    def __init__(self, backend: SqlStorageBackend) -> None:
+
+class SqlWriteTransaction:
+    """The write transaction handed out by :meth:`SqlStorageBackend.write`.
+
+    Inserted entries are kept back and written with the transaction's last writes (the Merkle
+    tree's, or just before the commit), so that an engine can send them in one round trip with
+    the COMMIT (PostgreSQL: two round trips per append in all, see :meth:`write_merkle`).
+    :meth:`flush` writes them at once, and so does the first statement run meanwhile through the
+    backend's :attr:`~SqlStorageBackend.database` (a plugin's, a nested transaction's), so that
+    whatever runs in the transaction sees them.
+    """
+
+    def __init__(self, backend: SqlStorageBackend, state: WriteState | None = None) -> None:
         self._backend = backend
         self._head: ChainHead | None = None
         self._head_read = False
+        self._tree_size = 0
+        self._pending: list[tuple[Any, ...]] = []
+        self._pending_seqs: list[int] = []
+        if state is not None:
+            self._head, self._tree_size = state
+            self._head_read = True
+        self._aborted = False
+
+    # savepoints (SavepointTransaction) ----------------------------------------------------------
+    @property
+    def aborted(self) -> bool:
+        """True once a savepoint could not be undone or released: the transaction must roll back."""
+        return self._aborted
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested block (``SAVEPOINT``), undone on its own when it raises (``ROLLBACK TO``, then
+        ``RELEASE``, so savepoints never pile up), with the head this transaction reads and the seqs
+        it wrote. Undoing that fails (the database already rolled the whole transaction back, a
+        dead connection) marks the transaction :attr:`aborted`; the block's exception propagates."""
+        backend = self._backend
+        db = backend.database  # writes the entries kept back so far (earlier calls'), outside it
+        head, head_read, tree_size = self._head, self._head_read, self._tree_size
+        seqs = len(backend._uncommitted_seqs)
+        try:
+            db.execute_sql(_SAVEPOINT)
+        except backend._errors as err:
+            self._aborted = True
+            raise backend._wrap(err, "savepoint") from err
+        try:
+            yield
+            # The block's entries are written inside it: a record id stored already is its error.
+            self.flush()
+        except BaseException:
+            self._head, self._head_read, self._tree_size = head, head_read, tree_size
+            self._pending, self._pending_seqs = [], []
+            del backend._uncommitted_seqs[seqs:]
+            try:
+                db.execute_sql(_ROLLBACK_TO_SAVEPOINT)
+                db.execute_sql(_RELEASE_SAVEPOINT)
+            except backend._errors:
+                log.debug("rolling back to a savepoint failed: the transaction is lost", exc_info=True)
+                self._aborted = True
+            raise
+        try:
+            db.execute_sql(_RELEASE_SAVEPOINT)
+        except backend._errors as err:
+            self._aborted = True
+            raise backend._wrap(err, "savepoint") from err
 
     @property
     def database(self) -> peewee.Database:
-        """The database of the transaction (writes on it from this thread are part of it)."""
+        """The database of the transaction (writes on it from this thread are part of it; the
+        entries inserted so far are written first)."""
         return self._backend.database
 
+    def _read_state(self) -> None:
+        backend = self._backend
+        try:
+            self._head, self._tree_size = backend._write_state()
+        except backend._errors as err:
+            raise backend._wrap(err, "reading the head") from err
+        self._head_read = True
+
     def head(self) -> ChainHead | None:
-        """The head, read inside this transaction (once; :meth:`insert` advances it). The write
-        lock is held, so no other writer can move it meanwhile; the primary key guards the rest."""
+        """The head, read inside this transaction (once, with the tree size; :meth:`insert`
+        advances it). The write lock is held, so no other writer can move it meanwhile; the
+        primary key guards the rest."""
         if not self._head_read:
-            self._head = self._backend.head()
-            self._head_read = True
+            self._read_state()
         return self._head
 
     def existing_ids(self, record_ids: Sequence[str]) -> set[str]:
@@ -856,7 +1026,9 @@ class SqlWriteTransaction:
             raise backend._wrap(err, "checking record ids") from err
 
     def insert(self, entries: Sequence[Entry]) -> None:
-        """Insert contiguous entries after the head, all or none."""
+        """Insert contiguous entries after the head, all or none (written with the transaction's
+        last writes, or by :meth:`flush`: a record id stored already raises
+        :class:`~nucleus_core.errors.DuplicateRecordError` there, or at the commit)."""
         if not entries:
             return
         backend = self._backend
@@ -869,28 +1041,59 @@ class SqlWriteTransaction:
                 raise StorageError(f"entry seq {entry.seq} does not follow the head (expected {expected})")
             expected += 1
         ledger_id = backend.ledger_id
-        rows = [entry_to_row(ledger_id, entry) for entry in entries]
-        try:
-            backend._insert_rows(rows)
-            backend._uncommitted_seqs.extend(entry.seq for entry in entries)
-        except backend._errors as err:
-            if _dbapi_kind(err) == "IntegrityError":
-                known = self.existing_ids([entry.record_id for entry in entries])
-                if known:
-                    raise DuplicateRecordError(sorted(known)[0]) from None  # expected: one clear error
-            raise backend._wrap(err, "insert") from err
+        self._pending.extend(entry_to_row(ledger_id, entry) for entry in entries)
+        self._pending_seqs.extend(entry.seq for entry in entries)
         last = entries[-1]
         self._head, self._head_read = ChainHead(seq=last.seq, hash=last.hash, committed_at=last.committed_at), True
 
+    def _take_pending(self) -> list[tuple[Any, ...]]:
+        rows = self._pending
+        if rows:
+            self._backend._uncommitted_seqs.extend(self._pending_seqs)
+            self._pending, self._pending_seqs = [], []
+        return rows
+
+    def _written(self, rows: list[tuple[Any, ...]], write: Callable[[], None], action: str) -> None:
+        """Run ``write``, which inserts the entry ``rows`` (and maybe more); a record id stored
+        already is a :class:`~nucleus_core.errors.DuplicateRecordError`."""
+        backend = self._backend
+        try:
+            write()
+        except DuplicateRecordError as err:
+            # An engine that pipelines the writes may report the insert's failure at a later
+            # statement of ``write`` (wrapped there): still one clear error.
+            raise err from None
+        except backend._errors as err:
+            if rows and _dbapi_kind(err) == "IntegrityError":
+                known = backend._find_record_ids(list(dict.fromkeys(row[_RECORD_ID] for row in rows)))
+                if known:
+                    raise DuplicateRecordError(sorted(known)[0]) from None  # expected: one clear error
+            raise backend._wrap(err, action) from err
+
+    def flush(self) -> None:
+        """Write the entries inserted so far now (all or none)."""
+        if not self._pending:
+            return
+        rows = self._take_pending()
+        self._written(rows, lambda: self._backend._insert_rows(rows), "insert")
+
     # the Merkle tree (MerkleTreeTransaction) ----------------------------------------------------
     def merkle_size(self) -> int:
-        """The tree size inside this transaction."""
-        return self._backend._tree.size()
+        """The tree size inside this transaction (read with the head; :meth:`write_merkle` sets it)."""
+        if not self._head_read:
+            self._read_state()
+        return self._tree_size
 
     def merkle_store(self) -> DerivedLevelsStore:
-        """The tree's nodes inside this transaction."""
+        """The tree's nodes inside this transaction (reading them writes the entries kept back by
+        :meth:`insert` first, as every statement does)."""
         return self._backend._tree.store()
 
     def write_merkle(self, size: int, nodes: Sequence[tuple[NodeKey, bytes]]) -> None:
-        """Store the nodes of levels >= ``MIN_LEVEL`` and the new size, in this transaction."""
-        self._backend._tree.write(size, nodes)
+        """Store the nodes of levels >= ``MIN_LEVEL`` and the new size, in this transaction, with
+        the entries kept back (the transaction's last writes: see the class docstring)."""
+        if not self._head_read:
+            self._read_state()
+        rows = self._take_pending()
+        self._written(rows, lambda: self._backend._write_tail(rows, size, nodes), "writing the Merkle tree")
+        self._tree_size = size

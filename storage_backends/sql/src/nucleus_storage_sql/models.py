@@ -28,8 +28,9 @@ The last four (:data:`APPENDER_COLUMNS`) are added in place to a table that lack
 writable open (:func:`nucleus_storage_sql.schema.ensure_appender_columns`); a read-only open of such
 a table reads them as ``1, NULL, NULL, NULL``.
 
-Primary key (ledger_id, seq); unique (ledger_id, hash); unique (ledger_id, record_id);
-index (ledger_id, stream, seq); index (ledger_id, timestamp) (schema version 2).
+Primary key (ledger_id, seq); unique (ledger_id, record_id); index (ledger_id, stream, seq);
+index (ledger_id, timestamp) (schema version 2); index (ledger_id, substr(hash, 1, 16)) (schema
+version 3, replacing the version-1 unique index on (ledger_id, hash)).
 """
 
 from __future__ import annotations

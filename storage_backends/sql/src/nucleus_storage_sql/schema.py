@@ -11,6 +11,12 @@ Versions:
 1. the entries table with its primary key (ledger_id, seq) and indexes by hash, by record id
    and by (stream, seq); the schema-version table.
 2. an index on (ledger_id, timestamp), for time-range queries.
+3. the unique index on (ledger_id, hash) replaced by an index on (ledger_id, the first 16 hex
+   digits of hash) (:data:`HASH_PREFIX_LENGTH`): a look-up by hash reads the few rows of that
+   prefix and compares the whole hash, and each insert writes a 16-character key, not a
+   64-character one (``append_batch`` of 1000 records 10-15% faster on SQLite, see BENCHMARKS.md).
+   Hashes were never unique by the index's doing: they cover the seq, and verification recomputes
+   every one.
 
 Beside the versions, :func:`ensure_appender_columns` adds the columns of entry format version 2
 (:data:`~nucleus_storage_sql.models.APPENDER_COLUMNS`) to an entries table without them, on every
@@ -54,15 +60,50 @@ def _add_timestamp_index(models: EntryModels, migrator: SchemaMigrator) -> None:
     migrate(migrator.add_index(table, ("ledger_id", "timestamp"), False, name=f"{table}_ledger_timestamp"))
 
 
+HASH_PREFIX_LENGTH = 16
+"""Hex digits of an entry hash the hash index keys on (schema version 3): 64 bits."""
+
+
+def hash_prefix_sql(quote: Callable[[str], str]) -> str:
+    """The indexed expression of schema version 3, as the look-up by hash must write it for the
+    planner to use the index (SQLite matches the expression as written; PostgreSQL as parsed)."""
+    return f"substr({quote('hash')}, 1, {HASH_PREFIX_LENGTH})"
+
+
+def _hash_prefix_index(models: EntryModels, _migrator: SchemaMigrator) -> None:
+    database = models.entries._meta.database
+    table = models.entries._meta.table_name
+
+    def quote(name: str) -> str:
+        return f"{database.quote[0]}{name}{database.quote[1]}"
+
+    # Identifiers: the checked table name (SqlStorageBackend) and fixed names.
+    database.execute_sql(
+        f"CREATE INDEX {quote(table + '_ledger_hash_prefix')} ON {quote(table)} "
+        f"({quote('ledger_id')}, {hash_prefix_sql(quote)})"
+    )
+    database.execute_sql(f"DROP INDEX {quote(table + '_ledger_hash')}")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=1, description="entries table, lookups by hash, record id and stream", apply=_create_v1),
     Migration(
         version=2, description="index on (ledger_id, timestamp) for time-range queries", apply=_add_timestamp_index
     ),
+    Migration(
+        version=3,
+        description="the hash index keyed on the hash's first 16 hex digits instead of unique on all 64",
+        apply=_hash_prefix_index,
+    ),
 )
 
 CURRENT_VERSION = MIGRATIONS[-1].version
 """The schema version this code writes."""
+
+READABLE_VERSIONS = frozenset({2, CURRENT_VERSION})
+"""The schema versions a read-only open reads as they are (it cannot migrate): versions 2 and 3
+differ only in the hash index, and the look-up by hash (:func:`hash_prefix_sql` and the whole hash)
+is answered through either index."""
 
 
 def read_version(models: EntryModels) -> int:

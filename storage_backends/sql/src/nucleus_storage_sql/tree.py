@@ -95,6 +95,12 @@ class SqlMerkleTree:
         db = backend.database
         self.present = db.table_exists(MERKLE_TABLE) and db.table_exists(MERKLE_SIZE_TABLE)
 
+    @property
+    def set_size_sql(self) -> str:
+        """The statement that stores the tree size (parameters: ledger id, size), for a backend
+        that sends it together with other writes."""
+        return self._sql["set_size"]
+
     def ensure_tables(self) -> None:
         """Create the tables if missing (in the schema transaction; writable opens only)."""
         if self.present:

@@ -315,8 +315,8 @@ class SqliteStorage(SqlStorageBackend):
         if not create and self.path.is_file():
             # Look before opening for real: connecting writable sets WAL mode, which would change a
             # file that does not hold the ledger (an empty file would become a database).
-            held = _ledger_ids_read_only(self.path, self._entries_table, self._ledgers_table)
-            if held is not None and ledger_id not in held:
+            held = _ledger_ids_if_missing(self.path, self._entries_table, self._ledgers_table, ledger_id)
+            if held is not None:
                 raise LedgerNotFoundError(ledger_id, held, where=f"sqlite:///{self.path}")
         super().open(ledger_id, read_only=read_only, create=create)
 
@@ -427,21 +427,27 @@ class SqliteStorage(SqlStorageBackend):
         return super()._classify_error(err, action)
 
 
-def _ledger_ids_read_only(path: Path, entries_table: str, ledgers_table: str) -> tuple[str, ...] | None:
-    """The ledger ids the SQLite file at ``path`` holds, read through a read-only connection (None
-    when it cannot be read that way: the real open then decides)."""
+def _ledger_ids_if_missing(
+    path: Path, entries_table: str, ledgers_table: str, ledger_id: str
+) -> tuple[str, ...] | None:
+    """The ledger ids the SQLite file at ``path`` holds when ``ledger_id`` is not among them, read
+    through a read-only connection; None when it is (or the file cannot be read that way: the real
+    open then decides). Looking for the one id is an index probe; listing them all (for the error)
+    reads every entry's ledger id, which on a large ledger costs more than the rest of the open."""
     try:
         con = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
     except sqlite3.Error:
         return None
     try:
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        # Table names are checked identifiers (SqlStorageBackend); ids are bound values or read back.
+        sources = [table for table in (entries_table, ledgers_table) if table in tables]
+        for table in sources:
+            if con.execute(f'SELECT 1 FROM "{table}" WHERE "ledger_id" = ? LIMIT 1', (ledger_id,)).fetchone():  # noqa: S608
+                return None
         ids: set[str] = set()
-        # Table names are checked identifiers (SqlStorageBackend); ids are values read back.
-        if entries_table in tables:
-            ids |= {r[0] for r in con.execute(f'SELECT DISTINCT "ledger_id" FROM "{entries_table}"')}  # noqa: S608
-        if ledgers_table in tables:
-            ids |= {r[0] for r in con.execute(f'SELECT "ledger_id" FROM "{ledgers_table}"')}  # noqa: S608
+        for table in sources:
+            ids |= {r[0] for r in con.execute(f'SELECT DISTINCT "ledger_id" FROM "{table}"')}  # noqa: S608
         return tuple(sorted(ids))
     except sqlite3.Error:
         return None

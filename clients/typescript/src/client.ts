@@ -675,7 +675,6 @@ export class NucleusClient {
    * page whose seqs do not rise past the previous page's (AnswerMismatchError).
    */
   query(filters: QueryFilters = {}): AsyncIterable<QueryPage> {
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
     const client = this;
     return {
       async *[Symbol.asyncIterator](): AsyncGenerator<QueryPage> {

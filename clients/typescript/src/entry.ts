@@ -38,7 +38,6 @@ export interface Entry {
 const STREAM = /^_?[a-z][a-z0-9_.-]{0,63}$/;
 const OID = /^oid:[a-z0-9][a-z0-9_-]{0,63}:[a-z0-9][a-z0-9_-]{0,63}:[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;
 const AUTH_SOURCE = /^[a-z][a-z0-9_.-]{0,63}$/;
-// eslint-disable-next-line no-control-regex
 const ID_CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 const SPACE = "[\\t\\n\\v\\f\\r \\u001c-\\u001f\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
 const EDGE_SPACE = new RegExp(`^${SPACE}|${SPACE}$`, "u");

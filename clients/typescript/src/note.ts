@@ -41,7 +41,6 @@ export interface Checkpoint {
 }
 
 const EM_DASH_PREFIX = "\u2014 ";
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u0009\u000b-\u001f]/;
 const DECIMAL = /^(0|[1-9][0-9]*)$/;
 const KEY_ID_HEX = /^[0-9a-f]{8}$/;

@@ -9,9 +9,20 @@ Two servers run as subprocesses under uvicorn on loopback:
 
 The load comes from a third process (``--concurrency`` threads, one keep-alive connection each),
 bounded by ``--requests`` and ``--seconds``. Printed per scenario: requests/s, p50 and p99 latency,
-and the ratio to the bare endpoint measured in the same run.
+and the ratio to the bare endpoint measured in the same run. ``nucleus serve`` runs once per value
+of ``--workers`` (``1,2``: one process, then two).
+
+Two more scenarios compare HTTP with the same work done in process (a SQLite ledger of its own,
+rounds interleaved with the HTTP ones):
+
+* batch ingest: ``POST /entries/batch`` of ``--batch`` records against ``append_batch`` of the
+  same dicts (``Record.from_dict`` each) in this process;
+* concurrent single appends: ``--single-clients`` clients each posting one record per request
+  (``POST /entries``) against as many threads calling ``append`` in this process; entries/s and
+  p99 latency of both (what group commit, when there, shares between concurrent writers).
 
     python bench/bench_server.py [--requests 1000] [--seconds 10] [--concurrency 8] [--batch 100] [--rounds 3]
+        [--workers 1,2] [--single-clients 32]
 """
 
 from __future__ import annotations
@@ -75,6 +86,27 @@ def run_bare(port: int, bodies_file: str) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
 
 
+def run_threads(worker: Any, count: int, latencies: list[float], errors: list[int]) -> dict[str, Any]:
+    """Run ``count`` threads of ``worker`` (which fill ``latencies`` and ``errors``); the figures."""
+    import threading
+
+    threads = [threading.Thread(target=worker) for _ in range(count)]
+    began = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - began
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "errors": errors[0],
+        "rps": len(latencies) / elapsed,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+    }
+
+
 # --- the load generator (run with --load) -------------------------------------------------------
 def run_load(url: str, token: str, kind: str, requests: int, seconds: float, concurrency: int, batch: int) -> None:
     """``concurrency`` threads, each with one keep-alive connection (http.client: the lightest
@@ -104,6 +136,9 @@ def run_load(url: str, token: str, kind: str, requests: int, seconds: float, con
                 break
             if kind == "get":
                 method, path, body = "GET", f"/records/seed-{n % 1000}", None
+            elif kind == "single":
+                record = {"id": f"s-{run_id}-{n}", "stream": "bench", "timestamp": 1, "payload": {"i": n}}
+                method, path, body = "POST", "/entries", json.dumps(record).encode()
             else:
                 records = [
                     {"id": f"b-{run_id}-{n}-{i}", "stream": "bench", "timestamp": 1, "payload": {"i": i}}
@@ -122,22 +157,7 @@ def run_load(url: str, token: str, kind: str, requests: int, seconds: float, con
             latencies.extend(mine)
             errors[0] += failed
 
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    began = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - began
-    latencies.sort()
-    result = {
-        "requests": len(latencies),
-        "errors": errors[0],
-        "rps": len(latencies) / elapsed,
-        "p50_ms": latencies[len(latencies) // 2] * 1000,
-        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
-    }
-    print(json.dumps(result))
+    print(json.dumps(run_threads(worker, concurrency, latencies, errors)))
 
 
 # --- the driver -----------------------------------------------------------------------------------
@@ -155,7 +175,7 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
     raise SystemExit("server did not start")
 
 
-def load(url: str, token: str, kind: str, args: argparse.Namespace) -> dict[str, Any]:
+def load(url: str, token: str, kind: str, args: argparse.Namespace, concurrency: int | None = None) -> dict[str, Any]:
     out = subprocess.run(
         [
             sys.executable,
@@ -171,7 +191,7 @@ def load(url: str, token: str, kind: str, args: argparse.Namespace) -> dict[str,
             "--seconds",
             str(args.seconds),
             "--concurrency",
-            str(args.concurrency),
+            str(concurrency or args.concurrency),
             "--batch",
             str(args.batch),
         ],
@@ -182,6 +202,63 @@ def load(url: str, token: str, kind: str, args: argparse.Namespace) -> dict[str,
     )
     result: dict[str, Any] = json.loads(out.stdout)
     return result
+
+
+def in_process(ledger: Any, kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The HTTP scenario's work in this process: batches of ``--batch`` dicts through
+    ``Record.from_dict`` + ``append_batch`` (one thread), or ``--single-clients`` threads each
+    appending one record per call; bounded like a load run."""
+    import itertools
+    import threading
+
+    from nucleus_core import Record, RequestContext
+
+    who = RequestContext(oid="oid:bench:user:loader", source="api_key")
+    run_id = secrets.token_hex(4)
+    counter = itertools.count()
+    lock = threading.Lock()
+    latencies: list[float] = []
+    deadline = time.perf_counter() + args.seconds
+    per_call = args.batch if kind == "batch" else 1
+
+    def worker() -> None:
+        mine = []
+        while True:
+            with lock:
+                n = next(counter)
+            if n >= args.requests or time.perf_counter() > deadline:
+                break
+            dicts = [
+                {"id": f"p-{run_id}-{n}-{i}", "stream": "bench", "timestamp": 1, "payload": {"i": i}}
+                for i in range(per_call)
+            ]
+            start = time.perf_counter()
+            if kind == "batch":
+                ledger.append_batch([Record.from_dict(d) for d in dicts], who)
+            else:
+                ledger.append(Record.from_dict(dicts[0]), who)
+            mine.append(time.perf_counter() - start)
+        with lock:
+            latencies.extend(mine)
+
+    return run_threads(worker, 1 if kind == "batch" else args.single_clients, latencies, [0])
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
+
+
+def report(label: str, real: dict[str, Any], base: dict[str, Any], base_name: str, unit: int = 1) -> None:
+    pad = " " * 40
+    print(
+        f"{label:40} nucleus {real['rps'] * unit:8.0f} /s  p50 {real['p50_ms']:6.1f} ms"
+        f"  p99 {real['p99_ms']:6.1f} ms  ({real['requests']} requests)"
+    )
+    print(
+        f"{pad} {base_name:7} {base['rps'] * unit:8.0f} /s  p50 {base['p50_ms']:6.1f} ms"
+        f"  p99 {base['p99_ms']:6.1f} ms  ({base['requests']} requests)"
+    )
+    print(f"{pad} ratio   {real['rps'] / base['rps']:.2f}x throughput, {real['p99_ms'] / base['p99_ms']:.1f}x p99")
 
 
 def drive(args: argparse.Namespace) -> None:
@@ -210,74 +287,84 @@ def drive(args: argparse.Namespace) -> None:
         '[plugins."auth.api_key"]\npepper_env = "NUCLEUS_API_KEY_PEPPER"\n'
         f"[server]\nmax_batch_records = {max(args.batch, 1)}\n"
     )
-    nucleus_port, bare_port = free_port(), free_port()
-    nucleus_url, bare_url = f"http://127.0.0.1:{nucleus_port}", f"http://127.0.0.1:{bare_port}"
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "nucleus_core",
-            "serve",
-            "--config",
-            str(config),
-            "--port",
-            str(nucleus_port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        cwd=workdir,
-        stderr=subprocess.DEVNULL,
-    )
+    bare_port = free_port()
+    bare_url = f"http://127.0.0.1:{bare_port}"
     bare: subprocess.Popen[bytes] | None = None
+    # The in-process baseline writes a ledger of its own (same backend, same durability).
+    local = create_ledger(id="local", storage=f"sqlite:///{workdir / 'local.db'}")
     try:
-        wait_ready(nucleus_url, server)
-        auth = {"authorization": f"Bearer {token}"}
-        get_body = httpx.get(f"{nucleus_url}/records/seed-1", headers=auth).text
-        probe = [
-            {"id": f"probe-{i}", "stream": "bench", "timestamp": 1, "payload": {"i": i}} for i in range(args.batch)
-        ]
-        batch_body = httpx.post(f"{nucleus_url}/entries/batch", json={"records": probe}, headers=auth).text
-        bodies = workdir / "bodies.json"
-        bodies.write_text(json.dumps({"get": get_body, "batch": batch_body}))
-        bare = subprocess.Popen([sys.executable, __file__, "--bare", str(bare_port), "--bodies", str(bodies)])
-        wait_ready(bare_url, bare)
-        print(
-            f"nucleus-server vs bare pure-ASGI endpoint (uvicorn, loopback, load from a separate process; "
-            f"concurrency {args.concurrency}, {args.rounds} interleaved runs of at most {args.requests} requests / "
-            f"{args.seconds:g} s; median run shown)"
-        )
-        for kind, label in (
-            ("get", "GET /records/{id} (API key auth)"),
-            ("batch", f"POST /entries/batch ({args.batch} records)"),
-        ):
-            # Interleaved rounds (bare, nucleus, bare, ...) so load from other processes on the machine
-            # hits both alike; the median round of each is reported.
-            runs: dict[str, list[dict[str, Any]]] = {"bare": [], "nucleus": []}
-            for _ in range(args.rounds):
-                runs["bare"].append(load(bare_url, token, kind, args))
-                runs["nucleus"].append(load(nucleus_url, token, kind, args))
-            base, real = (sorted(runs[k], key=lambda r: r["rps"])[len(runs[k]) // 2] for k in ("bare", "nucleus"))
-            if any(r["errors"] for rs in runs.values() for r in rs):
-                raise SystemExit(f"{label}: some requests failed")
-            pad = " " * 40
-            print(
-                f"{label:40} nucleus {real['rps']:8.0f} req/s  p50 {real['p50_ms']:6.1f} ms"
-                f"  p99 {real['p99_ms']:6.1f} ms  ({real['requests']} requests)"
-            )
-            print(
-                f"{pad} bare    {base['rps']:8.0f} req/s  p50 {base['p50_ms']:6.1f} ms"
-                f"  p99 {base['p99_ms']:6.1f} ms  ({base['requests']} requests)"
-            )
-            ratio_rps, ratio_p99 = real["rps"] / base["rps"], real["p99_ms"] / base["p99_ms"]
-            print(f"{pad} ratio   {ratio_rps:.2f}x throughput, {ratio_p99:.1f}x p99")
-            if kind == "batch":
-                print(f"{'':40} = {real['rps'] * args.batch:,.0f} records/s appended over HTTP")
+        for workers in args.workers:
+            nucleus_port = free_port()
+            nucleus_url = f"http://127.0.0.1:{nucleus_port}"
+            command = [sys.executable, "-m", "nucleus_core", "serve", "--config", str(config)]
+            command += ["--port", str(nucleus_port), "--log-level", "warning", "--workers", str(workers)]
+            server = subprocess.Popen(command, env=env, cwd=workdir, stderr=subprocess.DEVNULL)
+            try:
+                wait_ready(nucleus_url, server)
+                if bare is None:
+                    auth = {"authorization": f"Bearer {token}"}
+                    get_body = httpx.get(f"{nucleus_url}/records/seed-1", headers=auth).text
+                    probe = [
+                        {"id": f"probe-{i}", "stream": "bench", "timestamp": 1, "payload": {"i": i}}
+                        for i in range(args.batch)
+                    ]
+                    batch_body = httpx.post(f"{nucleus_url}/entries/batch", json={"records": probe}, headers=auth).text
+                    bodies = workdir / "bodies.json"
+                    bodies.write_text(json.dumps({"get": get_body, "batch": batch_body}))
+                    bare_cmd = [sys.executable, __file__, "--bare", str(bare_port), "--bodies", str(bodies)]
+                    bare = subprocess.Popen(bare_cmd)
+                    wait_ready(bare_url, bare)
+                run_scenarios(args, workers, token, nucleus_url, bare_url, local)
+            finally:
+                server.terminate()
+                server.wait(60)
     finally:
-        for proc in (server, bare):
-            if proc is not None:
-                proc.terminate()
-                proc.wait(60)
+        local.close()
+        if bare is not None:
+            bare.terminate()
+            bare.wait(60)
+
+
+def run_scenarios(
+    args: argparse.Namespace, workers: int, token: str, nucleus_url: str, bare_url: str, local: Any
+) -> None:
+    print(
+        f"\nnucleus serve --workers {workers} vs bare pure-ASGI endpoint (uvicorn, loopback, load from a separate "
+        f"process; concurrency {args.concurrency}, {args.rounds} interleaved runs of at most {args.requests} "
+        f"requests / {args.seconds:g} s; median run shown)"
+    )
+    for kind, label in (
+        ("get", "GET /records/{id} (API key auth)"),
+        ("batch", f"POST /entries/batch ({args.batch} records)"),
+    ):
+        # Interleaved rounds (bare, nucleus, [in process], ...) so load from other processes on the
+        # machine hits all alike; the median round of each is reported.
+        runs: dict[str, list[dict[str, Any]]] = {"bare": [], "nucleus": [], "local": []}
+        for _ in range(args.rounds):
+            runs["bare"].append(load(bare_url, token, kind, args))
+            runs["nucleus"].append(load(nucleus_url, token, kind, args))
+            if kind == "batch":
+                runs["local"].append(in_process(local, kind, args))
+        if any(r["errors"] for rs in runs.values() for r in rs):
+            raise SystemExit(f"{label}: some requests failed")
+        real = median_run(runs["nucleus"])
+        report(label, real, median_run(runs["bare"]), "bare")
+        if kind == "batch":
+            print(f"{'':40} = {real['rps'] * args.batch:,.0f} records/s appended over HTTP")
+            report(f"batch ingest, records ({args.batch}/call)", real, median_run(runs["local"]), "in-proc", args.batch)
+    if args.single_clients:
+        runs = {"nucleus": [], "local": []}
+        for _ in range(args.rounds):
+            runs["nucleus"].append(load(nucleus_url, token, "single", args, concurrency=args.single_clients))
+            runs["local"].append(in_process(local, "single", args))
+        if any(r["errors"] for r in runs["nucleus"]):
+            raise SystemExit("POST /entries: some requests failed")
+        report(
+            f"{args.single_clients} clients, single appends",
+            median_run(runs["nucleus"]),
+            median_run(runs["local"]),
+            "threads",
+        )
 
 
 def main() -> None:
@@ -287,6 +374,15 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved runs per target; the median is shown")
     parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument(
+        "--workers",
+        type=lambda v: [int(n) for n in v.split(",")],
+        default=[1, 2],
+        help="comma-separated worker counts of nucleus serve, one pass each (default 1,2)",
+    )
+    parser.add_argument(
+        "--single-clients", type=int, default=32, help="clients (and in-process threads) of single appends; 0: skip"
+    )
     parser.add_argument("--bare", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--bodies", help=argparse.SUPPRESS)
     parser.add_argument("--load", help=argparse.SUPPRESS)

@@ -33,6 +33,7 @@ import concurrent.futures
 import contextvars
 import json
 import logging
+import re
 import threading
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
@@ -57,6 +58,9 @@ DEFAULT_MAX_HEADER_BYTES = 8192
 
 DEFAULT_LANE_THREADS = 8
 """Threads per authentication lane (see :class:`AuthMiddleware`)."""
+
+_VISIBLE_ASCII = re.compile(rb"[\x21-\x7e]*")
+"""A token's bytes: visible ASCII only (one C-level match instead of a Python loop over the bytes)."""
 
 CONTEXT_SCOPE_KEY = "nucleus.context"
 CONTEXT_STATE_KEY = "nucleus_context"
@@ -180,13 +184,13 @@ class AuthPolicy:
     def lane(self, token: bytes) -> tuple[str, ...]:
         """The parsers that may see ``token`` (:meth:`TokenRegistry.lane`); empty when the token is
         refused without any parser work."""
-        if any(b < 0x21 or b > 0x7E for b in token):
+        if _VISIBLE_ASCII.fullmatch(token) is None:
             return ()
         return self.registry.lane(token.decode("ascii"))
 
     def authenticate(self, token: bytes) -> RequestContext | Denial:
         """Run the registry on the token bytes; map failures to denials (never echoing the token)."""
-        if any(b < 0x21 or b > 0x7E for b in token):
+        if _VISIBLE_ASCII.fullmatch(token) is None:
             return self.invalid_token()
         try:
             return self.registry.authenticate(token.decode("ascii"))

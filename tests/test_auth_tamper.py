@@ -178,6 +178,20 @@ def test_every_edited_field_fails_to_authenticate(db: Db, field: str, caplog: py
         assert token not in caplog.text
 
 
+@pytest.mark.parametrize("field", sorted(EDITS))
+def test_an_edit_after_a_successful_check_is_refused_by_the_same_parser(db: Db, field: str) -> None:
+    """The parser remembers the row a key was verified against; an edited row is another row."""
+    ledger = db.open()
+    tokens = setup_tokens(ledger)
+    assert ledger.auth.authenticate(tokens["key"]).oid == ALICE  # the second time: remembered
+    statements, broken = EDITS[field]
+    for statement in statements:
+        db.sql(statement)
+    for name in set(broken) & {"key", "revoked"}:
+        assert refused(ledger, tokens[name]) == "API key is not valid"
+    ledger.close()
+
+
 def test_rows_moved_from_another_ledger_fail_to_authenticate(db: Db) -> None:
     other = db.open("other")
     tokens = setup_tokens(other)

@@ -15,6 +15,7 @@ own section (every key optional; unknown keys are refused)::
     # max_body_bytes = 8388608
     # max_batch_records = 1000
     # threads = 8
+    # workers = 2          # processes serving the ledger; default: the number of cores (1 for memory storage)
     # shutdown_timeout = 30
     # log_level = "info"
 """
@@ -33,6 +34,8 @@ from .settings import DEFAULT_MAX_BATCH_RECORDS, DEFAULT_MAX_BODY_BYTES, DEFAULT
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
+MAX_WORKERS = 256
+"""Most processes ``nucleus serve --workers`` runs."""
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
@@ -47,6 +50,7 @@ class ServerSection:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_batch_records: int = DEFAULT_MAX_BATCH_RECORDS
     threads: int = 8
+    workers: int | None = None
     max_header_bytes: int = 8192
     shutdown_timeout: int = 30
     log_level: str = "info"
@@ -80,6 +84,9 @@ class ServeConfig:
             raise ConfigurationError("server.shutdown_timeout must be from 1 to 3600 seconds")
         if self.server.log_level not in LOG_LEVELS:
             raise ConfigurationError(f"server.log_level must be one of {', '.join(LOG_LEVELS)}")
+        workers = self.server.workers
+        if workers is not None and (type(workers) is not int or not 1 <= workers <= MAX_WORKERS):
+            raise ConfigurationError(f"server.workers must be an integer from 1 to {MAX_WORKERS}, got {workers!r}")
         if not self.server.host:
             raise ConfigurationError("server.host must not be empty")
         self.server.settings()

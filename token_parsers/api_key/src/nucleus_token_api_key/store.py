@@ -128,24 +128,42 @@ class SqlKeyStore(SqlPluginStore):
     label = "API keys"
     make_model = staticmethod(_model)
 
+    _COLUMNS = (
+        "key_id", "principal", "role", "scopes", "name", "created_at", "expires_at", "revoked_at",
+        "secret_hash", "pepper_id", "mac",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The lookup of every authenticated request, built once: peewee builds a query's SQL anew at
+        # each execution (~0.6 ms of the 0.8 ms an API key check took on SQLite); the statement
+        # text is the same every time, only the key id changes.
+        m = self._model
+        select = m.select(*(getattr(m, c) for c in self._COLUMNS)).where(self._mine("")).limit(1)
+        self._get_sql, _params = select.sql()
+
     def _mine(self, key_id: str) -> Any:
         m = self._model
         return (m.ledger_id == self._ledger_id) & (m.key_id == key_id)
 
-    def _row_to_key(self, row: Any) -> ApiKey:
+    def _tuple_to_key(self, row: tuple[Any, ...]) -> ApiKey:
+        key_id, principal, role, scopes, name, created_at, expires_at, revoked_at, secret_hash, pepper_id, mac = row
         return ApiKey(
-            key_id=row.key_id,
-            principal=row.principal,
-            role=row.role,
-            scopes=tuple(json.loads(row.scopes)),
-            name=row.name,
-            created_at=row.created_at,
-            expires_at=row.expires_at,
-            revoked_at=row.revoked_at,
-            secret_hash=row.secret_hash,
-            pepper_id=row.pepper_id,
-            mac=row.mac,
+            key_id=key_id,
+            principal=principal,
+            role=role,
+            scopes=tuple(json.loads(scopes)),
+            name=name,
+            created_at=created_at,
+            expires_at=expires_at,
+            revoked_at=revoked_at,
+            secret_hash=secret_hash,
+            pepper_id=pepper_id,
+            mac=mac,
         )
+
+    def _row_to_key(self, row: Any) -> ApiKey:
+        return self._tuple_to_key(tuple(getattr(row, c) for c in self._COLUMNS))
 
     def add(self, key: ApiKey) -> None:
         data = _fields(key)
@@ -157,8 +175,9 @@ class SqlKeyStore(SqlPluginStore):
         )
 
     def get(self, key_id: str) -> ApiKey | None:
-        row = self._run("reading an API key", lambda: self._model.get_or_none(self._mine(key_id)), read=True)
-        return None if row is None else self._row_to_key(row)
+        sql, params = self._get_sql, (self._ledger_id, key_id, 1)
+        row = self._run("reading an API key", lambda: self._db.execute_sql(sql, params).fetchone(), read=True)
+        return None if row is None else self._tuple_to_key(row)
 
     def list(self) -> list[ApiKey]:
         m = self._model

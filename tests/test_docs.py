@@ -165,7 +165,12 @@ def doc_venv(where: Path) -> Path:
     parents = "; ".join(f"site.addsitedir({p!r})" for p in site.getsitepackages())
     (site_packages / "_doc_test_parent.pth").write_text(f"import site; {parents}\n", encoding="utf-8")
     nucleus = bindir / "nucleus"
-    nucleus.write_text(f"#!{bindir / 'python'}\nfrom nucleus_core.cli import main\n\nmain()\n", encoding="utf-8")
+    # As pip writes a console script: the guard keeps `nucleus serve --workers`'s spawned worker
+    # processes, which import the main script again, from running the command anew.
+    nucleus.write_text(
+        f"#!{bindir / 'python'}\nfrom nucleus_core.cli import main\n\nif __name__ == '__main__':\n    main()\n",
+        encoding="utf-8",
+    )
     nucleus.chmod(0o755)
     return bindir
 

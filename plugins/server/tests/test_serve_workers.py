@@ -255,3 +255,22 @@ def test_bad_workers_refused(tmp_path: Path, args: list[str], needle: str) -> No
     )
     assert result.returncode != 0 and needle in result.stderr, result.stderr
     assert list(tmp_path.iterdir()) == [config]  # nothing created
+
+
+def test_worker_count_defaults() -> None:
+    """The default is the number of cores, or one process when witnesses are configured (each would
+    submit its own checkpoints); an explicit --workers is taken as given; memory storage is one."""
+    from types import SimpleNamespace
+
+    from nucleus_server.cli import default_workers, worker_count
+    from nucleus_server.config import structure_config
+
+    def ledger(persistent: bool, witnessing: object = None) -> object:
+        return SimpleNamespace(storage=SimpleNamespace(persistent=persistent, url="x"), witnessing=witnessing)
+
+    auto = structure_config({})
+    two = structure_config({"server": {"workers": 2}})
+    assert worker_count(auto, ledger(True)) == default_workers()
+    assert worker_count(auto, ledger(True, witnessing=object())) == 1
+    assert worker_count(two, ledger(True, witnessing=object())) == 2
+    assert worker_count(auto, ledger(False)) == 1

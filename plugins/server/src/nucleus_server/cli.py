@@ -158,11 +158,15 @@ def default_workers() -> int:
 
 def worker_count(config: ServeConfig, ledger: Any) -> int:
     """How many processes serve ``ledger``: ``server.workers`` (``--workers``), by default the
-    number of cores; always 1 for storage that lives in one process's memory (``memory://``),
-    where a second process would serve another, empty ledger."""
+    number of cores, or 1 when witnesses are configured (each worker would submit its own
+    checkpoints and report its own witnesses' state: docs/SERVER.md); always 1 for storage that
+    lives in one process's memory (``memory://``), where a second process would serve another,
+    empty ledger."""
     requested = config.server.workers
     if ledger.storage.persistent:
-        return requested if requested is not None else default_workers()
+        if requested is not None:
+            return int(requested)
+        return 1 if getattr(ledger, "witnessing", None) is not None else default_workers()
     if requested is not None and requested > 1:
         raise click.UsageError(
             f"--workers {requested}: the storage {ledger.storage.url} lives in this process's memory, "

@@ -251,8 +251,7 @@ def build_ledger(dsn: str, n: int) -> str:
     ledger_id = f"bench-verify-{n}"
     built = build_by_copy(dsn, ledger_id, n)
     t = time.perf_counter()
-    with create_ledger(id=ledger_id, storage=postgres_storage(dsn, schema="bench")):
-        pass
+    create_ledger(id=ledger_id, storage=postgres_storage(dsn, schema="bench")).close()
     print(f"built {n:,} entries by COPY in {built:.1f} s, then the first open (verify + tree build) "
           f"{time.perf_counter() - t:.1f} s")
     return ledger_id

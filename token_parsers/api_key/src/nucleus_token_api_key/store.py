@@ -147,20 +147,9 @@ class SqlKeyStore(SqlPluginStore):
         return (m.ledger_id == self._ledger_id) & (m.key_id == key_id)
 
     def _tuple_to_key(self, row: tuple[Any, ...]) -> ApiKey:
-        key_id, principal, role, scopes, name, created_at, expires_at, revoked_at, secret_hash, pepper_id, mac = row
-        return ApiKey(
-            key_id=key_id,
-            principal=principal,
-            role=role,
-            scopes=tuple(json.loads(scopes)),
-            name=name,
-            created_at=created_at,
-            expires_at=expires_at,
-            revoked_at=revoked_at,
-            secret_hash=secret_hash,
-            pepper_id=pepper_id,
-            mac=mac,
-        )
+        fields = dict(zip(self._COLUMNS, row, strict=True))
+        fields["scopes"] = tuple(json.loads(fields["scopes"]))
+        return ApiKey(**fields)
 
     def _row_to_key(self, row: Any) -> ApiKey:
         return self._tuple_to_key(tuple(getattr(row, c) for c in self._COLUMNS))

@@ -1,89 +1,90 @@
 // Module handles (`client.runtime`) against a real `nucleus serve --dev` with the UAL, the four
-// domain modules and a third-party module (test/fixtures/python, `ts_memo`): the owner sees, a
-// stranger sees nothing, a granted principal sees; unknown ids and wrong types are ModuleErrors;
-// answers altered by a proxy are refused.
+// domain modules and a third-party module (`notes`, test/fixtures/python): the scenarios, data and
+// expected answers of plugins/server/tests/test_handles.py (the owner sees, a stranger sees
+// nothing, a granted principal sees), unknown ids and wrong types, and answers altered by a proxy
+// or in the database behind the server, refused.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
 import {
   AnswerMismatchError, InclusionProofError, IntegrityError, ModuleError, NucleusError, QueryError, TokenInvalidError,
-  ValidationError, AssetHandle, ModuleHandle, ProofHandle, TokenHandle, ConnectGrantHandle, ProofStatus,
+  ValidationError, AssetHandle, ConnectGrantHandle, ModuleHandle, ProofHandle, TokenHandle, ProofStatus,
   canonicalBytes, createClient, entryHash,
-  type Entry, type GenericHandle, type LedgerRecord, type NucleusClient,
+  type Entry, type GenericHandle, type LedgerRecord, type ModuleRuntime, type NucleusClient,
 } from "../src/index.js";
-import { MODULES_SERVER, startProxy, startServer, type Answer, type Proxy, type Served } from "./support/server.js";
+import { startProxy, startServer, tamperEntry, type Answer, type Proxy, type Served } from "./support/server.js";
 
-const ROOT = "oid:dev:user:root";
-const ALICE = "oid:dev:user:alice"; // issuer of the proofs, assets and the token
-const BOB = "oid:dev:user:bob"; // subject, owner, holder
-const CAROL = "oid:dev:user:carol"; // holds tokens but has no grant: a stranger to everything
-const DAVE = "oid:dev:user:dave"; // given an asset, granted reads
-const APP = "oid:dev:app:wallet";
-const T0 = 1_763_942_400_000;
+const ROOT = "oid:hd:user:root";
+const ALICE = "oid:hd:user:alice";
+const BOB = "oid:hd:user:bob";
+const CAROL = "oid:hd:user:carol";
+const DAVE = "oid:hd:user:dave"; // given read grants by Alice
+const EVE = "oid:hd:user:eve"; // a stranger: sees nothing
+const APP = "oid:hd:app:calendar";
+const AT = 1_700_000_000_000;
 
 let served: Served;
 let proxy: Proxy;
-let seqs: Record<string, number> = {};
 
 const clientOf = (oid: string, url = served.url, verifying = true): NucleusClient =>
   createClient({ url, token: `dev:${oid}`, ...(verifying ? { verifierKeys: [served.vkey] } : {}) });
+const runtimeOf = (oid: string): ModuleRuntime => clientOf(oid).runtime;
 
-async function grant(by: string, grants: { kind: string; id: string; to: string; scope: string }[]): Promise<void> {
+type GrantDoc = { resource_kind: string; resource_id: string; principal_oid: string; scope: string };
+
+async function grant(by: string, grants: GrantDoc[]): Promise<void> {
   const response = await fetch(`${served.url}/acl/grant`, {
     method: "POST",
     headers: { authorization: `Bearer dev:${by}`, "content-type": "application/json" },
-    body: JSON.stringify({
-      grants: grants.map((g) => ({ resource_kind: g.kind, resource_id: g.id, principal_oid: g.to, scope: g.scope })),
-    }),
+    body: JSON.stringify({ grants }),
   });
   assert.equal(response.status, 201, await response.text());
 }
 
-let counter = 0;
-async function append(by: string, id: string, stream: string, payload: LedgerRecord["payload"]): Promise<Entry> {
-  const entry = await clientOf(by, served.url, false).append({ id, stream, timestamp: T0 + ++counter, payload });
-  seqs[id] = entry.seq;
-  return entry;
+const rec = (id: string, stream: string, payload: LedgerRecord["payload"]): LedgerRecord => ({ id, stream, timestamp: AT, payload });
+
+async function append(by: string, ...records: LedgerRecord[]): Promise<void> {
+  await clientOf(by, served.url, false).appendBatch(records);
+}
+
+/** plugins/server/tests/test_handles.py `populate`: the same records by the same principals, in the same order. */
+async function populate(): Promise<void> {
+  await grant(ROOT, ["proof", "asset", "connect_grant", "token", "note"].flatMap((kind) =>
+    [ALICE, BOB].map((who) => ({ resource_kind: kind, resource_id: "*", principal_oid: who, scope: "create" }))));
+  const issued = { type: "issued", issuer: ALICE, proof_type: "kyc", target: "account", data: { level: 2 } };
+  await append(ALICE,
+    rec("p1", "proof", { ...issued, subject: BOB }),
+    rec("p2", "proof", { ...issued, subject: CAROL }),
+    rec("p3", "proof", { ...issued, subject: CAROL, expires_at: AT + 1 }));
+  await append(ALICE, rec("p2-revoked", "proof", { type: "revoked", proof_id: "p2", by: ALICE }));
+  await append(BOB, rec("pb", "proof", { ...issued, issuer: BOB, subject: ALICE }));
+  await append(ALICE,
+    rec("a1-issued", "asset", { type: "issued", asset_id: "a1", issuer: ALICE, owner: ALICE, asset_type: "car" }),
+    rec("a2-issued", "asset", { type: "issued", asset_id: "a2", issuer: ALICE, owner: ALICE }),
+    rec("a1-moved", "asset", { type: "transferred", asset_id: "a1", to: BOB, from: ALICE }));
+  await append(BOB, rec("ab-issued", "asset", { type: "issued", asset_id: "ab", issuer: BOB, owner: BOB }));
+  await append(ALICE, rec("g1", "connect_grant", { type: "granted", subject: ALICE, app: APP, scopes: ["read", "write"] }));
+  await append(BOB, rec("g2", "connect_grant", { type: "granted", subject: BOB, app: APP, scopes: ["read"] }));
+  await append(ALICE,
+    rec("t-created", "token", { type: "created", token_id: "EUR", issuer: ALICE, symbol: "EUR", decimals: 2, cap: 1000 }),
+    rec("t-mint", "token", { type: "minted", token_id: "EUR", tx_id: "tx1", to: ALICE, amount: 100 }),
+    rec("t-pay", "token", { type: "transferred", token_id: "EUR", tx_id: "tx2", to: BOB, amount: 30, from: ALICE }));
+  await grant(ALICE, [{ resource_kind: "token", resource_id: "EUR", principal_oid: BOB, scope: "write" }]);
+  await append(BOB, rec("t-bob", "token", { type: "transferred", token_id: "EUR", tx_id: "tx3", to: CAROL, amount: 10, from: BOB }));
+  await append(ALICE,
+    rec("n1", "notes", { author: ALICE, kind: "memo", tags: ["home", "work"], done: false }),
+    rec("n2", "notes", { author: ALICE, kind: "todo", tags: ["work"], done: true }));
+  await append(BOB, rec("n3", "notes", { author: BOB, kind: "todo", tags: ["x"], done: false }));
+  const read = [["proof", "p1"], ["asset", "a2"], ["connect_grant", "g1"], ["token", "EUR"], ["note", "n1"]];
+  await grant(ALICE, read.map(([kind, id]) => ({ resource_kind: kind as string, resource_id: id as string, principal_oid: DAVE, scope: "read" })));
 }
 
 before(async () => {
-  served = await startServer({ ...MODULES_SERVER, plugins: [...(MODULES_SERVER.plugins ?? []), "ts_memo"], fixturePlugins: true });
-  proxy = await startProxy(served.url);
-  seqs = {};
-  await grant(ROOT, [
-    ...["proof", "asset", "token"].map((kind) => ({ kind, id: "*", to: ALICE, scope: "create" })),
-    ...["connect_grant", "memo"].map((kind) => ({ kind, id: "*", to: BOB, scope: "create" })),
-  ]);
-  // proof: p1 (level 2), p2 expiring 1 s after it was issued, p3 revoked; all about bob.
-  await append(ALICE, "p1", "proof", { type: "issued", subject: BOB, issuer: ALICE, proof_type: "kyc", target: "passport", data: { level: 2 } });
-  await append(ALICE, "p2", "proof", {
-    type: "issued", subject: BOB, issuer: ALICE, proof_type: "kyc", target: "licence", data: {}, expires_at: T0 + 1000,
+  served = await startServer({
+    plugins: ["ual", "proof", "asset", "connect_grant", "token", "ts_notes"], admins: [ROOT], fixturePlugins: true,
   });
-  await append(ALICE, "p3", "proof", { type: "issued", subject: BOB, issuer: ALICE, proof_type: "age", target: "18+", data: {} });
-  await append(ALICE, "p3-revoked", "proof", { type: "revoked", proof_id: "p3", by: ALICE, reason: "mistake" });
-  await grant(ALICE, [{ kind: "proof", id: "p1", to: DAVE, scope: "read" }]);
-  // asset: a1 and a2 issued to bob; bob gives a2 to dave.
-  await append(ALICE, "a1-issued", "asset", { type: "issued", asset_id: "a1", issuer: ALICE, owner: BOB, asset_type: "car" });
-  await append(ALICE, "a2-issued", "asset", { type: "issued", asset_id: "a2", issuer: ALICE, owner: BOB });
-  await append(BOB, "a2-transferred", "asset", { type: "transferred", asset_id: "a2", from: BOB, to: DAVE });
-  // connect_grant: bob grants the wallet g1 (active), g2 (revoked), g3 (expires 1 s after it was given).
-  await append(BOB, "g1", "connect_grant", { type: "granted", subject: BOB, app: APP, scopes: ["profile:read", "wallet:sign"] });
-  await append(BOB, "g2", "connect_grant", { type: "granted", subject: BOB, app: APP, scopes: ["profile:read"] });
-  await append(BOB, "g2-revoked", "connect_grant", { type: "revoked", grant_id: "g2", by: BOB });
-  await append(BOB, "g3", "connect_grant", { type: "granted", subject: BOB, app: APP, scopes: ["x"], expires_at: T0 + 1_000_000 });
-  await grant(BOB, [{ kind: "connect_grant", id: "g1", to: APP, scope: "read" }]);
-  // token: gold, 500 minted to bob, who sends 200 to carol and burns 50; dave may read it.
-  await append(ALICE, "gold-created", "token", { type: "created", token_id: "gold", issuer: ALICE, symbol: "GLD", decimals: 2, cap: 1_000_000 });
-  await append(ALICE, "gold-mint-1", "token", { type: "minted", token_id: "gold", tx_id: "mint-1", to: BOB, amount: 500 });
-  await grant(ALICE, [
-    { kind: "token", id: "gold", to: BOB, scope: "write" },
-    { kind: "token", id: "gold", to: DAVE, scope: "read" },
-  ]);
-  await append(BOB, "gold-xfer-1", "token", { type: "transferred", token_id: "gold", tx_id: "xfer-1", from: BOB, to: CAROL, amount: 200 });
-  await append(BOB, "gold-burn-1", "token", { type: "burned", token_id: "gold", tx_id: "burn-1", from: BOB, amount: 50 });
-  // memo (the third-party module): two memos of bob, the second pinned.
-  await append(BOB, "m1", "memo", { type: "memo", author: BOB, text: "hello" });
-  await append(BOB, "m2", "memo", { type: "pinned", author: BOB, text: "read me" });
+  proxy = await startProxy(served.url);
+  await populate();
 });
 
 after(async () => {
@@ -91,209 +92,227 @@ after(async () => {
   await served?.stop();
 });
 
-const ids = (entries: readonly Entry[]): string[] => entries.map((e) => e.record.id);
+const ids = (entries: readonly (Entry | null)[]): (string | null)[] => entries.map((e) => e?.record.id ?? null);
+const present = (values: readonly unknown[]): boolean[] => values.map((v) => v !== null);
+const each = async <T>(who: readonly string[], scenario: (runtime: ModuleRuntime) => Promise<T>): Promise<Record<string, T>> =>
+  Object.fromEntries(await Promise.all(who.map(async (oid) => [oid, await scenario(runtimeOf(oid))] as const)));
 
 test("listModules: every module with its handle types and operations, as the server lists them", async () => {
-  const modules = await clientOf(CAROL).runtime.listModules();
-  assert.deepEqual(modules.map((m) => m.id).sort(), ["asset", "connect_grant", "memo", "proof", "token"]);
+  const modules = await runtimeOf(EVE).listModules();
+  assert.deepEqual(modules.map((m) => m.id).sort(), ["asset", "connect_grant", "notes", "proof", "token"]);
   const token = modules.find((m) => m.id === "token");
-  assert.equal(token?.handleTypes[0], "nucleus_module_token.module.TokenModule");
-  assert.deepEqual(token?.streams, ["token"]);
-  assert.equal(token?.resourceKind, "token");
-  assert.equal(token?.state, "started");
-  assert.deepEqual(token?.operations.map((o) => o.name).sort(), ["balance", "history", "holders", "token", "transaction"]);
-  const history = token?.operations.find((o) => o.name === "history");
-  assert.deepEqual(history?.params.map((p) => [p.name, p.required]), [["token_id", true], ["holder", false]]);
-  assert.equal(history?.path, "/modules/token/history");
-  assert.deepEqual(await clientOf(CAROL).runtime.list(), modules.map((m) => m.id));
-});
-
-test("token: the issuer and a granted principal see the token, a holder without a grant sees nothing", async () => {
-  for (const who of [ALICE, BOB, DAVE]) {
-    const tokens = await clientOf(who).runtime.getModule("token");
-    assert.ok(tokens instanceof TokenHandle);
-    assert.deepEqual(await tokens.token("gold"), {
-      token_id: "gold", issuer: ALICE, symbol: "GLD", decimals: 2, cap: 1_000_000, supply: 450, seq: seqs["gold-created"],
-    });
-    assert.equal(await tokens.balance("gold", BOB), 250);
-    assert.equal(await tokens.balance("gold", CAROL), 200);
-    assert.equal(await tokens.balance("gold", DAVE), 0);
-    assert.deepEqual(await tokens.holders("gold"), { [BOB]: 250, [CAROL]: 200 });
-    const history = await tokens.history("gold");
-    assert.deepEqual(ids(history), ["gold-created", "gold-mint-1", "gold-xfer-1", "gold-burn-1"]);
-    assert.deepEqual(ids(await tokens.history("gold", { holder: CAROL })), ["gold-xfer-1"]);
-    assert.deepEqual(ids(await tokens.history("gold", { holder: null })), ids(history));
-    const tx = await tokens.transaction("xfer-1");
-    assert.deepEqual(tx, history[2]);
-    assert.equal(tx?.appender, BOB);
-    assert.equal(await tokens.transaction("no-such-tx"), null);
-    assert.equal(await tokens.token("no-such-token"), null);
-  }
-  const stranger = await clientOf(CAROL).runtime.getModule("token");
-  assert.equal(await stranger.token("gold"), null);
-  assert.equal(await stranger.balance("gold", CAROL), 0);
-  assert.deepEqual(await stranger.holders("gold"), {});
-  assert.deepEqual(await stranger.history("gold"), []);
-  assert.equal(await stranger.transaction("xfer-1"), null);
-});
-
-test("proof: the issuer and the subject see the proofs, a principal granted one proof sees it, a stranger none", async () => {
-  const p1 = { proof_id: "p1", subject: BOB, issuer: ALICE, proof_type: "kyc", target: "passport", expires_at: null, revoked: false, seq: seqs["p1"] };
-  for (const who of [ALICE, BOB]) {
-    const proofs = await clientOf(who).runtime.getModule("proof");
-    assert.ok(proofs instanceof ProofHandle);
-    assert.deepEqual(await proofs.get("p1"), p1);
-    assert.deepEqual((await proofs.by_subject(BOB)).map((p) => p.proof_id), ["p1", "p2", "p3"]);
-    assert.deepEqual((await proofs.by_issuer(ALICE)).map((p) => [p.proof_id, p.revoked]), [["p1", false], ["p2", false], ["p3", true]]);
-    assert.equal(await proofs.status("p1"), ProofStatus.ISSUED);
-    assert.equal(await proofs.status("p2"), "expired");
-    assert.equal(await proofs.status("p2", { now_ms: T0 + 500 }), "issued");
-    assert.equal(await proofs.status("p3"), "revoked");
-    assert.equal(await proofs.status("no-such-proof"), null);
-  }
-  const dave = await clientOf(DAVE).runtime.getModule("proof");
-  assert.deepEqual(await dave.by_subject(BOB), [p1]);
-  assert.equal(await dave.get("p2"), null);
-  const carol = await clientOf(CAROL).runtime.getModule("proof");
-  assert.equal(await carol.get("p1"), null);
-  assert.equal(await carol.status("p1"), null);
-  assert.deepEqual(await carol.by_subject(BOB), []);
-  assert.deepEqual(await carol.by_issuer(ALICE), []);
-});
-
-test("asset: the owner sees what she holds, the new owner what she was given, the issuer both, a stranger nothing", async () => {
-  const bob = await clientOf(BOB).runtime.getModule("asset");
-  assert.ok(bob instanceof AssetHandle);
-  assert.deepEqual(await bob.get("a1"), { asset_id: "a1", issuer: ALICE, owner: BOB, asset_type: "car", status: "active", seq: seqs["a1-issued"] });
-  assert.deepEqual((await bob.assets_of(BOB)).map((a) => a.asset_id), ["a1"]);
-  assert.equal(await bob.get("a2"), null); // withdrawn by the transfer
-  assert.deepEqual(ids(await bob.history("a1")), ["a1-issued"]);
-  const dave = await clientOf(DAVE).runtime.getModule("asset");
-  assert.equal(await dave.owner("a2"), DAVE);
-  assert.deepEqual(ids(await dave.history("a2")), ["a2-issued", "a2-transferred"]);
-  assert.deepEqual(await dave.assets_of(DAVE), [
-    { asset_id: "a2", issuer: ALICE, owner: DAVE, asset_type: null, status: "active", seq: seqs["a2-issued"] },
+  assert.deepEqual(token?.handleTypes, [
+    "nucleus_module_token.module.TokenModule", "nucleus_core.stateful.StatefulModule", "nucleus_core.module_base.Module",
   ]);
-  const alice = await clientOf(ALICE).runtime.getModule("asset");
-  assert.equal(await alice.owner("a2"), DAVE);
-  assert.equal(await alice.owner("a1"), BOB);
-  assert.deepEqual(ids(await alice.history("a2")), ["a2-issued", "a2-transferred"]);
-  const carol = await clientOf(CAROL).runtime.getModule("asset");
-  assert.equal(await carol.get("a1"), null);
-  assert.equal(await carol.owner("a2"), null);
-  assert.deepEqual(await carol.history("a2"), []);
-  assert.deepEqual(await carol.assets_of(BOB), []);
+  assert.deepEqual([token?.streams, token?.resourceKind, token?.state], [["token"], "token", "started"]);
+  assert.deepEqual(token?.operations.map((o) => o.name), ["balance", "history", "holders", "token", "transaction"]);
+  assert.deepEqual(token?.operations.find((o) => o.name === "history"), {
+    name: "history",
+    summary: "The token's entries in seq order (only those involving ``holder`` if given), readable ones only.",
+    path: "/modules/token/history",
+    params: [
+      { name: "token_id", required: true, schema: { type: "string" } },
+      { name: "holder", required: false, schema: { type: "string" } },
+    ],
+    result: { type: "array", items: { $ref: "#/components/schemas/Entry" } },
+  });
+  const notes = modules.find((m) => m.id === "notes");
+  assert.equal(notes?.handleTypes[0], "nucleus_ts_fixtures.notes.NotesModule");
+  assert.deepEqual(notes?.operations.map((o) => o.name), ["by_author", "entry", "kinds", "note", "tag_counts"]);
+  assert.deepEqual(await runtimeOf(EVE).list(), modules.map((m) => m.id));
 });
 
-test("connect_grant: the subject sees her grants, the app granted one sees it, a stranger none", async () => {
-  const bob = await clientOf(BOB).runtime.getModule("connect_grant");
-  assert.ok(bob instanceof ConnectGrantHandle);
-  const g1 = { grant_id: "g1", subject: BOB, app: APP, scopes: ["profile:read", "wallet:sign"], expires_at: null, revoked: false, seq: seqs["g1"] };
-  assert.deepEqual(await bob.get("g1"), g1);
-  assert.equal((await bob.get("g2"))?.revoked, true);
-  assert.deepEqual((await bob.active_for_subject(BOB)).map((g) => g.grant_id), ["g1"]); // g3 expired
-  assert.deepEqual((await bob.active_for_subject(BOB, { now_ms: T0 + 500_000 })).map((g) => g.grant_id), ["g1", "g3"]);
-  assert.deepEqual((await bob.active_for_app(APP)).map((g) => g.grant_id), ["g1"]);
-  assert.deepEqual((await bob.active_for_app(APP, { now_ms: T0 + 500_000 })).map((g) => g.grant_id), ["g1", "g3"]);
-  const app = await clientOf(APP).runtime.getModule("connect_grant");
-  assert.deepEqual(await app.active_for_app(APP, { now_ms: T0 + 500_000 }), [g1]);
-  assert.equal(await app.get("g3"), null);
-  const carol = await clientOf(CAROL).runtime.getModule("connect_grant");
-  assert.equal(await carol.get("g1"), null);
-  assert.deepEqual(await carol.active_for_subject(BOB), []);
-  assert.deepEqual(await carol.active_for_app(APP), []);
+test("proof scenario: issuer and subject see, Dave sees the proof he was granted, Eve nothing", async () => {
+  const out = await each([ALICE, BOB, CAROL, DAVE, EVE], async (runtime) => {
+    const h = await runtime.getModule("proof");
+    assert.ok(h instanceof ProofHandle);
+    return {
+      get: await Promise.all(["p1", "p2", "p3", "pb", "nope"].map((id) => h.get(id))),
+      status: await Promise.all(["p1", "p2", "p3", "nope"].map((id) => h.status(id, { now_ms: AT }))),
+      status_later: await h.status("p3", { now_ms: 1_800_000_000_000 }),
+      by_subject: await Promise.all([BOB, CAROL, ALICE].map((s) => h.by_subject(s))),
+      by_issuer: await Promise.all([ALICE, BOB].map((i) => h.by_issuer(i))),
+    };
+  });
+  const { [ALICE]: alice, [BOB]: bob, [DAVE]: dave, [EVE]: eve } = out;
+  assert.deepEqual(alice?.get[0], {
+    proof_id: "p1", subject: BOB, issuer: ALICE, proof_type: "kyc", target: "account", expires_at: null, revoked: false,
+    seq: alice?.get[0]?.seq,
+  });
+  assert.deepEqual(alice?.get.map((p) => p?.proof_id ?? null), ["p1", "p2", "p3", "pb", null]);
+  assert.deepEqual([alice?.get[1]?.revoked, alice?.get[2]?.expires_at], [true, AT + 1]);
+  assert.deepEqual(alice?.status, [ProofStatus.ISSUED, ProofStatus.REVOKED, ProofStatus.ISSUED, null]);
+  assert.equal(alice?.status_later, "expired");
+  assert.deepEqual(alice?.by_issuer[0]?.map((p) => p.proof_id), ["p1", "p2", "p3"]);
+  assert.deepEqual(eve, { get: Array(5).fill(null), status: Array(4).fill(null), status_later: null, by_subject: [[], [], []], by_issuer: [[], []] });
+  assert.deepEqual(present(dave?.get ?? []), [true, false, false, false, false]);
+  assert.deepEqual(bob?.by_subject[0]?.map((p) => p.proof_id), ["p1"]); // the subject may read it (seeded)
+  assert.deepEqual(bob?.by_issuer[1]?.map((p) => p.proof_id), ["pb"]);
 });
 
-interface MemoHandle {
-  by_author(author: string, options?: { pinned?: boolean }): Promise<Entry[]>;
-  stats(author: string): Promise<{ author: string; memos: number; pinned: number; last_seq: number | null }>;
-  counts(): Promise<Record<string, number>>;
-  latest(author: string): Promise<Entry | null>;
+test("asset scenario: the issuer keeps reading, the new owner sees, Dave sees a2, Eve nothing", async () => {
+  const out = await each([ALICE, BOB, DAVE, EVE], async (runtime) => {
+    const h = await runtime.getModule("asset");
+    assert.ok(h instanceof AssetHandle);
+    return {
+      get: await Promise.all(["a1", "a2", "ab", "nope"].map((id) => h.get(id))),
+      owner: await Promise.all(["a1", "a2", "ab", "nope"].map((id) => h.owner(id))),
+      history: await Promise.all(["a1", "a2", "nope"].map((id) => h.history(id))),
+      assets_of: await Promise.all([ALICE, BOB].map((o) => h.assets_of(o))),
+    };
+  });
+  const { [ALICE]: alice, [BOB]: bob, [DAVE]: dave, [EVE]: eve } = out;
+  assert.deepEqual(alice?.owner, [BOB, ALICE, null, null]);
+  assert.deepEqual(alice?.history.map(ids), [["a1-issued", "a1-moved"], ["a2-issued"], []]);
+  assert.equal(alice?.history[0]?.[1]?.appender, ALICE);
+  assert.deepEqual(bob?.owner, [BOB, null, BOB, null]);
+  assert.deepEqual(bob?.assets_of[1]?.map((a) => a.asset_id), ["a1", "ab"]);
+  assert.deepEqual(alice?.get[0], { asset_id: "a1", issuer: ALICE, owner: BOB, asset_type: "car", status: "active", seq: alice?.get[0]?.seq });
+  assert.equal(alice?.get[1]?.asset_type, null);
+  assert.deepEqual(dave?.owner, [null, ALICE, null, null]);
+  assert.deepEqual(eve, { get: Array(4).fill(null), owner: Array(4).fill(null), history: [[], [], []], assets_of: [[], []] });
+});
+
+test("connect_grant scenario: each subject sees her grants, Dave the one he was granted, Eve nothing", async () => {
+  const out = await each([ALICE, BOB, DAVE, EVE], async (runtime) => {
+    const h = await runtime.getModule("connect_grant");
+    assert.ok(h instanceof ConnectGrantHandle);
+    return {
+      get: await Promise.all(["g1", "g2", "nope"].map((id) => h.get(id))),
+      for_subject: await Promise.all([ALICE, BOB].map((s) => h.active_for_subject(s))),
+      for_app: await h.active_for_app(APP),
+      for_app_later: await h.active_for_app(APP, { now_ms: 1_900_000_000_000 }),
+    };
+  });
+  const { [ALICE]: alice, [BOB]: bob, [DAVE]: dave, [EVE]: eve } = out;
+  assert.deepEqual(alice?.get[0], { grant_id: "g1", subject: ALICE, app: APP, scopes: ["read", "write"], expires_at: null, revoked: false, seq: alice?.get[0]?.seq });
+  assert.deepEqual(alice?.for_app.map((g) => g.grant_id), ["g1"]);
+  assert.deepEqual(bob?.for_app.map((g) => g.grant_id), ["g2"]);
+  assert.deepEqual(alice?.for_subject.map((gs) => gs.map((g) => g.grant_id)), [["g1"], []]);
+  assert.deepEqual(present(dave?.get ?? []), [true, false, false]);
+  assert.deepEqual(eve, { get: Array(3).fill(null), for_subject: [[], []], for_app: [], for_app_later: [] });
+});
+
+test("token scenario: the issuer, the holder granted write and Dave granted read see the token, Eve nothing", async () => {
+  const out = await each([ALICE, BOB, DAVE, EVE], async (runtime) => {
+    const h = await runtime.getModule("token");
+    assert.ok(h instanceof TokenHandle);
+    return {
+      token: await Promise.all(["EUR", "nope"].map((t) => h.token(t))),
+      balance: await Promise.all([ALICE, BOB, CAROL, EVE].map((p) => h.balance("EUR", p))),
+      holders: await h.holders("EUR"),
+      history: await h.history("EUR"),
+      history_bob: await h.history("EUR", { holder: BOB }),
+      transaction: await Promise.all(["tx1", "tx3", "nope"].map((tx) => h.transaction(tx))),
+    };
+  });
+  const { [ALICE]: alice, [BOB]: bob, [DAVE]: dave, [EVE]: eve } = out;
+  assert.deepEqual(alice?.token[0], { token_id: "EUR", issuer: ALICE, symbol: "EUR", decimals: 2, cap: 1000, supply: 100, seq: alice?.history[0]?.seq });
+  assert.deepEqual(alice?.balance, [70, 20, 10, 0]);
+  assert.deepEqual(alice?.holders, { [ALICE]: 70, [BOB]: 20, [CAROL]: 10 });
+  assert.deepEqual(ids(alice?.history ?? []), ["t-created", "t-mint", "t-pay", "t-bob"]);
+  assert.deepEqual(ids(alice?.history_bob ?? []), ["t-pay", "t-bob"]);
+  assert.deepEqual(ids(alice?.transaction ?? []), ["t-mint", "t-bob", null]);
+  assert.deepEqual(alice?.transaction[0], alice?.history[1]); // the same verified entry
+  assert.equal(alice?.transaction[1]?.appender, BOB);
+  assert.deepEqual(dave?.balance, alice?.balance); // a read grant on the token
+  assert.deepEqual(bob, alice);
+  assert.deepEqual(eve, { token: [null, null], balance: [0, 0, 0, 0], holders: {}, history: [], history_bob: [], transaction: [null, null, null] });
+});
+
+/** The notes module's operations, as a TypeScript user of that module would declare them. */
+interface NotesHandle {
+  note(noteId: string): Promise<NoteInfo | null>;
+  by_author(author: string, options?: { kind?: string; limit?: number; done?: boolean }): Promise<NoteInfo[]>;
+  tag_counts(author: string): Promise<Record<string, number>>;
+  entry(noteId: string): Promise<Entry | null>;
+  kinds(): Promise<string[]>;
 }
+interface NoteInfo { note_id: string; author: string; kind: string; tags: string[]; done: boolean; seq: number }
 
-test("a third-party module: a generic handle from the operations the server lists, entries verified", async () => {
-  const memo = await clientOf(BOB).runtime.getModule<MemoHandle & GenericHandle>("memo");
-  assert.ok(memo instanceof ModuleHandle);
-  assert.equal(memo.moduleId, "memo");
-  assert.deepEqual(memo.operationNames.sort(), ["by_author", "counts", "latest", "stats"]);
-  assert.equal(memo.moduleInfo.handleTypes[0], "nucleus_ts_fixtures.memo.MemoModule");
-  const memos = await memo.by_author(BOB);
-  assert.deepEqual(ids(memos), ["m1", "m2"]);
-  assert.equal(memos[0]?.appender, BOB);
-  assert.deepEqual(ids(await memo.by_author(BOB, { pinned: true })), ["m2"]);
-  assert.deepEqual(ids(await memo.by_author(BOB, { pinned: false })), ["m1"]);
-  assert.deepEqual(await memo.stats(BOB), { author: BOB, memos: 2, pinned: 1, last_seq: seqs["m2"] });
-  assert.deepEqual(await memo.counts(), { [BOB]: 2 });
-  assert.deepEqual(await memo.latest(BOB), memos[1]);
-  assert.deepEqual(await memo.callOperation("latest", BOB), memos[1]);
-  const carol = await clientOf(CAROL).runtime.getModule<MemoHandle>("memo");
-  assert.deepEqual(await carol.by_author(BOB), []);
-  assert.deepEqual(await carol.stats(BOB), { author: BOB, memos: 0, pinned: 0, last_seq: null });
-  assert.deepEqual(await carol.counts(), {});
-  assert.equal(await carol.latest(BOB), null);
-  // The client refuses what the server's listing says is ill-typed, before sending anything.
-  await assert.rejects(memo.callOperation("by_author", 5), (err: unknown) => err instanceof QueryError && err.field === "author");
-  await assert.rejects(memo.callOperation("by_author", BOB, { pinned: "yes" }), (err: unknown) => err instanceof QueryError && err.field === "pinned");
-  await assert.rejects(memo.callOperation("by_author", BOB, { limit: 3 }), (err: unknown) => err instanceof QueryError && err.field === "limit");
-  await assert.rejects(memo.callOperation("by_author"), (err: unknown) => err instanceof ValidationError && err.field === "author");
-  await assert.rejects(memo.callOperation("by_author", BOB, CAROL), ValidationError);
-  await assert.rejects(memo.callOperation("delete_all"), (err: unknown) => {
-    assert.ok(err instanceof ModuleError);
-    assert.equal(err.message, "module 'memo': the server lists no handle operation 'delete_all' (it offers: by_author, counts, latest, stats)");
-    return true;
+test("notes scenario: a third-party module's generic handle, built from the operations the server lists", async () => {
+  const out = await each([ALICE, BOB, DAVE, EVE], async (runtime) => {
+    const h = await runtime.getModule<NotesHandle & GenericHandle>("notes");
+    assert.ok(h instanceof ModuleHandle);
+    return {
+      note: await Promise.all(["n1", "n2", "n3", "nope"].map((id) => h.note(id))),
+      by_author: await h.by_author(ALICE),
+      todo: await h.by_author(ALICE, { kind: "todo", done: true, limit: 5 }),
+      first: await h.by_author(ALICE, { limit: 1 }),
+      tags: await h.tag_counts(ALICE),
+      entry: await h.entry("n1"),
+      kinds: await h.kinds(),
+    };
   });
+  const { [ALICE]: alice, [DAVE]: dave, [EVE]: eve } = out;
+  assert.deepEqual(alice?.by_author.map((n) => n.note_id), ["n1", "n2"]);
+  assert.deepEqual(alice?.note[0], { note_id: "n1", author: ALICE, kind: "memo", tags: ["home", "work"], done: false, seq: alice?.entry?.seq });
+  assert.deepEqual(alice?.todo.map((n) => n.note_id), ["n2"]);
+  assert.deepEqual(alice?.first.map((n) => n.note_id), ["n1"]);
+  assert.deepEqual(alice?.tags, { home: 1, work: 2 });
+  assert.equal(alice?.entry?.record.id, "n1");
+  assert.equal(alice?.entry?.hash.length, 64);
+  assert.deepEqual(present(dave?.note ?? []), [true, false, false, false]);
+  assert.deepEqual(eve, { note: Array(4).fill(null), by_author: [], todo: [], first: [], tags: {}, entry: null, kinds: ["memo", "todo"] });
 });
 
-test("an unknown module id and a module of another class are ModuleErrors, as in Python", async () => {
-  const runtime = clientOf(CAROL).runtime;
-  await assert.rejects(runtime.getModule("nope"), (err: unknown) => {
+test("refusals scenario: unknown id, wrong type, missing, unknown and misplaced arguments, no such operation", async () => {
+  const runtime = runtimeOf(ALICE);
+  const messages: string[] = [];
+  for (const call of [
+    () => runtime.getModule("nope"),
+    () => runtime.getModule("nope", { handleType: "nucleus_module_token.module.TokenModule" }),
+    () => runtime.getModule("token", { handleType: "nucleus_module_proof.module.ProofModule" }),
+    () => runtime.getModule("notes", { handleType: "nucleus_module_token.module.TokenModule" }),
+  ]) {
+    await assert.rejects(call(), (err: unknown) => {
+      assert.ok(err instanceof ModuleError);
+      messages.push(err.message);
+      return true;
+    });
+  }
+  assert.deepEqual(messages, [
+    "module 'nope': is not enabled on this ledger (known modules: asset, connect_grant, notes, proof, token)",
+    "module 'nope': is not enabled on this ledger (known modules: asset, connect_grant, notes, proof, token)",
+    "module 'token': is a TokenModule, not a ProofModule",
+    "module 'notes': is a NotesModule, not a TokenModule",
+  ]);
+  // A base class of the module's counts, as isinstance does in Python.
+  assert.equal((await runtime.getModule("notes", { handleType: "nucleus_core.module_base.Module" })).moduleId, "notes");
+  const token = await runtime.getModule("token");
+  const untyped = token as unknown as { callOperation(...args: unknown[]): Promise<unknown> };
+  await assert.rejects(untyped.callOperation("balance", "EUR"), (err: unknown) => err instanceof ValidationError && err.field === "holder");
+  await assert.rejects(untyped.callOperation("balance", "EUR", ALICE, { wallet: "x" }), (err: unknown) => err instanceof QueryError && err.field === "wallet");
+  await assert.rejects(untyped.callOperation("history", "EUR", ALICE), ValidationError); // holder is an option
+  await assert.rejects(untyped.callOperation("balance", "EUR", 7), (err: unknown) => err instanceof QueryError && err.field === "holder");
+  assert.equal((token as unknown as Record<string, unknown>)["status"], undefined); // a ProofHandle's method
+  await assert.rejects(token.callOperation("no_such_operation"), (err: unknown) => {
     assert.ok(err instanceof ModuleError);
-    assert.equal(err.message, "module 'nope': is not enabled on this ledger (known modules: asset, connect_grant, memo, proof, token)");
-    assert.equal(err.moduleId, "nope");
-    assert.equal(err.code, "module_error");
+    assert.equal(err.message, "module 'token': the server lists no handle operation 'no_such_operation' (it offers: balance, history, holders, token, transaction)");
     return true;
   });
-  await assert.rejects(runtime.getModule("memo", { handleType: "nucleus_module_token.module.TokenModule" }), (err: unknown) => {
-    assert.ok(err instanceof ModuleError);
-    assert.equal(err.message, "module 'memo': is a MemoModule, not a TokenModule");
-    return true;
-  });
-  // Its base classes count, as isinstance does in Python.
-  const base = await runtime.getModule("memo", { handleType: "nucleus_core.module_base.Module" });
-  assert.equal(base.moduleId, "memo");
-  // A server whose module "token" is another class.
+  const notes = await runtime.getModule("notes");
+  await assert.rejects(notes.callOperation("by_author", ALICE, { done: "yes" }), (err: unknown) => err instanceof QueryError && err.field === "done");
+  await assert.rejects(notes.callOperation("by_author", ALICE, { limit: -1 }), (err: unknown) => err instanceof QueryError && err.field === "limit");
+  await assert.rejects(notes.callOperation("by_author", ALICE, { limit: 2 ** 53 }), (err: unknown) => err instanceof QueryError && err.field === "limit");
+  assert.equal(notes["not_an_operation"], undefined);
+});
+
+test("a built-in id whose module is another class on the server is a ModuleError", async () => {
   const other = await startServer({ plugins: ["ts_fake_token"], fixturePlugins: true });
   try {
-    const client = createClient({ url: other.url, token: `dev:${CAROL}` });
+    const client = createClient({ url: other.url, token: `dev:${EVE}` });
     await assert.rejects(client.runtime.getModule("token"), (err: unknown) => {
       assert.ok(err instanceof ModuleError);
       assert.equal(err.message, "module 'token': is a NotATokenModule, not a TokenModule");
       assert.equal(err.moduleId, "token");
+      assert.equal(err.code, "module_error");
       return true;
     });
-    await assert.rejects(client.runtime.getModule("proof"), /module 'proof': is not enabled on this ledger \(known modules: token\)/);
+    assert.deepEqual(await client.runtime.list(), ["token"]);
   } finally {
     await other.stop();
   }
-});
-
-test("the server's errors are rebuilt into their classes", async () => {
-  const stranger = createClient({ url: served.url, token: "not-a-token" });
-  await assert.rejects(stranger.runtime.listModules(), TokenInvalidError);
-  // A listing altered to make a required argument optional: the server's own 422 comes back.
-  rewriteJson("GET", "/modules", (doc) => ({
-    modules: doc.modules.map((m: any) => ({
-      ...m, operations: m.operations.map((o: any) => ({ ...o, params: o.params.map((p: any) => ({ ...p, required: false })) })),
-    })),
-  }));
-  const memo = await clientOf(BOB, proxy.url).runtime.getModule("memo");
-  proxy.rewrite = null;
-  await assert.rejects(memo.callOperation("by_author", {}), (err: unknown) => {
-    assert.ok(err instanceof QueryError);
-    assert.equal(err.field, "author");
-    assert.equal(err.status, 422);
-    return true;
-  });
 });
 
 function rewriteJson(method: string, path: string, change: (doc: any) => unknown): void {
@@ -303,54 +322,91 @@ function rewriteJson(method: string, path: string, change: (doc: any) => unknown
   };
 }
 
+test("the server's errors are rebuilt into their classes", async () => {
+  await assert.rejects(createClient({ url: served.url, token: "not-a-token" }).runtime.listModules(), TokenInvalidError);
+  // A listing altered to make every argument optional: the server's own 422 comes back.
+  rewriteJson("GET", "/modules", (doc) => ({
+    modules: doc.modules.map((m: any) => ({
+      ...m, operations: m.operations.map((o: any) => ({ ...o, params: o.params.map((p: any) => ({ ...p, required: false })) })),
+    })),
+  }));
+  const notes = await clientOf(ALICE, proxy.url).runtime.getModule("notes");
+  proxy.rewrite = null;
+  await assert.rejects(notes.callOperation("by_author", {}), (err: unknown) => {
+    assert.ok(err instanceof QueryError);
+    assert.deepEqual([err.field, err.status, err.message], ["author", 422, "author: is required by by_author"]);
+    return true;
+  });
+});
+
 const forged = (entry: any, payload: object): any => ({ ...entry, record: { ...entry.record, payload } });
 
-test("an entry altered in a handle answer is refused: its hash, or its proof, no longer matches", async () => {
+/** An entry as the server sends it. */
+const rawEntry = (entry: Entry): object => ({
+  seq: entry.seq, hash: entry.hash, prev_hash: entry.prevHash, version: entry.version, appender: entry.appender,
+  auth_source: entry.authSource, committed_at: entry.committedAt, record: entry.record,
+});
+
+test("an entry altered in a handle answer by a proxy is refused, and so is one that does not answer the question", async () => {
   const plain = await clientOf(ALICE, proxy.url, false).runtime.getModule("token");
   const verifying = await clientOf(ALICE, proxy.url).runtime.getModule("token");
-  const history = await verifying.history("gold");
+  const history = await verifying.history("EUR");
   const mint = history[1] as Entry;
-  const richer = { ...(mint.record.payload as object), amount: 5_000_000 };
+  const richer = { ...(mint.record.payload as object), amount: 900 };
   rewriteJson("GET", "/modules/token/history", (doc) => ({ result: doc.result.map((e: any) => (e.seq === mint.seq ? forged(e, richer) : e)) }));
   for (const tokens of [plain, verifying]) {
-    await assert.rejects(tokens.history("gold"), (err: unknown) => err instanceof IntegrityError && err.reason === "hash mismatch");
+    await assert.rejects(tokens.history("EUR"), (err: unknown) => err instanceof IntegrityError && err.reason === "hash mismatch");
   }
   // The hash recomputed over the altered record: in no trusted tree.
   const record = { ...mint.record, payload: richer };
   const hash = entryHash("default", mint.seq, mint.prevHash, canonicalBytes(record), 2, mint.appender, mint.authSource, mint.committedAt);
   rewriteJson("GET", "/modules/token/transaction", (doc) => ({ result: { ...forged(doc.result, richer), hash } }));
-  await assert.rejects(verifying.transaction("mint-1"), InclusionProofError);
-  assert.equal((await plain.transaction("mint-1"))?.hash, hash); // a client without verifier keys cannot tell
-  // Genuine entries that are not the answer to the question asked.
-  rewriteJson("GET", "/modules/token/transaction", (doc) => doc);
-  const xfer = await verifying.transaction("xfer-1");
+  await assert.rejects(verifying.transaction("tx1"), InclusionProofError);
+  assert.equal((await plain.transaction("tx1"))?.hash, hash); // a client without verifier keys cannot tell
+  // Genuine entries that do not answer the question asked (a verifying client checks).
   rewriteJson("GET", "/modules/token/transaction", () => ({ result: rawEntry(history[3] as Entry) }));
-  await assert.rejects(verifying.transaction("xfer-1"), AnswerMismatchError);
-  const assetEntry = rawEntry((await (await clientOf(ALICE).runtime.getModule("asset")).history("a1"))[0] as Entry);
+  await assert.rejects(verifying.transaction("tx1"), AnswerMismatchError);
+  const assetEntry = rawEntry((await (await runtimeOf(ALICE).getModule("asset")).history("a1"))[0] as Entry);
   rewriteJson("GET", "/modules/token/history", (doc) => ({ result: [...doc.result, assetEntry] }));
-  await assert.rejects(verifying.history("gold"), AnswerMismatchError);
+  await assert.rejects(verifying.history("EUR"), AnswerMismatchError);
   rewriteJson("GET", "/modules/token/history", (doc) => ({ result: [...doc.result].reverse() }));
-  await assert.rejects(verifying.history("gold"), AnswerMismatchError);
+  await assert.rejects(verifying.history("EUR"), AnswerMismatchError);
   rewriteJson("GET", "/modules/token/history", () => ({ result: [rawEntry(history[0] as Entry)] }));
-  await assert.rejects(verifying.history("gold", { holder: CAROL }), AnswerMismatchError); // the created entry does not involve carol
-  // A derived answer of the wrong type.
+  await assert.rejects(verifying.history("EUR", { holder: BOB }), AnswerMismatchError); // the created entry does not involve Bob
+  // Derived answers of the wrong shape.
   rewriteJson("GET", "/modules/token/balance", () => ({ result: "lots" }));
-  await assert.rejects(verifying.balance("gold", BOB), (err: unknown) => err instanceof NucleusError && /not an integer/.test(err.message));
+  await assert.rejects(verifying.balance("EUR", BOB), /the server's answer to token\.balance is not an integer/);
   rewriteJson("GET", "/modules/token/token", (doc) => ({ result: { ...doc.result, owner: ALICE } }));
-  await assert.rejects(verifying.token("gold"), /token\.token has a field "owner" its type does not have/);
-  // The generic handle of the third-party module verifies its entries the same way.
-  const memo = await clientOf(BOB, proxy.url).runtime.getModule("memo");
-  rewriteJson("GET", "/modules/memo/latest", (doc) => ({ result: forged(doc.result, { type: "pinned", author: BOB, text: "send money" }) }));
-  await assert.rejects(memo.callOperation("latest", BOB), (err: unknown) => err instanceof IntegrityError && err.reason === "hash mismatch");
+  await assert.rejects(verifying.token("EUR"), /token\.token has a field "owner" its type does not have/);
+  rewriteJson("GET", "/modules/token/holders", () => ({ answer: {} }));
+  await assert.rejects(verifying.holders("EUR"), NucleusError);
+  // The generic handle of the third-party module checks its answers and entries the same way.
+  const notes = await clientOf(ALICE, proxy.url).runtime.getModule("notes");
+  rewriteJson("GET", "/modules/notes/entry", (doc) => ({ result: forged(doc.result, { ...doc.result.record.payload, done: true }) }));
+  await assert.rejects(notes.callOperation("entry", "n1"), (err: unknown) => err instanceof IntegrityError && err.reason === "hash mismatch");
+  rewriteJson("GET", "/modules/notes/note", (doc) => ({ result: { ...doc.result, kind: "secret" } }));
+  await assert.rejects(notes.callOperation("note", "n1"), /notes\.note\.kind is not one of memo, todo/);
   proxy.rewrite = null;
-  assert.deepEqual(await verifying.transaction("xfer-1"), xfer);
-  assert.equal((await memo.callOperation("latest", BOB) as Entry).record.id, "m2");
+  assert.deepEqual(await verifying.transaction("tx1"), mint);
+  assert.equal(((await notes.callOperation("entry", "n1")) as Entry).record.id, "n1");
 });
 
-/** An entry as the server sends it. */
-function rawEntry(entry: Entry): object {
-  return {
-    seq: entry.seq, hash: entry.hash, prev_hash: entry.prevHash, version: entry.version, appender: entry.appender,
-    auth_source: entry.authSource, committed_at: entry.committedAt, record: entry.record,
-  };
-}
+test("an entry changed in the database behind the server is refused in handle answers, with or without its hash recomputed", async () => {
+  // Last in this file: it leaves the server's ledger tampered with.
+  const verifying = await runtimeOf(ALICE).getModule("token");
+  const plain = await clientOf(ALICE, served.url, false).runtime.getModule("token");
+  const honest = await verifying.history("EUR");
+  const mint = honest[1] as Entry;
+  assert.deepEqual(await verifying.transaction("tx1"), mint);
+  const richer = { ...(mint.record.payload as object), amount: 900 };
+  await tamperEntry(served, mint, richer, false);
+  for (const tokens of [verifying, plain]) {
+    await assert.rejects(tokens.history("EUR"), (err: unknown) => err instanceof IntegrityError && err.reason === "hash mismatch");
+    await assert.rejects(tokens.transaction("tx1"), (err: unknown) => err instanceof IntegrityError && err.reason === "hash mismatch");
+  }
+  await tamperEntry(served, mint, richer, true);
+  await assert.rejects(verifying.history("EUR"), InclusionProofError);
+  await assert.rejects(verifying.transaction("tx1"), InclusionProofError);
+  assert.equal(((await plain.transaction("tx1"))?.record.payload as { amount: number }).amount, 900); // only a proof tells
+  assert.equal(await verifying.balance("EUR", ALICE), 70); // derived state, no entry in the answer
+});

@@ -1,17 +1,20 @@
 // A real `nucleus serve --dev` on a free loopback port with a temporary SQLite database, and a
 // tampering HTTP proxy in front of it. Python interpreter: $NUCLEUS_PYTHON (default python3).
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 
 import { ed25519 } from "@noble/curves/ed25519.js";
 
 import { base64DecodeStrict, base64Encode, concatBytes, utf8 } from "../../src/bytes.js";
 import { keyId } from "../../src/note.js";
+import { canonicalBytes } from "../../src/canonical.js";
+import { entryHash, type Entry, type LedgerRecord } from "../../src/entry.js";
 
 export interface Served {
   url: string;
@@ -41,7 +44,7 @@ export interface ServerOptions {
   plugins?: readonly string[];
   /** Administrators (`--admin`). */
   admins?: readonly string[];
-  /** Make the test fixture plugins of test/fixtures/python (`ts_memo`, `ts_fake_token`) importable. */
+  /** Make the test fixture plugins of test/fixtures/python (`ts_notes`, `ts_fake_token`) importable. */
   fixturePlugins?: boolean;
 }
 
@@ -60,7 +63,7 @@ async function writeFixtureDistribution(dir: string): Promise<void> {
   await writeFile(join(info, "METADATA"), "Metadata-Version: 2.1\nName: nucleus-ts-fixtures\nVersion: 0.1.0\n");
   await writeFile(
     join(info, "entry_points.txt"),
-    "[nucleus]\nts_memo = nucleus_ts_fixtures.memo\nts_fake_token = nucleus_ts_fixtures.fake_token\n",
+    "[nucleus]\nts_notes = nucleus_ts_fixtures.notes\nts_fake_token = nucleus_ts_fixtures.fake_token\n",
   );
 }
 
@@ -215,4 +218,25 @@ export function makeWitness(name: string): Witness {
       return `\u2014 ${name} ${base64Encode(concatBytes([idBytes, time, signature]))}\n`;
     },
   };
+}
+
+/**
+ * Change `entry`'s stored record to one with `payload` in the SQLite database behind the server
+ * (ledger "default"); with `rehash`, give it the hash of what it then holds, so that only an
+ * inclusion proof can tell.
+ */
+export async function tamperEntry(served: Served, entry: Entry, payload: LedgerRecord["payload"], rehash: boolean): Promise<void> {
+  const changed = { ...entry.record, payload };
+  const canonical = new TextDecoder().decode(canonicalBytes(changed));
+  const hash = rehash
+    ? entryHash("default", entry.seq, entry.prevHash, canonicalBytes(changed), 2, entry.appender, entry.authSource, entry.committedAt)
+    : entry.hash;
+  const script = [
+    "import sqlite3, sys",
+    "db = sqlite3.connect(sys.argv[1], timeout=30)",
+    "db.execute('UPDATE nucleus_entries SET canonical = ?, hash = ? WHERE seq = ?', (sys.argv[2].encode(), sys.argv[3], int(sys.argv[4])))",
+    "db.commit()",
+  ].join("\n");
+  const python = process.env["NUCLEUS_PYTHON"] || "python3";
+  await promisify(execFile)(python, ["-c", script, join(served.dir, "nucleus.db"), canonical, hash, String(entry.seq)]);
 }

@@ -44,15 +44,11 @@ export interface ServerOptions {
   plugins?: readonly string[];
   /** Administrators (`--admin`). */
   admins?: readonly string[];
+  /** Worker processes (`--workers`; default: the server's). */
+  workers?: number;
   /** Make the test fixture plugins of test/fixtures/python (`ts_notes`, `ts_fake_token`) importable. */
   fixturePlugins?: boolean;
 }
-
-/** The plugins and administrator of a server with access control and the four domain modules. */
-export const MODULES_SERVER: ServerOptions = {
-  plugins: ["ual", "proof", "asset", "connect_grant", "token"],
-  admins: ["oid:dev:user:root"],
-};
 
 const FIXTURES = fileURLToPath(new URL("../../../test/fixtures/python", import.meta.url));
 
@@ -82,6 +78,7 @@ export async function startServer(options: ServerOptions = {}): Promise<Served> 
   const flags = [
     ...(options.plugins?.length ? ["--plugin", options.plugins.join(",")] : []),
     ...(options.admins ?? []).flatMap((oid) => ["--admin", oid]),
+    ...(options.workers === undefined ? [] : ["--workers", String(options.workers)]),
   ];
   const child: ChildProcess = spawn(
     python, ["-m", "nucleus_core", "serve", "--dev", "--port", String(port), "--log-level", "warning", ...flags],

@@ -101,8 +101,6 @@ export interface TokenInfo {
 
 /** A required argument of an operation. */
 export type HandleArgument = string | number | boolean;
-/** The optional arguments of an operation, by their Python names (null or undefined: the default). */
-export type HandleOptions = { readonly [name: string]: HandleArgument | null | undefined };
 
 /** What a runtime needs from its client (built by NucleusClient). */
 export interface HandleTransport {
@@ -756,7 +754,7 @@ export class ModuleRuntime {
         const actual = info.handleTypes[0];
         throw moduleError(
           id, actual === undefined
-            ? `the server lists no handle types for it (it predates module handles), not a ${shortName(kind)}`
+            ? `the server lists no handle types for it (a server without module handles), not a ${shortName(kind)}`
             : `is a ${shortName(actual)}, not a ${shortName(kind)}`,
         );
       }

@@ -19,6 +19,6 @@ export { CosignaturePolicy, parseCosignatureVkey, countCosignatures, type Cosign
 export {
   ModuleRuntime, ModuleHandle, ProofHandle, AssetHandle, ConnectGrantHandle, TokenHandle, ProofStatus,
   type GenericHandle, type GetModuleOptions, type ModuleInfo, type OperationInfo, type ParamInfo, type JsonSchema,
-  type ProofInfo, type AssetInfo, type GrantInfo, type TokenInfo, type HandleArgument, type HandleOptions,
+  type ProofInfo, type AssetInfo, type GrantInfo, type TokenInfo, type HandleArgument,
   type HandleTransport,
 } from "./handles.js";

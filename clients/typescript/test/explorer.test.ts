@@ -1,0 +1,208 @@
+// The ledger explorer (explorer/, served by `nucleus serve` at /explorer) in a real headless
+// Chromium (Debian's, /usr/bin/chromium, or $NUCLEUS_CHROMIUM) driven by playwright-core, against a
+// real `nucleus serve --dev` with the UAL: sign in, browse, open an entry and see it verified; then
+// change the SQLite database behind the server and see the failure. Also: the committed bundle is a
+// fresh build of explorer/.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+
+import { chromium, type Browser, type Page } from "playwright-core";
+
+import { createClient, type Entry, type NucleusClient } from "../src/index.js";
+import { startServer, tamperEntry, type Served } from "./support/server.js";
+
+const ADMIN = "oid:dev:user:admin";
+const ALICE = "oid:dev:user:alice";
+const BOB = "oid:dev:user:bob";
+const PACKAGE = fileURLToPath(new URL("../../", import.meta.url));
+
+let served: Served;
+let browser: Browser;
+
+before(async () => {
+  served = await startServer(["--plugin", "ual", "--admin", ADMIN]);
+  browser = await chromium.launch({
+    executablePath: process.env["NUCLEUS_CHROMIUM"] || "/usr/bin/chromium",
+    headless: true,
+    // Root in CI: Chromium's sandbox needs an unprivileged user.
+    args: ["--no-sandbox"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await served?.stop();
+});
+
+function clientOf(oid: string): NucleusClient {
+  return createClient({ url: served.url, token: `dev:${oid}`, verifierKeys: [served.vkey] });
+}
+
+/** A fresh browser page on the explorer, every CSP violation and page error collected. */
+async function openExplorer(): Promise<{ page: Page; problems: string[] }> {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const problems: string[] = [];
+  page.on("console", (message) => {
+    if (message.type() === "error") problems.push(message.text());
+  });
+  page.on("pageerror", (err) => problems.push(err.message));
+  const response = await page.goto(`${served.url}/explorer`);
+  assert.equal(response?.status(), 200);
+  await page.getByTestId("signin").waitFor();
+  return { page, problems };
+}
+
+/** The settled state (ok, bad, info) of the element with this data-testid, and its text. */
+async function settled(page: Page, testId: string): Promise<{ state: string; text: string }> {
+  const selector = `[data-testid="${testId}"]`;
+  try {
+    await page.waitForFunction(
+      (sel) => {
+        const node = document.querySelector<HTMLElement>(sel);
+        return node !== null && ["ok", "bad", "info"].includes(node.dataset["state"] ?? "");
+      },
+      selector,
+      { timeout: 30_000 },
+    );
+  } catch (err) {
+    // Say what the page shows instead.
+    throw new Error(`${testId} did not settle: ${(err as Error).message}\npage:\n${await page.locator("body").innerText()}`);
+  }
+  const node = page.locator(selector);
+  return { state: (await node.getAttribute("data-state")) ?? "", text: (await node.textContent()) ?? "" };
+}
+
+/** Run `action`, then wait for the element's state it sets (the state before is cleared first). */
+async function settledAfter(page: Page, testId: string, action: () => Promise<unknown>): Promise<{ state: string; text: string }> {
+  await page.evaluate((id) => document.querySelector(`[data-testid="${id}"]`)?.removeAttribute("data-state"), testId);
+  await action();
+  return settled(page, testId);
+}
+
+async function signIn(page: Page, oid: string): Promise<void> {
+  await page.getByTestId("token-input").fill(`dev:${oid}`);
+  await page.getByTestId("signin-button").click();
+  await page.getByTestId("whoami").filter({ hasText: oid }).waitFor();
+}
+
+async function listedIds(page: Page): Promise<string[]> {
+  await settled(page, "page-status");
+  return page.getByTestId("entry-row").evaluateAll((rows) => rows.map((row) => row.getAttribute("data-record-id") ?? ""));
+}
+
+test("the committed bundle is a fresh build of explorer/ (npm run build:explorer)", async () => {
+  const { stdout } = await promisify(execFile)(process.execPath, ["scripts/build-explorer.mjs", "--check"], { cwd: PACKAGE });
+  assert.match(stdout, /fresh build/);
+});
+
+test("sign in, browse, open an entry verified; tampered entries in the database are shown failed", async () => {
+  const admin = clientOf(ADMIN);
+  await admin.ledgerId();
+  const grant = await fetch(`${served.url}/acl/grant`, {
+    method: "POST",
+    headers: { authorization: `Bearer dev:${ADMIN}`, "content-type": "application/json" },
+    body: JSON.stringify({
+      grants: [ALICE, BOB].map((oid) => ({ resource_kind: "stream:notes", resource_id: "*", principal_oid: oid, scope: "create" })),
+    }),
+  });
+  assert.equal(grant.status, 201, await grant.text());
+  const [first, second, third] = await clientOf(ALICE).appendBatch(
+    ["a-1", "a-2", "a-3"].map((id, i) => ({ id, stream: "notes", timestamp: 1_763_942_400_000 + i, payload: { n: i } })),
+  ) as [Entry, Entry, Entry];
+  const secret = await clientOf(BOB).append({ id: "b-secret", stream: "notes", timestamp: 1_763_942_400_100, payload: { s: 1 } });
+
+  const { page, problems } = await openExplorer();
+
+  // A wrong token: a clear sign-in error, nothing else shown.
+  await page.getByTestId("token-input").fill("dev:not-a-token");
+  await page.getByTestId("signin-button").click();
+  const error = page.getByTestId("signin-error");
+  await error.waitFor();
+  assert.match((await error.textContent()) ?? "", /Sign-in failed: the server refused this token/);
+  assert.equal(await page.getByTestId("whoami").isVisible(), false);
+
+  // Alice lists her entries only, the page verified; Bob's is not listed.
+  await signIn(page, ALICE);
+  assert.equal(await error.isVisible(), false);
+  const ids = await listedIds(page);
+  assert.deepEqual(ids, ["a-1", "a-2", "a-3"]);
+  assert.equal((await settled(page, "page-status")).state, "ok");
+  assert.match(await page.getByTestId("streams").innerText(), /notes/);
+  assert.match(await page.getByTestId("key-source").innerText(), /fetched from this server/);
+
+  // Open an entry: verified, every check green.
+  const opened = await settledAfter(page, "entry-status", () => page.locator('[data-record-id="a-2"] [data-testid="entry-link"]').click());
+  assert.deepEqual(opened, { state: "ok", text: "verified" });
+  for (const name of ["entry", "hash", "checkpoint", "inclusion", "client"]) {
+    assert.equal(await page.getByTestId(`check-${name}`).getAttribute("data-state"), "ok", name);
+  }
+  assert.match(await page.getByTestId("entry-record").innerText(), /"id": "a-2"/);
+  assert.match(await page.getByTestId("check-witnesses-detail").innerText(), /no witnesses configured/);
+
+  // Bob's entry, opened by its hash: not readable, so nothing is shown verified.
+  const refused = await settledAfter(page, "entry-status", () => page.goto(`${served.url}/explorer#/entry/${secret.hash}`));
+  assert.equal(refused.state, "bad");
+  assert.match(refused.text, /could not be read/);
+  assert.doesNotMatch(await page.getByTestId("entry-record").innerText(), /b-secret/);
+
+  // The checkpoint history: what this browser verified, each extending the one before.
+  const history = await settledAfter(page, "history-status", () => page.getByTestId("tab-checkpoints").click());
+  assert.equal(history.state, "ok", history.text);
+  assert.ok((await page.getByTestId("history-row").count()) >= 1);
+  assert.match(await page.getByTestId("latest-note").innerText(), /^nucleus\.invalid\/default\n/);
+
+  // Pinned keys: a malformed one is refused; the server's own key pinned verifies as before.
+  await page.getByTestId("keys").locator("summary").click();
+  await page.getByTestId("pinned-keys").fill("not a key");
+  await page.getByTestId("pin-keys").click();
+  assert.match(await page.getByTestId("keys-error").innerText(), /not a checkpoint verifier key/);
+  await page.getByTestId("pinned-keys").fill(served.vkey);
+  await page.getByTestId("pin-keys").click();
+  await page.getByTestId("key-source").filter({ hasText: "pinned key" }).waitFor();
+  assert.equal(await page.getByTestId("key-source").getAttribute("data-state"), "ok");
+
+  // The record of entry a-1 changed in the database, its stored hash kept: the hash check fails.
+  await tamperEntry(served, first, { n: 99 }, false);
+  // Opened by its URL in a reloaded page: the token is still in the tab's session storage.
+  await page.goto(`${served.url}/explorer#/entry/${first.hash}`);
+  await page.reload();
+  const changed = await settled(page, "entry-status");
+  assert.equal(changed.state, "bad");
+  assert.match(changed.text, /verification FAILED: hash mismatch/);
+  assert.equal(await page.getByTestId("check-hash").getAttribute("data-state"), "bad");
+  assert.equal(await page.getByTestId("check-client").getAttribute("data-state"), "bad");
+  assert.match(await page.getByTestId("check-client-detail").innerText(), /IntegrityError/);
+
+  // Entry a-3 changed with its hash recomputed: that hash is in no signed tree.
+  await tamperEntry(served, third, { n: 98 }, true);
+  const rehashed = (await (await fetch(`${served.url}/records/a-3`, { headers: { authorization: `Bearer dev:${ALICE}` } })).json()) as { hash: string };
+  assert.notEqual(rehashed.hash, third.hash);
+  const forged = await settledAfter(page, "entry-status", () => page.goto(`${served.url}/explorer#/entry/${rehashed.hash}`));
+  assert.equal(forged.state, "bad");
+  assert.match(forged.text, /inclusion proof/);
+  assert.equal(await page.getByTestId("check-hash").getAttribute("data-state"), "ok");
+  assert.equal(await page.getByTestId("check-inclusion").getAttribute("data-state"), "bad");
+  assert.match(await page.getByTestId("check-client-detail").innerText(), /InclusionProofError/);
+
+  // The list of entries: its page fails to verify now, in red.
+  const listed = await settledAfter(page, "page-status", () => page.getByTestId("tab-entries").click());
+  assert.equal(listed.state, "bad");
+  assert.match(listed.text, /this page failed to verify/);
+  assert.ok(second.seq > first.seq);
+
+  // Sign out: the token leaves the tab's session storage.
+  await page.getByTestId("signout-button").click();
+  await page.getByTestId("signin").waitFor();
+  assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+  await page.reload();
+  await page.getByTestId("signin").waitFor();
+  assert.equal(await page.getByTestId("whoami").isVisible(), false);
+
+  // No Content-Security-Policy violation or script error along the way (the 401 and 404 answers
+  // above are logged by Chromium as failed loads, nothing else).
+  assert.deepEqual(problems.filter((p) => !/status of (401|404)/.test(p)), []);
+});

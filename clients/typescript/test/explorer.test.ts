@@ -11,7 +11,10 @@ import { promisify } from "node:util";
 
 import { chromium, type Browser, type Page } from "playwright-core";
 
-import { createClient, type Entry, type NucleusClient } from "../src/index.js";
+import { ed25519 } from "@noble/curves/ed25519.js";
+
+import { base64Encode, concatBytes } from "../src/bytes.js";
+import { createClient, keyId, type Entry, type NucleusClient } from "../src/index.js";
 import { startServer, tamperEntry, type Served } from "./support/server.js";
 
 const ADMIN = "oid:dev:user:admin";
@@ -90,8 +93,13 @@ async function signIn(page: Page, oid: string): Promise<void> {
 }
 
 async function listedIds(page: Page): Promise<string[]> {
-  await settled(page, "page-status");
   return page.getByTestId("entry-row").evaluateAll((rows) => rows.map((row) => row.getAttribute("data-record-id") ?? ""));
+}
+
+/** A checkpoint verifier key of no server (a signed note key, type 0x01). */
+function foreignVkey(): string {
+  const material = concatBytes([new Uint8Array([0x01]), ed25519.getPublicKey(ed25519.utils.randomPrivateKey())]);
+  return `elsewhere+${keyId("elsewhere", material).toString(16).padStart(8, "0")}+${base64Encode(material)}`;
 }
 
 test("the committed bundle is a fresh build of explorer/ (npm run build:explorer)", async () => {
@@ -106,7 +114,9 @@ test("sign in, browse, open an entry verified; tampered entries in the database 
     method: "POST",
     headers: { authorization: `Bearer dev:${ADMIN}`, "content-type": "application/json" },
     body: JSON.stringify({
-      grants: [ALICE, BOB].map((oid) => ({ resource_kind: "stream:notes", resource_id: "*", principal_oid: oid, scope: "create" })),
+      grants: [[ALICE, "notes"], [BOB, "notes"], [ALICE, "bulk"]].map(([oid, stream]) => ({
+        resource_kind: `stream:${stream}`, resource_id: "*", principal_oid: oid, scope: "create",
+      })),
     }),
   });
   assert.equal(grant.status, 201, await grant.text());
@@ -126,12 +136,32 @@ test("sign in, browse, open an entry verified; tampered entries in the database 
   assert.equal(await page.getByTestId("whoami").isVisible(), false);
 
   // Alice lists her entries only, the page verified; Bob's is not listed.
-  await signIn(page, ALICE);
+  const firstPage = await settledAfter(page, "page-status", () => signIn(page, ALICE));
+  assert.equal(firstPage.state, "ok", firstPage.text);
   assert.equal(await error.isVisible(), false);
-  const ids = await listedIds(page);
-  assert.deepEqual(ids, ["a-1", "a-2", "a-3"]);
-  assert.equal((await settled(page, "page-status")).state, "ok");
+  assert.deepEqual(await listedIds(page), ["a-1", "a-2", "a-3"]);
   assert.match(await page.getByTestId("streams").innerText(), /notes/);
+
+  // More entries in another stream: filtered by stream, paged (50 a page), each page verified.
+  await clientOf(ALICE).appendBatch(
+    Array.from({ length: 60 }, (_, i) => ({ id: `bulk-${i}`, stream: "bulk", timestamp: 1_763_942_500_000 + i, payload: { i } })),
+  );
+  await page.getByTestId("stream-filter").fill("bulk");
+  const bulk = await settledAfter(page, "page-status", () => page.getByTestId("filter-button").click());
+  assert.equal(bulk.state, "ok", bulk.text);
+  const firstBulk = await listedIds(page);
+  assert.deepEqual(firstBulk, Array.from({ length: 50 }, (_, i) => `bulk-${i}`));
+  const next = await settledAfter(page, "page-status", () => page.getByTestId("next-page").click());
+  assert.equal(next.state, "ok", next.text);
+  assert.deepEqual(await listedIds(page), Array.from({ length: 10 }, (_, i) => `bulk-${50 + i}`));
+  assert.equal(await page.getByTestId("next-page").isDisabled(), true);
+  assert.deepEqual(
+    await page.getByTestId("stream-link").evaluateAll((links) => links.map((link) => link.getAttribute("data-stream"))),
+    ["bulk", "notes"],
+  );
+  await page.getByTestId("stream-filter").fill("notes");
+  await settledAfter(page, "page-status", () => page.getByTestId("filter-button").click());
+  assert.deepEqual(await listedIds(page), ["a-1", "a-2", "a-3"]);
   assert.match(await page.getByTestId("key-source").innerText(), /fetched from this server/);
 
   // Open an entry: verified, every check green.
@@ -152,7 +182,9 @@ test("sign in, browse, open an entry verified; tampered entries in the database 
   // The checkpoint history: what this browser verified, each extending the one before.
   const history = await settledAfter(page, "history-status", () => page.getByTestId("tab-checkpoints").click());
   assert.equal(history.state, "ok", history.text);
-  assert.ok((await page.getByTestId("history-row").count()) >= 1);
+  // Two checkpoints at least (before and after the bulk entries), the newer extending the older.
+  assert.ok((await page.getByTestId("history-row").count()) >= 2);
+  assert.match(await page.getByTestId("history-rows").innerText(), /signed; extends the checkpoint of \d+ entries/);
   assert.match(await page.getByTestId("latest-note").innerText(), /^nucleus\.invalid\/default\n/);
 
   // Pinned keys: a malformed one is refused; the server's own key pinned verifies as before.
@@ -160,8 +192,21 @@ test("sign in, browse, open an entry verified; tampered entries in the database 
   await page.getByTestId("pinned-keys").fill("not a key");
   await page.getByTestId("pin-keys").click();
   assert.match(await page.getByTestId("keys-error").innerText(), /not a checkpoint verifier key/);
+  // A pinned key that is not the server's: red, the key source and the entry's checkpoint check.
+  await page.getByTestId("pinned-keys").fill(foreignVkey());
+  const foreign = await settledAfter(page, "entry-status", async () => {
+    await page.getByTestId("pin-keys").click();
+    await page.goto(`${served.url}/explorer#/entry/${second.hash}`);
+  });
+  assert.equal(foreign.state, "bad");
+  assert.equal(await page.getByTestId("key-source").getAttribute("data-state"), "bad");
+  assert.match(await page.getByTestId("key-source").innerText(), /NOT the ones the server says/);
+  assert.equal(await page.getByTestId("check-checkpoint").getAttribute("data-state"), "bad");
+  assert.equal(await page.getByTestId("check-hash").getAttribute("data-state"), "ok");
+  // The server's own key pinned: verified again.
   await page.getByTestId("pinned-keys").fill(served.vkey);
-  await page.getByTestId("pin-keys").click();
+  const pinned = await settledAfter(page, "entry-status", () => page.getByTestId("pin-keys").click());
+  assert.deepEqual(pinned, { state: "ok", text: "verified" });
   await page.getByTestId("key-source").filter({ hasText: "pinned key" }).waitFor();
   assert.equal(await page.getByTestId("key-source").getAttribute("data-state"), "ok");
 
@@ -192,7 +237,6 @@ test("sign in, browse, open an entry verified; tampered entries in the database 
   const listed = await settledAfter(page, "page-status", () => page.getByTestId("tab-entries").click());
   assert.equal(listed.state, "bad");
   assert.match(listed.text, /this page failed to verify/);
-  assert.ok(second.seq > first.seq);
 
   // Sign out: the token leaves the tab's session storage.
   await page.getByTestId("signout-button").click();

@@ -457,10 +457,11 @@ async function showEntry(hash: string): Promise<void> {
     fail(client, "client read", describe(err));
   }
 
-  // 6. The witnesses' cosignatures on the trusted checkpoint.
+  // 6. The witnesses' cosignatures on that checkpoint, as the server serves it now.
   const witnessed = check("witnesses", "witness cosignatures");
   try {
-    const problem = await renderWitnesses(s, byId("entry-witnesses"));
+    const note = checkpoint === null ? null : await s.client.checkpoint(checkpoint.size);
+    const problem = await renderWitnesses(byId("entry-witnesses"), note);
     if (problem === null) witnessed.set("info", byId("entry-witnesses").dataset["summary"] ?? "");
     else fail(witnessed, "witness cosignature", problem);
   } catch (err) {
@@ -469,8 +470,11 @@ async function showEntry(hash: string): Promise<void> {
   finish();
 }
 
-/** The witness policy and each witness's state and cosignature of the trusted checkpoint; a failure's text, or null. */
-async function renderWitnesses(s: Session, into: HTMLElement): Promise<string | null> {
+/**
+ * The witness policy, each witness's state and whether it validly cosigned `note` (a verified
+ * checkpoint note); a failure's text, or null.
+ */
+async function renderWitnesses(into: HTMLElement, note: string | null): Promise<string | null> {
   into.replaceChildren();
   let doc: unknown;
   try {
@@ -483,7 +487,6 @@ async function renderWitnesses(s: Session, into: HTMLElement): Promise<string | 
     }
     throw err;
   }
-  const note = s.store.load();
   const quorum = isObject(doc) && typeof doc["quorum"] === "number" ? doc["quorum"] : 0;
   const witnesses = (isObject(doc) && Array.isArray(doc["witnesses"]) ? doc["witnesses"] : []) as Record<string, unknown>[];
   const rows = el("tbody");
@@ -491,11 +494,11 @@ async function renderWitnesses(s: Session, into: HTMLElement): Promise<string | 
   let problem: string | null = null;
   for (const w of witnesses) {
     let state: State = "info";
-    let text = "no cosignature on the trusted checkpoint";
+    let text = "no cosignature on the checkpoint";
     try {
       if (note !== null && countCosignatures(note, [parseCosignatureVkey(String(w["vkey"]))]) === 1) {
         state = "ok";
-        text = "cosigned the trusted checkpoint";
+        text = "cosigned the checkpoint";
         cosigned++;
       }
     } catch (err) {
@@ -509,7 +512,7 @@ async function renderWitnesses(s: Session, into: HTMLElement): Promise<string | 
       el("td", {}, w["last_error"] ? `last error: ${String(w["last_error"])}` : ""),
     ));
   }
-  into.dataset["summary"] = `${cosigned} of ${witnesses.length} witnesses cosigned the trusted checkpoint (quorum ${quorum}; ` +
+  into.dataset["summary"] = `${cosigned} of ${witnesses.length} witnesses cosigned the checkpoint (quorum ${quorum}; ` +
     "witness keys as the server lists them)";
   into.append(el("p", { "data-testid": "witness-summary" }, into.dataset["summary"]), el("table", {}, rows));
   return problem;
@@ -526,11 +529,12 @@ async function showCheckpoints(): Promise<void> {
   rows.replaceChildren();
   byId("latest-note").textContent = "";
   const problems: string[] = [];
+  let latest: string | null = null;
   try {
     if (!s.keys.length) throw new NucleusError("this ledger signs no checkpoints");
-    await s.client.refresh();
+    latest = await s.client.checkpoint(); // verified, and the trusted state moved forward to it
     await recordTrusted(s);
-    byId("latest-note").textContent = s.store.load() ?? "";
+    byId("latest-note").textContent = latest;
   } catch (err) {
     problems.push(`the latest checkpoint: ${describe(err)}`);
   }
@@ -567,7 +571,7 @@ async function showCheckpoints(): Promise<void> {
     ));
   }
   try {
-    const problem = await renderWitnesses(s, byId("history-witnesses"));
+    const problem = await renderWitnesses(byId("history-witnesses"), latest);
     if (problem !== null) problems.push(problem);
   } catch (err) {
     problems.push(`witnesses: ${describe(err)}`);

@@ -14,8 +14,8 @@ import { chromium, type Browser, type Page } from "playwright-core";
 import { ed25519 } from "@noble/curves/ed25519.js";
 
 import { base64Encode, concatBytes } from "../src/bytes.js";
-import { createClient, keyId, type Entry, type NucleusClient } from "../src/index.js";
-import { startServer, tamperEntry, type Served } from "./support/server.js";
+import { createClient, keyId, parseNote, type Entry, type NucleusClient } from "../src/index.js";
+import { makeWitness, startProxy, startServer, tamperEntry, type Answer, type Served } from "./support/server.js";
 
 const ADMIN = "oid:dev:user:admin";
 const ALICE = "oid:dev:user:alice";
@@ -45,7 +45,7 @@ function clientOf(oid: string): NucleusClient {
 }
 
 /** A fresh browser page on the explorer, every CSP violation and page error collected. */
-async function openExplorer(): Promise<{ page: Page; problems: string[] }> {
+async function openExplorer(url = served.url): Promise<{ page: Page; problems: string[] }> {
   const context = await browser.newContext();
   const page = await context.newPage();
   const problems: string[] = [];
@@ -53,7 +53,7 @@ async function openExplorer(): Promise<{ page: Page; problems: string[] }> {
     if (message.type() === "error") problems.push(message.text());
   });
   page.on("pageerror", (err) => problems.push(err.message));
-  const response = await page.goto(`${served.url}/explorer`);
+  const response = await page.goto(`${url}/explorer`);
   assert.equal(response?.status(), 200);
   await page.getByTestId("signin").waitFor();
   return { page, problems };
@@ -249,4 +249,50 @@ test("sign in, browse, open an entry verified; tampered entries in the database 
   // No Content-Security-Policy violation or script error along the way (the 401 and 404 answers
   // above are logged by Chromium as failed loads, nothing else).
   assert.deepEqual(problems.filter((p) => !/status of (401|404)/.test(p)), []);
+});
+
+test("the witnesses' cosignatures of the checkpoint an entry is proven in, a bad one shown failed", async () => {
+  // A proxy in front of the server (the explorer with it: the page talks to where it came from)
+  // lists two witnesses and adds their cosignature lines to every checkpoint it serves.
+  const proxy = await startProxy(served.url);
+  const [good, idle] = [makeWitness("w1.example"), makeWitness("w2.example")];
+  let cosign = (note: string): string => note + good.cosignLine(parseNote(note).text, 1_700_000_000);
+  proxy.rewrite = (method, path, answer): Answer => {
+    const bare = path.split("?")[0];
+    if (method === "GET" && bare === "/checkpoint/witnesses") {
+      const witnesses = [good, idle].map((w, i) => ({
+        name: `w${i + 1}`, url: `https://w${i + 1}.example/`, vkey: w.vkey, cosigned_size: i ? 0 : 5, submitted_size: 5,
+        last_error: i ? "connection refused" : null,
+      }));
+      return { status: 200, contentType: "application/json", body: JSON.stringify({ quorum: 1, witnesses }) };
+    }
+    if (method === "GET" && bare === "/checkpoint" && answer.status === 200) return { ...answer, body: cosign(answer.body) };
+    return answer;
+  };
+  try {
+    const entry = await clientOf(ALICE).append({ id: "w-1", stream: "notes", timestamp: 1_763_942_400_200, payload: {} });
+    const { page } = await openExplorer(proxy.url);
+    await settledAfter(page, "page-status", () => signIn(page, ALICE));
+    const opened = await settledAfter(page, "entry-status", () => page.goto(`${proxy.url}/explorer#/entry/${entry.hash}`));
+    assert.deepEqual(opened, { state: "ok", text: "verified" });
+    assert.match(await page.getByTestId("check-witnesses-detail").innerText(), /^1 of 2 witnesses cosigned the checkpoint \(quorum 1;/);
+    const rows = await page.getByTestId("witness-row").allInnerTexts();
+    assert.equal(rows.length, 2);
+    assert.match(rows[0] as string, /w1\s+cosigned the checkpoint\s+cosigned up to 5/);
+    assert.match(rows[1] as string, /w2\s+no cosignature on the checkpoint.*last error: connection refused/s);
+
+    // The second witness's line is a cosignature of another checkpoint: red, naming it.
+    cosign = (note) => note + idle.cosignLine(parseNote(note).text.replace(/\n\d+\n/, "\n0\n"), 1_700_000_000);
+    const bad = await settledAfter(page, "entry-status", () => page.reload());
+    assert.equal(bad.state, "bad");
+    assert.match(bad.text, /witness cosignature/);
+    assert.equal(await page.getByTestId("check-witnesses").getAttribute("data-state"), "bad");
+    assert.match(await page.getByTestId("check-witnesses-detail").innerText(), /w2: its cosignature does not verify/);
+    assert.equal(await page.getByTestId("check-inclusion").getAttribute("data-state"), "ok");
+    const history = await settledAfter(page, "history-status", () => page.getByTestId("tab-checkpoints").click());
+    assert.equal(history.state, "bad");
+    assert.match(history.text, /w2: its cosignature does not verify/);
+  } finally {
+    await proxy.close();
+  }
 });

@@ -4528,7 +4528,8 @@ async function showEntry(hash) {
   }
   const witnessed = check("witnesses", "witness cosignatures");
   try {
-    const problem = await renderWitnesses(s, byId("entry-witnesses"));
+    const note = checkpoint === null ? null : await s.client.checkpoint(checkpoint.size);
+    const problem = await renderWitnesses(byId("entry-witnesses"), note);
     if (problem === null) witnessed.set("info", byId("entry-witnesses").dataset["summary"] ?? "");
     else fail(witnessed, "witness cosignature", problem);
   } catch (err) {
@@ -4536,7 +4537,7 @@ async function showEntry(hash) {
   }
   finish();
 }
-async function renderWitnesses(s, into) {
+async function renderWitnesses(into, note) {
   into.replaceChildren();
   let doc;
   try {
@@ -4549,7 +4550,6 @@ async function renderWitnesses(s, into) {
     }
     throw err;
   }
-  const note = s.store.load();
   const quorum = isObject2(doc) && typeof doc["quorum"] === "number" ? doc["quorum"] : 0;
   const witnesses = isObject2(doc) && Array.isArray(doc["witnesses"]) ? doc["witnesses"] : [];
   const rows = el("tbody");
@@ -4557,11 +4557,11 @@ async function renderWitnesses(s, into) {
   let problem = null;
   for (const w of witnesses) {
     let state = "info";
-    let text = "no cosignature on the trusted checkpoint";
+    let text = "no cosignature on the checkpoint";
     try {
       if (note !== null && countCosignatures(note, [parseCosignatureVkey(String(w["vkey"]))]) === 1) {
         state = "ok";
-        text = "cosigned the trusted checkpoint";
+        text = "cosigned the checkpoint";
         cosigned++;
       }
     } catch (err) {
@@ -4578,7 +4578,7 @@ async function renderWitnesses(s, into) {
       el("td", {}, w["last_error"] ? `last error: ${String(w["last_error"])}` : "")
     ));
   }
-  into.dataset["summary"] = `${cosigned} of ${witnesses.length} witnesses cosigned the trusted checkpoint (quorum ${quorum}; witness keys as the server lists them)`;
+  into.dataset["summary"] = `${cosigned} of ${witnesses.length} witnesses cosigned the checkpoint (quorum ${quorum}; witness keys as the server lists them)`;
   into.append(el("p", { "data-testid": "witness-summary" }, into.dataset["summary"]), el("table", {}, rows));
   return problem;
 }
@@ -4592,11 +4592,12 @@ async function showCheckpoints() {
   rows.replaceChildren();
   byId("latest-note").textContent = "";
   const problems = [];
+  let latest = null;
   try {
     if (!s.keys.length) throw new NucleusError("this ledger signs no checkpoints");
-    await s.client.refresh();
+    latest = await s.client.checkpoint();
     await recordTrusted(s);
-    byId("latest-note").textContent = s.store.load() ?? "";
+    byId("latest-note").textContent = latest;
   } catch (err) {
     problems.push(`the latest checkpoint: ${describe(err)}`);
   }
@@ -4636,7 +4637,7 @@ async function showCheckpoints() {
     ));
   }
   try {
-    const problem = await renderWitnesses(s, byId("history-witnesses"));
+    const problem = await renderWitnesses(byId("history-witnesses"), latest);
     if (problem !== null) problems.push(problem);
   } catch (err) {
     problems.push(`witnesses: ${describe(err)}`);

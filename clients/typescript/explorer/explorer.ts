@@ -142,7 +142,6 @@ async function signIn(token: string): Promise<void> {
       : `Sign-in failed: ${describe(err)}`;
     return;
   }
-  sessionStorage.setItem(TOKEN_KEY, token);
   const info = await getJson("/ledger", token);
   const oid = isObject(who) && typeof who["oid"] === "string" ? who["oid"] : "?";
   const ledgerId = isObject(info) && typeof info["ledger_id"] === "string" ? info["ledger_id"] : null;
@@ -154,12 +153,23 @@ async function signIn(token: string): Promise<void> {
     if (!(err instanceof NucleusError && err.status === 404)) throw err;
   }
   session = makeSession(token, oid, ledgerId, serverKeys);
+  sessionStorage.setItem(TOKEN_KEY, token);
   byId("whoami").textContent = oid;
   byId("ledger-id").textContent = ledgerId;
   show("signin", false);
   show("session", true);
   renderKeys();
   await route();
+}
+
+/** {@link signIn}, any failure shown as a sign-in error (and the token forgotten). */
+function trySignIn(token: string): void {
+  signIn(token).catch((err: unknown) => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    const error = byId("signin-error");
+    error.hidden = false;
+    error.textContent = `Sign-in failed: ${describe(err)}`;
+  });
 }
 
 function signOut(): void {
@@ -603,11 +613,7 @@ function start(): void {
   show("signin", true);
   byId("signin-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    void signIn(byId<HTMLInputElement>("token").value.trim()).catch((err: unknown) => {
-      const error = byId("signin-error");
-      error.hidden = false;
-      error.textContent = `Sign-in failed: ${describe(err)}`;
-    });
+    trySignIn(byId<HTMLInputElement>("token").value.trim());
   });
   byId("signout").addEventListener("click", signOut);
   byId("filter-form").addEventListener("submit", (event) => {
@@ -641,11 +647,7 @@ function start(): void {
   byId("loading").hidden = true;
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token !== null) {
-    void signIn(token).catch((err: unknown) => {
-      const error = byId("signin-error");
-      error.hidden = false;
-      error.textContent = `Sign-in failed: ${describe(err)}`;
-    });
+    trySignIn(token);
   }
 }
 

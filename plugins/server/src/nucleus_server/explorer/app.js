@@ -4229,7 +4229,6 @@ async function signIn(token) {
     error.textContent = err instanceof AuthenticationError ? `Sign-in failed: the server refused this token (${err.message}).` : `Sign-in failed: ${describe(err)}`;
     return;
   }
-  sessionStorage.setItem(TOKEN_KEY, token);
   const info = await getJson("/ledger", token);
   const oid = isObject2(who) && typeof who["oid"] === "string" ? who["oid"] : "?";
   const ledgerId = isObject2(info) && typeof info["ledger_id"] === "string" ? info["ledger_id"] : null;
@@ -4241,12 +4240,21 @@ async function signIn(token) {
     if (!(err instanceof NucleusError && err.status === 404)) throw err;
   }
   session = makeSession(token, oid, ledgerId, serverKeys);
+  sessionStorage.setItem(TOKEN_KEY, token);
   byId("whoami").textContent = oid;
   byId("ledger-id").textContent = ledgerId;
   show("signin", false);
   show("session", true);
   renderKeys();
   await route();
+}
+function trySignIn(token) {
+  signIn(token).catch((err) => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    const error = byId("signin-error");
+    error.hidden = false;
+    error.textContent = `Sign-in failed: ${describe(err)}`;
+  });
 }
 function signOut() {
   sessionStorage.removeItem(TOKEN_KEY);
@@ -4666,11 +4674,7 @@ function start() {
   show("signin", true);
   byId("signin-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    void signIn(byId("token").value.trim()).catch((err) => {
-      const error = byId("signin-error");
-      error.hidden = false;
-      error.textContent = `Sign-in failed: ${describe(err)}`;
-    });
+    trySignIn(byId("token").value.trim());
   });
   byId("signout").addEventListener("click", signOut);
   byId("filter-form").addEventListener("submit", (event) => {
@@ -4704,11 +4708,7 @@ function start() {
   byId("loading").hidden = true;
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token !== null) {
-    void signIn(token).catch((err) => {
-      const error = byId("signin-error");
-      error.hidden = false;
-      error.textContent = `Sign-in failed: ${describe(err)}`;
-    });
+    trySignIn(token);
   }
 }
 start();

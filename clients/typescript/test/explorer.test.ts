@@ -31,7 +31,7 @@ before(async () => {
     executablePath: process.env["NUCLEUS_CHROMIUM"] || "/usr/bin/chromium",
     headless: true,
     // Root in CI: Chromium's sandbox needs an unprivileged user.
-    args: ["--no-sandbox"],
+    args: ["--no-sandbox", "--disable-dev-shm-usage"],
   });
 });
 

@@ -17,7 +17,7 @@ import {
 } from "../src/index.js";
 import { FileTrustedState } from "../src/file-store.js";
 import { nodeHttpFetch } from "../src/node-http.js";
-import { makeWitness, startProxy, startServer, type Answer, type Proxy, type Served } from "./support/server.js";
+import { makeWitness, startProxy, startServer, tamperEntry, type Answer, type Proxy, type Served } from "./support/server.js";
 
 const TOKEN = "dev:oid:dev:user:alice";
 let served: Served;
@@ -311,21 +311,8 @@ test("an entry changed in the database behind the server is refused, with or wit
   // Last in this file: it leaves the server's ledger tampered with.
   const client = verifying(served.url);
   const [first, second] = await client.appendBatch([record("notes", { amount: 10 }), record("notes", { amount: 20 })]);
-  const python = process.env["NUCLEUS_PYTHON"] || "python3";
-  const tamper = async (entry: Entry, payload: LedgerRecord["payload"], rehash: boolean): Promise<void> => {
-    const changed = { ...entry.record, payload };
-    const canonical = new TextDecoder().decode(canonicalBytes(changed));
-    const hash = rehash
-      ? entryHash("default", entry.seq, entry.prevHash, canonicalBytes(changed), 2, entry.appender, entry.authSource, entry.committedAt)
-      : entry.hash;
-    const script = [
-      "import sqlite3, sys",
-      "db = sqlite3.connect(sys.argv[1], timeout=30)",
-      "db.execute('UPDATE nucleus_entries SET canonical = ?, hash = ? WHERE seq = ?', (sys.argv[2].encode(), sys.argv[3], int(sys.argv[4])))",
-      "db.commit()",
-    ].join("\n");
-    await promisify(execFile)(python, ["-c", script, join(served.dir, "nucleus.db"), canonical, hash, String(entry.seq)]);
-  };
+  const tamper = (entry: Entry, payload: LedgerRecord["payload"], rehash: boolean): Promise<void> =>
+    tamperEntry(served, entry, payload, rehash);
   await tamper(first as Entry, { amount: 99 }, false);
   await assert.rejects(client.getById(first?.record.id as string), (err: unknown) => {
     assert.ok(err instanceof IntegrityError && err.reason === "hash mismatch");

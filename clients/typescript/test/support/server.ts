@@ -1,15 +1,18 @@
 // A real `nucleus serve --dev` on a free loopback port with a temporary SQLite database, and a
 // tampering HTTP proxy in front of it. Python interpreter: $NUCLEUS_PYTHON (default python3).
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 
 import { ed25519 } from "@noble/curves/ed25519.js";
 
 import { base64DecodeStrict, base64Encode, concatBytes, utf8 } from "../../src/bytes.js";
+import { canonicalBytes } from "../../src/canonical.js";
+import { entryHash, type Entry, type LedgerRecord } from "../../src/entry.js";
 import { keyId } from "../../src/note.js";
 
 export interface Served {
@@ -35,14 +38,15 @@ async function freePort(): Promise<number> {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-export async function startServer(): Promise<Served> {
+/** Start the server; `args` are more `nucleus serve` flags (e.g. `["--plugin", "ual"]`). */
+export async function startServer(args: readonly string[] = []): Promise<Served> {
   const dir = await mkdtemp(join(tmpdir(), "nucleus-ts-"));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("NUCLEUS_")));
   const python = process.env["NUCLEUS_PYTHON"] || "python3";
   const child: ChildProcess = spawn(
-    python, ["-m", "nucleus_core", "serve", "--dev", "--port", String(port), "--log-level", "warning"],
+    python, ["-m", "nucleus_core", "serve", "--dev", "--port", String(port), "--log-level", "warning", ...args],
     { cwd: dir, env, stdio: ["ignore", "ignore", "pipe"] },
   );
   let stderr = "";
@@ -176,4 +180,26 @@ export function makeWitness(name: string): Witness {
       return `\u2014 ${name} ${base64Encode(concatBytes([idBytes, time, signature]))}\n`;
     },
   };
+}
+
+/**
+ * Change `entry`'s stored record to one with `payload` in the server's SQLite database, behind
+ * its back; with `rehash` its stored hash is recomputed too (the chain's next prev_hash is not).
+ */
+export async function tamperEntry(
+  served: Served, entry: Entry, payload: LedgerRecord["payload"], rehash: boolean, ledgerId = "default",
+): Promise<void> {
+  const changed = { ...entry.record, payload };
+  const canonical = new TextDecoder().decode(canonicalBytes(changed));
+  const hash = rehash
+    ? entryHash(ledgerId, entry.seq, entry.prevHash, canonicalBytes(changed), 2, entry.appender, entry.authSource, entry.committedAt)
+    : entry.hash;
+  const script = [
+    "import sqlite3, sys",
+    "db = sqlite3.connect(sys.argv[1], timeout=30)",
+    "db.execute('UPDATE nucleus_entries SET canonical = ?, hash = ? WHERE seq = ?', (sys.argv[2].encode(), sys.argv[3], int(sys.argv[4])))",
+    "db.commit()",
+  ].join("\n");
+  const python = process.env["NUCLEUS_PYTHON"] || "python3";
+  await promisify(execFile)(python, ["-c", script, join(served.dir, "nucleus.db"), canonical, hash, String(entry.seq)]);
 }

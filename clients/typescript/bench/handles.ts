@@ -26,7 +26,7 @@ type Op = "balance" | "history";
 const ARGS: Record<Op, string[]> = { balance: ["gold", HOLDER], history: ["gold"] };
 
 async function main(): Promise<void> {
-  const served = await startServer({ plugins: ["token"] });
+  const served = await startServer(["--plugin", "token"]);
   const worker = pythonWorker("python_handles.py");
   const ask = worker.ask;
   try {

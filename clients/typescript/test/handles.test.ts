@@ -83,10 +83,9 @@ before(async () => {
   // One worker process: with several, a worker that handles an ACL grant (a system append) skips
   // the module entries other workers committed before it and answers from that stale state (a
   // bug of the module registry, reported; the server's default is one worker per core).
-  served = await startServer({
-    plugins: ["ual", "proof", "asset", "connect_grant", "token", "ts_notes"], admins: [ROOT], fixturePlugins: true,
-    workers: 1,
-  });
+  served = await startServer(
+    ["--plugin", "ual,proof,asset,connect_grant,token,ts_notes", "--admin", ROOT, "--workers", "1"], { fixturePlugins: true },
+  );
   proxy = await startProxy(served.url);
   await populate();
 });
@@ -303,7 +302,7 @@ test("refusals scenario: unknown id, wrong type, missing, unknown and misplaced 
 });
 
 test("a built-in id whose module is another class on the server is a ModuleError", async () => {
-  const other = await startServer({ plugins: ["ts_fake_token"], fixturePlugins: true });
+  const other = await startServer(["--plugin", "ts_fake_token"], { fixturePlugins: true });
   try {
     const client = createClient({ url: other.url, token: `dev:${EVE}` });
     await assert.rejects(client.runtime.getModule("token"), (err: unknown) => {

@@ -5,7 +5,7 @@ import { readFile, rm, writeFile } from "node:fs/promises";
 import { test } from "node:test";
 import { promisify } from "node:util";
 
-import { startServer, type ServerOptions } from "./support/server.js";
+import { startServer } from "./support/server.js";
 
 const URL_PRINTED = '"http://127.0.0.1:8080"';
 
@@ -15,10 +15,10 @@ async function blocks(): Promise<string[]> {
   return [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1] as string);
 }
 
-/** Run `block` `runs` times against a server started with `options` (the flags its text names); the outputs. */
-async function runBlock(block: string, name: string, options: ServerOptions, runs: number): Promise<string[]> {
+/** Run `block` `runs` times against a server started with `args` (the flags its text names); the outputs. */
+async function runBlock(block: string, name: string, args: string[], runs: number): Promise<string[]> {
   assert.ok(block.includes(URL_PRINTED));
-  const served = await startServer(options);
+  const served = await startServer(args);
   const script = new URL(`../${name}`, import.meta.url);
   await writeFile(script, block.replace(URL_PRINTED, JSON.stringify(served.url)));
   try {
@@ -33,7 +33,7 @@ async function runBlock(block: string, name: string, options: ServerOptions, run
 
 test("the README quickstart runs as printed", async () => {
   const [quickstart] = await blocks();
-  const outputs = await runBlock(quickstart as string, "quickstart-readme.mjs", {}, 2);
+  const outputs = await runBlock(quickstart as string, "quickstart-readme.mjs", [], 2);
   outputs.forEach((stdout, i) => {
     assert.match(stdout, new RegExp(`^${i + 1} [0-9a-f]{64} verified in the tree of ${i + 1} true$`, "m"));
   });
@@ -43,7 +43,7 @@ test("the README module-handles example runs as printed against `nucleus serve -
   const readme = await readFile(new URL("../../README.md", import.meta.url), "utf-8");
   assert.ok(readme.includes("nucleus serve --dev --plugin token\n"));
   const [, handles] = await blocks();
-  const outputs = await runBlock(handles as string, "handles-readme.mjs", { plugins: ["token"] }, 2);
+  const outputs = await runBlock(handles as string, "handles-readme.mjs", ["--plugin", "token"], 2);
   for (const stdout of outputs) {
     const lines = stdout.trim().split("\n");
     assert.equal(lines[0], "token balance history holders token transaction");

@@ -311,13 +311,15 @@ test("an entry changed in the database behind the server is refused, with or wit
   // Last in this file: it leaves the server's ledger tampered with.
   const client = verifying(served.url);
   const [first, second] = await client.appendBatch([record("notes", { amount: 10 }), record("notes", { amount: 20 })]);
-  await tamperEntry(served, first as Entry, { amount: 99 }, false);
+  const tamper = (entry: Entry, payload: LedgerRecord["payload"], rehash: boolean): Promise<void> =>
+    tamperEntry(served, entry, payload, rehash);
+  await tamper(first as Entry, { amount: 99 }, false);
   await assert.rejects(client.getById(first?.record.id as string), (err: unknown) => {
     assert.ok(err instanceof IntegrityError && err.reason === "hash mismatch");
     assert.equal(err.status, undefined); // found by the client, not reported by the server
     return true;
   });
-  await tamperEntry(served, second as Entry, { amount: 98 }, true); // the newest entry: no later prev_hash names it
+  await tamper(second as Entry, { amount: 98 }, true); // the newest entry: no later prev_hash names it
   await assert.rejects(client.getById(second?.record.id as string), InclusionProofError);
   await assert.rejects(client.queryPage({ recordIds: [second?.record.id as string] }), InclusionProofError);
 });

@@ -12,9 +12,9 @@ import { promisify } from "node:util";
 import { ed25519 } from "@noble/curves/ed25519.js";
 
 import { base64DecodeStrict, base64Encode, concatBytes, utf8 } from "../../src/bytes.js";
-import { keyId } from "../../src/note.js";
 import { canonicalBytes } from "../../src/canonical.js";
 import { entryHash, type Entry, type LedgerRecord } from "../../src/entry.js";
+import { keyId } from "../../src/note.js";
 
 export interface Served {
   url: string;
@@ -40,12 +40,6 @@ async function freePort(): Promise<number> {
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface ServerOptions {
-  /** Plugins enabled beside the dev token parser (`--plugin`), e.g. `ual`, `token`. */
-  plugins?: readonly string[];
-  /** Administrators (`--admin`). */
-  admins?: readonly string[];
-  /** Worker processes (`--workers`; default: the server's). */
-  workers?: number;
   /** Make the test fixture plugins of test/fixtures/python (`ts_notes`, `ts_fake_token`) importable. */
   fixturePlugins?: boolean;
 }
@@ -63,7 +57,8 @@ async function writeFixtureDistribution(dir: string): Promise<void> {
   );
 }
 
-export async function startServer(options: ServerOptions = {}): Promise<Served> {
+/** Start the server; `args` are more `nucleus serve` flags (e.g. `["--plugin", "ual"]`). */
+export async function startServer(args: readonly string[] = [], options: ServerOptions = {}): Promise<Served> {
   const dir = await mkdtemp(join(tmpdir(), "nucleus-ts-"));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -75,13 +70,8 @@ export async function startServer(options: ServerOptions = {}): Promise<Served> 
     env["PYTHONPATH"] = [FIXTURES, site, env["PYTHONPATH"]].filter(Boolean).join(delimiter);
   }
   const python = process.env["NUCLEUS_PYTHON"] || "python3";
-  const flags = [
-    ...(options.plugins?.length ? ["--plugin", options.plugins.join(",")] : []),
-    ...(options.admins ?? []).flatMap((oid) => ["--admin", oid]),
-    ...(options.workers === undefined ? [] : ["--workers", String(options.workers)]),
-  ];
   const child: ChildProcess = spawn(
-    python, ["-m", "nucleus_core", "serve", "--dev", "--port", String(port), "--log-level", "warning", ...flags],
+    python, ["-m", "nucleus_core", "serve", "--dev", "--port", String(port), "--log-level", "warning", ...args],
     { cwd: dir, env, stdio: ["ignore", "ignore", "pipe"] },
   );
   let stderr = "";
@@ -218,15 +208,16 @@ export function makeWitness(name: string): Witness {
 }
 
 /**
- * Change `entry`'s stored record to one with `payload` in the SQLite database behind the server
- * (ledger "default"); with `rehash`, give it the hash of what it then holds, so that only an
- * inclusion proof can tell.
+ * Change `entry`'s stored record to one with `payload` in the server's SQLite database, behind
+ * its back; with `rehash` its stored hash is recomputed too (the chain's next prev_hash is not).
  */
-export async function tamperEntry(served: Served, entry: Entry, payload: LedgerRecord["payload"], rehash: boolean): Promise<void> {
+export async function tamperEntry(
+  served: Served, entry: Entry, payload: LedgerRecord["payload"], rehash: boolean, ledgerId = "default",
+): Promise<void> {
   const changed = { ...entry.record, payload };
   const canonical = new TextDecoder().decode(canonicalBytes(changed));
   const hash = rehash
-    ? entryHash("default", entry.seq, entry.prevHash, canonicalBytes(changed), 2, entry.appender, entry.authSource, entry.committedAt)
+    ? entryHash(ledgerId, entry.seq, entry.prevHash, canonicalBytes(changed), 2, entry.appender, entry.authSource, entry.committedAt)
     : entry.hash;
   const script = [
     "import sqlite3, sys",

@@ -45,7 +45,7 @@ from nucleus_core.errors import LedgerClosedError, NucleusError
 from nucleus_core.ledger import Ledger
 
 from . import wire
-from .api import ENDPOINTS, Api, Handler
+from .api import ENDPOINTS, Api, Handler, explorer
 from .asgi import (
     INTERNAL_ERROR,
     Message,
@@ -81,8 +81,10 @@ class NucleusApp:
         self.ledger = ledger
         self.settings = settings or ServerSettings()
         self.owns_ledger = owns_ledger
-        self.routes = ROUTES
-        self.router = Router(ROUTES)
+        # The explorer's routes are served (and documented) only when it is on; its paths are public then.
+        off = () if self.settings.explorer else explorer.OPERATIONS
+        self.routes = tuple(route for route in ROUTES if route.name not in off)
+        self.router = Router(self.routes)
         self._handlers: Mapping[str, Handler] = {route.name: handler for route, handler in ENDPOINTS}
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=self.settings.threads, thread_name_prefix="nucleus-http"
@@ -91,7 +93,7 @@ class NucleusApp:
             ledger=ledger,
             settings=self.settings,
             executor=self._executor,
-            openapi=wire.dumps(build_openapi(ROUTES, title=f"Nucleus ledger {ledger.id}")),
+            openapi=wire.dumps(build_openapi(self.routes, title=f"Nucleus ledger {ledger.id}")),
         )
         self._closing = False
         self._checkpoint_timer: asyncio.Task[None] | None = None
@@ -99,7 +101,7 @@ class NucleusApp:
             self._dispatch,
             registry=ledger.auth,
             realm=self.settings.realm,
-            public_paths=self.settings.public_paths,
+            public_paths=(*self.settings.public_paths, *(explorer.PATHS if self.settings.explorer else ())),
             max_header_bytes=self.settings.max_header_bytes,
         )
         self._asgi = AccessLog(DenialRewriter(auth))

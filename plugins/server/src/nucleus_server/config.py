@@ -18,6 +18,7 @@ own section (every key optional; unknown keys are refused)::
     # workers = 2          # processes serving the ledger; default: the number of cores (1 for memory storage)
     # shutdown_timeout = 30
     # log_level = "info"
+    # explorer = true      # the ledger explorer at /explorer (false: not served)
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class ServerSection:
     max_header_bytes: int = 8192
     shutdown_timeout: int = 30
     log_level: str = "info"
+    explorer: bool = True
 
     def settings(self) -> ServerSettings:
         """The HTTP layer's settings (validated)."""
@@ -64,6 +66,7 @@ class ServerSection:
             max_batch_records=self.max_batch_records,
             threads=self.threads,
             max_header_bytes=self.max_header_bytes,
+            explorer=self.explorer,
         )
 
 

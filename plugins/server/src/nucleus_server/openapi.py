@@ -14,6 +14,8 @@ from nucleus_core import __version__
 
 PUBLIC_OPERATIONS = frozenset({"health", "openapi", "checkpoint_keys", "checkpoint", "consistency_proof"})
 """Operations that answer without a requester (when their path is a configured public path)."""
+ALWAYS_PUBLIC_OPERATIONS = frozenset({"explorer_page", "explorer_script", "explorer_style"})
+"""Operations whose paths are public whenever they are served (the explorer's static files)."""
 
 
 @attrs.frozen
@@ -145,6 +147,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
     },
     "OpenAPI": {"type": "object"},
+    "ExplorerPage": {"type": "string", "description": "the explorer's HTML page (docs/SERVER.md, \"The explorer\")"},
+    "ExplorerScript": {"type": "string", "description": "the explorer's ES module, built from the TypeScript client"},
+    "ExplorerStyle": {"type": "string", "description": "the explorer's style sheet"},
     "Requester": {
         "type": "object",
         "properties": {
@@ -374,6 +379,8 @@ def build_openapi(routes: tuple[Route, ...], *, title: str) -> dict[str, Any]:
             }
         if route.name in PUBLIC_OPERATIONS:
             operation["security"] = [{}, {"bearer": []}]
+        elif route.name in ALWAYS_PUBLIC_OPERATIONS:
+            operation["security"] = [{}]
         paths.setdefault(route.path, {})[route.method.lower()] = operation
     return {
         "openapi": "3.1.0",

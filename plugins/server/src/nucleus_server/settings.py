@@ -48,7 +48,8 @@ class ServerSettings:
     ``/checkpoint/key``, ``/checkpoint``, ``/checkpoint/witnesses`` and ``/proof/consistency``
     serve anything without a requester; ledger routes refuse an anonymous request even when listed). ``max_body_bytes``:
     largest request body. ``max_batch_records``: most records in one batch append (at most the
-    core's limit). ``threads``: size of the pool running ledger calls.
+    core's limit). ``threads``: size of the pool running ledger calls. ``explorer``: serve the
+    ledger explorer at ``/explorer`` (its three paths are then public too: they hold no data).
     """
 
     realm: str = attrs.field(default="nucleus", validator=_check_realm)
@@ -59,3 +60,4 @@ class ServerSettings:
     max_batch_records: int = attrs.field(default=DEFAULT_MAX_BATCH_RECORDS, validator=_check_range(1, MAX_BATCH_SIZE))
     threads: int = attrs.field(default=8, validator=_check_range(1, 256))
     max_header_bytes: int = attrs.field(default=8192, validator=_check_range(256, 65536))
+    explorer: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))

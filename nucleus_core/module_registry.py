@@ -26,6 +26,7 @@ from typing import Any, TypeVar, overload
 from .access import SeedGrant
 from .context import RequestContext
 from .errors import ModuleError, NucleusError, RecordRejectedError, ValidationError
+from .handles import operations_of
 from .module_base import Module, ModuleContext, ModuleMetadata, ModuleState
 from .oid import is_oid
 from .records import Entry, Record, validate_stream
@@ -69,6 +70,7 @@ class ModuleRegistry:
             raise ModuleError("a module needs a non-empty id", module_id=repr(mid))
         if mid in self._modules:
             raise ModuleError("is registered twice", module_id=mid)
+        operations_of(type(module))  # an unsupported handle operation is refused here, naming it
         for stream in module.streams:
             try:
                 validate_stream(stream)

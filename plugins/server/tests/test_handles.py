@@ -705,3 +705,49 @@ def test_a_handle_answer_with_a_tampered_entry_is_refused(
         verifying.close()
         plain.close()
         ledger.close()
+
+
+# --- a module whose class the client has not imported: a generic proxy ---------------------------
+class HiddenModule(Module):
+    """A module the client process cannot name: its ``__module__`` is imported nowhere."""
+
+    id = "hidden"
+
+    @handle_operation
+    def echo(self, word: str, context: RequestContext, *, times: int = 2, shout: bool | None = None) -> list[str]:
+        """``word``, ``times`` times."""
+        return [word.upper() if shout else word] * times
+
+
+HiddenModule.__module__ = "nucleus_test_not_imported_anywhere"
+
+
+class HiddenPlugin:
+    @hookimpl
+    def nucleus_register_modules(self) -> list[ModuleSpec]:
+        return [ModuleSpec(id="hidden", factory=lambda _context: HiddenModule())]
+
+
+def test_a_module_class_the_client_never_imported_gets_a_generic_proxy(
+    open_ledger: Callable[..., Ledger], serve: Callable[..., Any]
+) -> None:
+    ledger = open_ledger(HiddenPlugin(), id=LEDGER)
+    server = serve(ledger)
+    with RemoteLedger(server.url, token=f"dev:{ALICE}") as remote:
+        doc = remote.modules._documents()[0]
+        assert doc["handle_types"][0] == "nucleus_test_not_imported_anywhere.HiddenModule"
+        proxy = remote.modules.get("hidden")
+        assert [p.name for p in inspect.signature(proxy.echo).parameters.values()] == [
+            "word", "context", "times", "shout",
+        ]
+        assert proxy.echo("hi") == ["hi", "hi"]  # the default of times is the server's
+        assert proxy.echo("hi", times=3, shout=True) == ["HI", "HI", "HI"]
+        with pytest.raises(ValidationError) as bad:
+            proxy.echo("hi", times=-1)
+        assert bad.value.field == "times"
+        with pytest.raises(TypeError):
+            proxy.echo()
+        # Typed with the class itself, it is that class's proxy; with another, the in-process text.
+        assert remote.modules.get("hidden", HiddenModule).echo("a", times=1) == ["a"]
+        with pytest.raises(ModuleError, match="is a HiddenModule, not a TokenModule"):
+            remote.modules.get("hidden", TokenModule)

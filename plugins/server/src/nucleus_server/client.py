@@ -841,8 +841,9 @@ class RemoteModules:
         """A proxy of module ``module_id``'s handle: the handle operations of ``kind`` that the
         server lists, with their signatures (``context`` optional, as everywhere in
         :class:`RemoteLedger`), answering the same Python types. Without ``kind``, the module's
-        class is the most derived of its ``handle_types`` already imported in this process (none is
-        ever imported because a server named it); when none is, results are the decoded JSON.
+        class is its own class (the first of its ``handle_types``) when this process imported it
+        already (none is ever imported because a server named it); otherwise the proxy is
+        described by the server's document and answers the decoded JSON.
         :class:`ModuleError` with the in-process texts for an unknown id or another class."""
         documents = self._documents()
         found = next((d for d in documents if isinstance(module_id, str) and d.get("id") == module_id), None)
@@ -864,19 +865,19 @@ class RemoteModules:
         return cast(Module, handle)
 
 
-def _imported_module_class(names: Iterable[object]) -> type[Module] | None:
-    """The first of ``names`` ("<module>.<qualname>") that is a Module subclass of a module this
-    process imported already (never importing anything: the names come from the server)."""
-    for name in names:
-        if not isinstance(name, str):
-            continue
-        parts = name.split(".")
-        for cut in range(len(parts) - 1, 0, -1):
-            found: Any = sys.modules.get(".".join(parts[:cut]))
-            for part in parts[cut:] if found is not None else ():
-                found = getattr(found, part, None)
-            if isinstance(found, type) and issubclass(found, Module) and qualified_name(found) == name:
-                return found
+def _imported_module_class(names: builtins.list[Any]) -> type[Module] | None:
+    """The module's own class (the first of ``names``, "<module>.<qualname>") when a module this
+    process imported already defines it (nothing is imported: the name comes from the server)."""
+    name = names[0] if names else None
+    if not isinstance(name, str):
+        return None
+    parts = name.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        found: Any = sys.modules.get(".".join(parts[:cut]))
+        for part in parts[cut:] if found is not None else ():
+            found = getattr(found, part, None)
+        if isinstance(found, type) and issubclass(found, Module) and qualified_name(found) == name:
+            return found
     return None
 
 
@@ -908,7 +909,12 @@ def _generic_operation(name: str, doc: dict[str, Any]) -> HandleOperation:
         if tp is None or not isinstance(p.get("name"), str) or not isinstance(p.get("required"), bool):
             raise NucleusError(f"the server's /modules describes the arguments of {name!r} malformed")
         required = p["required"]
-        params.append(HandleParam(name=p["name"], type=tp if required else tp | None, required=required))
+        default = None if required else schema.get("default") if isinstance(schema, dict) else None
+        if default is not None and type(default) is not tp:
+            raise NucleusError(f"the server's /modules gives argument {p['name']!r} of {name!r} a malformed default")
+        params.append(
+            HandleParam(name=p["name"], type=tp if required else tp | None, required=required, default=default)
+        )
     return HandleOperation(name=name, summary=str(doc.get("summary", "")), params=tuple(params), result=Any)
 
 

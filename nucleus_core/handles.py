@@ -125,23 +125,33 @@ def _attrs_hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls, vars(module) if module is not None else None)
 
 
-def _check_result_type(tp: Any, where: str, seen: frozenset[type] = frozenset()) -> None:
-    """Raise TypeError naming ``where`` unless ``tp`` is a supported result type."""
+Fields = dict[type, dict[str, Any]]
+"""The resolved field types of each attrs class in a result type (resolved once, when described)."""
+
+
+def _fields_of(tp: type, fields: Mapping[type, Mapping[str, Any]]) -> Mapping[str, Any]:
+    found = fields.get(tp)
+    return found if found is not None else _attrs_hints(tp)
+
+
+def _check_result_type(tp: Any, where: str, fields: Fields, seen: frozenset[type] = frozenset()) -> None:
+    """Raise TypeError naming ``where`` unless ``tp`` is a supported result type; the field types
+    of the attrs classes in it are put in ``fields``."""
     if tp is None or tp is type(None) or tp in _ARGUMENT_TYPES or tp is Entry or _is_str_enum(tp):
         return
     inner = _optional_inner(tp)
     if inner is not None:
-        _check_result_type(inner, where, seen)
+        _check_result_type(inner, where, fields, seen)
         return
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is list and len(args) == 1:
-        _check_result_type(args[0], f"{where}[]", seen)
+        _check_result_type(args[0], f"{where}[]", fields, seen)
         return
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
-        _check_result_type(args[0], f"{where}[]", seen)
+        _check_result_type(args[0], f"{where}[]", fields, seen)
         return
     if origin is dict and len(args) == 2 and args[0] is str:
-        _check_result_type(args[1], f"{where}{{}}", seen)
+        _check_result_type(args[1], f"{where}{{}}", fields, seen)
         return
     if isinstance(tp, type) and attrs.has(tp):
         if tp in seen:
@@ -153,14 +163,15 @@ def _check_result_type(tp: Any, where: str, seen: frozenset[type] = frozenset())
         for field in attrs.fields(tp):
             if not field.init:
                 raise TypeError(f"{where}: field {field.name!r} of {tp.__name__} is not an __init__ argument")
-            _check_result_type(hints.get(field.name), f"{where}.{field.name}", seen | {tp})
+            _check_result_type(hints.get(field.name), f"{where}.{field.name}", fields, seen | {tp})
+        fields[tp] = {f.name: hints[f.name] for f in attrs.fields(tp)}
         return
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         raise TypeError(f"{where}: enum {tp.__name__} has values that are not strings")
     raise TypeError(f"{where}: {_type_name(tp)} is not a supported handle type")
 
 
-def _schema(tp: Any, entry: Mapping[str, Any]) -> dict[str, Any]:
+def _schema(tp: Any, entry: Mapping[str, Any], fields: Mapping[type, Mapping[str, Any]]) -> dict[str, Any]:
     """The JSON Schema of a (checked) result type; ``entry`` is the schema of an Entry."""
     if tp is None or tp is type(None):
         return {"type": "null"}
@@ -176,24 +187,24 @@ def _schema(tp: Any, entry: Mapping[str, Any]) -> dict[str, Any]:
         return {"type": "string", "enum": [m.value for m in tp]}
     inner = _optional_inner(tp)
     if inner is not None:
-        return {"anyOf": [_schema(inner, entry), {"type": "null"}]}
+        return {"anyOf": [_schema(inner, entry, fields), {"type": "null"}]}
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (list, tuple):
-        return {"type": "array", "items": _schema(args[0], entry)}
+        return {"type": "array", "items": _schema(args[0], entry, fields)}
     if origin is dict:
-        return {"type": "object", "additionalProperties": _schema(args[1], entry)}
-    hints = _attrs_hints(tp)
+        return {"type": "object", "additionalProperties": _schema(args[1], entry, fields)}
+    hints = _fields_of(tp, fields)
     names = [f.name for f in attrs.fields(tp)]
     return {
         "type": "object",
         "title": tp.__name__,
         "required": names,
         "additionalProperties": False,
-        "properties": {name: _schema(hints[name], entry) for name in names},
+        "properties": {name: _schema(hints[name], entry, fields) for name in names},
     }
 
 
-def _encode(tp: Any, value: Any, entry: Callable[[Entry], Any], where: str) -> Any:
+def _encode(tp: Any, value: Any, entry: Callable[[Entry], Any], where: str, fields: Mapping[type, Any]) -> Any:
     """``value`` (of result type ``tp``) as a JSON-able value; TypeError naming ``where`` when it
     is not of that type."""
     if tp is None or tp is type(None):
@@ -202,7 +213,7 @@ def _encode(tp: Any, value: Any, entry: Callable[[Entry], Any], where: str) -> A
         return None
     inner = _optional_inner(tp)
     if inner is not None:
-        return None if value is None else _encode(inner, value, entry, where)
+        return None if value is None else _encode(inner, value, entry, where, fields)
     if tp is bool or tp is str:
         if type(value) is not tp:
             raise TypeError(f"{where}: expected {tp.__name__}, got {type(value).__name__}")
@@ -223,20 +234,20 @@ def _encode(tp: Any, value: Any, entry: Callable[[Entry], Any], where: str) -> A
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise TypeError(f"{where}: expected a {origin.__name__}, got {type(value).__name__}")
-        return [_encode(args[0], v, entry, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_encode(args[0], v, entry, f"{where}[{i}]", fields) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
             raise TypeError(f"{where}: expected a dict with str keys, got {type(value).__name__}")
-        return {k: _encode(args[1], v, entry, f"{where}.{k}") for k, v in value.items()}
+        return {k: _encode(args[1], v, entry, f"{where}.{k}", fields) for k, v in value.items()}
     if not isinstance(value, tp):
         raise TypeError(f"{where}: expected {tp.__name__}, got {type(value).__name__}")
-    hints = _attrs_hints(tp)
     return {
-        f.name: _encode(hints[f.name], getattr(value, f.name), entry, f"{where}.{f.name}") for f in attrs.fields(tp)
+        name: _encode(hint, getattr(value, name), entry, f"{where}.{name}", fields)
+        for name, hint in _fields_of(tp, fields).items()
     }
 
 
-def _decode(tp: Any, doc: Any, entry: Callable[[Any], Entry], where: str) -> Any:
+def _decode(tp: Any, doc: Any, entry: Callable[[Any], Entry], where: str, fields: Mapping[type, Any]) -> Any:
     """The Python value of result type ``tp`` encoded as ``doc``; ValidationError naming ``where``
     (the path inside the result) when ``doc`` is not such a value."""
 
@@ -249,7 +260,7 @@ def _decode(tp: Any, doc: Any, entry: Callable[[Any], Entry], where: str) -> Any
         return None
     inner = _optional_inner(tp)
     if inner is not None:
-        return None if doc is None else _decode(inner, doc, entry, where)
+        return None if doc is None else _decode(inner, doc, entry, where, fields)
     if tp is bool or tp is str or tp is int:
         if type(doc) is not tp:
             raise bad({"bool": "a boolean", "str": "a string", "int": "an integer"}[tp.__name__])
@@ -265,22 +276,22 @@ def _decode(tp: Any, doc: Any, entry: Callable[[Any], Entry], where: str) -> Any
     if origin in (list, tuple):
         if not isinstance(doc, list):
             raise bad("an array")
-        items = [_decode(args[0], v, entry, f"{where}[{i}]") for i, v in enumerate(doc)]
+        items = [_decode(args[0], v, entry, f"{where}[{i}]", fields) for i, v in enumerate(doc)]
         return tuple(items) if origin is tuple else items
     if origin is dict:
         if not isinstance(doc, dict):
             raise bad("an object")
-        return {k: _decode(args[1], v, entry, f"{where}.{k}") for k, v in doc.items()}
+        return {k: _decode(args[1], v, entry, f"{where}.{k}", fields) for k, v in doc.items()}
     if not isinstance(doc, dict):
         raise bad(f"a {tp.__name__} object")
-    hints = _attrs_hints(tp)
-    fields = attrs.fields(tp)
-    names = {f.name for f in fields}
-    if set(doc) != names:
-        extra, missing = sorted(set(doc) - names), sorted(names - set(doc))
-        raise ValidationError(f"a {tp.__name__} has fields {sorted(names)} (extra {extra}, missing {missing})",
+    hints = _fields_of(tp, fields)
+    if set(doc) != set(hints):
+        extra, missing = sorted(set(doc) - set(hints)), sorted(set(hints) - set(doc))
+        raise ValidationError(f"a {tp.__name__} has fields {sorted(hints)} (extra {extra}, missing {missing})",
                               field=where)
-    return tp(**{f.alias: _decode(hints[f.name], doc[f.name], entry, f"{where}.{f.name}") for f in fields})
+    return tp(**{
+        f.alias: _decode(hints[f.name], doc[f.name], entry, f"{where}.{f.name}", fields) for f in attrs.fields(tp)
+    })
 
 
 def _argument_schema(tp: Any) -> dict[str, Any]:
@@ -344,6 +355,9 @@ class HandleOperation:
     params: tuple[HandleParam, ...]
     result: Any
     """The result type (the method's return annotation, resolved)."""
+    fields: Mapping[type, Mapping[str, Any]] = attrs.field(factory=dict, repr=False, eq=False)
+    """The field types of the attrs classes in :attr:`result` (resolved when described; a class
+    missing here is resolved on each use)."""
 
     def params_schema(self) -> dict[str, Any]:
         """The JSON Schema (2020-12) of the arguments as one object."""
@@ -358,18 +372,20 @@ class HandleOperation:
     def result_schema(self, entry: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The JSON Schema (2020-12) of the encoded result; an entry is ``entry`` (default: a
         reference to the ``Entry`` schema of the server's OpenAPI components)."""
-        return _schema(self.result, entry if entry is not None else {"$ref": "#/components/schemas/Entry"})
+        return _schema(
+            self.result, entry if entry is not None else {"$ref": "#/components/schemas/Entry"}, self.fields
+        )
 
     def encode(self, value: Any, *, entry: Callable[[Entry], Any]) -> Any:
         """``value`` (what the method returned) as a JSON-able value, each entry as ``entry(e)``.
         TypeError when the method returned something its hint does not allow."""
-        return _encode(self.result, value, entry, "result")
+        return _encode(self.result, value, entry, "result", self.fields)
 
     def decode(self, doc: Any, *, entry: Callable[[Any], Entry]) -> Any:
         """The Python value ``doc`` encodes (attrs classes rebuilt, enums by value, tuples as
         tuples), each entry through ``entry(doc)``. ValidationError naming the path in the result
         when ``doc`` does not have the result's shape."""
-        return _decode(self.result, doc, entry, "result")
+        return _decode(self.result, doc, entry, "result", self.fields)
 
     def parse_args(self, query_items: Iterable[tuple[str, str]]) -> dict[str, Any]:
         """Keyword arguments from query items: each argument at most once, every required one
@@ -450,10 +466,11 @@ def _describe(cls: type, name: str, fn: Any, mark: _Mark) -> HandleOperation:
         raise TypeError(f"{where}: a handle operation takes 'context: RequestContext'")
     if "return" not in hints:
         raise TypeError(f"{where}: no return annotation")
-    _check_result_type(hints["return"], f"{where} -> result")
+    fields: Fields = {}
+    _check_result_type(hints["return"], f"{where} -> result", fields)
     doc = inspect.getdoc(fn) or ""
     summary = mark.summary if mark.summary is not None else (doc.strip().splitlines() or [name])[0]
-    return HandleOperation(name=name, summary=summary, params=tuple(out), result=hints["return"])
+    return HandleOperation(name=name, summary=summary, params=tuple(out), result=hints["return"], fields=fields)
 
 
 def operations_of(module_class: type[Module]) -> tuple[HandleOperation, ...]:

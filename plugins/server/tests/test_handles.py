@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import enum
 import inspect
-import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,14 +28,12 @@ from nucleus_server.wire import entry_from_json
 
 from nucleus_core import (
     Entry,
-    HandleOperation,
     IntegrityError,
     Ledger,
     Module,
     ModuleError,
     ModuleRuntime,
     ModuleSpec,
-    QueryError,
     Record,
     RequestContext,
     ValidationError,
@@ -569,85 +566,6 @@ def test_every_handle_route_answers_its_operation_result(served: tuple[Ledger, A
         op.decode(answer.json()["result"], entry=lambda d: entry_from_json(d, ledger_id=LEDGER))
         checked += 1
     assert checked == 21  # proof 4, asset 4, connect_grant 3, token 5, notes 5
-
-
-# --- describing operations: unsupported types refused clearly -----------------------------------
-@attrs.frozen
-class _Loose:
-    value: Any
-
-
-def _no_hint(self, x, context: RequestContext) -> None: ...  # type: ignore[no-untyped-def]
-def _float_arg(self: Any, x: float, context: RequestContext) -> None: ...
-def _set_result(self: Any, context: RequestContext) -> set[str]: ...
-def _any_field(self: Any, context: RequestContext) -> _Loose: ...
-def _optional_first(self: Any, x: str | None, context: RequestContext) -> None: ...
-def _no_default(self: Any, context: RequestContext, *, y: int) -> None: ...
-def _no_context(self: Any, x: str) -> None: ...
-def _context_untyped(self: Any, context: str) -> None: ...
-
-
-UNSUPPORTED: dict[str, Callable[..., Any]] = {
-    "parameter 'x' has no type hint": _no_hint,
-    "parameter 'x': float is not a supported argument type": _float_arg,
-    "-> result: set[str] is not a supported handle type": _set_result,
-    "-> result.value: Any is not a supported handle type": _any_field,
-    "parameter 'x' comes before context, so it is required": _optional_first,
-    "keyword-only parameter 'y' needs a default": _no_default,
-    "a handle operation takes 'context: RequestContext'": _no_context,
-    "parameter 'context' must be a positional 'context: RequestContext'": _context_untyped,
-}
-
-
-@pytest.mark.parametrize("problem", list(UNSUPPORTED))
-def test_unsupported_signatures_are_refused_naming_module_method_and_parameter(problem: str) -> None:
-    odd = type("Odd", (Module,), {"id": "odd", "op": handle_operation(UNSUPPORTED[problem])})
-    with pytest.raises(ModuleError) as caught:
-        operations_of(odd)
-    assert str(caught.value).startswith("module 'odd': handle operation Odd.op")
-    assert problem in str(caught.value)
-
-
-def test_an_unsupported_module_does_not_open(open_ledger: Callable[..., Ledger]) -> None:
-    class Bad(Module):
-        id = "bad"
-
-        @handle_operation
-        def op(self, context: RequestContext) -> set[str]:
-            return set()
-
-    class BadPlugin:
-        @hookimpl
-        def nucleus_register_modules(self) -> list[ModuleSpec]:
-            return [ModuleSpec(id="bad", factory=lambda _c: Bad())]
-
-    with pytest.raises(ModuleError) as caught:
-        open_ledger(BadPlugin())
-    assert "module 'bad': handle operation Bad.op -> result: set[str] is not a supported" in str(caught.value)
-
-
-def test_operations_round_trip_and_parse_strictly() -> None:
-    ops = {op.name: op for op in operations_of(NotesModule)}
-    by_author: HandleOperation = ops["by_author"]
-    assert by_author.summary == "An author's readable notes, oldest first"
-    assert by_author.parse_args([("author", ALICE), ("limit", "3"), ("done", "false")]) == {
-        "author": ALICE, "limit": 3, "done": False,
-    }
-    assert by_author.params_schema()["required"] == ["author"]
-    with pytest.raises(QueryError) as missing:
-        by_author.parse_args([("limit", "3")])
-    assert missing.value.field == "author"
-    note = NoteInfo(note_id="n", author=ALICE, kind=NoteKind.TODO, tags=("a",), done=True, seq=4)
-    encoded = by_author.encode((note,), entry=lambda e: e.hash)
-    assert encoded == [{"note_id": "n", "author": ALICE, "kind": "todo", "tags": ["a"], "done": True, "seq": 4}]
-    assert by_author.decode(json.loads(json.dumps(encoded)), entry=lambda d: d) == (note,)
-    with pytest.raises(ValidationError) as bad:
-        by_author.decode([{**encoded[0], "kind": "other"}], entry=lambda d: d)
-    assert bad.value.field == "result[0].kind"
-    with pytest.raises(ValidationError):
-        by_author.decode([{**encoded[0], "extra": 1}], entry=lambda d: d)
-    with pytest.raises(TypeError):
-        by_author.encode([note, "not a note"], entry=lambda e: e.hash)
 
 
 # --- a tampered entry in a handle answer -------------------------------------------------------

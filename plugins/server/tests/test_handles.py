@@ -669,3 +669,15 @@ def test_a_module_class_the_client_never_imported_gets_a_generic_proxy(
         assert remote.modules.get("hidden", HiddenModule).echo("a", times=1) == ["a"]
         with pytest.raises(ModuleError, match="is a HiddenModule, not a TokenModule"):
             remote.modules.get("hidden", TokenModule)
+
+
+def test_a_proxy_copies_and_reprs_without_recursion(served: tuple[Ledger, Any]) -> None:
+    import copy
+
+    _ledger, server = served
+    with RemoteLedger(server.url, token=f"dev:{ALICE}") as remote:
+        proxy = remote.modules.get("token", TokenModule)
+        assert "balance" in repr(proxy) and "balance" in dir(proxy)
+        assert copy.copy(proxy).balance("EUR", ALICE) == 70  # type: ignore[call-arg]
+        with pytest.raises(AttributeError):
+            proxy._private  # type: ignore[attr-defined]  # noqa: B018

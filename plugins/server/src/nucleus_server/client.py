@@ -943,7 +943,9 @@ class RemoteHandle:
         return f"<RemoteHandle {self._module_id!r}: {', '.join(sorted(self._ops)) or 'no operations'}>"
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
-        if name.startswith("_") or name not in self._ops:
+        if name.startswith("_"):  # never an operation (and never looked up in _ops before it is set)
+            raise AttributeError(name)
+        if name not in self._ops:
             available = ", ".join(sorted(self._ops)) or "none"
             raise AttributeError(
                 f"the remote handle of module {self._module_id!r} has no operation {name!r} (operations: {available})"

@@ -31,6 +31,7 @@ from .errors import (
     TokenInvalidError,
     ValidationError,
 )
+from .handles import HandleOperation, HandleParam, ModuleRuntime, handle_operation, operations_of
 from .hashing import GENESIS_HASH, entry_hash
 from .hookspecs import hookimpl
 from .ledger import Ledger, LedgerConfig, create_ledger, open_ledger, release_plugin
@@ -49,14 +50,13 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 __all__ = [
     "AccessDeniedError", "AccessPolicy", "AclProviderSpec", "AuthenticatedPolicy", "AuthenticationError",
     "AuthorizationError", "ChainHead", "ConfigurationError", "ConflictError", "DuplicateRecordError", "Entry",
-    "GENESIS_HASH", "IntegrityError", "Ledger", "LedgerClosedError", "LedgerConfig", "LedgerNotFoundError",
-    "LedgerRuntime",
-    "MemoryStorage", "MissingRequesterError", "Module", "ModuleContext", "ModuleError", "ModuleRegistry",
-    "ModuleSpec", "ModuleState", "NucleusError", "PluginContext", "PluginError", "QueryError", "QueryFilters",
-    "QueryResult", "ReadOnlyLedgerError", "Record", "RecordRejectedError", "RecordTooLargeError",
-    "RecordValidationError", "RequestContext", "StorageBackend", "StorageBackendSpec", "StorageError",
-    "StorageQuery", "StorageUnavailableError", "TokenExpiredError", "TokenInvalidError",
-    "TokenParserSpec", "ValidationError", "VerificationReport", "__version__", "create_ledger",
-    "entry_hash", "get_requester_oid", "hookimpl", "is_oid", "open_ledger", "release_plugin", "require_context",
-    "validate_oid",
+    "GENESIS_HASH", "HandleOperation", "HandleParam", "IntegrityError", "Ledger", "LedgerClosedError", "LedgerConfig",
+    "LedgerNotFoundError", "LedgerRuntime", "MemoryStorage", "MissingRequesterError", "Module", "ModuleContext",
+    "ModuleError", "ModuleRegistry", "ModuleRuntime", "ModuleSpec", "ModuleState", "NucleusError", "PluginContext",
+    "PluginError", "QueryError", "QueryFilters", "QueryResult", "ReadOnlyLedgerError", "Record",
+    "RecordRejectedError", "RecordTooLargeError", "RecordValidationError", "RequestContext", "StorageBackend",
+    "StorageBackendSpec", "StorageError", "StorageQuery", "StorageUnavailableError", "TokenExpiredError",
+    "TokenInvalidError", "TokenParserSpec", "ValidationError", "VerificationReport", "__version__", "create_ledger",
+    "entry_hash", "get_requester_oid", "handle_operation", "hookimpl", "is_oid", "open_ledger", "operations_of",
+    "release_plugin", "require_context", "validate_oid",
 ]

@@ -21,11 +21,12 @@ import builtins
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .access import SeedGrant
 from .context import RequestContext
 from .errors import ModuleError, NucleusError, RecordRejectedError, ValidationError
+from .handles import ModuleRuntime, operations_of
 from .module_base import Module, ModuleContext, ModuleMetadata, ModuleState
 from .oid import is_oid
 from .records import Entry, Record, validate_stream
@@ -69,6 +70,7 @@ class ModuleRegistry:
             raise ModuleError("a module needs a non-empty id", module_id=repr(mid))
         if mid in self._modules:
             raise ModuleError("is registered twice", module_id=mid)
+        operations_of(type(module))  # an unsupported handle operation is refused here, naming it
         for stream in module.streams:
             try:
                 validate_stream(stream)
@@ -422,3 +424,10 @@ class LedgerRuntime:
         """See :meth:`ModuleRegistry.get`."""
         return self._get(module_id, kind)
 
+
+
+if TYPE_CHECKING:
+
+    def _ledger_runtime_is_a_module_runtime(runtime: LedgerRuntime) -> ModuleRuntime:
+        """mypy checks here that :class:`LedgerRuntime` offers :class:`ModuleRuntime`."""
+        return runtime

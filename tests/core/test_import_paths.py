@@ -50,6 +50,10 @@ MOVED = {
         "nucleus_core.module_registry": ["LedgerRuntime", "ModuleRegistry"],
         "nucleus_core.stateful": ["IDENTIFIER_PATTERN", "MAX_SAFE_INT", "DerivedState", "StatefulModule", "rejection"],
         "nucleus_core.access": ["SCOPES", "SeedGrant"],
+        # Not moved but re-exported for module authors (issue 16): the handle operation vocabulary.
+        "nucleus_core.handles": [
+            "HandleOperation", "HandleParam", "ModuleRuntime", "handle_operation", "operations_of",
+        ],
     },
 }
 

@@ -117,3 +117,16 @@ def test_withdrawals_name_the_dispossessed_owner_never_the_issuer(ledger):
     ledger.append_batch(batch, ISSUER)
     assert [assets.withdraw_grants(r) for r in batch] == [[], [ALICE.oid]]
     assert ledger.modules.withdraw_grants(batch[1]) == [ALICE.oid]
+
+
+def test_handle_operations():
+    """The handle methods are handle operations (served over HTTP by nucleus-server)."""
+    from nucleus_core import operations_of
+
+    ops = {op.name: [(p.name, p.required) for p in op.params] for op in operations_of(AssetModule)}
+    assert ops == {
+        "assets_of": [("owner", True)],
+        "get": [("asset_id", True)],
+        "history": [("asset_id", True)],
+        "owner": [("asset_id", True)],
+    }

@@ -84,3 +84,15 @@ def test_resource_contract():
     assert module.resource_kind == "connect_grant"
     assert module.resource_id(rec("r1", type="revoked", grant_id="g1", by=ALICE.oid)) == "g1"
     assert module.seed_grants(granted()) == [SeedGrant(principal_oid=ALICE.oid, scope="full")]
+
+
+def test_handle_operations():
+    """The handle methods are handle operations (served over HTTP by nucleus-server)."""
+    from nucleus_core import operations_of
+
+    ops = {op.name: [(p.name, p.required) for p in op.params] for op in operations_of(ConnectGrantModule)}
+    assert ops == {
+        "active_for_app": [("app", True), ("now_ms", False)],
+        "active_for_subject": [("subject", True), ("now_ms", False)],
+        "get": [("grant_id", True)],
+    }

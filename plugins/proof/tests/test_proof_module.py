@@ -93,3 +93,17 @@ def test_resource_contract():
     assert module.resource_id(issued()) == "p1"
     assert module.resource_id(rec("r1", type="revoked", proof_id="p1", by=ISSUER.oid)) == "p1"
     assert module.seed_grants(issued()) == [SeedGrant(principal_oid=ALICE.oid, scope="read")]
+
+
+def test_handle_operations():
+    """The handle methods are handle operations (served over HTTP by nucleus-server), with the
+    arguments of their signatures."""
+    from nucleus_core import operations_of
+
+    ops = {op.name: [(p.name, p.required) for p in op.params] for op in operations_of(ProofModule)}
+    assert ops == {
+        "by_issuer": [("issuer", True)],
+        "by_subject": [("subject", True)],
+        "get": [("proof_id", True)],
+        "status": [("proof_id", True), ("now_ms", False)],
+    }

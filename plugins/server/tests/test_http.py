@@ -29,10 +29,14 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
 
 
 @pytest.fixture
-def client(open_ledger: Callable[..., Ledger], serve: Callable[..., Any]) -> Iterator[httpx.Client]:
+def served(open_ledger: Callable[..., Ledger], serve: Callable[..., Any]) -> Any:
     settings = ServerSettings(max_body_bytes=64 * 1024, max_batch_records=10, realm="books")
-    server = serve(open_ledger("ual", admins=[ROOT]), settings)
-    with httpx.Client(base_url=server.url) as http:
+    return serve(open_ledger("ual", "proof", "token", admins=[ROOT]), settings)
+
+
+@pytest.fixture
+def client(served: Any) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=served.url) as http:
         yield http
 
 
@@ -214,10 +218,13 @@ def test_path_parameter_not_utf8_is_400(client: httpx.Client, caplog: pytest.Log
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
 
 
-def test_openapi_documents_every_route(client: httpx.Client) -> None:
+def test_openapi_documents_every_route(client: httpx.Client, served: Any) -> None:
     doc = client.get("/openapi.json").json()
     documented = {(method.upper(), path) for path, ops in doc["paths"].items() for method in ops}
-    assert documented == {(r.method, r.path) for r in ROUTES}
+    # The static routes, and one per handle operation of the served ledger's modules.
+    assert documented == {(r.method, r.path) for r in served.app.routes}
+    assert {(r.method, r.path) for r in ROUTES} < documented
+    assert {("GET", "/modules/proof/status"), ("GET", "/modules/token/balance")} <= documented
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
             assert op["operationId"] and op["summary"] and "401" in op["responses"]
@@ -231,6 +238,12 @@ def test_openapi_documents_every_route(client: httpx.Client) -> None:
             concrete = path.replace("{hash}", "0" * 64).replace("{record_id}", "x").replace("{module_id}", "m")
             response = client.request(method.upper(), concrete, headers=auth(ROOT), content=b"{}")
             assert response.status_code not in (405,), (method, path)
+            if op["operationId"].startswith("handle."):
+                # Without its required arguments a handle route names the first missing one.
+                required = [p["name"] for p in op.get("parameters", []) if p["required"]]
+                assert response.status_code == (422 if required else 200), (path, response.text)
+                if required:
+                    assert error_of(response)["field"] == required[0]
             if response.status_code == 404:
                 assert "no route" not in error_of(response)["message"], (method, path)
 

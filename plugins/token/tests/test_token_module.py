@@ -253,3 +253,17 @@ def test_resource_contract():
     assert module.resource_kind == "token"
     assert module.resource_id(minted("m1", "tx1", ALICE.oid, 1)) == "EUR"
     assert module.seed_grants(created()) == []
+
+
+def test_handle_operations():
+    """The handle methods are handle operations (served over HTTP by nucleus-server)."""
+    from nucleus_core import operations_of
+
+    ops = {op.name: [(p.name, p.required) for p in op.params] for op in operations_of(TokenModule)}
+    assert ops == {
+        "balance": [("token_id", True), ("holder", True)],
+        "history": [("token_id", True), ("holder", False)],
+        "holders": [("token_id", True)],
+        "token": [("token_id", True)],
+        "transaction": [("tx_id", True)],
+    }

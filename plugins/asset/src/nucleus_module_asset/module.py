@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from nucleus_core import Entry, Record, RequestContext
-from nucleus_core.modules import DerivedState, SeedGrant, StatefulModule
+from nucleus_core.modules import DerivedState, SeedGrant, StatefulModule, handle_operation
 from nucleus_core.payloads import PayloadSchema, identifier, json_object, oid, text
 
 ASSET_TYPE_PATTERN = re.compile(r"[a-z][a-z0-9_.:-]{0,63}")
@@ -177,6 +177,7 @@ class AssetModule(StatefulModule[AssetEvent]):
         return list(self._withdrawn.get(record.id, ()))
 
     # handle -------------------------------------------------------------------------------------
+    @handle_operation
     def get(self, asset_id: str, context: RequestContext) -> AssetInfo | None:
         """The asset (issuer, owner, type, status), or None when unknown or unreadable."""
         ctx = self.reader(context)
@@ -185,17 +186,20 @@ class AssetModule(StatefulModule[AssetEvent]):
             return None
         return asset
 
+    @handle_operation
     def owner(self, asset_id: str, context: RequestContext) -> str | None:
         """The current owner's OID (also for a revoked asset), or None when unknown or unreadable."""
         asset = self.get(asset_id, context)
         return asset.owner if asset is not None else None
 
+    @handle_operation
     def history(self, asset_id: str, context: RequestContext) -> list[Entry]:
         """The asset's readable entries in seq order."""
         ctx = self.reader(context)
         entries = (self.readable(seq, ctx) for seq in list(self._history.get(asset_id, ())))
         return [e for e in entries if e is not None]
 
+    @handle_operation
     def assets_of(self, owner: str, context: RequestContext) -> list[AssetInfo]:
         """The active assets ``owner`` holds now (readable ones), sorted by asset id."""
         ctx = self.reader(context)

@@ -17,7 +17,7 @@ import time
 import attrs
 
 from nucleus_core import Record, RequestContext
-from nucleus_core.modules import MAX_SAFE_INT, DerivedState, SeedGrant, StatefulModule
+from nucleus_core.modules import MAX_SAFE_INT, DerivedState, SeedGrant, StatefulModule, handle_operation
 from nucleus_core.payloads import PayloadSchema, integer, oid, text, texts
 
 SCOPE_PATTERN = re.compile(r"[a-z][a-z0-9_.:/-]{0,63}")
@@ -144,6 +144,7 @@ class ConnectGrantModule(StatefulModule[GrantEvent]):
         return []
 
     # handle -------------------------------------------------------------------------------------
+    @handle_operation
     def get(self, grant_id: str, context: RequestContext) -> GrantInfo | None:
         """The grant, or None when unknown or unreadable."""
         ctx = self.reader(context)
@@ -158,12 +159,14 @@ class ConnectGrantModule(StatefulModule[GrantEvent]):
         grants: list[GrantInfo] = [self.state.get("grant", gid) for gid in list(ids)]
         return [g for g in grants if g.is_active(now) and self.can_read(g.seq, ctx)]
 
+    @handle_operation
     def active_for_subject(
         self, subject: str, context: RequestContext, *, now_ms: int | None = None
     ) -> list[GrantInfo]:
         """Readable grants ``subject`` gave that are neither revoked nor expired, oldest first."""
         return self._active(self._by_subject.get(subject, []), context, now_ms)
 
+    @handle_operation
     def active_for_app(self, app: str, context: RequestContext, *, now_ms: int | None = None) -> list[GrantInfo]:
         """Readable grants given to ``app`` that are neither revoked nor expired, oldest first."""
         return self._active(self._by_app.get(app, []), context, now_ms)

@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 
 from nucleus_core import Record, RequestContext
-from nucleus_core.modules import MAX_SAFE_INT, DerivedState, SeedGrant, StatefulModule
+from nucleus_core.modules import MAX_SAFE_INT, DerivedState, SeedGrant, StatefulModule, handle_operation
 from nucleus_core.payloads import PayloadSchema, integer, json_object, oid, text
 
 PROOF_TYPE_PATTERN = re.compile(r"[a-z][a-z0-9_.:-]{0,63}")
@@ -162,6 +162,7 @@ class ProofModule(StatefulModule[ProofEvent]):
         return []
 
     # handle -------------------------------------------------------------------------------------
+    @handle_operation
     def get(self, proof_id: str, context: RequestContext) -> ProofInfo | None:
         """The proof, or None when unknown or unreadable."""
         ctx = self.reader(context)
@@ -170,6 +171,7 @@ class ProofModule(StatefulModule[ProofEvent]):
             return None
         return proof
 
+    @handle_operation
     def status(self, proof_id: str, context: RequestContext, *, now_ms: int | None = None) -> ProofStatus | None:
         """The proof's current status, or None when unknown or unreadable."""
         proof = self.get(proof_id, context)
@@ -180,10 +182,12 @@ class ProofModule(StatefulModule[ProofEvent]):
         proofs: list[ProofInfo] = [self.state.get("proof", pid) for pid in list(ids)]
         return [p for p in proofs if self.can_read(p.seq, ctx)]
 
+    @handle_operation
     def by_subject(self, subject: str, context: RequestContext) -> list[ProofInfo]:
         """Readable proofs about ``subject``, oldest first (revoked ones included: see ``status``)."""
         return self._list(self._by_subject.get(subject, []), context)
 
+    @handle_operation
     def by_issuer(self, issuer: str, context: RequestContext) -> list[ProofInfo]:
         """Readable proofs issued by ``issuer``, oldest first."""
         return self._list(self._by_issuer.get(issuer, []), context)

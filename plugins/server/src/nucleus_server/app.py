@@ -26,8 +26,10 @@
 This module only assembles the parts, each in its own module: the settings
 (:mod:`.settings`), the router (:mod:`.routing`), the request/response plumbing (:mod:`.asgi`),
 the access log and denial rewriting (:mod:`.middleware`) and the handlers, one module per area
-(:mod:`.api`). The route table :data:`ROUTES` is the single source of the router and of
-``/openapi.json``.
+(:mod:`.api`). The route table is the single source of the router and of ``/openapi.json``: the
+static routes :data:`ROUTES`, then one ``GET /modules/<id>/<operation>`` per handle operation of
+the served ledger's modules (:func:`.api.modules.handle_endpoints`), so each app's table is built
+for its ledger (``app.routes``).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from nucleus_core.ledger import Ledger
 
 from . import wire
 from .api import ENDPOINTS, Api, Handler, explorer
+from .api.modules import handle_endpoints, module_descriptions
 from .asgi import (
     INTERNAL_ERROR,
     Message,
@@ -71,7 +74,8 @@ RETRY_CHECKPOINT_WAIT = 0.05
 """Least seconds the checkpoint timer sleeps before a due issue (an interval of 0 never spins it)."""
 
 ROUTES: tuple[Route, ...] = tuple(route for route, _handler in ENDPOINTS)
-"""Every route: method, path template, operation id (the handler's name), summary and schemas."""
+"""Every static route: method, path template, operation id (the handler's name), summary and
+schemas. An app serves these and the routes of its ledger's handle operations (``app.routes``)."""
 
 
 class NucleusApp:
@@ -83,9 +87,12 @@ class NucleusApp:
         self.owns_ledger = owns_ledger
         # The explorer's routes are served (and documented) only when it is on; its paths are public then.
         off = () if self.settings.explorer else explorer.OPERATIONS
-        self.routes = tuple(route for route in ROUTES if route.name not in off)
+        handles, handle_schemas = handle_endpoints(ledger.runtime)
+        endpoints = tuple((route, handler) for route, handler in (*ENDPOINTS, *handles) if route.name not in off)
+        self.routes: tuple[Route, ...] = tuple(route for route, _handler in endpoints)
+        """The static routes and those of the ledger's handle operations, in the order tried."""
         self.router = Router(self.routes)
-        self._handlers: Mapping[str, Handler] = {route.name: handler for route, handler in ENDPOINTS}
+        self._handlers: Mapping[str, Handler] = {route.name: handler for route, handler in endpoints}
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=self.settings.threads, thread_name_prefix="nucleus-http"
         )
@@ -93,7 +100,10 @@ class NucleusApp:
             ledger=ledger,
             settings=self.settings,
             executor=self._executor,
-            openapi=wire.dumps(build_openapi(self.routes, title=f"Nucleus ledger {ledger.id}")),
+            openapi=wire.dumps(
+                build_openapi(self.routes, title=f"Nucleus ledger {ledger.id}", schemas=handle_schemas)
+            ),
+            modules=module_descriptions(ledger.runtime),
         )
         self._closing = False
         self._checkpoint_timer: asyncio.Task[None] | None = None

@@ -30,14 +30,17 @@ Needs httpx: ``pip install "nucleus-server[client]"``.
 
 from __future__ import annotations
 
+import builtins
+import inspect
 import itertools
 import json
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast, overload
 from urllib.parse import quote
 
 import httpx
@@ -57,6 +60,7 @@ from nucleus_core.errors import (
     LedgerClosedError,
     LogVerificationError,
     MissingRequesterError,
+    ModuleError,
     NucleusError,
     RollbackError,
     StorageUnavailableError,
@@ -64,8 +68,9 @@ from nucleus_core.errors import (
     ValidationError,
     WitnessPolicyError,
 )
+from nucleus_core.handles import HandleOperation, HandleParam, ModuleRuntime, operations_of, qualified_name
 from nucleus_core.hashing import is_hash
-from nucleus_core.modules import ModuleMetadata, ModuleState
+from nucleus_core.modules import Module, ModuleMetadata, ModuleState
 from nucleus_core.query import QueryFilters, QueryResult, decode_cursor, filters_from
 from nucleus_core.records import Entry, Record, entry_row
 from nucleus_core.storage import StorageQuery
@@ -99,8 +104,8 @@ if TYPE_CHECKING:
 __all__ = [
     "AnswerMismatchError", "DEFAULT_CHECKPOINT_WAIT", "MAX_PROOF_BATCH", "CheckpointSignatureError",
     "CosignaturePolicy", "EntryContentError", "FileTrustedState", "InclusionProofError", "InconsistentLogError",
-    "LogVerificationError", "MemoryTrustedState", "RemoteAcl", "RemoteLedger", "RemoteModules", "RollbackError",
-    "TrustedStateError", "TrustedStateStore", "WitnessPolicyError",
+    "LogVerificationError", "MemoryTrustedState", "RemoteAcl", "RemoteHandle", "RemoteLedger", "RemoteModules",
+    "RollbackError", "TrustedStateError", "TrustedStateStore", "WitnessPolicyError",
 ]
 
 DEFAULT_TIMEOUT = 30.0
@@ -763,12 +768,12 @@ class RemoteLedger:
     # modules and access control ---------------------------------------------------------------
     @property
     def modules(self) -> RemoteModules:
-        """The server ledger's modules: ``list()`` and ``metadata()``."""
+        """The server ledger's modules: ``list()``, ``metadata()`` and ``get(id[, HandleType])``."""
         return RemoteModules(self)
 
     @property
     def runtime(self) -> RemoteModules:
-        """Same as :attr:`modules` (a remote ledger has no module handles)."""
+        """Same as :attr:`modules` (the read-only view: a :class:`~nucleus_core.handles.ModuleRuntime`)."""
         return RemoteModules(self)
 
     @property
@@ -795,14 +800,23 @@ class RemoteLedger:
 
 
 class RemoteModules:
-    """The modules of a remote ledger: list and metadata."""
+    """The modules of a remote ledger: ``list()``, ``metadata()`` and ``get(id)`` /
+    ``get(id, HandleType)``, a proxy of the module's handle (:class:`RemoteHandle`), as
+    :class:`~nucleus_core.modules.LedgerRuntime` offers in process (both are a
+    :class:`~nucleus_core.handles.ModuleRuntime`)."""
 
     def __init__(self, ledger: RemoteLedger) -> None:
         self._ledger = ledger
 
-    def metadata(self) -> list[ModuleMetadata]:
-        """Id, version, state, streams, dependencies and resource kind of every module."""
+    def _documents(self) -> builtins.list[dict[str, Any]]:
         doc = self._ledger._request("GET", "/modules", self._ledger._bearer(None))
+        modules = doc.get("modules") if isinstance(doc, dict) else None
+        if not isinstance(modules, builtins.list) or not all(isinstance(m, dict) for m in modules):
+            raise NucleusError("the server's /modules answered no module list")
+        return modules
+
+    def metadata(self) -> builtins.list[ModuleMetadata]:
+        """Id, version, state, streams, dependencies and resource kind of every module."""
         return [
             ModuleMetadata(
                 id=m["id"],
@@ -812,12 +826,178 @@ class RemoteModules:
                 depends_on=tuple(m["depends_on"]),
                 resource_kind=m.get("resource_kind"),
             )
-            for m in doc["modules"]
+            for m in self._documents()
         ]
 
-    def list(self) -> list[str]:
+    def list(self) -> builtins.list[str]:
         """Ids of the ledger's modules."""
         return [m.id for m in self.metadata()]
+
+    @overload
+    def get(self, module_id: str) -> Module: ...
+    @overload
+    def get(self, module_id: str, kind: type[_M]) -> _M: ...
+    def get(self, module_id: str, kind: type[Module] | None = None) -> Module:
+        """A proxy of module ``module_id``'s handle: the handle operations of ``kind`` that the
+        server lists, with their signatures (``context`` optional, as everywhere in
+        :class:`RemoteLedger`), answering the same Python types. Without ``kind``, the module's
+        class is its own class (the first of its ``handle_types``) when this process imported it
+        already (none is ever imported because a server named it); otherwise the proxy is
+        described by the server's document and answers the decoded JSON.
+        :class:`ModuleError` with the in-process texts for an unknown id or another class."""
+        documents = self._documents()
+        found = next((d for d in documents if isinstance(module_id, str) and d.get("id") == module_id), None)
+        if found is None:
+            known = ", ".join(sorted(str(d.get("id")) for d in documents)) or "none"
+            raise ModuleError(f"is not enabled on this ledger (known modules: {known})", module_id=str(module_id))
+        names = found.get("handle_types")
+        served = found.get("operations")
+        if not isinstance(names, builtins.list) or not isinstance(served, builtins.list) or not names:
+            raise NucleusError(f"the server's /modules does not describe the handle of module {module_id!r}")
+        if kind is not None:
+            if qualified_name(kind) not in names:
+                actual = str(names[0]).rsplit(".", 1)[-1]
+                raise ModuleError(f"is a {actual}, not a {kind.__name__}", module_id=module_id)
+            cls: type[Module] | None = kind
+        else:
+            cls = _imported_module_class(names)
+        handle = RemoteHandle(self._ledger, module_id, _remote_operations(cls, served, module_id))
+        return cast(Module, handle)
+
+
+def _imported_module_class(names: builtins.list[Any]) -> type[Module] | None:
+    """The module's own class (the first of ``names``, "<module>.<qualname>") when a module this
+    process imported already defines it (nothing is imported: the name comes from the server)."""
+    name = names[0] if names else None
+    if not isinstance(name, str):
+        return None
+    parts = name.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        found: Any = sys.modules.get(".".join(parts[:cut]))
+        for part in parts[cut:] if found is not None else ():
+            found = getattr(found, part, None)
+        if isinstance(found, type) and issubclass(found, Module) and qualified_name(found) == name:
+            return found
+    return None
+
+
+def _remote_operations(
+    cls: type[Module] | None, served: builtins.list[Any], module_id: str
+) -> dict[str, HandleOperation | None]:
+    """The operations a proxy offers: those of ``cls`` that the server lists (None: a generic
+    operation, described from the server's document only, answering decoded JSON)."""
+    listed = {o.get("name"): o for o in served if isinstance(o, dict)}
+    if cls is not None:
+        ops: dict[str, HandleOperation | None] = {op.name: op for op in operations_of(cls) if op.name in listed}
+        return ops
+    generic: dict[str, HandleOperation | None] = {}
+    for name, doc in listed.items():
+        if not isinstance(name, str) or not isinstance(doc.get("params"), builtins.list):
+            raise NucleusError(f"the server's /modules describes an operation of module {module_id!r} malformed")
+        generic[name] = _generic_operation(name, doc)
+    return generic
+
+
+_SCHEMA_TYPES: dict[object, type] = {"string": str, "integer": int, "boolean": bool}
+
+
+def _generic_operation(name: str, doc: dict[str, Any]) -> HandleOperation:
+    params = []
+    for p in doc["params"]:
+        schema = p.get("schema") if isinstance(p, dict) else None
+        tp = _SCHEMA_TYPES.get(schema.get("type")) if isinstance(schema, dict) else None
+        if tp is None or not isinstance(p.get("name"), str) or not isinstance(p.get("required"), bool):
+            raise NucleusError(f"the server's /modules describes the arguments of {name!r} malformed")
+        required = p["required"]
+        default = None if required else schema.get("default") if isinstance(schema, dict) else None
+        if default is not None and type(default) is not tp:
+            raise NucleusError(f"the server's /modules gives argument {p['name']!r} of {name!r} a malformed default")
+        params.append(
+            HandleParam(name=p["name"], type=tp if required else tp | None, required=required, default=default)
+        )
+    return HandleOperation(name=name, summary=str(doc.get("summary", "")), params=tuple(params), result=Any)
+
+
+class RemoteHandle:
+    """A module's handle over HTTP (see :meth:`RemoteModules.get`): each operation is a method
+    with the in-process signature, ``context`` optional; it sends ``GET /modules/<id>/<name>``
+    and answers the decoded result, every entry in it checked as :meth:`RemoteLedger.get` checks
+    (its hash always; its inclusion in a trusted checkpoint when the client verifies)."""
+
+    __slots__ = ("_ledger", "_methods", "_module_id", "_ops")
+
+    def __init__(self, ledger: RemoteLedger, module_id: str, ops: Mapping[str, HandleOperation | None]) -> None:
+        self._ledger = ledger
+        self._module_id = module_id
+        self._ops = dict(ops)
+        self._methods: dict[str, Callable[..., Any]] = {}
+
+    @property
+    def id(self) -> str:
+        return self._module_id
+
+    def __dir__(self) -> builtins.list[str]:
+        return sorted({*self._ops, "id"})
+
+    def __repr__(self) -> str:
+        return f"<RemoteHandle {self._module_id!r}: {', '.join(sorted(self._ops)) or 'no operations'}>"
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("_"):  # never an operation (and never looked up in _ops before it is set)
+            raise AttributeError(name)
+        if name not in self._ops:
+            available = ", ".join(sorted(self._ops)) or "none"
+            raise AttributeError(
+                f"the remote handle of module {self._module_id!r} has no operation {name!r} (operations: {available})"
+            )
+        method = self._methods.get(name)
+        if method is None:
+            method = self._methods[name] = self._method(name, self._ops[name])
+        return method
+
+    def _method(self, name: str, op: HandleOperation | None) -> Callable[..., Any]:
+        assert op is not None
+        parameters = [inspect.Parameter(p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=p.type)
+                      for p in op.params if p.required]
+        parameters.append(inspect.Parameter(
+            "context", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=RequestContext | None
+        ))
+        parameters += [inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=p.default, annotation=p.type)
+                       for p in op.params if not p.required]
+        signature = inspect.Signature(parameters, return_annotation=op.result)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            arguments = dict(bound.arguments)
+            context = arguments.pop("context")
+            return self._call(op, arguments, context)
+
+        call.__name__ = call.__qualname__ = name
+        call.__doc__ = op.summary
+        call.__signature__ = signature  # type: ignore[attr-defined]
+        return call
+
+    def _call(self, op: HandleOperation, arguments: dict[str, Any], context: RequestContext | None) -> Any:
+        ledger = self._ledger
+        params = op.query_items(arguments)
+        token = ledger._bearer(context)
+        path = f"/modules/{_segment(self._module_id)}/{_segment(op.name)}"
+        doc = ledger._request("GET", path, token, params=cast(QueryParams, params))
+        if not isinstance(doc, dict) or set(doc) != {"result"}:
+            raise NucleusError(f"the server's {path} answered no {{\"result\": ...}} document")
+        if op.result is Any:
+            return doc["result"]
+        entries: builtins.list[Entry] = []
+
+        def entry(item: object) -> Entry:
+            received = ledger._entry(item, token)
+            entries.append(received)
+            return received
+
+        value = _checked(lambda result: op.decode(result, entry=entry), doc["result"], path)
+        ledger._verified(entries, token)
+        return value
 
 
 class RemoteAcl:
@@ -1023,6 +1203,7 @@ def _filters_doc(filters: QueryFilters | Mapping[str, Any] | None) -> dict[str, 
 
 
 _P = TypeVar("_P")
+_M = TypeVar("_M", bound=Module)
 
 
 def _checked(parse: Callable[[object], _P], doc: Any, path: str) -> _P:
@@ -1062,3 +1243,7 @@ if TYPE_CHECKING:
     def _remote_acl_is_an_acl_admin(acl: RemoteAcl) -> AclAdmin:
         """mypy checks here that ``RemoteLedger.acl`` offers the core's :class:`AclAdmin`."""
         return acl
+
+    def _remote_modules_are_a_module_runtime(modules: RemoteModules) -> ModuleRuntime:
+        """mypy checks here that ``RemoteLedger.modules`` offers the core's :class:`ModuleRuntime`."""
+        return modules

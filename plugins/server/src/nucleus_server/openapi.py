@@ -6,6 +6,7 @@ without being documented (a test checks the served document against the routes t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -22,7 +23,8 @@ ALWAYS_PUBLIC_OPERATIONS = frozenset({"explorer_page", "explorer_script", "explo
 class Route:
     """One HTTP route: ``method`` and ``path`` (``{name}`` marks a path parameter), ``name`` (the
     operation id and handler), a summary, the request and response schema names, the success
-    status and the query parameters it takes."""
+    status and the query parameters it takes (``query``: names documented in this module;
+    ``parameters``: full OpenAPI parameter objects, for the routes of module handle operations)."""
 
     method: str
     path: str
@@ -33,6 +35,7 @@ class Route:
     status: int = attrs.field(default=200, kw_only=True)
     query: tuple[str, ...] = attrs.field(default=(), kw_only=True)
     media_type: str = attrs.field(default="application/json", kw_only=True)
+    parameters: tuple[dict[str, Any], ...] = attrs.field(default=(), kw_only=True, eq=False)
 
     def segments(self) -> tuple[str, ...]:
         """The path split at ``/`` (without the leading empty segment)."""
@@ -267,6 +270,34 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "streams": {"type": "array", "items": {"type": "string"}},
             "depends_on": {"type": "array", "items": {"type": "string"}},
             "resource_kind": {"type": ["string", "null"]},
+            "handle_types": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "qualified names of the module's classes that are Modules, most derived first",
+            },
+            "operations": {"type": "array", "items": {"$ref": "#/components/schemas/HandleOperation"}},
+        },
+    },
+    "HandleOperation": {
+        "type": "object",
+        "required": ["name", "summary", "path", "params", "result"],
+        "properties": {
+            "name": {"type": "string"},
+            "summary": {"type": "string"},
+            "path": {"type": "string", "description": "its route: GET /modules/<id>/<name>"},
+            "params": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "required", "schema"],
+                    "properties": {
+                        "name": {"type": "string", "description": "the query parameter"},
+                        "required": {"type": "boolean"},
+                        "schema": {"type": "object", "description": "its JSON Schema"},
+                    },
+                },
+            },
+            "result": {"type": "object", "description": "the JSON Schema of the answer's result"},
         },
     },
     "ModuleList": {
@@ -339,8 +370,11 @@ def _ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def build_openapi(routes: tuple[Route, ...], *, title: str) -> dict[str, Any]:
-    """The OpenAPI 3.1 document describing ``routes``."""
+def build_openapi(
+    routes: tuple[Route, ...], *, title: str, schemas: Mapping[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document describing ``routes``; ``schemas`` are added to the components
+    (the response schemas of the served ledger's module handle operations)."""
     paths: dict[str, dict[str, Any]] = {}
     error_response = {"content": {"application/json": {"schema": _ref("Error")}}}
     for route in routes:
@@ -359,6 +393,7 @@ def build_openapi(routes: tuple[Route, ...], *, title: str) -> dict[str, Any]:
             }
             for q in route.query
         ]
+        parameters += [dict(p) for p in route.parameters]
         operation: dict[str, Any] = {
             "operationId": route.name,
             "summary": route.summary,
@@ -388,7 +423,7 @@ def build_openapi(routes: tuple[Route, ...], *, title: str) -> dict[str, Any]:
         "security": [{"bearer": []}],
         "paths": paths,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **(schemas or {})},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }

@@ -26,6 +26,31 @@ def dumps(value: Any) -> bytes:
     return _encoder.encode(value).encode("utf-8")
 
 
+class RawJSON:
+    """JSON bytes to be written as they are inside a document :func:`dumps_raw` encodes (an
+    entry's :func:`entry_json`, whose record is its stored canonical bytes)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    @classmethod
+    def entry(cls, entry: Entry) -> RawJSON:
+        return cls(entry_json(entry))
+
+
+def dumps_raw(value: Any) -> bytes:
+    """Compact UTF-8 JSON of ``value`` (dicts, lists, JSON scalars), :class:`RawJSON` parts copied verbatim."""
+    if isinstance(value, RawJSON):
+        return value.data
+    if isinstance(value, dict):
+        return b"{" + b",".join(dumps(k) + b":" + dumps_raw(v) for k, v in value.items()) + b"}"
+    if isinstance(value, list):
+        return b"[" + b",".join(dumps_raw(v) for v in value) + b"]"
+    return dumps(value)
+
+
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out = dict(pairs)
     if len(out) != len(pairs):

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import attrs
 
 from nucleus_core import Entry, Record, RequestContext
-from nucleus_core.modules import MAX_SAFE_INT, DerivedState, StatefulModule
+from nucleus_core.modules import MAX_SAFE_INT, DerivedState, StatefulModule, handle_operation
 from nucleus_core.payloads import PayloadSchema, identifier, integer, oid, text
 
 SYMBOL_PATTERN = re.compile(r"[A-Z][A-Z0-9]{0,11}")
@@ -211,16 +211,19 @@ class TokenModule(StatefulModule[TokenEvent]):
             return None
         return token
 
+    @handle_operation
     def token(self, token_id: str, context: RequestContext) -> TokenInfo | None:
         """The token (issuer, symbol, decimals, cap, supply), or None."""
         return self._readable_token(token_id, context)
 
+    @handle_operation
     def balance(self, token_id: str, holder: str, context: RequestContext) -> int:
         """``holder``'s balance of ``token_id`` in the smallest unit (0 for unknown)."""
         if self._readable_token(token_id, context) is None:
             return 0
         return int(self.state.get("balance", (token_id, holder), 0))
 
+    @handle_operation
     def holders(self, token_id: str, context: RequestContext) -> dict[str, int]:
         """Every holder with a positive balance of ``token_id``, with the balance."""
         if self._readable_token(token_id, context) is None:
@@ -228,6 +231,7 @@ class TokenModule(StatefulModule[TokenEvent]):
         with_balance = ((h, self.state.get("balance", (token_id, h), 0)) for h in self._holders.get(token_id, ()))
         return {h: b for h, b in sorted(with_balance) if b > 0}
 
+    @handle_operation
     def history(self, token_id: str, context: RequestContext, *, holder: str | None = None) -> list[Entry]:
         """The token's entries in seq order (only those involving ``holder`` if given), readable ones only."""
         ctx = self.reader(context)
@@ -241,6 +245,7 @@ class TokenModule(StatefulModule[TokenEvent]):
             out.append(entry)
         return out
 
+    @handle_operation
     def transaction(self, tx_id: str, context: RequestContext) -> Entry | None:
         """The entry that applied transaction ``tx_id``, or None."""
         ctx = self.reader(context)

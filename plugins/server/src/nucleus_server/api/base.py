@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import attrs
@@ -29,6 +29,8 @@ class Api:
     executor: concurrent.futures.ThreadPoolExecutor
     openapi: bytes
     """The served OpenAPI document, built once from the route table."""
+    modules: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    """Per module id, its ``handle_types`` and ``operations`` (fixed while the ledger is open)."""
     verify_lock: asyncio.Lock | None = None
     """One full verification at a time (made on first use, inside the event loop)."""
 

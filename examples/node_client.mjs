@@ -5,7 +5,7 @@
 // A development server with access control and two modules (another terminal; one worker process:
 // with several, a worker handling a grant can fall behind the modules' state, a known bug):
 //
-//     nucleus serve --dev --plugin ual,asset,token --admin oid:acme:user:root --workers 1
+//     nucleus serve --dev --plugin ual,asset,token --admin oid:acme:user:root
 //
 // The client built and linked into ./node_modules, then this script (from the repository root):
 //

@@ -768,10 +768,14 @@ class Ledger:
         # commit: the storage contract), which rolls the whole transaction back: no separate look-up.
         if not system:
             self._policy.authorize_append(batch, ctx, tx)
-            # Inside the exclusive transaction, after the head was re-read: modules first
-            # fold in entries other writers committed, so validation sees the latest state.
-            if catch_up:
-                self._registry.catch_up()
+        # Inside the exclusive transaction, after the head was re-read: modules first fold in
+        # entries other writers committed, so validation sees the latest state. A system append
+        # (access grants...) validates nothing, but catches up too: after the commit the modules
+        # take its entries as following every applied one (ModuleRegistry.committed), which
+        # would otherwise skip, for good, what other writers committed before it.
+        if catch_up:
+            self._registry.catch_up()
+        if not system:
             self._registry.validate(batch, ctx)
         # Plugins newly enabled on this ledger are recorded in the same transaction, merged
         # with the chain's newest record; refused if that names a plugin not enabled here.

@@ -17,7 +17,7 @@ const EXAMPLE = join(PACKAGE, "..", "..", "examples", "node_client.mjs");
 
 test("examples/node_client.mjs runs against the server its header describes", async () => {
   const text = await readFile(EXAMPLE, "utf-8");
-  const command = /^\/\/ {5}nucleus serve --dev (--plugin \S+ --admin \S+ --workers \d+)$/m.exec(text);
+  const command = /^\/\/ {5}nucleus serve --dev (--plugin \S+ --admin \S+)$/m.exec(text);
   assert.ok(command !== null, "the header names the server command");
   const served = await startServer((command[1] as string).split(" "));
   const dir = await mkdtemp(join(tmpdir(), "nucleus-example-"));

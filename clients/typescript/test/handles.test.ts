@@ -80,11 +80,10 @@ async function populate(): Promise<void> {
 }
 
 before(async () => {
-  // One worker process: with several, a worker that handles an ACL grant (a system append) skips
-  // the module entries other workers committed before it and answers from that stale state (a
-  // bug of the module registry, reported; the server's default is one worker per core).
+  // The server's default of one worker per core: the handle answers hold whichever worker
+  // serves them (each folds in what the others committed before it answers or writes).
   served = await startServer(
-    ["--plugin", "ual,proof,asset,connect_grant,token,ts_notes", "--admin", ROOT, "--workers", "1"], { fixturePlugins: true },
+    ["--plugin", "ual,proof,asset,connect_grant,token,ts_notes", "--admin", ROOT], { fixturePlugins: true },
   );
   proxy = await startProxy(served.url);
   await populate();

@@ -380,10 +380,9 @@ def test_derived_state_is_rebuilt_on_open_and_follows_other_writers(tmp_path):
 
 @pytest.mark.needs_distribution("nucleus-storage-sqlite")
 def test_a_system_append_does_not_skip_what_other_writers_committed(tmp_path):
-    """A system append (e.g. an access grant) does not catch the modules up inside its
-    transaction; folding in its own entries afterwards must not move past entries other writers
-    committed before it (the derived state would miss them for good: stale handle answers, and
-    validation against stale state)."""
+    """A system append (e.g. an access grant) validates nothing, yet folding in its own entries
+    after the commit must not move past entries other writers committed before it (the derived
+    state would miss them for good: stale handle answers, and validation against stale state)."""
     url = f"sqlite:///{tmp_path / 'counted.db'}"
     first = create_ledger(id="cnt", storage=url, plugins=["sqlite", Plugin(Counter())])
     second = create_ledger(id="cnt", storage=url, plugins=["sqlite", Plugin(Counter(limit=2))])

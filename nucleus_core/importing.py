@@ -292,6 +292,10 @@ class _Import:
                 self._frontier = extend_tree(self._tree, tx, entries, self._frontier)
             elif isinstance(tx, WriteBehindTransaction):
                 tx.flush()
+            # A read in the transaction: a backend that sends its writes ahead without waiting for
+            # their results (PostgreSQL's pipeline) reports a row refused in this batch here, not at
+            # the commit, so that its error names the line.
+            self._storage.head()
         except DuplicateRecordError as err:
             seq = _second_use(rows, err.record_id)
             raise IntegrityError(

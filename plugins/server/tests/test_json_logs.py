@@ -28,7 +28,7 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from nucleus_server.cli import apply_flags
+from nucleus_server.cli import _configure_logging, apply_flags
 from nucleus_server.config import ServeConfig, structure_config
 from nucleus_server.logs import JsonFormatter, RequestLog, enter_request, leave_request, request_id_from
 
@@ -38,6 +38,7 @@ from nucleus_core.testing.jwt import jwk_of
 
 ALICE = "oid:test:user:alice"
 PEPPER = "pepper-" + "j" * 40
+OLD_PEPPER = "pepper-" + "o" * 40
 REQUESTER_KEY = "requester-key-" + "k" * 40
 RECORD_ID = "private-record-4471"
 ISSUER = "https://id.json-logs.test"
@@ -124,14 +125,15 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def json_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+def json_server(tmp_path: Path) -> Any:
     storage = f"sqlite:///{tmp_path / 'json.db'}"
-    monkeypatch.setenv("JSONLOGS_PEPPER", PEPPER)  # the key is made before the server starts
-    settings = {"auth.api_key": {"pepper_env": "JSONLOGS_PEPPER"}}
-    with create_ledger(id="jsonlogs", storage=storage, plugins=list(settings), settings=settings) as ledger:
-        api_key, _ = ledger.auth.parser("auth.api_key").create_key(ALICE, scopes=["read", "write"])
+    keys = []
+    for pepper in (OLD_PEPPER, PEPPER):  # a key of a pepper the server no longer has, then a good one
+        settings = {"auth.api_key": {"pepper": pepper}}
+        with create_ledger(id="jsonlogs", storage=storage, plugins=list(settings), settings=settings) as ledger:
+            keys.append(ledger.auth.parser("auth.api_key").create_key(ALICE, scopes=["read", "write"])[0])
     _boom_distribution(tmp_path / "site")
-    keys = "{" + ", ".join(f"{k} = {json.dumps(v)}" for k, v in jwk_of(CONNECT_KEY, "ed-json", "EdDSA").items()) + "}"
+    jwk = "{" + ", ".join(f"{k} = {json.dumps(v)}" for k, v in jwk_of(CONNECT_KEY, "ed-json", "EdDSA").items()) + "}"
     config = tmp_path / "serve.toml"
     config.write_text(
         f"""
@@ -146,7 +148,7 @@ pepper_env = "JSONLOGS_PEPPER"
 issuer = "{ISSUER}"
 audience = "jsonlogs"
 algorithms = ["EdDSA"]
-keys = [{keys}]
+keys = [{jwk}]
 [plugins."jsonlogs.boom"]
 
 [server]
@@ -162,7 +164,7 @@ log_requester_key_env = "JSONLOGS_REQUESTER_KEY"
     )
     server = Server(tmp_path, ["--config", str(config), "--log-level", "debug", "--workers", "2"], env)
     try:
-        yield server, api_key
+        yield server, *keys
     finally:
         if server.proc.poll() is None:
             server.proc.kill()
@@ -170,7 +172,7 @@ log_requester_key_env = "JSONLOGS_REQUESTER_KEY"
 
 
 def test_json_lines_with_request_ids_routes_durations_and_no_secret(json_server: Any) -> None:
-    server, api_key = json_server
+    server, stale_key, api_key = json_server
     token = _connect_jwt()
     dev = "dev:oid:test:user:json-dev"
     answers: list[tuple[str, httpx.Response]] = []  # (what, response)
@@ -184,12 +186,13 @@ def test_json_lines_with_request_ids_routes_durations_and_no_secret(json_server:
         answers.append(("dev", http.get("/whoami", headers={"authorization": f"Bearer {dev}"})))
         answers.append(("no token", http.get("/entries")))
         answers.append(("bad token", http.get(f"/records/{RECORD_ID}", headers={"authorization": "Bearer nuk_bad"})))
+        answers.append(("stale key", http.get("/whoami", headers={"authorization": f"Bearer {stale_key}"})))
         answers.append(("no route", http.get(f"/nowhere/{RECORD_ID}", headers=key_auth)))
         boom = {"id": "b-1", "stream": "boom", "timestamp": 1, "payload": {"note": api_key}}
         answers.append(("boom", http.post("/entries", json=boom, headers={**key_auth, "x-request-id": "append-1"})))
     statuses = {what: r.status_code for what, r in answers}
     assert statuses["valid id"] == 200 and statuses["jwt"] == 200 and statuses["boom"] == 201, statuses
-    assert statuses["no token"] == 401 and statuses["bad token"] == 401 and statuses["no route"] == 404
+    assert statuses["no token"] == statuses["bad token"] == statuses["stale key"] == 401 and statuses["no route"] == 404
     ids = [r.headers.get("x-request-id") for _, r in answers]
     assert ids[0] == "proxy-7.a:b_c" and ids[-1] == "append-1"
     for (what, _), rid in zip(answers[1:-1], ids[1:-1], strict=True):
@@ -211,6 +214,7 @@ def test_json_lines_with_request_ids_routes_durations_and_no_secret(json_server:
         ("GET", "/whoami", 200, hmac.new(REQUESTER_KEY.encode(), b"oid:test:user:json-dev", "sha256").hexdigest()),
         ("GET", "/entries", 401, None),
         ("GET", "/records/{record_id}", 401, None),
+        ("GET", "/whoami", 401, None),
         ("GET", None, 404, alice),
         ("POST", "/entries", 201, alice),
     ]
@@ -225,8 +229,13 @@ def test_json_lines_with_request_ids_routes_durations_and_no_secret(json_server:
     assert "after_append failed" in failure["message"]
     assert failure["exception"].startswith("Traceback") and "RuntimeError: boom after 1 entries" in failure["exception"]
     assert "token [redacted]" in failure["exception"]
+    # A token parser's warning, logged on an authentication thread, with the request's id.
+    [stale] = [line for line in lines if "no longer configured" in line["message"]]
+    assert stale["level"] == "WARNING" and stale["logger"] == "nucleus_token_api_key.parser"
+    assert stale["request_id"] == ids[[what for what, _ in answers].index("stale key")]
     # No credential, junk request id, raw record id or raw OID of an access line in the output.
-    needles = [api_key, api_key.split("_")[2], token, *token.split(".")[1:], dev, PEPPER, REQUESTER_KEY]
+    needles = [api_key, api_key.split("_")[2], stale_key, stale_key.split("_")[2], token, *token.split(".")[1:], dev]
+    needles += [PEPPER, OLD_PEPPER, REQUESTER_KEY]
     needles += ["has space", "a" * 129, "<script>", 'quo"te', 'quo\\"te', "caf\u00e9", "caf\\u00e9", RECORD_ID]
     assert not [n[:12] for n in needles if n in output]
     assert not [line for line in access.values() if ALICE in json.dumps(line)]
@@ -307,3 +316,45 @@ def test_log_settings_in_the_file_and_on_the_command_line(monkeypatch: pytest.Mo
     hashed = structure_config({"server": {"log_requester": "hash"}})
     assert hashed.server.settings().log_requester_key == REQUESTER_KEY.encode()
     assert REQUESTER_KEY not in repr(hashed.server.settings())
+
+
+@pytest.fixture
+def restore_logging() -> Any:
+    """Undo what ``_configure_logging`` does to the process's loggers."""
+    names = ("", "nucleus_core", "nucleus_server", "nucleus", "uvicorn")
+    saved = {name: (logging.getLogger(name).level, list(logging.getLogger(name).handlers)) for name in names}
+    yield
+    for name, (level, handlers) in saved.items():
+        logging.getLogger(name).setLevel(level)
+        logging.getLogger(name).handlers[:] = handlers
+    logging.captureWarnings(False)
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_every_package_logger_goes_through_the_handler(
+    log_format: str, capsys: pytest.CaptureFixture[str], restore_logging: None
+) -> None:
+    """The plugin packages' loggers (nucleus_token_*, nucleus_storage_*) are formatted and redacted
+    like the core's, at the configured level; other libraries' from WARNING up."""
+    _configure_logging("info", log_format)
+    secret = "nuk_AAAAAAAAAAAA_" + "t" * 43 + "_cccccc"
+    logging.getLogger("nucleus_token_api_key.parser").warning("key %s refused", secret)
+    logging.getLogger("nucleus_storage_sqlite.backend").info("the WAL was truncated")
+    logging.getLogger("nucleus_storage_sql.backend").debug("below the level")
+    logging.getLogger("httpx").info("another library's info")
+    logging.getLogger("httpx").warning("another library's warning")
+    err = capsys.readouterr().err
+    assert secret not in err and "below the level" not in err and "another library's info" not in err
+    lines = err.splitlines()
+    if log_format == "text":
+        assert lines == [
+            "WARNING nucleus_token_api_key.parser: key [redacted] refused",
+            "INFO nucleus_storage_sqlite.backend: the WAL was truncated",
+            "WARNING httpx: another library's warning",
+        ]
+    else:
+        assert [(d["level"], d["logger"], d["message"]) for d in map(json.loads, lines)] == [
+            ("WARNING", "nucleus_token_api_key.parser", "key [redacted] refused"),
+            ("INFO", "nucleus_storage_sqlite.backend", "the WAL was truncated"),
+            ("WARNING", "httpx", "another library's warning"),
+        ]

@@ -117,34 +117,47 @@ def open_ledger(config: ServeConfig) -> Any:
     return create_ledger(**ledger_kwargs(config.ledger, config.plugins))
 
 
+class _OwnLevel(logging.Filter):
+    """Lets through the lines of Nucleus's own loggers (``nucleus*``: the core, the server, every
+    plugin package) and uvicorn's from ``level``, those of other libraries from WARNING."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        own = record.name.startswith(("nucleus", "uvicorn"))
+        return record.levelno >= (self.level if own else max(self.level, logging.WARNING))
+
+
 def _configure_logging(level: str, log_format: str = "text") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    # One handler, on the root logger, so that every logger's lines pass it: the core's, the
+    # server's, uvicorn's, the plugin packages' (nucleus_token_*, nucleus_storage_*), other
+    # libraries' and Python's warnings; never logging's last-resort handler, which writes bare text.
     # Every line goes through redact_secrets (message, exception and traceback alike; in JSON every
-    # field), and uvicorn's loggers use this handler too: its own access log is off (it writes query
-    # strings, and with them a token sent as ?access_token=); the app writes one without query values.
-    names = ("nucleus_core", "nucleus_server", "nucleus", "uvicorn")
+    # field). uvicorn's own access log is off (it writes query strings, and with them a token sent
+    # as ?access_token=); the app writes one without query values.
+    threshold = logging.getLevelName(level.upper())
+    handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
-        # On the root logger, so that every library's lines (and Python's warnings) are JSON too,
-        # never the bare text of logging's last-resort handler; other libraries from WARNING up.
-        root = logging.getLogger()
-        root.handlers[:] = [h for h in root.handlers if not getattr(h, "_nucleus_serve", False)]
-        root.addHandler(handler)
-        root.setLevel(logging.WARNING)
-        logging.captureWarnings(True)
     else:
         handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_OwnLevel(threshold))
     handler._nucleus_serve = True  # type: ignore[attr-defined]
-    for name in names:
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if not getattr(h, "_nucleus_serve", False)]
+    root.addHandler(handler)
+    root.setLevel(threshold)
+    logging.captureWarnings(True)
+    for name in ("nucleus_core", "nucleus_server", "nucleus", "uvicorn"):
         logger = logging.getLogger(name)
-        # This handler replaces the nucleus command's own (its "_nucleus_cli" one on nucleus_core),
-        # which would write every error line a second time.
+        # The nucleus command's own handler (its "_nucleus_cli" one on nucleus_core) would write
+        # every error line a second time; its level (errors only) would hide the rest.
         logger.handlers[:] = [
             h for h in logger.handlers if not (getattr(h, "_nucleus_serve", False) or getattr(h, "_nucleus_cli", False))
         ]
-        if log_format != "json":
-            logger.addHandler(handler)
-        logger.setLevel(level.upper())
+        logger.setLevel(threshold)
 
 
 def _notice(config: ServeConfig, message: str, level: int = logging.INFO) -> None:

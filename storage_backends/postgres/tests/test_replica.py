@@ -17,6 +17,7 @@ old length and head, and serve a prefix of the primary's chain.
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import os
 import pwd
@@ -34,7 +35,7 @@ import psycopg
 import pytest
 from nucleus_storage_postgres import postgres_storage
 
-from nucleus_core import ReadOnlyLedgerError, create_ledger, open_ledger
+from nucleus_core import LedgerNotFoundError, ReadOnlyLedgerError, create_ledger, open_ledger
 from nucleus_core.ledger import Ledger
 from nucleus_core.records import Entry
 from nucleus_core.testing import make_context, make_record
@@ -253,6 +254,17 @@ def test_replica_serves_reads_and_verification_and_refuses_writes(replication: R
         assert replica.length() == 30
     with _primary_ledger(replication, ledger_id) as primary:
         assert primary.length() == 30 and primary.verify().ok
+
+
+def test_a_ledger_missing_on_the_replica_is_not_created_empty(replication: Replication, ledger_id: str) -> None:
+    _seed(replication, ledger_id, 1)
+    storage = functools.partial(postgres_storage, replication.standby.dsn, pool_size=2)
+    with pytest.raises(LedgerNotFoundError, match="none can be created there: the server is a hot standby") as made:
+        create_ledger(id="no-such-ledger", storage=storage())
+    with pytest.raises(LedgerNotFoundError) as opened:
+        open_ledger(id="no-such-ledger", storage=storage())
+    for refused in (made, opened):
+        assert repr(ledger_id) in str(refused.value) and ledger_id in refused.value.ledger_ids
 
 
 def test_lag_is_visible_and_the_replica_catches_up_without_reopening(

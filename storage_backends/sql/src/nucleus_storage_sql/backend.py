@@ -479,8 +479,15 @@ class SqlStorageBackend(abc.ABC):
                 self._columns = entry_table_columns(self._models)
             self._prepare_statements()
             self._tree.prepare()
-            if not create and not self._holds_ledger(ledger_id):
-                raise LedgerNotFoundError(ledger_id, self._stored_ledger_ids(), where=self.url)
+            if (not create or self._read_only) and not self._holds_ledger(ledger_id):
+                # Read-only (a replica), a missing ledger is an error even when asked to create it:
+                # not an empty ledger served under a mistyped id.
+                held = self._stored_ledger_ids()
+                detail = None
+                if create:
+                    listing = f"it holds {', '.join(repr(i) for i in held)}" if held else "it holds no ledger"
+                    detail = f"{listing}, and none can be created there: {self._read_only_reason}"
+                raise LedgerNotFoundError(ledger_id, held, where=self.url, detail=detail)
             elif not self._read_only:
                 self._created_ledger = self._register_ledger(ledger_id)
             if not self._read_only:

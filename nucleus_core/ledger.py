@@ -19,7 +19,7 @@ from blake3 import blake3
 
 from .access import AccessPolicy, AclAdmin, AuthenticatedPolicy, DenyingPolicy
 from .auth import TokenRegistry
-from .capabilities import DiscardableStorage, MerkleEntryReadStorage, MerkleTreeStorage
+from .capabilities import DiscardableStorage, MerkleEntryReadStorage, MerkleTreeStorage, ReadOnlyStorage
 from .checkpoints import CheckpointConfig, CheckpointIssuer, CheckpointKeys, checkpoint_config
 from .context import READ, SYSTEM_CONTEXT, VERIFY, WRITE, RequestContext, require_context, require_scope
 from .errors import (
@@ -599,6 +599,10 @@ class Ledger:
     def _check_writable(self) -> None:
         self._check_open()
         if self._read_only:
+            storage = self._storage
+            if isinstance(storage, ReadOnlyStorage) and storage.read_only:
+                why = getattr(storage, "read_only_reason", None) or "its storage refuses writes"
+                raise ReadOnlyLedgerError(f"ledger {self.id!r} is read-only: storage {storage.url}: {why}")
             raise ReadOnlyLedgerError(
                 f"ledger {self.id!r} was opened without verification and is read-only; "
                 "open it with verify_on_open=True to write"

@@ -128,7 +128,9 @@ def test_result_schemas() -> None:
         "type": "object"
     }
     counts = next(op for op in operations_of(Base) if op.name == "counts")
-    assert counts.result_schema() == {"type": "object", "additionalProperties": {"type": "integer"}}
+    assert counts.result_schema() == {
+        "type": "object", "additionalProperties": {"type": "integer", "minimum": -(2**53 - 1), "maximum": 2**53 - 1},
+    }
 
 
 def test_parse_args_is_strict_and_names_the_field() -> None:

@@ -28,7 +28,10 @@ from nucleus_module_asset import AssetInfo, AssetModule
 from nucleus_module_connect_grant import ConnectGrantModule, GrantInfo
 from nucleus_module_proof import ProofInfo, ProofModule, ProofStatus
 from nucleus_module_token import TokenInfo, TokenModule
+from nucleus_server.app import create_app
+from nucleus_server.asgi import parse_query
 from nucleus_server.client import AnswerMismatchError, InclusionProofError, RemoteLedger, RemoteModules
+from nucleus_server.errors import MalformedRequestError
 from nucleus_server.wire import entry_from_json
 
 from nucleus_core import (
@@ -1013,3 +1016,89 @@ def test_handle_reads_never_fail_while_other_threads_append(
         sys.setswitchinterval(interval)
     assert errors == []
     assert len(tokens.holders("EUR", alice)) == 600 and len(assets.assets_of(ALICE, alice)) == 60
+
+
+# --- query strings are decoded strictly, on every route -----------------------------------------
+@pytest.mark.parametrize(
+    ("path", "query", "status", "field"),
+    [
+        ("/modules/token/balance", "token_id=EUR&holder=%FF", 400, "holder"),
+        ("/modules/token/balance", "token_id=EUR&holder=%G1", 400, "holder"),
+        ("/modules/token/balance", "token_id=EUR&holder=50%", 400, "holder"),
+        ("/modules/token/balance", "token_id=EUR&holder", 400, "query"),  # a bare name is never echoed
+        ("/modules/token/balance", "%FF=1&token_id=EUR", 400, "query"),
+        ("/modules/token/balance", "token_id=EUR;holder=x", 422, "holder"),  # ';' separates nothing
+        ("/entries", "stream=%C3%28", 400, "stream"),
+        ("/entries", "limit", 400, "query"),
+    ],
+)
+def test_a_malformed_query_string_is_refused_naming_the_parameter(
+    served: tuple[Ledger, Any], path: str, query: str, status: int, field: str
+) -> None:
+    _ledger, server = served
+    response = httpx.get(f"{server.url}{path}?{query}", headers={"authorization": f"Bearer dev:{ALICE}"})
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["field"] == field
+
+
+def test_a_well_formed_query_string_is_decoded(served: tuple[Ledger, Any]) -> None:
+    _ledger, server = served
+    headers = {"authorization": f"Bearer dev:{ALICE}"}
+    for query in ("token_id=E%55R&holder=oid%3Ahd%3Auser%3Abob", "token_id=EUR&&holder=oid:hd:user:bob&"):
+        response = httpx.get(f"{server.url}/modules/token/balance?{query}", headers=headers)
+        assert response.json() == {"result": 20}, query
+    # An empty value is the empty string: no such holder.
+    assert httpx.get(f"{server.url}/modules/token/balance?token_id=EUR&holder=", headers=headers).json() == {
+        "result": 0
+    }
+
+
+def test_parse_query_decodes_form_encoding_strictly() -> None:
+    assert parse_query(b"") == []
+    assert parse_query(b"a=1&b=&c=x+y%2B%20z&&d=%C3%A9&") == [
+        ("a", "1"), ("b", ""), ("c", "x y+ z"), ("d", "\u00e9"),
+    ]
+    for raw, field in ((b"a=%", "a"), (b"a=%zz", "a"), (b"a=%ff", "a"), (b"a", "query"), (b"%e9=1", "query"),
+                       (b"ok=1&bad key", "query")):
+        with pytest.raises(MalformedRequestError) as caught:
+            parse_query(raw)
+        assert caught.value.field == field, raw
+
+
+# --- module ids that handle routes can carry -----------------------------------------------------
+class DottedModule(Module):
+    id = "acme.notes"
+
+    @handle_operation
+    def ping(self, context: RequestContext) -> bool:
+        """Always true."""
+        return True
+
+
+def test_a_module_with_handle_operations_needs_a_route_safe_id(open_ledger: Callable[..., Ledger]) -> None:
+    class Plugin:
+        @hookimpl
+        def nucleus_register_modules(self) -> list[ModuleSpec]:
+            return [ModuleSpec(id="acme.notes", factory=lambda _context: DottedModule())]
+
+    ledger = open_ledger(Plugin(), id=LEDGER)
+    try:
+        assert ledger.runtime.get("acme.notes").ping(ctx(ALICE)) is True  # type: ignore[attr-defined]
+        with pytest.raises(ModuleError, match="its id must be 1-64 ASCII letters, digits, '_' or '-'") as refused:
+            create_app(ledger)
+        assert refused.value.module_id == "acme.notes"
+    finally:
+        ledger.close()
+
+
+def test_every_answer_says_nosniff(served: tuple[Ledger, Any]) -> None:
+    _ledger, server = served
+    answers = [
+        httpx.get(f"{server.url}/modules", headers={"authorization": f"Bearer dev:{ALICE}"}),
+        httpx.get(f"{server.url}/modules"),  # the auth middleware's 401
+        httpx.get(f"{server.url}/openapi.json"),
+        httpx.get(f"{server.url}/explorer"),
+        httpx.get(f"{server.url}/modules/token/nope", headers={"authorization": f"Bearer dev:{ALICE}"}),
+    ]
+    for answer in answers:
+        assert answer.headers.get_list("x-content-type-options") == ["nosniff"], answer.url

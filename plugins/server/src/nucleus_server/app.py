@@ -52,6 +52,7 @@ from .api.modules import handle_endpoints, module_descriptions
 from .asgi import (
     INTERNAL_ERROR,
     Message,
+    NoSniff,
     Receive,
     Request,
     Response,
@@ -114,7 +115,7 @@ class NucleusApp:
             public_paths=(*self.settings.public_paths, *(explorer.PATHS if self.settings.explorer else ())),
             max_header_bytes=self.settings.max_header_bytes,
         )
-        self._asgi = AccessLog(DenialRewriter(auth))
+        self._asgi = AccessLog(NoSniff(DenialRewriter(auth)))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._asgi(scope, receive, send)

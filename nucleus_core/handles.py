@@ -44,10 +44,14 @@ from .module_base import Module, ModuleMetadata
 from .records import Entry
 
 __all__ = [
+    "ENTRY_REF",
     "MAX_ARGUMENT_INT",
+    "MAX_RESULT_INT",
+    "OPERATION_NAME",
     "HandleOperation",
     "HandleParam",
     "ModuleRuntime",
+    "ResultSchema",
     "handle_operation",
     "handle_types",
     "operations_of",
@@ -56,6 +60,19 @@ __all__ = [
 
 MAX_ARGUMENT_INT = 2**53 - 1
 """The largest integer argument (I-JSON's safe integers); integer arguments are never negative."""
+
+MAX_RESULT_INT = 2**53 - 1
+"""The largest magnitude of an integer in a result: beyond it a JSON client (JavaScript's numbers,
+I-JSON) cannot hold the value exactly, so a module answering more is refused when encoding."""
+
+ENTRY_REF = "#/components/schemas/Entry"
+"""Where an entry's schema is, as result schemas refer to it (the server's OpenAPI components)."""
+
+OPERATION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+"""Names of handle operations: a route segment and part of an OpenAPI name as they are, so ASCII."""
+
+MAX_SCHEMA_DEPTH = 32
+"""The deepest result schema :class:`ResultSchema` reads (a result type nests far less)."""
 
 _MARK = "__nucleus_handle_operation__"
 _DECIMAL = re.compile(r"(0|[1-9][0-9]{0,15})")
@@ -178,7 +195,7 @@ def _schema(tp: Any, entry: Mapping[str, Any], fields: Mapping[type, Mapping[str
     if tp is bool:
         return {"type": "boolean"}
     if tp is int:
-        return {"type": "integer"}
+        return {"type": "integer", "minimum": -MAX_RESULT_INT, "maximum": MAX_RESULT_INT}
     if tp is str:
         return {"type": "string"}
     if tp is Entry:
@@ -221,6 +238,8 @@ def _encode(tp: Any, value: Any, entry: Callable[[Entry], Any], where: str, fiel
     if tp is int:
         if type(value) is not int:
             raise TypeError(f"{where}: expected int, got {type(value).__name__}")
+        if not -MAX_RESULT_INT <= value <= MAX_RESULT_INT:
+            raise TypeError(f"{where}: {value} is outside -(2**53-1)..2**53-1, which JSON clients cannot hold exactly")
         return value
     if tp is Entry:
         if not isinstance(value, Entry):
@@ -264,6 +283,8 @@ def _decode(tp: Any, doc: Any, entry: Callable[[Any], Entry], where: str, fields
     if tp is bool or tp is str or tp is int:
         if type(doc) is not tp:
             raise bad({"bool": "a boolean", "str": "a string", "int": "an integer"}[tp.__name__])
+        if type(doc) is int and not -MAX_RESULT_INT <= doc <= MAX_RESULT_INT:
+            raise ValidationError("is outside -(2**53-1)..2**53-1", field=where)
         return doc
     if tp is Entry:
         return entry(doc)
@@ -372,9 +393,7 @@ class HandleOperation:
     def result_schema(self, entry: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The JSON Schema (2020-12) of the encoded result; an entry is ``entry`` (default: a
         reference to the ``Entry`` schema of the server's OpenAPI components)."""
-        return _schema(
-            self.result, entry if entry is not None else {"$ref": "#/components/schemas/Entry"}, self.fields
-        )
+        return _schema(self.result, entry if entry is not None else {"$ref": ENTRY_REF}, self.fields)
 
     def encode(self, value: Any, *, entry: Callable[[Entry], Any]) -> Any:
         """``value`` (what the method returned) as a JSON-able value, each entry as ``entry(e)``.
@@ -423,8 +442,153 @@ class HandleOperation:
         return items
 
 
+# --- result schemas read back ----------------------------------------------------------------
+_ANNOTATIONS = frozenset({"title", "description", "$comment"})
+_NULL = {"type": "null"}
+
+
+class ResultSchema:
+    """A result schema as :meth:`HandleOperation.result_schema` writes it, read back: what a client
+    that does not have the module's types (a generic proxy) decodes a result with.
+
+    Only the closed set of shapes the result types give is read: ``null``, ``boolean``,
+    ``integer`` (within ``minimum``/``maximum`` and always within ``-(2**53-1)..2**53-1``),
+    ``string`` (with ``enum``), an entry (``{"$ref": ENTRY_REF}``), ``{"anyOf": [S, null]}``,
+    arrays, maps (``additionalProperties`` a schema) and records (``properties``, ``required``,
+    ``additionalProperties: false``); ``title``, ``description`` and ``$comment`` are allowed
+    anywhere. Anything else is a :class:`~nucleus_core.errors.ValidationError` naming the path in
+    the schema, so a client never takes a construct it cannot check for "any value".
+    """
+
+    __slots__ = ("schema",)
+
+    def __init__(self, schema: Any) -> None:
+        _check_schema(schema, "result", 0)
+        self.schema: Mapping[str, Any] = schema
+
+    def decode(self, doc: Any, *, entry: Callable[[Any], Entry]) -> Any:
+        """The JSON value ``doc`` checked against the schema, each entry through ``entry(doc)``
+        (its value in the answer); records and maps are dicts, arrays lists, enums their string.
+        ValidationError naming the path in the result when ``doc`` does not match."""
+        return _decode_schema(self.schema, doc, entry, "result")
+
+
+def _schema_kind(schema: Any, where: str) -> str:
+    """Which shape ``schema`` is (``ref``, ``optional``, or its ``type``), its keys checked."""
+    if not isinstance(schema, Mapping):
+        raise ValidationError("is not a schema object", field=where)
+    keys = set(schema) - _ANNOTATIONS
+    if "$ref" in keys:
+        kind, allowed = "ref", {"$ref"}
+    elif "anyOf" in keys:
+        kind, allowed = "optional", {"anyOf"}
+    else:
+        declared = schema.get("type")
+        kind = declared if isinstance(declared, str) else ""
+        allowed = {
+            "null": {"type"}, "boolean": {"type"}, "integer": {"type", "minimum", "maximum"},
+            "string": {"type", "enum"}, "array": {"type", "items"},
+            "object": {"type", "properties", "required", "additionalProperties"},
+        }.get(kind, set())
+        if not allowed:
+            raise ValidationError(f"type {str(schema.get('type'))[:32]!r} is not a result type", field=where)
+    if not keys <= allowed:
+        raise ValidationError(f"has keywords a result schema does not use: {sorted(keys - allowed)[:8]}", field=where)
+    return kind
+
+
+def _check_schema(schema: Any, where: str, depth: int) -> None:
+    if depth > MAX_SCHEMA_DEPTH:
+        raise ValidationError(f"nests deeper than {MAX_SCHEMA_DEPTH}", field=where)
+    kind = _schema_kind(schema, where)
+    if kind == "ref":
+        if schema["$ref"] != ENTRY_REF:
+            raise ValidationError(f"refers to {str(schema['$ref'])[:64]!r}, not to {ENTRY_REF}", field=where)
+    elif kind == "optional":
+        options = schema["anyOf"]
+        if not isinstance(options, list) or len(options) != 2 or _NULL not in options or options == [_NULL, _NULL]:
+            raise ValidationError("anyOf is [<schema>, {\"type\": \"null\"}] in a result schema", field=where)
+        _check_schema(options[0] if options[1] == _NULL else options[1], where, depth + 1)
+    elif kind == "integer":
+        for bound in ("minimum", "maximum"):
+            if bound in schema and type(schema[bound]) is not int:
+                raise ValidationError(f"{bound} is not an integer", field=where)
+    elif kind == "string":
+        if "enum" in schema and not (
+            isinstance(schema["enum"], list) and all(isinstance(v, str) for v in schema["enum"])
+        ):
+            raise ValidationError("enum is not a list of strings", field=where)
+    elif kind == "array":
+        _check_schema(schema.get("items"), f"{where}[]", depth + 1)
+    elif kind == "object":
+        _check_object_schema(schema, where, depth)
+
+
+def _check_object_schema(schema: Mapping[str, Any], where: str, depth: int) -> None:
+    extra = schema.get("additionalProperties")
+    if "properties" not in schema:
+        if "required" in schema or not isinstance(extra, Mapping):
+            raise ValidationError("an object is a record (properties) or a map (additionalProperties)", field=where)
+        _check_schema(extra, f"{where}{{}}", depth + 1)
+        return
+    properties, required = schema["properties"], schema.get("required", [])
+    if extra is not False or not isinstance(properties, Mapping):
+        raise ValidationError("a record has properties and additionalProperties false", field=where)
+    names = required if isinstance(required, list) and all(isinstance(r, str) for r in required) else None
+    if names is None or len(set(names)) != len(names) or not set(names) <= set(properties):
+        raise ValidationError("required lists some of the properties, each once", field=where)
+    for name, sub in properties.items():
+        _check_schema(sub, f"{where}.{name}", depth + 1)
+
+
+def _decode_schema(schema: Mapping[str, Any], doc: Any, entry: Callable[[Any], Entry], where: str) -> Any:
+    """``doc`` checked against the (checked) ``schema`` (see :meth:`ResultSchema.decode`)."""
+
+    def bad(expected: str) -> ValidationError:
+        return ValidationError(f"expected {expected}, got {type(doc).__name__}", field=where)
+
+    kind = _schema_kind(schema, where)
+    if kind == "ref":
+        return entry(doc)
+    if kind == "optional":
+        options = schema["anyOf"]
+        return None if doc is None else _decode_schema(options[0] if options[1] == _NULL else options[1], doc,
+                                                       entry, where)
+    if kind == "null":
+        if doc is not None:
+            raise bad("null")
+        return None
+    if kind in ("boolean", "string", "integer"):
+        if type(doc) is not {"boolean": bool, "string": str, "integer": int}[kind]:
+            raise bad({"boolean": "a boolean", "string": "a string", "integer": "an integer"}[kind])
+        if kind == "integer":
+            low = max(-MAX_RESULT_INT, schema.get("minimum", -MAX_RESULT_INT))
+            high = min(MAX_RESULT_INT, schema.get("maximum", MAX_RESULT_INT))
+            if not low <= doc <= high:
+                raise ValidationError(f"is outside {low}..{high}", field=where)
+        if type(doc) is str and "enum" in schema and doc not in schema["enum"]:
+            raise ValidationError(f"{doc[:64]!r} is not one of {schema['enum'][:16]}", field=where)
+        return doc
+    if kind == "array":
+        if not isinstance(doc, list):
+            raise bad("an array")
+        return [_decode_schema(schema["items"], v, entry, f"{where}[{i}]") for i, v in enumerate(doc)]
+    if not isinstance(doc, dict):
+        raise bad("an object")
+    if "properties" not in schema:
+        return {k: _decode_schema(schema["additionalProperties"], v, entry, f"{where}.{k}") for k, v in doc.items()}
+    properties, required = schema["properties"], set(schema.get("required", []))
+    if not required <= set(doc) <= set(properties):
+        extra, missing = sorted(set(doc) - set(properties))[:8], sorted(required - set(doc))[:8]
+        raise ValidationError(f"has other fields than its schema (extra {extra}, missing {missing})", field=where)
+    return {k: _decode_schema(properties[k], doc[k], entry, f"{where}.{k}") for k in properties if k in doc}
+
+
 def _describe(cls: type, name: str, fn: Any, mark: _Mark) -> HandleOperation:
     where = f"{cls.__name__}.{name}"
+    if OPERATION_NAME.fullmatch(name) is None:
+        raise TypeError(f"{where}: the name of a handle operation is 1-64 ASCII letters, digits and '_', "
+                        "starting with a letter (it is a route segment and part of an OpenAPI name)")
     try:
         hints = typing.get_type_hints(fn)
     except (NameError, TypeError) as err:
@@ -458,6 +622,9 @@ def _describe(cls: type, name: str, fn: Any, mark: _Mark) -> HandleOperation:
                 raise TypeError(f"{where}: keyword-only parameter {p.name!r} needs a default")
             if p.default is not None and type(p.default) is not base:
                 raise TypeError(f"{where}: the default of {p.name!r} is not a {base.__name__}")
+            if base is int and p.default is not None and not 0 <= p.default <= MAX_ARGUMENT_INT:
+                raise TypeError(f"{where}: the default of {p.name!r} is outside 0..{MAX_ARGUMENT_INT}, "
+                                "the range of integer arguments")
             out.append(HandleParam(name=p.name, type=tp, required=False, default=p.default))
         else:
             raise TypeError(f"{where}: parameter {p.name!r}: required arguments come before 'context', "

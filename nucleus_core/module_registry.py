@@ -21,6 +21,7 @@ import builtins
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .access import SeedGrant
@@ -181,6 +182,14 @@ class ModuleRegistry:
         return self._phase
 
     # derived state ------------------------------------------------------------------------
+    @property
+    def lock(self) -> AbstractContextManager[Any]:
+        """The lock that derived state and module indexes change under (catch-up, the entries of a
+        commit, a batch's validation). A handle query holds it, briefly (no storage read), to copy
+        the part of an index it then reads (:meth:`StatefulModule.indexed`): iterating a set or dict
+        that ``index`` changes meanwhile would fail ("changed size during iteration")."""
+        return self._state_lock
+
     @property
     def applied_seq(self) -> int:
         """Derived state reflects every owned entry up to this seq."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import abc
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Generic, NoReturn, TypeVar
 
 from .context import READ, RequestContext, require_scope
@@ -18,6 +18,8 @@ from .records import Entry, Record, parsed_entry
 log = logging.getLogger("nucleus_core.modules")
 
 E = TypeVar("E")
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 # Helpers for modules that keep state derived from the chain --------------------------------------
@@ -125,7 +127,8 @@ class StatefulModule(Module, Generic[E], metaclass=abc.ABCMeta):
         """Apply the event to ``state``."""
 
     def index(self, event: E, record: Record, seq: int) -> None:
-        """Update query indexes for a committed event."""
+        """Update query indexes for a committed event (called under the registry's lock; handle
+        queries read the indexes through :meth:`indexed`)."""
 
     # Module hooks -----------------------------------------------------------------------------
     def begin_batch(self) -> None:
@@ -173,6 +176,18 @@ class StatefulModule(Module, Generic[E], metaclass=abc.ABCMeta):
             raise LedgerClosedError(f"ledger {ledger.id!r} is closed")
         ledger.modules.catch_up()
         return ctx
+
+    def indexed(self, index: Mapping[K, Collection[V]], key: K) -> tuple[V, ...]:
+        """A copy of ``index[key]`` (empty when absent), one of this module's indexes (a dict of
+        lists or sets that :meth:`index` maintains), taken under the lock committed entries are
+        applied under (:attr:`ModuleRegistry.lock <nucleus_core.module_registry.ModuleRegistry.lock>`),
+        so a handle query iterates a snapshot while other threads append. Copy, then read storage:
+        the lock is never held for a storage read or a policy check."""
+        ledger = self._ledger
+        if ledger is None:
+            raise ModuleError("is not initialized", module_id=self.id)
+        with ledger.modules.lock:
+            return tuple(index.get(key, ()))
 
     def readable(self, seq: int, context: RequestContext) -> Entry | None:
         """The entry ``seq`` if ``context`` carries the ``read`` scope and the ledger's access policy

@@ -28,6 +28,7 @@ from nucleus_core import (
     hookimpl,
     operations_of,
 )
+from nucleus_core.handles import ResultSchema
 
 ALICE = "oid:core:user:alice"
 
@@ -128,7 +129,9 @@ def test_result_schemas() -> None:
         "type": "object"
     }
     counts = next(op for op in operations_of(Base) if op.name == "counts")
-    assert counts.result_schema() == {"type": "object", "additionalProperties": {"type": "integer"}}
+    assert counts.result_schema() == {
+        "type": "object", "additionalProperties": {"type": "integer", "minimum": -(2**53 - 1), "maximum": 2**53 - 1},
+    }
 
 
 def test_parse_args_is_strict_and_names_the_field() -> None:
@@ -251,3 +254,91 @@ def test_an_unsupported_module_does_not_open() -> None:
     assert "module 'bad': handle operation Bad.op -> result: set[str] is not a supported" in str(caught.value)
 
 
+
+
+# --- integers: the range JSON clients hold exactly ----------------------------------------------
+def _big_default(self: Any, context: RequestContext, *, n: int = 2**53) -> None: ...
+def _negative_default(self: Any, context: RequestContext, *, n: int = -1) -> None: ...
+
+
+@pytest.mark.parametrize("method", [_big_default, _negative_default])
+def test_an_integer_default_outside_the_argument_range_is_refused(method: Callable[..., Any]) -> None:
+    odd = type("Odd", (Module,), {"id": "odd", "op": handle_operation(method)})
+    with pytest.raises(ModuleError, match=r"Odd\.op: the default of 'n' is outside 0\.\.9007199254740991"):
+        operations_of(odd)
+
+
+def test_integer_results_are_within_plus_minus_2_53_minus_1() -> None:
+    counts = next(op for op in operations_of(Base) if op.name == "counts")
+    limit = 2**53 - 1
+    assert counts.encode({"a": limit, "b": -limit}, entry=lambda e: None) == {"a": limit, "b": -limit}
+    for value in (limit + 1, -limit - 1, 10**30):
+        with pytest.raises(TypeError, match=r"result\.a: .* is outside -\(2\*\*53-1\)\.\.2\*\*53-1"):
+            counts.encode({"a": value}, entry=lambda e: None)
+        with pytest.raises(ValidationError) as caught:
+            counts.decode({"a": value}, entry=lambda d: _entry())
+        assert caught.value.field == "result.a"
+
+
+@pytest.mark.parametrize("name", ["_hidden", "caf\u00e9", "x" * 65])
+def test_an_operation_name_is_an_ascii_name(name: str) -> None:
+    def op(self: Any, context: RequestContext) -> None: ...
+
+    odd = type("Odd", (Module,), {"id": "odd", name: handle_operation(op)})
+    with pytest.raises(ModuleError, match="the name of a handle operation is 1-64 ASCII letters"):
+        operations_of(odd)
+
+
+# --- result schemas read back (what a generic client decodes with) -------------------------------
+def test_every_result_schema_reads_back_and_decodes_its_encoded_values() -> None:
+    entry = _entry()
+    entry_doc = {"hash": entry.hash}
+    ops = {op.name: op for op in operations_of(Derived)}
+    values = {
+        "item": Item(name="a", colour=Colour.RED, tags=("x",), size=3, entry=entry),
+        "by_colour": (Item(name="b", colour=Colour.BLUE, tags=(), size=None, entry=None),),
+        "counts": {"a": 1, "b": -(2**53 - 1)},
+        "colours": list(Colour),
+    }
+    for name, value in values.items():
+        schema = ResultSchema(ops[name].result_schema())
+        encoded = json.loads(json.dumps(ops[name].encode(value, entry=lambda e: entry_doc)))
+        seen: list[Any] = []
+
+        def received(doc: Any, seen: list[Any] = seen) -> Entry:
+            seen.append(doc)
+            return entry
+
+        decoded = schema.decode(encoded, entry=received)
+        assert json.loads(json.dumps(decoded, default=lambda e: entry_doc)) == encoded, name
+        assert seen == ([entry_doc] if name == "item" else []), name
+    assert ResultSchema(ops["item"].result_schema()).decode(None, entry=lambda d: entry) is None
+
+
+@pytest.mark.parametrize(
+    ("schema", "field"),
+    [
+        ({"type": "number"}, "result"),
+        ([], "result"),
+        ({"type": "array", "items": {"type": "string", "format": "date"}}, "result[]"),
+        ({"type": "object", "additionalProperties": True}, "result"),
+        ({"type": "object", "properties": {"a": {"type": "null"}}}, "result"),
+        ({"type": "object", "properties": {"a": {"oneOf": []}}, "additionalProperties": False}, "result.a"),
+        ({"anyOf": [{"type": "null"}, {"type": "null"}]}, "result"),
+        ({"$ref": "#/components/schemas/Entry", "type": "object"}, "result"),
+        ({"type": "integer", "minimum": 0.5}, "result"),
+        ({"type": "string", "enum": [1]}, "result"),
+    ],
+)
+def test_a_result_schema_outside_the_closed_set_is_refused(schema: Any, field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        ResultSchema(schema)
+    assert caught.value.field == field
+
+
+def test_a_result_schema_nesting_too_deep_is_refused() -> None:
+    schema: dict[str, Any] = {"type": "string"}
+    for _ in range(40):
+        schema = {"type": "array", "items": schema}
+    with pytest.raises(ValidationError, match="nests deeper than 32"):
+        ResultSchema(schema)

@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import enum
 import inspect
+import json
 import sqlite3
+import sys
+import threading
+import types
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +28,17 @@ from nucleus_module_asset import AssetInfo, AssetModule
 from nucleus_module_connect_grant import ConnectGrantModule, GrantInfo
 from nucleus_module_proof import ProofInfo, ProofModule, ProofStatus
 from nucleus_module_token import TokenInfo, TokenModule
-from nucleus_server.client import InclusionProofError, RemoteLedger, RemoteModules
+from nucleus_server.app import create_app
+from nucleus_server.asgi import parse_query
+from nucleus_server.client import AnswerMismatchError, InclusionProofError, RemoteLedger, RemoteModules
+from nucleus_server.errors import MalformedRequestError
 from nucleus_server.wire import entry_from_json
 
 from nucleus_core import (
     Entry,
     IntegrityError,
     Ledger,
+    MissingRequesterError,
     Module,
     ModuleError,
     ModuleRuntime,
@@ -587,15 +596,20 @@ def _tamper(db_path: Path, seq: int, *, rehash: bool) -> None:
     db.close()
 
 
-@pytest.mark.parametrize("rehash", [False, True])
-def test_a_handle_answer_with_a_tampered_entry_is_refused(
-    open_ledger: Callable[..., Ledger], serve: Callable[..., Any], tmp_path: Path, rehash: bool
-) -> None:
+def _signed(open_ledger: Callable[..., Ledger], serve: Callable[..., Any]) -> tuple[Ledger, Any, NoteSigner]:
+    """The populated ledger signing a checkpoint after every write, served; and its signer."""
     signer = NoteSigner.generate(default_origin(LEDGER))
     checkpoint = {"signers": (signer,), "key_env": None, "interval": 0}
     ledger = open_ledger(*PLUGINS, NotesPlugin(), id=LEDGER, admins=[ROOT], checkpoint=checkpoint)
     populate(ledger)
-    server = serve(ledger, owns_ledger=False)
+    return ledger, serve(ledger, owns_ledger=False), signer
+
+
+@pytest.mark.parametrize("rehash", [False, True])
+def test_a_handle_answer_with_a_tampered_entry_is_refused(
+    open_ledger: Callable[..., Ledger], serve: Callable[..., Any], tmp_path: Path, rehash: bool
+) -> None:
+    ledger, server, signer = _signed(open_ledger, serve)
     verifying = RemoteLedger(server.url, token=f"dev:{ALICE}", ledger_id=LEDGER, checkpoint_vkeys=[signer.vkey])
     plain = RemoteLedger(server.url, token=f"dev:{ALICE}", ledger_id=LEDGER)
     try:
@@ -681,3 +695,410 @@ def test_a_proxy_copies_and_reprs_without_recursion(served: tuple[Ledger, Any]) 
         assert copy.copy(proxy).balance("EUR", ALICE) == 70  # type: ignore[call-arg]
         with pytest.raises(AttributeError):
             proxy._private  # type: ignore[attr-defined]  # noqa: B018
+
+
+# --- a generic proxy checks what it answers ------------------------------------------------------
+def _forget_token_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make this process one that never imported nucleus_module_token (for the proxy's look-up)."""
+    for name in [n for n in sys.modules if n == "nucleus_module_token" or n.startswith("nucleus_module_token.")]:
+        monkeypatch.delitem(sys.modules, name)
+
+
+@pytest.mark.parametrize(("verifying", "rehash"), [(False, False), (True, False), (True, True)])
+def test_a_generic_proxy_checks_every_entry_it_answers(
+    open_ledger: Callable[..., Ledger], serve: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    verifying: bool, rehash: bool,
+) -> None:
+    ledger, server, signer = _signed(open_ledger, serve)
+    keys = [signer.vkey] if verifying else []
+    with RemoteLedger(server.url, token=f"dev:{ALICE}", ledger_id=LEDGER, checkpoint_vkeys=keys) as client:
+        typed = client.modules.get("token", TokenModule)
+        honest, info = typed.history("EUR"), typed.token("EUR")
+        _forget_token_module(monkeypatch)
+        generic = client.modules.get("token")
+        assert inspect.signature(generic.history).return_annotation is Any  # the generic proxy
+        # Entries come back as checked Entry objects, records as dicts.
+        assert generic.history("EUR") == honest and generic.transaction("tx1") == honest[1]
+        assert generic.token("EUR") == attrs.asdict(info)  # type: ignore[arg-type]
+        assert generic.holders("EUR") == {ALICE: 70, BOB: 20, CAROL: 10}
+        _tamper(tmp_path / "ledger.db", honest[1].seq, rehash=rehash)
+        for call in (lambda: generic.history("EUR"), lambda: generic.transaction("tx1")):
+            with pytest.raises(IntegrityError) as refused:
+                call()
+            if rehash:  # only the inclusion proof can tell
+                assert isinstance(refused.value, InclusionProofError)
+            else:
+                assert refused.value.reason == "hash mismatch"
+        assert generic.balance("EUR", ALICE) == 70
+    ledger.close()
+
+
+@pytest.fixture
+def scripted_server() -> Iterator[tuple[str, dict[str, Any]]]:
+    """A real HTTP server on loopback that answers what the test puts in ``answers`` (path ->
+    JSON document; 404 otherwise): a server that lies, for the client's checks."""
+    answers: dict[str, Any] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            found = path in answers
+            body = json.dumps(answers[path] if found else {"error": {"code": "not_found", "message": "no"}})
+            self.send_response(200 if found else 404)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", answers
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+HIDDEN = "nucleus_test_never_imported_here.M"
+"""A module class name no module of this process defines."""
+
+
+def _module_doc(module_id: str, handle_types: list[str], operations: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"id": module_id, "version": "1.0.0", "state": "started", "streams": [], "depends_on": [],
+            "resource_kind": None, "handle_types": handle_types, "operations": operations}
+
+
+def _op_doc(name: str, result: Any, params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"name": name, "summary": "", "path": f"/modules/m/{name}", "params": params or [], "result": result}
+
+
+def test_a_server_named_class_is_looked_up_without_running_module_code(
+    scripted_server: tuple[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, answers = scripted_server
+    looked_up: list[str] = []
+    lazy = types.ModuleType("nucleus_test_lazy_module")
+
+    def module_getattr(name: str) -> Any:
+        looked_up.append(name)
+        raise AttributeError(name)
+
+    class Meta(type):
+        def __getattr__(cls, name: str) -> Any:
+            looked_up.append(f"{cls.__name__}.{name}")
+            raise AttributeError(name)
+
+    lazy.__getattr__ = module_getattr  # type: ignore[method-assign]
+    lazy.Outer = Meta("Outer", (), {})  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "nucleus_test_lazy_module", lazy)
+    ops = [_op_doc("size", {"type": "integer"})]
+    answers["/modules"] = {"modules": [
+        _module_doc("lazy", ["nucleus_test_lazy_module.Thing"], ops),
+        _module_doc("nested", ["nucleus_test_lazy_module.Outer.Inner"], ops),
+        _module_doc("absent", ["nucleus_test_never_imported_here.sub.Thing"], ops),
+    ]}
+    answers["/modules/lazy/size"] = {"result": 3}
+    with RemoteLedger(url, token=f"dev:{ALICE}", ledger_id=LEDGER) as client:
+        for module_id in ("lazy", "nested", "absent"):
+            proxy = client.modules.get(module_id)
+            assert inspect.signature(proxy.size).return_annotation is Any  # generic: no class found
+        assert client.modules.get("lazy").size() == 3
+    assert looked_up == []
+    assert not any(n.startswith("nucleus_test_never_imported_here") for n in sys.modules)
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        _op_doc("op", {"type": "null"}, [{"name": "not-a-name", "required": True, "schema": {"type": "string"}}]),
+        _op_doc("op", {"type": "null"}, [{"name": "class", "required": True, "schema": {"type": "string"}}]),
+        _op_doc("op", {"type": "null"}, [{"name": "context", "required": True, "schema": {"type": "string"}}]),
+        _op_doc("op", {"type": "null"}, [{"name": "caf\u00e9", "required": True, "schema": {"type": "string"}}]),
+        _op_doc("op", {"type": "null"}, [{"name": "x", "required": True, "schema": {"type": "string"}},
+                                         {"name": "x", "required": False, "schema": {"type": "string"}}]),
+        _op_doc("op", {"type": "null"}, [{"name": "x", "required": True, "schema": {"type": "number"}}]),
+        _op_doc("_private", {"type": "null"}),
+        _op_doc("bad-name", {"type": "null"}),
+        _op_doc("op", {"type": "number"}),
+        _op_doc("op", {"type": "string", "pattern": "^a"}),
+        _op_doc("op", {"$ref": "#/components/schemas/Other"}),
+        _op_doc("op", {"type": "object"}),
+        _op_doc("op", {"anyOf": [{"type": "string"}, {"type": "integer"}]}),
+        _op_doc("op", {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["b"],
+                       "additionalProperties": False}),
+        _op_doc("op", {}),
+    ],
+)
+def test_a_malformed_description_is_refused_when_the_proxy_is_made(
+    scripted_server: tuple[str, dict[str, Any]], operation: dict[str, Any]
+) -> None:
+    url, answers = scripted_server
+    answers["/modules"] = {"modules": [_module_doc("m", [HIDDEN], [operation])]}
+    with RemoteLedger(url, token=f"dev:{ALICE}", ledger_id=LEDGER) as client, pytest.raises(IntegrityError):
+        client.modules.get("m")
+
+
+RECORD_SCHEMA = {
+    "type": "object", "title": "Thing", "required": ["name", "size"], "additionalProperties": False,
+    "properties": {"name": {"type": "string", "enum": ["a", "b"]}, "size": {"type": "integer", "minimum": 0}},
+}
+
+
+@pytest.mark.parametrize(
+    ("result", "answer"),
+    [
+        ({"type": "integer"}, "3"),
+        ({"type": "integer"}, 2**53),
+        ({"type": "integer"}, True),
+        ({"type": "integer", "minimum": 0, "maximum": 9}, 10),
+        ({"type": "string", "enum": ["a"]}, "b"),
+        ({"type": "array", "items": {"type": "string"}}, ["a", 1]),
+        ({"type": "object", "additionalProperties": {"type": "boolean"}}, {"x": None}),
+        (RECORD_SCHEMA, {"name": "a"}),
+        (RECORD_SCHEMA, {"name": "a", "size": 1, "more": 2}),
+        (RECORD_SCHEMA, {"name": "c", "size": 1}),
+        (RECORD_SCHEMA, {"name": "a", "size": -1}),
+        ({"anyOf": [{"$ref": "#/components/schemas/Entry"}, {"type": "null"}]}, {"seq": 1}),
+        ({"type": "array", "items": {"$ref": "#/components/schemas/Entry"}}, [{"hash": "00"}]),
+    ],
+)
+def test_a_generic_answer_not_matching_its_result_schema_is_refused(
+    scripted_server: tuple[str, dict[str, Any]], result: dict[str, Any], answer: Any
+) -> None:
+    url, answers = scripted_server
+    answers["/modules"] = {"modules": [_module_doc("m", [HIDDEN], [_op_doc("op", result)])]}
+    answers["/modules/m/op"] = {"result": answer}
+    with RemoteLedger(url, token=f"dev:{ALICE}", ledger_id=LEDGER) as client:
+        proxy = client.modules.get("m")
+        with pytest.raises(IntegrityError):
+            proxy.op()
+
+
+def test_a_generic_answer_matching_its_schema_is_decoded(scripted_server: tuple[str, dict[str, Any]]) -> None:
+    url, answers = scripted_server
+    listed = {"anyOf": [{"type": "array", "items": RECORD_SCHEMA}, {"type": "null"}]}
+    answers["/modules"] = {"modules": [_module_doc("m", [HIDDEN], [_op_doc("op", listed)])]}
+    with RemoteLedger(url, token=f"dev:{ALICE}", ledger_id=LEDGER) as client:
+        proxy = client.modules.get("m")
+        for answer in ([{"name": "a", "size": 0}, {"size": 2**53 - 1, "name": "b"}], [], None):
+            answers["/modules/m/op"] = {"result": answer}
+            assert proxy.op() == answer
+
+
+def test_a_typed_answer_of_another_shape_is_refused_as_such(
+    scripted_server: tuple[str, dict[str, Any]]
+) -> None:
+    url, answers = scripted_server
+    ops = [{**_op_doc(op.name, op.result_schema()), "path": f"/modules/token/{op.name}"}
+           for op in operations_of(TokenModule)]
+    answers["/modules"] = {"modules": [_module_doc("token", ["nucleus_module_token.module.TokenModule"], ops)]}
+    answers["/modules/token/balance"] = {"result": "70"}
+    with RemoteLedger(url, token=f"dev:{ALICE}", ledger_id=LEDGER) as client:
+        tokens = client.modules.get("token", TokenModule)
+        with pytest.raises(AnswerMismatchError, match="answered a result of another shape") as refused:
+            tokens.balance("EUR", ALICE)  # type: ignore[call-arg]
+        assert "proof" not in str(refused.value)
+        answers["/modules/token/balance"] = {"result": 2**53}
+        with pytest.raises(AnswerMismatchError):
+            tokens.balance("EUR", ALICE)  # type: ignore[call-arg]
+
+
+def test_a_client_without_a_token_gets_a_proxy_with_the_context_given(served: tuple[Ledger, Any]) -> None:
+    _ledger, server = served
+    with RemoteLedger(server.url) as anonymous:
+        with pytest.raises(MissingRequesterError):
+            anonymous.modules.get("token", TokenModule)
+        tokens = anonymous.modules.get("token", TokenModule, context=ctx(ALICE))
+        assert tokens.balance("EUR", BOB, ctx(ALICE)) == 20
+        assert sorted(anonymous.modules.list(ctx(BOB))) == ["asset", "connect_grant", "notes", "proof", "token"]
+        generic = anonymous.modules.get("notes", context=ctx(BOB))
+        assert [n.note_id for n in generic.by_author(ALICE, ctx(ALICE))] == ["n1", "n2"]
+        with pytest.raises(MissingRequesterError):
+            tokens.balance("EUR", BOB)  # type: ignore[call-arg]  # each call still needs its requester
+
+
+# --- what handle reads cost, and reading while others append -------------------------------------
+def _count_policy_checks(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the access policy's can_read calls (a list of seqs checked, appended to as they happen)."""
+    policy = ledger.policy
+    original = policy.can_read
+    checked: list[int] = []
+
+    def counting(entry: Any, context: RequestContext) -> bool:
+        checked.append(entry.seq)
+        return original(entry, context)
+
+    monkeypatch.setattr(policy, "can_read", counting)
+    return checked
+
+
+def test_an_unreadable_resource_costs_one_check_not_one_per_entry(
+    open_ledger: Callable[..., Ledger], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = open_ledger(*PLUGINS, id=LEDGER, admins=[ROOT])
+    root, alice, eve = ctx(ROOT), ctx(ALICE), ctx(EVE)
+    ledger.acl.grant([{"resource_kind": k, "resource_id": "*", "principal_oid": ALICE, "scope": "create"}
+                      for k in ("token", "asset")], root)
+    ledger.append(_rec("t", "token", type="created", token_id="EUR", issuer=ALICE, symbol="EUR", decimals=0), alice)
+    ledger.append_batch([_rec(f"m{i}", "token", type="minted", token_id="EUR", tx_id=f"tx{i}", to=ALICE, amount=1)
+                         for i in range(40)], alice)
+    ledger.append(_rec("a", "asset", type="issued", asset_id="a1", issuer=ALICE, owner=ALICE), alice)
+    moves = [(ALICE, BOB), (BOB, ALICE)] * 10
+    for i, (src, dst) in enumerate(moves):
+        ledger.append(_rec(f"a{i}", "asset", type="transferred", asset_id="a1", to=dst, **{"from": src}), ctx(src))
+    tokens, assets = ledger.runtime.get("token", TokenModule), ledger.runtime.get("asset", AssetModule)
+    checked = _count_policy_checks(ledger, monkeypatch)
+    for read in (lambda: tokens.history("EUR", eve), lambda: tokens.history("EUR", eve, holder=ALICE),
+                 lambda: tokens.transaction("tx7", eve), lambda: assets.history("a1", eve)):
+        checked.clear()
+        assert not read()
+        assert len(checked) <= 1, checked  # the resource's first entry, as for an unknown one: none
+    checked.clear()
+    assert len(tokens.history("EUR", alice)) == 41 and len(checked) == 42  # readable: the token, then each entry
+    assert len(assets.history("a1", alice)) == 21
+
+
+def test_handle_reads_never_fail_while_other_threads_append(
+    open_ledger: Callable[..., Ledger]
+) -> None:
+    """Indexes (token holders, assets by owner, proofs and grants by principal) change under the
+    registry's lock while handle reads iterate them: each read copies what it iterates under it."""
+    ledger = open_ledger(*PLUGINS, id=LEDGER, admins=[ROOT])
+    root, alice = ctx(ROOT), ctx(ALICE)
+    ledger.acl.grant([{"resource_kind": k, "resource_id": "*", "principal_oid": ALICE, "scope": "create"}
+                      for k in ("token", "asset", "proof", "connect_grant")], root)
+    ledger.append(_rec("t", "token", type="created", token_id="EUR", issuer=ALICE, symbol="EUR", decimals=0), alice)
+    ledger.append_batch([_rec(f"m{i}", "token", type="minted", token_id="EUR", tx_id=f"tx{i}",
+                              to=f"oid:hd:user:h{i}", amount=1) for i in range(300)], alice)
+    tokens, assets = ledger.runtime.get("token", TokenModule), ledger.runtime.get("asset", AssetModule)
+    proofs = ledger.runtime.get("proof", ProofModule)
+    grants = ledger.runtime.get("connect_grant", ConnectGrantModule)
+    reads = (lambda: tokens.holders("EUR", alice), lambda: assets.assets_of(ALICE, alice),
+             lambda: proofs.by_issuer(ALICE, alice), lambda: grants.active_for_subject(ALICE, alice),
+             lambda: tokens.history("EUR", alice))
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def reader(read: Callable[[], Any]) -> None:
+        while not done.is_set():
+            try:
+                read()
+            except BaseException as err:
+                errors.append(err)
+                return
+
+    threads = [threading.Thread(target=reader, args=(read,)) for read in (reads[0], reads[0], *reads[1:])]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: the race shows in a few rounds
+    try:
+        for t in threads:
+            t.start()
+        issued = {"type": "issued", "issuer": ALICE, "proof_type": "kyc", "target": "account", "data": {}}
+        for round_ in range(60):
+            if errors:
+                break
+            n = 300 + round_ * 5
+            ledger.append_batch(
+                [_rec(f"m{n + j}", "token", type="minted", token_id="EUR", tx_id=f"tx{n + j}",
+                      to=f"oid:hd:user:h{n + j}", amount=1) for j in range(5)]
+                + [_rec(f"as{round_}", "asset", type="issued", asset_id=f"as{round_}", issuer=ALICE, owner=ALICE),
+                   _rec(f"p{round_}", "proof", **issued, subject=BOB),
+                   _rec(f"g{round_}", "connect_grant", type="granted", subject=ALICE, app=APP, scopes=["read"])],
+                alice,
+            )
+    finally:
+        done.set()
+        for t in threads:
+            t.join()
+        sys.setswitchinterval(interval)
+    assert errors == []
+    assert len(tokens.holders("EUR", alice)) == 600 and len(assets.assets_of(ALICE, alice)) == 60
+
+
+# --- query strings are decoded strictly, on every route -----------------------------------------
+@pytest.mark.parametrize(
+    ("path", "query", "status", "field"),
+    [
+        ("/modules/token/balance", "token_id=EUR&holder=%FF", 400, "holder"),
+        ("/modules/token/balance", "token_id=EUR&holder=%G1", 400, "holder"),
+        ("/modules/token/balance", "token_id=EUR&holder=50%", 400, "holder"),
+        ("/modules/token/balance", "token_id=EUR&holder", 400, "query"),  # a bare name is never echoed
+        ("/modules/token/balance", "%FF=1&token_id=EUR", 400, "query"),
+        ("/modules/token/balance", "token_id=EUR;holder=x", 422, "holder"),  # ';' separates nothing
+        ("/entries", "stream=%C3%28", 400, "stream"),
+        ("/entries", "limit", 400, "query"),
+    ],
+)
+def test_a_malformed_query_string_is_refused_naming_the_parameter(
+    served: tuple[Ledger, Any], path: str, query: str, status: int, field: str
+) -> None:
+    _ledger, server = served
+    response = httpx.get(f"{server.url}{path}?{query}", headers={"authorization": f"Bearer dev:{ALICE}"})
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["field"] == field
+
+
+def test_a_well_formed_query_string_is_decoded(served: tuple[Ledger, Any]) -> None:
+    _ledger, server = served
+    headers = {"authorization": f"Bearer dev:{ALICE}"}
+    for query in ("token_id=E%55R&holder=oid%3Ahd%3Auser%3Abob", "token_id=EUR&&holder=oid:hd:user:bob&"):
+        response = httpx.get(f"{server.url}/modules/token/balance?{query}", headers=headers)
+        assert response.json() == {"result": 20}, query
+    # An empty value is the empty string: no such holder.
+    assert httpx.get(f"{server.url}/modules/token/balance?token_id=EUR&holder=", headers=headers).json() == {
+        "result": 0
+    }
+
+
+def test_parse_query_decodes_form_encoding_strictly() -> None:
+    assert parse_query(b"") == []
+    assert parse_query(b"a=1&b=&c=x+y%2B%20z&&d=%C3%A9&") == [
+        ("a", "1"), ("b", ""), ("c", "x y+ z"), ("d", "\u00e9"),
+    ]
+    for raw, field in ((b"a=%", "a"), (b"a=%zz", "a"), (b"a=%ff", "a"), (b"a", "query"), (b"%e9=1", "query"),
+                       (b"ok=1&bad key", "query")):
+        with pytest.raises(MalformedRequestError) as caught:
+            parse_query(raw)
+        assert caught.value.field == field, raw
+
+
+# --- module ids that handle routes can carry -----------------------------------------------------
+class DottedModule(Module):
+    id = "acme.notes"
+
+    @handle_operation
+    def ping(self, context: RequestContext) -> bool:
+        """Always true."""
+        return True
+
+
+def test_a_module_with_handle_operations_needs_a_route_safe_id(open_ledger: Callable[..., Ledger]) -> None:
+    class Plugin:
+        @hookimpl
+        def nucleus_register_modules(self) -> list[ModuleSpec]:
+            return [ModuleSpec(id="acme.notes", factory=lambda _context: DottedModule())]
+
+    ledger = open_ledger(Plugin(), id=LEDGER)
+    try:
+        assert ledger.runtime.get("acme.notes").ping(ctx(ALICE)) is True  # type: ignore[attr-defined]
+        with pytest.raises(ModuleError, match="its id must be 1-64 ASCII letters, digits, '_' or '-'") as refused:
+            create_app(ledger)
+        assert refused.value.module_id == "acme.notes"
+    finally:
+        ledger.close()
+
+
+def test_every_answer_says_nosniff(served: tuple[Ledger, Any]) -> None:
+    _ledger, server = served
+    answers = [
+        httpx.get(f"{server.url}/modules", headers={"authorization": f"Bearer dev:{ALICE}"}),
+        httpx.get(f"{server.url}/modules"),  # the auth middleware's 401
+        httpx.get(f"{server.url}/openapi.json"),
+        httpx.get(f"{server.url}/explorer"),
+        httpx.get(f"{server.url}/modules/token/nope", headers={"authorization": f"Bearer dev:{ALICE}"}),
+    ]
+    for answer in answers:
+        assert answer.headers.get_list("x-content-type-options") == ["nosniff"], answer.url

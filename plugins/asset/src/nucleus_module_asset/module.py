@@ -194,9 +194,10 @@ class AssetModule(StatefulModule[AssetEvent]):
 
     @handle_operation
     def history(self, asset_id: str, context: RequestContext) -> list[Entry]:
-        """The asset's readable entries in seq order."""
-        ctx = self.reader(context)
-        entries = (self.readable(seq, ctx) for seq in list(self._history.get(asset_id, ())))
+        """The asset's readable entries in seq order (none when its ``issued`` entry is unreadable)."""
+        if self.get(asset_id, context) is None:
+            return []  # one check: an unreadable asset costs what an unknown one does
+        entries = (self.readable(seq, context) for seq in self.indexed(self._history, asset_id))
         return [e for e in entries if e is not None]
 
     @handle_operation
@@ -204,7 +205,7 @@ class AssetModule(StatefulModule[AssetEvent]):
         """The active assets ``owner`` holds now (readable ones), sorted by asset id."""
         ctx = self.reader(context)
         found: list[AssetInfo] = []
-        for asset_id in sorted(self._by_owner.get(owner, ())):
+        for asset_id in sorted(self.indexed(self._by_owner, owner)):
             asset: AssetInfo = self.state.get("asset", asset_id)
             if self.can_read(asset.seq, ctx):
                 found.append(asset)

@@ -153,10 +153,12 @@ class ConnectGrantModule(StatefulModule[GrantEvent]):
             return None
         return grant
 
-    def _active(self, ids: list[str], context: RequestContext, now_ms: int | None) -> list[GrantInfo]:
+    def _active(
+        self, index: dict[str, list[str]], key: str, context: RequestContext, now_ms: int | None
+    ) -> list[GrantInfo]:
         ctx = self.reader(context)
         now = now_ms if now_ms is not None else int(time.time() * 1000)
-        grants: list[GrantInfo] = [self.state.get("grant", gid) for gid in list(ids)]
+        grants: list[GrantInfo] = [self.state.get("grant", gid) for gid in self.indexed(index, key)]
         return [g for g in grants if g.is_active(now) and self.can_read(g.seq, ctx)]
 
     @handle_operation
@@ -164,9 +166,9 @@ class ConnectGrantModule(StatefulModule[GrantEvent]):
         self, subject: str, context: RequestContext, *, now_ms: int | None = None
     ) -> list[GrantInfo]:
         """Readable grants ``subject`` gave that are neither revoked nor expired, oldest first."""
-        return self._active(self._by_subject.get(subject, []), context, now_ms)
+        return self._active(self._by_subject, subject, context, now_ms)
 
     @handle_operation
     def active_for_app(self, app: str, context: RequestContext, *, now_ms: int | None = None) -> list[GrantInfo]:
         """Readable grants given to ``app`` that are neither revoked nor expired, oldest first."""
-        return self._active(self._by_app.get(app, []), context, now_ms)
+        return self._active(self._by_app, app, context, now_ms)

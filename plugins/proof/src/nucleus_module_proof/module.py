@@ -177,17 +177,17 @@ class ProofModule(StatefulModule[ProofEvent]):
         proof = self.get(proof_id, context)
         return proof.status(now_ms) if proof is not None else None
 
-    def _list(self, ids: list[str], context: RequestContext) -> list[ProofInfo]:
+    def _list(self, index: dict[str, list[str]], key: str, context: RequestContext) -> list[ProofInfo]:
         ctx = self.reader(context)
-        proofs: list[ProofInfo] = [self.state.get("proof", pid) for pid in list(ids)]
+        proofs: list[ProofInfo] = [self.state.get("proof", pid) for pid in self.indexed(index, key)]
         return [p for p in proofs if self.can_read(p.seq, ctx)]
 
     @handle_operation
     def by_subject(self, subject: str, context: RequestContext) -> list[ProofInfo]:
         """Readable proofs about ``subject``, oldest first (revoked ones included: see ``status``)."""
-        return self._list(self._by_subject.get(subject, []), context)
+        return self._list(self._by_subject, subject, context)
 
     @handle_operation
     def by_issuer(self, issuer: str, context: RequestContext) -> list[ProofInfo]:
         """Readable proofs issued by ``issuer``, oldest first."""
-        return self._list(self._by_issuer.get(issuer, []), context)
+        return self._list(self._by_issuer, issuer, context)

@@ -52,6 +52,7 @@ from .api.modules import handle_endpoints, module_descriptions
 from .asgi import (
     INTERNAL_ERROR,
     Message,
+    NoSniff,
     Receive,
     Request,
     Response,
@@ -116,7 +117,7 @@ class NucleusApp:
             max_header_bytes=self.settings.max_header_bytes,
         )
         self._asgi = AccessLog(
-            DenialRewriter(auth), route_of=self._route_template, requester_key=self.settings.log_requester_key
+            NoSniff(DenialRewriter(auth)), route_of=self._route_template, requester_key=self.settings.log_requester_key
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -9,9 +9,9 @@ document with its status and ``WWW-Authenticate`` or ``Allow`` header.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any
-from urllib.parse import parse_qsl
 
 import attrs
 
@@ -27,6 +27,47 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+_PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
+_SHOWN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def _unquote(raw: bytes, what: str, field: str) -> str:
+    """``raw`` (one name or value of a query string) decoded: ``+`` is a space, ``%XX`` a byte,
+    the bytes UTF-8; a ``%`` not followed by two hex digits, or bytes that are not UTF-8, are a
+    :class:`MalformedRequestError` naming ``field``."""
+    spaced = raw.replace(b"+", b" ")
+    if spaced.count(b"%") != len(_PERCENT.findall(spaced)):
+        raise MalformedRequestError(f"the {what} has a '%' not followed by two hex digits", field=field)
+    try:
+        return _PERCENT.sub(lambda m: bytes((int(m[1], 16),)), spaced).decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedRequestError(f"the {what} is not UTF-8 once percent-decoded", field=field) from None
+
+
+def parse_query(raw: bytes) -> list[tuple[str, str]]:
+    """The ``(name, value)`` pairs of a query string, decoded strictly (every route reads its query
+    through this): pairs are separated by ``&`` (``;`` is no separator), an empty pair (``a=1&&b=2``,
+    a trailing ``&``) is skipped, ``name=`` is the empty value and a pair without ``=`` is refused
+    (write ``name=`` for an empty value; its ``field`` is ``query``: a bare name is never echoed,
+    it may be a token); names and values are form-encoded (``+`` is a space, ``%XX`` a byte) UTF-8.
+    A malformed value is a :class:`MalformedRequestError` (400) naming the parameter (``query``
+    when the name is malformed or not name-shaped)."""
+    items: list[tuple[str, str]] = []
+    for pair in raw.split(b"&") if raw else ():
+        if not pair:
+            continue
+        name_raw, equals, value_raw = pair.partition(b"=")
+        if not equals:
+            # Never echoed: a bare ``?<name>`` is how a token sent in the query often looks.
+            raise MalformedRequestError(
+                "a query parameter has no '=' (write 'name=' for an empty value)", field="query"
+            )
+        name = _unquote(name_raw, "name of a query parameter", "query")
+        field = name if _SHOWN_NAME.fullmatch(name) else "query"
+        items.append((name, _unquote(value_raw, "value", field)))
+    return items
 
 
 @attrs.frozen(kw_only=True)
@@ -47,11 +88,8 @@ class Request:
         return require_context(self.context)
 
     def query_items(self) -> list[tuple[str, str]]:
-        raw = self.scope.get("query_string", b"")
-        try:
-            return parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
-        except UnicodeDecodeError:
-            raise MalformedRequestError("query string is not UTF-8", field="query") from None
+        """The query string's ``(name, value)`` pairs in order (:func:`parse_query`)."""
+        return parse_query(self.scope.get("query_string", b""))
 
     async def json(self) -> Any:
         """The body parsed as JSON (:class:`MalformedRequestError` when it is not)."""
@@ -104,6 +142,32 @@ def error_response(err: NucleusError, *, realm: str) -> Response:
     elif status == 405 and isinstance(err, RouteMethodNotAllowedError):
         headers = (("allow", ", ".join(err.allowed)),)
     return Response(status=status, body=wire.dumps(error_document(err)), headers=headers)
+
+
+NOSNIFF = (b"x-content-type-options", b"nosniff")
+
+
+class NoSniff:
+    """The one place every answer gets ``X-Content-Type-Options: nosniff`` (the app's, the
+    explorer's, the auth middleware's refusals): a browser never reads a JSON body as another type."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                if not any(k.lower() == NOSNIFF[0] for k, _v in headers):
+                    headers.append(NOSNIFF)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, sending)
 
 
 async def send_response(send: Send, response: Response) -> None:

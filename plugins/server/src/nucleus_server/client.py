@@ -34,15 +34,18 @@ import builtins
 import inspect
 import itertools
 import json
+import keyword
 import os
 import re
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast, overload
 from urllib.parse import quote
 
+import attrs
 import httpx
 
 from nucleus_core.access import AclAdmin
@@ -57,6 +60,7 @@ from nucleus_core.errors import (
     EntryContentError,
     InclusionProofError,
     InconsistentLogError,
+    IntegrityError,
     LedgerClosedError,
     LogVerificationError,
     MissingRequesterError,
@@ -68,7 +72,15 @@ from nucleus_core.errors import (
     ValidationError,
     WitnessPolicyError,
 )
-from nucleus_core.handles import HandleOperation, HandleParam, ModuleRuntime, operations_of, qualified_name
+from nucleus_core.handles import (
+    OPERATION_NAME,
+    HandleOperation,
+    HandleParam,
+    ModuleRuntime,
+    ResultSchema,
+    operations_of,
+    qualified_name,
+)
 from nucleus_core.hashing import is_hash
 from nucleus_core.modules import Module, ModuleMetadata, ModuleState
 from nucleus_core.query import QueryFilters, QueryResult, decode_cursor, filters_from
@@ -803,19 +815,22 @@ class RemoteModules:
     """The modules of a remote ledger: ``list()``, ``metadata()`` and ``get(id)`` /
     ``get(id, HandleType)``, a proxy of the module's handle (:class:`RemoteHandle`), as
     :class:`~nucleus_core.modules.LedgerRuntime` offers in process (both are a
-    :class:`~nucleus_core.handles.ModuleRuntime`)."""
+    :class:`~nucleus_core.handles.ModuleRuntime`).
+
+    The module documents are read with the client's token, or with the ``context=`` given (a client
+    without a token of its own passes the requester's context here as it does to each call)."""
 
     def __init__(self, ledger: RemoteLedger) -> None:
         self._ledger = ledger
 
-    def _documents(self) -> builtins.list[dict[str, Any]]:
-        doc = self._ledger._request("GET", "/modules", self._ledger._bearer(None))
+    def _documents(self, context: RequestContext | None = None) -> builtins.list[dict[str, Any]]:
+        doc = self._ledger._request("GET", "/modules", self._ledger._bearer(context))
         modules = doc.get("modules") if isinstance(doc, dict) else None
         if not isinstance(modules, builtins.list) or not all(isinstance(m, dict) for m in modules):
-            raise NucleusError("the server's /modules answered no module list")
+            raise IntegrityError("the server's /modules answered no module list")
         return modules
 
-    def metadata(self) -> builtins.list[ModuleMetadata]:
+    def metadata(self, context: RequestContext | None = None) -> builtins.list[ModuleMetadata]:
         """Id, version, state, streams, dependencies and resource kind of every module."""
         return [
             ModuleMetadata(
@@ -826,26 +841,37 @@ class RemoteModules:
                 depends_on=tuple(m["depends_on"]),
                 resource_kind=m.get("resource_kind"),
             )
-            for m in self._documents()
+            for m in self._documents(context)
         ]
 
-    def list(self) -> builtins.list[str]:
+    def list(self, context: RequestContext | None = None) -> builtins.list[str]:
         """Ids of the ledger's modules."""
-        return [m.id for m in self.metadata()]
+        return [m.id for m in self.metadata(context)]
 
     @overload
-    def get(self, module_id: str) -> Module: ...
+    def get(self, module_id: str, *, context: RequestContext | None = None) -> Module: ...
     @overload
-    def get(self, module_id: str, kind: type[_M]) -> _M: ...
-    def get(self, module_id: str, kind: type[Module] | None = None) -> Module:
+    def get(self, module_id: str, kind: type[_M], *, context: RequestContext | None = None) -> _M: ...
+    def get(
+        self, module_id: str, kind: type[Module] | None = None, *, context: RequestContext | None = None
+    ) -> Module:
         """A proxy of module ``module_id``'s handle: the handle operations of ``kind`` that the
         server lists, with their signatures (``context`` optional, as everywhere in
         :class:`RemoteLedger`), answering the same Python types. Without ``kind``, the module's
-        class is its own class (the first of its ``handle_types``) when this process imported it
-        already (none is ever imported because a server named it); otherwise the proxy is
-        described by the server's document and answers the decoded JSON.
-        :class:`ModuleError` with the in-process texts for an unknown id or another class."""
-        documents = self._documents()
+        class is its own class (the first of its ``handle_types``) when a module this process
+        imported already defines it (looked up in ``sys.modules`` without running any module code:
+        nothing is imported or computed because a server named it); otherwise the proxy is
+        generic: described by the server's document, it checks each answer against the
+        operation's result schema and answers JSON values (records and maps as dicts, arrays as
+        lists, enums as strings) with every entry an :class:`~nucleus_core.Entry` checked as a
+        typed proxy checks it. A description the client cannot read (argument names that are not
+        identifiers, a result schema outside the closed set of result types) is an
+        :class:`~nucleus_core.errors.IntegrityError` here, when the proxy is made.
+
+        ``context``: the requester whose token reads the module documents (default: the client's
+        token); each operation call still takes its own. :class:`ModuleError` with the in-process
+        texts for an unknown id or another class."""
+        documents = self._documents(context)
         found = next((d for d in documents if isinstance(module_id, str) and d.get("id") == module_id), None)
         if found is None:
             known = ", ".join(sorted(str(d.get("id")) for d in documents)) or "none"
@@ -853,110 +879,137 @@ class RemoteModules:
         names = found.get("handle_types")
         served = found.get("operations")
         if not isinstance(names, builtins.list) or not isinstance(served, builtins.list) or not names:
-            raise NucleusError(f"the server's /modules does not describe the handle of module {module_id!r}")
+            raise IntegrityError(f"the server's /modules does not describe the handle of module {module_id!r}")
         if kind is not None:
             if qualified_name(kind) not in names:
                 actual = str(names[0]).rsplit(".", 1)[-1]
                 raise ModuleError(f"is a {actual}, not a {kind.__name__}", module_id=module_id)
             cls: type[Module] | None = kind
         else:
-            cls = _imported_module_class(names)
+            cls = _imported_module_class(names[0])
         handle = RemoteHandle(self._ledger, module_id, _remote_operations(cls, served, module_id))
         return cast(Module, handle)
 
 
-def _imported_module_class(names: builtins.list[Any]) -> type[Module] | None:
-    """The module's own class (the first of ``names``, "<module>.<qualname>") when a module this
-    process imported already defines it (nothing is imported: the name comes from the server)."""
-    name = names[0] if names else None
+def _imported_module_class(name: object) -> type[Module] | None:
+    """The class named ``name`` ("<module>.<qualname>") when a module this process imported already
+    defines it. Read with ``vars`` and :func:`inspect.getattr_static` only: the name comes from the
+    server, so no module ``__getattr__``, descriptor or import runs because of it."""
     if not isinstance(name, str):
         return None
     parts = name.split(".")
     for cut in range(len(parts) - 1, 0, -1):
         found: Any = sys.modules.get(".".join(parts[:cut]))
-        for part in parts[cut:] if found is not None else ():
-            found = getattr(found, part, None)
+        if found is None:
+            continue
+        for part in parts[cut:]:
+            if isinstance(found, types.ModuleType):
+                found = vars(found).get(part)
+            elif isinstance(found, type):
+                found = inspect.getattr_static(found, part, None)
+            else:
+                found = None
+                break
         if isinstance(found, type) and issubclass(found, Module) and qualified_name(found) == name:
             return found
     return None
 
 
-def _remote_operations(
-    cls: type[Module] | None, served: builtins.list[Any], module_id: str
-) -> dict[str, HandleOperation | None]:
-    """The operations a proxy offers: those of ``cls`` that the server lists (None: a generic
-    operation, described from the server's document only, answering decoded JSON)."""
+@attrs.frozen
+class _Operation:
+    """An operation of a proxy: its description, and the result schema of a generic one (None:
+    typed, decoded by ``op``)."""
+
+    op: HandleOperation
+    schema: ResultSchema | None = None
+
+
+def _remote_operations(cls: type[Module] | None, served: builtins.list[Any], module_id: str) -> dict[str, _Operation]:
+    """The operations a proxy offers: those of ``cls`` that the server lists, or (no ``cls``) the
+    server's, described from its document (:class:`~nucleus_core.errors.IntegrityError` when the
+    client cannot read it)."""
     listed = {o.get("name"): o for o in served if isinstance(o, dict)}
     if cls is not None:
-        ops: dict[str, HandleOperation | None] = {op.name: op for op in operations_of(cls) if op.name in listed}
-        return ops
-    generic: dict[str, HandleOperation | None] = {}
+        return {op.name: _Operation(op) for op in operations_of(cls) if op.name in listed}
+    generic: dict[str, _Operation] = {}
     for name, doc in listed.items():
-        if not isinstance(name, str) or not isinstance(doc.get("params"), builtins.list):
-            raise NucleusError(f"the server's /modules describes an operation of module {module_id!r} malformed")
-        generic[name] = _generic_operation(name, doc)
+        if not isinstance(name, str) or OPERATION_NAME.fullmatch(name) is None:
+            raise IntegrityError(
+                f"the server's /modules names an operation of module {module_id!r} {str(name)[:64]!r}, "
+                "which is no operation name"
+            )
+        generic[name] = _generic_operation(module_id, name, doc)
     return generic
 
 
 _SCHEMA_TYPES: dict[object, type] = {"string": str, "integer": int, "boolean": bool}
 
 
-def _generic_operation(name: str, doc: dict[str, Any]) -> HandleOperation:
-    params = []
+def _generic_operation(module_id: str, name: str, doc: dict[str, Any]) -> _Operation:
+    where = f"the server's /modules describes operation {module_id}.{name}"
+    if not isinstance(doc.get("params"), builtins.list):
+        raise IntegrityError(f"{where} without a list of arguments")
+    params: builtins.list[HandleParam] = []
     for p in doc["params"]:
         schema = p.get("schema") if isinstance(p, dict) else None
         tp = _SCHEMA_TYPES.get(schema.get("type")) if isinstance(schema, dict) else None
         if tp is None or not isinstance(p.get("name"), str) or not isinstance(p.get("required"), bool):
-            raise NucleusError(f"the server's /modules describes the arguments of {name!r} malformed")
+            raise IntegrityError(f"{where} with a malformed argument")
+        pname = p["name"]
+        if not pname.isidentifier() or keyword.iskeyword(pname) or pname == "context" or not pname.isascii():
+            raise IntegrityError(f"{where} with an argument named {pname[:64]!r}, which is no parameter name")
+        if any(q.name == pname for q in params):
+            raise IntegrityError(f"{where} with argument {pname!r} twice")
         required = p["required"]
         default = None if required else schema.get("default") if isinstance(schema, dict) else None
         if default is not None and type(default) is not tp:
-            raise NucleusError(f"the server's /modules gives argument {p['name']!r} of {name!r} a malformed default")
-        params.append(
-            HandleParam(name=p["name"], type=tp if required else tp | None, required=required, default=default)
-        )
-    return HandleOperation(name=name, summary=str(doc.get("summary", "")), params=tuple(params), result=Any)
+            raise IntegrityError(f"{where} giving argument {pname!r} a malformed default")
+        params.append(HandleParam(name=pname, type=tp if required else tp | None, required=required, default=default))
+    try:
+        result = ResultSchema(doc.get("result"))
+    except ValidationError as err:
+        raise IntegrityError(f"{where} with a result schema this client cannot check: {err}") from None
+    op = HandleOperation(name=name, summary=str(doc.get("summary", "")), params=tuple(params), result=Any)
+    return _Operation(op, result)
 
 
 class RemoteHandle:
     """A module's handle over HTTP (see :meth:`RemoteModules.get`): each operation is a method
     with the in-process signature, ``context`` optional; it sends ``GET /modules/<id>/<name>``
     and answers the decoded result, every entry in it checked as :meth:`RemoteLedger.get` checks
-    (its hash always; its inclusion in a trusted checkpoint when the client verifies)."""
+    (its hash always; its inclusion in a trusted checkpoint when the client verifies). A result
+    that does not have the operation's shape is an :class:`AnswerMismatchError`."""
 
-    __slots__ = ("_ledger", "_methods", "_module_id", "_ops")
+    __slots__ = ("_ledger", "_methods", "_module_id")
 
-    def __init__(self, ledger: RemoteLedger, module_id: str, ops: Mapping[str, HandleOperation | None]) -> None:
+    def __init__(self, ledger: RemoteLedger, module_id: str, ops: Mapping[str, _Operation]) -> None:
         self._ledger = ledger
         self._module_id = module_id
-        self._ops = dict(ops)
-        self._methods: dict[str, Callable[..., Any]] = {}
+        self._methods: dict[str, Callable[..., Any]] = {name: self._method(name, op) for name, op in ops.items()}
 
     @property
     def id(self) -> str:
         return self._module_id
 
     def __dir__(self) -> builtins.list[str]:
-        return sorted({*self._ops, "id"})
+        return sorted({*self._methods, "id"})
 
     def __repr__(self) -> str:
-        return f"<RemoteHandle {self._module_id!r}: {', '.join(sorted(self._ops)) or 'no operations'}>"
+        return f"<RemoteHandle {self._module_id!r}: {', '.join(sorted(self._methods)) or 'no operations'}>"
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
-        if name.startswith("_"):  # never an operation (and never looked up in _ops before it is set)
+        if name.startswith("_"):  # never an operation (and never looked up in _methods before it is set)
             raise AttributeError(name)
-        if name not in self._ops:
-            available = ", ".join(sorted(self._ops)) or "none"
+        method = self._methods.get(name)
+        if method is None:
+            available = ", ".join(sorted(self._methods)) or "none"
             raise AttributeError(
                 f"the remote handle of module {self._module_id!r} has no operation {name!r} (operations: {available})"
             )
-        method = self._methods.get(name)
-        if method is None:
-            method = self._methods[name] = self._method(name, self._ops[name])
         return method
 
-    def _method(self, name: str, op: HandleOperation | None) -> Callable[..., Any]:
-        assert op is not None
+    def _method(self, name: str, operation: _Operation) -> Callable[..., Any]:
+        op = operation.op
         parameters = [inspect.Parameter(p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=p.type)
                       for p in op.params if p.required]
         parameters.append(inspect.Parameter(
@@ -971,23 +1024,21 @@ class RemoteHandle:
             bound.apply_defaults()
             arguments = dict(bound.arguments)
             context = arguments.pop("context")
-            return self._call(op, arguments, context)
+            return self._call(operation, arguments, context)
 
         call.__name__ = call.__qualname__ = name
         call.__doc__ = op.summary
         call.__signature__ = signature  # type: ignore[attr-defined]
         return call
 
-    def _call(self, op: HandleOperation, arguments: dict[str, Any], context: RequestContext | None) -> Any:
-        ledger = self._ledger
+    def _call(self, operation: _Operation, arguments: dict[str, Any], context: RequestContext | None) -> Any:
+        ledger, op = self._ledger, operation.op
         params = op.query_items(arguments)
         token = ledger._bearer(context)
         path = f"/modules/{_segment(self._module_id)}/{_segment(op.name)}"
         doc = ledger._request("GET", path, token, params=cast(QueryParams, params))
         if not isinstance(doc, dict) or set(doc) != {"result"}:
-            raise NucleusError(f"the server's {path} answered no {{\"result\": ...}} document")
-        if op.result is Any:
-            return doc["result"]
+            raise AnswerMismatchError(f"the server's {path} answered no {{\"result\": ...}} document")
         entries: builtins.list[Entry] = []
 
         def entry(item: object) -> Entry:
@@ -995,7 +1046,13 @@ class RemoteHandle:
             entries.append(received)
             return received
 
-        value = _checked(lambda result: op.decode(result, entry=entry), doc["result"], path)
+        try:
+            if operation.schema is None:
+                value = op.decode(doc["result"], entry=entry)
+            else:
+                value = operation.schema.decode(doc["result"], entry=entry)
+        except ValidationError as err:
+            raise AnswerMismatchError(f"the server's {path} answered a result of another shape: {err}") from None
         ledger._verified(entries, token)
         return value
 

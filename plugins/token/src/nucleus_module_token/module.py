@@ -97,8 +97,9 @@ EVENTS: dict[str, type[TokenEvent]] = {
 class TokenModule(StatefulModule[TokenEvent]):
     """Fungible tokens. Handle queries take a :class:`RequestContext` and return only what the
     ledger's access policy lets the requester read: token-level answers (``token``, ``balance``,
-    ``holders``) need read access to the token's ``created`` entry, and ``history`` /
-    ``transaction`` return only readable entries. An unknown or unreadable token looks empty."""
+    ``holders``) need read access to the token's ``created`` entry; ``history`` and
+    ``transaction`` need it too (checked first, so an unreadable token costs one check) and then
+    return only readable entries. An unknown or unreadable token looks empty."""
 
     id = "token"
     version = "0.1.0"
@@ -228,16 +229,17 @@ class TokenModule(StatefulModule[TokenEvent]):
         """Every holder with a positive balance of ``token_id``, with the balance."""
         if self._readable_token(token_id, context) is None:
             return {}
-        with_balance = ((h, self.state.get("balance", (token_id, h), 0)) for h in self._holders.get(token_id, ()))
+        with_balance = ((h, self.state.get("balance", (token_id, h), 0)) for h in self.indexed(self._holders, token_id))
         return {h: b for h, b in sorted(with_balance) if b > 0}
 
     @handle_operation
     def history(self, token_id: str, context: RequestContext, *, holder: str | None = None) -> list[Entry]:
         """The token's entries in seq order (only those involving ``holder`` if given), readable ones only."""
-        ctx = self.reader(context)
+        if self._readable_token(token_id, context) is None:
+            return []  # one check: an unreadable token costs what an unknown one does
         out: list[Entry] = []
-        for seq in list(self._history.get(token_id, ())):
-            entry = self.readable(seq, ctx)
+        for seq in self.indexed(self._history, token_id):
+            entry = self.readable(seq, context)
             if entry is None:
                 continue
             if holder is not None and holder not in _parties(self.parse(entry.record)):
@@ -250,7 +252,10 @@ class TokenModule(StatefulModule[TokenEvent]):
         """The entry that applied transaction ``tx_id``, or None."""
         ctx = self.reader(context)
         seq = self._tx_seq.get(tx_id)
-        return self.readable(seq, ctx) if seq is not None else None
+        applied = self.state.get("tx", tx_id)
+        if seq is None or applied is None or self._readable_token(applied[0], ctx) is None:
+            return None
+        return self.readable(seq, ctx)
 
 
 def _parties(event: TokenEvent) -> Sequence[str]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
 
 from nucleus_core.errors import ModuleError
 from nucleus_core.handles import HandleOperation, handle_types, operations_of
@@ -28,17 +27,34 @@ from ..errors import NotFoundError
 from ..openapi import Route
 from .base import Api, Endpoint, Handler
 
-_COMPONENT_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+SERVED_MODULE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+"""Ids of modules whose handle operations are served: a path segment and part of an OpenAPI name as
+they are (no escaping, so no two ids can meet in one route or component name, and every client
+spells the route the same way). Operation names are ASCII identifiers already
+(:data:`nucleus_core.handles.OPERATION_NAME`)."""
 
 
 def operation_path(module_id: str, operation: str) -> str:
-    """The route of a module's handle operation (the module id as one escaped path segment)."""
-    return f"/modules/{quote(module_id, safe='')}/{quote(operation, safe='')}"
+    """The route of a module's handle operation."""
+    return f"/modules/{module_id}/{operation}"
 
 
 def response_component(module_id: str, operation: str) -> str:
     """The name of an operation's response schema under ``components/schemas``."""
-    return _COMPONENT_UNSAFE.sub("_", f"Handle.{module_id}.{operation}")
+    return f"Handle.{module_id}.{operation}"
+
+
+def _served_operations(runtime: LedgerRuntime, module_id: str) -> tuple[HandleOperation, ...]:
+    """The handle operations of module ``module_id``; ModuleError when it has some and an id that
+    is not :data:`SERVED_MODULE_ID` (the app is not built: its routes could not be named)."""
+    ops = operations_of(type(runtime.get(module_id)))
+    if ops and SERVED_MODULE_ID.fullmatch(module_id) is None:
+        raise ModuleError(
+            "has handle operations, served as /modules/<id>/<operation>, so its id must be 1-64 ASCII "
+            "letters, digits, '_' or '-'",
+            module_id=module_id,
+        )
+    return ops
 
 
 def _operation_doc(module_id: str, op: HandleOperation) -> dict[str, Any]:
@@ -58,7 +74,7 @@ def module_descriptions(runtime: LedgerRuntime) -> dict[str, dict[str, Any]]:
         cls = type(runtime.get(module_id))
         out[module_id] = {
             "handle_types": list(handle_types(cls)),
-            "operations": [_operation_doc(module_id, op) for op in operations_of(cls)],
+            "operations": [_operation_doc(module_id, op) for op in _served_operations(runtime, module_id)],
         }
     return out
 
@@ -101,7 +117,7 @@ def _handler(module_id: str, op: HandleOperation) -> Handler:
             try:
                 encoded = op.encode(value, entry=wire.RawJSON.entry)
             except TypeError as err:
-                raise ModuleError(f"handle operation {op.name} returned what its type hint does not allow: {err}",
+                raise ModuleError(f"handle operation {op.name} returned what its result type does not allow: {err}",
                                   module_id=module_id) from None
             return wire.dumps_raw({"result": encoded})
 
@@ -116,7 +132,7 @@ def handle_endpoints(runtime: LedgerRuntime) -> tuple[tuple[Endpoint, ...], dict
     endpoints: list[Endpoint] = []
     schemas: dict[str, dict[str, Any]] = {}
     for module_id in runtime.list():
-        for op in operations_of(type(runtime.get(module_id))):
+        for op in _served_operations(runtime, module_id):
             component = response_component(module_id, op.name)
             schemas[component] = {
                 "type": "object",

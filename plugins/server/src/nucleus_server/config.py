@@ -19,6 +19,9 @@ own section (every key optional; unknown keys are refused)::
     # shutdown_timeout = 30
     # log_level = "info"
     # explorer = true      # the ledger explorer at /explorer (false: not served)
+    # max_streams = 1000           # GET /entries/stream responses open at once (503 beyond)
+    # stream_poll_interval = 0.2   # seconds: how soon streams see other processes' commits
+    # stream_keepalive = 15        # seconds of silence before a stream's keep-alive comment
 """
 
 from __future__ import annotations
@@ -31,7 +34,13 @@ import attrs
 from nucleus_core.config import LedgerSection, read_toml, structure_strictly
 from nucleus_core.errors import ConfigurationError
 
-from .settings import DEFAULT_MAX_BATCH_RECORDS, DEFAULT_MAX_BODY_BYTES, DEFAULT_PUBLIC_PATHS, ServerSettings
+from .settings import (
+    DEFAULT_MAX_BATCH_RECORDS,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_STREAMS,
+    DEFAULT_PUBLIC_PATHS,
+    ServerSettings,
+)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -56,6 +65,9 @@ class ServerSection:
     shutdown_timeout: int = 30
     log_level: str = "info"
     explorer: bool = True
+    max_streams: int = DEFAULT_MAX_STREAMS
+    stream_poll_interval: float = 0.2
+    stream_keepalive: float = 15.0
 
     def settings(self) -> ServerSettings:
         """The HTTP layer's settings (validated)."""
@@ -67,6 +79,9 @@ class ServerSection:
             threads=self.threads,
             max_header_bytes=self.max_header_bytes,
             explorer=self.explorer,
+            max_streams=self.max_streams,
+            stream_poll_interval=self.stream_poll_interval,
+            stream_keepalive=self.stream_keepalive,
         )
 
 

@@ -98,7 +98,7 @@ def test_a_subscription_sees_the_entries_another_process_appends(
         # The writer's 40 entries (and its _ledger record, if any) arrive; then the subscriptions
         # are ended from here (the other process's commits never woke them: the poll saw them).
         head = ledger.length()
-        for sub, got, thread in ((everything, got_all, threads[0]), (only_a, got_a, threads[1])):
+        for sub, thread in ((everything, threads[0]), (only_a, threads[1])):
             while thread.is_alive() and sub.position < head:
                 thread.join(0.05)
             sub.close()
@@ -114,13 +114,14 @@ def test_a_subscription_sees_the_entries_another_process_appends(
 
 
 def test_a_subscriber_gets_exactly_what_the_ual_lets_it_read(tmp_path: Path) -> None:
-    with create_ledger(id="sub-ual", storage=f"sqlite:///{tmp_path / 'ual.db'}", plugins=["ual"], admins=[ROOT.oid]) as ledger:
+    storage = f"sqlite:///{tmp_path / 'ual.db'}"
+    with create_ledger(id="sub-ual", storage=storage, plugins=["ual"], admins=[ROOT.oid]) as ledger:
         grants = [
             ("stream:a", ALICE, "create"), ("stream:b", ALICE, "create"), ("stream:b", BOB, "create"),
             ("stream:a", CAROL, "read"),
         ]
         ledger.acl.grant(
-            [{"resource_kind": k, "resource_id": "*", "principal_oid": who.oid, "scope": s} for k, who, s in grants], ROOT
+            [{"resource_kind": k, "resource_id": "*", "principal_oid": p.oid, "scope": s} for k, p, s in grants], ROOT
         )
         start = ledger.length()
         subs = {who.oid: ledger.subscribe(start, None, who, timeout=30) for who in (ALICE, BOB, CAROL, ROOT)}

@@ -213,6 +213,8 @@ class RemoteLedger:
         self._id = ledger_id
         self._identities: dict[str, str] = {}
         self._closed = False
+        self._tails: set[httpx.Response] = set()
+        """The open responses of :meth:`tail` (:meth:`close` leaves the pool to the last of them)."""
         self._http = httpx.Client(
             base_url=self.url,
             timeout=timeout,
@@ -820,6 +822,7 @@ class RemoteLedger:
                     "GET", "/entries/stream", params=[*params, ("after", position)], headers=headers,
                     timeout=httpx.Timeout(self._http.timeout.connect, read=min(read_for, _TAIL_READ_TIMEOUT)),
                 ) as response:
+                    self._tails.add(response)
                     if response.status_code >= 400:
                         response.read()
                         try:
@@ -863,10 +866,10 @@ class RemoteLedger:
                                 break
                             elif name == "error":
                                 raise rebuild_error(_json_data(data), status=500)
-                            if deadline is not None and time.monotonic() >= deadline:
+                            if self._closed or (deadline is not None and time.monotonic() >= deadline):
                                 return
             except httpx.ReadTimeout:
-                if deadline is not None and time.monotonic() >= deadline:
+                if self._closed or (deadline is not None and time.monotonic() >= deadline):
                     return
                 if not reconnect:
                     raise StorageUnavailableError(f"the stream from {self.url} went silent") from None
@@ -878,6 +881,14 @@ class RemoteLedger:
                     raise StorageUnavailableError(
                         f"the stream from {self.url} broke: {type(err).__name__}"
                     ) from err
+            except Exception:
+                if self._closed:  # close() closed the response under the read
+                    return
+                raise
+            finally:
+                self._tails = {r for r in self._tails if not r.is_closed}
+                if self._closed and not self._tails:
+                    self._http.close()  # close() left it to the last open tail
             if ended and not reconnect:
                 return
             if deadline is not None and time.monotonic() >= deadline:
@@ -934,10 +945,13 @@ class RemoteLedger:
         return self._closed
 
     def close(self) -> None:
-        """Close the connection pool. Idempotent."""
+        """Close the connection pool. Idempotent; from any thread: an open :meth:`tail` ends at its
+        next event or keep-alive (within the server's ``stream_keepalive``) and closes the pool
+        then (a read blocked in another thread is never interrupted under it)."""
         if not self._closed:
             self._closed = True
-            self._http.close()
+            if not self._tails:
+                self._http.close()
 
     def __enter__(self) -> RemoteLedger:
         return self

@@ -112,6 +112,25 @@ def run_subscribers(make: Callable[[], Callable[[], None]], n: int, during: Call
     return time.perf_counter() - start
 
 
+def follow(ledger: Ledger, url: str, tag: str, n: int, batch: int, keep: Callable[[str, float, int], None]) -> None:
+    """One round of the subscriber scenarios on ``ledger`` (served at ``url``)."""
+    for subs in (1, 20):
+        secs = run_subscribers(lambda: in_process(ledger, 0, n), subs, None)
+        keep(f"catch-up, in process, {subs} subscriber(s)", secs, n * subs)
+        secs = run_subscribers(lambda: over_sse(url, 0, n), subs, None)
+        keep(f"catch-up, SSE, {subs} subscriber(s)", secs, n * subs)
+    for subs in (1, 20):
+        for transport, make in (("in process", in_process), ("SSE", None)):
+            head = ledger.length()
+            live = records(f"l{tag}-{subs}-{transport[0]}", n)
+
+            def subscriber(head: int = head, make: Any = make) -> Callable[[], None]:
+                return make(ledger, head, n) if make is not None else over_sse(url, head, n)
+
+            secs = run_subscribers(subscriber, subs, lambda live=live: append_all(ledger, live, batch))
+            keep(f"live, {transport}, {subs} subscriber(s)", secs, n * subs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--entries", type=int, default=20_000)
@@ -144,26 +163,7 @@ def main() -> None:
             keep("query scan (baseline)", time.perf_counter() - t, seen)
             server = Server(ledger)
             try:
-                for subs in (1, 20):
-                    secs = run_subscribers(lambda: in_process(ledger, 0, n), subs, None)
-                    keep(f"catch-up, in process, {subs} subscriber(s)", secs, n * subs)
-                    secs = run_subscribers(lambda: over_sse(server.url, 0, n), subs, None)
-                    keep(f"catch-up, SSE, {subs} subscriber(s)", secs, n * subs)
-                for subs in (1, 20):
-                    head = ledger.length()
-                    live = records(f"l{rnd}-{subs}", n)
-                    secs = run_subscribers(
-                        lambda head=head: in_process(ledger, head, n), subs, lambda live=live: append_all(
-                            ledger, live, args.batch)
-                    )
-                    keep(f"live, in process, {subs} subscriber(s)", secs, n * subs)
-                    head = ledger.length()
-                    live = records(f"s{rnd}-{subs}", n)
-                    secs = run_subscribers(
-                        lambda head=head: over_sse(server.url, head, n), subs, lambda live=live: append_all(
-                            ledger, live, args.batch)
-                    )
-                    keep(f"live, SSE, {subs} subscriber(s)", secs, n * subs)
+                follow(ledger, server.url, f"{rnd}", n, args.batch, keep)
             finally:
                 server.stop()
                 ledger.close()

@@ -65,7 +65,7 @@ def sse(lines: Iterator[str]) -> Iterator[tuple[str, str | None, str]]:
 class Server:
     """``nucleus serve --config FILE`` as a subprocess, on a fixed port (restartable)."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, workers: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = tmp_path / "nucleus.toml"
@@ -78,7 +78,7 @@ class Server:
             [plugins.ual]
             [server]
             port = {self.port}
-            workers = 1
+            workers = {workers}
             shutdown_timeout = 600
             stream_keepalive = 0.5
             stream_poll_interval = 0.05
@@ -300,8 +300,17 @@ def test_twenty_subscribers_get_exactly_what_they_may_read_across_reconnects_and
         assert raw.connects >= 1 + len(raw.got) // raw.drop_every
 
 
-def test_shutdown_ends_open_streams_at_once(server: Server) -> None:
-    server.start()
+@pytest.mark.parametrize("workers", [1, 2])
+def test_shutdown_ends_open_streams_at_once(server: Server, tmp_path: Path, workers: int) -> None:
+    # With 2 workers uvicorn's own server runs each: the app chains its signal handlers.
+    server = Server(tmp_path, workers=workers)
+    try:
+        _shutdown_ends_streams(server.start())
+    finally:
+        server.kill()
+
+
+def _shutdown_ends_streams(server: Server) -> None:
     events: list[tuple[str, str | None, str]] = []
     opened = threading.Event()
 

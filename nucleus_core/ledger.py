@@ -31,6 +31,7 @@ from .errors import (
     NotFoundError,
     NucleusError,
     PluginError,
+    QueryError,
     ReadOnlyLedgerError,
     RecordTooLargeError,
     RecordValidationError,
@@ -93,9 +94,11 @@ from .storage import (
     MemoryStorage,
     SeqRangeStorage,
     StorageBackend,
+    StorageQuery,
     WriteTransaction,
     entry_rows,
 )
+from .subscribe import DEFAULT_POLL_INTERVAL, MAX_POLL_INTERVAL, CommitSignal, Subscription, check_seconds
 from .tokens import StatefulTokenParser
 from .tree import ConsistencyProof, Frontier, InclusionProof, TreeCheck, extend_tree, tree_storage
 from .verify import VerificationReport, verify_rows
@@ -407,6 +410,8 @@ class Ledger:
         # The Merkle frontier after this ledger's last committed write: the next append extends it
         # without reading it back while it is still the stored tree's (extend_tree checks that).
         self._frontier: Frontier | None = None
+        # Wakes subscriptions after each commit of this process (nucleus_core.subscribe).
+        self._commits = CommitSignal()
 
     def _opened(self, *, discard_on_failure: bool) -> None:
         """The last step of opening (:class:`~nucleus_core.assembly.LedgerBuilder`), once the modules
@@ -479,6 +484,8 @@ class Ledger:
                 frontier = extend_tree(self._tree_storage, tx, chain.added, self._frontier)
         if frontier is not None:  # committed: the next write may start from it
             self._frontier = frontier
+        if chain.added:
+            self._commits.notify()  # committed: subscriptions read the new entries
 
     def _record_plugins_now(self) -> None:
         with self._lock, self._chain_write(SYSTEM_CONTEXT) as (_tx, chain):
@@ -562,6 +569,13 @@ class Ledger:
         return self._read_only
 
     @property
+    def commits(self) -> CommitSignal:
+        """Notified after every commit this process makes, closed with the ledger
+        (:class:`~nucleus_core.subscribe.CommitSignal`): what wakes :meth:`subscribe`'s iterators and
+        the HTTP server's streams."""
+        return self._commits
+
+    @property
     def closed(self) -> bool:
         return self._closed
 
@@ -572,6 +586,7 @@ class Ledger:
             if self._closed:
                 return
             self._closed = True
+        self._commits.close()  # subscriptions end
         # Each plugin is told on its own: one that fails is logged and the others still run.
         for error in call_each(self.plugin_manager, "nucleus_ledger_closing", ledger=self):
             log.error("%s", error, exc_info=error.__cause__)
@@ -866,6 +881,58 @@ class Ledger:
         ctx = require_scope(context, READ)
         self._check_open()
         return self._iter_readable(ctx, from_seq)
+
+    def subscribe(
+        self,
+        after_seq: int,
+        filters: QueryFilters | Mapping[str, Any] | None,
+        context: RequestContext,
+        *,
+        timeout: float | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+    ) -> Subscription:
+        """Follow the entries after ``after_seq`` (0: from the start) that match ``filters`` (those of
+        :meth:`query` but ``cursor``: ``stream``, ``record_ids``, ``since``, ``until``, and ``limit``
+        as the page size, default 100) and that the requester may read: a
+        :class:`~nucleus_core.subscribe.Subscription`, an iterator of :class:`Entry` in seq order
+        that blocks until the next one is committed, by this process (woken at once) or by another
+        (seen within ``poll_interval`` seconds, default 0.2).
+
+        Every page is a query through the access policy, as :meth:`query` runs it, so each entry is
+        delivered to exactly the requesters that may read it when its page is read (a grant revoked
+        meanwhile takes effect from the next page). The iteration ends after ``timeout`` seconds
+        without an entry (None: never), on ``Subscription.close()`` or when the ledger closes. The
+        requester, its ``read`` scope and the filters are checked here, before anything is read."""
+        ctx = require_scope(context, READ)
+        self._check_open()
+        if type(after_seq) is not int or after_seq < 0:
+            raise ValidationError("must be a non-negative integer (a seq; 0: from the start)", field="after_seq")
+        parsed = filters_from(filters)
+        if parsed.cursor is not None:
+            raise QueryError("a subscription starts after after_seq; it takes no cursor", field="cursor")
+        idle = None if timeout is None else check_seconds(timeout, "timeout")
+        interval = check_seconds(poll_interval, "poll_interval", most=MAX_POLL_INTERVAL)
+        squery = attrs.evolve(parsed.to_storage_query(), limit=parsed.limit)
+
+        def read_page(after: int) -> tuple[list[Entry], int]:
+            return self._subscription_page(squery, ctx, after)
+
+        return Subscription(read_page, self._commits, after_seq=after_seq, timeout=idle, poll_interval=interval)
+
+    def _subscription_page(self, squery: StorageQuery, ctx: RequestContext, after: int) -> tuple[list[Entry], int]:
+        """The readable entries of ``squery`` after seq ``after`` (at most its limit) and the seq up
+        to which the read looked: the head read before the query when the page is not full (every
+        entry up to it was considered), else the page's last entry. No query when the head is not
+        past ``after``."""
+        self._check_open()
+        head = self._storage.head()
+        top = head.seq if head is not None else 0
+        if top <= after:
+            return [], after
+        rows = self._policy.query(self._storage, attrs.evolve(squery, after_seq=after), ctx)
+        entries = list(map(parsed_entry, rows))
+        last = entries[-1].seq if entries else after
+        return entries, (last if len(rows) >= squery.limit else max(top, last))
 
     def _iter_readable(self, ctx: RequestContext, from_seq: int) -> Iterable[Entry]:
         for row in self._storage.iter_entries(from_seq):

@@ -40,7 +40,9 @@ class ServerThread:
         return self
 
     def stop(self) -> None:
-        """What SIGTERM does: stop accepting, let in-flight requests finish, run the lifespan shutdown."""
+        """What SIGTERM does: end the entry streams, stop accepting, let in-flight requests finish,
+        run the lifespan shutdown."""
+        self.app.begin_shutdown()
         self.server.should_exit = True
         self.thread.join(60)
         self.sock.close()

@@ -247,6 +247,32 @@ def test_no_checkpoint_in_time_is_refused_never_returned_unverified(
         assert remote.get_by_id("r-1") is not None
 
 
+def test_a_verifying_tail_yields_each_page_only_proven_in_a_trusted_checkpoint(
+    ledgers: Ledgers, serve: Callable[..., Any]
+) -> None:
+    ledger = ledgers.open("main", interval=0.2)
+    server = serve(ledger)
+    alice = RequestContext(oid=ALICE, source="auth.dev")
+    with client(server.url, ledgers) as remote:
+        first = remote.append(rec(1))
+        got: list[Entry] = []
+
+        def follow() -> None:
+            got.extend(remote.tail(first.seq, {"stream": "notes"}, timeout=5))
+
+        thread = threading.Thread(target=follow, daemon=True)
+        thread.start()
+        made = [ledger.append(rec(i), alice) for i in range(2, 12)]
+        made += ledger.append_batch([rec(i) for i in range(12, 40)], alice)
+        thread.join(60)
+        assert not thread.is_alive()
+        assert got == made
+        trusted = remote.trusted_checkpoint
+        assert trusted is not None and trusted.size >= made[-1].seq  # each page was proven in it
+        # Filters a verifying client checks: a tail of another stream yields none of these.
+        assert list(remote.tail(first.seq, {"stream": "other"}, timeout=0.5)) == []
+
+
 # --- tampering in transit -------------------------------------------------------------------
 def rehashed(entry: dict[str, Any]) -> None:
     """Change the entry document's payload and give it the hash of what it now holds."""

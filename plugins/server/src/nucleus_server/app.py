@@ -58,6 +58,7 @@ from .asgi import (
     Response,
     Scope,
     Send,
+    StreamResponse,
     error_response,
     read_body,
     send_response,
@@ -67,6 +68,7 @@ from .middleware import AccessLog, DenialRewriter, access_log, loggable_target
 from .openapi import Route, build_openapi
 from .routing import Router
 from .settings import DEFAULT_MAX_BATCH_RECORDS, DEFAULT_MAX_BODY_BYTES, DEFAULT_PUBLIC_PATHS, ServerSettings
+from .sse import StreamHub
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +100,16 @@ class NucleusApp:
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=self.settings.threads, thread_name_prefix="nucleus-http"
         )
+        self.streams = StreamHub(
+            ledger, self._executor, max_streams=self.settings.max_streams,
+            poll_interval=self.settings.stream_poll_interval, keepalive=self.settings.stream_keepalive,
+        )
+        """The open entry streams (``GET /entries/stream``)."""
         self.api = Api(
             ledger=ledger,
             settings=self.settings,
             executor=self._executor,
+            streams=self.streams,
             openapi=wire.dumps(
                 build_openapi(self.routes, title=f"Nucleus ledger {ledger.id}", schemas=handle_schemas)
             ),
@@ -124,9 +132,17 @@ class NucleusApp:
         await self._asgi(scope, receive, send)
 
     # lifecycle ------------------------------------------------------------------------------
+    def begin_shutdown(self) -> None:
+        """End the open entry streams (each sends ``event: end`` and finishes) and refuse new ones,
+        from any thread or a signal handler: ``nucleus serve`` calls it when SIGINT or SIGTERM
+        arrives, before the server waits for open connections, so that streams do not hold a
+        graceful stop for ``shutdown_timeout``. Call it when stopping a server that embeds the app."""
+        self.streams.begin_shutdown()
+
     def close(self) -> None:
         """Stop the thread pool (waiting for running calls) and close the ledger if the app owns it."""
         self._closing = True
+        self.streams.close()
         self._executor.shutdown(wait=True)
         self._auth.close()
         if self.owns_ledger:
@@ -141,6 +157,7 @@ class NucleusApp:
                     self._checkpoint_timer = asyncio.create_task(self._issue_checkpoints())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                self.begin_shutdown()
                 await self._stop_checkpoint_timer()
                 try:
                     await asyncio.get_running_loop().run_in_executor(None, self.close)
@@ -193,6 +210,9 @@ class NucleusApp:
         except Exception:
             log.exception("unexpected error in %s %s", scope.get("method"), redact_secrets(scope.get("path", "")))
             response = INTERNAL_ERROR
+        if isinstance(response, StreamResponse):
+            await response.stream(send, receive)
+            return
         await send_response(send, response)
 
     async def _handle(self, scope: Scope, receive: Receive) -> Response:

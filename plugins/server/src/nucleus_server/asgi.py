@@ -104,6 +104,14 @@ class Response:
     content_type: str = "application/json"
 
 
+@attrs.frozen(kw_only=True)
+class StreamResponse(Response):
+    """A response that writes itself: ``stream(send, receive)`` sends the start and the body
+    (the entry stream's Server-Sent Events), after the handler returned without error."""
+
+    stream: Callable[[Send, Receive], Awaitable[None]]
+
+
 def json_response(status: int, value: Any) -> Response:
     """A response whose body is ``value`` as JSON."""
     return Response(status=status, body=wire.dumps(value))

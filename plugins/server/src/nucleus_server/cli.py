@@ -175,7 +175,13 @@ def _server_class() -> type:
 
     class Server(uvicorn.Server):
         """uvicorn's server, exiting normally (status 0) after a graceful shutdown on SIGINT or
-        SIGTERM instead of re-raising the signal, so the command reports that the ledger closed."""
+        SIGTERM instead of re-raising the signal, so the command reports that the ledger closed;
+        its shutdown first ends the app's entry streams (``NucleusApp.begin_shutdown``), which
+        would otherwise hold the wait for open connections until ``shutdown_timeout``."""
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            _begin_shutdown(self.config.app)
+            await super().shutdown(sockets)
 
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
@@ -190,6 +196,30 @@ def _server_class() -> type:
                     signal.signal(sig, handler)
 
     return Server
+
+
+def _begin_shutdown(app: Any) -> None:
+    begin = getattr(app, "begin_shutdown", None)
+    if callable(begin):
+        begin()
+
+
+def end_streams_on_exit_signals(app: Any) -> None:
+    """In a worker process (uvicorn's own server runs it): on SIGINT or SIGTERM, end ``app``'s
+    entry streams, then run the handler uvicorn installed (its graceful shutdown). uvicorn puts
+    its handlers back when it stops."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(sig)
+        if not callable(previous):
+            continue
+
+        def handler(signum: int, frame: Any, previous: Any = previous) -> None:
+            _begin_shutdown(app)
+            previous(signum, frame)
+
+        signal.signal(sig, handler)
 
 
 def default_workers() -> int:
@@ -256,7 +286,9 @@ class WorkerApp:
             log = logging.getLogger("nucleus_server")
             log.error("worker %d could not open the ledger: %s: %s", os.getpid(), type(err).__name__, err)
             sys.exit(STARTUP_FAILURE)
-        return create_app(ledger, self.config.server.settings(), owns_ledger=True)
+        app = create_app(ledger, self.config.server.settings(), owns_ledger=True)
+        end_streams_on_exit_signals(app)
+        return app
 
 
 def _serve_workers(config: ServeConfig, workers: int) -> None:

@@ -66,6 +66,7 @@ from nucleus_core.errors import (
     MissingRequesterError,
     ModuleError,
     NucleusError,
+    QueryError,
     RollbackError,
     StorageUnavailableError,
     TrustedStateError,
@@ -134,6 +135,11 @@ _SIGNS_NO_CHECKPOINTS = "signs no checkpoints"
 """What the server's 404 of ``GET /checkpoint`` says when its ledger has no checkpoint signing key."""
 _POLL_FIRST = 0.02
 _POLL_MAX = 0.5
+DEFAULT_MAX_BACKOFF = 5.0
+"""Most seconds :meth:`RemoteLedger.tail` waits before reconnecting."""
+_BACKOFF_FIRST = 0.1
+_TAIL_READ_TIMEOUT = 60.0
+"""Seconds of silence (no event, no keep-alive) after which a tail's connection counts as dead."""
 
 QueryParams = list[tuple[str, str | int | float | bool | None]]
 """Query parameters of a request, in order (repeated names allowed)."""
@@ -218,6 +224,8 @@ class RemoteLedger:
         self._id = ledger_id
         self._identities: dict[str, str] = {}
         self._closed = False
+        self._tails: set[httpx.Response] = set()
+        """The open responses of :meth:`tail` (:meth:`close` leaves the pool to the last of them)."""
         self._http = httpx.Client(
             base_url=self.url,
             timeout=timeout,
@@ -750,6 +758,155 @@ class RemoteLedger:
                 )
             cursor = page.next_cursor
 
+    def tail(
+        self,
+        after_seq: int = 0,
+        filters: QueryFilters | Mapping[str, Any] | None = None,
+        context: RequestContext | None = None,
+        *,
+        reconnect: bool = True,
+        timeout: float | None = None,
+        max_backoff: float = DEFAULT_MAX_BACKOFF,
+    ) -> Iterator[Entry]:
+        """The entries after ``after_seq`` that match ``filters`` (``stream``, ``record_ids``,
+        ``since``, ``until``; ``limit`` as the server's page size) and that the requester may read,
+        as the server commits them: ``GET /entries/stream``, Server-Sent Events, in seq order (the
+        remote form of :meth:`Ledger.subscribe <nucleus_core.ledger.Ledger.subscribe>`).
+
+        Every entry is checked as :meth:`query` checks a page: its hash always; a verifying client
+        also checks that it matches the filters and comes after the previous one, and yields a
+        page's entries only once the page's end (the ``sync`` event) came and the entries were
+        proven in a trusted checkpoint (one ``POST /proof/inclusion`` per page; an entry newer than
+        the latest checkpoint waits up to ``checkpoint_wait`` seconds for one).
+
+        A dropped connection, a server stopping (``event: end``) or a 503 (too many streams,
+        starting up) is followed, with ``reconnect``, by a new request with ``Last-Event-ID`` set
+        to where the stream stood, after a delay doubling from 0.1 s to ``max_backoff`` seconds
+        (reset once connected): no entry is lost or given twice. Without ``reconnect`` they end the
+        iteration (a dropped connection raises :class:`StorageUnavailableError`). ``timeout``:
+        end the iteration after that many seconds without an entry (None: never)."""
+        if type(after_seq) is not int or after_seq < 0:
+            raise ValidationError("must be a non-negative integer (a seq; 0: from the start)", field="after_seq")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0):
+            raise ValidationError("must be a non-negative number of seconds", field="timeout")
+        if isinstance(max_backoff, bool) or not isinstance(max_backoff, int | float) or not 0 < max_backoff <= 300:
+            raise ValidationError("must be a number of seconds from 0 to 300", field="max_backoff")
+        body = _filters_doc(filters)
+        if "cursor" in body:
+            raise QueryError("a tail starts after after_seq; it takes no cursor", field="cursor")
+        asked = filters_from(body).to_storage_query()
+        token = self._bearer(context)
+        params: QueryParams = []
+        for key, value in body.items():
+            if key == "record_ids":
+                params.extend(("record_id", v) for v in value)
+            elif key == "stream" and isinstance(value, list):
+                params.extend(("stream", v) for v in value)
+            else:
+                params.append((key, value))
+        return self._tail(token, after_seq, params, asked, reconnect, timeout, float(max_backoff))
+
+    def _tail(
+        self,
+        token: str,
+        position: int,
+        params: QueryParams,
+        asked: StorageQuery,
+        reconnect: bool,
+        timeout: float | None,
+        max_backoff: float,
+    ) -> Iterator[Entry]:
+        ledger_id = self._ledger_id(token)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = _BACKOFF_FIRST
+        while True:
+            if self._closed:
+                return
+            read_for = _TAIL_READ_TIMEOUT if deadline is None else max(0.01, deadline - time.monotonic())
+            headers = {"authorization": f"Bearer {token}", "accept": "text/event-stream"}
+            if position:
+                headers["last-event-id"] = str(position)
+            pending: list[Entry] = []
+            ended = False
+            try:
+                with self._http.stream(
+                    "GET", "/entries/stream", params=[*params, ("after", position)], headers=headers,
+                    timeout=httpx.Timeout(self._http.timeout.connect, read=min(read_for, _TAIL_READ_TIMEOUT)),
+                ) as response:
+                    self._tails.add(response)
+                    if response.status_code >= 400:
+                        response.read()
+                        try:
+                            document = json.loads(response.content) if response.content else None
+                        except ValueError:
+                            document = None
+                        error = rebuild_error(document, status=response.status_code)
+                        if response.status_code != 503 or not reconnect:
+                            raise error
+                    else:
+                        delay = _BACKOFF_FIRST
+                        for name, seq, data in _sse_events(response.iter_lines()):
+                            if name == "entry":
+                                entry = wire.entry_from_json(_json_data(data), ledger_id=ledger_id)
+                                last = pending[-1].seq if pending else position
+                                if entry.seq <= last or (seq is not None and seq != entry.seq):
+                                    raise AnswerMismatchError(
+                                        f"the stream sent entry {entry.seq} after entry {last}", seq=entry.seq
+                                    )
+                                if self.verifying:
+                                    pending.append(entry)
+                                    continue
+                                position = entry.seq
+                                deadline = None if timeout is None else time.monotonic() + timeout
+                                yield entry
+                            elif name == "sync":
+                                if seq is None or seq < (pending[-1].seq if pending else position):
+                                    raise AnswerMismatchError(f"the stream's sync event {seq!r} moves back")
+                                if pending:
+                                    _check_page(pending, None, attrs.evolve(
+                                        asked, after_seq=position, limit=len(pending) + 1
+                                    ))
+                                    verified, pending = self._verified(pending, token), []
+                                    deadline = None if timeout is None else time.monotonic() + timeout
+                                    for entry in verified:
+                                        position = entry.seq
+                                        yield entry
+                                position = seq
+                            elif name == "end":
+                                ended = True
+                                break
+                            elif name == "error":
+                                raise rebuild_error(_json_data(data), status=500)
+                            if self._closed or (deadline is not None and time.monotonic() >= deadline):
+                                return
+            except httpx.ReadTimeout:
+                if self._closed or (deadline is not None and time.monotonic() >= deadline):
+                    return
+                if not reconnect:
+                    raise StorageUnavailableError(f"the stream from {self.url} went silent") from None
+                continue  # the server sends keep-alives: silence is a dead connection
+            except (httpx.TransportError, httpx.StreamError) as err:
+                if self._closed:
+                    return
+                if not reconnect:
+                    raise StorageUnavailableError(
+                        f"the stream from {self.url} broke: {type(err).__name__}"
+                    ) from err
+            except Exception:
+                if self._closed:  # close() closed the response under the read
+                    return
+                raise
+            finally:
+                self._tails = {r for r in self._tails if not r.is_closed}
+                if self._closed and not self._tails:
+                    self._http.close()  # close() left it to the last open tail
+            if ended and not reconnect:
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            time.sleep(delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, max_backoff)
+
     # chain state ------------------------------------------------------------------------------
     def _info(self) -> dict[str, Any]:
         info: dict[str, Any] = self._request("GET", "/ledger", self._bearer(None))
@@ -799,10 +956,13 @@ class RemoteLedger:
         return self._closed
 
     def close(self) -> None:
-        """Close the connection pool. Idempotent."""
+        """Close the connection pool. Idempotent; from any thread: an open :meth:`tail` ends at its
+        next event or keep-alive (within the server's ``stream_keepalive``) and closes the pool
+        then (a read blocked in another thread is never interrupted under it)."""
         if not self._closed:
             self._closed = True
-            self._http.close()
+            if not self._tails:
+                self._http.close()
 
     def __enter__(self) -> RemoteLedger:
         return self
@@ -1219,6 +1379,37 @@ def _check_page(entries: Sequence[Entry], next_cursor: object, asked: StorageQue
             raise AnswerMismatchError(
                 f"the server's next_cursor {next_cursor!r} does not move past its page (entry {floor})"
             )
+
+
+def _sse_events(lines: Iterable[str]) -> Iterator[tuple[str, int | None, str]]:
+    """The events of a Server-Sent Events stream as ``(event name, id as a seq or None, data)``
+    (``retry`` skipped; an id that is not a seq is None); a comment (the server's keep-alive) is
+    ``("", None, "")``, so that the reader sees time pass."""
+    name, ident, data = "message", None, list[str]()
+    for line in lines:
+        if not line:
+            if data or name != "message":
+                yield name, int(ident) if ident is not None and ident.isdigit() else None, "\n".join(data)
+            name, ident, data = "message", None, []
+            continue
+        if line.startswith(":"):
+            yield "", None, ""
+            continue
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field == "event":
+            name = value
+        elif field == "data":
+            data.append(value)
+        elif field == "id":
+            ident = value
+
+
+def _json_data(data: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise NucleusError("the stream sent an event whose data is not JSON") from None
 
 
 def _check_ascending(entries: Sequence[Entry]) -> None:

@@ -22,6 +22,9 @@ own section (every key optional; unknown keys are refused)::
     # log_requester = "none"  # or "hash": the access log's "requester", HMAC-SHA256 of the OID
     # log_requester_key_env = "NUCLEUS_LOG_REQUESTER_KEY"  # the variable holding that key
     # explorer = true      # the ledger explorer at /explorer (false: not served)
+    # max_streams = 1000           # GET /entries/stream responses open at once (503 beyond)
+    # stream_poll_interval = 0.2   # seconds: how soon streams see other processes' commits
+    # stream_keepalive = 15        # seconds of silence before a stream's keep-alive comment
 """
 
 from __future__ import annotations
@@ -36,7 +39,13 @@ from nucleus_core.config import LedgerSection, read_toml, structure_strictly
 from nucleus_core.errors import ConfigurationError
 
 from .logs import LOG_FORMATS, LOG_REQUESTERS, MIN_REQUESTER_KEY_BYTES
-from .settings import DEFAULT_MAX_BATCH_RECORDS, DEFAULT_MAX_BODY_BYTES, DEFAULT_PUBLIC_PATHS, ServerSettings
+from .settings import (
+    DEFAULT_MAX_BATCH_RECORDS,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_STREAMS,
+    DEFAULT_PUBLIC_PATHS,
+    ServerSettings,
+)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -65,6 +74,9 @@ class ServerSection:
     log_requester: str = "none"
     log_requester_key_env: str = DEFAULT_REQUESTER_KEY_ENV
     explorer: bool = True
+    max_streams: int = DEFAULT_MAX_STREAMS
+    stream_poll_interval: float = 0.2
+    stream_keepalive: float = 15.0
 
     def requester_key(self) -> bytes | None:
         """The key of ``log_requester = "hash"`` (from ``log_requester_key_env``), None for "none"."""
@@ -89,6 +101,9 @@ class ServerSection:
             max_header_bytes=self.max_header_bytes,
             explorer=self.explorer,
             log_requester_key=self.requester_key(),
+            max_streams=self.max_streams,
+            stream_poll_interval=self.stream_poll_interval,
+            stream_keepalive=self.stream_keepalive,
         )
 
 

@@ -47,6 +47,13 @@ class RequestTooLargeError(ValidationError):
     code = "request_too_large"
 
 
+class TooManyStreamsError(NucleusError):
+    """The server has as many entry streams open as it allows (``max_streams``), or is stopping:
+    retry later."""
+
+    code = "too_many_streams"
+
+
 STATUS_BY_CLASS: tuple[tuple[type[NucleusError], int], ...] = (
     (RequestTooLargeError, 413),
     (RecordTooLargeError, 413),
@@ -61,6 +68,7 @@ STATUS_BY_CLASS: tuple[tuple[type[NucleusError], int], ...] = (
     (ReadOnlyLedgerError, 409),
     (ConflictError, 409),
     (LedgerClosedError, 503),
+    (TooManyStreamsError, 503),
     (StorageUnavailableError, 503),
     (IntegrityError, 500),
     (StorageError, 503),

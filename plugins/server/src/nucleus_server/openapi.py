@@ -235,6 +235,13 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             },
         },
     },
+    "EntryEvents": {
+        "type": "string",
+        "description": "Server-Sent Events: 'event: entry' (id: the seq, data: an Entry on one line), "
+        "'event: sync' (id: the seq up to which everything readable was sent, data: {\"seq\": N}), "
+        "'event: end' (data: {\"reason\": \"shutdown\" or \"closed\"}), 'event: error' (data: an Error), "
+        "': keep-alive' comments; reconnect with Last-Event-ID (docs/SERVER.md, \"Entry streams\")",
+    },
     "QueryFilters": {
         "type": "object",
         "additionalProperties": False,
@@ -356,6 +363,7 @@ _QUERY_DOCS = {
     "until": "records with timestamp < until (Unix ms)",
     "limit": "page size",
     "cursor": "next_cursor of the previous page",
+    "after": "the seq after which the stream starts (default 0; a Last-Event-ID header wins)",
     "kind": "a resource kind (repeat for several)",
     "size": "a tree size (number of entries from seq 1)",
     "cosigned": "how many of the configured witnesses must have cosigned the checkpoint (0 to their number)",

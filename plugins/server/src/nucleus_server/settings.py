@@ -17,12 +17,23 @@ DEFAULT_PUBLIC_PATHS = (
 )
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_BATCH_RECORDS = 1000
+DEFAULT_MAX_STREAMS = 1000
 
 
 def _check_range(low: int, high: int) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
     def check(_inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
         if type(value) is not int or not low <= value <= high:
             raise ConfigurationError(f"server setting {attr.name!r} must be an integer from {low} to {high}")
+
+    return check
+
+
+def _check_seconds(low: float, high: float) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    def check(_inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+            raise ConfigurationError(
+                f"server setting {attr.name!r} must be a number of seconds from {low:g} to {high:g}"
+            )
 
     return check
 
@@ -61,6 +72,10 @@ class ServerSettings:
     ledger explorer at ``/explorer`` (its three paths are then public too: they hold no data).
     ``log_requester_key``: when set, the access log's structured fields carry ``requester``, the
     keyed hash of the requester's OID (:func:`.logs.requester_hash`); None: no requester at all.
+    ``max_streams``: most ``GET /entries/stream`` responses open at once (503 beyond).
+    ``stream_poll_interval``: seconds between the reads of the head that notice other processes'
+    commits for the open streams. ``stream_keepalive``: seconds of silence after which a stream
+    sends a keep-alive comment.
     """
 
     realm: str = attrs.field(default="nucleus", validator=_check_realm)
@@ -73,3 +88,6 @@ class ServerSettings:
     max_header_bytes: int = attrs.field(default=8192, validator=_check_range(256, 65536))
     explorer: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
     log_requester_key: bytes | None = attrs.field(default=None, repr=False, validator=_check_requester_key)
+    max_streams: int = attrs.field(default=DEFAULT_MAX_STREAMS, validator=_check_range(1, 100_000))
+    stream_poll_interval: float = attrs.field(default=0.2, validator=_check_seconds(0.01, 60))
+    stream_keepalive: float = attrs.field(default=15.0, validator=_check_seconds(0.05, 3600))

@@ -19,6 +19,7 @@ from nucleus_core.ledger import Ledger
 from ..asgi import Request, Response
 from ..openapi import Route
 from ..settings import ServerSettings
+from ..sse import StreamHub
 
 
 @attrs.define(kw_only=True)
@@ -30,6 +31,8 @@ class Api:
     executor: concurrent.futures.ThreadPoolExecutor
     openapi: bytes
     """The served OpenAPI document, built once from the route table."""
+    streams: StreamHub
+    """The open ``GET /entries/stream`` responses."""
     modules: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     """Per module id, its ``handle_types`` and ``operations`` (fixed while the ledger is open)."""
     verify_lock: asyncio.Lock | None = None

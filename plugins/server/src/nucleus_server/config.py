@@ -19,6 +19,7 @@ own section (every key optional; unknown keys are refused)::
     # shutdown_timeout = 30
     # log_level = "info"
     # explorer = true      # the ledger explorer at /explorer (false: not served)
+    # metrics = "protected"  # GET /metrics with the metrics plugin: "protected" (a token), "public", "off"
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class ServerSection:
     shutdown_timeout: int = 30
     log_level: str = "info"
     explorer: bool = True
+    metrics: str = "protected"
 
     def settings(self) -> ServerSettings:
         """The HTTP layer's settings (validated)."""
@@ -67,6 +69,7 @@ class ServerSection:
             threads=self.threads,
             max_header_bytes=self.max_header_bytes,
             explorer=self.explorer,
+            metrics=self.metrics,
         )
 
 

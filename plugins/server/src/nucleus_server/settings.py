@@ -15,6 +15,8 @@ DEFAULT_PUBLIC_PATHS = (
 )
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_BATCH_RECORDS = 1000
+METRICS_MODES = ("protected", "public", "off")
+"""``metrics``: ``GET /metrics`` needs a token (default), needs none, or is not served."""
 
 
 def _check_range(low: int, high: int) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
@@ -40,6 +42,11 @@ def _check_realm(_inst: Any, _attr: Any, value: str) -> None:
         raise ConfigurationError("server setting 'realm' must be a non-empty string without quotes or newlines")
 
 
+def _check_metrics(_inst: Any, _attr: Any, value: str) -> None:
+    if value not in METRICS_MODES:
+        raise ConfigurationError(f"server setting 'metrics' must be one of {', '.join(METRICS_MODES)}, not {value!r}")
+
+
 @attrs.frozen(kw_only=True)
 class ServerSettings:
     """How the HTTP layer behaves (the ledger's own configuration is separate).
@@ -50,6 +57,8 @@ class ServerSettings:
     largest request body. ``max_batch_records``: most records in one batch append (at most the
     core's limit). ``threads``: size of the pool running ledger calls. ``explorer``: serve the
     ledger explorer at ``/explorer`` (its three paths are then public too: they hold no data).
+    ``metrics``: ``GET /metrics`` (served when the ledger has the metrics plugin) needs a token
+    (``protected``), is public (``public``) or is not served (``off``).
     """
 
     realm: str = attrs.field(default="nucleus", validator=_check_realm)
@@ -61,3 +70,4 @@ class ServerSettings:
     threads: int = attrs.field(default=8, validator=_check_range(1, 256))
     max_header_bytes: int = attrs.field(default=8192, validator=_check_range(256, 65536))
     explorer: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
+    metrics: str = attrs.field(default="protected", validator=_check_metrics)

@@ -5,12 +5,12 @@ the router and of ``/openapi.json``."""
 
 from __future__ import annotations
 
-from . import acl, entries, explorer, modules, service, transparency
+from . import acl, entries, explorer, metrics, modules, service, transparency
 from .base import Api, Endpoint, Handler, filters_from_query
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     *service.ENDPOINTS, *transparency.ENDPOINTS, *entries.ENDPOINTS, *modules.ENDPOINTS, *acl.ENDPOINTS,
-    *explorer.ENDPOINTS,
+    *explorer.ENDPOINTS, *metrics.ENDPOINTS,
 )
 """Every route with its handler, in the order the router tries them."""
 

@@ -4,12 +4,14 @@ its checkpoint issuer emit, in order, with what; an observer that fails never br
 from __future__ import annotations
 
 import logging
+import socket
+import threading
 from typing import Any
 
 import pytest
 
 from nucleus_core import Record, RequestContext, create_ledger
-from nucleus_core.checkpoint import NoteSigner
+from nucleus_core.checkpoint import CosignatureSigner, NoteSigner
 from nucleus_core.errors import ConfigurationError, DuplicateRecordError, InsufficientScopeError, TokenInvalidError
 from nucleus_core.observe import (
     Appended,
@@ -21,6 +23,7 @@ from nucleus_core.observe import (
     LedgerObserver,
     Observers,
     Verified,
+    WitnessResponded,
 )
 from nucleus_core.tokens import TokenRegistry
 
@@ -146,3 +149,30 @@ def test_no_observer_no_event_object() -> None:
     ledger.observers.add(late)
     ledger.append(rec("b"), CTX)
     assert [e.records for e in late.of(Appended)] == [1]
+
+
+def test_a_witness_that_cannot_be_reached_is_reported_by_its_name() -> None:
+    with socket.socket() as sock:  # a port nothing listens on: the connection is refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    witness = {"url": f"http://127.0.0.1:{port}", "vkey": CosignatureSigner.generate("w1.example.org").vkey,
+               "name": "w-one"}
+    checkpoint = {"signers": (NoteSigner.generate("test.invalid/observed"),), "key_env": None, "interval": 0.0,
+                  "witnesses": [witness], "witness_quorum": 1}
+    ledger = create_ledger(id="observed", storage="memory://", checkpoint=checkpoint)
+    answered = threading.Event()
+
+    class Waiter(Recorder):
+        def observe(self, event: Event) -> None:
+            super().observe(event)
+            if isinstance(event, WitnessResponded):
+                answered.set()
+
+    seen = Waiter()
+    ledger.observers.add(seen)
+    try:
+        ledger.append(rec("a"), CTX)
+        assert answered.wait(60)
+    finally:
+        ledger.close()
+    assert seen.of(WitnessResponded)[0] == WitnessResponded("w-one", "unavailable")

@@ -275,8 +275,9 @@ class AuthMiddleware:
         if isinstance(decision, bytes):
             lane = self.policy.lane(decision) if self.threaded else ()
             if lane:
+                # In a copy of this context: what the parsers log carries the server's request id.
                 result = await asyncio.get_running_loop().run_in_executor(
-                    self._lane_executor(lane), self.policy.authenticate, decision
+                    self._lane_executor(lane), contextvars.copy_context().run, self.policy.authenticate, decision
                 )
             else:
                 result = self.policy.authenticate(decision)

@@ -187,8 +187,10 @@ class LedgerBuilder:
             # only what it does not vouch for is verified. Otherwise the whole chain is verified, then
             # the stored tree (built up to the head if needed) must extend the checkpoint.
             trusted = self._trusted_checkpoint(storage) if config.verify_from_trusted_checkpoint else None
-            read_only = self._verify(storage, trusted)
-            if not read_only and not (isinstance(storage, ReadOnlyStorage) and storage.read_only):
+            # Read-only when opened without verification, or when the storage refuses writes (a
+            # read replica): no tree building, checkpoint issuing or witnessing, appends refused first.
+            read_only = self._verify(storage, trusted) or (isinstance(storage, ReadOnlyStorage) and storage.read_only)
+            if not read_only:
                 # A ledger written before the tree existed gets it now (resumable, in chunks).
                 build_tree(storage, progress=config.tree_progress)
             if config.trusted_checkpoint is not None and trusted is None:

@@ -337,8 +337,12 @@ class CheckpointIssuer:
 
     def _issue(self) -> tuple[int, str]:
         for _ in range(3):
-            size = self._size()  # read again after a conflict: the other issuer saw a larger tree
+            # The latest stored checkpoint first, then the tree size (read again after a conflict:
+            # the other issuer saw a larger tree). In this order a size below the checkpoint's
+            # means entries were removed; in the other, another writer's commit and checkpoint
+            # landing between the two reads looked like a removal (seen with two server workers).
             latest = self._store.latest()
+            size = self._size()
             if latest is not None:
                 last_size, last_note = latest
                 if size < last_size:

@@ -1031,8 +1031,9 @@ def make_cli() -> NucleusGroup:
     from .cli_audit import COMMANDS as AUDIT_COMMANDS  # here: these modules import this one
     from .cli_backup import COMMANDS as COPY_COMMANDS
     from .cli_checkpoint import COMMANDS as CHECKPOINT_COMMANDS
+    from .cli_import import COMMANDS as IMPORT_COMMANDS
 
-    for command in (*COPY_COMMANDS, *CHECKPOINT_COMMANDS, *AUDIT_COMMANDS):
+    for command in (*COPY_COMMANDS, *IMPORT_COMMANDS, *CHECKPOINT_COMMANDS, *AUDIT_COMMANDS):
         root.add_command(command)
     assert isinstance(root, NucleusGroup)
     return root

@@ -19,7 +19,7 @@ from blake3 import blake3
 
 from .access import AccessPolicy, AclAdmin, AuthenticatedPolicy, DenyingPolicy
 from .auth import TokenRegistry
-from .capabilities import DiscardableStorage, MerkleEntryReadStorage, MerkleTreeStorage
+from .capabilities import DiscardableStorage, MerkleEntryReadStorage, MerkleTreeStorage, ReadOnlyStorage
 from .checkpoints import CheckpointConfig, CheckpointIssuer, CheckpointKeys, checkpoint_config
 from .context import READ, SYSTEM_CONTEXT, VERIFY, WRITE, RequestContext, require_context, require_scope
 from .errors import (
@@ -611,6 +611,10 @@ class Ledger:
     def _check_writable(self) -> None:
         self._check_open()
         if self._read_only:
+            storage = self._storage
+            if isinstance(storage, ReadOnlyStorage) and storage.read_only:
+                why = getattr(storage, "read_only_reason", None) or "its storage refuses writes"
+                raise ReadOnlyLedgerError(f"ledger {self.id!r} is read-only: storage {storage.url}: {why}")
             raise ReadOnlyLedgerError(
                 f"ledger {self.id!r} was opened without verification and is read-only; "
                 "open it with verify_on_open=True to write"
@@ -801,10 +805,14 @@ class Ledger:
         # commit: the storage contract), which rolls the whole transaction back: no separate look-up.
         if not system:
             self._policy.authorize_append(batch, ctx, tx)
-            # Inside the exclusive transaction, after the head was re-read: modules first
-            # fold in entries other writers committed, so validation sees the latest state.
-            if catch_up:
-                self._registry.catch_up()
+        # Inside the exclusive transaction, after the head was re-read: modules first fold in
+        # entries other writers committed, so validation sees the latest state. A system append
+        # (access grants...) validates nothing, but catches up too: after the commit the modules
+        # take its entries as following every applied one (ModuleRegistry.committed), which
+        # would otherwise skip, for good, what other writers committed before it.
+        if catch_up:
+            self._registry.catch_up()
+        if not system:
             self._registry.validate(batch, ctx)
         # Plugins newly enabled on this ledger are recorded in the same transaction, merged
         # with the chain's newest record; refused if that names a plugin not enabled here.

@@ -21,9 +21,8 @@ import itertools
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from .capabilities import MerkleTreeStorage
 from .checkpoint import default_origin
 from .errors import CheckpointMismatchError, CheckpointRefusedError, ConfigurationError
 from .hashing import GENESIS_HASH
@@ -43,9 +42,21 @@ from .tree import check_tree, raw_hash, tree_storage
 from .verify import START_STATE, VerificationReport, verify_rows
 
 if TYPE_CHECKING:
+    from .merkle import MerkleNodeStore
     from .storage import StorageBackend
 
-__all__ = ["check_trusted_checkpoint", "load_verifiers", "read_checkpoint_file", "verify_after_checkpoint"]
+
+class SizedTree(Protocol):
+    """What :func:`check_trusted_checkpoint` reads of a tree: a
+    :class:`~nucleus_core.capabilities.MerkleTreeStorage` (the committed tree) or a
+    :class:`~nucleus_core.capabilities.MerkleTreeTransaction` (the tree inside a write, before it
+    commits: ``nucleus import``)."""
+
+    def merkle_size(self) -> int: ...
+
+    def merkle_store(self) -> MerkleNodeStore: ...
+
+__all__ = ["SizedTree", "check_trusted_checkpoint", "load_verifiers", "read_checkpoint_file", "verify_after_checkpoint"]
 
 
 def load_verifiers(vkeys: Iterable[str] = (), key_file: str | os.PathLike[str] | None = None) -> list[NoteVerifier]:
@@ -83,7 +94,7 @@ def read_checkpoint_file(path: str | os.PathLike[str]) -> bytes:
 
 def check_trusted_checkpoint(
     ledger_id: str,
-    tree: MerkleTreeStorage | None,
+    tree: SizedTree | None,
     note: str | bytes,
     verifiers: Iterable[NoteVerifier],
     *,

@@ -153,6 +153,35 @@ def test_a_concurrent_issuer_of_a_larger_size_wins() -> None:
     assert verified(note, signer)[0] == 7
 
 
+def test_another_writers_commit_and_checkpoint_between_the_reads_is_no_removal() -> None:
+    """Another process commits and issues a checkpoint of the larger tree while this issuer reads
+    the store and the tree size: that is growth, never "entries were removed" (seen with two
+    server workers on one PostgreSQL database)."""
+    tree = merkle.MemoryNodeStore()
+    grow(tree, 4)
+    shared = MemoryCheckpointStore()
+    signer = NoteSigner.generate(ORIGIN)
+    other = make_issuer(tree, [signer], shared)
+    other.issue()
+    raced = False
+
+    def size() -> int:
+        nonlocal raced
+        seen = tree.size
+        if not raced:  # right after this issuer's read of the size, the other writer commits and issues
+            raced = True
+            grow(tree, 2)
+            other.issue()
+        return seen
+
+    issuer = CheckpointIssuer(
+        CheckpointKeys(origin=ORIGIN, signers=(signer,)), shared, lambda n: merkle.root_hash(tree, n), size,
+        clock=ManualClock(),
+    )
+    issued, note = issuer.issue()  # the tree it read: 4 entries, already checkpointed
+    assert issued == 4 and note == shared.get(4) and shared.latest() == (6, shared.get(6))
+
+
 def test_issues_after_commits_at_most_once_per_interval() -> None:
     tree = merkle.MemoryNodeStore()
     clock = ManualClock()

@@ -378,6 +378,56 @@ def test_derived_state_is_rebuilt_on_open_and_follows_other_writers(tmp_path):
     second.close()
 
 
+@pytest.mark.needs_distribution("nucleus-storage-sqlite")
+def test_a_system_append_does_not_skip_what_other_writers_committed(tmp_path):
+    """A system append (e.g. an access grant) validates nothing, yet folding in its own entries
+    after the commit must not move past entries other writers committed before it (the derived
+    state would miss them for good: stale handle answers, and validation against stale state)."""
+    url = f"sqlite:///{tmp_path / 'counted.db'}"
+    first = create_ledger(id="cnt", storage=url, plugins=["sqlite", Plugin(Counter())])
+    second = create_ledger(id="cnt", storage=url, plugins=["sqlite", Plugin(Counter(limit=2))])
+    limited = second.modules.get("counter", Counter)
+    first.append(rec("c1", stream="counted"), ALICE)
+    first.append(rec("c2", stream="counted"), ALICE)
+    second.append_system([rec("s1", stream="_probe")], ALICE)
+    assert limited.seen == [2, 3], "the entries the other writer committed were folded in"
+    with pytest.raises(RecordRejectedError, match="limit reached"):
+        second.append(rec("c3", stream="counted"), ALICE)
+    first.close()
+    second.close()
+
+
+@pytest.mark.needs_distribution("nucleus-storage-sqlite")
+@pytest.mark.needs_distribution("nucleus-module-token")
+def test_no_double_spend_after_a_system_append_between_two_writers(tmp_path):
+    from nucleus_module_token import TokenModule
+
+    url = f"sqlite:///{tmp_path / 'bank.db'}"
+    bob = RequestContext(oid="oid:test:user:bob", source="service")
+    first = create_ledger(id="bank", storage=url, plugins=["sqlite", "token"])
+    second = create_ledger(id="bank", storage=url, plugins=["sqlite", "token"])
+
+    def token(rid, **payload):
+        return Record(id=rid, stream="token", timestamp=1000, payload=payload)
+
+    first.append(token("c", type="created", token_id="EUR", issuer=ALICE.oid, symbol="EUR", decimals=2), ALICE)
+    first.append(token("m", type="minted", token_id="EUR", tx_id="t1", to=ALICE.oid, amount=10), ALICE)
+    second.append(  # second catches up (seq 3) and spends the 10
+        token("x1", type="transferred", token_id="EUR", tx_id="t2", to=bob.oid, amount=10, **{"from": ALICE.oid}),
+        ALICE,
+    )
+    first.append(token("m2", type="minted", token_id="EUR", tx_id="t3", to=ALICE.oid, amount=5), ALICE)
+    second.append_system([rec("s1", stream="_probe")], ALICE)  # must not skip first's mint of 5
+    assert second.modules.get("token", TokenModule).balance("EUR", ALICE.oid, ALICE) == 5
+    with pytest.raises(RecordRejectedError, match="holds 5"):
+        second.append(
+            token("x2", type="transferred", token_id="EUR", tx_id="t4", to=bob.oid, amount=6, **{"from": ALICE.oid}),
+            ALICE,
+        )
+    first.close()
+    second.close()
+
+
 def test_seed_grants_and_resource_ids_for_access_control():
     class Kinded(Module):
         id = "kinded"

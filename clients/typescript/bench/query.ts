@@ -8,33 +8,18 @@
 // entries 10 seqs apart, `stream` + `limit` + `cursor`). Every request of a round uses the same
 // random pages; within a round the four clients run in an order that rotates from round to round.
 // Printed: p50 and mean per client and kind, and the ratios TypeScript / Python.
-import { spawn } from "node:child_process";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
-
 import { createClient, type LedgerRecord, type NucleusClient, type QueryFilters } from "../src/index.js";
 import { nodeHttpFetch } from "../src/node-http.js";
 import { startServer } from "../test/support/server.js";
+import { mean, option, percentile, pythonWorker } from "./support.js";
 
 const TOKEN = "dev:oid:bench:user:ts";
 const PAGE = 50;
 const STREAMS = 10;
 
-function option(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-}
-
 const entries = option("entries", 5000);
 const requests = option("requests", 100);
 const rounds = option("rounds", 5);
-
-function percentile(xs: number[], p: number): number {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
-}
-
-const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 // A deterministic generator (the pages must be the same for both languages in a round).
 let seed = 16;
@@ -57,17 +42,8 @@ function pythonFilters(filters: QueryFilters): Record<string, unknown> {
 
 async function main(): Promise<void> {
   const served = await startServer();
-  const python = process.env["NUCLEUS_PYTHON"] || "python3";
-  const worker = spawn(python, [fileURLToPath(new URL("../../bench/python_client.py", import.meta.url))], {
-    stdio: ["pipe", "pipe", "inherit"],
-  });
-  const lines = createInterface({ input: worker.stdout })[Symbol.asyncIterator]();
-  const ask = async (command: unknown): Promise<any> => {
-    worker.stdin.write(`${JSON.stringify(command)}\n`);
-    const next = await lines.next();
-    if (next.done) throw new Error("the Python worker stopped");
-    return JSON.parse(next.value);
-  };
+  const worker = pythonWorker("python_client.py");
+  const ask = worker.ask;
   try {
     const writer = createClient({ url: served.url, token: TOKEN });
     for (let start = 0; start < entries; start += 500) {
@@ -142,7 +118,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    worker.stdin.end();
+    worker.stop();
     await served.stop();
   }
 }

@@ -24,6 +24,7 @@ import { leafHash, ProofError, verifyInclusion, verifyMultiInclusion } from "./m
 import { NoteError, parseVkey, type Checkpoint, type NoteVerifier } from "./note.js";
 import { MemoryTrustedState, TrustedLog, type NotePolicy, type TrustedStateStore } from "./trusted.js";
 import { CosignaturePolicy } from "./cosignature.js";
+import { ModuleRuntime, segment } from "./handles.js";
 
 /** Most entries whose proofs one `POST /proof/inclusion` asks for (the server's limit). */
 export const MAX_PROOF_BATCH = 1000;
@@ -112,10 +113,6 @@ function inclusionProofFrom(doc: unknown): InclusionProof | null {
   const hashes = hexList(doc["hashes"]);
   if (!Number.isSafeInteger(leafIndex) || !Number.isSafeInteger(treeSize) || hashes === null) return null;
   return { leafIndex: leafIndex as number, treeSize: treeSize as number, hashes };
-}
-
-function segment(value: string): string {
-  return value === "." || value === ".." ? value.replaceAll(".", "%2E") : encodeURIComponent(value);
 }
 
 function decodeCursor(cursor: string | null | undefined): number {
@@ -270,6 +267,8 @@ export class NucleusClient {
   readonly #checkpointWaitMs: number;
   /** The k-of-n witness policy every checkpoint must meet (undefined: none). */
   readonly witnessPolicy: CosignaturePolicy | undefined;
+  /** The ledger's modules and their handles, read-only (`listModules()`, `getModule(id)`). */
+  readonly runtime: ModuleRuntime;
   #askCosigned = true;
   #ledgerId: string | undefined;
   #log: TrustedLog | undefined;
@@ -311,6 +310,11 @@ export class NucleusClient {
     this.#ledgerId = ledgerId;
     this.#origin = origin;
     this.#checkpointWaitMs = wait * 1000;
+    this.runtime = new ModuleRuntime({
+      verifying: this.verifying,
+      get: (path) => this.#json("GET", path),
+      entries: async (docs) => this.#verified(await this.#entries(docs)),
+    });
   }
 
   // plumbing -------------------------------------------------------------------------------

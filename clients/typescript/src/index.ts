@@ -16,3 +16,9 @@ export {
 } from "./client.js";
 export { bytesToHex, hexToBytes } from "./bytes.js";
 export { CosignaturePolicy, parseCosignatureVkey, countCosignatures, type CosignatureVerifier } from "./cosignature.js";
+export {
+  ModuleRuntime, ModuleHandle, ProofHandle, AssetHandle, ConnectGrantHandle, TokenHandle, ProofStatus,
+  type GenericHandle, type GetModuleOptions, type ModuleInfo, type OperationInfo, type ParamInfo, type JsonSchema,
+  type ProofInfo, type AssetInfo, type GrantInfo, type TokenInfo, type HandleArgument,
+  type HandleTransport,
+} from "./handles.js";

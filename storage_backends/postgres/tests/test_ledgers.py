@@ -134,5 +134,6 @@ def test_read_only_server_opens_read_only(
         assert replica.length() == 10 and replica.verify().ok
         assert replica.get_by_id(entries[4].record.id, ctx) == entries[4]
         assert len(replica.query({"limit": 5}, ctx)) == 5
-        with pytest.raises(ReadOnlyLedgerError):
+        assert replica.read_only
+        with pytest.raises(ReadOnlyLedgerError, match=r"session is read-only \(default_transaction_read_only"):
             replica.append(make_record(99), ctx)

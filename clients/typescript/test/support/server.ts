@@ -2,10 +2,11 @@
 // tampering HTTP proxy in front of it. Python interpreter: $NUCLEUS_PYTHON (default python3).
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { delimiter, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 
 import { ed25519 } from "@noble/curves/ed25519.js";
@@ -38,12 +39,36 @@ async function freePort(): Promise<number> {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+export interface ServerOptions {
+  /** Make the test fixture plugins of test/fixtures/python (`ts_notes`, `ts_fake_token`) importable. */
+  fixturePlugins?: boolean;
+}
+
+const FIXTURES = fileURLToPath(new URL("../../../test/fixtures/python", import.meta.url));
+
+/** A dist-info in `dir` declaring the fixture plugins' entry points (importlib.metadata finds it on the path). */
+async function writeFixtureDistribution(dir: string): Promise<void> {
+  const info = join(dir, "nucleus_ts_fixtures-0.1.0.dist-info");
+  await mkdir(info);
+  await writeFile(join(info, "METADATA"), "Metadata-Version: 2.1\nName: nucleus-ts-fixtures\nVersion: 0.1.0\n");
+  await writeFile(
+    join(info, "entry_points.txt"),
+    "[nucleus]\nts_notes = nucleus_ts_fixtures.notes\nts_fake_token = nucleus_ts_fixtures.fake_token\n",
+  );
+}
+
 /** Start the server; `args` are more `nucleus serve` flags (e.g. `["--plugin", "ual"]`). */
-export async function startServer(args: readonly string[] = []): Promise<Served> {
+export async function startServer(args: readonly string[] = [], options: ServerOptions = {}): Promise<Served> {
   const dir = await mkdtemp(join(tmpdir(), "nucleus-ts-"));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("NUCLEUS_")));
+  if (options.fixturePlugins) {
+    const site = join(dir, "site");
+    await mkdir(site);
+    await writeFixtureDistribution(site);
+    env["PYTHONPATH"] = [FIXTURES, site, env["PYTHONPATH"]].filter(Boolean).join(delimiter);
+  }
   const python = process.env["NUCLEUS_PYTHON"] || "python3";
   const child: ChildProcess = spawn(
     python, ["-m", "nucleus_core", "serve", "--dev", "--port", String(port), "--log-level", "warning", ...args],

@@ -61,6 +61,7 @@ from .asgi import (
     read_body,
     send_response,
 )
+from .logs import current_request
 from .middleware import AccessLog, DenialRewriter, access_log, loggable_target
 from .observing import RequestMetrics
 from .openapi import Route, build_openapi
@@ -120,7 +121,10 @@ class NucleusApp:
             ),
             max_header_bytes=self.settings.max_header_bytes,
         )
-        self._asgi = RequestMetrics(AccessLog(DenialRewriter(auth)), self.router, ledger.observers)
+        access = AccessLog(
+            DenialRewriter(auth), route_of=self._route_template, requester_key=self.settings.log_requester_key
+        )
+        self._asgi = RequestMetrics(access, self._route_template, ledger.observers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._asgi(scope, receive, send)
@@ -202,14 +206,28 @@ class NucleusApp:
             raise LedgerClosedError("the server is shutting down")
         raw = scope.get("raw_path")
         path = raw.decode("latin-1") if isinstance(raw, bytes) else scope.get("path", "")
+        context = context_from_scope(scope)
+        current = current_request()
+        if current is not None:
+            current.oid = context.oid if context is not None else None
         route, params = self.router.match(scope.get("method", ""), path)
+        if current is not None:
+            current.route = route.path
         request = Request(
             scope=scope,
             params=params,
-            context=context_from_scope(scope),
+            context=context,
             read_body=functools.partial(read_body, scope, receive, limit=self.settings.max_body_bytes),
         )
         return await self._handlers[route.name](self.api, request)
+
+
+    def _route_template(self, method: str, raw_path: str) -> str | None:
+        """The template of the route ``method raw_path`` names (None: no such route)."""
+        try:
+            return self.router.match(method, raw_path)[0].path
+        except NucleusError:
+            return None
 
 
 def create_app(ledger: Ledger, settings: ServerSettings | None = None, *, owns_ledger: bool = False) -> NucleusApp:

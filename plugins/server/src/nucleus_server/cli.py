@@ -19,6 +19,7 @@ from nucleus_core.auth import RedactingFormatter
 from nucleus_core.ledger import DEFAULT_SQLITE_FILE, DEVELOPMENT, current_environment
 
 from .config import MAX_WORKERS, ServeConfig, load_config
+from .logs import LOG_FORMATS, JsonFormatter
 
 DEV_PARSER = "auth.dev"
 
@@ -29,6 +30,11 @@ DEV_BANNER = """
 #  NEVER use this in production: no real authentication is performed.          #
 ################################################################################
 """
+DEV_NOTICE = (
+    "NUCLEUS DEVELOPMENT MODE: anyone can act as any principal with a development token; "
+    "NEVER use this in production: no real authentication is performed"
+)
+"""The banner as one log line (``--log-format json``)."""
 
 
 def apply_flags(
@@ -42,6 +48,7 @@ def apply_flags(
     admins: tuple[str, ...] = (),
     public_paths: tuple[str, ...] = (),
     log_level: str | None = None,
+    log_format: str | None = None,
     workers: int | None = None,
     dev: bool = False,
 ) -> ServeConfig:
@@ -69,6 +76,7 @@ def apply_flags(
         port=port if port is not None else server.port,
         public_paths=public_paths or server.public_paths,
         log_level=log_level or server.log_level,
+        log_format=log_format or server.log_format,
         workers=workers if workers is not None else server.workers,
     )
     return attrs.evolve(config, ledger=ledger, server=server, plugins=enabled).check()
@@ -96,7 +104,7 @@ def dev_checkpoint_key(config: ServeConfig) -> ServeConfig:
     path = Path(url.removeprefix("sqlite:///").split("?", 1)[0] + DEV_KEY_SUFFIX)
     if not path.exists():
         write_key_file(path, NoteSigner.generate(keys.origin))
-        click.echo(f"nucleus: made a development checkpoint key in {path}", err=True)
+        _notice(config, f"nucleus: made a development checkpoint key in {path}")
     checkpoint = attrs.evolve(ledger.checkpoint, key_files=(str(path),))
     return attrs.evolve(config, ledger=attrs.evolve(ledger, checkpoint=checkpoint))
 
@@ -109,22 +117,57 @@ def open_ledger(config: ServeConfig) -> Any:
     return create_ledger(**ledger_kwargs(config.ledger, config.plugins))
 
 
-def _configure_logging(level: str) -> None:
+class _OwnLevel(logging.Filter):
+    """Lets through the lines of Nucleus's own loggers (``nucleus*``: the core, the server, every
+    plugin package) and uvicorn's from ``level``, those of other libraries from WARNING."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        own = record.name.startswith(("nucleus", "uvicorn"))
+        return record.levelno >= (self.level if own else max(self.level, logging.WARNING))
+
+
+def _configure_logging(level: str, log_format: str = "text") -> None:
+    # One handler, on the root logger, so that every logger's lines pass it: the core's, the
+    # server's, uvicorn's, the plugin packages' (nucleus_token_*, nucleus_storage_*), other
+    # libraries' and Python's warnings; never logging's last-resort handler, which writes bare text.
+    # Every line goes through redact_secrets (message, exception and traceback alike; in JSON every
+    # field). uvicorn's own access log is off (it writes query strings, and with them a token sent
+    # as ?access_token=); the app writes one without query values.
+    threshold = logging.getLevelName(level.upper())
     handler = logging.StreamHandler(sys.stderr)
-    # Every line goes through redact_secrets (message, exception and traceback alike), and uvicorn's
-    # loggers use this handler too: its own access log is off (it writes query strings, and with
-    # them a token sent as ?access_token=); the app writes one without query values.
-    handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_OwnLevel(threshold))
+    handler._nucleus_serve = True  # type: ignore[attr-defined]
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if not getattr(h, "_nucleus_serve", False)]
+    root.addHandler(handler)
+    root.setLevel(threshold)
+    logging.captureWarnings(True)
     for name in ("nucleus_core", "nucleus_server", "nucleus", "uvicorn"):
         logger = logging.getLogger(name)
-        # This handler replaces the nucleus command's own (its "_nucleus_cli" one on nucleus_core),
-        # which would write every error line a second time.
+        # The nucleus command's own handler (its "_nucleus_cli" one on nucleus_core) would write
+        # every error line a second time; its level (errors only) would hide the rest.
         logger.handlers[:] = [
             h for h in logger.handlers if not (getattr(h, "_nucleus_serve", False) or getattr(h, "_nucleus_cli", False))
         ]
-        handler._nucleus_serve = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
-        logger.setLevel(level.upper())
+        logger.setLevel(threshold)
+
+
+def _notice(config: ServeConfig, message: str, level: int = logging.INFO) -> None:
+    """What the command reports on stderr (the ledger it serves, its keys, warnings): as it is in
+    the text log format, as a log line on ``nucleus_server.serve`` in the JSON one (so that every
+    line a log pipeline reads parses)."""
+    if config.server.log_format == "json":
+        logging.getLogger("nucleus_server.serve").log(level, message.strip())
+    else:
+        click.echo(message, err=True)
 
 
 def _server_class() -> type:
@@ -206,7 +249,7 @@ class WorkerApp:
 
         from .app import create_app
 
-        _configure_logging(self.config.server.log_level)
+        _configure_logging(self.config.server.log_level, self.config.server.log_format)
         try:
             ledger = open_ledger(self.config)
         except Exception as err:  # noqa: BLE001 - reported, then the worker exits
@@ -253,7 +296,7 @@ def serve(config: ServeConfig, *, dev: bool = False) -> None:
 
     if dev:
         os.environ["NUCLEUS_ENV"] = DEVELOPMENT
-    _configure_logging(config.server.log_level)
+    _configure_logging(config.server.log_level, config.server.log_format)
     if dev:
         config = dev_checkpoint_key(config)
     # Opened first: a configuration the environment refuses (auth.dev in production) fails
@@ -265,30 +308,34 @@ def serve(config: ServeConfig, *, dev: bool = False) -> None:
         ledger.close()
         raise
     if dev or current_environment() == DEVELOPMENT or DEV_PARSER in config.plugins:
-        click.echo(DEV_BANNER, err=True)
+        if config.server.log_format == "json":
+            _notice(config, DEV_NOTICE, logging.WARNING)
+        else:
+            click.echo(DEV_BANNER, err=True)
     app = create_app(ledger, config.server.settings(), owns_ledger=True) if workers == 1 else None
     try:
         if len(ledger.auth) == 0:
-            click.echo(
+            _notice(
+                config,
                 "warning: no token parser is enabled; every request to a ledger route will get 401 "
                 '(enable one, e.g. [plugins."auth.api_key"], or use --dev on a development machine)',
-                err=True,
+                logging.WARNING,
             )
         for vkey in ledger.checkpoint_keys():
-            click.echo(f"nucleus: checkpoint verifier key {vkey}", err=True)
+            _notice(config, f"nucleus: checkpoint verifier key {vkey}")
         witnessing = ledger.config.checkpoint
         if witnessing.witnesses:
-            click.echo(
+            _notice(
+                config,
                 f"nucleus: checkpoints go to {len(witnessing.witnesses)} witness(es), policy "
                 f"{witnessing.witness_quorum} of them: {', '.join(w.label for w in witnessing.witnesses)}",
-                err=True,
             )
-        click.echo(
+        _notice(
+            config,
             f"nucleus: ledger {ledger.id!r} at {ledger.storage.url} ({ledger.length()} entries); "
             f"plugins: {', '.join(config.plugins) or 'none'}; "
             f"listening on http://{config.server.host}:{config.server.port}"
             + ("" if workers == 1 else f" with {workers} worker processes"),
-            err=True,
         )
         if app is None:
             ledger.close()
@@ -300,7 +347,7 @@ def serve(config: ServeConfig, *, dev: bool = False) -> None:
             app.close()  # idempotent: the lifespan shutdown normally did it already
         else:
             ledger.close()  # idempotent
-    click.echo(f"nucleus: ledger {ledger.id!r} closed", err=True)
+    _notice(config, f"nucleus: ledger {ledger.id!r} closed")
 
 
 @click.command("serve")
@@ -324,6 +371,11 @@ def serve(config: ServeConfig, *, dev: bool = False) -> None:
 )
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 @click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    help="text: 'LEVEL logger: message'; json: one JSON object per line [default from the file, else text].",
+)
+@click.option(
     "--workers",
     type=click.IntRange(1, MAX_WORKERS),
     help="Processes serving the ledger [default from the file, else the number of cores; 1 for memory storage].",
@@ -343,6 +395,7 @@ def serve_command(
     admins: tuple[str, ...],
     public_paths: tuple[str, ...],
     log_level: str | None,
+    log_format: str | None,
     workers: int | None,
     dev: bool,
 ) -> None:
@@ -357,6 +410,7 @@ def serve_command(
         admins=admins,
         public_paths=public_paths,
         log_level=log_level,
+        log_format=log_format,
         workers=workers,
         dev=dev,
     )

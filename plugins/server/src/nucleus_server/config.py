@@ -18,12 +18,16 @@ own section (every key optional; unknown keys are refused)::
     # workers = 2          # processes serving the ledger; default: the number of cores (1 for memory storage)
     # shutdown_timeout = 30
     # log_level = "info"
+    # log_format = "text"  # or "json": one JSON object per line (docs/OPERATIONS.md, "Logs")
+    # log_requester = "none"  # or "hash": the access log's "requester", HMAC-SHA256 of the OID
+    # log_requester_key_env = "NUCLEUS_LOG_REQUESTER_KEY"  # the variable holding that key
     # explorer = true      # the ledger explorer at /explorer (false: not served)
     # metrics = "protected"  # GET /metrics with the metrics plugin: "protected" (a token), "public", "off"
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +36,7 @@ import attrs
 from nucleus_core.config import LedgerSection, read_toml, structure_strictly
 from nucleus_core.errors import ConfigurationError
 
+from .logs import LOG_FORMATS, LOG_REQUESTERS, MIN_REQUESTER_KEY_BYTES
 from .settings import DEFAULT_MAX_BATCH_RECORDS, DEFAULT_MAX_BODY_BYTES, DEFAULT_PUBLIC_PATHS, ServerSettings
 
 DEFAULT_HOST = "127.0.0.1"
@@ -39,6 +44,7 @@ DEFAULT_PORT = 8080
 MAX_WORKERS = 256
 """Most processes ``nucleus serve --workers`` runs."""
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+DEFAULT_REQUESTER_KEY_ENV = "NUCLEUS_LOG_REQUESTER_KEY"
 
 
 @attrs.frozen(kw_only=True)
@@ -56,8 +62,23 @@ class ServerSection:
     max_header_bytes: int = 8192
     shutdown_timeout: int = 30
     log_level: str = "info"
+    log_format: str = "text"
+    log_requester: str = "none"
+    log_requester_key_env: str = DEFAULT_REQUESTER_KEY_ENV
     explorer: bool = True
     metrics: str = "protected"
+
+    def requester_key(self) -> bytes | None:
+        """The key of ``log_requester = "hash"`` (from ``log_requester_key_env``), None for "none"."""
+        if self.log_requester != "hash":
+            return None
+        value = os.environ.get(self.log_requester_key_env, "")
+        if len(value.encode("utf-8")) < MIN_REQUESTER_KEY_BYTES:
+            raise ConfigurationError(
+                f'server.log_requester = "hash" needs a key of at least {MIN_REQUESTER_KEY_BYTES} bytes in the '
+                f"environment variable {self.log_requester_key_env} (server.log_requester_key_env)"
+            )
+        return value.encode("utf-8")
 
     def settings(self) -> ServerSettings:
         """The HTTP layer's settings (validated)."""
@@ -70,6 +91,7 @@ class ServerSection:
             max_header_bytes=self.max_header_bytes,
             explorer=self.explorer,
             metrics=self.metrics,
+            log_requester_key=self.requester_key(),
         )
 
 
@@ -90,6 +112,10 @@ class ServeConfig:
             raise ConfigurationError("server.shutdown_timeout must be from 1 to 3600 seconds")
         if self.server.log_level not in LOG_LEVELS:
             raise ConfigurationError(f"server.log_level must be one of {', '.join(LOG_LEVELS)}")
+        if self.server.log_format not in LOG_FORMATS:
+            raise ConfigurationError(f"server.log_format must be one of {', '.join(LOG_FORMATS)}")
+        if self.server.log_requester not in LOG_REQUESTERS:
+            raise ConfigurationError(f"server.log_requester must be one of {', '.join(LOG_REQUESTERS)}")
         workers = self.server.workers
         if workers is not None and (type(workers) is not int or not 1 <= workers <= MAX_WORKERS):
             raise ConfigurationError(f"server.workers must be an integer from 1 to {MAX_WORKERS}, got {workers!r}")

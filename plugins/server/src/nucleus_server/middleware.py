@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+from collections.abc import Callable
 from typing import ClassVar
 from urllib.parse import quote, unquote
 
@@ -14,6 +16,15 @@ from nucleus_core.errors import ValidationError
 from . import wire
 from .asgi import ASGIApp, Message, Receive, Scope, Send
 from .errors import MalformedRequestError, RequestTooLargeError
+from .logs import (
+    REQUEST_FIELDS,
+    REQUEST_ID_HEADER,
+    RequestLog,
+    enter_request,
+    leave_request,
+    request_id_from,
+    requester_hash,
+)
 
 access_log = logging.getLogger("nucleus_server.access")
 
@@ -37,38 +48,78 @@ def loggable_target(scope: Scope) -> str:
 
 
 class AccessLog:
-    """The server's access log: one INFO line per HTTP request on ``nucleus_server.access``,
-    written after the response started (``client - "METHOD target HTTP/v" status``), never with a
-    query value, a header or a body."""
+    """The server's access log and request ids. Every HTTP request gets an id (the client's sane
+    ``X-Request-Id``, else a new one: :func:`.logs.request_id_from`), current while it is handled
+    (:func:`.logs.current_request`) and returned in the ``X-Request-Id`` header of every response.
+    After the response, one INFO line on ``nucleus_server.access``: as text
+    ``client - "METHOD target HTTP/v" status``, never with a query value, a header or a body; its
+    structured fields (:data:`.logs.REQUEST_FIELDS`: request id, method, route template, status,
+    duration, and with a ``requester_key`` the requester's keyed hash) for the JSON format.
+    ``route_of(method, raw_path)`` names the route of a request the app did not match itself (one
+    the authentication refused)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        route_of: Callable[[str, str], str | None] | None = None,
+        requester_key: bytes | None = None,
+    ) -> None:
         self.app = app
+        self.route_of = route_of
+        self.requester_key = requester_key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not access_log.isEnabledFor(logging.INFO):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        request = RequestLog(request_id=request_id_from(scope.get("headers", ())), method=scope.get("method", "-"))
+        header = (REQUEST_ID_HEADER.encode("ascii"), request.request_id.encode("ascii"))
         status = 500
+        started = time.perf_counter()
 
         async def logging_send(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                message = {**message, "headers": [*message.get("headers", ()), header]}
             await send(message)
 
+        token = enter_request(request)
         try:
             await self.app(scope, receive, logging_send)
         finally:
-            client = scope.get("client")
-            who = f"{client[0]}:{client[1]}" if client else "-"
-            access_log.info(
-                '%s - "%s %s HTTP/%s" %d',
-                who,
-                scope.get("method", "-"),
-                loggable_target(scope),
-                scope.get("http_version", "1.1"),
-                status,
-            )
+            try:
+                if access_log.isEnabledFor(logging.INFO):
+                    self._log(scope, request, status, time.perf_counter() - started)
+            finally:
+                leave_request(token)
+
+    def _log(self, scope: Scope, request: RequestLog, status: int, elapsed: float) -> None:
+        route = request.route
+        if route is None and self.route_of is not None:
+            raw = scope.get("raw_path")
+            route = self.route_of(request.method, raw.decode("latin-1") if isinstance(raw, bytes) else scope["path"])
+        fields: dict[str, object] = {
+            "message": f"{request.method} {route or '(no route)'} {status}",
+            "request_id": request.request_id,
+            "method": request.method,
+            "route": route,
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 3),
+        }
+        if self.requester_key is not None:
+            fields["requester"] = None if request.oid is None else requester_hash(request.oid, self.requester_key)
+        client = scope.get("client")
+        access_log.info(
+            '%s - "%s %s HTTP/%s" %d',
+            f"{client[0]}:{client[1]}" if client else "-",
+            request.method,
+            loggable_target(scope),
+            scope.get("http_version", "1.1"),
+            status,
+            extra={REQUEST_FIELDS: fields},
+        )
 
 
 class DenialRewriter:

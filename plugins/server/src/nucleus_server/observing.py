@@ -4,12 +4,11 @@ outermost ASGI layer, so that the requests the authentication middleware refuses
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
-from nucleus_core.errors import NucleusError
 from nucleus_core.observe import HttpRequest, Observers
 
 from .asgi import ASGIApp, Message, Receive, Scope, Send
-from .routing import Router
 
 UNMATCHED = "unmatched"
 """The route label of a request no route matched (404, 405): never its path."""
@@ -17,12 +16,12 @@ UNMATCHED = "unmatched"
 
 class RequestMetrics:
     """Tells ``observers`` of every HTTP request: method, route *template* (``/records/{id}``, found
-    with the app's own router; never the raw path), status and duration. With no observer, it only
-    passes the request on."""
+    with ``route_of(method, raw_path)``, the app's own router; never the raw path), status and
+    duration. With no observer, it only passes the request on."""
 
-    def __init__(self, app: ASGIApp, router: Router, observers: Observers) -> None:
+    def __init__(self, app: ASGIApp, route_of: Callable[[str, str], str | None], observers: Observers) -> None:
         self.app = app
-        self.router = router
+        self.route_of = route_of
         self.observers = observers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -44,8 +43,5 @@ class RequestMetrics:
             method = scope.get("method", "")
             raw = scope.get("raw_path")
             path = raw.decode("latin-1") if isinstance(raw, bytes) else scope.get("path", "")
-            try:
-                route = self.router.match(method, path)[0].path
-            except NucleusError:
-                route = UNMATCHED
+            route = self.route_of(method, path) or UNMATCHED
             self.observers.emit(HttpRequest(method, route, status, time.perf_counter() - began))

@@ -10,6 +10,8 @@ import attrs
 from nucleus_core.errors import ConfigurationError
 from nucleus_core.ledger import MAX_BATCH_SIZE
 
+from .logs import MIN_REQUESTER_KEY_BYTES
+
 DEFAULT_PUBLIC_PATHS = (
     "/health", "/openapi.json", "/checkpoint/key", "/checkpoint", "/checkpoint/witnesses", "/proof/consistency",
 )
@@ -47,6 +49,13 @@ def _check_metrics(_inst: Any, _attr: Any, value: str) -> None:
         raise ConfigurationError(f"server setting 'metrics' must be one of {', '.join(METRICS_MODES)}, not {value!r}")
 
 
+def _check_requester_key(_inst: Any, _attr: Any, value: bytes | None) -> None:
+    if value is not None and (not isinstance(value, bytes) or len(value) < MIN_REQUESTER_KEY_BYTES):
+        raise ConfigurationError(
+            f"server setting 'log_requester_key' must be at least {MIN_REQUESTER_KEY_BYTES} bytes"
+        )
+
+
 @attrs.frozen(kw_only=True)
 class ServerSettings:
     """How the HTTP layer behaves (the ledger's own configuration is separate).
@@ -59,6 +68,8 @@ class ServerSettings:
     ledger explorer at ``/explorer`` (its three paths are then public too: they hold no data).
     ``metrics``: ``GET /metrics`` (served when the ledger has the metrics plugin) needs a token
     (``protected``), is public (``public``) or is not served (``off``).
+    ``log_requester_key``: when set, the access log's structured fields carry ``requester``, the
+    keyed hash of the requester's OID (:func:`.logs.requester_hash`); None: no requester at all.
     """
 
     realm: str = attrs.field(default="nucleus", validator=_check_realm)
@@ -71,3 +82,4 @@ class ServerSettings:
     max_header_bytes: int = attrs.field(default=8192, validator=_check_range(256, 65536))
     explorer: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
     metrics: str = attrs.field(default="protected", validator=_check_metrics)
+    log_requester_key: bytes | None = attrs.field(default=None, repr=False, validator=_check_requester_key)

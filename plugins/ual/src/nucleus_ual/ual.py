@@ -101,8 +101,19 @@ class UnifiedAccessLayer:
     def _catch_up_index(self) -> None:
         """Index the resources of entries appended while this store was not watching (UAL enabled on
         an existing ledger, or written by a process without the UAL). System entries (``_acl`` and
-        others) are never indexed, so a ledger whose last entries are system entries does not lag."""
-        if not self._unindexed(self._store.max_indexed_seq() + 1, None):
+        others) are never indexed, so a ledger whose last entries are system entries does not lag.
+
+        When the store holds nothing at all (no grant, no index row) while the chain holds grant
+        changes, its tables were never filled for this chain (a ledger written by ``nucleus
+        import``, which writes entries only): the grants are rebuilt from the (verified) ``_acl``
+        stream too, in the same transaction, exactly as :meth:`check_consistency` expects them."""
+        start = self._store.max_indexed_seq() + 1
+        rebuild = (
+            start == 1
+            and next(iter(self._store.grants()), None) is None
+            and bool(self._ledger.storage.query(StorageQuery(streams=(ACL_STREAM,), limit=1)))
+        )
+        if not rebuild and not self._unindexed(start, None):
             return
         if self._ledger.read_only:
             raise ConfigurationError(
@@ -110,6 +121,9 @@ class UnifiedAccessLayer:
             )
         with self._ledger.storage.write() as tx:
             self._store.track(tx)
+            if rebuild and next(iter(self._store.grants()), None) is None:
+                for grant in self.grants_from_chain().values():
+                    self._store.put_grant(grant)
             self._store.index(self._unindexed(self._store.max_indexed_seq() + 1, None))
 
     def _unindexed(self, start: int, stop: int | None) -> list[IndexedResource]:

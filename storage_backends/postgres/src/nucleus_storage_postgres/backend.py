@@ -161,7 +161,19 @@ class PostgresStorage(SqlStorageBackend):
         row = self.database.execute_sql(
             "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')"
         ).fetchone()
-        return bool(row is not None and not row[0] and row[1] == "off")
+        if row is not None and row[0]:
+            self._read_only_reason = (
+                "the server is a hot standby (a read replica: pg_is_in_recovery() is true); "
+                "append through the primary"
+            )
+            return False
+        if row is None or row[1] != "off":
+            self._read_only_reason = (
+                "the session is read-only (default_transaction_read_only is on); "
+                "append through a read-write connection"
+            )
+            return False
+        return True
 
     @contextlib.contextmanager
     def _begin_write(self) -> Iterator[Any]:

@@ -207,6 +207,7 @@ class SqlStorageBackend(abc.ABC):
         self._models: EntryModels | None = None
         self._ledger_id: str | None = None
         self._read_only = False
+        self._read_only_reason: str | None = None  # set by open(); a subclass's _writable() may say why
         self._closed = False
         self._sql: dict[str, str] = {}
         self._ledgers_table = LEDGERS_TABLE
@@ -230,7 +231,8 @@ class SqlStorageBackend(abc.ABC):
         """A new, unconnected peewee database for this backend (called once, by :meth:`open`)."""
 
     def _writable(self) -> bool:
-        """Whether the database can be written (False opens it read-only). Checked by :meth:`open`."""
+        """Whether the database can be written (False opens it read-only). Checked by :meth:`open`;
+        a subclass that knows why not sets ``self._read_only_reason`` (see :attr:`read_only_reason`)."""
         return True
 
     def _begin_write(self) -> contextlib.AbstractContextManager[Any]:
@@ -344,6 +346,11 @@ class SqlStorageBackend(abc.ABC):
         return self._read_only
 
     @property
+    def read_only_reason(self) -> str | None:
+        """Why writes are refused, as a phrase for an error message (None when they are not)."""
+        return self._read_only_reason if self._read_only else None
+
+    @property
     def schema_version(self) -> int:
         """The schema version stored in the database."""
         try:
@@ -442,7 +449,13 @@ class SqlStorageBackend(abc.ABC):
         try:
             database.connect(reuse_if_open=True)
             self._models = make_models(database, entries_table=self._entries_table, schema_table=self._schema_table)
-            self._read_only = read_only or not self._writable()
+            self._read_only_reason = None
+            if read_only:
+                self._read_only, self._read_only_reason = True, "it was opened read-only"
+            else:
+                self._read_only = not self._writable()
+                if self._read_only and self._read_only_reason is None:
+                    self._read_only_reason = "the database is not writable"
             found = read_version(self._models)
             if not create and found == 0:
                 raise LedgerNotFoundError(ledger_id, (), where=self.url)
@@ -466,8 +479,15 @@ class SqlStorageBackend(abc.ABC):
                 self._columns = entry_table_columns(self._models)
             self._prepare_statements()
             self._tree.prepare()
-            if not create and not self._holds_ledger(ledger_id):
-                raise LedgerNotFoundError(ledger_id, self._stored_ledger_ids(), where=self.url)
+            if (not create or self._read_only) and not self._holds_ledger(ledger_id):
+                # Read-only (a replica), a missing ledger is an error even when asked to create it:
+                # not an empty ledger served under a mistyped id.
+                held = self._stored_ledger_ids()
+                detail = None
+                if create:
+                    listing = f"it holds {', '.join(repr(i) for i in held)}" if held else "it holds no ledger"
+                    detail = f"{listing}, and none can be created there: {self._read_only_reason}"
+                raise LedgerNotFoundError(ledger_id, held, where=self.url, detail=detail)
             elif not self._read_only:
                 self._created_ledger = self._register_ledger(ledger_id)
             if not self._read_only:
@@ -650,7 +670,7 @@ class SqlStorageBackend(abc.ABC):
         """
         self.database  # noqa: B018 - raises when closed
         if self._read_only:
-            raise ReadOnlyLedgerError(f"storage {self.url} is read-only")
+            raise ReadOnlyLedgerError(f"storage {self.url} is read-only: {self.read_only_reason}; nothing was written")
         try:
             with _guarded(self._begin_write_reading_state(), self._errors, self._wrap) as state:
                 tx = SqlWriteTransaction(self, state)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import functools
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -35,8 +36,10 @@ class Api:
     """One full verification at a time (made on first use, inside the event loop)."""
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """``fn(*args)`` on the thread pool, so the event loop keeps serving meanwhile."""
-        return await asyncio.get_running_loop().run_in_executor(self.executor, functools.partial(fn, *args))
+        """``fn(*args)`` on the thread pool, so the event loop keeps serving meanwhile; in a copy of
+        the caller's context, so what ``fn`` logs carries the request id."""
+        call = functools.partial(contextvars.copy_context().run, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, call)
 
 
 Handler = Callable[[Api, Request], Awaitable[Response]]

@@ -3519,6 +3519,567 @@ var CosignaturePolicy = class _CosignaturePolicy {
   }
 };
 
+// src/handles.ts
+var ProofStatus = { ISSUED: "issued", REVOKED: "revoked", EXPIRED: "expired" };
+var ANY = { kind: "any" };
+var NULL = { kind: "null" };
+var STRING = { kind: "string" };
+var INTEGER = { kind: "integer" };
+var BOOLEAN = { kind: "boolean" };
+var ENTRY = { kind: "entry" };
+var optional = (inner) => ({ kind: "optional", inner });
+var listOf = (items) => ({ kind: "array", items });
+var mapOf = (values) => ({ kind: "map", values });
+var attrsOf = (fields) => ({
+  kind: "object",
+  strict: true,
+  fields: new Map(Object.entries(fields).map(([name, shape]) => [name, { shape, required: true }]))
+});
+var ENTRY_KEYS2 = ["seq", "hash", "prev_hash", "version", "appender", "auth_source", "committed_at", "record"];
+var MAX_SCHEMA_DEPTH = 32;
+function isObject(value) {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+function isEntrySchema(schema) {
+  const ref = schema["$ref"];
+  if (typeof ref === "string") return /(^|\/)Entry$/.test(ref);
+  if (schema["title"] !== void 0 && schema["title"] !== "Entry") return false;
+  const properties = schema["properties"];
+  if (!isObject(properties)) return false;
+  const keys = Object.keys(properties);
+  return keys.length === ENTRY_KEYS2.length && ENTRY_KEYS2.every((k) => k in properties);
+}
+function shapeOf(schema, depth = 0) {
+  if (!isObject(schema) || depth > MAX_SCHEMA_DEPTH) return ANY;
+  if (isEntrySchema(schema)) return ENTRY;
+  const alternatives = schema["anyOf"] ?? schema["oneOf"];
+  if (Array.isArray(alternatives)) {
+    const others = alternatives.filter((s) => !(isObject(s) && s["type"] === "null"));
+    if (others.length === 1) {
+      const inner = shapeOf(others[0], depth + 1);
+      return others.length === alternatives.length ? inner : optional(inner);
+    }
+    return ANY;
+  }
+  const type = schema["type"];
+  if (Array.isArray(type)) {
+    const others = type.filter((t) => t !== "null");
+    if (others.length !== 1) return ANY;
+    const inner = shapeOf({ ...schema, type: others[0] }, depth + 1);
+    return others.length === type.length ? inner : optional(inner);
+  }
+  const values = schema["enum"];
+  if (Array.isArray(values)) {
+    const strings2 = values.filter((v) => typeof v === "string");
+    if (strings2.length === values.length) return { kind: "enum", values: strings2 };
+    if (strings2.length === values.length - 1 && values.includes(null)) return optional({ kind: "enum", values: strings2 });
+    return ANY;
+  }
+  switch (type) {
+    case "null":
+      return NULL;
+    case "string":
+      return STRING;
+    case "integer":
+      return INTEGER;
+    case "boolean":
+      return BOOLEAN;
+    case "array":
+      return listOf(shapeOf(schema["items"], depth + 1));
+    case "object": {
+      const properties = schema["properties"];
+      const extra = schema["additionalProperties"];
+      if (isObject(properties)) {
+        const required = Array.isArray(schema["required"]) ? schema["required"] : [];
+        return {
+          kind: "object",
+          strict: extra === false,
+          fields: new Map(Object.entries(properties).map(([name, s]) => [
+            name,
+            { shape: shapeOf(s, depth + 1), required: required.includes(name) }
+          ]))
+        };
+      }
+      return isObject(extra) ? mapOf(shapeOf(extra, depth + 1)) : ANY;
+    }
+    default:
+      return ANY;
+  }
+}
+function check(shape, value, where, entries) {
+  const wrong = (what) => {
+    throw new NucleusError(`the server's answer to ${where} is not ${what}`);
+  };
+  switch (shape.kind) {
+    case "any":
+      return;
+    case "null":
+      if (value !== null) wrong("null");
+      return;
+    case "string":
+      if (typeof value !== "string") wrong("a string");
+      return;
+    case "integer":
+      if (!Number.isSafeInteger(value)) wrong("an integer");
+      return;
+    case "boolean":
+      if (typeof value !== "boolean") wrong("a boolean");
+      return;
+    case "entry":
+      entries.push(value);
+      return;
+    case "enum":
+      if (typeof value !== "string" || !shape.values.includes(value)) wrong(`one of ${shape.values.join(", ")}`);
+      return;
+    case "optional":
+      if (value !== null) check(shape.inner, value, where, entries);
+      return;
+    case "array":
+      if (!Array.isArray(value)) wrong("a list");
+      value.forEach((item, i) => check(shape.items, item, `${where}[${i}]`, entries));
+      return;
+    case "map":
+      if (!isObject(value)) wrong("an object");
+      for (const [key, item] of Object.entries(value)) check(shape.values, item, `${where}[${JSON.stringify(key)}]`, entries);
+      return;
+    case "object": {
+      if (!isObject(value)) wrong("an object");
+      const doc = value;
+      for (const [name, field] of shape.fields) {
+        if (!Object.hasOwn(doc, name)) {
+          if (field.required) wrong(`an object with a field ${JSON.stringify(name)}`);
+          continue;
+        }
+        check(field.shape, doc[name], `${where}.${name}`, entries);
+      }
+      if (shape.strict) {
+        const extra = Object.keys(doc).find((k) => !shape.fields.has(k));
+        if (extra !== void 0) {
+          throw new NucleusError(`the server's answer to ${where} has a field ${JSON.stringify(extra)} its type does not have`);
+        }
+      }
+      return;
+    }
+  }
+}
+function build(shape, value, entries) {
+  switch (shape.kind) {
+    case "entry":
+      return entries.next().value;
+    case "optional":
+      return value === null ? null : build(shape.inner, value, entries);
+    case "array":
+      return value.map((item) => build(shape.items, item, entries));
+    case "map":
+      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, build(shape.values, v, entries)]));
+    case "object":
+      return Object.fromEntries(
+        Object.entries(value).map(([k, v]) => {
+          const field = shape.fields.get(k);
+          return [k, field === void 0 ? v : build(field.shape, v, entries)];
+        })
+      );
+    default:
+      return value;
+  }
+}
+function argumentKind(schema) {
+  if (!isObject(schema)) return "any";
+  const shape = shapeOf(schema);
+  const inner = shape.kind === "optional" ? shape.inner : shape;
+  return inner.kind === "string" || inner.kind === "integer" || inner.kind === "boolean" ? inner.kind : "any";
+}
+function checkArgument(where, param, value) {
+  const problem = param.kind === "string" ? typeof value === "string" ? null : "must be a string" : param.kind === "integer" ? Number.isSafeInteger(value) && value >= 0 ? null : "must be a non-negative integer" : param.kind === "boolean" ? typeof value === "boolean" ? null : "must be true or false" : ["string", "number", "boolean"].includes(typeof value) ? null : "must be a string, a number or a boolean";
+  if (problem !== null) throw new QueryError(`${where}: ${problem}`, { field: param.name });
+  return value;
+}
+function callArguments(moduleId, operation, args) {
+  const where = `${moduleId}.${operation.name}`;
+  const required = operation.params.filter((p) => p.required);
+  const optionalParams = operation.params.filter((p) => !p.required);
+  let positional = args;
+  let options = {};
+  const last = args[args.length - 1];
+  if (args.length > required.length && (isObject(last) || last === void 0)) {
+    positional = args.slice(0, -1);
+    options = last ?? {};
+  }
+  const names = operation.params.map((p) => p.name).join(", ") || "nothing";
+  if (positional.length !== required.length) {
+    const missing = required[positional.length];
+    throw new ValidationError(
+      `${where} takes ${required.length} argument${required.length === 1 ? "" : "s"} (${required.map((p) => p.name).join(", ")}${optionalParams.length ? `, then {${optionalParams.map((p) => p.name).join(", ")}}` : ""}), got ${positional.length}`,
+      { field: missing?.name ?? "arguments" }
+    );
+  }
+  const out = /* @__PURE__ */ new Map();
+  required.forEach((param, i) => out.set(param.name, checkArgument(where, param, positional[i])));
+  for (const [name, value] of Object.entries(options)) {
+    const param = optionalParams.find((p) => p.name === name);
+    if (param === void 0) {
+      throw new QueryError(`${where} has no optional argument ${JSON.stringify(name)} (it takes: ${names})`, { field: name });
+    }
+    if (value !== null && value !== void 0) out.set(name, checkArgument(where, param, value));
+  }
+  return out;
+}
+function queryString(args) {
+  const parts = [...args].map(([name, value]) => `${encodeURIComponent(name)}=${encodeURIComponent(String(value))}`);
+  return parts.length ? `?${parts.join("&")}` : "";
+}
+function segment(value) {
+  return value === "." || value === ".." ? value.replaceAll(".", "%2E") : encodeURIComponent(value);
+}
+function pyRepr(value) {
+  return /^[\x20-\x7e]*$/.test(value) && !value.includes("'") && !value.includes("\\") ? `'${value}'` : JSON.stringify(value);
+}
+function moduleError(moduleId, message) {
+  return new ModuleError(`module ${pyRepr(moduleId)}: ${message}`, { moduleId });
+}
+var shortName = (qualified) => qualified.slice(qualified.lastIndexOf(".") + 1);
+var ModuleHandle = class {
+  moduleId;
+  /** What the server listed about the module when the handle was made. */
+  moduleInfo;
+  #transport;
+  #operations;
+  /** @internal Made by `client.runtime.getModule`. */
+  constructor(info, transport, operations) {
+    this.moduleId = info.id;
+    this.moduleInfo = info;
+    this.#transport = transport;
+    this.#operations = new Map(operations.map((op2) => [op2.name, op2]));
+  }
+  /** The names of the operations this handle can call (those the server lists). */
+  get operationNames() {
+    return [...this.#operations.keys()];
+  }
+  /**
+   * Call operation `name` (`handle.callOperation("balance", "t1", "oid:acme:user:alice")`). An
+   * operation the server does not list is a ModuleError naming those it does; ill-typed or
+   * missing arguments are refused before anything is sent.
+   */
+  async callOperation(name, ...args) {
+    const operation = this.#operations.get(name);
+    if (operation === void 0) {
+      const known = [...this.#operations.keys()].sort().join(", ") || "none";
+      throw moduleError(this.moduleId, `the server lists no handle operation ${pyRepr(String(name))} (it offers: ${known})`);
+    }
+    const query = callArguments(this.moduleId, operation, args);
+    const where = `${this.moduleId}.${operation.name}`;
+    const doc = await this.#transport.get(`/modules/${segment(this.moduleId)}/${segment(operation.name)}${queryString(query)}`);
+    if (!isObject(doc) || !Object.hasOwn(doc, "result") || Object.keys(doc).length !== 1) {
+      throw new NucleusError(`the server's answer to ${where} is not {"result": ...}`);
+    }
+    const found = [];
+    check(operation.result, doc["result"], where, found);
+    const entries = found.length ? await this.#transport.entries(found) : [];
+    const result = build(operation.result, doc["result"], entries[Symbol.iterator]());
+    if (this.#transport.verifying && operation.check !== void 0) operation.check(query, result);
+    return result;
+  }
+};
+var RESERVED = /* @__PURE__ */ new Set(["moduleId", "moduleInfo", "operationNames", "callOperation", "constructor", "then"]);
+function genericHandle(info, transport) {
+  const operations = info.operations.map((op2) => ({
+    name: op2.name,
+    params: op2.params.map((p) => ({ name: p.name, required: p.required, kind: argumentKind(p.schema) })),
+    result: shapeOf(op2.result)
+  }));
+  const handle = new ModuleHandle(info, transport, operations);
+  for (const op2 of operations) {
+    if (RESERVED.has(op2.name) || op2.name in handle) continue;
+    Object.defineProperty(handle, op2.name, {
+      value: (...args) => handle.callOperation(op2.name, ...args),
+      enumerable: true
+    });
+  }
+  return handle;
+}
+var PROOF_INFO = attrsOf({
+  proof_id: STRING,
+  subject: STRING,
+  issuer: STRING,
+  proof_type: STRING,
+  target: STRING,
+  expires_at: optional(INTEGER),
+  revoked: BOOLEAN,
+  seq: INTEGER
+});
+var ASSET_INFO = attrsOf({
+  asset_id: STRING,
+  issuer: STRING,
+  owner: STRING,
+  asset_type: optional(STRING),
+  status: STRING,
+  seq: INTEGER
+});
+var GRANT_INFO = attrsOf({
+  grant_id: STRING,
+  subject: STRING,
+  app: STRING,
+  scopes: listOf(STRING),
+  expires_at: optional(INTEGER),
+  revoked: BOOLEAN,
+  seq: INTEGER
+});
+var TOKEN_INFO = attrsOf({
+  token_id: STRING,
+  issuer: STRING,
+  symbol: STRING,
+  decimals: INTEGER,
+  cap: optional(INTEGER),
+  supply: INTEGER,
+  seq: INTEGER
+});
+var req = (name, kind = "string") => ({ name, kind, required: true });
+var opt = (name, kind) => ({ name, kind, required: false });
+var op = (name, params, result, answerCheck) => ({
+  name,
+  params,
+  result,
+  check: answerCheck
+});
+function payloadOf(entry) {
+  return isObject(entry.record.payload) ? entry.record.payload : {};
+}
+function historyCheck(where, stream, key, also) {
+  return (args, result) => {
+    let last = 0;
+    for (const entry of result) {
+      const asked = args.get(key);
+      const payload = payloadOf(entry);
+      const why = entry.seq <= last ? `it comes after entry ${last}` : entry.record.stream !== stream ? `its stream is ${JSON.stringify(entry.record.stream)}` : payload[key] !== asked ? `its ${key} is ${JSON.stringify(payload[key])}, not ${JSON.stringify(asked)}` : also?.(entry, args) ?? null;
+      if (why !== null) {
+        throw new AnswerMismatchError(`the server's answer to ${where} holds entry ${entry.seq}, which is not one asked for: ${why}`, {
+          seq: entry.seq
+        });
+      }
+      last = entry.seq;
+    }
+  };
+}
+function tokenParties(payload) {
+  switch (payload["type"]) {
+    case "created":
+      return [payload["issuer"]];
+    case "minted":
+      return [payload["to"]];
+    case "transferred":
+      return [payload["from"], payload["to"]];
+    default:
+      return [payload["from"]];
+  }
+}
+var BUILT_IN = {
+  proof: {
+    handleType: "nucleus_module_proof.module.ProofModule",
+    operations: [
+      op("get", [req("proof_id")], optional(PROOF_INFO)),
+      op("status", [req("proof_id"), opt("now_ms", "integer")], optional({ kind: "enum", values: Object.values(ProofStatus) })),
+      op("by_subject", [req("subject")], listOf(PROOF_INFO)),
+      op("by_issuer", [req("issuer")], listOf(PROOF_INFO))
+    ]
+  },
+  asset: {
+    handleType: "nucleus_module_asset.module.AssetModule",
+    operations: [
+      op("get", [req("asset_id")], optional(ASSET_INFO)),
+      op("owner", [req("asset_id")], optional(STRING)),
+      op("history", [req("asset_id")], listOf(ENTRY), historyCheck("asset.history", "asset", "asset_id")),
+      op("assets_of", [req("owner")], listOf(ASSET_INFO))
+    ]
+  },
+  connect_grant: {
+    handleType: "nucleus_module_connect_grant.module.ConnectGrantModule",
+    operations: [
+      op("get", [req("grant_id")], optional(GRANT_INFO)),
+      op("active_for_subject", [req("subject"), opt("now_ms", "integer")], listOf(GRANT_INFO)),
+      op("active_for_app", [req("app"), opt("now_ms", "integer")], listOf(GRANT_INFO))
+    ]
+  },
+  token: {
+    handleType: "nucleus_module_token.module.TokenModule",
+    operations: [
+      op("token", [req("token_id")], optional(TOKEN_INFO)),
+      op("balance", [req("token_id"), req("holder")], INTEGER),
+      op("holders", [req("token_id")], mapOf(INTEGER)),
+      op("history", [req("token_id"), opt("holder", "string")], listOf(ENTRY), historyCheck(
+        "token.history",
+        "token",
+        "token_id",
+        (entry, args) => {
+          const holder = args.get("holder");
+          return holder === void 0 || tokenParties(payloadOf(entry)).includes(holder) ? null : `it does not involve ${JSON.stringify(holder)}`;
+        }
+      )),
+      op("transaction", [req("tx_id")], optional(ENTRY), (args, result) => {
+        const entry = result;
+        if (entry === null) return;
+        const payload = payloadOf(entry);
+        if (entry.record.stream !== "token" || payload["tx_id"] !== args.get("tx_id")) {
+          throw new AnswerMismatchError(
+            `asked for transaction ${JSON.stringify(args.get("tx_id"))}, the server answered entry ${entry.seq} of transaction ${JSON.stringify(payload["tx_id"])}`,
+            { seq: entry.seq }
+          );
+        }
+      })
+    ]
+  }
+};
+var ProofHandle = class extends ModuleHandle {
+  /** The proof, or null when unknown or unreadable. */
+  get(proofId) {
+    return this.callOperation("get", proofId);
+  }
+  /** The proof's status (at `now_ms`, default: the server's now), or null when unknown or unreadable. */
+  status(proofId, options = {}) {
+    return this.callOperation("status", proofId, options);
+  }
+  /** Readable proofs about `subject`, oldest first (revoked ones included). */
+  by_subject(subject) {
+    return this.callOperation("by_subject", subject);
+  }
+  /** Readable proofs issued by `issuer`, oldest first. */
+  by_issuer(issuer) {
+    return this.callOperation("by_issuer", issuer);
+  }
+};
+var AssetHandle = class extends ModuleHandle {
+  /** The asset (issuer, owner, type, status), or null when unknown or unreadable. */
+  get(assetId) {
+    return this.callOperation("get", assetId);
+  }
+  /** The current owner's OID (also for a revoked asset), or null when unknown or unreadable. */
+  owner(assetId) {
+    return this.callOperation("owner", assetId);
+  }
+  /** The asset's readable entries in seq order, verified. */
+  history(assetId) {
+    return this.callOperation("history", assetId);
+  }
+  /** The active assets `owner` holds now (readable ones), by asset id. */
+  assets_of(owner) {
+    return this.callOperation("assets_of", owner);
+  }
+};
+var ConnectGrantHandle = class extends ModuleHandle {
+  /** The grant, or null when unknown or unreadable. */
+  get(grantId) {
+    return this.callOperation("get", grantId);
+  }
+  /** Readable grants `subject` gave that are neither revoked nor expired (at `now_ms`), oldest first. */
+  active_for_subject(subject, options = {}) {
+    return this.callOperation("active_for_subject", subject, options);
+  }
+  /** Readable grants given to `app` that are neither revoked nor expired (at `now_ms`), oldest first. */
+  active_for_app(app, options = {}) {
+    return this.callOperation("active_for_app", app, options);
+  }
+};
+var TokenHandle = class extends ModuleHandle {
+  /** The token (issuer, symbol, decimals, cap, supply), or null. */
+  token(tokenId) {
+    return this.callOperation("token", tokenId);
+  }
+  /** `holder`'s balance of `tokenId` in the smallest unit (0 for an unknown or unreadable token). */
+  balance(tokenId, holder) {
+    return this.callOperation("balance", tokenId, holder);
+  }
+  /** Every holder with a positive balance, with the balance. */
+  holders(tokenId) {
+    return this.callOperation("holders", tokenId);
+  }
+  /** The token's readable entries in seq order (only those involving `holder` if given), verified. */
+  history(tokenId, options = {}) {
+    return this.callOperation("history", tokenId, options);
+  }
+  /** The entry that applied transaction `txId`, verified, or null. */
+  transaction(txId) {
+    return this.callOperation("transaction", txId);
+  }
+};
+var HANDLE_CLASSES = {
+  proof: ProofHandle,
+  asset: AssetHandle,
+  connect_grant: ConnectGrantHandle,
+  token: TokenHandle
+};
+function strings(value) {
+  return Array.isArray(value) && value.every((v) => typeof v === "string");
+}
+function operationFrom(doc) {
+  if (!isObject(doc) || typeof doc["name"] !== "string" || !Array.isArray(doc["params"]) || !isObject(doc["result"])) return null;
+  const params = [];
+  for (const p of doc["params"]) {
+    if (!isObject(p) || typeof p["name"] !== "string" || typeof p["required"] !== "boolean") return null;
+    params.push({ name: p["name"], required: p["required"], schema: isObject(p["schema"]) ? p["schema"] : {} });
+  }
+  return {
+    name: doc["name"],
+    summary: typeof doc["summary"] === "string" ? doc["summary"] : "",
+    path: typeof doc["path"] === "string" ? doc["path"] : "",
+    params,
+    result: doc["result"]
+  };
+}
+function moduleFrom(doc) {
+  const bad = () => {
+    throw new NucleusError("the server's GET /modules answered a malformed module document");
+  };
+  if (!isObject(doc)) return bad();
+  const { id, version, state, streams, depends_on: dependsOn, resource_kind: resourceKind } = doc;
+  const handleTypes = doc["handle_types"] ?? [];
+  const operations = doc["operations"] ?? [];
+  if (typeof id !== "string" || typeof version !== "string" || typeof state !== "string" || !strings(streams) || !strings(dependsOn) || !(resourceKind === null || typeof resourceKind === "string") || !strings(handleTypes) || !Array.isArray(operations)) return bad();
+  const ops = operations.map(operationFrom);
+  if (ops.includes(null)) return bad();
+  return { id, version, state, streams, dependsOn, resourceKind, handleTypes, operations: ops };
+}
+var ModuleRuntime = class {
+  #transport;
+  /** @internal Made by NucleusClient. */
+  constructor(transport) {
+    this.#transport = transport;
+  }
+  /** Every module of the served ledger, with its handle types and operations (`GET /modules`). */
+  async listModules() {
+    const doc = await this.#transport.get("/modules");
+    if (!isObject(doc) || !Array.isArray(doc["modules"])) throw new NucleusError("the server's GET /modules answered no module list");
+    return doc["modules"].map(moduleFrom);
+  }
+  /** The ids of the served ledger's modules. */
+  async list() {
+    return (await this.listModules()).map((m) => m.id);
+  }
+  async getModule(id, options = {}) {
+    if (typeof id !== "string" || !id) throw new ValidationError("must be a non-empty module id", { field: "module_id" });
+    if (!isObject(options)) throw new ValidationError("getModule's options must be an object", { field: "options" });
+    const modules = await this.listModules();
+    const info = modules.find((m) => m.id === id);
+    if (info === void 0) {
+      const known = modules.map((m) => m.id).sort().join(", ") || "none";
+      throw moduleError(id, `is not enabled on this ledger (known modules: ${known})`);
+    }
+    const builtIn = Object.hasOwn(BUILT_IN, id) ? BUILT_IN[id] : void 0;
+    const wanted = [options.handleType, builtIn?.handleType].filter((t) => t !== void 0);
+    for (const kind of wanted) {
+      if (!info.handleTypes.includes(kind)) {
+        const actual = info.handleTypes[0];
+        throw moduleError(
+          id,
+          actual === void 0 ? `the server lists no handle types for it (a server without module handles), not a ${shortName(kind)}` : `is a ${shortName(actual)}, not a ${shortName(kind)}`
+        );
+      }
+    }
+    if (builtIn === void 0) return genericHandle(info, this.#transport);
+    const listed = new Set(info.operations.map((o) => o.name));
+    const Handle = HANDLE_CLASSES[id];
+    return new Handle(info, this.#transport, builtIn.operations.filter((o) => listed.has(o.name)));
+  }
+};
+
 // src/client.ts
 var MAX_PROOF_BATCH = 1e3;
 var DEFAULT_CHECKPOINT_WAIT = 10;
@@ -3529,7 +4090,7 @@ var POLL_FIRST_MS = 20;
 var POLL_MAX_MS = 500;
 var CURSOR = /^s[0-9]{1,19}$/;
 var SIGNS_NO_CHECKPOINTS = "signs no checkpoints";
-function isObject(value) {
+function isObject2(value) {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 function hexList(value) {
@@ -3537,14 +4098,11 @@ function hexList(value) {
   return value.map((h) => hexToBytes2(h));
 }
 function inclusionProofFrom(doc) {
-  if (!isObject(doc) || Object.keys(doc).length !== 3) return null;
+  if (!isObject2(doc) || Object.keys(doc).length !== 3) return null;
   const { leaf_index: leafIndex, tree_size: treeSize } = doc;
   const hashes = hexList(doc["hashes"]);
   if (!Number.isSafeInteger(leafIndex) || !Number.isSafeInteger(treeSize) || hashes === null) return null;
   return { leafIndex, treeSize, hashes };
-}
-function segment(value) {
-  return value === "." || value === ".." ? value.replaceAll(".", "%2E") : encodeURIComponent(value);
 }
 function decodeCursor(cursor) {
   if (cursor === null || cursor === void 0) return 0;
@@ -3692,11 +4250,13 @@ var NucleusClient = class {
   #checkpointWaitMs;
   /** The k-of-n witness policy every checkpoint must meet (undefined: none). */
   witnessPolicy;
+  /** The ledger's modules and their handles, read-only (`listModules()`, `getModule(id)`). */
+  runtime;
   #askCosigned = true;
   #ledgerId;
   #log;
   constructor(options) {
-    if (!isObject(options)) throw new ConfigurationError("createClient takes an options object");
+    if (!isObject2(options)) throw new ConfigurationError("createClient takes an options object");
     const { url, token, verifierKeys, trustedState, ledgerId, origin, checkpointWait, witnessPolicy } = options;
     if (typeof url !== "string" || !/^https?:\/\//.test(url)) {
       throw new ConfigurationError(`url must be an http:// or https:// URL, got ${JSON.stringify(url)}`);
@@ -3732,6 +4292,11 @@ var NucleusClient = class {
     this.#ledgerId = ledgerId;
     this.#origin = origin;
     this.#checkpointWaitMs = wait * 1e3;
+    this.runtime = new ModuleRuntime({
+      verifying: this.verifying,
+      get: (path) => this.#json("GET", path),
+      entries: async (docs) => this.#verified(await this.#entries(docs))
+    });
   }
   // plumbing -------------------------------------------------------------------------------
   async #send(method, path, body, auth = true) {
@@ -3784,7 +4349,7 @@ var NucleusClient = class {
   async ledgerId() {
     if (this.#ledgerId === void 0) {
       const doc = await this.#json("GET", "/ledger");
-      if (!isObject(doc) || typeof doc["ledger_id"] !== "string") throw new NucleusError("the server's /ledger has no ledger_id");
+      if (!isObject2(doc) || typeof doc["ledger_id"] !== "string") throw new NucleusError("the server's /ledger has no ledger_id");
       this.#ledgerId = doc["ledger_id"];
     }
     return this.#ledgerId;
@@ -3873,8 +4438,8 @@ var NucleusClient = class {
       }
       throw err;
     }
-    const hashes = isObject(doc) && Object.keys(doc).length === 3 ? hexList(doc["hashes"]) : null;
-    if (!isObject(doc) || hashes === null || !Number.isSafeInteger(doc["from"]) || !Number.isSafeInteger(doc["to"])) {
+    const hashes = isObject2(doc) && Object.keys(doc).length === 3 ? hexList(doc["hashes"]) : null;
+    if (!isObject2(doc) || hashes === null || !Number.isSafeInteger(doc["from"]) || !Number.isSafeInteger(doc["to"])) {
       throw new InconsistentLogError(`the server's consistency proof from ${from} to ${to} is malformed`);
     }
     if (doc["from"] !== from || doc["to"] !== to) {
@@ -3930,8 +4495,8 @@ var NucleusClient = class {
       if (err instanceof ValidationError) return this.#cannotProve(treeSize, err);
       throw err;
     }
-    const items = isObject(doc) ? doc["proofs"] : void 0;
-    if (!isObject(doc) || !Array.isArray(items) || doc["tree_size"] !== treeSize || items.length !== seqs.length) {
+    const items = isObject2(doc) ? doc["proofs"] : void 0;
+    if (!isObject2(doc) || !Array.isArray(items) || doc["tree_size"] !== treeSize || items.length !== seqs.length) {
       throw new InclusionProofError(
         `the server's POST /proof/inclusion did not answer ${seqs.length} proofs in the tree of ${treeSize}`
       );
@@ -3965,7 +4530,7 @@ var NucleusClient = class {
     if (!Array.isArray(records)) throw new ValidationError("appendBatch takes a list of records", { field: "records" });
     records.forEach(checkRecord);
     const doc = await this.#json("POST", "/entries/batch", { records });
-    const entries = await this.#entries(isObject(doc) ? doc["entries"] : void 0);
+    const entries = await this.#entries(isObject2(doc) ? doc["entries"] : void 0);
     if (this.verifying) checkRecords(entries, records);
     return this.#verified(entries);
   }
@@ -4006,7 +4571,7 @@ var NucleusClient = class {
    * the multi-proof that comes with it in the trusted tree (newer entries by POST /proof/inclusion).
    */
   async queryPage(filters2 = {}) {
-    if (!isObject(filters2)) throw new QueryError("filters must be an object", { field: "filters" });
+    if (!isObject2(filters2)) throw new QueryError("filters must be an object", { field: "filters" });
     const asked = askedFrom(filters2);
     let body = filtersBody(filters2);
     const trusted = this.verifying ? await (await this.#trustedLog()).checkpoint() : null;
@@ -4020,7 +4585,7 @@ var NucleusClient = class {
       }
       throw err;
     }
-    if (!isObject(doc)) throw new NucleusError("the server's query answer is not an object");
+    if (!isObject2(doc)) throw new NucleusError("the server's query answer is not an object");
     const entries = await this.#entries(doc["entries"]);
     const nextCursor2 = doc["next_cursor"] ?? null;
     if (this.verifying) {
@@ -4036,8 +4601,8 @@ var NucleusClient = class {
     if (covered.length && trusted !== null) {
       const seqs = covered.map((e) => e.seq);
       const first = seqs[0];
-      const sentSeqs = isObject(proof) ? proof["seqs"] : void 0;
-      if (!isObject(proof) || proof["tree_size"] !== trusted.size || !Array.isArray(sentSeqs) || sentSeqs.length !== seqs.length || !sentSeqs.every((s, i) => s === seqs[i])) {
+      const sentSeqs = isObject2(proof) ? proof["seqs"] : void 0;
+      if (!isObject2(proof) || proof["tree_size"] !== trusted.size || !Array.isArray(sentSeqs) || sentSeqs.length !== seqs.length || !sentSeqs.every((s, i) => s === seqs[i])) {
         throw new InclusionProofError(
           `the server's page came without the proof of entries ${first}..${seqs[seqs.length - 1]} in the trusted tree of ${trusted.size} entries`,
           { seq: first }
@@ -4135,7 +4700,7 @@ var NucleusClient = class {
   /** Have the server re-verify its whole stored chain (`GET /verify`). */
   async verify() {
     const doc = await this.#json("GET", "/verify");
-    if (!isObject(doc) || typeof doc["ok"] !== "boolean" || !Number.isSafeInteger(doc["entries_checked"])) {
+    if (!isObject2(doc) || typeof doc["ok"] !== "boolean" || !Number.isSafeInteger(doc["entries_checked"])) {
       throw new NucleusError("the server's /verify answered no verification report");
     }
     return {
@@ -4214,7 +4779,7 @@ async function call(path, token, init = {}) {
 async function getJson(path, token, init = {}) {
   return (await call(path, token, init)).json();
 }
-function isObject2(value) {
+function isObject3(value) {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 async function signIn(token) {
@@ -4230,8 +4795,8 @@ async function signIn(token) {
     return;
   }
   const info = await getJson("/ledger", token);
-  const oid = isObject2(who) && typeof who["oid"] === "string" ? who["oid"] : "?";
-  const ledgerId = isObject2(info) && typeof info["ledger_id"] === "string" ? info["ledger_id"] : null;
+  const oid = isObject3(who) && typeof who["oid"] === "string" ? who["oid"] : "?";
+  const ledgerId = isObject3(info) && typeof info["ledger_id"] === "string" ? info["ledger_id"] : null;
   if (ledgerId === null) throw new NucleusError("the server's /ledger has no ledger_id");
   let serverKeys = [];
   try {
@@ -4369,8 +4934,8 @@ async function showEntries() {
     return;
   }
   if (mine !== generation) return;
-  const entries = isObject2(doc) && Array.isArray(doc["entries"]) ? doc["entries"] : [];
-  nextCursor = isObject2(doc) && typeof doc["next_cursor"] === "string" ? doc["next_cursor"] : null;
+  const entries = isObject3(doc) && Array.isArray(doc["entries"]) ? doc["entries"] : [];
+  nextCursor = isObject3(doc) && typeof doc["next_cursor"] === "string" ? doc["next_cursor"] : null;
   for (const entry of entries) {
     streamsSeen.add(entry.record.stream);
     const link = el("a", { href: `#/entry/${entry.hash}`, "data-testid": "entry-link" }, entry.record.id);
@@ -4418,7 +4983,7 @@ function renderStreams() {
     list.append(link, " ");
   }
 }
-function check(name, label) {
+function check2(name, label) {
   const result = el("td", { "data-testid": `check-${name}-state` });
   const detail = el("td", { "data-testid": `check-${name}-detail` });
   const row = el("tr", { "data-testid": `check-${name}` }, el("th", {}, label), result, detail);
@@ -4453,7 +5018,7 @@ async function showEntry(hash) {
     if (failed.length) setStatus(status, "bad", `verification FAILED: ${failed.join("; ")}`);
     else setStatus(status, "ok", "verified");
   };
-  const found = check("entry", "entry read");
+  const found = check2("entry", "entry read");
   let raw;
   try {
     raw = await getJson(`/entries/${encodeURIComponent(hash)}`, s.token);
@@ -4467,7 +5032,7 @@ async function showEntry(hash) {
   byId("entry-record").textContent = JSON.stringify(raw.record, null, 2);
   const { record: _record, ...fields } = raw;
   byId("entry-fields").textContent = JSON.stringify(fields, null, 2);
-  const hashed = check("hash", "hash recomputed");
+  const hashed = check2("hash", "hash recomputed");
   let recomputed = null;
   try {
     recomputed = entryHash(
@@ -4485,7 +5050,7 @@ async function showEntry(hash) {
   } catch (err) {
     fail(hashed, "hash not computable", describe(err));
   }
-  const signed = check("checkpoint", "signed checkpoint");
+  const signed = check2("checkpoint", "signed checkpoint");
   let checkpoint = null;
   try {
     if (!s.keys.length) throw new NucleusError("this ledger signs no checkpoints: nothing proves the entry is in the log");
@@ -4509,13 +5074,13 @@ async function showEntry(hash) {
     fail(signed, "checkpoint", describe(err));
     checkpoint = null;
   }
-  const included = check("inclusion", "inclusion proof");
+  const included = check2("inclusion", "inclusion proof");
   if (checkpoint === null || recomputed === null) {
     fail(included, "inclusion not proven", "no trusted checkpoint or entry hash to check it against");
   } else {
     try {
       const proof = await getJson(`/proof/inclusion?seq=${raw.seq}&size=${checkpoint.size}`, s.token);
-      if (!isObject2(proof) || proof["leaf_index"] !== raw.seq - 1 || proof["tree_size"] !== checkpoint.size || !Array.isArray(proof["hashes"])) {
+      if (!isObject3(proof) || proof["leaf_index"] !== raw.seq - 1 || proof["tree_size"] !== checkpoint.size || !Array.isArray(proof["hashes"])) {
         throw new NucleusError(`the server's proof is not one of leaf ${raw.seq - 1} in the tree of ${checkpoint.size}`);
       }
       const path = proof["hashes"].map((h) => hexToBytes2(h));
@@ -4525,7 +5090,7 @@ async function showEntry(hash) {
       fail(included, "inclusion proof", describe(err));
     }
   }
-  const client = check("client", "client read");
+  const client = check2("client", "client read");
   try {
     const entry = await s.client.get(hash);
     if (entry === null) throw new NucleusError("the verified read found no such entry");
@@ -4534,7 +5099,7 @@ async function showEntry(hash) {
   } catch (err) {
     fail(client, "client read", describe(err));
   }
-  const witnessed = check("witnesses", "witness cosignatures");
+  const witnessed = check2("witnesses", "witness cosignatures");
   try {
     const note = checkpoint === null ? null : await s.client.checkpoint(checkpoint.size);
     const problem = await renderWitnesses(byId("entry-witnesses"), note);
@@ -4558,8 +5123,8 @@ async function renderWitnesses(into, note) {
     }
     throw err;
   }
-  const quorum = isObject2(doc) && typeof doc["quorum"] === "number" ? doc["quorum"] : 0;
-  const witnesses = isObject2(doc) && Array.isArray(doc["witnesses"]) ? doc["witnesses"] : [];
+  const quorum = isObject3(doc) && typeof doc["quorum"] === "number" ? doc["quorum"] : 0;
+  const witnesses = isObject3(doc) && Array.isArray(doc["witnesses"]) ? doc["witnesses"] : [];
   const rows = el("tbody");
   let cosigned = 0;
   let problem = null;
@@ -4624,7 +5189,7 @@ async function showCheckpoints() {
       if (before !== void 0) {
         if (before.size > 0) {
           const doc = await getJson(`/proof/consistency?from=${before.size}&to=${seen.size}`, null);
-          const hashes = isObject2(doc) && Array.isArray(doc["hashes"]) ? doc["hashes"].map((h) => hexToBytes2(h)) : [];
+          const hashes = isObject3(doc) && Array.isArray(doc["hashes"]) ? doc["hashes"].map((h) => hexToBytes2(h)) : [];
           verifyConsistency(before.size, seen.size, hexToBytes2(before.root), hexToBytes2(seen.root), hashes);
         }
         text = `signed; extends the checkpoint of ${before.size} entries`;

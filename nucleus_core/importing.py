@@ -1,0 +1,316 @@
+"""Importing what ``nucleus export`` wrote into a new, empty ledger (``nucleus import``).
+
+The export is one JSON object per line, in seq order: ``{"seq", "hash", "prev_hash", "version",
+"appender", "auth_source", "committed_at", "record"}`` (:meth:`~nucleus_core.records.Entry.to_dict`).
+:func:`import_entries` writes those entries verbatim (their seqs, hashes, links, format versions,
+appender fields and the record's canonical bytes, re-encoded with RFC 8785 from the record object):
+re-appending the records would give them new hashes. It verifies every entry before it is written,
+with the checks that opening a ledger runs on stored rows (:func:`~nucleus_core.verify.verify_rows`:
+seq continuity from 1, the link to the entry before, the hash over the ledger id, seq, previous
+hash, appender fields and bytes, the format version rules, the strict canonical form of the record
+and its derived columns), and builds the Merkle tree as the entries go in, as appends do
+(:func:`~nucleus_core.tree.extend_tree`). A signed checkpoint or a head hash kept from the source
+ledger, when given, must match at the end: the file alone cannot show that it holds the whole
+history (a file cut at a line boundary is a shorter chain that verifies).
+
+Everything happens in ONE write transaction of the storage: batches of ``batch`` entries are
+written into it as they are verified, and it commits only after the last line, the head and the
+checkpoint checked out. The first bad line (not JSON, not an entry, an entry that does not verify,
+a record id seen before) raises naming its line number and seq, and the transaction rolls back: the
+target is left as empty as it was. A process killed midway leaves an uncommitted transaction, which
+the database discards.
+
+The storage is used alone (no plugin is loaded): the access-control plugin's tables, module state
+and the rest that is derived from the chain are rebuilt when the ledger is next opened with its
+plugins. API keys cannot be: their secrets are never in the chain (re-issue them).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import cast
+
+import attrs
+import orjson
+
+from .capabilities import CheckpointStorage, MerkleTreeTransaction, WriteBehindTransaction
+from .checkpoint import default_origin
+from .errors import (
+    CheckpointRefusedError,
+    ConfigurationError,
+    ConflictError,
+    DuplicateRecordError,
+    IntegrityError,
+    ValidationError,
+)
+from .hashing import is_hash
+from .merkle import root_hash
+from .records import Entry, EntryRow, entry_row_from_dict, loads_strict
+from .storage import StorageBackend, WriteTransaction
+from .tlog_verify import NoteVerifier, VerificationError, verify_checkpoint
+from .tree import Frontier, extend_tree, tree_storage
+from .trusted_checkpoint import check_trusted_checkpoint
+from .verify import verify_rows
+
+__all__ = ["DEFAULT_IMPORT_BATCH", "MAX_IMPORT_BATCH", "ExpectedCheckpoint", "ImportReport", "import_entries"]
+
+log = logging.getLogger(__name__)
+
+_loads = orjson.loads
+_dumps = orjson.dumps
+
+DEFAULT_IMPORT_BATCH = 5000
+"""Entries written at a time inside the import's one transaction (rows and tree nodes per write)."""
+
+MAX_IMPORT_BATCH = 100_000
+
+
+@attrs.frozen(kw_only=True)
+class ExpectedCheckpoint:
+    """A signed checkpoint of the source ledger (a note, c2sp.org/tlog-checkpoint) that the imported
+    ledger must extend: verified with ``verifiers`` for ``origin`` (default
+    :func:`~nucleus_core.checkpoint.default_origin` of the ledger id) before anything is read, and
+    its root compared with the imported tree's at its size before the import commits."""
+
+    note: bytes
+    verifiers: tuple[NoteVerifier, ...]
+    origin: str | None = None
+    where: str = "the checkpoint"
+
+
+@attrs.frozen(kw_only=True)
+class ImportReport:
+    """What an import wrote: ``entries`` (the head's seq), ``head`` (its hash, None for an empty
+    file), the Merkle tree's ``root`` (lowercase hex, at ``tree_size``; None on storage that keeps
+    no tree), the size of the checkpoint checked (None when none was given), ``seconds`` from the
+    first line read to the commit and ``entries_per_second``."""
+
+    ledger_id: str
+    storage: str
+    entries: int
+    head: str | None
+    tree_size: int | None
+    root: str | None
+    checkpoint_size: int | None
+    seconds: float
+    entries_per_second: float
+
+    def to_dict(self) -> dict[str, object]:
+        return attrs.asdict(self)
+
+
+def _parse_line(line: bytes, number: int, source: str) -> EntryRow:
+    """The entry row of line ``number`` of an export (ValidationError naming the line and the seq
+    expected there otherwise). Seq ``n`` is on line ``n``: every line holds one entry, from seq 1."""
+    where = f"{source} line {number} (seq {number} expected)"
+    if not line.endswith(b"\n"):
+        raise ValidationError(
+            f"{where} does not end with a newline: the file is truncated (nucleus export ends every line with one)"
+        )
+    body = line[:-1]
+    if not body.strip():
+        raise ValidationError(f"{where} is empty (nucleus export writes one entry per line, nothing else)")
+    try:
+        # The common case, exact: orjson parses only UTF-8 JSON without NaN, and writing the value
+        # back gives the line's very bytes only when it held no repeated key (nor whitespace, nor
+        # an escape or number written otherwise than json.dumps writes it, as export does).
+        doc = _loads(body)
+        exact = _dumps(doc) == body
+    except (ValueError, TypeError):
+        exact = False
+    if not exact:
+        doc = loads_strict(body, what=where)  # the reference parse decides, and says what is wrong
+    return entry_row_from_dict(doc, what=f"{source} line {number}")
+
+
+def _hint(seq: int, reason: str, first_seq: int | None, ledger_id: str) -> str:
+    """What most likely went wrong, for the common mistakes."""
+    if seq == 1 and first_seq is not None and first_seq > 1:
+        return (
+            f" (the file starts at seq {first_seq}: an import starts from entry 1, so export without --from-seq)"
+        )
+    if "is missing" in reason:
+        return (
+            " (an export by a requester who may not read every entry has gaps: export as one who may read all)"
+        )
+    if seq == 1 and reason.startswith("hash mismatch"):
+        return (
+            f" (the ledger id is part of every hash: is {ledger_id!r} the id of the ledger that was exported?)"
+        )
+    return ""
+
+
+def _check_empty(storage: StorageBackend, tx: WriteTransaction, ledger_id: str) -> None:
+    """Refuse a target that holds anything: entries, a tree, checkpoints (read inside ``tx``)."""
+    what = None
+    found = tx.head()
+    if found is not None:
+        what = f"it holds entries up to seq {found.seq}"
+    elif tree_storage(storage) is not None and cast(MerkleTreeTransaction, tx).merkle_size() > 0:
+        what = f"its Merkle tree covers {cast(MerkleTreeTransaction, tx).merkle_size()} entries"
+    elif isinstance(storage, CheckpointStorage) and storage.checkpoint_store().latest() is not None:
+        what = "it holds signed checkpoints"
+    if what is not None:
+        raise ConflictError(
+            f"ledger {ledger_id!r} at {storage.url} is not empty ({what}): an import writes only into a new, "
+            "empty ledger"
+        )
+
+
+def import_entries(
+    storage: StorageBackend,
+    ledger_id: str,
+    lines: Iterable[bytes],
+    *,
+    batch: int = DEFAULT_IMPORT_BATCH,
+    expect_head: str | None = None,
+    checkpoint: ExpectedCheckpoint | None = None,
+    progress: Callable[[int], None] | None = None,
+    source: str = "the file",
+) -> ImportReport:
+    """Import the lines of an export (bytes, each with its final newline, as a binary file yields
+    them) into ``storage``, open for ``ledger_id`` and empty, in one write transaction (see the
+    module docstring). ``batch``: entries written at a time inside it. ``expect_head``: the hash the
+    last line must hold. ``checkpoint``: a signed checkpoint the imported tree must extend.
+    ``progress(entries)`` after each batch written. ``source`` names the file in errors.
+
+    Errors (the transaction rolled back, nothing written): :class:`ValidationError` for a line that
+    is not an entry, :class:`IntegrityError` (``seq`` set) for one that does not verify or repeats
+    a record id, for a head or checkpoint that does not match, :class:`ConflictError` for a target
+    that is not empty; :class:`CheckpointRefusedError` for a checkpoint that does not verify
+    (before anything is read)."""
+    if type(batch) is not int or not 1 <= batch <= MAX_IMPORT_BATCH:
+        raise ValidationError(f"must be an integer from 1 to {MAX_IMPORT_BATCH}", field="batch")
+    if expect_head is not None and not is_hash(expect_head):
+        raise ValidationError("must be 64 lowercase hex characters", field="expect_head")
+    tree = tree_storage(storage)
+    origin = None
+    if checkpoint is not None:
+        origin = checkpoint.origin if checkpoint.origin is not None else default_origin(ledger_id)
+        if tree is None:
+            raise ConfigurationError(f"storage {storage.url} keeps no Merkle tree to check {checkpoint.where} against")
+        try:
+            verify_checkpoint(checkpoint.note, checkpoint.verifiers, origin=origin)
+        except VerificationError as err:
+            raise CheckpointRefusedError(
+                f"ledger {ledger_id!r}: {checkpoint.where} does not verify: {err}", reason="checkpoint"
+            ) from None
+    started = time.perf_counter()
+    state = _Import(storage, ledger_id, batch, progress, source)
+    with storage.write() as tx:
+        _check_empty(storage, tx, ledger_id)
+        state.tx = tx
+        report = verify_rows(ledger_id, state.rows(lines))
+        if not report.ok:
+            seq = report.first_bad_seq or 1
+            reason = report.reason or "does not verify"
+            raise IntegrityError(
+                f"{source} line {seq} (seq {seq}): {reason}{_hint(seq, reason, state.first_seq, ledger_id)}; "
+                "nothing was imported",
+                seq=seq, reason=reason,
+            )
+        state.flush()
+        entries = report.entries_checked
+        if entries == 0:
+            raise ValidationError(f"{source} holds no entries: nothing to import")
+        if expect_head is not None and report.head_hash != expect_head:
+            raise IntegrityError(
+                f"{source} ends at seq {entries} with head {report.head_hash}, not the expected head {expect_head} "
+                "(the file is cut short, or it is another ledger's); nothing was imported",
+                seq=entries, reason="expected head",
+            )
+        size = root = checkpoint_size = None
+        if tree is not None:
+            ttx = cast(MerkleTreeTransaction, tx)
+            size = ttx.merkle_size()
+            root = root_hash(ttx.merkle_store(), size).hex()
+            if checkpoint is not None:
+                checked = check_trusted_checkpoint(
+                    ledger_id, ttx, checkpoint.note, checkpoint.verifiers, origin=origin,
+                    where=checkpoint.where,
+                )
+                checkpoint_size = checked.size
+    seconds = time.perf_counter() - started
+    log.info("imported %d entries into ledger %r at %s in %.1f s", entries, ledger_id, storage.url, seconds)
+    return ImportReport(
+        ledger_id=ledger_id, storage=storage.url, entries=entries, head=report.head_hash, tree_size=size, root=root,
+        checkpoint_size=checkpoint_size, seconds=round(seconds, 3),
+        entries_per_second=round(entries / seconds, 1) if seconds > 0 else 0.0,
+    )
+
+
+class _Import:
+    """The rows of one import, written a batch at a time into its transaction once verified."""
+
+    def __init__(
+        self,
+        storage: StorageBackend,
+        ledger_id: str,
+        batch: int,
+        progress: Callable[[int], None] | None,
+        source: str,
+    ) -> None:
+        self._source = source
+        self._storage = storage
+        self._tree = tree_storage(storage)
+        self._ledger_id = ledger_id
+        self._batch = batch
+        self._progress = progress
+        self._pending: list[EntryRow] = []
+        self._frontier: Frontier | None = None
+        self.tx: WriteTransaction | None = None
+        self.first_seq: int | None = None
+        self.written = 0
+
+    def rows(self, lines: Iterable[bytes]) -> Iterator[EntryRow]:
+        """The rows of ``lines`` for :func:`~nucleus_core.verify.verify_rows`. It asks for a row only
+        once it checked every row before, so the rows held back are verified when the next is asked
+        for: they are written then, a batch at a time."""
+        pending = self._pending
+        for number, line in enumerate(lines, start=1):
+            row = _parse_line(line, number, self._source)
+            if self.first_seq is None:
+                self.first_seq = row[0]
+            if len(pending) >= self._batch:
+                self.flush()
+            pending.append(row)
+            yield row
+
+    def flush(self) -> None:
+        """Write the rows held back (verified) and the tree nodes they complete, in the transaction."""
+        rows = self._pending
+        if not rows:
+            return
+        tx = self.tx
+        assert tx is not None  # set before the first row is read
+        entries = [Entry.from_row(row) for row in rows]
+        try:
+            tx.insert(entries)
+            if self._tree is not None:
+                self._frontier = extend_tree(self._tree, tx, entries, self._frontier)
+            elif isinstance(tx, WriteBehindTransaction):
+                tx.flush()
+            # A read in the transaction: a backend that sends its writes ahead without waiting for
+            # their results (PostgreSQL's pipeline) reports a row refused in this batch here, not at
+            # the commit, so that its error names the line.
+            self._storage.head()
+        except DuplicateRecordError as err:
+            seq = _second_use(rows, err.record_id)
+            raise IntegrityError(
+                f"{self._source} line {seq} (seq {seq}): record id {err.record_id!r} appears a second time "
+                "(a record id is unique in a ledger); nothing was imported",
+                seq=seq, reason="duplicate record id",
+            ) from None
+        self.written = entries[-1].seq
+        log.debug("import into %r: entries %d-%d written (not committed)", self._ledger_id, rows[0][0], self.written)
+        rows.clear()
+        if self._progress is not None:
+            self._progress(self.written)
+
+
+def _second_use(rows: list[EntryRow], record_id: str) -> int:
+    """The seq of the row of ``rows`` that repeats ``record_id`` (stored before, or earlier in ``rows``)."""
+    seqs = [row[0] for row in rows if row[3] == record_id]
+    return seqs[1] if len(seqs) > 1 else seqs[0] if seqs else rows[0][0]

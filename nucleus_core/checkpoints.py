@@ -49,6 +49,7 @@ from .capabilities import CheckpointStore, CosignatureStore
 from .checkpoint import NoteSigner, default_origin, read_key_file, sign_checkpoint, signers_from_text, validate_origin
 from .cosignature import CosignaturePolicy
 from .errors import ConfigurationError, ConflictError, IntegrityError, NotFoundError, ValidationError
+from .observe import CheckpointIssued, Observers
 from .tlog_verify import NoteVerifier, VerificationError, parse_checkpoint, parse_note
 from .witnessing import DEFAULT_WITNESS_TIMEOUT, WitnessConfig, check_witnesses, witness_config, witness_timeout
 
@@ -251,6 +252,9 @@ class CheckpointIssuer:
         self.keys = keys
         self._store = store
         self._on_issue = on_issue
+        self.observers = Observers()
+        """Told each checkpoint newly signed (:class:`~nucleus_core.observe.CheckpointIssued`); a ledger
+        sets its own."""
         self._root_at = root_at
         self._size = size
         self.interval = _interval(interval)
@@ -365,6 +369,8 @@ class CheckpointIssuer:
             if _stored_checkpoint(stored, size) != root:
                 raise IntegrityError(f"a checkpoint with another root was already issued at size {size}")
             self._issued(size, stored, root)
+            if self.observers:
+                self.observers.emit(CheckpointIssued(size))
             return size, stored
         raise ConflictError(f"checkpoints kept being issued past size {size} while this one was being issued")
 

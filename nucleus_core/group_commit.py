@@ -47,6 +47,7 @@ import attrs
 
 from .capabilities import SavepointTransaction, WriteBehindTransaction
 from .errors import StorageError
+from .observe import GroupCommitted
 
 if TYPE_CHECKING:
     from .context import RequestContext
@@ -229,6 +230,8 @@ class GroupCommitter:
             if successor is not None:
                 successor.wake.set()
         ledger = self._ledger
+        if committed and ledger.observers:
+            ledger.observers.emit(GroupCommitted(len(committed), sum(len(c.batch) for c in committed)))
         try:
             if committed:
                 ledger._plugins_written(added, plugins)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .context import RequestContext
     from .ledger import LedgerConfig
     from .modules import LedgerRuntime, ModuleRegistry
+    from .observe import Observers
     from .query import QueryFilters, QueryResult
     from .records import Entry, Record
     from .storage import StorageBackend, WriteTransaction
@@ -56,6 +57,11 @@ class PluginLedger(Protocol):
     @property
     def auth(self) -> TokenRegistry:
         """The ledger's token parsers (``names``, ``parser(name)``, ``authenticate``)."""
+        ...
+
+    @property
+    def observers(self) -> Observers:
+        """Who is told what the ledger does (:mod:`nucleus_core.observe`): ``observers.add(observer)``."""
         ...
 
     @property

@@ -24,6 +24,7 @@ from .checkpoints import CheckpointConfig, CheckpointIssuer, CheckpointKeys, che
 from .context import READ, SYSTEM_CONTEXT, VERIFY, WRITE, RequestContext, require_context, require_scope
 from .errors import (
     AccessDeniedError,
+    AuthorizationError,
     ConfigurationError,
     DuplicateRecordError,
     IntegrityError,
@@ -35,6 +36,7 @@ from .errors import (
     ReadOnlyLedgerError,
     RecordTooLargeError,
     RecordValidationError,
+    StorageError,
     ValidationError,
 )
 from .group_commit import (
@@ -61,6 +63,7 @@ from .merkle import inclusion_proofs as merkle_inclusion_proofs
 from .merkle import multi_inclusion_proof as merkle_multi_inclusion_proof
 from .merkle import root_hash as merkle_root_hash
 from .modules import LedgerRuntime, ModuleRegistry
+from .observe import AccessDenied, Appended, Closed, Observers, StorageFailed, Verified
 from .plugins import (
     ENTRY_POINT_GROUP,
     _entry_points,
@@ -380,6 +383,13 @@ class Ledger:
         self.witnessing: Witnessing | None = parts.witnessing
         """Submits the checkpoints to the configured witnesses and keeps their cosignatures (None:
         no witness configured, or a read-only ledger); :mod:`nucleus_core.witnessing`."""
+        self.observers = Observers()
+        """Who is told what this ledger does (appends, denials, verification, checkpoints, storage
+        errors; its token parsers, witnesses and HTTP server report here too): :mod:`nucleus_core.observe`."""
+        self.auth.observers = self.observers
+        for emitter in (self.checkpoint_issuer, self.witnessing):
+            if emitter is not None:
+                emitter.observers = self.observers
         # The required plugins as last read from the chain, and the head seq at that read: each write
         # re-reads them (inside its transaction) when another writer moved the head since.
         required = parts.required
@@ -600,6 +610,8 @@ class Ledger:
             self._finalizer()
         else:
             _shutdown(self._registry, self._storage)
+        if self.observers:
+            self.observers.emit(Closed())
 
     def __enter__(self) -> Ledger:
         return self
@@ -637,6 +649,27 @@ class Ledger:
         already in the ledger, a module's refusal, access
         control's refusal.
         """
+        observers = self.observers
+        if not observers:
+            return self._append_batch(records, context)
+        began = time.perf_counter()
+        try:
+            entries = self._append_batch(records, context)
+        except NucleusError as err:
+            observers.emit(Appended(0, time.perf_counter() - began, err.code))
+            if isinstance(err, AuthorizationError):
+                observers.emit(AccessDenied("append"))
+            self._storage_failed("append", err)
+            raise
+        observers.emit(Appended(len(entries), time.perf_counter() - began))
+        return entries
+
+    def _storage_failed(self, operation: str, err: NucleusError) -> None:
+        """Tell the observers of a storage error (a duplicate id is the caller's mistake: not one)."""
+        if self.observers and isinstance(err, StorageError) and not isinstance(err, DuplicateRecordError):
+            self.observers.emit(StorageFailed(operation, err.code))
+
+    def _append_batch(self, records: Sequence[Record], context: RequestContext) -> list[Entry]:
         ctx = require_scope(context, WRITE)
         self._check_writable()
         batch = self._check_batch(records)
@@ -849,7 +882,12 @@ class Ledger:
         self._check_open()
         if not is_hash(entry_hash):
             raise ValidationError("must be 64 lowercase hex characters", field="hash")
-        return self._readable(self._storage.get_by_hash(entry_hash), ctx)
+        try:
+            row = self._storage.get_by_hash(entry_hash)
+        except StorageError as err:
+            self._storage_failed("read", err)
+            raise
+        return self._readable(row, ctx)
 
     def get_by_id(self, record_id: str, context: RequestContext) -> Entry | None:
         """The entry of this record id, or None when absent or not readable by the requester."""
@@ -859,7 +897,12 @@ class Ledger:
             raise ValidationError("must be a non-empty string", field="record_id")
         if _ID_FORBIDDEN.search(record_id):
             raise ValidationError("record ids never contain control characters", field="record_id")
-        return self._readable(self._storage.get_by_id(record_id), ctx)
+        try:
+            row = self._storage.get_by_id(record_id)
+        except StorageError as err:
+            self._storage_failed("read", err)
+            raise
+        return self._readable(row, ctx)
 
     def query(self, filters: QueryFilters | Mapping[str, Any] | None, context: RequestContext) -> QueryResult:
         """Entries matching ``filters`` that the requester may read, a page at a time in seq order."""
@@ -867,11 +910,19 @@ class Ledger:
         self._check_open()
         parsed = filters_from(filters)
         squery = parsed.to_storage_query()
-        rows = self._policy.query(self._storage, squery, ctx)
+        try:
+            rows = self._policy.query(self._storage, squery, ctx)
+        except StorageError as err:
+            self._storage_failed("query", err)
+            raise
         return page(rows, parsed.limit)
 
     def _readable(self, row: Entry | None, ctx: RequestContext) -> Entry | None:
-        if row is None or not self._policy.can_read(row, ctx):
+        if row is None:
+            return None
+        if not self._policy.can_read(row, ctx):
+            if self.observers:
+                self.observers.emit(AccessDenied("read"))
             return None
         return parsed_entry(row)
 
@@ -1310,6 +1361,18 @@ class Ledger:
             require_scope(context, VERIFY)
         if self._closed:
             raise LedgerClosedError(f"ledger {self.id!r} is closed")
+        if not self.observers:
+            return self._verify(progress)
+        began = time.perf_counter()
+        try:
+            report = self._verify(progress)
+        except NucleusError as err:
+            self._storage_failed("verify", err)
+            raise
+        self.observers.emit(Verified(report.ok, report.entries_checked, time.perf_counter() - began))
+        return report
+
+    def _verify(self, progress: Callable[[int], None] | None) -> VerificationReport:
         report = verify_chain(self.config, self._storage, progress=progress)
         if not report.ok:
             return report

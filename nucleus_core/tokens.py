@@ -33,8 +33,10 @@ from .errors import (
     ConfigurationError,
     NucleusError,
     PluginError,
+    TokenExpiredError,
     TokenInvalidError,
 )
+from .observe import OK, Authenticated, Observers
 from .specs import PluginContext, TokenParserSpec
 
 MAX_TOKEN_LENGTH = 8192
@@ -122,6 +124,9 @@ class TokenRegistry:
     """
 
     _parsers: list[tuple[str, TokenParser]] = attrs.field(factory=list, alias="parsers")
+    observers: Observers = attrs.field(factory=Observers, kw_only=True)
+    """Told each decision of :meth:`authenticate` (:class:`~nucleus_core.observe.Authenticated`);
+    a ledger sets its own."""
 
     def __attrs_post_init__(self) -> None:
         names = [name for name, _ in self._parsers]
@@ -160,13 +165,25 @@ class TokenRegistry:
         :raises KeySourceUnavailableError: the claiming parser could not obtain keys (fail closed).
         """
         if not isinstance(token, str) or not token:
+            self._observe("none", "invalid")
             raise TokenInvalidError("no token given")
         if len(token) > MAX_TOKEN_LENGTH:
+            self._observe("none", "invalid")
             raise TokenInvalidError(f"token is longer than {MAX_TOKEN_LENGTH} characters")
         for name, parser in self._parsers:
             if not self._call(name, parser.validate_format, token):
                 continue
-            context = self._call(name, parser.parse, token)
+            try:
+                context = self._call(name, parser.parse, token)
+            except KeySourceUnavailableError:
+                self._observe(name, "unavailable")
+                raise
+            except TokenExpiredError:
+                self._observe(name, "expired")
+                raise
+            except AuthenticationError:
+                self._observe(name, "invalid")
+                raise
             if context is None:
                 continue
             if not isinstance(context, RequestContext):
@@ -174,8 +191,14 @@ class TokenRegistry:
             if context.source != name:
                 # The source names the parser that accepted the token: no parser speaks for another.
                 context = attrs.evolve(context, source=name)
+            self._observe(name, OK)
             return context
+        self._observe("none", "unclaimed")
         raise TokenInvalidError("no enabled token parser accepts this token")
+
+    def _observe(self, parser: str, outcome: str) -> None:
+        if self.observers:
+            self.observers.emit(Authenticated(parser, outcome))
 
     def lane(self, token: object) -> tuple[str, ...]:
         """The names of the parsers :meth:`authenticate` may call for ``token``: those whose

@@ -48,6 +48,7 @@ import attrs
 from .capabilities import CheckpointStore, CosignatureStore
 from .cosignature import CosignaturePolicy, CosignatureVerifier, parse_cosignature_vkey
 from .errors import ConfigurationError
+from .observe import Observers, WitnessResponded
 from .tlog_verify import MAX_SIGNATURES, VerificationError, parse_note, valid_key_name
 from .tlog_witness import (
     DEFAULT_TIMEOUT,
@@ -284,6 +285,7 @@ class _Worker:
             except Exception:  # a storage error, or a bug: a worker that died would stop witnessing silently
                 log.exception("witness %s: sending the checkpoint of size %d failed", self.witness.label, size)
                 self.last_error = "an unexpected error (see the log)"
+                self._responded("error")
                 done = False
             with self._cond:
                 self._tried = max(self._tried, given)
@@ -331,6 +333,7 @@ class _Worker:
                 self.last_error = str(err)
                 log.warning("witness %s: checkpoint of size %d not cosigned, trying again later: %s",
                             self.witness.label, size, err)
+                self._responded("unavailable")
                 return False
             except WitnessError as err:
                 self._refused(size, str(err))
@@ -340,11 +343,18 @@ class _Worker:
                 store.put_cosignature(size, self.vkey, cosignature.line())
             self.cosigned = max(self.cosigned, size)
             self.last_error = None
+            self._responded("cosigned")
             log.debug("witness %s cosigned the checkpoint of size %d", self.witness.label, size)
             return True
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _responded(self, outcome: str) -> None:
+        observers = self._owner.observers
+        if observers:
+            observers.emit(WitnessResponded(self.witness.name or self.witness.verifier.name, outcome))
+
     def _refused(self, size: int, reason: str) -> None:
+        self._responded("refused")
         self.last_error = reason
         log.error("witness %s refused the checkpoint of size %d: %s", self.witness.label, size, reason)
 
@@ -385,6 +395,8 @@ class Witnessing:
         self._lock = threading.Lock()
         self._started = False
         self._closed = False
+        self.observers = Observers()
+        """Told each witness response (:class:`~nucleus_core.observe.WitnessResponded`); a ledger sets its own."""
 
     @property
     def quorum(self) -> int:

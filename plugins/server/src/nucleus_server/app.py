@@ -65,6 +65,7 @@ from .asgi import (
 )
 from .logs import current_request
 from .middleware import AccessLog, DenialRewriter, access_log, loggable_target
+from .observing import RequestMetrics
 from .openapi import Route, build_openapi
 from .routing import Router
 from .settings import DEFAULT_MAX_BATCH_RECORDS, DEFAULT_MAX_BODY_BYTES, DEFAULT_PUBLIC_PATHS, ServerSettings
@@ -90,7 +91,9 @@ class NucleusApp:
         self.settings = settings or ServerSettings()
         self.owns_ledger = owns_ledger
         # The explorer's routes are served (and documented) only when it is on; its paths are public then.
-        off = () if self.settings.explorer else explorer.OPERATIONS
+        # So is /metrics (metrics = "off": not served; "public": its path is public).
+        off = (*(() if self.settings.explorer else explorer.OPERATIONS),
+               *(("metrics",) if self.settings.metrics == "off" else ()))
         handles, handle_schemas = handle_endpoints(ledger.runtime)
         endpoints = tuple((route, handler) for route, handler in (*ENDPOINTS, *handles) if route.name not in off)
         self.routes: tuple[Route, ...] = tuple(route for route, _handler in endpoints)
@@ -121,12 +124,16 @@ class NucleusApp:
             self._dispatch,
             registry=ledger.auth,
             realm=self.settings.realm,
-            public_paths=(*self.settings.public_paths, *(explorer.PATHS if self.settings.explorer else ())),
+            public_paths=(
+                *self.settings.public_paths, *(explorer.PATHS if self.settings.explorer else ()),
+                *(("/metrics",) if self.settings.metrics == "public" else ()),
+            ),
             max_header_bytes=self.settings.max_header_bytes,
         )
-        self._asgi = AccessLog(
+        access = AccessLog(
             NoSniff(DenialRewriter(auth)), route_of=self._route_template, requester_key=self.settings.log_requester_key
         )
+        self._asgi = RequestMetrics(access, self._route_template, ledger.observers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._asgi(scope, receive, send)

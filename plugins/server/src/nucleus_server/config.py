@@ -25,6 +25,7 @@ own section (every key optional; unknown keys are refused)::
     # max_streams = 1000           # GET /entries/stream responses open at once (503 beyond)
     # stream_poll_interval = 0.2   # seconds: how soon streams see other processes' commits
     # stream_keepalive = 15        # seconds of silence before a stream's keep-alive comment
+    # metrics = "protected"  # GET /metrics with the metrics plugin: "protected" (a token), "public", "off"
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class ServerSection:
     max_streams: int = DEFAULT_MAX_STREAMS
     stream_poll_interval: float = 0.2
     stream_keepalive: float = 15.0
+    metrics: str = "protected"
 
     def requester_key(self) -> bytes | None:
         """The key of ``log_requester = "hash"`` (from ``log_requester_key_env``), None for "none"."""
@@ -100,6 +102,7 @@ class ServerSection:
             threads=self.threads,
             max_header_bytes=self.max_header_bytes,
             explorer=self.explorer,
+            metrics=self.metrics,
             log_requester_key=self.requester_key(),
             max_streams=self.max_streams,
             stream_poll_interval=self.stream_poll_interval,

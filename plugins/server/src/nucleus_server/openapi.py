@@ -75,6 +75,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
     },
     "Health": {"type": "object", "properties": {"status": {"const": "ok"}}},
+    "Metrics": {
+        "type": "string",
+        "description": "the Prometheus text exposition format, version 0.0.4 (OpenMetrics when the Accept header "
+        "asks for application/openmetrics-text); every metric is listed in docs/OPERATIONS.md",
+    },
     "VerifierKeys": {
         "type": "string",
         "description": "the checkpoint verifier keys, one per line, each <name>+<key ID hex>+<base64(0x01 || "

@@ -18,6 +18,8 @@ DEFAULT_PUBLIC_PATHS = (
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_BATCH_RECORDS = 1000
 DEFAULT_MAX_STREAMS = 1000
+METRICS_MODES = ("protected", "public", "off")
+"""``metrics``: ``GET /metrics`` needs a token (default), needs none, or is not served."""
 
 
 def _check_range(low: int, high: int) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
@@ -53,6 +55,11 @@ def _check_realm(_inst: Any, _attr: Any, value: str) -> None:
         raise ConfigurationError("server setting 'realm' must be a non-empty string without quotes or newlines")
 
 
+def _check_metrics(_inst: Any, _attr: Any, value: str) -> None:
+    if value not in METRICS_MODES:
+        raise ConfigurationError(f"server setting 'metrics' must be one of {', '.join(METRICS_MODES)}, not {value!r}")
+
+
 def _check_requester_key(_inst: Any, _attr: Any, value: bytes | None) -> None:
     if value is not None and (not isinstance(value, bytes) or len(value) < MIN_REQUESTER_KEY_BYTES):
         raise ConfigurationError(
@@ -70,6 +77,8 @@ class ServerSettings:
     largest request body. ``max_batch_records``: most records in one batch append (at most the
     core's limit). ``threads``: size of the pool running ledger calls. ``explorer``: serve the
     ledger explorer at ``/explorer`` (its three paths are then public too: they hold no data).
+    ``metrics``: ``GET /metrics`` (served when the ledger has the metrics plugin) needs a token
+    (``protected``), is public (``public``) or is not served (``off``).
     ``log_requester_key``: when set, the access log's structured fields carry ``requester``, the
     keyed hash of the requester's OID (:func:`.logs.requester_hash`); None: no requester at all.
     ``max_streams``: most ``GET /entries/stream`` responses open at once (503 beyond).
@@ -87,6 +96,7 @@ class ServerSettings:
     threads: int = attrs.field(default=8, validator=_check_range(1, 256))
     max_header_bytes: int = attrs.field(default=8192, validator=_check_range(256, 65536))
     explorer: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
+    metrics: str = attrs.field(default="protected", validator=_check_metrics)
     log_requester_key: bytes | None = attrs.field(default=None, repr=False, validator=_check_requester_key)
     max_streams: int = attrs.field(default=DEFAULT_MAX_STREAMS, validator=_check_range(1, 100_000))
     stream_poll_interval: float = attrs.field(default=0.2, validator=_check_seconds(0.01, 60))

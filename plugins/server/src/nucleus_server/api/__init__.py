@@ -5,12 +5,12 @@ the router and of ``/openapi.json``."""
 
 from __future__ import annotations
 
-from . import acl, entries, explorer, modules, service, stream, transparency
+from . import acl, entries, explorer, metrics, modules, service, stream, transparency
 from .base import Api, Endpoint, Handler, filters_from_query
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     *service.ENDPOINTS, *transparency.ENDPOINTS, *stream.ENDPOINTS, *entries.ENDPOINTS, *modules.ENDPOINTS,
-    *acl.ENDPOINTS, *explorer.ENDPOINTS,
+    *acl.ENDPOINTS, *explorer.ENDPOINTS, *metrics.ENDPOINTS,
 )
 """Every route with its handler, in the order the router tries them (``/entries/stream`` before
 ``/entries/{hash}``)."""

@@ -516,7 +516,8 @@ async function showEntries(): Promise<void> {
     if (mine !== generation) return;
     nextCursor = null;
     byId<HTMLButtonElement>("next-page").disabled = true;
-    setStatus(status, "bad", `this page failed to verify (nothing of it is shown): ${describe(err)}`);
+    setStatus(status, "bad",
+      `${problem === null ? "" : `verification FAILED: ${problem}; `}this page failed to verify (nothing of it is shown): ${describe(err)}`);
     return;
   }
   if (mine !== generation) return;

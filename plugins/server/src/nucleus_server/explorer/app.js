@@ -5100,7 +5100,11 @@ async function showEntries() {
     if (mine !== generation) return;
     nextCursor = null;
     byId("next-page").disabled = true;
-    setStatus(status, "bad", `this page failed to verify (nothing of it is shown): ${describe(err)}`);
+    setStatus(
+      status,
+      "bad",
+      `${problem === null ? "" : `verification FAILED: ${problem}; `}this page failed to verify (nothing of it is shown): ${describe(err)}`
+    );
     return;
   }
   if (mine !== generation) return;

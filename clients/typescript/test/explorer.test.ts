@@ -5,6 +5,9 @@
 // fresh build of explorer/.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -94,6 +97,16 @@ async function signIn(page: Page, oid: string): Promise<void> {
 
 async function listedIds(page: Page): Promise<string[]> {
   return page.getByTestId("entry-row").evaluateAll((rows) => rows.map((row) => row.getAttribute("data-record-id") ?? ""));
+}
+
+/** Let `oid` create entries in `stream` (the admin grants it). */
+async function grant(oid: string, stream: string): Promise<void> {
+  const answer = await fetch(`${served.url}/acl/grant`, {
+    method: "POST",
+    headers: { authorization: `Bearer dev:${ADMIN}`, "content-type": "application/json" },
+    body: JSON.stringify({ grants: [{ resource_kind: `stream:${stream}`, resource_id: "*", principal_oid: oid, scope: "create" }] }),
+  });
+  assert.equal(answer.status, 201, await answer.text());
 }
 
 /** A checkpoint verifier key of no server (a signed note key, type 0x01). */
@@ -257,6 +270,7 @@ test("the witnesses' cosignatures of the checkpoint an entry is proven in, a bad
   const proxy = await startProxy(served.url);
   const [good, idle] = [makeWitness("w1.example"), makeWitness("w2.example")];
   let cosign = (note: string): string => note + good.cosignLine(parseNote(note).text, 1_700_000_000);
+  let quorum = 1;
   proxy.rewrite = (method, path, answer): Answer => {
     const bare = path.split("?")[0];
     if (method === "GET" && bare === "/checkpoint/witnesses") {
@@ -264,35 +278,156 @@ test("the witnesses' cosignatures of the checkpoint an entry is proven in, a bad
         name: `w${i + 1}`, url: `https://w${i + 1}.example/`, vkey: w.vkey, cosigned_size: i ? 0 : 5, submitted_size: 5,
         last_error: i ? "connection refused" : null,
       }));
-      return { status: 200, contentType: "application/json", body: JSON.stringify({ quorum: 1, witnesses }) };
+      return { status: 200, contentType: "application/json", body: JSON.stringify({ quorum, witnesses }) };
     }
     if (method === "GET" && bare === "/checkpoint" && answer.status === 200) return { ...answer, body: cosign(answer.body) };
     return answer;
   };
   try {
+    await grant(ALICE, "notes");
     const entry = await clientOf(ALICE).append({ id: "w-1", stream: "notes", timestamp: 1_763_942_400_200, payload: {} });
     const { page } = await openExplorer(proxy.url);
     await settledAfter(page, "page-status", () => signIn(page, ALICE));
     const opened = await settledAfter(page, "entry-status", () => page.goto(`${proxy.url}/explorer#/entry/${entry.hash}`));
     assert.deepEqual(opened, { state: "ok", text: "verified" });
-    assert.match(await page.getByTestId("check-witnesses-detail").innerText(), /^1 of 2 witnesses cosigned the checkpoint \(quorum 1;/);
+    assert.match(
+      await page.getByTestId("check-witnesses-detail").innerText(),
+      /^1 of 2 witnesses cosigned the checkpoint \(quorum 1: the witness policy the server states: its claim/,
+    );
     const rows = await page.getByTestId("witness-row").allInnerTexts();
     assert.equal(rows.length, 2);
     assert.match(rows[0] as string, /w1\s+cosigned the checkpoint\s+cosigned up to 5/);
     assert.match(rows[1] as string, /w2\s+no cosignature on the checkpoint.*last error: connection refused/s);
 
+    // The server states a quorum of 2: one cosignature is short, red naming the shortfall.
+    quorum = 2;
+    const short = await settledAfter(page, "entry-status", () => page.reload());
+    assert.equal(short.state, "bad");
+    assert.match(await page.getByTestId("check-checkpoint-detail").innerText(), /cosignatures by 1 of the 2 trusted witnesses; the policy requires 2/);
+    assert.match(await page.getByTestId("check-witnesses-detail").innerText(), /quorum not met/);
+    assert.equal(await page.getByTestId("entry-shown").getAttribute("data-state"), "bad");
+
+    // A pinned witness policy (1 of w1's key) is checked instead of the server's claim: green.
+    await page.getByTestId("witness-keys").locator("summary").click();
+    await page.getByTestId("pinned-witnesses").fill(good.vkey);
+    await page.getByTestId("witness-quorum").fill("1");
+    const pinnedOk = await settledAfter(page, "entry-status", () => page.getByTestId("pin-witnesses").click());
+    assert.deepEqual(pinnedOk, { state: "ok", text: "verified" });
+    assert.match(await page.getByTestId("check-witnesses-detail").innerText(), /quorum 1: your pinned witness policy/);
+    // A pinned witness that did not cosign: red.
+    await page.getByTestId("pinned-witnesses").fill(idle.vkey);
+    const pinnedBad = await settledAfter(page, "entry-status", () => page.getByTestId("pin-witnesses").click());
+    assert.equal(pinnedBad.state, "bad");
+    await page.getByTestId("unpin-witnesses").click();
+    quorum = 1;
+
     // The second witness's line is a cosignature of another checkpoint: red, naming it.
     cosign = (note) => note + idle.cosignLine(parseNote(note).text.replace(/\n\d+\n/, "\n0\n"), 1_700_000_000);
     const bad = await settledAfter(page, "entry-status", () => page.reload());
     assert.equal(bad.state, "bad");
-    assert.match(bad.text, /witness cosignature/);
-    assert.equal(await page.getByTestId("check-witnesses").getAttribute("data-state"), "bad");
-    assert.match(await page.getByTestId("check-witnesses-detail").innerText(), /w2: its cosignature does not verify/);
-    assert.equal(await page.getByTestId("check-inclusion").getAttribute("data-state"), "ok");
+    assert.match(await page.getByTestId("check-checkpoint-detail").innerText(), /cosignature of the trusted witness w2\.example.*does not verify/);
     const history = await settledAfter(page, "history-status", () => page.getByTestId("tab-checkpoints").click());
     assert.equal(history.state, "bad");
-    assert.match(history.text, /w2: its cosignature does not verify/);
+    assert.match(history.text, /w2\.example.*does not verify/);
   } finally {
     await proxy.close();
+  }
+});
+
+test("what is shown comes from verified reads: a record rewritten in transit, another entry answered, HTML in records", async () => {
+  await grant(ALICE, "fresh");
+  const html = `<img src=x onerror="document.title='pwned'">`;
+  const [one, two, big] = await clientOf(ALICE).appendBatch([
+    { id: "f-1", stream: "fresh", timestamp: 1_763_942_400_300, payload: { n: 1 } },
+    { id: "f-2", stream: "fresh", timestamp: 1_763_942_400_301, payload: { n: 2 } },
+    { id: html, stream: "fresh", timestamp: Number.MAX_SAFE_INTEGER, payload: { html } },
+  ]) as [Entry, Entry, Entry];
+  const proxy = await startProxy(served.url);
+  try {
+    const { page, problems } = await openExplorer(proxy.url);
+    await settledAfter(page, "page-status", () => signIn(page, ALICE));
+    await page.getByTestId("stream-filter").fill("fresh");
+    const listed = await settledAfter(page, "page-status", () => page.getByTestId("filter-button").click());
+    assert.equal(listed.state, "ok", listed.text);
+    // HTML in a record id is text; a timestamp beyond Date's range is shown as its number.
+    assert.deepEqual(await listedIds(page), ["f-1", "f-2", html]);
+    assert.equal(await page.locator("img").count(), 0);
+    assert.match(await page.getByTestId("entry-rows").innerText(), /9007199254740991 \(ms\)/);
+    const opened = await settledAfter(page, "entry-status", () => page.goto(`${proxy.url}/explorer#/entry/${big.hash}`));
+    assert.deepEqual(opened, { state: "ok", text: "verified" });
+    assert.ok((await page.getByTestId("entry-record").innerText()).includes(JSON.stringify(html)));
+    assert.equal(await page.locator("img").count(), 0);
+    assert.notEqual(await page.title(), "pwned");
+
+    // The list's answer with a record rewritten in transit: red, and the rewritten record is not shown.
+    proxy.rewrite = (method, path, answer): Answer =>
+      method === "POST" && path === "/entries/query" ? { ...answer, body: answer.body.replace('"n":2', '"n":666') } : answer;
+    const tampered = await settledAfter(page, "page-status", () => page.getByTestId("tab-entries").click());
+    assert.equal(tampered.state, "bad");
+    assert.match(tampered.text, /failed to verify/);
+    assert.equal(await page.getByTestId("entry-row").count(), 0);
+    assert.doesNotMatch(await page.locator("body").innerText(), /666/);
+
+    // GET /entries/<f-1> answered with f-2 (a genuine entry): red, f-2 not shown as f-1.
+    proxy.rewrite = (method, path, answer): Answer => path === `/entries/${one.hash}` ? { ...answer, body: JSON.stringify(rawOf(two)) } : answer;
+    const swapped = await settledAfter(page, "entry-status", () => page.goto(`${proxy.url}/explorer#/entry/${one.hash}`));
+    assert.equal(swapped.state, "bad");
+    assert.match(await page.getByTestId("check-entry-detail").innerText(), /the server answered entry/);
+    assert.doesNotMatch(await page.getByTestId("entry-record").innerText(), /f-2/);
+
+    // An error message with HTML in it is text.
+    proxy.rewrite = (method, path, answer): Answer => path === "/whoami"
+      ? { status: 401, contentType: "application/json", body: JSON.stringify({ error: { code: "token_invalid", message: html } }) }
+      : answer;
+    await page.getByTestId("signout-button").click();
+    await page.getByTestId("token-input").fill(`dev:${ALICE}`);
+    await page.getByTestId("signin-button").click();
+    await page.getByTestId("signin-error").filter({ hasText: "onerror" }).waitFor();
+    assert.equal(await page.locator("img").count(), 0);
+    assert.deepEqual(problems.filter((p) => !/status of (401|404)/.test(p)), []);
+  } finally {
+    await proxy.close();
+  }
+});
+
+/** The server's JSON of an entry. */
+function rawOf(entry: Entry): Record<string, unknown> {
+  return {
+    seq: entry.seq, hash: entry.hash, prev_hash: entry.prevHash, version: entry.version, appender: entry.appender,
+    auth_source: entry.authSource, committed_at: entry.committedAt, record: entry.record,
+  };
+}
+
+test("a configured origin set by the user, no public transparency paths, a ledger renamed in transit", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "nucleus-explorer-"));
+  const config = join(dir, "nucleus.toml");
+  await writeFile(config, '[ledger.checkpoint]\norigin = "example.org/log"\n');
+  const other = await startServer(["--config", config, "--public-path", "/health"]);
+  const proxy = await startProxy(other.url);
+  try {
+    await createClient({ url: other.url, token: `dev:${ALICE}` }).append({ id: "o-1", stream: "notes", timestamp: 1, payload: {} });
+    const { page } = await openExplorer(proxy.url);
+    // Sign-in works though /checkpoint/key etc. need the token; the default origin is not the configured one: red.
+    const wrong = await settledAfter(page, "page-status", () => signIn(page, ALICE));
+    assert.equal(wrong.state, "bad", wrong.text);
+    assert.match(wrong.text, /origin|nucleus\.invalid\/default/);
+    await page.getByTestId("keys").locator("summary").click();
+    await page.getByTestId("origin-input").fill("example.org/log");
+    await page.getByTestId("pin-origin").click();
+    const right = await settled(page, "page-status");
+    assert.equal(right.state, "ok", right.text);
+    assert.deepEqual(await listedIds(page), ["o-1"]);
+
+    // The server now says it is another ledger: red, not a fresh start.
+    proxy.rewrite = (method, path, answer): Answer =>
+      path === "/ledger" ? { ...answer, body: answer.body.replace('"ledger_id":"default"', '"ledger_id":"renamed"') } : answer;
+    const renamed = await settledAfter(page, "page-status", () => page.reload());
+    assert.equal(renamed.state, "bad");
+    assert.match(renamed.text, /the server now says it is another ledger/);
+    assert.equal(await page.getByTestId("identity-status").isVisible(), true);
+  } finally {
+    await proxy.close();
+    await other.stop();
+    await rm(dir, { recursive: true, force: true });
   }
 });

@@ -1,274 +1,5 @@
 // Built by `npm run build:explorer` in clients/typescript from explorer/explorer.ts: do not edit.
 
-// src/errors.ts
-var NucleusError = class extends Error {
-  static code = "nucleus_error";
-  code;
-  field;
-  seq;
-  reason;
-  recordId;
-  moduleId;
-  trustedSize;
-  presentedSize;
-  /** The HTTP status of the response this error was rebuilt from, if any. */
-  status;
-  constructor(message, details = {}) {
-    super(message);
-    this.name = new.target.name;
-    this.code = new.target.code;
-    this.field = details.field;
-    this.seq = details.seq;
-    this.reason = details.reason;
-    this.recordId = details.recordId;
-    this.moduleId = details.moduleId;
-    this.trustedSize = details.trustedSize;
-    this.presentedSize = details.presentedSize;
-    this.status = details.status;
-  }
-};
-var ConfigurationError = class extends NucleusError {
-  static code = "configuration_error";
-};
-var LedgerNotFoundError = class extends ConfigurationError {
-  static code = "ledger_not_found";
-};
-var NotFoundError = class extends NucleusError {
-  static code = "not_found";
-};
-var PluginError = class extends NucleusError {
-  static code = "plugin_error";
-};
-var ValidationError = class extends NucleusError {
-  static code = "validation_error";
-};
-var RecordValidationError = class extends ValidationError {
-  static code = "invalid_record";
-};
-var RecordTooLargeError = class extends RecordValidationError {
-  static code = "record_too_large";
-};
-var QueryError = class extends ValidationError {
-  static code = "invalid_query";
-};
-var MalformedRequestError = class extends ValidationError {
-  static code = "malformed_request";
-};
-var RequestTooLargeError = class extends ValidationError {
-  static code = "request_too_large";
-};
-var StorageError = class extends NucleusError {
-  static code = "storage_error";
-};
-var StorageUnavailableError = class extends StorageError {
-  static code = "storage_unavailable";
-};
-var IntegrityError = class extends StorageError {
-  static code = "integrity_error";
-};
-var CheckpointRefusedError = class extends IntegrityError {
-  static code = "checkpoint_refused";
-};
-var CheckpointMismatchError = class extends IntegrityError {
-  static code = "checkpoint_mismatch";
-};
-var ConflictError = class extends StorageError {
-  static code = "conflict";
-};
-var DuplicateRecordError = class extends ConflictError {
-  static code = "duplicate_record";
-};
-var ReadOnlyLedgerError = class extends StorageError {
-  static code = "read_only";
-};
-var TrustedStateError = class extends StorageError {
-  static code = "trusted_state_error";
-};
-var LedgerClosedError = class extends NucleusError {
-  static code = "ledger_closed";
-};
-var MethodNotAllowedError = class extends NucleusError {
-  static code = "method_not_allowed";
-};
-var AuthenticationError = class extends NucleusError {
-  static code = "unauthenticated";
-};
-var MissingRequesterError = class extends AuthenticationError {
-  static code = "missing_requester";
-};
-var TokenInvalidError = class extends AuthenticationError {
-  static code = "invalid_token";
-};
-var TokenExpiredError = class extends TokenInvalidError {
-  static code = "token_expired";
-};
-var AuthorizationError = class extends NucleusError {
-  static code = "forbidden";
-};
-var AccessDeniedError = class extends AuthorizationError {
-  static code = "access_denied";
-};
-var InsufficientScopeError = class extends AuthorizationError {
-  static code = "insufficient_scope";
-};
-var ModuleError = class extends NucleusError {
-  static code = "module_error";
-};
-var RecordRejectedError = class extends ModuleError {
-  static code = "record_rejected";
-};
-var LogVerificationError = class extends IntegrityError {
-  static code = "log_verification_failed";
-};
-var CheckpointSignatureError = class extends LogVerificationError {
-  static code = "checkpoint_signature_invalid";
-};
-var InconsistentLogError = class extends LogVerificationError {
-  static code = "log_inconsistent";
-};
-var RollbackError = class extends LogVerificationError {
-  static code = "log_rollback";
-};
-var InclusionProofError = class extends LogVerificationError {
-  static code = "inclusion_proof_invalid";
-};
-var EntryContentError = class extends LogVerificationError {
-  static code = "entry_content_invalid";
-};
-var AnswerMismatchError = class extends LogVerificationError {
-  static code = "answer_mismatch";
-};
-var WitnessPolicyError = class extends LogVerificationError {
-  static code = "witness_policy_unmet";
-};
-var CLASSES = [
-  NucleusError,
-  ConfigurationError,
-  LedgerNotFoundError,
-  NotFoundError,
-  PluginError,
-  ValidationError,
-  RecordValidationError,
-  RecordTooLargeError,
-  QueryError,
-  MalformedRequestError,
-  RequestTooLargeError,
-  StorageError,
-  StorageUnavailableError,
-  IntegrityError,
-  CheckpointRefusedError,
-  CheckpointMismatchError,
-  ConflictError,
-  DuplicateRecordError,
-  ReadOnlyLedgerError,
-  TrustedStateError,
-  LedgerClosedError,
-  MethodNotAllowedError,
-  AuthenticationError,
-  MissingRequesterError,
-  TokenInvalidError,
-  TokenExpiredError,
-  AuthorizationError,
-  AccessDeniedError,
-  InsufficientScopeError,
-  ModuleError,
-  RecordRejectedError,
-  LogVerificationError,
-  CheckpointSignatureError,
-  InconsistentLogError,
-  RollbackError,
-  InclusionProofError,
-  EntryContentError,
-  AnswerMismatchError,
-  WitnessPolicyError
-];
-var BY_CODE = new Map(CLASSES.map((cls) => [cls.code, cls]));
-function errorClass(code) {
-  return BY_CODE.get(code) ?? NucleusError;
-}
-function str(value) {
-  return typeof value === "string" ? value : void 0;
-}
-function int(value) {
-  return typeof value === "number" && Number.isInteger(value) ? value : void 0;
-}
-function rebuildError(document2, status) {
-  const error = typeof document2 === "object" && document2 !== null ? document2.error : void 0;
-  if (typeof error !== "object" || error === null || typeof error.code !== "string") {
-    const message2 = `the server answered ${status} without an error document`;
-    return status === 503 ? new StorageUnavailableError(message2, { status }) : new NucleusError(message2, { status });
-  }
-  const doc = error;
-  const code = doc["code"];
-  const message = str(doc["message"]) ?? code;
-  const cls = errorClass(code);
-  const reason = str(doc["reason"]);
-  const rebuilt = new cls(message, {
-    field: str(doc["field"]),
-    seq: int(doc["seq"]),
-    reason: reason === void 0 && (cls === IntegrityError || cls.prototype instanceof IntegrityError) ? message : reason,
-    recordId: str(doc["record_id"]),
-    moduleId: str(doc["module_id"]),
-    trustedSize: int(doc["trusted_size"]),
-    presentedSize: int(doc["presented_size"]),
-    status
-  });
-  return rebuilt;
-}
-
-// src/canonical.ts
-var LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-var MAX_DEPTH = 200;
-function encodeString(value) {
-  if (LONE_SURROGATE.test(value)) {
-    throw new ValidationError("a string holds a lone surrogate (not I-JSON)", { field: "record" });
-  }
-  return JSON.stringify(value);
-}
-function encode(value, depth, out) {
-  if (depth > MAX_DEPTH) throw new ValidationError("JSON nested too deeply", { field: "record" });
-  if (value === null) {
-    out.push("null");
-  } else if (value === true) {
-    out.push("true");
-  } else if (value === false) {
-    out.push("false");
-  } else if (typeof value === "number") {
-    if (!Number.isFinite(value)) throw new ValidationError("NaN and infinities are not JSON", { field: "record" });
-    out.push(Object.is(value, -0) ? "0" : String(value));
-  } else if (typeof value === "string") {
-    out.push(encodeString(value));
-  } else if (Array.isArray(value)) {
-    out.push("[");
-    value.forEach((item, i) => {
-      if (i) out.push(",");
-      encode(item, depth + 1, out);
-    });
-    out.push("]");
-  } else if (typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype) {
-    const obj = value;
-    const keys = Object.keys(obj).sort();
-    out.push("{");
-    keys.forEach((key, i) => {
-      if (i) out.push(",");
-      out.push(encodeString(key), ":");
-      encode(obj[key], depth + 1, out);
-    });
-    out.push("}");
-  } else {
-    throw new ValidationError(`${typeof value} is not a JSON value`, { field: "record" });
-  }
-}
-function canonicalize(value) {
-  const out = [];
-  encode(value, 0, out);
-  return out.join("");
-}
-var encoder = new TextEncoder();
-function canonicalBytes(value) {
-  return encoder.encode(canonicalize(value));
-}
-
 // node_modules/@noble/hashes/esm/crypto.js
 var crypto = typeof globalThis === "object" && "crypto" in globalThis ? globalThis.crypto : void 0;
 
@@ -929,6 +660,275 @@ var BLAKE3 = class _BLAKE3 extends BLAKE2 {
   }
 };
 var blake3 = /* @__PURE__ */ createXOFer((opts) => new BLAKE3(opts));
+
+// src/errors.ts
+var NucleusError = class extends Error {
+  static code = "nucleus_error";
+  code;
+  field;
+  seq;
+  reason;
+  recordId;
+  moduleId;
+  trustedSize;
+  presentedSize;
+  /** The HTTP status of the response this error was rebuilt from, if any. */
+  status;
+  constructor(message, details = {}) {
+    super(message);
+    this.name = new.target.name;
+    this.code = new.target.code;
+    this.field = details.field;
+    this.seq = details.seq;
+    this.reason = details.reason;
+    this.recordId = details.recordId;
+    this.moduleId = details.moduleId;
+    this.trustedSize = details.trustedSize;
+    this.presentedSize = details.presentedSize;
+    this.status = details.status;
+  }
+};
+var ConfigurationError = class extends NucleusError {
+  static code = "configuration_error";
+};
+var LedgerNotFoundError = class extends ConfigurationError {
+  static code = "ledger_not_found";
+};
+var NotFoundError = class extends NucleusError {
+  static code = "not_found";
+};
+var PluginError = class extends NucleusError {
+  static code = "plugin_error";
+};
+var ValidationError = class extends NucleusError {
+  static code = "validation_error";
+};
+var RecordValidationError = class extends ValidationError {
+  static code = "invalid_record";
+};
+var RecordTooLargeError = class extends RecordValidationError {
+  static code = "record_too_large";
+};
+var QueryError = class extends ValidationError {
+  static code = "invalid_query";
+};
+var MalformedRequestError = class extends ValidationError {
+  static code = "malformed_request";
+};
+var RequestTooLargeError = class extends ValidationError {
+  static code = "request_too_large";
+};
+var StorageError = class extends NucleusError {
+  static code = "storage_error";
+};
+var StorageUnavailableError = class extends StorageError {
+  static code = "storage_unavailable";
+};
+var IntegrityError = class extends StorageError {
+  static code = "integrity_error";
+};
+var CheckpointRefusedError = class extends IntegrityError {
+  static code = "checkpoint_refused";
+};
+var CheckpointMismatchError = class extends IntegrityError {
+  static code = "checkpoint_mismatch";
+};
+var ConflictError = class extends StorageError {
+  static code = "conflict";
+};
+var DuplicateRecordError = class extends ConflictError {
+  static code = "duplicate_record";
+};
+var ReadOnlyLedgerError = class extends StorageError {
+  static code = "read_only";
+};
+var TrustedStateError = class extends StorageError {
+  static code = "trusted_state_error";
+};
+var LedgerClosedError = class extends NucleusError {
+  static code = "ledger_closed";
+};
+var MethodNotAllowedError = class extends NucleusError {
+  static code = "method_not_allowed";
+};
+var AuthenticationError = class extends NucleusError {
+  static code = "unauthenticated";
+};
+var MissingRequesterError = class extends AuthenticationError {
+  static code = "missing_requester";
+};
+var TokenInvalidError = class extends AuthenticationError {
+  static code = "invalid_token";
+};
+var TokenExpiredError = class extends TokenInvalidError {
+  static code = "token_expired";
+};
+var AuthorizationError = class extends NucleusError {
+  static code = "forbidden";
+};
+var AccessDeniedError = class extends AuthorizationError {
+  static code = "access_denied";
+};
+var InsufficientScopeError = class extends AuthorizationError {
+  static code = "insufficient_scope";
+};
+var ModuleError = class extends NucleusError {
+  static code = "module_error";
+};
+var RecordRejectedError = class extends ModuleError {
+  static code = "record_rejected";
+};
+var LogVerificationError = class extends IntegrityError {
+  static code = "log_verification_failed";
+};
+var CheckpointSignatureError = class extends LogVerificationError {
+  static code = "checkpoint_signature_invalid";
+};
+var InconsistentLogError = class extends LogVerificationError {
+  static code = "log_inconsistent";
+};
+var RollbackError = class extends LogVerificationError {
+  static code = "log_rollback";
+};
+var InclusionProofError = class extends LogVerificationError {
+  static code = "inclusion_proof_invalid";
+};
+var EntryContentError = class extends LogVerificationError {
+  static code = "entry_content_invalid";
+};
+var AnswerMismatchError = class extends LogVerificationError {
+  static code = "answer_mismatch";
+};
+var WitnessPolicyError = class extends LogVerificationError {
+  static code = "witness_policy_unmet";
+};
+var CLASSES = [
+  NucleusError,
+  ConfigurationError,
+  LedgerNotFoundError,
+  NotFoundError,
+  PluginError,
+  ValidationError,
+  RecordValidationError,
+  RecordTooLargeError,
+  QueryError,
+  MalformedRequestError,
+  RequestTooLargeError,
+  StorageError,
+  StorageUnavailableError,
+  IntegrityError,
+  CheckpointRefusedError,
+  CheckpointMismatchError,
+  ConflictError,
+  DuplicateRecordError,
+  ReadOnlyLedgerError,
+  TrustedStateError,
+  LedgerClosedError,
+  MethodNotAllowedError,
+  AuthenticationError,
+  MissingRequesterError,
+  TokenInvalidError,
+  TokenExpiredError,
+  AuthorizationError,
+  AccessDeniedError,
+  InsufficientScopeError,
+  ModuleError,
+  RecordRejectedError,
+  LogVerificationError,
+  CheckpointSignatureError,
+  InconsistentLogError,
+  RollbackError,
+  InclusionProofError,
+  EntryContentError,
+  AnswerMismatchError,
+  WitnessPolicyError
+];
+var BY_CODE = new Map(CLASSES.map((cls) => [cls.code, cls]));
+function errorClass(code) {
+  return BY_CODE.get(code) ?? NucleusError;
+}
+function str(value) {
+  return typeof value === "string" ? value : void 0;
+}
+function int(value) {
+  return typeof value === "number" && Number.isInteger(value) ? value : void 0;
+}
+function rebuildError(document2, status) {
+  const error = typeof document2 === "object" && document2 !== null ? document2.error : void 0;
+  if (typeof error !== "object" || error === null || typeof error.code !== "string") {
+    const message2 = `the server answered ${status} without an error document`;
+    return status === 503 ? new StorageUnavailableError(message2, { status }) : new NucleusError(message2, { status });
+  }
+  const doc = error;
+  const code = doc["code"];
+  const message = str(doc["message"]) ?? code;
+  const cls = errorClass(code);
+  const reason = str(doc["reason"]);
+  const rebuilt = new cls(message, {
+    field: str(doc["field"]),
+    seq: int(doc["seq"]),
+    reason: reason === void 0 && (cls === IntegrityError || cls.prototype instanceof IntegrityError) ? message : reason,
+    recordId: str(doc["record_id"]),
+    moduleId: str(doc["module_id"]),
+    trustedSize: int(doc["trusted_size"]),
+    presentedSize: int(doc["presented_size"]),
+    status
+  });
+  return rebuilt;
+}
+
+// src/canonical.ts
+var LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+var MAX_DEPTH = 200;
+function encodeString(value) {
+  if (LONE_SURROGATE.test(value)) {
+    throw new ValidationError("a string holds a lone surrogate (not I-JSON)", { field: "record" });
+  }
+  return JSON.stringify(value);
+}
+function encode(value, depth, out) {
+  if (depth > MAX_DEPTH) throw new ValidationError("JSON nested too deeply", { field: "record" });
+  if (value === null) {
+    out.push("null");
+  } else if (value === true) {
+    out.push("true");
+  } else if (value === false) {
+    out.push("false");
+  } else if (typeof value === "number") {
+    if (!Number.isFinite(value)) throw new ValidationError("NaN and infinities are not JSON", { field: "record" });
+    out.push(Object.is(value, -0) ? "0" : String(value));
+  } else if (typeof value === "string") {
+    out.push(encodeString(value));
+  } else if (Array.isArray(value)) {
+    out.push("[");
+    value.forEach((item, i) => {
+      if (i) out.push(",");
+      encode(item, depth + 1, out);
+    });
+    out.push("]");
+  } else if (typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype) {
+    const obj = value;
+    const keys = Object.keys(obj).sort();
+    out.push("{");
+    keys.forEach((key, i) => {
+      if (i) out.push(",");
+      out.push(encodeString(key), ":");
+      encode(obj[key], depth + 1, out);
+    });
+    out.push("}");
+  } else {
+    throw new ValidationError(`${typeof value} is not a JSON value`, { field: "record" });
+  }
+}
+function canonicalize(value) {
+  const out = [];
+  encode(value, 0, out);
+  return out.join("");
+}
+var encoder = new TextEncoder();
+function canonicalBytes(value) {
+  return encoder.encode(canonicalize(value));
+}
 
 // src/bytes.ts
 var HEX64 = /^[0-9a-f]{64}$/;
@@ -3131,8 +3131,8 @@ function validKeyName(name) {
   return name !== "" && !name.includes("+") && !/\s/u.test(name);
 }
 function keyId(name, material) {
-  const digest = sha256(concatBytes2([utf8(name), new Uint8Array([10]), material]));
-  return new DataView(digest.buffer, digest.byteOffset).getUint32(0);
+  const digest2 = sha256(concatBytes2([utf8(name), new Uint8Array([10]), material]));
+  return new DataView(digest2.buffer, digest2.byteOffset).getUint32(0);
 }
 function splitVkey(vkey) {
   if (typeof vkey !== "string") throw new NoteError("a verifier key is a string");
@@ -3167,9 +3167,9 @@ function ed25519Verify(signature, message, publicKey) {
   }
 }
 function parseSignatureLines(block) {
-  const lines = block.slice(0, -1).split("\n");
-  if (lines.length > MAX_SIGNATURES) throw new NoteError(`there are more than ${MAX_SIGNATURES} signatures`);
-  return lines.map((line, i) => {
+  const lines2 = block.slice(0, -1).split("\n");
+  if (lines2.length > MAX_SIGNATURES) throw new NoteError(`there are more than ${MAX_SIGNATURES} signatures`);
+  return lines2.map((line, i) => {
     const number = i + 1;
     if (!line.startsWith(EM_DASH_PREFIX)) {
       throw new NoteError(`signature line ${number} does not start with an em dash (U+2014) and a space`);
@@ -4257,7 +4257,7 @@ var NucleusClient = class {
   #log;
   constructor(options) {
     if (!isObject2(options)) throw new ConfigurationError("createClient takes an options object");
-    const { url, token, verifierKeys, trustedState, ledgerId, origin, checkpointWait, witnessPolicy } = options;
+    const { url, token, verifierKeys, trustedState, ledgerId, origin, checkpointWait, witnessPolicy: witnessPolicy2 } = options;
     if (typeof url !== "string" || !/^https?:\/\//.test(url)) {
       throw new ConfigurationError(`url must be an http:// or https:// URL, got ${JSON.stringify(url)}`);
     }
@@ -4266,13 +4266,13 @@ var NucleusClient = class {
       throw new ConfigurationError("verifierKeys is a list of verifier key strings, not one string");
     }
     this.verifying = verifierKeys !== void 0 && verifierKeys.length > 0;
-    if (!this.verifying && (trustedState !== void 0 || witnessPolicy !== void 0)) {
+    if (!this.verifying && (trustedState !== void 0 || witnessPolicy2 !== void 0)) {
       throw new ConfigurationError("trustedState and witnessPolicy are used by a verifying client only (give verifierKeys)");
     }
-    if (witnessPolicy !== void 0 && !(witnessPolicy instanceof CosignaturePolicy)) {
+    if (witnessPolicy2 !== void 0 && !(witnessPolicy2 instanceof CosignaturePolicy)) {
       throw new ConfigurationError("witnessPolicy must be a CosignaturePolicy");
     }
-    this.witnessPolicy = witnessPolicy;
+    this.witnessPolicy = witnessPolicy2;
     const wait = checkpointWait ?? DEFAULT_CHECKPOINT_WAIT;
     if (typeof wait !== "number" || !(wait >= 0)) throw new ConfigurationError("checkpointWait must be a non-negative number of seconds");
     this.#verifiers = (verifierKeys ?? []).map((vkey) => {
@@ -4722,8 +4722,15 @@ var HISTORY_LIMIT = 200;
 var COVER_WAIT_MS = 1e4;
 var TOKEN_KEY = "nucleus-explorer:token";
 var PINNED_KEY = "nucleus-explorer:pinned-keys";
-var trustedKey = (ledgerId) => `nucleus-explorer:trusted:${ledgerId}`;
-var historyKey = (ledgerId) => `nucleus-explorer:history:${ledgerId}`;
+var ORIGIN_KEY = "nucleus-explorer:pinned-origin";
+var WITNESSES_KEY = "nucleus-explorer:pinned-witnesses";
+var digest = (...parts) => bytesToHex2(blake3(new TextEncoder().encode(JSON.stringify(parts)))).slice(0, 32);
+var trustId = (origin, keys) => digest(origin, ...[...keys].sort());
+var trustedKey = (trust) => `nucleus-explorer:trusted:${trust}`;
+var historyKey = (trust) => `nucleus-explorer:history:${trust}`;
+var identityKey = (keys) => `nucleus-explorer:identity:${digest(BASE, ...[...keys].sort())}`;
+var defaultOrigin = (ledgerId) => `nucleus.invalid/${ledgerId}`;
+var MAX_DATE_MS = 864e13;
 var BASE = new URL(".", window.location.href).href.replace(/\/+$/, "");
 var session = null;
 var filters = {};
@@ -4755,10 +4762,12 @@ function describe(err) {
   return String(err);
 }
 var short = (hex) => `${hex.slice(0, 12)}…`;
+function formatTime(ms) {
+  return Number.isSafeInteger(ms) && ms >= 0 && ms <= MAX_DATE_MS ? new Date(ms).toISOString() : `${String(ms)} (ms)`;
+}
 var sleep2 = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 async function call(path, token, init = {}) {
-  const headers = { accept: "application/json" };
-  if (token !== null) headers["authorization"] = `Bearer ${token}`;
+  const headers = { accept: "application/json", authorization: `Bearer ${token}` };
   const request = { method: init.method ?? "GET", headers, redirect: "manual", credentials: "omit" };
   if (init.body !== void 0) {
     headers["content-type"] = "application/json";
@@ -4800,11 +4809,18 @@ async function signIn(token) {
   if (ledgerId === null) throw new NucleusError("the server's /ledger has no ledger_id");
   let serverKeys = [];
   try {
-    serverKeys = (await (await call("/checkpoint/key", null)).text()).split("\n").filter((line) => line);
+    serverKeys = (await (await call("/checkpoint/key", token)).text()).split("\n").filter((line) => line);
   } catch (err) {
     if (!(err instanceof NucleusError && err.status === 404)) throw err;
   }
-  session = makeSession(token, oid, ledgerId, serverKeys);
+  let serverWitnesses = null;
+  let witnessesError = null;
+  try {
+    serverWitnesses = serverWitnessesFrom(await getJson("/checkpoint/witnesses", token));
+  } catch (err) {
+    if (!(err instanceof NucleusError && err.status === 404)) witnessesError = describe(err);
+  }
+  session = makeSession({ token, oid, ledgerId, serverKeys, serverWitnesses, witnessesError });
   sessionStorage.setItem(TOKEN_KEY, token);
   byId("whoami").textContent = oid;
   byId("ledger-id").textContent = ledgerId;
@@ -4812,6 +4828,12 @@ async function signIn(token) {
   show("session", true);
   renderKeys();
   await route();
+}
+function serverWitnessesFrom(doc) {
+  if (!isObject3(doc) || !Array.isArray(doc["witnesses"]) || !doc["witnesses"].every(isObject3)) {
+    throw new NucleusError("the server's /checkpoint/witnesses is not a witness list");
+  }
+  return { quorum: doc["quorum"], witnesses: doc["witnesses"] };
 }
 function trySignIn(token) {
   signIn(token).catch((err) => {
@@ -4832,49 +4854,152 @@ function signOut() {
   show("signin", true);
   byId("token").value = "";
 }
+function lines(text) {
+  return text.split("\n").map((line) => line.trim()).filter((line) => line);
+}
 function pinnedKeys() {
-  const text = localStorage.getItem(PINNED_KEY);
-  if (text === null) return null;
-  const keys = text.split("\n").map((line) => line.trim()).filter((line) => line);
+  const keys = lines(localStorage.getItem(PINNED_KEY) ?? "");
   return keys.length ? keys : null;
 }
-function makeSession(token, oid, ledgerId, serverKeys) {
+function pinnedOrigin() {
+  const origin = (localStorage.getItem(ORIGIN_KEY) ?? "").trim();
+  return origin ? origin : null;
+}
+function pinnedWitnesses() {
+  try {
+    const doc = JSON.parse(localStorage.getItem(WITNESSES_KEY) ?? "null");
+    if (!isObject3(doc) || typeof doc["quorum"] !== "number" || !Array.isArray(doc["vkeys"])) return null;
+    return { quorum: doc["quorum"], vkeys: doc["vkeys"].map(String) };
+  } catch {
+    return null;
+  }
+}
+function loadIdentity(keys) {
+  try {
+    const doc = JSON.parse(localStorage.getItem(identityKey(keys)) ?? "null");
+    if (isObject3(doc) && typeof doc["ledgerId"] === "string" && typeof doc["origin"] === "string") {
+      return { ledgerId: doc["ledgerId"], origin: doc["origin"] };
+    }
+  } catch {
+  }
+  return null;
+}
+function saveIdentity(keys, identity) {
+  localStorage.setItem(identityKey(keys), JSON.stringify(identity));
+}
+function witnessPolicy(server) {
+  const pinned = pinnedWitnesses();
+  if (pinned !== null) {
+    try {
+      return { policy: CosignaturePolicy.fromVkeys(pinned.quorum, pinned.vkeys), source: "pinned", problem: null };
+    } catch (err) {
+      return { policy: null, source: "pinned", problem: `the pinned witness policy is not valid: ${err.message}` };
+    }
+  }
+  if (server.witnessesError !== null) {
+    return { policy: null, source: "server", problem: `the server's witness list could not be read: ${server.witnessesError}` };
+  }
+  const listed = server.serverWitnesses;
+  if (listed === null) return { policy: null, source: "none", problem: null };
+  try {
+    const quorum = typeof listed.quorum === "number" ? listed.quorum : NaN;
+    return { policy: CosignaturePolicy.fromVkeys(quorum, listed.witnesses.map((w) => String(w["vkey"]))), source: "server", problem: null };
+  } catch (err) {
+    return { policy: null, source: "server", problem: `the witness policy the server states is not valid: ${err.message}` };
+  }
+}
+function makeSession(server) {
   const pinned = pinnedKeys();
-  const keys = pinned ?? serverKeys;
-  const store = new LocalStorageTrustedState(trustedKey(ledgerId));
+  const keys = pinned ?? server.serverKeys;
+  const fixedOrigin = pinnedOrigin();
+  let origin = fixedOrigin ?? defaultOrigin(server.ledgerId);
+  const problems = [];
+  const known = keys.length ? loadIdentity(keys) : null;
+  if (keys.length && known === null) saveIdentity(keys, { ledgerId: server.ledgerId, origin });
+  if (known !== null && (known.ledgerId !== server.ledgerId || known.origin !== origin)) {
+    problems.push(
+      `the server now says it is another ledger: this browser trusted ledger ${JSON.stringify(known.ledgerId)} (origin ${JSON.stringify(known.origin)}) at this address with these keys, the server now says ${JSON.stringify(server.ledgerId)} (origin ${JSON.stringify(origin)}); "Forget what this browser trusted" to accept it as a new ledger`
+    );
+    if (fixedOrigin === null) origin = known.origin;
+  }
+  const witnesses = witnessPolicy(server);
+  if (witnesses.problem !== null) problems.push(witnesses.problem);
+  const trust = trustId(origin, keys);
+  const store = new LocalStorageTrustedState(trustedKey(trust));
   const client = createClient({
     url: BASE,
-    token,
-    ledgerId,
+    token: server.token,
+    ledgerId: server.ledgerId,
+    origin,
     verifierKeys: keys,
-    ...keys.length ? { trustedState: store } : {}
+    ...keys.length ? { trustedState: store } : {},
+    ...keys.length && witnesses.policy !== null ? { witnessPolicy: witnesses.policy } : {}
   });
-  return { token, oid, ledgerId, origin: `nucleus.invalid/${ledgerId}`, serverKeys, keys, pinned: pinned !== null, store, client };
+  return {
+    ...server,
+    origin,
+    originPinned: fixedOrigin !== null,
+    keys,
+    pinned: pinned !== null,
+    policy: witnesses.policy,
+    policySource: witnesses.source,
+    problems,
+    trust,
+    store,
+    client
+  };
 }
 function renderKeys() {
-  if (session === null) return;
+  const s = session;
+  if (s === null) return;
   const source = byId("key-source");
-  const same = session.keys.length === session.serverKeys.length && session.keys.every((k) => session?.serverKeys.includes(k));
-  if (!session.keys.length) {
+  const same = s.keys.length === s.serverKeys.length && s.keys.every((k) => s.serverKeys.includes(k));
+  if (!s.keys.length) {
     setStatus(source, "bad", "none: this ledger signs no checkpoints, so nothing can be verified");
-  } else if (session.pinned) {
-    setStatus(source, same ? "ok" : "bad", same ? `${session.keys.length} pinned key(s), the same the server says it signs with` : `${session.keys.length} pinned key(s), NOT the ones the server says it signs with`);
+  } else if (s.pinned) {
+    setStatus(source, same ? "ok" : "bad", same ? `${s.keys.length} pinned key(s), the same the server says it signs with` : `${s.keys.length} pinned key(s), NOT the ones the server says it signs with`);
   } else {
     setStatus(source, "info", "fetched from this server (proves consistency with what it says only; pin your operator's keys)");
   }
-  byId("server-keys").textContent = session.serverKeys.join("\n") || "(none)";
-  byId("pinned-keys").value = session.pinned ? session.keys.join("\n") : "";
+  byId("server-keys").textContent = s.serverKeys.join("\n") || "(none)";
+  byId("pinned-keys").value = s.pinned ? s.keys.join("\n") : "";
+  setStatus(byId("origin-source"), "info", s.originPinned ? `${s.origin} (pinned)` : `${s.origin} (the default for the ledger id${s.origin === defaultOrigin(s.ledgerId) ? " the server states" : " this browser trusted"})`);
+  byId("origin-input").value = s.originPinned ? s.origin : "";
+  byId("origin-input").placeholder = defaultOrigin(s.ledgerId);
+  const witnessSource = byId("witness-source");
+  const policy = s.policy;
+  if (policy === null && s.policySource === "none") setStatus(witnessSource, "info", "none configured by the server or pinned");
+  else if (policy === null) setStatus(witnessSource, "bad", s.problems[s.problems.length - 1] ?? "no valid witness policy");
+  else if (s.policySource === "pinned") setStatus(witnessSource, "ok", `${policy.quorum} of ${policy.witnesses.length} pinned witness key(s)`);
+  else {
+    setStatus(
+      witnessSource,
+      "info",
+      `${policy.quorum} of ${policy.witnesses.length} witnesses, as the server states it (its claim: pin your witnesses' keys)`
+    );
+  }
+  const pinnedW = pinnedWitnesses();
+  byId("pinned-witnesses").value = pinnedW === null ? "" : pinnedW.vkeys.join("\n");
+  byId("witness-quorum").value = pinnedW === null ? "" : String(pinnedW.quorum);
+  const identity = byId("identity-status");
+  const changed = s.problems.find((p) => p.startsWith("the server now says it is another ledger"));
+  identity.hidden = changed === void 0;
+  if (changed !== void 0) setStatus(identity, "bad", changed);
 }
 function rebuildSession() {
   if (session === null) return;
-  session = makeSession(session.token, session.oid, session.ledgerId, session.serverKeys);
+  session = makeSession(session);
   renderKeys();
   void route();
 }
+function formError(id, message) {
+  const error = byId(id);
+  error.hidden = message === null;
+  error.textContent = message ?? "";
+}
 function pinKeys() {
-  const error = byId("keys-error");
-  error.hidden = true;
-  const keys = byId("pinned-keys").value.split("\n").map((line) => line.trim()).filter((line) => line);
+  formError("keys-error", null);
+  const keys = lines(byId("pinned-keys").value);
   try {
     if (!keys.length) throw new Error("paste at least one key");
     for (const key of keys) {
@@ -4885,30 +5010,70 @@ function pinKeys() {
       }
     }
   } catch (err) {
-    error.hidden = false;
-    error.textContent = err.message;
+    formError("keys-error", err.message);
     return;
   }
   localStorage.setItem(PINNED_KEY, keys.join("\n"));
   rebuildSession();
 }
-function loadHistory(ledgerId) {
+function pinOrigin() {
+  const s = session;
+  if (s === null) return;
+  formError("origin-error", null);
+  const origin = byId("origin-input").value.trim();
+  if (/[\s\u0000-\u001f]/.test(origin)) {
+    formError("origin-error", "an origin is one line without spaces (e.g. example.com/log)");
+    return;
+  }
+  if (origin) localStorage.setItem(ORIGIN_KEY, origin);
+  else localStorage.removeItem(ORIGIN_KEY);
+  const known = s.keys.length ? loadIdentity(s.keys) : null;
+  if (known !== null) saveIdentity(s.keys, { ...known, origin: origin || defaultOrigin(known.ledgerId) });
+  rebuildSession();
+}
+function pinWitnesses() {
+  formError("witness-error", null);
+  const vkeys = lines(byId("pinned-witnesses").value);
+  const quorum = Number(byId("witness-quorum").value.trim() || String(vkeys.length));
   try {
-    const doc = JSON.parse(localStorage.getItem(historyKey(ledgerId)) ?? "[]");
+    if (!vkeys.length) throw new Error("paste at least one witness key");
+    for (const key of vkeys) {
+      try {
+        parseCosignatureVkey(key);
+      } catch (err) {
+        throw new Error(`${JSON.stringify(key)} is not a witness cosignature key: ${err.message}`);
+      }
+    }
+    CosignaturePolicy.fromVkeys(quorum, vkeys);
+  } catch (err) {
+    formError("witness-error", err.message);
+    return;
+  }
+  localStorage.setItem(WITNESSES_KEY, JSON.stringify({ quorum, vkeys }));
+  rebuildSession();
+}
+function sessionProblem(s) {
+  if (!s.keys.length) return "this ledger signs no checkpoints: nothing can be verified";
+  return s.problems.length ? s.problems.join("; ") : null;
+}
+function loadHistory(trust) {
+  try {
+    const doc = JSON.parse(localStorage.getItem(historyKey(trust)) ?? "[]");
     return Array.isArray(doc) ? doc : [];
   } catch {
     return [];
   }
 }
 async function recordTrusted(s) {
+  if (!s.client.verifying) return null;
   const checkpoint = await s.client.trustedCheckpoint();
   const note = s.store.load();
   if (checkpoint === null || note === null) return checkpoint;
-  const history = loadHistory(s.ledgerId);
+  const history = loadHistory(s.trust);
   const last = history[history.length - 1];
   if (last === void 0 || last.size !== checkpoint.size) {
     history.push({ size: checkpoint.size, root: bytesToHex2(checkpoint.rootHash), note, seen: Date.now() });
-    localStorage.setItem(historyKey(s.ledgerId), JSON.stringify(history.slice(-HISTORY_LIMIT)));
+    localStorage.setItem(historyKey(s.trust), JSON.stringify(history.slice(-HISTORY_LIMIT)));
   }
   return checkpoint;
 }
@@ -4921,21 +5086,28 @@ async function showEntries() {
   const mine = ++generation;
   const status = byId("page-status");
   const rows = byId("entry-rows");
-  setStatus(status, "pending", "loading…");
+  setStatus(status, "pending", "loading and verifying…");
   rows.replaceChildren();
-  const body = { limit: PAGE_SIZE };
-  if (filters.stream) body["stream"] = filters.stream;
-  if (filters.cursor) body["cursor"] = filters.cursor;
-  let doc;
+  const problem = sessionProblem(s);
+  let entries;
+  let checkpoint = null;
   try {
-    doc = await getJson("/entries/query", s.token, { method: "POST", body });
+    const page = await s.client.queryPage(askedFilters());
+    checkpoint = await recordTrusted(s);
+    entries = page.entries;
+    nextCursor = page.nextCursor;
   } catch (err) {
-    setStatus(status, "bad", `the server refused the query: ${describe(err)}`);
+    if (mine !== generation) return;
+    nextCursor = null;
+    byId("next-page").disabled = true;
+    setStatus(
+      status,
+      "bad",
+      `${problem === null ? "" : `verification FAILED: ${problem}; `}this page failed to verify (nothing of it is shown): ${describe(err)}`
+    );
     return;
   }
   if (mine !== generation) return;
-  const entries = isObject3(doc) && Array.isArray(doc["entries"]) ? doc["entries"] : [];
-  nextCursor = isObject3(doc) && typeof doc["next_cursor"] === "string" ? doc["next_cursor"] : null;
   for (const entry of entries) {
     streamsSeen.add(entry.record.stream);
     const link = el("a", { href: `#/entry/${entry.hash}`, "data-testid": "entry-link" }, entry.record.id);
@@ -4945,29 +5117,20 @@ async function showEntries() {
       el("td", {}, String(entry.seq)),
       el("td", {}, entry.record.stream),
       el("td", {}, link),
-      el("td", {}, new Date(entry.record.timestamp).toISOString()),
+      el("td", { "data-testid": "entry-time" }, formatTime(entry.record.timestamp)),
       el("td", {}, el("code", {}, short(entry.hash)))
     ));
   }
   renderStreams();
   byId("next-page").disabled = nextCursor === null;
-  if (!entries.length) {
-    setStatus(status, "info", "no entries you may read here");
-    return;
-  }
-  setStatus(status, "pending", "verifying this page…");
-  try {
-    const page = await s.client.queryPage(askedFilters());
-    const checkpoint = await recordTrusted(s);
-    if (mine !== generation) return;
+  if (problem !== null) setStatus(status, "bad", `verification FAILED: ${problem}`);
+  else if (!entries.length) setStatus(status, "info", "no entries you may read here");
+  else {
     setStatus(
       status,
       "ok",
-      `verified: the ${page.entries.length} entries of this page, each hash recomputed and proven in the signed checkpoint of ${checkpoint?.size ?? "?"} entries`
+      `verified: the ${entries.length} entries of this page, each hash recomputed and proven in the signed checkpoint of ${checkpoint?.size ?? "?"} entries${s.policy === null ? "" : ` cosigned by ${s.policy.quorum} witness(es)`}`
     );
-  } catch (err) {
-    if (mine !== generation) return;
-    setStatus(status, "bad", `this page failed to verify: ${describe(err)}`);
   }
 }
 function renderStreams() {
@@ -4997,6 +5160,9 @@ function check2(name, label) {
   set("pending", "");
   return { row, set };
 }
+function isRawEntry(value) {
+  return isObject3(value) && typeof value["hash"] === "string" && typeof value["seq"] === "number" && isObject3(value["record"]);
+}
 async function showEntry(hash) {
   const s = session;
   if (s === null) return;
@@ -5007,31 +5173,40 @@ async function showEntry(hash) {
   byId("entry-checks").replaceChildren();
   byId("entry-record").textContent = "";
   byId("entry-fields").textContent = "";
+  setStatus(byId("entry-shown"), "pending", "");
   byId("entry-witnesses").replaceChildren();
   const failed = [];
+  const problem = sessionProblem(s);
+  if (problem !== null) check2("session", "this ledger").set("bad", problem);
+  if (s.problems.length) failed.push(...s.problems);
   const fail = (c, what, detail) => {
     c.set("bad", detail);
     failed.push(what);
   };
+  let verified = null;
   const finish = () => {
     if (mine !== generation) return;
+    if (verified === null) setStatus(byId("entry-shown"), "bad", "nothing shown: the client's verified read of this entry failed");
     if (failed.length) setStatus(status, "bad", `verification FAILED: ${failed.join("; ")}`);
     else setStatus(status, "ok", "verified");
   };
   const found = check2("entry", "entry read");
   let raw;
   try {
-    raw = await getJson(`/entries/${encodeURIComponent(hash)}`, s.token);
+    const doc = await getJson(`/entries/${encodeURIComponent(hash)}`, s.token);
+    if (!isRawEntry(doc)) throw new NucleusError("the server's answer is not an entry");
+    raw = doc;
   } catch (err) {
     fail(found, "the entry could not be read", describe(err));
     finish();
     return;
   }
   if (mine !== generation) return;
-  found.set("ok", `entry ${raw.seq} of stream ${raw.record.stream}, readable by ${s.oid}`);
-  byId("entry-record").textContent = JSON.stringify(raw.record, null, 2);
-  const { record: _record, ...fields } = raw;
-  byId("entry-fields").textContent = JSON.stringify(fields, null, 2);
+  if (raw.hash !== hash) {
+    fail(found, "the server answered another entry", `asked for entry ${hash}, the server answered entry ${raw.hash} (seq ${raw.seq})`);
+  } else {
+    found.set("ok", `entry ${raw.seq} of stream ${String(raw.record.stream)}, readable by ${s.oid}`);
+  }
   const hashed = check2("hash", "hash recomputed");
   let recomputed = null;
   try {
@@ -5067,7 +5242,7 @@ async function showEntry(hash) {
     } else {
       signed.set(
         "ok",
-        `tree of ${checkpoint.size} entries, root ${bytesToHex2(checkpoint.rootHash)}, signed by ${s.pinned ? "a pinned key" : "the server's key"} and consistent with this browser's earlier checkpoints`
+        `tree of ${checkpoint.size} entries, root ${bytesToHex2(checkpoint.rootHash)}, origin ${s.origin}, signed by ${s.pinned ? "a pinned key" : "the server's key"}${policyWords(s)} and consistent with this browser's earlier checkpoints`
       );
     }
   } catch (err) {
@@ -5092,68 +5267,115 @@ async function showEntry(hash) {
   }
   const client = check2("client", "client read");
   try {
+    if (!s.client.verifying) throw new NucleusError("no verifier keys: the client cannot verify");
     const entry = await s.client.get(hash);
     if (entry === null) throw new NucleusError("the verified read found no such entry");
+    if (entry.hash !== hash) throw new NucleusError(`asked for entry ${hash}, the client read entry ${entry.hash}`);
     await recordTrusted(s);
-    client.set("ok", "createClient(...).get(hash) returned it verified");
+    if (mine !== generation) return;
+    verified = entry;
+    client.set("ok", "createClient(...).get(hash) returned it verified: it is what is shown below");
+    byId("entry-record").textContent = JSON.stringify(entry.record, null, 2);
+    byId("entry-fields").textContent = JSON.stringify({
+      seq: entry.seq,
+      hash: entry.hash,
+      prev_hash: entry.prevHash,
+      version: entry.version,
+      appender: entry.appender,
+      auth_source: entry.authSource,
+      committed_at: entry.committedAt
+    }, null, 2);
+    setStatus(byId("entry-shown"), failed.length ? "bad" : "ok", failed.length ? "as the client's verified read returned it (but the checks above failed)" : `as the client's verified read returned it (timestamp ${formatTime(entry.record.timestamp)})`);
   } catch (err) {
     fail(client, "client read", describe(err));
   }
   const witnessed = check2("witnesses", "witness cosignatures");
   try {
-    const note = checkpoint === null ? null : await s.client.checkpoint(checkpoint.size);
-    const problem = await renderWitnesses(byId("entry-witnesses"), note);
-    if (problem === null) witnessed.set("info", byId("entry-witnesses").dataset["summary"] ?? "");
-    else fail(witnessed, "witness cosignature", problem);
+    const note = checkpoint === null || s.policy === null ? null : await s.client.checkpoint(checkpoint.size);
+    const result = await renderWitnesses(byId("entry-witnesses"), note, s);
+    if (result.state === "bad") fail(witnessed, "witness quorum", result.text);
+    else witnessed.set(result.state, result.text);
   } catch (err) {
     fail(witnessed, "witnesses", describe(err));
   }
   finish();
 }
-async function renderWitnesses(into, note) {
+function policyWords(s) {
+  const policy = s.policy;
+  if (policy === null) return "";
+  return `, cosigned by ${policy.quorum} of ${policy.witnesses.length} witnesses (${policyLabel(s)})`;
+}
+function policyLabel(s) {
+  return s.policySource === "pinned" ? "your pinned witness policy" : "the witness policy the server states: its claim, with the keys it lists; pin your witnesses' keys";
+}
+async function renderWitnesses(into, note, s) {
   into.replaceChildren();
-  let doc;
-  try {
-    doc = await getJson("/checkpoint/witnesses", null);
-  } catch (err) {
-    if (err instanceof NucleusError && err.status === 404) {
-      into.dataset["summary"] = "this ledger has no witnesses configured";
-      into.append(el("p", { "data-testid": "witness-summary" }, into.dataset["summary"]));
-      return null;
-    }
-    throw err;
+  const summary = (state, text) => {
+    into.dataset["summary"] = text;
+    into.prepend(el("p", { "data-testid": "witness-summary", class: `status ${state}` }, text));
+    return { state, text };
+  };
+  const policy = s.policy;
+  if (policy === null) {
+    if (s.policySource === "none") return summary("info", "this ledger has no witnesses configured, and none are pinned here");
+    return summary("bad", `no witness quorum can be checked: ${s.problems.join("; ")}`);
   }
-  const quorum = isObject3(doc) && typeof doc["quorum"] === "number" ? doc["quorum"] : 0;
-  const witnesses = isObject3(doc) && Array.isArray(doc["witnesses"]) ? doc["witnesses"] : [];
+  let listed = [];
+  try {
+    listed = serverWitnessesFrom(await getJson("/checkpoint/witnesses", s.token)).witnesses;
+  } catch {
+    listed = [];
+  }
+  const byKey = new Map(listed.map((w) => [String(w["vkey"]), w]));
   const rows = el("tbody");
   let cosigned = 0;
-  let problem = null;
-  for (const w of witnesses) {
-    let state = "info";
-    let text = "no cosignature on the checkpoint";
-    try {
-      if (note !== null && countCosignatures(note, [parseCosignatureVkey(String(w["vkey"]))]) === 1) {
-        state = "ok";
-        text = "cosigned the checkpoint";
-        cosigned++;
-      }
-    } catch (err) {
-      state = "bad";
-      text = `its cosignature does not verify: ${err.message}`;
-      problem ??= `${String(w["name"])}: ${text}`;
-    }
+  const broken = [];
+  const row = (name, state, text, status) => {
     rows.append(el(
       "tr",
-      { "data-testid": "witness-row" },
-      el("td", {}, String(w["name"])),
+      { "data-testid": "witness-row", "data-state": state },
+      el("td", {}, name),
       el("td", { class: `status ${state}` }, text),
-      el("td", {}, `cosigned up to ${String(w["cosigned_size"])}`),
-      el("td", {}, w["last_error"] ? `last error: ${String(w["last_error"])}` : "")
+      el("td", {}, status === void 0 ? "not listed by the server" : `cosigned up to ${String(status["cosigned_size"])}`),
+      el("td", {}, status?.["last_error"] ? `last error: ${String(status["last_error"])}` : "")
     ));
+  };
+  for (const w of policy.witnesses) {
+    const status = byKey.get(w.vkey);
+    const name = status === void 0 ? w.name : String(status["name"]);
+    let state = "info";
+    let text = "no cosignature on the checkpoint";
+    if (note === null) text = "no checkpoint meeting the policy was verified";
+    else {
+      try {
+        if (countCosignatures(note, [w]) === 1) {
+          state = "ok";
+          text = "cosigned the checkpoint";
+          cosigned++;
+        }
+      } catch (err) {
+        state = "bad";
+        text = `its cosignature does not verify: ${err.message}`;
+        broken.push(`${name}: ${text}`);
+      }
+    }
+    row(name, state, text, status);
   }
-  into.dataset["summary"] = `${cosigned} of ${witnesses.length} witnesses cosigned the checkpoint (quorum ${quorum}; witness keys as the server lists them)`;
-  into.append(el("p", { "data-testid": "witness-summary" }, into.dataset["summary"]), el("table", {}, rows));
-  return problem;
+  for (const w of listed) {
+    if (!policy.witnesses.some((p) => p.vkey === String(w["vkey"]))) {
+      row(String(w["name"]), "info", "listed by the server, not in the pinned policy (not counted)", w);
+    }
+  }
+  into.append(el("table", {}, rows));
+  const label = policyLabel(s);
+  if (broken.length) return summary("bad", broken.join("; "));
+  if (note === null || cosigned < policy.quorum) {
+    return summary(
+      "bad",
+      `quorum not met: ${note === null ? "no verified checkpoint" : `${cosigned} of the ${policy.witnesses.length} witnesses`} cosigned, ${policy.quorum} required (${label}); ${policy.quorum - cosigned} cosignature(s) short`
+    );
+  }
+  return summary("ok", `${cosigned} of ${policy.witnesses.length} witnesses cosigned the checkpoint (quorum ${policy.quorum}: ${label})`);
 }
 async function showCheckpoints() {
   const s = session;
@@ -5164,20 +5386,20 @@ async function showCheckpoints() {
   setStatus(status, "pending", "verifying…");
   rows.replaceChildren();
   byId("latest-note").textContent = "";
-  const problems = [];
+  const problems = [...s.problems];
   let latest = null;
   try {
     if (!s.keys.length) throw new NucleusError("this ledger signs no checkpoints");
-    latest = await s.client.checkpoint();
+    const checkpoint = await s.client.refresh();
+    latest = await s.client.checkpoint(checkpoint.size);
     await recordTrusted(s);
     byId("latest-note").textContent = latest;
   } catch (err) {
     problems.push(`the latest checkpoint: ${describe(err)}`);
   }
   if (mine !== generation) return;
-  const history = loadHistory(s.ledgerId);
+  const history = loadHistory(s.trust);
   const verifiers = s.keys.map((key) => parseVkey(key));
-  const checks = [];
   for (let i = 0; i < history.length; i++) {
     const seen = history[i];
     let text = "signed";
@@ -5188,7 +5410,7 @@ async function showCheckpoints() {
       const before = history[i - 1];
       if (before !== void 0) {
         if (before.size > 0) {
-          const doc = await getJson(`/proof/consistency?from=${before.size}&to=${seen.size}`, null);
+          const doc = await getJson(`/proof/consistency?from=${before.size}&to=${seen.size}`, s.token);
           const hashes = isObject3(doc) && Array.isArray(doc["hashes"]) ? doc["hashes"].map((h) => hexToBytes2(h)) : [];
           verifyConsistency(before.size, seen.size, hexToBytes2(before.root), hexToBytes2(seen.root), hashes);
         }
@@ -5199,19 +5421,18 @@ async function showCheckpoints() {
       text = describe(err);
       problems.push(`the checkpoint of ${seen.size} entries: ${text}`);
     }
-    checks.push(text);
     rows.prepend(el(
       "tr",
       { "data-testid": "history-row", "data-size": String(seen.size), "data-state": state },
       el("td", {}, String(seen.size)),
       el("td", {}, el("code", {}, seen.root)),
-      el("td", {}, new Date(seen.seen).toISOString()),
+      el("td", {}, formatTime(seen.seen)),
       el("td", { class: `status ${state}` }, text)
     ));
   }
   try {
-    const problem = await renderWitnesses(byId("history-witnesses"), latest);
-    if (problem !== null) problems.push(problem);
+    const result = await renderWitnesses(byId("history-witnesses"), latest, s);
+    if (result.state === "bad") problems.push(result.text);
   } catch (err) {
     problems.push(`witnesses: ${describe(err)}`);
   }
@@ -5263,10 +5484,18 @@ function start() {
     localStorage.removeItem(PINNED_KEY);
     rebuildSession();
   });
+  byId("pin-origin").addEventListener("click", pinOrigin);
+  byId("pin-witnesses").addEventListener("click", pinWitnesses);
+  byId("unpin-witnesses").addEventListener("click", () => {
+    localStorage.removeItem(WITNESSES_KEY);
+    rebuildSession();
+  });
   byId("forget-trusted").addEventListener("click", () => {
-    if (session === null) return;
-    localStorage.removeItem(trustedKey(session.ledgerId));
-    localStorage.removeItem(historyKey(session.ledgerId));
+    const s = session;
+    if (s === null) return;
+    localStorage.removeItem(trustedKey(s.trust));
+    localStorage.removeItem(historyKey(s.trust));
+    if (s.keys.length) localStorage.removeItem(identityKey(s.keys));
     rebuildSession();
   });
   window.addEventListener("hashchange", () => void route());

@@ -52,10 +52,15 @@ class DiscardableStorage(Protocol):
 
 @runtime_checkable
 class ReadOnlyStorage(Protocol):
-    """Storage that can tell it was opened read-only (or only allows reads)."""
+    """Storage that can tell it was opened read-only (or only allows reads), and why (for the
+    errors that refuse a write, e.g. "the server is a hot standby")."""
 
     @property
     def read_only(self) -> bool: ...
+
+    @property
+    def read_only_reason(self) -> str | None:
+        """Why the storage refuses writes (None when it allows them)."""
 
 
 @runtime_checkable

@@ -628,7 +628,7 @@ class Ledger:
         if self._read_only:
             storage = self._storage
             if isinstance(storage, ReadOnlyStorage) and storage.read_only:
-                why = getattr(storage, "read_only_reason", None) or "its storage refuses writes"
+                why = storage.read_only_reason or "its storage refuses writes"
                 raise ReadOnlyLedgerError(f"ledger {self.id!r} is read-only: storage {storage.url}: {why}")
             raise ReadOnlyLedgerError(
                 f"ledger {self.id!r} was opened without verification and is read-only; "

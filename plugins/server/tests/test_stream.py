@@ -294,8 +294,10 @@ def test_twenty_subscribers_get_exactly_what_they_may_read_across_reconnects_and
         raw.thread.join(30)
     for i, result in results.items():
         assert result() == expected[i], (i, plans[i])
+    # The stop ended the streams open at that moment with "event: end"; a subscriber between two of
+    # its forced reconnects then was not connected (so: at least one of the ten, not each).
+    assert sum(raw.ends for raw, _oid, _filters in raws) >= 1
     for raw, _oid, _filters in raws:
-        assert raw.ends >= 1  # it was connected when the server stopped
         # Forced reconnects (one every drop_every entries) and the restart: each resumed where it stood.
         assert raw.connects >= 1 + len(raw.got) // raw.drop_every
 

@@ -754,6 +754,22 @@ def test_api_keys_are_listed_as_not_carried_over_and_never_authenticate(
     listed = run("keys", "list", *target.args(), "--as", ADMIN.oid)
     assert listed.exit_code == 0, listed.output
     assert f"{kept_row.key_id}  not-imported" in listed.output
+    # A row without a secret that this chain does not hold (left by a failed import of another
+    # export): verification refuses it; a rebuild removes it, and only such a row.
+    from nucleus_token_api_key.keys import NOT_CARRIED_OVER, ApiKey, pepper_id
+
+    stray = ApiKey(
+        key_id="Zz0123456789", principal=BOB.oid, created_at=1.0, secret_hash=NOT_CARRIED_OVER,
+        pepper_id=pepper_id(PEPPER.encode()),
+    ).sealed(PEPPER.encode(), LEDGER_ID)
+    with target.open(plugins=["auth.api_key"], settings=settings) as ledger:
+        ledger.auth.parser("auth.api_key")._store.add(stray)
+        assert not ledger.verify().ok
+    with target.open(plugins=["auth.api_key"], settings=settings, rebuild_state=True) as ledger:
+        assert ledger.verify().ok
+        keys = {k.key_id for k in ledger.auth.parser("auth.api_key").list_keys()}
+        assert stray.key_id not in keys and kept_row.key_id in keys
+        assert state(ledger)[0] == expected[0] + 1  # the key issued again, nothing else appended
 
 
 @pytest.mark.parametrize("kind", BACKENDS)
@@ -803,3 +819,32 @@ def test_emptied_access_control_tables_are_refused_not_rebuilt(
     with sqlite3.connect(file) as conn:
         assert conn.execute("SELECT COUNT(*) FROM nucleus_ual_grants").fetchone() == (0,)
     conn.close()
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_a_ledger_that_fails_the_final_verification_is_not_imported(
+    make_target: Callable[[str], Target], tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plugins built their state, then verify() fails (a plugin's check): the ledger is removed
+    again (Python API: import_ledger, what the command runs)."""
+    import attrs
+
+    from nucleus_core.importing import import_ledger
+    from nucleus_core.ledger import Ledger
+
+    _src, path = _ual_source(make_target, tmp_path)
+    target = make_target(kind)
+    real = Ledger.verify
+
+    def failing(self: Ledger, **kwargs: Any) -> Any:
+        return attrs.evolve(real(self, **kwargs), ok=False, first_bad_seq=3, reason="access control state: forced")
+
+    monkeypatch.setattr(Ledger, "verify", failing)
+    with path.open("rb") as lines, pytest.raises(IntegrityError, match=r"line 3 \(seq 3\).*forced"):
+        import_ledger(
+            lines, source="ual.jsonl", id=LEDGER_ID, storage=target.url, storage_options=target.options,
+            plugins=["ual"], admins=[ADMIN.oid],
+        )
+    monkeypatch.undo()
+    with pytest.raises(LedgerNotFoundError):
+        target.open()

@@ -302,13 +302,18 @@ class ApiKeyParser:
         """The rebuild mode (an import being finished): a row for every key of the ``_api_keys``
         stream missing from the table, marked as not carried over (:data:`~.keys.NOT_CARRIED_OVER`:
         its secret's hash was never in the chain). Such a row never authenticates; its key must be
-        issued again. Rows present are left as they are (and compared with the chain)."""
+        issued again. Such rows of keys the chain does not hold go; every other row present is left
+        as it is (and compared with the chain), so a rebuild can run again."""
         try:
             chain = self.keys_from_chain()
         except ValidationError as err:
             raise IntegrityError(f"{NAME}: the key table cannot be built from the chain: {err}",
                                  seq=getattr(err, "seq", None), reason=str(err)) from None
-        present = {k.key_id for k in self._store.list()}
+        stored = self._store.list()
+        # Rows a rebuild wrote for keys this chain does not hold (left by an import that failed
+        # afterwards): they carry no secret, so they go; every other row stays, compared below.
+        stale = [k.key_id for k in stored if k.secret_hash == NOT_CARRIED_OVER and k.key_id not in chain]
+        present = {k.key_id for k in stored} - set(stale)
         rows: list[ApiKey] = []
         for key_id, fields in chain.items():
             if key_id in present or "principal" not in fields:
@@ -324,7 +329,7 @@ class ApiKeyParser:
                 ) from None
             pepper = self._peppers.get(row.pepper_id, self._pepper)
             rows.append(row.sealed(pepper, self._ledger_id))
-        if not rows:
+        if not rows and not stale:
             return
         log.warning(
             "%s: %d API key(s) of the %s stream were not carried over (their secrets are not in the chain): listed "
@@ -332,15 +337,14 @@ class ApiKeyParser:
             NAME, len(rows), STREAM, NOT_IMPORTED,
         )
 
-        def add_all(tx: Any) -> None:
-            store = self._store
+        store = self._store
+        with self._ledger.storage.write() as tx:
+            for key_id in stale:
+                store.remove_not_imported(key_id)
             for row in rows:
                 store.add(row)
                 if isinstance(store, MemoryKeyStore) and isinstance(tx, RollbackTransaction):
                     tx.on_rollback(functools.partial(store.remove, row.key_id))
-
-        with self._ledger.storage.write() as tx:
-            add_all(tx)
 
     def keys_from_chain(self) -> dict[str, dict[str, Any]]:
         """Every key's authorizing fields as the ``_api_keys`` stream records them, by key id

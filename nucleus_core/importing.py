@@ -275,10 +275,8 @@ def finish_import(*, source: str | None = None, **kwargs: Any) -> VerificationRe
     included). Returns the verification report. Refused (:class:`ConflictError`) when the ledger
     holds no unfinished import; :class:`IntegrityError` naming the first bad seq when the plugins
     cannot build their state from the chain or verification fails (the mark stays)."""
-    from .ledger import storage_for_url
-
     storage = kwargs.get("storage")
-    probe = storage if isinstance(storage, StorageBackend) else storage_for_url(storage, kwargs.get("storage_options"))
+    probe = _target_storage(storage, kwargs.get("storage_options"))
     probe.open(kwargs.get("id", ""), create=False)
     try:
         pending = import_pending(probe, kwargs.get("id", ""))
@@ -352,17 +350,15 @@ def import_ledger(
     configuration: ``id``, ``storage``, ``plugins``, ``settings``, ...). When either step fails
     nothing is imported: the ledger (which the import created, the target being empty) is removed
     again, and the error names the first bad line and seq where known."""
-    from .ledger import storage_for_url
-
     ledger_id = kwargs.get("id")
     if not isinstance(ledger_id, str):
         raise ConfigurationError("import_ledger needs the ledger id (id=...)")
     given = kwargs.get("storage")
-    storage = given if isinstance(given, StorageBackend) else storage_for_url(given, kwargs.get("storage_options"))
+    storage = _target_storage(given, kwargs.get("storage_options"))
     storage.open(ledger_id, create=True)
 
     def reopen() -> StorageBackend:
-        return storage_for_url(given if isinstance(given, str) else storage.url, kwargs.get("storage_options"))
+        return _target_storage(given, kwargs.get("storage_options"))
 
     committed = False
     try:
@@ -375,10 +371,30 @@ def import_ledger(
         options = kwargs if storage.persistent else {**kwargs, "storage": storage}
         _finish(options, discard=True, source=source)
     except BaseException:
-        _remove(storage, ledger_id, committed=committed, reopen=reopen)
+        try:
+            _remove(storage, ledger_id, committed=committed, reopen=reopen)
+        except Exception:  # the import's own error is the one to report
+            log.exception("ledger %r at %s: removing the failed import failed", ledger_id, storage.url)
         raise
     storage.close()
     return report
+
+
+def _target_storage(given: object, options: Mapping[str, Any] | None) -> StorageBackend:
+    """The storage of an import's target: built from its URL (each opener its own object), or the
+    object given when it keeps its data in memory (the ledger must open that very object)."""
+    from .ledger import storage_for_url
+
+    if isinstance(given, StorageBackend):
+        if given.persistent:
+            raise ConfigurationError(
+                "an import takes persistent storage as a URL (with storage_options), not a backend object: "
+                "its two steps open it separately"
+            )
+        return given
+    if given is not None and not isinstance(given, str):
+        raise ConfigurationError(f"storage {type(given).__name__} is not a StorageBackend")
+    return storage_for_url(given, options)
 
 
 def _remove(storage: StorageBackend, ledger_id: str, *, committed: bool, reopen: Callable[[], StorageBackend]) -> None:

@@ -38,7 +38,7 @@ from nucleus_core.cli import (
     make_cli,
 )
 from nucleus_core.context import ALL_SCOPES
-from nucleus_core.errors import ConflictError, IntegrityError, LedgerNotFoundError, ValidationError
+from nucleus_core.errors import ConfigurationError, ConflictError, IntegrityError, LedgerNotFoundError, ValidationError
 from nucleus_core.hashing import GENESIS_HASH, entry_hash_of_version
 from nucleus_core.importing import import_entries
 from nucleus_core.ledger import storage_for_url
@@ -848,3 +848,23 @@ def test_a_ledger_that_fails_the_final_verification_is_not_imported(
     monkeypatch.undo()
     with pytest.raises(LedgerNotFoundError):
         target.open()
+
+
+def test_import_ledger_into_memory_builds_the_plugins_state(
+    make_target: Callable[[str], Target], tmp_path: Path
+) -> None:
+    """The Python API on storage in memory: the ledger opens that very storage object, whose UAL
+    grants are then there; a persistent backend object is refused (its two steps open it apart)."""
+    from nucleus_core import MemoryStorage
+    from nucleus_core.importing import import_ledger
+
+    _src, path = _ual_source(make_target, tmp_path)
+    memory = MemoryStorage()
+    with path.open("rb") as lines:
+        report = import_ledger(lines, id=LEDGER_ID, storage=memory, plugins=["ual"], admins=[ADMIN.oid])
+    with open_ledger(id=LEDGER_ID, storage=memory, plugins=["ual"], admins=[ADMIN.oid]) as ledger:
+        assert ledger.length() == report.entries
+        assert [e.record.id for e in ledger.query({}, ALICE).entries] == [f"r{i}" for i in range(5)]
+        assert ledger.verify().ok
+    with path.open("rb") as lines, pytest.raises(ConfigurationError, match="as a URL"):
+        import_ledger(lines, id=LEDGER_ID, storage=make_target("sqlite").storage(), plugins=["ual"])

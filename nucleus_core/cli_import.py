@@ -71,7 +71,7 @@ def _run(target: LedgerOptions, stream: IO[bytes], *, bar: bool, source: str, **
 
 @click.command("import")
 @click.argument(
-    "file", metavar="FILE.jsonl", required=False, type=click.Path(dir_okay=False, allow_dash=True, path_type=Path)
+    "file", metavar="[FILE.jsonl]", required=False, type=click.Path(dir_okay=False, allow_dash=True, path_type=Path)
 )
 @click.option(
     "--finish", is_flag=True,

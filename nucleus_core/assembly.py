@@ -38,6 +38,7 @@ from .auth import TokenRegistry, build_token_registry
 from .capabilities import CheckpointStorage, CosignatureStore, DiscardableStorage, ReadOnlyStorage
 from .checkpoints import CheckpointIssuer, CheckpointKeys
 from .errors import ConfigurationError, IntegrityError, NucleusError, PluginError
+from .import_state import refuse_unfinished_import
 from .ledger import Ledger, LedgerConfig, plugin_context, storage_for_url, verify_chain
 from .merkle import consistency_proof as merkle_consistency_proof
 from .merkle import root_hash
@@ -183,6 +184,8 @@ class LedgerBuilder:
         registry = ModuleRegistry(storage)
         try:
             self._open(storage)
+            if not config.rebuild_state:
+                refuse_unfinished_import(storage, config.id)
             # Opening from the trusted checkpoint: the stored tree is checked against it first, then
             # only what it does not vouch for is verified. Otherwise the whole chain is verified, then
             # the stored tree (built up to the head if needed) must extend the checkpoint.

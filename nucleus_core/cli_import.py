@@ -1,12 +1,16 @@
 """``nucleus import FILE.jsonl``: what ``nucleus export`` wrote, into a new, empty ledger.
 
-The work is :func:`nucleus_core.importing.import_entries`' (every entry verified before it is
-written, all in one transaction). Like ``backup`` and ``restore`` the command works on the storage
-alone: the backend is built from the URL (:func:`~nucleus_core.ledger.storage_for_url`) and opened
-for the ledger id, creating it when it does not exist, and the ledger's plugins are not loaded
-(``--plugin`` and the configuration's plugins are ignored); their state is rebuilt from the chain
-when the ledger is next opened with them. A failed import leaves the target as it was: a ledger
-this command created is removed again (:class:`~nucleus_core.capabilities.DiscardableStorage`).
+The work is :func:`nucleus_core.importing.import_ledger`'s, in two steps: the entries, every one
+verified before it is written, in one transaction of the storage alone (the backend built from the
+URL, :func:`~nucleus_core.ledger.storage_for_url`, opened for the ledger id, creating it), marked as
+an unfinished import; then the ledger opened with its configured plugins (the configuration and
+``--plugin``, as every command opens it) in the rebuild mode, where they build their state from the
+chain (grants and resource index, API key rows marked ``not-imported``, modules), and verified in
+full, plugins' checks included, which removes the mark. A failed import leaves the target as it
+was: the ledger this command created is removed again
+(:class:`~nucleus_core.capabilities.DiscardableStorage`). ``nucleus import --finish`` runs the
+second step alone, for an import interrupted between the two (an ordinary open refuses such a
+ledger and says so).
 """
 
 from __future__ import annotations
@@ -18,11 +22,16 @@ from typing import IO, Any
 
 import click
 
-from .capabilities import DiscardableStorage
 from .cli import EXIT_USAGE, LedgerOptions, _echo_json, fail, ledger_options
 from .errors import ValidationError
-from .importing import DEFAULT_IMPORT_BATCH, MAX_IMPORT_BATCH, ExpectedCheckpoint, ImportReport, import_entries
-from .ledger import storage_for_url
+from .importing import (
+    DEFAULT_IMPORT_BATCH,
+    MAX_IMPORT_BATCH,
+    ExpectedCheckpoint,
+    ImportReport,
+    finish_import,
+    import_ledger,
+)
 from .trusted_checkpoint import load_verifiers, read_checkpoint_file
 
 
@@ -45,8 +54,6 @@ class _Bar:
 
 
 def _run(target: LedgerOptions, stream: IO[bytes], *, bar: bool, source: str, **options: Any) -> ImportReport:
-    storage = storage_for_url(target.storage, target.storage_options)
-    storage.open(target.ledger_id, create=True)
     progress = None
     if bar:
         try:
@@ -56,23 +63,21 @@ def _run(target: LedgerOptions, stream: IO[bytes], *, bar: bool, source: str, **
         if total > 0 and stream.seekable():
             progress = _Bar(stream, total)
     try:
-        report = import_entries(storage, target.ledger_id, stream, progress=progress, source=source, **options)
-    except BaseException:
-        # Nothing was committed; a ledger this open created (row, tables, file) goes again.
-        if isinstance(storage, DiscardableStorage):
-            storage.discard()
-        else:
-            storage.close()
-        raise
+        return import_ledger(stream, progress=progress, source=source, **options, **target.config())
     finally:
         if progress is not None:
             progress.close()
-    storage.close()
-    return report
 
 
 @click.command("import")
-@click.argument("file", metavar="FILE.jsonl", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.argument(
+    "file", metavar="[FILE.jsonl]", required=False, type=click.Path(dir_okay=False, allow_dash=True, path_type=Path)
+)
+@click.option(
+    "--finish", is_flag=True,
+    help="Finish an import interrupted after its entries were written (no FILE): build the plugins' state "
+    "from the chain and verify the ledger.",
+)
 @click.option(
     "--batch",
     type=click.IntRange(1, MAX_IMPORT_BATCH),
@@ -99,7 +104,8 @@ def _run(target: LedgerOptions, stream: IO[bytes], *, bar: bool, source: str, **
 def import_command(
     target: LedgerOptions,
     as_json: bool,
-    file: Path,
+    file: Path | None,
+    finish: bool,
     batch: int,
     expect_head: str | None,
     checkpoint_file: str | None,
@@ -113,17 +119,40 @@ def import_command(
     record), never re-appended, after it verified: seq continuity from 1, the link to the entry
     before, the hash (the ledger id is part of it: --ledger-id must be the exported ledger's), the
     format version rules and the record's canonical form; the Merkle tree is built as entries go
-    in. All of it is one transaction: the first bad line is refused naming its line number and seq
-    (exit code 5 for a line that is not an entry, 8 for one that does not verify), and nothing is
-    imported; a ledger the command created is removed again. A target that is not empty is refused
-    (exit code 7).
+    in, all in one transaction. Then the ledger is opened with its plugins (the configuration's and
+    --plugin's: give those the ledger will run with) and they build their state from the chain,
+    appending nothing: the access-control grants and resource index, the modules' state, and a row
+    per API key marked 'not-imported' (its secret is not in the chain: it never authenticates;
+    issue the keys again and revoke the old ids). The ledger is then verified in full, plugins'
+    checks included. The first bad line is refused naming its line number and seq (exit code 5 for
+    a line that is not an entry, 8 for one that does not verify, the chain or a plugin's stream,
+    such as a malformed _acl entry), and nothing is imported: the ledger the command created is
+    removed again. A target that is not empty is refused (exit code 7).
+
+    An import interrupted after its entries were written leaves a ledger that an ordinary open
+    refuses (exit code 7), saying so: run 'nucleus import --finish' with the same options (no
+    FILE) to build the plugins' state and verify it.
 
     A file cut short at a line boundary is a shorter chain that verifies: give --expect-head (the
     source's head hash) or --checkpoint (a signed checkpoint of the source, with --key/--key-file)
-    to refuse it. Only the storage is used, no plugin is loaded: open the ledger with its plugins
-    afterwards and they rebuild their state from the chain (API keys must be issued again: their
-    secrets are not in the chain). A progress bar is drawn on stderr when it is a terminal.
+    to refuse it. A progress bar is drawn on stderr when it is a terminal.
     """
+    if finish:
+        if file is not None or checkpoint_file or vkeys or key_file or origin or expect_head:
+            fail("--finish takes no FILE, --expect-head nor --checkpoint (the entries are in already)",
+                 exit_code=EXIT_USAGE, code=ValidationError.code)
+        verified = finish_import(**target.config())
+        if as_json:
+            _echo_json({"ledger_id": target.ledger_id, "finished": True, "entries": verified.entries_checked,
+                        "head": verified.head_hash})
+        else:
+            click.echo(
+                f"finished the import into ledger {target.ledger_id!r}: its plugins' state is built from the chain "
+                f"and it verifies ({verified.entries_checked} entries, head {verified.head_hash})"
+            )
+        return
+    if file is None:
+        fail("missing FILE.jsonl (or --finish)", exit_code=EXIT_USAGE, code=ValidationError.code)
     if checkpoint_file is None and (vkeys or key_file or origin):
         fail("--key, --key-file and --origin go with --checkpoint", exit_code=EXIT_USAGE, code=ValidationError.code)
     expected = None
@@ -135,7 +164,7 @@ def import_command(
             where=f"the checkpoint {checkpoint_file!r}",
         )
     bar = not as_json and sys.stderr.isatty()
-    options: dict[str, Any] = {"batch": batch, "expect_head": expect_head, "checkpoint": expected}
+    options: dict[str, Any] = {"batch": batch, "expect_head": expect_head, "expect_checkpoint": expected}
     if str(file) == "-":
         report = _run(target, sys.stdin.buffer, bar=False, source="stdin", **options)
     else:
@@ -151,6 +180,7 @@ def import_command(
     )
     if report.checkpoint_size is not None:
         click.echo(f"ok: the imported ledger extends the checkpoint at size {report.checkpoint_size}")
+    click.echo("ok: its plugins' state is built from the chain and the ledger verifies with them")
     if target.storage_url.split(":", 1)[0].lower() == "memory":
         click.echo("note: memory:// keeps nothing: the file verified, and the import is gone now", err=True)
 

@@ -111,6 +111,10 @@ def nucleus_register_commands(cli: click.Group) -> None:
 def nucleus_ledger_opened(ledger: PluginLedger) -> None:
     """Called once after a ledger opened (verified, modules started), with the ledger.
 
+    ``ledger.rebuilding`` is true in the rebuild mode (``rebuild_state``: an import being finished,
+    a deliberate rebuild): a plugin keeping state derived from the chain builds it from the chain
+    then, instead of refusing a state that does not match it.
+
     Calling contract: fail fast. The exception of the first plugin that raises reaches the caller
     of ``create_ledger``/``open_ledger`` as it was raised, and the ledger is closed again.
 

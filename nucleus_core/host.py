@@ -78,6 +78,13 @@ class PluginLedger(Protocol):
     def read_only(self) -> bool: ...
 
     @property
+    def rebuilding(self) -> bool:
+        """Opened in the rebuild mode (``rebuild_state``): a plugin keeping state derived from the
+        chain builds it from the chain now (an import being finished, a deliberate rebuild) instead
+        of refusing a state that does not match it."""
+        ...
+
+    @property
     def closed(self) -> bool: ...
 
     def append(self, record: Record, context: RequestContext) -> Entry: ...

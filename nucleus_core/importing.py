@@ -20,22 +20,29 @@ a record id seen before) raises naming its line number and seq, and the transact
 target is left as empty as it was. A process killed midway leaves an uncommitted transaction, which
 the database discards.
 
-The storage is used alone (no plugin is loaded): the access-control plugin's tables, module state
-and the rest that is derived from the chain are rebuilt when the ledger is next opened with its
-plugins. API keys cannot be: their secrets are never in the chain (re-issue them).
+:func:`import_entries` uses the storage alone (no plugin is loaded), and marks the ledger as holding
+an unfinished import in the same transaction (:mod:`nucleus_core.import_state`): an ordinary open
+refuses it. :func:`finish_import` is the second step: it opens the ledger with its plugins in the
+rebuild mode (``rebuild_state``: the access-control plugin's grants and index, the API key table,
+module state, everything derived from the chain is built from it, without appending anything), runs
+a full :meth:`~nucleus_core.ledger.Ledger.verify` (the plugins' checks included) and only then
+removes the mark. :func:`import_ledger` is both steps, what ``nucleus import`` runs: when the second
+fails, the ledger the import created is removed again. API keys cannot be carried over (their
+secrets are never in the chain): the rebuilt table lists them as ``not-imported``, they never
+authenticate, and they must be issued again.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
-from typing import cast
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, cast
 
 import attrs
 import orjson
 
-from .capabilities import CheckpointStorage, MerkleTreeTransaction, WriteBehindTransaction
+from .capabilities import CheckpointStorage, DiscardableStorage, MerkleTreeTransaction, WriteBehindTransaction
 from .checkpoint import default_origin
 from .errors import (
     CheckpointRefusedError,
@@ -43,18 +50,28 @@ from .errors import (
     ConflictError,
     DuplicateRecordError,
     IntegrityError,
+    LedgerNotFoundError,
     ValidationError,
 )
 from .hashing import is_hash
+from .import_state import FINISH_HINT, clear_import_pending, import_pending, prepare_import_mark
 from .merkle import root_hash
 from .records import Entry, EntryRow, entry_row_from_dict, loads_strict
 from .storage import StorageBackend, WriteTransaction
 from .tlog_verify import NoteVerifier, VerificationError, verify_checkpoint
 from .tree import Frontier, extend_tree, tree_storage
 from .trusted_checkpoint import check_trusted_checkpoint
-from .verify import verify_rows
+from .verify import VerificationReport, verify_rows
 
-__all__ = ["DEFAULT_IMPORT_BATCH", "MAX_IMPORT_BATCH", "ExpectedCheckpoint", "ImportReport", "import_entries"]
+__all__ = [
+    "DEFAULT_IMPORT_BATCH",
+    "MAX_IMPORT_BATCH",
+    "ExpectedCheckpoint",
+    "ImportReport",
+    "finish_import",
+    "import_entries",
+    "import_ledger",
+]
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +159,7 @@ def _hint(seq: int, reason: str, first_seq: int | None, ledger_id: str) -> str:
     return ""
 
 
-def _check_empty(storage: StorageBackend, tx: WriteTransaction, ledger_id: str) -> None:
+def _check_empty(storage: StorageBackend, tx: WriteTransaction, ledger_id: str, pending: str | None) -> None:
     """Refuse a target that holds anything: entries, a tree, checkpoints (read inside ``tx``)."""
     what = None
     found = tx.head()
@@ -153,9 +170,10 @@ def _check_empty(storage: StorageBackend, tx: WriteTransaction, ledger_id: str) 
     elif isinstance(storage, CheckpointStorage) and storage.checkpoint_store().latest() is not None:
         what = "it holds signed checkpoints"
     if what is not None:
+        hint = f"; it holds an unfinished import of {pending}: {FINISH_HINT}" if pending is not None else ""
         raise ConflictError(
             f"ledger {ledger_id!r} at {storage.url} is not empty ({what}): an import writes only into a new, "
-            "empty ledger"
+            f"empty ledger{hint}"
         )
 
 
@@ -199,8 +217,12 @@ def import_entries(
             ) from None
     started = time.perf_counter()
     state = _Import(storage, ledger_id, batch, progress, source)
+    pending = import_pending(storage, ledger_id)
+    mark = prepare_import_mark(storage, ledger_id)
     with storage.write() as tx:
-        _check_empty(storage, tx, ledger_id)
+        _check_empty(storage, tx, ledger_id, pending)
+        # Committed with the entries: an ordinary open refuses the ledger until finish_import.
+        mark(tx, source)
         state.tx = tx
         report = verify_rows(ledger_id, state.rows(lines))
         if not report.ok:
@@ -233,12 +255,172 @@ def import_entries(
                 )
                 checkpoint_size = checked.size
     seconds = time.perf_counter() - started
-    log.info("imported %d entries into ledger %r at %s in %.1f s", entries, ledger_id, storage.url, seconds)
+    log.info(
+        "imported %d entries into ledger %r at %s in %.1f s (the import is finished once its plugins' state is "
+        "built and it verified: finish_import)", entries, ledger_id, storage.url, seconds,
+    )
     return ImportReport(
         ledger_id=ledger_id, storage=storage.url, entries=entries, head=report.head_hash, tree_size=size, root=root,
         checkpoint_size=checkpoint_size, seconds=round(seconds, 3),
         entries_per_second=round(entries / seconds, 1) if seconds > 0 else 0.0,
     )
+
+
+def finish_import(*, source: str | None = None, **kwargs: Any) -> VerificationReport:
+    """Finish an import whose entries are written (:func:`import_entries`; e.g. one interrupted
+    before its second step): open the ledger with its plugins in the rebuild mode
+    (``rebuild_state``: they build their state from the chain, nothing is appended), verify it in
+    full (the plugins' checks included) and remove the mark of the unfinished import. Keyword
+    arguments are those of :func:`~nucleus_core.open_ledger` (the ledger's configuration, plugins
+    included). Returns the verification report. Refused (:class:`ConflictError`) when the ledger
+    holds no unfinished import; :class:`IntegrityError` naming the first bad seq when the plugins
+    cannot build their state from the chain or verification fails (the mark stays)."""
+    storage = kwargs.get("storage")
+    probe = _target_storage(storage, kwargs.get("storage_options"))
+    probe.open(kwargs.get("id", ""), create=False)
+    try:
+        pending = import_pending(probe, kwargs.get("id", ""))
+    finally:
+        if probe is not storage:
+            probe.close()
+    if pending is None:
+        raise ConflictError(
+            f"ledger {kwargs.get('id')!r} at {probe.url} holds no unfinished import: nothing to finish"
+        )
+    return _finish(kwargs, discard=False, source=source or pending)
+
+
+def _finish(kwargs: Mapping[str, Any], *, discard: bool, source: str) -> VerificationReport:
+    """The second step of an import (see :func:`finish_import`); ``discard``: a failing open removes
+    the tables it created (the import created the ledger)."""
+    from .assembly import LedgerBuilder
+    from .ledger import LedgerConfig
+
+    try:
+        config = LedgerConfig(**{**kwargs, "rebuild_state": True})
+    except TypeError as err:
+        raise ConfigurationError(str(err)) from None
+    log.warning(
+        "ledger %r: opening it in the rebuild mode: its plugins build their state from the imported chain",
+        config.id,
+    )
+    try:
+        ledger = LedgerBuilder(config, create=discard).build()
+    except IntegrityError as err:
+        raise _at_line(err, err.seq, source) from err
+    except ValidationError as err:
+        # A plugin found an entry of its stream it cannot read (the hashes were right).
+        raise _at_line(err, getattr(err, "seq", None), source) from err
+    with ledger:
+        report = ledger.verify()
+        if not report.ok:
+            seq = report.first_bad_seq
+            where = f"{source} line {seq} (seq {seq})" if seq else source
+            raise IntegrityError(
+                f"{where}: the imported ledger does not verify with its plugins: {report.reason}",
+                seq=seq, reason=report.reason,
+            )
+        clear_import_pending(ledger.storage, ledger.id)
+    log.info("ledger %r: the import is finished (plugins' state built from the chain, verified)", config.id)
+    return report
+
+
+def _at_line(err: Exception, seq: int | None, source: str) -> IntegrityError:
+    where = f"{source} line {seq} (seq {seq})" if seq else source
+    return IntegrityError(
+        f"{where}: the ledger's plugins cannot build their state from the imported chain: {err}",
+        seq=seq, reason=str(err),
+    )
+
+
+def import_ledger(
+    lines: Iterable[bytes],
+    *,
+    batch: int = DEFAULT_IMPORT_BATCH,
+    expect_head: str | None = None,
+    expect_checkpoint: ExpectedCheckpoint | None = None,
+    progress: Callable[[int], None] | None = None,
+    source: str = "the file",
+    **kwargs: Any,
+) -> ImportReport:
+    """Import an export into a new, empty ledger and finish the import (what ``nucleus import``
+    runs): :func:`import_entries` (``expect_checkpoint`` is its ``checkpoint``), then
+    :func:`finish_import`'s rebuild and full verification with the ledger's plugins. Keyword
+    arguments beyond the import's are those of :func:`~nucleus_core.create_ledger` (the target's
+    configuration: ``id``, ``storage``, ``plugins``, ``settings``, ...). When either step fails
+    nothing is imported: the ledger (which the import created, the target being empty) is removed
+    again, and the error names the first bad line and seq where known."""
+    ledger_id = kwargs.get("id")
+    if not isinstance(ledger_id, str):
+        raise ConfigurationError("import_ledger needs the ledger id (id=...)")
+    given = kwargs.get("storage")
+    storage = _target_storage(given, kwargs.get("storage_options"))
+    storage.open(ledger_id, create=True)
+
+    def reopen() -> StorageBackend:
+        return _target_storage(given, kwargs.get("storage_options"))
+
+    committed = False
+    try:
+        report = import_entries(
+            storage, ledger_id, lines, batch=batch, expect_head=expect_head, checkpoint=expect_checkpoint,
+            progress=progress, source=source,
+        )
+        committed = True
+        # Storage in memory is this object: the ledger opens it, not a new one.
+        options = kwargs if storage.persistent else {**kwargs, "storage": storage}
+        _finish(options, discard=True, source=source)
+    except BaseException:
+        try:
+            _remove(storage, ledger_id, committed=committed, reopen=reopen)
+        except Exception:  # the import's own error is the one to report
+            log.exception("ledger %r at %s: removing the failed import failed", ledger_id, storage.url)
+        raise
+    storage.close()
+    return report
+
+
+def _target_storage(given: object, options: Mapping[str, Any] | None) -> StorageBackend:
+    """The storage of an import's target: built from its URL (each opener its own object), or the
+    object given when it keeps its data in memory (the ledger must open that very object)."""
+    from .ledger import storage_for_url
+
+    if isinstance(given, StorageBackend):
+        if given.persistent:
+            raise ConfigurationError(
+                "an import takes persistent storage as a URL (with storage_options), not a backend object: "
+                "its two steps open it separately"
+            )
+        return given
+    if given is not None and not isinstance(given, str):
+        raise ConfigurationError(f"storage {type(given).__name__} is not a StorageBackend")
+    return storage_for_url(given, options)
+
+
+def _remove(storage: StorageBackend, ledger_id: str, *, committed: bool, reopen: Callable[[], StorageBackend]) -> None:
+    """Remove the ledger a failed import created (what another writer added meanwhile stays); when
+    the storage keeps it anyway, it is marked unfinished again, so that no ordinary open takes it."""
+    if not isinstance(storage, DiscardableStorage):
+        storage.close()
+        return
+    if committed:
+        clear_import_pending(storage, ledger_id)  # else the discard would take the mark for foreign data
+    storage.discard()
+    if not committed or not storage.persistent:
+        return
+    probe = reopen()
+    try:
+        probe.open(ledger_id, create=False)
+    except LedgerNotFoundError:
+        return
+    try:
+        mark = prepare_import_mark(probe, ledger_id)
+        with probe.write() as tx:
+            mark(tx, "a failed import")
+        log.error("ledger %r at %s: the failed import could not be removed; it stays marked unfinished", ledger_id,
+                  probe.url)
+    finally:
+        probe.close()
 
 
 class _Import:

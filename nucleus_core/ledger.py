@@ -170,6 +170,11 @@ class LedgerConfig:
     call still commits, alone); ``group_commit_window``: at most how long, in seconds (default
     0.001, 0 to 1), the next transaction waits for the calls that were in flight with the last one
     to queue again (a lone writer never waits).
+    ``rebuild_state``: the rebuild mode, for finishing an import
+    (:func:`~nucleus_core.importing.finish_import`) or a deliberate rebuild: the plugins that keep
+    state derived from the chain (``ledger.rebuilding``) build it from the chain, logged, instead of
+    refusing a state that does not match it; it also opens a ledger marked as holding an unfinished
+    import, which an ordinary open refuses. Needs ``verify_on_open`` (a rebuild writes).
     """
 
     id: str = attrs.field(validator=lambda _i, _a, v: validate_ledger_id(v))
@@ -193,6 +198,14 @@ class LedgerConfig:
     group_commit_max_calls: int = attrs.field(default=DEFAULT_GROUP_MAX_CALLS)
     group_commit_max_entries: int = attrs.field(default=DEFAULT_GROUP_MAX_ENTRIES)
     group_commit_window: float = attrs.field(default=DEFAULT_GROUP_WINDOW)
+    rebuild_state: bool = attrs.field(default=False)
+
+    @rebuild_state.validator
+    def _check_rebuild(self, _a: object, value: bool) -> None:
+        if type(value) is not bool:
+            raise ConfigurationError("rebuild_state must be true or false")
+        if value and not self.verify_on_open:
+            raise ConfigurationError("rebuild_state needs verify_on_open (rebuilding the plugins' state writes)")
 
     @group_commit_window.validator
     def _check_group_window(self, _a: object, value: float) -> None:
@@ -577,6 +590,11 @@ class Ledger:
     @property
     def read_only(self) -> bool:
         return self._read_only
+
+    @property
+    def rebuilding(self) -> bool:
+        """Opened in the rebuild mode (``rebuild_state``): plugins build their state from the chain."""
+        return self.config.rebuild_state
 
     @property
     def commits(self) -> CommitSignal:

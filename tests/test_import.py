@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,17 @@ from psycopg.conninfo import conninfo_to_dict
 from nucleus_core import Record, RequestContext, create_ledger, open_ledger
 from nucleus_core.canonical import canonical_json
 from nucleus_core.checkpoint import NoteSigner
-from nucleus_core.cli import EXIT_CHECKPOINT, EXIT_CONFLICT, EXIT_INTEGRITY, EXIT_INVALID, EXIT_MISMATCH, make_cli
+from nucleus_core.cli import (
+    EXIT_CHECKPOINT,
+    EXIT_CONFLICT,
+    EXIT_INTEGRITY,
+    EXIT_INVALID,
+    EXIT_MISMATCH,
+    EXIT_PLUGIN,
+    make_cli,
+)
 from nucleus_core.context import ALL_SCOPES
-from nucleus_core.errors import ConflictError, LedgerNotFoundError, ValidationError
+from nucleus_core.errors import ConfigurationError, ConflictError, IntegrityError, LedgerNotFoundError, ValidationError
 from nucleus_core.hashing import GENESIS_HASH, entry_hash_of_version
 from nucleus_core.importing import import_entries
 from nucleus_core.ledger import storage_for_url
@@ -83,9 +91,20 @@ class Target:
         return storage_for_url(self.url, self.options)
 
 
-def _config(path: Path, url: str, options: dict[str, Any]) -> Path:
+def with_plugins(target: Target, *, plugins: list[str], admins: Sequence[str] = (), extra: str = "") -> None:
+    """Give the target's configuration file these plugins (and admins): an import opens the ledger
+    with them, and they build their state from the chain."""
+    _config(target.config, target.url, target.options, admins=admins)
+    text = target.config.read_text(encoding="utf-8")
+    target.config.write_text(text + "".join(f'[plugins."{p}"]\n' for p in plugins) + extra, encoding="utf-8")
+
+
+def _config(path: Path, url: str, options: dict[str, Any], *, admins: Sequence[str] = ()) -> Path:
     table = ", ".join(f'{k} = "{v}"' for k, v in options.items())
-    path.write_text(f'[ledger]\nstorage = "{url}"\nstorage_options = {{ {table} }}\n', encoding="utf-8")
+    listed = ", ".join(f'"{a}"' for a in admins)
+    path.write_text(
+        f'[ledger]\nstorage = "{url}"\nstorage_options = {{ {table} }}\nadmins = [{listed}]\n', encoding="utf-8"
+    )
     return path
 
 
@@ -555,6 +574,13 @@ def test_the_ual_and_modules_answer_as_the_source_did(
     path = tmp_path / "ual.jsonl"
     export(src, path, requester=ADMIN)
     target = make_target(kind)
+    # Without the plugins the chain requires the import is refused (they build their state from it),
+    # and nothing is left.
+    refused = import_(target, path)
+    assert refused.exit_code == EXIT_PLUGIN, refused.output
+    assert "ual" in refused.output
+    assert_untouched(target, existed=False)
+    with_plugins(target, admins=[ADMIN.oid], plugins=plugins)
     assert import_(target, path).exit_code == 0
     with target.open(plugins=plugins, admins=[ADMIN.oid]) as ledger:  # verifies, checks the UAL's tables
         assert state(ledger) == expected
@@ -644,3 +670,201 @@ def test_200000_entries_from_sqlite_to_postgresql_and_back(
     with back.open(verify_on_open=False) as ledger:
         assert state(ledger) == expected
     assert export(back, tmp_path / "back.jsonl") == first
+
+
+# -- the plugins' state: built from the chain by the import, or nothing imported ---------------------
+
+PEPPER = "import-pepper-for-tests-only-0123456789abcdef"
+
+
+def _ual_source(make_target: Callable[[str], Target], tmp_path: Path) -> tuple[Target, Path]:
+    """A SQLite ledger under the UAL with grants (the _acl stream) and user entries, exported."""
+    src = make_target("sqlite")
+    with src.create(plugins=["ual"], admins=[ADMIN.oid]) as ledger:
+        ledger.acl.grant(
+            [{"resource_kind": "stream:orders", "resource_id": "*", "principal_oid": ALICE.oid, "scope": "write"}],
+            ADMIN,
+        )
+        ledger.append_batch(records(0, 5), ALICE)
+    with_plugins(src, plugins=["ual"], admins=[ADMIN.oid])
+    path = tmp_path / "ual.jsonl"
+    export(src, path, requester=ADMIN)
+    return src, path
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_a_malformed_acl_entry_is_refused_by_the_plugin_check_and_nothing_is_imported(
+    make_target: Callable[[str], Target], tmp_path: Path, kind: str
+) -> None:
+    _src, path = _ual_source(make_target, tmp_path)
+    docs = lines_of(path)
+    acl = next(d for d in docs if d["record"]["stream"] == "_acl")
+    acl["record"]["payload"] = {"op": "grant", "grants": [{"principal_oid": ALICE.oid}]}  # no resource
+    crafted = write_lines(tmp_path / "crafted.jsonl", rechain(docs))
+    target = make_target(kind)
+    with_plugins(target, plugins=["ual"], admins=[ADMIN.oid])
+    # Every hash and link is right: only the UAL's reading of its stream can refuse it.
+    memory = storage_for_url("memory://")
+    memory.open(LEDGER_ID)
+    with crafted.open("rb") as lines:
+        report = import_entries(memory, LEDGER_ID, lines)
+    assert report.entries == len(docs)
+    result = import_(target, crafted)
+    assert result.exit_code == EXIT_INTEGRITY, result.output
+    assert f"line {acl['seq']} (seq {acl['seq']})" in result.output
+    assert "malformed grant" in result.output
+    assert_untouched(target, existed=False)
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_api_keys_are_listed_as_not_carried_over_and_never_authenticate(
+    make_target: Callable[[str], Target], tmp_path: Path, kind: str
+) -> None:
+    from nucleus_core.errors import TokenInvalidError
+
+    settings = {"auth.api_key": {"pepper": PEPPER}}
+    src = make_target("sqlite")
+    with src.create(plugins=["auth.api_key"], settings=settings) as ledger:
+        parser = ledger.auth.parser("auth.api_key")
+        kept, kept_row = parser.create_key(ALICE.oid, name="kept")
+        _gone, gone_row = parser.create_key(BOB.oid, name="revoked")
+        assert parser.revoke_key(gone_row.key_id)
+        ledger.append_batch(records(0, 3), ALICE)
+        expected = state(ledger)
+    extra = f'pepper = "{PEPPER}"\n'
+    with_plugins(src, plugins=["auth.api_key"], extra=extra)
+    path = tmp_path / "keys.jsonl"
+    export(src, path)
+    target = make_target(kind)
+    with_plugins(target, plugins=["auth.api_key"], extra=extra)
+    result = import_(target, path)
+    assert result.exit_code == 0, result.output
+    with target.open(plugins=["auth.api_key"], settings=settings) as ledger:
+        assert state(ledger) == expected  # the rebuild appended nothing
+        report = ledger.verify()
+        assert report.ok, report.reason
+        parser = ledger.auth.parser("auth.api_key")
+        status = {k.key_id: k.status(parser.now()) for k in parser.list_keys()}
+        assert status == {kept_row.key_id: "not-imported", gone_row.key_id: "revoked"}
+        with pytest.raises(TokenInvalidError):
+            parser.parse(kept)
+        fresh, _row = parser.create_key(ALICE.oid, name="issued again")
+        assert parser.parse(fresh).oid == ALICE.oid
+        assert ledger.verify().ok
+    listed = run("keys", "list", *target.args(), "--as", ADMIN.oid)
+    assert listed.exit_code == 0, listed.output
+    assert f"{kept_row.key_id}  not-imported" in listed.output
+    # A row without a secret that this chain does not hold (left by a failed import of another
+    # export): verification refuses it; a rebuild removes it, and only such a row.
+    from nucleus_token_api_key.keys import NOT_CARRIED_OVER, ApiKey, pepper_id
+
+    stray = ApiKey(
+        key_id="Zz0123456789", principal=BOB.oid, created_at=1.0, secret_hash=NOT_CARRIED_OVER,
+        pepper_id=pepper_id(PEPPER.encode()),
+    ).sealed(PEPPER.encode(), LEDGER_ID)
+    with target.open(plugins=["auth.api_key"], settings=settings) as ledger:
+        ledger.auth.parser("auth.api_key")._store.add(stray)
+        assert not ledger.verify().ok
+    with target.open(plugins=["auth.api_key"], settings=settings, rebuild_state=True) as ledger:
+        assert ledger.verify().ok
+        keys = {k.key_id for k in ledger.auth.parser("auth.api_key").list_keys()}
+        assert stray.key_id not in keys and kept_row.key_id in keys
+        assert state(ledger)[0] == expected[0] + 1  # the key issued again, nothing else appended
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_an_interrupted_import_is_refused_until_it_is_finished(
+    make_target: Callable[[str], Target], tmp_path: Path, kind: str
+) -> None:
+    _src, path = _ual_source(make_target, tmp_path)
+    target = make_target(kind)
+    with_plugins(target, plugins=["ual"], admins=[ADMIN.oid])
+    # Only the first step (the entries, one transaction): as when the process dies right after it.
+    storage = target.storage()
+    storage.open(LEDGER_ID, create=True)
+    with path.open("rb") as lines:
+        import_entries(storage, LEDGER_ID, lines)
+    storage.close()
+    with pytest.raises(ConflictError, match=r"unfinished import.*nucleus import --finish"):
+        target.open(plugins=["ual"], admins=[ADMIN.oid])
+    refused = run("verify", *target.args())
+    assert refused.exit_code == EXIT_CONFLICT
+    assert "nucleus import --finish" in refused.output
+    again = import_(target, path)
+    assert again.exit_code == EXIT_CONFLICT and "--finish" in again.output
+    finished = run("import", "--finish", *target.args())
+    assert finished.exit_code == 0, finished.output
+    with target.open(plugins=["ual"], admins=[ADMIN.oid]) as ledger:
+        assert ledger.verify().ok
+        assert [e.record.id for e in ledger.query({}, ALICE).entries] == [f"r{i}" for i in range(5)]
+    nothing = run("import", "--finish", *target.args())
+    assert nothing.exit_code == EXIT_CONFLICT and "no unfinished import" in nothing.output
+
+
+def test_emptied_access_control_tables_are_refused_not_rebuilt(
+    make_target: Callable[[str], Target], tmp_path: Path
+) -> None:
+    """An ordinary ledger whose grants were removed behind its back: opening refuses (tamper
+    evidence), it does not quietly rebuild them from the chain."""
+    import sqlite3
+
+    src, _path = _ual_source(make_target, tmp_path)
+    file = src.url.removeprefix("sqlite:///")
+    with sqlite3.connect(file) as conn:
+        conn.execute("DELETE FROM nucleus_ual_grants")
+        conn.execute("DELETE FROM nucleus_ual_resources")
+    conn.close()
+    with pytest.raises(IntegrityError, match="access control state does not match the chain"):
+        src.open(plugins=["ual"], admins=[ADMIN.oid])
+    with sqlite3.connect(file) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM nucleus_ual_grants").fetchone() == (0,)
+    conn.close()
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_a_ledger_that_fails_the_final_verification_is_not_imported(
+    make_target: Callable[[str], Target], tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plugins built their state, then verify() fails (a plugin's check): the ledger is removed
+    again (Python API: import_ledger, what the command runs)."""
+    import attrs
+
+    from nucleus_core.importing import import_ledger
+    from nucleus_core.ledger import Ledger
+
+    _src, path = _ual_source(make_target, tmp_path)
+    target = make_target(kind)
+    real = Ledger.verify
+
+    def failing(self: Ledger, **kwargs: Any) -> Any:
+        return attrs.evolve(real(self, **kwargs), ok=False, first_bad_seq=3, reason="access control state: forced")
+
+    monkeypatch.setattr(Ledger, "verify", failing)
+    with path.open("rb") as lines, pytest.raises(IntegrityError, match=r"line 3 \(seq 3\).*forced"):
+        import_ledger(
+            lines, source="ual.jsonl", id=LEDGER_ID, storage=target.url, storage_options=target.options,
+            plugins=["ual"], admins=[ADMIN.oid],
+        )
+    monkeypatch.undo()
+    with pytest.raises(LedgerNotFoundError):
+        target.open()
+
+
+def test_import_ledger_into_memory_builds_the_plugins_state(
+    make_target: Callable[[str], Target], tmp_path: Path
+) -> None:
+    """The Python API on storage in memory: the ledger opens that very storage object, whose UAL
+    grants are then there; a persistent backend object is refused (its two steps open it apart)."""
+    from nucleus_core import MemoryStorage
+    from nucleus_core.importing import import_ledger
+
+    _src, path = _ual_source(make_target, tmp_path)
+    memory = MemoryStorage()
+    with path.open("rb") as lines:
+        report = import_ledger(lines, id=LEDGER_ID, storage=memory, plugins=["ual"], admins=[ADMIN.oid])
+    with open_ledger(id=LEDGER_ID, storage=memory, plugins=["ual"], admins=[ADMIN.oid]) as ledger:
+        assert ledger.length() == report.entries
+        assert [e.record.id for e in ledger.query({}, ALICE).entries] == [f"r{i}" for i in range(5)]
+        assert ledger.verify().ok
+    with path.open("rb") as lines, pytest.raises(ConfigurationError, match="as a URL"):
+        import_ledger(lines, id=LEDGER_ID, storage=make_target("sqlite").storage(), plugins=["ual"])

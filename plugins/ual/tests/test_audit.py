@@ -264,3 +264,61 @@ def test_the_acl_of_a_closed_sql_ledger_refuses_instead_of_reconnecting(sql_back
         acl.check(ALICE, "read", ("stream:notes", "n1"))
     with pytest.raises(LedgerClosedError):
         acl.list(ctx(ALICE), {"kind": "stream:notes"})
+
+
+def test_emptied_tables_are_refused_and_rebuilt_only_when_asked(
+    sql_backend: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Grants and index both emptied behind the ledger's back: an ordinary open refuses (they are
+    never rebuilt quietly, which would hide the tampering); the rebuild mode (an import being
+    finished, a deliberate rebuild) builds them from the chain, logged at WARNING."""
+    ledger = sql_backend.open()
+    admin = ctx(sql_backend.admin)
+    ledger.acl.grant([grant("*", ALICE, "write")], admin)
+    ledger.append(note("n1"), ctx(ALICE))
+    expected = sorted(ledger.acl.grants_from_chain())
+    ledger.close()
+    sql_backend.sql("DELETE FROM nucleus_ual_grants")
+    sql_backend.sql("DELETE FROM nucleus_ual_resources")
+    with pytest.raises(IntegrityError, match="access control state does not match the chain"):
+        sql_backend.open()
+    assert sql_backend.sql("SELECT COUNT(*) FROM nucleus_ual_grants") == [(0,)]
+    with caplog.at_level("WARNING", logger="nucleus_ual.ual"):
+        rebuilt = sql_backend.open(rebuild_state=True)
+    assert any("rebuilding the grants" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+    assert sorted(rebuilt.acl.grants_from_chain()) == expected
+    assert rebuilt.verify().ok
+    rebuilt.close()
+    assert sql_backend.open().acl.check(ALICE, "read", ("stream:notes", "n1"))
+
+
+def test_the_index_catches_up_in_bounded_batches(backend: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Entries written without the UAL are indexed a bounded batch at a time when it next opens
+    (memory does not grow with the chain), and so is the rebuild."""
+    import nucleus_ual.ual as ual_module
+
+    first = backend.open(ual=False)
+    first.append_batch([note(f"n{i}") for i in range(23)], ctx(ALICE))
+    first.close()
+    monkeypatch.setattr(ual_module, "INDEX_BATCH", 5)
+    sizes: list[int] = []
+    real = ual_module.UnifiedAccessLayer._index_from
+
+    def spying(self: Any, start: int, stop: int | None) -> None:
+        store = self._store
+        index = store.index
+
+        def counted(rows: Any) -> None:
+            sizes.append(len(rows))
+            index(rows)
+
+        store.index = counted
+        try:
+            real(self, start, stop)
+        finally:
+            del store.index
+
+    monkeypatch.setattr(ual_module.UnifiedAccessLayer, "_index_from", spying)
+    ledger = backend.open()
+    assert sum(sizes) == 23 and max(sizes) <= 5
+    assert ledger.verify().ok

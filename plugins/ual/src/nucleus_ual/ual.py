@@ -24,7 +24,7 @@ import builtins
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -32,7 +32,7 @@ import attrs
 from nucleus_core.access import AclAdmin
 from nucleus_core.capabilities import ExtensionStorage, GrantIndexStorage
 from nucleus_core.context import GRANT, READ, RequestContext, require_scope
-from nucleus_core.errors import AccessDeniedError, ConfigurationError, QueryError, ValidationError
+from nucleus_core.errors import AccessDeniedError, ConfigurationError, IntegrityError, QueryError, ValidationError
 from nucleus_core.oid import validate_oid
 from nucleus_core.query import QueryFilters, QueryResult, filters_from, page
 from nucleus_core.records import Entry, Record, system_record_id
@@ -48,6 +48,9 @@ ACL_STREAM = "_acl"
 """The system stream holding every grant change."""
 
 Clock = Callable[[], int]
+
+INDEX_BATCH = 5000
+"""Index rows written at a time when the index catches up with the chain (memory stays bounded)."""
 
 _NO_HEAD = attrs.make_class("_NoHead", {"seq": attrs.field(default=0)})()
 
@@ -102,18 +105,18 @@ class UnifiedAccessLayer:
         """Index the resources of entries appended while this store was not watching (UAL enabled on
         an existing ledger, or written by a process without the UAL). System entries (``_acl`` and
         others) are never indexed, so a ledger whose last entries are system entries does not lag.
+        The grants are never rebuilt here: a grants table that does not match the ``_acl`` stream
+        (emptied, edited) is refused when the ledger opens (:meth:`check_consistency`).
 
-        When the store holds nothing at all (no grant, no index row) while the chain holds grant
-        changes, its tables were never filled for this chain (a ledger written by ``nucleus
-        import``, which writes entries only): the grants are rebuilt from the (verified) ``_acl``
-        stream too, in the same transaction, exactly as :meth:`check_consistency` expects them."""
+        In the rebuild mode (``ledger.rebuilding``: an import being finished, a deliberate
+        rebuild) the grants and the index are built from the chain instead, logged: the ``_acl``
+        stream is replayed first (a malformed entry refuses the rebuild before anything is
+        written), then the tables are replaced in one transaction."""
+        if self._ledger.rebuilding:
+            self._rebuild()
+            return
         start = self._store.max_indexed_seq() + 1
-        rebuild = (
-            start == 1
-            and next(iter(self._store.grants()), None) is None
-            and bool(self._ledger.storage.query(StorageQuery(streams=(ACL_STREAM,), limit=1)))
-        )
-        if not rebuild and not self._unindexed(start, None):
+        if next(self._unindexed(start, None), None) is None:
             return
         if self._ledger.read_only:
             raise ConfigurationError(
@@ -121,14 +124,38 @@ class UnifiedAccessLayer:
             )
         with self._ledger.storage.write() as tx:
             self._store.track(tx)
-            if rebuild and next(iter(self._store.grants()), None) is None:
-                for grant in self.grants_from_chain().values():
-                    self._store.put_grant(grant)
-            self._store.index(self._unindexed(self._store.max_indexed_seq() + 1, None))
+            self._index_from(self._store.max_indexed_seq() + 1, None)
 
-    def _unindexed(self, start: int, stop: int | None) -> list[IndexedResource]:
-        """Index rows of the user entries with ``start <= seq`` (``< stop`` when given)."""
-        rows: list[IndexedResource] = []
+    def _rebuild(self) -> None:
+        try:
+            grants = self.grants_from_chain()
+        except _MalformedAclEntry as err:
+            raise IntegrityError(f"ual: the grants cannot be built from the chain: {err}", seq=err.seq,
+                                 reason=str(err)) from None
+        log.warning(
+            "ual: rebuilding the grants (%d, from the %s stream) and the resource index of ledger %r from the chain",
+            len(grants), ACL_STREAM, self._ledger.id,
+        )
+        with self._ledger.storage.write() as tx:
+            self._store.track(tx)
+            self._store.clear()
+            for grant in grants.values():
+                self._store.put_grant(grant)
+            self._index_from(1, None)
+
+    def _index_from(self, start: int, stop: int | None) -> None:
+        """Index the user entries from ``start`` (to ``stop``), inside the caller's transaction, a
+        bounded batch at a time (memory does not grow with the chain)."""
+        batch: list[IndexedResource] = []
+        for row in self._unindexed(start, stop):
+            batch.append(row)
+            if len(batch) >= INDEX_BATCH:
+                self._store.index(batch)
+                batch = []
+        self._store.index(batch)
+
+    def _unindexed(self, start: int, stop: int | None) -> Iterator[IndexedResource]:
+        """Index rows of the user entries with ``start <= seq`` (``< stop`` when given), streamed."""
         storage = self._ledger.storage
         if stop is None:
             scan: Iterable[Entry] = storage.iter_entries(start)
@@ -137,8 +164,7 @@ class UnifiedAccessLayer:
         for stored in scan:
             if not stored.stream.startswith("_"):
                 kind, rid = self._resource_of_stored(stored)
-                rows.append(IndexedResource(seq=stored.seq, kind=kind, resource_id=rid))
-        return rows
+                yield IndexedResource(seq=stored.seq, kind=kind, resource_id=rid)
 
     def _resource_of_stored(self, stored: Entry) -> tuple[str, str]:
         # Only module streams need the record itself; otherwise the (verified) columns suffice.
@@ -251,8 +277,9 @@ class UnifiedAccessLayer:
         self._store.track(tx)
         # Entries committed by a writer without the UAL since this store last indexed: index them
         # first, so no entry is ever left out of the index (they get no appender grant).
-        rows: list[IndexedResource] = self._unindexed(self._store.max_indexed_seq() + 1, entries[0].seq)
-        seen = {(r.kind, r.resource_id) for r in rows}
+        self._index_from(self._store.max_indexed_seq() + 1, entries[0].seq)
+        rows: list[IndexedResource] = []
+        seen: set[tuple[str, str]] = set()
         # Grant changes in batch order: for each record its withdrawals, then its seeds.
         changes: list[tuple[str, str, str, str, Scope]] = []
         for entry in entries:
@@ -474,19 +501,26 @@ class UnifiedAccessLayer:
         op = doc.get("op") if isinstance(doc, dict) else None
         items = doc.get("grants") if isinstance(doc, dict) else None
         if op not in ("grant", "revoke", "seed", "withdraw") or not isinstance(items, list):
-            raise ValidationError(f"entry {stored.seq} of {ACL_STREAM} is not a grant change", field=ACL_STREAM)
+            raise _MalformedAclEntry(f"entry {stored.seq} of {ACL_STREAM} is not a grant change", stored.seq)
         for item in items:
             try:
                 key = (item["principal_oid"], item["resource_kind"], item["resource_id"])
                 grant = None if op in ("revoke", "withdraw") else Grant.from_dict(item)
             except (KeyError, TypeError, ValidationError) as err:
-                raise ValidationError(
-                    f"entry {stored.seq} of {ACL_STREAM} holds a malformed grant", field=ACL_STREAM
-                ) from err
+                message = f"entry {stored.seq} of {ACL_STREAM} holds a malformed grant"
+                raise _MalformedAclEntry(message, stored.seq) from err
             if grant is None:
                 state.pop(key, None)
             else:
                 state[key] = grant if op == "grant" else _merge_seed(state.get(key), grant)
+
+
+class _MalformedAclEntry(ValidationError):
+    """An entry of the ``_acl`` stream that is no grant change (``seq``: its seq)."""
+
+    def __init__(self, message: str, seq: int) -> None:
+        super().__init__(message, field=ACL_STREAM)
+        self.seq = seq
 
 
 def _merge_seed(current: Grant | None, seed: Grant) -> Grant:

@@ -41,6 +41,11 @@ KEY_PATTERN = re.compile(
 )
 KEY_ID_PATTERN = re.compile(rf"[0-9A-Za-z]{{{KEY_ID_LENGTH}}}")
 MIN_PEPPER_LENGTH = 32
+NOT_CARRIED_OVER = ""
+"""The ``secret_hash`` of a row rebuilt from the chain by an import (the secret's hash is never in
+the chain): no key matches it, so the row never authenticates (its MAC binds it, as every field)."""
+NOT_IMPORTED = "not-imported"
+"""The status of such a row (:meth:`ApiKey.status`): the key must be issued again."""
 
 
 def _base62(value: int, width: int) -> str:
@@ -121,12 +126,15 @@ class ApiKey:
         return self.mac is not None and hmac.compare_digest(self.mac, row_mac(pepper, ledger_id, self))
 
     def status(self, now: float) -> str:
-        """``legacy`` (first format, never authenticates), ``active``, ``revoked`` or ``expired``
-        at time ``now``."""
+        """``legacy`` (first format, never authenticates), ``revoked``, ``not-imported`` (rebuilt
+        from the chain by an import without its secret: never authenticates, issue it again),
+        ``expired`` or ``active`` at time ``now``."""
         if self.mac is None:
             return "legacy"
         if self.revoked_at is not None:
             return "revoked"
+        if self.secret_hash == NOT_CARRIED_OVER:
+            return NOT_IMPORTED
         if self.expires_at is not None and now >= self.expires_at:
             return "expired"
         return "active"

@@ -28,6 +28,7 @@ from nucleus_core.context import DEFAULT_SCOPES, KEYS, SCOPES, WILDCARD_SCOPE, r
 from nucleus_core.errors import (
     ConfigurationError,
     DuplicateRecordError,
+    IntegrityError,
     TokenExpiredError,
     TokenInvalidError,
     ValidationError,
@@ -39,6 +40,8 @@ from nucleus_core.storage import StorageQuery
 from .keys import (
     KEY_ID_PATTERN,
     MIN_PEPPER_LENGTH,
+    NOT_CARRIED_OVER,
+    NOT_IMPORTED,
     PREFIX,
     ApiKey,
     authorizing_fields,
@@ -206,11 +209,13 @@ class ApiKeyParser:
             raise TokenInvalidError("API key checksum does not match")
         record = self._store.get(key_id)
         pepper = self._peppers.get(record.pepper_id) if record is not None else None
-        if record is None or pepper is None or record.mac is None:
+        if record is None or pepper is None or record.mac is None or record.secret_hash == NOT_CARRIED_OVER:
             # Same work as for a real key, so timing does not tell whether the id exists.
             hmac.compare_digest(self._dummy_hash, secret_hash(self._pepper, self._ledger_id, key_id, secret))
             if record is not None and record.mac is None:
                 log.warning("API key %s is stored in the first format and cannot authenticate; re-issue it", key_id)
+            elif record is not None and record.secret_hash == NOT_CARRIED_OVER:
+                log.warning("API key %s was not carried over by an import and cannot authenticate; re-issue it", key_id)
             elif record is not None:
                 log.warning("API key %s was hashed with a pepper that is no longer configured", key_id)
             raise TokenInvalidError("API key is not valid")
@@ -276,6 +281,8 @@ class ApiKeyParser:
         if ledger.id != self._ledger_id:
             raise ConfigurationError(f"{NAME}: parser of ledger {self._ledger_id!r} cannot bind ledger {ledger.id!r}")
         self._ledger = ledger
+        if ledger.rebuilding:
+            self._rebuild()
         problems = self.check_consistency()
         for problem in problems[:MAX_REPORTED]:
             log.error("%s: %s", NAME, problem)
@@ -290,6 +297,54 @@ class ApiKeyParser:
                 len(legacy),
             )
         return problems
+
+    def _rebuild(self) -> None:
+        """The rebuild mode (an import being finished): a row for every key of the ``_api_keys``
+        stream missing from the table, marked as not carried over (:data:`~.keys.NOT_CARRIED_OVER`:
+        its secret's hash was never in the chain). Such a row never authenticates; its key must be
+        issued again. Such rows of keys the chain does not hold go; every other row present is left
+        as it is (and compared with the chain), so a rebuild can run again."""
+        try:
+            chain = self.keys_from_chain()
+        except ValidationError as err:
+            raise IntegrityError(f"{NAME}: the key table cannot be built from the chain: {err}",
+                                 seq=getattr(err, "seq", None), reason=str(err)) from None
+        stored = self._store.list()
+        # Rows a rebuild wrote for keys this chain does not hold (left by an import that failed
+        # afterwards): they carry no secret, so they go; every other row stays, compared below.
+        stale = [k.key_id for k in stored if k.secret_hash == NOT_CARRIED_OVER and k.key_id not in chain]
+        present = {k.key_id for k in stored} - set(stale)
+        rows: list[ApiKey] = []
+        for key_id, fields in chain.items():
+            if key_id in present or "principal" not in fields:
+                continue
+            try:
+                row = ApiKey(
+                    **{f: fields[f] for f in fields if f != "scopes"}, scopes=tuple(fields.get("scopes") or ()),
+                    secret_hash=NOT_CARRIED_OVER,
+                )
+            except (TypeError, ValueError) as err:
+                raise IntegrityError(
+                    f"{NAME}: API key {key_id} of the {STREAM} stream is malformed ({err})", reason="malformed key"
+                ) from None
+            pepper = self._peppers.get(row.pepper_id, self._pepper)
+            rows.append(row.sealed(pepper, self._ledger_id))
+        if not rows and not stale:
+            return
+        log.warning(
+            "%s: %d API key(s) of the %s stream were not carried over (their secrets are not in the chain): listed "
+            "as %s, they never authenticate; issue them again (nucleus keys create) and revoke the old ids",
+            NAME, len(rows), STREAM, NOT_IMPORTED,
+        )
+
+        store = self._store
+        with self._ledger.storage.write() as tx:
+            for key_id in stale:
+                store.remove_not_imported(key_id)
+            for row in rows:
+                store.add(row)
+                if isinstance(store, MemoryKeyStore) and isinstance(tx, RollbackTransaction):
+                    tx.on_rollback(functools.partial(store.remove, row.key_id))
 
     def keys_from_chain(self) -> dict[str, dict[str, Any]]:
         """Every key's authorizing fields as the ``_api_keys`` stream records them, by key id

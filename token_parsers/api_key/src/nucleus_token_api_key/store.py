@@ -20,7 +20,7 @@ import peewee
 from nucleus_core.auth import SqlPluginStore
 from nucleus_core.errors import ConflictError
 
-from .keys import ApiKey
+from .keys import NOT_CARRIED_OVER, ApiKey
 
 TABLE_NAME = "nucleus_api_keys"
 
@@ -40,6 +40,10 @@ class KeyStore(Protocol):
     def revoke(self, key_id: str, at: float, mac: str | None) -> bool:
         """Mark the key revoked at ``at`` with the row MAC ``mac`` of its revoked state; False when
         it does not exist or was already revoked."""
+
+    def remove_not_imported(self, key_id: str) -> None:
+        """Delete the row of ``key_id`` if it is one an import rebuilt without its secret
+        (:data:`~.keys.NOT_CARRIED_OVER`); any other row stays."""
 
 
 class MemoryKeyStore:
@@ -73,6 +77,12 @@ class MemoryKeyStore:
         """Forget a key (undoes :meth:`add` when the surrounding ledger transaction rolls back)."""
         with self._lock:
             self._keys.pop(key_id, None)
+
+    def remove_not_imported(self, key_id: str) -> None:
+        with self._lock:
+            key = self._keys.get(key_id)
+            if key is not None and key.secret_hash == NOT_CARRIED_OVER:
+                del self._keys[key_id]
 
     def restore(self, key: ApiKey) -> None:
         """Put back a previous state of a key (undoes :meth:`revoke` on rollback)."""
@@ -173,6 +183,11 @@ class SqlKeyStore(SqlPluginStore):
         query = m.select().where(m.ledger_id == self._ledger_id).order_by(m.created_at, m.key_id)
         rows = self._run("listing API keys", lambda: list(query), read=True)
         return [self._row_to_key(r) for r in rows]
+
+    def remove_not_imported(self, key_id: str) -> None:
+        m = self._model
+        where = self._mine(key_id) & (m.secret_hash == NOT_CARRIED_OVER)
+        self._run("removing an API key row rebuilt by an import", lambda: m.delete().where(where).execute())
 
     def revoke(self, key_id: str, at: float, mac: str | None) -> bool:
         m = self._model

@@ -11,7 +11,10 @@ fresh ledger each:
 2. ``import_entries`` of the export of those entries (``nucleus export``'s lines, read from a file):
    parsing each line, verifying it (hash, link, format, strict record parse), the Merkle tree and
    the storage writes, in one transaction;
-3. the import into ``memory://``: the same parse and verification without a database.
+3. ``import_ledger`` of the same lines: what ``nucleus import`` runs, the entries as in 2, then
+   the second step (the ledger opened in the rebuild mode, which verifies it on open, and a full
+   ``verify()``), without plugins: the price of importing nothing that did not verify in full;
+4. the import into ``memory://``: the same parse and verification without a database.
 
 Rounds interleaved; the ratio is import / append_batch entries/s within the round, the median
 first. PostgreSQL: the database in ``NUCLEUS_BENCH_POSTGRES_DSN`` (default
@@ -35,7 +38,7 @@ from bench_peers import CTX, documents
 
 from nucleus_core import MemoryStorage, Record, create_ledger
 from nucleus_core.cli import _entry_json
-from nucleus_core.importing import import_entries
+from nucleus_core.importing import import_entries, import_ledger
 from nucleus_core.ledger import storage_for_url
 from nucleus_core.testing.postgres import drop_schema
 
@@ -77,6 +80,13 @@ def import_rate(storage: Any, path: Path, batch: int) -> float:
         storage.close()
 
 
+def full_import_rate(url: str, options: dict[str, Any], path: Path, batch: int) -> float:
+    start = time.perf_counter()
+    with path.open("rb") as lines:
+        report = import_ledger(lines, batch=batch, id=LEDGER_ID, storage=url, storage_options=options)
+    return report.entries / (time.perf_counter() - start)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--entries", type=int, default=100_000)
@@ -86,7 +96,9 @@ def main() -> int:
     args = parser.parse_args()
     backends = args.backend or ["sqlite", "postgres"]
     records = [Record(**d) for d in documents(args.entries, "imp")]  # type: ignore[arg-type]
-    results: dict[str, dict[str, list[float]]] = {b: {"append": [], "import": [], "memory": []} for b in backends}
+    results: dict[str, dict[str, list[float]]] = {
+        b: {"append": [], "import": [], "full": [], "memory": []} for b in backends
+    }
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         export = tmp / "export.jsonl"
@@ -110,16 +122,25 @@ def main() -> int:
                     results[backend]["import"].append(import_rate(storage_for_url(url, options), export, args.batch))
                 finally:
                     clean()
+                url, options, clean = make()
+                try:
+                    results[backend]["full"].append(full_import_rate(url, options, export, args.batch))
+                finally:
+                    clean()
                 results[backend]["memory"].append(import_rate(MemoryStorage(), export, args.batch))
             print(f"round {rnd + 1}/{args.rounds} done", file=sys.stderr)
     print(f"| {args.entries:,} entries, batch {args.batch} | append_batch entries/s | import entries/s | "
-          "ratio import / append_batch (median; per round) | import into memory:// entries/s |")
-    print("|---|---|---|---|---|")
+          "ratio import / append_batch (median; per round) | nucleus import (both steps) entries/s | "
+          "ratio both steps / append_batch (median; per round) | import into memory:// entries/s |")
+    print("|---|---|---|---|---|---|---|")
     for backend, rates in results.items():
         ratios = [i / a for i, a in zip(rates["import"], rates["append"], strict=True)]
+        full = [f / a for f, a in zip(rates["full"], rates["append"], strict=True)]
         print(
             f"| {backend} | {statistics.median(rates['append']):,.0f} | {statistics.median(rates['import']):,.0f} | "
             f"**{statistics.median(ratios):.2f}** ({', '.join(f'{r:.2f}' for r in ratios)}) | "
+            f"{statistics.median(rates['full']):,.0f} | "
+            f"**{statistics.median(full):.2f}** ({', '.join(f'{r:.2f}' for r in full)}) | "
             f"{statistics.median(rates['memory']):,.0f} |"
         )
     return 0

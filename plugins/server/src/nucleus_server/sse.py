@@ -271,6 +271,9 @@ class StreamHub:
         stop = asyncio.ensure_future(stopped.wait())
         try:
             await asyncio.wait((write, stop), return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # cancelled (the server gave up on the request): so is the write
+            write.cancel()
+            raise
         finally:
             stop.cancel()
         if not write.done():

@@ -571,6 +571,19 @@ def test_non_ascii_digits_are_refused_with_the_field(
 
     events = list(_sse_events(["id: ٣", "event: sync", "data: {}", "", "id: 7", "event: sync", "data: {}", ""]))
     assert [seq for _name, seq, _data in events] == [None, 7]
+    # And the core's: cursors and the CLI's times take ASCII digits only.
+    import click
+
+    from nucleus_core.cli import TimeParam
+    from nucleus_core.errors import QueryError
+    from nucleus_core.query import decode_cursor
+
+    for value in ("²", "٣"):
+        with pytest.raises(QueryError):
+            decode_cursor(f"s{value}")
+        with pytest.raises(click.BadParameter):
+            TimeParam().convert(value, None, None)
+    assert decode_cursor("s12") == 12 and TimeParam().convert("12", None, None) == 12
 
 
 def test_streams_leave_threads_for_requests_and_a_principal_has_a_limit(

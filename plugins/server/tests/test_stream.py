@@ -765,3 +765,31 @@ def test_a_verifying_tail_holds_one_page_at_most(open_ledger: Callable[..., Ledg
         fake.thread.join(60)
         fake.sock.close()
     ledger.close()
+
+
+def test_the_hub_reads_the_head_once_per_wake_up_for_all_streams(
+    open_ledger: Callable[..., Ledger], serve: Callable[..., Any]
+) -> None:
+    ledger = open_ledger()
+    ledger.append(Record(id="first", stream="s", timestamp=1, payload={}), ctx(ALICE))
+    # No timer reads (poll interval 60 s): the head is read for commits only.
+    app_server = serve(ledger, ServerSettings(stream_poll_interval=60, stream_keepalive=0.2))
+    hub = app_server.app.streams
+    readers = [Reader(app_server.url, f"dev:{oid}", {"stream": "s"}) for oid in (ALICE, BOB, CAROL, DAVE, ROOT)]
+    try:
+        for reader in readers:
+            assert reader.until("sync") is not None
+        commits = 10
+        for i in range(commits):
+            ledger.append(Record(id=f"c-{i}", stream="s", timestamp=1, payload={}), ctx(ALICE))
+        for reader in readers:
+            ids: set[str] = set()
+            while f"c-{commits - 1}" not in ids:
+                event = reader.until("entry")
+                assert event is not None
+                ids.add(json.loads(event[2])["record"]["id"])
+        # One read per commit at most (fewer when commits came during a read), not one per stream.
+        assert 1 <= hub.head_reads <= commits
+    finally:
+        for reader in readers:
+            reader.close()

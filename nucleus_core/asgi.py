@@ -264,31 +264,33 @@ class AuthMiddleware:
         for executor in lanes:
             executor.shutdown(wait=True)
 
+    async def authenticate_scope(self, scope: Scope) -> RequestContext | Denial | None:
+        """The decision on the credential of the request ``scope``: its context, a denial, or None
+        (no credentials, on a public path). Token parsing runs in the lane's threads (see the
+        class); an application calls this again to re-check the credential of a long response."""
+        authorization = [v for k, v in scope.get("headers", ()) if k.lower() == b"authorization"]
+        decision = self.policy.precheck(scope.get("path", ""), scope.get("query_string", b""), authorization)
+        if not isinstance(decision, bytes):
+            return decision
+        lane = self.policy.lane(decision) if self.threaded else ()
+        if not lane:
+            return self.policy.authenticate(decision)
+        # In a copy of this context: what the parsers log carries the server's request id.
+        result: RequestContext | Denial = await asyncio.get_running_loop().run_in_executor(
+            self._lane_executor(lane), contextvars.copy_context().run, self.policy.authenticate, decision
+        )
+        return result
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope.get("type")
         if kind not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        authorization = [v for k, v in scope.get("headers", ()) if k.lower() == b"authorization"]
-        decision = self.policy.precheck(scope.get("path", ""), scope.get("query_string", b""), authorization)
-        context: RequestContext | None = None
-        if isinstance(decision, bytes):
-            lane = self.policy.lane(decision) if self.threaded else ()
-            if lane:
-                # In a copy of this context: what the parsers log carries the server's request id.
-                result = await asyncio.get_running_loop().run_in_executor(
-                    self._lane_executor(lane), contextvars.copy_context().run, self.policy.authenticate, decision
-                )
-            else:
-                result = self.policy.authenticate(decision)
-            if isinstance(result, Denial):
-                decision = result
-            else:
-                context = result
-                decision = None
+        decision = await self.authenticate_scope(scope)
         if isinstance(decision, Denial):
             await _deny(kind, decision, send)
             return
+        context = decision
         child = dict(scope)
         child["state"] = {**scope.get("state", {}), CONTEXT_STATE_KEY: context}
         child[CONTEXT_SCOPE_KEY] = context

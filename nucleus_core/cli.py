@@ -432,7 +432,7 @@ class TimeParam(click.ParamType):  # type: ignore[type-arg]
         if isinstance(value, int):
             return value
         text = str(value).strip()
-        if text.isdigit():
+        if text.isascii() and text.isdigit():  # ASCII only: "²" is a digit to isdigit, not to int
             return int(text)
         try:
             if _ISO_DATE.fullmatch(text):

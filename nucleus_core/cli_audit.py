@@ -238,7 +238,7 @@ def proof_get_command(
         bundle, note = _run(as_json, _bundle_http, reader, entry, record_id, size, checkpoint_out is not None)
     else:
         by: int | str = entry or ""
-        if entry is not None and entry.isdigit():
+        if entry is not None and entry.isascii() and entry.isdigit():
             by = int(entry)
         elif entry is not None and not is_hash(entry):
             fail(f"{entry!r} is neither a seq nor a 64-character hex hash", exit_code=EXIT_USAGE, code="usage")

@@ -78,7 +78,10 @@ def encode_cursor(seq: int) -> str:
 def decode_cursor(cursor: str | None) -> int:
     if cursor is None:
         return 0
-    if not isinstance(cursor, str) or not cursor.startswith("s") or not cursor[1:].isdigit() or len(cursor) > 20:
+    if (
+        not isinstance(cursor, str) or not cursor.startswith("s") or not cursor.isascii()
+        or not cursor[1:].isdigit() or len(cursor) > 20
+    ):
         raise QueryError("is not a cursor returned by this ledger", field="cursor")
     return int(cursor[1:])
 

@@ -207,6 +207,10 @@ def test_config_file_from_nucleus_config(tmp_path: Path) -> None:
         ({"server": {"public_paths": ["health"]}}, "public path"),
         ({"server": {"max_batch_records": 0}}, "max_batch_records"),
         ({"server": {"log_level": "loud"}}, "log_level"),
+        ({"server": {"stream_reauth_interval": 0}}, "stream_reauth_interval"),
+        ({"server": {"stream_reauth_interval": "5"}}, "stream_reauth_interval"),
+        ({"server": {"max_streams_per_principal": 0}}, "max_streams_per_principal"),
+        ({"server": {"stream_keepalive": 3601}}, "stream_keepalive"),
     ],
 )
 def test_config_is_strict(data: dict[str, Any], needle: str) -> None:
@@ -230,6 +234,10 @@ def test_config_defaults_and_flag_precedence(tmp_path: Path) -> None:
     assert merged.ledger.storage == "sqlite:///nucleus.db"
     assert merged.server.public_paths == ("/health",)
     assert ServeConfig().server.port == 8080
+    streams = structure_config({"server": {"stream_reauth_interval": 0.5, "max_streams_per_principal": 4}})
+    assert (streams.server.settings().stream_reauth_interval, streams.server.settings().max_streams_per_principal) == (
+        0.5, 4
+    )
     with pytest.raises(ConfigurationError, match="does not exist"):
         load_config(tmp_path / "missing.toml")
     (tmp_path / "broken.toml").write_text("[server\n")

@@ -5,15 +5,19 @@ restart; the end of streams at shutdown; a slow consumer's bounded cost; the str
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import logging
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -412,3 +416,380 @@ def test_stream_limit_errors_and_openapi(open_ledger: Callable[..., Ledger], ser
                       headers={**auth, "last-event-id": str(made[0].seq)}) as response:
         first = next(e for e in sse(response.iter_lines()) if e[0] == "entry")
     assert first[1] == str(made[1].seq) and json.loads(first[2])["record"]["id"] == "r-1"
+
+
+class Reader:
+    """An SSE client in a thread that cannot hang a test: every read has a timeout, events go to a
+    queue, and :meth:`until` gives up after ``within`` seconds (keep-alives keep arriving, so a
+    reader waiting for an event that never comes would otherwise block for good)."""
+
+    def __init__(self, url: str, token: str, params: dict[str, str] | None = None) -> None:
+        self.events: queue.Queue[tuple[str, str | None, str]] = queue.Queue()
+        self.status: int | None = None
+        self.ended = threading.Event()
+        self.opened = threading.Event()
+        self._stop = threading.Event()
+        self._args = (url, token, params or {})
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        url, token, params = self._args
+        try:
+            with httpx.stream("GET", f"{url}/entries/stream", params=params,
+                              headers={"authorization": f"Bearer {token}"},
+                              timeout=httpx.Timeout(10, read=30)) as response:
+                self.status = response.status_code
+                self.opened.set()
+                for event in sse(response.iter_lines()):
+                    self.events.put(event)
+                    if self._stop.is_set():
+                        return
+        except httpx.HTTPError as err:
+            self.events.put(("transport-error", None, type(err).__name__))
+        finally:
+            self.opened.set()
+            self.ended.set()
+
+    def until(self, name: str, within: float = 60) -> tuple[str, str | None, str] | None:
+        """The next event called ``name`` (the others skipped), None when none came in time or the
+        response ended first."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            try:
+                event = self.events.get(timeout=0.1)
+            except queue.Empty:
+                if self.ended.is_set() and self.events.empty():
+                    return None
+                continue
+            if event[0] == name:
+                return event
+        return None
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(60)
+
+
+def test_a_revoked_api_key_ends_its_open_stream(open_ledger: Callable[..., Ledger], serve: Callable[..., Any]) -> None:
+    settings = {"auth.api_key": {"pepper": "p" * 32}}
+    ledger = open_ledger("auth.api_key", settings=settings)
+    parser = ledger.auth.parser("auth.api_key")
+    key, record = parser.create_key(ALICE)
+    other, _ = parser.create_key(BOB)
+    app_server = serve(ledger, ServerSettings(stream_keepalive=0.2, stream_reauth_interval=0.1))
+    revoked, kept = Reader(app_server.url, key, {"stream": "s"}), Reader(app_server.url, other, {"stream": "s"})
+    try:
+        for reader in (revoked, kept):
+            assert reader.until("sync") is not None and reader.status == 200
+        ledger.append(Record(id="r-1", stream="s", timestamp=1, payload={}), ctx(ALICE))
+        assert revoked.until("entry") is not None
+        assert parser.revoke_key(record.key_id)
+        error = revoked.until("error")
+        assert error is not None, "the stream of a revoked key went on"
+        assert json.loads(error[2])["error"]["code"] == "invalid_token"
+        assert revoked.ended.wait(60)  # and the response ended
+        # The other key's stream goes on and gets what is appended after.
+        ledger.append(Record(id="r-2", stream="s", timestamp=1, payload={}), ctx(ALICE))
+        entry = kept.until("entry")
+        assert entry is not None and json.loads(entry[2])["record"]["id"] == "r-1"
+        entry = kept.until("entry")
+        assert entry is not None and json.loads(entry[2])["record"]["id"] == "r-2"
+        assert not kept.ended.is_set()
+    finally:
+        revoked.close()
+        kept.close()
+    # A new stream with the revoked key is refused before it starts.
+    assert httpx.get(f"{app_server.url}/entries/stream", headers={"authorization": f"Bearer {key}"}).status_code == 401
+
+
+def test_a_session_expiring_ends_its_open_stream(open_ledger: Callable[..., Ledger], serve: Callable[..., Any]) -> None:
+    settings = {"auth.session": {"secret": "s" * 32, "idle_timeout": 1, "absolute_timeout": 1}}
+    ledger = open_ledger("auth.session", settings=settings)
+    token, _ = ledger.auth.parser("auth.session").create_session(ALICE)
+    app_server = serve(ledger, ServerSettings(stream_keepalive=0.2, stream_reauth_interval=0.1))
+    reader = Reader(app_server.url, token)
+    try:
+        error = reader.until("error")
+        assert error is not None, "the stream of an expired session went on"
+        assert json.loads(error[2])["error"]["code"] == "token_expired"
+        assert reader.ended.wait(60)
+    finally:
+        reader.close()
+
+
+def test_a_stream_credential_ends_at_its_exp_and_on_another_requester() -> None:
+    from nucleus_server.api.stream import Credential
+
+    from nucleus_core.asgi import Denial
+    from nucleus_core.errors import TokenExpiredError, TokenInvalidError
+
+    answers: list[RequestContext | Denial | None] = []
+
+    async def authenticate(_scope: Any) -> RequestContext | Denial | None:
+        return answers.pop(0)
+
+    def credential(context: RequestContext) -> Credential:
+        return Credential(authenticate=authenticate, scope={}, context=context, interval=0)
+
+    past = RequestContext(oid=ALICE, source="auth.connect", claims={"exp": time.time() - 1})
+    assert isinstance(asyncio.run(credential(past).refused()), TokenExpiredError)  # not even asked again
+    assert credential(past).due_in() == 0
+    alice = RequestContext(oid=ALICE, source="auth.connect", claims={"exp": time.time() + 3600})
+    answers.extend([RequestContext(oid=ALICE, source="auth.connect", claims={"exp": time.time() + 3600})])
+    assert asyncio.run(credential(alice).refused()) is None
+    for changed in (RequestContext(oid=BOB, source="auth.connect"),
+                    RequestContext(oid=ALICE, source="auth.connect", role="auditor"),
+                    RequestContext(oid=ALICE, source="auth.connect", scopes=frozenset({"read"}))):
+        answers.append(changed)
+        assert isinstance(asyncio.run(credential(alice).refused()), TokenInvalidError)
+    answers.append(Denial(status=401, error="invalid_token", description="the access token expired"))
+    assert isinstance(asyncio.run(credential(alice).refused()), TokenExpiredError)
+    # A single-use credential (a service JWT: its jti is spent) is not run again; its exp bounds it.
+    service = RequestContext(oid=ALICE, source="auth.service", claims={"exp": time.time() + 3600})
+    assert asyncio.run(credential(service).refused()) is None and not answers
+
+
+def test_non_ascii_digits_are_refused_with_the_field(
+    open_ledger: Callable[..., Ledger], serve: Callable[..., Any]
+) -> None:
+    app_server = serve(open_ledger())
+    url = app_server.url
+    auth = {"authorization": f"Bearer dev:{ALICE}"}
+    for value in ("²", "٣", "1²"):
+        response = httpx.get(f"{url}/entries/stream", params={"after": value}, headers=auth)
+        assert response.status_code == 422 and response.json()["error"]["field"] == "after", response.text
+        response = httpx.get(f"{url}/entries", params={"limit": value}, headers=auth)
+        assert response.status_code == 422 and response.json()["error"]["field"] == "limit", response.text
+        response = httpx.get(f"{url}/entries", params={"cursor": f"s{value}"}, headers=auth)
+        assert response.status_code == 422 and response.json()["error"]["field"] == "cursor", response.text
+    for raw in (b"\xb2", "٣".encode()):
+        response = httpx.get(f"{url}/entries/stream", headers=[*auth.items(), ("last-event-id", raw)])
+        assert response.status_code == 400 and response.json()["error"]["field"] == "last-event-id", response.text
+    # The client's SSE parser: an id that is not ASCII digits is no seq.
+    from nucleus_server.client import _sse_events
+
+    events = list(_sse_events(["id: ٣", "event: sync", "data: {}", "", "id: 7", "event: sync", "data: {}", ""]))
+    assert [seq for _name, seq, _data in events] == [None, 7]
+    # And the core's: cursors and the CLI's times take ASCII digits only.
+    import click
+
+    from nucleus_core.cli import TimeParam
+    from nucleus_core.errors import QueryError
+    from nucleus_core.query import decode_cursor
+
+    for value in ("²", "٣"):
+        with pytest.raises(QueryError):
+            decode_cursor(f"s{value}")
+        with pytest.raises(click.BadParameter):
+            TimeParam().convert(value, None, None)
+    assert decode_cursor("s12") == 12 and TimeParam().convert("12", None, None) == 12
+
+
+def test_streams_leave_threads_for_requests_and_a_principal_has_a_limit(
+    open_ledger: Callable[..., Ledger], serve: Callable[..., Any]
+) -> None:
+    ledger = open_ledger()
+    # Two threads: the streams may use one at most, however many are open and however busy.
+    app_server = serve(ledger, ServerSettings(threads=2, stream_keepalive=0.2, max_streams_per_principal=3))
+    url, hub = app_server.url, app_server.app.streams
+    assert hub.poll_threads == 1
+    gate = threading.Event()
+    reading = threading.Event()
+    page = ledger._subscription_page
+
+    def blocked_page(*args: Any) -> Any:  # every stream's reads stay busy until the gate opens
+        reading.set()
+        assert gate.wait(120)
+        return page(*args)
+
+    ledger._subscription_page = blocked_page  # type: ignore[method-assign]
+    readers = [Reader(url, f"dev:{oid}") for oid in (ALICE, BOB, CAROL, DAVE, ROOT) for _ in range(2)]
+    try:
+        assert reading.wait(60)
+        for _ in range(6000):  # a hang guard, no timing: the streams open while their reads are busy
+            if len(hub.slots) == len(readers):
+                break
+            threading.Event().wait(0.01)
+        assert len(hub.slots) == len(readers), "busy streams kept the others from opening"
+        for i in range(5):
+            ledger.append(Record(id=f"busy-{i}", stream="s", timestamp=1, payload={}), ctx(ALICE))
+        # Ten busy streams and commits: an ordinary request still gets a thread.
+        response = httpx.get(f"{url}/entries", params={"limit": "1"}, headers={"authorization": f"Bearer dev:{ALICE}"},
+                             timeout=60)
+        assert response.status_code == 200
+        assert hub.most_running == 1
+        # A third stream of one principal is refused (429, Retry-After); another principal's is not.
+        with httpx.stream("GET", f"{url}/entries/stream", headers={"authorization": f"Bearer dev:{ALICE}"},
+                          timeout=60) as opened:
+            assert opened.status_code == 200
+            refused = httpx.get(f"{url}/entries/stream", headers={"authorization": f"Bearer dev:{ALICE}"}, timeout=60)
+            assert refused.status_code == 429 and refused.headers["retry-after"] == "5"
+            error = refused.json()["error"]
+            assert error["code"] == "too_many_principal_streams" and "max_streams_per_principal" in error["message"]
+        gate.set()
+        for reader in readers:  # and every stream delivers what was committed meanwhile
+            ids: set[str] = set()
+            while "busy-4" not in ids:
+                event = reader.until("entry")
+                assert event is not None and reader.status == 200
+                ids.add(json.loads(event[2])["record"]["id"])
+    finally:
+        gate.set()
+        for reader in readers:
+            reader.close()
+
+
+def test_a_stalled_client_does_not_hold_the_shutdown(
+    open_ledger: Callable[..., Ledger], serve: Callable[..., Any]
+) -> None:
+    ledger = open_ledger()
+    app_server = serve(ledger, ServerSettings(stream_keepalive=3600))
+    hub = app_server.app.streams
+    hub.end_write_timeout = 0.5
+    alice = ctx(ALICE)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", app_server.port))
+    sock.sendall(f"GET /entries/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer dev:{ALICE}\r\n\r\n".encode())
+    try:
+        for _ in range(6000):
+            if hub.slots:
+                break
+            threading.Event().wait(0.01)
+        (slot,) = hub.slots
+        big = "x" * 4000
+        ledger.append_batch([Record(id=f"s-{i}", stream="s", timestamp=1, payload={"pad": big}) for i in range(2000)],
+                            alice)
+        before = -1
+        while slot.position != before:  # the stream stops, its write waiting for the client
+            before = slot.position
+            threading.Event().wait(0.5)
+        app_server.app.begin_shutdown()
+        for _ in range(1200):  # the stream gives up on the client and ends (a hang guard, no timing)
+            if not hub.slots:
+                break
+            threading.Event().wait(0.05)
+        assert not hub.slots, "a client reading nothing held its stream open through the shutdown"
+    finally:
+        sock.close()
+
+
+def test_a_failure_while_streaming_is_logged_and_ends_the_response(
+    open_ledger: Callable[..., Ledger], serve: Callable[..., Any], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from nucleus_server.api import stream as stream_module
+
+    def broken(seq: int) -> bytes:
+        raise RuntimeError("a failure while writing the stream")
+
+    monkeypatch.setattr(stream_module, "sync_event", broken)
+    ledger = open_ledger()
+    ledger.append(Record(id="r-1", stream="s", timestamp=1, payload={}), ctx(ALICE))
+    app_server = serve(ledger)
+    with caplog.at_level(logging.ERROR, logger="nucleus_server.app"):
+        reader = Reader(app_server.url, f"dev:{ALICE}", {"after": "0"})
+        assert reader.ended.wait(60) and reader.status == 200
+        reader.close()
+        records = [r for r in caplog.records if r.name == "nucleus_server.app"]
+        assert records and "unexpected error while streaming GET /entries/stream" in records[0].getMessage()
+    assert httpx.get(f"{app_server.url}/health").status_code == 200
+
+
+def test_the_stream_announces_its_keepalive_and_a_tail_checks_its_read_timeout(
+    open_ledger: Callable[..., Ledger], serve: Callable[..., Any]
+) -> None:
+    from nucleus_core.errors import ValidationError
+
+    ledger = open_ledger()
+    made = ledger.append(Record(id="r-1", stream="s", timestamp=1, payload={}), ctx(ALICE))
+    app_server = serve(ledger, ServerSettings(stream_keepalive=120))
+    with httpx.stream("GET", f"{app_server.url}/entries/stream", headers={"authorization": f"Bearer dev:{ALICE}"},
+                      timeout=60) as response:
+        assert response.headers["x-nucleus-keepalive"] == "120"
+    remote = RemoteLedger(app_server.url, token=f"dev:{ALICE}")
+    with pytest.raises(ValidationError) as refused:
+        next(remote.tail(0, read_timeout=60))
+    assert refused.value.field == "read_timeout" and "120" in str(refused.value)
+    first = next(remote.tail(0, read_timeout=200))  # above 1.5 times the keep-alive: it follows
+    assert first.seq == made.seq
+    with pytest.raises(ValidationError) as bad:
+        next(remote.tail(0, read_timeout=0))
+    assert bad.value.field == "read_timeout"
+    remote.close()
+    with pytest.raises(Exception, match="stream_keepalive"):
+        ServerSettings(stream_keepalive=3601)
+    for name, value in (("stream_reauth_interval", 0), ("max_streams_per_principal", 0)):
+        with pytest.raises(Exception, match=name):
+            ServerSettings(**{name: value})
+
+
+def test_a_verifying_tail_holds_one_page_at_most(open_ledger: Callable[..., Ledger], dev_env: None) -> None:
+    from nucleus_server.sse import entry_event
+
+    from nucleus_core.checkpoint import NoteSigner, default_origin
+    from nucleus_core.errors import AnswerMismatchError
+
+    from .conftest import ServerThread
+
+    ledger = open_ledger()
+    ledger.append_batch([Record(id=f"r-{i}", stream="s", timestamp=1, payload={}) for i in range(150)], ctx(ALICE))
+    entries = ledger.query({"stream": "s", "limit": 1000}, ctx(ALICE)).entries
+    sent: list[int] = []
+
+    async def server_without_sync(scope: Any, receive: Any, send: Any) -> None:
+        """A server that streams entries and never says where a page ends."""
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream")]})
+        for entry in entries:
+            sent.append(entry.seq)
+            await send({"type": "http.response.body", "body": entry_event(entry), "more_body": True})
+        await send({"type": "http.response.body", "body": b": keep-alive\n\n" * 1000, "more_body": False})
+
+    fake = ServerThread(server_without_sync).start()
+    try:
+        vkey = NoteSigner.generate(default_origin(ledger.id)).vkey
+        with RemoteLedger(fake.url, token=f"dev:{ALICE}", ledger_id=ledger.id, checkpoint_vkeys=[vkey]) as remote:
+            with pytest.raises(AnswerMismatchError, match="more than a page"):
+                next(remote.tail(0, {"limit": 100}, reconnect=False, timeout=30))
+            with pytest.raises(AnswerMismatchError, match=r"more than a page \(20 entries\)"):
+                next(remote.tail(0, {"limit": 20}, reconnect=False, timeout=30))
+    finally:
+        fake.server.should_exit = True
+        fake.thread.join(60)
+        fake.sock.close()
+    ledger.close()
+
+
+def test_the_hub_reads_the_head_once_per_wake_up_for_all_streams(
+    open_ledger: Callable[..., Ledger], serve: Callable[..., Any]
+) -> None:
+    ledger = open_ledger()
+    ledger.append(Record(id="first", stream="s", timestamp=1, payload={}), ctx(ALICE))
+    # No timer reads (poll interval 60 s): the head is read for commits only.
+    app_server = serve(ledger, ServerSettings(stream_poll_interval=60, stream_keepalive=0.2))
+    hub = app_server.app.streams
+    readers = [Reader(app_server.url, f"dev:{oid}", {"stream": "s"}) for oid in (ALICE, BOB, CAROL, DAVE, ROOT)]
+    try:
+        for reader in readers:
+            assert reader.until("sync") is not None
+        commits = 10
+        for i in range(commits):
+            ledger.append(Record(id=f"c-{i}", stream="s", timestamp=1, payload={}), ctx(ALICE))
+        for reader in readers:
+            ids: set[str] = set()
+            while f"c-{commits - 1}" not in ids:
+                event = reader.until("entry")
+                assert event is not None
+                ids.add(json.loads(event[2])["record"]["id"])
+        # One read per commit at most (fewer when commits came during a read), not one per stream.
+        assert 1 <= hub.head_reads <= commits
+    finally:
+        for reader in readers:
+            reader.close()

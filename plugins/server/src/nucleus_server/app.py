@@ -106,18 +106,9 @@ class NucleusApp:
         self.streams = StreamHub(
             ledger, self._executor, max_streams=self.settings.max_streams,
             poll_interval=self.settings.stream_poll_interval, keepalive=self.settings.stream_keepalive,
+            max_per_principal=self.settings.max_streams_per_principal, poll_threads=self.settings.threads // 2,
         )
         """The open entry streams (``GET /entries/stream``)."""
-        self.api = Api(
-            ledger=ledger,
-            settings=self.settings,
-            executor=self._executor,
-            streams=self.streams,
-            openapi=wire.dumps(
-                build_openapi(self.routes, title=f"Nucleus ledger {ledger.id}", schemas=handle_schemas)
-            ),
-            modules=module_descriptions(ledger.runtime),
-        )
         self._closing = False
         self._checkpoint_timer: asyncio.Task[None] | None = None
         self._auth = auth = AuthMiddleware(
@@ -129,6 +120,17 @@ class NucleusApp:
                 *(("/metrics",) if self.settings.metrics == "public" else ()),
             ),
             max_header_bytes=self.settings.max_header_bytes,
+        )
+        self.api = Api(
+            ledger=ledger,
+            settings=self.settings,
+            executor=self._executor,
+            streams=self.streams,
+            authenticate=auth.authenticate_scope,
+            openapi=wire.dumps(
+                build_openapi(self.routes, title=f"Nucleus ledger {ledger.id}", schemas=handle_schemas)
+            ),
+            modules=module_descriptions(ledger.runtime),
         )
         access = AccessLog(
             NoSniff(DenialRewriter(auth)), route_of=self._route_template, requester_key=self.settings.log_requester_key
@@ -218,9 +220,32 @@ class NucleusApp:
             log.exception("unexpected error in %s %s", scope.get("method"), redact_secrets(scope.get("path", "")))
             response = INTERNAL_ERROR
         if isinstance(response, StreamResponse):
-            await response.stream(send, receive)
+            await self._stream(response, scope, receive, send)
             return
         await send_response(send, response)
+
+    async def _stream(self, response: StreamResponse, scope: Scope, receive: Receive, send: Send) -> None:
+        """Let ``response`` write itself; a failure meanwhile is logged (the path redacted) and the
+        response is finished: a 500 when it had not started, else its body is ended."""
+        started = complete = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started, complete
+            started = True
+            complete = message.get("type") == "http.response.body" and not message.get("more_body", False)
+            await send(message)
+
+        try:
+            await response.stream(tracking_send, receive)
+        except Exception:
+            log.exception(
+                "unexpected error while streaming %s %s", scope.get("method"), redact_secrets(scope.get("path", ""))
+            )
+            with contextlib.suppress(Exception):  # the connection itself may be what failed
+                if not started:
+                    await send_response(send, INTERNAL_ERROR)
+                elif not complete:
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _handle(self, scope: Scope, receive: Receive) -> Response:
         if self._closing:

@@ -19,7 +19,14 @@ from nucleus_core.context import RequestContext, require_context
 from nucleus_core.errors import InsufficientScopeError, MissingRequesterError, NucleusError
 
 from . import wire
-from .errors import INTERNAL_ERROR_CODE, MalformedRequestError, RequestTooLargeError, error_document, status_for
+from .errors import (
+    INTERNAL_ERROR_CODE,
+    MalformedRequestError,
+    RequestTooLargeError,
+    TooManyStreamsError,
+    error_document,
+    status_for,
+)
 from .routing import RouteMethodNotAllowedError
 
 Scope = MutableMapping[str, Any]
@@ -149,6 +156,8 @@ def error_response(err: NucleusError, *, realm: str) -> Response:
         headers = (("www-authenticate", f'Bearer realm="{realm}", error="insufficient_scope"{extra}'),)
     elif status == 405 and isinstance(err, RouteMethodNotAllowedError):
         headers = (("allow", ", ".join(err.allowed)),)
+    elif isinstance(err, TooManyStreamsError):
+        headers = (("retry-after", str(err.retry_after)),)
     return Response(status=status, body=wire.dumps(error_document(err)), headers=headers)
 
 

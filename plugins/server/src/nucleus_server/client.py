@@ -138,8 +138,12 @@ _POLL_MAX = 0.5
 DEFAULT_MAX_BACKOFF = 5.0
 """Most seconds :meth:`RemoteLedger.tail` waits before reconnecting."""
 _BACKOFF_FIRST = 0.1
-_TAIL_READ_TIMEOUT = 60.0
-"""Seconds of silence (no event, no keep-alive) after which a tail's connection counts as dead."""
+DEFAULT_TAIL_READ_TIMEOUT = 60.0
+"""Seconds of silence (no event, no keep-alive) after which a tail's connection counts as dead
+(:meth:`RemoteLedger.tail`'s ``read_timeout``)."""
+MAX_TAIL_READ_TIMEOUT = 86400.0
+KEEPALIVE_MARGIN = 1.5
+"""A tail's read timeout must be more than this many times the server's announced keep-alive."""
 
 QueryParams = list[tuple[str, str | int | float | bool | None]]
 """Query parameters of a request, in order (repeated names allowed)."""
@@ -767,6 +771,7 @@ class RemoteLedger:
         reconnect: bool = True,
         timeout: float | None = None,
         max_backoff: float = DEFAULT_MAX_BACKOFF,
+        read_timeout: float = DEFAULT_TAIL_READ_TIMEOUT,
     ) -> Iterator[Entry]:
         """The entries after ``after_seq`` that match ``filters`` (``stream``, ``record_ids``,
         ``since``, ``until``; ``limit`` as the server's page size) and that the requester may read,
@@ -777,7 +782,14 @@ class RemoteLedger:
         also checks that it matches the filters and comes after the previous one, and yields a
         page's entries only once the page's end (the ``sync`` event) came and the entries were
         proven in a trusted checkpoint (one ``POST /proof/inclusion`` per page; an entry newer than
-        the latest checkpoint waits up to ``checkpoint_wait`` seconds for one).
+        the latest checkpoint waits up to ``checkpoint_wait`` seconds for one). It holds one page at
+        most: a server sending more entries than the page size (``limit``, default 100) without a
+        ``sync`` is refused (:class:`AnswerMismatchError`), never buffered.
+
+        ``read_timeout`` (default 60 s): silence after which the connection counts as dead (the
+        server sends a keep-alive after ``stream_keepalive`` seconds of silence and announces that
+        interval in its ``X-Nucleus-Keepalive`` header; a read timeout not more than 1.5 times it
+        is refused with :class:`ValidationError` naming ``read_timeout`` at connect).
 
         A dropped connection, a server stopping (``event: end``) or a 503 (too many streams,
         starting up) is followed, with ``reconnect``, by a new request with ``Last-Event-ID`` set
@@ -791,10 +803,18 @@ class RemoteLedger:
             raise ValidationError("must be a non-negative number of seconds", field="timeout")
         if isinstance(max_backoff, bool) or not isinstance(max_backoff, int | float) or not 0 < max_backoff <= 300:
             raise ValidationError("must be a number of seconds from 0 to 300", field="max_backoff")
+        if (
+            isinstance(read_timeout, bool) or not isinstance(read_timeout, int | float)
+            or not 0 < read_timeout <= MAX_TAIL_READ_TIMEOUT
+        ):
+            raise ValidationError(
+                f"must be a number of seconds more than 0 and at most {MAX_TAIL_READ_TIMEOUT:g}", field="read_timeout"
+            )
         body = _filters_doc(filters)
         if "cursor" in body:
             raise QueryError("a tail starts after after_seq; it takes no cursor", field="cursor")
-        asked = filters_from(body).to_storage_query()
+        parsed = filters_from(body)
+        asked = parsed.to_storage_query()
         token = self._bearer(context)
         params: QueryParams = []
         for key, value in body.items():
@@ -804,7 +824,10 @@ class RemoteLedger:
                 params.extend(("stream", v) for v in value)
             else:
                 params.append((key, value))
-        return self._tail(token, after_seq, params, asked, reconnect, timeout, float(max_backoff))
+        return self._tail(
+            token, after_seq, params, asked,
+            _TailLimits(reconnect, timeout, float(max_backoff), float(read_timeout), parsed.limit),
+        )
 
     def _tail(
         self,
@@ -812,17 +835,18 @@ class RemoteLedger:
         position: int,
         params: QueryParams,
         asked: StorageQuery,
-        reconnect: bool,
-        timeout: float | None,
-        max_backoff: float,
+        limits: _TailLimits,
     ) -> Iterator[Entry]:
+        reconnect, timeout, max_backoff, read_timeout = (
+            limits.reconnect, limits.timeout, limits.max_backoff, limits.read_timeout
+        )
         ledger_id = self._ledger_id(token)
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = _BACKOFF_FIRST
         while True:
             if self._closed:
                 return
-            read_for = _TAIL_READ_TIMEOUT if deadline is None else max(0.01, deadline - time.monotonic())
+            read_for = read_timeout if deadline is None else max(0.01, deadline - time.monotonic())
             headers = {"authorization": f"Bearer {token}", "accept": "text/event-stream"}
             if position:
                 headers["last-event-id"] = str(position)
@@ -831,7 +855,7 @@ class RemoteLedger:
             try:
                 with self._http.stream(
                     "GET", "/entries/stream", params=[*params, ("after", position)], headers=headers,
-                    timeout=httpx.Timeout(self._http.timeout.connect, read=min(read_for, _TAIL_READ_TIMEOUT)),
+                    timeout=httpx.Timeout(self._http.timeout.connect, read=min(read_for, read_timeout)),
                 ) as response:
                     self._tails.add(response)
                     if response.status_code >= 400:
@@ -845,6 +869,7 @@ class RemoteLedger:
                             raise error
                     else:
                         delay = _BACKOFF_FIRST
+                        _check_keepalive(response.headers.get("x-nucleus-keepalive"), read_timeout)
                         for name, seq, data in _sse_events(response.iter_lines()):
                             if name == "entry":
                                 entry = wire.entry_from_json(_json_data(data), ledger_id=ledger_id)
@@ -854,6 +879,11 @@ class RemoteLedger:
                                         f"the stream sent entry {entry.seq} after entry {last}", seq=entry.seq
                                     )
                                 if self.verifying:
+                                    if len(pending) >= limits.page_size:
+                                        raise AnswerMismatchError(
+                                            f"the stream sent more than a page ({limits.page_size} entries) "
+                                            "without a sync event", seq=entry.seq,
+                                        )
                                     pending.append(entry)
                                     continue
                                 position = entry.seq
@@ -1381,6 +1411,35 @@ def _check_page(entries: Sequence[Entry], next_cursor: object, asked: StorageQue
             )
 
 
+@attrs.frozen
+class _TailLimits:
+    """How a tail reconnects and times out, and the page size it holds at most (see :meth:`RemoteLedger.tail`)."""
+
+    reconnect: bool
+    timeout: float | None
+    max_backoff: float
+    read_timeout: float
+    page_size: int
+
+
+def _check_keepalive(announced: str | None, read_timeout: float) -> None:
+    """Refuse a read timeout the server's keep-alive interval (its ``X-Nucleus-Keepalive``) would
+    trip between two keep-alives."""
+    if announced is None:
+        return
+    try:
+        interval = float(announced)
+    except ValueError:
+        raise AnswerMismatchError(f"the stream's X-Nucleus-Keepalive {announced[:32]!r} is not a number") from None
+    if read_timeout <= interval * KEEPALIVE_MARGIN:
+        raise ValidationError(
+            f"the server sends a keep-alive after {interval:g} s of silence (its stream_keepalive): this tail's "
+            f"read timeout of {read_timeout:g} s would count a quiet stream as dead; pass a read_timeout above "
+            f"{interval * KEEPALIVE_MARGIN:g}",
+            field="read_timeout",
+        )
+
+
 def _sse_events(lines: Iterable[str]) -> Iterator[tuple[str, int | None, str]]:
     """The events of a Server-Sent Events stream as ``(event name, id as a seq or None, data)``
     (``retry`` skipped; an id that is not a seq is None); a comment (the server's keep-alive) is
@@ -1389,7 +1448,8 @@ def _sse_events(lines: Iterable[str]) -> Iterator[tuple[str, int | None, str]]:
     for line in lines:
         if not line:
             if data or name != "message":
-                yield name, int(ident) if ident is not None and ident.isdigit() else None, "\n".join(data)
+                seq = int(ident) if ident is not None and ident.isascii() and ident.isdigit() else None
+                yield name, seq, "\n".join(data)
             name, ident, data = "message", None, []
             continue
         if line.startswith(":"):

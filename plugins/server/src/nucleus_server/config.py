@@ -24,7 +24,9 @@ own section (every key optional; unknown keys are refused)::
     # explorer = true      # the ledger explorer at /explorer (false: not served)
     # max_streams = 1000           # GET /entries/stream responses open at once (503 beyond)
     # stream_poll_interval = 0.2   # seconds: how soon streams see other processes' commits
-    # stream_keepalive = 15        # seconds of silence before a stream's keep-alive comment
+    # stream_keepalive = 15        # seconds of silence before a stream's keep-alive comment (0.05-3600)
+    # max_streams_per_principal = 16  # streams open at once for one principal (429 beyond)
+    # stream_reauth_interval = 5   # seconds: how often an open stream authenticates its token again
     # metrics = "protected"  # GET /metrics with the metrics plugin: "protected" (a token), "public", "off"
 """
 
@@ -44,7 +46,9 @@ from .settings import (
     DEFAULT_MAX_BATCH_RECORDS,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_STREAMS,
+    DEFAULT_MAX_STREAMS_PER_PRINCIPAL,
     DEFAULT_PUBLIC_PATHS,
+    DEFAULT_STREAM_REAUTH_INTERVAL,
     ServerSettings,
 )
 
@@ -78,6 +82,8 @@ class ServerSection:
     max_streams: int = DEFAULT_MAX_STREAMS
     stream_poll_interval: float = 0.2
     stream_keepalive: float = 15.0
+    max_streams_per_principal: int = DEFAULT_MAX_STREAMS_PER_PRINCIPAL
+    stream_reauth_interval: float = DEFAULT_STREAM_REAUTH_INTERVAL
     metrics: str = "protected"
 
     def requester_key(self) -> bytes | None:
@@ -107,6 +113,8 @@ class ServerSection:
             max_streams=self.max_streams,
             stream_poll_interval=self.stream_poll_interval,
             stream_keepalive=self.stream_keepalive,
+            max_streams_per_principal=self.max_streams_per_principal,
+            stream_reauth_interval=self.stream_reauth_interval,
         )
 
 

@@ -52,6 +52,16 @@ class TooManyStreamsError(NucleusError):
     retry later."""
 
     code = "too_many_streams"
+    retry_after = 1
+    """Seconds the answer's ``Retry-After`` suggests."""
+
+
+class PrincipalStreamLimitError(TooManyStreamsError):
+    """The requester has as many entry streams open on this server as one principal may
+    (``max_streams_per_principal``): close one, or retry later."""
+
+    code = "too_many_principal_streams"
+    retry_after = 5
 
 
 STATUS_BY_CLASS: tuple[tuple[type[NucleusError], int], ...] = (
@@ -68,6 +78,7 @@ STATUS_BY_CLASS: tuple[tuple[type[NucleusError], int], ...] = (
     (ReadOnlyLedgerError, 409),
     (ConflictError, 409),
     (LedgerClosedError, 503),
+    (PrincipalStreamLimitError, 429),
     (TooManyStreamsError, 503),
     (StorageUnavailableError, 503),
     (IntegrityError, 500),

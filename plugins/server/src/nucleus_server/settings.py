@@ -18,6 +18,10 @@ DEFAULT_PUBLIC_PATHS = (
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_BATCH_RECORDS = 1000
 DEFAULT_MAX_STREAMS = 1000
+DEFAULT_MAX_STREAMS_PER_PRINCIPAL = 16
+DEFAULT_STREAM_REAUTH_INTERVAL = 5.0
+MAX_STREAM_KEEPALIVE = 3600
+"""Most seconds ``stream_keepalive`` may be (a tail's read timeout must exceed it, see the client)."""
 METRICS_MODES = ("protected", "public", "off")
 """``metrics``: ``GET /metrics`` needs a token (default), needs none, or is not served."""
 
@@ -82,9 +86,12 @@ class ServerSettings:
     ``log_requester_key``: when set, the access log's structured fields carry ``requester``, the
     keyed hash of the requester's OID (:func:`.logs.requester_hash`); None: no requester at all.
     ``max_streams``: most ``GET /entries/stream`` responses open at once (503 beyond).
+    ``max_streams_per_principal``: most of them open at once for one principal (429 beyond).
     ``stream_poll_interval``: seconds between the reads of the head that notice other processes'
     commits for the open streams. ``stream_keepalive``: seconds of silence after which a stream
-    sends a keep-alive comment.
+    sends a keep-alive comment (0.05 to 3600; the stream announces it in its
+    ``X-Nucleus-Keepalive`` header). ``stream_reauth_interval``: seconds after which an open
+    stream authenticates its credential again (0.05 to 3600).
     """
 
     realm: str = attrs.field(default="nucleus", validator=_check_realm)
@@ -100,4 +107,10 @@ class ServerSettings:
     log_requester_key: bytes | None = attrs.field(default=None, repr=False, validator=_check_requester_key)
     max_streams: int = attrs.field(default=DEFAULT_MAX_STREAMS, validator=_check_range(1, 100_000))
     stream_poll_interval: float = attrs.field(default=0.2, validator=_check_seconds(0.01, 60))
-    stream_keepalive: float = attrs.field(default=15.0, validator=_check_seconds(0.05, 3600))
+    stream_keepalive: float = attrs.field(default=15.0, validator=_check_seconds(0.05, MAX_STREAM_KEEPALIVE))
+    max_streams_per_principal: int = attrs.field(
+        default=DEFAULT_MAX_STREAMS_PER_PRINCIPAL, validator=_check_range(1, 100_000)
+    )
+    stream_reauth_interval: float = attrs.field(
+        default=DEFAULT_STREAM_REAUTH_INTERVAL, validator=_check_seconds(0.05, 3600)
+    )

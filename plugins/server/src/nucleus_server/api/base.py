@@ -12,14 +12,19 @@ from typing import Any
 
 import attrs
 
+from nucleus_core.asgi import Denial
 from nucleus_core.auth import redact_secrets
+from nucleus_core.context import RequestContext
 from nucleus_core.errors import QueryError
 from nucleus_core.ledger import Ledger
 
-from ..asgi import Request, Response
+from ..asgi import Request, Response, Scope
 from ..openapi import Route
 from ..settings import ServerSettings
 from ..sse import StreamHub
+
+Authenticate = Callable[[Scope], Awaitable[RequestContext | Denial | None]]
+""":meth:`AuthMiddleware.authenticate_scope <nucleus_core.asgi.AuthMiddleware.authenticate_scope>`."""
 
 
 @attrs.define(kw_only=True)
@@ -33,6 +38,8 @@ class Api:
     """The served OpenAPI document, built once from the route table."""
     streams: StreamHub
     """The open ``GET /entries/stream`` responses."""
+    authenticate: Authenticate
+    """The auth middleware's decision on a request's credential, made again (an open stream's)."""
     modules: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     """Per module id, its ``handle_types`` and ``operations`` (fixed while the ledger is open)."""
     verify_lock: asyncio.Lock | None = None
@@ -53,6 +60,17 @@ Endpoint = tuple[Route, Handler]
 """A route (for the router and ``/openapi.json``) with the handler that answers it."""
 
 _QUERY_INT = {"since", "until", "limit"}
+MAX_INT_DIGITS = 16
+"""Most digits of an integer in a query string or header (a seq, a time, a limit)."""
+
+
+def ascii_int(text: str) -> int | None:
+    """``text`` as a non-negative integer when it is 1 to :data:`MAX_INT_DIGITS` ASCII digits, else
+    None. Only ASCII: ``"²"`` and ``"٣"`` are digits to :meth:`str.isdigit`, but ``int()`` refuses
+    the first and reads the second as 3."""
+    if not text.isascii() or not text.isdigit() or len(text) > MAX_INT_DIGITS:
+        return None
+    return int(text)
 
 
 def filters_from_query(items: list[tuple[str, str]], *, allow_kind: bool) -> dict[str, Any]:
@@ -69,9 +87,10 @@ def filters_from_query(items: list[tuple[str, str]], *, allow_kind: bool) -> dic
         if key in filters:
             raise QueryError("given more than once", field=key)
         if key in _QUERY_INT:
-            if not value.isdigit() or len(value) > 16:
+            number = ascii_int(value)
+            if number is None:
                 raise QueryError("must be a non-negative integer", field=key)
-            filters[key] = int(value)
+            filters[key] = number
         else:
             filters[key] = value
     for key, values in lists.items():

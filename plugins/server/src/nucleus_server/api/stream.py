@@ -8,6 +8,12 @@ is read. One page at a time: the next page is read only once the previous one wa
 connection and the connection took it (``send`` waits while the client does not read), so a slow
 client holds the server to one page and the connection's write buffer, never a growing queue; it
 falls behind and catches up from the storage.
+
+The requester's credential is authenticated again while the stream is open (:class:`Credential`,
+every ``stream_reauth_interval`` seconds and before a page when due; at its ``exp``): one that no
+longer authenticates the same requester ends the stream with ``event: error``. The stream's reads
+go through :meth:`StreamHub.run <nucleus_server.sse.StreamHub.run>` (a bounded share of the thread
+pool) and it reads a page only when the hub's head is past its position.
 """
 
 from __future__ import annotations
@@ -18,37 +24,127 @@ import logging
 import time
 from typing import Any
 
-from nucleus_core.errors import LedgerClosedError, NucleusError, QueryError
+import attrs
+
+from nucleus_core.asgi import Denial
+from nucleus_core.auth import KeySourceUnavailableError
+from nucleus_core.context import RequestContext
+from nucleus_core.errors import LedgerClosedError, NucleusError, QueryError, TokenExpiredError, TokenInvalidError
 from nucleus_core.subscribe import Subscription
 
-from ..asgi import Receive, Request, Response, Send, StreamResponse
+from ..asgi import Receive, Request, Response, Scope, Send, StreamResponse
 from ..errors import MalformedRequestError, error_document
 from ..openapi import Route
-from ..sse import EVENT_STREAM, KEEPALIVE, StreamHub, StreamSlot, entry_event, named_event, sync_event
-from .base import Api, Endpoint, filters_from_query
+from ..sse import (
+    EVENT_STREAM,
+    KEEPALIVE,
+    StalledClientError,
+    StreamHub,
+    StreamSlot,
+    entry_event,
+    named_event,
+    sync_event,
+)
+from .base import Api, Authenticate, Endpoint, ascii_int, filters_from_query
 
 log = logging.getLogger(__name__)
 
 RETRY_MS = 1000
 """The reconnection delay the stream suggests to EventSource clients (``retry:``)."""
 
+KEEPALIVE_HEADER = b"x-nucleus-keepalive"
+"""The response header announcing the stream's keep-alive interval (seconds): a client's read
+timeout must exceed it."""
+
+SINGLE_USE_SOURCES = frozenset({"auth.service"})
+"""Token parsers whose credentials authenticate once only (a service JWT's ``jti`` is recorded
+against replay): a stream does not run them again; it ends at the credential's ``exp``."""
 
 def _start_seq(request: Request, items: list[tuple[str, str]]) -> int:
     """``Last-Event-ID`` (a reconnecting client) or else ``after`` (0: from the first entry)."""
     for name, value in request.scope.get("headers", ()):
         if name == b"last-event-id":
-            text = value.decode("latin-1").strip()
-            if not text.isdigit() or len(text) > 16:
+            seq = ascii_int(value.decode("latin-1").strip())
+            if seq is None:
                 raise MalformedRequestError("must be the seq of an event of this stream", field="last-event-id")
-            return int(text)
+            return seq
     after = [value for key, value in items if key == "after"]
     if len(after) > 1:
         raise QueryError("given more than once", field="after")
     if not after:
         return 0
-    if not after[0].isdigit() or len(after[0]) > 16:
+    seq = ascii_int(after[0])
+    if seq is None:
         raise QueryError("must be a non-negative integer (a seq)", field="after")
-    return int(after[0])
+    return seq
+
+
+def _expiry(context: RequestContext) -> float | None:
+    """The credential's ``exp`` claim (Unix seconds) when the context carries a numeric one."""
+    exp = context.claims.get("exp")
+    if isinstance(exp, bool) or not isinstance(exp, int | float) or exp != exp:
+        return None
+    return float(exp)
+
+
+def _refusal(decision: Denial | None) -> NucleusError:
+    """The error a stream ends with when its credential no longer authenticates."""
+    if decision is not None and decision.status == 503:
+        return KeySourceUnavailableError("authentication is temporarily unavailable; reconnect later")
+    if decision is not None and decision.description.endswith("expired"):
+        return TokenExpiredError("the access token expired while the stream was open")
+    return TokenInvalidError("the access token no longer authenticates (revoked or invalid)")
+
+
+@attrs.define(kw_only=True)
+class Credential:
+    """The credential of an open stream, authenticated again every ``interval`` seconds through the
+    server's auth middleware (``authenticate``: :meth:`AuthMiddleware.authenticate_scope
+    <nucleus_core.asgi.AuthMiddleware.authenticate_scope>` on the request's own headers, in its
+    threads), and over at its ``exp`` claim."""
+
+    authenticate: Authenticate
+    scope: Scope
+    context: RequestContext
+    interval: float
+    checked_at: float = attrs.field(factory=time.monotonic)
+    expires_at: float | None = None
+    checks: int = 0
+    """Times the credential was authenticated again."""
+
+    def __attrs_post_init__(self) -> None:
+        self.expires_at = _expiry(self.context)
+
+    def due_in(self) -> float:
+        """Seconds until the next check or the expiry, whichever is first."""
+        due = self.interval - (time.monotonic() - self.checked_at)
+        if self.expires_at is not None:
+            due = min(due, self.expires_at - time.time())
+        return max(0.0, due)
+
+    async def refused(self) -> NucleusError | None:
+        """None while the credential still authenticates the same requester (checked again when
+        due), else the error the stream ends with."""
+        if self.expires_at is not None and time.time() >= self.expires_at:
+            return TokenExpiredError("the access token expired while the stream was open")
+        if time.monotonic() - self.checked_at < self.interval:
+            return None
+        self.checked_at = time.monotonic()
+        if self.context.source in SINGLE_USE_SOURCES:
+            return None
+        decision = await self.authenticate(self.scope)
+        self.checked_at = time.monotonic()
+        self.checks += 1
+        if not isinstance(decision, RequestContext):
+            return _refusal(decision)
+        if decision != self.context:  # principal, source, role and scopes (claims and token aside)
+            return TokenInvalidError(
+                "the access token now authenticates another requester, role or scopes; reconnect"
+            )
+        self.expires_at = _expiry(decision)
+        if self.expires_at is not None and time.time() >= self.expires_at:
+            return TokenExpiredError("the access token expired while the stream was open")
+        return None
 
 
 async def stream(api: Api, request: Request) -> Response:
@@ -61,12 +157,21 @@ async def stream(api: Api, request: Request) -> Response:
     hub = api.streams
     # Requester, scope and filters are checked before the response starts: errors are ordinary ones.
     sub: Subscription = await api.run(api.ledger.subscribe, after, filters, ctx)
-    slot = hub.open()
+    credential = Credential(
+        authenticate=api.authenticate, scope=request.scope, context=ctx,
+        interval=api.settings.stream_reauth_interval,
+    )
+    slot = hub.open(ctx.oid)
     slot.position = after
 
     async def run(send: Send, receive: Receive) -> None:
         try:
-            await _run(api, hub, slot, sub, send, receive)
+            await _run(hub, slot, sub, credential, send, receive)
+        except StalledClientError:
+            log.warning(
+                "an entry stream's client read nothing for %g s after the shutdown began: its response is dropped",
+                hub.end_write_timeout,
+            )
         finally:
             hub.release(slot)
 
@@ -82,58 +187,77 @@ async def _watch_disconnect(receive: Receive, slot: StreamSlot) -> None:
             return
 
 
-async def _run(api: Api, hub: StreamHub, slot: StreamSlot, sub: Subscription, send: Send, receive: Receive) -> None:
-    await send({
+async def _run(
+    hub: StreamHub, slot: StreamSlot, sub: Subscription, credential: Credential, send: Send, receive: Receive
+) -> None:
+    await hub.send(send, {
         "type": "http.response.start",
         "status": 200,
         "headers": [
             (b"content-type", b"text/event-stream; charset=utf-8"),
             (b"cache-control", b"no-store"),
             (b"x-accel-buffering", b"no"),  # proxies that buffer (nginx) pass each event at once
+            (KEEPALIVE_HEADER, b"%g" % hub.keepalive),
         ],
     })
 
     async def body(data: bytes) -> None:
         slot.largest_chunk = max(slot.largest_chunk, len(data))
-        await send({"type": "http.response.body", "body": data, "more_body": True})
+        await hub.send(send, {"type": "http.response.body", "body": data, "more_body": True})
 
     watcher = asyncio.create_task(_watch_disconnect(receive, slot))
     ending: dict[str, Any] | None = None
     try:
         await body(b"retry: %d\n\n" % RETRY_MS)
         quiet_since = time.monotonic()
+        due = True  # a page to read: at the start, after a full page, when the head moved past us
         while not slot.gone:
             if hub.stopping:
                 ending = {"reason": "shutdown"}
                 break
-            slot.wake.clear()
-            try:
-                entries = await api.run(sub.poll)
-            except LedgerClosedError:
-                ending = {"reason": "closed"}
+            refused = await credential.refused()
+            if refused is not None:
+                await body(named_event("error", error_document(refused)))
                 break
-            except NucleusError as err:
-                await body(named_event("error", error_document(err)))
-                break
-            slot.pages += 1
-            if entries or sub.position != slot.position:
-                # One page of events in one write; send waits while the client does not read.
-                await body(b"".join(map(entry_event, entries)) + sync_event(sub.position))
-                slot.position = sub.position
-                quiet_since = time.monotonic()
-                if entries:
-                    continue  # the next page at once: there may be more
-            wait = hub.keepalive - (time.monotonic() - quiet_since)
-            if wait <= 0:
+            if due or hub.head > slot.position:
+                due = False
+                slot.wake.clear()
+                try:
+                    entries = await hub.run(sub.poll)
+                except LedgerClosedError:
+                    ending = {"reason": "closed"}
+                    break
+                except NucleusError as err:
+                    await body(named_event("error", error_document(err)))
+                    break
+                slot.pages += 1
+                if entries or sub.position != slot.position:
+                    refused = await credential.refused()  # nothing is sent on a credential past its time
+                    if refused is not None:
+                        await body(named_event("error", error_document(refused)))
+                        break
+                    # One page of events in one write; send waits while the client does not read.
+                    await body(b"".join(map(entry_event, entries)) + sync_event(sub.position))
+                    slot.position = sub.position
+                    quiet_since = time.monotonic()
+                    if entries:
+                        due = True  # the next page at once: there may be more
+                        continue
+            keepalive_in = hub.keepalive - (time.monotonic() - quiet_since)
+            if keepalive_in <= 0:
                 await body(KEEPALIVE)
                 quiet_since = time.monotonic()
                 continue
+            wait = min(keepalive_in, credential.due_in())
+            if wait <= 0:
+                continue  # the credential is due: checked at the top
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(slot.wake.wait(), wait)
+                due = True
         if not slot.gone:
             if ending is not None:
                 await body(named_event("end", ending))
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await hub.send(send, {"type": "http.response.body", "body": b"", "more_body": False})
     finally:
         watcher.cancel()
 
@@ -144,7 +268,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             "GET",
             "/entries/stream",
             "stream",
-            "The entries after a seq the requester may read, as they are committed (Server-Sent Events)",
+            "The entries after a seq the requester may read, as they are committed (Server-Sent Events); "
+            "the token is authenticated again while the stream is open",
             response="EntryEvents",
             query=("after", "stream", "record_id", "since", "until", "limit"),
             media_type=EVENT_STREAM,

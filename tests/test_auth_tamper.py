@@ -275,6 +275,28 @@ def test_verify_is_ok_when_the_key_table_matches_the_chain(db: Db) -> None:
     assert db.open().verify().ok
 
 
+def test_a_key_created_by_another_writer_during_the_check_is_no_difference(
+    db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The consistency check reads the _api_keys stream, then the table; another process creating a
+    key in between is not tampering (it quarantined that key in the checking process)."""
+    one = db.open()
+    two = db.open()
+    parser = two.auth.parser("auth.api_key")
+    chain_read = parser.keys_from_chain
+    made: list[str] = []
+
+    def then_another_writer_creates_a_key() -> Any:
+        state = chain_read()
+        if not made:  # once: the retry reads both again
+            made.append(one.auth.parser("auth.api_key").create_key(ALICE, scopes=["read"], context=ADMIN)[0])
+        return state
+
+    monkeypatch.setattr(parser, "keys_from_chain", then_another_writer_creates_a_key)
+    assert parser.check_consistency() == []
+    assert made and two.auth.authenticate(made[0]).oid == ALICE
+
+
 def test_untampered_keys_and_sessions_work_across_reopen_and_instances(db: Db) -> None:
     one = db.open()
     tokens = setup_tokens(one)

@@ -322,3 +322,35 @@ def test_the_index_catches_up_in_bounded_batches(backend: Any, monkeypatch: pyte
     ledger = backend.open()
     assert sum(sizes) == 23 and max(sizes) <= 5
     assert ledger.verify().ok
+
+
+def test_a_grant_committed_by_another_writer_during_the_check_is_no_difference(
+    sql_backend: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening a ledger compares its grants table with the chain while other processes may grant:
+    one committing between the read of the chain and the read of the table is not tampering (it
+    was: a second writer's open failed with "access control state does not match the chain")."""
+    first = sql_backend.open()
+    admin = ctx(sql_backend.admin)
+    first.acl.grant([grant("*", ALICE, "write")], admin)
+    first.append(note("n1"), ctx(ALICE))
+    second = sql_backend.open()
+    acl = second.acl
+    chain_read = acl.grants_from_chain
+    commits: list[int] = []
+
+    def then_another_writer_grants() -> Any:
+        state = chain_read()
+        if not commits:  # once: the retry reads the chain and the table again, with the grant
+            first.acl.grant([grant("n1", BOB, "read")], ctx(ALICE))
+            commits.append(first.length())
+        return state
+
+    monkeypatch.setattr(acl, "grants_from_chain", then_another_writer_grants)
+    assert acl.check_consistency() is None
+    assert commits
+    monkeypatch.undo()
+    # A difference that stays (the head not moving) is still reported.
+    sql_backend.sql("DELETE FROM nucleus_ual_grants WHERE principal_oid = 'oid:test:user:bob'")
+    problem = acl.check_consistency()
+    assert problem is not None and BOB in problem

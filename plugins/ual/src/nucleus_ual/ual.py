@@ -52,6 +52,10 @@ Clock = Callable[[], int]
 INDEX_BATCH = 5000
 """Index rows written at a time when the index catches up with the chain (memory stays bounded)."""
 
+CONSISTENCY_ATTEMPTS = 5
+"""Comparisons of the stored state with the chain while other writers move the head (see
+:meth:`UnifiedAccessLayer.check_consistency`)."""
+
 _NO_HEAD = attrs.make_class("_NoHead", {"seq": attrs.field(default=0)})()
 
 
@@ -330,7 +334,26 @@ class UnifiedAccessLayer:
     def check_consistency(self) -> str | None:
         """Compare the stored state with the chain: the resource index with the resource of every
         user entry, and the grants table with the grants rebuilt from the ``_acl`` stream. Returns the
-        first difference, or None."""
+        first difference, or None.
+
+        The chain and the tables are read one after the other, and another process may commit a
+        grant change (its ``_acl`` entry and its table rows, in one transaction) in between: a
+        difference counts only when the head did not move while it was found; otherwise the
+        comparison runs again (a few times: a difference that outlives them is reported)."""
+        problem: str | None = None
+        for _attempt in range(CONSISTENCY_ATTEMPTS):
+            before = self._head_seq()
+            problem = self._compare_with_chain()
+            if problem is None or self._head_seq() == before:
+                return problem
+            log.debug("ual: the chain moved while its state was compared (%s); comparing again", problem)
+        return problem
+
+    def _head_seq(self) -> int:
+        head = self._ledger.storage.head()
+        return head.seq if head is not None else 0
+
+    def _compare_with_chain(self) -> str | None:
         problem = self._check_index()
         if problem is not None:
             return problem

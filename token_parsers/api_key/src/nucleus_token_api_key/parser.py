@@ -66,6 +66,9 @@ MEMORY_STORE_KEY = "nucleus_token_api_key"
 MAX_VERIFIED = 4096
 """Most keys remembered as verified against their row (the memo is emptied when full)."""
 MAX_REPORTED = 20
+CONSISTENCY_ATTEMPTS = 5
+"""Comparisons of the key table with the chain while other writers move the head (see
+:meth:`ApiKeyParser.check_consistency`)."""
 """Most consistency problems logged at open (all are counted)."""
 _SCOPE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:._-*/")
 
@@ -374,11 +377,30 @@ class ApiKeyParser:
     def check_consistency(self) -> list[str]:
         """Compare the key table with the ``_api_keys`` stream and every row with its MAC; return
         the differences (key ids and field names only, never a secret or hash). Keys concerned are
-        refused from now on; revocations in the chain are remembered. Needs a bound ledger."""
+        refused from now on; revocations in the chain are remembered. Needs a bound ledger.
+
+        The stream and the table are read one after the other while other processes may create or
+        revoke keys (the record and the row in one transaction): a difference counts only when the
+        head did not move while it was found, otherwise the comparison runs again (a few times)."""
+        problems: dict[str, str] = {}
+        for _attempt in range(CONSISTENCY_ATTEMPTS):
+            before = self._head_seq()
+            problems = self._differences()
+            if not problems or self._head_seq() == before:
+                break
+        self._quarantined = set(problems)
+        return [problems[k] for k in sorted(problems)]
+
+    def _head_seq(self) -> int:
+        head = self._ledger.storage.head()
+        return int(head.seq) if head is not None else 0
+
+    def _differences(self) -> dict[str, str]:
+        """The differences between the key table and the chain, by key id."""
         try:
             chain = self.keys_from_chain()
         except ValidationError as err:
-            return [str(err)]
+            return {"": str(err)}
         self._revoked |= {k for k, fields in chain.items() if fields.get("revoked_at") is not None}
         problems: dict[str, str] = {}
         rows = {k.key_id: k for k in self._store.list()}
@@ -404,8 +426,7 @@ class ApiKeyParser:
         for key_id, recorded in chain.items():
             if key_id not in rows and "principal" in recorded and recorded.get("revoked_at") is None:
                 problems[key_id] = f"API key {key_id} of the {STREAM} stream is missing from the table"
-        self._quarantined = set(problems)
-        return [problems[k] for k in sorted(problems)]
+        return problems
 
     def _append(self, record: Record, context: RequestContext | None, within: Callable[[Any], None]) -> None:
         requester = context if context is not None else RequestContext(oid=SYSTEM_OID, source=NAME)

@@ -83,6 +83,7 @@ from .records import (
     validate_stream,
     validate_user_record_id,
 )
+from .requester_log import loggable_oid
 from .required import (
     KNOWN_STATE_STREAMS,
     RequiredPlugin,
@@ -531,7 +532,7 @@ class Ledger:
         self._plugins_written(entries, tuple(kept))
         log.warning(
             "ledger %r: %s released plugin(s) %s; the chain no longer requires them (seq %d)",
-            self.id, ctx.oid, ", ".join(p.plugin or p.name for p in released), entries[-1].seq,
+            self.id, loggable_oid(ctx.oid), ", ".join(p.plugin or p.name for p in released), entries[-1].seq,
         )
         return released
 

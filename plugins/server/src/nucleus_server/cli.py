@@ -17,6 +17,7 @@ import click
 
 from nucleus_core.auth import RedactingFormatter
 from nucleus_core.ledger import DEFAULT_SQLITE_FILE, DEVELOPMENT, current_environment
+from nucleus_core.requester_log import set_requester_policy
 
 from .config import MAX_WORKERS, ServeConfig, load_config
 from .logs import LOG_FORMATS, JsonFormatter
@@ -160,6 +161,12 @@ def _configure_logging(level: str, log_format: str = "text") -> None:
         logger.setLevel(threshold)
 
 
+def configure_requester_log(config: ServeConfig) -> None:
+    """Every log line of this process (the core's, every plugin's) names a principal as
+    ``[server] log_requester`` says: its keyed hash, or nothing (:mod:`nucleus_core.requester_log`)."""
+    set_requester_policy(config.server.log_requester, config.server.requester_key())
+
+
 def _notice(config: ServeConfig, message: str, level: int = logging.INFO) -> None:
     """What the command reports on stderr (the ledger it serves, its keys, warnings): as it is in
     the text log format, as a log line on ``nucleus_server.serve`` in the JSON one (so that every
@@ -280,6 +287,7 @@ class WorkerApp:
         from .app import create_app
 
         _configure_logging(self.config.server.log_level, self.config.server.log_format)
+        configure_requester_log(self.config)
         try:
             ledger = open_ledger(self.config)
         except Exception as err:  # noqa: BLE001 - reported, then the worker exits
@@ -329,6 +337,7 @@ def serve(config: ServeConfig, *, dev: bool = False) -> None:
     if dev:
         os.environ["NUCLEUS_ENV"] = DEVELOPMENT
     _configure_logging(config.server.log_level, config.server.log_format)
+    configure_requester_log(config)
     if dev:
         config = dev_checkpoint_key(config)
     # Opened first: a configuration the environment refuses (auth.dev in production) fails

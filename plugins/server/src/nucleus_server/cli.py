@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -299,15 +299,67 @@ class WorkerApp:
         return app
 
 
-def _serve_workers(config: ServeConfig, workers: int) -> None:
+def _supervisor_class() -> type:
+    from uvicorn.supervisors import Multiprocess
+
+    class Supervisor(Multiprocess):
+        """uvicorn's supervisor, calling ``on_exit(pid)`` once for each worker process that ended:
+        died (and was replaced), retired (SIGHUP replaces every worker, SIGTTOU removes one) or
+        stopped with the server. uvicorn changes its list of processes in those places only, all
+        run by its loop between the checks below."""
+
+        def __init__(self, *args: Any, on_exit: Callable[[int], None], **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._on_exit = on_exit
+            self._running: set[int] = set()
+
+        def _reap(self) -> None:
+            current = {p.pid: p for p in self.processes if p.pid is not None}
+            self._running |= {pid for pid, p in current.items() if p.exitcode is None}
+            ended = sorted(pid for pid in self._running if pid not in current or current[pid].exitcode is not None)
+            for pid in ended:
+                self._running.discard(pid)
+                self._on_exit(pid)
+
+        def init_processes(self) -> None:
+            super().init_processes()
+            self._reap()
+
+        def handle_signals(self) -> None:
+            super().handle_signals()
+            self._reap()
+
+        def keep_subprocess_alive(self) -> None:
+            super().keep_subprocess_alive()
+            self._reap()
+
+        def join_all(self) -> None:
+            super().join_all()
+            self._reap()
+
+    return Supervisor
+
+
+def _worker_exited(pm: Any) -> Callable[[int], None]:
+    """Tell the plugins of ``pm`` (``nucleus_worker_exited``, each isolated) that a worker ended."""
+    from nucleus_core.plugins import call_each
+
+    def exited(pid: int) -> None:
+        for error in call_each(pm, "nucleus_worker_exited", pid=pid):
+            logging.getLogger("nucleus_server").error("%s", error, exc_info=error.__cause__)
+
+    return exited
+
+
+def _serve_workers(config: ServeConfig, workers: int, on_exit: Callable[[int], None] = lambda _pid: None) -> None:
     """Serve with ``workers`` processes sharing one listening socket (uvicorn's supervisor: it
     restarts a worker that dies, stops all on SIGINT/SIGTERM). Each opens the ledger itself; the
     storage's exclusive write transactions keep their appends on one chain, and each issues the
-    checkpoints of its own writes (the checkpoint store refuses a conflicting one)."""
+    checkpoints of its own writes (the checkpoint store refuses a conflicting one). ``on_exit(pid)``
+    runs here for each worker that ended."""
     import socket
 
     from uvicorn.config import STARTUP_FAILURE
-    from uvicorn.supervisors import Multiprocess
 
     uconfig = _uvicorn_config(config, WorkerApp(config), factory=True, workers=workers)
     bound = uconfig.bind_socket()
@@ -316,7 +368,7 @@ def _serve_workers(config: ServeConfig, workers: int) -> None:
     # for the client's delayed ACK, ~40 ms a request on keep-alive connections (179 req/s instead
     # of ~2,500 in bench/bench_server.py).
     sock = socket.socket(bound.family, bound.type, socket.IPPROTO_TCP, fileno=bound.detach())
-    supervisor = Multiprocess(uconfig, sockets=[sock])
+    supervisor = _supervisor_class()(uconfig, sockets=[sock], on_exit=on_exit)
     try:
         supervisor.run()
     finally:
@@ -380,7 +432,10 @@ def serve(config: ServeConfig, *, dev: bool = False) -> None:
         )
         if app is None:
             ledger.close()
-            _serve_workers(attrs.evolve(config, server=attrs.evolve(config.server, workers=workers)), workers)
+            _serve_workers(
+                attrs.evolve(config, server=attrs.evolve(config.server, workers=workers)), workers,
+                on_exit=_worker_exited(ledger.plugin_manager),
+            )
         else:
             _Server(_uvicorn_config(config, app)).run()
     finally:

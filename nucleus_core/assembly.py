@@ -43,6 +43,7 @@ from .ledger import Ledger, LedgerConfig, plugin_context, storage_for_url, verif
 from .merkle import consistency_proof as merkle_consistency_proof
 from .merkle import root_hash
 from .modules import Module, ModuleContext, ModuleRegistry
+from .observe import Verified
 from .plugins import build_plugin_manager, call_registration
 from .required import (
     ACCESS_CONTROL,
@@ -100,6 +101,8 @@ class LedgerParts:
     witnessing: Witnessing | None = None
     """Submits the checkpoints to the configured witnesses (:func:`checkpoint_witnessing`; started
     once the ledger is open)."""
+    verified: Verified | None = None
+    """The verification run of this open (None: none ran), for the ledger's observers."""
 
 
 def checkpoint_clock() -> float:
@@ -166,6 +169,8 @@ class LedgerBuilder:
         self.config = config
         self.create = create
         self.release = release
+        self.verified: Verified | None = None
+        """The verification run of the open, once it passed (:meth:`_verify`)."""
 
     def build(self) -> Ledger:
         """The open ledger; raises what the failing step raised, leaving nothing this open created."""
@@ -209,7 +214,7 @@ class LedgerBuilder:
                     policy=policy, token_parsers=parsers, auth=auth, modules=registry,
                     checkpoint_signing=checkpoint_signing,
                     checkpoints=checkpoint_issuer(config, storage, checkpoint_signing, witnessing),
-                    witnessing=witnessing,
+                    witnessing=witnessing, verified=self.verified,
                 )
             )
             for module, spec in self._modules(pm, storage):
@@ -290,10 +295,12 @@ class LedgerBuilder:
         if not config.verify_on_open:
             log.warning("ledger %r opened without verification: read-only", config.id)
             return True
+        began = time.perf_counter()
         if trusted is not None:
             report = verify_after_checkpoint(config.id, storage, trusted)
         else:
             report = verify_chain(config, storage)
+        self.verified = Verified(report.ok, report.entries_checked, time.perf_counter() - began)
         if not report.ok:
             raise IntegrityError(
                 f"ledger {config.id!r} does not verify at entry {report.first_bad_seq}: {report.reason}",

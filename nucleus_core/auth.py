@@ -6,6 +6,8 @@ that ``from nucleus_core.auth import ...`` keeps working:
 - :mod:`nucleus_core.tokens`: the :class:`TokenParser` contract, the per-ledger
   :class:`TokenRegistry` (``ledger.auth``) and secret-safe logging (:func:`token_fingerprint`,
   :func:`redact_secrets`, :class:`RedactingFormatter`);
+- :mod:`nucleus_core.requester_log`: :func:`loggable_oid`, how a principal's OID may appear in a
+  log line (the process's policy, ``[server] log_requester`` under ``nucleus serve``);
 - :mod:`nucleus_core.settings`: :func:`setting` and :func:`check_unknown_settings`;
 - :mod:`nucleus_core.plugin_store`: :class:`SqlPluginStore` and :func:`plugin_database` /
   :func:`plugin_connection`, for plugins with tables beside the ledger (through the storage
@@ -34,6 +36,7 @@ from .jwt_tools import (
     scopes_from_claim,
 )
 from .plugin_store import SqlPluginStore, plugin_connection, plugin_database
+from .requester_log import loggable_oid
 from .settings import check_unknown_settings, setting
 from .tokens import (
     MAX_TOKEN_LENGTH,
@@ -70,6 +73,7 @@ __all__ = [
     "jwt_header",
     "jwt_unverified_claims",
     "load_public_key",
+    "loggable_oid",
     "looks_like_jwt",
     "plugin_connection",
     "plugin_database",

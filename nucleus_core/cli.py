@@ -597,7 +597,8 @@ class NucleusGroup(click.Group):
 
 
 PLUGIN_COMMANDS: dict[str, str] = {
-    "serve": "nucleus-server", "keys": "nucleus-token-api-key", "witness": "nucleus-witness",
+    "serve": "nucleus-server", "remote": "nucleus-server", "keys": "nucleus-token-api-key",
+    "witness": "nucleus-witness",
 }
 """Commands of this project's own distributions, by the distribution that adds them: asked for
 while it is not installed, the error says what to install."""

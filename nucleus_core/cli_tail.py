@@ -1,8 +1,12 @@
 """``nucleus tail``: follow the entries a ledger commits, as JSON lines (:meth:`Ledger.subscribe
 <nucleus_core.ledger.Ledger.subscribe>`), including those of other processes writing to the same
-database. The remote form is ``RemoteLedger.tail()`` (``nucleus-server[client]``)."""
+database. The remote form is ``nucleus remote tail --url`` and ``RemoteLedger.tail()``
+(``nucleus-server[client]``: the core does not import the server's client)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -11,21 +15,36 @@ from .query import QueryFilters
 from .storage import MAX_QUERY_LIMIT
 from .subscribe import DEFAULT_POLL_INTERVAL, MAX_POLL_INTERVAL
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def follow_options(func: F) -> F:
+    """The options of ``nucleus tail`` that choose what to follow and when to stop (``--stream``,
+    ``--id``, ``--since``, ``--until``, ``--after``, ``--count``, ``--timeout``): shared with the
+    remote form (``nucleus remote tail``, nucleus-server)."""
+    options = [
+        click.option("--stream", "streams", multiple=True, metavar="NAME", help="Only these streams (repeatable)."),
+        click.option("--id", "record_ids", multiple=True, metavar="RECORD_ID",
+                     help="Only these record ids (repeatable)."),
+        click.option("--since", type=TimeParam(), help="Record timestamp >= this (as for nucleus query)."),
+        click.option("--until", type=TimeParam(), help="Record timestamp < this (as for nucleus query)."),
+        click.option(
+            "--after", "after_seq", type=click.IntRange(min=0), default=None,
+            help="Start after this seq (0: from the first entry) [default: the current head, new entries only].",
+        ),
+        click.option("--count", type=click.IntRange(min=1), default=None, help="Stop after this many entries."),
+        click.option(
+            "--timeout", type=click.FloatRange(min=0), default=None,
+            help="Stop after this many seconds without a new entry [default: never].",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
 
 @click.command("tail")
-@click.option("--stream", "streams", multiple=True, metavar="NAME", help="Only these streams (repeatable).")
-@click.option("--id", "record_ids", multiple=True, metavar="RECORD_ID", help="Only these record ids (repeatable).")
-@click.option("--since", type=TimeParam(), help="Record timestamp >= this (as for nucleus query).")
-@click.option("--until", type=TimeParam(), help="Record timestamp < this (as for nucleus query).")
-@click.option(
-    "--after", "after_seq", type=click.IntRange(min=0), default=None,
-    help="Start after this seq (0: from the first entry) [default: the current head, new entries only].",
-)
-@click.option("--count", type=click.IntRange(min=1), default=None, help="Stop after this many entries.")
-@click.option(
-    "--timeout", type=click.FloatRange(min=0), default=None,
-    help="Stop after this many seconds without a new entry [default: never].",
-)
+@follow_options
 @click.option(
     "--poll-interval", type=click.FloatRange(0.01, MAX_POLL_INTERVAL), default=DEFAULT_POLL_INTERVAL,
     show_default=True, help="Seconds between reads for other processes' commits.",

@@ -131,3 +131,18 @@ def nucleus_ledger_closing(ledger: PluginLedger) -> None:
 
     .. versionadded:: 0.1
     """
+
+
+@_hookspec
+def nucleus_worker_exited(pid: int) -> None:
+    """Called in the supervising process of a server running several worker processes (``nucleus
+    serve --workers N``) once for each worker that ended: stopped with the server, died and was
+    replaced, or retired (uvicorn's SIGHUP, SIGTTOU), with its process id. For what a plugin keeps
+    per process outside it (``nucleus-metrics`` removes the dead worker's live gauges in
+    multiprocess mode). Called on the plugin manager of the served ledger's configuration, after
+    that process closed its own ledger.
+
+    Calling contract: each plugin isolated, failures logged.
+
+    .. versionadded:: 0.1
+    """

@@ -63,7 +63,7 @@ from .merkle import inclusion_proofs as merkle_inclusion_proofs
 from .merkle import multi_inclusion_proof as merkle_multi_inclusion_proof
 from .merkle import root_hash as merkle_root_hash
 from .modules import LedgerRuntime, ModuleRegistry
-from .observe import AccessDenied, Appended, Closed, Observers, StorageFailed, Verified
+from .observe import AccessDenied, Appended, Closed, Observers, StorageFailed, SystemAppended, Verified
 from .plugins import (
     ENTRY_POINT_GROUP,
     _entry_points,
@@ -83,6 +83,7 @@ from .records import (
     validate_stream,
     validate_user_record_id,
 )
+from .requester_log import loggable_oid
 from .required import (
     KNOWN_STATE_STREAMS,
     RequiredPlugin,
@@ -396,9 +397,10 @@ class Ledger:
         self.witnessing: Witnessing | None = parts.witnessing
         """Submits the checkpoints to the configured witnesses and keeps their cosignatures (None:
         no witness configured, or a read-only ledger); :mod:`nucleus_core.witnessing`."""
-        self.observers = Observers()
-        """Who is told what this ledger does (appends, denials, verification, checkpoints, storage
-        errors; its token parsers, witnesses and HTTP server report here too): :mod:`nucleus_core.observe`."""
+        self.observers = Observers(past=() if parts.verified is None else (parts.verified,))
+        """Who is told what this ledger does (appends, denials, verification (the run on open too),
+        checkpoints, storage errors; its token parsers, witnesses and HTTP server report here too):
+        :mod:`nucleus_core.observe`."""
         self.auth.observers = self.observers
         for emitter in (self.checkpoint_issuer, self.witnessing):
             if emitter is not None:
@@ -543,7 +545,7 @@ class Ledger:
         self._plugins_written(entries, tuple(kept))
         log.warning(
             "ledger %r: %s released plugin(s) %s; the chain no longer requires them (seq %d)",
-            self.id, ctx.oid, ", ".join(p.plugin or p.name for p in released), entries[-1].seq,
+            self.id, loggable_oid(ctx.oid), ", ".join(p.plugin or p.name for p in released), entries[-1].seq,
         )
         return released
 
@@ -667,19 +669,26 @@ class Ledger:
         already in the ledger, a module's refusal, access
         control's refusal.
         """
-        observers = self.observers
-        if not observers:
+        if not self.observers:
             return self._append_batch(records, context)
+        return self._observed_append(Appended, lambda: self._append_batch(records, context))
+
+    def _observed_append(
+        self, event: type[Appended] | type[SystemAppended], append: Callable[[], list[Entry]]
+    ) -> list[Entry]:
+        """``append()``, its outcome told to the observers as ``event`` (and its denial, its
+        storage error)."""
+        observers = self.observers
         began = time.perf_counter()
         try:
-            entries = self._append_batch(records, context)
+            entries = append()
         except NucleusError as err:
-            observers.emit(Appended(0, time.perf_counter() - began, err.code))
+            observers.emit(event(0, time.perf_counter() - began, err.code))
             if isinstance(err, AuthorizationError):
                 observers.emit(AccessDenied("append"))
             self._storage_failed("append", err)
             raise
-        observers.emit(Appended(len(entries), time.perf_counter() - began))
+        observers.emit(event(len(entries), time.perf_counter() - began))
         return entries
 
     def _storage_failed(self, operation: str, err: NucleusError) -> None:
@@ -734,7 +743,14 @@ class Ledger:
         same storage transaction before commit. Access control, modules and scopes are not
         consulted: the calling plugin is responsible for its own checks (e.g.
         :func:`~nucleus_core.context.require_scope` with ``grant`` or ``keys`` at its entry points).
-        Everything commits together or not at all."""
+        Everything commits together or not at all. Observers are told :class:`~nucleus_core.observe.SystemAppended`."""
+        if not self.observers:
+            return self._append_system(records, context, within)
+        return self._observed_append(SystemAppended, lambda: self._append_system(records, context, within))
+
+    def _append_system(
+        self, records: Sequence[Record], context: RequestContext, within: Callable[[WriteTransaction], None] | None
+    ) -> list[Entry]:
         ctx = require_context(context)
         self._check_writable()
         batch = self._check_batch(records)

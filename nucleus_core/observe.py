@@ -44,6 +44,18 @@ class Appended:
 
 
 @attrs.frozen
+class SystemAppended:
+    """A plugin's ``append_system`` call finished (records in system streams: access-control
+    grants, API key changes, sessions): ``records`` in the batch, ``seconds`` it took,
+    ``outcome`` :data:`OK` or the refusing error's code. Not an :class:`Appended`: the user
+    append metrics count user records only."""
+
+    records: int
+    seconds: float
+    outcome: str = OK
+
+
+@attrs.frozen
 class GroupCommitted:
     """One storage transaction of the group committer committed ``calls`` append calls holding
     ``entries`` records together."""
@@ -62,8 +74,11 @@ class AccessDenied:
 
 @attrs.frozen
 class Verified:
-    """A verification run (``Ledger.verify``) ended: ``ok`` whether the chain and tree held,
-    ``entries`` it checked, ``seconds`` it took."""
+    """A verification run ended: ``Ledger.verify``, or the one a ledger runs when it opens
+    (``verify_on_open``; only a run that passed, since one that fails stops the open, which raises
+    :class:`~nucleus_core.errors.IntegrityError`). ``ok`` whether the chain and tree held,
+    ``entries`` it checked, ``seconds`` it took. The open-time run happens before any observer can
+    be added: :class:`Observers` gives it to each observer when it is added."""
 
     ok: bool
     entries: int
@@ -123,8 +138,8 @@ class Closed:
 
 
 Event = (
-    Appended | GroupCommitted | AccessDenied | Verified | CheckpointIssued | WitnessResponded | StorageFailed
-    | Authenticated | HttpRequest | Closed
+    Appended | SystemAppended | GroupCommitted | AccessDenied | Verified | CheckpointIssued | WitnessResponded
+    | StorageFailed | Authenticated | HttpRequest | Closed
 )
 """Every kind of event an observer receives (more may be added: ignore those you do not know)."""
 
@@ -151,21 +166,30 @@ class MetricsExposition(Protocol):
 
 class Observers:
     """The observers of one ledger, notified in the order they were added. Thread-safe; false
-    while empty, so emitters test it before building an event."""
+    while empty, so emitters test it before building an event.
 
-    __slots__ = ("_items", "_lock")
+    ``past``: events of what happened before an observer could be added (the verification run
+    when the ledger opened, :class:`Verified`); each observer receives them when it is added,
+    before the events that follow (an observer removed and added again receives them again)."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_items", "_lock", "past")
+
+    def __init__(self, past: tuple[Event, ...] = ()) -> None:
         self._items: tuple[LedgerObserver, ...] = ()
         self._lock = threading.Lock()
+        self.past = past
 
     def add(self, observer: LedgerObserver) -> None:
-        """Add ``observer`` (once: adding it again does nothing)."""
+        """Add ``observer`` (once: adding it again does nothing), then give it the :attr:`past`
+        events."""
         if not isinstance(observer, LedgerObserver):
             raise ConfigurationError(f"an observer needs an observe(event) method, {observer!r} has none")
         with self._lock:
-            if observer not in self._items:
-                self._items = (*self._items, observer)
+            if observer in self._items:
+                return
+            self._items = (*self._items, observer)
+        for event in self.past:
+            self._give(observer, event)
 
     def remove(self, observer: LedgerObserver) -> None:
         """Remove ``observer`` (absent: nothing happens)."""
@@ -184,10 +208,14 @@ class Observers:
     def emit(self, event: Event) -> None:
         """Give ``event`` to every observer; one that raises is logged and the others still run."""
         for observer in self._items:
-            try:
-                observer.observe(event)
-            except Exception:
-                log.exception("observer %s failed on %s", type(observer).__name__, type(event).__name__)
+            self._give(observer, event)
+
+    @staticmethod
+    def _give(observer: LedgerObserver, event: Event) -> None:
+        try:
+            observer.observe(event)
+        except Exception:
+            log.exception("observer %s failed on %s", type(observer).__name__, type(event).__name__)
 
     def exposition(self) -> MetricsExposition | None:
         """The first observer that renders metrics (:class:`MetricsExposition`), None if none does."""
@@ -211,6 +239,7 @@ __all__ = [
     "MetricsExposition",
     "Observers",
     "StorageFailed",
+    "SystemAppended",
     "Verified",
     "WitnessResponded",
 ]

@@ -44,6 +44,8 @@ MOVED = {
             "scopes_from_claim",
         ],
         "nucleus_core.context": ["get_requester_oid", "require_context"],
+        # Not moved but re-exported for plugin authors: a principal in a log line.
+        "nucleus_core.requester_log": ["loggable_oid"],
     },
     "nucleus_core.modules": {
         "nucleus_core.module_base": ["Module", "ModuleContext", "ModuleMetadata", "ModuleState"],

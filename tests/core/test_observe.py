@@ -22,6 +22,7 @@ from nucleus_core.observe import (
     GroupCommitted,
     LedgerObserver,
     Observers,
+    SystemAppended,
     Verified,
     WitnessResponded,
 )
@@ -176,3 +177,33 @@ def test_a_witness_that_cannot_be_reached_is_reported_by_its_name() -> None:
     finally:
         ledger.close()
     assert seen.of(WitnessResponded)[0] == WitnessResponded("w-one", "unavailable")
+
+
+def test_the_verification_on_open_reaches_observers_added_later(tmp_path: Any) -> None:
+    storage = f"sqlite:///{tmp_path / 'l.db'}"
+    with create_ledger(id="past", storage=storage) as ledger:
+        ledger.append_batch([Record(id=f"r{i}", stream="s", timestamp=1, payload={}) for i in range(3)], CTX)
+        length = ledger.length()
+    with create_ledger(id="past", storage=storage) as ledger:
+        first, second = Recorder(), Recorder()
+        ledger.observers.add(first)
+        ledger.observers.add(first)  # once
+        ledger.append(Record(id="r9", stream="s", timestamp=1, payload={}), CTX)
+        ledger.observers.add(second)
+    runs = [e for e in first.events if isinstance(e, Verified)]
+    assert len(runs) == 1 and runs[0].ok and runs[0].entries == length
+    assert isinstance(first.events[0], Verified) and isinstance(second.events[0], Verified)
+    assert [type(e) for e in second.events] == [Verified, Closed]
+
+
+def test_system_appends_are_their_own_event() -> None:
+    recorder = Recorder()
+    with create_ledger(id="sys", storage="memory://") as ledger:
+        ledger.observers.add(recorder)
+        ledger.append_system([Record(id="_a", stream="_sys", timestamp=1, payload={})], CTX)
+        with pytest.raises(DuplicateRecordError):
+            ledger.append_system([Record(id="_a", stream="_sys", timestamp=1, payload={})], CTX)
+    kinds = [e for e in recorder.events if isinstance(e, SystemAppended | Appended)]
+    assert [(type(e), e.records, e.outcome) for e in kinds] == [
+        (SystemAppended, 1, "ok"), (SystemAppended, 0, "duplicate_record"),
+    ]

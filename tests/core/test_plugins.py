@@ -409,6 +409,31 @@ def test_hook_nucleus_ledger_closing(caplog: pytest.LogCaptureFixture) -> None:
     assert "nucleus_ledger_closing failed: RuntimeError: closing failed" in caplog.text
 
 
+def test_hook_nucleus_worker_exited() -> None:
+    from nucleus_core.plugins import call_each
+
+    class Watcher:
+        def __init__(self, fail: bool) -> None:
+            self.fail = fail
+            self.ended: list[int] = []
+
+        @hookimpl
+        def nucleus_worker_exited(self, pid: int) -> None:
+            self.ended.append(pid)
+            if self.fail:
+                raise RuntimeError("cleanup failed")
+
+    # Called by a multi-worker server's supervisor on the served ledger's plugin manager (each
+    # plugin isolated: the failing one is reported, the other still runs; the end-to-end test with
+    # a real server is plugins/metrics/tests/test_workers.py).
+    quiet, noisy = Watcher(fail=False), Watcher(fail=True)
+    with create_ledger(id="w", storage="memory://", plugins=[quiet, noisy]) as led:
+        pm = led.plugin_manager
+    [error] = call_each(pm, "nucleus_worker_exited", pid=4242)
+    assert quiet.ended == [4242] and noisy.ended == [4242]
+    assert "nucleus_worker_exited failed: RuntimeError: cleanup failed" in str(error)
+
+
 # command plugins -------------------------------------------------------------------------------
 def test_broken_command_plugins_do_not_break_other_commands(plugin_target: Path, tmp_path: Path) -> None:
     # Built-in commands never load command plugins: an entry point named "append" would fail to import.

@@ -37,6 +37,10 @@ def test_counts_after_known_operations_and_no_private_strings(tmp_path: Path, se
         assert eve.post("/entries", json=record("rec-eve")).status_code == 403  # eve may not write
         assert bad.get("/ledger").status_code == 401
         assert root.get("/verify").json()["ok"] is True
+        # A system record (an access-control grant): counted apart from the user appends.
+        grant = {"resource_kind": "stream:books", "resource_id": "*", "principal_oid": "oid:acmecorp:user:alicia-q7",
+                 "scope": "read"}
+        assert root.post("/acl/grant", json={"grants": [grant]}).status_code == 201
         assert root.get("/records/rec-one-1").status_code == 200
         # A storage error: another connection holds the SQLite write lock past the busy timeout.
         lock = sqlite3.connect(db, isolation_level=None)
@@ -69,8 +73,11 @@ def test_counts_after_known_operations_and_no_private_strings(tmp_path: Path, se
     assert value(samples, "nucleus_appends_total", outcome="access_denied", **L) == 1
     assert value(samples, "nucleus_authentications_total", parser="auth.dev", outcome="invalid", **L) == 1
     assert value(samples, "nucleus_authentications_total", parser="auth.dev", outcome="ok", **L) >= 8
-    assert value(samples, "nucleus_verifications_total", outcome="ok", **L) == 1
-    assert value(samples, "nucleus_verification_duration_seconds_count", **L) == 1
+    # The run on open (before the plugin's observer existed) and GET /verify.
+    assert value(samples, "nucleus_verifications_total", outcome="ok", **L) == 2
+    assert value(samples, "nucleus_verification_duration_seconds_count", **L) == 2
+    assert value(samples, "nucleus_system_appends_total", outcome="ok", **L) == 1
+    assert value(samples, "nucleus_system_appended_records_total", **L) == 1
     assert value(samples, "nucleus_checkpoints_issued_total", **L) >= 4  # interval 0: one per commit at least
     assert value(samples, "nucleus_checkpoint_size", **L) == length
     assert value(samples, "nucleus_ledgers_open") == 1

@@ -4,6 +4,9 @@ tests run one worker for that reason)."""
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,3 +47,34 @@ def test_multiprocess_mode_sums_the_workers(tmp_path: Path, serve: Callable[...,
     assert set(scrapes(served, 8)) == {(APPENDS, 2)}
     pids = {path.stem.rsplit("_", 1)[1] for path in folder.glob("gauge_livesum_*.db")}
     assert len(pids) >= 2  # one file per worker process
+
+
+def worker_pids(folder: Path, parent: int) -> set[int]:
+    """The processes with a live-gauge file in ``folder`` other than the supervisor ``parent``
+    (which opened the ledger once before starting the workers)."""
+    return {int(path.stem.rsplit("_", 1)[1]) for path in folder.glob("gauge_livesum_*.db")} - {parent}
+
+
+def until(check: Callable[[], bool], what: str) -> None:
+    """Wait for ``check()`` to hold (the supervisor checks its workers every half second)."""
+    deadline = time.monotonic() + 60
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def test_a_dead_worker_leaves_no_live_gauge(tmp_path: Path, serve: Callable[..., Served]) -> None:
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    served = serve(write_config(tmp_path, server="workers = 2"), env=server_env(PROMETHEUS_MULTIPROC_DIR=str(folder)))
+    parent = served.proc.pid
+    until(lambda: len(worker_pids(folder, parent)) == 2, "both workers opened the ledger")
+    first = worker_pids(folder, parent)
+    victim = min(first)
+    os.kill(victim, signal.SIGKILL)
+    # The supervisor starts a new worker and removes the dead one's live gauges (mark_process_dead).
+    until(lambda: victim not in worker_pids(folder, parent) and len(worker_pids(folder, parent)) == 2,
+          "the dead worker's live gauge file went and a new worker came")
+    assert all(count == 2 for _, count in scrapes(served, 6))  # two live workers, not three
+    served.stop()
+    assert worker_pids(folder, parent) == set()  # the workers that stopped with the server too

@@ -34,6 +34,7 @@ from nucleus_server.logs import JsonFormatter, RequestLog, enter_request, leave_
 
 from nucleus_core import create_ledger
 from nucleus_core.errors import ConfigurationError
+from nucleus_core.requester_log import NOT_LOGGED, requester_policy, set_requester_policy
 from nucleus_core.testing.jwt import jwk_of
 
 ALICE = "oid:test:user:alice"
@@ -48,7 +49,10 @@ GENERATED_ID = re.compile(r"[0-9a-f]{32}")
 
 BOOM_PLUGIN = textwrap.dedent(
     """
+    import logging
+
     from nucleus_core import Module, ModuleSpec, hookimpl
+    from nucleus_core.auth import loggable_oid
 
     class Boom(Module):
         id = "boom"
@@ -56,6 +60,8 @@ BOOM_PLUGIN = textwrap.dedent(
         streams = ("boom",)
 
         def after_append(self, entries, context):
+            # A plugin naming the requester in a log line: as [server] log_requester allows.
+            logging.getLogger("nucleus.module.boom").info("appended by %s", loggable_oid(context.oid))
             # The message quotes a credential from the payload: the traceback in the log must not.
             raise RuntimeError(f"boom after {len(entries)} entries, token {entries[0].record.payload['note']}")
 
@@ -239,6 +245,10 @@ def test_json_lines_with_request_ids_routes_durations_and_no_secret(json_server:
     needles += ["has space", "a" * 129, "<script>", 'quo"te', 'quo\\"te', "caf\u00e9", "caf\\u00e9", RECORD_ID]
     assert not [n[:12] for n in needles if n in output]
     assert not [line for line in access.values() if ALICE in json.dumps(line)]
+    # A plugin's line naming the requester has its keyed hash (set in the worker from log_requester).
+    [appended] = [line for line in lines if line["logger"] == "nucleus.module.boom"]
+    assert appended["message"] == f"appended by oid-hmac:{alice}" and appended["request_id"] == "append-1"
+    assert ALICE not in output
 
 
 def test_text_format_keeps_its_lines_and_returns_request_ids(tmp_path: Path) -> None:
@@ -358,3 +368,84 @@ def test_every_package_logger_goes_through_the_handler(
             ("INFO", "nucleus_storage_sqlite.backend", "the WAL was truncated"),
             ("WARNING", "httpx", "another library's warning"),
         ]
+
+
+def test_without_log_requester_a_plugin_line_names_no_principal(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'none.db'}"
+    settings = {"auth.api_key": {"pepper": PEPPER}}
+    with create_ledger(id="jsonlogs", storage=storage, plugins=list(settings), settings=settings) as ledger:
+        key = ledger.auth.parser("auth.api_key").create_key(ALICE, scopes=["read", "write"])[0]
+    _boom_distribution(tmp_path / "site")
+    config = tmp_path / "serve.toml"
+    config.write_text(
+        f'[ledger]\nid = "jsonlogs"\nstorage = "{storage}"\n[plugins."auth.api_key"]\npepper_env = "JSONLOGS_PEPPER"\n'
+        '[plugins."jsonlogs.boom"]\n[server]\nlog_format = "json"\nworkers = 1\n'  # log_requester: "none"
+    )
+    site = os.pathsep.join([str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")])
+    env = _env(JSONLOGS_PEPPER=PEPPER, PYTHONPATH=site)
+    server = Server(tmp_path, ["--config", str(config), "--log-level", "info"], env)
+    try:
+        boom = {"id": "b-1", "stream": "boom", "timestamp": 1, "payload": {}}
+        auth = {"authorization": f"Bearer {key}"}
+        response = httpx.post(f"{server.url}/entries", json=boom, headers=auth, timeout=30)
+        assert response.status_code == 201
+        output = server.stop()
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait(60)
+    lines = [json.loads(line) for line in output.splitlines()]
+    [appended] = [line for line in lines if line["logger"] == "nucleus.module.boom"]
+    assert appended["message"] == f"appended by {NOT_LOGGED}"
+    assert ALICE not in output and "requester" not in {k for line in lines for k in line}
+
+
+@pytest.fixture
+def requester_log_policy() -> Any:
+    """Put the process's requester policy back after the test."""
+    yield
+    set_requester_policy("none")
+
+
+@pytest.mark.parametrize("policy", ["hash", "none"])
+def test_api_key_lines_name_principals_only_as_the_policy_allows(
+    tmp_path: Path, policy: str, requester_log_policy: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    from click.testing import CliRunner
+
+    from nucleus_core.cli import make_cli
+    from nucleus_core.context import RequestContext
+
+    admin = "oid:test:user:keymaster"
+    set_requester_policy(policy, REQUESTER_KEY.encode() if policy == "hash" else None)
+    assert requester_policy() == policy
+    storage = f"sqlite:///{tmp_path / 'keys.db'}"
+    settings = {"auth.api_key": {"pepper": PEPPER}}
+    caplog.set_level(logging.INFO)
+    with create_ledger(id="keys", storage=storage, plugins=list(settings), settings=settings) as ledger:
+        parser = ledger.auth.parser("auth.api_key")
+        ctx = RequestContext(oid=admin, source="test", scopes=frozenset({"keys"}))
+        key, record = parser.create_key(ALICE, scopes=["read"], context=ctx)
+        assert ledger.auth.authenticate(key).oid == ALICE
+        assert parser.revoke_key(record.key_id, context=ctx)
+    # The keys commands log their own lines (creator and principal).
+    cleared = {k: None for k in os.environ if k.startswith("NUCLEUS_")}
+    base = ["--ledger", storage, "--ledger-id", "keys", "--as", admin]
+    env = {**cleared, "NUCLEUS_API_KEY_PEPPER": PEPPER}
+    created = CliRunner().invoke(make_cli(), ["keys", "create", *base, "--principal", ALICE, "--json"], env=env)
+    assert created.exit_code == 0, created.output
+    key_id = json.loads(created.stdout)["key_id"]
+    revoked = CliRunner().invoke(make_cli(), ["keys", "revoke", *base, key_id], env=env)
+    assert revoked.exit_code == 0, revoked.output
+    formatter = JsonFormatter()
+    lines = [json.loads(formatter.format(r)) for r in caplog.records if r.name.startswith("nucleus_token_api_key")]
+    text = "\n".join(line["message"] for line in lines)
+    assert len([m for m in text.splitlines() if "API key" in m]) == 6, text
+    assert ALICE not in text and admin not in text
+    if policy == "hash":
+        alice = hmac.new(REQUESTER_KEY.encode(), ALICE.encode(), hashlib.sha256).hexdigest()
+        by = hmac.new(REQUESTER_KEY.encode(), admin.encode(), hashlib.sha256).hexdigest()
+        assert f"for oid-hmac:{alice} created by oid-hmac:{by}" in text
+        assert f"revoked by oid-hmac:{by}" in text
+    else:
+        assert NOT_LOGGED in text and "oid-hmac:" not in text

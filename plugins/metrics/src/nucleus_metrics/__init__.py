@@ -27,14 +27,17 @@ from .metrics import MULTIPROC_ENV, LedgerMetrics, NucleusMetrics, metrics_for
 def instrument(ledger: PluginLedger, registry: CollectorRegistry | None = None) -> LedgerMetrics:
     """Count ``ledger``'s events into ``registry`` (default: prometheus_client's ``REGISTRY``) from
     now until it closes; returns the observer, added to ``ledger.observers``. A ledger already
-    counted into that registry keeps its observer (returned again)."""
+    counted into that registry keeps its observer (returned again). The verification the ledger ran
+    when it opened is counted at once (it ran before the observer existed); when the ledger closes,
+    its series leave the registry."""
     metrics = metrics_for(registry)
     for observer in ledger.observers:
         if isinstance(observer, LedgerMetrics) and observer.metrics is metrics:
             return observer
     observer = LedgerMetrics(ledger.id, metrics)
+    metrics.opened(ledger.id)
+    # Adding it gives it the verification run of the ledger's open too (Observers.past).
     ledger.observers.add(observer)
-    metrics.open_ledgers.inc()
     return observer
 
 

@@ -30,6 +30,7 @@ from nucleus_core.observe import (
     GroupCommitted,
     HttpRequest,
     StorageFailed,
+    SystemAppended,
     Verified,
     WitnessResponded,
 )
@@ -66,6 +67,14 @@ class NucleusMetrics:
         self.append_seconds = Histogram(
             "nucleus_append_duration_seconds", "Seconds per successful append call (checks, transaction, commit)",
             ["ledger"], buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.system_appends = Counter(
+            "nucleus_system_appends", "append_system calls of plugins (records in system streams: access-control "
+            "grants, API key changes), by outcome: ok or the error code", ["ledger", "outcome"], registry=r,
+        )
+        self.system_records = Counter(
+            "nucleus_system_appended_records", "System records committed by append_system calls", ["ledger"],
+            registry=r,
         )
         self.group_calls = Histogram(
             "nucleus_group_commit_calls", "Append calls committed together in one storage transaction",
@@ -122,6 +131,33 @@ class NucleusMetrics:
             "nucleus_ledgers_open", "Ledgers open with metrics in this process (all workers: summed)", registry=r,
             multiprocess_mode="livesum",
         )
+        self._per_ledger = [
+            m for m in vars(self).values() if isinstance(m, Counter | Gauge | Histogram) and m is not self.open_ledgers
+        ]
+        self._open: dict[str, int] = {}  # ledger id -> its open observers in this registry
+        self._open_lock = threading.Lock()
+
+    def opened(self, ledger_id: str) -> None:
+        """A ledger ``ledger_id`` is counted here from now on."""
+        with self._open_lock:
+            self._open[ledger_id] = self._open.get(ledger_id, 0) + 1
+        self.open_ledgers.inc()
+
+    def closed(self, ledger_id: str) -> None:
+        """A ledger ``ledger_id`` closed: when no other ledger of that id is open (in this registry),
+        every series labelled with it goes, so that a process opening and closing ledgers does not
+        grow its registry without end. Not in multiprocess mode (:data:`MULTIPROC_ENV`): there each
+        process's values live in its files, which prometheus_client cannot remove a series from."""
+        with self._open_lock:
+            left = self._open.get(ledger_id, 0) - 1
+            if left > 0:
+                self._open[ledger_id] = left
+            else:
+                self._open.pop(ledger_id, None)
+            if left <= 0 and not os.environ.get(MULTIPROC_ENV):
+                for metric in self._per_ledger:
+                    metric.remove_by_labels({"ledger": ledger_id})
+        self.open_ledgers.dec()
 
 
 _lock = threading.Lock()
@@ -162,6 +198,7 @@ class LedgerMetrics:
         self._group_records = m.group_records.labels(lid)
         self._dispatch: dict[type[Any], Callable[[Any], None]] = {
             Appended: self._appended,
+            SystemAppended: self._system_appended,
             GroupCommitted: self._group_committed,
             AccessDenied: lambda e: m.denials.labels(lid, e.operation).inc(),
             Verified: self._verified,
@@ -170,7 +207,7 @@ class LedgerMetrics:
             StorageFailed: lambda e: m.storage_errors.labels(lid, e.operation, e.kind).inc(),
             Authenticated: lambda e: m.authentications.labels(lid, e.parser, e.outcome).inc(),
             HttpRequest: self._http,
-            Closed: lambda _e: m.open_ledgers.dec(),
+            Closed: lambda _e: m.closed(lid),
         }
 
     @property
@@ -190,6 +227,11 @@ class LedgerMetrics:
         self._records.inc(event.records)
         self._batch.observe(event.records)
         self._append_seconds.observe(event.seconds)
+
+    def _system_appended(self, event: SystemAppended) -> None:
+        self.metrics.system_appends.labels(self.ledger_id, event.outcome).inc()
+        if event.outcome == OK:
+            self.metrics.system_records.labels(self.ledger_id).inc(event.records)
 
     def _group_committed(self, event: GroupCommitted) -> None:
         self._group_calls.observe(event.calls)

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import click
 
 from nucleus_core.auth import RedactingFormatter
 from nucleus_core.ledger import DEFAULT_SQLITE_FILE, DEVELOPMENT, current_environment
+from nucleus_core.requester_log import set_requester_policy
 
 from .config import MAX_WORKERS, ServeConfig, load_config
 from .logs import LOG_FORMATS, JsonFormatter
@@ -160,6 +161,12 @@ def _configure_logging(level: str, log_format: str = "text") -> None:
         logger.setLevel(threshold)
 
 
+def configure_requester_log(config: ServeConfig) -> None:
+    """Every log line of this process (the core's, every plugin's) names a principal as
+    ``[server] log_requester`` says: its keyed hash, or nothing (:mod:`nucleus_core.requester_log`)."""
+    set_requester_policy(config.server.log_requester, config.server.requester_key())
+
+
 def _notice(config: ServeConfig, message: str, level: int = logging.INFO) -> None:
     """What the command reports on stderr (the ledger it serves, its keys, warnings): as it is in
     the text log format, as a log line on ``nucleus_server.serve`` in the JSON one (so that every
@@ -280,6 +287,7 @@ class WorkerApp:
         from .app import create_app
 
         _configure_logging(self.config.server.log_level, self.config.server.log_format)
+        configure_requester_log(self.config)
         try:
             ledger = open_ledger(self.config)
         except Exception as err:  # noqa: BLE001 - reported, then the worker exits
@@ -291,15 +299,67 @@ class WorkerApp:
         return app
 
 
-def _serve_workers(config: ServeConfig, workers: int) -> None:
+def _supervisor_class() -> type:
+    from uvicorn.supervisors import Multiprocess
+
+    class Supervisor(Multiprocess):
+        """uvicorn's supervisor, calling ``on_exit(pid)`` once for each worker process that ended:
+        died (and was replaced), retired (SIGHUP replaces every worker, SIGTTOU removes one) or
+        stopped with the server. uvicorn changes its list of processes in those places only, all
+        run by its loop between the checks below."""
+
+        def __init__(self, *args: Any, on_exit: Callable[[int], None], **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._on_exit = on_exit
+            self._running: set[int] = set()
+
+        def _reap(self) -> None:
+            current = {p.pid: p for p in self.processes if p.pid is not None}
+            self._running |= {pid for pid, p in current.items() if p.exitcode is None}
+            ended = sorted(pid for pid in self._running if pid not in current or current[pid].exitcode is not None)
+            for pid in ended:
+                self._running.discard(pid)
+                self._on_exit(pid)
+
+        def init_processes(self) -> None:
+            super().init_processes()
+            self._reap()
+
+        def handle_signals(self) -> None:
+            super().handle_signals()
+            self._reap()
+
+        def keep_subprocess_alive(self) -> None:
+            super().keep_subprocess_alive()
+            self._reap()
+
+        def join_all(self) -> None:
+            super().join_all()
+            self._reap()
+
+    return Supervisor
+
+
+def _worker_exited(pm: Any) -> Callable[[int], None]:
+    """Tell the plugins of ``pm`` (``nucleus_worker_exited``, each isolated) that a worker ended."""
+    from nucleus_core.plugins import call_each
+
+    def exited(pid: int) -> None:
+        for error in call_each(pm, "nucleus_worker_exited", pid=pid):
+            logging.getLogger("nucleus_server").error("%s", error, exc_info=error.__cause__)
+
+    return exited
+
+
+def _serve_workers(config: ServeConfig, workers: int, on_exit: Callable[[int], None] = lambda _pid: None) -> None:
     """Serve with ``workers`` processes sharing one listening socket (uvicorn's supervisor: it
     restarts a worker that dies, stops all on SIGINT/SIGTERM). Each opens the ledger itself; the
     storage's exclusive write transactions keep their appends on one chain, and each issues the
-    checkpoints of its own writes (the checkpoint store refuses a conflicting one)."""
+    checkpoints of its own writes (the checkpoint store refuses a conflicting one). ``on_exit(pid)``
+    runs here for each worker that ended."""
     import socket
 
     from uvicorn.config import STARTUP_FAILURE
-    from uvicorn.supervisors import Multiprocess
 
     uconfig = _uvicorn_config(config, WorkerApp(config), factory=True, workers=workers)
     bound = uconfig.bind_socket()
@@ -308,7 +368,7 @@ def _serve_workers(config: ServeConfig, workers: int) -> None:
     # for the client's delayed ACK, ~40 ms a request on keep-alive connections (179 req/s instead
     # of ~2,500 in bench/bench_server.py).
     sock = socket.socket(bound.family, bound.type, socket.IPPROTO_TCP, fileno=bound.detach())
-    supervisor = Multiprocess(uconfig, sockets=[sock])
+    supervisor = _supervisor_class()(uconfig, sockets=[sock], on_exit=on_exit)
     try:
         supervisor.run()
     finally:
@@ -329,6 +389,7 @@ def serve(config: ServeConfig, *, dev: bool = False) -> None:
     if dev:
         os.environ["NUCLEUS_ENV"] = DEVELOPMENT
     _configure_logging(config.server.log_level, config.server.log_format)
+    configure_requester_log(config)
     if dev:
         config = dev_checkpoint_key(config)
     # Opened first: a configuration the environment refuses (auth.dev in production) fails
@@ -371,7 +432,10 @@ def serve(config: ServeConfig, *, dev: bool = False) -> None:
         )
         if app is None:
             ledger.close()
-            _serve_workers(attrs.evolve(config, server=attrs.evolve(config.server, workers=workers)), workers)
+            _serve_workers(
+                attrs.evolve(config, server=attrs.evolve(config.server, workers=workers)), workers,
+                on_exit=_worker_exited(ledger.plugin_manager),
+            )
         else:
             _Server(_uvicorn_config(config, app)).run()
     finally:

@@ -13,8 +13,6 @@ request fields and the traceback alike). docs/OPERATIONS.md ("Logs") lists the f
 from __future__ import annotations
 
 import contextvars
-import hashlib
-import hmac
 import json
 import logging
 import re
@@ -27,11 +25,16 @@ import attrs
 
 from nucleus_core.auth import redact_secrets
 
+# The requester rule is the core's, for every log line of the process (nucleus_core.requester_log).
+from nucleus_core.requester_log import MIN_REQUESTER_KEY_BYTES as MIN_REQUESTER_KEY_BYTES
+from nucleus_core.requester_log import REQUESTER_POLICIES
+from nucleus_core.requester_log import requester_hash as requester_hash
+
 REQUEST_ID_HEADER = "x-request-id"
 MAX_REQUEST_ID_LENGTH = 128
 _SANE_REQUEST_ID = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_REQUEST_ID_LENGTH}}}")
 LOG_FORMATS = ("text", "json")
-LOG_REQUESTERS = ("none", "hash")
+LOG_REQUESTERS = REQUESTER_POLICIES
 REQUEST_FIELDS = "nucleus_request"
 """The ``extra`` attribute of the access log's records holding its fields (request id, method,
 route, status, duration, requester): written by :class:`JsonFormatter`, ignored by the text one."""
@@ -84,18 +87,6 @@ def request_id_from(headers: Iterable[tuple[bytes, bytes]]) -> str:
             text = value.decode("latin-1")
             return text if valid_request_id(text) else new_request_id()
     return new_request_id()
-
-
-MIN_REQUESTER_KEY_BYTES = 32
-
-
-def requester_hash(oid: str, key: bytes) -> str:
-    """The requester label of ``[server] log_requester = "hash"``: HMAC-SHA256 of the OID under the
-    operator's key, in hex. Keyed because OIDs are guessable (``oid:acme:user:alice``): a plain
-    SHA-256 would be reversed by hashing a list of user names; with the key, whoever reads the logs
-    can correlate a requester's lines but not name them, and whoever holds the key can compute the
-    label of a given OID to search for it."""
-    return hmac.new(key, oid.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def _timestamp(created: float) -> str:

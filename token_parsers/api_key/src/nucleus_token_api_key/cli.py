@@ -19,6 +19,7 @@ import click
 
 from nucleus_core.cli import EXIT_NOT_FOUND, CommandError, LedgerOptions, fail, ledger_options
 from nucleus_core.errors import NucleusError
+from nucleus_core.requester_log import loggable_oid
 
 from .parser import NAME, ApiKeyParser
 
@@ -87,7 +88,7 @@ def create(
             principal, role=role, scopes=scopes, expires_in=expires_in, name=name, context=requester
         )
         info = record.public_dict(parser.now())
-    log.info("API key %s for %s created by %s", record.key_id, principal, actor)
+    log.info("API key %s for %s created by %s", record.key_id, loggable_oid(principal), loggable_oid(actor))
     if as_json:
         click.echo(json.dumps({"key": key, **info}))
     else:
@@ -128,7 +129,7 @@ def revoke(target: LedgerOptions, as_json: bool, pepper_env: str, key_id: str) -
         done = parser.revoke_key(key_id, context=requester)
     if not done:
         fail(f"no active API key {key_id!r}", exit_code=EXIT_NOT_FOUND, code="not_found")
-    log.info("API key %s revoked by %s", key_id, actor)
+    log.info("API key %s revoked by %s", key_id, loggable_oid(actor))
     if as_json:
         click.echo(json.dumps({"key_id": key_id, "revoked": True}))
     else:

@@ -35,6 +35,7 @@ from nucleus_core.errors import (
 )
 from nucleus_core.oid import validate_oid
 from nucleus_core.records import Entry, Record, system_record_id
+from nucleus_core.requester_log import loggable_oid
 from nucleus_core.storage import StorageQuery
 
 from .keys import (
@@ -496,7 +497,7 @@ class ApiKeyParser:
 
             payload = {"op": "create", "key_id": key_id, "key": authorizing_fields(record), "by": _by(context)}
             self._append(self._change_record(create_record_id(key_id), payload), context, within)
-        log.info("created API key %s for %s", key_id, principal)
+        log.info("created API key %s for %s", key_id, loggable_oid(principal))
         return key, record
 
     def list_keys(self, *, include_inactive: bool = True, context: RequestContext | None = None) -> list[ApiKey]:

@@ -23,6 +23,7 @@ the SSE figures are a floor).
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import socket
 import statistics
@@ -42,6 +43,9 @@ from nucleus_core import Ledger, Record, RequestContext, create_ledger
 
 ALICE = RequestContext(oid="oid:bench:user:alice", source="auth.dev")
 TOKEN = "dev:oid:bench:user:alice"
+_SUBSCRIBERS = itertools.count(1)
+"""Each SSE subscriber is a principal of its own (a server allows one principal
+``max_streams_per_principal`` streams, 16 by default; 20 subscribers are 20 users here)."""
 
 
 def records(prefix: str, count: int) -> list[Record]:
@@ -86,10 +90,12 @@ def in_process(ledger: Ledger, after: int, count: int) -> Callable[[], None]:
 
 
 def over_sse(url: str, after: int, count: int) -> Callable[[], None]:
+    token = f"{TOKEN}{next(_SUBSCRIBERS)}"
+
     def run() -> None:
         got = 0
         with httpx.stream("GET", f"{url}/entries/stream", params={"after": after, "stream": "bench", "limit": 1000},
-                          headers={"authorization": f"Bearer {TOKEN}"}, timeout=60) as response:
+                          headers={"authorization": f"Bearer {token}"}, timeout=60) as response:
             for line in response.iter_lines():
                 if line == "event: entry":
                     got += 1

@@ -188,12 +188,13 @@ class AuthPolicy:
             return ()
         return self.registry.lane(token.decode("ascii"))
 
-    def authenticate(self, token: bytes) -> RequestContext | Denial:
-        """Run the registry on the token bytes; map failures to denials (never echoing the token)."""
+    def authenticate(self, token: bytes, passive: bool = False) -> RequestContext | Denial:
+        """Run the registry on the token bytes; map failures to denials (never echoing the token).
+        ``passive``: :meth:`TokenRegistry.authenticate <nucleus_core.tokens.TokenRegistry.authenticate>`'s."""
         if _VISIBLE_ASCII.fullmatch(token) is None:
             return self.invalid_token()
         try:
-            return self.registry.authenticate(token.decode("ascii"))
+            return self.registry.authenticate(token.decode("ascii"), passive=passive)
         except TokenExpiredError:
             return self.invalid_token(expired=True)
         except TokenInvalidError as err:
@@ -264,20 +265,24 @@ class AuthMiddleware:
         for executor in lanes:
             executor.shutdown(wait=True)
 
-    async def authenticate_scope(self, scope: Scope) -> RequestContext | Denial | None:
+    async def authenticate_scope(self, scope: Scope, *, passive: bool = False) -> RequestContext | Denial | None:
         """The decision on the credential of the request ``scope``: its context, a denial, or None
         (no credentials, on a public path). Token parsing runs in the lane's threads (see the
-        class); an application calls this again to re-check the credential of a long response."""
+        class). An application calls this again with ``passive=True`` to re-check the credential
+        of a long response: the check changes no parser's state (a session's idle deadline does
+        not move, a service token's ``jti`` is not spent; see
+        :class:`~nucleus_core.tokens.PassiveTokenParser`), so an open response never keeps its
+        credential alive."""
         authorization = [v for k, v in scope.get("headers", ()) if k.lower() == b"authorization"]
         decision = self.policy.precheck(scope.get("path", ""), scope.get("query_string", b""), authorization)
         if not isinstance(decision, bytes):
             return decision
         lane = self.policy.lane(decision) if self.threaded else ()
         if not lane:
-            return self.policy.authenticate(decision)
+            return self.policy.authenticate(decision, passive)
         # In a copy of this context: what the parsers log carries the server's request id.
         result: RequestContext | Denial = await asyncio.get_running_loop().run_in_executor(
-            self._lane_executor(lane), contextvars.copy_context().run, self.policy.authenticate, decision
+            self._lane_executor(lane), contextvars.copy_context().run, self.policy.authenticate, decision, passive
         )
         return result
 

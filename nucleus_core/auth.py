@@ -3,7 +3,7 @@
 The code lives in short modules, each with one job; this module re-exports their public names so
 that ``from nucleus_core.auth import ...`` keeps working:
 
-- :mod:`nucleus_core.tokens`: the :class:`TokenParser` contract, the per-ledger
+- :mod:`nucleus_core.tokens`: the :class:`TokenParser` contract (and :class:`PassiveTokenParser`), the per-ledger
   :class:`TokenRegistry` (``ledger.auth``) and secret-safe logging (:func:`token_fingerprint`,
   :func:`redact_secrets`, :class:`RedactingFormatter`);
 - :mod:`nucleus_core.requester_log`: :func:`loggable_oid`, how a principal's OID may appear in a
@@ -42,6 +42,7 @@ from .tokens import (
     MAX_TOKEN_LENGTH,
     REDACTED,
     KeySourceUnavailableError,
+    PassiveTokenParser,
     RedactingFormatter,
     TokenParser,
     TokenRegistry,
@@ -60,6 +61,7 @@ __all__ = [
     "REQUIRED_CLAIMS",
     "SERVICE_TOKEN_TYPE",
     "KeySourceUnavailableError",
+    "PassiveTokenParser",
     "RedactingFormatter",
     "SqlPluginStore",
     "TokenParser",

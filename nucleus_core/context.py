@@ -91,6 +91,15 @@ def scopes_from_names(names: Iterable[object]) -> frozenset[str]:
     return frozenset(found)
 
 
+def _check_expires_at(_inst: object, _attr: object, value: float | None) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value or value in (
+        float("inf"), float("-inf")
+    ):
+        raise ValidationError("must be a finite number of Unix seconds, or None", field="expires_at")
+
+
 def _check_oid(_inst: object, _attr: object, value: str) -> None:
     if not isinstance(value, str) or not value.strip():
         raise MissingRequesterError("a request context needs a non-empty principal OID")
@@ -109,7 +118,13 @@ class RequestContext:
     a parser cannot speak for another), or for a context the host builds itself a name saying so
     (the CLI's ``--as`` gives ``cli``); ``scopes`` the operations the credential
     allows, a subset of :data:`SCOPES` (default: :data:`DEFAULT_SCOPES`, every scope but ``keys``,
-    for a context no parser narrowed; the core checks them with :func:`require_scope`). Instances are immutable.
+    for a context no parser narrowed; the core checks them with :func:`require_scope`);
+    ``expires_at`` the time (Unix seconds) from which the parser that accepted the credential
+    refuses it, its leeway included (a JWT's ``exp`` plus the parser's leeway, an API key's expiry,
+    a session's idle or absolute deadline as it stands; None: no deadline known), read by what
+    holds a credential open (``GET /entries/stream`` ends there unless the credential, checked
+    again, has a later one). Neither ``claims``, ``token`` nor ``expires_at`` takes part in
+    equality. Instances are immutable.
     """
 
     oid: str = attrs.field(validator=_check_oid)
@@ -120,6 +135,7 @@ class RequestContext:
         factory=dict, converter=_freeze_claims, repr=False, eq=False, hash=False
     )
     scopes: frozenset[str] = attrs.field(default=DEFAULT_SCOPES, converter=_to_scopes)
+    expires_at: float | None = attrs.field(default=None, validator=_check_expires_at, eq=False, hash=False)
 
 
 SYSTEM_OID = "oid:nucleus:system:ledger"

@@ -61,7 +61,12 @@ class TokenParser(Protocol):
     when the token is of its kind but not acceptable. Messages never contain the token.
 
     A parser that keeps state beside the ledger (API keys) may also offer
-    :class:`StatefulTokenParser`.
+    :class:`StatefulTokenParser`. A parser whose ``parse`` changes anything (records a session's
+    activity, spends a single-use token id) must also offer :class:`PassiveTokenParser`, so that
+    checking a credential again never extends or spends it.
+
+    A context's ``expires_at`` (see :class:`~nucleus_core.context.RequestContext`) should say when
+    the parser starts refusing the token (its leeway included), when it knows.
     """
 
     def validate_format(self, token: str) -> bool:
@@ -78,6 +83,21 @@ class StatefulTokenParser(Protocol):
     def check_consistency(self) -> Sequence[str]:
         """The differences between that state and the chain (none: empty). ``Ledger.verify()``
         reports the first one; the parser refuses the tokens concerned."""
+
+
+@runtime_checkable
+class PassiveTokenParser(Protocol):
+    """A token parser whose ``parse`` changes state, with a check that changes none.
+
+    ``check`` answers as ``parse`` would (the same context, ``None`` or error) but records nothing:
+    no activity (a session's idle deadline does not move), no use (a service token's ``jti`` is not
+    spent), no last-used time. :meth:`TokenRegistry.authenticate` calls it with ``passive=True``:
+    to check again a credential that an ordinary request already authenticated (an open stream's),
+    never to admit a new request. A parser whose ``parse`` changes nothing needs no ``check``.
+    """
+
+    def check(self, token: str) -> RequestContext | None:
+        """What :meth:`TokenParser.parse` returns for ``token``, without changing any state."""
 
 
 def token_fingerprint(token: str) -> str:
@@ -156,8 +176,14 @@ class TokenRegistry:
         enabled = ", ".join(self.names) or "none"
         raise ConfigurationError(f"token parser {name!r} is not enabled on this ledger (enabled: {enabled})")
 
-    def authenticate(self, token: object) -> RequestContext:
+    def authenticate(self, token: object, *, passive: bool = False) -> RequestContext:
         """The verified context for ``token``.
+
+        ``passive``: check the token without changing any parser's state (a parser offering
+        :class:`PassiveTokenParser` is asked its ``check`` instead of ``parse``): nothing is
+        recorded, so a session's idle deadline does not move and a service token's ``jti`` is not
+        spent. Only for checking again a credential an ordinary call authenticated (an open
+        stream's); an ordinary request is authenticated without it.
 
         :raises TokenInvalidError: the token is empty, too long, claimed and rejected by a parser,
             or claimed by none.
@@ -173,8 +199,9 @@ class TokenRegistry:
         for name, parser in self._parsers:
             if not self._call(name, parser.validate_format, token):
                 continue
+            parse = parser.check if passive and isinstance(parser, PassiveTokenParser) else parser.parse
             try:
-                context = self._call(name, parser.parse, token)
+                context = self._call(name, parse, token)
             except KeySourceUnavailableError:
                 self._observe(name, "unavailable")
                 raise

@@ -25,6 +25,7 @@ from nucleus_core.asgi import (
     insufficient_scope,
 )
 from nucleus_core.auth import TokenRegistry
+from nucleus_core.errors import ValidationError
 
 PEPPER = "pepper-for-asgi-tests-0123456789abcdef"
 
@@ -348,3 +349,51 @@ def test_wsgi_middleware_applies_the_same_rules(ledger: Any) -> None:
     assert get("/health") == "200 OK" and seen[-1] is None
     assert get("/health/") == "401 Unauthorized"
     assert get("/books", "Bearer dev:oid:acme:user:eve", "access_token=x") == "400 Bad Request"
+
+
+def test_a_passive_check_asks_check_and_changes_nothing() -> None:
+    """``authenticate_scope(scope, passive=True)`` (an open stream's check) asks a parser offering
+    ``check`` for it instead of ``parse``; a parser without one is asked ``parse``, in both modes."""
+    from nucleus_core.auth import PassiveTokenParser
+
+    calls: list[str] = []
+
+    class Touching:
+        def validate_format(self, token: str) -> bool:
+            return token.startswith("t:")
+
+        def parse(self, token: str) -> RequestContext:
+            calls.append("parse")
+            return RequestContext(oid="oid:acme:user:alice", source="touching", expires_at=time.time() + 60)
+
+        def check(self, token: str) -> RequestContext:
+            calls.append("check")
+            return RequestContext(oid="oid:acme:user:alice", source="touching", expires_at=time.time() + 30)
+
+    class Plain:
+        def validate_format(self, token: str) -> bool:
+            return token.startswith("p:")
+
+        def parse(self, token: str) -> RequestContext:
+            calls.append("plain")
+            return RequestContext(oid="oid:acme:user:bob", source="plain")
+
+    assert isinstance(Touching(), PassiveTokenParser) and not isinstance(Plain(), PassiveTokenParser)
+    registry = TokenRegistry(parsers=[("touching", Touching()), ("plain", Plain())])
+    middleware = AuthMiddleware(lambda *_: None, registry=registry)  # type: ignore[arg-type, return-value]
+
+    def decide(token: bytes, passive: bool) -> Any:
+        scope = {"type": "http", "path": "/x", "headers": [(b"authorization", b"Bearer " + token)]}
+        return asyncio.run(middleware.authenticate_scope(scope, passive=passive))
+
+    try:
+        first, again = decide(b"t:1", False), decide(b"t:1", True)
+        assert calls == ["parse", "check"] and first == again  # the same requester; expiry aside
+        assert first.expires_at != again.expires_at
+        assert decide(b"p:1", True).oid == "oid:acme:user:bob" and calls[-1] == "plain"
+    finally:
+        middleware.close()
+    # The context's deadline is a finite number of seconds or None.
+    for bad in (True, float("nan"), float("inf"), "60"):
+        with pytest.raises(ValidationError, match="expires_at"):
+            RequestContext(oid="oid:acme:user:alice", source="x", expires_at=bad)  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ MOVED = {
             "MAX_TOKEN_LENGTH",
             "REDACTED",
             "KeySourceUnavailableError",
+            "PassiveTokenParser",  # added after the split (the passive check of an open stream)
             "RedactingFormatter",
             "TokenParser",
             "TokenRegistry",

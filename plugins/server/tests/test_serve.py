@@ -211,6 +211,9 @@ def test_config_file_from_nucleus_config(tmp_path: Path) -> None:
         ({"server": {"stream_reauth_interval": "5"}}, "stream_reauth_interval"),
         ({"server": {"max_streams_per_principal": 0}}, "max_streams_per_principal"),
         ({"server": {"stream_keepalive": 3601}}, "stream_keepalive"),
+        # One thread would be the streams' too: at least two, so one always stays for requests.
+        ({"server": {"threads": 1}}, "'threads' must be an integer from 2 .* ordinary requests"),
+        ({"server": {"threads": 257}}, "'threads'"),
     ],
 )
 def test_config_is_strict(data: dict[str, Any], needle: str) -> None:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 from nucleus_server import ServerSettings
@@ -533,8 +534,23 @@ def test_a_stream_credential_ends_at_its_exp_and_on_another_requester() -> None:
         return Credential(authenticate=authenticate, scope={}, context=context, interval=0)
 
     past = RequestContext(oid=ALICE, source="auth.connect", claims={"exp": time.time() - 1})
-    assert isinstance(asyncio.run(credential(past).refused()), TokenExpiredError)  # not even asked again
     assert credential(past).due_in() == 0
+    # At its deadline the credential is checked again (a session other requests kept alive has a
+    # later one); one past its time ends the stream.
+    answers.append(Denial(status=401, error="invalid_token", description="the access token expired"))
+    assert isinstance(asyncio.run(credential(past).refused()), TokenExpiredError) and not answers
+    answers.append(attrs.evolve(past, claims={"exp": time.time() - 1}))  # still accepted, still past
+    assert isinstance(asyncio.run(credential(past).refused()), TokenExpiredError) and not answers
+    later = attrs.evolve(past, expires_at=time.time() + 3600)
+    answers.append(later)
+    kept = credential(past)
+    assert asyncio.run(kept.refused()) is None and kept.expires_at == later.expires_at and not answers
+    # The deadline is the context's expires_at (exp plus the parser's leeway) when it has one: a
+    # token accepted within the leeway is not ended at once, nor checked before the interval.
+    lenient = RequestContext(oid=ALICE, source="auth.connect", claims={"exp": time.time() - 10},
+                             expires_at=time.time() + 20)
+    patient = Credential(authenticate=authenticate, scope={}, context=lenient, interval=3600)
+    assert asyncio.run(patient.refused()) is None and 0 < patient.due_in() <= 20 and not answers
     alice = RequestContext(oid=ALICE, source="auth.connect", claims={"exp": time.time() + 3600})
     answers.extend([RequestContext(oid=ALICE, source="auth.connect", claims={"exp": time.time() + 3600})])
     assert asyncio.run(credential(alice).refused()) is None
@@ -545,9 +561,75 @@ def test_a_stream_credential_ends_at_its_exp_and_on_another_requester() -> None:
         assert isinstance(asyncio.run(credential(alice).refused()), TokenInvalidError)
     answers.append(Denial(status=401, error="invalid_token", description="the access token expired"))
     assert isinstance(asyncio.run(credential(alice).refused()), TokenExpiredError)
-    # A single-use credential (a service JWT: its jti is spent) is not run again; its exp bounds it.
+    # A service JWT is checked again too (passively: its jti is not spent again).
     service = RequestContext(oid=ALICE, source="auth.service", claims={"exp": time.time() + 3600})
+    answers.append(service)
     assert asyncio.run(credential(service).refused()) is None and not answers
+
+
+def test_a_stream_does_not_keep_an_idle_session_alive(
+    open_ledger: Callable[..., Ledger], serve: Callable[..., Any]
+) -> None:
+    settings = {"auth.session": {"secret": "s" * 32, "idle_timeout": 2, "absolute_timeout": 3600,
+                                 "touch_interval": 0.05}}
+    ledger = open_ledger("auth.session", settings=settings)
+    sessions = ledger.auth.parser("auth.session")
+    idle, _ = sessions.create_session(ALICE)
+    busy, _ = sessions.create_session(ALICE)
+    app_server = serve(ledger, ServerSettings(stream_keepalive=0.2, stream_reauth_interval=0.05))
+    url = app_server.url
+    lone, used = Reader(url, idle, {"stream": "s"}), Reader(url, busy, {"stream": "s"})
+    stop = threading.Event()
+    answers: list[int] = []
+
+    def keep_using() -> None:  # ordinary requests with the busy session, far more often than its idle timeout
+        with httpx.Client(base_url=url, headers={"authorization": f"Bearer {busy}"}, timeout=30) as http:
+            while not stop.wait(0.05):
+                answers.append(http.get("/whoami").status_code)
+
+    user = threading.Thread(target=keep_using, daemon=True)
+    user.start()
+    try:
+        # Only the stream uses the idle session: checked every 0.05 s, it still expires at its idle timeout.
+        error = lone.until("error", within=60)
+        assert error is not None, "an open stream kept an idle session alive"
+        assert json.loads(error[2])["error"]["code"] == "token_expired"
+        assert lone.ended.wait(60)
+        response = httpx.get(f"{url}/whoami", headers={"authorization": f"Bearer {idle}"})
+        assert response.status_code == 401, response.text
+        # The busy session's stream went on past several idle timeouts (its deadline moved with the
+        # requests) and gets what is appended now.
+        assert not used.ended.is_set()
+        ledger.append(Record(id="kept-1", stream="s", timestamp=1, payload={}), ctx(ALICE))
+        entry = used.until("entry")
+        assert entry is not None and json.loads(entry[2])["record"]["id"] == "kept-1"
+        assert answers and set(answers) == {200}
+        stop.set()
+        user.join(60)
+        # Once nothing else uses it, the busy session's stream ends at its idle deadline too.
+        error = used.until("error", within=60)
+        assert error is not None and json.loads(error[2])["error"]["code"] == "token_expired"
+    finally:
+        stop.set()
+        lone.close()
+        used.close()
+
+
+def test_a_stream_ends_when_its_api_key_expires(open_ledger: Callable[..., Ledger], serve: Callable[..., Any]) -> None:
+    ledger = open_ledger("auth.api_key", settings={"auth.api_key": {"pepper": "p" * 32}})
+    key, record = ledger.auth.parser("auth.api_key").create_key(ALICE, expires_in=2)
+    # Checked again once an hour only: the stream ends at the key's expiry all the same.
+    app_server = serve(ledger, ServerSettings(stream_keepalive=0.2, stream_reauth_interval=3600))
+    reader = Reader(app_server.url, key, {"stream": "s"})
+    try:
+        assert reader.until("sync") is not None and reader.status == 200
+        error = reader.until("error", within=60)
+        assert error is not None, "the stream of an expired API key went on"
+        assert json.loads(error[2])["error"]["code"] == "token_expired"
+        assert time.time() >= record.expires_at
+        assert reader.ended.wait(60)
+    finally:
+        reader.close()
 
 
 def test_non_ascii_digits_are_refused_with_the_field(
@@ -714,6 +796,23 @@ def test_the_stream_announces_its_keepalive_and_a_tail_checks_its_read_timeout(
     assert refused.value.field == "read_timeout" and "120" in str(refused.value)
     first = next(remote.tail(0, read_timeout=200))  # above 1.5 times the keep-alive: it follows
     assert first.seq == made.seq
+    # The default adapts: 60 s, then at once again with 1.5 times the keep-alive plus 5 s.
+    from nucleus_server.client import _adapted_read_timeout
+
+    assert (_adapted_read_timeout(None), _adapted_read_timeout("15"), _adapted_read_timeout("120")) == (60, 60, 185)
+    reads: list[float | None] = []
+    opened = remote._http.stream
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        reads.append(kwargs["timeout"].read)
+        return opened(*args, **kwargs)
+
+    remote._http.stream = recording  # type: ignore[method-assign]
+    tail = remote.tail(0)
+    assert next(tail).seq == made.seq and reads == [60, 185]
+    later = ledger.append(Record(id="r-2", stream="s", timestamp=1, payload={}), ctx(ALICE))
+    assert next(tail).seq == later.seq and reads == [60, 185]  # the same connection, nothing twice
+    tail.close()  # type: ignore[attr-defined]
     with pytest.raises(ValidationError) as bad:
         next(remote.tail(0, read_timeout=0))
     assert bad.value.field == "read_timeout"

@@ -99,8 +99,13 @@ def test_case19_revoked_and_expired_keys_are_refused(key_store: Any) -> None:
     assert p.revoke_key(rec.key_id) is False
     with pytest.raises(TokenInvalidError, match="revoked"):
         p.parse(revoked)
-    expiring, _ = p.create_key(ALICE, expires_in=60)
-    assert p.parse(expiring).oid == ALICE
+    expiring, expiring_rec = p.create_key(ALICE, expires_in=60)
+    ctx = p.parse(expiring)
+    # The context carries the key's expiry (an open stream ends there); a key without one, none.
+    assert ctx.oid == ALICE and ctx.expires_at == expiring_rec.expires_at == clock.now + 60
+    forever, _ = p.create_key(ALICE)
+    assert p.parse(forever).expires_at is None
+    p.revoke_key(p.parse(forever).claims["key_id"])
     clock.now += 60
     with pytest.raises(TokenExpiredError):
         p.parse(expiring)

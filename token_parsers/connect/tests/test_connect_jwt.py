@@ -163,7 +163,10 @@ def test_case04_expired_is_refused(parser: ConnectParser) -> None:
 
 def test_case04_exp_within_leeway_is_accepted(parser: ConnectParser) -> None:
     now = int(time.time())
-    assert parser.parse(sign(claims(iat=now - 600, exp=now - 10))) is not None
+    ctx = parser.parse(sign(claims(iat=now - 600, exp=now - 10)))
+    assert ctx is not None
+    # Its deadline (what an open stream ends at) is exp plus the leeway, still ahead.
+    assert ctx.expires_at == now - 10 + parser.leeway and ctx.expires_at > time.time()
 
 
 @pytest.mark.parametrize("claim", ["nbf", "iat"])

@@ -108,3 +108,23 @@ def test_service_configuration_is_checked() -> None:
         service_parser(services={"s": {"principal": "oid:a:service:s", "keys": {"k": private}}})
     with pytest.raises(ConfigurationError, match="max_lifetime"):
         service_parser(max_lifetime=86400)
+
+
+def test_a_passive_check_spends_no_jti_and_gives_exp_plus_leeway() -> None:
+    from nucleus_core.auth import PassiveTokenParser, TokenRegistry
+
+    p = service_parser()
+    assert isinstance(p, PassiveTokenParser)
+    now = int(time.time())
+    token = service_token(exp=now + 60, iat=now)
+    registry = TokenRegistry(parsers=[("auth.service", p)])
+    checked = registry.authenticate(token, passive=True)  # not spent: it is still accepted once
+    assert checked.oid == "oid:acme:service:billing" and checked.expires_at == now + 60 + p.leeway
+    ctx = registry.authenticate(token)
+    assert ctx.expires_at == now + 60 + p.leeway
+    assert registry.authenticate(token, passive=True) == ctx  # a spent token still checks
+    with pytest.raises(TokenInvalidError, match="replay"):
+        registry.authenticate(token)
+    # Within the leeway: accepted, and its deadline is still ahead.
+    late = p.parse(service_token(exp=now - 10, iat=now - 70))
+    assert late is not None and late.expires_at is not None and late.expires_at > time.time()

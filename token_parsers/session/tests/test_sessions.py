@@ -95,3 +95,33 @@ def test_session_database_holds_only_hashes(tmp_path: Path) -> None:
     token, _ = p.create_session(ALICE)
     dump = "\n".join(sqlite3.connect(path).iterdump())
     assert ALICE in dump and token not in dump and token[4:] not in dump
+
+
+def test_a_passive_check_records_no_activity_and_gives_the_deadline(session_store: Any) -> None:
+    from nucleus_core.auth import PassiveTokenParser, TokenRegistry
+
+    clock = Clock()
+    p = session_parser(session_store, clock, idle_timeout=100, touch_interval=1)
+    assert isinstance(p, PassiveTokenParser)
+    token, session = p.create_session(ALICE)
+    registry = TokenRegistry(parsers=[("auth.session", p)])
+    start = session.created_at
+    for _ in range(3):  # checked often (90 s), used by nothing else: the idle deadline stays
+        clock.now += 30
+        ctx = registry.authenticate(token, passive=True)
+        assert ctx.oid == ALICE and ctx.expires_at == start + 100
+    clock.now = start + 100
+    with pytest.raises(TokenExpiredError, match="inactivity"):
+        registry.authenticate(token, passive=True)
+    with pytest.raises(TokenExpiredError, match="inactivity"):
+        registry.authenticate(token)  # an ordinary request: the session is over
+    # An ordinary request records the activity: the deadline moves, and a check sees it.
+    other, session = p.create_session(ALICE)
+    clock.now += 50
+    assert registry.authenticate(other).expires_at == clock.now + 100
+    assert p.check(other).expires_at == clock.now + 100
+    # The absolute deadline when it comes first.
+    short = session_parser(session_store, clock, idle_timeout=100, absolute_timeout=150, touch_interval=1)
+    token, session = short.create_session(ALICE)
+    clock.now += 60
+    assert short.parse(token).expires_at == session.absolute_expires_at == session.created_at + 150

@@ -106,7 +106,8 @@ class NucleusApp:
         self.streams = StreamHub(
             ledger, self._executor, max_streams=self.settings.max_streams,
             poll_interval=self.settings.stream_poll_interval, keepalive=self.settings.stream_keepalive,
-            max_per_principal=self.settings.max_streams_per_principal, poll_threads=self.settings.threads // 2,
+            max_per_principal=self.settings.max_streams_per_principal,
+            poll_threads=self.settings.threads // 2,  # threads >= 2 (settings): one stays for requests
         )
         """The open entry streams (``GET /entries/stream``)."""
         self._closing = False
@@ -126,7 +127,7 @@ class NucleusApp:
             settings=self.settings,
             executor=self._executor,
             streams=self.streams,
-            authenticate=auth.authenticate_scope,
+            authenticate=functools.partial(auth.authenticate_scope, passive=True),
             openapi=wire.dumps(
                 build_openapi(self.routes, title=f"Nucleus ledger {ledger.id}", schemas=handle_schemas)
             ),

@@ -140,10 +140,12 @@ DEFAULT_MAX_BACKOFF = 5.0
 _BACKOFF_FIRST = 0.1
 DEFAULT_TAIL_READ_TIMEOUT = 60.0
 """Seconds of silence (no event, no keep-alive) after which a tail's connection counts as dead
-(:meth:`RemoteLedger.tail`'s ``read_timeout``)."""
+(:meth:`RemoteLedger.tail`'s default ``read_timeout``, unless the server's keep-alive needs longer)."""
 MAX_TAIL_READ_TIMEOUT = 86400.0
 KEEPALIVE_MARGIN = 1.5
 """A tail's read timeout must be more than this many times the server's announced keep-alive."""
+KEEPALIVE_SLACK = 5.0
+"""Seconds a default read timeout adds to :data:`KEEPALIVE_MARGIN` times the announced keep-alive."""
 
 QueryParams = list[tuple[str, str | int | float | bool | None]]
 """Query parameters of a request, in order (repeated names allowed)."""
@@ -771,7 +773,7 @@ class RemoteLedger:
         reconnect: bool = True,
         timeout: float | None = None,
         max_backoff: float = DEFAULT_MAX_BACKOFF,
-        read_timeout: float = DEFAULT_TAIL_READ_TIMEOUT,
+        read_timeout: float | None = None,
     ) -> Iterator[Entry]:
         """The entries after ``after_seq`` that match ``filters`` (``stream``, ``record_ids``,
         ``since``, ``until``; ``limit`` as the server's page size) and that the requester may read,
@@ -786,10 +788,13 @@ class RemoteLedger:
         most: a server sending more entries than the page size (``limit``, default 100) without a
         ``sync`` is refused (:class:`AnswerMismatchError`), never buffered.
 
-        ``read_timeout`` (default 60 s): silence after which the connection counts as dead (the
-        server sends a keep-alive after ``stream_keepalive`` seconds of silence and announces that
-        interval in its ``X-Nucleus-Keepalive`` header; a read timeout not more than 1.5 times it
-        is refused with :class:`ValidationError` naming ``read_timeout`` at connect).
+        ``read_timeout``: silence after which the connection counts as dead (the server sends a
+        keep-alive after ``stream_keepalive`` seconds of silence and announces that interval in its
+        ``X-Nucleus-Keepalive`` header). None (the default) adapts to the server: 60 s, or 1.5
+        times the announced interval plus 5 s when that is longer (the first connection to such a
+        server is made again at once with it, from where it stood). An explicit read timeout not
+        more than 1.5 times the announced interval is refused with :class:`ValidationError` naming
+        ``read_timeout`` at connect.
 
         A dropped connection, a server stopping (``event: end``) or a 503 (too many streams,
         starting up) is followed, with ``reconnect``, by a new request with ``Last-Event-ID`` set
@@ -803,7 +808,7 @@ class RemoteLedger:
             raise ValidationError("must be a non-negative number of seconds", field="timeout")
         if isinstance(max_backoff, bool) or not isinstance(max_backoff, int | float) or not 0 < max_backoff <= 300:
             raise ValidationError("must be a number of seconds from 0 to 300", field="max_backoff")
-        if (
+        if read_timeout is not None and (
             isinstance(read_timeout, bool) or not isinstance(read_timeout, int | float)
             or not 0 < read_timeout <= MAX_TAIL_READ_TIMEOUT
         ):
@@ -826,7 +831,10 @@ class RemoteLedger:
                 params.append((key, value))
         return self._tail(
             token, after_seq, params, asked,
-            _TailLimits(reconnect, timeout, float(max_backoff), float(read_timeout), parsed.limit),
+            _TailLimits(
+                reconnect, timeout, float(max_backoff), None if read_timeout is None else float(read_timeout),
+                parsed.limit,
+            ),
         )
 
     def _tail(
@@ -837,9 +845,9 @@ class RemoteLedger:
         asked: StorageQuery,
         limits: _TailLimits,
     ) -> Iterator[Entry]:
-        reconnect, timeout, max_backoff, read_timeout = (
-            limits.reconnect, limits.timeout, limits.max_backoff, limits.read_timeout
-        )
+        reconnect, timeout, max_backoff = limits.reconnect, limits.timeout, limits.max_backoff
+        adapts = limits.read_timeout is None
+        read_timeout = DEFAULT_TAIL_READ_TIMEOUT if limits.read_timeout is None else limits.read_timeout
         ledger_id = self._ledger_id(token)
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = _BACKOFF_FIRST
@@ -851,7 +859,7 @@ class RemoteLedger:
             if position:
                 headers["last-event-id"] = str(position)
             pending: list[Entry] = []
-            ended = False
+            ended = again = False
             try:
                 with self._http.stream(
                     "GET", "/entries/stream", params=[*params, ("after", position)], headers=headers,
@@ -869,8 +877,13 @@ class RemoteLedger:
                             raise error
                     else:
                         delay = _BACKOFF_FIRST
-                        _check_keepalive(response.headers.get("x-nucleus-keepalive"), read_timeout)
-                        for name, seq, data in _sse_events(response.iter_lines()):
+                        announced = response.headers.get("x-nucleus-keepalive")
+                        if adapts:
+                            needed = _adapted_read_timeout(announced)
+                            again = needed > read_timeout  # this connection's timeout is too short
+                            read_timeout = needed
+                        _check_keepalive(announced, read_timeout)
+                        for name, seq, data in (() if again else _sse_events(response.iter_lines())):
                             if name == "entry":
                                 entry = wire.entry_from_json(_json_data(data), ledger_id=ledger_id)
                                 last = pending[-1].seq if pending else position
@@ -930,6 +943,8 @@ class RemoteLedger:
                 self._tails = {r for r in self._tails if not r.is_closed}
                 if self._closed and not self._tails:
                     self._http.close()  # close() left it to the last open tail
+            if again:
+                continue  # at once, with the read timeout the server's keep-alive needs
             if ended and not reconnect:
                 return
             if deadline is not None and time.monotonic() >= deadline:
@@ -1418,19 +1433,39 @@ class _TailLimits:
     reconnect: bool
     timeout: float | None
     max_backoff: float
-    read_timeout: float
+    read_timeout: float | None
+    """None: adapted to the server's announced keep-alive (:func:`_adapted_read_timeout`)."""
     page_size: int
+
+
+def _keepalive_interval(announced: str | None) -> float | None:
+    """The keep-alive interval a stream announced (its ``X-Nucleus-Keepalive``), None when none."""
+    if announced is None:
+        return None
+    try:
+        interval = float(announced)
+    except ValueError:
+        interval = float("nan")
+    if not interval >= 0 or interval == float("inf"):
+        raise AnswerMismatchError(f"the stream's X-Nucleus-Keepalive {announced[:32]!r} is not a number of seconds")
+    return interval
+
+
+def _adapted_read_timeout(announced: str | None) -> float:
+    """The default read timeout against a stream announcing ``announced``: 60 s, or 1.5 times the
+    interval plus 5 s when that is longer (at most :data:`MAX_TAIL_READ_TIMEOUT`)."""
+    interval = _keepalive_interval(announced)
+    if interval is None:
+        return DEFAULT_TAIL_READ_TIMEOUT
+    return min(MAX_TAIL_READ_TIMEOUT, max(DEFAULT_TAIL_READ_TIMEOUT, interval * KEEPALIVE_MARGIN + KEEPALIVE_SLACK))
 
 
 def _check_keepalive(announced: str | None, read_timeout: float) -> None:
     """Refuse a read timeout the server's keep-alive interval (its ``X-Nucleus-Keepalive``) would
     trip between two keep-alives."""
-    if announced is None:
+    interval = _keepalive_interval(announced)
+    if interval is None:
         return
-    try:
-        interval = float(announced)
-    except ValueError:
-        raise AnswerMismatchError(f"the stream's X-Nucleus-Keepalive {announced[:32]!r} is not a number") from None
     if read_timeout <= interval * KEEPALIVE_MARGIN:
         raise ValidationError(
             f"the server sends a keep-alive after {interval:g} s of silence (its stream_keepalive): this tail's "

@@ -14,7 +14,7 @@ own section (every key optional; unknown keys are refused)::
     # realm = "nucleus"
     # max_body_bytes = 8388608
     # max_batch_records = 1000
-    # threads = 8
+    # threads = 8          # at least 2: entry streams take at most half of the pool
     # workers = 2          # processes serving the ledger; default: the number of cores (1 for memory storage)
     # shutdown_timeout = 30
     # log_level = "info"

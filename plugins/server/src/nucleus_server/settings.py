@@ -22,6 +22,10 @@ DEFAULT_MAX_STREAMS_PER_PRINCIPAL = 16
 DEFAULT_STREAM_REAUTH_INTERVAL = 5.0
 MAX_STREAM_KEEPALIVE = 3600
 """Most seconds ``stream_keepalive`` may be (a tail's read timeout must exceed it, see the client)."""
+MIN_THREADS = 2
+"""Fewest ``threads``: ``GET /entries/stream`` reads take at most half of the pool (``threads // 2``),
+so at least one thread always stays for ordinary requests."""
+MAX_THREADS = 256
 METRICS_MODES = ("protected", "public", "off")
 """``metrics``: ``GET /metrics`` needs a token (default), needs none, or is not served."""
 
@@ -42,6 +46,14 @@ def _check_seconds(low: float, high: float) -> Callable[[Any, attrs.Attribute[An
             )
 
     return check
+
+
+def _check_threads(_inst: Any, _attr: Any, value: Any) -> None:
+    if type(value) is not int or not MIN_THREADS <= value <= MAX_THREADS:
+        raise ConfigurationError(
+            f"server setting 'threads' must be an integer from {MIN_THREADS} to {MAX_THREADS}: entry streams "
+            "take at most half of the pool, so one thread at least stays for ordinary requests"
+        )
 
 
 def _to_tuple(value: Iterable[str]) -> tuple[str, ...]:
@@ -79,7 +91,8 @@ class ServerSettings:
     ``/checkpoint/key``, ``/checkpoint``, ``/checkpoint/witnesses`` and ``/proof/consistency``
     serve anything without a requester; ledger routes refuse an anonymous request even when listed). ``max_body_bytes``:
     largest request body. ``max_batch_records``: most records in one batch append (at most the
-    core's limit). ``threads``: size of the pool running ledger calls. ``explorer``: serve the
+    core's limit). ``threads``: size of the pool running ledger calls (2 to 256; the entry streams'
+reads take at most half of it, so ordinary requests always keep a thread). ``explorer``: serve the
     ledger explorer at ``/explorer`` (its three paths are then public too: they hold no data).
     ``metrics``: ``GET /metrics`` (served when the ledger has the metrics plugin) needs a token
     (``protected``), is public (``public``) or is not served (``off``).
@@ -100,7 +113,7 @@ class ServerSettings:
     )
     max_body_bytes: int = attrs.field(default=DEFAULT_MAX_BODY_BYTES, validator=_check_range(1024, 1024**3))
     max_batch_records: int = attrs.field(default=DEFAULT_MAX_BATCH_RECORDS, validator=_check_range(1, MAX_BATCH_SIZE))
-    threads: int = attrs.field(default=8, validator=_check_range(1, 256))
+    threads: int = attrs.field(default=8, validator=_check_threads)
     max_header_bytes: int = attrs.field(default=8192, validator=_check_range(256, 65536))
     explorer: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
     metrics: str = attrs.field(default="protected", validator=_check_metrics)

@@ -204,7 +204,9 @@ class ApiKeyParser:
 
         A key is refused (:class:`TokenInvalidError`, the same message for every reason below) when
         its secret is wrong, its row fails its MAC (edited in the database), its row has the first
-        format, or the ``_api_keys`` stream holds its revocation whatever the row says."""
+        format, or the ``_api_keys`` stream holds its revocation whatever the row says. The
+        context's ``expires_at`` is the key's expiry (None: it does not expire). Nothing is
+        recorded (no last-used time): checking a key again changes nothing."""
         parts = split_key(token)
         if parts is None:
             raise TokenInvalidError("API key is malformed")
@@ -251,6 +253,7 @@ class ApiKeyParser:
             role=record.role,
             claims={"key_id": key_id, "scopes": list(record.scopes)},
             scopes=key_scopes(record.scopes),
+            expires_at=record.expires_at,
         )
 
     def _revoked_in_chain(self, key_id: str) -> bool:

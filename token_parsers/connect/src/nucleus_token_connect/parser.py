@@ -158,7 +158,10 @@ class ConnectParser:
         return not (isinstance(typ, str) and _normal_typ(typ) == SERVICE_TOKEN_TYPE)
 
     def parse(self, token: str) -> RequestContext | None:
-        """Verify the token; None when it is a service token (not this parser's kind)."""
+        """Verify the token; None when it is a service token (not this parser's kind). The
+        context's ``expires_at`` is ``exp`` plus the leeway (when the token starts being refused).
+        Nothing is recorded (the JWKS cache aside, which fetches keys): checking a token again
+        changes nothing."""
         header = jwt_header(token)
         typ = header.get("typ")
         if typ is not None:
@@ -194,7 +197,11 @@ class ConnectParser:
             if self.scope_claim is None
             else scopes_from_claim(claims, self.scope_claim, prefix=self.scope_prefix)
         )
-        return RequestContext(oid=oid, source=NAME, role=role, claims=claims, scopes=scopes)
+        # Refused from exp + leeway on (decode_jwt): the deadline of whatever holds the token open.
+        return RequestContext(
+            oid=oid, source=NAME, role=role, claims=claims, scopes=scopes,
+            expires_at=float(claims["exp"]) + self.leeway,
+        )
 
     def _key(self, kid: object) -> jwt.PyJWK:
         if kid is not None and (not isinstance(kid, str) or not kid or len(kid) > 256):

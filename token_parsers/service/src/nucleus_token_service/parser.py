@@ -136,7 +136,17 @@ class ServiceParser:
         return isinstance(typ, str) and typ.strip().lower() == SERVICE_TOKEN_TYPE
 
     def parse(self, token: str) -> RequestContext | None:
-        """Verify a service token; None when the token is not typed as one."""
+        """Verify a service token and spend its ``jti`` (a second use is refused); None when the
+        token is not typed as one. The context's ``expires_at`` is ``exp`` plus the leeway."""
+        return self._verify(token, spend=True)
+
+    def check(self, token: str) -> RequestContext | None:
+        """:meth:`parse` without spending the ``jti`` (nor asking whether it was spent): the check
+        of a token already accepted, such as an open stream's
+        (:class:`~nucleus_core.tokens.PassiveTokenParser`); never to admit a request."""
+        return self._verify(token, spend=False)
+
+    def _verify(self, token: str, *, spend: bool) -> RequestContext | None:
         header = jwt_header(token)
         typ = header.get("typ")
         if not isinstance(typ, str) or typ.strip().lower() != SERVICE_TOKEN_TYPE:
@@ -169,11 +179,13 @@ class ServiceParser:
         scopes = service.scopes
         if "scope" in claims:  # a service may mint a narrower token than its configuration allows
             scopes = scopes & scopes_from_claim(claims, "scope")
-        self.replay.use(service.service_id, jti, float(exp) + self.leeway, self._clock())
+        if spend:
+            self.replay.use(service.service_id, jti, float(exp) + self.leeway, self._clock())
         return RequestContext(
             scopes=scopes,
             oid=service.principal,
             source=NAME,
             role=service.role,
             claims={"service": service.service_id, "jti": jti, "exp": exp, "iat": iat},
+            expires_at=float(exp) + self.leeway,
         )

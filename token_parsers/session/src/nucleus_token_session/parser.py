@@ -155,7 +155,20 @@ class SessionParser:
         return token.startswith(PREFIX)
 
     def parse(self, token: str) -> RequestContext:
-        """The session's context; refuses unknown, revoked, idle-expired and absolutely expired sessions."""
+        """The session's context; refuses unknown, revoked, idle-expired and absolutely expired
+        sessions, and records the activity (at most every ``touch_interval``: the idle deadline
+        moves). The context's ``expires_at`` is the session's deadline as it stands: its idle
+        deadline, or its absolute one when that comes first."""
+        return self._verify(token, touch=True)
+
+    def check(self, token: str) -> RequestContext:
+        """:meth:`parse` without recording activity (the idle deadline stays where it is): the
+        check of a credential already authenticated, such as an open stream's
+        (:class:`~nucleus_core.tokens.PassiveTokenParser`). A session used by nothing else
+        expires at its idle timeout however often it is checked."""
+        return self._verify(token, touch=False)
+
+    def _verify(self, token: str, *, touch: bool) -> RequestContext:
         if TOKEN_PATTERN.fullmatch(token) is None:
             raise TokenInvalidError("session token is malformed")
         h = token_hash(token)
@@ -177,10 +190,15 @@ class SessionParser:
             raise TokenExpiredError("session reached its maximum lifetime")
         if now >= session.last_seen_at + self.idle_timeout:
             raise TokenExpiredError("session expired after inactivity")
-        if now - session.last_seen_at >= self.touch_interval:
+        last_seen = session.last_seen_at
+        if touch and now - last_seen >= self.touch_interval:
             self._store.touch(h, now)
+            last_seen = now
         scopes = DEFAULT_SCOPES if session.scopes is None else frozenset(session.scopes.split())
-        return RequestContext(oid=session.principal, source=NAME, role=session.role, scopes=scopes)
+        return RequestContext(
+            oid=session.principal, source=NAME, role=session.role, scopes=scopes,
+            expires_at=min(session.absolute_expires_at, last_seen + self.idle_timeout),
+        )
 
     # management ------------------------------------------------------------------------------
     def create_session(

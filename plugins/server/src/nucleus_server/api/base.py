@@ -24,7 +24,8 @@ from ..settings import ServerSettings
 from ..sse import StreamHub
 
 Authenticate = Callable[[Scope], Awaitable[RequestContext | Denial | None]]
-""":meth:`AuthMiddleware.authenticate_scope <nucleus_core.asgi.AuthMiddleware.authenticate_scope>`."""
+""":meth:`AuthMiddleware.authenticate_scope <nucleus_core.asgi.AuthMiddleware.authenticate_scope>` with
+``passive=True``: a check of a request's credential again that changes no parser's state."""
 
 
 @attrs.define(kw_only=True)

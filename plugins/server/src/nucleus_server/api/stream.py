@@ -10,8 +10,9 @@ client holds the server to one page and the connection's write buffer, never a g
 falls behind and catches up from the storage.
 
 The requester's credential is authenticated again while the stream is open (:class:`Credential`,
-every ``stream_reauth_interval`` seconds and before a page when due; at its ``exp``): one that no
-longer authenticates the same requester ends the stream with ``event: error``. The stream's reads
+every ``stream_reauth_interval`` seconds and before a page when due, and at its deadline), without
+changing it (a passive check: the stream does not keep a session alive): one that no longer
+authenticates the same requester ends the stream with ``event: error``. The stream's reads
 go through :meth:`StreamHub.run <nucleus_server.sse.StreamHub.run>` (a bounded share of the thread
 pool) and it reads a page only when the hub's head is past its position.
 """
@@ -56,10 +57,6 @@ KEEPALIVE_HEADER = b"x-nucleus-keepalive"
 """The response header announcing the stream's keep-alive interval (seconds): a client's read
 timeout must exceed it."""
 
-SINGLE_USE_SOURCES = frozenset({"auth.service"})
-"""Token parsers whose credentials authenticate once only (a service JWT's ``jti`` is recorded
-against replay): a stream does not run them again; it ends at the credential's ``exp``."""
-
 def _start_seq(request: Request, items: list[tuple[str, str]]) -> int:
     """``Last-Event-ID`` (a reconnecting client) or else ``after`` (0: from the first entry)."""
     for name, value in request.scope.get("headers", ()):
@@ -80,7 +77,10 @@ def _start_seq(request: Request, items: list[tuple[str, str]]) -> int:
 
 
 def _expiry(context: RequestContext) -> float | None:
-    """The credential's ``exp`` claim (Unix seconds) when the context carries a numeric one."""
+    """When the credential stops authenticating (Unix seconds): the context's ``expires_at`` (set
+    by the parser that accepted it, its leeway included), else a numeric ``exp`` claim, else None."""
+    if context.expires_at is not None:
+        return float(context.expires_at)
     exp = context.claims.get("exp")
     if isinstance(exp, bool) or not isinstance(exp, int | float) or exp != exp:
         return None
@@ -100,8 +100,12 @@ def _refusal(decision: Denial | None) -> NucleusError:
 class Credential:
     """The credential of an open stream, authenticated again every ``interval`` seconds through the
     server's auth middleware (``authenticate``: :meth:`AuthMiddleware.authenticate_scope
-    <nucleus_core.asgi.AuthMiddleware.authenticate_scope>` on the request's own headers, in its
-    threads), and over at its ``exp`` claim."""
+    <nucleus_core.asgi.AuthMiddleware.authenticate_scope>` with ``passive=True`` on the request's
+    own headers, in its threads: the check changes nothing, so the stream never keeps a session
+    alive nor spends a service token's ``jti``), and at its deadline (:func:`_expiry`: a JWT's
+    ``exp`` plus its parser's leeway, an API key's expiry, a session's idle or absolute deadline).
+    At the deadline it is checked again: a session other requests kept alive has a later one, and
+    the stream goes on; a credential past its time ends the stream."""
 
     authenticate: Authenticate
     scope: Scope
@@ -116,7 +120,7 @@ class Credential:
         self.expires_at = _expiry(self.context)
 
     def due_in(self) -> float:
-        """Seconds until the next check or the expiry, whichever is first."""
+        """Seconds until the next check or the deadline, whichever is first."""
         due = self.interval - (time.monotonic() - self.checked_at)
         if self.expires_at is not None:
             due = min(due, self.expires_at - time.time())
@@ -124,20 +128,17 @@ class Credential:
 
     async def refused(self) -> NucleusError | None:
         """None while the credential still authenticates the same requester (checked again when
-        due), else the error the stream ends with."""
-        if self.expires_at is not None and time.time() >= self.expires_at:
-            return TokenExpiredError("the access token expired while the stream was open")
-        if time.monotonic() - self.checked_at < self.interval:
+        due or at its deadline), else the error the stream ends with."""
+        at_deadline = self.expires_at is not None and time.time() >= self.expires_at
+        if not at_deadline and time.monotonic() - self.checked_at < self.interval:
             return None
         self.checked_at = time.monotonic()
-        if self.context.source in SINGLE_USE_SOURCES:
-            return None
         decision = await self.authenticate(self.scope)
         self.checked_at = time.monotonic()
         self.checks += 1
         if not isinstance(decision, RequestContext):
             return _refusal(decision)
-        if decision != self.context:  # principal, source, role and scopes (claims and token aside)
+        if decision != self.context:  # principal, source, role and scopes (claims, token, expiry aside)
             return TokenInvalidError(
                 "the access token now authenticates another requester, role or scopes; reconnect"
             )

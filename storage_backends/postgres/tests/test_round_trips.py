@@ -26,16 +26,11 @@ CTX = make_context()
 
 
 def round_trips(trace: str) -> int:
-    """Round trips in a libpq trace: each run of client messages answered by the server."""
-    count, sending = 0, False
-    for line in trace.splitlines():
-        direction = line.split("\t", 1)[0]
-        if direction == "F":
-            sending = True
-        elif direction == "B" and sending:
-            count += 1
-            sending = False
-    return count
+    """Round trips in a libpq trace: the times the client waited for the server, i.e. the server's
+    ReadyForQuery answers (one per Sync of a pipeline or extended query, one per simple Query).
+    Counting runs of client messages answered by the server instead miscounts a pipeline whose
+    early error the client happened to read (without waiting) between two of its own messages."""
+    return sum(1 for line in trace.splitlines() if line.startswith("B\t") and "\tReadyForQuery" in line)
 
 
 @contextlib.contextmanager

@@ -1067,3 +1067,22 @@ def test_a_deliberate_rebuild_reports_the_state_it_replaces(
     ), errors
     with target.open(plugins=["ual"], admins=[ADMIN.oid]) as ledger:  # rebuilt: the ordinary open takes it
         assert ledger.verify().ok
+
+
+def test_a_forged_mark_does_not_let_finish_replace_a_tampered_api_key_row(make_target: Callable[[str], Target]) -> None:
+    """The API key plugin too: a row of the ledger that differs from its stream refuses the finish."""
+    from nucleus_token_api_key.store import TABLE_NAME
+
+    settings = {"auth.api_key": {"pepper": PEPPER}}
+    target = make_target("sqlite")
+    with target.create(plugins=["auth.api_key"], settings=settings) as ledger:
+        _key, row = ledger.auth.parser("auth.api_key").create_key(ALICE.oid, name="k")
+        ledger.append_batch(records(0, 3), ALICE)
+    with_plugins(target, plugins=["auth.api_key"], extra=f'pepper = "{PEPPER}"\n')
+    _sql(target, f'UPDATE "{TABLE_NAME}" SET principal = %s', (BOB.oid,))
+    before = _sql(target, f'SELECT * FROM "{TABLE_NAME}"')
+    _forge_mark(target)
+    finished = run("import", "--finish", *target.args())
+    assert finished.exit_code == EXIT_INTEGRITY, finished.output
+    assert f"API key {row.key_id}: principal differ(s)" in finished.output and "nothing was changed" in finished.output
+    assert _sql(target, f'SELECT * FROM "{TABLE_NAME}"') == before

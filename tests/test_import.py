@@ -1086,3 +1086,25 @@ def test_a_forged_mark_does_not_let_finish_replace_a_tampered_api_key_row(make_t
     assert finished.exit_code == EXIT_INTEGRITY, finished.output
     assert f"API key {row.key_id}: principal differ(s)" in finished.output and "nothing was changed" in finished.output
     assert _sql(target, f'SELECT * FROM "{TABLE_NAME}"') == before
+
+
+def test_a_finish_run_again_after_the_plugins_built_their_state_goes_through(
+    make_target: Callable[[str], Target], tmp_path: Path
+) -> None:
+    """A finish interrupted after the UAL committed what it built (the mark still there): the state
+    it finds is the chain's, so --finish runs again and finishes."""
+    _src, path = _ual_source(make_target, tmp_path)
+    target = make_target("sqlite")
+    with_plugins(target, plugins=["ual"], admins=[ADMIN.oid])
+    storage = target.storage()
+    storage.open(LEDGER_ID, create=True)
+    with path.open("rb") as lines:
+        import_entries(storage, LEDGER_ID, lines)
+    storage.close()
+    with target.open(plugins=["ual"], admins=[ADMIN.oid], rebuild_state=True):
+        pass  # the grants and index are built and committed; the mark stays (not finished)
+    assert _sql(target, "SELECT COUNT(*) FROM nucleus_ual_grants")[0][0] > 0
+    finished = run("import", "--finish", *target.args())
+    assert finished.exit_code == 0, finished.output
+    with target.open(plugins=["ual"], admins=[ADMIN.oid]) as ledger:
+        assert ledger.verify().ok

@@ -772,19 +772,25 @@ def test_api_keys_are_listed_as_not_carried_over_and_never_authenticate(
         assert state(ledger)[0] == expected[0] + 1  # the key issued again, nothing else appended
 
 
-@pytest.mark.parametrize("kind", BACKENDS)
-def test_an_interrupted_import_is_refused_until_it_is_finished(
-    make_target: Callable[[str], Target], tmp_path: Path, kind: str
-) -> None:
+def _first_step_only(make_target: Callable[[str], Target], tmp_path: Path, kind: str) -> tuple[Target, Path]:
+    """A UAL export imported into a new ``kind`` target by the first step only (the entries, one
+    transaction): as when the process dies right after it. Returns the target and the file."""
     _src, path = _ual_source(make_target, tmp_path)
     target = make_target(kind)
     with_plugins(target, plugins=["ual"], admins=[ADMIN.oid])
-    # Only the first step (the entries, one transaction): as when the process dies right after it.
     storage = target.storage()
     storage.open(LEDGER_ID, create=True)
     with path.open("rb") as lines:
         import_entries(storage, LEDGER_ID, lines)
     storage.close()
+    return target, path
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_an_interrupted_import_is_refused_until_it_is_finished(
+    make_target: Callable[[str], Target], tmp_path: Path, kind: str
+) -> None:
+    target, path = _first_step_only(make_target, tmp_path, kind)
     with pytest.raises(ConflictError, match=r"unfinished import.*nucleus import --finish"):
         target.open(plugins=["ual"], admins=[ADMIN.oid])
     refused = run("verify", *target.args())
@@ -1093,14 +1099,7 @@ def test_a_finish_run_again_after_the_plugins_built_their_state_goes_through(
 ) -> None:
     """A finish interrupted after the UAL committed what it built (the mark still there): the state
     it finds is the chain's, so --finish runs again and finishes."""
-    _src, path = _ual_source(make_target, tmp_path)
-    target = make_target("sqlite")
-    with_plugins(target, plugins=["ual"], admins=[ADMIN.oid])
-    storage = target.storage()
-    storage.open(LEDGER_ID, create=True)
-    with path.open("rb") as lines:
-        import_entries(storage, LEDGER_ID, lines)
-    storage.close()
+    target, _path = _first_step_only(make_target, tmp_path, "sqlite")
     with target.open(plugins=["ual"], admins=[ADMIN.oid], rebuild_state=True):
         pass  # the grants and index are built and committed; the mark stays (not finished)
     assert _sql(target, "SELECT COUNT(*) FROM nucleus_ual_grants")[0][0] > 0

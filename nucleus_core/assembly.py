@@ -6,7 +6,9 @@
 1. the plugin manager of the configured plugins, and the storage backend (built, not opened);
 2. the storage, opened (creating it or not);
 3. the stored chain and its Merkle tree, verified (or, without ``verify_on_open``, a persistent
-   ledger is read-only); a writable open then builds the tree of entries written before it existed;
+   ledger is read-only); a ledger marked as holding an unfinished import is refused then (after
+   the verification: a tampered chain is reported as such first); a writable open then builds the
+   tree of entries written before it existed;
    a configured trusted checkpoint is verified and the stored tree must extend it (with
    ``verify_from_trusted_checkpoint`` that check comes first, and only what the checkpoint does not
    cover is verified: :func:`~nucleus_core.trusted_checkpoint.verify_after_checkpoint`);
@@ -189,8 +191,6 @@ class LedgerBuilder:
         registry = ModuleRegistry(storage)
         try:
             self._open(storage)
-            if not config.rebuild_state:
-                refuse_unfinished_import(storage, config.id)
             # Opening from the trusted checkpoint: the stored tree is checked against it first, then
             # only what it does not vouch for is verified. Otherwise the whole chain is verified, then
             # the stored tree (built up to the head if needed) must extend the checkpoint.
@@ -198,6 +198,10 @@ class LedgerBuilder:
             # Read-only when opened without verification, or when the storage refuses writes (a
             # read replica): no tree building, checkpoint issuing or witnessing, appends refused first.
             read_only = self._verify(storage, trusted) or (isinstance(storage, ReadOnlyStorage) and storage.read_only)
+            if not config.rebuild_state:
+                # After the chain's verification: a tampered chain is reported as such, whatever mark
+                # someone with write access to the database left beside it.
+                refuse_unfinished_import(storage, config.id)
             if not read_only:
                 # A ledger written before the tree existed gets it now (resumable, in chunks).
                 build_tree(storage, progress=config.tree_progress)

@@ -26,7 +26,8 @@ __all__ = [
     "EntryRowStorage", "ExtensionStorage", "GrantIndex", "GrantIndexStorage", "GrantRow", "IndexRow",
     "MerkleEntryReadStorage",
     "MerkleTreeStorage", "MerkleTreeTransaction", "PooledConnectionStorage",
-    "ReadOnlyStorage", "RollbackTransaction", "SavepointTransaction", "SqlDatabaseStorage", "WriteBehindTransaction",
+    "ReadOnlyStorage", "RollbackTransaction", "SavepointTransaction", "SharedDiscardStorage", "SqlDatabaseStorage",
+    "WriteBehindTransaction",
 ]
 
 
@@ -48,6 +49,17 @@ class DiscardableStorage(Protocol):
     def discard(self) -> None:
         """Close, removing what :meth:`~nucleus_core.storage.StorageBackend.open` created (file,
         tables, the ledger's row). The ledger calls it instead of ``close()`` when it fails to open."""
+
+
+@runtime_checkable
+class SharedDiscardStorage(Protocol):
+    """Storage whose discard can also remove what another object on the same ledger put there
+    (the second step of an import opens the ledger with its plugins on an object of its own)."""
+
+    def discard_with(self, other: Any) -> None:
+        """:meth:`DiscardableStorage.discard`, also removing the ledger's rows in the plugin tables
+        ``other`` (closed) ensured and the tables it created (while empty); only for a ledger that
+        no one but this object's opener and ``other``'s wrote to."""
 
 
 @runtime_checkable

@@ -26,8 +26,12 @@ refuses it. :func:`finish_import` is the second step: it opens the ledger with i
 rebuild mode (``rebuild_state``: the access-control plugin's grants and index, the API key table,
 module state, everything derived from the chain is built from it, without appending anything), runs
 a full :meth:`~nucleus_core.ledger.Ledger.verify` (the plugins' checks included) and only then
-removes the mark. :func:`import_ledger` is both steps, what ``nucleus import`` runs: when the second
-fails, the ledger the import created is removed again. API keys cannot be carried over (their
+removes the mark; it finishes only a ledger whose chain ends where the mark says the import wrote
+it, and refuses one whose plugins hold state for it that differs from the chain (the mark is an
+operator aid, not a security boundary: docs/OPERATIONS.md). :func:`import_ledger` is both steps,
+what ``nucleus import`` runs: when the second fails, the ledger the import created is removed
+again, with what its plugins wrote beside it in the second step (their rows of the ledger, the
+tables they created: :class:`~nucleus_core.capabilities.SharedDiscardStorage`). API keys cannot be carried over (their
 secrets are never in the chain): the rebuilt table lists them as ``not-imported``, they never
 authenticate, and they must be issued again.
 """
@@ -42,7 +46,13 @@ from typing import Any, cast
 import attrs
 import orjson
 
-from .capabilities import CheckpointStorage, DiscardableStorage, MerkleTreeTransaction, WriteBehindTransaction
+from .capabilities import (
+    CheckpointStorage,
+    DiscardableStorage,
+    MerkleTreeTransaction,
+    SharedDiscardStorage,
+    WriteBehindTransaction,
+)
 from .checkpoint import default_origin
 from .errors import (
     CheckpointRefusedError,
@@ -54,7 +64,15 @@ from .errors import (
     ValidationError,
 )
 from .hashing import is_hash
-from .import_state import FINISH_HINT, clear_import_pending, import_pending, prepare_import_mark
+from .import_state import (
+    FINISH_HINT,
+    ImportMark,
+    check_import_head,
+    clear_import_pending,
+    import_mark,
+    import_pending,
+    prepare_import_mark,
+)
 from .merkle import root_hash
 from .records import Entry, EntryRow, entry_row_from_dict, loads_strict
 from .storage import StorageBackend, WriteTransaction
@@ -221,8 +239,6 @@ def import_entries(
     mark = prepare_import_mark(storage, ledger_id)
     with storage.write() as tx:
         _check_empty(storage, tx, ledger_id, pending)
-        # Committed with the entries: an ordinary open refuses the ledger until finish_import.
-        mark(tx, source)
         state.tx = tx
         report = verify_rows(ledger_id, state.rows(lines))
         if not report.ok:
@@ -254,6 +270,9 @@ def import_entries(
                     where=checkpoint.where,
                 )
                 checkpoint_size = checked.size
+        # Committed with the entries: an ordinary open refuses the ledger until finish_import, which
+        # finishes only a ledger whose chain still ends where the import wrote it.
+        mark(tx, ImportMark(source=source, head=report.head_hash, size=entries))
     seconds = time.perf_counter() - started
     log.info(
         "imported %d entries into ledger %r at %s in %.1f s (the import is finished once its plugins' state is "
@@ -274,30 +293,39 @@ def finish_import(*, source: str | None = None, **kwargs: Any) -> VerificationRe
     arguments are those of :func:`~nucleus_core.open_ledger` (the ledger's configuration, plugins
     included). Returns the verification report. Refused (:class:`ConflictError`) when the ledger
     holds no unfinished import; :class:`IntegrityError` naming the first bad seq when the plugins
-    cannot build their state from the chain or verification fails (the mark stays)."""
+    cannot build their state from the chain or verification fails (the mark stays).
+
+    Also refused, nothing changed: a ledger whose chain does not end exactly where the import
+    wrote it (the head and size its mark records: a ledger in service that grew since, a mark not
+    written by an import), and one where a plugin holds state for the ledger that differs from
+    the chain (its tables were changed behind its back: that is evidence, not replaced)."""
     storage = kwargs.get("storage")
+    ledger_id = kwargs.get("id", "")
     probe = _target_storage(storage, kwargs.get("storage_options"))
-    probe.open(kwargs.get("id", ""), create=False)
+    probe.open(ledger_id, create=False)
     try:
-        pending = import_pending(probe, kwargs.get("id", ""))
+        mark = import_mark(probe, ledger_id)
+        if mark is not None:
+            check_import_head(probe, ledger_id, mark)
     finally:
         if probe is not storage:
             probe.close()
-    if pending is None:
+    if mark is None:
         raise ConflictError(
             f"ledger {kwargs.get('id')!r} at {probe.url} holds no unfinished import: nothing to finish"
         )
-    return _finish(kwargs, discard=False, source=source or pending)
+    return _finish(kwargs, discard=False, source=source or mark.source)
 
 
 def _finish(kwargs: Mapping[str, Any], *, discard: bool, source: str) -> VerificationReport:
     """The second step of an import (see :func:`finish_import`); ``discard``: a failing open removes
-    the tables it created (the import created the ledger)."""
+    what it created (the import created the ledger; storage in memory). Plugins whose state for the
+    ledger differs from the chain refuse the rebuild (``rebuild_refuses_differences``)."""
     from .assembly import LedgerBuilder
     from .ledger import LedgerConfig
 
     try:
-        config = LedgerConfig(**{**kwargs, "rebuild_state": True})
+        config = LedgerConfig(**{**kwargs, "rebuild_state": True, "rebuild_refuses_differences": True})
     except TypeError as err:
         raise ConfigurationError(str(err)) from None
     log.warning(
@@ -361,18 +389,28 @@ def import_ledger(
         return _target_storage(given, kwargs.get("storage_options"))
 
     committed = False
+    second: StorageBackend | None = None
     try:
         report = import_entries(
             storage, ledger_id, lines, batch=batch, expect_head=expect_head, checkpoint=expect_checkpoint,
             progress=progress, source=source,
         )
         committed = True
-        # Storage in memory is this object: the ledger opens it, not a new one.
-        options = kwargs if storage.persistent else {**kwargs, "storage": storage}
-        _finish(options, discard=True, source=source)
+        if storage.persistent:
+            # The second step opens the ledger on an object of its own, which the import keeps: when
+            # that step fails, what its plugins wrote there (their tables, their rows) is removed with
+            # the ledger (_remove). The open only closes it (create=False): the import discards.
+            second = reopen()
+            options = {k: v for k, v in kwargs.items() if k != "storage_options"}
+            _finish({**options, "storage": second}, discard=False, source=source)
+        else:
+            # Storage in memory is this object: the ledger opens it, not a new one.
+            _finish({**kwargs, "storage": storage}, discard=True, source=source)
     except BaseException:
+        if second is not None:
+            second.close()
         try:
-            _remove(storage, ledger_id, committed=committed, reopen=reopen)
+            _remove(storage, ledger_id, committed=committed, reopen=reopen, second=second)
         except Exception:  # the import's own error is the one to report
             log.exception("ledger %r at %s: removing the failed import failed", ledger_id, storage.url)
         raise
@@ -397,15 +435,28 @@ def _target_storage(given: object, options: Mapping[str, Any] | None) -> Storage
     return storage_for_url(given, options)
 
 
-def _remove(storage: StorageBackend, ledger_id: str, *, committed: bool, reopen: Callable[[], StorageBackend]) -> None:
-    """Remove the ledger a failed import created (what another writer added meanwhile stays); when
-    the storage keeps it anyway, it is marked unfinished again, so that no ordinary open takes it."""
+def _remove(
+    storage: StorageBackend,
+    ledger_id: str,
+    *,
+    committed: bool,
+    reopen: Callable[[], StorageBackend],
+    second: StorageBackend | None = None,
+) -> None:
+    """Remove the ledger a failed import created (what another writer added meanwhile stays), with
+    what the second step's open (``second``, closed) put beside it: the plugins' rows of the ledger
+    and the tables it created (:class:`~nucleus_core.capabilities.SharedDiscardStorage`). When the
+    storage keeps the ledger anyway, it is marked unfinished again, so that no ordinary open takes it."""
     if not isinstance(storage, DiscardableStorage):
         storage.close()
         return
+    mark = import_mark(storage, ledger_id) if committed else None
     if committed:
         clear_import_pending(storage, ledger_id)  # else the discard would take the mark for foreign data
-    storage.discard()
+    if second is not None and isinstance(storage, SharedDiscardStorage):
+        storage.discard_with(second)
+    else:
+        storage.discard()
     if not committed or not storage.persistent:
         return
     probe = reopen()
@@ -414,9 +465,10 @@ def _remove(storage: StorageBackend, ledger_id: str, *, committed: bool, reopen:
     except LedgerNotFoundError:
         return
     try:
-        mark = prepare_import_mark(probe, ledger_id)
+        marking = prepare_import_mark(probe, ledger_id)
         with probe.write() as tx:
-            mark(tx, "a failed import")
+            marking(tx, ImportMark(source="a failed import", head=mark.head if mark else None,
+                                   size=mark.size if mark else None))
         log.error("ledger %r at %s: the failed import could not be removed; it stays marked unfinished", ledger_id,
                   probe.url)
     finally:

@@ -175,7 +175,11 @@ class LedgerConfig:
     (:func:`~nucleus_core.importing.finish_import`) or a deliberate rebuild: the plugins that keep
     state derived from the chain (``ledger.rebuilding``) build it from the chain, logged, instead of
     refusing a state that does not match it; it also opens a ledger marked as holding an unfinished
-    import, which an ordinary open refuses. Needs ``verify_on_open`` (a rebuild writes).
+    import, which an ordinary open refuses. Needs ``verify_on_open`` (a rebuild writes). A plugin
+    that finds state of its own for the ledger that differs from the chain reports it as an ERROR
+    naming what it replaces; with ``rebuild_refuses_differences`` (what
+    :func:`~nucleus_core.importing.finish_import` sets) it refuses instead (IntegrityError, nothing
+    changed): see :func:`~nucleus_core.import_state.rebuild_found_differences`.
     """
 
     id: str = attrs.field(validator=lambda _i, _a, v: validate_ledger_id(v))
@@ -200,6 +204,12 @@ class LedgerConfig:
     group_commit_max_entries: int = attrs.field(default=DEFAULT_GROUP_MAX_ENTRIES)
     group_commit_window: float = attrs.field(default=DEFAULT_GROUP_WINDOW)
     rebuild_state: bool = attrs.field(default=False)
+    rebuild_refuses_differences: bool = attrs.field(default=False)
+
+    @rebuild_refuses_differences.validator
+    def _check_rebuild_refuses(self, _a: object, value: bool) -> None:
+        if type(value) is not bool:
+            raise ConfigurationError("rebuild_refuses_differences must be true or false")
 
     @rebuild_state.validator
     def _check_rebuild(self, _a: object, value: bool) -> None:

@@ -25,7 +25,7 @@ from nucleus_module_asset import AssetModule
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from nucleus_core import Record, RequestContext, create_ledger, open_ledger
+from nucleus_core import Record, RequestContext, create_ledger, hookimpl, open_ledger
 from nucleus_core.canonical import canonical_json
 from nucleus_core.checkpoint import NoteSigner
 from nucleus_core.cli import (
@@ -772,19 +772,25 @@ def test_api_keys_are_listed_as_not_carried_over_and_never_authenticate(
         assert state(ledger)[0] == expected[0] + 1  # the key issued again, nothing else appended
 
 
-@pytest.mark.parametrize("kind", BACKENDS)
-def test_an_interrupted_import_is_refused_until_it_is_finished(
-    make_target: Callable[[str], Target], tmp_path: Path, kind: str
-) -> None:
+def _first_step_only(make_target: Callable[[str], Target], tmp_path: Path, kind: str) -> tuple[Target, Path]:
+    """A UAL export imported into a new ``kind`` target by the first step only (the entries, one
+    transaction): as when the process dies right after it. Returns the target and the file."""
     _src, path = _ual_source(make_target, tmp_path)
     target = make_target(kind)
     with_plugins(target, plugins=["ual"], admins=[ADMIN.oid])
-    # Only the first step (the entries, one transaction): as when the process dies right after it.
     storage = target.storage()
     storage.open(LEDGER_ID, create=True)
     with path.open("rb") as lines:
         import_entries(storage, LEDGER_ID, lines)
     storage.close()
+    return target, path
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_an_interrupted_import_is_refused_until_it_is_finished(
+    make_target: Callable[[str], Target], tmp_path: Path, kind: str
+) -> None:
+    target, path = _first_step_only(make_target, tmp_path, kind)
     with pytest.raises(ConflictError, match=r"unfinished import.*nucleus import --finish"):
         target.open(plugins=["ual"], admins=[ADMIN.oid])
     refused = run("verify", *target.args())
@@ -868,3 +874,236 @@ def test_import_ledger_into_memory_builds_the_plugins_state(
         assert ledger.verify().ok
     with path.open("rb") as lines, pytest.raises(ConfigurationError, match="as a URL"):
         import_ledger(lines, id=LEDGER_ID, storage=make_target("sqlite").storage(), plugins=["ual"])
+
+
+# -- a failed import leaves nothing; a forged mark is not an import -----------------------------------
+
+
+def _sql(target: Target, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """Run ``statement`` on the target's database directly (as someone with write access would)."""
+    if target.name == "sqlite":
+        import sqlite3
+
+        conn = sqlite3.connect(target.url.removeprefix("sqlite:///"))
+        try:
+            with conn:
+                return conn.execute(statement.replace("%s", "?"), params).fetchall()
+        finally:
+            conn.close()
+    with psycopg.connect(target.url, autocommit=True) as pg:
+        pg.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(target.options["schema"])))
+        cursor = pg.execute(statement.encode(), params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def _rows_of(target: Target, ledger_id: str = LEDGER_ID) -> dict[str, int]:
+    """The rows of ``ledger_id`` in every table with a ledger_id column (tables with none left out)."""
+    if target.name == "sqlite":
+        path = Path(target.url.removeprefix("sqlite:///"))
+        if not path.exists():
+            return {}
+        tables = [t for (t,) in _sql(target, "SELECT name FROM sqlite_master WHERE type = 'table'")
+                  if any(c[1] == "ledger_id" for c in _sql(target, f'PRAGMA table_info("{t}")'))]
+    else:
+        tables = [t for (t,) in _sql(
+            target, "SELECT table_name FROM information_schema.columns WHERE table_schema = %s "
+            "AND column_name = 'ledger_id'", (target.options["schema"],),
+        )]
+    query = 'SELECT COUNT(*) FROM "{}" WHERE ledger_id = %s'
+    counts = {t: _sql(target, query.format(t), (ledger_id,))[0][0] for t in tables}
+    return {t: n for t, n in counts.items() if n}
+
+
+class _RefusesAfterTheRebuild:
+    """A plugin refusing the open once the others built their state (their rows are committed)."""
+
+    @hookimpl(trylast=True)
+    def nucleus_ledger_opened(self, ledger: Any) -> None:
+        raise RuntimeError("refused after the rebuild")
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+@pytest.mark.parametrize("how", ["verification", "plugin"])
+def test_a_failed_import_leaves_no_row_of_any_plugin_and_no_file(
+    make_target: Callable[[str], Target], tmp_path: Path, kind: str, how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The UAL committed its grants and index, the API key table its rows, then the import fails:
+    nothing of the ledger stays in any table, the file it created goes, and a new ledger of that id
+    opens with the UAL."""
+    import attrs
+
+    from nucleus_core.importing import import_ledger
+    from nucleus_core.ledger import Ledger
+
+    settings = {"auth.api_key": {"pepper": PEPPER}}
+    src = make_target("sqlite")
+    with src.create(plugins=["ual", "auth.api_key"], admins=[ADMIN.oid], settings=settings) as ledger:
+        ledger.acl.grant(
+            [{"resource_kind": "stream:orders", "resource_id": "*", "principal_oid": ALICE.oid, "scope": "write"}],
+            ADMIN,
+        )
+        ledger.auth.parser("auth.api_key").create_key(ALICE.oid, name="k")
+        ledger.append_batch(records(0, 5), ALICE)
+    with_plugins(src, plugins=["ual", "auth.api_key"], admins=[ADMIN.oid], extra=f'pepper = "{PEPPER}"\n')
+    path = tmp_path / "both.jsonl"
+    export(src, path, requester=ADMIN)
+    target = make_target(kind)
+    plugins: list[Any] = ["ual", "auth.api_key"]
+    written: dict[str, int] = {}
+    real = Ledger.verify
+
+    def failing(self: Ledger, **kwargs: Any) -> Any:
+        written.update(_rows_of(target))
+        return attrs.evolve(real(self, **kwargs), ok=False, first_bad_seq=3, reason="access control state: forced")
+
+    if how == "verification":
+        monkeypatch.setattr(Ledger, "verify", failing)
+        expected: Any = pytest.raises(IntegrityError, match="forced")
+    else:
+        plugins.append(_RefusesAfterTheRebuild())
+        expected = pytest.raises(RuntimeError, match="refused after the rebuild")
+    with path.open("rb") as lines, expected:
+        import_ledger(
+            lines, source="both.jsonl", id=LEDGER_ID, storage=target.url, storage_options=target.options,
+            plugins=plugins, admins=[ADMIN.oid], settings=settings,
+        )
+    monkeypatch.undo()
+    if how == "verification":  # the plugins' rows were there when the import failed
+        assert {"nucleus_ual_grants", "nucleus_ual_resources"} <= set(written), written
+    assert _rows_of(target) == {}
+    if kind == "sqlite":
+        assert not Path(target.url.removeprefix("sqlite:///")).exists()
+    with pytest.raises(LedgerNotFoundError):
+        target.open()
+    with target.create(plugins=["ual"], admins=[ADMIN.oid]) as fresh:
+        assert fresh.verify().ok
+    with target.open(plugins=["ual"], admins=[ADMIN.oid]) as again:
+        assert again.length() == 1  # its record of the plugins, nothing of the failed import
+
+
+def _forge_mark(target: Target, *, at_seq: int | None = None) -> None:
+    """Write a mark of an unfinished import beside an in-service ledger, as someone with write
+    access to the database could (with the head the ledger has, or that of ``at_seq``)."""
+    from nucleus_core.import_state import ImportMark, prepare_import_mark
+
+    storage = target.storage()
+    storage.open(LEDGER_ID, create=False)
+    try:
+        head = storage.head() if at_seq is None else storage.get_by_seq(at_seq)
+        assert head is not None
+        mark = prepare_import_mark(storage, LEDGER_ID)
+        with storage.write() as tx:
+            mark(tx, ImportMark(source="forged.jsonl", head=head.hash, size=head.seq))
+    finally:
+        storage.close()
+
+
+def _in_service(make_target: Callable[[str], Target], kind: str) -> Target:
+    target = make_target(kind)
+    with target.create(plugins=["ual"], admins=[ADMIN.oid]) as ledger:
+        ledger.acl.grant(
+            [{"resource_kind": "stream:orders", "resource_id": "*", "principal_oid": ALICE.oid, "scope": "read"}],
+            ADMIN,
+        )
+        ledger.append_batch(records(0, 5), ADMIN)
+    with_plugins(target, plugins=["ual"], admins=[ADMIN.oid])
+    return target
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_a_forged_mark_does_not_let_finish_replace_tampered_grants(
+    make_target: Callable[[str], Target], kind: str
+) -> None:
+    target = _in_service(make_target, kind)
+    _sql(target, "UPDATE nucleus_ual_grants SET scope = 3 WHERE principal_oid = %s", (ALICE.oid,))  # read -> full
+    grants = sorted(_sql(target, "SELECT * FROM nucleus_ual_grants"))
+    index = sorted(_sql(target, "SELECT * FROM nucleus_ual_resources"))
+    _forge_mark(target)
+    with pytest.raises((IntegrityError, ConflictError), match=r"access control state|unfinished import"):
+        target.open(plugins=["ual"], admins=[ADMIN.oid])
+    finished = run("import", "--finish", *target.args())
+    assert finished.exit_code == EXIT_INTEGRITY, finished.output
+    assert "differs from the chain" in finished.output and "nothing was changed" in finished.output
+    assert f"grant of {ALICE.oid} on stream:orders/*" in finished.output
+    assert sorted(_sql(target, "SELECT * FROM nucleus_ual_grants")) == grants  # the evidence stays
+    assert sorted(_sql(target, "SELECT * FROM nucleus_ual_resources")) == index
+    assert _sql(target, "SELECT source FROM nucleus_import_pending") == [("forged.jsonl",)]
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_a_forged_mark_on_a_ledger_that_grew_since_is_not_finished(
+    make_target: Callable[[str], Target], kind: str
+) -> None:
+    from nucleus_core.importing import finish_import
+
+    target = _in_service(make_target, kind)
+    _forge_mark(target, at_seq=2)
+    with pytest.raises(ConflictError, match=r"not an unfinished import: the import wrote up to seq 2"):
+        finish_import(id=LEDGER_ID, storage=target.url, storage_options=target.options, plugins=["ual"],
+                      admins=[ADMIN.oid])
+    refused = run("import", "--finish", *target.args())
+    assert refused.exit_code == EXIT_CONFLICT and "not an unfinished import" in refused.output
+    assert _sql(target, "SELECT source FROM nucleus_import_pending") == [("forged.jsonl",)]
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_a_forged_mark_beside_a_tampered_chain_reports_the_chain(
+    make_target: Callable[[str], Target], kind: str
+) -> None:
+    target = _in_service(make_target, kind)
+    _forge_mark(target)
+    _sql(target, "UPDATE nucleus_entries SET record_id = 'forged' WHERE seq = 4")
+    with pytest.raises(IntegrityError, match="does not verify at entry 4"):
+        target.open(plugins=["ual"], admins=[ADMIN.oid])
+    refused = run("import", "--finish", *target.args())
+    assert refused.exit_code == EXIT_INTEGRITY and "does not verify at entry 4" in refused.output, refused.output
+
+
+def test_a_deliberate_rebuild_reports_the_state_it_replaces(
+    make_target: Callable[[str], Target], caplog: pytest.LogCaptureFixture
+) -> None:
+    target = _in_service(make_target, "sqlite")
+    _sql(target, "DELETE FROM nucleus_ual_resources WHERE seq = 3")
+    with caplog.at_level("ERROR"), target.open(plugins=["ual"], admins=[ADMIN.oid], rebuild_state=True) as ledger:
+        assert ledger.verify().ok
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any(
+        "grant(s) and 4 resource index row(s) would be replaced; first difference: entry 3 is missing" in m
+        for m in errors
+    ), errors
+    with target.open(plugins=["ual"], admins=[ADMIN.oid]) as ledger:  # rebuilt: the ordinary open takes it
+        assert ledger.verify().ok
+
+
+def test_a_forged_mark_does_not_let_finish_replace_a_tampered_api_key_row(make_target: Callable[[str], Target]) -> None:
+    """The API key plugin too: a row of the ledger that differs from its stream refuses the finish."""
+    from nucleus_token_api_key.store import TABLE_NAME
+
+    settings = {"auth.api_key": {"pepper": PEPPER}}
+    target = make_target("sqlite")
+    with target.create(plugins=["auth.api_key"], settings=settings) as ledger:
+        _key, row = ledger.auth.parser("auth.api_key").create_key(ALICE.oid, name="k")
+        ledger.append_batch(records(0, 3), ALICE)
+    with_plugins(target, plugins=["auth.api_key"], extra=f'pepper = "{PEPPER}"\n')
+    _sql(target, f'UPDATE "{TABLE_NAME}" SET principal = %s', (BOB.oid,))
+    before = _sql(target, f'SELECT * FROM "{TABLE_NAME}"')
+    _forge_mark(target)
+    finished = run("import", "--finish", *target.args())
+    assert finished.exit_code == EXIT_INTEGRITY, finished.output
+    assert f"API key {row.key_id}: principal differ(s)" in finished.output and "nothing was changed" in finished.output
+    assert _sql(target, f'SELECT * FROM "{TABLE_NAME}"') == before
+
+
+def test_a_finish_run_again_after_the_plugins_built_their_state_goes_through(
+    make_target: Callable[[str], Target], tmp_path: Path
+) -> None:
+    """A finish interrupted after the UAL committed what it built (the mark still there): the state
+    it finds is the chain's, so --finish runs again and finishes."""
+    target, _path = _first_step_only(make_target, tmp_path, "sqlite")
+    with target.open(plugins=["ual"], admins=[ADMIN.oid], rebuild_state=True):
+        pass  # the grants and index are built and committed; the mark stays (not finished)
+    assert _sql(target, "SELECT COUNT(*) FROM nucleus_ual_grants")[0][0] > 0
+    finished = run("import", "--finish", *target.args())
+    assert finished.exit_code == 0, finished.output
+    with target.open(plugins=["ual"], admins=[ADMIN.oid]) as ledger:
+        assert ledger.verify().ok

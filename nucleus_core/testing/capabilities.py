@@ -31,6 +31,7 @@ from ..capabilities import (
     ReadOnlyStorage,
     RollbackTransaction,
     SavepointTransaction,
+    SharedDiscardStorage,
     SqlDatabaseStorage,
     WriteBehindTransaction,
 )
@@ -48,6 +49,7 @@ StorageFactory = Callable[[], StorageBackend]
 STORAGE_CAPABILITIES: tuple[type, ...] = (
     EntryRowStorage,
     DiscardableStorage,
+    SharedDiscardStorage,
     CopyableStorage,
     ReadOnlyStorage,
     SqlDatabaseStorage,
@@ -123,6 +125,24 @@ class CapabilityConformance:
             return
         assert isinstance(storage, DiscardableStorage)
         storage.discard()
+        again = storage_factory()
+        with pytest.raises(LedgerNotFoundError):
+            again.open(self.ledger_id, create=False)
+        again.close()
+
+    def test_discard_with(self, storage_factory: StorageFactory) -> None:
+        """``discard_with(other)``: another object that opened the new ledger (and closed) does not
+        keep it; the ledger is gone, as after ``discard``."""
+        storage = storage_factory()
+        storage.open(self.ledger_id)
+        if not self._claims(SharedDiscardStorage, storage):
+            storage.close()
+            return
+        assert isinstance(storage, SharedDiscardStorage)
+        other = storage_factory()
+        other.open(self.ledger_id, create=False)
+        other.close()
+        storage.discard_with(other)
         again = storage_factory()
         with pytest.raises(LedgerNotFoundError):
             again.open(self.ledger_id, create=False)

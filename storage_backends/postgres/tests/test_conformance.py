@@ -17,6 +17,7 @@ from nucleus_core.capabilities import (
     PooledConnectionStorage,
     ReadOnlyStorage,
     SavepointTransaction,
+    SharedDiscardStorage,
     SqlDatabaseStorage,
     WriteBehindTransaction,
 )
@@ -33,7 +34,8 @@ class TestPostgresConformance(StorageConformance):
 
 class TestPostgresCapabilities(CapabilityConformance):
     capabilities = (
-        EntryRowStorage, DiscardableStorage, ReadOnlyStorage, SqlDatabaseStorage, PooledConnectionStorage,
+        EntryRowStorage, DiscardableStorage, SharedDiscardStorage,
+        ReadOnlyStorage, SqlDatabaseStorage, PooledConnectionStorage,
         GrantIndexStorage, CheckpointStorage, MerkleTreeStorage, MerkleEntryReadStorage, SavepointTransaction,
         WriteBehindTransaction,
     )

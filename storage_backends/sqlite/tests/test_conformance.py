@@ -17,6 +17,7 @@ from nucleus_core.capabilities import (
     MerkleTreeStorage,
     ReadOnlyStorage,
     SavepointTransaction,
+    SharedDiscardStorage,
     SqlDatabaseStorage,
     WriteBehindTransaction,
 )
@@ -32,7 +33,8 @@ class TestSqliteConformance(StorageConformance):
 
 class TestSqliteCapabilities(CapabilityConformance):
     capabilities = (
-        EntryRowStorage, DiscardableStorage, CopyableStorage, ReadOnlyStorage, SqlDatabaseStorage, GrantIndexStorage,
+        EntryRowStorage, DiscardableStorage, SharedDiscardStorage,
+        CopyableStorage, ReadOnlyStorage, SqlDatabaseStorage, GrantIndexStorage,
         CheckpointStorage,
         MerkleTreeStorage, MerkleEntryReadStorage, SavepointTransaction, WriteBehindTransaction,
     )

@@ -33,6 +33,7 @@ from nucleus_core.access import AclAdmin
 from nucleus_core.capabilities import ExtensionStorage, GrantIndexStorage
 from nucleus_core.context import GRANT, READ, RequestContext, require_scope
 from nucleus_core.errors import AccessDeniedError, ConfigurationError, IntegrityError, QueryError, ValidationError
+from nucleus_core.import_state import rebuild_found_differences
 from nucleus_core.oid import validate_oid
 from nucleus_core.query import QueryFilters, QueryResult, filters_from, page
 from nucleus_core.records import Entry, Record, system_record_id
@@ -136,6 +137,7 @@ class UnifiedAccessLayer:
         except _MalformedAclEntry as err:
             raise IntegrityError(f"ual: the grants cannot be built from the chain: {err}", seq=err.seq,
                                  reason=str(err)) from None
+        self._existing_state_differs()
         log.warning(
             "ual: rebuilding the grants (%d, from the %s stream) and the resource index of ledger %r from the chain",
             len(grants), ACL_STREAM, self._ledger.id,
@@ -146,6 +148,24 @@ class UnifiedAccessLayer:
             for grant in grants.values():
                 self._store.put_grant(grant)
             self._index_from(1, None)
+
+    def _existing_state_differs(self) -> None:
+        """Before a rebuild replaces them: grants or index rows already stored that differ from the
+        chain are reported (:func:`~nucleus_core.import_state.rebuild_found_differences`: an ERROR
+        naming how many rows are replaced and the first difference; finishing an import refuses).
+        Empty tables (a new import) and tables that match the chain (a finish run again) are not."""
+        with self._store.session():
+            grants = sum(1 for _ in self._store.grants())
+            rows = sum(1 for _ in self._store.iter_index())
+            if not grants and not rows:
+                return
+            problem = self.check_consistency()
+        if problem is None:
+            return
+        rebuild_found_differences(
+            self._ledger, "ual",
+            f"{grants} grant(s) and {rows} resource index row(s) would be replaced; first difference: {problem}",
+        )
 
     def _index_from(self, start: int, stop: int | None) -> None:
         """Index the user entries from ``start`` (to ``stop``), inside the caller's transaction, a

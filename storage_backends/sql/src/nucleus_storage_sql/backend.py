@@ -219,6 +219,9 @@ class SqlStorageBackend(abc.ABC):
         self._written_seqs: set[int] = set()
         self._uncommitted_seqs: list[int] = []
         self._plugin_tables: list[str] = []
+        # Plugin tables another object on this ledger ensured (and those it created), taken over by
+        # discard_with: the rows of this ledger there are deleted, the created tables dropped when empty.
+        self._adopted_tables: list[str] = []
         # The entries table's columns (set by open): a read-only open of a table from before entry
         # format version 2 reads the missing columns as their defaults (APPENDER_DEFAULTS).
         self._columns: frozenset[str] = frozenset(ENTRY_COLUMNS)
@@ -583,6 +586,19 @@ class SqlStorageBackend(abc.ABC):
         finally:
             self.close()
 
+    def discard_with(self, other: object) -> None:
+        """:meth:`discard`, also removing what ``other`` (another, closed backend object of this
+        class on the same database and ledger: the second step of an import, which opened the
+        ledger with its plugins) put there: the rows of this ledger in the plugin tables it ensured,
+        and the tables it created while they are empty. Only for a ledger whose every writer was
+        this import's (the mark of an unfinished import kept ordinary openers out): the rows of
+        this ledger in those tables are taken as written by it. Still nothing is removed when the
+        ledger holds entries this object did not write."""
+        if isinstance(other, SqlStorageBackend) and other.url == self.url and other._ledger_id == self._ledger_id:
+            self._adopted_tables.extend(t for t in other._plugin_tables if t not in self._plugin_tables)
+            self._created_tables.extend(t for t in other._created_tables if t not in self._created_tables)
+        self.discard()
+
     def _remove_created(self) -> None:
         """Remove the ledger this open registered, and the tables it created, but only what it wrote:
         decided under the writers' lock, and skipped (logged) as soon as the ledger holds an entry
@@ -602,10 +618,12 @@ class SqlStorageBackend(abc.ABC):
                     return
                 tables = (
                     self._entries_table, self._ledgers_table, MERKLE_TABLE, MERKLE_SIZE_TABLE, CHECKPOINTS_TABLE,
-                    COSIGNATURES_TABLE,
+                    COSIGNATURES_TABLE, *dict.fromkeys(self._adopted_tables),
                 )
                 for table in tables:
-                    if db.table_exists(table):
+                    if db.table_exists(table) and (
+                        table not in self._adopted_tables or "ledger_id" in {c.name for c in db.get_columns(table)}
+                    ):
                         db.execute_sql(
                             f"DELETE FROM {self._quote(table)} WHERE {lid} = {db.param}",  # noqa: S608 - checked names
                             (self._ledger_id,),

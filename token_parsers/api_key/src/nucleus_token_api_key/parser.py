@@ -33,6 +33,7 @@ from nucleus_core.errors import (
     TokenInvalidError,
     ValidationError,
 )
+from nucleus_core.import_state import rebuild_found_differences
 from nucleus_core.oid import validate_oid
 from nucleus_core.records import Entry, Record, system_record_id
 from nucleus_core.requester_log import loggable_oid
@@ -317,6 +318,17 @@ class ApiKeyParser:
             raise IntegrityError(f"{NAME}: the key table cannot be built from the chain: {err}",
                                  seq=getattr(err, "seq", None), reason=str(err)) from None
         stored = self._store.list()
+        # Rows already stored that differ from the chain (rows of keys missing from the table are
+        # what the rebuild adds; rows without a secret of keys the chain lacks go, below).
+        kept = {k.key_id for k in stored if not (k.secret_hash == NOT_CARRIED_OVER and k.key_id not in chain)}
+        differing = {k: v for k, v in self._differences().items() if k in kept}
+        if differing:
+            first = differing[min(differing)]
+            rebuild_found_differences(
+                self._ledger, NAME,
+                f"{len(stored)} API key row(s) stored, {len(differing)} differing from the {STREAM} stream; "
+                f"first difference: {first}",
+            )
         # Rows a rebuild wrote for keys this chain does not hold (left by an import that failed
         # afterwards): they carry no secret, so they go; every other row stays, compared below.
         stale = [k.key_id for k in stored if k.secret_hash == NOT_CARRIED_OVER and k.key_id not in chain]

@@ -179,6 +179,7 @@ def test_a_witness_that_cannot_be_reached_is_reported_by_its_name() -> None:
     assert seen.of(WitnessResponded)[0] == WitnessResponded("w-one", "unavailable")
 
 
+@pytest.mark.needs_distribution("nucleus-storage-sqlite")
 def test_the_verification_on_open_reaches_observers_added_later(tmp_path: Any) -> None:
     storage = f"sqlite:///{tmp_path / 'l.db'}"
     with create_ledger(id="past", storage=storage) as ledger:

@@ -169,8 +169,20 @@ def import_mark(storage: StorageBackend, ledger_id: str) -> ImportMark | None:
     if not isinstance(storage, SqlDatabaseStorage):
         return None
     with _connection(storage)():
-        if not storage.database.table_exists(PENDING_TABLE):
+        database = storage.database
+        if not database.table_exists(PENDING_TABLE):
             return None
+        present = {column.name for column in database.get_columns(PENDING_TABLE)}
+        if not {"head", "size"} <= present:
+            # A table of the first version of the mark: read as it is. Every ordinary open reads the
+            # mark, and one that cannot write (a read replica, a read-only file) must not have to
+            # add the columns first; the next import's write adds them.
+            cursor = database.execute_sql(
+                f"SELECT source FROM {PENDING_TABLE} WHERE ledger_id = {database.param}",  # noqa: S608 - a constant
+                (ledger_id,),
+            )
+            row = cursor.fetchone()
+            return None if row is None else ImportMark(source=str(row[0]), head=None, size=None)
     return _sql_store(storage, ledger_id).get()
 
 
@@ -190,8 +202,14 @@ def check_import_head(storage: StorageBackend, ledger_id: str, mark: ImportMark)
     found = storage.head()
     at = f"seq {found.seq} (head {found.hash})" if found is not None else "no entry"
     if mark.head is None or mark.size is None:
-        why = "the mark records no head (written before marks recorded one): import the file again"
-    elif found is None or found.seq != mark.size or found.hash != mark.head:
+        # A mark of the first version (it recorded no head): finishing is still guarded by the
+        # plugins' comparison of the state they hold with the chain (rebuild_refuses_differences).
+        _log.warning(
+            "ledger %r: the mark of its unfinished import records no head (written before marks recorded one); "
+            "finishing it with the chain as it is, at %s", ledger_id, at,
+        )
+        return
+    if found is None or found.seq != mark.size or found.hash != mark.head:
         why = f"the import wrote up to seq {mark.size} (head {mark.head}), the chain ends at {at}"
     else:
         return

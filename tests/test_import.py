@@ -1107,3 +1107,38 @@ def test_a_finish_run_again_after_the_plugins_built_their_state_goes_through(
     assert finished.exit_code == 0, finished.output
     with target.open(plugins=["ual"], admins=[ADMIN.oid]) as ledger:
         assert ledger.verify().ok
+
+
+def test_a_mark_of_the_first_version_is_read_without_writing_and_can_be_finished(
+    make_target: Callable[[str], Target], tmp_path: Path
+) -> None:
+    """A database where an earlier version left an unfinished import holds the mark table without
+    its head and size columns. Every ordinary open reads the mark: one that cannot write (a
+    replica, a read-only file) must still read it (it tried to add the columns: StorageError), and
+    the import can still be finished (it was refused: "import the file again", which the full
+    target refuses in turn)."""
+    import sqlite3
+
+    from nucleus_core.import_state import PENDING_TABLE, refuse_unfinished_import
+
+    target, _path = _first_step_only(make_target, tmp_path, "sqlite")
+    database = target.url.removeprefix("sqlite:///")
+    with sqlite3.connect(database) as conn:
+        conn.execute(f"ALTER TABLE {PENDING_TABLE} DROP COLUMN head")
+        conn.execute(f"ALTER TABLE {PENDING_TABLE} DROP COLUMN size")
+    conn.close()
+    reader = target.storage()
+    reader.open(LEDGER_ID, read_only=True, create=False)
+    try:
+        with pytest.raises(ConflictError, match="unfinished import"):
+            refuse_unfinished_import(reader, LEDGER_ID)
+    finally:
+        reader.close()
+    with sqlite3.connect(database) as conn:
+        columns = {row[1] for row in conn.execute(f"PRAGMA table_info({PENDING_TABLE})")}
+    conn.close()
+    assert "head" not in columns  # the read changed nothing
+    finished = run("import", "--finish", *target.args())
+    assert finished.exit_code == 0, finished.output
+    with target.open(plugins=["ual"], admins=[ADMIN.oid]) as ledger:
+        assert ledger.verify().ok

@@ -1100,8 +1100,8 @@ def test_a_finish_run_again_after_the_plugins_built_their_state_goes_through(
     """A finish interrupted after the UAL committed what it built (the mark still there): the state
     it finds is the chain's, so --finish runs again and finishes."""
     target, _path = _first_step_only(make_target, tmp_path, "sqlite")
-    with target.open(plugins=["ual"], admins=[ADMIN.oid], rebuild_state=True):
-        pass  # the grants and index are built and committed; the mark stays (not finished)
+    # Opening in the rebuild mode builds and commits the grants and index; the mark stays (not finished).
+    target.open(plugins=["ual"], admins=[ADMIN.oid], rebuild_state=True).close()
     assert _sql(target, "SELECT COUNT(*) FROM nucleus_ual_grants")[0][0] > 0
     finished = run("import", "--finish", *target.args())
     assert finished.exit_code == 0, finished.output
